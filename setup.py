@@ -1,0 +1,43 @@
+"""webqq: a Tornado-based WebQQ client that runs as a daemon."""
+from setuptools import find_packages, setup
+
+setup(
+    name="webqq",
+    version="0.1.0",
+    description="A WebQQ (2013 protocol) client daemon on Tornado, with a protocol simulator",
+    long_description=open("README.rst", encoding="utf-8").read(),
+    long_description_content_type="text/x-rst",
+    python_requires=">=3.9",
+    packages=find_packages(exclude=["tests", "tests.*", "bench"]),
+    include_package_data=True,
+    package_data={"webqq.simulator": ["certs/*.pem", "*.json"]},
+    install_requires=[
+        # Every byte of I/O runs on Tornado's IOLoop: HTTPStream registers raw
+        # sockets on it, the simulator and the control API are Tornado servers.
+        "tornado>=6.2",
+    ],
+    extras_require={
+        "test": [
+            # The test runner; its 10.x will drop the hook style pytest-tornado uses.
+            "pytest>=8,<10",
+            # gen_test and the io_loop fixture, as the design card asks.
+            "pytest-tornado>=0.8",
+            # A hung test fails after a bound instead of stalling CI.
+            "pytest-timeout>=2.1",
+            # Throwaway CAs and certificates for the HTTPS tests (right and wrong names).
+            "trustme>=1.0",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "webqq = webqq.cli:main",
+            "webqq-simulator = webqq.simulator.cli:main",
+        ],
+    },
+    scripts=[],
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Framework :: Tornado",
+        "Operating System :: POSIX",
+    ],
+)
