@@ -1,0 +1,874 @@
+"""Configuration: the ini file read into typed, validated, frozen settings.
+
+What it is for: ``find_config`` picks the file (``-c``, else the first of ``search_path()``),
+``load`` turns it into a ``Config`` (one frozen dataclass per section), ``resolve_password``
+finds the account password when the daemon is about to log in, and ``render_effective``
+writes what was understood, secrets masked, for ``webqq check``. Anything wrong in the file
+raises ``ConfigError``, whose ``str`` is the one line the CLI prints before exit status 3::
+
+    conf/webqq.ini: [network] request_timeout: 'abc' is not a number of seconds
+
+What it must never do: open a socket, start anything, create a directory or write a file.
+It reads the ini file, looks at the files it names (exists? readable by others?) and reads
+the password file only inside ``resolve_password``; the daemon acts on the result.
+
+Rules the ini file follows (conf/webqq.ini repeats them for its readers):
+
+* Relative paths (``state_dir``, ``logfile``, ``password_file``, ``ca_file``, ``world``) are
+  relative to the directory holding the configuration file, never to the working directory,
+  so ``webqq start`` and a later ``webqq stop`` run from elsewhere agree on the pidfile, and
+  systemd (working directory ``/``) reads the file as a shell does. ``~`` is expanded.
+* An absent key takes its default; a present key goes through its converter, so an empty
+  value is an error unless the key says what empty means (``logfile =`` is stderr).
+* Comments: a line whose first non-blank character is ``#`` or ``;``, and the rest of a line
+  from a ``;`` that follows whitespace. A ``#`` after a value belongs to the value, and no
+  ``%`` interpolation happens. A value holding " ;" cannot be written in the file: put such
+  a password in ``password_file`` or ``WEBQQ_PASSWORD``; write a ``;`` prefix as
+  ``command_prefix =;`` (no space before the ``;``).
+* Only ``[bot] plugins`` and ``[plugin:NAME]`` values may continue on indented lines.
+* Password, highest precedence first: the ``WEBQQ_PASSWORD`` environment variable when
+  non-empty, ``password_file``, ``password``. Setting both keys in the file is an error.
+  The password is resolved lazily, by ``resolve_password`` when the daemon logs in or
+  ``webqq check`` validates, so ``webqq stop`` and ``webqq status`` work for a user who may
+  not read the password file.
+* ``[simulator] embedded = yes`` makes ``[account]`` optional: ``qq`` defaults to the
+  simulator's built-in account (``SIMULATOR_QQ``) and, without a password source,
+  ``resolve_password`` returns None: the daemon takes the password from the simulator's
+  world, which knows every account it serves. ``[hosts]`` is ignored then (the daemon routes
+  every protocol host to the simulator), with a warning if it is not empty.
+
+Warnings (a file holding a secret that others may read, ignored ``[hosts]``) go to the
+``webqq.config`` logger; ``find_config`` logs the file it chose there at INFO, which the
+daemon repeats from ``Config.source`` once it has set up logging.
+"""
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import difflib
+import ipaddress
+import logging
+import os
+import re
+import stat
+import types
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Mapping, Optional, Tuple, TypeVar, Union
+
+logger = logging.getLogger("webqq.config")
+
+#: The simulator's built-in account, the default ``[account] qq`` when it is embedded.
+SIMULATOR_QQ = 10001
+#: The environment variable that overrides the password keys of the file.
+PASSWORD_ENV = "WEBQQ_PASSWORD"
+#: The last place ``find_config`` looks (a module constant so tests can move it).
+SYSTEM_CONFIG = Path("/etc/webqq/webqq.ini")
+#: What a secret looks like in reprs and in ``render_effective``.
+MASK = "********"
+#: Default ``[daemon] state_dir``, relative to the configuration file's directory.
+DEFAULT_STATE_DIR = "run"
+
+_SECRET_FIELDS = frozenset({"password", "token", "secret"})
+# Words that make a [plugin:NAME] key a secret: api_key, bot-token, password, ...
+_SECRET_WORDS = frozenset({"password", "passwd", "pass", "token", "secret", "key", "apikey"})
+
+PathLike = Union[str, "os.PathLike[str]"]
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """Raised when the configuration cannot be used: the file is missing or unreadable, a
+    section or key is unknown, a value is bad or a required key is missing.
+
+    ``file``, ``section`` and ``key`` say where (``section`` and ``key`` may be None);
+    ``problem`` says what is wrong, quoting the bad value. ``str(error)`` is the one line
+    the CLI prints before exit status 3.
+    """
+
+    def __init__(self, file: Optional[PathLike], section: Optional[str],
+                 key: Optional[str], problem: str) -> None:
+        self.file = None if file is None else str(file)
+        self.section = section
+        self.key = key
+        self.problem = problem
+        where = _where(self.file, section, key)
+        super().__init__(f"{where}: {problem}" if where else problem)
+
+
+def _where(file: Optional[str], section: Optional[str], key: Optional[str]) -> str:
+    """``'conf/webqq.ini: [network] retries'``, leaving out what is None."""
+    place = None
+    if section is not None:
+        place = f"[{section}] {key}" if key is not None else f"[{section}]"
+    return ": ".join(part for part in (file, place) if part)
+
+
+# Converters: each takes the stripped text of one value and returns its typed value, or
+# raises ValueError whose message quotes the bad text. ConfigError adds file, section, key.
+
+_TRUE = frozenset({"yes", "true", "on", "1"})
+_FALSE = frozenset({"no", "false", "off", "0"})
+_LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+               "error": logging.ERROR, "critical": logging.CRITICAL}
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024 ** 2, "mb": 1024 ** 2,
+               "g": 1024 ** 3, "gb": 1024 ** 3}
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+# QQ numbers start at 10000 and fit the protocol's 32-bit unsigned integers.
+_QQ_RANGE = (10000, 2 ** 32 - 1)
+
+
+def boolean(value: str) -> bool:
+    """``yes``/``no``, ``true``/``false``, ``on``/``off``, ``1``/``0``, any case."""
+    lowered = value.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"{value!r} is not a boolean (yes/no, true/false, on/off, 1/0)")
+
+
+def count(value: str) -> int:
+    """A whole number, 0 or more (``retries``, ``log_backups``)."""
+    if not re.fullmatch(r"\d+", value):
+        raise ValueError(f"{value!r} is not a whole number (0 or more)")
+    return int(value)
+
+
+def port(value: str) -> int:
+    """A TCP port to connect to, 1 to 65535."""
+    if not re.fullmatch(r"\d+", value) or not 1 <= int(value) <= 65535:
+        raise ValueError(f"{value!r} is not a port (1 to 65535)")
+    return int(value)
+
+
+def bind_port(value: str) -> int:
+    """A TCP port to listen on, 0 to 65535; 0 lets the system pick a free one."""
+    if not re.fullmatch(r"\d+", value) or not 0 <= int(value) <= 65535:
+        raise ValueError(f"{value!r} is not a port (0 to 65535, 0: any free port)")
+    return int(value)
+
+
+def seconds(value: str) -> float:
+    """A duration in seconds, 0 or more, as ``2`` or ``0.5``."""
+    if not re.fullmatch(r"\d+(\.\d+)?", value):
+        raise ValueError(f"{value!r} is not a number of seconds")
+    return float(value)
+
+
+def positive_seconds(value: str) -> float:
+    """A duration in seconds greater than 0 (timeouts)."""
+    duration = seconds(value)
+    if duration == 0:
+        raise ValueError(f"{value!r} is not more than 0 seconds")
+    return duration
+
+
+def byte_size(value: str) -> int:
+    """A size in bytes: ``1048576``, ``512KB``, ``10MB``, ``1GB`` (units of 1024)."""
+    match = re.fullmatch(r"(\d+)\s*([a-z]*)", value.lower())
+    if not match or match.group(2) not in _SIZE_UNITS:
+        raise ValueError(f"{value!r} is not a size in bytes (e.g. 0, 512KB, 10MB, 1GB)")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+
+
+def loglevel(value: str) -> int:
+    """A level name, any case, returned as the ``logging`` number (``info`` -> 20)."""
+    try:
+        return _LOG_LEVELS[value.lower()]
+    except KeyError:
+        names = ", ".join(_LOG_LEVELS)
+        raise ValueError(f"{value!r} is not a log level ({names})") from None
+
+
+def qq_number(value: str) -> int:
+    """A QQ number: digits, 10000 to 4294967295."""
+    low, high = _QQ_RANGE
+    if not re.fullmatch(r"[1-9]\d*", value) or not low <= int(value) <= high:
+        raise ValueError(f"{value!r} is not a QQ number (digits, {low} to {high})")
+    return int(value)
+
+
+def host_name(value: str) -> str:
+    """A DNS host name (``d.web2.qq.com``), returned in lower case."""
+    lowered = value.lower()
+    labels = lowered.split(".")
+    if (len(lowered) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels)
+            or labels[-1].isdigit()):
+        raise ValueError(f"{value!r} is not a host name")
+    return lowered
+
+
+def _host_port(value: str, lowest_port: int) -> Tuple[str, int]:
+    match = re.fullmatch(r"\[([^\]]*)\]:(\d+)|([^:\[\]]+):(\d+)", value)
+    if not match:
+        raise ValueError(f"{value!r} is not HOST:PORT (an IPv6 address in brackets: "
+                         f"[::1]:18080)")
+    if match.group(1) is not None:
+        host, number = match.group(1), int(match.group(2))
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{value!r}: {host!r} is not an IPv6 address") from None
+    else:
+        host, number = match.group(3), int(match.group(4))
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            try:
+                host = host_name(host)
+            except ValueError:
+                raise ValueError(f"{value!r}: {host!r} is neither an IP address nor a "
+                                 f"host name") from None
+    if not lowest_port <= number <= 65535:
+        raise ValueError(f"{value!r}: {number} is not a port ({lowest_port} to 65535)")
+    return host, number
+
+
+def host_port(value: str) -> Tuple[str, int]:
+    """Where to connect: ``127.0.0.1:18080``, ``localhost:18080``, ``[::1]:18080``.
+
+    Returns ``(host, port)`` with IPv6 brackets removed, as ``HTTPStream(hosts=)`` takes.
+    """
+    return _host_port(value, lowest_port=1)
+
+
+def listen_address(value: str) -> Tuple[str, int]:
+    """Where to listen: like ``host_port``, but port 0 lets the system pick one."""
+    return _host_port(value, lowest_port=0)
+
+
+def _url(value: str, schemes: Tuple[str, str]) -> str:
+    parts = urllib.parse.urlsplit(value)
+    try:
+        parts.port  # raises ValueError on a port out of range or not a number
+    except ValueError:
+        raise ValueError(f"{value!r} has a bad port") from None
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(f"{value!r} is not a {schemes[0]}:// or {schemes[1]}:// URL")
+    return value
+
+
+def http_url(value: str) -> str:
+    """An ``http://`` or ``https://`` URL with a host (``[api] post_url``)."""
+    return _url(value, ("http", "https"))
+
+
+def ws_url(value: str) -> str:
+    """A ``ws://`` or ``wss://`` URL with a host (``[api] ws_reverse_url``)."""
+    return _url(value, ("ws", "wss"))
+
+
+def module_names(value: str) -> Tuple[str, ...]:
+    """Python module names separated by commas, blanks or newlines; empty: none."""
+    names = tuple(name for name in re.split(r"[,\s]+", value) if name)
+    for index, name in enumerate(names):
+        if not _MODULE_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a Python module name")
+        if name in names[:index]:
+            raise ValueError(f"{name!r} is listed twice")
+    return names
+
+
+def command_prefix(value: str) -> str:
+    """What starts a bot command (``!ping``): one or more characters, no blanks."""
+    if not value:
+        raise ValueError("'' is empty (a ';' after a space starts a comment: "
+                         "write command_prefix =;)")
+    if re.search(r"\s", value):
+        raise ValueError(f"{value!r} contains blanks")
+    return value
+
+
+def text(value: str) -> str:
+    """Any single-line text, unchanged (passwords, tokens)."""
+    return value
+
+
+def path(value: str, base: Path) -> Path:
+    """A file system path; ``~`` expanded, a relative one taken from ``base``.
+
+    Returns an absolute, normalized path (``conf/../run`` becomes ``run``).
+    """
+    if not value:
+        raise ValueError("'' is not a path")
+    return Path(os.path.normpath(base / os.path.expanduser(value)))
+
+
+def existing_file(value: str, base: Path) -> Path:
+    """Like ``path``, and the file must exist (``ca_file``, ``world``)."""
+    resolved = path(value, base)
+    if not resolved.is_file():
+        raise ValueError(f"{value!r} is not a file: {resolved} does not exist")
+    return resolved
+
+
+def optional(convert: Callable[[str], T]) -> Callable[[str], Optional[T]]:
+    """Wraps a converter so that an empty value means None ("not set")."""
+    def convert_unless_empty(value: str) -> Optional[T]:
+        return None if value == "" else convert(value)
+    return convert_unless_empty
+
+
+# The sections. Each field is the key of the same name, converted; defaults are the
+# values an absent key takes.
+
+class _MaskedRepr:
+    """A dataclass repr that shows secrets (password, token, secret, and secret-looking
+    keys of plugin settings) as ``********``."""
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{field.name}={_masked(field.name, getattr(self, field.name))!r}"
+                          for field in dataclasses.fields(self))
+        return f"{type(self).__name__}({shown})"
+
+
+def _masked(name: str, value: object) -> object:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return {key: _masked(key, item) for key, item in value.items()}
+    if name in _SECRET_FIELDS or _looks_secret(name):
+        return MASK
+    return value
+
+
+def _looks_secret(key: str) -> bool:
+    """Whether a free-form key (``[plugin:NAME]``) names a secret: ``api_key``, ``token``."""
+    return not _SECRET_WORDS.isdisjoint(re.split(r"[_.\-]", key.lower()))
+
+
+@dataclass(frozen=True, repr=False)
+class AccountConfig(_MaskedRepr):
+    """``[account]``: whom the daemon logs in as. See ``resolve_password`` for the password.
+
+    ``qq`` is required unless the simulator is embedded (then: ``SIMULATOR_QQ``).
+    ``password`` is the literal from the file, None when empty or absent.
+    ``password_file`` names a file whose first line is the password; None when unset.
+    """
+
+    qq: int
+    password: Optional[str] = None
+    password_file: Optional[Path] = None
+
+
+@dataclass(frozen=True, repr=False)
+class DaemonConfig(_MaskedRepr):
+    """``[daemon]``: where the daemon keeps its state and writes its log.
+
+    ``state_dir``: pidfile, cookies, captcha image and message store (created by the
+    daemon); default ``run`` beside the configuration file. ``logfile``: None for stderr.
+    ``loglevel``: a ``logging`` level number. ``log_max_bytes``: rotate the logfile at this
+    size keeping ``log_backups`` old files; 0 means never rotate but reopen the file when
+    logrotate moves it (``WatchedFileHandler``).
+    """
+
+    state_dir: Path
+    logfile: Optional[Path] = None
+    loglevel: int = logging.INFO
+    log_max_bytes: int = 0
+    log_backups: int = 5
+
+
+@dataclass(frozen=True, repr=False)
+class NetworkConfig(_MaskedRepr):
+    """``[network]``: HTTPStream's knobs. Timeouts in seconds; ``retries`` is how many
+    times a failed request is tried again; ``ca_file`` adds CA certificates to trust."""
+
+    connect_timeout: float = 10.0
+    request_timeout: float = 120.0
+    retries: int = 5
+    ca_file: Optional[Path] = None
+
+
+@dataclass(frozen=True, repr=False)
+class SimulatorConfig(_MaskedRepr):
+    """``[simulator]``: the bundled WebQQ server, started in the daemon's IOLoop when
+    ``embedded``. ``port`` serves plain HTTP and ``/_sim/``, ``tls_port`` the https hosts
+    (0: any free port). ``poll_hold`` (seconds) and ``world`` (a world file): None for the
+    simulator's own defaults."""
+
+    embedded: bool = False
+    port: int = 18080
+    tls_port: int = 18443
+    poll_hold: Optional[float] = None
+    world: Optional[Path] = None
+
+
+@dataclass(frozen=True, repr=False)
+class BotConfig(_MaskedRepr):
+    """``[bot]``: ``plugins`` are module names, loaded in order; ``command_prefix`` starts
+    a command (``!ping``); ``send_interval`` is the least time in seconds between two
+    messages the daemon sends."""
+
+    plugins: Tuple[str, ...] = ("webqq.plugins.builtin",)
+    command_prefix: str = "!"
+    send_interval: float = 0.5
+
+
+@dataclass(frozen=True, repr=False)
+class ApiConfig(_MaskedRepr):
+    """``[api]``: the OneBot v11 control API.
+
+    ``listen``: ``(host, port)`` of the HTTP and forward WebSocket server; None: no server.
+    ``token``: the access_token; None: the daemon generates one into state_dir.
+    ``post_url``: where events are POSTed; None: not posted. ``secret``: signs each POST
+    (HMAC-SHA1 ``X-Signature``); None: unsigned. ``ws_reverse_url``: a reverse WebSocket
+    to connect to; None: none.
+    """
+
+    listen: Optional[Tuple[str, int]] = ("127.0.0.1", 18765)
+    token: Optional[str] = None
+    post_url: Optional[str] = None
+    secret: Optional[str] = None
+    ws_reverse_url: Optional[str] = None
+
+
+@dataclass(frozen=True, repr=False)
+class Config(_MaskedRepr):
+    """The whole configuration, as ``load`` read it from ``source``.
+
+    ``hosts`` maps a protocol host name to the ``(host, port)`` to connect to instead
+    (``HTTPStream(hosts=)``). ``plugin_settings`` maps a plugin's module name, as listed in
+    ``[bot] plugins``, to the keys of its ``[plugin:NAME]`` section (str to str); a plugin
+    without a section is absent. Both mappings are read-only.
+    """
+
+    source: Path
+    account: AccountConfig
+    daemon: DaemonConfig
+    network: NetworkConfig
+    hosts: Mapping[str, Tuple[str, int]]
+    simulator: SimulatorConfig
+    bot: BotConfig
+    api: ApiConfig
+    plugin_settings: Mapping[str, Mapping[str, str]]
+
+
+_SECTIONS = ("account", "daemon", "network", "hosts", "simulator", "bot", "api")
+_PLUGIN_PREFIX = "plugin:"
+
+
+# Finding and loading the file.
+
+def search_path() -> Tuple[Path, ...]:
+    """Where ``find_config`` looks without ``-c``, in order: ``conf/webqq.ini`` under the
+    working directory, ``webqq/webqq.ini`` under ``$XDG_CONFIG_HOME`` (default
+    ``~/.config``), then ``SYSTEM_CONFIG`` (``/etc/webqq/webqq.ini``)."""
+    config_home = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    return (Path("conf", "webqq.ini"), Path(config_home, "webqq", "webqq.ini"),
+            SYSTEM_CONFIG)
+
+
+def find_config(explicit: Optional[PathLike] = None) -> Path:
+    """The configuration file to load, logged at INFO on ``webqq.config``.
+
+    Args:
+        explicit: the ``-c`` argument; when given it is returned as is (``load`` reports
+            it if it cannot be read).
+
+    Returns the path, relative when found relative to the working directory.
+    Raises ConfigError when ``explicit`` is None and no file of ``search_path()`` exists.
+    """
+    if explicit is not None:
+        chosen = Path(explicit)
+    else:
+        candidates = search_path()
+        found = [candidate for candidate in candidates if candidate.is_file()]
+        if not found:
+            tried = ", ".join(str(candidate) for candidate in candidates)
+            raise ConfigError(None, None, None,
+                              f"no configuration file: tried {tried}; pass -c FILE")
+        chosen = found[0]
+    logger.info("using configuration %s", chosen)
+    return chosen
+
+
+def load(file: PathLike) -> Config:
+    """Reads and validates the configuration file.
+
+    Args:
+        file: the ini file; relative paths inside it are taken from its directory.
+
+    Returns the frozen ``Config``. Logs a warning on ``webqq.config`` when the file holds
+    a secret and others may read it, or when ``[hosts]`` is set but ignored.
+    Raises ConfigError naming file, section and key for an unreadable or malformed file,
+    an unknown section or key, a bad value or a missing required key. The password is not
+    resolved here: see ``resolve_password``.
+    """
+    source = Path(file)
+    parser = _parse(source)
+    base = Path(os.path.abspath(source)).parent
+
+    def section(name: str) -> _Section:
+        values = dict(parser[name]) if parser.has_section(name) else {}
+        return _Section(source, name, values, base)
+
+    for name in parser.sections():
+        _check_section_name(source, name)
+    simulator = _read_simulator(section("simulator"))
+    bot = _read_bot(section("bot"))
+    config = Config(
+        source=source,
+        account=_read_account(section("account"), simulator.embedded),
+        daemon=_read_daemon(section("daemon")),
+        network=_read_network(section("network")),
+        hosts=_read_hosts(section("hosts")),
+        simulator=simulator,
+        bot=bot,
+        api=_read_api(section("api")),
+        plugin_settings=_read_plugin_settings(source, parser, bot.plugins),
+    )
+    if config.hosts and simulator.embedded:
+        logger.warning("%s: [hosts]: ignored while [simulator] embedded = yes: every "
+                       "protocol host goes to the embedded simulator", source)
+    secret = _first_secret(config)
+    if secret is not None:
+        _warn_if_readable_by_others(source, source, *secret)
+    return config
+
+
+def _parse(source: Path) -> configparser.ConfigParser:
+    """The ini text, parsed under the rules of the module docstring."""
+    parser = configparser.ConfigParser(
+        delimiters=("=",),
+        comment_prefixes=("#", ";"),
+        inline_comment_prefixes=(";",),
+        interpolation=None,
+        # No header can be "", so a [DEFAULT] section is an ordinary (unknown) section
+        # instead of keys silently copied into every section.
+        default_section="",
+    )
+    try:
+        with open(source, encoding="utf-8") as stream:
+            parser.read_file(stream)
+    except OSError as error:
+        raise ConfigError(source, None, None,
+                          f"cannot read: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(source, None, None,
+                          f"not UTF-8 text (byte {error.start})") from None
+    except configparser.MissingSectionHeaderError as error:
+        raise ConfigError(source, None, None, f"line {error.lineno}: "
+                          f"{error.line.strip()!r} comes before any [section]") from None
+    except configparser.DuplicateSectionError as error:
+        raise ConfigError(source, error.section, None,
+                          f"line {error.lineno}: the section appears twice") from None
+    except configparser.DuplicateOptionError as error:
+        raise ConfigError(source, error.section, error.option,
+                          f"line {error.lineno}: the key appears twice") from None
+    except configparser.ParsingError as error:
+        lineno, line = error.errors[0]
+        raise ConfigError(source, None, None,
+                          f"line {lineno}: {line.strip()!r} is not 'key = value'") from None
+    return parser
+
+
+def _check_section_name(source: Path, name: str) -> None:
+    if name in _SECTIONS or name.startswith(_PLUGIN_PREFIX):
+        return
+    raise ConfigError(source, name, None, "unknown section" + _suggestion(name, _SECTIONS))
+
+
+def _suggestion(word: str, choices: Tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word.lower(), choices, n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (known: {', '.join(choices)})"
+
+
+class _Section:
+    """The raw values of one section and the conversion of each into a typed value."""
+
+    def __init__(self, source: Path, name: str, values: Dict[str, str], base: Path) -> None:
+        self.source = source
+        self.name = name
+        self.values = values
+        self.base = base
+
+    def read(self, multiline: Tuple[str, ...] = (), **converters: Callable) -> Dict:
+        """Converts the keys that are present; the caller's defaults cover the rest.
+
+        Raises ConfigError for the first key (in file order) that has no converter, then
+        for the first value that spans lines without being in ``multiline`` or that its
+        converter refuses.
+        """
+        for key in self.values:
+            if key not in converters:
+                raise ConfigError(self.source, self.name, key,
+                                  "unknown key" + _suggestion(key, tuple(converters)))
+        return {key: self.convert(key, self.values[key], convert, key in multiline)
+                for key, convert in converters.items() if key in self.values}
+
+    def convert(self, key: str, value: str, convert: Callable[[str], T],
+                multiline: bool = False) -> T:
+        """``convert(value)``, its ValueError turned into a ConfigError for ``key``."""
+        try:
+            if "\n" in value and not multiline:
+                raise ValueError(f"{value!r} spans lines (an indented line continues "
+                                 f"the value above it)")
+            return convert(value)
+        except ValueError as error:
+            raise ConfigError(self.source, self.name, key, str(error)) from None
+
+    def path(self, value: str) -> Path:
+        return path(value, self.base)
+
+    def existing_file(self, value: str) -> Path:
+        return existing_file(value, self.base)
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(self.source, self.name, key, problem)
+
+
+def _read_account(section: _Section, embedded: bool) -> AccountConfig:
+    values = section.read(
+        qq=qq_number,
+        password=optional(text),
+        password_file=optional(section.path),
+    )
+    if "qq" not in values:
+        if not embedded:
+            raise section.error("qq", "missing (required unless [simulator] "
+                                      "embedded = yes)")
+        values["qq"] = SIMULATOR_QQ
+    if values.get("password") is not None and values.get("password_file") is not None:
+        raise section.error("password_file", "password is set too; keep one of them")
+    return AccountConfig(**values)
+
+
+def _read_daemon(section: _Section) -> DaemonConfig:
+    values = section.read(
+        state_dir=section.path,
+        logfile=optional(section.path),
+        loglevel=loglevel,
+        log_max_bytes=byte_size,
+        log_backups=count,
+    )
+    values.setdefault("state_dir", section.path(DEFAULT_STATE_DIR))
+    return DaemonConfig(**values)
+
+
+def _read_network(section: _Section) -> NetworkConfig:
+    return NetworkConfig(**section.read(
+        connect_timeout=positive_seconds,
+        request_timeout=positive_seconds,
+        retries=count,
+        ca_file=optional(section.existing_file),
+    ))
+
+
+def _read_hosts(section: _Section) -> Mapping[str, Tuple[str, int]]:
+    hosts = {}
+    for key, value in section.values.items():
+        hosts[section.convert(key, key, host_name)] = section.convert(key, value, host_port)
+    return types.MappingProxyType(hosts)
+
+
+def _read_simulator(section: _Section) -> SimulatorConfig:
+    return SimulatorConfig(**section.read(
+        embedded=boolean,
+        port=bind_port,
+        tls_port=bind_port,
+        poll_hold=optional(positive_seconds),
+        world=optional(section.existing_file),
+    ))
+
+
+def _read_bot(section: _Section) -> BotConfig:
+    return BotConfig(**section.read(
+        multiline=("plugins",),
+        plugins=module_names,
+        command_prefix=command_prefix,
+        send_interval=seconds,
+    ))
+
+
+def _read_api(section: _Section) -> ApiConfig:
+    values = section.read(
+        listen=optional(listen_address),
+        token=optional(text),
+        post_url=optional(http_url),
+        secret=optional(text),
+        ws_reverse_url=optional(ws_url),
+    )
+    if values.get("secret") is not None and values.get("post_url") is None:
+        raise section.error("secret", "set, but post_url is not: the secret only "
+                                          "signs POSTed events")
+    return ApiConfig(**values)
+
+
+def _read_plugin_settings(source: Path, parser: configparser.ConfigParser,
+                          plugins: Tuple[str, ...]) -> Mapping[str, Mapping[str, str]]:
+    """``[plugin:NAME]`` sections keyed by module name. NAME is a module of ``[bot]
+    plugins`` or, when only one listed module has it, the last part of its name
+    (``[plugin:builtin]`` for ``webqq.plugins.builtin``)."""
+    settings: Dict[str, Mapping[str, str]] = {}
+    for name in parser.sections():
+        if not name.startswith(_PLUGIN_PREFIX):
+            continue
+        short = name[len(_PLUGIN_PREFIX):]
+        matches = [module for module in plugins
+                   if module == short or module.rsplit(".", 1)[-1] == short]
+        if short in plugins:
+            matches = [short]
+        if len(matches) != 1:
+            listed = ", ".join(plugins) or "none"
+            problem = "matches several plugins" if matches else "no such plugin"
+            raise ConfigError(source, name, None, f"{problem} in [bot] plugins ({listed})")
+        module = matches[0]
+        if module in settings:
+            raise ConfigError(source, name, None, f"a second section for {module}")
+        settings[module] = types.MappingProxyType(dict(parser[name]))
+    return types.MappingProxyType(settings)
+
+
+def _first_secret(config: Config) -> Optional[Tuple[str, str]]:
+    """``(section, key)`` of the first secret the file itself holds, if any."""
+    if config.account.password is not None:
+        return "account", "password"
+    for key in ("token", "secret"):
+        if getattr(config.api, key) is not None:
+            return "api", key
+    for module, values in config.plugin_settings.items():
+        for key in values:
+            if _looks_secret(key):
+                return _PLUGIN_PREFIX + module, key
+    return None
+
+
+def _warn_if_readable_by_others(source: Path, file: Path, section: str, key: str) -> None:
+    mode = stat.S_IMODE(file.stat().st_mode)
+    if mode & stat.S_IROTH:
+        logger.warning("%s: %s is readable by others (mode %04o) and holds a secret; "
+                       "chmod o-r %s", _where(str(source), section, key),
+                       file, mode, file)
+
+
+# The password and the effective configuration.
+
+def _password_source(config: Config, environ: Mapping[str, str]) -> str:
+    """Which source ``resolve_password`` uses: the precedence, in one place."""
+    if environ.get(PASSWORD_ENV):
+        return PASSWORD_ENV
+    if config.account.password_file is not None:
+        return "password_file"
+    if config.account.password is not None:
+        return "password"
+    return ""
+
+
+def resolve_password(config: Config,
+                     environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """The account password, from the first source set: ``WEBQQ_PASSWORD`` (non-empty),
+    ``password_file``, ``password``.
+
+    Args:
+        config: what ``load`` returned.
+        environ: the environment to read ``WEBQQ_PASSWORD`` from; default ``os.environ``.
+
+    Returns the password, or None when none is set and the simulator is embedded (the
+    daemon then asks the simulator's world for the password of ``config.account.qq``).
+    Logs a warning when the password file is readable by others.
+    Raises ConfigError when no source is set (and the simulator is not embedded), or the
+    password file cannot be read, is empty or holds more than one line.
+    """
+    environ = os.environ if environ is None else environ
+    source = _password_source(config, environ)
+    if source == PASSWORD_ENV:
+        return environ[PASSWORD_ENV]
+    if source == "password_file":
+        return _read_password_file(config.source, config.account.password_file)
+    if source == "password":
+        return config.account.password
+    if config.simulator.embedded:
+        return None
+    raise ConfigError(config.source, "account", "password",
+                      f"missing: set password or password_file, or {PASSWORD_ENV} in the "
+                      f"environment")
+
+
+def _read_password_file(source: Path, file: Path) -> str:
+    """The first line of ``file``, which must be its only line (a final newline is fine)."""
+    def error(problem: str) -> ConfigError:
+        return ConfigError(source, "account", "password_file", f"{file}: {problem}")
+
+    try:
+        with open(file, encoding="utf-8") as stream:
+            content = stream.read()
+    except OSError as failure:
+        raise error(f"cannot read: {failure.strerror or failure}") from None
+    except UnicodeDecodeError:
+        raise error("not UTF-8 text") from None
+    _warn_if_readable_by_others(source, file, "account", "password_file")
+    password = content[:-1] if content.endswith("\n") else content
+    password = password[:-1] if password.endswith("\r") else password
+    if not password:
+        raise error("empty")
+    if "\n" in password or "\r" in password:
+        raise error("holds more than one line")
+    return password
+
+
+def render_effective(config: Config, environ: Optional[Mapping[str, str]] = None) -> str:
+    """The configuration as ``webqq check`` prints it: ini text with every key, defaults
+    filled in, paths absolute and secrets shown as ``********``.
+
+    Loading the text again (from any directory) gives the same settings, except that a
+    secret reads back as ``********``. A comment under ``[account]`` says where the password
+    comes from; ``environ`` is read only for that (default ``os.environ``).
+    """
+    environ = os.environ if environ is None else environ
+    lines = [f"; effective configuration of {config.source} (secrets masked)", "",
+             "[account]"]
+    for field in dataclasses.fields(config.account):
+        value = getattr(config.account, field.name)
+        if value is not None:
+            lines.append(_render_line(field.name, _format(_masked(field.name, value))))
+    source = _password_source(config, environ)
+    if source:
+        lines.append(f"; the password comes from {source}")
+    elif config.simulator.embedded:
+        lines.append("; no password is set: the embedded simulator supplies it")
+    else:
+        lines.append("; no password is set")
+    for name in ("daemon", "network", "simulator", "bot", "api"):
+        section = getattr(config, name)
+        lines += ["", f"[{name}]"]
+        for field in dataclasses.fields(section):
+            value = getattr(section, field.name)
+            shown = (logging.getLevelName(value).lower() if field.name == "loglevel"
+                     else _format(_masked(field.name, value)))
+            lines.append(_render_line(field.name, shown))
+    lines += ["", "[hosts]"]
+    lines += [_render_line(name, _format(address)) for name, address in config.hosts.items()]
+    for module, values in config.plugin_settings.items():
+        lines += ["", f"[{_PLUGIN_PREFIX}{module}]"]
+        lines += [_render_line(key, _format(_masked(key, value)))
+                  for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _format(value: object) -> str:
+    """A typed value as the ini text its converter reads back."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], int):
+        host, number = value
+        return f"[{host}]:{number}" if ":" in host else f"{host}:{number}"
+    if isinstance(value, tuple):
+        return ", ".join(value)
+    return str(value).replace("\n", "\n    ")
+
+
+def _render_line(key: str, shown: str) -> str:
+    # "key = ;" would read back as an empty value: a ";" after a blank starts a comment.
+    if not shown or shown.startswith(";"):
+        return f"{key} ={shown}"
+    return f"{key} = {shown}"
