@@ -1,0 +1,620 @@
+"""The WebQQ message model: content, faces, fonts and the events a poll delivers.
+
+messages: values only. Nothing here does I/O or knows an endpoint; ``webqq.protocol``
+turns poll replies into the event classes below and sends through ``encode_content``.
+Section numbers point into PROTOCOL.md.
+
+Content (§4.14, §6.1) is a JSON array of pieces: text strings and lists such as
+``["face", 14]`` or ``["font", {...}]``. Received content has the font *first*, sent
+content has it *last*. ``decode_content`` reads either order into a ``Content`` that keeps
+the raw array and offers ``.text`` (faces marked ``[face:14]``, pictures ``[image]``);
+``encode_content`` writes the sent form.
+
+Ids: a ``uin`` is a per-session number for a user (``from_uin``, ``send_uin``); ``gid``,
+``code``, ``did`` identify groups and discussions; a ``qq`` is a real account number.
+"""
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+__all__ = [
+    "MAX_TEXT_CHARS", "ContentError",
+    "Font", "DEFAULT_FONT", "Text", "Face", "Image", "UnknownPiece", "Content",
+    "decode_content", "decode_sent_content", "encode_content", "split_text",
+    "Event", "BuddyMessage", "GroupMessage", "DiscussionMessage", "SessionMessage",
+    "Kick", "StatusChange", "InputNotify", "Shake", "FriendRequest", "FriendAdded",
+    "FriendRequestAccepted", "GroupSystemEvent", "BuddyListChange", "FileEvent",
+    "GroupWebMessage", "Tips", "AvRequest", "UnknownEvent",
+]
+
+# No 2013 source states the server's length limit (§6.3): MC only distinguishes "too
+# long" failures, PB pastes replies longer than 150 characters elsewhere and treats
+# received texts over 300 as long. 300 code points per message is our choice: well inside
+# what the official clients sent, and few enough parts for a long reply.
+MAX_TEXT_CHARS = 300
+
+# The advert the browser client appended to every message (§4.14); PB strips it.
+_ADVERT = re.compile(r"\n?【提示：此用户正在使用Q\+ Web：http://web\d?\.qq\.com/】")
+
+
+class ContentError(ValueError):
+    """Raised when a content array or one of its pieces does not have the §4.14 shape.
+
+    ``webqq.protocol`` reports it as a ``MalformedReply`` of the endpoint concerned.
+    """
+
+
+def _excerpt(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --- pieces ----------------------------------------------------------------------------
+
+_COLOR = re.compile(r"[0-9A-Fa-f]{6}")
+
+
+@dataclass(frozen=True)
+class Font:
+    """The ``["font", {...}]`` piece: how the sender's text looks (§4.14, §6.1).
+
+    ``size`` is a point size; ``color`` six hex digits (``"000000"``); the three flags are
+    the wire's ``style`` list ``[bold, italic, underline]``.
+    """
+    name: str = "宋体"
+    size: int = 10
+    color: str = "000000"
+    bold: bool = False
+    italic: bool = False
+    underline: bool = False
+
+    def to_wire(self) -> list:
+        """The piece as sent: ``["font", {"name", "size", "style", "color"}]``."""
+        style = [int(self.bold), int(self.italic), int(self.underline)]
+        return ["font", {"name": self.name, "size": self.size, "style": style,
+                         "color": self.color}]
+
+    @classmethod
+    def from_wire(cls, attrs: Any) -> "Font":
+        """Read the mapping of a ``font`` piece; ``size`` may be a number or a string.
+
+        Raises:
+            ContentError: a key is missing or has the wrong type.
+        """
+        if not isinstance(attrs, dict):
+            raise ContentError("font attributes are not an object: %s" % _excerpt(attrs))
+        name, size, color = attrs.get("name"), attrs.get("size"), attrs.get("color")
+        style = attrs.get("style", [0, 0, 0])
+        if isinstance(size, str) and size.isdigit():
+            size = int(size)
+        if (not isinstance(name, str) or type(size) is not int
+                or not isinstance(color, str) or not _COLOR.fullmatch(color)
+                or not isinstance(style, list) or len(style) != 3
+                or any(flag not in (0, 1) for flag in style)):
+            raise ContentError("malformed font: %s" % _excerpt(attrs))
+        return cls(name, size, color, *(bool(flag) for flag in style))
+
+
+# The font of the §6.1 example: what the Chinese clients of 2013 defaulted to.
+DEFAULT_FONT = Font()
+
+
+@dataclass(frozen=True)
+class Text:
+    """A text piece, exactly as received (line breaks not normalised)."""
+    text: str
+
+
+@dataclass(frozen=True)
+class Face:
+    """A built-in emoticon, ``["face", code]``; the code is the wire code (§4.14)."""
+    code: int
+
+    def to_wire(self) -> list:
+        """The piece as sent: ``["face", code]``."""
+        return ["face", self.code]
+
+
+@dataclass(frozen=True)
+class Image:
+    """A picture reference (§4.14), shown as ``[image]`` in ``Content.text``.
+
+    ``kind`` is the wire name: ``"offpic"`` (a friend's offline picture; ``name`` is its
+    ``file_path``), ``"cface"`` (a custom face; ``name`` is the file name), ``"pic_id"``
+    (``name`` is the picture id) or ``"image"`` (``name`` is the format, e.g. ``"jpg"``;
+    it follows a ``pic_id`` and then marks the same picture).
+    """
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True)
+class UnknownPiece:
+    """A list piece of a kind this module does not know; rendered as nothing."""
+    raw: list = field(hash=False)
+
+
+Piece = Union[Text, Face, Image, UnknownPiece]
+
+
+@dataclass(frozen=True)
+class Content:
+    """Decoded message content.
+
+    Attributes:
+        pieces: the text and picture pieces in order, the font excluded.
+        font: the sender's font, or None when the array carried none.
+        raw: the JSON array as received, for anything the pieces do not keep.
+    """
+    pieces: Tuple[Piece, ...]
+    font: Optional[Font]
+    raw: list = field(hash=False, repr=False)
+
+    @property
+    def text(self) -> str:
+        """The message as plain text, the way a text-only bot wants it.
+
+        Faces become ``[face:N]``, pictures ``[image]``; ``\\r\\n`` and ``\\r`` become
+        ``\\n``; the Q+ Web advert is removed, and so is the one trailing space the PC
+        client adds to every message.
+        """
+        parts = []
+        previous = None
+        for piece in self.pieces:
+            if isinstance(piece, Text):
+                parts.append(piece.text)
+            elif isinstance(piece, Face):
+                parts.append("[face:%d]" % piece.code)
+            elif isinstance(piece, Image):
+                follows_its_id = (piece.kind == "image" and isinstance(previous, Image)
+                                  and previous.kind == "pic_id")
+                if not follows_its_id:
+                    parts.append("[image]")
+            previous = piece
+        text = "".join(parts).replace("\r\n", "\n").replace("\r", "\n")
+        text = _ADVERT.sub("", text)
+        return text[:-1] if text.endswith(" ") else text
+
+
+def _decode_piece(item: Any) -> Union[Piece, Font]:
+    if isinstance(item, str):
+        return Text(item)
+    if not isinstance(item, list) or not item or not isinstance(item[0], str):
+        raise ContentError("content piece is neither text nor a [name, ...] list: %s"
+                           % _excerpt(item))
+    kind, args = item[0], item[1:]
+    if kind == "font" and len(args) == 1:
+        return Font.from_wire(args[0])
+    if kind == "face" and len(args) == 1 and type(args[0]) is int and args[0] >= 0:
+        return Face(args[0])
+    if kind in ("offpic", "cface") and args:
+        # Received form: a mapping; sent form (and cface in friend messages): strings;
+        # sent group pictures read ["cface", "group", "<NAME>"].
+        key = "file_path" if kind == "offpic" else "name"
+        if isinstance(args[0], dict):
+            name = args[0].get(key)
+        elif kind == "cface" and args[0] == "group" and len(args) > 1:
+            name = args[1]
+        else:
+            name = args[0]
+        if not isinstance(name, str):
+            raise ContentError("malformed %s piece: %s" % (kind, _excerpt(item)))
+        return Image(kind, name)
+    if kind in ("pic_id", "image") and args and isinstance(args[0], str):
+        return Image(kind, args[0])
+    if kind in ("font", "face", "offpic", "cface", "pic_id", "image"):
+        raise ContentError("malformed %s piece: %s" % (kind, _excerpt(item)))
+    return UnknownPiece(item)
+
+
+def decode_content(content: Any) -> Content:
+    """Decode a content array, received (font first) or sent (font last).
+
+    Args:
+        content: the parsed JSON array (a poll item's ``value.content``).
+
+    Returns:
+        The ``Content``; its ``font`` is the first font piece found, or None.
+
+    Raises:
+        ContentError: ``content`` is not a list, or a known piece is malformed.
+    """
+    if not isinstance(content, list):
+        raise ContentError("content is not an array: %s" % _excerpt(content))
+    pieces = []
+    font = None
+    for item in content:
+        piece = _decode_piece(item)
+        if isinstance(piece, Font):
+            font = font or piece
+        else:
+            pieces.append(piece)
+    return Content(tuple(pieces), font, content)
+
+
+def decode_sent_content(content: str) -> Content:
+    """Decode the ``content`` string of a send request (§6.1), as a server does.
+
+    Args:
+        content: the JSON text found in ``r.content`` of a ``send_*_msg2`` request.
+
+    Returns:
+        The ``Content``.
+
+    Raises:
+        ContentError: not JSON, or not a valid content array.
+    """
+    try:
+        parsed = json.loads(content)
+    except ValueError as exc:
+        raise ContentError("content is not JSON (%s): %r" % (exc, content[:60])) from None
+    return decode_content(parsed)
+
+
+def encode_content(pieces: Union[str, Sequence[Union[str, Face]]],
+                   font: Font = DEFAULT_FONT) -> str:
+    """Encode pieces into the ``content`` string of a send request (§6.1).
+
+    Args:
+        pieces: a text, or a sequence of texts and ``Face`` pieces, in order.
+        font: the font appended as the last piece.
+
+    Returns:
+        The JSON text of the array (non-ASCII escaped as ``\\uXXXX``, as PB sent it),
+        ready to be placed as a string into ``r``.
+
+    Raises:
+        TypeError: a piece is neither ``str`` nor ``Face``.
+    """
+    if isinstance(pieces, str):
+        pieces = [pieces]
+    wire = []
+    for piece in pieces:
+        if isinstance(piece, str):
+            wire.append(piece)
+        elif isinstance(piece, Face):
+            wire.append(piece.to_wire())
+        else:
+            raise TypeError("a content piece is a str or a Face, not %r" % (piece,))
+    wire.append(font.to_wire())
+    return json.dumps(wire, separators=(",", ":"))
+
+
+# --- splitting long texts --------------------------------------------------------------
+
+_ZWJ = "\u200d"
+
+
+def _is_extender(char: str) -> bool:
+    """True for a code point that belongs to the character before it."""
+    point = ord(char)
+    return (unicodedata.category(char) in ("Mn", "Me", "Mc")
+            or char == _ZWJ
+            or 0xFE00 <= point <= 0xFE0F          # variation selectors
+            or 0xE0100 <= point <= 0xE01EF        # variation selectors supplement
+            or 0x1F3FB <= point <= 0x1F3FF        # emoji skin-tone modifiers
+            or 0xE0020 <= point <= 0xE007F        # emoji tag sequences
+            or 0xDC00 <= point <= 0xDFFF)         # a low surrogate (text from UTF-16)
+
+
+def _is_regional_indicator(char: str) -> bool:
+    return 0x1F1E6 <= ord(char) <= 0x1F1FF
+
+
+def _can_break_before(text: str, index: int) -> bool:
+    """Whether ``text[:index]`` and ``text[index:]`` are whole characters.
+
+    An approximation of Unicode extended grapheme clusters (UAX #29) that covers what chat
+    text contains: CR LF, combining marks, ZWJ emoji sequences, variation selectors,
+    skin tones, flags (pairs of regional indicators) and stray surrogate pairs.
+    """
+    before, after = text[index - 1], text[index]
+    if before == "\r" and after == "\n":
+        return False
+    if before == _ZWJ or _is_extender(after):
+        return False
+    if _is_regional_indicator(before) and _is_regional_indicator(after):
+        run = 0
+        while index - 1 - run >= 0 and _is_regional_indicator(text[index - 1 - run]):
+            run += 1
+        return run % 2 == 0
+    return True
+
+
+def split_text(text: str, limit: int = MAX_TEXT_CHARS) -> List[str]:
+    """Split a text into messages of at most ``limit`` code points each.
+
+    Parts end after the last line break, else after the last whitespace, of their window
+    when that keeps them at least half full; otherwise at the last character boundary
+    (a character with its combining marks, an emoji sequence or a flag is never cut).
+    Only a single character longer than ``limit`` is cut between code points.
+    Joining the parts gives back ``text`` exactly.
+
+    Args:
+        text: the text to send.
+        limit: the most code points in one part; the default is ``MAX_TEXT_CHARS``.
+
+    Returns:
+        The parts in order; an empty list for an empty text.
+
+    Raises:
+        ValueError: ``limit`` is less than 1.
+    """
+    if limit < 1:
+        raise ValueError("limit must be at least 1, got %d" % limit)
+    parts = []
+    start = 0
+    while len(text) - start > limit:
+        end = start + limit
+        cut = None
+        for separator in ("\n", None):
+            window = text[start + limit // 2:end]
+            if separator is None:
+                spaces = [i for i, char in enumerate(window) if char.isspace()]
+                found = spaces[-1] if spaces else -1
+            else:
+                found = window.rfind(separator)
+            if found >= 0:
+                candidate = start + limit // 2 + found + 1
+                if candidate < len(text) and _can_break_before(text, candidate):
+                    cut = candidate
+                    break
+        if cut is None:
+            cut = end
+            while cut > start + 1 and not _can_break_before(text, cut):
+                cut -= 1
+            if not _can_break_before(text, cut):
+                cut = end
+        parts.append(text[start:cut])
+        start = cut
+    if start < len(text):
+        parts.append(text[start:])
+    return parts
+
+
+# --- events of a poll (§4) -------------------------------------------------------------
+
+class Event:
+    """Base of everything ``webqq.protocol.parse_poll`` returns in ``PollResult.events``."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class BuddyMessage(Event):
+    """``message`` (§4.1): a friend wrote to us; reply with ``send_buddy_msg2`` to
+    ``from_uin``."""
+    msg_id: int
+    msg_id2: int
+    from_uin: int
+    time: Optional[int]
+    content: Content
+
+    @property
+    def text(self) -> str:
+        """``content.text``."""
+        return self.content.text
+
+
+@dataclass(frozen=True)
+class GroupMessage(Event):
+    """``group_message`` (§4.2).
+
+    Attributes:
+        gid: the group's gid (the poll's ``from_uin``), the target of ``send_qun_msg2``.
+        code: the group's code (``group_code``), the key of ``get_group_info_ext2``.
+        send_uin: the member who wrote.
+        seq: per-group sequence number.
+        group_number: the group's public number (``info_seq``), or None if absent.
+    """
+    msg_id: int
+    msg_id2: int
+    gid: int
+    code: int
+    send_uin: int
+    seq: Optional[int]
+    group_number: Optional[int]
+    time: Optional[int]
+    content: Content
+
+    @property
+    def text(self) -> str:
+        """``content.text``."""
+        return self.content.text
+
+
+@dataclass(frozen=True)
+class DiscussionMessage(Event):
+    """``discu_message`` (§4.3): ``did`` is the discussion, ``send_uin`` the author."""
+    msg_id: int
+    msg_id2: int
+    did: int
+    send_uin: int
+    seq: Optional[int]
+    time: Optional[int]
+    content: Content
+
+    @property
+    def text(self) -> str:
+        """``content.text``."""
+        return self.content.text
+
+
+@dataclass(frozen=True)
+class SessionMessage(Event):
+    """``sess_message`` (§4.4): a stranger wrote through a group or discussion.
+
+    Attributes:
+        from_uin: the sender; reply to it with ``send_sess_msg2``.
+        via_id: the poll's ``id``: the group gid (``service_type`` 0) or the did (1);
+            pass it unchanged to ``get_c2cmsg_sig2``.
+        service_type: 0 group, 1 discussion.
+        qq: the sender's QQ number (``ruin``), or None if absent.
+    """
+    msg_id: int
+    msg_id2: int
+    from_uin: int
+    via_id: int
+    service_type: int
+    qq: Optional[int]
+    time: Optional[int]
+    content: Content
+
+    @property
+    def text(self) -> str:
+        """``content.text``."""
+        return self.content.text
+
+
+@dataclass(frozen=True)
+class Kick(Event):
+    """``kick_message`` (§4.5): the account logged in elsewhere; this session is dead."""
+    msg_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class StatusChange(Event):
+    """``buddies_status_change`` (§4.6): ``status`` is ``online``, ``offline``, ``away``,
+    ``hidden``, ``busy``, ``callme`` or ``silent``; ``client_type`` as §2.10."""
+    uin: int
+    status: str
+    client_type: Optional[int]
+
+
+@dataclass(frozen=True)
+class InputNotify(Event):
+    """``input_notify`` (§4.7): ``from_uin`` is typing."""
+    msg_id: int
+    msg_id2: int
+    from_uin: int
+
+
+@dataclass(frozen=True)
+class Shake(Event):
+    """``shake_message`` (§4.7): ``from_uin`` shook our window."""
+    msg_id: int
+    msg_id2: int
+    from_uin: int
+
+
+@dataclass(frozen=True)
+class FriendRequest(Event):
+    """``system_message`` ``verify_required`` (§4.8): someone asks to be our friend.
+
+    Answer with ``webqq.protocol.build_allow_and_add`` (or allow/deny) using ``qq``.
+    """
+    seq: int
+    from_uin: int
+    qq: int
+    message: str
+
+
+@dataclass(frozen=True)
+class FriendAdded(Event):
+    """``system_message`` ``added_buddy_sig`` (§4.8): someone added us, no question asked."""
+    seq: int
+    from_uin: int
+    qq: Optional[int]
+
+
+@dataclass(frozen=True)
+class FriendRequestAccepted(Event):
+    """``system_message`` ``verify_pass`` / ``verify_pass_add`` (§4.8): our request was
+    accepted; ``category`` is the friend category (``group_id``) when given."""
+    seq: int
+    from_uin: int
+    category: Optional[int]
+
+
+@dataclass(frozen=True)
+class GroupSystemEvent(Event):
+    """``sys_g_msg`` (§4.9): a member joined or left, a join request, its answer, a new
+    group.
+
+    Attributes:
+        kind: the wire ``type``: ``group_join``, ``group_leave``, ``group_request_join``,
+            ``group_request_join_agree``, ``group_request_join_deny``, ``group_create``
+            (other values are passed through).
+        gid: the group's gid (``from_uin``); ``code``: its code (``gcode``);
+            ``group_number``: its public number (``t_gcode``) or None.
+        member_uin: whom it concerns: ``new_member``, ``old_member``, ``request_uin`` or
+            ``owner_uin``; None if absent.
+        admin_uin: the administrator who acted, or None.
+        op_type: for joins and leaves: 2 by oneself, 3 by an administrator; or None.
+        message: the request or answer note (``msg``), "" if none.
+    """
+    msg_id: int
+    kind: str
+    gid: int
+    code: int
+    group_number: Optional[int]
+    member_uin: Optional[int]
+    admin_uin: Optional[int]
+    op_type: Optional[int]
+    message: str
+
+
+@dataclass(frozen=True)
+class BuddyListChange(Event):
+    """``buddylist_change`` (§4.10): ``added`` holds ``(uin, category)`` pairs,
+    ``removed`` uins."""
+    added: Tuple[Tuple[int, int], ...]
+    removed: Tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class FileEvent(Event):
+    """A file transfer event (§4.11): ``file_message``, ``push_offfile``,
+    ``notify_offfile`` or ``filesrv_transfer`` (``kind``).
+
+    Attributes:
+        from_uin: the peer, or None (``filesrv_transfer`` has none).
+        name: the file name (``name`` or ``filename``), or None.
+        mode: ``file_message`` only: ``recv``, ``refuse`` or ``send_ack``; else None.
+        session_id: ``session_id`` or ``lc_id``, the transfer's id, or None.
+        value: the whole poll item value, for what the fields above leave out.
+    """
+    kind: str
+    from_uin: Optional[int]
+    name: Optional[str]
+    mode: Optional[str]
+    session_id: Optional[int]
+    value: dict = field(hash=False, repr=False)
+
+
+@dataclass(frozen=True)
+class GroupWebMessage(Event):
+    """``group_web_message`` (§4.12): a group feed (shared file or photo) as XML."""
+    msg_id: int
+    gid: int
+    code: int
+    send_uin: int
+    xml: str
+
+
+@dataclass(frozen=True)
+class Tips(Event):
+    """``tips`` (§4.13, no 2013 sample): a notice; ``text`` is its ``content`` or ""."""
+    from_uin: Optional[int]
+    text: str
+    value: dict = field(hash=False, repr=False)
+
+
+@dataclass(frozen=True)
+class AvRequest(Event):
+    """``av_request`` (§4.13, no 2013 sample): a voice/video call offer we cannot take."""
+    from_uin: Optional[int]
+    value: dict = field(hash=False, repr=False)
+
+
+@dataclass(frozen=True)
+class UnknownEvent(Event):
+    """A ``poll_type`` (or ``system_message`` type) this module does not know, kept
+    whole."""
+    poll_type: str
+    value: Any = field(hash=False)
