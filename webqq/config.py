@@ -16,8 +16,8 @@ Rules the ini file follows (conf/webqq.ini repeats them for its readers):
 
 * Relative paths (``state_dir``, ``logfile``, ``password_file``, ``ca_file``, ``world``) are
   relative to the directory holding the configuration file, never to the working directory,
-  so ``webqq start`` and a later ``webqq stop`` run from elsewhere agree on the pidfile, and
-  systemd (working directory ``/``) reads the file as a shell does. ``~`` is expanded.
+  so ``webqq start`` and a later ``webqq stop`` run from elsewhere agree on the pidfile,
+  and systemd (which starts in ``/``) sees the paths a shell does. ``~`` is expanded.
 * An absent key takes its default; a present key goes through its converter, so an empty
   value is an error unless the key says what empty means (``logfile =`` is stderr).
 * Comments: a line whose first non-blank character is ``#`` or ``;``, and the rest of a line
@@ -247,7 +247,8 @@ def _url(value: str, schemes: Tuple[str, str]) -> str:
     except ValueError:
         raise ValueError(f"{value!r} has a bad port") from None
     if parts.scheme not in schemes or not parts.hostname:
-        raise ValueError(f"{value!r} is not a {schemes[0]}:// or {schemes[1]}:// URL")
+        raise ValueError(f"{value!r} is not a URL starting with {schemes[0]}:// or "
+                         f"{schemes[1]}://")
     return value
 
 
@@ -326,13 +327,21 @@ class _MaskedRepr:
 
 
 def _masked(name: str, value: object) -> object:
+    """The value of field ``name`` as it may be shown: secrets replaced by ``MASK``."""
     if value is None:
         return None
-    if isinstance(value, Mapping):
-        return {key: _masked(key, item) for key, item in value.items()}
-    if name in _SECRET_FIELDS or _looks_secret(name):
+    if name in _SECRET_FIELDS:
         return MASK
+    if name == "plugin_settings":
+        return {module: _masked_settings(settings) for module, settings in value.items()}
+    if isinstance(value, Mapping):
+        return dict(value)
     return value
+
+
+def _masked_settings(settings: Mapping[str, str]) -> Dict[str, str]:
+    """A plugin's settings as they may be shown: secret-looking keys masked."""
+    return {key: MASK if _looks_secret(key) else value for key, value in settings.items()}
 
 
 def _looks_secret(key: str) -> bool:
@@ -430,7 +439,9 @@ class ApiConfig(_MaskedRepr):
 class Config(_MaskedRepr):
     """The whole configuration, as ``load`` read it from ``source``.
 
-    ``hosts`` maps a protocol host name to the ``(host, port)`` to connect to instead
+    ``source`` is the path as given to ``load``, relative if it was: a daemon that changes
+    its working directory keeps an absolute copy to load again on SIGHUP. ``hosts`` maps a
+    protocol host name to the ``(host, port)`` to connect to instead
     (``HTTPStream(hosts=)``). ``plugin_settings`` maps a plugin's module name, as listed in
     ``[bot] plugins``, to the keys of its ``[plugin:NAME]`` section (str to str); a plugin
     without a section is absent. Both mappings are read-only.
@@ -543,13 +554,15 @@ def _parse(source: Path) -> configparser.ConfigParser:
     )
     try:
         with open(source, encoding="utf-8") as stream:
-            parser.read_file(stream)
+            text = stream.read()
     except OSError as error:
         raise ConfigError(source, None, None,
                           f"cannot read: {error.strerror or error}") from None
     except UnicodeDecodeError as error:
         raise ConfigError(source, None, None,
                           f"not UTF-8 text (byte {error.start})") from None
+    try:
+        parser.read_string(text, source=str(source))
     except configparser.MissingSectionHeaderError as error:
         raise ConfigError(source, None, None, f"line {error.lineno}: "
                           f"{error.line.strip()!r} comes before any [section]") from None
@@ -560,9 +573,10 @@ def _parse(source: Path) -> configparser.ConfigParser:
         raise ConfigError(source, error.section, error.option,
                           f"line {error.lineno}: the key appears twice") from None
     except configparser.ParsingError as error:
-        lineno, line = error.errors[0]
+        lineno = error.errors[0][0]
+        line = text.splitlines()[lineno - 1].strip()
         raise ConfigError(source, None, None,
-                          f"line {lineno}: {line.strip()!r} is not 'key = value'") from None
+                          f"line {lineno}: {line!r} is not 'key = value'") from None
     return parser
 
 
@@ -696,7 +710,7 @@ def _read_api(section: _Section) -> ApiConfig:
     )
     if values.get("secret") is not None and values.get("post_url") is None:
         raise section.error("secret", "set, but post_url is not: the secret only "
-                                          "signs POSTed events")
+                                      "signs POSTed events")
     return ApiConfig(**values)
 
 
@@ -710,10 +724,10 @@ def _read_plugin_settings(source: Path, parser: configparser.ConfigParser,
         if not name.startswith(_PLUGIN_PREFIX):
             continue
         short = name[len(_PLUGIN_PREFIX):]
-        matches = [module for module in plugins
-                   if module == short or module.rsplit(".", 1)[-1] == short]
         if short in plugins:
             matches = [short]
+        else:
+            matches = [module for module in plugins if module.rsplit(".", 1)[-1] == short]
         if len(matches) != 1:
             listed = ", ".join(plugins) or "none"
             problem = "matches several plugins" if matches else "no such plugin"
@@ -846,8 +860,8 @@ def render_effective(config: Config, environ: Optional[Mapping[str, str]] = None
     lines += [_render_line(name, _format(address)) for name, address in config.hosts.items()]
     for module, values in config.plugin_settings.items():
         lines += ["", f"[{_PLUGIN_PREFIX}{module}]"]
-        lines += [_render_line(key, _format(_masked(key, value)))
-                  for key, value in values.items()]
+        lines += [_render_line(key, _format(value))
+                  for key, value in _masked_settings(values).items()]
     return "\n".join(lines) + "\n"
 
 
