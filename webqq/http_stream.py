@@ -192,7 +192,8 @@ class HTTPStream:
         resolver: a `tornado.netutil.Resolver`; default the loop's getaddrinfo.
         idle_timeout: seconds an unused keep-alive connection is kept.
         max_header_size, max_body_size: caps in bytes (see webqq.http.reader).
-        max_redirects: redirects followed per request.
+        max_redirects: redirects followed per request; 0 hands every 3xx to
+            the readback.
     """
 
     def __init__(self, io_loop: Optional[IOLoop] = None, cookiejar: Optional[CookieJar] = None,
@@ -459,7 +460,8 @@ class HTTPStream:
         """Turn `job` into a request for the Location; False when not followed."""
         location = response.field("location")
         method = job.method
-        if location is None or not (method in ("GET", "HEAD") or response.status == 303):
+        if location is None or self.max_redirects == 0 or \
+                not (method in ("GET", "HEAD") or response.status == 303):
             return False
         url = urljoin(job.request.full_url, location)
         if urlsplit(url).scheme not in _DEFAULT_PORTS:
@@ -583,6 +585,9 @@ class HTTPStream:
         self._attempt_failed(job, error)
 
     def _attempt_failed(self, job: _Job, error: HTTPStreamError) -> None:
+        if job.timer is not None:
+            self.io_loop.remove_timeout(job.timer)
+            job.timer = None
         try:
             job.retry = job.retry.increment(job.method, error=error)
         except HTTPStreamError as final:

@@ -159,7 +159,7 @@ class ResponseReader:
         if self._state == _LENGTH:
             got = len(self._buf)
             raise ConnectionClosedError(
-                f"Connection closed after {got} of {got + self._length} body bytes",
+                f"Connection closed after {got} of {self._length} body bytes",
                 response_started=True)
         if self._state == _DONE:
             return self._message

@@ -10,6 +10,7 @@ for `ttl` seconds, and an answer whose addresses all refused is dropped at once.
 import socket
 from typing import Dict, List, Mapping, Optional, Tuple
 
+from tornado import gen
 from tornado.concurrent import Future
 from tornado.ioloop import IOLoop
 from tornado.netutil import DefaultLoopResolver, Resolver, is_valid_ip
@@ -75,8 +76,8 @@ class CachingResolver:
         if pending is None:
             pending = Future()
             self._pending[key] = pending
-            self._io_loop.add_future(self._resolver.resolve(host, port, socket.AF_UNSPEC),
-                                     lambda done: self._answered(key, pending, done))
+            lookup = gen.convert_yielded(self._resolver.resolve(host, port, socket.AF_UNSPEC))
+            self._io_loop.add_future(lookup, lambda done: self._answered(key, pending, done))
         return pending
 
     def forget(self, host: str, port: int) -> None:

@@ -1,0 +1,237 @@
+"""The strict response reader, without sockets: bytes in, message or error out.
+
+Every case is fed whole and one byte at a time, so framing never depends on
+how the kernel happens to split a response.
+"""
+import gzip
+import zlib
+
+import pytest
+
+import llhttp_vectors
+from webqq.http.errors import ConnectionClosedError, MalformedResponseError, \
+    ResponseTooLargeError
+from webqq.http.reader import ResponseReader, decode_body
+
+
+def run(raw: bytes, split: bool, head_request: bool = False, close: bool = True, **limits):
+    """Feed `raw` (whole or byte by byte), then EOF if `close`; the message or the error."""
+    reader = ResponseReader(head_request, **limits)
+    pieces = [raw[i:i + 1] for i in range(len(raw))] if split else [raw]
+    try:
+        for piece in pieces:
+            message = reader.feed(piece)
+            if message is not None:
+                return message
+        return reader.feed_eof() if close else None
+    except (MalformedResponseError, ConnectionClosedError) as exc:
+        return exc
+
+
+BOTH = pytest.mark.parametrize("split", [False, True], ids=["whole", "bytewise"])
+
+
+@BOTH
+def test_content_length_body(split):
+    message = run(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello", split, close=False)
+    assert (message.status, message.reason, message.body) == (200, "OK", b"hello")
+    assert message.fields["x-a"] == ["b"] and message.reusable
+
+
+@BOTH
+def test_chunked_with_extensions_and_trailers(split):
+    raw = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"5;name=value\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nTrailer: x\r\n\r\n")
+    message = run(raw, split, close=False)
+    assert message.body == b"hello world" and message.reusable
+
+
+@BOTH
+def test_read_until_close_is_not_reusable(split):
+    message = run(b"HTTP/1.1 200 OK\r\n\r\nall of it", split)
+    assert message.body == b"all of it" and not message.reusable
+
+
+@BOTH
+@pytest.mark.parametrize("status", [204, 304])
+def test_no_body_statuses(split, status):
+    message = run(b"HTTP/1.1 %d X\r\nContent-Length: 42\r\n\r\n" % status, split, close=False)
+    assert message.status == status and message.body == b""
+
+
+@BOTH
+def test_head_response_has_no_body(split):
+    message = run(b"HTTP/1.1 200 OK\r\nContent-Length: 256\r\n\r\n", split, head_request=True,
+                  close=False)
+    assert message.body == b"" and message.reusable
+
+
+@BOTH
+def test_interim_responses_are_skipped(split):
+    raw = (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+           b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    message = run(raw, split, close=False)
+    assert (message.status, message.body) == (200, b"ok")
+
+
+@BOTH
+def test_obs_fold_is_joined(split):
+    message = run(b"HTTP/1.1 200 OK\r\nX-Long: one\r\n  two\r\nContent-Length: 0\r\n\r\n", split,
+                  close=False)
+    assert message.fields["x-long"] == ["one two"]
+    assert b"X-Long" not in message.header_block and b"x-long: one two\r\n" in message.header_block
+
+
+@BOTH
+def test_http10_keep_alive_rules(split):
+    plain = run(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", split, close=False)
+    kept = run(b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n", split,
+               close=False)
+    closed = run(b"HTTP/1.1 200 OK\r\nConnection: x, cloSE\r\nContent-Length: 0\r\n\r\n", split,
+                 close=False)
+    assert (plain.reusable, kept.reusable, closed.reusable) == (False, True, False)
+
+
+@BOTH
+def test_agreeing_content_lengths_are_accepted(split):
+    message = run(b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nContent-Length: 2\r\n\r\nok", split,
+                  close=False)
+    assert message.body == b"ok"
+
+
+def test_extra_bytes_after_the_response_forbid_reuse():
+    together = run(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA", False, close=False)
+    assert together.body == b"ok" and not together.reusable
+    reader = ResponseReader()
+    later = reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    assert later.reusable
+    reader.feed(b"EXTRA")
+    assert not later.reusable
+
+
+MALFORMED = {
+    "garbage status line": b"HTTP/1.1 Omg What Is This?\r\n\r\n",
+    "unknown protocol": b"HTTP/1000 200 OK\r\n\r\n",
+    "tls bytes on http": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+    "header without colon": b"HTTP/1.1 200 OK\r\nBroken Header\r\nContent-Length: 0\r\n\r\n",
+    "empty header name": b"HTTP/1.1 200 OK\r\n: value\r\nContent-Length: 0\r\n\r\n",
+    "space before colon": b"HTTP/1.1 200 OK\r\nContent-Length : 0\r\n\r\n",
+    "nul in value": b"HTTP/1.1 200 OK\r\nX: a\x00b\r\nContent-Length: 0\r\n\r\n",
+    "bare lf": b"HTTP/1.1 200 OK\nContent-Length: 0\n\n",
+    "conflicting content-length": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 42\r\n\r\nhello",
+    "content-length list": b"HTTP/1.1 200 OK\r\nContent-Length: 5, 42\r\n\r\nhello",
+    "signed content-length": b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\nabc",
+    "underscore content-length": b"HTTP/1.1 200 OK\r\nContent-Length: 1_0\r\n\r\n0123456789",
+    "cl and chunked": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "gzip, chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    "hex prefix chunk size": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n",
+    "underscore chunk size": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5_0\r\n",
+    "missing crlf after chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
+    "upgrade never asked for": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n",
+}
+
+
+@BOTH
+@pytest.mark.parametrize("raw", MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_responses_are_refused(raw, split):
+    assert isinstance(run(raw, split), MalformedResponseError)
+
+
+TRUNCATED = {
+    "nothing": b"",
+    "mid status line": b"HTTP/1.1 20",
+    "mid headers": b"HTTP/1.1 200 OK\r\nContent-Le",
+    "after headers, no body": b"HTTP/1.1 200 OK\r\nContent-Length: 25\r\n\r\n",
+    "mid body": b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello",
+    "mid chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+    "before last chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    "after 100 continue": b"HTTP/1.1 100 Continue\r\n\r\n",
+}
+
+
+@BOTH
+@pytest.mark.parametrize("raw", TRUNCATED.values(), ids=TRUNCATED.keys())
+def test_a_close_before_the_end_is_an_error_not_a_response(raw, split):
+    error = run(raw, split)
+    assert isinstance(error, ConnectionClosedError)
+    assert error.response_started == bool(raw)
+
+
+def test_truncation_message_counts_the_bytes():
+    error = run(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello", split=False)
+    assert str(error) == "Connection closed after 5 of 10 body bytes"
+
+
+def test_header_section_cap():
+    raw = b"HTTP/1.1 200 OK\r\n" + b"X-Filler: " + b"a" * 70000 + b"\r\n\r\n"
+    assert isinstance(run(raw, split=False), ResponseTooLargeError)
+    many = b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 101 + b"Content-Length: 0\r\n\r\n"
+    assert isinstance(run(many, split=False), ResponseTooLargeError)
+
+
+def test_body_cap_on_content_length_and_chunks():
+    assert isinstance(run(b"HTTP/1.1 200 OK\r\nContent-Length: 101\r\n\r\n", split=False,
+                          max_body_size=100), ResponseTooLargeError)
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"40\r\n" + b"x" * 64 + b"\r\n"
+    assert isinstance(run(chunked * 1 + b"40\r\n" + b"x" * 64 + b"\r\n0\r\n\r\n", split=False,
+                          max_body_size=100), ResponseTooLargeError)
+    until_close = b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 101
+    assert isinstance(run(until_close, split=False, max_body_size=100), ResponseTooLargeError)
+
+
+# -- llhttp's strict vectors ------------------------------------------------
+
+# Cases where either outcome is acceptable for a client (README of the vectors):
+# an unrequested 101, RTSP/ICE/HTTP 0.9 status lines, and transfer-codings other
+# than a single "chunked", which we refuse where llhttp reads to the close.
+EITHER = ("101 response", "RTSP response", "ICE response", "HTTP version 0.9",
+          "before other transfer-encoding", "chunked is not the last one", "chunkedchunked")
+
+VECTORS = [v for v in llhttp_vectors.cases() if not any(word in v.name for word in EITHER)]
+
+
+def expected_outcome(vector):
+    """(status, body) when a client must deliver a response, None for an error."""
+    if vector.status is not None and (vector.complete or vector.read_to_close):
+        return vector.status, vector.body or b""
+    return None
+
+
+def test_the_vectors_are_all_there():
+    assert len(VECTORS) == 55
+
+
+@BOTH
+@pytest.mark.parametrize("vector", VECTORS, ids=[v.name for v in VECTORS])
+def test_agrees_with_llhttp(vector, split):
+    outcome = run(vector.raw, split)
+    expected = expected_outcome(vector)
+    if expected is None:
+        assert isinstance(outcome, (MalformedResponseError, ConnectionClosedError)), outcome
+    else:
+        assert (outcome.status, outcome.body) == expected
+
+
+# -- content codings ----------------------------------------------------------
+
+def test_gzip_members_and_deflate_forms():
+    text = b"hello " * 1000
+    assert decode_body(gzip.compress(text) + gzip.compress(b"!"), "gzip") == text + b"!"
+    assert decode_body(zlib.compress(text), "deflate") == text
+    raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    assert decode_body(raw.compress(text) + raw.flush(), "deflate") == text
+    assert decode_body(b"plain", "identity") == b"plain"
+
+
+def test_corrupt_or_truncated_gzip_is_an_error():
+    with pytest.raises(MalformedResponseError, match="gzip"):
+        decode_body(b"not gzip at all", "gzip")
+    with pytest.raises(MalformedResponseError, match="Truncated gzip"):
+        decode_body(gzip.compress(b"x" * 1000)[:-12], "gzip")
+
+
+def test_decompression_bomb_is_capped():
+    bomb = gzip.compress(b"\0" * (2 * 1024 * 1024))
+    assert len(bomb) < 10000
+    with pytest.raises(ResponseTooLargeError):
+        decode_body(bomb, "gzip", limit=1024 * 1024)
