@@ -791,3 +791,277 @@ def test_heartbeat_and_friend_request_results_may_be_objects():
     ack = protocol.parse_friend_request_reply(
         b'{"retcode":0,"result":{"result1":0,"account":379450326,"tuin":3863325290,"stat":10}}')
     assert ack.result["tuin"] == 3863325290
+
+
+# --- poll --------------------------------------------------------------------------------
+
+# The items of PROTOCOL.md §4, as the server sends them (newest first does not matter here).
+POLL_ITEMS = [
+    r'''{"poll_type":"message","value":{"msg_id":5597,"from_uin":2440652742,"to_uin":1685359365,"msg_id2":900140,"msg_type":9,"reply_ip":176882141,"time":1366948800,
+ "content":[["font",{"size":10,"color":"808080","style":[0,0,0],"name":"\u65B0\u5B8B\u4F53"}],"123",["face",1],"2343",["face",3]," "]}}''',
+    r'''{"poll_type":"group_message","value":{"msg_id":13893,"from_uin":2559225925,"to_uin":1685359365,"msg_id2":873821,"msg_type":43,"reply_ip":176621995,"group_code":3483368056,"send_uin":2440652742,"seq":5761,"time":1366948800,"info_seq":346167134,
+ "content":[["font",{"size":10,"color":"808080","style":[0,0,0],"name":"\u65B0\u5B8B\u4F53"}],"\u6211\u4E5F\u662F "]}}''',
+    r'''{"poll_type":"discu_message","value":{"msg_id":18803,"from_uin":10000,"to_uin":1685359365,"msg_id2":175418,"msg_type":42,"reply_ip":176488598,"did":2006892653,"send_uin":2440652742,"seq":8,"time":1366948800,"info_seq":2,
+ "content":[["font",{"size":13,"color":"004faa","style":[0,0,0],"name":"STKaiti"}],"world "]}}''',
+    r'''{"poll_type":"sess_message","value":{"msg_id":7522,"from_uin":3043560234,"to_uin":1685359365,"msg_id2":369799,"msg_type":140,"reply_ip":176882136,"time":1366948800,"id":2559225925,"ruin":85379868,"service_type":0,
+ "flags":{"text":1,"pic":1,"file":1,"audio":1,"video":1},
+ "content":[["font",{"size":8,"color":"000000","style":[0,0,0],"name":"Tahoma"}],"test "]}}''',
+    r'''{"poll_type":"kick_message","value":{"msg_id":53125,"from_uin":10000,"to_uin":1685359365,"msg_id2":53126,"msg_type":48,"reply_ip":0,"show_reason":1,
+ "reason":"\u60A8\u7684\u5E10\u53F7\u5728\u53E6\u4E00\u5730\u70B9\u767B\u5F55\uFF0C\u60A8\u5DF2\u88AB\u8FEB\u4E0B\u7EBF\u3002\u5982\u6709\u7591\u95EE\uFF0C\u8BF7\u767B\u5F55 safe.qq.com \u4E86\u89E3\u66F4\u591A\u3002"}}''',
+    r'''{"poll_type":"buddies_status_change","value":{"uin":2440652742,"status":"online","client_type":1}}''',
+    r'''{"poll_type":"input_notify","value":{"msg_id":42953,"from_uin":2440652742,"to_uin":1685359365,"msg_id2":1813669024,"msg_type":121,"reply_ip":4294967295}}''',
+    r'''{"poll_type":"shake_message","value":{"msg_id":568,"from_uin":2440652742,"to_uin":1685359365,"msg_id2":405490,"msg_type":9,"reply_ip":176498151}}''',
+    r'''{"poll_type":"system_message","value":{"seq":34653,"type":"verify_required","uiuin":"","from_uin":3863325290,"account":379450326,"msg":"please add me","allow":1,"stat":10,"client_type":1}}''',
+    r'''{"poll_type":"system_message","value":{"seq":49219,"type":"added_buddy_sig","uiuin":"","from_uin":2388435354,"account":569398403,"sig":"<binary-ish string>","stat":20}}''',
+    r'''{"poll_type":"system_message","value":{"seq":37525,"type":"verify_pass","from_uin":431533686,"stat":20}}''',
+    r'''{"poll_type":"system_message","value":{"seq":37526,"type":"verify_pass_add","from_uin":431533686,"group_id":0,"stat":20}}''',
+    r'''{"poll_type":"sys_g_msg","value":{"msg_id":5940,"from_uin":2559225925,"to_uin":1685359365,"msg_id2":979390,"msg_type":33,"reply_ip":176498394,"type":"group_join","gcode":3483368056,"t_gcode":346167134,"op_type":3,"new_member":2440652742,"t_new_member":"","admin_uin":1448380605,"admin_nick":"\u521B\u5EFA\u8005"}}''',
+    r'''{"poll_type":"sys_g_msg","value":{"msg_id":51488,"from_uin":2559225925,"to_uin":1685359365,"msg_id2":180256,"msg_type":34,"reply_ip":176882139,"type":"group_leave","gcode":3483368056,"t_gcode":346167134,"op_type":2,"old_member":574849996,"t_old_member":""}}''',
+    r'''{"poll_type":"sys_g_msg","value":{"msg_id":10899,"from_uin":2559225925,"to_uin":1685359365,"msg_id2":693883,"msg_type":35,"reply_ip":176752016,"type":"group_request_join","gcode":3483368056,"t_gcode":346167134,"request_uin":2297680537,"t_request_uin":"","msg":""}}''',
+    r'''{"poll_type":"sys_g_msg","value":{"msg_id":29407,"from_uin":2559225925,"to_uin":1685359365,"msg_id2":28428,"msg_type":36,"reply_ip":176498075,"type":"group_request_join_agree","gcode":3483368056,"t_gcode":346167134,"admin_uin":4005533729,"msg":""}}''',
+    r'''{"poll_type":"sys_g_msg","value":{"msg_id":1253,"from_uin":2559225925,"to_uin":1685359365,"msg_id2":93655,"msg_type":37,"reply_ip":176622059,"type":"group_request_join_deny","gcode":3483368056,"t_gcode":346167134,"admin_uin":4005533729,"msg":"123"}}''',
+    r'''{"poll_type":"sys_g_msg","value":{"msg_id":39194,"from_uin":2559225925,"to_uin":1685359365,"msg_id2":539171,"msg_type":38,"reply_ip":176752410,"type":"group_create","gcode":3483368056,"t_gcode":346167134,"owner_uin":1685359365}}''',
+    r'''{"poll_type":"buddylist_change","value":{"added_friends":[{"groupid":0,"uin":1754314370}],"removed_friends":[]}}''',
+    r'''{"poll_type":"file_message","value":{"msg_id":6299,"mode":"recv","from_uin":2440652742,"to_uin":1685359365,"msg_id2":559004,"msg_type":9,"reply_ip":176621916,"type":101,"name":"test.txt","time":1364865210,"session_id":19823,"inet_ip":2051695055}}''',
+    r'''{"poll_type":"file_message","value":{"msg_id":6301,"mode":"refuse","from_uin":2440652742,"to_uin":1685359365,"msg_id2":615845,"reply_ip":176621916,"type":101,"session_id":19823,"cancel_type":1,"time":1364865264}}''',
+    r'''{"poll_type":"push_offfile","value":{"msg_id":10438,"rkey":"2c09bbdb","ip":"101.226.77.168","port":80,"from_uin":2440652742,"size":235,"name":"test2.py","expire_time":1365470120,"time":1364865321}}''',
+    r'''{"poll_type":"notify_offfile","value":{"msg_id":9948,"from_uin":2440652742,"to_uin":1685359365,"msg_id2":460591,"msg_type":9,"reply_ip":178847911,"action":2,"filename":"12.jpg","filesize":137972}}''',
+    r'''{"poll_type":"filesrv_transfer","value":{"file_count":1,"lc_id":19823,"now":1364865300,"operation":1,"type":1,"file_infos":[{"file_name":"test.txt","file_status":50,"pro_id":1}]}}''',
+    r'''{"poll_type":"group_web_message","value":{"msg_id":11746,"from_uin":2559225925,"to_uin":1685359365,"msg_id2":556231,"msg_type":45,"reply_ip":176752015,"group_code":3483368056,"group_type":1,"ver":1,"send_uin":1007665318,"xml":"<?xml version=\"1.0\" encoding=\"utf-8\"?><d><n t=\"h\" u=\"979270988\" i=\"6\" s=\"x\"/></d>"}}''',
+    r'''{"poll_type":"tips","value":{"msg_id":1,"from_uin":10000,"to_uin":1685359365,"msg_id2":2,"msg_type":3,"reply_ip":0,"content":"a notice"}}''',
+    r'''{"poll_type":"av_request","value":{"from_uin":2440652742,"msg_id":3}}''',
+    r'''{"poll_type":"brand_new_2014_thing","value":{"x":[1,2]}}''',
+]
+
+
+def poll_body(items):
+    return ('{"retcode":0,"result":[%s]}' % ",".join(items)).encode("utf-8")
+
+
+def poll_events(items):
+    result = protocol.parse_poll(poll_body(items))
+    assert result.outcome is protocol.PollOutcome.MESSAGES
+    assert result.retcode is protocol.Retcode.OK
+    return result.events
+
+
+def test_parse_poll_every_documented_item():
+    events = poll_events(POLL_ITEMS)
+    assert len(events) == len(POLL_ITEMS)
+    # newest first on the wire, arrival order in the result
+    assert isinstance(events[-1], messages.BuddyMessage)
+    assert isinstance(events[0], messages.UnknownEvent)
+    assert not any(isinstance(event, messages.UnknownEvent) for event in events[1:])
+
+
+def test_parse_poll_buddy_message():
+    (event,) = poll_events(POLL_ITEMS[0:1])
+    assert (event.msg_id, event.msg_id2, event.from_uin, event.time) == (
+        5597, 900140, 2440652742, 1366948800)
+    assert event.text == "123[face:1]2343[face:3]"
+    assert event.content.font == messages.Font(name="新宋体", size=10, color="808080")
+    assert event.content.raw[1] == "123"
+
+
+def test_parse_poll_group_message():
+    (event,) = poll_events(POLL_ITEMS[1:2])
+    assert event == messages.GroupMessage(
+        msg_id=13893, msg_id2=873821, gid=2559225925, code=3483368056, send_uin=2440652742,
+        seq=5761, group_number=346167134, time=1366948800, content=event.content)
+    assert event.text == "我也是"
+
+
+def test_parse_poll_discussion_and_session_messages():
+    discussion, session = poll_events(POLL_ITEMS[3:1:-1])
+    assert (discussion.did, discussion.send_uin, discussion.seq, discussion.text) == (
+        2006892653, 2440652742, 8, "world")
+    assert (session.from_uin, session.via_id, session.service_type, session.qq,
+            session.text) == (3043560234, 2559225925, 0, 85379868, "test")
+
+
+def test_parse_poll_kick_status_typing_shake():
+    kick, status, typing, shake = poll_events(POLL_ITEMS[7:3:-1])
+    assert kick == messages.Kick(
+        msg_id=53125, reason="您的帐号在另一地点登录，您已被迫下线。如有疑问，请登录 safe.qq.com 了解更多。")
+    assert status == messages.StatusChange(uin=2440652742, status="online", client_type=1)
+    assert typing == messages.InputNotify(msg_id=42953, msg_id2=1813669024,
+                                          from_uin=2440652742)
+    assert shake == messages.Shake(msg_id=568, msg_id2=405490, from_uin=2440652742)
+
+
+def test_parse_poll_kick_without_reason():
+    item = ('{"poll_type":"kick_message","value":{"msg_id":1,"from_uin":10000,"msg_id2":2,'
+            '"show_reason":0,"reason":"hidden","way":"poll"}}')
+    assert poll_events([item]) == (messages.Kick(msg_id=1, reason=""),)
+
+
+def test_parse_poll_friend_request_workflow():
+    events = poll_events(POLL_ITEMS[11:7:-1])
+    assert events == (
+        messages.FriendRequest(seq=34653, from_uin=3863325290, qq=379450326,
+                               message="please add me"),
+        messages.FriendAdded(seq=49219, from_uin=2388435354, qq=569398403),
+        messages.FriendRequestAccepted(seq=37525, from_uin=431533686, category=None),
+        messages.FriendRequestAccepted(seq=37526, from_uin=431533686, category=0))
+    unknown = ('{"poll_type":"system_message","value":{"seq":1,"type":"new_kind",'
+               '"from_uin":2}}')
+    (event,) = poll_events([unknown])
+    assert event == messages.UnknownEvent("system_message",
+                                          {"seq": 1, "type": "new_kind", "from_uin": 2})
+
+
+def test_parse_poll_group_system_events():
+    join, leave, request, agree, deny, create = poll_events(POLL_ITEMS[17:11:-1])
+    assert join == messages.GroupSystemEvent(
+        msg_id=5940, kind="group_join", gid=2559225925, code=3483368056,
+        group_number=346167134, member_uin=2440652742, admin_uin=1448380605, op_type=3,
+        message="")
+    assert (leave.kind, leave.member_uin, leave.op_type, leave.admin_uin) == (
+        "group_leave", 574849996, 2, None)
+    assert (request.kind, request.member_uin) == ("group_request_join", 2297680537)
+    assert (agree.kind, agree.admin_uin, agree.member_uin) == (
+        "group_request_join_agree", 4005533729, None)
+    assert (deny.kind, deny.message) == ("group_request_join_deny", "123")
+    assert (create.kind, create.member_uin) == ("group_create", 1685359365)
+
+
+def test_parse_poll_buddylist_and_file_events():
+    change, recv, refuse, push, notify, transfer = poll_events(POLL_ITEMS[23:17:-1])
+    assert change == messages.BuddyListChange(added=((1754314370, 0),), removed=())
+    assert (recv.kind, recv.mode, recv.name, recv.session_id, recv.from_uin) == (
+        "file_message", "recv", "test.txt", 19823, 2440652742)
+    assert (refuse.mode, refuse.name, refuse.value["cancel_type"]) == ("refuse", None, 1)
+    assert (push.kind, push.name, push.value["size"]) == ("push_offfile", "test2.py", 235)
+    assert (notify.kind, notify.name) == ("notify_offfile", "12.jpg")
+    assert (transfer.kind, transfer.from_uin, transfer.session_id, transfer.name) == (
+        "filesrv_transfer", None, 19823, None)
+
+
+def test_parse_poll_group_web_tips_av_and_unknown():
+    unknown, av, tips, web = poll_events(POLL_ITEMS[24:])
+    assert (web.gid, web.code, web.send_uin) == (2559225925, 3483368056, 1007665318)
+    assert web.xml.startswith('<?xml version="1.0"')
+    assert (tips.from_uin, tips.text) == (10000, "a notice")
+    assert av.from_uin == 2440652742
+    assert unknown == messages.UnknownEvent("brand_new_2014_thing", {"x": [1, 2]})
+
+
+def test_parse_poll_accepts_raw_utf8_and_64_bit_ids():
+    item = ('{"poll_type":"message","value":{"msg_id":1,"from_uin":18446744073709551615,'
+            '"msg_id2":2,"content":["\\u4F60\\u597d 世界"]}}')
+    (event,) = poll_events([item])
+    assert (event.from_uin, event.text, event.time) == (2 ** 64 - 1, "你好 世界", None)
+
+
+def test_parse_poll_empty_result():
+    assert protocol.parse_poll(b'{"retcode":0,"result":[]}').events == ()
+
+
+@pytest.mark.parametrize("body, outcome", [
+    (b'{"retcode":102,"errmsg":""}', protocol.PollOutcome.RETRY),
+    (b'{"retcode":0,"result":"ok"}', protocol.PollOutcome.RETRY),
+    (b'{"retcode":120,"t":"0"}', protocol.PollOutcome.RELINK),
+    (b'{"retcode":121,"t":"0"}', protocol.PollOutcome.RELINK),
+    (b'{"retcode":100}', protocol.PollOutcome.RELOGIN),
+    (b'{"retcode":103,"errmsg":""}', protocol.PollOutcome.RELOGIN),
+    (b'{"retcode":108,"errmsg":""}', protocol.PollOutcome.RELOGIN),
+    (b'{"retcode":122,"errmsg":"wrong web client3"}', protocol.PollOutcome.RELOGIN),
+    (b'{"retcode":100000}', protocol.PollOutcome.RELOGIN),
+    (b'{"retcode":100002}', protocol.PollOutcome.RELOGIN),
+    (b'{"retcode":100006}', protocol.PollOutcome.RELOGIN),
+    (b'{"retcode":100101}', protocol.PollOutcome.RELOGIN),
+    (b'{"retcode":109,"errmsg":""}', protocol.PollOutcome.LOGGED_OUT),
+    (b'{"retcode":110}', protocol.PollOutcome.LOGGED_OUT),
+])
+def test_parse_poll_outcomes(body, outcome):
+    result = protocol.parse_poll(body)
+    assert result.outcome is outcome
+    assert isinstance(result.retcode, protocol.Retcode)
+    assert result.events == () and result.ptwebqq is None
+
+
+def test_parse_poll_new_ptwebqq():
+    result = protocol.parse_poll(
+        b'{"retcode":116,"p":"3cbe693781c61e1e2766749cf46eb157f65a7bc156697804"}')
+    assert result == protocol.PollResult(protocol.PollOutcome.NEW_PTWEBQQ,
+                                         protocol.Retcode.NEW_PTWEBQQ,
+                                         ptwebqq="3cbe693781c61e1e2766749cf46eb157f65a7bc156697804")
+    with pytest.raises(protocol.MalformedReply, match="missing key 'p'"):
+        protocol.parse_poll(b'{"retcode":116}')
+
+
+@pytest.mark.parametrize("retcode", [114, 100001, 1])
+def test_parse_poll_other_retcodes_are_errors(retcode):
+    with pytest.raises(protocol.RetcodeError) as caught:
+        protocol.parse_poll(b'{"retcode":%d,"errmsg":"x"}' % retcode)
+    assert (caught.value.retcode, caught.value.errmsg, caught.value.endpoint) == (
+        retcode, "x", "poll2")
+
+
+@pytest.mark.parametrize("item, problem", [
+    ('7', "result[0] is not an object"),
+    ('{"value":{}}', "missing key 'poll_type' in result[0]"),
+    ('{"poll_type":"message"}', "result[0].value is not an object"),
+    ('{"poll_type":"message","value":{"msg_id":1,"msg_id2":2,"from_uin":3}}',
+     "result[0].value.content: content is not an array"),
+    ('{"poll_type":"message","value":{"msg_id":1,"msg_id2":2,"from_uin":"x","content":[]}}',
+     "result[0].value.from_uin is not an integer"),
+    ('{"poll_type":"group_message","value":{"msg_id":1,"msg_id2":2,"from_uin":3,'
+     '"send_uin":4,"content":[]}}', "missing key 'group_code' in result[0].value"),
+    ('{"poll_type":"message","value":{"msg_id":1,"msg_id2":2,"from_uin":3,'
+     '"content":[["face","smile"]]}}', "malformed face piece"),
+    ('{"poll_type":"buddylist_change","value":{"added_friends":[{"groupid":0}]}}',
+     "missing key 'uin' in result[0].value.added_friends[0]"),
+])
+def test_parse_poll_malformed_items(item, problem):
+    with pytest.raises(protocol.MalformedReply, match=re.escape(problem)) as caught:
+        protocol.parse_poll(poll_body([item]))
+    assert caught.value.endpoint == "poll2"
+
+
+# --- every parser, every kind of garbage -------------------------------------------------
+
+PARSERS = [protocol.parse_login_sig, protocol.parse_check, protocol.parse_login,
+           protocol.parse_login2, protocol.parse_friends, protocol.parse_groups,
+           protocol.parse_group_info, protocol.parse_discussions,
+           protocol.parse_discussion_info, protocol.parse_friend_uin,
+           protocol.parse_online_buddies, protocol.parse_poll, protocol.parse_heartbeat,
+           protocol.parse_send, protocol.parse_c2c_sig, protocol.parse_change_status,
+           protocol.parse_logout, protocol.parse_friend_request_reply]
+
+GARBAGE = [b"", b" ", b"null", b"[]", b"{}", b'"ok"', b"0", b"\xff\xfe\x00", b"<html>",
+           b'{"retcode":null}', b'{"retcode":true}', b'{"retcode":1.0}',
+           b'{"retcode":0,"result":null}', b'{"retcode":0,"result":[null]}',
+           b'{"retcode":0,"result":{"friends":"x","gnamelist":1,"ginfo":[],"info":2}}',
+           b"[" * 100000, b'{"a":' * 50000, b"ptuiCB(", b"ptui_checkVC('0',",
+           b"\x00" * 10, b'{"retcode":0,"result":"\\ud800"}', b"NaN"]
+
+
+@pytest.mark.parametrize("parse", PARSERS, ids=lambda parse: parse.__name__)
+def test_parsers_raise_only_protocol_errors_on_garbage(parse):
+    for body in GARBAGE:
+        try:
+            parse(body)
+        except protocol.ProtocolError:
+            pass
+
+
+SAMPLES = [
+    (protocol.parse_login_sig, LOGIN_PAGE), (protocol.parse_check, CHECK_0),
+    (protocol.parse_login, LOGIN_OK_A), (protocol.parse_login2, LOGIN2),
+    (protocol.parse_friends, FRIENDS), (protocol.parse_groups, GROUPS),
+    (protocol.parse_group_info, GROUP_INFO), (protocol.parse_discussions, DISCUSSIONS),
+    (protocol.parse_discussion_info, DISCUSSION_INFO), (protocol.parse_poll,
+                                                        poll_body(POLL_ITEMS)),
+]
+
+
+@pytest.mark.parametrize("parse, body", SAMPLES, ids=lambda value: getattr(
+    value, "__name__", "sample"))
+def test_parsers_on_every_truncation_of_their_sample(parse, body):
+    parse(body)
+    for end in range(len(body)):
+        try:
+            parse(body[:end])
+        except protocol.ProtocolError:
+            pass
