@@ -1,0 +1,246 @@
+"""Tests of webqq.messages: content decode/encode, fonts, faces, splitting; no I/O."""
+import dataclasses
+import json
+
+import pytest
+
+from webqq import messages
+from webqq.messages import Content, ContentError, Face, Font, Image, Text, UnknownPiece
+
+RECEIVED_FONT = ["font", {"size": 10, "color": "808080", "style": [0, 0, 0],
+                          "name": "\u65B0\u5B8B\u4F53"}]
+
+
+def decode(*pieces):
+    return messages.decode_content([RECEIVED_FONT, *pieces])
+
+
+# --- fonts -------------------------------------------------------------------------------
+
+def test_font_round_trip_and_wire_order():
+    font = Font(name="微软雅黑", size=11, color="ff0000", bold=True, underline=True)
+    wire = font.to_wire()
+    assert wire == ["font", {"name": "微软雅黑", "size": 11, "style": [1, 0, 1],
+                             "color": "ff0000"}]
+    assert list(wire[1]) == ["name", "size", "style", "color"]  # the §6.1 order
+    assert Font.from_wire(wire[1]) == font
+
+
+def test_font_size_may_be_a_string():
+    # the browser sent {"size":"11"} (IQ capture, §6.1)
+    attrs = {"name": "微软雅黑", "size": "11", "style": [0, 0, 0], "color": "ff0000"}
+    assert Font.from_wire(attrs).size == 11
+
+
+def test_default_font_is_the_documented_one():
+    assert messages.DEFAULT_FONT.to_wire() == [
+        "font", {"name": "宋体", "size": 10, "style": [0, 0, 0], "color": "000000"}]
+
+
+@pytest.mark.parametrize("attrs", [
+    None, [], {"name": "a", "size": 10, "color": "00000", "style": [0, 0, 0]},
+    {"name": "a", "size": "big", "color": "000000", "style": [0, 0, 0]},
+    {"name": "a", "size": 10, "color": "000000", "style": [0, 0]},
+    {"name": "a", "size": 10, "color": "000000", "style": [0, 2, 0]},
+    {"size": 10, "color": "000000", "style": [0, 0, 0]},
+    {"name": "a", "size": True, "color": "000000", "style": [0, 0, 0]},
+])
+def test_malformed_fonts(attrs):
+    with pytest.raises(ContentError):
+        Font.from_wire(attrs)
+
+
+# --- received content --------------------------------------------------------------------
+
+def test_decode_documented_buddy_message():
+    content = decode("123", ["face", 1], "2343", ["face", 3], " ")
+    assert content.font == Font(name="新宋体", size=10, color="808080")
+    assert content.pieces == (Text("123"), Face(1), Text("2343"), Face(3), Text(" "))
+    assert content.text == "123[face:1]2343[face:3]"
+    assert content.raw[0] is RECEIVED_FONT
+
+
+def test_text_normalises_line_breaks_and_drops_the_trailing_space():
+    assert decode("a\r\nb\rc\nd ").text == "a\nb\nc\nd"
+    assert decode("two  ").text == "two "
+
+
+@pytest.mark.parametrize("advert", [
+    "\n【提示：此用户正在使用Q+ Web：http://web.qq.com/】",
+    "\n【提示：此用户正在使用Q+ Web：http://web3.qq.com/】",
+])
+def test_text_drops_the_q_web_advert(advert):
+    assert decode("hello", advert).text == "hello"
+    assert decode("hello" + advert).text == "hello"
+
+
+def test_pictures_are_marked():
+    content = decode(
+        "a", ["offpic", {"success": 1, "file_path": "/7acccf74-0fcd-4bbd-b885-03a5cc2f7507"}],
+        "b", ["cface", {"name": "{94E8E5BA-9304-043E-F028-93986EEF0450}.jpg",
+                        "file_id": 445318646, "key": "PN576E5TyB53muY9",
+                        "server": "124.115.11.111:8000"}],
+        "c", ["cface", "5E10B9BCA2BDF8489CB3239DFFA745B5.jpg", ""],
+        "d", ["pic_id", "5E10B9BC-A2BD-F848-9CB3-239DFFA745B5"], ["image", "jpg", 0],
+        "e", ["image", "png", 0])
+    assert content.text == "a[image]b[image]c[image]d[image]e[image]"
+    assert content.pieces[1] == Image("offpic", "/7acccf74-0fcd-4bbd-b885-03a5cc2f7507")
+    assert content.pieces[3] == Image("cface", "{94E8E5BA-9304-043E-F028-93986EEF0450}.jpg")
+    assert content.pieces[5] == Image("cface", "5E10B9BCA2BDF8489CB3239DFFA745B5.jpg")
+
+
+def test_sent_picture_forms_are_read_too():
+    content = messages.decode_content([["offpic", "/27d7", "Beaver.bmp", 14173],
+                                       ["cface", "group", "ABC.jPg"]])
+    assert content.pieces == (Image("offpic", "/27d7"), Image("cface", "ABC.jPg"))
+    assert content.font is None
+
+
+def test_unknown_pieces_are_kept_but_not_rendered():
+    content = decode("x", ["shake", 1], "y")
+    assert content.pieces[1] == UnknownPiece(["shake", 1])
+    assert content.text == "xy"
+
+
+def test_empty_content():
+    assert messages.decode_content([]) == Content((), None, [])
+    assert messages.decode_content([]).text == ""
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("hello", "content is not an array"),
+    ({"a": 1}, "content is not an array"),
+    ([7], "neither text nor"),
+    ([[]], "neither text nor"),
+    ([[1, 2]], "neither text nor"),
+    ([["face", "1"]], "malformed face piece"),
+    ([["face", -1]], "malformed face piece"),
+    ([["face"]], "malformed face piece"),
+    ([["offpic", {"success": 1}]], "malformed offpic piece"),
+    ([["cface"]], "malformed cface piece"),
+    ([["font", {"name": 1}]], "malformed font"),
+    ([["font"]], "malformed font piece"),
+])
+def test_malformed_content(content, problem):
+    with pytest.raises(ContentError, match=problem):
+        messages.decode_content(content)
+
+
+# --- sent content ------------------------------------------------------------------------
+
+def test_encode_content_is_the_documented_array():
+    encoded = messages.encode_content(["hello 你好", Face(14), "\n"])
+    assert json.loads(encoded) == [
+        "hello 你好", ["face", 14], "\n",
+        ["font", {"name": "宋体", "size": 10, "style": [0, 0, 0], "color": "000000"}]]
+    assert encoded.isascii()  # non-ASCII as \uXXXX, as PB sent it
+
+
+def test_encode_content_of_a_plain_text():
+    font = Font(name="Monospace")
+    assert messages.encode_content("hello", font) == (
+        '["hello",["font",{"name":"Monospace","size":10,"style":[0,0,0],'
+        '"color":"000000"}]]')
+
+
+def test_encode_content_refuses_other_pieces():
+    with pytest.raises(TypeError, match="a str or a Face"):
+        messages.encode_content(["a", 14])
+
+
+def test_sent_content_decodes_back():
+    encoded = messages.encode_content(["hi ", Face(50), " there"], Font(bold=True))
+    content = messages.decode_sent_content(encoded)
+    assert content.pieces == (Text("hi "), Face(50), Text(" there"))
+    assert content.font == Font(bold=True)
+    assert content.text == "hi [face:50] there"
+
+
+def test_decode_sent_content_of_the_documented_example():
+    sent = ('["hello 你好",["face",14],"\\n",["font",{"name":"宋体","size":10,'
+            '"style":[0,0,0],"color":"000000"}]]')
+    assert messages.decode_sent_content(sent).text == "hello 你好[face:14]\n"
+
+
+@pytest.mark.parametrize("sent", ["", "[", "hello", '{"a":1}', '[["face"]]'])
+def test_decode_sent_content_refuses_garbage(sent):
+    with pytest.raises(ContentError):
+        messages.decode_sent_content(sent)
+
+
+# --- splitting ---------------------------------------------------------------------------
+
+def test_split_short_and_empty_texts():
+    assert messages.split_text("hello") == ["hello"]
+    assert messages.split_text("x" * messages.MAX_TEXT_CHARS) == ["x" * 300]
+    assert messages.split_text("") == []
+
+
+def test_split_counts_code_points_not_bytes():
+    text = "你" * 301
+    assert messages.split_text(text) == ["你" * 300, "你"]
+
+
+def test_split_prefers_line_breaks_then_spaces():
+    assert messages.split_text("aaaa bb\ncc dddd", 10) == ["aaaa bb\n", "cc dddd"]
+    assert messages.split_text("aaaa bbbb cccc", 10) == ["aaaa bbbb ", "cccc"]
+    # a break in the first half of the window would leave a tiny part: cut hard instead
+    assert messages.split_text("a bbbbbbbbbbbbbb", 10) == ["a bbbbbbbb", "bbbbbb"]
+
+
+@pytest.mark.parametrize("cluster", [
+    "e\u0301",                           # e + combining acute
+    "\U0001F468\u200D\U0001F469\u200D\U0001F467",  # family: ZWJ sequence
+    "\U0001F1E8\U0001F1F3",              # flag CN: two regional indicators
+    "\U0001F44D\U0001F3FD",              # thumbs up, skin tone
+    "\u2764\uFE0F",                      # heart + variation selector
+    "\r\n",
+])
+def test_split_never_cuts_a_character(cluster):
+    for prefix in range(1, 8):
+        text = "x" * prefix + cluster * 5
+        for limit in range(len(cluster), 9):
+            parts = messages.split_text(text, limit)
+            assert "".join(parts) == text
+            assert all(len(part) <= limit for part in parts)
+            for part in parts:  # after the x's, every part holds whole clusters only
+                clusters = part.lstrip("x")
+                assert clusters == cluster * (len(clusters) // len(cluster)), (limit, parts)
+
+
+def test_split_cuts_a_character_only_when_it_is_longer_than_the_limit():
+    family = "\U0001F468\u200D\U0001F469\u200D\U0001F467"  # 5 code points
+    assert messages.split_text(family, 3) == [family[:3], family[3:]]
+
+
+def test_split_flags_pair_from_the_start_of_a_run():
+    flags = "\U0001F1E8\U0001F1F3\U0001F1EF\U0001F1F5\U0001F1FA\U0001F1F8"  # CN JP US
+    parts = messages.split_text(flags, 3)
+    assert parts == [flags[0:2], flags[2:4], flags[4:6]]
+
+
+def test_split_joins_back_to_the_original():
+    text = ("第一行 with words\r\n" + "长" * 400 + " tail e\u0301 \U0001F1E8\U0001F1F3 ") * 3
+    for limit in (1, 2, 7, 50, 300):
+        parts = messages.split_text(text, limit)
+        assert "".join(parts) == text
+        assert all(0 < len(part) <= limit for part in parts)
+
+
+def test_split_limit_must_be_positive():
+    with pytest.raises(ValueError, match="at least 1"):
+        messages.split_text("x", 0)
+
+
+# --- events ------------------------------------------------------------------------------
+
+def test_events_are_frozen_values():
+    content = messages.decode_content(["hi"])
+    event = messages.BuddyMessage(msg_id=1, msg_id2=2, from_uin=3, time=None,
+                                  content=content)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.from_uin = 4
+    assert isinstance(event, messages.Event)
+    assert event.text == "hi"
+    assert hash(messages.StatusChange(1, "online", 1)) == hash(
+        messages.StatusChange(1, "online", 1))
