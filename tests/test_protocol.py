@@ -1034,7 +1034,10 @@ GARBAGE = [b"", b" ", b"null", b"[]", b"{}", b'"ok"', b"0", b"\xff\xfe\x00", b"<
            b'{"retcode":0,"result":null}', b'{"retcode":0,"result":[null]}',
            b'{"retcode":0,"result":{"friends":"x","gnamelist":1,"ginfo":[],"info":2}}',
            b"[" * 100000, b'{"a":' * 50000, b"ptuiCB(", b"ptui_checkVC('0',",
-           b"\x00" * 10, b'{"retcode":0,"result":"\\ud800"}', b"NaN"]
+           b"\x00" * 10, b'{"retcode":0,"result":"\\ud800"}', b"NaN",
+           b'{"retcode":' + b"1" * 5000 + b"}",  # past Python's int digit limit
+           poll_body(['{"poll_type":"message","value":{"msg_id":1,"msg_id2":2,"from_uin":3,'
+                      '"content":[%s1%s]}}' % ("[" * 900, "]" * 900)])]
 
 
 @pytest.mark.parametrize("parse", PARSERS, ids=lambda parse: parse.__name__)

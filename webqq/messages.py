@@ -49,7 +49,10 @@ class ContentError(ValueError):
 
 
 def _excerpt(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except RecursionError:
+        return "(nested too deeply to quote)"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -380,8 +383,6 @@ def split_text(text: str, limit: int = MAX_TEXT_CHARS) -> List[str]:
 
 class Event:
     """Base of everything ``webqq.protocol.parse_poll`` returns in ``PollResult.events``."""
-
-    __slots__ = ()
 
 
 @dataclass(frozen=True)

@@ -961,7 +961,10 @@ def build_deny_added_request(qq: int, *, vfwebqq: str, reason: str = "") -> Requ
 # --- parsing helpers ---------------------------------------------------------------------
 
 def _json_excerpt(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)[:80]
+    try:
+        return json.dumps(value, ensure_ascii=False)[:80]
+    except RecursionError:
+        return "(nested too deeply to quote)"
 
 
 def _text(body: bytes, endpoint: str) -> str:
@@ -983,6 +986,8 @@ def _load_reply(body: bytes, endpoint: str) -> Dict[str, Any]:
                              text[max(0, exc.pos - 30):exc.pos + 30]) from None
     except RecursionError:
         raise MalformedReply(endpoint, "JSON nested too deeply", text) from None
+    except ValueError as exc:  # an integer longer than sys.get_int_max_str_digits()
+        raise MalformedReply(endpoint, "unreadable JSON (%s)" % exc, text) from None
     if not isinstance(reply, dict) or type(reply.get("retcode")) is not int:
         raise MalformedReply(endpoint, "no integer retcode", text)
     return reply
