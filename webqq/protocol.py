@@ -445,7 +445,8 @@ def _r(value: Dict[str, Any]) -> str:
 
 def _channel_post(path: str, r: Dict[str, Any], *, clientid: int, psessionid: str,
                   referer: str, psessionid_first: bool = False) -> Request:
-    """A ``d.web2`` POST: ``r`` plus the ``clientid``/``psessionid`` form fields."""
+    """A ``d.web2`` POST: ``r`` plus the ``clientid``/``psessionid`` form fields, in that
+    order or, with ``psessionid_first``, reversed as in the ``send_qun_msg2`` capture."""
     session = [("clientid", clientid), ("psessionid", psessionid)]
     if psessionid_first:
         session.reverse()
