@@ -26,10 +26,12 @@ Modules: `webqq.http.errors` (the error tree), `.reader` (framing), `.retry`,
 `.resolver`, `.connection` (one socket). This module holds `Response` and
 `HTTPStream`, which owns limits, pooling, retries, redirects, cookies and chains.
 """
+import functools
 import http.client
 import io
 import json
 import logging
+import re
 import ssl
 from collections import deque
 from http.cookiejar import CookieJar
@@ -396,9 +398,9 @@ class HTTPStream:
     def _send(self, job: _Job, conn: Connection) -> None:
         job.conn = conn
         request = job.request
-        if self.cookiejar is not None:
-            if request.unredirected_hdrs:
-                request.unredirected_hdrs.pop("Cookie", None)
+        if request.unredirected_hdrs:
+            request.unredirected_hdrs.pop("Cookie", None)
+        if next(iter(self.cookiejar), None) is not None:
             self.cookiejar.add_cookie_header(request)
         reader = ResponseReader(job.method == "HEAD", self.max_header_size, self.max_body_size)
         if log.isEnabledFor(logging.DEBUG):
@@ -669,14 +671,22 @@ class HTTPStream:
 
 
 def _origin(request: Request) -> Tuple[str, str, int]:
-    parts = urlsplit(request.full_url)
-    scheme = parts.scheme.lower()
+    """(scheme, host, port) of the request's URL; ValueError for a non-HTTP URL."""
+    return _origin_of(request.type, request.host)
+
+
+@functools.lru_cache(maxsize=256)
+def _origin_of(scheme: str, netloc: str) -> Tuple[str, str, int]:
+    parts = urlsplit(f"{scheme}://{netloc}/")
+    scheme = scheme.lower()
     if scheme not in _DEFAULT_PORTS or not parts.hostname:
-        raise ValueError(f"HTTPStream cannot send {request.full_url!r}: not an http(s) URL")
+        raise ValueError(f"HTTPStream cannot send {scheme}://{netloc}: not an http(s) URL")
     return scheme, parts.hostname.lower(), parts.port or _DEFAULT_PORTS[scheme]
 
 
-_BAD_HEADER_CHARS = ("\r", "\n", "\0")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_UNSAFE_VALUE = re.compile(r"[\r\n\0]")
+_UNSAFE_TARGET = re.compile(r"[ \r\n\0]")
 
 
 def _validate(request: Request) -> None:
@@ -685,19 +695,19 @@ def _validate(request: Request) -> None:
         raise TypeError(f"HTTPStream takes urllib.request.Request, not {type(request).__name__}")
     _origin(request)
     method = request.get_method()
-    if not method.isascii() or not method.isalpha():
+    if not _TOKEN.fullmatch(method):
         raise ValueError(f"Invalid method {method!r}")
-    if any(c in request.selector for c in " \r\n\0"):
+    if _UNSAFE_TARGET.search(request.selector):
         raise ValueError(f"Invalid characters in the request target {request.selector!r}")
     for name, value in request.header_items():
         value = str(value)
-        if not name or any(c in name for c in " :\t\r\n\0") or \
-                any(c in value for c in _BAD_HEADER_CHARS):
+        if not _TOKEN.fullmatch(name) or _UNSAFE_VALUE.search(value):
             raise ValueError(f"Invalid header {name!r}: CR, LF or NUL would split the request")
-        try:
-            (name + value).encode("latin-1")
-        except UnicodeEncodeError:
-            raise ValueError(f"Header {name!r} is not Latin-1; percent-encode it") from None
+        if not (name + value).isascii():
+            try:
+                value.encode("latin-1")
+            except UnicodeEncodeError:
+                raise ValueError(f"Header {name!r} is not Latin-1; percent-encode it") from None
     if request.data is not None and not isinstance(request.data, (bytes, bytearray)):
         raise TypeError("The request body must be bytes (urlencode and .encode() a form)")
 

@@ -58,6 +58,8 @@ MAX_INTERIM_RESPONSES = 8
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+#: name ":" OWS value OWS, on a head already free of NUL, CR and LF.
+_HEADER_LINE = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*")
 _BAD_VALUE = re.compile(rb"[\x00\r\n]")
 _TOKEN_CHARS = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"
 _CHUNK_SIZE_LINE = re.compile(
@@ -211,34 +213,33 @@ class ResponseReader:
 
     def _parse_head(self, head: bytes) -> bool:
         """Parse status line and headers; set the body state. False for a 1xx."""
-        if head.count(b"\r") != head.count(b"\r\n") or head.count(b"\n") != head.count(b"\r\n"):
+        crlf = head.count(b"\r\n")
+        if head.count(b"\r") != crlf or head.count(b"\n") != crlf:
             raise MalformedResponseError("Bare CR or LF in the response head")
-        lines = head.split(b"\r\n")
+        if b"\0" in head:
+            raise MalformedResponseError("NUL byte in the response head")
+        if crlf > MAX_HEADERS + 1:
+            raise ResponseTooLargeError(f"Response has more than {MAX_HEADERS} header lines")
+        lines = head.decode("latin-1").split("\r\n")
         lines.pop()  # head ends in CRLF: the last piece is empty
-        version, status, reason = _parse_status_line(lines[0])
+        version, status, reason = _parse_status_line(lines[0].encode("latin-1"))
         fields: Dict[str, List[str]] = {}
         folded = False
-        previous: Optional[Tuple[str, int]] = None
-        if len(lines) > MAX_HEADERS + 1:
-            raise ResponseTooLargeError(f"Response has more than {MAX_HEADERS} header lines")
+        values: Optional[List[str]] = None
+        header_line = _HEADER_LINE.fullmatch
         for line in lines[1:]:
-            if line[:1] in (b" ", b"\t"):
-                if previous is None:
-                    raise MalformedResponseError("Unexpected space after the status line")
-                name, index = previous
-                values = fields[name]
-                values[index] = (values[index] + " " + line.strip(b" \t").decode("latin-1")).strip()
+            match = header_line(line)
+            if match is not None:
+                name, value = match.groups()
+                values = fields.setdefault(name.lower(), [])
+                values.append(value)
+            elif line[:1] in (" ", "\t") and values is not None:
+                values[-1] = (values[-1] + " " + line.strip(" \t")).strip()
                 folded = True
-                continue
-            name_bytes, colon, value = line.partition(b":")
-            if not colon or not _TOKEN.fullmatch(name_bytes):
+            elif values is None and line[:1] in (" ", "\t"):
+                raise MalformedResponseError("Unexpected space after the status line")
+            else:
                 raise MalformedResponseError(f"Invalid header line {line[:40]!r}")
-            if _BAD_VALUE.search(value):
-                raise MalformedResponseError(f"Invalid header value in {line[:40]!r}")
-            name = name_bytes.decode("ascii").lower()
-            values = fields.setdefault(name, [])
-            values.append(value.strip(b" \t").decode("latin-1"))
-            previous = (name, len(values) - 1)
 
         if 100 <= status < 200:
             if status == 101:
