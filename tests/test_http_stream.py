@@ -760,3 +760,60 @@ async def test_a_thousand_requests_leave_no_fd_behind(io_loop, no_leaks, raw_ser
         except (ConnectError, ConnectionClosedError):
             outcomes["error"] += 1
     assert outcomes["ok"] > 500 and outcomes["error"] > 300
+
+
+# -- DNS cache -----------------------------------------------------------------
+
+class CountingResolver(Resolver):
+    """Answers with the current `port`, counting lookups; `gate` holds answers back."""
+
+    def initialize(self, port):
+        self.port = port
+        self.lookups = 0
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def resolve(self, host, port, family=socket.AF_UNSPEC):
+        self.lookups += 1
+        await self.gate.wait()
+        return [(socket.AF_INET, ("127.0.0.1", self.port))]
+
+
+@pytest.mark.gen_test
+async def test_dns_answers_expire_and_concurrent_lookups_share_one_query(io_loop, no_leaks):
+    from webqq.http.resolver import CachingResolver
+    upstream = CountingResolver(port=1111)
+    resolver = CachingResolver(resolver=upstream, ttl=0.2)
+    upstream.gate.clear()
+    first, second = resolver.resolve("svc.example", 80), resolver.resolve("svc.example", 80)
+    upstream.gate.set()
+    assert await first == await second == [(socket.AF_INET, ("127.0.0.1", 1111))]
+    assert upstream.lookups == 1
+    upstream.port = 2222   # the record changes
+    assert resolver.cached("svc.example", 80)[0][1][1] == 1111
+    await asyncio.sleep(0.25)   # the TTL itself is what is tested
+    assert resolver.cached("svc.example", 80) is None
+    assert (await resolver.resolve("svc.example", 80))[0][1][1] == 2222
+    assert upstream.lookups == 2
+    resolver.forget("svc.example", 80)
+    assert resolver.cached("svc.example", 80) is None
+
+
+@pytest.mark.gen_test
+async def test_large_body_over_tls(io_loop, no_leaks, tls, stream):
+    server_context, ca_file, _ = tls
+
+    class Big(web.RequestHandler):
+        def get(self):
+            self.write(b"z" * (1024 * 1024))
+
+    sockets = netutil.bind_sockets(0, "127.0.0.1")
+    server = httpserver.HTTPServer(web.Application([("/big", Big)]), ssl_options=server_context)
+    server.add_sockets(sockets)
+    port = sockets[0].getsockname()[1]
+    try:
+        response = await stream(ca_file=ca_file).fetch(Request(f"https://127.0.0.1:{port}/big"))
+        assert response.read() == b"z" * (1024 * 1024)
+    finally:
+        server.stop()
+        await server.close_all_connections()
