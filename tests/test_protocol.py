@@ -1013,10 +1013,13 @@ def test_parse_poll_other_retcodes_are_errors(retcode):
     ('{"poll_type":"buddylist_change","value":{"added_friends":[{"groupid":0}]}}',
      "missing key 'uin' in result[0].value.added_friends[0]"),
 ])
-def test_parse_poll_malformed_items(item, problem):
-    with pytest.raises(protocol.MalformedReply, match=re.escape(problem)) as caught:
-        protocol.parse_poll(poll_body([item]))
-    assert caught.value.endpoint == "poll2"
+def test_parse_poll_malformed_items_do_not_cost_the_others(item, problem):
+    good = ('{"poll_type":"message","value":{"msg_id":1,"msg_id2":2,"from_uin":3,'
+            '"to_uin":4,"time":5,"content":[["font",{}],"hi"]}}')
+    result = protocol.parse_poll(poll_body([item, good]))
+    kept, bad = result.events   # arrival order is the reverse of the list
+    assert isinstance(bad, messages.MalformedEvent) and problem in bad.problem
+    assert isinstance(kept, messages.BuddyMessage) and kept.content.text == "hi"
 
 
 # --- every parser, every kind of garbage -------------------------------------------------

@@ -619,3 +619,19 @@ class UnknownEvent(Event):
     whole."""
     poll_type: str
     value: Any = field(hash=False)
+
+
+@dataclass(frozen=True)
+class MalformedEvent(Event):
+    """A poll item that could not be read (a known ``poll_type`` with keys missing
+    or mistyped, or not an item at all), kept whole so that nothing vanishes
+    silently; the other items of the same reply are delivered as usual.
+
+    Attributes:
+        poll_type: the item's ``poll_type`` when it had one, else ``""``.
+        value: the raw item.
+        problem: what was wrong, as ``MalformedReply`` words it.
+    """
+    poll_type: str
+    value: Any = field(hash=False)
+    problem: str = ""

@@ -1852,13 +1852,20 @@ _POLL_ITEMS: Dict[str, Callable[[_Fields], Event]] = {
 
 
 def _poll_item(item: Any, index: int) -> Event:
+    """One item of a poll reply as its event; a broken item becomes a
+    ``MalformedEvent``, so that one bad item never costs the others."""
     where = "result[%d]" % index
-    fields = _Fields("poll2", item, where)
-    poll_type = fields.string("poll_type")
-    parse = _POLL_ITEMS.get(poll_type)
-    if parse is None:
-        return messages.UnknownEvent(poll_type, item.get("value"))
-    return parse(fields.object("value"))
+    try:
+        fields = _Fields("poll2", item, where)
+        poll_type = fields.string("poll_type")
+        parse = _POLL_ITEMS.get(poll_type)
+        if parse is None:
+            return messages.UnknownEvent(poll_type, item.get("value"))
+        return parse(fields.object("value"))
+    except MalformedReply as exc:
+        poll_type = item.get("poll_type") if isinstance(item, dict) else None
+        return messages.MalformedEvent(poll_type if isinstance(poll_type, str) else "",
+                                       item, exc.problem)
 
 
 def parse_poll(body: bytes) -> PollResult:
@@ -1877,8 +1884,9 @@ def parse_poll(body: bytes) -> PollResult:
 
     Raises:
         RetcodeError: any other retcode (e.g. 114); count these and relogin after a few.
-        MalformedReply: not a JSON envelope, a 116 without ``p``, or an item of a known
-            type whose keys are missing or mistyped (the whole reply is refused).
+        MalformedReply: not a JSON envelope, or a 116 without ``p``. An item of a
+            known type whose keys are missing or mistyped becomes a
+            ``messages.MalformedEvent`` in its place; the other items are kept.
     """
     reply = _load_reply(body, "poll2")
     retcode = reply["retcode"]
