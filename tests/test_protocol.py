@@ -1015,7 +1015,8 @@ def test_parse_poll_other_retcodes_are_errors(retcode):
 ])
 def test_parse_poll_malformed_items_do_not_cost_the_others(item, problem):
     good = ('{"poll_type":"message","value":{"msg_id":1,"msg_id2":2,"from_uin":3,'
-            '"to_uin":4,"time":5,"content":[["font",{}],"hi"]}}')
+            '"to_uin":4,"time":5,"content":[["font",{"size":10,"color":"000000",'
+            '"style":[0,0,0],"name":"Arial"}],"hi"]}}')
     result = protocol.parse_poll(poll_body([item, good]))
     kept, bad = result.events   # arrival order is the reverse of the list
     assert isinstance(bad, messages.MalformedEvent) and problem in bad.problem
