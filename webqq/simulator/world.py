@@ -1,0 +1,551 @@
+"""The simulated world: accounts, people, friendships, groups and discussions.
+
+world: data, loaded once. It reads a world description (a JSON file, a dict, or the
+built-in ``world.json`` beside this module), checks every key, and draws the opaque
+protocol ids the 2013 servers handed out (friend ``uin``, group ``gid``/``code``,
+discussion ``did``) from the simulator's seeded ``random.Random``, once per load, so they
+are stable across relinks and reproducible with a seed. It never changes what it loaded,
+never opens a socket and knows nothing of sessions: runtime state lives in ``state.py``.
+
+Everyone is named by QQ number here; a ``uin`` is always "as seen by" a viewing account
+(PROTOCOL.md §0.2: opaque per-session numbers for other users; the account's own uin is its
+QQ number). A group is named by its public number, a discussion by a number the world
+gives it (discussions have no public number in WebQQ; the control surface needs a name).
+
+World file shape (every key but the marked ones optional)::
+
+    {"options": {"era": "A", ...see Options...},
+     "accounts": [{"qq": 10001*, "password": "...", "nick": "...", "captcha": "never",
+                   "categories": [{"index": 1, "name": "Colleagues"}],
+                   "friends": [{"qq": 20001*, "category": 1, "remark": "Bob (work)"}],
+                   ...profile keys of a person...}],
+     "people":   [{"qq": 20001*, "nick": "Alice", "status": "online", "gender": "female",
+                   "country": "", "province": "", "city": "", "face": 0,
+                   "long_nick": "", "client_type": 1, "vip_level": 0}],
+     "groups":   [{"number": 30001*, "name": "...", "owner": 20001*, "memo": "",
+                   "fingermemo": "", "createtime": 1366948800,
+                   "members": [{"qq": 20001*, "card": "Alice@work", "admin": false}]}],
+     "discussions": [{"number": 40001*, "name": "...", "owner": 20001*,
+                      "members": [20001, 10001]}]}
+
+An account is a person who can log in (it has a password); people are simulated users.
+"""
+import json
+import os
+import random
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Account", "Category", "Discussion", "Friend", "Group", "Member", "Options", "Person",
+    "World", "WorldError", "DEFAULT_WORLD_FILE", "STATUSES", "as_int", "load_world",
+]
+
+#: The built-in world: account 10001 (password "webqq-demo"), 10002, three people, one
+#: group and one discussion.
+DEFAULT_WORLD_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "world.json")
+
+#: Presence values of PROTOCOL.md §2.7 / §4.6 ("offline" only as a presence, not a request).
+STATUSES = ("online", "away", "busy", "silent", "hidden", "callme", "offline")
+
+# Opaque ids are drawn from this range: 10 digits, below 2**32, like every 2013 sample.
+_ID_RANGE = (1_000_000_000, 4_294_967_295)
+# QQ numbers of 2013 were 5 to 10 digits.
+_QQ_RANGE = (10_000, 4_294_967_295)
+
+
+class WorldError(ValueError):
+    """Raised when a world description is not valid; the message names the key path."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """Per-world switches for behaviour PROTOCOL.md leaves to the simulator ([sim])."""
+
+    #: "A": spring 2013 (check -> login -> login2), the primary target. "B": late 2013:
+    #: /login answers a check_sig URL that sets p_skey, which d.web2/s.web2 then require.
+    era: str = "A"
+    #: Order of poll2 result[]: "oldest_first" or "newest_first". PROTOCOL.md §7.5 marks
+    #: it uncertain (IQ/LQ read newest-first); pual_bot iterates forward, so the default
+    #: follows pual_bot's reading.
+    poll_order: str = "oldest_first"
+    #: get_user_friends2 hash: "none" accepts anything (pual_bot Era A sends none), or
+    #: one of "N", "O", "P", "Q" (§3.3): a hash that is present must then match.
+    friends_hash: str = "none"
+    #: With a hash variant: refuse (retcode 50) a request that carries no hash at all.
+    friends_hash_required: bool = False
+    #: Referer policy on d.web2/s.web2: "qq.com" (a Referer whose host ends in .qq.com),
+    #: "strict" (one of PROTOCOL.md §0.5's constants) or "none".
+    referer: str = "qq.com"
+    #: Answer every Nth poll2 of a session with 116 and a new ptwebqq (0: only when
+    #: /_sim/rotate asks).
+    rotate_every: int = 0
+    #: Seconds without a poll2 after which a session expires (next poll: 121); 0: never.
+    idle_expiry: float = 300.0
+    #: §6.3 silent drops, off by default: a send less than this many seconds after the
+    #: previous one of the session is answered "ok" and dropped.
+    min_interval: float = 0.0
+    #: §6.3: a send equal to the previous one of the session within this many seconds
+    #: is answered "ok" and dropped.
+    dup_window: float = 0.0
+    #: get_friend_uin2 lookups allowed per session per minute (then 99999); 0: unlimited.
+    lookup_limit: int = 0
+
+
+@dataclass(frozen=True)
+class Person:
+    """A user's profile, as the info calls show it."""
+
+    qq: int
+    nick: str
+    #: Presence of a simulated person; an account's presence follows its session.
+    status: str = "online"
+    #: §2.10 client_type of a simulated person: 1 is a PC client.
+    client_type: int = 1
+    face: int = 0
+    gender: str = "unknown"
+    country: str = ""
+    province: str = ""
+    city: str = ""
+    long_nick: str = ""
+    vip_level: int = 0
+
+
+@dataclass(frozen=True)
+class Category:
+    """A friend-list category. Index 0 is the implicit "我的好友" and is never listed."""
+
+    index: int
+    name: str
+    sort: int
+
+
+@dataclass(frozen=True)
+class Friend:
+    """One entry of an account's friend list."""
+
+    qq: int
+    category: int = 0
+    remark: str = ""
+
+
+@dataclass(frozen=True)
+class Account:
+    """A person who can log in."""
+
+    person: Person
+    password: str
+    #: "never", "always" or "once" (the first check of this simulator run asks for one).
+    captcha: str = "never"
+    categories: tuple = ()
+    friends: tuple = ()
+
+    @property
+    def qq(self) -> int:
+        return self.person.qq
+
+    @property
+    def nick(self) -> str:
+        return self.person.nick
+
+    def friend(self, qq: int):
+        """The Friend entry for ``qq``, or None."""
+        for entry in self.friends:
+            if entry.qq == qq:
+                return entry
+        return None
+
+
+@dataclass(frozen=True)
+class Member:
+    """A group member: a card (group nickname) and the administrator flag."""
+
+    qq: int
+    card: str = ""
+    admin: bool = False
+
+
+@dataclass(frozen=True)
+class Group:
+    """A QQ group. ``number`` is the public number (§0.2 info_seq); gid/code are opaque."""
+
+    number: int
+    name: str
+    owner: int
+    members: tuple
+    gid: int
+    code: int
+    memo: str = ""
+    fingermemo: str = ""
+    createtime: int = 1366948800
+
+    def member(self, qq: int):
+        """The Member entry for ``qq``, or None."""
+        for entry in self.members:
+            if entry.qq == qq:
+                return entry
+        return None
+
+
+@dataclass(frozen=True)
+class Discussion:
+    """A discussion group; ``number`` only names it for the world and /_sim/."""
+
+    number: int
+    name: str
+    owner: int
+    members: tuple
+    did: int
+    #: The small per-discussion counter that get_discu_info and discu_message carry.
+    info_seq: int
+
+
+@dataclass
+class World:
+    """Everything loaded, plus the id maps drawn for it.
+
+    ``uin(viewer, qq)`` and ``qq_of_uin(viewer, uin)`` translate between QQ numbers and
+    the uins a viewing account sees; everything else is looked up by QQ number, group
+    number or discussion number, or by the protocol's gid/code/did.
+    """
+
+    options: Options
+    accounts: dict            # qq -> Account
+    people: dict              # qq -> Person (accounts' profiles included)
+    groups: dict              # number -> Group
+    discussions: dict         # number -> Discussion
+    rng: object = field(repr=False)
+    _uins: dict = field(default_factory=dict, repr=False)      # (viewer, qq) -> uin
+    _by_uin: dict = field(default_factory=dict, repr=False)    # (viewer, uin) -> qq
+
+    def uin(self, viewer: int, qq: int) -> int:
+        """The uin under which account ``viewer`` sees user ``qq``.
+
+        An account sees itself under its QQ number. Everyone in the world got a uin at
+        load; a stranger (a QQ number the world does not list, e.g. the sender of a
+        friend request pushed through /_sim/event) gets one on first use.
+        """
+        if viewer == qq:
+            return qq
+        key = (viewer, qq)
+        if key not in self._uins:
+            self._assign_uin(viewer, qq)
+        return self._uins[key]
+
+    def qq_of_uin(self, viewer: int, uin) -> "int | None":
+        """The QQ number behind ``uin`` as account ``viewer`` sees it, or None."""
+        uin = as_int(uin)
+        if uin is None:
+            return None
+        if uin == viewer:
+            return viewer
+        return self._by_uin.get((viewer, uin))
+
+    def group_by_gid(self, gid):
+        gid = as_int(gid)
+        return next((g for g in self.groups.values() if g.gid == gid), None)
+
+    def group_by_code(self, code):
+        code = as_int(code)
+        return next((g for g in self.groups.values() if g.code == code), None)
+
+    def discussion_by_did(self, did):
+        did = as_int(did)
+        return next((d for d in self.discussions.values() if d.did == did), None)
+
+    def groups_of(self, qq: int) -> list:
+        """The groups ``qq`` is a member of, in world order."""
+        return [g for g in self.groups.values() if g.member(qq) is not None]
+
+    def discussions_of(self, qq: int) -> list:
+        """The discussions ``qq`` is a member of, in world order."""
+        return [d for d in self.discussions.values() if qq in d.members]
+
+    def person(self, qq: int) -> Person:
+        """The profile of ``qq``; a stranger gets a bare profile with the number as nick."""
+        found = self.people.get(qq)
+        return found if found is not None else Person(qq=qq, nick=str(qq), status="offline")
+
+    def _assign_uin(self, viewer: int, qq: int) -> None:
+        while True:
+            uin = self.rng.randrange(*_ID_RANGE)
+            if (viewer, uin) not in self._by_uin and uin not in self.people:
+                break
+        self._uins[(viewer, qq)] = uin
+        self._by_uin[(viewer, uin)] = qq
+
+
+def as_int(value):
+    """A JSON number or a decimal string as int (clients send both, §7.20), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit() and len(value) < 20:
+        return int(value)
+    return None
+
+
+# --- loading and validation --------------------------------------------------------------
+
+_REQUIRED = object()
+
+
+class _Fields:
+    """Reads one JSON object of the world file: typed keys, unknown keys refused.
+
+    Every error names the key path, e.g. ``accounts[0].friends[2].qq``.
+    """
+
+    def __init__(self, data, where: str):
+        if not isinstance(data, dict):
+            raise WorldError("%s: expected an object, got %s" % (where, _kind(data)))
+        self._data = data
+        self._where = where
+        self._seen = set()
+
+    def take(self, key, kind, default=_REQUIRED, choices=None):
+        self._seen.add(key)
+        path = "%s.%s" % (self._where, key) if self._where else key
+        if key not in self._data:
+            if default is _REQUIRED:
+                raise WorldError("%s: missing" % path)
+            return default
+        value = self._data[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise WorldError("%s: expected %s, got %s" % (path, _kind_name(kind), _kind(value)))
+        if choices is not None and value not in choices:
+            raise WorldError("%s: %r is not one of %s" % (path, value, ", ".join(map(str, choices))))
+        return value
+
+    def qq(self, key="qq"):
+        value = self.take(key, int)
+        if not _QQ_RANGE[0] <= value <= _QQ_RANGE[1]:
+            raise WorldError("%s.%s: %d is not a QQ number (%d..%d)"
+                             % (self._where, key, value, *_QQ_RANGE))
+        return value
+
+    def items(self, key, where_prefix=None):
+        """(path, element) for each element of a list-valued key (missing: empty)."""
+        values = self.take(key, list, [])
+        prefix = where_prefix or ("%s.%s" % (self._where, key) if self._where else key)
+        return [("%s[%d]" % (prefix, i), value) for i, value in enumerate(values)]
+
+    def done(self):
+        unknown = sorted(set(self._data) - self._seen)
+        if unknown:
+            raise WorldError("%s: unknown key %s" % (self._where or "world", ", ".join(
+                repr(k) for k in unknown)))
+
+
+def _kind(value) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            int: "a number", float: "a number", type(None): "null"}.get(type(value), "?")
+
+
+def _kind_name(kind) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number"}[kind]
+
+
+def _read_person(fields: _Fields, qq: int) -> Person:
+    return Person(
+        qq=qq,
+        nick=fields.take("nick", str, str(qq)),
+        status=fields.take("status", str, "online", choices=STATUSES),
+        client_type=fields.take("client_type", int, 1),
+        face=fields.take("face", int, 0),
+        gender=fields.take("gender", str, "unknown", choices=("male", "female", "unknown")),
+        country=fields.take("country", str, ""),
+        province=fields.take("province", str, ""),
+        city=fields.take("city", str, ""),
+        long_nick=fields.take("long_nick", str, ""),
+        vip_level=fields.take("vip_level", int, 0),
+    )
+
+
+def _read_options(data) -> Options:
+    fields = _Fields(data, "options")
+    options = Options(
+        era=fields.take("era", str, "A", choices=("A", "B")),
+        poll_order=fields.take("poll_order", str, "oldest_first",
+                               choices=("oldest_first", "newest_first")),
+        friends_hash=fields.take("friends_hash", str, "none",
+                                 choices=("none", "N", "O", "P", "Q")),
+        friends_hash_required=fields.take("friends_hash_required", bool, False),
+        referer=fields.take("referer", str, "qq.com", choices=("qq.com", "strict", "none")),
+        rotate_every=fields.take("rotate_every", int, 0),
+        idle_expiry=fields.take("idle_expiry", float, 300.0),
+        min_interval=fields.take("min_interval", float, 0.0),
+        dup_window=fields.take("dup_window", float, 0.0),
+        lookup_limit=fields.take("lookup_limit", int, 0),
+    )
+    fields.done()
+    return options
+
+
+def _read_account(where: str, data, people: dict) -> Account:
+    fields = _Fields(data, where)
+    qq = fields.qq()
+    password = fields.take("password", str)
+    captcha = fields.take("captcha", str, "never", choices=("never", "always", "once"))
+    categories = []
+    for path, item in fields.items("categories"):
+        cat = _Fields(item, path)
+        index = cat.take("index", int)
+        if index < 1:
+            raise WorldError("%s.index: category 0 is the implicit default; use 1 or more" % path)
+        categories.append(Category(index=index, name=cat.take("name", str),
+                                   sort=cat.take("sort", int, index)))
+        cat.done()
+    friend_items = fields.items("friends")
+    person = _read_person(fields, qq)
+    fields.done()
+    friends = []
+    indexes = {c.index for c in categories}
+    for path, item in friend_items:
+        entry = _Fields(item, path)
+        friend = Friend(qq=entry.qq(), category=entry.take("category", int, 0),
+                        remark=entry.take("remark", str, ""))
+        entry.done()
+        if friend.category and friend.category not in indexes:
+            raise WorldError("%s.category: no category %d in %s.categories"
+                             % (path, friend.category, where))
+        friends.append(friend)
+    people[qq] = person
+    return Account(person=person, password=password, captcha=captcha,
+                   categories=tuple(categories), friends=tuple(friends))
+
+
+def load_world(source=None, rng=None) -> World:
+    """Load and validate a world, drawing its opaque ids.
+
+    Args:
+        source: None for the built-in world; a path to a JSON file; a dict of the file's
+            shape; or a World (returned as is).
+        rng: the ``random.Random`` that draws uins, gids, codes and dids (and later the
+            uins of strangers). Seed it for reproducible ids.
+
+    Returns:
+        The World.
+
+    Raises:
+        WorldError: the file is not JSON, or a key is missing, unknown, mistyped or
+            refers to someone the world does not list. The message names the key path.
+        OSError: the file cannot be read.
+    """
+    if isinstance(source, World):
+        return source
+    rng = rng if rng is not None else random.Random()
+    if source is None:
+        source = DEFAULT_WORLD_FILE
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, encoding="utf-8") as f:
+            try:
+                data = json.load(f)
+            except ValueError as exc:
+                raise WorldError("%s: not JSON: %s" % (source, exc)) from None
+    else:
+        data = source
+    top = _Fields(data, "")
+    options = _read_options(top.take("options", dict, {}))
+
+    people = {}
+    for path, item in top.items("people"):
+        fields = _Fields(item, path)
+        qq = fields.qq()
+        if qq in people:
+            raise WorldError("%s.qq: %d is listed twice" % (path, qq))
+        people[qq] = _read_person(fields, qq)
+        fields.done()
+
+    accounts = {}
+    account_paths = []
+    for path, item in top.items("accounts"):
+        if isinstance(item, dict) and item.get("qq") in people:
+            raise WorldError("%s.qq: %r is listed twice" % (path, item["qq"]))
+        account = _read_account(path, item, people)
+        accounts[account.qq] = account
+        account_paths.append((path, account))
+    if not accounts:
+        raise WorldError("accounts: the world needs at least one account")
+    for path, account in account_paths:
+        for i, friend in enumerate(account.friends):
+            if friend.qq not in people:
+                raise WorldError("%s.friends[%d].qq: nobody with QQ number %d in the world"
+                                 % (path, i, friend.qq))
+
+    def known(path, qq):
+        if qq not in people:
+            raise WorldError("%s: nobody with QQ number %d in the world" % (path, qq))
+        return qq
+
+    group_specs = []
+    numbers = set()
+    for path, item in top.items("groups"):
+        fields = _Fields(item, path)
+        number = fields.qq("number")
+        if number in numbers:
+            raise WorldError("%s.number: %d is listed twice" % (path, number))
+        numbers.add(number)
+        members = []
+        for mpath, mitem in fields.items("members"):
+            mfields = _Fields(mitem, mpath)
+            members.append(Member(qq=known(mpath + ".qq", mfields.qq()),
+                                  card=mfields.take("card", str, ""),
+                                  admin=mfields.take("admin", bool, False)))
+            mfields.done()
+        owner = known(path + ".owner", fields.qq("owner"))
+        if owner not in {m.qq for m in members}:
+            members.insert(0, Member(qq=owner))
+        group_specs.append(dict(
+            number=number, name=fields.take("name", str), owner=owner,
+            members=tuple(members), memo=fields.take("memo", str, ""),
+            fingermemo=fields.take("fingermemo", str, ""),
+            createtime=fields.take("createtime", int, 1366948800)))
+        fields.done()
+
+    discussion_specs = []
+    for path, item in top.items("discussions"):
+        fields = _Fields(item, path)
+        number = fields.qq("number")
+        if number in numbers:
+            raise WorldError("%s.number: %d is already a group or discussion" % (path, number))
+        numbers.add(number)
+        members = []
+        for mpath, qq in fields.items("members"):
+            if not isinstance(qq, int) or isinstance(qq, bool):
+                raise WorldError("%s: expected a QQ number, got %s" % (mpath, _kind(qq)))
+            members.append(known(mpath, qq))
+        owner = known(path + ".owner", fields.qq("owner"))
+        if owner not in members:
+            members.insert(0, owner)
+        discussion_specs.append(dict(number=number, name=fields.take("name", str),
+                                     owner=owner, members=tuple(members)))
+        fields.done()
+    top.done()
+
+    # Draw every opaque id now, in a fixed order, so one seed gives one world.
+    drawn = set()
+
+    def fresh_id():
+        while True:
+            value = rng.randrange(*_ID_RANGE)
+            if value not in drawn and value not in people:
+                drawn.add(value)
+                return value
+
+    groups = {}
+    for spec in group_specs:
+        groups[spec["number"]] = Group(gid=fresh_id(), code=fresh_id(), **spec)
+    discussions = {}
+    for spec in discussion_specs:
+        discussions[spec["number"]] = Discussion(did=fresh_id(), info_seq=rng.randrange(2, 100),
+                                                 **spec)
+    world = World(options=options, accounts=accounts, people=people, groups=groups,
+                  discussions=discussions, rng=rng)
+    for viewer in sorted(accounts):
+        for qq in sorted(people):
+            world.uin(viewer, qq)
+    return world
