@@ -1,0 +1,78 @@
+"""Byte-level forms of the simulator's replies: JSON, ptui callbacks, Set-Cookie lines.
+
+wire: pure formatting, shared by the protocol handlers and the event builders. It knows
+how Tencent's servers spelled things (PROTOCOL.md §0.4, §1.3, §2.3, §2.5) and nothing
+about sessions; it never performs I/O.
+"""
+import json
+import re
+
+__all__ = [
+    "JSON_TYPE", "JS_TYPE", "JPEG_TYPE", "HTML_TYPE",
+    "dumps", "ptui_callback", "set_cookie", "uin_bytes_literal", "uin_cookie",
+]
+
+# §0.4 [sim]: Content-Type of each kind of reply (no 2013 client relied on them).
+JSON_TYPE = "text/plain; charset=utf-8"
+JS_TYPE = "application/x-javascript; charset=utf-8"
+JPEG_TYPE = "image/jpeg"
+HTML_TYPE = "text/html; charset=utf-8"
+
+# A JSON escape of a backslash, or a \uXXXX escape: scanning both alternatives left to
+# right means an escaped backslash followed by "u" is never mistaken for an escape.
+_ESCAPE = re.compile(r"(\\\\)|\\u([0-9a-f]{4})")
+
+# "Expires" of the long-lived login cookies (ptcz, pt2gguin): the 32-bit time_t limit.
+_FAR_FUTURE = "Tue, 19-Jan-2038 03:14:07 GMT"
+
+
+def dumps(value) -> bytes:
+    """JSON as d.web2 wrote it: compact, non-ASCII as upper-case ``\\uXXXX`` (§0.4)."""
+    text = json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+    return _ESCAPE.sub(lambda m: m.group(1) or "\\u" + m.group(2).upper(), text).encode("ascii")
+
+
+def _quote_arg(value, escape: bool) -> str:
+    text = str(value)
+    if escape:
+        text = text.replace("\\", "\\\\").replace("'", "\\'")
+    return "'%s'" % text
+
+
+def ptui_callback(name: str, *args, escape: bool = True, last_spaced: bool = False) -> bytes:
+    """A login-server callback, e.g. ``ptui_checkVC('0','!PTH','\\x00…');``.
+
+    Every argument is single-quoted. With ``escape`` a quote or backslash inside is
+    backslash-escaped (our choice: no sample shows one); ``ptui_checkVC`` passes
+    ``escape=False`` because its third argument *is* ``\\xNN`` escapes. ``last_spaced``
+    puts the one space ``ptuiCB`` has before its sixth argument (§2.5).
+    """
+    quoted = [_quote_arg(a, escape) for a in args]
+    if last_spaced and len(quoted) > 1:
+        text = ",".join(quoted[:-1]) + ", " + quoted[-1]
+    else:
+        text = ",".join(quoted)
+    return ("%s(%s);" % (name, text)).encode("utf-8")
+
+
+def uin_bytes_literal(qq: int) -> str:
+    """§2.3 argument 3: the QQ number as 8 big-endian bytes in ``\\xNN`` escapes."""
+    return "".join("\\x%02x" % b for b in qq.to_bytes(8, "big"))
+
+
+def uin_cookie(qq: int) -> str:
+    """The ``uin`` / ``pt2gguin`` cookie value: ``o`` + the QQ number in 10 digits."""
+    return "o%010d" % qq
+
+
+def set_cookie(name: str, value: str, domain: str, long_lived: bool = False) -> str:
+    """A Set-Cookie value with Tencent's attributes (§1.3): raw value, Domain, Path=/.
+
+    Written by hand because Tornado's ``set_cookie`` would quote values such as
+    ``@FgMFRXQ6I`` (an ``@`` is not a cookie token character), and a client's jar would
+    then hold the quotes as part of ``skey``.
+    """
+    line = "%s=%s; Domain=%s; Path=/" % (name, value, domain)
+    if long_lived:
+        line += "; Expires=" + _FAR_FUTURE
+    return line
