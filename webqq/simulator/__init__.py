@@ -1,0 +1,79 @@
+"""webqq.simulator: the WebQQ servers of 2013, on loopback, for tests and plugin writers.
+
+Tencent switched WebQQ off long ago. This package serves PROTOCOL.md faithfully enough
+that a client which works against it would have worked against Tencent: same hosts and
+paths (routed by the Host header), same cookies with their domains, the same checks
+(password hash, verify code, ptwebqq, vfwebqq, psessionid, clientid, Referer) answered
+with the same error forms, a real long poll, and TLS on the https hosts with a
+certificate of the simulator's own CA (``Simulator.ca_file``; TEST MATERIAL). Where
+PROTOCOL.md is uncertain it follows pual_bot (Era A), and the code says so.
+
+It must never reach the network beyond its own listening sockets, never block or
+thread the IOLoop it runs in, and never log a password, p, skey, ptwebqq, vfwebqq or
+psessionid.
+
+Use::
+
+    sim = Simulator(world=None, poll_hold=55.0, host="127.0.0.1", port=0, tls_port=0)
+    sim.hosts      # {"d.web2.qq.com": ("127.0.0.1", 41234), "ssl.ptlogin2.qq.com": (…, tls)}
+    sim.ca_file    # the CA to trust for the TLS port
+    await sim.stop()
+
+The constructor starts it (on the current IOLoop). Modules: ``world`` (the JSON world),
+``state`` (the back end's rules), ``events`` (poll items), ``app`` (protocol handlers),
+``control`` (this surface), ``server`` (ports, TLS, timers), ``cli``.
+
+Control surface, on the plain port under ``/_sim/`` for any Host, JSON in and out.
+Everyone is named by QQ number, groups and discussions by their world number::
+
+    POST /_sim/say     {"to": 10001, "from": 20001, "text": "hi"}             a "message"
+                       {"to": 10001, "group": 30001, "from": 20002, "text": "hi"}
+                       {"to": 10001, "discussion": 40001, "from": 20003, "text": "hi"}
+                       optional "content": [pieces] instead of text (e.g. ["hi ",
+                       ["face", 14]]), "font": {…}
+                       -> {"ok": true, "item": {"poll_type": …, "value": {…}}}
+    POST /_sim/event   {"to": 10001, "poll_type": "input_notify", "from": 20001}
+                       any poll_type of PROTOCOL.md §4, built with every field:
+                       message, group_message, discu_message, sess_message (with
+                       "group" or "discussion"), kick_message, buddies_status_change
+                       ("status"), input_notify, shake_message, system_message ("type":
+                       verify_required | added_buddy_sig | verify_pass |
+                       verify_pass_add), sys_g_msg ("group", "type": group_join |
+                       group_leave | group_request_join | group_request_join_agree |
+                       group_request_join_deny | group_create), buddylist_change
+                       ("type": added | removed), file_message ("type": recv | refuse |
+                       send_ack), push_offfile, notify_offfile, filesrv_transfer,
+                       group_web_message, tips, av_request. "text" fills the text-like
+                       field; "value": {…} overrides or adds keys last.
+                       -> {"ok": true, "item": {…}}
+    GET  /_sim/sent?account=10001
+                       -> [{"kind": "buddy|group|discussion|session", "to": N, "text": "…",
+                            "msg_id": N, "time": T, "content": [pieces],
+                            "dropped": null | "too_fast" | "duplicate"}, …] in order
+    GET  /_sim/state   -> {"accounts": {"10001": {"state": "offline|online|kicked|expired|
+                            logged_out", "status": "online", "nick": "…", "captcha": null
+                            | "CODE" (what the captcha image shows), "clientid": "…",
+                            "polling": bool, "polls": N, "queued": N, "sent": N}},
+                            "poll_hold": S, "era": "A", "faults": […]}
+    POST /_sim/kick    {"account": 10001, "kick_message": false}
+                       the held or next poll answers 121 (after a kick_message item
+                       when "kick_message" is true)                 -> {"ok": true}
+    POST /_sim/rotate  {"account": 10001}  the held or next poll answers 116 with a new
+                       ptwebqq, which login2 then requires          -> {"ok": true}
+    POST /_sim/captcha {"account": 10001, "code": "ABCD"}
+                       the next check requires a captcha showing that code
+    POST /_sim/fault   {"path": "/channel/poll2", "kind": "status|reset|delay|retcode",
+                        "status": 502, "count": 3, "seconds": 2, "retcode": 103,
+                        "host": "d.web2.qq.com" (optional)}  see faults.py
+                       -> {"ok": true, "faults": [...]}
+    GET  /_sim/fault   -> the pending faults;  DELETE /_sim/fault clears them
+    POST /_sim/offline {"seconds": 30}  both ports refuse connections for a while
+                       (the answer is sent first; /_sim/ is unreachable meanwhile)
+
+Errors: 400 {"error": …} (bad body, unknown name), 404 (unknown verb), 405, 409 (e.g.
+the account is not logged in).
+"""
+from .server import CA_FILE, DEFAULT_POLL_HOLD, Simulator
+from .world import World, WorldError, load_world
+
+__all__ = ["CA_FILE", "DEFAULT_POLL_HOLD", "Simulator", "World", "WorldError", "load_world"]

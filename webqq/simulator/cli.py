@@ -1,0 +1,81 @@
+"""``webqq-simulator``: run the WebQQ simulator in the foreground until Ctrl-C.
+
+cli: argument parsing, logging setup and the IOLoop of a stand-alone simulator. It prints
+where the simulator listens, the CA file and a curl line to try; everything else is the
+Simulator's. It never prints or logs a password or a token.
+"""
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from .server import DEFAULT_POLL_HOLD, Simulator
+from .world import WorldError
+
+__all__ = ["main"]
+
+# The ports of conf/webqq.ini's examples ([simulator] port, [hosts]).
+DEFAULT_PORT = 18080
+DEFAULT_TLS_PORT = 18443
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="webqq-simulator",
+        description="Serve the WebQQ (2013) protocol on loopback: login, lists, poll2, "
+                    "sends, plus a /_sim/ control surface.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on "
+                        "(default: %(default)s)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help="plain HTTP port, also /_sim/ (default: %(default)s)")
+    parser.add_argument("--tls-port", type=int, default=DEFAULT_TLS_PORT,
+                        help="TLS port for the https hosts (default: %(default)s)")
+    parser.add_argument("--world", metavar="FILE", help="world JSON file (default: the "
+                        "built-in world, account 10001)")
+    parser.add_argument("--poll-hold", metavar="S", type=float, default=DEFAULT_POLL_HOLD,
+                        help="seconds a poll2 is held before 102 (default: %(default)s)")
+    parser.add_argument("--seed", type=int, help="seed ids and tokens for a reproducible run")
+    return parser
+
+
+def _banner(sim: Simulator) -> str:
+    check = ("curl --cacert %s --resolve ssl.ptlogin2.qq.com:%d:%s "
+             "'https://ssl.ptlogin2.qq.com:%d/check?uin=10001&appid=1003903&r=0.5'"
+             % (sim.ca_file, sim.tls_port, sim.host, sim.tls_port))
+    return "\n".join((
+        "webqq-simulator: HTTP on %s:%d (plain hosts and /_sim/), TLS on %s:%d"
+        % (sim.host, sim.port, sim.host, sim.tls_port),
+        "CA certificate (TEST MATERIAL): %s" % sim.ca_file,
+        "control: curl -s http://%s:%d/_sim/state" % (sim.host, sim.port),
+        "try:     %s" % check,
+    ))
+
+
+async def _serve(args) -> int:
+    try:
+        sim = Simulator(world=args.world, poll_hold=args.poll_hold, host=args.host,
+                        port=args.port, tls_port=args.tls_port, seed=args.seed)
+    except (OSError, WorldError) as exc:
+        print("webqq-simulator: %s" % exc, file=sys.stderr)
+        return 1
+    print(_banner(sim), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    logging.getLogger("webqq.simulator").info("stopping")
+    await sim.stop()
+    return 0
+
+
+def main(argv=None) -> int:
+    """Entry point of ``webqq-simulator``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    return asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""The /_sim/ control surface: JSON in, JSON out, people named by QQ number.
+
+control: how tests, README examples and people drive the simulator (shapes in the
+package docstring, ``webqq/simulator/__init__.py``). It validates the JSON, translates QQ
+numbers and group/discussion numbers into world objects and calls the ``Backend`` or the
+Simulator. It never reaches around the back end to edit a session, and never returns a
+token (skey, ptwebqq, vfwebqq, psessionid).
+
+Errors: 400 ``{"error": "..."}`` for a malformed body or an unknown name, 404 for an
+unknown verb, 405 for a wrong method, 409 when the state does not allow it (e.g. the
+account is not logged in).
+"""
+import json
+import logging
+import re
+
+from tornado import web
+
+from .events import EventError, EventSpec, POLL_TYPES, SIMULATED_FONT
+from .faults import FAULT_KINDS, Fault
+from .state import ControlError
+from .world import STATUSES
+
+__all__ = ["ControlHandler"]
+
+log = logging.getLogger("webqq.simulator")
+
+_CODE = re.compile(r"[A-Za-z0-9]{1,8}\Z")
+
+
+class _BadRequest(Exception):
+    """A control request whose body does not say what it must (HTTP 400)."""
+
+
+class ControlHandler(web.RequestHandler):
+    """/_sim/<verb> on the plain port, for any Host."""
+
+    GET_VERBS = {"state": "state", "sent": "sent", "fault": "faults"}
+    POST_VERBS = {"say": "say", "event": "event", "kick": "kick", "rotate": "rotate",
+                  "captcha": "captcha", "fault": "fault", "offline": "offline"}
+    DELETE_VERBS = {"fault": "clear_faults"}
+
+    def initialize(self, sim):
+        self.sim = sim
+        self.backend = sim.backend
+        self.world = sim.world
+
+    def compute_etag(self):
+        return None
+
+    def log_exception(self, typ, value, tb):
+        if isinstance(value, web.HTTPError):
+            return
+        log.error("/_sim/ %s: unexpected error", self.request.path, exc_info=(typ, value, tb))
+
+    def write_error(self, status_code, **kwargs):
+        self._json({"error": self._reason})
+
+    def _json(self, value):
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        return self.finish(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+
+    def _fail(self, status: int, message: str):
+        self.set_status(status)
+        self._json({"error": message})
+
+    async def _dispatch(self, verbs: dict, verb: str):
+        method = verbs.get(verb)
+        if method is None:
+            known = verb in self.GET_VERBS or verb in self.POST_VERBS or verb in self.DELETE_VERBS
+            self._fail(405 if known else 404, "%s /_sim/%s is not a control verb"
+                       % (self.request.method, verb))
+            return
+        try:
+            await getattr(self, method)()
+        except _BadRequest as exc:
+            self._fail(400, str(exc))
+        except (EventError, ValueError) as exc:
+            self._fail(400, str(exc))
+        except ControlError as exc:
+            self._fail(409, str(exc))
+
+    async def get(self, verb):
+        await self._dispatch(self.GET_VERBS, verb)
+
+    async def post(self, verb):
+        await self._dispatch(self.POST_VERBS, verb)
+
+    async def delete(self, verb):
+        await self._dispatch(self.DELETE_VERBS, verb)
+
+    # --- reading the body ----------------------------------------------------------------
+
+    def _body(self) -> dict:
+        try:
+            value = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise _BadRequest("the body is not JSON") from None
+        if not isinstance(value, dict):
+            raise _BadRequest("the body must be a JSON object")
+        return value
+
+    @staticmethod
+    def _number(body: dict, key: str, required: bool = True):
+        value = body.get(key)
+        if value is None and not required:
+            return None
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise _BadRequest("%s: expected a number, got %r" % (key, value))
+        return value
+
+    def _account(self, body: dict, key: str = "account") -> int:
+        qq = self._number(body, key)
+        if qq not in self.world.accounts:
+            raise _BadRequest("%s: no account %d in the world" % (key, qq))
+        return qq
+
+    def _group(self, body: dict):
+        number = self._number(body, "group", required=False)
+        if number is None:
+            return None
+        group = self.world.groups.get(number)
+        if group is None:
+            raise _BadRequest("group: no group %d in the world" % number)
+        return group
+
+    def _discussion(self, body: dict):
+        number = self._number(body, "discussion", required=False)
+        if number is None:
+            return None
+        discussion = self.world.discussions.get(number)
+        if discussion is None:
+            raise _BadRequest("discussion: no discussion %d in the world" % number)
+        return discussion
+
+    def _spec(self, body: dict, poll_type: str, allowed: set) -> EventSpec:
+        unknown = set(body) - allowed
+        if unknown:
+            raise _BadRequest("unknown key(s): %s" % ", ".join(sorted(unknown)))
+        sender = self._number(body, "from", required=False)
+        group, discussion = self._group(body), self._discussion(body)
+        if group is not None and sender is not None and poll_type == "group_message" \
+                and group.member(sender) is None:
+            raise _BadRequest("from: %d is not a member of group %d" % (sender, group.number))
+        if discussion is not None and sender is not None and poll_type == "discu_message" \
+                and sender not in discussion.members:
+            raise _BadRequest("from: %d is not a member of discussion %d"
+                              % (sender, discussion.number))
+        text, content = body.get("text"), body.get("content")
+        if text is not None and not isinstance(text, str):
+            raise _BadRequest("text: expected a string")
+        if content is not None and not isinstance(content, list):
+            raise _BadRequest("content: expected a list of pieces")
+        font = body.get("font", SIMULATED_FONT)
+        value = body.get("value", {})
+        status = body.get("status")
+        if not isinstance(font, dict) or not isinstance(value, dict):
+            raise _BadRequest("font and value must be objects")
+        if status is not None and status not in STATUSES:
+            raise _BadRequest("status: one of %s" % ", ".join(STATUSES))
+        subtype = body.get("type")
+        if subtype is not None and not isinstance(subtype, str):
+            raise _BadRequest("type: expected a string")
+        return EventSpec(poll_type=poll_type, sender=sender, group=group, discussion=discussion,
+                         subtype=subtype, text=text, content=content, font=dict(font),
+                         status=status, value=dict(value))
+
+    # --- verbs -----------------------------------------------------------------------------
+
+    async def state(self):
+        self._json({"accounts": self.backend.report(),
+                    "poll_hold": self.sim.poll_hold, "era": self.sim.options.era,
+                    "faults": self.sim.faults.describe()})
+
+    async def sent(self):
+        qq = self.get_query_argument("account", None)
+        if qq is None or not qq.isdigit() or int(qq) not in self.world.accounts:
+            raise _BadRequest("account: give ?account=QQ of an account in the world")
+        self._json(self.backend.sent_by(int(qq)))
+
+    async def faults(self):
+        self._json(self.sim.faults.describe())
+
+    async def say(self):
+        body = self._body()
+        to = self._account(body, "to")
+        if body.get("from") is None:
+            raise _BadRequest("from: who says it (a QQ number)")
+        if body.get("text") is None and body.get("content") is None:
+            raise _BadRequest("text: what is said")
+        if "group" in body:
+            poll_type = "group_message"
+        elif "discussion" in body:
+            poll_type = "discu_message"
+        else:
+            poll_type = "message"
+        spec = self._spec(body, poll_type,
+                          {"to", "from", "group", "discussion", "text", "content", "font"})
+        self._json({"ok": True, "item": self.backend.push_event(to, spec)})
+
+    async def event(self):
+        body = self._body()
+        to = self._account(body, "to")
+        poll_type = body.pop("poll_type", None)
+        if poll_type not in POLL_TYPES:
+            raise _BadRequest("poll_type: one of %s" % ", ".join(POLL_TYPES))
+        spec = self._spec(body, poll_type, {"to", "from", "group", "discussion", "type", "text",
+                                            "content", "font", "status", "value"})
+        self._json({"ok": True, "item": self.backend.push_event(to, spec)})
+
+    async def kick(self):
+        body = self._body()
+        notice = body.get("kick_message", False)
+        if not isinstance(notice, bool):
+            raise _BadRequest("kick_message: expected true or false")
+        self.backend.kick(self._account(body), notice)
+        self._json({"ok": True})
+
+    async def rotate(self):
+        self.backend.rotate(self._account(self._body()))
+        self._json({"ok": True})
+
+    async def captcha(self):
+        body = self._body()
+        qq = self._account(body)
+        code = body.get("code")
+        if not isinstance(code, str) or not _CODE.match(code):
+            raise _BadRequest("code: 1 to 8 letters or digits")
+        self.backend.demand_captcha(qq, code)
+        self._json({"ok": True})
+
+    async def fault(self):
+        body = self._body()
+        unknown = set(body) - {"path", "kind", "status", "count", "seconds", "retcode", "host"}
+        if unknown:
+            raise _BadRequest("unknown key(s): %s" % ", ".join(sorted(unknown)))
+        path, kind = body.get("path"), body.get("kind")
+        if not isinstance(path, str) or not path.startswith("/") or path.startswith("/_sim/"):
+            raise _BadRequest("path: a protocol path such as /channel/poll2")
+        if kind not in FAULT_KINDS:
+            raise _BadRequest("kind: one of %s" % ", ".join(FAULT_KINDS))
+        fault = Fault(path=path, kind=kind, count=self._number(body, "count", False) or 1,
+                      host=body.get("host"))
+        if kind == "status":
+            fault.status = self._number(body, "status", False) or 502
+            if not 100 <= fault.status <= 599:
+                raise _BadRequest("status: an HTTP status 100..599")
+        elif kind == "delay":
+            fault.seconds = _seconds(body.get("seconds", 1.0))
+        elif kind == "retcode":
+            fault.retcode = self._number(body, "retcode")
+            if fault.retcode == 116:
+                raise _BadRequest("retcode: use /_sim/rotate for a 116 with a real new ptwebqq")
+        if fault.host is not None and not isinstance(fault.host, str):
+            raise _BadRequest("host: a host name")
+        self.sim.faults.add(fault)
+        self._json({"ok": True, "faults": self.sim.faults.describe()})
+
+    async def clear_faults(self):
+        self.sim.faults.clear()
+        self._json({"ok": True})
+
+    async def offline(self):
+        seconds = _seconds(self._body().get("seconds"))
+        # Answer first: going offline closes this very connection too.
+        await self._json({"ok": True, "seconds": seconds})
+        self.sim.go_offline(seconds)
+
+
+def _seconds(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
+        raise _BadRequest("seconds: a number of seconds, more than 0 and at most 3600")
+    return float(value)
