@@ -1,0 +1,223 @@
+"""The outbound queue: one message at a time, a minimum interval apart, in order.
+
+outbox: scheduling only. It never builds a request or touches the network: the client
+hands it a ``transmit(message, part, done)`` function that sends one part and later calls
+``done(outcome, retcode=None, error="")``. Every delay is an ``IOLoop.call_later``.
+
+Why one queue: the 2013 server silently dropped messages sent less than ~0.5 s apart or
+repeated quickly (PROTOCOL.md §6.3), so all sends of a session share one clock; a single
+FIFO also keeps every target's messages in the order they were asked for. A message waits
+while the client is not online, up to its time to live, then fails as ``"expired"``.
+"""
+import enum
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Deque, List, Optional, Tuple
+
+from tornado.concurrent import Future
+from tornado.ioloop import IOLoop
+
+__all__ = ["SendStatus", "Outcome", "OutgoingMessage", "Outbox"]
+
+log = logging.getLogger("webqq.outbox")
+
+
+class SendStatus(enum.Enum):
+    """Where a message stands."""
+    QUEUED = "queued"          # waiting for its turn, or for the client to be online
+    SENT = "sent"              # every part was answered "ok" (not proof of delivery, §6.3)
+    FAILED = "failed"          # refused (.retcode), expired, or its target is unknown
+    AMBIGUOUS = "ambiguous"    # a part went out but its answer was lost: not resent
+
+
+class Outcome(enum.Enum):
+    """What ``transmit`` reports for one part."""
+    SENT = "sent"
+    FAILED = "failed"
+    AMBIGUOUS = "ambiguous"
+    NOT_SENT = "not_sent"      # nothing reached the server: keep it queued, send it later
+
+
+@dataclass(eq=False)
+class OutgoingMessage:
+    """One message asked for by ``send_*``; long texts travel as several parts.
+
+    Attributes:
+        id: a number unique within the client, in the order messages were asked for.
+        chat: ``"buddy"``, ``"group"``, ``"discussion"`` or ``"session"``.
+        target: how the client finds the recipient (see ``WebQQClient._resolve``).
+        text: the whole text.
+        parts: the texts actually sent, in order.
+        status: a ``SendStatus``.
+        retcode: the server's retcode when the status is FAILED by the server.
+        error: a short reason for FAILED or AMBIGUOUS.
+        queued_at: ``IOLoop.time()`` when asked for.
+        sent_at: ``IOLoop.time()`` when each part was handed to the network.
+        done: a Future resolved with the message itself when it is no longer QUEUED.
+    """
+    id: int
+    chat: str
+    target: Tuple[str, Any]
+    text: str
+    parts: List[str]
+    queued_at: float
+    deadline: float
+    status: SendStatus = SendStatus.QUEUED
+    retcode: Optional[int] = None
+    error: str = ""
+    sent_at: List[float] = field(default_factory=list)
+    done: "Future[OutgoingMessage]" = field(default_factory=Future, repr=False)
+    next_part: int = 0
+    retried: bool = False      # resent once after the session was renewed
+
+    def __repr__(self) -> str:
+        return "<OutgoingMessage %d %s %s %s, %d part(s)>" % (
+            self.id, self.chat, self.target[0], self.status.value, len(self.parts))
+
+
+Transmit = Callable[[OutgoingMessage, str, Callable[..., None]], None]
+
+
+class Outbox:
+    """Sends queued messages one part at a time while ``can_send()`` is true.
+
+    Args:
+        io_loop: the loop whose ``call_later`` spaces the sends.
+        transmit: ``transmit(message, part_text, done)``; ``done(outcome, retcode=None,
+            error="")`` must be called exactly once.
+        can_send: true while the client is online.
+        finished: called with each message when it leaves the queue (SENT, FAILED or
+            AMBIGUOUS).
+        interval: seconds between two sends at least (PB's safe value: 0.5).
+        ttl: seconds a message may wait before it fails as ``"expired"``.
+    """
+
+    def __init__(self, io_loop: IOLoop, transmit: Transmit, can_send: Callable[[], bool],
+                 finished: Callable[[OutgoingMessage], None], *, interval: float = 0.5,
+                 ttl: float = 300.0) -> None:
+        self.io_loop = io_loop
+        self.interval = interval
+        self.ttl = ttl
+        self._transmit = transmit
+        self._can_send = can_send
+        self._finished = finished
+        self._queue: Deque[OutgoingMessage] = deque()
+        self._next_id = 1
+        self._in_flight = False
+        self._last_send: Optional[float] = None
+        self._last_text: Optional[str] = None
+        self._timer: Optional[object] = None
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """True after ``close()``."""
+        return self._closed
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def put(self, chat: str, target: Tuple[str, Any], text: str,
+            parts: List[str]) -> OutgoingMessage:
+        """Queue a message and return its handle; the queue starts on its own."""
+        if self._closed:
+            raise RuntimeError("the outbox is closed")
+        now = self.io_loop.time()
+        message = OutgoingMessage(id=self._next_id, chat=chat, target=target, text=text,
+                                  parts=parts, queued_at=now, deadline=now + self.ttl)
+        self._next_id += 1
+        self._queue.append(message)
+        log.debug("Queued message %d (%s, %d part(s))", message.id, chat, len(parts))
+        self.wake()
+        return message
+
+    def wake(self) -> None:
+        """Look at the queue again (the client calls it when it comes online)."""
+        if self._timer is not None:
+            self.io_loop.remove_timeout(self._timer)
+            self._timer = None
+        self._pump()
+
+    def close(self, reason: str = "client stopped") -> None:
+        """Fail every queued message and cancel the timer. Safe to call twice."""
+        self._closed = True
+        if self._timer is not None:
+            self.io_loop.remove_timeout(self._timer)
+            self._timer = None
+        while self._queue:
+            self._finish(self._queue.popleft(), SendStatus.FAILED, error=reason)
+
+    # -- the pump -------------------------------------------------------------
+
+    def _pump(self) -> None:
+        if self._closed or self._in_flight:
+            return
+        now = self.io_loop.time()
+        while self._queue and self._queue[0].deadline <= now:
+            self._finish(self._queue.popleft(), SendStatus.FAILED, error="expired")
+        if not self._queue:
+            return
+        if not self._can_send():
+            # Wake up when the oldest message expires; the client wakes us when online.
+            self._schedule(self._queue[0].deadline - now)
+            return
+        message = self._queue[0]
+        part = message.parts[message.next_part]
+        ready = self._ready_at(part)
+        if ready > now:
+            self._schedule(ready - now)
+            return
+        self._in_flight = True
+        self._last_send, self._last_text = now, part
+        message.sent_at.append(now)
+        self._transmit(message, part, lambda outcome, retcode=None, error="":
+                       self._part_done(message, outcome, retcode, error))
+
+    def _ready_at(self, part: str) -> float:
+        if self._last_send is None:
+            return 0.0
+        # PB README 2013-05-10: a repeat of the previous text needs one more interval.
+        gap = self.interval * (2 if part == self._last_text else 1)
+        return self._last_send + gap
+
+    def _schedule(self, delay: float) -> None:
+        self._timer = self.io_loop.call_later(max(delay, 0.0), self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._pump()
+
+    def _part_done(self, message: OutgoingMessage, outcome: Outcome,
+                   retcode: Optional[int], error: str) -> None:
+        self._in_flight = False
+        if self._closed:
+            return
+        if outcome is Outcome.NOT_SENT:
+            message.sent_at.pop()           # it never left; it goes again, first in line
+        elif outcome is Outcome.SENT:
+            message.next_part += 1
+            if message.next_part == len(message.parts):
+                self._queue.popleft()
+                self._finish(message, SendStatus.SENT)
+        else:
+            self._queue.popleft()
+            status = SendStatus.FAILED if outcome is Outcome.FAILED else SendStatus.AMBIGUOUS
+            self._finish(message, status, retcode=retcode, error=error)
+        self._pump()
+
+    def _finish(self, message: OutgoingMessage, status: SendStatus,
+                retcode: Optional[int] = None, error: str = "") -> None:
+        message.status, message.retcode, message.error = status, retcode, error
+        if status is SendStatus.SENT:
+            log.info("Message %d sent (%d part(s))", message.id, len(message.parts))
+        else:
+            log.warning("Message %d %s%s%s", message.id, status.value,
+                        " with retcode %s" % retcode if retcode is not None else "",
+                        ": " + error if error else "")
+        if not message.done.done():
+            message.done.set_result(message)
+        try:
+            self._finished(message)
+        except Exception:
+            log.exception("Listener for message %d raised", message.id)
