@@ -125,3 +125,65 @@ async def test_a_group_message_from_one_client_is_seen_by_the_other(world):
     assert (seen.chat, seen.text, seen.sender.qq, seen.group.number) == \
         ("group", "hello from one", 10001, 30001)
     assert seen.sender.name == "webqq"                             # no card: the nick
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_kick_relinks_with_login2_and_stays_online(world):
+    stream = RecordingStream(hosts=world.sim.hosts, ca_file=world.sim.ca_file)
+    client, events = await online_client(world, stream=stream)
+    await world.control.call("kick", {"account": 10001})
+    await events.online()
+    assert events.states() == ["logging_in", "online", "relinking", "online"]
+    assert stream.paths.count("/login") == 1 and stream.paths.count("/channel/login2") == 2
+    await world.control.say(**{"from": 20001, "text": "still there?"})
+    assert (await events.wait("message")).text == "still there?"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_rotated_ptwebqq_is_kept_and_used_by_the_next_relink(world):
+    client, events = await online_client(world)
+    before = client._cookie("ptwebqq")
+    await world.control.call("rotate", {"account": 10001})
+    for _ in range(100):
+        if client._cookie("ptwebqq") != before:
+            break
+        await gen.sleep(0.05)
+    assert client._cookie("ptwebqq") != before
+    # The simulator's login2 accepts only the current ptwebqq: a relink proves we use it.
+    await world.control.call("kick", {"account": 10001})
+    await events.online()
+    assert "relogging" not in events.states()
+    assert events.states()[-2:] == ["relinking", "online"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_session_refused_by_poll_logs_in_again(world):
+    stream = RecordingStream(hosts=world.sim.hosts, ca_file=world.sim.ca_file)
+    client, events = await online_client(world, stream=stream)
+    await world.control.call("fault", {"path": "/channel/poll2", "kind": "retcode",
+                                       "retcode": 100006})
+    await events.online()
+    assert events.states() == ["logging_in", "online", "relogging", "online"]
+    assert stream.paths.count("/login") == 2
+
+
+@pytest.mark.gen_test(timeout=40)
+async def test_outage_comes_back_online_with_exponential_backoff(world, io_loop):
+    client, events = await online_client(world, backoff=0.2, backoff_max=1.6, jitter=0.25)
+    went_offline = io_loop.time()
+    await world.control.call("offline", {"seconds": 3})
+    await events.wait("state", lambda e: e.new is State.RELINKING)
+    await events.online(timeout=20)
+    back = io_loop.time()
+    tries = events.of("reconnect")
+    assert len(tries) >= 3, tries
+    assert [t.attempt for t in tries] == list(range(1, len(tries) + 1))
+    for t in tries:                           # backoff * 2**(n-1), capped, minus jitter
+        nominal = min(1.6, 0.2 * 2 ** (t.attempt - 1))
+        assert nominal * 0.75 <= t.delay <= nominal
+    for earlier, later in zip(tries, tries[1:]):
+        assert later.at - earlier.at >= earlier.delay          # never sooner: no spinning
+    # Back once the simulator listens again, at most one capped delay later.
+    assert 3.0 <= back - went_offline <= 3.0 + 1.6 + 1.0
+    await world.control.say(**{"from": 20001, "text": "back?"})
+    assert (await events.wait("message")).text == "back?"
