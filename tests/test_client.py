@@ -1,4 +1,5 @@
 """WebQQClient against the in-process simulator: login, staying online, receiving, sending."""
+import json
 import os
 import stat
 
@@ -187,3 +188,130 @@ async def test_outage_comes_back_online_with_exponential_backoff(world, io_loop)
     assert 3.0 <= back - went_offline <= 3.0 + 1.6 + 1.0
     await world.control.say(**{"from": 20001, "text": "back?"})
     assert (await events.wait("message")).text == "back?"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_restart_resumes_the_saved_session_without_the_password_check(world):
+    first, _ = await online_client(world)
+    first.stop("restart")
+    path = os.path.join(first.state_dir, "session-10001.json")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with open(path) as saved:
+        text = saved.read()
+    assert PASSWORD not in text and json.loads(text)["qq"] == 10001
+    stream = RecordingStream(hosts=world.sim.hosts, ca_file=world.sim.ca_file)
+    second = world.client(stream=stream, password="unused: the session is resumed")
+    events = Recorder(second)
+    second.start()
+    online = await events.wait("online")
+    assert online.resumed and events.states() == ["resuming", "online"]
+    assert "/check" not in stream.paths and "/login" not in stream.paths
+    assert second.contacts.friend(qq=20001) is not None
+    await world.control.say(**{"from": 20001, "text": "after restart"})
+    assert (await events.wait("message")).text == "after restart"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_restart_with_a_session_the_server_refuses_logs_in_again(world):
+    first, _ = await online_client(world)
+    first.stop("restart")
+    path = os.path.join(first.state_dir, "session-10001.json")
+    with open(path) as saved:
+        data = json.load(saved)
+    for cookie in data["cookies"]:
+        if cookie["name"] == "ptwebqq":
+            cookie["value"] = "0" * 48                            # no longer the server's
+    with open(path, "w") as saved:
+        json.dump(data, saved)
+    second = world.client()
+    events = Recorder(second)
+    second.start()
+    online = await events.wait("online")
+    assert not online.resumed
+    assert events.states() == ["resuming", "logging_in", "online"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_messages_sent_while_offline_go_out_after_reconnect_in_order_once(world):
+    client, events = await online_client(world)
+    await world.control.call("offline", {"seconds": 1.5})
+    await events.wait("state", lambda e: e.new is State.RELINKING)
+    queued = [client.send_buddy(20001, "offline %d" % i) for i in range(3)]
+    queued.append(client.send_group(30001, "offline group"))
+    assert all(message.status.value == "queued" for message in queued)
+    await events.online()
+    for message in queued:
+        assert (await message.done).status.value == "sent"
+    log = await world.control.sent()
+    assert [item["text"] for item in log] == \
+        ["offline 0", "offline 1", "offline 2", "offline group"]
+    assert [event.message.id for event in events.of("sent")] == [m.id for m in queued]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_send_that_cannot_connect_waits_for_the_reconnect(world):
+    client, events = await online_client(world)
+    await world.control.call("offline", {"seconds": 1.0})
+    message = client.send_buddy(20001, "sent into the outage")     # still ONLINE here
+    assert (await message.done).status.value == "sent"
+    assert [item["text"] for item in await world.control.sent()] == ["sent into the outage"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_queued_message_expires_after_its_ttl(world):
+    client, events = await online_client(world, send_ttl=0.3)
+    await world.control.call("offline", {"seconds": 2})
+    await events.wait("state", lambda e: e.new is State.RELINKING)
+    message = await client.send_buddy(20001, "too late").done
+    assert (message.status.value, message.error) == ("failed", "expired")
+    await events.online()
+    assert await world.control.sent() == []
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_sends_keep_the_minimum_interval(world):
+    client, events = await online_client(world, send_interval=0.5)
+    queued = [client.send_buddy(20001, "rate %d" % i) for i in range(3)]
+    queued.append(client.send_group(30001, "rate 2"))   # same text as before: 2 intervals
+    for message in queued:
+        assert (await message.done).status.value == "sent"
+    times = [message.sent_at[0] for message in queued]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(gap >= 0.5 for gap in gaps[:2]), gaps
+    assert gaps[2] >= 1.0, gaps
+    log = await world.control.sent()
+    assert [item["text"] for item in log] == ["rate 0", "rate 1", "rate 2", "rate 2"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_long_message_is_split_at_the_limit_on_character_boundaries(world):
+    client, events = await online_client(world, max_text=50)
+    text = "".join("第%d句话。" % i for i in range(30)) + "👍🏽" * 20
+    message = await client.send_buddy(20001, text).done
+    assert message.status.value == "sent" and len(message.parts) > 2
+    assert all(len(part) <= 50 for part in message.parts)
+    log = await world.control.sent()
+    assert "".join(item["text"] for item in log) == text
+    assert all(not part.startswith("\U0001F3FD") for part in message.parts)  # modifier kept
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_poll_answer_lost_in_a_reset_loses_no_message(world):
+    client, events = await online_client(world)
+    await world.control.call("fault", {"path": "/channel/poll2", "kind": "reset"})
+    await world.control.say(**{"from": 20001, "text": "through the reset"})
+    assert (await events.wait("message")).text == "through the reset"
+    await world.control.say(**{"from": 20001, "text": "next"})
+    assert (await events.wait("message")).text == "next"
+    assert [e.text for e in events.of("message")] == ["through the reset", "next"]
+    assert client.state is State.ONLINE
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_stalled_poll_makes_the_watchdog_relink(world):
+    client, events = await online_client(world, stall_after=1.0)
+    await world.control.call("fault", {"path": "/channel/poll2", "kind": "delay",
+                                       "seconds": 4})
+    changed = await events.wait("state", lambda e: e.new is State.RELINKING)
+    assert "no poll answer" in changed.reason
+    await events.online()
