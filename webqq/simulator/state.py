@@ -679,9 +679,9 @@ class Backend:
             if other.qq != session.qq and other.friend(session.qq) is not None:
                 target = self.reachable(other.qq)
                 if target is not None:
-                    target.push(build_item(self.world, other.qq, EventSpec(
-                        "buddies_status_change", sender=session.qq, status=status),
-                        target.stamp(), self.rng))
+                    spec = EventSpec("buddies_status_change", sender=session.qq, status=status,
+                                     value={"client_type": WEBQQ_CLIENT_TYPE})
+                    target.push(build_item(self.world, other.qq, spec, target.stamp(), self.rng))
 
     def reachable(self, qq: int) -> "Session | None":
         """The session events for ``qq`` are queued to: its current one unless logged out.
