@@ -1,0 +1,292 @@
+"""The command line, ``webqq [-c CONFIG] COMMAND``: where a newcomer starts reading.
+
+What it is for: parse the command line, find and load the configuration
+(``webqq.config``), and do one thing with it:
+
+    check (-t)  validate the configuration and print it, secrets masked
+    run         the daemon in the foreground (systemd, containers): ``Daemon.run``
+    start       the daemon detached: ``Daemon.start`` (double fork, pidfile)
+    stop        SIGTERM, wait for a clean exit, SIGKILL after --timeout seconds
+    restart     stop, then start
+    status      running or not, pid, uptime, login state, counts (from status.json)
+    reload      SIGHUP: the daemon reads its configuration and plugins again
+
+From here, the path to a message sent: ``run`` -> ``webqq.daemon.Daemon.run`` (pidfile,
+logging, simulator, ``WebQQClient``, plugins) -> ``WebQQClient.start`` logs in and polls
+-> a ``"message"`` event -> ``webqq.plugins.Dispatcher.dispatch`` -> a handler's
+``ctx.reply`` -> ``WebQQClient.send_buddy`` (its outbox) -> ``protocol.build_send_buddy``.
+
+``send``, ``captcha``, ``friends`` and ``groups`` belong to the control API (a later
+version); here they say so and exit 1.
+
+Exit codes (``webqq.daemon.ExitCode``): 0 ok, 1 failure (including "not running" for
+``status``, ``reload``), 2 usage, 3 configuration error (one line naming file, section
+and key), 4 login refused.
+
+What it must never do: run the IOLoop itself, or talk to the daemon other than through
+its pidfile, signals and status file. Waiting for another process is the one place a
+``time.sleep`` belongs (``System.sleep``).
+"""
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+from webqq import config as configuration
+from webqq.config import Config, ConfigError
+from webqq.daemon import (Daemon, ExitCode, Pidfile, System, pidfile_path, read_status)
+from webqq.plugins import Dispatcher, format_duration
+
+__all__ = ["main", "build_parser", "Commands"]
+
+#: Seconds ``stop`` waits for a clean exit before SIGKILL (``--timeout``).
+STOP_TIMEOUT = 30.0
+#: Seconds ``start`` waits for the daemon to be up and logged in (``--wait``).
+START_WAIT = 30.0
+#: Seconds ``reload`` waits for the daemon to report the reload.
+RELOAD_WAIT = 10.0
+#: How often the CLI looks again while it waits for the daemon.
+POLL_INTERVAL = 0.05
+
+_NOT_YET = ("send", "captcha", "friends", "groups")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="webqq", description="A WebQQ (2013 protocol) client daemon.",
+        epilog="Exit codes: 0 ok, 1 failure, 2 usage, 3 configuration error, "
+               "4 login refused. Without -c: ./conf/webqq.ini, "
+               "~/.config/webqq/webqq.ini, /etc/webqq/webqq.ini.")
+    parser.add_argument("-c", "--config", metavar="CONFIG",
+                        help="the ini file (default: the first found, see below)")
+    parser.add_argument("-t", "--test", action="store_true",
+                        help="same as the check command")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("check", help="validate the configuration, print it (secrets "
+                                      "masked)")
+    commands.add_parser("run", help="run in the foreground (systemd, containers)")
+    start = commands.add_parser("start", help="start detached; pidfile in state_dir")
+    start.add_argument("--wait", type=float, default=START_WAIT, metavar="SECONDS",
+                       help="wait this long for the login (default %(default)g)")
+    stop = commands.add_parser("stop", help="stop the daemon cleanly")
+    stop.add_argument("--timeout", type=float, default=STOP_TIMEOUT, metavar="SECONDS",
+                      help="SIGKILL after this long (default %(default)g)")
+    restart = commands.add_parser("restart", help="stop, then start")
+    restart.add_argument("--timeout", type=float, default=STOP_TIMEOUT, metavar="SECONDS")
+    restart.add_argument("--wait", type=float, default=START_WAIT, metavar="SECONDS")
+    status = commands.add_parser("status", help="is it running, logged in, busy?")
+    status.add_argument("--json", action="store_true", help="print the status file")
+    commands.add_parser("reload", help="re-read the configuration and plugins (SIGHUP)")
+    for name in _NOT_YET:
+        later = commands.add_parser(name, help="not available yet (the control API)")
+        later.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``webqq``: returns the exit code (the console script exits with it)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)          # usage errors exit 2 here
+    command = "check" if args.test else args.command
+    if command is None:
+        parser.print_usage(sys.stderr)
+        print("webqq: error: a COMMAND is required", file=sys.stderr)
+        return ExitCode.USAGE
+    if command in _NOT_YET:
+        print("webqq %s: not available yet: it belongs to the control API of a later "
+              "version" % command, file=sys.stderr)
+        return ExitCode.FAILURE
+    cli_log = _log_warnings_to_stderr()
+    try:
+        config = configuration.load(configuration.find_config(args.config))
+        commands = Commands(config)
+        if command in ("run", "start", "restart"):
+            # From here the daemon's own logging takes over.
+            logging.getLogger().removeHandler(cli_log)
+        return int(getattr(commands, command)(args))
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return ExitCode.CONFIG
+    finally:
+        logging.getLogger().removeHandler(cli_log)
+
+
+def _log_warnings_to_stderr() -> logging.Handler:
+    """Configuration warnings (a secret readable by others) reach the user's terminal."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("webqq: %(levelname)s: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    logging.getLogger().addHandler(handler)
+    return handler
+
+
+class Commands:
+    """One method per command: takes the parsed arguments, prints, returns the exit
+    code. ``system`` holds the OS effects (kill, sleep, clock) so tests can swap them."""
+
+    def __init__(self, config: Config, system: Optional[System] = None) -> None:
+        self.config = config
+        self.system = system or System()
+
+    def check(self, args: argparse.Namespace) -> int:
+        configuration.resolve_password(self.config)      # ConfigError: exit 3
+        sys.stdout.write(configuration.render_effective(self.config))
+        logging.disable(logging.ERROR)                   # the problems are printed below
+        try:
+            problems = Dispatcher(lambda *_: None).load(self.config.bot.plugins,
+                                                        self.config.plugin_settings)
+        finally:
+            logging.disable(logging.NOTSET)
+        for problem in problems:
+            print("webqq check: plugin %s" % problem, file=sys.stderr)
+        if problems:
+            return ExitCode.FAILURE
+        print("webqq check: %s is valid" % self.config.source, file=sys.stderr)
+        return ExitCode.OK
+
+    def run(self, args: argparse.Namespace) -> int:
+        return Daemon(self.config, system=self.system).run()
+
+    def start(self, args: argparse.Namespace) -> int:
+        running, pid = Pidfile.probe(pidfile_path(self.config))
+        if running:
+            print("webqq is already running (pid %s)" % (pid or "starting"),
+                  file=sys.stderr)
+            return ExitCode.FAILURE
+        code, line = Daemon(self.config, system=self.system).start(wait=args.wait)
+        print("webqq %s" % line, file=sys.stdout if code == ExitCode.OK else sys.stderr)
+        return code
+
+    def stop(self, args: argparse.Namespace) -> int:
+        code, line = self._stop(args.timeout)
+        print("webqq %s" % line, file=sys.stdout if code == ExitCode.OK else sys.stderr)
+        return code
+
+    def _stop(self, timeout: float) -> Tuple[int, str]:
+        """SIGTERM the daemon and wait for its lock to go; SIGKILL after ``timeout``."""
+        path = pidfile_path(self.config)
+        running, pid = self._wait_for_pid(path)
+        if not running:
+            return ExitCode.OK, "is not running"
+        if pid is None:
+            return ExitCode.FAILURE, "is starting and has not written its pid; try again"
+        began = self.system.monotonic()
+        self.system.kill(pid, signal.SIGTERM)
+        if self._wait(lambda: not Pidfile.probe(path)[0], timeout):
+            status = read_status(self.config) or {}
+            report = status.get("shutdown") or {}
+            return ExitCode.OK, ("stopped (pid %d) in %.1f s: outbox %s, session %s"
+                                 % (pid, self.system.monotonic() - began,
+                                    report.get("outbox", "?"), report.get("session", "?")))
+        try:
+            self.system.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self._wait(lambda: not Pidfile.probe(path)[0], 5.0)
+        return ExitCode.FAILURE, ("did not stop within %g s: killed (SIGKILL, pid %d); "
+                                  "unsent messages may be lost" % (timeout, pid))
+
+    def restart(self, args: argparse.Namespace) -> int:
+        code, line = self._stop(args.timeout)
+        print("webqq %s" % line, file=sys.stdout if code == ExitCode.OK else sys.stderr)
+        if code != ExitCode.OK:
+            return code
+        return self.start(args)
+
+    def status(self, args: argparse.Namespace) -> int:
+        running, pid = Pidfile.probe(pidfile_path(self.config))
+        status = read_status(self.config)
+        if args.json:
+            print(json.dumps(dict(status or {}, running=running), indent=1, sort_keys=True))
+            return ExitCode.OK if running else ExitCode.FAILURE
+        if not running:
+            line = "webqq is not running"
+            if status and status.get("shutdown"):
+                line += " (last exit code %s)" % status["shutdown"].get("exit_code")
+            print(line)
+            return ExitCode.FAILURE
+        if not status or status.get("pid") != pid:
+            print("webqq is starting (pid %s)" % (pid or "not written yet"))
+            return ExitCode.OK
+        print(self._describe(status))
+        return ExitCode.OK
+
+    def _describe(self, status: Dict) -> str:
+        now = time.time()
+        counts = status.get("counts", {})
+        lines = ["webqq is running, pid %d, up %s" % (
+            status["pid"], format_duration(now - status["started_at"]))]
+        login = "%s as %d" % (status.get("state"), status.get("qq"))
+        if status.get("online_since") and status.get("state") == "online":
+            login += " for %s%s" % (format_duration(now - status["online_since"]),
+                                    " (resumed)" if status.get("resumed") else "")
+        if status.get("login_error"):
+            login += "; last login error: %s" % status["login_error"]
+        lines.append("login: " + login)
+        lines.append("messages: %d received, %d sent, %d failed, %d queued" % (
+            counts.get("received", 0), counts.get("sent", 0),
+            counts.get("send_failed", 0), status.get("queued", 0)))
+        lines.append("plugins: %s; handlers %d ok, %d errors, %d timeouts" % (
+            ", ".join(status.get("plugins", [])) or "none", counts.get("handled", 0),
+            counts.get("errors", 0), counts.get("timeouts", 0)))
+        for problem in status.get("plugin_errors") or ():
+            lines.append("plugin not loaded: %s" % problem)
+        if status.get("simulator"):
+            lines.append("embedded simulator: %s" % status["simulator"]["control"])
+        lines.append("log: %s" % status.get("log"))
+        return "\n".join(lines)
+
+    def reload(self, args: argparse.Namespace) -> int:
+        running, pid = Pidfile.probe(pidfile_path(self.config))
+        if not running or pid is None:
+            print("webqq is not running", file=sys.stderr)
+            return ExitCode.FAILURE
+        before = (read_status(self.config) or {}).get("reloads", 0)
+        self.system.kill(pid, signal.SIGHUP)
+
+        def reported() -> bool:
+            return (read_status(self.config) or {}).get("reloads", 0) > before
+        if not self._wait(reported, RELOAD_WAIT):
+            print("webqq did not report the reload within %g s; see its log"
+                  % RELOAD_WAIT, file=sys.stderr)
+            return ExitCode.FAILURE
+        result = read_status(self.config)["last_reload"]
+        if not result["ok"]:
+            print("webqq refused the new configuration: %s" % result["error"],
+                  file=sys.stderr)
+            return ExitCode.CONFIG
+        for problem in result["plugin_errors"]:
+            print("webqq reload: plugin %s" % problem, file=sys.stderr)
+        if result["plugin_errors"]:
+            return ExitCode.FAILURE
+        print("webqq reloaded (pid %d)" % pid)
+        return ExitCode.OK
+
+    # -- waiting for another process (the one place for sleeps) ------------------------
+
+    def _wait(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Whether ``condition()`` became true within ``timeout`` seconds."""
+        deadline = self.system.monotonic() + timeout
+        while not condition():
+            if self.system.monotonic() >= deadline:
+                return False
+            self.system.sleep(POLL_INTERVAL)
+        return True
+
+    def _wait_for_pid(self, path) -> Tuple[bool, Optional[int]]:
+        """``Pidfile.probe``, waiting a little for a starting daemon to write its pid."""
+        found: List[Tuple[bool, Optional[int]]] = []
+
+        def known() -> bool:
+            found[:] = [Pidfile.probe(path)]
+            running, pid = found[0]
+            return not running or pid is not None
+        self._wait(known, 5.0)
+        return found[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
