@@ -1,0 +1,310 @@
+"""The /_sim/ control surface, the world file, and the simulator under malformed input."""
+import asyncio
+import json
+import random
+import socket
+
+import pytest
+from tornado.iostream import StreamClosedError
+from tornado.tcpclient import TCPClient
+
+from simulator_helpers import (  # noqa: F401  (fixtures)
+    Browser, browser, held_polls, in_thread, next_held, sim, start_simulator)
+from webqq.simulator import Simulator, WorldError, load_world
+from webqq.simulator.captcha import render_jpeg
+from webqq.simulator.events import POLL_TYPES
+
+# poll_type -> (extra control keys, the value's keys in order)
+EVENT_SHAPES = {
+    "message": ({"from": 20001, "text": "x"}, ["msg_id", "from_uin", "to_uin", "msg_id2",
+                                               "msg_type", "reply_ip", "time", "content"]),
+    "group_message": ({"from": 20001, "group": 30001, "text": "x"},
+                      ["msg_id", "from_uin", "to_uin", "msg_id2", "msg_type", "reply_ip",
+                       "group_code", "send_uin", "seq", "time", "info_seq", "content"]),
+    "discu_message": ({"from": 20003, "discussion": 40001, "text": "x"},
+                      ["msg_id", "from_uin", "to_uin", "msg_id2", "msg_type", "reply_ip", "did",
+                       "send_uin", "seq", "time", "info_seq", "content"]),
+    "sess_message": ({"from": 20002, "group": 30001, "text": "x"},
+                     ["msg_id", "from_uin", "to_uin", "msg_id2", "msg_type", "reply_ip", "time",
+                      "id", "ruin", "service_type", "flags", "content"]),
+    "kick_message": ({}, ["msg_id", "from_uin", "to_uin", "msg_id2", "msg_type", "reply_ip",
+                          "show_reason", "reason"]),
+    "buddies_status_change": ({"from": 20001, "status": "busy"}, ["uin", "status", "client_type"]),
+    "input_notify": ({"from": 20001}, ["msg_id", "from_uin", "to_uin", "msg_id2", "msg_type",
+                                       "reply_ip"]),
+    "shake_message": ({"from": 20001}, ["msg_id", "from_uin", "to_uin", "msg_id2", "msg_type",
+                                        "reply_ip"]),
+    "system_message": ({"from": 379450326, "text": "please add me"},
+                       ["seq", "type", "uiuin", "from_uin", "account", "msg", "allow", "stat",
+                        "client_type"]),
+    "sys_g_msg": ({"from": 20003, "group": 30001},
+                  ["msg_id", "from_uin", "to_uin", "msg_id2", "msg_type", "reply_ip", "type",
+                   "gcode", "t_gcode", "op_type", "new_member", "t_new_member", "admin_uin",
+                   "admin_nick"]),
+    "buddylist_change": ({"from": 20003}, ["added_friends", "removed_friends"]),
+    "file_message": ({"from": 20001, "text": "test.txt"},
+                     ["msg_id", "mode", "from_uin", "to_uin", "msg_id2", "msg_type", "reply_ip",
+                      "type", "name", "time", "session_id", "inet_ip"]),
+    "push_offfile": ({"from": 20001}, ["msg_id", "rkey", "ip", "port", "from_uin", "size", "name",
+                                       "expire_time", "time"]),
+    "notify_offfile": ({"from": 20001}, ["msg_id", "from_uin", "to_uin", "msg_id2", "msg_type",
+                                         "reply_ip", "action", "filename", "filesize"]),
+    "filesrv_transfer": ({}, ["file_count", "lc_id", "now", "operation", "type", "file_infos"]),
+    "group_web_message": ({"group": 30001, "from": 20001},
+                          ["msg_id", "from_uin", "to_uin", "msg_id2", "msg_type", "reply_ip",
+                           "group_code", "group_type", "ver", "send_uin", "xml"]),
+    "tips": ({"text": "tip"}, ["msg_id", "from_uin", "to_uin", "msg_id2", "msg_type", "reply_ip",
+                               "content"]),
+    "av_request": ({"from": 20001}, ["msg_id", "from_uin", "to_uin", "msg_id2", "msg_type",
+                                     "reply_ip", "time"]),
+}
+
+
+def test_every_poll_type_has_a_shape_test():
+    assert set(EVENT_SHAPES) == set(POLL_TYPES)
+
+
+@pytest.mark.gen_test
+async def test_event_pushes_every_poll_type_with_full_values(sim, browser):
+    await in_thread(browser.sign_in, 10001)
+    pushed = []
+    for poll_type, (extra, keys) in EVENT_SHAPES.items():
+        reply = await in_thread(browser.control, "event",
+                                dict(extra, to=10001, poll_type=poll_type))
+        assert reply.status == 200, (poll_type, reply.text)
+        item = reply.json()["item"]
+        assert item["poll_type"] == poll_type and list(item["value"]) == keys, poll_type
+        pushed.append(item)
+    delivered = (await in_thread(browser.poll)).json()["result"]
+    assert delivered == pushed
+    by_type = {i["poll_type"]: i["value"] for i in delivered}
+    world = sim.world
+    assert by_type["system_message"]["account"] == 379450326           # a stranger
+    assert by_type["system_message"]["from_uin"] == world.uin(10001, 379450326)
+    assert by_type["sys_g_msg"]["new_member"] == world.uin(10001, 20003)
+    assert by_type["sess_message"]["id"] == world.groups[30001].gid
+    assert by_type["discu_message"]["from_uin"] == 10000
+    assert by_type["input_notify"]["reply_ip"] == 4294967295
+    assert by_type["buddies_status_change"]["status"] == "busy"
+
+
+@pytest.mark.gen_test
+async def test_event_subtypes_and_overrides(sim, browser):
+    await in_thread(browser.sign_in, 10001)
+    reply = await in_thread(browser.control, "event", {
+        "to": 10001, "poll_type": "sys_g_msg", "group": 30001, "from": 20003,
+        "type": "group_leave", "value": {"op_type": 3, "extra": True}})
+    value = reply.json()["item"]["value"]
+    assert value["type"] == "group_leave" and value["msg_type"] == 34
+    assert value["op_type"] == 3 and value["extra"] is True
+    reply = await in_thread(browser.control, "event", {"to": 10001, "poll_type": "system_message",
+                                                       "from": 20003, "type": "verify_pass"})
+    assert list(reply.json()["item"]["value"]) == ["seq", "type", "from_uin", "stat"]
+    bad = await in_thread(browser.control, "event", {"to": 10001, "poll_type": "group_message",
+                                                     "from": 20001, "text": "x"})
+    assert bad.status == 400 and "group" in bad.json()["error"]
+    bad = await in_thread(browser.control, "event", {"to": 10001, "poll_type": "nonsense"})
+    assert bad.status == 400
+
+
+@pytest.mark.gen_test
+async def test_say_shapes_and_refusals(sim, browser):
+    await in_thread(browser.sign_in, 10001)
+    group = await in_thread(browser.control, "say", {"to": 10001, "group": 30001, "from": 20002,
+                                                     "text": "hi"})
+    value = group.json()["item"]["value"]
+    assert value["send_uin"] == sim.world.uin(10001, 20002) and value["seq"] == 1
+    discussion = await in_thread(browser.control, "say", {"to": 10001, "discussion": 40001,
+                                                          "from": 20003, "text": "hi"})
+    assert discussion.json()["item"]["value"]["did"] == sim.world.discussions[40001].did
+    faces = await in_thread(browser.control, "say", {"to": 10001, "from": 20001,
+                                                     "content": ["a ", ["face", 14]]})
+    assert faces.json()["item"]["value"]["content"][1:] == ["a ", ["face", 14]]
+    cases = [
+        ({"to": 10001, "group": 30001, "from": 20003, "text": "x"}, 400),  # not a member
+        ({"to": 10001, "from": 20001}, 400),                                # no text
+        ({"to": 12345, "from": 20001, "text": "x"}, 400),                   # no such account
+        ({"to": 10002, "from": 20001, "text": "x"}, 409),                   # not logged in
+        ({"to": 10001, "from": 20001, "text": "x", "colour": 1}, 400),      # unknown key
+    ]
+    for body, status in cases:
+        reply = await in_thread(browser.control, "say", body)
+        assert reply.status == status and "error" in reply.json(), body
+
+
+@pytest.mark.gen_test
+async def test_state_sent_and_verb_errors(sim, browser):
+    state = (await in_thread(browser.control, "state")).json()
+    assert state["accounts"]["10001"] == {"state": "offline", "status": "offline",
+                                          "nick": "webqq", "captcha": None}
+    assert state["poll_hold"] == sim.poll_hold and state["era"] == "A"
+    await in_thread(browser.sign_in, 10001)
+    entry = (await in_thread(browser.control, "state")).json()["accounts"]["10001"]
+    assert entry["state"] == "online" and entry["polling"] is False and entry["sent"] == 0
+    assert (await in_thread(browser.control, "sent?account=10001")).json() == []
+    assert (await in_thread(browser.control, "sent")).status == 400
+    assert (await in_thread(browser.control, "nonsense")).status == 404
+    assert (await in_thread(browser.control, "kick")).status == 405      # GET of a POST verb
+    garbage = await in_thread(_raw_control, sim.port, "kick", b"{nope")
+    assert garbage[0] == 400
+    assert (await in_thread(browser.control, "kick", {"account": 10002})).status == 409
+    assert (await in_thread(browser.control, "rotate", {"account": "x"})).status == 400
+    assert (await in_thread(browser.control, "captcha", {"account": 10001,
+                                                         "code": "no spaces"})).status == 400
+    # Any Host reaches /_sim/.
+    reply = await browser.get("http://d.web2.qq.com/_sim/state")
+    assert reply.status == 200 and "accounts" in reply.json()
+
+
+def _raw_control(port, verb, body):
+    import http.client
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("POST", "/_sim/" + verb, body)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.gen_test
+async def test_fault_verbs(sim, browser):
+    reply = await in_thread(browser.control, "fault", {"path": "/channel/poll2", "kind": "delay",
+                                                       "seconds": 2, "count": 3})
+    assert reply.json()["faults"] == [{"path": "/channel/poll2", "kind": "delay", "count": 3,
+                                       "status": 502, "seconds": 2.0, "retcode": 0, "host": None}]
+    assert len((await in_thread(browser.control, "fault")).json()) == 1
+    assert (await in_thread(browser.control, "fault", method="DELETE")).json() == {"ok": True}
+    assert (await in_thread(browser.control, "fault")).json() == []
+    for body in ({"path": "/_sim/state", "kind": "reset"}, {"path": "/x", "kind": "melt"},
+                 {"path": "/channel/poll2", "kind": "retcode", "retcode": 116},
+                 {"path": "/x", "kind": "status", "status": 99}):
+        assert (await in_thread(browser.control, "fault", body)).status == 400, body
+
+
+@pytest.mark.gen_test
+async def test_offline_refuses_connections_then_comes_back(sim, browser, monkeypatch):
+    back = asyncio.Event()
+    come_back = sim._come_back
+
+    def come_back_and_tell():
+        come_back()
+        back.set()
+    monkeypatch.setattr(sim, "_come_back", come_back_and_tell)
+    port, tls_port = sim.port, sim.tls_port
+    reply = await in_thread(browser.control, "offline", {"seconds": 0.3})
+    assert reply.json() == {"ok": True, "seconds": 0.3}
+    for refused in (port, tls_port):
+        with pytest.raises(ConnectionRefusedError):
+            await in_thread(_connect, refused)
+    await asyncio.wait_for(back.wait(), 5)
+    assert (sim.port, sim.tls_port) == (port, tls_port)
+    assert (await in_thread(browser.control, "state")).status == 200
+    assert (await in_thread(browser.control, "offline", {"seconds": 0})).status == 400
+
+
+def _connect(port):
+    socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+@pytest.mark.gen_test
+async def test_survives_malformed_requests(sim, browser):
+    close = b"Connection: close\r\n"
+    garbage = [
+        b"\x16\x03\x01\x00\xff garbage that is not HTTP\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: d.web2.qq.com\r\nContent-Length: -5\r\n\r\n",
+        b"GET /check?uin=%ff%fe HTTP/1.1\r\nHost: check.ptlogin2.qq.com\r\n" + close + b"\r\n",
+        b"POST /channel/poll2 HTTP/1.1\r\nHost: d.web2.qq.com\r\nReferer: http://d.web2.qq.com/\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 9\r\n" + close
+        + b"\r\nr=%ff%fe{",
+        b"POST /api/get_user_friends2 HTTP/1.1\r\nHost: s.web2.qq.com\r\nCookie: uin=o; skey=;\r\n"
+        b"Referer: http://s.web2.qq.com/\r\nContent-Length: 3\r\n" + close + b"\r\nr=[",
+        b"GET /nowhere HTTP/1.1\r\nHost: example.com\r\n" + close + b"\r\n",
+        b"GET /channel/nothing HTTP/1.1\r\nHost: d.web2.qq.com\r\n" + close + b"\r\n",
+        b"X" * 70000 + b"\r\n\r\n",
+    ]
+    answers = []
+    for request in garbage:
+        stream = await TCPClient().connect("127.0.0.1", sim.port)
+        try:
+            await stream.write(request)
+            answers.append(await stream.read_until_close())
+        except StreamClosedError:
+            answers.append(b"")
+        finally:
+            stream.close()
+    assert answers[0].startswith(b"HTTP/1.1 400") and answers[1].startswith(b"HTTP/1.1 400")
+    assert b"ptui_checkVC('0'," in answers[2]
+    assert answers[3].endswith(b'{"retcode":100006,"errmsg":""}')
+    assert answers[4].endswith(b'{"retcode":100003}')
+    assert answers[5].startswith(b"HTTP/1.1 404") and answers[6].startswith(b"HTTP/1.1 404")
+    # A TLS client hello on the plain port, HTTP on the TLS port: still alive afterwards.
+    stream = await TCPClient().connect("127.0.0.1", sim.tls_port)
+    await stream.write(b"GET / HTTP/1.1\r\n\r\n")
+    await stream.read_until_close()
+    stream.close()
+    assert (await in_thread(browser.sign_in, 10001))["uin"] == 10001
+
+
+@pytest.mark.gen_test
+async def test_stop_ends_held_polls_and_listeners(io_loop, request, held_polls):
+    sim = start_simulator(io_loop, request, poll_hold=30)
+    browser = Browser(sim)
+    await in_thread(browser.sign_in, 10001)
+    poll = in_thread(browser.poll)
+    await next_held(held_polls, 10001)
+    await sim.stop()
+    with pytest.raises((ConnectionError, OSError)):     # the held poll's connection closed
+        await poll
+    with pytest.raises(ConnectionRefusedError):
+        await in_thread(_connect, sim.port)
+    assert not sim._timers and not sim._sleeps
+
+
+def test_world_validation_names_the_key():
+    base = {"accounts": [{"qq": 10001, "password": "pw"}]}
+    cases = [
+        ({}, "accounts: the world needs at least one account"),
+        ({"accounts": [{"qq": 10001}]}, "accounts[0].password: missing"),
+        ({"accounts": [{"qq": 10001, "password": "pw", "friends": [{"qq": 20001}]}]},
+         "accounts[0].friends[0].qq: nobody with QQ number 20001"),
+        (dict(base, groups=[{"number": 30001, "name": "g", "owner": 10001,
+                             "members": [{"qq": 5}]}]), "groups[0].members[0].qq: 5 is not a QQ number"),
+        (dict(base, options={"era": "C"}), "options.era: 'C' is not one of A, B"),
+        (dict(base, colour="red"), "world: unknown key 'colour'"),
+        (dict(base, people=[{"qq": 10001}]), "accounts[0].qq: 10001 is listed twice"),
+    ]
+    for data, message in cases:
+        with pytest.raises(WorldError) as caught:
+            load_world(data, random.Random(1))
+        assert message in str(caught.value), (data, str(caught.value))
+
+
+def test_default_world_and_reproducible_ids():
+    one, two = load_world(None, random.Random(5)), load_world(None, random.Random(5))
+    assert one.accounts[10001].password == "webqq-demo"
+    assert one.groups[30001].gid == two.groups[30001].gid
+    assert one.uin(10001, 20001) == two.uin(10001, 20001) != one.uin(10002, 20001)
+    assert one.qq_of_uin(10001, one.uin(10001, 20001)) == 20001
+    assert one.qq_of_uin(10001, str(one.uin(10001, 20001))) == 20001   # string form too
+
+
+def test_world_file_option(tmp_path, io_loop):
+    path = tmp_path / "world.json"
+    path.write_text(json.dumps({"accounts": [{"qq": 55555, "password": "x", "nick": "n"}]}))
+    sim = Simulator(world=str(path), poll_hold=0.1)
+    try:
+        assert list(sim.world.accounts) == [55555]
+        assert sim.hosts["ssl.ptlogin2.qq.com"] == ("127.0.0.1", sim.tls_port)
+        assert sim.hosts["d.web2.qq.com"] == ("127.0.0.1", sim.port)
+    finally:
+        io_loop.run_sync(sim.stop)
+
+
+def test_captcha_jpeg_structure():
+    image = render_jpeg("AB7Z", random.Random(1))
+    assert image[:2] == b"\xff\xd8" and image[-2:] == b"\xff\xd9"
+    sof = image.index(b"\xff\xc0")
+    height, width = int.from_bytes(image[sof + 5:sof + 7], "big"), int.from_bytes(image[sof + 7:sof + 9], "big")
+    assert (width, height) == ((2 + 4 * 6 - 1) * 8, (2 + 7 + 1) * 8)
+    assert render_jpeg("AB7Z", random.Random(1)) == image
