@@ -26,6 +26,7 @@ class Recorder:
         self.events: List[ClientEvent] = []
         self.times: List[float] = []
         self._waiters: List[tuple] = []
+        self._taken: set = set()
         client.add_listener(self._record)
 
     def _record(self, event: ClientEvent) -> None:
@@ -33,9 +34,16 @@ class Recorder:
         self.times.append(IOLoop.current().time())
         for waiter in list(self._waiters):
             kind, predicate, future = waiter
-            if event.kind == kind and predicate(event) and not future.done():
+            if self._take(event, kind, predicate) and not future.done():
                 self._waiters.remove(waiter)
                 future.set_result(event)
+                break
+
+    def _take(self, event: ClientEvent, kind: str, predicate) -> bool:
+        if event.kind != kind or id(event) in self._taken or not predicate(event):
+            return False
+        self._taken.add(id(event))
+        return True
 
     def of(self, kind: str) -> List[ClientEvent]:
         return [event for event in self.events if event.kind == kind]
@@ -44,12 +52,12 @@ class Recorder:
         return [event.new.value for event in self.of("state")]
 
     async def wait(self, kind: str, predicate: Callable[[Any], bool] = lambda e: True,
-                   timeout: float = 10.0, past: bool = False) -> ClientEvent:
-        """The next event of ``kind`` matching ``predicate`` (``past``: or one seen)."""
-        if past:
-            for event in self.events:
-                if event.kind == kind and predicate(event):
-                    return event
+                   timeout: float = 10.0) -> ClientEvent:
+        """The first event of ``kind`` matching ``predicate`` that no earlier wait
+        returned, whether it already happened or is still to come."""
+        for event in self.events:
+            if self._take(event, kind, predicate):
+                return event
         future: Future = Future()
         waiter = (kind, predicate, future)
         self._waiters.append(waiter)
@@ -64,7 +72,7 @@ class Recorder:
                 self._waiters.remove(waiter)
 
     async def online(self, timeout: float = 10.0) -> ClientEvent:
-        return await self.wait("state", lambda e: e.new.value == "online", timeout, past=False)
+        return await self.wait("state", lambda e: e.new.value == "online", timeout)
 
 
 class SimControl:

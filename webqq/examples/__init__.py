@@ -1,0 +1,1 @@
+"""Small runnable programs built on WebQQClient (``python -m webqq.examples.echo``)."""
