@@ -308,3 +308,38 @@ def test_captcha_jpeg_structure():
     height, width = int.from_bytes(image[sof + 5:sof + 7], "big"), int.from_bytes(image[sof + 7:sof + 9], "big")
     assert (width, height) == ((2 + 4 * 6 - 1) * 8, (2 + 7 + 1) * 8)
     assert render_jpeg("AB7Z", random.Random(1)) == image
+
+
+def test_command_prints_ports_and_serves_until_interrupted():
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+    launcher = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "bin", "webqq-simulator")
+    process = subprocess.Popen([sys.executable, launcher, "--port", "0", "--tls-port", "0",
+                                "--poll-hold", "5", "--seed", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = process.stdout.readline()
+        match = re.match(r"webqq-simulator: HTTP on 127\.0\.0\.1:(\d+) .* TLS on 127\.0\.0\.1:(\d+)",
+                         first)
+        assert match, first
+        assert process.stdout.readline().startswith("CA certificate (TEST MATERIAL): ")
+        assert "/_sim/state" in process.stdout.readline()
+        assert process.stdout.readline().startswith("try:     curl --cacert ")
+        with urllib.request.urlopen("http://127.0.0.1:%s/_sim/state" % match.group(1),
+                                    timeout=5) as response:
+            assert json.load(response)["poll_hold"] == 5.0
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+        log = process.stderr.read()
+        assert "GET 127.0.0.1/_sim/state 200" in log
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+        process.stderr.close()

@@ -293,3 +293,18 @@ def _handshake(port, context):
     with socket.create_connection(("127.0.0.1", port)) as sock:
         with context.wrap_socket(sock, server_hostname="ssl.ptlogin2.qq.com"):
             pass
+
+
+@pytest.mark.gen_test
+async def test_no_secret_reaches_the_log(sim, browser, caplog):
+    caplog.set_level("DEBUG", logger="webqq.simulator")
+    session = await in_thread(browser.sign_in, 10001)
+    await in_thread(browser.send, "send_buddy_msg2", {"to": sim.world.uin(10001, 20001)})
+    await in_thread(browser.poll)
+    await in_thread(browser.info_get, "get_group_info_ext2", gcode=1)
+    secrets = [PASSWORD, session["psessionid"], session["vfwebqq"],
+               browser.cookie("skey").value, browser.cookie("ptwebqq").value]
+    assert any("/channel/poll2" in r.getMessage() for r in caplog.records)  # each request
+    for record in caplog.records:
+        text = record.getMessage()
+        assert not [s for s in secrets if s in text], text

@@ -1,11 +1,12 @@
 """The protocol hosts of WebQQ 2013 as Tornado handlers, routed by the Host header.
 
 app: HTTP in, ``Backend`` calls, bytes out. Each handler reads what PROTOCOL.md says the
-request carries (query, form field ``r``, cookies, Referer), asks ``state.Backend`` for
-the decision and writes the reply in Tencent's form (HTTP 200 with a retcode for every
-JSON or callback reply, §1.5). Injected faults (``faults.py``) are applied here, before
-the request is handled. Handlers never decide protocol rules themselves, never block the
-IOLoop, and never log a query string, a cookie or a form field: those carry secrets.
+request carries (query, form field ``r``, cookies), applies the Referer policy (an HTTP
+matter), asks ``state.Backend`` for the decision and writes the reply in Tencent's form
+(HTTP 200 with a retcode for every JSON or callback reply, §1.5). Injected faults
+(``faults.py``) are applied here, before the request is handled. Handlers never decide a
+protocol rule themselves, never block the IOLoop, and never log a query string, a cookie
+or a form field: those carry secrets.
 
 Hosts and ports (PROTOCOL.md §1.1): the plain port serves ``HTTP_HOSTS``; the TLS port
 serves ``TLS_HOSTS`` (the login, captcha and login-page hosts the 2013 client reached over
@@ -13,6 +14,7 @@ https, plus ``d.web2.qq.com``, which also spoke https from August 2013). ``HTTPS
 are the hosts a client reaches over TLS by default, so ``Simulator.hosts`` maps them to
 the TLS port and everything else to the plain port.
 """
+import http.client
 import json
 import logging
 import re
@@ -137,7 +139,8 @@ class ProtocolHandler(web.RequestHandler):
 
     def write_error(self, status_code, **kwargs):
         self.set_header("Content-Type", "text/plain; charset=utf-8")
-        self.finish(("%d %s\n" % (status_code, self._reason)).encode("utf-8"))
+        reason = http.client.responses.get(status_code, "Error")
+        self.finish(("%d %s\n" % (status_code, reason)).encode("utf-8"))
 
 
 # --- login server (§2.1 - §2.6) ----------------------------------------------------------
@@ -228,7 +231,10 @@ class LoginProxyHandler(ProtocolHandler):
 
 
 class HeartbeatHandler(ProtocolHandler):
-    """GET web.qq.com/web2/get_msg_tip (§2.17): nobody parsed it; liveness ignores it."""
+    """GET web.qq.com/web2/get_msg_tip (§2.17): nobody parsed it; liveness ignores it.
+
+    §7.6 leaves the body uncertain; no client read it, so the [sim] body is served.
+    """
 
     def get(self):
         self.reply_json({"retcode": 0, "result": {}})
@@ -305,7 +311,11 @@ class ChannelHandler(_ApiHandler):
     _held = None
 
     def _session_from_r(self, r: "dict | None", purpose: str):
-        """Session named by ``r`` (clientid/psessionid there, else the form fields)."""
+        """Session named by ``r`` (clientid/psessionid there, else the form fields).
+
+        §2.19 (uncertain which one the server read): pual_bot@54b74d7 named the form field
+        ``sessionid`` yet worked, so ``r`` comes first.
+        """
         if r is None:
             raise Refusal(100006, errmsg="")
         psessionid = r.get("psessionid") or self.arg("psessionid")
@@ -317,11 +327,8 @@ class ChannelHandler(_ApiHandler):
                                             self.arg("clientid"), purpose)
 
     def _vf_session(self):
-        """A discussion call: d.web2's session checks, plus the vfwebqq (100000)."""
-        session = self._session_from_query()
-        if self.arg("vfwebqq") != session.vfwebqq:
-            raise Refusal(100000)
-        return session
+        return self.backend.discussion_session(self.cookie_values(), self.arg("psessionid"),
+                                               self.arg("clientid"), self.arg("vfwebqq"))
 
     async def login2(self):
         self.reply_json(self.backend.login2(self.cookie_values(), self.arg("r"),
@@ -346,9 +353,11 @@ class ChannelHandler(_ApiHandler):
     async def _deliver(self, answer):
         """Write a poll answer; put its items back if they could not be written.
 
-        Bytes the kernel accepted count as delivered (the server cannot know more; clients
-        de-duplicate by msg_id/msg_id2, §2.16). A connection closed before the write, or
-        broken during it, or reset by a fault, returns the items to the front of the queue.
+        PROTOCOL.md describes no acknowledgement of poll answers (``ids`` is always
+        empty), so this is our design: bytes the kernel accepted count as delivered (the
+        server cannot know more; clients de-duplicate by msg_id/msg_id2, §2.16), while a
+        connection closed before the write, broken during it, or reset by a fault returns
+        the items to the queue in their original order.
         """
         stream = self.request.connection.stream
         if self._reset or stream.closed():
@@ -455,7 +464,9 @@ class NotFoundHandler(ProtocolHandler):
         raise web.HTTPError(404)
 
 
-# Host -> routes. A host served on both ports has the same routes on both.
+# Host -> routes. A host served on both ports has the same routes on both. §7.7: /check
+# is served on check.ptlogin2 (pual_bot, IQ, LQ, MC) and ssl.ptlogin2 (TW's doc), /login
+# on ssl.ptlogin2 (pual_bot, TW) and plain ptlogin2 (IQ, LQ, MC).
 _ROUTES = {
     "check.ptlogin2.qq.com": [("/check", CheckHandler)],
     "ssl.ptlogin2.qq.com": [("/check", CheckHandler), ("/login", LoginHandler)],

@@ -10,6 +10,7 @@ Errors: 400 ``{"error": "..."}`` for a malformed body or an unknown name, 404 fo
 unknown verb, 405 for a wrong method, 409 when the state does not allow it (e.g. the
 account is not logged in).
 """
+import http.client
 import json
 import logging
 import re
@@ -54,7 +55,7 @@ class ControlHandler(web.RequestHandler):
         log.error("/_sim/ %s: unexpected error", self.request.path, exc_info=(typ, value, tb))
 
     def write_error(self, status_code, **kwargs):
-        self._json({"error": self._reason})
+        self._json({"error": http.client.responses.get(status_code, "Error")})
 
     def _json(self, value):
         self.set_header("Content-Type", "application/json; charset=utf-8")

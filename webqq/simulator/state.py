@@ -493,6 +493,8 @@ class Backend:
         else:
             url = u1
         uin = wire.uin_cookie(qq)
+        # §1.3 / §7.2: pual_bot reads ptwebqq and skey under .qq.com, which fixes their
+        # domain; the other cookies' domains are MC/LQ's reading, all qq.com here.
         cookies_out = (
             wire.set_cookie("uin", uin, "qq.com"),
             wire.set_cookie("skey", grant.skey, "qq.com"),
@@ -605,6 +607,17 @@ class Backend:
         self.expire_if_idle(session)
         if session.state != ONLINE and purpose != "poll":
             raise _channel_refusal(dead)
+        return session
+
+    def discussion_session(self, cookies: dict, psessionid, clientid, vfwebqq) -> Session:
+        """A d.web2 discussion call: the channel checks, plus its vfwebqq (§1.4).
+
+        Raises:
+            Refusal: as ``channel_session``; 100000 for a vfwebqq that is not the live one.
+        """
+        session = self.channel_session(cookies, psessionid, clientid, "call")
+        if vfwebqq != session.vfwebqq:
+            raise Refusal(100000)
         return session
 
     def info_session(self, cookies: dict, vfwebqq) -> Session:
@@ -762,6 +775,8 @@ class Backend:
         log.info("%s message from %d to %d%s", kind, viewer, record_to,
                  " dropped (%s)" % dropped if dropped else "")
         if dropped is None:
+            # §7.13 (uncertain): no 2013 source shows a send echoed to the sender's own
+            # poll, and pual_bot expects none; only the other receivers get it.
             self._deliver(spec, [qq for qq in receivers if qq != viewer])
         return {"retcode": 0, "result": "ok"}
 
@@ -1002,8 +1017,7 @@ class Backend:
                      "captcha": self.captcha_codes.get(qq)}
             if session is not None:
                 self.expire_if_idle(session)
-                entry.update(state=session.state if session.state != LOGGED_OUT else "logged_out",
-                             status=session.status, clientid=session.clientid,
+                entry.update(state=session.state, status=session.status, clientid=session.clientid,
                              polling=session.pending is not None, polls=session.polls,
                              queued=len(session.queue), sent=len(self.sent.get(qq, [])))
             accounts[str(qq)] = entry
