@@ -1,4 +1,5 @@
 """WebQQClient against the in-process simulator: login, staying online, receiving, sending."""
+import asyncio
 import json
 import os
 import stat
@@ -315,3 +316,26 @@ async def test_a_stalled_poll_makes_the_watchdog_relink(world):
     changed = await events.wait("state", lambda e: e.new is State.RELINKING)
     assert "no poll answer" in changed.reason
     await events.online()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_nothing_is_left_behind_after_stop(no_leaks, io_loop, tmp_path):
+    from client_helpers import World
+    w = World(io_loop, tmp_path)
+    w.start_sim()
+    try:
+        client = w.client()
+        events = Recorder(client)
+        client.start()
+        await events.online()
+        await w.control.say(**{"from": 20001, "text": "hi"})
+        await client.reply(await events.wait("message"), "bye").done
+    finally:
+        for c in w.clients:
+            c.stop("test over")
+        for stream in w.streams:
+            stream.close()
+        w.control.stream.close()
+        await w.sim.stop()
+        for _ in range(5):
+            await asyncio.sleep(0)

@@ -60,15 +60,17 @@ import os
 import random
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from tornado import gen
 from tornado.ioloop import IOLoop
 
 from webqq import protocol
 from webqq import messages as msgs
-from webqq.contacts import Contacts, Discussion, Friend, Group, Member
+from webqq.contacts import ContactLoader, Contacts, Discussion, Friend, Group, Member
+from webqq.events import (CaptchaRequired, ClientEvent, ContactsLoaded, LoginFailed,
+                          MessageReceived, Notice, Online, Reconnecting, SendFinished,
+                          Sender, StateChanged)
 from webqq.http.errors import ConnectError, HTTPStreamError, HTTPTimeoutError
 from webqq.http_stream import HTTPStream, Response, RetryPolicy
 from webqq.outbox import Outbox, Outcome, OutgoingMessage, SendStatus
@@ -124,104 +126,6 @@ _UNKNOWN_POLL_CODES_BEFORE_RELOGIN = 3
 _SEEN_MAX = 2000
 
 
-# --- events -----------------------------------------------------------------------------
-
-class ClientEvent:
-    """Base of every event the client emits; ``kind`` says which."""
-    kind: ClassVar[str] = ""
-
-
-@dataclass(frozen=True)
-class StateChanged(ClientEvent):
-    """The client moved from ``old`` to ``new`` (``State`` members) because of ``reason``."""
-    kind: ClassVar[str] = "state"
-    old: State
-    new: State
-    reason: str
-
-
-@dataclass(frozen=True)
-class CaptchaRequired(ClientEvent):
-    """The server wants a verify code: the image is at ``path``; answer with
-    ``client.enter_verify_code(code)``."""
-    kind: ClassVar[str] = "captcha"
-    path: str
-
-
-@dataclass(frozen=True)
-class LoginFailed(ClientEvent):
-    """A login step was refused (``error``, a ``ProtocolError``); ``final`` means the
-    client went OFFLINE and will not retry."""
-    kind: ClassVar[str] = "login_failed"
-    error: Exception
-    final: bool
-
-
-@dataclass(frozen=True)
-class Reconnecting(ClientEvent):
-    """Recovery attempt ``attempt`` of ``step`` (``"relink"``, ``"resume"``, ``"login"``)
-    will run in ``delay`` seconds; ``at`` is ``IOLoop.time()`` when it was scheduled."""
-    kind: ClassVar[str] = "reconnect"
-    step: str
-    attempt: int
-    delay: float
-    at: float
-
-
-@dataclass(frozen=True)
-class Online(ClientEvent):
-    """The client is ONLINE: ``resumed`` a saved session, ``relinked`` the current one,
-    or (both False) logged in from scratch."""
-    kind: ClassVar[str] = "online"
-    resumed: bool
-    relinked: bool
-
-
-@dataclass(frozen=True)
-class ContactsLoaded(ClientEvent):
-    """The contact lists were (re)loaded."""
-    kind: ClassVar[str] = "contacts"
-    contacts: Contacts
-
-
-@dataclass(frozen=True)
-class Sender:
-    """Who wrote a message: ``uin`` always; ``qq`` and ``name`` (remark, card or nick)
-    when the contacts know them."""
-    uin: int
-    qq: Optional[int]
-    name: str
-
-
-@dataclass(frozen=True)
-class MessageReceived(ClientEvent):
-    """A message: ``chat`` is ``"buddy"``, ``"group"``, ``"discussion"`` or
-    ``"session"``; ``message`` the ``webqq.messages`` event; ``text`` its plain text;
-    ``group`` / ``discussion`` the chat's contact entry when known."""
-    kind: ClassVar[str] = "message"
-    chat: str
-    message: msgs.Event
-    text: str
-    sender: Sender
-    group: Optional[Group] = None
-    discussion: Optional[Discussion] = None
-
-
-@dataclass(frozen=True)
-class Notice(ClientEvent):
-    """Any poll event that is not a message (``webqq.messages``: StatusChange, Kick,
-    FriendRequest, GroupSystemEvent, ...)."""
-    kind: ClassVar[str] = "notice"
-    event: msgs.Event
-
-
-@dataclass(frozen=True)
-class SendFinished(ClientEvent):
-    """A message left the queue: ``message.status`` is SENT, FAILED or AMBIGUOUS."""
-    kind: ClassVar[str] = "sent"
-    message: OutgoingMessage
-
-
 _CHATS = {msgs.BuddyMessage: "buddy", msgs.GroupMessage: "group",
           msgs.DiscussionMessage: "discussion", msgs.SessionMessage: "session"}
 
@@ -274,7 +178,6 @@ class WebQQClient:
         self.max_text = max_text
         self.backoff, self.backoff_max, self.jitter = backoff, backoff_max, jitter
         self.poll_retry = poll_retry or RetryPolicy(idempotent=True, attempts=3)
-        self.lookup_qq = lookup_qq
         self.resume = resume
         self.rng = rng or random.Random()
         self.clock = clock
@@ -297,7 +200,7 @@ class WebQQClient:
         self._heartbeats = 0
         self._seen: "OrderedDict[tuple, None]" = OrderedDict()
         self._c2c_sigs: Dict[Tuple[int, int], str] = {}
-        self._qq_cache: Dict[int, int] = {}
+        self._loader = ContactLoader(stream, clock, lookup_qq)
         self._loading_contacts = False
         self._send_interval, self._send_ttl = send_interval, send_ttl
         self.outbox = self._new_outbox()
@@ -430,6 +333,7 @@ class WebQQClient:
         self._clientid = self.rng.randrange(10_000_000, 100_000_000)
         self._psessionid = self._vfwebqq = None
         self._c2c_sigs.clear()
+        self._loader.forget()
         self.stream.add_request(protocol.build_check(self.qq, self.rng.random()),
                                 self._step(epoch, "login", self._on_check),
                                 errback=self._errback(epoch, "login"))
@@ -747,7 +651,7 @@ class WebQQClient:
         name = (member.card if member is not None and member.card else None) or \
             (friend.display_name if friend is not None else None) or \
             (member.nick if member is not None else "") or ""
-        qq = qq or self.contacts.qq_of(uin) or self._qq_cache.get(uin)
+        qq = qq or self.contacts.qq_of(uin) or self._loader.qq_of(uin)
         return Sender(uin, qq, name or (str(qq) if qq else ""))
 
     # -- contacts ------------------------------------------------------------------------
@@ -760,87 +664,22 @@ class WebQQClient:
             self._later("contacts", self.contacts_refresh, self._refresh_contacts)
 
     async def _load_contacts(self, epoch: int) -> None:
-        """Friends, groups and their members, discussions and theirs, then the QQ
-        numbers (one lookup at a time, §2.13). A list that fails is logged and the
-        old one kept: contacts are a convenience, messaging works without them."""
+        """Reload the contacts (one load at a time) and emit ``ContactsLoaded``."""
         if self._loading_contacts:
             return
         self._loading_contacts = True
         try:
-            contacts = await self._fetch_contacts(epoch)
+            contacts = await self._loader.load(
+                self.contacts, clientid=self._clientid, psessionid=self._psessionid,
+                vfwebqq=self._vfwebqq, current=lambda: epoch == self._epoch,
+                now=self.io_loop.time())
         finally:
             self._loading_contacts = False
-        if contacts is not None and epoch == self._epoch:
+        if contacts is not None:
             self.contacts = contacts
             log.info("Contacts: %d friends, %d groups, %d discussions", len(
                 contacts.friends), len(contacts.groups), len(contacts.discussions))
             self._emit(ContactsLoaded(contacts))
-
-    async def _get(self, request, parse, epoch: int):
-        """One contact request; None when it fails or the chain ended meanwhile."""
-        try:
-            response = await self.stream.fetch(request)
-            if epoch != self._epoch:
-                return None
-            if response.status != 200:
-                raise HTTPStreamError("HTTP %d" % response.status)
-            return parse(response.read())
-        except (HTTPStreamError, ProtocolError) as exc:
-            log.warning("Loading contacts: %s", _describe(exc))
-            return None
-
-    async def _fetch_contacts(self, epoch: int) -> Optional[Contacts]:
-        vfwebqq, t = self._vfwebqq, lambda: int(self.clock() * 1000)
-        friend_list = await self._get(protocol.build_friends(vfwebqq=vfwebqq),
-                                      protocol.parse_friends, epoch)
-        group_list = await self._get(protocol.build_groups(vfwebqq=vfwebqq),
-                                     protocol.parse_groups, epoch)
-        discussion_list = await self._get(protocol.build_discussions(
-            clientid=self._clientid, psessionid=self._psessionid, vfwebqq=vfwebqq, t=t()),
-            protocol.parse_discussions, epoch)
-        if epoch != self._epoch:
-            return None
-        old = self.contacts
-        contacts = Contacts(loaded_at=self.io_loop.time())
-        if friend_list is None:
-            contacts.friends = dict(old.friends)
-        else:
-            for f in friend_list.friends:
-                contacts.friends[f.uin] = Friend(f.uin, await self._lookup(f.uin, epoch),
-                                                 f.nick, f.markname)
-        if group_list is None:
-            contacts.groups = dict(old.groups)
-        for g in group_list.groups if group_list else ():
-            info = await self._get(protocol.build_group_info(g.code, vfwebqq=vfwebqq, t=t()),
-                                   protocol.parse_group_info, epoch)
-            members = {} if info is None else {
-                m.uin: Member(m.uin, await self._lookup(m.uin, epoch), m.nick, m.card)
-                for m in info.members}
-            number = await self._lookup(g.code, epoch, lookup_type=4)
-            contacts.groups[g.gid] = Group(g.gid, g.code, number, g.name, g.markname, members)
-        if discussion_list is None:
-            contacts.discussions = dict(old.discussions)
-        for d in discussion_list.discussions if discussion_list else ():
-            info = await self._get(protocol.build_discussion_info(
-                d.did, clientid=self._clientid, psessionid=self._psessionid,
-                vfwebqq=vfwebqq, t=t()), protocol.parse_discussion_info, epoch)
-            members = {} if info is None else {
-                m.uin: Member(m.uin, m.qq, m.nick) for m in info.members}
-            contacts.discussions[d.did] = Discussion(d.did, d.name, members)
-        return contacts if epoch == self._epoch else None
-
-    async def _lookup(self, uin: int, epoch: int, lookup_type: int = 1) -> Optional[int]:
-        """The QQ number (or a group's public number) behind ``uin``, cached."""
-        key = uin if lookup_type == 1 else -uin
-        if key in self._qq_cache or not self.lookup_qq:
-            return self._qq_cache.get(key)
-        found = await self._get(protocol.build_friend_uin(
-            uin, vfwebqq=self._vfwebqq, t=int(self.clock() * 1000), lookup_type=lookup_type),
-            protocol.parse_friend_uin, epoch)
-        if found is not None:
-            self._qq_cache[key] = found.qq
-            return found.qq
-        return None
 
     # -- sending -------------------------------------------------------------------------
 

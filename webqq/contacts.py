@@ -1,15 +1,24 @@
 """The contact cache: friends, groups with their members, discussions with theirs.
 
-contacts: values and lookups only. ``WebQQClient`` fills a ``Contacts`` from the
-protocol's list replies and replaces it whole on every refresh; nothing here does I/O.
+contacts: the values and lookups of ``Contacts``, and ``ContactLoader``, which fills a new
+``Contacts`` through the client's ``HTTPStream`` with ``webqq.protocol`` requests and
+parsers (it never opens a socket, never parses bytes). ``WebQQClient`` replaces its
+contacts whole on every refresh.
 Naming follows the project: ``uin`` is a per-session id, ``qq`` a real account number,
 ``gid``/``code`` a group's two opaque ids and ``number`` its public number, ``did`` a
 discussion's id. Any of them may be unknown (None) when the server did not say.
 """
+import logging
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
-__all__ = ["Friend", "Member", "Group", "Discussion", "Contacts"]
+from webqq import protocol
+from webqq.http.errors import HTTPStreamError
+from webqq.protocol import ProtocolError, Retcode, RetcodeError
+
+__all__ = ["Friend", "Member", "Group", "Discussion", "Contacts", "ContactLoader"]
+
+log = logging.getLogger("webqq.contacts")
 
 
 @dataclass(frozen=True)
@@ -118,4 +127,119 @@ class Contacts:
             member = chat.members.get(uin)
             if member is not None and member.qq is not None:
                 return member.qq
+        return None
+
+
+class ContactLoader:
+    """Loads the lists of §2.8-§2.13 one request at a time.
+
+    Args:
+        stream: the client's ``HTTPStream`` (its cookie jar carries the session).
+        clock: wall-clock seconds, for the requests' ``t`` stamps.
+        lookup_qq: also ask ``get_friend_uin2`` for the QQ number of every friend and
+            member and the public number of every group, one at a time (MC: parallel
+            lookups got accounts black-listed); answers are cached until ``forget()``.
+    """
+
+    def __init__(self, stream: Any, clock: Callable[[], float], lookup_qq: bool = True):
+        self.stream = stream
+        self.clock = clock
+        self.lookup_qq = lookup_qq
+        self._numbers: Dict[int, int] = {}     # uin -> QQ number; -code -> group number
+        self._refused = False                  # get_friend_uin2 said 99999 in this load
+        self._current: Callable[[], bool] = lambda: True
+
+    def forget(self) -> None:
+        """Drop the cached numbers: a new login may hand out new uins (LQ)."""
+        self._numbers.clear()
+
+    def qq_of(self, uin: int) -> Optional[int]:
+        """A QQ number learnt by an earlier lookup, or None."""
+        return self._numbers.get(uin)
+
+    async def load(self, old: "Contacts", *, clientid: int, psessionid: str, vfwebqq: str,
+                   current: Callable[[], bool], now: float) -> Optional["Contacts"]:
+        """Friends, groups and their members, discussions and theirs.
+
+        A list that fails is logged and its part of ``old`` kept: contacts are a
+        convenience, messaging works without them.
+
+        Args:
+            old: the contacts so far.
+            clientid, psessionid, vfwebqq: the session's values.
+            current: false once the session changed; the load then stops.
+            now: ``IOLoop.time()``, for ``loaded_at``.
+
+        Returns:
+            The new ``Contacts``, or None when ``current()`` turned false.
+        """
+        self._refused = False
+        self._current = current
+        t = lambda: int(self.clock() * 1000)  # noqa: E731
+        friend_list = await self._get(protocol.build_friends(vfwebqq=vfwebqq),
+                                      protocol.parse_friends)
+        group_list = await self._get(protocol.build_groups(vfwebqq=vfwebqq),
+                                     protocol.parse_groups)
+        discussion_list = await self._get(protocol.build_discussions(
+            clientid=clientid, psessionid=psessionid, vfwebqq=vfwebqq, t=t()),
+            protocol.parse_discussions)
+        if not current():
+            return None
+        contacts = Contacts(loaded_at=now)
+        if friend_list is None:
+            contacts.friends = dict(old.friends)
+        for f in friend_list.friends if friend_list else ():
+            contacts.friends[f.uin] = Friend(f.uin, await self._lookup(f.uin, vfwebqq),
+                                             f.nick, f.markname)
+        if group_list is None:
+            contacts.groups = dict(old.groups)
+        for g in group_list.groups if group_list else ():
+            info = await self._get(protocol.build_group_info(g.code, vfwebqq=vfwebqq, t=t()),
+                                   protocol.parse_group_info)
+            members = {} if info is None else {
+                m.uin: Member(m.uin, await self._lookup(m.uin, vfwebqq), m.nick, m.card)
+                for m in info.members}
+            number = await self._lookup(g.code, vfwebqq, lookup_type=4)
+            contacts.groups[g.gid] = Group(g.gid, g.code, number, g.name, g.markname, members)
+        if discussion_list is None:
+            contacts.discussions = dict(old.discussions)
+        for d in discussion_list.discussions if discussion_list else ():
+            info = await self._get(protocol.build_discussion_info(
+                d.did, clientid=clientid, psessionid=psessionid, vfwebqq=vfwebqq, t=t()),
+                protocol.parse_discussion_info)
+            members = {} if info is None else {
+                m.uin: Member(m.uin, m.qq, m.nick) for m in info.members}
+            contacts.discussions[d.did] = Discussion(d.did, d.name, members)
+        return contacts if current() else None
+
+    async def _get(self, request, parse):
+        """One request; None when it fails or the session changed meanwhile."""
+        if not self._current():
+            return None
+        try:
+            response = await self.stream.fetch(request)
+            if not self._current():
+                return None
+            if response.status != 200:
+                raise HTTPStreamError("HTTP %d" % response.status)
+            return parse(response.read())
+        except RetcodeError as exc:
+            if exc.retcode is Retcode.LOOKUP_REFUSED:
+                self._refused = True        # stop asking for the rest of this load
+            log.warning("Loading contacts: %s", exc)
+        except (HTTPStreamError, ProtocolError) as exc:
+            log.warning("Loading contacts: %s: %s", exc.__class__.__name__, exc)
+        return None
+
+    async def _lookup(self, uin: int, vfwebqq: str, lookup_type: int = 1) -> Optional[int]:
+        """The QQ number (``lookup_type`` 4: a group's public number) behind ``uin``."""
+        key = uin if lookup_type == 1 else -uin
+        if key in self._numbers or not self.lookup_qq or self._refused:
+            return self._numbers.get(key)
+        found = await self._get(protocol.build_friend_uin(
+            uin, vfwebqq=vfwebqq, t=int(self.clock() * 1000), lookup_type=lookup_type),
+            protocol.parse_friend_uin)
+        if found is not None:
+            self._numbers[key] = found.qq
+            return found.qq
         return None

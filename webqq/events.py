@@ -1,0 +1,117 @@
+"""The events WebQQClient emits, one frozen dataclass per kind.
+
+events: values only; ``webqq.client`` creates them and hands them to listeners
+(``client.on(kind, callback)``, ``client.add_listener(callback)``). ``kind`` is a class
+attribute, so ``event.kind`` names the event without an isinstance chain. They never
+carry a password or a session token.
+"""
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Optional
+
+from webqq import messages as msgs
+from webqq.contacts import Contacts, Discussion, Group
+from webqq.outbox import OutgoingMessage
+
+if TYPE_CHECKING:                                      # pragma: no cover
+    from webqq.client import State
+
+__all__ = ["ClientEvent", "StateChanged", "CaptchaRequired", "LoginFailed", "Reconnecting",
+           "Online", "ContactsLoaded", "Sender", "MessageReceived", "Notice", "SendFinished"]
+
+
+# --- events -----------------------------------------------------------------------------
+
+class ClientEvent:
+    """Base of every event the client emits; ``kind`` says which."""
+    kind: ClassVar[str] = ""
+
+
+@dataclass(frozen=True)
+class StateChanged(ClientEvent):
+    """The client moved from ``old`` to ``new`` (``State`` members) because of ``reason``."""
+    kind: ClassVar[str] = "state"
+    old: "State"
+    new: "State"
+    reason: str
+
+
+@dataclass(frozen=True)
+class CaptchaRequired(ClientEvent):
+    """The server wants a verify code: the image is at ``path``; answer with
+    ``client.enter_verify_code(code)``."""
+    kind: ClassVar[str] = "captcha"
+    path: str
+
+
+@dataclass(frozen=True)
+class LoginFailed(ClientEvent):
+    """A login step was refused (``error``, a ``ProtocolError``); ``final`` means the
+    client went OFFLINE and will not retry."""
+    kind: ClassVar[str] = "login_failed"
+    error: Exception
+    final: bool
+
+
+@dataclass(frozen=True)
+class Reconnecting(ClientEvent):
+    """Recovery attempt ``attempt`` of ``step`` (``"relink"``, ``"resume"``, ``"login"``)
+    will run in ``delay`` seconds; ``at`` is ``IOLoop.time()`` when it was scheduled."""
+    kind: ClassVar[str] = "reconnect"
+    step: str
+    attempt: int
+    delay: float
+    at: float
+
+
+@dataclass(frozen=True)
+class Online(ClientEvent):
+    """The client is ONLINE: ``resumed`` a saved session, ``relinked`` the current one,
+    or (both False) logged in from scratch."""
+    kind: ClassVar[str] = "online"
+    resumed: bool
+    relinked: bool
+
+
+@dataclass(frozen=True)
+class ContactsLoaded(ClientEvent):
+    """The contact lists were (re)loaded."""
+    kind: ClassVar[str] = "contacts"
+    contacts: Contacts
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who wrote a message: ``uin`` always; ``qq`` and ``name`` (remark, card or nick)
+    when the contacts know them."""
+    uin: int
+    qq: Optional[int]
+    name: str
+
+
+@dataclass(frozen=True)
+class MessageReceived(ClientEvent):
+    """A message: ``chat`` is ``"buddy"``, ``"group"``, ``"discussion"`` or
+    ``"session"``; ``message`` the ``webqq.messages`` event; ``text`` its plain text;
+    ``group`` / ``discussion`` the chat's contact entry when known."""
+    kind: ClassVar[str] = "message"
+    chat: str
+    message: msgs.Event
+    text: str
+    sender: Sender
+    group: Optional[Group] = None
+    discussion: Optional[Discussion] = None
+
+
+@dataclass(frozen=True)
+class Notice(ClientEvent):
+    """Any poll event that is not a message (``webqq.messages``: StatusChange, Kick,
+    FriendRequest, GroupSystemEvent, ...)."""
+    kind: ClassVar[str] = "notice"
+    event: msgs.Event
+
+
+@dataclass(frozen=True)
+class SendFinished(ClientEvent):
+    """A message left the queue: ``message.status`` is SENT, FAILED or AMBIGUOUS."""
+    kind: ClassVar[str] = "sent"
+    message: OutgoingMessage
