@@ -8,6 +8,7 @@ import pytest
 from tornado import gen
 
 from webqq.client import State
+from webqq.http_stream import HTTPStream, RetryPolicy
 from client_helpers import PASSWORD, RecordingStream, Recorder, world  # noqa: F401
 
 
@@ -339,3 +340,63 @@ async def test_nothing_is_left_behind_after_stop(no_leaks, io_loop, tmp_path):
         await w.sim.stop()
         for _ in range(5):
             await asyncio.sleep(0)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_start_while_the_server_is_down_logs_in_when_it_is_back(world, io_loop):
+    await world.control.call("offline", {"seconds": 2.5})
+    start = io_loop.time()
+    stream = HTTPStream(hosts=world.sim.hosts, ca_file=world.sim.ca_file,
+                        retry=RetryPolicy(attempts=2, backoff=0.1))
+    client = world.client(stream=stream, backoff=0.2, backoff_max=0.8, jitter=0)
+    events = Recorder(client)
+    client.start()
+    await events.online()
+    assert io_loop.time() - start >= 2.4
+    tries = events.of("reconnect")
+    assert tries and all(t.step == "login" for t in tries)
+    assert [t.delay for t in tries][:3] == [0.2, 0.4, 0.8][:len(tries)]
+    assert events.states() == ["logging_in", "online"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_another_login_of_the_account_kicks_this_one_offline(world, tmp_path):
+    first, events = await online_client(world)
+    second, _ = await online_client(world, state_dir=str(tmp_path / "elsewhere"))
+    offline = await events.wait("state", lambda e: e.new is State.OFFLINE)
+    assert "kicked" in offline.reason
+    notice = await events.wait("notice")
+    assert type(notice.event).__name__ == "Kick"
+    assert second.state is State.ONLINE
+    assert not os.path.exists(os.path.join(first.state_dir, "session-10001.json"))
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_poll_5xx_is_retried_by_the_stream_without_leaving_online(world):
+    client, events = await online_client(world)
+    await world.control.call("fault", {"path": "/channel/poll2", "kind": "status",
+                                       "status": 502, "count": 2})
+    await world.control.say(**{"from": 20001, "text": "after the 502s"})
+    assert (await events.wait("message")).text == "after the 502s"
+    assert events.states() == ["logging_in", "online"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_contacts_are_refreshed_periodically_and_after_a_relogin(world):
+    client, events = await online_client(world, contacts_refresh=0.3)
+    await events.wait("contacts")
+    await events.wait("contacts")
+    await world.control.call("fault", {"path": "/channel/poll2", "kind": "retcode",
+                                       "retcode": 103})
+    await events.wait("state", lambda e: e.new is State.RELOGGING)
+    await events.online()
+    await events.wait("contacts")
+    assert client.contacts.friend(qq=20002).display_name == "Bob (work)"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_send_to_an_unknown_friend_fails_at_once(world):
+    client, events = await online_client(world)
+    message = await client.send_buddy(99999, "nobody").done
+    assert (message.status.value, message.error) == ("failed", "unknown buddy 99999")
+    assert (await events.wait("sent")).message is message
