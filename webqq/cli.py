@@ -157,7 +157,10 @@ class Commands:
                   file=sys.stderr)
             return ExitCode.FAILURE
         code, line = Daemon(self.config, system=self.system).start(wait=args.wait)
-        print("webqq %s" % line, file=sys.stdout if code == ExitCode.OK else sys.stderr)
+        if code == ExitCode.OK:
+            print("webqq %s" % line)
+        else:
+            print(line if code == ExitCode.CONFIG else "webqq %s" % line, file=sys.stderr)
         return code
 
     def stop(self, args: argparse.Namespace) -> int:

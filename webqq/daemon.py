@@ -420,6 +420,10 @@ class StartupError(Exception):
         super().__init__(message)
         self.code = code
 
+    def line(self) -> str:
+        """What the CLI prints: a configuration error's one line as it is."""
+        return str(self) if self.code == ExitCode.CONFIG else "webqq: %s" % self
+
 
 class Daemon:
     """One daemon process: ``run()`` in the foreground, or ``start()`` to detach first.
@@ -435,11 +439,14 @@ class Daemon:
         self.config_path = Path(os.path.abspath(config.source))
         self.system = system or System()
         self.mask = SecretMask()
+        self._mask_configured_secrets(config)
         self.logs = LogSetup(self.mask)
         self.pidfile = Pidfile(pidfile_path(config))
         self.exit_code = ExitCode.OK
         self.started_at = time.time()
         self.phase = "starting"             # starting, running, stopping, stopped
+        self.password: Optional[str] = None
+        self.world = None                   # the embedded simulator's, after preflight()
         self.simulator = None
         self.stream = None
         self.client = None
@@ -467,17 +474,49 @@ class Daemon:
         """``webqq run``: the whole life of the daemon in this process. Returns the exit
         code (``ExitCode``)."""
         try:
+            if self.password is None:
+                self.preflight()
             return asyncio.run(self._main())
         except StartupError as error:
             self._tell_parent("fail %d %s" % (error.code, error))
             if self.logs.handler is not None:
                 log.error("%s", error)
             else:
-                print("webqq: %s" % error, file=sys.stderr)
+                print(error.line(), file=sys.stderr)
             return error.code
         finally:
             self.logs.close()
             self.pidfile.release()
+
+    def preflight(self) -> None:
+        """What can be refused before anything starts: the password and, with an
+        embedded simulator, its world and our account in it.
+
+        Raises StartupError (exit 3, the one ConfigError line).
+        """
+        try:
+            password = configuration.resolve_password(self.config)
+        except ConfigError as error:
+            raise StartupError(ExitCode.CONFIG, str(error)) from None
+        if self.config.simulator.embedded:
+            from webqq.simulator import WorldError, load_world
+            world_file = self.config.simulator.world
+            try:
+                self.world = load_world(str(world_file) if world_file else None)
+            except WorldError as error:
+                raise StartupError(ExitCode.CONFIG, str(ConfigError(
+                    self.config.source, "simulator", "world", str(error)))) from None
+            account = self.world.accounts.get(self.config.account.qq)
+            if account is None:
+                known = ", ".join(str(qq) for qq in sorted(self.world.accounts))
+                raise StartupError(ExitCode.CONFIG, str(ConfigError(
+                    self.config.source, "account", "qq", "%d is not an account of the "
+                    "embedded simulator (its accounts: %s)" % (self.config.account.qq,
+                                                               known))))
+            if password is None:
+                password = account.password
+        self.mask.add(password)
+        self.password = password
 
     def start(self, wait: float = 30.0) -> Tuple[int, str]:
         """``webqq start``: detach (double fork) and run in the grandchild. Here, in the
@@ -486,6 +525,10 @@ class Daemon:
 
         Returns ``(exit code, one line for the user)``. Never returns in the daemon.
         """
+        try:
+            self.preflight()
+        except StartupError as error:
+            return error.code, error.line()
         read_end, write_end = os.pipe()
         first = self.system.fork()
         if first == 0:
@@ -583,8 +626,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self._signalled, signal.SIGHUP, self.reload)
         try:
             self._start_simulator()
-            password = self._password()
-            self._start_client(password)
+            self._start_client(self.password)
             self.dispatcher = Dispatcher(self._send, reply=self._reply,
                                          prefix=self.config.bot.command_prefix)
             self.plugin_problems = self.dispatcher.load(self.config.bot.plugins,
@@ -598,6 +640,9 @@ class Daemon:
             self._status_timer.start()
             self.write_status()
             await self._stopping.wait()
+        except StartupError as error:
+            self.exit_code = error.code
+            raise
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
@@ -622,17 +667,13 @@ class Daemon:
         settings = self.config.simulator
         if not settings.embedded:
             return
-        from webqq.simulator import Simulator, WorldError
+        from webqq.simulator import Simulator
         options: Dict[str, Any] = {}
         if settings.poll_hold is not None:
             options["poll_hold"] = settings.poll_hold
         try:
-            self.simulator = Simulator(
-                world=str(settings.world) if settings.world else None,
-                port=settings.port, tls_port=settings.tls_port, **options)
-        except WorldError as error:
-            raise StartupError(ExitCode.CONFIG, str(ConfigError(
-                self.config.source, "simulator", "world", str(error)))) from None
+            self.simulator = Simulator(world=self.world, port=settings.port,
+                                       tls_port=settings.tls_port, **options)
         except OSError as error:
             raise StartupError(ExitCode.FAILURE, "the embedded simulator cannot listen on "
                                "ports %d/%d: %s" % (settings.port, settings.tls_port,
@@ -642,24 +683,6 @@ class Daemon:
             logging.NOTSET if self.config.daemon.loglevel <= logging.DEBUG else logging.WARNING)
         log.info("embedded simulator listening on 127.0.0.1:%d (http, /_sim/) and "
                  "127.0.0.1:%d (https)", self.simulator.port, self.simulator.tls_port)
-
-    def _password(self) -> str:
-        """The password: from the configuration, else from the embedded world."""
-        try:
-            password = configuration.resolve_password(self.config)
-        except ConfigError as error:
-            raise StartupError(ExitCode.CONFIG, str(error)) from None
-        if password is None:
-            account = self.simulator.world.accounts.get(self.config.account.qq)
-            if account is None:
-                known = ", ".join(str(qq) for qq in sorted(self.simulator.world.accounts))
-                raise StartupError(ExitCode.CONFIG, str(ConfigError(
-                    self.config.source, "account", "qq", "%d is not an account of the "
-                    "embedded simulator (its accounts: %s)" % (self.config.account.qq,
-                                                               known))))
-            password = account.password
-        self.mask.add(password)
-        return password
 
     def _start_client(self, password: str) -> None:
         from webqq.client import WebQQClient
@@ -684,6 +707,17 @@ class Daemon:
         self.client = WebQQClient(self.config.account.qq, password, self.stream,
                                   state_dir, **options)
         self.client.add_listener(self._on_client_event)
+
+    def _mask_configured_secrets(self, config: Config) -> None:
+        """The secrets the configuration itself holds: the API's token and secret, and
+        the plugin settings ``webqq check`` masks."""
+        self.mask.add(config.account.password)
+        self.mask.add(config.api.token)
+        self.mask.add(config.api.secret)
+        for settings in config.plugin_settings.values():
+            for key, value in settings.items():
+                if configuration._looks_secret(key):
+                    self.mask.add(value)
 
     def _mask_session(self, saved: Any) -> None:
         if saved is not None:
@@ -847,6 +881,7 @@ class Daemon:
             self.write_status()
             return
         self._warn_needs_restart(new)
+        self._mask_configured_secrets(new)
         self.config = new
         self.logs.apply(new.daemon)
         self.dispatcher.prefix = new.bot.command_prefix

@@ -164,6 +164,7 @@ class Handler:
         pattern: a regex searched in the message text.
         command: the command word (without prefix) for a command handler.
         help: one line for ``!help``; commands without one are still listed.
+        timeout: seconds a coroutine handler may run; None: the dispatcher's default.
         is_event: an event handler rather than a message handler.
     """
     function: HandlerFunction
@@ -173,6 +174,7 @@ class Handler:
     pattern: Optional[Pattern] = None
     command: Optional[str] = None
     help: str = ""
+    timeout: Optional[float] = None
     is_event: bool = False
 
     @property
@@ -221,8 +223,9 @@ class Plugin:
     def on_message(self, *, kinds: Union[None, str, Collection[str]] = None,
                    group: Union[None, int, Collection[int]] = None,
                    sender: Union[None, int, Collection[int]] = None,
-                   text: Union[None, str, Pattern] = None,
-                   help: str = "") -> Callable[[HandlerFunction], HandlerFunction]:
+                   text: Union[None, str, Pattern] = None, help: str = "",
+                   timeout: Optional[float] = None
+                   ) -> Callable[[HandlerFunction], HandlerFunction]:
         """Decorator: call the function for each message that passes every filter.
 
         Args:
@@ -231,6 +234,8 @@ class Plugin:
             sender: a sender QQ number or several; None: anyone.
             text: a regex (string or compiled) searched in the text; None: any text.
             help: one line that ``!help`` shows.
+            timeout: seconds a coroutine handler may run before it is cancelled and
+                reported (the next handler then runs); None: ``HANDLER_TIMEOUT``.
         """
         kinds_set = _as_set(kinds)
         if kinds_set is not None and not kinds_set <= set(CHATS):
@@ -240,21 +245,22 @@ class Plugin:
         def register(function: HandlerFunction) -> HandlerFunction:
             self.handlers.append(Handler(function, kinds=kinds_set, groups=_as_set(group),
                                          senders=_as_set(sender), pattern=pattern,
-                                         help=help))
+                                         help=help, timeout=timeout))
             return function
         return register
 
     def command(self, word: str, *, kinds: Union[None, str, Collection[str]] = None,
                 group: Union[None, int, Collection[int]] = None,
-                sender: Union[None, int, Collection[int]] = None,
-                help: str = "") -> Callable[[HandlerFunction], HandlerFunction]:
+                sender: Union[None, int, Collection[int]] = None, help: str = "",
+                timeout: Optional[float] = None
+                ) -> Callable[[HandlerFunction], HandlerFunction]:
         """Decorator: call the function for a message that is the command prefix plus
-        ``word``, alone or followed by blanks and arguments (``ctx.args``). Filters as
-        in ``on_message``; ``help`` is the line ``!help`` shows."""
+        ``word``, alone or followed by blanks and arguments (``ctx.args``). Filters and
+        ``timeout`` as in ``on_message``; ``help`` is the line ``!help`` shows."""
         if not word or re.search(r"\s", word):
             raise ValueError("command %r: one word, no blanks" % word)
         register_message = self.on_message(kinds=kinds, group=group, sender=sender,
-                                           help=help)
+                                           help=help, timeout=timeout)
 
         def register(function: HandlerFunction) -> HandlerFunction:
             register_message(function)
@@ -262,11 +268,13 @@ class Plugin:
             return function
         return register
 
-    def on_event(self, *kinds: str) -> Callable[[HandlerFunction], HandlerFunction]:
-        """Decorator: call the function for events of these kinds (none given: all)."""
+    def on_event(self, *kinds: str, timeout: Optional[float] = None
+                 ) -> Callable[[HandlerFunction], HandlerFunction]:
+        """Decorator: call the function for events of these kinds (none given: all);
+        ``timeout`` as in ``on_message``."""
         def register(function: HandlerFunction) -> HandlerFunction:
             self.handlers.append(Handler(function, kinds=frozenset(kinds) or None,
-                                         is_event=True))
+                                         timeout=timeout, is_event=True))
             return function
         return register
 
@@ -398,14 +406,15 @@ class Dispatcher:
 
     async def _run(self, plugin: Plugin, handler: Handler, context: Context) -> None:
         """Runs one handler; its exception or timeout is logged and goes no further."""
+        timeout = handler.timeout if handler.timeout is not None else self.handler_timeout
         try:
             result = handler.function(context)
             if inspect.isawaitable(result):
-                await asyncio.wait_for(_awaited(result), self.handler_timeout)
+                await asyncio.wait_for(_awaited(result), timeout)
         except asyncio.TimeoutError:
             self.counts["timeouts"] += 1
             log.error("plugin %s: handler %s timed out after %g s", plugin.name,
-                      handler.name, self.handler_timeout)
+                      handler.name, timeout)
         except Exception:
             self.counts["errors"] += 1
             log.exception("plugin %s: handler %s failed", plugin.name, handler.name)
