@@ -1,0 +1,185 @@
+"""The daemon's parts, in process: secret masking, repeated warnings, log files, the
+pidfile lock, the status file. The whole daemon runs in tests/test_cli.py."""
+import http.cookiejar
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+
+from webqq.daemon import (AlreadyRunning, ExitCode, LogSetup, MaskingCookieJar, Pidfile,
+                          RepeatCollapser, SecretMask, write_json_atomically)
+from webqq.config import DaemonConfig
+
+
+class ListHandler(logging.Handler):
+    """Keeps the formatted lines."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def handler():
+    handler = ListHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("test.daemon")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    yield handler
+    logger.removeHandler(handler)
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)
+
+
+def test_exit_codes_are_the_documented_ones():
+    assert [int(code) for code in ExitCode] == [0, 1, 2, 3, 4]
+
+
+def test_secret_mask_covers_message_args_traceback_and_url_forms(handler):
+    mask = SecretMask()
+    handler.addFilter(mask)
+    mask.add("p@ss word/1")
+    mask.add("abc")                      # too short to mask safely: ignored
+    mask.add(None)
+    logger = logging.getLogger("test.daemon")
+    logger.debug("login with %s", "p@ss word/1")
+    logger.info("GET /x?ptwebqq=p%40ss%20word%2F1&y=p%40ss+word%2F1 abc")
+    try:
+        raise ValueError("bad p@ss word/1")
+    except ValueError:
+        logger.exception("failed")
+    logger.warning("stack", stack_info=True, extra={})
+    text = "\n".join(handler.lines)
+    assert "p@ss" not in text and "p%40ss" not in text
+    assert handler.lines[0] == "DEBUG login with ********"
+    assert handler.lines[1] == "INFO GET /x?ptwebqq=********&y=******** abc"
+    assert handler.lines[2].endswith("ValueError: bad ********")
+
+
+def test_masking_cookie_jar_registers_secret_cookies_as_they_arrive():
+    mask = SecretMask()
+    jar = MaskingCookieJar(mask)
+    for name, value in (("skey", "@AbCdEf123"), ("uin", "o0000010001")):
+        jar.set_cookie(http.cookiejar.Cookie(
+            0, name, value, None, False, ".qq.com", True, True, "/", True, False, None,
+            True, None, None, {}))
+    assert mask.mask("skey=@AbCdEf123; uin=o0000010001") == "skey=********; uin=o0000010001"
+
+
+def test_repeated_warnings_are_collapsed(handler):
+    handler.addFilter(RepeatCollapser(handler))
+    logger = logging.getLogger("test.daemon")
+    for _ in range(5):
+        logger.warning("poll failed: %s", "reset")
+    logger.info("something else")
+    for _ in range(2):
+        logger.info("info lines are never collapsed")
+    logger.error("once")
+    logger.error("once")
+    collapser = handler.filters[0]
+    collapser.flush()
+    collapser.flush()
+    assert handler.lines == [
+        "WARNING poll failed: reset", "WARNING last message repeated 4 times",
+        "INFO something else", "INFO info lines are never collapsed",
+        "INFO info lines are never collapsed", "ERROR once",
+        "ERROR last message repeated 1 times"]
+
+
+def test_log_setup_watched_file_reopens_after_logrotate(tmp_path):
+    logfile = tmp_path / "logs" / "webqq.log"
+    setup = LogSetup(SecretMask())
+    root_level = logging.getLogger().level
+    try:
+        setup.apply(DaemonConfig(state_dir=tmp_path, logfile=logfile, loglevel=logging.INFO))
+        assert isinstance(setup.handler, logging.handlers.WatchedFileHandler)
+        logging.getLogger("test.logfile").info("before rotation")
+        os.rename(logfile, str(logfile) + ".1")          # what logrotate does
+        logging.getLogger("test.logfile").info("after rotation")
+        logging.getLogger("test.logfile").debug("below the level")
+    finally:
+        setup.close()
+        logging.getLogger().setLevel(root_level)
+    assert "before rotation" in (tmp_path / "logs" / "webqq.log.1").read_text()
+    after = logfile.read_text()
+    assert "INFO test.logfile: after rotation" in after and "below" not in after
+
+
+def test_log_setup_size_rotation_and_handler_replaced_on_change(tmp_path):
+    logfile = tmp_path / "webqq.log"
+    setup = LogSetup(SecretMask())
+    root_level = logging.getLogger().level
+    try:
+        setup.apply(DaemonConfig(state_dir=tmp_path, logfile=logfile, log_max_bytes=200,
+                                 log_backups=2))
+        first = setup.handler
+        assert isinstance(first, logging.handlers.RotatingFileHandler)
+        for n in range(20):
+            logging.getLogger("test.logsize").warning("line %d of the log", n)
+        setup.apply(DaemonConfig(state_dir=tmp_path, logfile=logfile, log_max_bytes=200,
+                                 log_backups=2, loglevel=logging.DEBUG))
+        assert setup.handler is first                       # same destination: kept
+        setup.apply(DaemonConfig(state_dir=tmp_path, logfile=None))
+        assert isinstance(setup.handler, logging.StreamHandler)
+        assert first not in logging.getLogger().handlers
+    finally:
+        setup.close()
+        logging.getLogger().setLevel(root_level)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["webqq.log", "webqq.log.1",
+                                                          "webqq.log.2"]
+
+
+def test_pidfile_lock_refuses_a_second_holder_and_probe_sees_it(tmp_path):
+    path = tmp_path / "webqq.pid"
+    assert Pidfile.probe(path) == (False, None)
+    first = Pidfile(path)
+    assert first.acquire() is None
+    assert Pidfile.probe(path) == (True, None)               # up, pid not written yet
+    first.write(4242)
+    assert Pidfile.probe(path) == (True, 4242)
+    with pytest.raises(AlreadyRunning) as refused:
+        Pidfile(path).acquire()
+    assert refused.value.pid == 4242
+    assert str(refused.value) == "already running (pid 4242 holds %s)" % path
+    first.release()
+    first.release()                                          # twice is fine
+    assert not path.exists() and Pidfile.probe(path) == (False, None)
+
+
+def test_pidfile_not_written_is_not_removed_and_a_stale_one_is_replaced(tmp_path):
+    path = tmp_path / "webqq.pid"
+    path.write_text("999999\n")                              # left by a killed daemon
+    assert Pidfile.probe(path) == (False, 999999)
+    pidfile = Pidfile(path)
+    assert pidfile.acquire() == 999999                       # stale: taken over
+    pidfile.release()                                        # we never wrote it
+    assert path.read_text() == "999999\n"
+
+
+def test_pidfile_lock_is_seen_from_another_process(tmp_path):
+    path = tmp_path / "webqq.pid"
+    pidfile = Pidfile(path)
+    pidfile.acquire()
+    pidfile.write(os.getpid())
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys; from webqq.daemon import Pidfile; "
+         "print(Pidfile.probe(sys.argv[1]))", str(path)],
+        capture_output=True, text=True, check=True)
+    pidfile.release()
+    assert probe.stdout == "(True, %d)\n" % os.getpid()
+
+
+def test_status_file_is_replaced_atomically(tmp_path):
+    path = tmp_path / "status.json"
+    write_json_atomically(path, {"state": "online"})
+    write_json_atomically(path, {"state": "stopped"})
+    assert json.loads(path.read_text()) == {"state": "stopped"}
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]   # no temporary left
