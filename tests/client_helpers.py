@@ -155,15 +155,19 @@ async def _settle() -> None:
 
 
 class RecordingStream(HTTPStream):
-    """An HTTPStream that remembers the URL path of every request it is given."""
+    """An HTTPStream that remembers the URL path of every request it is given, and
+    when it will be sent (``sends``: (path, loop time + delay))."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.paths: List[str] = []
+        self.sends: List[tuple] = []
 
-    def add_request(self, request, *args, **kwargs):
-        self.paths.append(request.selector.split("?")[0])
-        return super().add_request(request, *args, **kwargs)
+    def add_request(self, request, readback=None, delay=0, **kwargs):
+        path = request.selector.split("?")[0]
+        self.paths.append(path)
+        self.sends.append((path, self.io_loop.time() + delay))
+        return super().add_request(request, readback, delay, **kwargs)
 
 
 @pytest.fixture

@@ -400,3 +400,35 @@ async def test_a_send_to_an_unknown_friend_fails_at_once(world):
     message = await client.send_buddy(99999, "nobody").done
     assert (message.status.value, message.error) == ("failed", "unknown buddy 99999")
     assert (await events.wait("sent")).message is message
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_instant_empty_poll_answers_do_not_make_the_client_spin(world):
+    stream = RecordingStream(hosts=world.sim.hosts, ca_file=world.sim.ca_file)
+    client, events = await online_client(world, stream=stream)
+    await world.control.call("fault", {"path": "/channel/poll2", "kind": "retcode",
+                                       "retcode": 102, "count": 10})
+    await world.control.call("kick", {"account": 10001})   # answers the held poll: 121
+    await events.wait("state", lambda e: e.new is State.RELINKING)
+    await events.online()
+    while (await world.control.call("fault")):
+        await gen.sleep(0.05)
+    await world.control.say(**{"from": 20001, "text": "after ten instant 102s"})
+    assert (await events.wait("message")).text == "after ten instant 102s"
+    polls = [at for path, at in stream.sends if path == "/channel/poll2"][2:]
+    gaps = [b - a for a, b in zip(polls, polls[1:])]
+    assert len(gaps) >= 10 and min(gaps[:9]) >= client.poll_hold / 10 - 0.01, gaps
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_logout_ends_the_session_and_forgets_it(world):
+    client, events = await online_client(world)
+    client.logout()
+    assert client.state is State.STOPPED
+    assert not os.path.exists(os.path.join(client.state_dir, "session-10001.json"))
+    for _ in range(50):
+        state = (await world.control.call("state"))["accounts"]["10001"]["state"]
+        if state != "online":
+            break
+        await gen.sleep(0.05)
+    assert state != "online"

@@ -196,6 +196,7 @@ class WebQQClient:
         self._msg_id = self.rng.randrange(1111111, 99999999)
         self._check: Optional[protocol.CheckResult] = None
         self._last_poll_answer = 0.0
+        self._poll_sent = 0.0
         self._unknown_poll_codes = 0
         self._heartbeats = 0
         self._seen: "OrderedDict[tuple, None]" = OrderedDict()
@@ -286,15 +287,18 @@ class WebQQClient:
 
     def start(self) -> None:
         """Resume the saved session if there is one (and ``resume``), else log in.
+        From OFFLINE (refused, kicked or logged out) it logs in afresh.
 
         Raises:
-            RuntimeError: the client is not STOPPED.
+            RuntimeError: the client is neither STOPPED nor OFFLINE.
         """
-        if self.state is not State.STOPPED:
+        if self.state not in (State.STOPPED, State.OFFLINE):
             raise RuntimeError("start() on a client that is %s" % self.state.value)
         if self.outbox.closed:
             self.outbox = self._new_outbox()
-        saved = load_session(self.state_dir, self.qq) if self.resume else None
+        saved = None
+        if self.resume and self.state is State.STOPPED:
+            saved = load_session(self.state_dir, self.qq)
         if saved is not None:
             self._restore(saved)
             self._set_state(State.RESUMING, "found a saved session")
@@ -313,6 +317,27 @@ class WebQQClient:
         self._new_epoch()
         self.outbox.close()
         self._set_state(State.STOPPED, reason)
+
+    def logout(self) -> None:
+        """End the session at the server (``logout2``, not awaited), forget the saved
+        session, and stop."""
+        if self._psessionid is not None and self.state is State.ONLINE:
+            request = protocol.build_logout(clientid=self._clientid,
+                                            psessionid=self._psessionid,
+                                            t=int(self.clock() * 1000))
+            self.stream.add_request(request, self._on_logout, retry=RetryPolicy(attempts=1),
+                                    errback=lambda _r, e: log.info("logout2: %s", e))
+        delete_session(self.state_dir, self.qq)
+        self._psessionid = None
+        self.stop("logged out")
+
+    @staticmethod
+    def _on_logout(response: Response) -> None:
+        try:
+            protocol.parse_logout(response.read())
+            log.info("logout2 accepted")
+        except ProtocolError as exc:
+            log.info("logout2: %s", exc)
 
     def enter_verify_code(self, code: str) -> None:
         """Answer the captcha of the last ``CaptchaRequired`` event; the login goes on.
@@ -472,6 +497,7 @@ class WebQQClient:
 
     def _give_up(self, reason: str) -> None:
         self._new_epoch()
+        self._psessionid = None                 # nothing left to save or resume
         self._set_state(State.OFFLINE, reason)
 
     def _relogin(self, reason: str) -> None:
@@ -531,11 +557,17 @@ class WebQQClient:
             self._later("contacts", self.contacts_refresh, self._refresh_contacts)
 
     def _poll(self, epoch: int) -> None:
+        self._poll_sent = self.io_loop.time()
         self.stream.add_request(self._poll_request(), lambda r: self._on_poll(epoch, r),
                                 errback=self._errback(epoch, "poll"), retry=self.poll_retry)
 
     def _poll_request(self):
         return protocol.build_poll(clientid=self._clientid, psessionid=self._psessionid)
+
+    def _next_poll(self, epoch: int, delay: float = 0.0):
+        """The chain's next poll, as a readback returns it."""
+        self._poll_sent = self.io_loop.time() + delay
+        return self._poll_request(), lambda r: self._on_poll(epoch, r), delay
 
     def _on_poll(self, epoch: int, response: Response):
         """One poll answer: dispatch its events (even from an ended chain: a message is
@@ -559,12 +591,12 @@ class WebQQClient:
             if self._unknown_poll_codes >= _UNKNOWN_POLL_CODES_BEFORE_RELOGIN:
                 self._relogin("poll2 kept answering %s" % exc.retcode)
                 return None
-            return self._poll_request(), lambda r: self._on_poll(epoch, r), self.backoff
+            return self._next_poll(epoch, self.backoff)
         except ProtocolError as exc:
             if not current:
                 return None
             log.warning("poll2 answer unusable, polling again: %s", exc)
-            return self._poll_request(), lambda r: self._on_poll(epoch, r), self.backoff
+            return self._next_poll(epoch, self.backoff)
         for event in result.events:
             self._dispatch(event)
         if not current or self.state is not State.ONLINE:
@@ -586,7 +618,11 @@ class WebQQClient:
             delete_session(self.state_dir, self.qq)
             self._give_up("poll2 answered %d: logged out" % result.retcode)
             return None
-        return self._poll_request(), lambda r: self._on_poll(epoch, r)
+        # An empty answer long before the hold time is up is not a held poll: a broken
+        # server answering at once must not make us spin.
+        quick = self.io_loop.time() - self._poll_sent < self.poll_hold / 10
+        empty = outcome is not PollOutcome.MESSAGES
+        return self._next_poll(epoch, self.poll_hold / 10 if quick and empty else 0.0)
 
     def _watchdog(self) -> None:
         """Relink when no poll was answered for ``stall_after`` seconds."""
