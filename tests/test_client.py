@@ -432,3 +432,19 @@ async def test_logout_ends_the_session_and_forgets_it(world):
             break
         await gen.sleep(0.05)
     assert state != "online"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_session_refused_at_every_poll_climbs_the_ladder_instead_of_storming(world):
+    client, events = await online_client(world, backoff=0.2, jitter=0)
+    await world.control.call("fault", {"path": "/channel/poll2", "kind": "retcode",
+                                       "retcode": 121, "count": 3})
+    for _ in range(3):
+        await events.wait("state", lambda e: e.new is State.RELINKING)
+        await events.online()
+    # The first relink runs at once; the next ones wait 0.4 s, then 0.8 s.
+    assert [(t.step, t.attempt, t.delay) for t in events.of("reconnect")] == \
+        [("relink", 2, 0.4), ("relink", 3, 0.8)]
+    await world.control.say(**{"from": 20001, "text": "calm again"})
+    assert (await events.wait("message")).text == "calm again"
+    assert client._attempt == 0

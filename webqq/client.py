@@ -28,7 +28,9 @@ A session, in the order this module is written (PROTOCOL.md §1.2)::
 Recovery: HTTPStream retries network errors and 5xx by its policy; when a chain fails for
 good, the client retries its step (relink, resume or login) after ``backoff * 2**(n-1)``
 seconds (capped at ``backoff_max``, minus up to ``jitter`` of it at random), announcing
-each attempt with a ``Reconnecting`` event. A wrong password is final: no retry.
+each attempt with a ``Reconnecting`` event. A relink or relogin the server asks for runs
+at once the first time, then climbs the same ladder until a poll is answered normally
+again. A wrong password is final: no retry.
 
 States (``State``), the only moves allowed (``_MOVES``)::
 
@@ -59,6 +61,7 @@ import logging
 import os
 import random
 import time
+import urllib.parse
 from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -189,7 +192,7 @@ class WebQQClient:
         self._listeners: List[Tuple[Optional[str], Callable[[ClientEvent], Any]]] = []
         self._epoch = 0                      # bumped whenever running chains must end
         self._timers: Dict[str, object] = {}
-        self._attempt = 0                    # recovery attempts since the last ONLINE
+        self._attempt = 0                    # recoveries since the last healthy poll
         self._clientid = 0
         self._psessionid: Optional[str] = None
         self._vfwebqq: Optional[str] = None
@@ -446,8 +449,9 @@ class WebQQClient:
             if epoch != self._epoch:
                 return None
             if response.status != 200:
+                where = urllib.parse.urlsplit(response.url).path   # the query has tokens
                 self._failed(step, HTTPStreamError("HTTP %d %s from %s" % (
-                    response.status, response.reason, response.url)))
+                    response.status, response.reason, where)))
                 return None
             try:
                 return handler(response)
@@ -487,7 +491,8 @@ class WebQQClient:
                 self._emit(LoginFailed(error, False))
                 self._retry_later("login", str(error))
             else:                               # the session is gone: log in again
-                self._relogin("%s refused (%s)" % (step, _code_name(error.retcode)))
+                self._relogin("%s refused (%s)" % (step, _code_name(error.retcode)),
+                              at_once=True)
             return
         log.warning("%s failed: %s", step, _describe(error))
         if step == "poll":
@@ -500,14 +505,30 @@ class WebQQClient:
         self._psessionid = None                 # nothing left to save or resume
         self._set_state(State.OFFLINE, reason)
 
-    def _relogin(self, reason: str) -> None:
+    def _relogin(self, reason: str, at_once: bool = False) -> None:
         """The session is gone: log in from ``check`` (RESUMING: from the start)."""
         delete_session(self.state_dir, self.qq)
         if self.state is State.RESUMING:
             self._set_state(State.LOGGING_IN, reason)
         elif self.state is not State.LOGGING_IN:
             self._set_state(State.RELOGGING, reason)
-        self._login()
+        if at_once:
+            self._login()
+        else:
+            self._recover("login", reason)
+
+    def _recover(self, step: str, reason: str) -> None:
+        """Relink or log in again: at once the first time since the last healthy poll,
+        after the ladder's delay when the server keeps sending us back, so that a
+        session refused at every poll never turns into a login storm."""
+        if self._attempt:
+            self._retry_later(step, reason)
+            return
+        self._attempt = 1
+        if step == "login":
+            self._login()
+        else:
+            self._relink(step)
 
     def _relink_later(self, reason: str) -> None:
         if self.state is State.ONLINE:
@@ -544,7 +565,6 @@ class WebQQClient:
                        epoch: Optional[int] = None) -> None:
         if epoch is not None and epoch != self._epoch:
             return
-        self._attempt = 0
         self._unknown_poll_codes = 0
         how = "session resumed" if resumed else "relinked" if relinked else "logged in"
         self._set_state(State.ONLINE, how)
@@ -603,13 +623,15 @@ class WebQQClient:
             return None
         self._unknown_poll_codes = 0
         outcome = result.outcome
+        if outcome in (PollOutcome.MESSAGES, PollOutcome.RETRY, PollOutcome.NEW_PTWEBQQ):
+            self._attempt = 0                   # a healthy poll: the ladder starts over
         if outcome is PollOutcome.NEW_PTWEBQQ:
             self._set_cookie("ptwebqq", result.ptwebqq)
             self._save_session()
             log.info("poll2: ptwebqq rotated (116)")
         elif outcome is PollOutcome.RELINK:
             self._set_state(State.RELINKING, "poll2 answered %d" % result.retcode)
-            self._relink("relink")
+            self._recover("relink", "poll2 answered %d" % result.retcode)
             return None
         elif outcome is PollOutcome.RELOGIN:
             self._relogin("poll2 answered %d" % result.retcode)
@@ -629,7 +651,7 @@ class WebQQClient:
         silent = self.io_loop.time() - self._last_poll_answer
         if self.state is State.ONLINE and silent >= self.stall_after:
             self._set_state(State.RELINKING, "no poll answer for %.0f s" % silent)
-            self._relink("relink")
+            self._recover("relink", "poll stalled")
             return
         self._later("watchdog", self.poll_hold, self._watchdog)
 
