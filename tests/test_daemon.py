@@ -183,3 +183,82 @@ def test_status_file_is_replaced_atomically(tmp_path):
     write_json_atomically(path, {"state": "stopped"})
     assert json.loads(path.read_text()) == {"state": "stopped"}
     assert [p.name for p in tmp_path.iterdir()] == ["status.json"]   # no temporary left
+
+
+# -- stopping with messages still queued ------------------------------------------------
+
+class FakeOutgoing:
+    """What the daemon reads of a client's OutgoingMessage."""
+
+    def __init__(self, id, sent_at=()):
+        self.id = id
+        self.sent_at = list(sent_at)
+        self.done = None            # a Future, made inside the running loop
+
+
+class FakeClient:
+    """The client surface the daemon's shutdown and outbox replay use."""
+
+    def __init__(self, state):
+        self.state = state
+        self.stopped = None
+        self.outbox = []
+        self.queued = []
+
+    def stop(self, reason):
+        self.stopped = reason
+
+    def send_buddy(self, target, text):
+        self.queued.append(("buddy", target, text))
+        return FakeOutgoing(len(self.queued))
+
+    def send_group(self, target, text):
+        self.queued.append(("group", target, text))
+        return FakeOutgoing(len(self.queued))
+
+    send_discussion = None
+
+
+def make_daemon(tmp_path):
+    from daemon_helpers import write_config
+    from webqq.config import load
+    from webqq.daemon import Daemon
+    daemon = Daemon(load(write_config(tmp_path)))
+    daemon.config.daemon.state_dir.mkdir()
+    return daemon
+
+
+def test_shutdown_saves_unsent_messages_but_not_one_in_flight(tmp_path):
+    import asyncio
+    from webqq.client import State
+    from webqq.outbox import SendStatus
+    daemon = make_daemon(tmp_path)
+    daemon.client = FakeClient(State.ONLINE)
+    daemon.drain_timeout = 0.05
+    delivered, in_flight, queued = FakeOutgoing(1), FakeOutgoing(2, [1.0]), FakeOutgoing(3)
+
+    async def shut_down():
+        loop = asyncio.get_running_loop()
+        for outgoing in (delivered, in_flight, queued):
+            outgoing.done = loop.create_future()
+        daemon._pending = {1: (delivered, ("buddy", 20001, "one")),
+                           2: (in_flight, ("buddy", 20001, "two")),
+                           3: (queued, ("group", 30001, "three"))}
+        delivered.done.set_result(delivered)
+        delivered.status, delivered.chat = SendStatus.SENT, "buddy"
+        daemon._on_sent(delivered)                   # the client's "sent" event
+        await daemon._shut_down()
+    asyncio.run(shut_down())
+    assert daemon.shutdown_report == {"outbox": "saved 1, 1 in flight", "session": "saved",
+                                      "exit_code": 0}
+    assert daemon.client.stopped == "the daemon is stopping"
+    saved = tmp_path / "run" / "outbox-10001.json"
+    assert json.loads(saved.read_text()) == [["group", 30001, "three"]]
+
+    # The next start queues it again and forgets the file.
+    again = type(daemon)(daemon.config)
+    again.client = FakeClient(State.STOPPED)
+    again._resend_saved_outbox()
+    assert again.client.queued == [("group", 30001, "three")]
+    assert not saved.exists()
+    assert daemon.counts["sent"] == 1

@@ -442,6 +442,7 @@ class Daemon:
         self._mask_configured_secrets(config)
         self.logs = LogSetup(self.mask)
         self.pidfile = Pidfile(pidfile_path(config))
+        self.drain_timeout = DRAIN_TIMEOUT
         self.exit_code = ExitCode.OK
         self.started_at = time.time()
         self.phase = "starting"             # starting, running, stopping, stopped
@@ -880,10 +881,20 @@ class Daemon:
                                 "error": str(error), "plugin_errors": []}
             self.write_status()
             return
+        try:
+            self.logs.apply(new.daemon)
+        except OSError as error:
+            log.error("reload refused, keeping the running configuration: %s: %s",
+                      new.daemon.logfile, error.strerror or error)
+            self.last_reload = {"serial": self.reloads, "at": time.time(), "ok": False,
+                                "error": "%s: %s" % (new.daemon.logfile,
+                                                     error.strerror or error),
+                                "plugin_errors": []}
+            self.write_status()
+            return
         self._warn_needs_restart(new)
         self._mask_configured_secrets(new)
         self.config = new
-        self.logs.apply(new.daemon)
         self.dispatcher.prefix = new.bot.command_prefix
         self.plugin_problems = self.dispatcher.load(new.bot.plugins, new.plugin_settings,
                                                     reload=True)
@@ -920,16 +931,10 @@ class Daemon:
         if self.client is not None:
             if self._pending and self.client.state is State.ONLINE:
                 waiting = [outgoing.done for outgoing, _ in self._pending.values()]
-                log.info("waiting up to %g s for %d queued message(s)", DRAIN_TIMEOUT,
+                log.info("waiting up to %g s for %d queued message(s)", self.drain_timeout,
                          len(waiting))
-                await asyncio.wait(waiting, timeout=DRAIN_TIMEOUT)
-            left = [saved for _, saved in self._pending.values()]
-            report["outbox"] = "drained" if not left else "saved %d" % len(left)
-            if left:
-                write_json_atomically(outbox_path(self.config), left)
-                log.info("saved %d unsent message(s) to %s", len(left),
-                         outbox_path(self.config))
-            self._pending.clear()
+                await asyncio.wait(waiting, timeout=self.drain_timeout)
+            report["outbox"] = self._save_outbox()
             had_session = self.client.state not in (State.STOPPED, State.OFFLINE,
                                                     State.LOGGING_IN)
             self.client.stop("the daemon is stopping")
@@ -949,6 +954,29 @@ class Daemon:
         log.info("stopped (exit code %d): outbox %s, session %s", self.exit_code,
                  report.get("outbox", "-"), report.get("session", "-"))
         self._close_parent_pipe()
+
+    def _save_outbox(self) -> str:
+        """Save the messages that never left to ``outbox-QQ.json`` (the next start sends
+        them); one with a part already sent is not saved, as resending could repeat it.
+        Returns what happened, for the status file."""
+        unsent = [saved for outgoing, saved in self._pending.values() if not outgoing.sent_at]
+        in_flight = len(self._pending) - len(unsent)
+        self._pending.clear()
+        if in_flight:
+            log.warning("%d message(s) were being sent as the daemon stopped; their fate "
+                        "is unknown and they are not sent again", in_flight)
+        if not unsent and not in_flight:
+            return "drained"
+        if unsent:
+            path = outbox_path(self.config)
+            try:
+                write_json_atomically(path, unsent)
+            except OSError as error:
+                log.error("cannot save %d unsent message(s) to %s: %s", len(unsent), path,
+                          error.strerror or error)
+                return "lost %d" % len(unsent)
+            log.info("saved %d unsent message(s) to %s", len(unsent), path)
+        return "saved %d" % len(unsent) + (", %d in flight" % in_flight if in_flight else "")
 
     # -- status ------------------------------------------------------------------------
 
