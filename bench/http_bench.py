@@ -106,6 +106,17 @@ def process_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def machine_cpu_seconds():
+    """CPU seconds all processes together have spent on all cores so far (/proc/stat).
+
+    Interrupt and softirq time are left out: this kernel charges them to no process,
+    and loopback packet processing, which every client causes alike, lands there.
+    """
+    with open("/proc/stat") as f:
+        user, nice, system = map(int, f.readline().split()[1:4])
+    return (user + nice + system) / CLK_TCK
+
+
 class CoroutineClient:
     """A client driven by coroutines: one task per chain, all on one asyncio loop.
 
@@ -279,6 +290,7 @@ def run_worker(job):
     profiler = cProfile.Profile() if job["profile"] else None
 
     server_before = process_cpu_seconds(job["server_pid"])
+    machine_before = machine_cpu_seconds()
     usage_before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     if profiler:
@@ -289,6 +301,7 @@ def run_worker(job):
     wall = time.perf_counter() - started
     usage_after = resource.getrusage(resource.RUSAGE_SELF)
     server_cpu = process_cpu_seconds(job["server_pid"]) - server_before
+    machine_cpu = machine_cpu_seconds() - machine_before
 
     version = client.version()
     client.close()
@@ -297,7 +310,8 @@ def run_worker(job):
     cpu = (usage_after.ru_utime - usage_before.ru_utime
            + usage_after.ru_stime - usage_before.ru_stime)
     print(json.dumps({"requests": job["requests"], "wall": wall, "cpu": cpu,
-                      "server_cpu": server_cpu, "version": version}))
+                      "server_cpu": server_cpu, "machine_cpu": machine_cpu,
+                      "version": version}))
 
 
 # --------------------------------------------------------------------------------------
@@ -491,6 +505,7 @@ def run_python_client(client, url, chains, args, server_pid, cpu, profile=None):
 def run_wrk(url, chains, args, server_pid, cpu):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_before = process_cpu_seconds(server_pid)
+    machine_before = machine_cpu_seconds()
     pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
     started = time.perf_counter()
     try:
@@ -502,6 +517,7 @@ def run_wrk(url, chains, args, server_pid, cpu):
         raise BenchError("wrk did not finish") from None
     wall = time.perf_counter() - started
     server_cpu = process_cpu_seconds(server_pid) - server_before
+    machine_cpu = machine_cpu_seconds() - machine_before
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     counted = re.search(r"(\d+) requests in", done.stdout)
     if done.returncode or not counted:
@@ -511,7 +527,8 @@ def run_wrk(url, chains, args, server_pid, cpu):
     version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
     return {"requests": int(counted.group(1)), "wall": wall,
             "cpu": (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime),
-            "server_cpu": server_cpu, "version": version.split(" Copyright")[0].strip()}
+            "server_cpu": server_cpu, "machine_cpu": machine_cpu,
+            "version": version.split(" Copyright")[0].strip()}
 
 
 def summarize(cells, clients, paths):
@@ -523,10 +540,14 @@ def summarize(cells, clients, paths):
         rps = [r["requests"] / r["wall"] for r in runs]
         cpu_us = [r["cpu"] / r["requests"] * 1e6 for r in runs]
         server = [r["server_cpu"] / r["wall"] for r in runs]
+        # Whatever other processes ran meanwhile: busy neighbours on the client's core
+        # lower req/s (the client waits for the core) more than CPU per request.
+        others = [max(0.0, r["machine_cpu"] - r["cpu"] - r["server_cpu"]) / r["wall"]
+                  for r in runs]
         rows.append({"client": client, "path": path, "chains": chains, "runs": len(runs),
                      "rps": statistics.median(rps), "cpu_us": statistics.median(cpu_us),
                      "cpu_us_min": min(cpu_us), "cpu_us_max": max(cpu_us),
-                     "server_share": max(server)})
+                     "server_share": max(server), "others_share": max(others)})
     base = {(r["path"], r["chains"]): r for r in rows if r["client"] == "httpstream"}
     for row in rows:
         ours = base.get((row["path"], row["chains"]))
@@ -542,7 +563,7 @@ def format_ratio(ratio):
 
 def print_table(rows, report):
     header = ("client", "path", "chains", "req/s", "CPU µs/req", "CPU range",
-              "req/s ×HS", "CPU ×HS", "nginx CPU")
+              "req/s ×HS", "CPU ×HS", "nginx CPU", "others")
     lines = [header]
     for r in rows:
         flag = " server-bound" if r["server_share"] > SERVER_BOUND_SHARE else ""
@@ -550,7 +571,8 @@ def print_table(rows, report):
                       "%.1f" % r["cpu_us"],
                       "%.1f-%.1f" % (r["cpu_us_min"], r["cpu_us_max"]),
                       format_ratio(r["rps_ratio"]), format_ratio(r["cpu_ratio"]),
-                      "%.0f%%%s" % (100 * r["server_share"], flag)))
+                      "%.0f%%%s" % (100 * r["server_share"], flag),
+                      "%.0f%%" % (100 * r["others_share"])))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for n, line in enumerate(lines):
         print("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
@@ -563,6 +585,8 @@ def print_table(rows, report):
     print("nginx CPU: the busiest run's nginx worker CPU over its timed window "
           "(above %d%% the server, not the client, was the limit)."
           % (100 * SERVER_BOUND_SHARE))
+    print("others: the most CPU anything else used during one of the cell's timed windows, "
+          "in % of one core.")
     print("Date %s; %d timed requests per run (wrk: %d s per run), median of %d runs; "
           "seed %d." % (report["date"], report["requests"], report["wrk_seconds"],
                         report["repeat"], report["seed"]))
