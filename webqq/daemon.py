@@ -30,13 +30,13 @@ pidfile it did not write.
 """
 import asyncio
 import enum
-import errno
 import fcntl
 import http.cookiejar
 import json
 import logging
 import logging.handlers
 import os
+import select
 import signal
 import sys
 import tempfile
@@ -48,8 +48,11 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from webqq import config as configuration
+from webqq.client import State, WebQQClient
 from webqq.config import Config, ConfigError
+from webqq.http_stream import HTTPStream, RetryPolicy
 from webqq.plugins import Dispatcher, Event, Message
+from webqq.session import load_session
 
 __all__ = ["ExitCode", "SecretMask", "RepeatCollapser", "LogSetup", "Pidfile",
            "AlreadyRunning", "System", "Daemon", "read_status", "pidfile_path",
@@ -485,6 +488,14 @@ class Daemon:
             else:
                 print(error.line(), file=sys.stderr)
             return error.code
+        except Exception as error:
+            # A bug: its traceback belongs in the log, where a detached daemon's goes.
+            self._tell_parent("fail %d crashed: %s: %s" % (ExitCode.FAILURE,
+                                                          type(error).__name__, error))
+            log.critical("the daemon crashed", exc_info=True)
+            if self.logs.handler is None:
+                raise
+            return ExitCode.FAILURE
         finally:
             self.logs.close()
             self.pidfile.release()
@@ -564,7 +575,6 @@ class Daemon:
     def _await_report(self, read_end: int, wait: float) -> Tuple[int, str]:
         """Read the daemon's report lines ("up PID", then "online ..." or "refused ..."
         or "fail CODE message") until it closes the pipe or ``wait`` runs out."""
-        import select
         deadline = self.system.monotonic() + wait
         data, lines = b"", []
         try:
@@ -598,7 +608,8 @@ class Daemon:
         return ExitCode.OK, "started, pid %s: %s; log: %s" % (pid, outcome, logfile)
 
     def _tell_parent(self, line: str) -> None:
-        """One report line for a waiting ``webqq start``; ``None`` closes the pipe."""
+        """One report line for a waiting ``webqq start`` (nothing when run in the
+        foreground)."""
         if self._ready_fd is None:
             return
         try:
@@ -615,7 +626,12 @@ class Daemon:
 
     async def _main(self) -> int:
         stale = self._take_pidfile()
-        self.logs.apply(self.config.daemon)
+        try:
+            self.logs.apply(self.config.daemon)
+        except OSError as error:
+            raise StartupError(ExitCode.CONFIG, str(ConfigError(
+                self.config.source, "daemon", "logfile", "%s: %s" % (
+                    error.filename, error.strerror or error)))) from None
         log.info("webqq starting (pid %d), configuration %s", self.system.getpid(),
                  self.config_path)
         if stale is not None:
@@ -668,7 +684,7 @@ class Daemon:
         settings = self.config.simulator
         if not settings.embedded:
             return
-        from webqq.simulator import Simulator
+        from webqq.simulator import Simulator     # only a daemon that embeds it needs it
         options: Dict[str, Any] = {}
         if settings.poll_hold is not None:
             options["poll_hold"] = settings.poll_hold
@@ -686,9 +702,6 @@ class Daemon:
                  "127.0.0.1:%d (https)", self.simulator.port, self.simulator.tls_port)
 
     def _start_client(self, password: str) -> None:
-        from webqq.client import WebQQClient
-        from webqq.http_stream import HTTPStream, RetryPolicy
-        from webqq.session import load_session
         network = self.config.network
         if self.simulator is not None:
             hosts, ca_file = self.simulator.hosts, self.simulator.ca_file
@@ -750,7 +763,6 @@ class Daemon:
                         "later version will take it)", event.path)
             self._tell_parent("pending waiting for a verify code (%s)" % event.path)
         elif kind == "state":
-            from webqq.client import State
             if event.new is State.OFFLINE and self.exit_code is ExitCode.OK \
                     and self.phase == "running":
                 log.error("offline for good: %s; stopping", event.reason)
@@ -761,7 +773,6 @@ class Daemon:
             self._spawn(self.dispatcher.dispatch_event(self._as_event(event)))
 
     def _on_online(self, event: Any) -> None:
-        from webqq.session import load_session
         self._mask_session(load_session(str(self.config.daemon.state_dir),
                                         self.config.account.qq))
         self.online_since = time.time()
@@ -923,7 +934,6 @@ class Daemon:
     async def _shut_down(self) -> None:
         """Drain or save the outbox, stop the client (session saved), stop the
         simulator, write the last status. Runs once, whatever stopped the daemon."""
-        from webqq.client import State
         self.phase = "stopping"
         if self._status_timer is not None:
             self._status_timer.stop()
