@@ -61,6 +61,8 @@ def test_run_answers_the_builtin_commands_in_every_chat_and_stops_cleanly(tmp_pa
     assert "!ping - answers pong" in help_text and "!echo" in help_text
     sim.say("!uptime")
     wait_for(lambda: any(m["text"].startswith("up ") for m in sim.sent()), "uptime")
+    # The status file shows the counts soon, not only at the next periodic rewrite.
+    wait_for(lambda: daemon.status()["counts"]["sent"] == 4, "the counts", timeout=2)
 
     assert daemon.stop() == 0
     status = read_status(daemon.state_dir)

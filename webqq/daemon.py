@@ -79,6 +79,9 @@ STATUS_NAME = "status.json"
 DETACHED_LOG_NAME = "webqq.log"
 #: Seconds between two rewrites of the status file while nothing changes.
 STATUS_INTERVAL = 5.0
+#: Seconds a count change (a message in or out) may wait before the status file shows
+#: it: a busy bot rewrites the file at most this often.
+STATUS_DELAY = 0.5
 #: Seconds the outbound queue may take to drain at shutdown before the rest is saved.
 DRAIN_TIMEOUT = 10.0
 #: Cookie names whose values are not secrets (the account number in two spellings).
@@ -469,6 +472,7 @@ class Daemon:
         self._tasks: Set[asyncio.Future] = set()
         self._stopping: Optional[asyncio.Event] = None
         self._status_timer: Optional[PeriodicCallback] = None
+        self._status_timer_soon: Optional[object] = None     # a pending _status_soon()
         self._ready_fd: Optional[int] = None
         self._announced = False
 
@@ -745,7 +749,7 @@ class Daemon:
         kind = event.kind
         if kind == "message":
             self.counts["received"] += 1
-            self._spawn(self.dispatcher.dispatch(self._as_message(event)))
+            self._spawn(self._handle(self._as_message(event)))
             return
         if kind == "sent":
             self._on_sent(event.message)
@@ -793,6 +797,7 @@ class Daemon:
 
     def _on_sent(self, message: Any) -> None:
         self._pending.pop(message.id, None)
+        self._status_soon()
         status = message.status.value
         if status == "sent":
             self.counts["sent"] += 1
@@ -821,6 +826,10 @@ class Daemon:
         data = {key: value for key, value in vars(event).items()} \
             if hasattr(event, "__dict__") else {}
         return Event(kind=event.kind, data=data)
+
+    async def _handle(self, message: Message) -> None:
+        await self.dispatcher.dispatch(message)
+        self._status_soon()
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -1026,7 +1035,21 @@ class Daemon:
             "shutdown": self.shutdown_report or None,
         }
 
+    def _status_soon(self) -> None:
+        """Rewrite the status file within ``STATUS_DELAY`` seconds (counts changed)."""
+        if self._status_timer_soon is None and self.phase == "running":
+            self._status_timer_soon = IOLoop.current().call_later(STATUS_DELAY,
+                                                                  self._status_due)
+
+    def _status_due(self) -> None:
+        self._status_timer_soon = None
+        self.write_status()
+
     def write_status(self) -> None:
+        """Replace the status file now (state changes, ticks, reloads, the end)."""
+        if self._status_timer_soon is not None:
+            IOLoop.current().remove_timeout(self._status_timer_soon)
+            self._status_timer_soon = None
         try:
             write_json_atomically(status_path(self.config), self.status())
         except OSError as error:
