@@ -448,3 +448,31 @@ async def test_a_session_refused_at_every_poll_climbs_the_ladder_instead_of_stor
     await world.control.say(**{"from": 20001, "text": "calm again"})
     assert (await events.wait("message")).text == "calm again"
     assert client._attempt == 0
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_send_results_sent_failed_with_retcode_and_ambiguous(world):
+    client, events = await online_client(world)
+    path = "/channel/send_buddy_msg2"
+    await world.control.call("fault", {"path": path, "kind": "retcode", "retcode": 114})
+    refused = await client.send_buddy(20001, "refused").done
+    assert (refused.status.value, refused.retcode) == ("failed", 114)
+    await world.control.call("fault", {"path": path, "kind": "reset"})
+    lost = await client.send_buddy(20001, "answer lost").done
+    assert lost.status.value == "ambiguous"                 # handled, answer lost: not resent
+    ok = await client.send_buddy(20001, "fine").done
+    assert ok.status.value == "sent"
+    assert [item["text"] for item in await world.control.sent()] == ["answer lost", "fine"]
+    assert [e.message.status.value for e in events.of("sent")] == \
+        ["failed", "ambiguous", "sent"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_send_refused_for_a_dead_session_is_sent_again_after_relogin(world):
+    client, events = await online_client(world)
+    await world.control.call("fault", {"path": "/channel/send_qun_msg2", "kind": "retcode",
+                                       "retcode": 108})
+    message = await client.send_group(30001, "once, after the relogin").done
+    assert message.status.value == "sent"
+    assert "relogging" in events.states() and client.state is State.ONLINE
+    assert [item["text"] for item in await world.control.sent()] == ["once, after the relogin"]

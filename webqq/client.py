@@ -618,7 +618,7 @@ class WebQQClient:
             log.warning("poll2 answer unusable, polling again: %s", exc)
             return self._next_poll(epoch, self.backoff)
         for event in result.events:
-            self._dispatch(event)
+            self._dispatch(event, current)
         if not current or self.state is not State.ONLINE:
             return None
         self._unknown_poll_codes = 0
@@ -672,7 +672,10 @@ class WebQQClient:
 
     # -- receiving: de-duplicate, resolve the sender, emit --------------------------------
 
-    def _dispatch(self, event: msgs.Event) -> None:
+    def _dispatch(self, event: msgs.Event, current: bool = True) -> None:
+        """Emit one poll event. ``current`` is false for an answer to a poll of a
+        session we already left: its messages count, its kick does not (our own new
+        login is what kicked that session)."""
         key = _dedup_key(event)
         if key is not None:
             if key in self._seen:
@@ -684,7 +687,7 @@ class WebQQClient:
         chat = _CHATS.get(type(event))
         if chat is None:
             self._emit(Notice(event))
-            if isinstance(event, msgs.Kick) and self.state is not State.OFFLINE:
+            if isinstance(event, msgs.Kick) and current and self.state is State.ONLINE:
                 delete_session(self.state_dir, self.qq)
                 self._give_up("kicked: %s" % (event.reason or "logged in elsewhere"))
             elif isinstance(event, (msgs.BuddyListChange, msgs.GroupSystemEvent)):
