@@ -104,6 +104,9 @@ def test_start_status_stop_and_a_second_start_refused(tmp_path, stop_after):
     again = webqq(config, "start")
     assert again.returncode == 1
     assert again.stderr == "webqq is already running (pid %d)\n" % pid
+    run = webqq(config, "run")                  # the lock, not the CLI's check, refuses
+    assert (run.returncode, run.stderr) == (1, "webqq: already running (pid %d holds %s)\n"
+                                            % (pid, state_dir / "webqq.pid"))
 
     status = webqq(config, "status")
     assert status.returncode == 0
@@ -275,6 +278,20 @@ CONFIG_ERRORS = {
                     "or WEBQQ_PASSWORD in the environment"),
     "not an ini file": ("qq = 10001\n",
                         "{ini}: line 1: 'qq = 10001' comes before any [section]"),
+    "duplicate key": ("[account]\nqq = 10001\nQQ = 10002\n",
+                      "{ini}: [account] qq: line 3: the key appears twice"),
+    "two password keys": ("[account]\nqq = 10001\npassword = a\npassword_file = pw\n",
+                          "{ini}: [account] password_file: password is set too; keep one "
+                          "of them"),
+    "empty password file": ("[simulator]\nembedded = no\n[account]\nqq = 10001\n"
+                            "password_file = empty.txt\n",
+                            "{ini}: [account] password_file: {dir}/empty.txt: empty"),
+    "missing file": ("[simulator]\nembedded = yes\nworld = nope.json\n",
+                     "{ini}: [simulator] world: 'nope.json' is not a file: {dir}/nope.json "
+                     "does not exist"),
+    "plugin section": ("[simulator]\nembedded = yes\n[plugin:nope]\nkey = 1\n",
+                       "{ini}: [plugin:nope]: no such plugin in [bot] plugins "
+                       "(webqq.plugins.builtin)"),
     "unknown account": ("[account]\nqq = 12345\n[daemon]\nstate_dir = run\n"
                         "[simulator]\nembedded = yes\nport = 0\ntls_port = 0\n"
                         "[api]\nlisten =\n",
@@ -288,7 +305,9 @@ def test_every_config_error_exits_3_with_one_line(tmp_path, case):
     text, line = CONFIG_ERRORS[case]
     ini = tmp_path / "webqq.ini"
     ini.write_text(text)
-    expected = line.format(ini=ini) + "\n"
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "empty.txt").chmod(0o600)
+    expected = line.format(ini=ini, dir=tmp_path) + "\n"
     command = "run" if case == "unknown account" else "check"
     result = webqq(ini, command)
     assert (result.returncode, result.stderr) == (3, expected)
