@@ -136,6 +136,18 @@ class World:
         self.clients.append(client)
         return client
 
+    async def aclose(self) -> None:
+        """``close()`` from inside a running test."""
+        for client in self.clients:
+            client.stop("test over")
+        for stream in self.streams:
+            stream.close()
+        if self.control is not None:
+            self.control.stream.close()
+        if self.sim is not None:
+            await self.sim.stop()
+        await _settle()
+
     def close(self) -> None:
         for client in self.clients:
             client.stop("test over")

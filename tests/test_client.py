@@ -1,5 +1,4 @@
 """WebQQClient against the in-process simulator: login, staying online, receiving, sending."""
-import asyncio
 import json
 import os
 import stat
@@ -332,14 +331,7 @@ async def test_nothing_is_left_behind_after_stop(no_leaks, io_loop, tmp_path):
         await w.control.say(**{"from": 20001, "text": "hi"})
         await client.reply(await events.wait("message"), "bye").done
     finally:
-        for c in w.clients:
-            c.stop("test over")
-        for stream in w.streams:
-            stream.close()
-        w.control.stream.close()
-        await w.sim.stop()
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await w.aclose()
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -476,3 +468,20 @@ async def test_a_send_refused_for_a_dead_session_is_sent_again_after_relogin(wor
     assert message.status.value == "sent"
     assert "relogging" in events.states() and client.state is State.ONLINE
     assert [item["text"] for item in await world.control.sent()] == ["once, after the relogin"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_friend_list_finds_the_hash_variant_the_server_wants(io_loop, tmp_path):
+    from client_helpers import World
+    from webqq.simulator.world import DEFAULT_WORLD_FILE
+    with open(DEFAULT_WORLD_FILE) as source:
+        description = json.load(source)
+    description["options"].update(friends_hash="P", friends_hash_required=True)
+    w = World(io_loop, tmp_path)
+    w.start_sim(world=description)
+    try:
+        client, events = await online_client(w)
+        assert client.contacts.friend(qq=20001).nick == "Alice"
+        assert client._loader._hash_variant == "P"
+    finally:
+        await w.aclose()

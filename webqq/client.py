@@ -731,7 +731,8 @@ class WebQQClient:
         self._loading_contacts = True
         try:
             contacts = await self._loader.load(
-                self.contacts, clientid=self._clientid, psessionid=self._psessionid,
+                self.contacts, qq=self.qq, ptwebqq=self._cookie("ptwebqq") or "",
+                clientid=self._clientid, psessionid=self._psessionid,
                 vfwebqq=self._vfwebqq, current=lambda: epoch == self._epoch,
                 now=self.io_loop.time())
         finally:

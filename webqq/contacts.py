@@ -148,6 +148,9 @@ class ContactLoader:
         self._numbers: Dict[int, int] = {}     # uin -> QQ number; -code -> group number
         self._refused = False                  # get_friend_uin2 said 99999 in this load
         self._current: Callable[[], bool] = lambda: True
+        # The friend-list hash the server accepted last (None: no hash, as PB sent in
+        # spring 2013); the server's algorithm rotated during 2013 (§3.3, §7.1).
+        self._hash_variant: Optional[str] = None
 
     def forget(self) -> None:
         """Drop the cached numbers: a new login may hand out new uins (LQ)."""
@@ -157,8 +160,9 @@ class ContactLoader:
         """A QQ number learnt by an earlier lookup, or None."""
         return self._numbers.get(uin)
 
-    async def load(self, old: "Contacts", *, clientid: int, psessionid: str, vfwebqq: str,
-                   current: Callable[[], bool], now: float) -> Optional["Contacts"]:
+    async def load(self, old: "Contacts", *, qq: int, ptwebqq: str, clientid: int,
+                   psessionid: str, vfwebqq: str, current: Callable[[], bool],
+                   now: float) -> Optional["Contacts"]:
         """Friends, groups and their members, discussions and theirs.
 
         A list that fails is logged and its part of ``old`` kept: contacts are a
@@ -166,6 +170,7 @@ class ContactLoader:
 
         Args:
             old: the contacts so far.
+            qq, ptwebqq: the account and its current ptwebqq, for the friend-list hash.
             clientid, psessionid, vfwebqq: the session's values.
             current: false once the session changed; the load then stops.
             now: ``IOLoop.time()``, for ``loaded_at``.
@@ -176,8 +181,7 @@ class ContactLoader:
         self._refused = False
         self._current = current
         t = lambda: int(self.clock() * 1000)  # noqa: E731
-        friend_list = await self._get(protocol.build_friends(vfwebqq=vfwebqq),
-                                      protocol.parse_friends)
+        friend_list = await self._friends(qq, ptwebqq, vfwebqq)
         group_list = await self._get(protocol.build_groups(vfwebqq=vfwebqq),
                                      protocol.parse_groups)
         discussion_list = await self._get(protocol.build_discussions(
@@ -212,7 +216,30 @@ class ContactLoader:
             contacts.discussions[d.did] = Discussion(d.did, d.name, members)
         return contacts if current() else None
 
-    async def _get(self, request, parse):
+    async def _friends(self, qq: int, ptwebqq: str, vfwebqq: str):
+        """The friend list, with the hash the server wants: the one that worked last,
+        then no hash, then every variant of §3.3 while the server answers 50."""
+        variants = [self._hash_variant] + [v for v in (None,) + protocol.HASH_VARIANTS
+                                           if v != self._hash_variant]
+        for variant in variants:
+            if variant is not None and not ptwebqq:
+                continue
+            hash_value = None if variant is None else protocol.friends_hash(qq, ptwebqq,
+                                                                            variant)
+            try:
+                found = await self._get(protocol.build_friends(
+                    vfwebqq=vfwebqq, hash_value=hash_value), protocol.parse_friends,
+                    raise_hash_wrong=True)
+            except RetcodeError:
+                continue
+            if found is not None and variant != self._hash_variant:
+                log.info("Friend list: the server takes hash variant %s", variant or "none")
+                self._hash_variant = variant
+            return found
+        log.warning("Loading contacts: no friend-list hash variant was accepted")
+        return None
+
+    async def _get(self, request, parse, raise_hash_wrong: bool = False):
         """One request; None when it fails or the session changed meanwhile."""
         if not self._current():
             return None
@@ -224,6 +251,8 @@ class ContactLoader:
                 raise HTTPStreamError("HTTP %d" % response.status)
             return parse(response.read())
         except RetcodeError as exc:
+            if raise_hash_wrong and exc.retcode is Retcode.HASH_WRONG:
+                raise
             if exc.retcode is Retcode.LOOKUP_REFUSED:
                 self._refused = True        # stop asking for the rest of this load
             log.warning("Loading contacts: %s", exc)
