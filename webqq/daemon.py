@@ -577,8 +577,9 @@ class Daemon:
             self.system.exit_now(int(code))
 
     def _await_report(self, read_end: int, wait: float) -> Tuple[int, str]:
-        """Read the daemon's report lines ("up PID", then "online ..." or "refused ..."
-        or "fail CODE message") until it closes the pipe or ``wait`` runs out."""
+        """Read the daemon's report lines until it closes the pipe or ``wait`` runs out:
+        "up PID" (pidfile written), then "login HOW", "pending WHY" (a captcha) or
+        "refused WHY"; or "fail CODE MESSAGE" when it could not start."""
         deadline = self.system.monotonic() + wait
         data, lines = b"", []
         try:
@@ -607,7 +608,7 @@ class Daemon:
                                       % (wait, logfile))
         pid = up.split()[1]
         outcome = next((line.partition(" ")[2] for line in lines
-                        if line.startswith("online ") or line.startswith("pending ")),
+                        if line.startswith("login ") or line.startswith("pending ")),
                        "not online yet")
         return ExitCode.OK, "started, pid %s: %s; log: %s" % (pid, outcome, logfile)
 
@@ -785,7 +786,7 @@ class Daemon:
             "relinked" if event.relinked else "logged in"
         log.info("online as %d (%s)", self.config.account.qq, how)
         self.write_status()
-        self._tell_parent("online online as %d (%s)" % (self.config.account.qq, how))
+        self._tell_parent("login online as %d (%s)" % (self.config.account.qq, how))
         self._close_parent_pipe()
         if self.simulator is not None and not self._announced:
             self._announced = True

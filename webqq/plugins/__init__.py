@@ -15,10 +15,14 @@ What it is for: a plugin is a module named in ``[bot] plugins`` that defines
 
 ``Dispatcher`` loads the plugins (``load``) and hands every received ``Message`` and
 every ``Event`` to the matching handlers in order: plugins as listed, handlers as
-registered. Each handler runs isolated: an exception or a timeout is logged with the
+registered, one after the other (a coroutine handler is awaited before the next one
+starts, so it may ``stop()`` after an ``await``); different messages are dispatched
+concurrently. Each handler runs isolated: an exception, or a coroutine running past its
+``timeout`` (``HANDLER_TIMEOUT`` unless the decorator says otherwise), is logged with the
 plugin's name and the next handler runs. A handler sees a ``Context``: the message,
 ``reply(text)`` (to the chat the message came from), ``send(chat, target, text)``
-(anywhere), ``stop()``, the regex ``match`` and the command's ``args``.
+(anywhere), ``stop()``, the regex ``match``, the command's ``args``, and through
+``ctx.plugin.settings`` the keys of its ``[plugin:NAME]`` section.
 
 What it must never do: talk to the network or the client directly. Replies and sends go
 through the ``send`` function the daemon gives the ``Dispatcher``, which goes through
@@ -46,8 +50,8 @@ CHATS = ("buddy", "group", "discussion", "session")
 #: Seconds a handler may run before it is cancelled and reported.
 HANDLER_TIMEOUT = 10.0
 
-#: ``send(chat, target, text)``: queue ``text`` for ``target`` (a QQ number for buddy and
-#: session chats, a group or discussion number otherwise). May return an awaitable.
+#: ``send(chat, target, text)``: queue ``text`` for ``target``: a friend's QQ number, a
+#: group's number or a discussion's id (session chats can only be replied to).
 SendFunction = Callable[[str, int, str], Any]
 
 
@@ -66,7 +70,8 @@ class Message:
         sender: the sender's QQ number, None when the server did not say.
         sender_name: a name to address the sender by ("" when unknown).
         group: the group number for a group message, else None.
-        discussion: the discussion's number for a discussion message, else None.
+        discussion: the discussion's id (``did``) for a discussion message, else None
+            (WebQQ gives discussions no public number).
         reply_to: where ``Context.reply`` sends: the sender for buddy and session chats,
             the group or discussion otherwise. None: cannot be answered.
         time: when it was sent, unix seconds (0 when unknown).
@@ -85,8 +90,10 @@ class Message:
 
 @dataclass(frozen=True)
 class Event:
-    """Something else the client reported: ``kind`` (``"state"``, ``"kicked"``, ...) and
-    its details in ``data``."""
+    """Something else the client reported. ``kind`` is one of the client's event kinds
+    (``"state"``, ``"online"``, ``"login_failed"``, ``"reconnect"``, ``"contacts"``,
+    ``"notice"``, ``"sent"``, ``"captcha"``: see ``webqq.client``) and ``data`` holds the
+    fields of its event object (``data["new"]`` of a ``"state"`` event)."""
     kind: str
     data: Mapping[str, Any] = field(default_factory=dict)
 
@@ -129,8 +136,9 @@ class Context:
         return self.send(self.message.chat, self.message.reply_to, text)
 
     def send(self, chat: str, target: int, text: str) -> Any:
-        """Sends ``text`` to ``target`` in ``chat`` (one of ``CHATS``): a QQ number for
-        buddy and session, a group or discussion number otherwise."""
+        """Sends ``text`` to ``target`` in ``chat``: a friend's QQ number (``"buddy"``),
+        a group's number (``"group"``) or a discussion's id (``"discussion"``).
+        Returns what ``send`` returns (the daemon: the client's OutgoingMessage)."""
         if chat not in CHATS:
             raise ValueError("chat %r is not one of %s" % (chat, ", ".join(CHATS)))
         self.dispatcher.counts["replies"] += 1
