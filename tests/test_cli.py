@@ -397,3 +397,23 @@ def test_no_secret_in_a_debug_log_of_a_whole_session(tmp_path, daemons):
     assert '"psessionid": "********"' in log            # the mask did its work
     for name, value in secrets.items():
         assert value not in log, "%s leaked into the log" % name
+
+
+def test_without_c_the_config_is_looked_up(tmp_path):
+    (tmp_path / "conf").mkdir()
+    write_config(tmp_path / "conf")
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "xdg"))
+
+    def webqq_here(cwd):
+        return subprocess.run([sys.executable, "-m", "webqq.cli", "status"], cwd=str(cwd),
+                              env=env, capture_output=True, text=True, timeout=60)
+    found = webqq_here(tmp_path)
+    assert (found.returncode, found.stdout) == (1, "webqq is not running\n")
+    if os.path.exists("/etc/webqq/webqq.ini"):
+        pytest.skip("this machine has /etc/webqq/webqq.ini")
+    (tmp_path / "elsewhere").mkdir()
+    missing = webqq_here(tmp_path / "elsewhere")
+    assert missing.returncode == 3
+    assert missing.stderr == ("no configuration file: tried conf/webqq.ini, %s, "
+                              "/etc/webqq/webqq.ini; pass -c FILE\n"
+                              % (tmp_path / "xdg" / "webqq" / "webqq.ini"))
