@@ -485,3 +485,26 @@ async def test_friend_list_finds_the_hash_variant_the_server_wants(io_loop, tmp_
         assert client._loader._hash_variant == "P"
     finally:
         await w.aclose()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_era_b_login_with_login_sig_and_check_sig(io_loop, tmp_path):
+    from client_helpers import World
+    from webqq.protocol import Era
+    from webqq.simulator.world import DEFAULT_WORLD_FILE
+    with open(DEFAULT_WORLD_FILE) as source:
+        description = json.load(source)
+    description["options"]["era"] = "B"
+    w = World(io_loop, tmp_path)
+    w.start_sim(world=description)
+    try:
+        stream = RecordingStream(hosts=w.sim.hosts, ca_file=w.sim.ca_file)
+        client, events = await online_client(w, stream=stream, era=Era.B)
+        assert stream.paths[:3] == ["/cgi-bin/login", "/check", "/login"]
+        assert "/check_sig" in stream.paths
+        assert client.contacts.friend(qq=20001) is not None      # s.web2 took p_skey
+        await w.control.say(**{"from": 20001, "text": "era B"})
+        message = await events.wait("message")
+        assert (await client.reply(message, "era B reply").done).status.value == "sent"
+    finally:
+        await w.aclose()

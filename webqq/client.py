@@ -77,7 +77,7 @@ from webqq.events import (CaptchaRequired, ClientEvent, ContactsLoaded, LoginFai
 from webqq.http.errors import ConnectError, HTTPStreamError, HTTPTimeoutError
 from webqq.http_stream import HTTPStream, Response, RetryPolicy
 from webqq.outbox import Outbox, Outcome, OutgoingMessage, SendStatus
-from webqq.protocol import LoginCode, PollOutcome, ProtocolError, Retcode, RetcodeError
+from webqq.protocol import Era, LoginCode, PollOutcome, ProtocolError, Retcode, RetcodeError
 from webqq.session import (SavedSession, cookies_from_data, cookies_to_data,
                            delete_session, load_session, save_session)
 
@@ -156,6 +156,8 @@ class WebQQClient:
             sent twice).
         lookup_qq: look up the QQ number of every friend and member (one at a time).
         resume: try the saved session before logging in.
+        era: ``Era.A`` (spring 2013, the default) or ``Era.B`` (login page and
+            ``login_sig`` first, then the ``check_sig`` hop after ``login``).
         rng: the randomness (client id, jitter, check nonces); ``random.Random()``.
         clock: wall-clock seconds for the protocol's ``t`` stamps; ``time.time``.
     """
@@ -167,7 +169,7 @@ class WebQQClient:
                  max_text: int = msgs.MAX_TEXT_CHARS, backoff: float = 1.0,
                  backoff_max: float = 300.0, jitter: float = 0.5,
                  poll_retry: Optional[RetryPolicy] = None, lookup_qq: bool = True,
-                 resume: bool = True, rng: Optional[random.Random] = None,
+                 resume: bool = True, era: Era = Era.A, rng: Optional[random.Random] = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.qq = qq
         self._password = password
@@ -182,6 +184,7 @@ class WebQQClient:
         self.backoff, self.backoff_max, self.jitter = backoff, backoff_max, jitter
         self.poll_retry = poll_retry or RetryPolicy(idempotent=True, attempts=3)
         self.resume = resume
+        self.era = era
         self.rng = rng or random.Random()
         self.clock = clock
 
@@ -198,6 +201,7 @@ class WebQQClient:
         self._vfwebqq: Optional[str] = None
         self._msg_id = self.rng.randrange(1111111, 99999999)
         self._check: Optional[protocol.CheckResult] = None
+        self._login_sig: Optional[str] = None
         self._last_poll_answer = 0.0
         self._poll_sent = 0.0
         self._unknown_poll_codes = 0
@@ -362,9 +366,20 @@ class WebQQClient:
         self._psessionid = self._vfwebqq = None
         self._c2c_sigs.clear()
         self._loader.forget()
-        self.stream.add_request(protocol.build_check(self.qq, self.rng.random()),
-                                self._step(epoch, "login", self._on_check),
+        if self.era is Era.B:                   # late 2013: the login page's login_sig first
+            request, readback = protocol.build_login_page(), self._on_login_page
+        else:
+            request, readback = self._check_request(), self._on_check
+        self.stream.add_request(request, self._step(epoch, "login", readback),
                                 errback=self._errback(epoch, "login"))
+
+    def _on_login_page(self, response: Response):
+        self._login_sig = protocol.parse_login_sig(response.read())
+        return self._check_request(), self._step(self._epoch, "login", self._on_check)
+
+    def _check_request(self):
+        return protocol.build_check(self.qq, self.rng.random(), era=self.era,
+                                    login_sig=self._login_sig)
 
     def _on_check(self, response: Response):
         self._check = protocol.parse_check(response.read())
@@ -385,8 +400,8 @@ class WebQQClient:
     def _login_request(self, verifycode: str, after_captcha: bool):
         encrypted = protocol.encrypt_password(self._password, self._check.uin_bytes,
                                               verifycode)
-        request = protocol.build_login(self.qq, encrypted, verifycode,
-                                       after_captcha=after_captcha)
+        request = protocol.build_login(self.qq, encrypted, verifycode, era=self.era,
+                                       login_sig=self._login_sig, after_captcha=after_captcha)
         return request, self._step(self._epoch, "login", self._on_login)
 
     def _send_login(self, verifycode: str, after_captcha: bool) -> None:
@@ -396,13 +411,28 @@ class WebQQClient:
     def _on_login(self, response: Response):
         result = protocol.parse_login(response.read())
         self.nick = result.nick
-        if result.check_sig_url:                # Era B: the hop that sets p_skey
-            return (protocol.build_check_sig(result.check_sig_url),
-                    self._step(self._epoch, "login", self._after_check_sig))
+        if result.check_sig_url:                # Era B: the hop that sets p_skey (§2.6)
+            epoch = self._epoch
+            self.stream.add_request(
+                protocol.build_check_sig(result.check_sig_url),
+                self._step(epoch, "login", self._after_check_sig),
+                errback=lambda _r, error: self._check_sig_failed(epoch, error))
+            return None
         return self._login2_request("login")
 
     def _after_check_sig(self, response: Response):
         return self._login2_request("login")
+
+    def _check_sig_failed(self, epoch: int, error: HTTPStreamError) -> None:
+        """Only the hop's cookies matter, not the page it redirects to (PB@87beb87 did
+        not even follow it): with ``p_skey`` set, go on to login2 whatever happened."""
+        if epoch != self._epoch:
+            return
+        if self._cookie("p_skey") is None:
+            self._failed("login", error)
+            return
+        request, readback = self._login2_request("login")
+        self.stream.add_request(request, readback, errback=self._errback(epoch, "login"))
 
     def _login2_request(self, step: str):
         ptwebqq = self._cookie("ptwebqq") or ""
