@@ -7,6 +7,7 @@ import pytest
 from tornado import gen
 
 from webqq.client import State
+from webqq.session import cookie_value
 from webqq.http_stream import HTTPStream, RetryPolicy
 from client_helpers import PASSWORD, RecordingStream, Recorder, world  # noqa: F401
 
@@ -144,13 +145,13 @@ async def test_kick_relinks_with_login2_and_stays_online(world):
 @pytest.mark.gen_test(timeout=30)
 async def test_rotated_ptwebqq_is_kept_and_used_by_the_next_relink(world):
     client, events = await online_client(world)
-    before = client._cookie("ptwebqq")
+    before = cookie_value(client.stream.cookiejar, "ptwebqq")
     await world.control.call("rotate", {"account": 10001})
     for _ in range(100):
-        if client._cookie("ptwebqq") != before:
+        if cookie_value(client.stream.cookiejar, "ptwebqq") != before:
             break
         await gen.sleep(0.05)
-    assert client._cookie("ptwebqq") != before
+    assert cookie_value(client.stream.cookiejar, "ptwebqq") != before
     # The simulator's login2 accepts only the current ptwebqq: a relink proves we use it.
     await world.control.call("kick", {"account": 10001})
     await events.online()

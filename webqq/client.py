@@ -56,7 +56,6 @@ all; a callback gets one event object whose ``kind`` is one of:
 A callback that raises is logged; the client carries on.
 """
 import enum
-import http.cookiejar
 import logging
 import os
 import random
@@ -78,8 +77,8 @@ from webqq.http.errors import ConnectError, HTTPStreamError, HTTPTimeoutError
 from webqq.http_stream import HTTPStream, Response, RetryPolicy
 from webqq.outbox import Outbox, Outcome, OutgoingMessage, SendStatus
 from webqq.protocol import Era, LoginCode, PollOutcome, ProtocolError, Retcode, RetcodeError
-from webqq.session import (SavedSession, cookies_from_data, cookies_to_data,
-                           delete_session, load_session, save_session)
+from webqq.session import (SavedSession, cookie_value, cookies_from_data, cookies_to_data,
+                           delete_session, load_session, save_session, set_cookie)
 
 __all__ = [
     "WebQQClient", "State", "ClientEvent", "StateChanged", "CaptchaRequired",
@@ -428,14 +427,14 @@ class WebQQClient:
         not even follow it): with ``p_skey`` set, go on to login2 whatever happened."""
         if epoch != self._epoch:
             return
-        if self._cookie("p_skey") is None:
+        if cookie_value(self.stream.cookiejar, "p_skey") is None:
             self._failed("login", error)
             return
         request, readback = self._login2_request("login")
         self.stream.add_request(request, readback, errback=self._errback(epoch, "login"))
 
     def _login2_request(self, step: str):
-        ptwebqq = self._cookie("ptwebqq") or ""
+        ptwebqq = cookie_value(self.stream.cookiejar, "ptwebqq") or ""
         request = protocol.build_login2(ptwebqq, clientid=self._clientid,
                                         psessionid=self._psessionid)
         return request, self._step(self._epoch, step, self._on_login2)
@@ -656,7 +655,7 @@ class WebQQClient:
         if outcome in (PollOutcome.MESSAGES, PollOutcome.RETRY, PollOutcome.NEW_PTWEBQQ):
             self._attempt = 0                   # a healthy poll: the ladder starts over
         if outcome is PollOutcome.NEW_PTWEBQQ:
-            self._set_cookie("ptwebqq", result.ptwebqq)
+            set_cookie(self.stream.cookiejar, "ptwebqq", result.ptwebqq)
             self._save_session()
             log.info("poll2: ptwebqq rotated (116)")
         elif outcome is PollOutcome.RELINK:
@@ -761,7 +760,7 @@ class WebQQClient:
         self._loading_contacts = True
         try:
             contacts = await self._loader.load(
-                self.contacts, qq=self.qq, ptwebqq=self._cookie("ptwebqq") or "",
+                self.contacts, qq=self.qq, ptwebqq=cookie_value(self.stream.cookiejar, "ptwebqq") or "",
                 clientid=self._clientid, psessionid=self._psessionid,
                 vfwebqq=self._vfwebqq, current=lambda: epoch == self._epoch,
                 now=self.io_loop.time())
@@ -923,26 +922,6 @@ class WebQQClient:
             done(Outcome.NOT_SENT)
         else:
             done(Outcome.AMBIGUOUS, error=_describe(error))
-
-    # -- cookies -------------------------------------------------------------------------
-
-    def _cookie(self, name: str) -> Optional[str]:
-        for cookie in self.stream.cookiejar:
-            if cookie.name == name:
-                return cookie.value
-        return None
-
-    def _set_cookie(self, name: str, value: str) -> None:
-        """Replace cookie ``name`` where it is (domain qq.com, §1.3), or set it there."""
-        jar = self.stream.cookiejar
-        old = next((c for c in jar if c.name == name), None)
-        domain = old.domain if old is not None else ".qq.com"
-        path = old.path if old is not None else "/"
-        jar.set_cookie(http.cookiejar.Cookie(
-            version=0, name=name, value=value, port=None, port_specified=False,
-            domain=domain, domain_specified=True, domain_initial_dot=domain.startswith("."),
-            path=path, path_specified=True, secure=False, expires=None, discard=True,
-            comment=None, comment_url=None, rest={}))
 
 
 def _dedup_key(event: msgs.Event) -> Optional[tuple]:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 __all__ = ["SavedSession", "session_path", "save_session", "load_session",
-           "delete_session", "cookies_to_data", "cookies_from_data"]
+           "delete_session", "cookies_to_data", "cookies_from_data", "cookie_value",
+           "set_cookie"]
 
 log = logging.getLogger("webqq.session")
 
@@ -144,3 +145,21 @@ def delete_session(state_dir: str, qq: int) -> None:
         os.unlink(session_path(state_dir, qq))
     except FileNotFoundError:
         pass
+
+
+def cookie_value(jar: http.cookiejar.CookieJar, name: str) -> Optional[str]:
+    """The value of cookie ``name`` in ``jar`` (any domain), or None."""
+    return next((cookie.value for cookie in jar if cookie.name == name), None)
+
+
+def set_cookie(jar: http.cookiejar.CookieJar, name: str, value: str) -> None:
+    """Replace cookie ``name`` where it is, or set it for ``qq.com`` (the domain of
+    ``ptwebqq`` and ``skey``, PROTOCOL.md §1.3), as a poll's 116 requires."""
+    old = next((cookie for cookie in jar if cookie.name == name), None)
+    domain = old.domain if old is not None else ".qq.com"
+    path = old.path if old is not None else "/"
+    jar.set_cookie(http.cookiejar.Cookie(
+        version=0, name=name, value=value, port=None, port_specified=False, domain=domain,
+        domain_specified=True, domain_initial_dot=domain.startswith("."), path=path,
+        path_specified=True, secure=False, expires=None, discard=True, comment=None,
+        comment_url=None, rest={}))
