@@ -228,7 +228,7 @@ def make_daemon(tmp_path):
     return daemon
 
 
-def test_shutdown_saves_unsent_messages_but_not_one_in_flight(tmp_path):
+def test_shutdown_saves_unsent_messages_but_not_one_in_flight(tmp_path, io_loop):
     import asyncio
     from webqq.client import State
     from webqq.outbox import SendStatus
@@ -248,7 +248,7 @@ def test_shutdown_saves_unsent_messages_but_not_one_in_flight(tmp_path):
         delivered.status, delivered.chat = SendStatus.SENT, "buddy"
         daemon._on_sent(delivered)                   # the client's "sent" event
         await daemon._shut_down()
-    asyncio.run(shut_down())
+    io_loop.run_sync(shut_down)
     assert daemon.shutdown_report == {"outbox": "saved 1, 1 in flight", "session": "saved",
                                       "exit_code": 0}
     assert daemon.client.stopped == "the daemon is stopping"

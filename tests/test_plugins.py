@@ -35,11 +35,13 @@ def dispatcher_with(*plugins, **options):
     return dispatcher, outbox
 
 
-def run(coroutine):
-    return asyncio.run(coroutine)
+@pytest.fixture
+def run(io_loop):
+    """``run(coroutine)``: its result, on the test's IOLoop."""
+    return lambda coroutine: io_loop.run_sync(lambda: coroutine)
 
 
-def test_filters_by_kind_group_sender_and_text():
+def test_filters_by_kind_group_sender_and_text(run):
     plugin = Plugin("p")
     seen = []
 
@@ -58,7 +60,7 @@ def test_filters_by_kind_group_sender_and_text():
     assert outbox.sent == [("group", 30001, "hello bob")]
 
 
-def test_commands_need_the_prefix_and_a_word_boundary():
+def test_commands_need_the_prefix_and_a_word_boundary(run):
     plugin = Plugin("p")
 
     @plugin.command("echo")
@@ -71,7 +73,7 @@ def test_commands_need_the_prefix_and_a_word_boundary():
     assert [text for _, _, text in outbox.sent] == ["[a b]", "[]", "[x]"]
 
 
-def test_stop_ends_the_run_and_order_is_plugins_then_registration():
+def test_stop_ends_the_run_and_order_is_plugins_then_registration(run):
     first, second = Plugin("first"), Plugin("second")
     calls = []
 
@@ -94,7 +96,7 @@ def test_stop_ends_the_run_and_order_is_plugins_then_registration():
     assert calls == ["a", "c", "a", "b"]
 
 
-def test_a_raising_handler_is_logged_and_the_next_one_runs(caplog):
+def test_a_raising_handler_is_logged_and_the_next_one_runs(caplog, run):
     plugin = Plugin("bad")
 
     @plugin.on_message()
@@ -118,7 +120,7 @@ def test_a_raising_handler_is_logged_and_the_next_one_runs(caplog):
     assert dispatcher.counts["errors"] == 1 and dispatcher.counts["handled"] == 1
 
 
-def test_a_coroutine_handler_is_awaited_and_a_slow_one_times_out(caplog):
+def test_a_coroutine_handler_is_awaited_and_a_slow_one_times_out(caplog, run):
     plugin = Plugin("slow")
     finished = []
 
@@ -140,7 +142,7 @@ def test_a_coroutine_handler_is_awaited_and_a_slow_one_times_out(caplog):
     assert dispatcher.counts["timeouts"] == 1
 
 
-def test_the_default_timeout_is_the_dispatchers():
+def test_the_default_timeout_is_the_dispatchers(run):
     plugin = Plugin("slow")
 
     @plugin.on_message()
@@ -152,7 +154,7 @@ def test_the_default_timeout_is_the_dispatchers():
     assert dispatcher.counts["timeouts"] == 1
 
 
-def test_send_goes_anywhere_and_reply_prefers_the_reply_hook():
+def test_send_goes_anywhere_and_reply_prefers_the_reply_hook(run):
     plugin = Plugin("p")
 
     @plugin.on_message()
@@ -170,7 +172,7 @@ def test_send_goes_anywhere_and_reply_prefers_the_reply_hook():
     assert dispatcher.counts["replies"] == 2
 
 
-def test_event_handlers_get_their_kinds_only_and_cannot_reply():
+def test_event_handlers_get_their_kinds_only_and_cannot_reply(run):
     plugin = Plugin("p")
     seen = []
 
@@ -233,7 +235,7 @@ def test_load_skips_and_reports_a_plugin_that_fails(plugin_dir, caplog):
     assert len(caplog.records) == 4
 
 
-def test_reload_imports_the_source_again_with_new_settings(plugin_dir):
+def test_reload_imports_the_source_again_with_new_settings(plugin_dir, run):
     plugin_dir("wq_greeter", """
         def setup(plugin):
             @plugin.command("greet")
@@ -267,7 +269,7 @@ def builtin(prefix="!", settings=None, clock=None):
     return dispatcher, outbox
 
 
-def test_builtin_answers_in_buddy_group_and_discussion_chats_not_sessions():
+def test_builtin_answers_in_buddy_group_and_discussion_chats_not_sessions(run):
     dispatcher, outbox = builtin()
     discussion = Message(chat="discussion", text="!ping", sender=20003, discussion=77,
                          reply_to=77)
@@ -278,7 +280,7 @@ def test_builtin_answers_in_buddy_group_and_discussion_chats_not_sessions():
                            ("discussion", 77, "pong")]
 
 
-def test_builtin_echo_uptime_help_and_prefix():
+def test_builtin_echo_uptime_help_and_prefix(run):
     now = [1000.0]
     dispatcher, outbox = builtin(prefix="%%", clock=lambda: now[0])
     now[0] += 3725
@@ -290,7 +292,7 @@ def test_builtin_echo_uptime_help_and_prefix():
         "%%help - this list\n%%echo - answers the TEXT that follows it"]
 
 
-def test_builtin_help_lists_other_plugins_too(plugin_dir):
+def test_builtin_help_lists_other_plugins_too(plugin_dir, run):
     plugin_dir("wq_weather", """
         def setup(plugin):
             plugin.command("weather", help="today's weather")(lambda ctx: None)
@@ -304,7 +306,7 @@ def test_builtin_help_lists_other_plugins_too(plugin_dir):
                                       "mention rain: an umbrella")
 
 
-def test_builtin_ping_reply_setting_and_unknown_settings():
+def test_builtin_ping_reply_setting_and_unknown_settings(run):
     dispatcher, outbox = builtin(settings={"ping_reply": "PONG"})
     run(dispatcher.dispatch(buddy("!ping")))
     assert outbox.sent == [("buddy", 20001, "PONG")]
@@ -319,7 +321,7 @@ def test_format_duration():
         "0s", "59s", "1m 1s", "1h 2m 5s", "2d 0h 0m 1s"]
 
 
-def test_reply_without_a_target_raises():
+def test_reply_without_a_target_raises(run):
     plugin = Plugin("p")
 
     @plugin.on_message()
