@@ -301,7 +301,7 @@ class HTTPStream:
         job.timer = None
         if job.done:
             return
-        conn = self._take_idle(job.key)
+        conn = self._take_idle(job.key, careful=not job.retry.repeatable(job.method))
         if conn is not None:
             self._begin(job, "request", self.request_timeout)
             self._send(job, conn)
@@ -505,13 +505,20 @@ class HTTPStream:
         if self._queue:
             self._pump()
 
-    def _take_idle(self, key: Tuple[str, str, int]) -> Optional[Connection]:
+    def _take_idle(self, key: Tuple[str, str, int], careful: bool) -> Optional[Connection]:
+        """The most recently parked live connection to `key`, if any.
+
+        Parked connections are watched, so a close the loop has seen already
+        dropped them. A request that must not be sent twice (`careful`) also
+        pays for a zero-timeout poll that catches a close not yet seen; any
+        other request meets such a close through the free resend instead.
+        """
         conns = self._idle.get(key)
         while conns:
             conn = conns.pop()
             if not conns:
                 del self._idle[key]
-            if conn.alive():
+            if conn.state == IDLE and (not careful or conn.alive()):
                 return conn
             conn.close(ConnectionClosedError("closed while idle"))
             self._open -= 1

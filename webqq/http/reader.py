@@ -60,6 +60,9 @@ _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: ([^\x00-\x08\x0a-\x1f\
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 #: name ":" OWS value OWS, on a head already free of NUL, CR and LF.
 _HEADER_LINE = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*")
+#: A whole header block of such lines (each ending in CRLF), and one field of it.
+_HEADER_BLOCK = re.compile(r"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n]*\r\n)*")
+_HEADER_FIELD = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\r\n]*?)[ \t]*\r\n")
 _BAD_VALUE = re.compile(rb"[\x00\r\n]")
 _TOKEN_CHARS = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"
 _CHUNK_SIZE_LINE = re.compile(
@@ -220,26 +223,22 @@ class ResponseReader:
             raise MalformedResponseError("NUL byte in the response head")
         if crlf > MAX_HEADERS + 1:
             raise ResponseTooLargeError(f"Response has more than {MAX_HEADERS} header lines")
-        lines = head.decode("latin-1").split("\r\n")
-        lines.pop()  # head ends in CRLF: the last piece is empty
-        version, status, reason = _parse_status_line(lines[0].encode("latin-1"))
+        text = head.decode("latin-1")
+        end = text.index("\r\n")
+        version, status, reason = _parse_status_line(head[:end])
         fields: Dict[str, List[str]] = {}
         folded = False
-        values: Optional[List[str]] = None
-        header_line = _HEADER_LINE.fullmatch
-        for line in lines[1:]:
-            match = header_line(line)
-            if match is not None:
-                name, value = match.groups()
-                values = fields.setdefault(name.lower(), [])
-                values.append(value)
-            elif line[:1] in (" ", "\t") and values is not None:
-                values[-1] = (values[-1] + " " + line.strip(" \t")).strip()
-                folded = True
-            elif values is None and line[:1] in (" ", "\t"):
-                raise MalformedResponseError("Unexpected space after the status line")
-            else:
-                raise MalformedResponseError(f"Invalid header line {line[:40]!r}")
+        block = text[end + 2:]
+        if _HEADER_BLOCK.fullmatch(block):
+            # The common case, two passes in C: every line is "name: value".
+            for name, value in _HEADER_FIELD.findall(block):
+                name = name.lower()
+                if name in fields:
+                    fields[name].append(value)
+                else:
+                    fields[name] = [value]
+        else:
+            folded = self._parse_lines(block.split("\r\n")[:-1], fields)
 
         if 100 <= status < 200:
             if status == 101:
@@ -260,6 +259,27 @@ class ResponseReader:
                                 _keep_alive(version, fields))
         self._set_body_state(status, fields)
         return True
+
+    @staticmethod
+    def _parse_lines(lines: List[str], fields: Dict[str, List[str]]) -> bool:
+        """Header lines one by one: obs-fold, or the line that breaks the rules.
+        True when a folded line was joined."""
+        folded = False
+        values: Optional[List[str]] = None
+        for line in lines:
+            match = _HEADER_LINE.fullmatch(line)
+            if match is not None:
+                name, value = match.groups()
+                values = fields.setdefault(name.lower(), [])
+                values.append(value)
+            elif line[:1] in (" ", "\t") and values is not None:
+                values[-1] = (values[-1] + " " + line.strip(" \t")).strip()
+                folded = True
+            elif values is None and line[:1] in (" ", "\t"):
+                raise MalformedResponseError("Unexpected space after the status line")
+            else:
+                raise MalformedResponseError(f"Invalid header line {line[:40]!r}")
+        return folded
 
     def _set_body_state(self, status: int, fields: Dict[str, List[str]]) -> None:
         length = _content_length(fields.get("content-length"))
