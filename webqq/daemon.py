@@ -666,9 +666,11 @@ class Daemon:
             self.exit_code = error.code
             raise
         finally:
+            # The handlers stay while shutting down: a SIGHUP then is logged and ignored
+            # (its default action would kill us before the session is saved).
+            await self._shut_down()
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
-            await self._shut_down()
         return int(self.exit_code)
 
     def _take_pidfile(self) -> Optional[int]:
