@@ -188,6 +188,7 @@ def test_reload_applies_a_changed_setting(tmp_path, daemons):
     config = write_config(tmp_path)
     daemon = daemons(config)
     sim = daemon_simulator(daemon)
+    online_since = read_status(daemon.state_dir)["online_since"]
     write_config(tmp_path, bot={"command_prefix": "#"},
                  extra="[plugin:builtin]\nping_reply = PONG!\n")
     reloaded = webqq(config, "reload")
@@ -198,7 +199,9 @@ def test_reload_applies_a_changed_setting(tmp_path, daemons):
     sim.wait_sent("PONG!")
     assert [m["text"] for m in sim.sent()] == ["PONG!"]      # "!ping" is no command now
     assert "SIGHUP: reloading config and plugins" in daemon.log_text()
-    assert read_status(daemon.state_dir)["online_since"] is not None   # same session
+    status = read_status(daemon.state_dir)
+    assert status["online_since"] == online_since and status["state"] == "online"
+    assert status["last_reload"]["ok"] and status["command_prefix"] == "#"
     assert daemon.stop() == 0
 
 
