@@ -89,6 +89,23 @@ def test_login_refused_exits_4(tmp_path):
 
 # -- start, status, stop ----------------------------------------------------------------
 
+def test_start_reports_a_captcha_and_keeps_waiting_for_the_code(tmp_path, stop_after):
+    from webqq.simulator.world import DEFAULT_WORLD_FILE
+    with open(DEFAULT_WORLD_FILE, encoding="utf-8") as bundled:
+        world = json.load(bundled)
+    world["accounts"][0]["captcha"] = "always"
+    (tmp_path / "world.json").write_text(json.dumps(world))
+    config = write_config(tmp_path, simulator={
+        "embedded": "yes", "port": "0", "tls_port": "0", "world": "world.json"})
+    stop_after(config)
+    started = webqq(config, "start")
+    image = tmp_path / "run" / "captcha-10001.jpg"
+    assert (started.returncode, started.stderr) == (0, "")
+    assert ": waiting for a verify code (%s); log: " % image in started.stdout
+    assert image.read_bytes().startswith(b"\xff\xd8")            # a JPEG to read
+    assert "login: waiting_captcha as 10001" in webqq(config, "status").stdout
+
+
 def test_start_status_stop_and_a_second_start_refused(tmp_path, stop_after):
     config = write_config(tmp_path, daemon={"logfile": ""})
     stop_after(config)

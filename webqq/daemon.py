@@ -581,7 +581,7 @@ class Daemon:
         "up PID" (pidfile written), then "login HOW", "pending WHY" (a captcha) or
         "refused WHY"; or "fail CODE MESSAGE" when it could not start."""
         deadline = self.system.monotonic() + wait
-        data, lines = b"", []
+        data = b""
         try:
             while True:
                 left = deadline - self.system.monotonic()
@@ -769,6 +769,7 @@ class Daemon:
             log.warning("the server wants a verify code: read %s (the control API of a "
                         "later version will take it)", event.path)
             self._tell_parent("pending waiting for a verify code (%s)" % event.path)
+            self._close_parent_pipe()
         elif kind == "state":
             if event.new is State.OFFLINE and self.exit_code is ExitCode.OK \
                     and self.phase == "running":
