@@ -11,7 +11,11 @@ example to copy. Commands start with ``[bot] command_prefix`` (default ``!``):
 It never answers temporary-session messages (strangers) and never sends anything
 unasked.
 """
+import logging
+
 from webqq.plugins import Context, Plugin, format_duration
+
+log = logging.getLogger("webqq.plugins.builtin")
 
 #: The chats the built-in commands answer in.
 CHATS = ("buddy", "group", "discussion")
@@ -21,11 +25,12 @@ SETTINGS = {"ping_reply": "pong"}
 
 
 def setup(plugin: Plugin) -> None:
-    """Registers the four commands; unknown ``[plugin:builtin]`` keys are an error."""
+    """Registers the four commands. An unknown ``[plugin:builtin]`` key is logged and
+    ignored: a typo there must not leave the bot without its basic commands."""
     unknown = sorted(set(plugin.settings) - set(SETTINGS))
     if unknown:
-        raise ValueError("unknown setting %s (known: %s)"
-                         % (", ".join(unknown), ", ".join(SETTINGS)))
+        log.warning("[plugin:builtin]: unknown setting %s ignored (known: %s)",
+                    ", ".join(unknown), ", ".join(SETTINGS))
     ping_reply = plugin.settings.get("ping_reply", SETTINGS["ping_reply"])
 
     @plugin.command("ping", kinds=CHATS, help="answers %s" % ping_reply)
