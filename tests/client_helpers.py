@@ -1,7 +1,6 @@
 """Helpers for the client tests: an in-process simulator, clients on it, its /_sim/
 control surface, and a recorder that lets a test await the client's events."""
 import json
-import logging
 from typing import Any, Callable, List, Optional
 from urllib.request import Request
 
@@ -184,7 +183,6 @@ class RecordingStream(HTTPStream):
 
 @pytest.fixture
 def world(io_loop, tmp_path):
-    logging.getLogger("webqq").setLevel(logging.DEBUG)
     w = World(io_loop, tmp_path)
     w.start_sim()
     yield w

@@ -47,7 +47,7 @@ all; a callback gets one event object whose ``kind`` is one of:
     "state"         StateChanged(old, new, reason)
     "captcha"       CaptchaRequired(path): the image to read; then enter_verify_code(code)
     "login_failed"  LoginFailed(error, final): final=True means no retry (wrong password)
-    "reconnect"     Reconnecting(step, attempt, delay): a recovery attempt is scheduled
+    "reconnect"     Reconnecting(step, attempt, delay, at): a recovery attempt is scheduled
     "online"        Online(resumed, relinked)
     "contacts"      ContactsLoaded(contacts)
     "message"       MessageReceived(chat, message, text, sender, group, discussion)
