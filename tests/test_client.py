@@ -509,3 +509,18 @@ async def test_era_b_login_with_login_sig_and_check_sig(io_loop, tmp_path):
         assert (await client.reply(message, "era B reply").done).status.value == "sent"
     finally:
         await w.aclose()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_wrong_verify_code_brings_a_new_captcha(world):
+    await world.control.call("captcha", {"account": 10001, "code": "ABCD"})
+    client = world.client()
+    events = Recorder(client)
+    client.start()
+    await events.wait("captcha")
+    client.enter_verify_code("WXYZ")
+    failed = await events.wait("login_failed")
+    assert not failed.final and "WRONG_VERIFYCODE" in str(failed.error)
+    await events.wait("captcha")                    # check again: a new image to read
+    client.enter_verify_code("ABCD")
+    await events.online()

@@ -783,6 +783,11 @@ class WebQQClient:
 
         Returns:
             The ``OutgoingMessage``; await ``.done`` or listen for ``"sent"`` events.
+            An unknown friend fails when its turn comes (``error`` says so); while the
+            client is not online the message waits, ``send_ttl`` seconds at most.
+
+        Raises:
+            ValueError: an empty text. RuntimeError: the client is STOPPED.
         """
         key = ("uin", friend.uin) if isinstance(friend, Friend) else \
             ("name", friend) if isinstance(friend, str) else ("qq", int(friend))
