@@ -12,10 +12,13 @@ daemon, as ``Daemon._main`` reads:
 3. build the ``HTTPStream`` and the ``WebQQClient``, load the plugins into a
    ``Dispatcher``, write the pid into the pidfile (now we are up), start the client;
 4. serve: each ``"message"`` event becomes a ``webqq.plugins.Message`` for the plugins;
-   replies go back through the client's queue. ``status.json`` in state_dir is rewritten
+   replies go back through the client's queue. With ``[api] listen`` (or a
+   ``post_url`` / ``ws_reverse_url``), ``webqq.api.OneBotApi`` serves OneBot v11 on the
+   same IOLoop, its messages and queue in ``webqq.store`` (``messages.sqlite3``). ``status.json`` in state_dir is rewritten
    (atomically) on every state change and every ``STATUS_INTERVAL`` seconds;
 5. on SIGTERM/SIGINT: let the outbound queue drain (``DRAIN_TIMEOUT``), save what is left
-   to ``outbox-QQ.json`` (sent at the next start), stop the client (it saves the session
+   to ``outbox-QQ.json`` (sent at the next start), close the API (what it accepted stays
+   queued in its store), stop the client (it saves the session
    so the next start resumes it), stop the simulator, remove the pidfile.
    On SIGHUP: load the configuration again; a bad one is refused, logged, and the old one
    kept; plugins are re-imported with their new settings.
@@ -48,11 +51,13 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from webqq import config as configuration
+from webqq.api import ApiError, OneBotApi, api_token, check_listen
 from webqq.client import State, WebQQClient
 from webqq.config import Config, ConfigError
 from webqq.http_stream import HTTPStream, RetryPolicy
 from webqq.plugins import Dispatcher, Event, Message
 from webqq.session import load_session
+from webqq.store import STORE_NAME, Store
 
 __all__ = ["ExitCode", "SecretMask", "RepeatCollapser", "LogSetup", "Pidfile",
            "AlreadyRunning", "System", "Daemon", "read_status", "pidfile_path",
@@ -457,6 +462,7 @@ class Daemon:
         self.simulator = None
         self.stream = None
         self.client = None
+        self.api: Optional[OneBotApi] = None
         self.dispatcher: Optional[Dispatcher] = None
         self.plugin_problems: List[str] = []
         self.counts: Dict[str, int] = dict.fromkeys(
@@ -514,6 +520,11 @@ class Daemon:
             password = configuration.resolve_password(self.config)
         except ConfigError as error:
             raise StartupError(ExitCode.CONFIG, str(error)) from None
+        try:
+            check_listen(self.config)
+        except ApiError as error:
+            raise StartupError(ExitCode.CONFIG, str(ConfigError(
+                self.config.source, "api", "token", str(error)))) from None
         if self.config.simulator.embedded:
             from webqq.simulator import WorldError, load_world
             world_file = self.config.simulator.world
@@ -649,6 +660,7 @@ class Daemon:
         try:
             self._start_simulator()
             self._start_client(self.password)
+            await self._start_api()
             self.dispatcher = Dispatcher(self._send, reply=self._reply,
                                          prefix=self.config.bot.command_prefix)
             self.plugin_problems = self.dispatcher.load(self.config.bot.plugins,
@@ -729,6 +741,24 @@ class Daemon:
                                   state_dir, **options)
         self.client.add_listener(self._on_client_event)
 
+    async def _start_api(self) -> None:
+        """The OneBot API, when ``[api]`` asks for any of its ways (listen, post_url,
+        ws_reverse_url); its token is the configured one or generated into state_dir."""
+        settings = self.config.api
+        if settings.listen is None and not settings.post_url and not settings.ws_reverse_url:
+            return
+        token = api_token(self.config, create=True)
+        self.mask.add(token)
+        store = Store(self.config.daemon.state_dir / STORE_NAME)
+        self.api = OneBotApi(self.client, settings, self_id=self.config.account.qq,
+                             store=store, token=token)
+        try:
+            await self.api.start()
+        except ApiError as error:
+            await self.api.close()
+            self.api = None
+            raise StartupError(ExitCode.FAILURE, "the API %s" % error) from None
+
     def _mask_configured_secrets(self, config: Config) -> None:
         """The secrets the configuration itself holds: the API's token and secret, and
         the plugin settings ``webqq check`` masks."""
@@ -766,8 +796,8 @@ class Daemon:
                 self.exit_code = ExitCode.LOGIN_REFUSED
                 self.shutdown()
         elif kind == "captcha":
-            log.warning("the server wants a verify code: read %s (the control API of a "
-                        "later version will take it)", event.path)
+            log.warning("the server wants a verify code: read %s, then answer with "
+                        "webqq captcha CODE", event.path)
             self._tell_parent("pending waiting for a verify code (%s)" % event.path)
             self._close_parent_pipe()
         elif kind == "state":
@@ -958,6 +988,8 @@ class Daemon:
                          len(waiting))
                 await asyncio.wait(waiting, timeout=self.drain_timeout)
             report["outbox"] = self._save_outbox()
+            if self.api is not None:
+                await self.api.close()
             had_session = self.client.state not in (State.STOPPED, State.OFFLINE,
                                                     State.LOGGING_IN)
             self.client.stop("the daemon is stopping")
@@ -1035,6 +1067,7 @@ class Daemon:
             "reloads": self.reloads,
             "last_reload": self.last_reload,
             "simulator": simulator,
+            "api": {"url": self.api.url} if self.api is not None else None,
             "log": str(self.config.daemon.logfile or self.logs.fallback_file or "stderr"),
             "shutdown": self.shutdown_report or None,
         }

@@ -1,0 +1,312 @@
+"""The OneBot v11 API in process: a client online on the simulator, the API on loopback,
+called with a real HTTP client (Tornado's), its events received by a local webhook and
+local WebSocket servers. The daemon, the CLI and an OneBot SDK are in test_api_daemon.py."""
+import asyncio
+import json
+
+import pytest
+from tornado import web, websocket
+from tornado.httpclient import HTTPClientError, HTTPRequest
+
+from api_helpers import (DISCUSSION, FRIEND, GROUP, SECRET, TOKEN, ReverseServer, Webhook,
+                         eventually, events_of, harness, world)  # noqa: F401 (fixtures)
+from webqq import api as api_module
+from webqq.api import ApiError, check_listen
+from webqq.config import ApiConfig
+
+
+async def sent_texts(harness):
+    return [(m["kind"], m["to"], m["text"]) for m in await harness.world.control.sent()]
+
+
+async def wait_sent(harness, item, count=1):
+    async def check():
+        return (await sent_texts(harness)).count(item) >= count
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while not await check():
+        assert loop.time() < deadline, "never sent: %r in %r" % (item, await sent_texts(
+            harness))
+        await asyncio.sleep(0.05)
+
+
+# -- actions ----------------------------------------------------------------------------
+
+@pytest.mark.gen_test(timeout=30)
+async def test_information_actions_speak_qq_and_group_numbers(harness):
+    await harness.start()
+    assert await harness.ok("get_login_info") == {"user_id": 10001, "nickname": "webqq"}
+    friends = {f["user_id"]: f for f in await harness.ok("get_friend_list")}
+    assert friends[FRIEND]["nickname"] == "Alice"
+    assert friends[20002]["remark"] == "Bob (work)"
+    groups = await harness.ok("get_group_list")
+    assert [(g["group_id"], g["group_name"]) for g in groups] == [(GROUP, "测试群")]
+    info = await harness.ok("get_group_info", {"group_id": GROUP})
+    assert info["member_count"] == 4
+    members = {m["user_id"]: m for m in await harness.ok("get_group_member_list",
+                                                           {"group_id": GROUP})}
+    assert set(members) == {20001, 20002, 10001, 10002}
+    assert members[20001]["card"] == "Alice@work"
+    member = await harness.ok("get_group_member_info", {"group_id": GROUP, "user_id": 10002})
+    assert member["card"] == "bot two"
+    assert (await harness.ok("get_stranger_info", {"user_id": 20002}))["nickname"] == "Bob"
+    version = await harness.ok("get_version_info")
+    assert version["app_name"] == "webqq" and version["protocol_version"] == "v11"
+    assert await harness.ok("can_send_image") == {"yes": False}
+    assert await harness.ok("can_send_record") == {"yes": False}
+    status = await harness.ok("get_status")
+    assert status["online"] is True and status["good"] is True
+    code, answer = await harness.call("get_group_info", {"group_id": 99999})
+    assert (code, answer["status"], answer["retcode"]) == (200, "failed", 100)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_send_actions_in_both_message_formats_reach_the_server(harness):
+    await harness.start()
+    data = await harness.ok("send_private_msg", {"user_id": FRIEND,
+                                                 "message": "hi &#91;1&#93; [CQ:face,id=14]"})
+    await harness.ok("send_group_msg", {"group_id": GROUP, "message": [
+        {"type": "text", "data": {"text": "hello "}},
+        {"type": "at", "data": {"qq": "20001"}}, {"type": "text", "data": {"text": "!"}}]})
+    # A discussion has no public number: discuss_id is its did.
+    did, = harness.api.client.contacts.discussions
+    await harness.ok("send_msg", {"message_type": "discuss", "discuss_id": did,
+                                  "message": "[CQ:face,id=14]", "auto_escape": True})
+    await harness.ok("send_msg", {"user_id": FRIEND, "message": {"type": "text",
+                                                                 "data": {"text": "one"}}})
+    sent = await sent_texts(harness)
+    assert sent == [("buddy", FRIEND, "hi [1] [face:14]"),
+                    ("group", GROUP, "hello @Alice@work !"),
+                    ("discussion", DISCUSSION, "[CQ:face,id=14]"),
+                    ("buddy", FRIEND, "one")]
+    stored = await harness.ok("get_msg", {"message_id": data["message_id"]})
+    assert stored["message_type"] == "private" and stored["send_status"] == "sent"
+    assert stored["message"] == "hi &#91;1&#93; [CQ:face,id=14]"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_unsupported_segments_and_bad_params_are_refused_with_retcodes(harness):
+    await harness.start()
+    code, answer = await harness.call("send_private_msg", {
+        "user_id": FRIEND, "message": "look [CQ:image,file=cat.jpg]"})
+    assert (code, answer["status"], answer["retcode"]) == (200, "failed", 102)
+    assert "'image'" in answer["msg"]
+    for params in ({"message": "x"}, {"user_id": "abc", "message": "x"},
+                   {"user_id": FRIEND}, {"user_id": FRIEND, "message": 5},
+                   {"user_id": FRIEND, "message": " "}):
+        code, answer = await harness.call("send_private_msg", params)
+        assert (code, answer["retcode"]) == (200, 100), params
+    code, answer = await harness.call("send_msg", {"message_type": "channel", "user_id": 1,
+                                                   "message": "x"})
+    assert answer["retcode"] == 100
+    code, answer = await harness.call("send_private_msg", {"user_id": 55555,
+                                                           "message": "who?"})
+    assert (answer["status"], answer["retcode"]) == ("failed", 103)
+    assert "unknown buddy" in answer["msg"] and answer["data"]["message_id"]
+    assert await sent_texts(harness) == []
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_http_statuses_for_token_action_and_body(harness):
+    await harness.start()
+    assert (await harness.call("get_status", token=None))[0] == 401
+    code, answer = await harness.call("get_status", token="wrong-token")
+    assert (code, answer["retcode"]) == (403, 1403)
+    assert (await harness.call("get_status", token=None,
+                               query="?access_token=" + TOKEN))[0] == 200
+    assert (await harness.call("get_status", token=None, query="?access_token=x"))[0] == 403
+    assert (await harness.call("get_status", token=None,
+                               headers={"Authorization": "Basic " + TOKEN}))[0] == 401
+    code, answer = await harness.call("no_such_action")
+    assert (code, answer["retcode"]) == (404, 1404)
+    assert (await harness.call("no_such_action", token=None))[0] == 401
+    assert (await harness.call("get_status", body=b"{not json"))[0] == 400
+    assert (await harness.call("get_status", body=b"[1, 2]"))[0] == 400
+    assert (await harness.call("get_status", body=b"x=1",
+                               headers={"Content-Type": "text/plain"}))[0] == 400
+    huge = json.dumps({"message": "x" * (api_module.MAX_BODY + 1)}).encode()
+    assert (await harness.call("send_private_msg", body=huge))[0] == 400
+    # GET with a query, and a form body, work like JSON.
+    code, answer = await harness.call("get_stranger_info", method="GET",
+                                      query="?user_id=%d" % FRIEND)
+    assert (code, answer["data"]["nickname"]) == (200, "Alice")
+    code, answer = await harness.call("get_stranger_info", body=b"user_id=20002", headers={
+        "Content-Type": "application/x-www-form-urlencoded"})
+    assert (code, answer["data"]["nickname"]) == (200, "Bob")
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_async_and_rate_limited_suffixes(harness, monkeypatch):
+    monkeypatch.setattr(api_module, "RATE_LIMIT_INTERVAL", 0.05)
+    await harness.start()
+    code, answer = await harness.call("send_private_msg_async", {"user_id": FRIEND,
+                                                                 "message": "later"})
+    assert (code, answer) == (200, {"status": "async", "retcode": 1, "data": None})
+    for n in range(2):
+        code, answer = await harness.call("send_group_msg_rate_limited",
+                                          {"group_id": GROUP, "message": "slow %d" % n})
+        assert answer["status"] == "async"
+    await wait_sent(harness, ("buddy", FRIEND, "later"))
+    await wait_sent(harness, ("group", GROUP, "slow 1"))
+    assert (await harness.call("no_such_action_async"))[0] == 404
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_idempotency_key_sends_once(harness):
+    await harness.start()
+    params = {"user_id": FRIEND, "message": "only once", "idempotency_key": "k-1"}
+    first = await harness.ok("send_private_msg", params)
+    second = await harness.ok("send_private_msg", params)
+    assert first == second
+    assert await sent_texts(harness) == [("buddy", FRIEND, "only once")]
+
+
+# -- events: HTTP POST ------------------------------------------------------------------
+
+@pytest.mark.gen_test(timeout=30)
+async def test_events_are_posted_signed_and_a_quick_reply_is_sent(harness):
+    record = {"answer": lambda event: {"reply": "pong"}
+              if event.get("raw_message") == "ping" else None}
+    port = harness.serve(web.Application([(r"/hook", Webhook, {"record": record})]))
+    await harness.start(post_url="http://127.0.0.1:%d/hook" % port, secret=SECRET)
+    await harness.world.control.say(**{"from": FRIEND, "text": "ping"})
+    await harness.world.control.say(**{"from": 20002, "group": GROUP, "text": "ping"})
+    await wait_sent(harness, ("buddy", FRIEND, "pong"))
+    await wait_sent(harness, ("group", GROUP, "@Bob pong"))
+    assert all(e["signed"] and e["self_id"] == "10001" for e in record["events"])
+    lifecycle = events_of(record, "meta_event")[0]
+    assert (lifecycle["meta_event_type"], lifecycle["sub_type"]) == ("lifecycle", "enable")
+    private, group = events_of(record, "message")
+    assert (private["message_type"], private["sub_type"], private["user_id"],
+            private["sender"]["nickname"]) == ("private", "friend", FRIEND, "Alice")
+    assert (group["message_type"], group["group_id"], group["user_id"]) == (
+        "group", GROUP, 20002)
+    stored = await harness.ok("get_msg", {"message_id": private["message_id"]})
+    assert (stored["message"], stored["direction"]) == ("ping", "in")
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_received_faces_become_face_segments(harness):
+    record = {}
+    port = harness.serve(web.Application([(r"/hook", Webhook, {"record": record})]))
+    await harness.start(post_url="http://127.0.0.1:%d/hook" % port)
+    await harness.world.control.say(**{"from": FRIEND, "content": ["a[b]", ["face", 14]]})
+    message = (await eventually(lambda: events_of(record, "message"), "the event"))[0]
+    assert message["message"] == "a&#91;b&#93;[CQ:face,id=14]"
+    assert all(e["signature"] is None for e in record["events"])
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_failed_posts_are_retried_then_kept_in_the_store(harness, monkeypatch):
+    monkeypatch.setattr(api_module, "POST_BACKOFF", 0.01)
+    monkeypatch.setattr(api_module, "POST_ATTEMPTS", 3)
+    record = {"fail": 2}
+    port = harness.serve(web.Application([(r"/hook", Webhook, {"record": record})]))
+    api = await harness.start(post_url="http://127.0.0.1:%d/hook" % port)
+    await eventually(lambda: events_of(record, "meta_event"), "the lifecycle event")
+    assert record["attempts"] == 3
+    record["fail"] = 10
+    await harness.world.control.say(**{"from": FRIEND, "text": "lost?"})
+    await eventually(lambda: api.store.undelivered() == 1, "the event to be kept")
+    assert record["attempts"] == 6
+    # The next start posts what was kept.
+    record["fail"] = 0
+    await api.close()
+    harness.api = None
+    api = await harness.start(post_url="http://127.0.0.1:%d/hook" % port)
+    kept = await eventually(lambda: events_of(record, "message"), "the kept event")
+    assert kept[0]["raw_message"] == "lost?" and api.store.undelivered() == 0
+
+
+# -- events and actions over WebSocket ----------------------------------------------------
+
+@pytest.mark.gen_test(timeout=30)
+async def test_forward_websockets_carry_events_and_actions(harness):
+    await harness.start(heartbeat_interval=0.2)
+    base = harness.api.url.replace("http", "ws")
+    with pytest.raises(HTTPClientError) as refused:
+        await websocket.websocket_connect(base + "/ws")
+    assert refused.value.code == 401
+    with pytest.raises(HTTPClientError) as refused:
+        await websocket.websocket_connect(base + "/ws?access_token=nope")
+    assert refused.value.code == 403
+    universal = await websocket.websocket_connect(HTTPRequest(
+        base + "/ws", headers={"Authorization": "Bearer " + TOKEN}))
+    actions = await websocket.websocket_connect(base + "/api?access_token=" + TOKEN)
+    events = await websocket.websocket_connect(base + "/event?access_token=" + TOKEN)
+    try:
+        first = json.loads(await universal.read_message())
+        assert (first["meta_event_type"], first["sub_type"]) == ("lifecycle", "connect")
+        await actions.write_message(json.dumps({"action": "send_private_msg", "echo": 7,
+                                                "params": {"user_id": FRIEND,
+                                                           "message": "over ws"}}))
+        answer = json.loads(await actions.read_message())
+        assert (answer["status"], answer["echo"]) == ("ok", 7)
+        await actions.write_message("{bad")
+        assert json.loads(await actions.read_message())["retcode"] == 1400
+        await actions.write_message(json.dumps({"action": "nope", "echo": "e"}))
+        assert json.loads(await actions.read_message())["retcode"] == 1404
+        await harness.world.control.say(**{"from": FRIEND, "text": "to sockets"})
+        for socket in (universal, events):
+            while True:
+                event = json.loads(await socket.read_message())
+                if event["post_type"] == "message":
+                    break
+                assert event["post_type"] == "meta_event"
+            assert event["raw_message"] == "to sockets"
+        heartbeat = None
+        while heartbeat is None:
+            event = json.loads(await events.read_message())
+            if event.get("meta_event_type") == "heartbeat":
+                heartbeat = event
+        assert heartbeat["interval"] == 200 and heartbeat["status"]["online"] is True
+    finally:
+        for socket in (universal, actions, events):
+            socket.close()
+    await wait_sent(harness, ("buddy", FRIEND, "over ws"))
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_reverse_websocket_connects_answers_and_reconnects(harness, monkeypatch):
+    monkeypatch.setattr(api_module, "REVERSE_BACKOFF", 0.05)
+
+    def script(socket):
+        if len(record["sockets"]) == 1:
+            socket.write_message(json.dumps({"action": "send_msg", "echo": "r1", "params": {
+                "message_type": "group", "group_id": GROUP, "message": "from reverse"}}))
+        else:
+            socket.write_message(json.dumps({"action": "get_login_info", "echo": "r2"}))
+    record = {"script": script}
+    port = harness.serve(web.Application([(r"/ws/", ReverseServer, {"record": record})]))
+    await harness.start(ws_reverse_url="ws://127.0.0.1:%d/ws/" % port)
+    answers = lambda: [f for f in record.get("frames", []) if "echo" in f]  # noqa: E731
+    await eventually(lambda: answers(), "the first answer")
+    assert answers()[0]["status"] == "ok"
+    headers = record["headers"][0]
+    assert (headers["X-Self-Id"], headers["X-Client-Role"], headers["Authorization"]) == (
+        "10001", "Universal", "Bearer " + TOKEN)
+    assert record["frames"][0]["sub_type"] == "connect"
+    await wait_sent(harness, ("group", GROUP, "from reverse"))
+    record["sockets"][0].close()        # the bot restarts: we connect again
+    await eventually(lambda: len(answers()) == 2, "the answer after the reconnect")
+    assert answers()[1]["data"]["user_id"] == 10001
+    assert harness.api.reverse.connects == 2
+    await harness.world.control.say(**{"from": FRIEND, "text": "to reverse"})
+    await eventually(lambda: any(f.get("raw_message") == "to reverse"
+                                 for f in record["frames"]), "the event")
+
+
+# -- listening --------------------------------------------------------------------------
+
+class _Config:
+    def __init__(self, **api):
+        self.api = ApiConfig(**api)
+
+
+def test_a_public_listen_address_needs_a_configured_token():
+    with pytest.raises(ApiError, match="0.0.0.0:18765 is not a loopback address"):
+        check_listen(_Config(listen=("0.0.0.0", 18765)))
+    check_listen(_Config(listen=("0.0.0.0", 18765), token="secret-enough"))
+    check_listen(_Config(listen=("127.0.0.1", 18765)))
+    check_listen(_Config(listen=("::1", 18765)))
+    check_listen(_Config(listen=None))

@@ -1,0 +1,380 @@
+"""OneBot v11 on WebQQ: message formats, ids and event JSON, as plain functions.
+
+onebot: the mapping only. Values in, values out: no I/O, no IOLoop, no clock (times are
+arguments). ``webqq.api`` serves what this module builds.
+
+Messages. OneBot sends a message either as a string with CQ codes
+(``"hi [CQ:face,id=14]"``, ``&amp; &#91; &#93; &#44;`` escaped) or as an array of segments
+(``[{"type": "text", "data": {"text": "hi "}}, {"type": "face", "data": {"id": "14"}}]``);
+``parse_message`` reads both into segments and ``to_pieces`` into WebQQ content: ``text``
+and ``face`` map to text and ``Face`` pieces; ``at`` becomes the text ``@name `` (WebQQ
+has no mention) and ``reply`` is dropped (no quoting either); any other type is refused
+with ``UnsupportedSegment``. Received content goes the other way in ``from_content``.
+
+Ids. WebQQ's uins change with every login; OneBot bots keep ids in their databases. So:
+
+* ``user_id`` is the QQ number. The client looks it up once per uin and session through
+  the ``get_friend_uin2`` endpoint (``ContactLoader``, cached in ``Contacts``); only when
+  the server gave none does ``user_id`` fall back to the uin (volatile, documented).
+* ``group_id`` is the group's public number (the same lookup, type 4), else its ``code``.
+* ``discuss_id`` is the discussion's ``did``, the id the simulator and the plugins use.
+* ``self_id`` is ``[account] qq``; ``message_id`` is the store's row id (stable).
+
+What it must never do: talk to the client or the network.
+"""
+import re
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from webqq.contacts import Contacts, Discussion, Friend, Group
+from webqq.messages import Content, Face, Image, Text
+
+__all__ = ["OneBotError", "UnsupportedSegment", "BadParams", "Segment", "parse_message",
+           "to_pieces", "pieces_text", "from_content", "to_cq_string", "escape",
+           "user_id_of", "group_id_of", "find_friend", "find_group", "Retcode"]
+
+Segment = Dict[str, Any]
+
+
+class Retcode:
+    """OneBot v11 retcodes (names from the reference implementation, go-cqhttp)."""
+    OK = 0
+    ASYNC = 1
+    BAD_PARAMS = 100            # a parameter is missing or invalid
+    UNSUPPORTED = 102           # valid OneBot, but WebQQ cannot do it (an image segment)
+    FAILED = 103                # the server refused, or the client is not online
+    # The WebSocket equivalents of the HTTP statuses (OneBot v11 communication/ws.md).
+    BAD_REQUEST = 1400
+    UNAUTHORIZED = 1401
+    FORBIDDEN = 1403
+    NOT_FOUND = 1404
+
+
+class OneBotError(Exception):
+    """Raised when an action cannot be done; ``retcode`` is what the caller sees."""
+    retcode = Retcode.FAILED
+
+    def __init__(self, message: str, retcode: Optional[int] = None) -> None:
+        super().__init__(message)
+        if retcode is not None:
+            self.retcode = retcode
+
+
+class BadParams(OneBotError):
+    """Raised when a parameter is missing or has the wrong type (retcode 100)."""
+    retcode = Retcode.BAD_PARAMS
+
+
+class UnsupportedSegment(OneBotError):
+    """Raised when a message holds a segment WebQQ cannot send (retcode 102)."""
+    retcode = Retcode.UNSUPPORTED
+
+    def __init__(self, kind: str) -> None:
+        super().__init__("WebQQ cannot send a %r segment (only text, face, at and "
+                         "reply)" % kind)
+        self.kind = kind
+
+
+# --- messages ---------------------------------------------------------------------------
+
+_CQ = re.compile(r"\[CQ:([A-Za-z0-9_.\-]+)((?:,[^\[\],=]+=[^\[\],]*)*)\]")
+
+
+def escape(text: str, *, in_param: bool = False) -> str:
+    """CQ-escape ``text``: ``& [ ]`` always, ``,`` inside a parameter."""
+    text = text.replace("&", "&amp;").replace("[", "&#91;").replace("]", "&#93;")
+    return text.replace(",", "&#44;") if in_param else text
+
+
+def _unescape(text: str) -> str:
+    return (text.replace("&#44;", ",").replace("&#91;", "[").replace("&#93;", "]")
+            .replace("&amp;", "&"))
+
+
+def parse_message(message: Any, *, auto_escape: bool = False) -> List[Segment]:
+    """Read a OneBot message (string, one segment or a segment array) into segments.
+
+    Args:
+        message: what the caller sent as ``message``.
+        auto_escape: a string is plain text, CQ codes included (OneBot's parameter).
+
+    Raises:
+        BadParams: not a string, segment or array of segments.
+    """
+    if isinstance(message, str):
+        if auto_escape:
+            return [{"type": "text", "data": {"text": message}}] if message else []
+        return _parse_cq(message)
+    if isinstance(message, dict):
+        message = [message]
+    if not isinstance(message, list):
+        raise BadParams("message must be a string or an array of segments")
+    segments = []
+    for item in message:
+        if (not isinstance(item, dict) or not isinstance(item.get("type"), str)
+                or not isinstance(item.get("data") or {}, dict)):
+            raise BadParams("a message segment must be {\"type\": ..., \"data\": {...}}")
+        segments.append({"type": item["type"], "data": dict(item.get("data") or {})})
+    return segments
+
+
+def _parse_cq(text: str) -> List[Segment]:
+    segments: List[Segment] = []
+    position = 0
+    for match in _CQ.finditer(text):
+        if match.start() > position:
+            segments.append({"type": "text",
+                             "data": {"text": _unescape(text[position:match.start()])}})
+        data = {}
+        for pair in filter(None, match.group(2).split(",")):
+            key, _, value = pair.partition("=")
+            data[key] = _unescape(value)
+        segments.append({"type": match.group(1), "data": data})
+        position = match.end()
+    if position < len(text):
+        segments.append({"type": "text", "data": {"text": _unescape(text[position:])}})
+    return segments
+
+
+def to_pieces(segments: Sequence[Segment], *, names: Optional[Dict[int, str]] = None
+              ) -> List[Union[str, Face]]:
+    """WebQQ content pieces (``messages.encode_content`` takes them) for ``segments``.
+
+    Args:
+        names: QQ number -> display name, for ``at`` segments (else the number).
+
+    Raises:
+        UnsupportedSegment: a segment type WebQQ cannot send.
+        BadParams: a face without a numeric id, or nothing to send.
+    """
+    pieces: List[Union[str, Face]] = []
+    for segment in segments:
+        kind, data = segment["type"], segment["data"]
+        if kind == "text":
+            text = str(data.get("text", ""))
+            if pieces and isinstance(pieces[-1], str):
+                pieces[-1] += text
+            elif text:
+                pieces.append(text)
+        elif kind == "face":
+            try:
+                pieces.append(Face(int(data.get("id"))))
+            except (TypeError, ValueError):
+                raise BadParams("a face segment needs a numeric id") from None
+        elif kind == "at":
+            who = str(data.get("qq", ""))
+            name = "all" if who == "all" else (names or {}).get(_int(who)) or who
+            mention = "@%s " % name
+            if pieces and isinstance(pieces[-1], str):
+                pieces[-1] += mention
+            else:
+                pieces.append(mention)
+        elif kind == "reply":
+            continue
+        else:
+            raise UnsupportedSegment(kind)
+    if not pieces or all(isinstance(p, str) and not p.strip() for p in pieces):
+        raise BadParams("the message is empty")
+    return pieces
+
+
+def pieces_text(pieces: Sequence[Union[str, Face]]) -> str:
+    """The plain text of ``pieces``, faces as ``[face:N]`` (``Content.text``'s form)."""
+    return "".join(p if isinstance(p, str) else "[face:%d]" % p.code for p in pieces)
+
+
+def from_content(content: Content) -> List[Segment]:
+    """Segments for received WebQQ content: text, face, and image (its file name)."""
+    segments: List[Segment] = []
+    for piece in content.pieces:
+        if isinstance(piece, Text):
+            text = piece.text.replace("\r\n", "\n").replace("\r", "\n")
+            if segments and segments[-1]["type"] == "text":
+                segments[-1]["data"]["text"] += text
+            else:
+                segments.append({"type": "text", "data": {"text": text}})
+        elif isinstance(piece, Face):
+            segments.append({"type": "face", "data": {"id": str(piece.code)}})
+        elif isinstance(piece, Image) and piece.kind != "image":
+            segments.append({"type": "image", "data": {"file": piece.name}})
+    return segments
+
+
+def to_cq_string(segments: Sequence[Segment]) -> str:
+    """The string form of ``segments`` (text escaped, others as CQ codes)."""
+    out = []
+    for segment in segments:
+        if segment["type"] == "text":
+            out.append(escape(segment["data"].get("text", "")))
+        else:
+            params = "".join(",%s=%s" % (key, escape(str(value), in_param=True))
+                             for key, value in segment["data"].items())
+            out.append("[CQ:%s%s]" % (segment["type"], params))
+    return "".join(out)
+
+
+# --- ids --------------------------------------------------------------------------------
+
+def _int(value: Any) -> Optional[int]:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def user_id_of(uin: int, qq: Optional[int], contacts: Contacts) -> int:
+    """The OneBot ``user_id`` of a uin: its QQ number, else the uin itself."""
+    return qq or contacts.qq_of(uin) or uin
+
+
+def group_id_of(group: Optional[Group], fallback: int = 0) -> int:
+    """The OneBot ``group_id``: the public number, else the group's code."""
+    if group is None:
+        return fallback
+    return group.number or group.code
+
+
+def find_friend(contacts: Contacts, user_id: int) -> Optional[Friend]:
+    """The friend whose QQ number (or, failing that, uin) is ``user_id``."""
+    return contacts.friend(qq=user_id) or contacts.friend(uin=user_id)
+
+
+def find_group(contacts: Contacts, group_id: int) -> Optional[Group]:
+    """The group whose public number (or code, or gid) is ``group_id``."""
+    return (contacts.group(number=group_id) or contacts.group(code=group_id)
+            or contacts.group(gid=group_id))
+
+
+def member_names(chat: Union[Group, Discussion, None], contacts: Contacts
+                 ) -> Dict[int, str]:
+    """QQ number -> display name of a chat's members (for ``at`` segments)."""
+    if chat is None:
+        return {}
+    return {user_id_of(uin, m.qq, contacts): m.display_name or m.nick
+            for uin, m in chat.members.items()}
+
+
+def friend_info(friend: Friend, contacts: Contacts) -> Dict[str, Any]:
+    """A ``get_friend_list`` entry."""
+    return {"user_id": user_id_of(friend.uin, friend.qq, contacts),
+            "nickname": friend.nick, "remark": friend.markname or ""}
+
+
+def group_info(group: Group) -> Dict[str, Any]:
+    """A ``get_group_list`` / ``get_group_info`` entry."""
+    return {"group_id": group_id_of(group), "group_name": group.name,
+            "member_count": len(group.members), "max_member_count": 0}
+
+
+def member_info(group: Group, uin: int, contacts: Contacts, self_id: int
+                ) -> Dict[str, Any]:
+    """A ``get_group_member_list`` / ``get_group_member_info`` entry."""
+    member = group.members[uin]
+    return {"group_id": group_id_of(group), "user_id": user_id_of(uin, member.qq, contacts),
+            "nickname": member.nick, "card": member.card or "", "sex": "unknown",
+            "age": 0, "area": "", "join_time": 0, "last_sent_time": 0, "level": "",
+            "role": "member", "unfriendly": False, "title": "", "title_expire_time": 0,
+            "card_changeable": False}
+
+
+def find_member(group: Group, user_id: int, contacts: Contacts) -> Optional[int]:
+    """The uin of the member whose ``user_id`` this is, or None."""
+    for uin, member in group.members.items():
+        if user_id_of(uin, member.qq, contacts) == user_id:
+            return uin
+    return None
+
+
+# --- events -----------------------------------------------------------------------------
+
+def message_event(*, self_id: int, time: int, message_id: int, chat: str, user_id: int,
+                  nickname: str, card: str, segments: List[Segment],
+                  group_id: Optional[int] = None, discuss_id: Optional[int] = None,
+                  message_format: str = "string") -> Dict[str, Any]:
+    """A ``post_type: message`` event: private (``buddy``: sub_type friend;
+    ``session``: sub_type group, a stranger met in a group), group, or discuss (CQHTTP's
+    discussion type, which OneBot SDKs still accept)."""
+    string = to_cq_string(segments)
+    event: Dict[str, Any] = {
+        "time": time, "self_id": self_id, "post_type": "message",
+        "message_id": message_id, "user_id": user_id, "font": 0,
+        "message": string if message_format == "string" else segments,
+        "raw_message": string,
+        "sender": {"user_id": user_id, "nickname": nickname, "sex": "unknown", "age": 0},
+    }
+    if chat in ("buddy", "session"):
+        event.update(message_type="private",
+                     sub_type="friend" if chat == "buddy" else "group")
+    elif chat == "group":
+        event.update(message_type="group", sub_type="normal", group_id=group_id,
+                     anonymous=None)
+        event["sender"].update(card=card, role="member", area="", level="", title="")
+    else:
+        event.update(message_type="discuss", discuss_id=discuss_id)
+    return event
+
+
+def meta_event(*, self_id: int, time: int, kind: str, sub_type: str = "",
+               status: Optional[Dict[str, Any]] = None, interval_ms: int = 0
+               ) -> Dict[str, Any]:
+    """A ``meta_event``: ``lifecycle`` (sub_type enable, disable, connect) or
+    ``heartbeat`` (with the ``get_status`` data and the interval in ms)."""
+    event: Dict[str, Any] = {"time": time, "self_id": self_id, "post_type": "meta_event",
+                             "meta_event_type": kind}
+    if kind == "lifecycle":
+        event["sub_type"] = sub_type
+    else:
+        event.update(status=status or {}, interval=interval_ms)
+    return event
+
+
+def notice_or_request(event: Any, *, self_id: int, time: int, contacts: Contacts,
+                      group: Optional[Group]) -> Optional[Dict[str, Any]]:
+    """The OneBot ``notice`` or ``request`` event for a WebQQ poll event, or None when
+    OneBot has nothing for it (typing, status changes, file transfers)."""
+    name = type(event).__name__
+    base = {"time": time, "self_id": self_id}
+    if name == "FriendAdded":
+        return dict(base, post_type="notice", notice_type="friend_add",
+                    user_id=event.qq or user_id_of(event.from_uin, None, contacts))
+    if name == "FriendRequest":
+        return dict(base, post_type="request", request_type="friend", user_id=event.qq,
+                    comment=event.message, flag="friend:%d:%d" % (event.qq, event.seq))
+    if name == "Shake":
+        user = user_id_of(event.from_uin, None, contacts)
+        return dict(base, post_type="notice", notice_type="notify", sub_type="poke",
+                    user_id=user, target_id=self_id)
+    if name == "GroupSystemEvent":
+        group_id = group_id_of(group, event.group_number or event.code)
+        member = user_id_of(event.member_uin, None, contacts) if event.member_uin else 0
+        operator = user_id_of(event.admin_uin, None, contacts) if event.admin_uin else member
+        if event.kind == "group_join":
+            return dict(base, post_type="notice", notice_type="group_increase",
+                        sub_type="invite" if event.op_type == 3 else "approve",
+                        group_id=group_id, user_id=member, operator_id=operator)
+        if event.kind == "group_leave":
+            return dict(base, post_type="notice", notice_type="group_decrease",
+                        sub_type="kick" if event.op_type == 3 else "leave",
+                        group_id=group_id, user_id=member, operator_id=operator)
+        if event.kind == "group_request_join":
+            return dict(base, post_type="request", request_type="group", sub_type="add",
+                        group_id=group_id, user_id=member, comment=event.message,
+                        flag="group:%d:%d" % (group_id, event.msg_id))
+    return None
+
+
+def split_target(kind: str, params: Dict[str, Any]) -> Tuple[str, int]:
+    """``(chat, id)`` of a send: ``send_msg``'s message_type or the ids it carries.
+
+    Raises:
+        BadParams: no usable id.
+    """
+    if kind is None:
+        kind = ("group" if "group_id" in params else "discuss" if "discuss_id" in params
+                else "private")
+    key = {"private": "user_id", "group": "group_id", "discuss": "discuss_id"}.get(kind)
+    if key is None:
+        raise BadParams("message_type must be private, group or discuss, not %r" % kind)
+    value = _int(params.get(key))
+    if value is None:
+        raise BadParams("%s is required (an integer)" % key)
+    return {"private": "buddy", "group": "group", "discuss": "discussion"}[kind], value
