@@ -350,14 +350,15 @@ def test_check_prints_the_effective_config_with_secrets_masked(tmp_path):
 
 # -- usage ------------------------------------------------------------------------------
 
-def test_usage_errors_exit_2_and_later_commands_say_not_yet(tmp_path):
+def test_usage_errors_exit_2_and_api_verbs_need_the_api(tmp_path):
     config = write_config(tmp_path)
     assert webqq(config, "frobnicate").returncode == 2
     assert webqq(config).returncode == 2
     assert webqq(config, "stop", "--timeout", "soon").returncode == 2
-    later = webqq(config, "send", "buddy", "20001", "hi")
-    assert later.returncode == 1
-    assert "not available yet" in later.stderr
+    assert webqq(config, "send", "fax", "20001", "hi").returncode == 2
+    offline = webqq(config, "send", "buddy", "20001", "hi")
+    assert offline.returncode == 1
+    assert offline.stderr == "webqq send: the API is off ([api] listen is empty)\n"
 
 
 def test_bin_webqq_is_the_same_command(tmp_path):

@@ -8,23 +8,30 @@ What it is for: parse the command line, find and load the configuration
     start       the daemon detached: ``Daemon.start`` (double fork, pidfile)
     stop        SIGTERM, wait for a clean exit, SIGKILL after --timeout seconds
     restart     stop, then start
-    status      running or not, pid, uptime, login state, counts (from status.json)
+    status      running or not, pid, uptime, login state, counts (from status.json,
+                and the API's get_status when it listens)
     reload      SIGHUP: the daemon reads its configuration and plugins again
+    send        send buddy|group|discussion TARGET TEXT: the API's send_msg
+    captcha     captcha CODE: the verify code the login waits for
+    friends     the friend list (QQ number, nick, remark)
+    groups      the groups (public number, name) and discussions (did, name)
 
 From here, the path to a message sent: ``run`` -> ``webqq.daemon.Daemon.run`` (pidfile,
 logging, simulator, ``WebQQClient``, plugins) -> ``WebQQClient.start`` logs in and polls
 -> a ``"message"`` event -> ``webqq.plugins.Dispatcher.dispatch`` -> a handler's
 ``ctx.reply`` -> ``WebQQClient.send_buddy`` (its outbox) -> ``protocol.build_send_buddy``.
 
-``send``, ``captcha``, ``friends`` and ``groups`` belong to the control API (a later
-version); here they say so and exit 1.
+``send``, ``captcha``, ``friends``, ``groups`` (and a part of ``status``) call the
+daemon's OneBot API (``webqq.api``) on ``[api] listen`` with its token (configured, or
+generated into state_dir); they print lines for people, or the API's ``data`` as JSON with
+``--json``.
 
 Exit codes (``webqq.daemon.ExitCode``): 0 ok, 1 failure (including "not running" for
 ``status``, ``reload``), 2 usage, 3 configuration error (one line naming file, section
 and key), 4 login refused.
 
 What it must never do: run the IOLoop itself, or talk to the daemon other than through
-its pidfile, signals and status file. Waiting for another process is the one place a
+its pidfile, signals, status file and API (blocking ``urllib``: the CLI has no loop). Waiting for another process is the one place a
 ``time.sleep`` belongs (``System.sleep``).
 """
 import argparse
@@ -33,9 +40,12 @@ import logging
 import signal
 import sys
 import time
+import urllib.error
+import urllib.request
 from typing import Callable, Dict, List, Optional, Tuple
 
 from webqq import config as configuration
+from webqq.api import api_token
 from webqq.config import Config, ConfigError
 from webqq.daemon import (Daemon, ExitCode, Pidfile, System, pidfile_path, read_status)
 from webqq.plugins import Dispatcher, format_duration
@@ -51,7 +61,11 @@ RELOAD_WAIT = 10.0
 #: How often the CLI looks again while it waits for the daemon.
 POLL_INTERVAL = 0.05
 
-_NOT_YET = ("send", "captcha", "friends", "groups")
+#: Seconds a call to the daemon's API may take (a send waits up to api.SEND_WAIT).
+API_TIMEOUT = 15.0
+#: ``webqq send`` chat -> (OneBot message_type, the id parameter).
+_SEND_KINDS = {"buddy": ("private", "user_id"), "group": ("group", "group_id"),
+               "discussion": ("discuss", "discuss_id")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,9 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="is it running, logged in, busy?")
     status.add_argument("--json", action="store_true", help="print the status file")
     commands.add_parser("reload", help="re-read the configuration and plugins (SIGHUP)")
-    for name in _NOT_YET:
-        later = commands.add_parser(name, help="not available yet (the control API)")
-        later.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    send = commands.add_parser("send", help="send a message through the daemon's API")
+    send.add_argument("chat", choices=sorted(_SEND_KINDS), help="who gets it")
+    send.add_argument("target", help="a QQ number, a group number or a discussion id "
+                                     "(or a nick, remark or name)")
+    send.add_argument("text", nargs="+", help="the text (words are joined by spaces)")
+    captcha = commands.add_parser("captcha", help="enter the verify code the login waits "
+                                                  "for")
+    captcha.add_argument("code")
+    commands.add_parser("friends", help="list the friends")
+    commands.add_parser("groups", help="list the groups and discussions")
+    for name in ("send", "captcha", "friends", "groups"):
+        commands.choices[name].add_argument("--json", action="store_true",
+                                            help="print the API's answer as JSON")
     return parser
 
 
@@ -95,10 +119,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_usage(sys.stderr)
         print("webqq: error: a COMMAND is required", file=sys.stderr)
         return ExitCode.USAGE
-    if command in _NOT_YET:
-        print("webqq %s: not available yet: it belongs to the control API of a later "
-              "version" % command, file=sys.stderr)
-        return ExitCode.FAILURE
     cli_log = _log_warnings_to_stderr()
     try:
         config = configuration.load(configuration.find_config(args.config))
@@ -121,6 +141,10 @@ def _log_warnings_to_stderr() -> logging.Handler:
     handler.setLevel(logging.WARNING)
     logging.getLogger().addHandler(handler)
     return handler
+
+
+class ApiUnavailable(Exception):
+    """Raised when the daemon's API cannot answer a CLI verb (the message says why)."""
 
 
 class Commands:
@@ -215,7 +239,21 @@ class Commands:
             print("webqq is starting (pid %s)" % (pid or "not written yet"))
             return ExitCode.OK
         print(self._describe(status))
+        if status.get("api"):
+            print(self._describe_api(status["api"]["url"]))
         return ExitCode.OK
+
+    def _describe_api(self, url: str) -> str:
+        try:
+            data = self._call("get_status", {})
+        except ApiUnavailable as error:
+            return "api: %s (%s)" % (url, error)
+        stat = data.get("stat", {})
+        return "api: %s; store: %d received, %d sent, %d queued, %d failed; %d events " \
+               "undelivered" % (url, stat.get("message_received", 0),
+                                stat.get("message_sent", 0), stat.get("message_queued", 0),
+                                stat.get("message_failed", 0),
+                                stat.get("events_undelivered", 0))
 
     def _describe(self, status: Dict) -> str:
         now = time.time()
@@ -267,6 +305,144 @@ class Commands:
             return ExitCode.FAILURE
         print("webqq reloaded (pid %d)" % pid)
         return ExitCode.OK
+
+    # -- the API verbs -----------------------------------------------------------------
+
+    def send(self, args: argparse.Namespace) -> int:
+        message_type, key = _SEND_KINDS[args.chat]
+        text = " ".join(args.text)
+        try:
+            target = self._target(args.chat, args.target)
+            answer = self._call("send_msg", {"message_type": message_type, key: target,
+                                             "message": text, "auto_escape": True},
+                                check=False)
+            message_id = (answer.get("data") or {}).get("message_id")
+            stored = self._call("get_msg", {"message_id": message_id}) \
+                if message_id else {}
+        except ApiUnavailable as error:
+            return self._unavailable("send", error)
+        if args.json:
+            print(json.dumps(dict(answer, stored=stored), indent=1, ensure_ascii=False))
+        elif answer.get("status") == "failed":
+            print("webqq send: %s" % answer.get("msg", "failed"), file=sys.stderr)
+        else:
+            state = stored.get("send_status", "queued")
+            print("%s to %s %s (message_id %d)%s" % (
+                state, args.chat, target, message_id,
+                "; it goes out once the client is online" if state in ("queued", "sending")
+                else ""))
+        return ExitCode.OK if answer.get("status") == "ok" else ExitCode.FAILURE
+
+    def _target(self, chat: str, target: str) -> int:
+        """A number as is; a name looked up in the lists (nick, remark, group name)."""
+        if target.isdigit():
+            return int(target)
+        if chat == "buddy":
+            found = [f["user_id"] for f in self._call("get_friend_list", {})
+                     if target in (f["nickname"], f["remark"])]
+        elif chat == "group":
+            found = [g["group_id"] for g in self._call("get_group_list", {})
+                     if g["group_name"] == target]
+        else:
+            found = [d["discuss_id"] for d in self._call("get_discuss_list", {})
+                     if d["discuss_name"] == target]
+        if len(found) != 1:
+            raise ApiUnavailable("%s %r: %s" % (chat, target, "no such name" if not found
+                                                  else "the name is not unique"))
+        return found[0]
+
+    def captcha(self, args: argparse.Namespace) -> int:
+        try:
+            answer = self._call("enter_verify_code", {"code": args.code}, check=False)
+        except ApiUnavailable as error:
+            return self._unavailable("captcha", error)
+        if args.json:
+            print(json.dumps(answer, indent=1, ensure_ascii=False))
+        elif answer.get("status") == "ok":
+            print("verify code entered; webqq status shows how the login goes")
+        else:
+            print("webqq captcha: %s" % answer.get("msg"), file=sys.stderr)
+        return ExitCode.OK if answer.get("status") == "ok" else ExitCode.FAILURE
+
+    def friends(self, args: argparse.Namespace) -> int:
+        try:
+            friends = self._call("get_friend_list", {})
+        except ApiUnavailable as error:
+            return self._unavailable("friends", error)
+        if args.json:
+            print(json.dumps(friends, indent=1, ensure_ascii=False))
+            return ExitCode.OK
+        for friend in sorted(friends, key=lambda f: f["user_id"]):
+            remark = " (%s)" % friend["remark"] if friend["remark"] else ""
+            print("%-12d %s%s" % (friend["user_id"], friend["nickname"], remark))
+        print("%d friend(s)" % len(friends))
+        return ExitCode.OK
+
+    def groups(self, args: argparse.Namespace) -> int:
+        try:
+            groups = self._call("get_group_list", {})
+            discussions = self._call("get_discuss_list", {})
+        except ApiUnavailable as error:
+            return self._unavailable("groups", error)
+        if args.json:
+            print(json.dumps({"groups": groups, "discussions": discussions}, indent=1,
+                             ensure_ascii=False))
+            return ExitCode.OK
+        for group in sorted(groups, key=lambda g: g["group_id"]):
+            print("group      %-12d %s (%d members)" % (group["group_id"],
+                                                         group["group_name"],
+                                                         group["member_count"]))
+        for discussion in sorted(discussions, key=lambda d: d["discuss_id"]):
+            print("discussion %-12d %s (%d members)" % (
+                discussion["discuss_id"], discussion["discuss_name"],
+                discussion["member_count"]))
+        return ExitCode.OK
+
+    def _unavailable(self, verb: str, error: Exception) -> int:
+        print("webqq %s: %s" % (verb, error), file=sys.stderr)
+        return ExitCode.FAILURE
+
+    def _api_url(self) -> str:
+        """The running daemon's API (its status file knows the bound port), else
+        ``[api] listen``."""
+        status = read_status(self.config) or {}
+        if status.get("api") and Pidfile.probe(pidfile_path(self.config))[0]:
+            return status["api"]["url"]
+        if self.config.api.listen is None:
+            raise ApiUnavailable("the API is off ([api] listen is empty)")
+        host, port = self.config.api.listen
+        host = "127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host
+        return "http://%s:%d" % ("[%s]" % host if ":" in host else host, port)
+
+    def _call(self, action: str, params: Dict, check: bool = True):
+        """POST one action; returns its ``data`` (or, unchecked, the whole envelope).
+
+        Raises ApiUnavailable: not running, refused, or (checked) the action failed.
+        """
+        url = self._api_url()
+        token = api_token(self.config)
+        if token is None:
+            raise ApiUnavailable("no access token: set [api] token, or start the daemon "
+                                 "once to generate one")
+        request = urllib.request.Request(
+            "%s/%s" % (url, action), data=json.dumps(params).encode(), method="POST",
+            headers={"Content-Type": "application/json",
+                     "Authorization": "Bearer " + token})
+        try:
+            with urllib.request.urlopen(request, timeout=API_TIMEOUT) as response:
+                answer = json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            raise ApiUnavailable("the API at %s answered %d %s" % (url, error.code,
+                                                                    error.reason)) from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise ApiUnavailable("webqq is not running, or its API at %s is not "
+                                 "answering (%s)" % (url, reason)) from None
+        if not check:
+            return answer
+        if answer.get("status") != "ok":
+            raise ApiUnavailable("%s failed: %s" % (action, answer.get("msg")))
+        return answer.get("data")
 
     # -- waiting for another process (the one place for sleeps) ------------------------
 

@@ -1,0 +1,186 @@
+"""The OneBot API of a real ``webqq run`` child process: the CLI verbs on top of it,
+messages accepted by the API surviving SIGKILL (each sent once after the restart), and a
+bot written for a real OneBot SDK (aiocqhttp, from PyPI) answering a message."""
+import json
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import urllib.request
+
+import pytest
+
+from daemon_helpers import (DEADLINE, FRIEND, GROUP, Daemon, StandaloneSimulator,
+                            daemon_simulator, environment, read_status, wait_for, webqq,
+                            write_config)
+from webqq.api import TOKEN_NAME
+
+LOOPBACK_ANY_PORT = {"listen": "127.0.0.1:0"}
+
+
+def api_call(daemon: Daemon, action: str, params: dict, token: str) -> dict:
+    url = read_status(daemon.state_dir)["api"]["url"]
+    request = urllib.request.Request(
+        "%s/%s" % (url, action), data=json.dumps(params).encode(),
+        headers={"Content-Type": "application/json", "Authorization": "Bearer " + token})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_cli_verbs_call_the_api_with_the_generated_token(tmp_path):
+    config = write_config(tmp_path, api=LOOPBACK_ANY_PORT)
+    daemon = Daemon(config)
+    try:
+        sim = daemon_simulator(daemon)
+        token_file = daemon.state_dir / TOKEN_NAME
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        token = token_file.read_text().strip()
+
+        sent = webqq(config, "send", "buddy", str(FRIEND), "hello", "there")
+        assert (sent.returncode, sent.stdout) == (0, "sent to buddy 20001 (message_id 1)\n")
+        by_name = webqq(config, "send", "group", "测试群", "hi group")
+        assert by_name.stdout == "sent to group 30001 (message_id 2)\n"
+        as_json = json.loads(webqq(config, "send", "--json", "discussion", "good day",
+                                   "hi all").stdout)
+        assert as_json["status"] == "ok" and as_json["stored"]["send_status"] == "sent"
+        refused = webqq(config, "send", "buddy", "55555", "nobody")
+        assert refused.returncode == 1 and "unknown buddy 55555" in refused.stderr
+        assert [(m["kind"], m["to"], m["text"]) for m in sim.sent()] == [
+            ("buddy", FRIEND, "hello there"), ("group", GROUP, "hi group"),
+            ("discussion", 40001, "hi all")]
+
+        friends = webqq(config, "friends")
+        assert friends.returncode == 0
+        assert "20002        Bob (Bob (work))\n" in friends.stdout
+        assert friends.stdout.endswith("3 friend(s)\n")
+        assert {f["user_id"] for f in json.loads(webqq(config, "friends", "--json").stdout)
+                } == {20001, 20002, 10002}
+        groups = webqq(config, "groups").stdout.splitlines()
+        assert groups[0] == "group      30001        测试群 (4 members)"
+        assert groups[1].startswith("discussion ") and groups[1].endswith(
+            " good day (4 members)")
+        captcha = webqq(config, "captcha", "ABCD")
+        assert captcha.returncode == 1
+        assert captcha.stderr == "webqq captcha: no verify code is awaited (the client is " \
+                                 "online)\n"
+        status = webqq(config, "status").stdout
+        assert "\napi: http://127.0.0.1:" in status and "3 sent, 0 queued, 1 failed" in status
+    finally:
+        assert daemon.stop() == 0
+    assert token not in daemon.log_text() and "hello there" not in "\n".join(
+        line for line in daemon.log_text().splitlines() if " INFO " in line)
+    # The daemon is gone: the verbs say so.
+    gone = webqq(config, "friends")
+    assert gone.returncode == 1 and "webqq is not running, or its API" in gone.stderr
+
+
+def test_captcha_verb_answers_a_waiting_login(tmp_path):
+    simulator = StandaloneSimulator()
+    simulator.control._call("captcha", {"account": 10001, "code": "ABCD"})
+    daemon = Daemon(simulator.config(tmp_path, api=LOOPBACK_ANY_PORT))
+    try:
+        wait_for(lambda: daemon.status().get("state") == "waiting_captcha", "the captcha")
+        answered = webqq(daemon.config, "captcha", "ABCD")
+        assert (answered.returncode, answered.stdout) == (
+            0, "verify code entered; webqq status shows how the login goes\n")
+        daemon.wait_online()
+    finally:
+        daemon.close()
+        simulator.close()
+
+
+def test_messages_accepted_before_sigkill_are_sent_once_after_restart(tmp_path):
+    simulator = StandaloneSimulator()
+    config = simulator.config(tmp_path, api=LOOPBACK_ANY_PORT)
+    daemon = Daemon(config)
+    try:
+        daemon.wait_online()
+        token = (daemon.state_dir / TOKEN_NAME).read_text().strip()
+        simulator.control._call("offline", {"seconds": 3})
+        wait_for(lambda: daemon.status().get("state") not in ("online", None),
+                 "the daemon to notice the server is gone")
+        ids = []
+        for n in range(3):
+            answer = api_call(daemon, "send_private_msg", {
+                "user_id": FRIEND, "message": "queued %d" % n}, token)
+            assert answer["status"] == "ok"
+            ids.append(answer["data"]["message_id"])
+        daemon.stop(signal.SIGKILL)
+
+        daemon = Daemon(config)
+        daemon.wait_online()
+
+        def all_sent():
+            states = [api_call(daemon, "get_msg", {"message_id": i}, token)["data"]
+                      ["send_status"] for i in ids]
+            return states == ["sent"] * 3
+        wait_for(all_sent, "the three messages to be sent")
+        texts = [m["text"] for m in simulator.control.sent()]
+        assert [texts.count("queued %d" % n) for n in range(3)] == [1, 1, 1]
+        assert "3 message(s) accepted by the API are waiting to be sent" in daemon.log_text()
+    finally:
+        daemon.close()
+        simulator.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# A bot as aiocqhttp's README writes one: the SDK serves the reverse WebSocket (/ws/),
+# checks our Bearer token, calls send_msg over the socket (bot.send), and turns a returned
+# dict into .handle_quick_operation_async.
+AIOCQHTTP_BOT = textwrap.dedent("""\
+    import sys
+    from aiocqhttp import CQHttp
+
+    bot = CQHttp(access_token=sys.argv[2])
+
+    @bot.on_message("private")
+    async def private(event):
+        await bot.send(event, "you said: " + event.raw_message)
+
+    @bot.on_message("group")
+    async def group(event):
+        info = await bot.get_login_info()
+        return {"reply": "%s heard you" % info["nickname"]}
+
+    bot.run(host="127.0.0.1", port=int(sys.argv[1]))
+    """)
+
+
+def test_an_aiocqhttp_bot_answers_through_webqq(tmp_path):
+    pytest.importorskip("aiocqhttp")
+    port = _free_port()
+    (tmp_path / "bot.py").write_text(AIOCQHTTP_BOT)
+    bot = subprocess.Popen([sys.executable, str(tmp_path / "bot.py"), str(port),
+                            "bot-token-123"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True, env=environment())
+    daemon = None
+    try:
+        def listening():
+            if bot.poll() is not None:
+                raise AssertionError("the bot exited: %s" % bot.stderr.read())
+            with socket.socket() as probe:
+                return probe.connect_ex(("127.0.0.1", port)) == 0
+        wait_for(listening, "the bot to listen")
+        config = write_config(tmp_path, api={
+            "listen": "127.0.0.1:0", "token": "bot-token-123",
+            "ws_reverse_url": "ws://127.0.0.1:%d/ws/" % port})
+        daemon = Daemon(config)
+        sim = daemon_simulator(daemon)
+        wait_for(lambda: "reverse WebSocket connected" in daemon.log_text(),
+                 "the reverse WebSocket", timeout=DEADLINE)
+        sim.say("hello bot")
+        assert sim.wait_sent("you said: hello bot")["to"] == FRIEND
+        sim.say("anyone?", sender=20002, group=GROUP)
+        assert sim.wait_sent("@Bob webqq heard you")["to"] == GROUP
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        bot.terminate()
+        bot.wait(timeout=DEADLINE)
+        bot.stderr.close()
