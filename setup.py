@@ -26,6 +26,10 @@ setup(
             "pytest-timeout>=2.1",
             # Throwaway CAs and certificates for the HTTPS tests (right and wrong names).
             "trustme>=1.0",
+            # A real OneBot v11 SDK drives the daemon's API in tests/test_api_daemon.py
+            # (reverse WebSocket, send_msg, quick replies): pure-Python dependencies
+            # (Quart, httpx); nonebot2 would add pydantic-core and a driver to pick.
+            "aiocqhttp>=1.4,<2",
         ],
     },
     entry_points={
