@@ -310,3 +310,114 @@ def test_a_public_listen_address_needs_a_configured_token():
     check_listen(_Config(listen=("127.0.0.1", 18765)))
     check_listen(_Config(listen=("::1", 18765)))
     check_listen(_Config(listen=None))
+
+
+# -- notices, quick operations, restart, the store's rules ---------------------------------
+
+@pytest.mark.gen_test(timeout=30)
+async def test_notices_and_requests_become_onebot_events(harness):
+    record = {}
+    port = harness.serve(web.Application([(r"/hook", Webhook, {"record": record})]))
+    await harness.start(post_url="http://127.0.0.1:%d/hook" % port)
+    control = harness.world.control
+    await control.call("event", {"to": 10001, "poll_type": "input_notify", "from": FRIEND})
+    await control.call("event", {"to": 10001, "poll_type": "system_message", "from": 20003,
+                                 "type": "verify_required", "text": "add me"})
+    await control.call("event", {"to": 10001, "poll_type": "sys_g_msg", "from": 20003,
+                                 "group": GROUP, "type": "group_join"})
+    await control.call("event", {"to": 10001, "poll_type": "shake_message", "from": FRIEND})
+    await eventually(lambda: len(events_of(record, "notice")) == 2, "the notices")
+    request, = events_of(record, "request")
+    assert (request["request_type"], request["user_id"], request["comment"]) == (
+        "friend", 20003, "add me")
+    joined, poke = events_of(record, "notice")
+    assert (joined["notice_type"], joined["sub_type"], joined["group_id"]) == (
+        "group_increase", "invite", GROUP)
+    assert (poke["notice_type"], poke["sub_type"], poke["user_id"], poke["target_id"]) == (
+        "notify", "poke", FRIEND, 10001)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_handle_quick_operation_action_and_at_sender(harness):
+    await harness.start()
+    context = {"post_type": "message", "message_type": "group", "group_id": GROUP,
+               "user_id": 20002, "self_id": 10001}
+    await harness.ok(".handle_quick_operation", {"context": context,
+                                                 "operation": {"reply": "plain",
+                                                               "at_sender": False}})
+    await wait_sent(harness, ("group", GROUP, "plain"))
+    code, answer = await harness.call(".handle_quick_operation_async", {
+        "context": context, "operation": {"reply": "to you"}})
+    assert answer["status"] == "async"
+    await wait_sent(harness, ("group", GROUP, "@Bob to you"))
+    assert await sent_texts(harness) == [("group", GROUP, "plain"),
+                                         ("group", GROUP, "@Bob to you")]
+    code, answer = await harness.call(".handle_quick_operation", {"context": 1})
+    assert answer["retcode"] == 100
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_set_restart_restarts_the_client_and_sends_still_work(harness):
+    api = await harness.start()
+    states = []
+    api.client.on("state", lambda event: states.append(event.new.value))
+    await harness.ok("set_restart", {"delay": 0})
+    await eventually(lambda: states[-1:] == ["online"], "the client to be back")
+    assert states[0] == "stopped"
+    await harness.ok("send_private_msg", {"user_id": FRIEND, "message": "after restart"})
+    assert await sent_texts(harness) == [("buddy", FRIEND, "after restart")]
+    code, answer = await harness.call("get_msg", {"message_id": 999})
+    assert (answer["status"], answer["retcode"]) == ("failed", 100)
+    code, answer = await harness.call("enter_verify_code", {"code": "ABCD"})
+    assert (answer["retcode"], answer["msg"]) == (
+        103, "no verify code is awaited (the client is online)")
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_row_left_sending_by_a_crash_is_not_sent_again(harness):
+    from webqq.store import Store
+    store = Store(harness.tmp_path / "messages.sqlite3")
+    in_flight, _ = store.add_outgoing(chat="buddy", target=FRIEND, user_id=10001,
+                                      text="was on the wire", data={})
+    queued, _ = store.add_outgoing(chat="buddy", target=FRIEND, user_id=10001,
+                                   text="never left", data={})
+    store.set_status(in_flight, "sending")
+    store.close()
+    api = await harness.start()
+    await wait_sent(harness, ("buddy", FRIEND, "never left"))
+    assert await sent_texts(harness) == [("buddy", FRIEND, "never left")]
+    assert api.store.get(in_flight).status == "ambiguous"
+    assert api.store.get(queued).status == "sent"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_post_queue_is_bounded_and_kept_at_close(harness, monkeypatch):
+    from webqq.store import Store
+    monkeypatch.setattr(api_module, "POST_QUEUE", 2)
+    monkeypatch.setattr(api_module, "POST_BACKOFF", 30.0)    # the first stays in retry
+    from conftest import refused_port
+    api = await harness.start(post_url="http://127.0.0.1:%d/" % refused_port())
+    for n in range(3):
+        await harness.world.control.say(**{"from": FRIEND, "text": "m%d" % n})
+    await eventually(lambda: api.counts["received"] == 3, "the messages")
+    assert api.store.undelivered() == 2          # lifecycle enable, then m0 spilled
+    await api.close()
+    harness.api = None
+    store = Store(harness.tmp_path / "messages.sqlite3")
+    kept = [json.loads(body) for body in store.take_events(api.poster.url, 10)]
+    store.close()
+    assert [e.get("raw_message") for e in kept] == [None, "m0", "m1", "m2"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_tokens_are_compared_in_constant_time(harness, monkeypatch):
+    await harness.start()
+    seen = []
+    real = api_module.hmac.compare_digest
+
+    def spy(a, b):
+        seen.append((a, b))
+        return real(a, b)
+    monkeypatch.setattr(api_module.hmac, "compare_digest", spy)
+    assert (await harness.call("get_status", token="guess"))[0] == 403
+    assert seen == [(b"guess", TOKEN.encode())]

@@ -184,3 +184,12 @@ def test_an_aiocqhttp_bot_answers_through_webqq(tmp_path):
         bot.terminate()
         bot.wait(timeout=DEADLINE)
         bot.stderr.close()
+
+
+def test_a_public_listen_address_without_a_token_refuses_to_start(tmp_path):
+    config = write_config(tmp_path, api={"listen": "0.0.0.0:0"})
+    result = webqq(config, "run")
+    assert result.returncode == 3
+    assert result.stderr.endswith("listen = 0.0.0.0:0 is not a loopback address: set "
+                                  "[api] token\n")
+    assert not (tmp_path / "run" / TOKEN_NAME).exists()

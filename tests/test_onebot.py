@@ -1,0 +1,92 @@
+"""webqq.onebot and webqq.store without a network: message formats, ids, the store's
+rules (idempotency, recovery after a crash, retention, kept events)."""
+import pytest
+
+from webqq import onebot
+from webqq.contacts import Contacts, Friend, Group, Member
+from webqq.messages import Face, decode_content
+from webqq.onebot import BadParams, UnsupportedSegment
+from webqq.store import Store
+
+
+def test_cq_strings_are_parsed_with_their_escapes():
+    segments = onebot.parse_message("a&amp;b &#91;x&#93;[CQ:face,id=14][CQ:at,qq=1&#44;2]z")
+    assert segments == [{"type": "text", "data": {"text": "a&b [x]"}},
+                        {"type": "face", "data": {"id": "14"}},
+                        {"type": "at", "data": {"qq": "1,2"}},
+                        {"type": "text", "data": {"text": "z"}}]
+    assert onebot.to_cq_string(segments) == "a&amp;b &#91;x&#93;[CQ:face,id=14]" \
+                                            "[CQ:at,qq=1&#44;2]z"
+    assert onebot.parse_message("[CQ:face,id=1]", auto_escape=True) == [
+        {"type": "text", "data": {"text": "[CQ:face,id=1]"}}]
+    assert onebot.parse_message({"type": "text", "data": {"text": "one"}}) == [
+        {"type": "text", "data": {"text": "one"}}]
+    for bad in (5, [1], [{"data": {}}], [{"type": "text", "data": 3}]):
+        with pytest.raises(BadParams):
+            onebot.parse_message(bad)
+
+
+def test_segments_map_to_webqq_pieces_or_are_refused():
+    segments = onebot.parse_message("hi [CQ:at,qq=20001][CQ:reply,id=5][CQ:face,id=14]!")
+    pieces = onebot.to_pieces(segments, names={20001: "Alice"})
+    assert pieces == ["hi @Alice ", Face(14), "!"]
+    assert onebot.pieces_text(pieces) == "hi @Alice [face:14]!"
+    assert onebot.to_pieces(onebot.parse_message("[CQ:at,qq=all] x")) == ["@all  x"]
+    with pytest.raises(UnsupportedSegment) as refused:
+        onebot.to_pieces(onebot.parse_message("[CQ:record,file=a.amr]"))
+    assert refused.value.retcode == 102 and refused.value.kind == "record"
+    with pytest.raises(BadParams):
+        onebot.to_pieces(onebot.parse_message("[CQ:face,id=smile]"))
+    with pytest.raises(BadParams):
+        onebot.to_pieces(onebot.parse_message("[CQ:reply,id=1]"))
+
+
+def test_received_content_becomes_segments():
+    content = decode_content([["font", {"name": "宋体", "size": 10, "style": [0, 0, 0],
+                                         "color": "000000"}], "a\r\n", "b", ["face", 2],
+                              ["cface", {"name": "x.jpg"}]])
+    assert onebot.from_content(content) == [
+        {"type": "text", "data": {"text": "a\nb"}}, {"type": "face", "data": {"id": "2"}},
+        {"type": "image", "data": {"file": "x.jpg"}}]
+
+
+def test_ids_are_qq_and_group_numbers_with_documented_fallbacks():
+    contacts = Contacts(friends={7: Friend(7, 20001, "Alice"), 8: Friend(8, None, "Anon")},
+                        groups={90: Group(90, 91, 30001, "g", members={
+                            7: Member(7, 20001, "Alice")}), 95: Group(95, 96, None, "h")})
+    assert onebot.user_id_of(7, None, contacts) == 20001
+    assert onebot.user_id_of(8, None, contacts) == 8          # no QQ number known: the uin
+    assert onebot.find_friend(contacts, 20001).uin == 7
+    assert onebot.group_id_of(contacts.groups[90]) == 30001
+    assert onebot.group_id_of(contacts.groups[95]) == 96      # no public number: the code
+    assert onebot.find_group(contacts, 96).gid == 95
+    assert onebot.split_target(None, {"group_id": "30001"}) == ("group", 30001)
+    assert onebot.split_target("discuss", {"discuss_id": 5}) == ("discussion", 5)
+    with pytest.raises(BadParams):
+        onebot.split_target("private", {"user_id": "x"})
+
+
+def test_store_idempotency_recovery_and_retention(tmp_path):
+    now = [1000000.0]
+    store = Store(tmp_path / "s.sqlite3", retention_days=1, clock=lambda: now[0])
+    first, created = store.add_outgoing(chat="buddy", target=1, user_id=2, text="a",
+                                        data={}, idempotency_key="k")
+    assert created and store.add_outgoing(chat="buddy", target=1, user_id=2, text="a",
+                                          data={}, idempotency_key="k") == (first, False)
+    second, _ = store.add_outgoing(chat="buddy", target=1, user_id=2, text="b", data={})
+    store.set_status(first, "sending")
+    assert store.recover() == 1
+    assert store.get(first).status == "ambiguous"
+    assert [row.id for row in store.queued()] == [second]
+    received = store.add_received(chat="group", target=3, user_id=4, text="hi",
+                                  data={"segments": []})
+    store.keep_event("http://a/", b'{"n": 1}', "refused")
+    store.keep_event("http://b/", b'{"n": 2}', "refused")
+    now[0] += 2 * 86400
+    assert store.prune() == 4                  # the ambiguous row, the received one, events
+    assert store.get(received) is None and store.get(second).status == "queued"
+    store.keep_event("http://a/", b'{"n": 3}', "refused")
+    assert store.take_events("http://a/", 5) == [b'{"n": 3}'] and store.undelivered() == 0
+    assert (tmp_path / "s.sqlite3").stat().st_mode & 0o777 == 0o600
+    store.close()
+    store.close()
