@@ -3,6 +3,7 @@ called with a real HTTP client (Tornado's), its events received by a local webho
 local WebSocket servers. The daemon, the CLI and an OneBot SDK are in test_api_daemon.py."""
 import asyncio
 import json
+import logging
 
 import pytest
 from tornado import web, websocket
@@ -107,7 +108,8 @@ async def test_unsupported_segments_and_bad_params_are_refused_with_retcodes(har
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_http_statuses_for_token_action_and_body(harness):
+async def test_http_statuses_for_token_action_and_body(harness, caplog):
+    caplog.set_level(logging.DEBUG)
     await harness.start()
     assert (await harness.call("get_status", token=None))[0] == 401
     code, answer = await harness.call("get_status", token="wrong-token")
@@ -133,6 +135,8 @@ async def test_http_statuses_for_token_action_and_body(harness):
     code, answer = await harness.call("get_stranger_info", body=b"user_id=20002", headers={
         "Content-Type": "application/x-www-form-urlencoded"})
     assert (code, answer["data"]["nickname"]) == (200, "Bob")
+    # The access log leaves out the query, where a token may travel.
+    assert "/get_status (127.0.0.1)" in caplog.text and TOKEN not in caplog.text
 
 
 @pytest.mark.gen_test(timeout=30)

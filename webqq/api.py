@@ -190,8 +190,11 @@ class Outbound:
         self._in_hand: Optional[Tuple[int, Any]] = None     # (message_id, OutgoingMessage)
         self._waiters: Dict[int, List[asyncio.Future]] = {}
         self._closed = False
-        client.on("sent", self._on_sent)
-        client.on("state", self._on_state)
+        # Kept: the client forgets a listener by identity, and each attribute access
+        # makes a new bound method.
+        self._listeners = (("sent", self._on_sent), ("state", self._on_state))
+        for kind, listener in self._listeners:
+            client.on(kind, listener)
 
     def accept(self, chat: str, target: int, text: str, segments: List[Dict],
                idempotency_key: Optional[str] = None) -> Tuple[int, bool]:
@@ -303,8 +306,8 @@ class Outbound:
 
     def close(self) -> None:
         self.release()
-        self.client.remove_listener(self._on_sent)
-        self.client.remove_listener(self._on_state)
+        for _kind, listener in self._listeners:
+            self.client.remove_listener(listener)
 
 
 # --- actions ---------------------------------------------------------------------------
@@ -323,33 +326,37 @@ class Actions:
     def __init__(self, api: "OneBotApi") -> None:
         self.api = api
         self.client = api.client
-        self._limited: "asyncio.Queue[Tuple[str, Dict]]" = asyncio.Queue()
+        self._limited: "asyncio.Queue[Tuple[str, Callable, Dict]]" = asyncio.Queue()
         self._limiter: Optional[asyncio.Task] = None
         self._tasks: Set[asyncio.Future] = set()
 
     def known(self, name: str) -> bool:
-        base = self._base(name)[0]
-        return hasattr(self, "do_" + base.lstrip("."))
+        """Whether ``name`` (with or without a suffix) is an action."""
+        return self._lookup(name)[2] is not None
 
-    @staticmethod
-    def _base(name: str) -> Tuple[str, str]:
-        for suffix in ("_async", "_rate_limited"):
-            if name.endswith(suffix):
-                return name[:-len(suffix)], suffix
-        return name, ""
+    def _lookup(self, name: str) -> Tuple[str, str, Optional[Callable[[Dict], Awaitable]]]:
+        """``(base name, suffix, do_ method or None)``. OneBot's one hidden action is
+        ``.handle_quick_operation``; a leading dot names nothing else."""
+        base, suffix = name, ""
+        for candidate in ("_async", "_rate_limited"):
+            if name.endswith(candidate):
+                base, suffix = name[:-len(candidate)], candidate
+                break
+        method = base[1:] if base == ".handle_quick_operation" else base
+        if not method.replace("_", "").isalnum() or method.startswith("_"):
+            return base, suffix, None
+        return base, suffix, getattr(self, "do_" + method, None)
 
     async def call(self, name: str, params: Dict[str, Any]) -> Dict[str, Any]:
         """Run action ``name`` (with its suffix) and return the OneBot envelope."""
-        base, suffix = self._base(name)
-        handler = getattr(self, "do_" + base.lstrip("."), None) \
-            if base.replace(".", "").replace("_", "").isalnum() else None
+        base, suffix, handler = self._lookup(name)
         if handler is None:
             return _envelope("failed", Retcode.NOT_FOUND, None, "unknown action %r" % name)
         if suffix == "_async":
             self._spawn(self._run(base, handler, params))
             return _envelope("async", Retcode.ASYNC)
         if suffix == "_rate_limited":
-            self._limited.put_nowait((base, params))
+            self._limited.put_nowait((base, handler, params))
             if self._limiter is None:
                 self._limiter = asyncio.ensure_future(self._drain_limited())
             return _envelope("async", Retcode.ASYNC)
@@ -370,8 +377,8 @@ class Actions:
 
     async def _drain_limited(self) -> None:
         while True:
-            name, params = await self._limited.get()
-            await self._run(name, getattr(self, "do_" + name.lstrip(".")), params)
+            name, handler, params = await self._limited.get()
+            await self._run(name, handler, params)
             await asyncio.sleep(RATE_LIMIT_INTERVAL)
 
     def _spawn(self, coroutine: Awaitable[Any]) -> None:
@@ -575,11 +582,22 @@ class Actions:
     async def do_set_restart(self, params: Dict[str, Any]) -> None:
         """Restart the WebQQ session after ``delay`` ms: the client stops (saving its
         session) and starts again (resuming it). The queue waits in the store."""
-        delay = max(0, int(params.get("delay") or 0)) / 1000.0
-        IOLoop.current().call_later(delay, self.api.restart_client)
+        try:
+            delay = max(0, int(params.get("delay") or 0)) / 1000.0
+        except (TypeError, ValueError):
+            raise BadParams("delay must be an integer (milliseconds)") from None
+        self._spawn(self._restart_later(delay))
+
+    async def _restart_later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self.api.restart_client()
 
 
 # --- events: HTTP POST -------------------------------------------------------------------
+
+def _is_heartbeat(event: Dict[str, Any]) -> bool:
+    return event.get("meta_event_type") == "heartbeat"
+
 
 class EventPoster:
     """POSTs each event to ``url`` in order, from a bounded queue, with retries.
@@ -612,8 +630,9 @@ class EventPoster:
 
     def put(self, body: bytes, event: Dict[str, Any]) -> None:
         if len(self._queue) >= POST_QUEUE:
-            old, _event = self._queue.popleft()
-            self.api.store.keep_event(self.url, old, "the post queue was full")
+            old, old_event = self._queue.popleft()
+            if not _is_heartbeat(old_event):
+                self.api.store.keep_event(self.url, old, "the post queue was full")
         self._queue.append((body, event))
         self._wakeup.set()
 
@@ -654,6 +673,8 @@ class EventPoster:
                 log.warning("event POST to %s failed (%s); try %d in %g s", self.url,
                             error, attempt + 1, delay)
                 await asyncio.sleep(delay)
+        if _is_heartbeat(event):
+            return          # a stale heartbeat says nothing: not kept
         log.error("event POST to %s failed %d times (%s); kept in the store", self.url,
                   POST_ATTEMPTS, error)
         self.api.store.keep_event(self.url, body, error)
@@ -676,7 +697,9 @@ class EventPoster:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         while self._queue:
-            self.api.store.keep_event(self.url, self._queue.popleft()[0], "daemon stopped")
+            body, event = self._queue.popleft()
+            if not _is_heartbeat(event):
+                self.api.store.keep_event(self.url, body, "daemon stopped")
         self.stream.close()
 
 
@@ -896,6 +919,15 @@ class ActionHandler(web.RequestHandler):
         return params
 
 
+def _log_request(handler: web.RequestHandler) -> None:
+    """The access log, without the query string: it may hold the access token."""
+    status = handler.get_status()
+    request = handler.request
+    log.log(logging.DEBUG if status < 400 else logging.INFO, "%d %s %s (%s) %.1f ms",
+            status, request.method, request.path, request.remote_ip,
+            1000.0 * request.request_time())
+
+
 # --- the whole ---------------------------------------------------------------------------
 
 class OneBotApi:
@@ -930,6 +962,7 @@ class OneBotApi:
         self.port: Optional[int] = None
         self.counts = {"received": 0, "events": 0}
         self._timers: List[PeriodicCallback] = []
+        self._listeners = (("message", self._on_message), ("notice", self._on_notice))
 
     @property
     def url(self) -> Optional[str]:
@@ -945,7 +978,9 @@ class OneBotApi:
                    for path, role in (("ws", "universal"), ("api", "api"),
                                       ("event", "event"))]
         return web.Application(sockets + [(r"/([A-Za-z0-9_.]+)/?", ActionHandler,
-                                           {"api": self})])
+                                           {"api": self})],
+                               log_function=_log_request,
+                               websocket_max_message_size=MAX_BODY)
 
     async def start(self) -> None:
         """Listen (when ``listen`` is set), start the deliveries, announce ``enable``.
@@ -958,8 +993,8 @@ class OneBotApi:
             log.warning("%d message(s) were being sent when the daemon died: marked "
                         "ambiguous, not sent again", recovered)
         self.store.prune()
-        self.client.on("message", self._on_message)
-        self.client.on("notice", self._on_notice)
+        for kind, listener in self._listeners:
+            self.client.on(kind, listener)
         if self.config.listen is not None:
             host, port = self.config.listen
             try:
@@ -995,8 +1030,8 @@ class OneBotApi:
         """Stop everything; queued messages and undelivered events stay in the store."""
         for timer in self._timers:
             timer.stop()
-        self.client.remove_listener(self._on_message)
-        self.client.remove_listener(self._on_notice)
+        for _kind, listener in self._listeners:
+            self.client.remove_listener(listener)
         self.outbound.close()
         if self.server is not None:
             self.server.stop()
