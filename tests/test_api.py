@@ -125,7 +125,7 @@ async def test_http_statuses_for_token_action_and_body(harness, caplog):
     assert (await harness.call("get_status", body=b"{not json"))[0] == 400
     assert (await harness.call("get_status", body=b"[1, 2]"))[0] == 400
     assert (await harness.call("get_status", body=b"x=1",
-                               headers={"Content-Type": "text/plain"}))[0] == 400
+                               headers={"Content-Type": "text/plain"}))[0] == 406
     huge = json.dumps({"message": "x" * (api_module.MAX_BODY + 1)}).encode()
     assert (await harness.call("send_private_msg", body=huge))[0] == 400
     # GET with a query, and a form body, work like JSON.
@@ -201,7 +201,7 @@ async def test_received_faces_become_face_segments(harness):
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_failed_posts_are_retried_then_kept_in_the_store(harness, monkeypatch):
+async def test_failed_posts_are_retried_then_kept_in_the_store(harness, monkeypatch, caplog):
     monkeypatch.setattr(api_module, "POST_BACKOFF", 0.01)
     monkeypatch.setattr(api_module, "POST_ATTEMPTS", 3)
     record = {"fail": 2}
@@ -209,6 +209,8 @@ async def test_failed_posts_are_retried_then_kept_in_the_store(harness, monkeypa
     api = await harness.start(post_url="http://127.0.0.1:%d/hook" % port)
     await eventually(lambda: events_of(record, "meta_event"), "the lifecycle event")
     assert record["attempts"] == 3
+    assert [r.getMessage().split(";")[1] for r in caplog.records if "failed (HTTP 500)"
+            in r.getMessage()] == [" try 2 in 0.01 s", " try 3 in 0.02 s"]
     record["fail"] = 10
     await harness.world.control.say(**{"from": FRIEND, "text": "lost?"})
     await eventually(lambda: api.store.undelivered() == 1, "the event to be kept")
@@ -425,3 +427,17 @@ async def test_tokens_are_compared_in_constant_time(harness, monkeypatch):
     monkeypatch.setattr(api_module.hmac, "compare_digest", spy)
     assert (await harness.call("get_status", token="guess"))[0] == 403
     assert seen == [(b"guess", TOKEN.encode())]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_reverse_websocket_backs_off_while_refused(harness, monkeypatch, caplog):
+    from conftest import refused_port
+    monkeypatch.setattr(api_module, "REVERSE_BACKOFF", 0.01)
+    monkeypatch.setattr(api_module, "REVERSE_BACKOFF_MAX", 0.04)
+    await harness.start(ws_reverse_url="ws://127.0.0.1:%d/ws/" % refused_port())
+
+    def delays():
+        return [r.getMessage().rsplit(" again in ", 1)[1] for r in caplog.records
+                if "reverse WebSocket" in r.getMessage()]
+    await eventually(lambda: len(delays()) >= 4, "four attempts")
+    assert delays()[:4] == ["0.01 s", "0.02 s", "0.04 s", "0.04 s"]

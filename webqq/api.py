@@ -20,7 +20,8 @@ events are the client's. The OneBot shapes come from ``webqq.onebot``, the memor
 * Handlers: ``ActionHandler`` (``/:action``), ``EventSocket`` (``/ws``, ``/api``,
   ``/event``). Every call needs the access token (``Authorization: Bearer`` or
   ``?access_token=``), compared with ``hmac.compare_digest``: none is 401, a wrong one
-  403, an unknown action 404, a bad body 400.
+  403, an unknown action 404, a bad body 400 (too large, or not a JSON object), a body
+  neither JSON nor a form 406.
 
 What it must never do: log the token, the secret or a message body at info level; block
 the IOLoop (SQLite calls are short and synchronous, by design); start a thread.
@@ -853,6 +854,10 @@ class ReverseConnection(_Peer):
 
 # --- HTTP actions ------------------------------------------------------------------------
 
+class _UnsupportedType(ValueError):
+    """A body in neither JSON nor a form (OneBot answers 406)."""
+
+
 class ActionHandler(web.RequestHandler):
     """``GET|POST /:action``: parameters from the query, a form or a JSON object."""
 
@@ -891,6 +896,9 @@ class ActionHandler(web.RequestHandler):
             return
         try:
             params = self._params()
+        except _UnsupportedType as error:
+            self._answer(406, _envelope("failed", Retcode.BAD_REQUEST, None, str(error)))
+            return
         except ValueError as error:
             self._answer(400, _envelope("failed", Retcode.BAD_REQUEST, None, str(error)))
             return
@@ -915,7 +923,7 @@ class ActionHandler(web.RequestHandler):
                 params.update({key: self.get_body_argument(key)
                                for key in self.request.body_arguments})
             else:
-                raise ValueError("unsupported Content-Type %r" % content_type)
+                raise _UnsupportedType("unsupported Content-Type %r" % content_type)
         return params
 
 
