@@ -441,3 +441,18 @@ async def test_reverse_websocket_backs_off_while_refused(harness, monkeypatch, c
                 if "reverse WebSocket" in r.getMessage()]
     await eventually(lambda: len(delays()) >= 4, "four attempts")
     assert delays()[:4] == ["0.01 s", "0.02 s", "0.04 s", "0.04 s"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_stranger_met_in_a_discussion_is_answered_in_a_temporary_session(harness):
+    record = {"answer": lambda event: {"reply": "hello stranger"}
+              if event.get("post_type") == "message" else None}
+    port = harness.serve(web.Application([(r"/hook", Webhook, {"record": record})]))
+    await harness.start(post_url="http://127.0.0.1:%d/hook" % port)
+    await harness.world.control.call("event", {"to": 10001, "poll_type": "sess_message",
+                                               "from": 20003, "discussion": DISCUSSION,
+                                               "text": "psst"})
+    await wait_sent(harness, ("session", 20003, "hello stranger"))
+    event, = events_of(record, "message")
+    assert (event["message_type"], event["sub_type"], event["user_id"]) == (
+        "private", "group", 20003)

@@ -188,6 +188,9 @@ class Outbound:
         self.client = client
         self.store = store
         self.self_id = self_id
+        # user_id -> (uin, via_id, service_type) of the last temporary-session message
+        # from a stranger: a private message to them goes back the same way.
+        self.sessions: Dict[int, Tuple[int, int, int]] = {}
         self._in_hand: Optional[Tuple[int, Any]] = None     # (message_id, OutgoingMessage)
         self._waiters: Dict[int, List[asyncio.Future]] = {}
         self._closed = False
@@ -255,6 +258,11 @@ class Outbound:
         contacts = self.client.contacts
         if row.chat == "buddy":
             friend = onebot.find_friend(contacts, row.target)
+            route = self.sessions.get(row.target)
+            if friend is None and route is not None:
+                uin, via_id, service_type = route
+                return self.client.send_session(uin, row.text, via_id=via_id,
+                                                service_type=service_type)
             return self.client.send_buddy(friend or row.target, row.text)
         if row.chat == "group":
             group = onebot.find_group(contacts, row.target)
@@ -1117,6 +1125,9 @@ class OneBotApi:
             card = (member.card or "") if member else ""
         elif event.chat == "discussion":
             discuss_id = event.message.did
+        elif event.chat == "session":
+            self.outbound.sessions[user_id] = (sender.uin, event.message.via_id,
+                                               event.message.service_type)
         target = {"buddy": user_id, "session": user_id, "group": group_id,
                   "discussion": discuss_id}[event.chat]
         stamp = getattr(event.message, "time", None) or int(time.time())
