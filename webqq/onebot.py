@@ -19,6 +19,9 @@ Ids. WebQQ's uins change with every login; OneBot bots keep ids in their databas
 * ``group_id`` is the group's public number (the same lookup, type 4), else its ``code``.
 * ``discuss_id`` is the discussion's ``did``, the id the simulator and the plugins use.
 * ``self_id`` is ``[account] qq``; ``message_id`` is the store's row id (stable).
+* A stranger met in a group or discussion writes a private message with ``sub_type``
+  ``group``; a private message to that ``user_id`` goes back through the same temporary
+  session (``webqq.api.Outbound`` remembers the route while the session lasts).
 
 What it must never do: talk to the client or the network.
 """
