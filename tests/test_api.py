@@ -76,10 +76,13 @@ async def test_send_actions_in_both_message_formats_reach_the_server(harness):
     await harness.ok("send_msg", {"user_id": FRIEND, "message": {"type": "text",
                                                                  "data": {"text": "one"}}})
     sent = await sent_texts(harness)
-    assert sent == [("buddy", FRIEND, "hi [1] [face:14]"),
+    assert sent == [("buddy", FRIEND, "hi [1] "),
                     ("group", GROUP, "hello @Alice@work !"),
                     ("discussion", DISCUSSION, "[CQ:face,id=14]"),
                     ("buddy", FRIEND, "one")]
+    # The face went out as a WebQQ face, not as text.
+    first = (await harness.world.control.sent())[0]
+    assert first["content"] == ["hi [1] ", ["face", 14]]
     stored = await harness.ok("get_msg", {"message_id": data["message_id"]})
     assert stored["message_type"] == "private" and stored["send_status"] == "sent"
     assert stored["message"] == "hi &#91;1&#93; [CQ:face,id=14]"
@@ -384,9 +387,10 @@ async def test_a_row_left_sending_by_a_crash_is_not_sent_again(harness):
     from webqq.store import Store
     store = Store(harness.tmp_path / "messages.sqlite3")
     in_flight, _ = store.add_outgoing(chat="buddy", target=FRIEND, user_id=10001,
-                                      text="was on the wire", data={})
+                                      text="was on the wire",
+                                      data={"pieces": ["was on the wire"]})
     queued, _ = store.add_outgoing(chat="buddy", target=FRIEND, user_id=10001,
-                                   text="never left", data={})
+                                   text="never left", data={"pieces": ["never left"]})
     store.set_status(in_flight, "sending")
     store.close()
     api = await harness.start()

@@ -244,3 +244,15 @@ def test_events_are_frozen_values():
     assert event.text == "hi"
     assert hash(messages.StatusChange(1, "online", 1)) == hash(
         messages.StatusChange(1, "online", 1))
+
+
+def test_split_content_counts_a_face_as_one_and_never_cuts_it():
+    from webqq.messages import Face, content_text, split_content
+    pieces = ["ab", Face(1), "cdefg", Face(2)]
+    parts = split_content(pieces, 3)
+    assert parts == [["ab", Face(1)], ["cde"], ["fg", Face(2)]]
+    assert "".join(content_text(part) for part in parts) == content_text(pieces)
+    assert split_content("hello world", 6) == ["hello ", "world"]
+    assert split_content([], 5) == []
+    with pytest.raises(ValueError):
+        split_content(["a", 7], 5)

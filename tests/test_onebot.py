@@ -4,7 +4,7 @@ import pytest
 
 from webqq import onebot
 from webqq.contacts import Contacts, Friend, Group, Member
-from webqq.messages import Face, decode_content
+from webqq.messages import Face, content_text, decode_content
 from webqq.onebot import BadParams, UnsupportedSegment
 from webqq.store import Store
 
@@ -30,7 +30,8 @@ def test_segments_map_to_webqq_pieces_or_are_refused():
     segments = onebot.parse_message("hi [CQ:at,qq=20001][CQ:reply,id=5][CQ:face,id=14]!")
     pieces = onebot.to_pieces(segments, names={20001: "Alice"})
     assert pieces == ["hi @Alice ", Face(14), "!"]
-    assert onebot.pieces_text(pieces) == "hi @Alice [face:14]!"
+    assert content_text(pieces) == "hi @Alice [face:14]!"
+    assert onebot.pieces_from_data(onebot.pieces_to_data(pieces)) == pieces
     assert onebot.to_pieces(onebot.parse_message("[CQ:at,qq=all] x")) == ["@all  x"]
     with pytest.raises(UnsupportedSegment) as refused:
         onebot.to_pieces(onebot.parse_message("[CQ:record,file=a.amr]"))

@@ -37,7 +37,7 @@ import secrets
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Deque, Dict, List, Optional, Set, Tuple
+from typing import Any, Awaitable, Callable, Deque, Dict, List, Optional, Set, Tuple, Union
 from urllib.request import Request
 
 from tornado import netutil, web, websocket
@@ -49,6 +49,7 @@ import webqq
 from webqq import onebot
 from webqq.client import State
 from webqq.http_stream import HTTPStream, HTTPStreamError, RetryPolicy
+from webqq.messages import Face, content_text
 from webqq.onebot import BadParams, OneBotError, Retcode
 from webqq.outbox import SendStatus
 from webqq.store import Store
@@ -200,12 +201,14 @@ class Outbound:
         for kind, listener in self._listeners:
             client.on(kind, listener)
 
-    def accept(self, chat: str, target: int, text: str, segments: List[Dict],
-               idempotency_key: Optional[str] = None) -> Tuple[int, bool]:
+    def accept(self, chat: str, target: int, pieces: List[Union[str, Face]],
+               segments: List[Dict], idempotency_key: Optional[str] = None
+               ) -> Tuple[int, bool]:
         """Queue a message (in the store first). Returns ``(message_id, created)``."""
         message_id, created = self.store.add_outgoing(
-            chat=chat, target=target, user_id=self.self_id, text=text,
-            data={"segments": segments}, idempotency_key=idempotency_key)
+            chat=chat, target=target, user_id=self.self_id, text=content_text(pieces),
+            data={"segments": segments, "pieces": onebot.pieces_to_data(pieces)},
+            idempotency_key=idempotency_key)
         if created:
             log.debug("accepted message %d (%s %d)", message_id, chat, target)
             self.pump()
@@ -256,18 +259,19 @@ class Outbound:
 
     def _hand_over(self, row: Any) -> Any:
         contacts = self.client.contacts
+        content = onebot.pieces_from_data(row.data["pieces"])
         if row.chat == "buddy":
             friend = onebot.find_friend(contacts, row.target)
             route = self.sessions.get(row.target)
             if friend is None and route is not None:
                 uin, via_id, service_type = route
-                return self.client.send_session(uin, row.text, via_id=via_id,
+                return self.client.send_session(uin, content, via_id=via_id,
                                                 service_type=service_type)
-            return self.client.send_buddy(friend or row.target, row.text)
+            return self.client.send_buddy(friend or row.target, content)
         if row.chat == "group":
             group = onebot.find_group(contacts, row.target)
-            return self.client.send_group(group or row.target, row.text)
-        return self.client.send_discussion(row.target, row.text)
+            return self.client.send_group(group or row.target, content)
+        return self.client.send_discussion(row.target, content)
 
     def _on_sent(self, event: Any) -> None:
         if self._in_hand is None or event.message is not self._in_hand[1]:
@@ -454,12 +458,10 @@ class Actions:
         if chat == "group":
             group = onebot.find_group(self._contacts(), target)
             names = onebot.member_names(group, self._contacts())
-        # The client sends text only (send_* take a str): a face travels as its
-        # ``[face:N]`` marker until the client accepts content pieces.
-        text = onebot.pieces_text(onebot.to_pieces(segments, names=names))
+        pieces = onebot.to_pieces(segments, names=names)
         key = params.get("idempotency_key")
         message_id, _created = self.api.outbound.accept(
-            chat, target, text, segments, str(key) if key is not None else None)
+            chat, target, pieces, segments, str(key) if key is not None else None)
         if self.client.state is not State.ONLINE:
             wait = 0            # it waits in the store for the client to be online
         status = await self.api.outbound.outcome(message_id, wait) if wait else "queued"

@@ -774,12 +774,13 @@ class WebQQClient:
 
     # -- sending -------------------------------------------------------------------------
 
-    def send_buddy(self, friend: Any, text: str) -> OutgoingMessage:
+    def send_buddy(self, friend: Any, text: msgs.Outgoing) -> OutgoingMessage:
         """Queue a message to a friend.
 
         Args:
             friend: a QQ number (int), a nick or remark name (str), or a ``Friend``.
-            text: the text; split into parts of ``max_text`` characters if longer.
+            text: the text, or a sequence of texts and ``messages.Face`` pieces; split
+                into parts of ``max_text`` characters (a face counts one) if longer.
 
         Returns:
             The ``OutgoingMessage``; await ``.done`` or listen for ``"sent"`` events.
@@ -793,25 +794,25 @@ class WebQQClient:
             ("name", friend) if isinstance(friend, str) else ("qq", int(friend))
         return self._queue("buddy", key, text)
 
-    def send_group(self, group: Any, text: str) -> OutgoingMessage:
+    def send_group(self, group: Any, text: msgs.Outgoing) -> OutgoingMessage:
         """Queue a message to a group: its public number (int), name (str) or ``Group``."""
         key = ("gid", group.gid) if isinstance(group, Group) else \
             ("name", group) if isinstance(group, str) else ("number", int(group))
         return self._queue("group", key, text)
 
-    def send_discussion(self, discussion: Any, text: str) -> OutgoingMessage:
+    def send_discussion(self, discussion: Any, text: msgs.Outgoing) -> OutgoingMessage:
         """Queue a message to a discussion: its did (int), name (str) or ``Discussion``."""
         key = ("did", discussion.did) if isinstance(discussion, Discussion) else \
             ("name", discussion) if isinstance(discussion, str) else ("did", int(discussion))
         return self._queue("discussion", key, text)
 
-    def send_session(self, uin: int, text: str, *, via_id: int,
+    def send_session(self, uin: int, text: msgs.Outgoing, *, via_id: int,
                      service_type: int = 0) -> OutgoingMessage:
         """Queue a temporary-session message to ``uin`` met in group or discussion
         ``via_id`` (``SessionMessage.via_id``; ``service_type`` 0 group, 1 discussion)."""
         return self._queue("session", ("uin", (uin, via_id, service_type)), text)
 
-    def reply(self, event: MessageReceived, text: str) -> OutgoingMessage:
+    def reply(self, event: MessageReceived, text: msgs.Outgoing) -> OutgoingMessage:
         """Answer a ``MessageReceived`` in its own chat (to the sender for buddy and
         session messages, to the group or discussion otherwise)."""
         message = event.message
@@ -824,12 +825,13 @@ class WebQQClient:
         return self.send_session(message.from_uin, text, via_id=message.via_id,
                                  service_type=message.service_type)
 
-    def _queue(self, chat: str, key: Tuple[str, Any], text: str) -> OutgoingMessage:
-        if not text:
+    def _queue(self, chat: str, key: Tuple[str, Any], content: msgs.Outgoing) -> OutgoingMessage:
+        parts = msgs.split_content(content, self.max_text)
+        if not parts:
             raise ValueError("cannot send an empty message")
         if self.state is State.STOPPED:
             raise RuntimeError("the client is stopped")
-        return self.outbox.put(chat, key, text, msgs.split_text(text, self.max_text))
+        return self.outbox.put(chat, key, msgs.content_text(content), parts)
 
     def _resolve(self, chat: str, key: Tuple[str, Any]) -> Optional[int]:
         """The wire id (uin, gid or did) of a queued message's target, now."""

@@ -25,10 +25,11 @@ __all__ = [
     "MAX_TEXT_CHARS", "ContentError",
     "Font", "DEFAULT_FONT", "Text", "Face", "Image", "UnknownPiece", "Content",
     "decode_content", "decode_sent_content", "encode_content", "split_text",
+    "split_content", "content_text", "Outgoing",
     "Event", "BuddyMessage", "GroupMessage", "DiscussionMessage", "SessionMessage",
     "Kick", "StatusChange", "InputNotify", "Shake", "FriendRequest", "FriendAdded",
     "FriendRequestAccepted", "GroupSystemEvent", "BuddyListChange", "FileEvent",
-    "GroupWebMessage", "Tips", "AvRequest", "UnknownEvent",
+    "GroupWebMessage", "Tips", "AvRequest", "UnknownEvent", "MalformedEvent",
 ]
 
 # No 2013 source states the server's length limit (§6.3): MC only distinguishes "too
@@ -378,6 +379,62 @@ def split_text(text: str, limit: int = MAX_TEXT_CHARS) -> List[str]:
         parts.append(text[start:])
     return parts
 
+
+
+#: What a send takes: a text, or text and faces in order.
+Outgoing = Union[str, Sequence[Union[str, Face]]]
+
+
+def content_text(content: Outgoing) -> str:
+    """The plain text of outgoing content, faces as ``[face:N]`` (``Content.text``'s form)."""
+    if isinstance(content, str):
+        return content
+    return "".join(p if isinstance(p, str) else "[face:%d]" % p.code for p in content)
+
+
+def split_content(content: Outgoing, limit: int = MAX_TEXT_CHARS) -> List[Outgoing]:
+    """Split outgoing content into messages of at most ``limit`` units each.
+
+    A text is split as ``split_text`` splits it. In a sequence of pieces a code point
+    of text counts one unit and so does a face; a text piece is cut where
+    ``split_text`` would cut it, a face never.
+
+    Returns:
+        For a text, its parts (texts); for pieces, lists of pieces. Empty content
+        gives an empty list.
+
+    Raises:
+        ValueError: ``limit`` is less than 1, or a piece is neither text nor a ``Face``.
+    """
+    if isinstance(content, str):
+        return list(split_text(content, limit))
+    if limit < 1:
+        raise ValueError("limit must be at least 1, got %d" % limit)
+    parts: List[Outgoing] = []
+    current: List[Union[str, Face]] = []
+    size = 0
+    for piece in content:
+        if not isinstance(piece, (str, Face)):
+            raise ValueError("a piece to send is a str or a Face, not %r" % (piece,))
+        if size == limit:
+            parts.append(current)
+            current, size = [], 0
+        if isinstance(piece, Face):
+            current.append(piece)
+            size += 1
+            continue
+        text = piece
+        while text:
+            if size == limit:
+                parts.append(current)
+                current, size = [], 0
+            head = text if len(text) <= limit - size else split_text(text, limit - size)[0]
+            current.append(head)
+            size += len(head)
+            text = text[len(head):]
+    if current:
+        parts.append(current)
+    return parts
 
 # --- events of a poll (§4) -------------------------------------------------------------
 

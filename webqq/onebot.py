@@ -32,7 +32,7 @@ from webqq.contacts import Contacts, Discussion, Friend, Group
 from webqq.messages import Content, Face, Image, Text
 
 __all__ = ["OneBotError", "UnsupportedSegment", "BadParams", "Segment", "parse_message",
-           "to_pieces", "pieces_text", "from_content", "to_cq_string", "escape",
+           "to_pieces", "pieces_to_data", "pieces_from_data", "from_content", "to_cq_string", "escape",
            "user_id_of", "group_id_of", "find_friend", "find_group", "Retcode"]
 
 Segment = Dict[str, Any]
@@ -180,9 +180,14 @@ def to_pieces(segments: Sequence[Segment], *, names: Optional[Dict[int, str]] = 
     return pieces
 
 
-def pieces_text(pieces: Sequence[Union[str, Face]]) -> str:
-    """The plain text of ``pieces``, faces as ``[face:N]`` (``Content.text``'s form)."""
-    return "".join(p if isinstance(p, str) else "[face:%d]" % p.code for p in pieces)
+def pieces_to_data(pieces: Sequence[Union[str, Face]]) -> List[Any]:
+    """Pieces as JSON for the store: texts as strings, a face as ``{"face": N}``."""
+    return [p if isinstance(p, str) else {"face": p.code} for p in pieces]
+
+
+def pieces_from_data(data: Sequence[Any]) -> List[Union[str, Face]]:
+    """The inverse of ``pieces_to_data``."""
+    return [p if isinstance(p, str) else Face(int(p["face"])) for p in data]
 
 
 def from_content(content: Content) -> List[Segment]:

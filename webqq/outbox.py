@@ -18,6 +18,8 @@ from typing import Any, Callable, Deque, List, Optional, Tuple
 from tornado.concurrent import Future
 from tornado.ioloop import IOLoop
 
+from webqq.messages import Outgoing
+
 __all__ = ["SendStatus", "Outcome", "OutgoingMessage", "Outbox"]
 
 log = logging.getLogger("webqq.outbox")
@@ -47,8 +49,8 @@ class OutgoingMessage:
         id: a number unique within the client, in the order messages were asked for.
         chat: ``"buddy"``, ``"group"``, ``"discussion"`` or ``"session"``.
         target: how the client finds the recipient (see ``WebQQClient._resolve``).
-        text: the whole text.
-        parts: the texts actually sent, in order.
+        text: the whole text (faces as ``[face:N]``).
+        parts: what is actually sent, in order: texts, or lists of texts and faces.
         status: a ``SendStatus``.
         retcode: the server's retcode when the status is FAILED by the server.
         error: a short reason for FAILED or AMBIGUOUS.
@@ -60,7 +62,7 @@ class OutgoingMessage:
     chat: str
     target: Tuple[str, Any]
     text: str
-    parts: List[str]
+    parts: List[Outgoing]
     queued_at: float
     deadline: float
     status: SendStatus = SendStatus.QUEUED
@@ -119,7 +121,7 @@ class Outbox:
         return len(self._queue)
 
     def put(self, chat: str, target: Tuple[str, Any], text: str,
-            parts: List[str]) -> OutgoingMessage:
+            parts: List[Outgoing]) -> OutgoingMessage:
         """Queue a message and return its handle; the queue starts on its own."""
         if self._closed:
             raise RuntimeError("the outbox is closed")
