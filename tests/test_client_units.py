@@ -100,3 +100,21 @@ async def test_no_password_or_token_is_ever_logged(world, caplog):
     assert "LOGGING_IN -> ONLINE" in text
     for secret in secrets:
         assert secret and secret not in text
+
+
+@pytest.mark.gen_test
+async def test_a_bound_method_listener_can_be_removed(tmp_path):
+    stream = HTTPStream()
+    client = WebQQClient(10001, PASSWORD, stream, str(tmp_path))
+    seen = []
+
+    class Listener:
+        def note(self, event):
+            seen.append(event)
+
+    listener = Listener()
+    client.add_listener(listener.note)
+    client.remove_listener(listener.note)   # a new bound-method object, equal to the first
+    client._dispatch(_buddy(1, "a"))
+    assert seen == []
+    stream.close()

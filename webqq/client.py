@@ -232,7 +232,8 @@ class WebQQClient:
 
     def remove_listener(self, callback: Callable[[ClientEvent], Any]) -> None:
         """Forget ``callback`` (every registration of it)."""
-        self._listeners = [(k, c) for k, c in self._listeners if c is not callback]
+        # == rather than "is": a bound method is a new object at each attribute access.
+        self._listeners = [(k, c) for k, c in self._listeners if c != callback]
 
     def _emit(self, event: ClientEvent) -> None:
         for kind, callback in list(self._listeners):
