@@ -1,0 +1,350 @@
+#!/usr/bin/env python3
+"""Bounded soak: the daemon against the simulator, faults at random, messages both ways.
+
+Starts ``webqq-simulator`` and ``webqq -c <generated ini> run`` (own temporary state_dir)
+on free loopback ports, waits until the status file says online, then for ``--minutes``
+(or ``--seconds``) makes friend 20001 (and, one message in four, member 20002 of group
+30001) say ``!echo soak-<n>`` through ``/_sim/say`` at ``--rate`` messages a second, and
+every few seconds (seeded ``--seed``) injects one fault: poll2 resets, 502/503 on poll2
+and on sends, a reset of a send, delays of poll2 and of sends, kicks (121), rotations
+(116), and once a ``--outage``-second ``/_sim/offline``. Then it stops injecting, clears
+pending faults and waits up to ``--grace`` seconds for the last answers.
+
+Verdict, from ``/_sim/sent?account=10001`` (what the bot really sent):
+
+* lost: an accepted say whose echo never appears (a send the simulator recorded as
+  ``dropped`` does not count as an answer);
+* duplicated: an echo that appears more than once (each extra copy counts one);
+* a say the simulator refused (409: no session to queue to) or could not take (it was
+  offline, the connection was refused) never reached the bot: counted apart as
+  "refused"/"unreachable", never as lost, and not retried (the next say carries a new
+  number, so the flow simply goes on);
+* a say whose answer from /_sim/ was lost (a timeout) is "ambiguous": its echo is
+  counted if it comes, but its absence is not a loss.
+
+Leaks: the daemon's fd count (/proc/PID/fd) and RSS (VmRSS) are sampled at online, after
+a warm-up (the first minute, or a quarter of a shorter run), every minute, and at the end
+(after the grace). Flat means: end fds <= warm-up fds + ``--fd-slack`` (default 2: a poll
+and a send connection may be open at either instant), and end RSS <= warm-up RSS +
+max(``--rss-slack-mb`` MiB, ``--rss-slack-pct`` %) (default 4 MiB / 10 %: allocator
+arenas and caches settle, a leak of one object per message would not).
+
+Exit status: 0 when lost == 0, duplicated == 0, fds and RSS flat and the daemon still
+running at the end; 1 otherwise; 2 when the rig could not be set up; 130 on Ctrl-C.
+Everything started is stopped (daemon first, then simulator) in every case.
+
+    python bench/soak.py --minutes 10 --seed 7
+    python bench/soak.py --seconds 90           # a quick check (the outage is skipped
+                                                # when the run is shorter than 3 outages)
+"""
+import argparse
+import collections
+import os
+import random
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _harness as h  # noqa: E402
+
+SEND_PATHS = ("/channel/send_buddy_msg2", "/channel/send_qun_msg2")
+POLL = "/channel/poll2"
+#: Seconds without a new send (daemon online, outbox empty) that end the grace early.
+QUIET = 30.0
+#: kind -> weight of the random choice (the outage is scheduled apart, once).
+FAULT_WEIGHTS = {"poll_reset": 3, "poll_5xx": 3, "send_5xx": 3, "send_reset": 1,
+                 "poll_delay": 2, "send_delay": 2, "kick": 2, "rotate": 2}
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--minutes", type=float, default=10.0, help="length (default 10)")
+    length.add_argument("--seconds", type=float, help="length in seconds (quick checks)")
+    parser.add_argument("--seed", type=int, default=1, help="seeds faults and simulator")
+    parser.add_argument("--rate", type=float, default=2.0, help="says per second (default 2)")
+    parser.add_argument("--fault-every", type=float, default=5.0,
+                        help="mean seconds between two faults (uniform 0.5x..1.5x; default 5)")
+    parser.add_argument("--outage", type=float, default=30.0,
+                        help="seconds of the one /_sim/offline (0: none; default 30)")
+    parser.add_argument("--grace", type=float, default=120.0,
+                        help="seconds to wait for the last echoes (default 120)")
+    parser.add_argument("--send-interval", type=float, default=0.2,
+                        help="[bot] send_interval of the daemon (default 0.2 s: room for "
+                             "2.5x the default rate, so backlogs after an outage drain)")
+    parser.add_argument("--faults", default=",".join(FAULT_WEIGHTS),
+                        help="comma-separated kinds to draw from (default: all of %s)"
+                        % ", ".join(FAULT_WEIGHTS))
+    parser.add_argument("--fd-slack", type=int, default=2)
+    parser.add_argument("--rss-slack-mb", type=float, default=4.0)
+    parser.add_argument("--rss-slack-pct", type=float, default=10.0)
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    args = parser.parse_args(argv)
+    args.duration = args.seconds if args.seconds is not None else args.minutes * 60.0
+    args.faults = [kind for kind in args.faults.split(",") if kind]
+    unknown = set(args.faults) - set(FAULT_WEIGHTS)
+    if unknown or not args.faults:
+        parser.error("--faults: kinds among %s" % ", ".join(FAULT_WEIGHTS))
+    return args
+
+
+class Soak:
+    def __init__(self, args, rig):
+        self.args, self.rig = args, rig
+        self.rng = random.Random(args.seed)
+        self.expected = {}                          # (kind, to, text) -> say number
+        self.ambiguous = set()                      # keys of says with no /_sim/ answer
+        self.says = collections.Counter()           # accepted, refused, unreachable, ...
+        self.faults = collections.Counter()         # kind -> injected
+        self.faults_skipped = collections.Counter()  # kind -> refused by the simulator
+        self.fault_log = []
+        self.samples = {}
+        self.minutes = []
+        self.number = 0
+
+    # -- traffic -------------------------------------------------------------------------
+
+    def say_next(self) -> None:
+        self.number += 1
+        text = "soak-%d" % self.number
+        group = self.number % 4 == 0
+        key = ("group", h.GROUP, text) if group else ("buddy", h.FRIEND, text)
+        status, body = self.rig.say("!echo " + text, group=group)
+        if status == 200:
+            self.says["accepted"] += 1
+            self.expected[key] = self.number
+        elif status == 409:
+            self.says["refused"] += 1
+        elif status is None and "timed out" in str(body):
+            self.says["ambiguous"] += 1
+            self.expected[key] = self.number
+            self.ambiguous.add(key)
+        elif status is None:
+            self.says["unreachable"] += 1
+        else:
+            self.says["error %s" % status] += 1
+
+    # -- faults --------------------------------------------------------------------------
+
+    def inject(self, kind: str) -> None:
+        rng = self.rng
+        if kind == "poll_reset":
+            call = ("POST", "fault", {"path": POLL, "kind": "reset"})
+        elif kind == "poll_5xx":
+            call = ("POST", "fault", {"path": POLL, "kind": "status",
+                                      "status": rng.choice((502, 503)),
+                                      "count": rng.randint(1, 3)})
+        elif kind == "send_5xx":
+            call = ("POST", "fault", {"path": rng.choice(SEND_PATHS), "kind": "status",
+                                      "status": rng.choice((502, 503)),
+                                      "count": rng.randint(1, 2)})
+        elif kind == "send_reset":
+            call = ("POST", "fault", {"path": rng.choice(SEND_PATHS), "kind": "reset"})
+        elif kind == "poll_delay":
+            call = ("POST", "fault", {"path": POLL, "kind": "delay",
+                                      "seconds": round(rng.uniform(1, 8), 1)})
+        elif kind == "send_delay":
+            call = ("POST", "fault", {"path": rng.choice(SEND_PATHS), "kind": "delay",
+                                      "seconds": round(rng.uniform(0.5, 3), 1)})
+        elif kind in ("kick", "rotate"):
+            call = ("POST", kind, {"account": h.ACCOUNT})
+        elif kind == "outage":
+            call = ("POST", "offline", {"seconds": self.args.outage})
+        else:
+            raise ValueError(kind)
+        status, body = self.rig.control(*call)
+        detail = "%s %s" % (call[1], call[2])
+        if status == 200:
+            self.faults[kind] += 1
+            if call[1] == "fault":
+                detail = "fault %s" % {k: v for k, v in call[2].items()}
+        else:
+            self.faults_skipped[kind] += 1
+            detail += " -> %s %s" % (status, body)
+        self.fault_log.append("%s %s" % (h.stamp(), detail))
+
+    # -- the run -------------------------------------------------------------------------
+
+    def progress(self, label: str, elapsed: float) -> None:
+        sample = self.rig.sample()
+        records = self.rig.sent()
+        status = self.rig.status() or {}
+        self.minutes.append(sample)
+        print("[%s] %-6s t=%4.0fs said=%d answered=%s faults=%d state=%s rss=%d kB fds=%d "
+              "cpu=%.1fs" % (h.stamp(), label, elapsed, self.says["accepted"],
+                             "?" if records is None else len(records),
+                             sum(self.faults.values()), status.get("state"), sample["rss_kb"],
+                             sample["fds"], sample["cpu_s"]), flush=True)
+
+    def run(self) -> int:
+        args, rig = self.args, self.rig
+        rig.start_simulator()
+        rig.start_daemon()
+        self.samples["online"] = rig.sample()
+        duration = args.duration
+        warmup = min(60.0, duration / 4)
+        t0 = time.monotonic()
+        end = t0 + duration
+        next_say = t0
+        next_fault = t0 + self.rng.uniform(0.5, 1.5) * args.fault_every
+        next_minute = t0 + 60.0
+        outage_at = None
+        if args.outage > 0 and duration >= 3 * args.outage:
+            outage_at = t0 + self.rng.uniform(0.3, 0.6) * duration
+        warm_at = t0 + warmup
+        print("[%s] online (pid %d); soaking %.0f s at %.1f says/s, a fault every ~%.0f s, "
+              "outage %s" % (h.stamp(), rig.daemon.pid, duration, args.rate, args.fault_every,
+                             "at +%.0f s for %.0f s" % (outage_at - t0, args.outage)
+                             if outage_at else "none"), flush=True)
+        kinds = tuple(args.faults)
+        weights = tuple(FAULT_WEIGHTS[kind] for kind in kinds)
+        while True:
+            now = time.monotonic()
+            if now >= end:
+                break
+            if rig.daemon.poll() is not None:
+                print("the daemon exited (code %s) during the soak" % rig.daemon.returncode)
+                break
+            if now >= next_say:
+                self.say_next()
+                next_say += 1.0 / args.rate
+                if next_say < now - 1.0:        # fell behind (an outage): no burst
+                    next_say = now
+            if outage_at is not None and now >= outage_at:
+                outage_at = None
+                self.inject("outage")
+                # Faults queued for the outage's end would land during the relogin: wait.
+                next_fault = max(next_fault, now + args.outage + args.fault_every)
+            elif now >= next_fault:
+                self.inject(self.rng.choices(kinds, weights)[0])
+                next_fault = now + self.rng.uniform(0.5, 1.5) * args.fault_every
+            if warm_at is not None and now >= warm_at:
+                warm_at = None
+                self.samples["warm"] = rig.sample()
+            if now >= next_minute:
+                next_minute += 60.0
+                self.progress("minute", now - t0)
+            wake = min(next_say, next_fault, next_minute, end)
+            time.sleep(max(0.0, min(wake - time.monotonic(), 0.5)))
+        if "warm" not in self.samples:
+            self.samples["warm"] = rig.sample()
+        return self.finish(t0)
+
+    def finish(self, t0: float) -> int:
+        args, rig = self.args, self.rig
+        rig.control("DELETE", "fault")
+        print("[%s] traffic stopped; waiting up to %.0f s for the last echoes"
+              % (h.stamp(), args.grace), flush=True)
+        deadline = time.monotonic() + args.grace
+        records, seen, quiet_since = None, -1, time.monotonic()
+        while True:
+            records = rig.sent()
+            if records is not None:
+                answered = {(r["kind"], r["to"], r["text"]) for r in records
+                            if r.get("dropped") is None}
+                missing = [k for k in self.expected if k not in answered and
+                           k not in self.ambiguous]
+                if not missing:
+                    break
+                if len(records) != seen:
+                    seen, quiet_since = len(records), time.monotonic()
+                # Nothing sent for QUIET s, the daemon online with an empty outbox: the
+                # missing ones are not coming (saves waiting out the whole grace).
+                status = rig.status() or {}
+                if time.monotonic() - quiet_since >= QUIET and status.get("queued") == 0 \
+                        and status.get("state") == "online":
+                    break
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(2.0)
+        time.sleep(1.0)                         # let a reply in flight land (duplicates)
+        records = rig.sent() or records or []
+        self.samples["end"] = rig.sample()
+        alive = rig.daemon.poll() is None
+        self.progress("end", time.monotonic() - t0)
+        return self.report(records, alive)
+
+    def report(self, records: list, alive: bool) -> int:
+        args, rig = self.args, self.rig
+        replies = collections.Counter((r["kind"], r["to"], r["text"]) for r in records
+                                      if r.get("dropped") is None)
+        dropped = [r for r in records if r.get("dropped") is not None]
+        lost = sorted((self.expected[k] for k in self.expected
+                       if replies[k] == 0 and k not in self.ambiguous))
+        duplicated = {k: c for k, c in replies.items() if c > 1}
+        extra = sum(c - 1 for c in duplicated.values())
+        unexpected = [k for k in replies if k not in self.expected]
+        onlines = rig.onlines()
+        status = rig.status() or {}
+        warm, end, online = self.samples["warm"], self.samples["end"], self.samples["online"]
+        rss_limit = warm["rss_kb"] + max(args.rss_slack_mb * 1024,
+                                         warm["rss_kb"] * args.rss_slack_pct / 100)
+        fds_flat = end["fds"] <= warm["fds"] + args.fd_slack
+        rss_flat = end["rss_kb"] <= rss_limit
+        ok = not lost and not extra and fds_flat and rss_flat and alive
+        counts = status.get("counts", {})
+        print()
+        print("=== soak report (seed %d, %.0f s, %.1f says/s, send_interval %g s) ==="
+              % (args.seed, args.duration, args.rate, args.send_interval))
+        print("says: %s" % ", ".join("%s %d" % kv for kv in sorted(self.says.items())))
+        print("messages sent to the bot (accepted says): %d" % self.says["accepted"])
+        print("replies received (in /_sim/sent, not dropped): %d (%d distinct)"
+              % (sum(replies.values()), len(replies)))
+        print("lost: %d%s" % (len(lost), "  numbers: %s" % lost[:20] if lost else ""))
+        print("duplicated: %d%s" % (extra, "  e.g. %s" % list(duplicated.items())[:5]
+                                    if duplicated else ""))
+        print("ambiguous says (no /_sim/ answer): %d, answered anyway: %d"
+              % (len(self.ambiguous), sum(1 for k in self.ambiguous if replies[k])))
+        print("dropped by the simulator: %d; unexpected replies: %d"
+              % (len(dropped), len(unexpected)))
+        print("daemon counts: %s" % ", ".join("%s=%s" % kv for kv in sorted(counts.items())))
+        fates = collections.Counter()
+        for line in rig.grep_log(r"webqq\.outbox: Message \d+ (ambiguous|failed|expired)"):
+            fates[line.split("webqq.outbox: Message ", 1)[1].split(" ", 1)[1][:60]] += 1
+        if fates:
+            print("daemon log, sends not confirmed: %s"
+                  % "; ".join("%s x%d" % kv for kv in sorted(fates.items())))
+        print("onlines: logged in %d (relogins %d), relinked %d, resumed %d"
+              % (onlines["logged in"], max(0, onlines["logged in"] - 1), onlines["relinked"],
+                 onlines["resumed the saved session"]))
+        print("faults injected: %s" % ", ".join("%s %d" % kv for kv in sorted(self.faults.items())))
+        if self.faults_skipped:
+            print("faults refused by the simulator (not online then): %s"
+                  % ", ".join("%s %d" % kv for kv in sorted(self.faults_skipped.items())))
+        print("fds: online %d, warm %d, end %d -> %s (tolerance +%d)"
+              % (online["fds"], warm["fds"], end["fds"], "flat" if fds_flat else "GREW",
+                 args.fd_slack))
+        print("RSS: online %d kB, warm %d kB, end %d kB -> %s (tolerance max(%g MiB, %g%%))"
+              % (online["rss_kb"], warm["rss_kb"], end["rss_kb"],
+                 "flat" if rss_flat else "GREW", args.rss_slack_mb, args.rss_slack_pct))
+        print("RSS by minute (kB): %s" % " ".join(str(s["rss_kb"]) for s in self.minutes))
+        print("CPU seconds of the daemon: %.1f" % end["cpu_s"])
+        print("daemon still running at the end: %s" % ("yes" if alive else "NO"))
+        print("verdict: %s" % ("PASS" if ok else "FAIL"))
+        if args.keep:
+            print("logs kept in %s" % rig.dir)
+        with open(os.path.join(rig.dir, "faults.log"), "w") as out:
+            out.write("\n".join(self.fault_log) + "\n")
+        return 0 if ok else 1
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    h.sigterm_as_interrupt()
+    rig = h.Rig(seed=args.seed, send_interval=args.send_interval, keep=args.keep)
+    try:
+        return Soak(args, rig).run()
+    except KeyboardInterrupt:
+        print("\ninterrupted; stopping the daemon and the simulator", file=sys.stderr)
+        return 130
+    except RuntimeError as exc:
+        print("soak: %s" % exc, file=sys.stderr)
+        rig.keep = True
+        print("logs kept in %s" % rig.dir, file=sys.stderr)
+        return 2
+    finally:
+        rig.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
