@@ -1,40 +1,48 @@
 #!/usr/bin/env python3
-"""Small keep-alive GETs against a local nginx: HTTPStream beside other HTTP clients.
+"""HTTPStream beside other HTTP clients, against a local nginx: four workloads.
 
-What it measures: for each client and each number of concurrent chains (a chain is a
-sequence of requests, each sent when the previous response has been read in full), the
-requests per second and the CPU time per request the client process spends to fetch
---requests small responses (a 100-byte static file by default) from nginx on loopback.
-Each peer is also shown as a ratio to HTTPStream at the same number of chains.
+Workloads (--workloads, all four by default):
+- latency: one sequential chain (each request sent when the previous response has been
+  read in full); p50 and p99 of each request's time from send to the whole body
+  (time.perf_counter around it), and CPU per request.
+- chains: 1, 16, 64 and 256 concurrent keep-alive chains sharing --requests small
+  GETs; requests per second, CPU microseconds per request and CPU seconds per 1,000
+  requests in the client process.
+- idle: 10,000 long polls held open by nginx (echo_sleep, longer than the run); the
+  client's RSS growth per held connection, then its CPU and wake-ups over an idle window.
+- body: sequential GETs of one 10 MiB static file; time, CPU and peak RSS growth per
+  response.
+Every peer's figure is also printed as a ratio to HTTPStream's in the same cell.
 
 How:
 - The script writes an nginx configuration into a temporary directory (one worker pinned
   to one core, access log off, keep-alive limits raised so connections are never
-  recycled), starts nginx there on a free 127.0.0.1 port and stops it at the end, also on
-  Ctrl-C, SIGTERM or an error. Nothing outside the temporary directory is written.
-- Each Python client runs in a fresh subprocess of this script, pinned with
-  os.sched_setaffinity to the core nginx does not use. It first sends a warm-up round
-  (connections opened, code paths warmed), then the timed round; user+system CPU comes
-  from resource.getrusage(RUSAGE_SELF) around the timed round only, together with the
-  nginx worker's CPU over the same window (read from /proc), so a run where the server
-  was the bottleneck shows up. The subprocess prints one JSON line that the parent reads.
+  recycled, 15,000 worker connections), starts nginx there on a free 127.0.0.1 port and
+  stops it at the end, also on Ctrl-C, SIGTERM or an error. Each idle run gets an nginx
+  of its own, because echo_sleep keeps a request until its timer fires even after the
+  client has gone. Nothing outside the temporary directories is written.
+- Each Python client runs in a fresh subprocess of this script (bench/_peers.py holds
+  the client side), pinned with os.sched_setaffinity to the core nginx does not use,
+  with RLIMIT_NOFILE raised to its hard limit. It warms up first (connections opened,
+  code paths warmed), then runs the measured part; user+system CPU comes from
+  resource.getrusage(RUSAGE_SELF) around it, memory from /proc/self/status. The
+  subprocess prints one JSON line that the parent reads.
 - wrk, the C load generator, is the reference row when installed. It runs for a fixed
-  time rather than a fixed count; its CPU is the whole process's (RUSAGE_CHILDREN).
+  time rather than a fixed count; its CPU is the whole process's (RUSAGE_CHILDREN, or
+  /proc/PID/stat while it holds long polls).
 - Every response's status and body length is checked; one wrong response fails the run.
-- Each (client, chains) cell runs --repeat times, in a shuffled order per repetition so
-  that drift spreads evenly; the table shows medians and the CPU range.
+- Each cell runs --repeat times (idle: --idle-repeat), in a shuffled order per
+  repetition so that drift spreads evenly; the tables show medians.
 
 Clients: httpstream (webqq.http_stream.HTTPStream, chained readbacks), tornado
 (SimpleAsyncHTTPClient: it never reuses a connection, so every request pays a TCP
 connect), tornado-curl (CurlAsyncHTTPClient, when pycurl imports), aiohttp (one
-ClientSession, TCPConnector(limit=0)) and wrk.
+ClientSession, TCPConnector(limit=0)), httpx (one AsyncClient, limits and timeouts
+raised), urllib (urllib.request in a thread pool, Connection: close) and wrk.
 
 Run `python bench/http_bench.py --help` for the options; bench/README.md has the setup.
 """
 import argparse
-import asyncio
-import cProfile
-import gc
 import importlib.util
 import json
 import os
@@ -52,266 +60,38 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.request import Request
+
+from _peers import (BenchError, held_requests, machine_cpu_seconds, memory_kib,
+                    process_cpu_seconds, run_worker)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# The body every location serves: 100 bytes, small enough that per-request overhead,
-# not byte copying, is what the benchmark sees.
+# The body of /small and /chunked: 100 bytes, small enough that per-request overhead,
+# not byte copying, is what the chains and latency workloads see.
 BODY = b"x" * 99 + b"\n"
+# /big: incompressible bytes, so nothing on the way could shrink them.
+BIG_SIZE = 10 * 1024 * 1024
 
 # Locations nginx serves: /small is a static file (Content-Length framing); /chunked is
 # produced by the echo module, so nginx knows no length and sends it chunked. The echo
 # directive appends the newline itself.
 PATHS = ("/small", "/chunked")
 
-PYTHON_CLIENTS = ("httpstream", "tornado", "tornado-curl", "aiohttp")
+PYTHON_CLIENTS = ("httpstream", "tornado", "tornado-curl", "aiohttp", "httpx", "urllib")
 ALL_CLIENTS = PYTHON_CLIENTS + ("wrk",)
+WORKLOADS = ("latency", "chains", "idle", "body")
 
 # A run whose nginx worker was busier than this share of its core measured the server,
 # not the client: the table flags it.
 SERVER_BOUND_SHARE = 0.8
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-class BenchError(Exception):
-    """A run that cannot give a valid figure: a wrong response, a crash, a timeout."""
-
-
-# --------------------------------------------------------------------------------------
-# The client side: runs inside one subprocess per (client, chains) run.
-# --------------------------------------------------------------------------------------
-
-def split(total, chains):
-    """Spread `total` requests over `chains` chains as evenly as possible."""
-    share, extra = divmod(total, chains)
-    return [share + (1 if i < extra else 0) for i in range(chains)]
-
-
-def check_response(status, body):
-    """Return why a response is wrong, or None when it is the expected one."""
-    if status != 200:
-        return "status %s" % status
-    if len(body) != len(BODY):
-        return "body of %d bytes, expected %d" % (len(body), len(BODY))
-    return None
-
-
-def process_cpu_seconds(pid):
-    """User+system CPU seconds of another process so far, from /proc/PID/stat."""
-    with open("/proc/%d/stat" % pid, "rb") as f:
-        fields = f.read().rsplit(b")", 1)[1].split()
-    # After the command name: state is field 3, utime field 14, stime field 15.
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def machine_cpu_seconds():
-    """CPU seconds all processes together have spent on all cores so far (/proc/stat).
-
-    Interrupt and softirq time are left out: this kernel charges them to no process,
-    and loopback packet processing, which every client causes alike, lands there.
-    """
-    with open("/proc/stat") as f:
-        user, nice, system = map(int, f.readline().split()[1:4])
-    return (user + nice + system) / CLK_TCK
-
-
-class CoroutineClient:
-    """A client driven by coroutines: one task per chain, all on one asyncio loop.
-
-    Subclasses provide open(), chain(count) and aclose(); run() blocks until every
-    chain has sent its share.
-    """
-
-    def __init__(self, url, chains):
-        self.url = url
-        self.chains = chains
-        self.loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self.open())
-
-    def run(self, counts):
-        async def all_chains():
-            await asyncio.gather(*(self.chain(count) for count in counts))
-
-        self.loop.run_until_complete(all_chains())
-
-    def close(self):
-        self.loop.run_until_complete(self.aclose())
-        self.loop.close()
-
-
-class TornadoClient(CoroutineClient):
-    """Tornado's SimpleAsyncHTTPClient, max_clients raised to the number of chains."""
-
-    implementation = "tornado.simple_httpclient.SimpleAsyncHTTPClient"
-
-    async def open(self):
-        from tornado.httpclient import AsyncHTTPClient
-
-        # max_clients defaults to 10: below that many chains, requests would queue.
-        AsyncHTTPClient.configure(self.implementation, max_clients=self.chains)
-        self.client = AsyncHTTPClient()
-
-    def version(self):
-        import tornado
-
-        return "tornado %s" % tornado.version
-
-    async def chain(self, count):
-        for _ in range(count):
-            response = await self.client.fetch(self.url, raise_error=False)
-            problem = check_response(response.code, response.body)
-            if problem:
-                raise BenchError(problem)
-
-    async def aclose(self):
-        self.client.close()
-
-
-class TornadoCurlClient(TornadoClient):
-    """Tornado's CurlAsyncHTTPClient: libcurl keeps connections alive between requests."""
-
-    implementation = "tornado.curl_httpclient.CurlAsyncHTTPClient"
-
-    def version(self):
-        import pycurl
-
-        # pycurl.version lists every library libcurl links; the first two matter here.
-        return "%s, %s" % (super().version(), " ".join(pycurl.version.split()[:2]))
-
-
-class AiohttpClient(CoroutineClient):
-    """aiohttp: one ClientSession whose connector has no connection limit."""
-
-    async def open(self):
-        import aiohttp
-
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-
-    def version(self):
-        import aiohttp
-        from aiohttp import http_parser
-
-        compiled = getattr(http_parser, "HttpResponseParserC", None)
-        parser = "C" if http_parser.HttpResponseParser is compiled else "pure Python"
-        return "aiohttp %s (%s parser)" % (aiohttp.__version__, parser)
-
-    async def chain(self, count):
-        for _ in range(count):
-            async with self.session.get(self.url) as response:
-                body = await response.read()
-            problem = check_response(response.status, body)
-            if problem:
-                raise BenchError(problem)
-
-    async def aclose(self):
-        await self.session.close()
-
-
-class HTTPStreamClient:
-    """webqq's HTTPStream: each chain is a readback that returns the next request.
-
-    run() adds one request per chain and starts the IOLoop; the last chain to finish
-    (or the first failure) stops it.
-    """
-
-    def __init__(self, url, chains):
-        from tornado.ioloop import IOLoop
-        from webqq.http_stream import HTTPStream
-
-        self.url = url
-        self.io_loop = IOLoop()
-        self.stream = HTTPStream(io_loop=self.io_loop, max_connections=chains)
-        self.running = 0
-        self.error = None
-
-    def version(self):
-        import tornado
-
-        return "HTTPStream on tornado %s" % tornado.version
-
-    def run(self, counts):
-        self.running = len(counts)
-        for count in counts:
-            self.stream.add_request(Request(self.url), readback=self._readback(count),
-                                    errback=self._errback)
-        self.io_loop.start()
-        if self.error:
-            raise BenchError(self.error)
-
-    def _readback(self, count):
-        left = count
-
-        def readback(response):
-            nonlocal left
-            problem = check_response(response.status, response.read())
-            if problem:
-                self._fail(problem)
-                return None
-            left -= 1
-            if left:
-                return Request(self.url), readback
-            self.running -= 1
-            if not self.running:
-                self.io_loop.stop()
-            return None
-
-        return readback
-
-    def _errback(self, request, exc):
-        self._fail("%s failed: %r" % (request.full_url, exc))
-
-    def _fail(self, problem):
-        self.error = self.error or problem
-        self.io_loop.stop()
-
-    def close(self):
-        self.stream.close()
-        self.io_loop.close()
-
-
-CLIENT_CLASSES = {
-    "httpstream": HTTPStreamClient,
-    "tornado": TornadoClient,
-    "tornado-curl": TornadoCurlClient,
-    "aiohttp": AiohttpClient,
-}
-
-
-def run_worker(job):
-    """One client run inside this subprocess; prints its figures as one JSON line."""
-    if job["cpu"] is not None:
-        os.sched_setaffinity(0, {job["cpu"]})
-    client = CLIENT_CLASSES[job["client"]](job["url"], job["chains"])
-    client.run(split(job["warmup"], job["chains"]))
-    gc.collect()
-    profiler = cProfile.Profile() if job["profile"] else None
-
-    server_before = process_cpu_seconds(job["server_pid"])
-    machine_before = machine_cpu_seconds()
-    usage_before = resource.getrusage(resource.RUSAGE_SELF)
-    started = time.perf_counter()
-    if profiler:
-        profiler.enable()
-    client.run(split(job["requests"], job["chains"]))
-    if profiler:
-        profiler.disable()
-    wall = time.perf_counter() - started
-    usage_after = resource.getrusage(resource.RUSAGE_SELF)
-    server_cpu = process_cpu_seconds(job["server_pid"]) - server_before
-    machine_cpu = machine_cpu_seconds() - machine_before
-
-    version = client.version()
-    client.close()
-    if profiler:
-        profiler.dump_stats(job["profile"])
-    cpu = (usage_after.ru_utime - usage_before.ru_utime
-           + usage_after.ru_stime - usage_before.ru_stime)
-    print(json.dumps({"requests": job["requests"], "wall": wall, "cpu": cpu,
-                      "server_cpu": server_cpu, "machine_cpu": machine_cpu,
-                      "version": version}))
+# The idle workload's ramp: this many long polls, then a pause, until all are sent.
+IDLE_BATCH = 500
+IDLE_BATCH_PAUSE = 0.25
+# Seconds between all held and the RSS sample (gc.collect() first), and the most the
+# ramp may take: httpx needs over two minutes for 10,000 (its pool is scanned per request).
+IDLE_SETTLE = 2
+IDLE_RAMP_TIMEOUT = 240
 
 
 # --------------------------------------------------------------------------------------
@@ -321,14 +101,16 @@ def run_worker(job):
 class Nginx:
     """One nginx master and worker under `prefix`, listening on 127.0.0.1 only.
 
-    The worker is pinned to `cpu` with worker_cpu_affinity. start() returns once the
-    port accepts; stop() is safe to call twice and kills nginx if it does not exit.
+    The worker is pinned to `cpu` with worker_cpu_affinity; /poll holds each request
+    `hold` seconds. start() returns once the port accepts; stop() is safe to call twice
+    and kills nginx if it does not exit.
     """
 
-    def __init__(self, binary, prefix, cpu):
+    def __init__(self, binary, prefix, cpu, hold):
         self.binary = binary
         self.prefix = Path(prefix)
         self.cpu = cpu
+        self.hold = hold
         self.port = free_port()
         self.echo_module = find_echo_module(binary)
         self.process = None
@@ -341,6 +123,8 @@ class Nginx:
             lines.append("load_module %s;" % self.echo_module)
         lines += [
             "worker_processes 1;",
+            # 10,000 held long polls are 10,000 fds in the worker.
+            "worker_rlimit_nofile 20000;",
             "pid %s/nginx.pid;" % p,
             "lock_file %s/nginx.lock;" % p,
             "error_log %s/error.log warn;" % p,
@@ -349,7 +133,7 @@ class Nginx:
             # A bit mask, lowest bit = core 0.
             lines.append("worker_cpu_affinity %s;" % format(1 << self.cpu, "b"))
         lines += [
-            "events { worker_connections 4096; }",
+            "events { worker_connections 15000; }",
             "http {",
             "    access_log off;",
             # The compiled-in temp paths are under /var/lib/nginx: keep them in the prefix.
@@ -372,10 +156,17 @@ class Nginx:
             "        listen 127.0.0.1:%d backlog=4096;" % self.port,
             "        root %s/html;" % p,
             "        location = /small { }",
+            "        location = /big { }",
+            # Requests being served ("Writing") tell when every long poll is held.
+            "        location = /status { stub_status; }",
         ]
         if self.echo_module:
             lines.append('        location = /chunked { echo "%s"; }'
                          % BODY.rstrip(b"\n").decode())
+            # echo_sleep is a timer inside nginx: it holds the request without blocking
+            # the worker, then the body follows.
+            lines.append('        location = /poll { echo_sleep %d; echo "%s"; }'
+                         % (self.hold, BODY.rstrip(b"\n").decode()))
         lines += ["    }", "}"]
         return "\n".join(lines) + "\n"
 
@@ -383,10 +174,12 @@ class Nginx:
         (self.prefix / "html").mkdir()
         (self.prefix / "tmp").mkdir()
         (self.prefix / "html" / "small").write_bytes(BODY)
+        (self.prefix / "html" / "big").write_bytes(os.urandom(BIG_SIZE))
         conf = self.prefix / "nginx.conf"
         conf.write_text(self.config())
         # Started as root, the worker runs as nobody: it must be able to read the prefix.
-        for path in (self.prefix, self.prefix / "html", self.prefix / "html" / "small"):
+        for path in (self.prefix, self.prefix / "html", self.prefix / "html" / "small",
+                     self.prefix / "html" / "big"):
             path.chmod(0o755)
         # A session of its own: Ctrl-C reaches the script, which then stops nginx itself.
         self.process = subprocess.Popen(
@@ -469,12 +262,15 @@ def unavailable(client):
     """Why `client` cannot run here, or None when it can."""
     if client == "wrk":
         return None if shutil.which("wrk") else "wrk not installed (apt-get install wrk)"
+    if client == "urllib":
+        return None
     if client == "httpstream":
         # Looked for, not imported: the parent stays free of the clients' imports.
         if (REPO_ROOT / "webqq" / "http_stream.py").exists():
             return None
         return "webqq/http_stream.py does not exist yet"
-    module = {"tornado": "tornado", "tornado-curl": "pycurl", "aiohttp": "aiohttp"}[client]
+    module = {"tornado": "tornado", "tornado-curl": "pycurl", "aiohttp": "aiohttp",
+              "httpx": "httpx"}[client]
     return None if importlib.util.find_spec(module) else "%s is not installed" % module
 
 
@@ -486,33 +282,52 @@ def worker_env():
     return env
 
 
-def run_python_client(client, url, chains, args, server_pid, cpu, profile=None):
-    job = {"client": client, "url": url, "chains": chains, "requests": args.requests,
-           "warmup": max(chains, args.requests // 10), "cpu": cpu,
-           "server_pid": server_pid, "profile": profile}
+def run_python_client(job, args):
+    """Run `job` in a fresh subprocess; its figures, or BenchError."""
+    timeout = args.timeout + (IDLE_RAMP_TIMEOUT if job["workload"] == "idle" else 0)
     try:
         done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)],
-                              capture_output=True, text=True, timeout=args.timeout,
+                              capture_output=True, text=True, timeout=timeout,
                               env=worker_env(), stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        raise BenchError("no result within --timeout %s s" % args.timeout) from None
-    if done.returncode:
-        tail = done.stderr.strip().splitlines()[-1:] or ["(no output)"]
-        raise BenchError("exit status %d: %s" % (done.returncode, tail[0]))
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        raise BenchError("no result within %s s" % timeout) from None
+    lines = done.stdout.strip().splitlines()
+    if done.returncode or not lines:
+        # The worker's own one-line verdict, else the last line of whatever it printed.
+        said = re.findall(r"^worker failed: (.*)$", done.stderr, re.M)
+        tail = said or done.stderr.strip().splitlines()[-1:] or ["(no output)"]
+        raise BenchError("exit status %d: %s" % (done.returncode, tail[-1]))
+    return json.loads(lines[-1])
 
 
-def run_wrk(url, chains, args, server_pid, cpu):
+def wrk_preexec(cpu):
+    """What runs in wrk's child before exec: the client core, and fds for 10,000."""
+    def preexec():
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return preexec
+
+
+def wrk_version():
+    out = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
+    return out.split(" Copyright")[0].strip()
+
+
+def run_wrk(url, chains, seconds, server_pid, cpu, latency=False):
+    """wrk -t1 -cCHAINS for `seconds`: requests, wall, CPU (and p50/p99 with latency)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_before = process_cpu_seconds(server_pid)
     machine_before = machine_cpu_seconds()
-    pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
+    command = ["wrk", "-t1", "-c%d" % chains, "-d%ds" % seconds, url]
+    if latency:
+        command.insert(1, "--latency")
     started = time.perf_counter()
     try:
-        done = subprocess.run(
-            ["wrk", "-t1", "-c%d" % chains, "-d%ds" % args.wrk_seconds, url],
-            capture_output=True, text=True, preexec_fn=pin, stdin=subprocess.DEVNULL,
-            timeout=args.wrk_seconds + 30)
+        done = subprocess.run(command, capture_output=True, text=True,
+                              preexec_fn=wrk_preexec(cpu), stdin=subprocess.DEVNULL,
+                              timeout=seconds + 30)
     except subprocess.TimeoutExpired:
         raise BenchError("wrk did not finish") from None
     wall = time.perf_counter() - started
@@ -524,72 +339,355 @@ def run_wrk(url, chains, args, server_pid, cpu):
         raise BenchError("wrk failed: %s" % (done.stderr or done.stdout).strip())
     if re.search(r"Non-2xx|Socket errors", done.stdout):
         raise BenchError("wrk saw errors:\n" + done.stdout)
-    version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
-    return {"requests": int(counted.group(1)), "wall": wall,
-            "cpu": (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime),
-            "server_cpu": server_cpu, "machine_cpu": machine_cpu,
-            "version": version.split(" Copyright")[0].strip()}
+    result = {"requests": int(counted.group(1)), "wall": wall,
+              "cpu": (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime),
+              "server_cpu": server_cpu, "machine_cpu": machine_cpu,
+              "version": wrk_version()}
+    if latency:
+        # "Latency Distribution" lines: "     50%   57.00us".
+        for name, share in (("p50", "50"), ("p99", "99")):
+            found = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s)\s*$" % share, done.stdout, re.M)
+            if not found:
+                raise BenchError("no %s%% line in wrk's output" % share)
+            scale = {"us": 1e-6, "ms": 1e-3, "s": 1.0}[found.group(2)]
+            result[name] = float(found.group(1)) * scale
+    return result
+
+
+def wrk_idle(nginx, n, args, cpu):
+    """wrk holding `n` long polls: its RSS per connection and CPU over the idle window.
+
+    wrk opens every connection at once and cannot report memory itself, so the parent
+    samples /proc/PID of a `-c1` wrk (the baseline) and of the `-cN` one once nginx
+    shows all N held.
+    """
+    def start(connections):
+        seconds = IDLE_RAMP_TIMEOUT + IDLE_SETTLE + args.idle_seconds + 30
+        return subprocess.Popen(
+            ["wrk", "-t1", "-c%d" % connections, "-d%ds" % seconds,
+             "--timeout", "%ds" % (args.idle_hold + 60), nginx.url("/poll")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, preexec_fn=wrk_preexec(cpu))
+
+    def wait_held(process, count):
+        deadline = time.monotonic() + IDLE_RAMP_TIMEOUT
+        while held_requests(nginx.url("/status")) < count:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise BenchError("wrk did not hold %d long polls" % count)
+            time.sleep(0.5)
+
+    def voluntary_switches(pid):
+        with open("/proc/%d/status" % pid) as f:
+            return int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", f.read(),
+                                 re.M).group(1))
+
+    processes = []
+    try:
+        one = start(1)
+        processes.append(one)
+        wait_held(one, 1)
+        time.sleep(IDLE_SETTLE)
+        rss_base = memory_kib("VmRSS", one.pid)
+        one.kill()
+        one.wait()
+        started = time.perf_counter()
+        many = start(n)
+        processes.append(many)
+        # The -c1 wrk's poll stays held in nginx until its timer fires: count it.
+        wait_held(many, n + 1)
+        ramp = time.perf_counter() - started
+        time.sleep(IDLE_SETTLE)
+        rss_held = memory_kib("VmRSS", many.pid)
+        cpu_before = process_cpu_seconds(many.pid)
+        switches_before = voluntary_switches(many.pid)
+        idle_started = time.perf_counter()
+        time.sleep(args.idle_seconds)
+        idle_wall = time.perf_counter() - idle_started
+        idle_cpu = process_cpu_seconds(many.pid) - cpu_before
+        switches = voluntary_switches(many.pid) - switches_before
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    # One connection is in the baseline already.
+    return {"n": n, "ramp": ramp, "rss_setup_kib": rss_base, "rss_base_kib": rss_base,
+            "rss_held_kib": rss_held, "per_conn_n": n - 1, "idle_wall": idle_wall,
+            "idle_cpu": idle_cpu, "idle_wakeups": switches, "version": wrk_version()}
+
+
+def job_for(workload, path, chains, client, nginx, args, cpu):
+    """The worker's instructions for one Python client run."""
+    job = {"workload": workload, "client": client, "chains": chains, "cpu": cpu,
+           "server_pid": nginx.worker_pid, "limit": chains,
+           "timeout": args.idle_hold + 60, "url": nginx.url(path),
+           "expected": len(BODY), "small_url": nginx.url("/small"),
+           "small_expected": len(BODY)}
+    if workload == "chains":
+        job.update(requests=args.requests, warmup=max(chains, args.requests // 10))
+    elif workload == "latency":
+        job.update(requests=args.latency_requests,
+                   warmup=max(1, args.latency_requests // 10))
+    elif workload == "body":
+        job.update(requests=args.body_requests, expected=BIG_SIZE)
+    elif workload == "idle":
+        job.update(n=chains, batch=IDLE_BATCH, batch_pause=IDLE_BATCH_PAUSE,
+                   ramp_timeout=IDLE_RAMP_TIMEOUT, settle=IDLE_SETTLE,
+                   window=args.idle_seconds, status_url=nginx.url("/status"))
+    return job
+
+
+def run_cell(workload, path, chains, client, nginx, args, cpu):
+    """One run of one cell; the figures as a dict, or BenchError."""
+    if client != "wrk":
+        return run_python_client(job_for(workload, path, chains, client, nginx, args, cpu),
+                                 args)
+    if workload == "chains":
+        return run_wrk(nginx.url(path), chains, args.wrk_seconds, nginx.worker_pid, cpu)
+    if workload == "latency":
+        return run_wrk(nginx.url(path), 1, args.wrk_seconds, nginx.worker_pid, cpu,
+                       latency=True)
+    if workload == "body":
+        return run_wrk(nginx.url(path), 1, args.wrk_seconds, nginx.worker_pid, cpu)
+    return wrk_idle(nginx, chains, args, cpu)
+
+
+def idle_size(client, args):
+    """How many long polls a client holds: urllib's thread per request gets fewer."""
+    return args.idle_urllib if client == "urllib" else args.idle
+
+
+def plan_cells(workload, clients, args):
+    """The (workload, path, chains, client) cells of one workload."""
+    if workload == "chains":
+        return [(workload, path, chains, client) for path in args.paths
+                for chains in args.chains for client in clients]
+    if workload == "latency":
+        return [(workload, path, 1, client) for path in args.paths for client in clients]
+    if workload == "body":
+        return [(workload, "/big", 1, client) for client in clients]
+    return [(workload, "/poll", idle_size(client, args), client) for client in clients]
+
+
+def run_all(nginx_binary, nginx, clients, args, server_cpu, client_cpu, notes):
+    """Every cell of every chosen workload, each repetition in a new random order."""
+    cells = {}
+    rng = random.Random(args.seed)
+    plans = []
+    for workload in args.workloads:
+        plan = plan_cells(workload, clients, args)
+        repeat = args.idle_repeat if workload == "idle" else args.repeat
+        plans += [plan] * repeat
+        cells.update((cell, []) for cell in plan)
+    total = sum(len(plan) for plan in plans)
+    done = 0
+    for plan in plans:
+        order = plan[:]
+        rng.shuffle(order)
+        for cell in order:
+            workload, path, chains, client = cell
+            done += 1
+            try:
+                if workload == "idle":
+                    # echo_sleep keeps a request until its timer fires, even after the
+                    # client has gone: each idle run starts from an empty nginx.
+                    with tempfile.TemporaryDirectory(prefix="http_bench-idle-") as prefix:
+                        idle_nginx = Nginx(nginx_binary, prefix, server_cpu, args.idle_hold)
+                        try:
+                            idle_nginx.start()
+                            result = run_cell(*cell, idle_nginx, args, client_cpu)
+                        finally:
+                            idle_nginx.stop()
+                else:
+                    result = run_cell(*cell, nginx, args, client_cpu)
+            except BenchError as e:
+                notes.append("%s %s %s n=%d failed: %s" % (workload, client, path, chains, e))
+                progress = "FAILED: %s" % e
+            else:
+                cells[cell].append(result)
+                progress = progress_line(workload, result)
+            print("[%d/%d] %s %s %s %d: %s" % (done, total, workload, client, path, chains,
+                                                progress), file=sys.stderr, flush=True)
+    return cells
+
+
+def progress_line(workload, r):
+    if workload == "idle":
+        return "%.1f KiB/conn, %.1f ms CPU/s idle" % (
+            (r["rss_held_kib"] - r["rss_base_kib"]) / r.get("per_conn_n", r["n"]),
+            r["idle_cpu"] / r["idle_wall"] * 1e3)
+    if workload == "latency":
+        return "p50 %.0f µs, p99 %.0f µs" % (r["p50"] * 1e6, r["p99"] * 1e6)
+    return "%.0f req/s, %.1f µs CPU/req" % (r["requests"] / r["wall"],
+                                           r["cpu"] / r["requests"] * 1e6)
+
+
+def profile_httpstream(nginx, clients, args, client_cpu, notes):
+    if "httpstream" not in clients:
+        notes.append("--profile ignored: httpstream is not among the clients run")
+        return
+    for chains in args.chains:
+        profile = Path("%s-c%d.prof" % (args.profile, chains)).resolve()
+        job = job_for("chains", args.paths[0], chains, "httpstream", nginx, args, client_cpu)
+        job["profile"] = str(profile)
+        try:
+            run_python_client(job, args)
+        except BenchError as e:
+            notes.append("profiled httpstream run at %d chains failed: %s" % (chains, e))
+            continue
+        summary = profile.with_suffix(".txt")
+        write_profile_summary(profile, summary)
+        notes.append("profile of httpstream at %d chains (not in the table): %s, %s"
+                     % (chains, profile, summary))
+
+
+# --------------------------------------------------------------------------------------
+# Summaries and tables.
+# --------------------------------------------------------------------------------------
+
+def median_of(runs, figure):
+    return statistics.median(figure(r) for r in runs)
 
 
 def summarize(cells, clients, paths):
-    """Medians per cell and ratios to HTTPStream at the same path and chains."""
-    rows = []
-    for (path, chains, client), runs in cells.items():
+    """Per workload: medians per cell, then ratios to HTTPStream in the same cell."""
+    results = {}
+    for (workload, path, chains, client), runs in cells.items():
         if not runs:
             continue
-        rps = [r["requests"] / r["wall"] for r in runs]
-        cpu_us = [r["cpu"] / r["requests"] * 1e6 for r in runs]
-        server = [r["server_cpu"] / r["wall"] for r in runs]
-        # Whatever other processes ran meanwhile: busy neighbours on the client's core
-        # lower req/s (the client waits for the core) more than CPU per request.
-        others = [max(0.0, r["machine_cpu"] - r["cpu"] - r["server_cpu"]) / r["wall"]
-                  for r in runs]
-        rows.append({"client": client, "path": path, "chains": chains, "runs": len(runs),
-                     "rps": statistics.median(rps), "cpu_us": statistics.median(cpu_us),
-                     "cpu_us_min": min(cpu_us), "cpu_us_max": max(cpu_us),
-                     "server_share": max(server), "others_share": max(others)})
-    base = {(r["path"], r["chains"]): r for r in rows if r["client"] == "httpstream"}
-    for row in rows:
-        ours = base.get((row["path"], row["chains"]))
-        row["rps_ratio"] = row["rps"] / ours["rps"] if ours else None
-        row["cpu_ratio"] = row["cpu_us"] / ours["cpu_us"] if ours else None
-    rows.sort(key=lambda r: (paths.index(r["path"]), r["chains"], clients.index(r["client"])))
-    return rows
+        row = {"client": client, "path": path, "chains": chains, "runs": len(runs)}
+        if workload in ("chains", "latency", "body"):
+            row["rps"] = median_of(runs, lambda r: r["requests"] / r["wall"])
+            row["cpu_us"] = median_of(runs, lambda r: r["cpu"] / r["requests"] * 1e6)
+        if workload == "chains":
+            cpu_us = [r["cpu"] / r["requests"] * 1e6 for r in runs]
+            row["cpu_us_min"], row["cpu_us_max"] = min(cpu_us), max(cpu_us)
+            row["server_share"] = max(r["server_cpu"] / r["wall"] for r in runs)
+            # Whatever other processes ran meanwhile: busy neighbours on the client's
+            # core lower req/s (the client waits for the core) more than CPU per request.
+            row["others_share"] = max(
+                max(0.0, r["machine_cpu"] - r["cpu"] - r["server_cpu"]) / r["wall"]
+                for r in runs)
+        elif workload == "latency":
+            row["p50_us"] = median_of(runs, lambda r: r["p50"] * 1e6)
+            row["p99_us"] = median_of(runs, lambda r: r["p99"] * 1e6)
+        elif workload == "body":
+            row["mb_s"] = median_of(runs, lambda r: r["requests"] * BIG_SIZE / r["wall"] / 1e6)
+            row["ms_per_body"] = median_of(runs, lambda r: r["wall"] / r["requests"] * 1e3)
+            row["cpu_ms"] = row.pop("cpu_us") / 1e3
+            row["peak_mib"] = (median_of(runs, lambda r: r["peak_kib"] / 1024)
+                               if "peak_kib" in runs[0] else None)
+        elif workload == "idle":
+            row["ramp_s"] = median_of(runs, lambda r: r["ramp"])
+            row["kib_per_conn"] = median_of(
+                runs, lambda r: (r["rss_held_kib"] - r["rss_base_kib"])
+                / r.get("per_conn_n", r["n"]))
+            row["kib_per_conn_setup"] = median_of(
+                runs, lambda r: (r["rss_held_kib"] - r["rss_setup_kib"])
+                / r.get("per_conn_n", r["n"]))
+            row["idle_cpu_ms_s"] = median_of(runs, lambda r: r["idle_cpu"] / r["idle_wall"] * 1e3)
+            row["wakeups_s"] = median_of(runs, lambda r: r["idle_wakeups"] / r["idle_wall"])
+        results.setdefault(workload, []).append(row)
+    ratio_figures = {"chains": ("rps", "cpu_us"), "latency": ("p50_us", "p99_us", "cpu_us"),
+                     "body": ("mb_s", "cpu_ms", "peak_mib"),
+                     "idle": ("kib_per_conn", "kib_per_conn_setup")}
+    for workload, rows in results.items():
+        base = {(r["path"], r["chains"] if workload == "chains" else 0): r
+                for r in rows if r["client"] == "httpstream"}
+        for row in rows:
+            ours = base.get((row["path"], row["chains"] if workload == "chains" else 0))
+            for figure in ratio_figures[workload]:
+                valid = ours and row[figure] is not None and ours[figure]
+                row[figure + "_ratio"] = row[figure] / ours[figure] if valid else None
+        rows.sort(key=lambda r: (paths.index(r["path"]) if r["path"] in paths else 0,
+                                 r["chains"] if workload == "chains" else 0,
+                                 clients.index(r["client"])))
+    return results
 
 
-def format_ratio(ratio):
-    return "-" if ratio is None else "%.2f" % ratio
+def ratio(value):
+    return "-" if value is None else "%.2f" % value
 
 
-def print_table(rows, report):
-    header = ("client", "path", "chains", "req/s", "CPU µs/req", "CPU range",
-              "req/s ×HS", "CPU ×HS", "nginx CPU", "others")
-    lines = [header]
-    for r in rows:
-        flag = " server-bound" if r["server_share"] > SERVER_BOUND_SHARE else ""
-        lines.append((r["client"], r["path"], str(r["chains"]), "%.0f" % r["rps"],
-                      "%.1f" % r["cpu_us"],
-                      "%.1f-%.1f" % (r["cpu_us_min"], r["cpu_us_max"]),
-                      format_ratio(r["rps_ratio"]), format_ratio(r["cpu_ratio"]),
-                      "%.0f%%%s" % (100 * r["server_share"], flag),
-                      "%.0f%%" % (100 * r["others_share"])))
+def optional(value, form):
+    return "-" if value is None else form % value
+
+
+def format_table(header, lines):
+    """Text columns: the first two left-aligned, the rest right-aligned."""
+    lines = [header] + lines
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = []
     for n, line in enumerate(lines):
-        print("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
-                        for i, (cell, w) in enumerate(zip(line, widths))).rstrip())
+        out.append("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
+                             for i, (cell, w) in enumerate(zip(line, widths))).rstrip())
         if n == 0:
-            print("  ".join("-" * w for w in widths))
-    print()
-    print("×HS: the peer's figure divided by HTTPStream's at the same path and chains "
-          "(req/s: above 1 is faster; CPU: above 1 costs more).")
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def print_tables(report):
+    results = report["results"]
+    if "latency" in results:
+        print("== latency: one sequential keep-alive chain, %d requests (wrk: %d s) =="
+              % (report["latency_requests"], report["wrk_seconds"]))
+        print(format_table(
+            ("client", "path", "p50 µs", "p99 µs", "CPU µs/req", "p50 ×HS", "p99 ×HS",
+             "CPU ×HS"),
+            [(r["client"], r["path"], "%.0f" % r["p50_us"], "%.0f" % r["p99_us"],
+              "%.1f" % r["cpu_us"], ratio(r["p50_us_ratio"]), ratio(r["p99_us_ratio"]),
+              ratio(r["cpu_us_ratio"])) for r in results["latency"]]))
+        print()
+    if "chains" in results:
+        print("== chains: %d requests over N concurrent keep-alive chains (wrk: %d s) =="
+              % (report["requests"], report["wrk_seconds"]))
+        lines = []
+        for r in results["chains"]:
+            flag = " server-bound" if r["server_share"] > SERVER_BOUND_SHARE else ""
+            lines.append((r["client"], r["path"], str(r["chains"]), "%.0f" % r["rps"],
+                          "%.1f" % r["cpu_us"], "%.3f" % (r["cpu_us"] / 1e3),
+                          "%.1f-%.1f" % (r["cpu_us_min"], r["cpu_us_max"]),
+                          ratio(r["rps_ratio"]), ratio(r["cpu_us_ratio"]),
+                          "%.0f%%%s" % (100 * r["server_share"], flag),
+                          "%.0f%%" % (100 * r["others_share"])))
+        print(format_table(("client", "path", "chains", "req/s", "CPU µs/req",
+                            "CPU s/1k req", "CPU range", "req/s ×HS", "CPU ×HS",
+                            "nginx CPU", "others"), lines))
+        print()
+    if "idle" in results:
+        print("== idle: N long polls held by nginx; RSS growth per held connection, then "
+              "a %d s idle window ==" % report["idle_seconds"])
+        print(format_table(
+            ("client", "path", "N held", "ramp s", "KiB/conn", "KiB/conn ×HS",
+             "incl. setup", "setup ×HS", "idle CPU ms/s", "wakeups/s"),
+            [(r["client"], r["path"], str(r["chains"]), "%.1f" % r["ramp_s"],
+              "%.1f" % r["kib_per_conn"], ratio(r["kib_per_conn_ratio"]),
+              "%.1f" % r["kib_per_conn_setup"], ratio(r["kib_per_conn_setup_ratio"]),
+              "%.2f" % r["idle_cpu_ms_s"], "%.1f" % r["wakeups_s"])
+             for r in results["idle"]]))
+        print()
+    if "body" in results:
+        print("== body: %d sequential GETs of a %d MiB static file on a warm connection "
+              "(wrk: %d s) ==" % (report["body_requests"], BIG_SIZE >> 20,
+                                  report["wrk_seconds"]))
+        print(format_table(
+            ("client", "path", "MB/s", "ms/body", "CPU ms/body", "peak RSS +MiB",
+             "MB/s ×HS", "CPU ×HS", "RSS ×HS"),
+            [(r["client"], r["path"], "%.0f" % r["mb_s"], "%.1f" % r["ms_per_body"],
+              "%.1f" % r["cpu_ms"], optional(r["peak_mib"], "%.1f"), ratio(r["mb_s_ratio"]),
+              ratio(r["cpu_ms_ratio"]), ratio(r["peak_mib_ratio"]))
+             for r in results["body"]]))
+        print()
+    print("×HS: the peer's figure divided by HTTPStream's in the same cell (req/s and MB/s: "
+          "above 1 is faster; every other figure: above 1 costs more).")
     print("nginx CPU: the busiest run's nginx worker CPU over its timed window "
-          "(above %d%% the server, not the client, was the limit)."
+          "(above %d%% the server, not the client, was the limit). others: the most CPU "
+          "anything else used during one of the cell's timed windows, in %% of one core."
           % (100 * SERVER_BOUND_SHARE))
-    print("others: the most CPU anything else used during one of the cell's timed windows, "
-          "in % of one core.")
-    print("Date %s; %d timed requests per run (wrk: %d s per run), median of %d runs; "
-          "seed %d." % (report["date"], report["requests"], report["wrk_seconds"],
-                        report["repeat"], report["seed"]))
+    print("KiB/conn: (RSS with N held - RSS after the client was built and had sent two "
+          "small GETs) / N; incl. setup: from before the client was built.")
+    print("Date %s; runs per cell: %d (idle: %d), the median shown; seed %d." % (
+        report["date"], report["repeat"], report["idle_repeat"], report["seed"]))
     for name, version in report["versions"].items():
         print("  %-12s %s" % (name, version))
     for note in report["notes"]:
@@ -608,43 +706,80 @@ def write_profile_summary(profile, out):
 def httpstream_version():
     """Which HTTPStream was measured: its last commit, and whether it has edits since."""
     git = ["git", "-C", str(REPO_ROOT)]
-    path = "webqq/http_stream.py"
-    last = subprocess.run(git + ["log", "-1", "--format=%h %cs", "--", path],
+    paths = ["webqq/http_stream.py", "webqq/http"]
+    last = subprocess.run(git + ["log", "-1", "--format=%h %cs", "--"] + paths,
                           capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(git + ["status", "--porcelain", "--", path],
+    dirty = subprocess.run(git + ["status", "--porcelain", "--"] + paths,
                            capture_output=True, text=True).stdout.strip()
     return "%s%s" % (last or "uncommitted", " + uncommitted edits" if dirty and last else "")
 
 
+def versions(nginx_binary, cells, clients):
+    """The versions each client reported from its own process, plus Python and nginx."""
+    found = {"python": "%s %s" % (platform.python_implementation(),
+                                  platform.python_version())}
+    nginx = subprocess.run([nginx_binary, "-v"], capture_output=True, text=True).stderr
+    found["nginx"] = nginx.strip().replace("nginx version: ", "")
+    for client in clients:
+        reported = [r["version"] for (_, _, _, c), runs in cells.items() if c == client
+                    for r in runs]
+        if reported:
+            found[client] = reported[0]
+    if "httpstream" in found:
+        found["httpstream"] += ", webqq/http_stream.py and webqq/http/ at %s" % (
+            httpstream_version())
+    return found
+
+
 def parse_args():
     parser = argparse.ArgumentParser(
-        description="Small keep-alive GETs against a local nginx: HTTPStream, Tornado's "
-                    "AsyncHTTPClient, aiohttp and wrk, side by side.")
-    parser.add_argument("--requests", type=int, default=20000,
-                        help="timed requests per Python client run (default 20000); "
-                             "a tenth more are sent first as a warm-up")
-    parser.add_argument("--chains", default="1,16,64",
-                        help="comma-separated numbers of concurrent chains (default 1,16,64)")
-    parser.add_argument("--clients", default="httpstream,tornado,aiohttp,wrk",
-                        help="comma-separated, from %s (default "
-                             "httpstream,tornado,aiohttp,wrk)" % ",".join(ALL_CLIENTS))
+        description="HTTPStream beside Tornado's clients, aiohttp, httpx, urllib and wrk "
+                    "against a local nginx: latency, concurrent chains, idle long polls "
+                    "and a large body.")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS),
+                        help="comma-separated, from %s (default: all)" % ",".join(WORKLOADS))
+    parser.add_argument("--clients", default=",".join(ALL_CLIENTS),
+                        help="comma-separated, from %s (default: all)" % ",".join(ALL_CLIENTS))
     parser.add_argument("--paths", default="/small",
-                        help="comma-separated locations: /small (Content-Length) and, "
-                             "with the echo module, /chunked (default /small)")
+                        help="latency and chains: comma-separated locations, /small "
+                             "(Content-Length) and, with the echo module, /chunked "
+                             "(default /small)")
+    parser.add_argument("--requests", type=int, default=20000,
+                        help="chains: timed requests per Python client run (default "
+                             "20000); a tenth more are sent first as a warm-up")
+    parser.add_argument("--chains", default="1,16,64,256",
+                        help="chains: numbers of concurrent chains (default 1,16,64,256)")
+    parser.add_argument("--latency-requests", type=int, default=5000,
+                        help="latency: timed requests in the one chain (default 5000)")
+    parser.add_argument("--idle", type=int, default=10000,
+                        help="idle: long polls each client holds (default 10000)")
+    parser.add_argument("--idle-urllib", type=int, default=1000,
+                        help="idle: long polls urllib holds, one thread each (default 1000)")
+    parser.add_argument("--idle-seconds", type=int, default=10,
+                        help="idle: the idle window once all are held (default 10)")
+    parser.add_argument("--idle-hold", type=int, default=300,
+                        help="idle: seconds nginx holds each long poll; must outlast the "
+                             "ramp (at most %d s) and the window (default 300)" % IDLE_RAMP_TIMEOUT)
+    parser.add_argument("--body-requests", type=int, default=5,
+                        help="body: timed GETs of the 10 MiB file per run (default 5)")
     parser.add_argument("--repeat", type=int, default=3,
-                        help="runs per cell, the table shows the median (default 3)")
+                        help="runs per latency, chains and body cell; the tables show "
+                             "the median (default 3)")
+    parser.add_argument("--idle-repeat", type=int, default=1,
+                        help="runs per idle cell (default 1)")
     parser.add_argument("--wrk-seconds", type=int, default=3,
                         help="duration of each wrk run (default 3)")
-    parser.add_argument("--timeout", type=float, default=180,
-                        help="seconds one client run may take before it fails (default 180)")
+    parser.add_argument("--timeout", type=float, default=240,
+                        help="seconds one client run may take before it fails (default 240)")
     parser.add_argument("--seed", type=int, help="seed of the run order (default: random)")
     parser.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx",
                         help="the nginx binary (default: from PATH)")
     parser.add_argument("--profile", metavar="PREFIX",
-                        help="after the benchmark, one extra cProfile'd HTTPStream run per "
-                             "chains value: PREFIX-cN.prof and a top-15 PREFIX-cN.txt")
+                        help="after the benchmark, one extra cProfile'd HTTPStream chains "
+                             "run per chains value: PREFIX-cN.prof and a top-15 "
+                             "PREFIX-cN.txt")
     parser.add_argument("--json", action="store_true",
-                        help="print the results as one JSON document instead of a table")
+                        help="print the results as one JSON document instead of tables")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -652,14 +787,19 @@ def parse_args():
     args.chains = [int(c) for c in args.chains.split(",")]
     args.clients = args.clients.split(",")
     args.paths = args.paths.split(",")
-    for client in args.clients:
-        if client not in ALL_CLIENTS:
-            parser.error("unknown client %r; choose from %s" % (client, ", ".join(ALL_CLIENTS)))
-    for path in args.paths:
-        if path not in PATHS:
-            parser.error("unknown path %r; choose from %s" % (path, ", ".join(PATHS)))
+    args.workloads = args.workloads.split(",")
+    for name, given, known in (("client", args.clients, ALL_CLIENTS),
+                               ("path", args.paths, PATHS),
+                               ("workload", args.workloads, WORKLOADS)):
+        for value in given:
+            if value not in known:
+                parser.error("unknown %s %r; choose from %s" % (name, value, ", ".join(known)))
     if min(args.chains) < 1 or args.requests < max(args.chains):
         parser.error("--chains must be >= 1 and --requests >= the largest chains value")
+    if args.idle_hold < IDLE_RAMP_TIMEOUT + IDLE_SETTLE + args.idle_seconds + 10:
+        parser.error("--idle-hold must outlast the ramp (%d s at most), %d s of settling "
+                     "and the idle window, with 10 s to spare"
+                     % (IDLE_RAMP_TIMEOUT, IDLE_SETTLE))
     if args.seed is None:
         args.seed = random.randrange(1 << 31)
     return args
@@ -668,7 +808,12 @@ def parse_args():
 def main():
     args = parse_args()
     if args.worker:
-        run_worker(json.loads(args.worker))
+        try:
+            run_worker(json.loads(args.worker))
+        except BaseException as e:
+            # Said last, before the interpreter's warnings about what was left open.
+            print("worker failed: %r" % e, file=sys.stderr, flush=True)
+            raise
         return 0
     # SIGTERM unwinds like Ctrl-C, so the finally clauses stop nginx and remove the prefix.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -693,99 +838,42 @@ def main():
         return 2
 
     with tempfile.TemporaryDirectory(prefix="http_bench-") as prefix:
-        nginx = Nginx(args.nginx, prefix, server_cpu)
-        if "/chunked" in args.paths and not nginx.echo_module:
-            notes.append("/chunked skipped: the echo module is not installed "
-                         "(apt-get install libnginx-mod-http-echo)")
-            args.paths.remove("/chunked")
+        nginx = Nginx(args.nginx, prefix, server_cpu, args.idle_hold)
+        if not nginx.echo_module:
+            if "/chunked" in args.paths:
+                notes.append("/chunked skipped: the echo module is not installed "
+                             "(apt-get install libnginx-mod-http-echo)")
+                args.paths.remove("/chunked")
+            if "idle" in args.workloads:
+                notes.append("idle skipped: /poll needs the echo module")
+                args.workloads.remove("idle")
+        if "urllib" in clients and "idle" in args.workloads:
+            notes.append("idle: urllib holds %d, not %d: a thread per held request"
+                         % (args.idle_urllib, args.idle))
         try:
             nginx.start()
-            cells = run_all(nginx, clients, args, client_cpu, notes)
-            if args.profile:
+            cells = run_all(args.nginx, nginx, clients, args, server_cpu, client_cpu, notes)
+            if args.profile and "chains" in args.workloads:
                 profile_httpstream(nginx, clients, args, client_cpu, notes)
         finally:
             nginx.stop()
 
     report = {
-        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-        "requests": args.requests, "wrk_seconds": args.wrk_seconds, "repeat": args.repeat,
-        "seed": args.seed, "server_cpu": server_cpu, "client_cpu": client_cpu,
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"), "workloads": args.workloads,
+        "requests": args.requests, "latency_requests": args.latency_requests,
+        "body_requests": args.body_requests, "idle": args.idle,
+        "idle_urllib": args.idle_urllib, "idle_seconds": args.idle_seconds,
+        "idle_hold": args.idle_hold, "wrk_seconds": args.wrk_seconds,
+        "repeat": args.repeat, "idle_repeat": args.idle_repeat, "seed": args.seed,
+        "server_cpu": server_cpu, "client_cpu": client_cpu,
         "versions": versions(args.nginx, cells, clients), "notes": notes,
         "results": summarize(cells, clients, args.paths),
     }
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print_table(report["results"], report)
+        print_tables(report)
     return 0
-
-
-def run_all(nginx, clients, args, client_cpu, notes):
-    """Every (path, chains, client) cell --repeat times, shuffled per repetition."""
-    plan = [(path, chains, client) for path in args.paths for chains in args.chains
-            for client in clients]
-    cells = {cell: [] for cell in plan}
-    rng = random.Random(args.seed)
-    total = len(plan) * args.repeat
-    done = 0
-    for repetition in range(args.repeat):
-        order = plan[:]
-        rng.shuffle(order)
-        for path, chains, client in order:
-            done += 1
-            url = nginx.url(path)
-            try:
-                if client == "wrk":
-                    result = run_wrk(url, chains, args, nginx.worker_pid, client_cpu)
-                else:
-                    result = run_python_client(client, url, chains, args,
-                                               nginx.worker_pid, client_cpu)
-            except BenchError as e:
-                notes.append("%s %s chains=%d run %d failed: %s"
-                             % (client, path, chains, repetition + 1, e))
-                progress = "FAILED: %s" % e
-            else:
-                cells[(path, chains, client)].append(result)
-                progress = "%.0f req/s, %.1f µs CPU/req" % (
-                    result["requests"] / result["wall"],
-                    result["cpu"] / result["requests"] * 1e6)
-            print("[%d/%d] %s %s chains=%d: %s" % (done, total, client, path, chains,
-                                                    progress), file=sys.stderr, flush=True)
-    return cells
-
-
-def profile_httpstream(nginx, clients, args, client_cpu, notes):
-    if "httpstream" not in clients:
-        notes.append("--profile ignored: httpstream is not among the clients run")
-        return
-    for chains in args.chains:
-        profile = Path("%s-c%d.prof" % (args.profile, chains)).resolve()
-        try:
-            run_python_client("httpstream", nginx.url(args.paths[0]), chains, args,
-                              nginx.worker_pid, client_cpu, profile=str(profile))
-        except BenchError as e:
-            notes.append("profiled httpstream run at %d chains failed: %s" % (chains, e))
-            continue
-        summary = profile.with_suffix(".txt")
-        write_profile_summary(profile, summary)
-        notes.append("profile of httpstream at %d chains (not in the table): %s, %s"
-                     % (chains, profile, summary))
-
-
-def versions(nginx_binary, cells, clients):
-    """The versions each client reported from its own process, plus Python and nginx."""
-    found = {"python": "%s %s" % (platform.python_implementation(),
-                                  platform.python_version())}
-    nginx = subprocess.run([nginx_binary, "-v"], capture_output=True, text=True).stderr
-    found["nginx"] = nginx.strip().replace("nginx version: ", "")
-    for client in clients:
-        reported = [r["version"] for (_, _, c), runs in cells.items() if c == client
-                    for r in runs]
-        if reported:
-            found[client] = reported[0]
-    if "httpstream" in found:
-        found["httpstream"] += ", webqq/http_stream.py at %s" % httpstream_version()
-    return found
 
 
 if __name__ == "__main__":
