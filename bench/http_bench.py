@@ -22,8 +22,9 @@ How:
   of its own, because echo_sleep keeps a request until its timer fires even after the
   client has gone. Nothing outside the temporary directories is written.
 - Each Python client runs in a fresh subprocess of this script (bench/_peers.py holds
-  the client side, bench/_nginx.py the server's configuration), pinned with os.sched_setaffinity to the core nginx does not use,
-  with RLIMIT_NOFILE raised to its hard limit. It warms up first (connections opened,
+  the client side, bench/_nginx.py the server's configuration), pinned with
+  os.sched_setaffinity to the core nginx does not use, with RLIMIT_NOFILE raised to its
+  hard limit. It warms up first (connections opened,
   code paths warmed), then runs the measured part; user+system CPU comes from
   resource.getrusage(RUSAGE_SELF) around it, memory from /proc/self/status. The
   subprocess prints one JSON line that the parent reads.
