@@ -92,6 +92,11 @@ class SimControl:
         assert response.status == 200, (verb, response.status, response.text)
         return response.json()
 
+    async def clear_faults(self) -> None:
+        url = "http://127.0.0.1:%d/_sim/fault" % self.sim.port
+        response = await self.stream.fetch(Request(url, method="DELETE"))
+        assert response.status == 200, response.text
+
     async def say(self, **body) -> Any:
         body.setdefault("to", 10001)
         return await self.call("say", body)

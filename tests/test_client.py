@@ -450,14 +450,24 @@ async def test_send_results_sent_failed_with_retcode_and_ambiguous(world):
     await world.control.call("fault", {"path": path, "kind": "retcode", "retcode": 114})
     refused = await client.send_buddy(20001, "refused").done
     assert (refused.status.value, refused.retcode) == ("failed", 114)
+    # Handled, answer lost: resent as it was, which the server knows for a repeat.
     await world.control.call("fault", {"path": path, "kind": "reset"})
-    lost = await client.send_buddy(20001, "answer lost").done
-    assert lost.status.value == "ambiguous"                 # handled, answer lost: not resent
-    ok = await client.send_buddy(20001, "fine").done
-    assert ok.status.value == "sent"
-    assert [item["text"] for item in await world.control.sent()] == ["answer lost", "fine"]
+    resent = await client.send_buddy(20001, "answer lost once").done
+    assert resent.status.value == "sent"
+    # Handled every time, every answer lost: its fate is unknown, and it says so.
+    await world.control.call("fault", {"path": path, "kind": "reset", "count": 10})
+    lost = await client.send_buddy(20001, "answer always lost").done
+    assert lost.status.value == "ambiguous"
+    await world.control.clear_faults()
+    # Refused with 503 every time: certainly not sent, so it waits for another try.
+    await world.control.call("fault", {"path": path, "kind": "status", "status": 503,
+                                       "count": 4})
+    busy = await client.send_buddy(20001, "after a busy spell").done
+    assert busy.status.value == "sent"
+    delivered = [item["text"] for item in await world.control.sent() if not item["dropped"]]
+    assert delivered == ["answer lost once", "answer always lost", "after a busy spell"]
     assert [e.message.status.value for e in events.of("sent")] == \
-        ["failed", "ambiguous", "sent"]
+        ["failed", "sent", "ambiguous", "sent"]
 
 
 @pytest.mark.gen_test(timeout=30)

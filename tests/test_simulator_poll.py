@@ -266,11 +266,31 @@ async def test_silent_drops_of_fast_or_repeated_sends(io_loop, request):
     browser = Browser(sim)
     await in_thread(browser.sign_in, 10001)
     alice = sim.world.uin(10001, 20001)
-    for _ in range(2):
-        reply = await in_thread(browser.send, "send_buddy_msg2", {"to": alice})
+    for msg_id in (21870001, 21870002):
+        reply = await in_thread(browser.send, "send_buddy_msg2", {"to": alice, "msg_id": msg_id})
         assert reply.json() == {"retcode": 0, "result": "ok"}   # a drop still answers ok
     sent = (await in_thread(browser.control, "sent?account=10001")).json()
     assert [s["dropped"] for s in sent] == [None, "too_fast"]
+
+
+@pytest.mark.gen_test
+async def test_an_exact_repeat_is_answered_but_delivered_once(sim, held_polls):
+    bot, friend = Browser(sim), Browser(sim)
+    await in_thread(bot.sign_in, 10001, "11111111")
+    await in_thread(friend.sign_in, 10002, "22222222")
+    await in_thread(friend.poll)                                 # 10001 came online
+    to = sim.world.uin(10001, 10002)
+    for content in (("once",), ("once",), ("again",)):
+        # The first two are the same message (same msg_id): a resend after a lost answer.
+        msg_id = 21870001 if content == ("once",) else 21870002
+        reply = await in_thread(bot.send, "send_buddy_msg2", {"to": to, "msg_id": msg_id},
+                                content)
+        assert reply.json() == {"retcode": 0, "result": "ok"}
+    sent = (await in_thread(bot.control, "sent?account=10001")).json()
+    assert [(s["text"], s["dropped"]) for s in sent] == \
+        [("once", None), ("once", "repeat"), ("again", None)]
+    received = [item["value"]["content"][-1] for item in items(await in_thread(friend.poll))]
+    assert received == ["once", "again"]
 
 
 @pytest.mark.gen_test

@@ -73,7 +73,7 @@ from webqq.contacts import ContactLoader, Contacts, Discussion, Friend, Group, M
 from webqq.events import (CaptchaRequired, ClientEvent, ContactsLoaded, LoginFailed,
                           MessageReceived, Notice, Online, Reconnecting, SendFinished,
                           Sender, StateChanged)
-from webqq.http.errors import ConnectError, HTTPStreamError, HTTPTimeoutError
+from webqq.http.errors import ConnectError, HTTPStatusError, HTTPStreamError, HTTPTimeoutError
 from webqq.http_stream import HTTPStream, Response, RetryPolicy
 from webqq.outbox import Outbox, Outcome, OutgoingMessage, SendStatus
 from webqq.protocol import Era, LoginCode, PollOutcome, ProtocolError, Retcode, RetcodeError
@@ -119,6 +119,11 @@ _FINAL_LOGIN_CODES = {LoginCode.WRONG_PASSWORD, LoginCode.ACCOUNT_EXPIRED,
                       LoginCode.INVALID_ACCOUNT, LoginCode.ACCOUNT_FROZEN}
 # login2 retcodes that mean "not this account, not now": stop (§5).
 _FINAL_LOGIN2_CODES = {Retcode.NOT_WHITELISTED, Retcode.BLACKLISTED}
+# A send is repeated as it was (same msg_id, same content) when its answer is lost or
+# the server answers 502/503/504/429: the server takes an exact repeat for the same
+# message (PROTOCOL.md §6.2), so it cannot show twice, and a message is not lost to a
+# passing fault. Short backoff: the resend must come while the server remembers.
+_SEND_RETRY = RetryPolicy(idempotent=True, attempts=4, backoff=0.5, backoff_max=4.0)
 # Send retcodes that mean the session is gone: renew it, then send again once (§5).
 _SESSION_GONE = {Retcode.LOGIN_EXPIRED, Retcode.SESSION_GONE, Retcode.VFWEBQQ_EXPIRED,
                  Retcode.CREDENTIALS_EXPIRED, Retcode.NO_COOKIE}
@@ -895,7 +900,7 @@ class WebQQClient:
         self.stream.add_request(
             request, lambda r: self._on_sent(epoch, r, message, done),
             errback=lambda _r, e: self._send_failed(epoch, e, done, sent=True),
-            retry=RetryPolicy(idempotent=False))
+            retry=_SEND_RETRY)
 
     def _on_sent(self, epoch: int, response: Response, message: OutgoingMessage,
                  done) -> None:
@@ -923,7 +928,8 @@ class WebQQClient:
         """A send that failed for good: nothing left if it never connected (it goes out
         again after recovery); otherwise its fate is unknown, and it is not repeated."""
         never_sent = isinstance(error, ConnectError) or (
-            isinstance(error, HTTPTimeoutError) and error.phase in ("queue", "connect"))
+            isinstance(error, HTTPTimeoutError) and error.phase in ("queue", "connect")) or (
+            isinstance(error, HTTPStatusError) and error.response.status in (429, 503))
         if never_sent or not sent:
             if epoch == self._epoch and self.state is State.ONLINE:
                 self._relink_later("send could not connect: %s" % _describe(error))

@@ -49,7 +49,7 @@ Everyone is named by QQ number, groups and discussions by their world number::
     GET  /_sim/sent?account=10001
                        -> [{"kind": "buddy|group|discussion|session", "to": N, "text": "…",
                             "msg_id": N, "time": T, "content": [pieces],
-                            "dropped": null | "too_fast" | "duplicate"}, …] in order
+                            "dropped": null | "too_fast" | "duplicate" | "repeat"}, …] in order
     GET  /_sim/state   -> {"accounts": {"10001": {"state": "offline|online|kicked|expired|
                             logged_out", "status": "online", "nick": "…", "captcha": null
                             | "CODE" (what the captcha image shows), "clientid": "…",

@@ -19,6 +19,7 @@ Life of an account (PROTOCOL.md §1.2, §1.5):
 * A session's events wait in its queue until a poll takes them. An answer that cannot be
   written goes back to the queue (``PollAnswer.restore``), so nothing is lost.
 """
+import collections
 import itertools
 import json
 import logging
@@ -41,6 +42,9 @@ __all__ = ["Backend", "CheckReply", "ControlError", "LoginOutcome", "PollAnswer"
            "Session", "MAX_POLL_ITEMS"]
 
 log = logging.getLogger("webqq.simulator")
+
+#: Sends remembered per session to recognise an exact repeat (§6.2).
+RECENT_SENDS = 64
 
 #: Items in one poll answer; the rest wait for the next poll (§2.16 [sim] "a cap").
 MAX_POLL_ITEMS = 100
@@ -212,6 +216,7 @@ class Session:
         self.polls = 0
         self.last_activity = backend.clock()
         self.last_send = None           # (time, pieces) of the previous send
+        self.recent_sends = collections.OrderedDict()  # msg_id -> pieces, the last few
         self.sigs = {}                  # group_sig -> _SessSig
         self.lookups = deque()          # times of get_friend_uin2 calls
         self.reply_ip = rng.randrange(176_000_000, 180_000_000)
@@ -767,8 +772,11 @@ class Backend:
                              discussion=through if sig.service_type == 1 else None)
             receivers, record_to = [to], to
         now = self.clock()
-        dropped = self._drop_reason(session, pieces, now)
+        dropped = self._drop_reason(session, pieces, now, msg_id)
         session.last_send = (now, pieces)
+        session.recent_sends[msg_id] = pieces
+        while len(session.recent_sends) > RECENT_SENDS:
+            session.recent_sends.popitem(last=False)
         record = SentRecord(kind=kind, to=record_to, text=content_text(pieces), msg_id=msg_id,
                             time=int(now), content=pieces, dropped=dropped)
         self.sent.setdefault(viewer, []).append(record)
@@ -780,7 +788,13 @@ class Backend:
             self._deliver(spec, [qq for qq in receivers if qq != viewer])
         return {"retcode": 0, "result": "ok"}
 
-    def _drop_reason(self, session: Session, pieces: list, now: float) -> "str | None":
+    def _drop_reason(self, session: Session, pieces: list, now: float,
+                     msg_id: int) -> "str | None":
+        # §6.2 [sim]: an exact repeat (same session, msg_id and content) is the same
+        # message sent again after its answer was lost; it is answered "ok" and not
+        # delivered twice. Always on: a client may rely on it to resend safely.
+        if session.recent_sends.get(msg_id) == pieces:
+            return "repeat"
         if session.last_send is None:
             return None
         then, previous = session.last_send
