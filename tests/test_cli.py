@@ -348,6 +348,19 @@ def test_check_prints_the_effective_config_with_secrets_masked(tmp_path):
     assert webqq(config, "check").stdout == result.stdout
 
 
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):
+    # `webqq check | head -1`: the pipe's reader is gone before we write.
+    config = write_config(tmp_path)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([sys.executable, "-m", "webqq.cli", "-c", str(config), "check"],
+                                stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=30)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+
+
 # -- usage ------------------------------------------------------------------------------
 
 def test_usage_errors_exit_2_and_api_verbs_need_the_api(tmp_path):

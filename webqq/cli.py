@@ -37,6 +37,7 @@ its pidfile, signals, status file and API (blocking ``urllib``: the CLI has no l
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -130,6 +131,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ConfigError as error:
         print(error, file=sys.stderr)
         return ExitCode.CONFIG
+    except BrokenPipeError:
+        # Whoever read our output left early (webqq status | head): no traceback;
+        # stdout goes to /dev/null so that Python's own flush at exit stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.FAILURE
     finally:
         logging.getLogger().removeHandler(cli_log)
 

@@ -734,7 +734,10 @@ class Daemon:
             request_timeout=network.request_timeout, ca_file=ca_file)
         state_dir = str(self.config.daemon.state_dir)
         self._mask_session(load_session(state_dir, self.config.account.qq))
-        options: Dict[str, Any] = {"send_interval": self.config.bot.send_interval}
+        # [network] retries bounds every request's retries, the long poll's included.
+        options: Dict[str, Any] = {
+            "send_interval": self.config.bot.send_interval,
+            "poll_retry": RetryPolicy(idempotent=True, attempts=network.retries + 1)}
         if self.simulator is not None:
             options["poll_hold"] = self.simulator.poll_hold
         self.client = WebQQClient(self.config.account.qq, password, self.stream,

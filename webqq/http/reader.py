@@ -123,7 +123,7 @@ class ResponseReader:
         self._state = _HEAD
         self._scanned = 0          # bytes of _buf already searched for the end of head
         self._interim = 0          # 1xx responses skipped so far
-        self._length = 0           # bytes still expected: body (_LENGTH) or chunk (_CHUNK_DATA)
+        self._length = 0           # body length (_LENGTH) or chunk size (_CHUNK_DATA)
         self._chunks: List[bytes] = []
         self._body_size = 0
         self._trailer_size = 0
@@ -132,27 +132,34 @@ class ResponseReader:
 
     def feed(self, data: bytes) -> Optional[Message]:
         """Take the next bytes from the connection; the message when complete."""
-        if self._state == _DONE:
+        state = self._state
+        if state == _DONE:
             if data:
                 self._message.reusable = False
             return None
         if data:
             self.started = True
-            self._buf += data
-        if self._state == _HEAD:
+        # A body framed by length or by the close is kept as the pieces recv gave,
+        # joined once at the end: a large body is copied once, not at every recv.
+        if state == _LENGTH:
+            return self._add_body(data)
+        if state == _UNTIL_CLOSE:
+            self._add_body(data)
+            return None
+        self._buf += data
+        if state == _HEAD:
             if not self._read_head():
                 return None
-        if self._state == _LENGTH:
-            return self._read_length()
-        if self._state == _UNTIL_CLOSE:
-            self._take_until_close()
-            return None
+            if self._state in (_LENGTH, _UNTIL_CLOSE):
+                rest = bytes(self._buf)
+                self._buf.clear()
+                message = self._add_body(rest)
+                return message if self._state != _UNTIL_CLOSE else None
         return self._read_chunked()
 
     def feed_eof(self) -> Message:
         """The peer closed the connection; the message if that is its end."""
         if self._state == _UNTIL_CLOSE:
-            self._take_until_close()
             return self._finish(b"".join(self._chunks), reusable=False)
         if self._state == _HEAD:
             if not self._buf.strip(b"\r\n"):
@@ -162,7 +169,7 @@ class ResponseReader:
             raise ConnectionClosedError("Connection closed in the response's header section",
                                         response_started=True)
         if self._state == _LENGTH:
-            got = len(self._buf)
+            got = self._body_size
             raise ConnectionClosedError(
                 f"Connection closed after {got} of {self._length} body bytes",
                 response_started=True)
@@ -312,18 +319,19 @@ class ResponseReader:
 
     # -- bodies -------------------------------------------------------------
 
-    def _read_length(self) -> Optional[Message]:
-        buf = self._buf
-        if len(buf) < self._length:
+    def _add_body(self, data: bytes) -> Optional[Message]:
+        """Keep a piece of a length- or close-framed body; the message once a
+        length-framed body is whole."""
+        if data:
+            self._count(len(data))
+            self._chunks.append(data)
+        if self._state == _UNTIL_CLOSE or self._body_size < self._length:
             return None
-        body = bytes(buf[:self._length])
-        return self._finish(body, reusable=len(buf) == self._length)
-
-    def _take_until_close(self) -> None:
-        if self._buf:
-            self._count(len(self._buf))
-            self._chunks.append(bytes(self._buf))
-            self._buf.clear()
+        chunks = self._chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if len(body) > self._length:  # bytes beyond the response: not ours to read
+            return self._finish(body[:self._length], reusable=False)
+        return self._finish(body, reusable=True)
 
     def _read_chunked(self) -> Optional[Message]:
         buf = self._buf
