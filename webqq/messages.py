@@ -26,7 +26,7 @@ __all__ = [
     "Font", "DEFAULT_FONT", "Text", "Face", "Image", "UnknownPiece", "Content",
     "decode_content", "decode_sent_content", "encode_content", "split_text",
     "split_content", "content_text", "Outgoing",
-    "Event", "BuddyMessage", "GroupMessage", "DiscussionMessage", "SessionMessage",
+    "Event", "ChatMessage", "BuddyMessage", "GroupMessage", "DiscussionMessage", "SessionMessage",
     "Kick", "StatusChange", "InputNotify", "Shake", "FriendRequest", "FriendAdded",
     "FriendRequestAccepted", "GroupSystemEvent", "BuddyListChange", "FileEvent",
     "GroupWebMessage", "Tips", "AvRequest", "UnknownEvent", "MalformedEvent",
@@ -442,15 +442,9 @@ class Event:
     """Base of everything ``webqq.protocol.parse_poll`` returns in ``PollResult.events``."""
 
 
-@dataclass(frozen=True)
-class BuddyMessage(Event):
-    """``message`` (§4.1): a friend wrote to us; reply with ``send_buddy_msg2`` to
-    ``from_uin``."""
-    msg_id: int
-    msg_id2: int
-    from_uin: int
-    time: Optional[int]
-    content: Content
+class ChatMessage(Event):
+    """Base of the four chat messages (buddy, group, discussion, session): each has
+    ``content``, and ``text`` is its text."""
 
     @property
     def text(self) -> str:
@@ -459,7 +453,18 @@ class BuddyMessage(Event):
 
 
 @dataclass(frozen=True)
-class GroupMessage(Event):
+class BuddyMessage(ChatMessage):
+    """``message`` (§4.1): a friend wrote to us; reply with ``send_buddy_msg2`` to
+    ``from_uin``."""
+    msg_id: int
+    msg_id2: int
+    from_uin: int
+    time: Optional[int]
+    content: Content
+
+
+@dataclass(frozen=True)
+class GroupMessage(ChatMessage):
     """``group_message`` (§4.2).
 
     Attributes:
@@ -479,14 +484,9 @@ class GroupMessage(Event):
     time: Optional[int]
     content: Content
 
-    @property
-    def text(self) -> str:
-        """``content.text``."""
-        return self.content.text
-
 
 @dataclass(frozen=True)
-class DiscussionMessage(Event):
+class DiscussionMessage(ChatMessage):
     """``discu_message`` (§4.3): ``did`` is the discussion, ``send_uin`` the author."""
     msg_id: int
     msg_id2: int
@@ -496,14 +496,9 @@ class DiscussionMessage(Event):
     time: Optional[int]
     content: Content
 
-    @property
-    def text(self) -> str:
-        """``content.text``."""
-        return self.content.text
-
 
 @dataclass(frozen=True)
-class SessionMessage(Event):
+class SessionMessage(ChatMessage):
     """``sess_message`` (§4.4): a stranger wrote through a group or discussion.
 
     Attributes:
@@ -521,11 +516,6 @@ class SessionMessage(Event):
     qq: Optional[int]
     time: Optional[int]
     content: Content
-
-    @property
-    def text(self) -> str:
-        """``content.text``."""
-        return self.content.text
 
 
 @dataclass(frozen=True)
