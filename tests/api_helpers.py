@@ -12,7 +12,7 @@ from tornado import netutil, web, websocket
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
 
-from client_helpers import Recorder, world  # noqa: F401 (the fixture)
+from client_helpers import Recorder
 from webqq.api import OneBotApi
 from webqq.config import ApiConfig
 from webqq.store import Store

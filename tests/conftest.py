@@ -13,6 +13,10 @@ from tornado import netutil
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamClosedError
 
+# Fixtures of the simulator, client and API suites (sim, browser, held_polls, world,
+# harness), available to every test module without importing them.
+pytest_plugins = ("simulator_helpers", "client_helpers", "api_helpers")
+
 
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "ip6-localhost"}
 _real_getaddrinfo = socket.getaddrinfo

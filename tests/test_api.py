@@ -10,7 +10,7 @@ from tornado import web, websocket
 from tornado.httpclient import HTTPClientError, HTTPRequest
 
 from api_helpers import (DISCUSSION, FRIEND, GROUP, SECRET, TOKEN, ReverseServer, Webhook,
-                         eventually, events_of, harness, world)  # noqa: F401 (fixtures)
+                         eventually, events_of)
 from webqq import api as api_module
 from webqq.api import ApiError, check_listen
 from webqq.config import ApiConfig

@@ -92,7 +92,8 @@ def test_captcha_verb_answers_a_waiting_login(tmp_path):
 
 def test_messages_accepted_before_sigkill_are_sent_once_after_restart(tmp_path):
     simulator = StandaloneSimulator()
-    config = simulator.config(tmp_path, api=LOOPBACK_ANY_PORT)
+    # One retry: the daemon must notice the short outage rather than ride it out.
+    config = simulator.config(tmp_path, api=LOOPBACK_ANY_PORT, network={"retries": "1"})
     daemon = Daemon(config)
     try:
         daemon.wait_online()

@@ -9,7 +9,7 @@ from tornado import gen
 from webqq.client import State
 from webqq.session import cookie_value
 from webqq.http_stream import HTTPStream, RetryPolicy
-from client_helpers import PASSWORD, RecordingStream, Recorder, world  # noqa: F401
+from client_helpers import PASSWORD, RecordingStream, Recorder
 
 
 @pytest.mark.gen_test(timeout=30)

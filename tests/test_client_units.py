@@ -13,7 +13,7 @@ from webqq.client import _MOVES, State, WebQQClient
 from webqq.examples import echo
 from webqq.http_stream import HTTPStream
 from webqq.session import SavedSession, cookies_from_data, load_session, save_session
-from client_helpers import PASSWORD, Recorder, world  # noqa: F401
+from client_helpers import PASSWORD, Recorder
 
 
 def _buddy(msg_id, text):

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from webqq.daemon import (AlreadyRunning, ExitCode, LogSetup, MaskingCookieJar, Pidfile,
-                          RepeatCollapser, SecretMask, write_json_atomically)
+from webqq.daemon import AlreadyRunning, ExitCode, Pidfile, write_json_atomically
+from webqq.logs import LogSetup, MaskingCookieJar, RepeatCollapser, SecretMask
 from webqq.config import DaemonConfig
 
 

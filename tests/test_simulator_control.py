@@ -8,8 +8,7 @@ import pytest
 from tornado.iostream import StreamClosedError
 from tornado.tcpclient import TCPClient
 
-from simulator_helpers import (  # noqa: F401  (fixtures)
-    Browser, browser, held_polls, in_thread, next_held, sim, start_simulator)
+from simulator_helpers import Browser, in_thread, next_held, start_simulator
 from webqq.simulator import Simulator, WorldError, load_world
 from webqq.simulator.captcha import render_jpeg
 from webqq.simulator.events import POLL_TYPES

@@ -12,9 +12,8 @@ import urllib.parse
 
 import pytest
 
-from simulator_helpers import (  # noqa: F401  (fixtures)
-    LOGIN_RE, PASSWORD, Browser, browser, default_world, expected_p, held_polls, in_thread,
-    next_held, sim, start_simulator)
+from simulator_helpers import (LOGIN_RE, PASSWORD, Browser, default_world, expected_p,
+                               in_thread, next_held, start_simulator)
 from webqq.protocol import friends_hash
 
 

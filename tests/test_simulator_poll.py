@@ -10,8 +10,7 @@ import time
 import pytest
 from tornado.tcpclient import TCPClient
 
-from simulator_helpers import (  # noqa: F401  (fixtures)
-    Browser, browser, default_world, held_polls, in_thread, next_held, sim, start_simulator)
+from simulator_helpers import Browser, default_world, in_thread, next_held, start_simulator
 
 D_REFERER = "http://d.web2.qq.com/proxy.html?v=20110331002&callback=1&id=2"
 

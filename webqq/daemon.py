@@ -5,7 +5,7 @@ What it is for: ``Daemon(config).run()`` is ``webqq run`` (foreground) and, afte
 daemon, as ``Daemon._main`` reads:
 
 1. take the pidfile lock (``Pidfile``: ``fcntl.flock``, so a live daemon is never
-   mistaken for a stale file), set up logging (``LogSetup``: one format, secrets masked,
+   mistaken for a stale file), set up logging (``webqq.logs.LogSetup``: one format, secrets masked,
    repeated warnings collapsed, logrotate-friendly or size-rotated);
 2. start the embedded simulator when ``[simulator] embedded = yes`` and route every
    protocol host to it;
@@ -34,7 +34,6 @@ pidfile it did not write.
 import asyncio
 import enum
 import fcntl
-import http.cookiejar
 import json
 import logging
 import logging.handlers
@@ -44,7 +43,6 @@ import signal
 import sys
 import tempfile
 import time
-import urllib.parse
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Set, Tuple
 
@@ -55,13 +53,13 @@ from webqq.api import ApiError, OneBotApi, api_token, check_listen
 from webqq.client import State, WebQQClient
 from webqq.config import Config, ConfigError
 from webqq.http_stream import HTTPStream, RetryPolicy
+from webqq.logs import LogSetup, MaskingCookieJar, SecretMask
 from webqq.plugins import Dispatcher, Event, Message
 from webqq.session import load_session
 from webqq.store import STORE_NAME, Store
 
-__all__ = ["ExitCode", "SecretMask", "RepeatCollapser", "LogSetup", "Pidfile",
-           "AlreadyRunning", "System", "Daemon", "read_status", "pidfile_path",
-           "status_path", "LOG_FORMAT"]
+__all__ = ["ExitCode", "Pidfile", "AlreadyRunning", "System", "Daemon", "read_status",
+           "pidfile_path", "status_path"]
 
 log = logging.getLogger("webqq.daemon")
 
@@ -75,8 +73,6 @@ class ExitCode(enum.IntEnum):
     LOGIN_REFUSED = 4   # the server refused the login for good (password): do not retry
 
 
-#: The one log format, for stderr and files alike.
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: Names of the files the daemon keeps in state_dir.
 PIDFILE_NAME = "webqq.pid"
 STATUS_NAME = "status.json"
@@ -89,10 +85,6 @@ STATUS_INTERVAL = 5.0
 STATUS_DELAY = 0.5
 #: Seconds the outbound queue may take to drain at shutdown before the rest is saved.
 DRAIN_TIMEOUT = 10.0
-#: Cookie names whose values are not secrets (the account number in two spellings).
-_PUBLIC_COOKIES = frozenset({"uin", "pt2gguin", "p_uin", "ptisp"})
-#: Secrets shorter than this are not masked (they would mask ordinary words).
-_MIN_SECRET = 4
 
 
 def pidfile_path(config: Config) -> Path:
@@ -105,161 +97,6 @@ def status_path(config: Config) -> Path:
 
 def outbox_path(config: Config) -> Path:
     return config.daemon.state_dir / ("outbox-%d.json" % config.account.qq)
-
-
-# --- logging ---------------------------------------------------------------------------
-
-class SecretMask(logging.Filter):
-    """A handler filter that replaces every registered secret by ``********`` in the
-    message, its traceback and its stack, whatever the level.
-
-    ``add(value)`` registers a value (the password, cookie values, session tokens) and
-    its URL-encoded forms. It is a filter on each handler, not on a logger, because a
-    logger's filters do not see records propagated from its children.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._secrets: Set[str] = set()
-        self._ordered: List[str] = []
-
-    def add(self, value: Optional[str]) -> None:
-        if not value or len(value) < _MIN_SECRET:
-            return
-        forms = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
-        if not forms <= self._secrets:
-            self._secrets |= forms
-            self._ordered = sorted(self._secrets, key=len, reverse=True)
-
-    def mask(self, text: str) -> str:
-        for secret in self._ordered:
-            if secret in text:
-                text = text.replace(secret, configuration.MASK)
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self._ordered:
-            return True
-        record.msg, record.args = self.mask(record.getMessage()), None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = self.mask(record.exc_text)
-        if record.stack_info:
-            record.stack_info = self.mask(record.stack_info)
-        return True
-
-
-class RepeatCollapser(logging.Filter):
-    """A handler filter that lets one of a run of identical warnings (same logger,
-    level and text, WARNING or above) through and counts the rest; the next different
-    record, or ``flush()``, first emits "last message repeated N times"."""
-
-    def __init__(self, handler: logging.Handler) -> None:
-        super().__init__()
-        self._handler = handler
-        self._last: Optional[Tuple[str, int, str]] = None
-        self._last_record: Optional[logging.LogRecord] = None
-        self._count = 0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "webqq_summary", False):
-            return True
-        key = ((record.name, record.levelno, record.getMessage())
-               if record.levelno >= logging.WARNING else None)
-        if key is not None and key == self._last:
-            self._count += 1
-            return False
-        self.flush()
-        self._last, self._last_record = key, record
-        return True
-
-    def flush(self) -> None:
-        """Emit the pending "repeated N times" line, if any."""
-        if not self._count:
-            return
-        last, count = self._last_record, self._count
-        self._count = 0
-        summary = logging.LogRecord(last.name, last.levelno, last.pathname, last.lineno,
-                                    "last message repeated %d times", (count,), None)
-        summary.webqq_summary = True
-        self._handler.handle(summary)
-
-
-class LogSetup:
-    """The root logger's one handler, rebuilt when ``[daemon]`` logging keys change.
-
-    Args:
-        mask: the ``SecretMask`` shared by every handler this setup ever builds.
-        fallback_file: where to log when ``logfile`` is empty and stderr is gone
-            (a detached daemon); None: stderr.
-    """
-
-    def __init__(self, mask: SecretMask, fallback_file: Optional[Path] = None) -> None:
-        self.mask = mask
-        self.fallback_file = fallback_file
-        self.handler: Optional[logging.Handler] = None
-        self.collapser: Optional[RepeatCollapser] = None
-        self._key: Optional[tuple] = None
-
-    def apply(self, daemon: "configuration.DaemonConfig") -> None:
-        """Set the level, and replace the handler if the destination changed."""
-        logfile = daemon.logfile or self.fallback_file
-        key = (logfile, daemon.log_max_bytes, daemon.log_backups)
-        root = logging.getLogger()
-        root.setLevel(daemon.loglevel)
-        if key == self._key:
-            return
-        if logfile is None:
-            handler: logging.Handler = logging.StreamHandler(sys.stderr)
-        else:
-            logfile.parent.mkdir(parents=True, exist_ok=True)
-            if daemon.log_max_bytes:
-                handler = logging.handlers.RotatingFileHandler(
-                    logfile, maxBytes=daemon.log_max_bytes, backupCount=daemon.log_backups,
-                    encoding="utf-8")
-            else:
-                # Reopens the file when logrotate has moved it away.
-                handler = logging.handlers.WatchedFileHandler(logfile, encoding="utf-8")
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
-        handler.addFilter(self.mask)
-        collapser = RepeatCollapser(handler)
-        handler.addFilter(collapser)
-        old = self.handler
-        root.addHandler(handler)
-        self.handler, self.collapser, self._key = handler, collapser, key
-        if old is not None:
-            self.close_handler(old)
-
-    def flush(self) -> None:
-        if self.collapser is not None:
-            self.collapser.flush()
-
-    def close(self) -> None:
-        if self.handler is not None:
-            self.flush()
-            self.close_handler(self.handler)
-            self.handler = self.collapser = None
-            self._key = None
-
-    @staticmethod
-    def close_handler(handler: logging.Handler) -> None:
-        logging.getLogger().removeHandler(handler)
-        handler.close()
-
-
-class MaskingCookieJar(http.cookiejar.CookieJar):
-    """A cookie jar that registers each secret cookie value with a ``SecretMask`` the
-    moment it is stored, before any later log line could show it."""
-
-    def __init__(self, mask: SecretMask) -> None:
-        super().__init__()
-        self._mask = mask
-
-    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
-        if cookie.name not in _PUBLIC_COOKIES:
-            self._mask.add(cookie.value)
-        super().set_cookie(cookie)
 
 
 # --- pidfile and status file -----------------------------------------------------------

@@ -35,7 +35,7 @@ import re
 import ssl
 from collections import deque
 from http.cookiejar import CookieJar
-from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 from urllib.parse import urljoin, urlsplit
 from urllib.request import Request
 
