@@ -1,4 +1,5 @@
 """WebQQClient against the in-process simulator: login, staying online, receiving, sending."""
+import asyncio
 import json
 import os
 import stat
@@ -534,3 +535,60 @@ async def test_a_wrong_verify_code_brings_a_new_captcha(world):
     await events.wait("captcha")                    # check again: a new image to read
     client.enter_verify_code("ABCD")
     await events.online()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_session_resumed_after_a_crash_never_reuses_a_msg_id(world, tmp_path):
+    # The server takes a known msg_id with the same text for a repeat and drops it, so
+    # a resumed session must start past every id the crashed one may have used.
+    state_dir = str(tmp_path / "state")
+    first = world.client(state_dir=state_dir)
+    events = Recorder(first)
+    first.start()
+    await events.online()
+    assert (await first.send_buddy(20001, "pong").done).status.value == "sent"
+    used = first._msg_id
+    first._save_session = lambda: None       # a crash: stop() cannot save anything
+    first.stop("crash")
+    second = world.client(state_dir=state_dir)
+    resumed = Recorder(second)
+    second.start()
+    await resumed.online()
+    assert resumed.states()[0] == "resuming"
+    assert (await second.send_buddy(20001, "pong").done).status.value == "sent"
+    assert second._msg_id > used
+    delivered = [item["text"] for item in await world.control.sent() if not item["dropped"]]
+    assert delivered == ["pong", "pong"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_stop_during_a_send_reports_it_ambiguous(world):
+    client = world.client()
+    events = Recorder(client)
+    client.start()
+    await events.online()
+    await world.control.call("fault", {"path": "/channel/send_buddy_msg2", "kind": "delay",
+                                       "seconds": 0.5})
+    message = client.send_buddy(20001, "in flight at stop")
+    while not client.outbox._in_flight:       # on its way to the server
+        await asyncio.sleep(0.01)
+    client.stop("operator stop")
+    finished = await message.done
+    assert finished.status.value == "ambiguous"
+    assert finished.error == "client stopped while it was being sent"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_restart_during_the_contact_load_loads_them_again(world):
+    await world.control.call("fault", {"path": "/api/get_group_info_ext2", "kind": "delay",
+                                       "seconds": 2.0})
+    client = world.client(resume=False)
+    events = Recorder(client)
+    client.start()
+    while client._loading_contacts is None:   # the load is running, held by the server
+        await asyncio.sleep(0.01)
+    client.stop("operator restart")
+    client.start()
+    await events.online()
+    assert len(client.contacts.friends) == 3
+    assert (await client.send_buddy(20001, "hello after restart").done).status.value == "sent"

@@ -119,6 +119,9 @@ _FINAL_LOGIN_CODES = {LoginCode.WRONG_PASSWORD, LoginCode.ACCOUNT_EXPIRED,
                       LoginCode.INVALID_ACCOUNT, LoginCode.ACCOUNT_FROZEN}
 # login2 retcodes that mean "not this account, not now": stop (§5).
 _FINAL_LOGIN2_CODES = {Retcode.NOT_WHITELISTED, Retcode.BLACKLISTED}
+# msg_ids reserved per save of the session (see _save_session): one small file write
+# per thousand messages.
+MSG_ID_BLOCK = 1000
 # A send is repeated as it was (same msg_id, same content) when its answer is lost or
 # the server answers 502/503/504/429: the server takes an exact repeat for the same
 # message (PROTOCOL.md §6.2), so it cannot show twice, and a message is not lost to a
@@ -204,6 +207,7 @@ class WebQQClient:
         self._psessionid: Optional[str] = None
         self._vfwebqq: Optional[str] = None
         self._msg_id = self.rng.randrange(1111111, 99999999)
+        self._msg_id_saved = self._msg_id    # the saved session resumes at this id
         self._check: Optional[protocol.CheckResult] = None
         self._login_sig: Optional[str] = None
         self._last_poll_answer = 0.0
@@ -213,7 +217,7 @@ class WebQQClient:
         self._seen: "OrderedDict[tuple, None]" = OrderedDict()
         self._c2c_sigs: Dict[Tuple[int, int], str] = {}
         self._loader = ContactLoader(stream, clock, lookup_qq)
-        self._loading_contacts = False
+        self._loading_contacts: Optional[int] = None   # the epoch of the running load
         self._send_interval, self._send_ttl = send_interval, send_ttl
         self.outbox = self._new_outbox()
 
@@ -465,12 +469,17 @@ class WebQQClient:
         cookies_from_data(self.stream.cookiejar, saved.cookies)
         self._clientid, self._psessionid = saved.clientid, saved.psessionid
         self._vfwebqq, self._msg_id = saved.vfwebqq, saved.msg_id
+        self._msg_id_saved = saved.msg_id
 
     def _save_session(self) -> None:
+        # The file holds the end of a block of msg_ids, not the last one used: after a
+        # crash the resumed session starts past every id it may have sent, since the
+        # server takes a known id with the same text for a repeat and drops it.
+        self._msg_id_saved = self._msg_id + MSG_ID_BLOCK
         try:
             save_session(self.state_dir, SavedSession(
                 qq=self.qq, clientid=self._clientid, psessionid=self._psessionid,
-                vfwebqq=self._vfwebqq, msg_id=self._msg_id,
+                vfwebqq=self._vfwebqq, msg_id=self._msg_id_saved,
                 cookies=cookies_to_data(self.stream.cookiejar)))
         except OSError as exc:
             log.warning("Could not save the session in %s: %s", self.state_dir, exc)
@@ -760,10 +769,12 @@ class WebQQClient:
             self._later("contacts", self.contacts_refresh, self._refresh_contacts)
 
     async def _load_contacts(self, epoch: int) -> None:
-        """Reload the contacts (one load at a time) and emit ``ContactsLoaded``."""
-        if self._loading_contacts:
+        """Reload the contacts (one load per session at a time: a load of an older
+        session stops by itself and does not hold up this one) and emit
+        ``ContactsLoaded``."""
+        if self._loading_contacts == epoch:
             return
-        self._loading_contacts = True
+        self._loading_contacts = epoch
         try:
             contacts = await self._loader.load(
                 self.contacts, qq=self.qq, ptwebqq=cookie_value(self.stream.cookiejar, "ptwebqq") or "",
@@ -771,7 +782,8 @@ class WebQQClient:
                 vfwebqq=self._vfwebqq, current=lambda: epoch == self._epoch,
                 now=self.io_loop.time())
         finally:
-            self._loading_contacts = False
+            if self._loading_contacts == epoch:
+                self._loading_contacts = None
         if contacts is not None:
             self.contacts = contacts
             log.info("Contacts: %d friends, %d groups, %d discussions", len(
@@ -884,6 +896,8 @@ class WebQQClient:
 
     def _send_part(self, message: OutgoingMessage, part: str, to: int, done) -> None:
         self._msg_id += 1
+        if self._msg_id >= self._msg_id_saved:
+            self._save_session()             # reserve the next block first
         ids = dict(msg_id=self._msg_id, clientid=self._clientid, psessionid=self._psessionid)
         if message.chat == "buddy":
             request = protocol.build_send_buddy(to, part, **ids)

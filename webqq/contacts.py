@@ -130,6 +130,18 @@ class Contacts:
         return None
 
 
+class _Load:
+    """One run of ``ContactLoader.load``: whether its session is still the current one,
+    and whether the server refused QQ-number lookups during it. Kept per run, so that a
+    stale load and a new one never share it."""
+
+    __slots__ = ("current", "refused")
+
+    def __init__(self, current: Callable[[], bool]) -> None:
+        self.current = current
+        self.refused = False
+
+
 class ContactLoader:
     """Loads the lists of §2.8-§2.13 one request at a time.
 
@@ -146,8 +158,6 @@ class ContactLoader:
         self.clock = clock
         self.lookup_qq = lookup_qq
         self._numbers: Dict[int, int] = {}     # uin -> QQ number; -code -> group number
-        self._refused = False                  # get_friend_uin2 said 99999 in this load
-        self._current: Callable[[], bool] = lambda: True
         # The friend-list hash the server accepted last (None: no hash, as PB sent in
         # spring 2013); the server's algorithm rotated during 2013 (§3.3, §7.1).
         self._hash_variant: Optional[str] = None
@@ -178,13 +188,12 @@ class ContactLoader:
         Returns:
             The new ``Contacts``, or None when ``current()`` turned false.
         """
-        self._refused = False
-        self._current = current
+        run = _Load(current)
         t = lambda: int(self.clock() * 1000)  # noqa: E731
-        friend_list = await self._friends(qq, ptwebqq, vfwebqq)
-        group_list = await self._get(protocol.build_groups(vfwebqq=vfwebqq),
+        friend_list = await self._friends(run, qq, ptwebqq, vfwebqq)
+        group_list = await self._get(run, protocol.build_groups(vfwebqq=vfwebqq),
                                      protocol.parse_groups)
-        discussion_list = await self._get(protocol.build_discussions(
+        discussion_list = await self._get(run, protocol.build_discussions(
             clientid=clientid, psessionid=psessionid, vfwebqq=vfwebqq, t=t()),
             protocol.parse_discussions)
         if not current():
@@ -193,22 +202,22 @@ class ContactLoader:
         if friend_list is None:
             contacts.friends = dict(old.friends)
         for f in friend_list.friends if friend_list else ():
-            contacts.friends[f.uin] = Friend(f.uin, await self._lookup(f.uin, vfwebqq),
+            contacts.friends[f.uin] = Friend(f.uin, await self._lookup(run, f.uin, vfwebqq),
                                              f.nick, f.markname)
         if group_list is None:
             contacts.groups = dict(old.groups)
         for g in group_list.groups if group_list else ():
-            info = await self._get(protocol.build_group_info(g.code, vfwebqq=vfwebqq, t=t()),
+            info = await self._get(run, protocol.build_group_info(g.code, vfwebqq=vfwebqq, t=t()),
                                    protocol.parse_group_info)
             members = {} if info is None else {
-                m.uin: Member(m.uin, await self._lookup(m.uin, vfwebqq), m.nick, m.card)
+                m.uin: Member(m.uin, await self._lookup(run, m.uin, vfwebqq), m.nick, m.card)
                 for m in info.members}
-            number = await self._lookup(g.code, vfwebqq, lookup_type=4)
+            number = await self._lookup(run, g.code, vfwebqq, lookup_type=4)
             contacts.groups[g.gid] = Group(g.gid, g.code, number, g.name, g.markname, members)
         if discussion_list is None:
             contacts.discussions = dict(old.discussions)
         for d in discussion_list.discussions if discussion_list else ():
-            info = await self._get(protocol.build_discussion_info(
+            info = await self._get(run, protocol.build_discussion_info(
                 d.did, clientid=clientid, psessionid=psessionid, vfwebqq=vfwebqq, t=t()),
                 protocol.parse_discussion_info)
             members = {} if info is None else {
@@ -216,7 +225,7 @@ class ContactLoader:
             contacts.discussions[d.did] = Discussion(d.did, d.name, members)
         return contacts if current() else None
 
-    async def _friends(self, qq: int, ptwebqq: str, vfwebqq: str):
+    async def _friends(self, run: "_Load", qq: int, ptwebqq: str, vfwebqq: str):
         """The friend list, with the hash the server wants: the one that worked last,
         then no hash, then every variant of §3.3 while the server answers 50."""
         variants = [self._hash_variant] + [v for v in (None,) + protocol.HASH_VARIANTS
@@ -227,7 +236,7 @@ class ContactLoader:
             hash_value = None if variant is None else protocol.friends_hash(qq, ptwebqq,
                                                                             variant)
             try:
-                found = await self._get(protocol.build_friends(
+                found = await self._get(run, protocol.build_friends(
                     vfwebqq=vfwebqq, hash_value=hash_value), protocol.parse_friends,
                     raise_hash_wrong=True)
             except RetcodeError:
@@ -239,13 +248,13 @@ class ContactLoader:
         log.warning("Loading contacts: no friend-list hash variant was accepted")
         return None
 
-    async def _get(self, request, parse, raise_hash_wrong: bool = False):
+    async def _get(self, run: "_Load", request, parse, raise_hash_wrong: bool = False):
         """One request; None when it fails or the session changed meanwhile."""
-        if not self._current():
+        if not run.current():
             return None
         try:
             response = await self.stream.fetch(request)
-            if not self._current():
+            if not run.current():
                 return None
             if response.status != 200:
                 raise HTTPStreamError("HTTP %d" % response.status)
@@ -254,18 +263,19 @@ class ContactLoader:
             if raise_hash_wrong and exc.retcode is Retcode.HASH_WRONG:
                 raise
             if exc.retcode is Retcode.LOOKUP_REFUSED:
-                self._refused = True        # stop asking for the rest of this load
+                run.refused = True          # stop asking for the rest of this load
             log.warning("Loading contacts: %s", exc)
         except (HTTPStreamError, ProtocolError) as exc:
             log.warning("Loading contacts: %s: %s", exc.__class__.__name__, exc)
         return None
 
-    async def _lookup(self, uin: int, vfwebqq: str, lookup_type: int = 1) -> Optional[int]:
+    async def _lookup(self, run: "_Load", uin: int, vfwebqq: str,
+                      lookup_type: int = 1) -> Optional[int]:
         """The QQ number (``lookup_type`` 4: a group's public number) behind ``uin``."""
         key = uin if lookup_type == 1 else -uin
-        if key in self._numbers or not self.lookup_qq or self._refused:
+        if key in self._numbers or not self.lookup_qq or run.refused:
             return self._numbers.get(key)
-        found = await self._get(protocol.build_friend_uin(
+        found = await self._get(run, protocol.build_friend_uin(
             uin, vfwebqq=vfwebqq, t=int(self.clock() * 1000), lookup_type=lookup_type),
             protocol.parse_friend_uin)
         if found is not None:

@@ -142,11 +142,15 @@ class Outbox:
         self._pump()
 
     def close(self, reason: str = "client stopped") -> None:
-        """Fail every queued message and cancel the timer. Safe to call twice."""
+        """Fail every queued message and cancel the timer; the message on the wire
+        (if any) is ambiguous, since the server may still take it. Safe to call twice."""
         self._closed = True
         if self._timer is not None:
             self.io_loop.remove_timeout(self._timer)
             self._timer = None
+        if self._in_flight and self._queue:
+            self._finish(self._queue.popleft(), SendStatus.AMBIGUOUS,
+                         error=reason + " while it was being sent")
         while self._queue:
             self._finish(self._queue.popleft(), SendStatus.FAILED, error=reason)
 
