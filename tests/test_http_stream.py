@@ -817,3 +817,93 @@ async def test_large_body_over_tls(io_loop, no_leaks, tls, stream):
     finally:
         server.stop()
         await server.close_all_connections()
+
+
+# -- found by review --------------------------------------------------------------
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("location", [b"http://h:99999/", b"http://[::1/", b"/a b", b"ftp://x/"])
+async def test_a_redirect_to_an_unusable_location_ends_in_an_error(io_loop, no_leaks, raw_server,
+                                                                  stream, location):
+    server = serve(raw_server, b"HTTP/1.1 302 Found\r\nLocation: " + location +
+                   b"\r\nContent-Length: 0\r\n\r\n")
+    with pytest.raises(MalformedResponseError, match="unusable Location"):
+        await stream().fetch(Request(server.url + "/"))
+    assert len(server.requests) == 1
+
+
+class PostRedirectGet(web.RequestHandler):
+    def post(self):
+        self.redirect("/form", status=303)
+
+    def get(self):
+        self.write("form page")
+
+
+class Home(web.RequestHandler):
+    def get(self):
+        if self.get_cookie("s"):
+            self.write("welcome")
+        else:
+            self.redirect("/login")
+
+
+class Login(web.RequestHandler):
+    def get(self):
+        self.set_cookie("s", "1")
+        self.redirect("/")
+
+
+@pytest.mark.gen_test
+async def test_a_redirect_back_to_a_visited_url_is_not_a_loop(io_loop, no_leaks, stream):
+    sockets = netutil.bind_sockets(0, "127.0.0.1")
+    server = httpserver.HTTPServer(web.Application(
+        [("/form", PostRedirectGet), ("/", Home), ("/login", Login)]))
+    server.add_sockets(sockets)
+    base = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+    try:
+        http = stream()
+        posted = await http.fetch(Request(base + "/form", data=b"a=1"))
+        home = await http.fetch(Request(base + "/"))
+        assert (posted.read(), home.read()) == (b"form page", b"welcome")
+    finally:
+        server.stop()
+        await server.close_all_connections()
+
+
+@pytest.mark.gen_test
+async def test_a_non_ascii_target_is_refused_at_once(io_loop, no_leaks, stream):
+    http = stream()
+    with pytest.raises(ValueError, match="percent-encode"):
+        http.add_request(Request("http://127.0.0.1/\u8def\u5f84"))
+    assert http.active == 0
+
+
+@pytest.mark.gen_test
+async def test_a_refused_address_of_a_mapped_name_leaves_the_dns_cache(io_loop, no_leaks, stream):
+    port = refused_port()
+    http = stream(hosts={"svc.example": ("localhost", port)}, retry=ONCE)
+    with pytest.raises(ConnectError):
+        await http.fetch(Request("http://svc.example/"))
+    assert http._resolver.cached("svc.example", 80) is None
+
+
+@pytest.mark.gen_test
+async def test_a_connect_that_ends_after_the_deadline_still_times_out(io_loop, no_leaks, stream):
+    # A listener whose queue is not full accepts in the kernel and never answers.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    try:
+        http = stream(connect_timeout=0.3, request_timeout=0.3, retry=ONCE)
+        fetch = asyncio.ensure_future(http.fetch(
+            Request(f"http://127.0.0.1:{listener.getsockname()[1]}/")))
+        await asyncio.sleep(0)
+        # The fault: one callback keeps the loop busy past the attempt's deadline, so
+        # the connect completes after it.
+        io_loop.add_callback(time.sleep, 0.35)
+        with pytest.raises(HTTPTimeoutError) as caught:
+            await asyncio.wait_for(fetch, 3)
+        assert caught.value.phase == "request"
+    finally:
+        listener.close()

@@ -68,6 +68,8 @@ Errback = Callable[[Request, HTTPStreamError], Any]
 
 #: Redirects followed for one request before TooManyRedirectsError (Tornado's default).
 MAX_REDIRECTS = 5
+#: Visits of one (method, URL) in a redirect chain; one more is a loop.
+MAX_VISITS = 2
 #: Seconds a keep-alive connection may sit unused: under nginx's 75 s and
 #: Tornado's server default, so we close first and never race the server's close.
 IDLE_TIMEOUT = 30.0
@@ -164,7 +166,7 @@ class _Job:
         self.key = _origin(request)    # (scheme, host, port)
         self.attempts = 0              # attempts started
         self.redirects = 0
-        self.visited: Set[str] = set()
+        self.visited: Dict[Tuple[str, str], int] = {}   # (method, URL) -> times redirected from
         self.fresh_retry = False       # the free resend after a dead reused connection is spent
         self.timer: Optional[object] = None   # the one pending IOLoop timeout of this job
         self.conn: Optional[Connection] = None
@@ -184,9 +186,9 @@ class HTTPStream:
             a port (None keeps the URL's). The Host header and the TLS name
             stay those of the URL.
         retry: the default `RetryPolicy`; a request may bring its own.
-        connect_timeout: seconds for DNS, TCP connect and TLS handshake.
+        connect_timeout: seconds for DNS, TCP connect and TLS handshake; 0: no limit.
         request_timeout: seconds for a whole attempt, connect included (a long
-            poll needs more than the server's hold).
+            poll needs more than the server's hold); 0: no limit.
         max_connections: open sockets at most; more requests wait in order.
         ssl_context: for https; default `ssl.create_default_context()`
             (certificates and host names verified).
@@ -307,13 +309,17 @@ class HTTPStream:
             self._send(job, conn)
             return
         if self._open >= self.max_connections and not self._close_an_idle():
-            job.phase = "queue"
-            job.timer = self.io_loop.call_later(self.request_timeout, self._timed_out, job)
+            self._arm(job, "queue", self.request_timeout)
             self._queue.append(job)
             return
         self._open += 1
-        self._begin(job, "connect", min(self.connect_timeout, self.request_timeout))
+        self._begin(job, "connect", self._connect_limit())
         self._resolve(job)
+
+    def _connect_limit(self) -> float:
+        """Seconds for DNS, TCP and TLS: the tighter of the two timeouts (0: none)."""
+        limits = [t for t in (self.connect_timeout, self.request_timeout) if t > 0]
+        return min(limits) if limits else 0
 
     def _begin(self, job: _Job, phase: str, seconds: float) -> None:
         job.attempts += 1
@@ -381,8 +387,15 @@ class HTTPStream:
                 self._resolver.forget(job.key[1], job.key[2])
             self._attempt_failed(job, error)
             return
-        remaining = self.request_timeout - (self.io_loop.time() - job.started_at)
-        self._arm(job, "request", remaining)
+        if self.request_timeout > 0:
+            remaining = self.request_timeout - (self.io_loop.time() - job.started_at)
+            if remaining <= 0:  # connected, but only after the attempt's deadline
+                conn.close(None)
+                job.conn = None
+                self._release_slot()
+                self._attempt_failed(job, HTTPTimeoutError("request", self.request_timeout))
+                return
+            self._arm(job, "request", remaining)
         self._send(job, conn)
 
     def _tls_context(self) -> ssl.SSLContext:
@@ -459,31 +472,39 @@ class HTTPStream:
         self._succeed(job, response)
 
     def _follow_redirect(self, job: _Job, response: Response) -> bool:
-        """Turn `job` into a request for the Location; False when not followed."""
+        """Turn `job` into a request for the Location; False when not followed.
+
+        A chain may come back to a URL (a login page that sets a cookie and sends
+        the client back): only a third visit with the same method is a loop.
+        """
         location = response.field("location")
         method = job.method
         if location is None or self.max_redirects == 0 or \
                 not (method in ("GET", "HEAD") or response.status == 303):
             return False
-        url = urljoin(job.request.full_url, location)
-        if urlsplit(url).scheme not in _DEFAULT_PORTS:
-            self._fail(job, MalformedResponseError(f"Redirect to unsupported URL {url!r}"))
-            return True
-        job.visited.add(job.request.full_url)
-        if url in job.visited:
-            self._fail(job, TooManyRedirectsError(f"Redirect loop at {_safe_url(url)}"))
-            return True
+        old = job.request
         job.redirects += 1
         if job.redirects > self.max_redirects:
             self._fail(job, TooManyRedirectsError(
-                f"More than {self.max_redirects} redirects from {_safe_url(job.request.full_url)}"))
+                f"More than {self.max_redirects} redirects from {_safe_url(old.full_url)}"))
             return True
-        old = job.request
         new_method = "GET" if response.status == 303 and method != "HEAD" else method
         headers = {name: value for name, value in old.header_items()
                    if name.lower() not in ("cookie", "host", "content-length", "content-type")}
-        new = Request(url, data=None if new_method in ("GET", "HEAD") else old.data,
-                      headers=headers, method=new_method)
+        try:
+            url = urljoin(old.full_url, location)
+            new = Request(url, data=None if new_method in ("GET", "HEAD") else old.data,
+                          headers=headers, method=new_method)
+            _validate(new)
+        except (ValueError, TypeError) as exc:
+            self._fail(job, MalformedResponseError(
+                f"Redirect from {_safe_url(old.full_url)} to an unusable Location: {exc}"))
+            return True
+        here = (method, old.full_url)
+        job.visited[here] = job.visited.get(here, 0) + 1
+        if job.visited.get((new_method, url), 0) >= MAX_VISITS:
+            self._fail(job, TooManyRedirectsError(f"Redirect loop at {_safe_url(url)}"))
+            return True
         old_key, job.key = job.key, _origin(new)
         if job.key != old_key:  # another origin gets no credentials of this one
             new.remove_header("Authorization")
@@ -576,8 +597,7 @@ class HTTPStream:
         if job.done:
             return
         phase = job.phase
-        seconds = self.request_timeout if phase != "connect" else \
-            min(self.connect_timeout, self.request_timeout)
+        seconds = self.request_timeout if phase != "connect" else self._connect_limit()
         error = HTTPTimeoutError(phase, seconds)
         if phase == "queue":
             try:
@@ -704,8 +724,11 @@ def _validate(request: Request) -> None:
     method = request.get_method()
     if not _TOKEN.fullmatch(method):
         raise ValueError(f"Invalid method {method!r}")
-    if _UNSAFE_TARGET.search(request.selector):
-        raise ValueError(f"Invalid characters in the request target {request.selector!r}")
+    if _UNSAFE_TARGET.search(request.selector) or not request.selector.isascii():
+        raise ValueError(f"Invalid characters in the request target {request.selector!r} "
+                         f"(percent-encode them)")
+    if not request.host.isascii():
+        raise ValueError(f"Host {request.host!r} is not ASCII (IDNA-encode it)")
     for name, value in request.header_items():
         value = str(value)
         if not _TOKEN.fullmatch(name) or _UNSAFE_VALUE.search(value):

@@ -81,7 +81,11 @@ class CachingResolver:
         return pending
 
     def forget(self, host: str, port: int) -> None:
-        """Drop a cached answer (its addresses stopped answering)."""
+        """Drop a cached answer (its addresses stopped answering); `host` and
+        `port` as the URL has them, so a mapped name drops its target's entry."""
+        mapped = self._hosts.get(host)
+        if mapped is not None:
+            host, port = mapped[0], mapped[1] or port
         self._cache.pop((host, port), None)
 
     def close(self) -> None:
