@@ -1,5 +1,6 @@
 """The daemon's parts, in process: secret masking, repeated warnings, log files, the
 pidfile lock, the status file. The whole daemon runs in tests/test_cli.py."""
+import argparse
 import http.cookiejar
 import json
 import logging
@@ -9,7 +10,11 @@ import sys
 
 import pytest
 
-from webqq.daemon import AlreadyRunning, ExitCode, Pidfile, write_json_atomically
+from daemon_helpers import write_config
+from webqq import config as configuration
+from webqq.cli import Commands
+from webqq.daemon import (AlreadyRunning, ExitCode, Pidfile, System, pidfile_path,
+                          write_json_atomically)
 from webqq.logs import LogSetup, MaskingCookieJar, RepeatCollapser, SecretMask
 from webqq.config import DaemonConfig
 
@@ -160,8 +165,49 @@ def test_pidfile_not_written_is_not_removed_and_a_stale_one_is_replaced(tmp_path
     assert Pidfile.probe(path) == (False, 999999)
     pidfile = Pidfile(path)
     assert pidfile.acquire() == 999999                       # stale: taken over
-    pidfile.release()                                        # we never wrote it
-    assert path.read_text() == "999999\n"
+    assert Pidfile.probe(path) == (True, None)               # the stale pid is gone
+    pidfile.release()                                        # we never wrote our pid
+    assert path.read_text() == ""
+
+
+class RecordingSystem(System):
+    """Records signals instead of sending them; its clock moves only when it sleeps."""
+
+    def __init__(self) -> None:
+        self.signals = []
+        self.now = 0.0
+
+    def kill(self, pid, signum):
+        self.signals.append((pid, signum))
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+    def monotonic(self):
+        return self.now
+
+
+def test_a_starting_daemon_hides_the_stale_pid_so_nothing_signals_it(tmp_path, capsys):
+    config = configuration.load(write_config(tmp_path))
+    path = pidfile_path(config)
+    path.parent.mkdir()
+    path.write_text("%d\n" % os.getpid())                  # left by a SIGKILLed daemon
+    starting = Pidfile(path)
+    assert starting.acquire() == os.getpid()                 # still reported, for the log
+    try:
+        assert Pidfile.probe(path) == (True, None)           # locked, pid not written yet
+        system = RecordingSystem()
+        commands = Commands(config, system=system)
+        assert commands.stop(argparse.Namespace(timeout=1.0)) == ExitCode.FAILURE
+        assert commands.reload(argparse.Namespace()) == ExitCode.FAILURE
+        assert commands.status(argparse.Namespace(json=False)) == ExitCode.OK
+        assert system.signals == []
+        out, err = capsys.readouterr()
+        assert err == ("webqq is starting and has not written its pid; try again\n"
+                       "webqq is starting and has not written its pid; try again\n")
+        assert out == "webqq is starting (pid not written yet)\n"
+    finally:
+        starting.release()
 
 
 def test_pidfile_lock_is_seen_from_another_process(tmp_path):

@@ -288,8 +288,13 @@ class Commands:
 
     def reload(self, args: argparse.Namespace) -> int:
         running, pid = Pidfile.probe(pidfile_path(self.config))
-        if not running or pid is None:
+        if not running:
             print("webqq is not running", file=sys.stderr)
+            return ExitCode.FAILURE
+        if pid is None:
+            # Locked but empty: a daemon is starting; it reads the config as it comes up.
+            print("webqq is starting and has not written its pid; try again",
+                  file=sys.stderr)
             return ExitCode.FAILURE
         before = (read_status(self.config) or {}).get("reloads", 0)
         self.system.kill(pid, signal.SIGHUP)

@@ -113,7 +113,7 @@ class AlreadyRunning(Exception):
 
 class Pidfile:
     """``state_dir/webqq.pid``: an ``fcntl.flock`` lock held for the daemon's life, and
-    the pid written into it once the daemon is up.
+    the pid written into it once the daemon is up (empty while it starts).
 
     The lock, not the file, says whether a daemon runs: a file left by a killed daemon is
     unlocked, so it is replaced. ``release()`` removes the file only if this process
@@ -126,7 +126,12 @@ class Pidfile:
         self._wrote = False
 
     def acquire(self) -> Optional[int]:
-        """Take the lock. Returns the pid a stale file held (None if none).
+        """Take the lock and empty the file. Returns the pid a stale file held (None if
+        none).
+
+        The stale pid goes at once: until ``write`` a locked, empty file reads as
+        "starting", so ``webqq stop`` or ``reload`` never signal a dead daemon's pid,
+        which an unrelated process may have reused.
 
         Raises AlreadyRunning when a live process holds it; OSError when the file
         cannot be opened.
@@ -149,7 +154,9 @@ class Pidfile:
                 break
             os.close(fd)
         self._fd = fd
-        return _parse_pid(os.pread(fd, 32, 0))
+        stale = _parse_pid(os.pread(fd, 32, 0))
+        os.ftruncate(fd, 0)
+        return stale
 
     @property
     def held(self) -> bool:
