@@ -176,8 +176,11 @@ class Outbound:
 
     A row goes to the client only while it is ONLINE, and the next one only when the
     client has finished the last (its ``"sent"`` event): so at most one message is ever
-    between the store and the server, and a crash can leave at most that one
-    ``sending`` (``Store.recover`` marks it ambiguous; it is not sent again).
+    between the store and the server. The row stays ``queued`` while the client paces
+    it or waits to be online, and becomes ``sending`` when its first part is handed to
+    the network (the client's ``"transmitting"`` event): a crash before that leaves it
+    queued (sent at the next start); after it, ``sending`` (``Store.recover`` marks it
+    ambiguous; it is not sent again).
 
     Args:
         client: the ``WebQQClient``.
@@ -193,11 +196,15 @@ class Outbound:
         # from a stranger: a private message to them goes back the same way.
         self.sessions: Dict[int, Tuple[int, int, int]] = {}
         self._in_hand: Optional[Tuple[int, Any]] = None     # (message_id, OutgoingMessage)
+        # (message_id, the OutgoingMessage's id to come) while send_* runs: the client
+        # may transmit the message before send_* returns it.
+        self._handing: Optional[Tuple[int, int]] = None
         self._waiters: Dict[int, List[asyncio.Future]] = {}
         self._closed = False
         # Kept: the client forgets a listener by identity, and each attribute access
         # makes a new bound method.
-        self._listeners = (("sent", self._on_sent), ("state", self._on_state))
+        self._listeners = (("transmitting", self._on_transmitting), ("sent", self._on_sent),
+                           ("state", self._on_state))
         for kind, listener in self._listeners:
             client.on(kind, listener)
 
@@ -241,13 +248,15 @@ class Outbound:
         if not rows:
             return
         row = rows[0]
-        self.store.set_status(row.id, "sending")
+        self._handing = (row.id, self.client.outbox.next_id)
         try:
             outgoing = self._hand_over(row)
         except (ValueError, RuntimeError) as error:
             self._finish(row.id, "failed", None, str(error))
             IOLoop.current().add_callback(self.pump)
             return
+        finally:
+            self._handing = None
         if outgoing.status is not SendStatus.QUEUED:
             # Finished inside send_* (an unknown target fails at once): its "sent"
             # event came before we held it.
@@ -272,6 +281,17 @@ class Outbound:
             group = onebot.find_group(contacts, row.target)
             return self.client.send_group(group or row.target, content)
         return self.client.send_discussion(row.target, content)
+
+    def _on_transmitting(self, event: Any) -> None:
+        """Our message's first part is about to go out: ``sending`` is written first, so
+        after a crash it means "maybe sent"."""
+        if self._in_hand is not None and event.message is self._in_hand[1]:
+            message_id = self._in_hand[0]
+        elif self._handing is not None and event.message.id == self._handing[1]:
+            message_id = self._handing[0]               # transmitted inside send_*
+        else:
+            return
+        self.store.set_status(message_id, "sending")
 
     def _on_sent(self, event: Any) -> None:
         if self._in_hand is None or event.message is not self._in_hand[1]:

@@ -52,6 +52,7 @@ all; a callback gets one event object whose ``kind`` is one of:
     "contacts"      ContactsLoaded(contacts)
     "message"       MessageReceived(chat, message, text, sender, group, discussion)
     "notice"        Notice(event): any other poll event (status change, kick, ...)
+    "transmitting"  Transmitting(message): its first part is being handed to the network
     "sent"          SendFinished(message): an OutgoingMessage left the queue
 A callback that raises is logged; the client carries on.
 """
@@ -72,7 +73,7 @@ from webqq import messages as msgs
 from webqq.contacts import ContactLoader, Contacts, Discussion, Friend, Group, Member
 from webqq.events import (CaptchaRequired, ClientEvent, ContactsLoaded, LoginFailed,
                           MessageReceived, Notice, Online, Reconnecting, SendFinished,
-                          Sender, StateChanged)
+                          Sender, StateChanged, Transmitting)
 from webqq.http.errors import ConnectError, HTTPStatusError, HTTPStreamError, HTTPTimeoutError
 from webqq.http_stream import HTTPStream, Response, RetryPolicy
 from webqq.outbox import Outbox, Outcome, OutgoingMessage, SendStatus
@@ -83,7 +84,8 @@ from webqq.session import (SavedSession, cookie_value, cookies_from_data, cookie
 __all__ = [
     "WebQQClient", "State", "ClientEvent", "StateChanged", "CaptchaRequired",
     "LoginFailed", "Reconnecting", "Online", "ContactsLoaded", "Sender",
-    "MessageReceived", "Notice", "SendFinished", "OutgoingMessage", "SendStatus",
+    "MessageReceived", "Notice", "Transmitting", "SendFinished", "OutgoingMessage",
+    "SendStatus",
 ]
 
 log = logging.getLogger("webqq.client")
@@ -910,6 +912,8 @@ class WebQQClient:
             request = protocol.build_send_session(
                 to, part, group_sig=self._c2c_sigs[(via_id, to)],
                 service_type=service_type, **ids)
+        if message.next_part == 0:
+            self._emit(Transmitting(message))
         epoch = self._epoch
         self.stream.add_request(
             request, lambda r: self._on_sent(epoch, r, message, done),

@@ -16,7 +16,8 @@ if TYPE_CHECKING:                                      # pragma: no cover
     from webqq.client import State
 
 __all__ = ["ClientEvent", "StateChanged", "CaptchaRequired", "LoginFailed", "Reconnecting",
-           "Online", "ContactsLoaded", "Sender", "MessageReceived", "Notice", "SendFinished"]
+           "Online", "ContactsLoaded", "Sender", "MessageReceived", "Notice", "Transmitting",
+           "SendFinished"]
 
 
 # --- events -----------------------------------------------------------------------------
@@ -108,6 +109,14 @@ class Notice(ClientEvent):
     FriendRequest, GroupSystemEvent, ...)."""
     kind: ClassVar[str] = "notice"
     event: msgs.Event
+
+
+@dataclass(frozen=True)
+class Transmitting(ClientEvent):
+    """The first part of ``message`` is being handed to the network: from here a crash
+    may leave it delivered. Again if that attempt never left (it is sent once more)."""
+    kind: ClassVar[str] = "transmitting"
+    message: OutgoingMessage
 
 
 @dataclass(frozen=True)

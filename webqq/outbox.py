@@ -120,6 +120,12 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._queue)
 
+    @property
+    def next_id(self) -> int:
+        """The ``id`` the next ``put`` gives: ``put`` may transmit at once, so a caller
+        can tell its own message in the events it causes before it returns."""
+        return self._next_id
+
     def put(self, chat: str, target: Tuple[str, Any], text: str,
             parts: List[Outgoing]) -> OutgoingMessage:
         """Queue a message and return its handle; the queue starts on its own."""

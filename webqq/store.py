@@ -11,15 +11,19 @@ file I/O, so they run synchronously on the IOLoop (no threads).
 
 The life of an outgoing row (``status``)::
 
-    queued --(handed to the client while it is online)--> sending
+    queued --(its first part handed to the network)--> sending   (client: Transmitting)
+    queued --> failed                               (refused before it left: expired,
+                                                     unknown target)
     sending --> sent | failed | ambiguous          (the client's SendFinished)
-    sending --> queued                              (a clean stop before it left)
+    sending --> queued                              (a clean stop after an attempt
+                                                     that never left)
     sending --> ambiguous                           (found at startup: the daemon died
                                                      while it was being sent)
 
-So a row is handed to the client at most once per life of the daemon, and a row found
-``sending`` at startup is never sent again: a message accepted by the API is sent at most
-once, and exactly once unless the process died in the instant it was on the wire.
+A row the client holds but has not transmitted (pacing, waiting to be online) stays
+``queued``, so it is sent at the next start; a row found ``sending`` at startup is never
+sent again: a message accepted by the API is sent at most once, and exactly once unless
+the process died while it was on the wire.
 
 Durability: WAL journal with ``synchronous=NORMAL``: a committed row survives the process
 being killed (SIGKILL); the last transactions may be lost to a power cut.
