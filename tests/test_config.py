@@ -306,6 +306,27 @@ def test_an_indented_line_does_not_silently_join_a_single_line_value(tmp_path):
                               f"spans lines (an indented line continues the value above it)")
 
 
+@pytest.mark.parametrize("text, problem", [
+    ("[account]\npassword webqq-demo\n",
+     "line 2: the line of 'password' (not shown: a secret) is not 'key = value'"),
+    ("password = webqq-demo\n",
+     "line 1: the line of 'password' (not shown: a secret) comes before any [section]"),
+    (f"{EMBEDDED}[plugin:builtin]\napi_key: webqq-demo\n",
+     "line 4: the line of 'api_key' (not shown: a secret) is not 'key = value'"),
+    (f"{EMBEDDED}[api]\ntoken = webqq-demo\n  more\n",
+     "[api] token: the value spans lines (an indented line continues the value above it)"),
+    (f"{EMBEDDED}[api]\npost_url = http://h/\nsecret = webqq-demo\n  more\n",
+     "[api] secret: the value spans lines (an indented line continues the value above "
+     "it)"),
+    (f"{EMBEDDED}[account]\npassword = webqq-demo\n  more\n",
+     "[account] password: the value spans lines (an indented line continues the value "
+     "above it)"),
+])
+def test_a_config_error_never_quotes_a_secret(tmp_path, text, problem):
+    file = write(tmp_path, text)
+    assert error_of(file) == f"{file}: {problem}"
+
+
 def test_secret_without_post_url(tmp_path):
     file = write(tmp_path, f"{EMBEDDED}[api]\nsecret = s\n")
     assert error_of(file) == (f"{file}: [api] secret: set, but post_url is not: the secret "

@@ -565,7 +565,7 @@ def _parse(source: Path) -> configparser.ConfigParser:
         parser.read_string(text, source=str(source))
     except configparser.MissingSectionHeaderError as error:
         raise ConfigError(source, None, None, f"line {error.lineno}: "
-                          f"{error.line.strip()!r} comes before any [section]") from None
+                          f"{_quote_line(error.line)} comes before any [section]") from None
     except configparser.DuplicateSectionError as error:
         raise ConfigError(source, error.section, None,
                           f"line {error.lineno}: the section appears twice") from None
@@ -574,10 +574,20 @@ def _parse(source: Path) -> configparser.ConfigParser:
                           f"line {error.lineno}: the key appears twice") from None
     except configparser.ParsingError as error:
         lineno = error.errors[0][0]
-        line = text.splitlines()[lineno - 1].strip()
+        line = text.splitlines()[lineno - 1]
         raise ConfigError(source, None, None,
-                          f"line {lineno}: {line!r} is not 'key = value'") from None
+                          f"line {lineno}: {_quote_line(line)} is not 'key = value'") from None
     return parser
+
+
+def _quote_line(line: str) -> str:
+    """A raw line as an error may quote it: not at all when it seems to set a secret
+    (its first word is ``password``, ``api_key``, ...), since the value would follow."""
+    line = line.strip()
+    key = re.split(r"[\s=:]", line, maxsplit=1)[0]
+    if _looks_secret(key):
+        return f"the line of {key!r} (not shown: a secret)"
+    return repr(line)
 
 
 def _check_section_name(source: Path, name: str) -> None:
@@ -618,14 +628,19 @@ class _Section:
 
     def convert(self, key: str, value: str, convert: Callable[[str], T],
                 multiline: bool = False) -> T:
-        """``convert(value)``, its ValueError turned into a ConfigError for ``key``."""
+        """``convert(value)``, its ValueError turned into a ConfigError for ``key``; the
+        value of a secret (password, token, secret) is never quoted."""
+        secret = key in _SECRET_FIELDS
         try:
             if "\n" in value and not multiline:
-                raise ValueError(f"{value!r} spans lines (an indented line continues "
-                                 f"the value above it)")
+                raise ValueError(f"{'the value' if secret else repr(value)} spans lines "
+                                 f"(an indented line continues the value above it)")
             return convert(value)
         except ValueError as error:
-            raise ConfigError(self.source, self.name, key, str(error)) from None
+            problem = str(error)
+            if secret and any(part and part in problem for part in (value, repr(value))):
+                problem = "not a valid value (not shown: a secret)"
+            raise ConfigError(self.source, self.name, key, problem) from None
 
     def path(self, value: str) -> Path:
         return path(value, self.base)
