@@ -477,6 +477,26 @@ async def test_reverse_websocket_backs_off_while_refused(harness, monkeypatch, c
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_credentials_in_the_event_urls_are_not_logged(harness, monkeypatch, caplog):
+    from conftest import refused_port
+    monkeypatch.setattr(api_module, "POST_BACKOFF", 0.01)
+    monkeypatch.setattr(api_module, "REVERSE_BACKOFF", 0.01)
+    port = refused_port()
+    await harness.start(
+        post_url="http://user:UrlPass-777@127.0.0.1:%d/hook?key=QueryKey-555" % port,
+        ws_reverse_url="ws://127.0.0.1:%d/ws?access_token=WsTok-444" % port)
+    await eventually(lambda: [r for r in caplog.records if "failed 5 times" in r.getMessage()]
+                     and [r for r in caplog.records if "reverse WebSocket" in r.getMessage()],
+                     "a failed POST and a failed connect")
+    lines = [r.getMessage() for r in caplog.records]
+    assert not [line for line in lines if "777" in line or "555" in line or "444" in line]
+    assert "event POST to http://********@127.0.0.1:%d/hook?key=******** failed" % port \
+        in "\n".join(lines)
+    assert "reverse WebSocket ws://127.0.0.1:%d/ws?access_token=********:" % port \
+        in "\n".join(lines)
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_a_stranger_met_in_a_discussion_is_answered_in_a_temporary_session(harness):
     record = {"answer": lambda event: {"reply": "hello stranger"}
               if event.get("post_type") == "message" else None}

@@ -607,6 +607,24 @@ def test_render_effective_masks_every_secret(tmp_path):
     assert "[plugin:acme.weather]\napi_key = ********\ncity = Beijing\n" in shown
 
 
+def test_credentials_in_urls_are_masked_where_shown_and_known_to_the_log_mask(tmp_path):
+    loaded = load(write(tmp_path, f"""{EMBEDDED}[api]
+post_url = http://user:UrlPass-777@127.0.0.1:9/hook?key=QueryKey-555&x=1
+ws_reverse_url = ws://127.0.0.1:9/ws?access_token=WsTok%2B444
+"""))
+    for shown in (render_effective(loaded, environ={}), repr(loaded)):
+        assert not [part for part in ("UrlPass", "QueryKey", "WsTok") if part in shown]
+    shown = render_effective(loaded, environ={})
+    assert "post_url = http://********@127.0.0.1:9/hook?key=********&x=********\n" in shown
+    assert "ws_reverse_url = ws://127.0.0.1:9/ws?access_token=********\n" in shown
+    assert config.redact_url("https://TOKEN-1@h/p") == "https://********@h/p"
+    assert config.redact_url("http://h:1/p") == "http://h:1/p"
+    assert config.url_secrets(loaded.api.post_url) == ("UrlPass-777", "QueryKey-555", "1")
+    assert config.url_secrets(loaded.api.ws_reverse_url) == ("WsTok%2B444", "WsTok+444")
+    assert config.url_secrets("https://TOKEN-1@h/p") == ("TOKEN-1",)
+    assert config.url_secrets(None) == ()
+
+
 def test_repr_masks_every_secret(tmp_path):
     shown = repr(secret_laden(tmp_path))
     assert not [secret for secret in SECRETS if secret in shown]

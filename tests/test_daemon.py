@@ -13,7 +13,7 @@ import pytest
 from daemon_helpers import write_config
 from webqq import config as configuration
 from webqq.cli import Commands
-from webqq.daemon import (AlreadyRunning, ExitCode, Pidfile, System, pidfile_path,
+from webqq.daemon import (AlreadyRunning, Daemon, ExitCode, Pidfile, System, pidfile_path,
                           write_json_atomically)
 from webqq.logs import LogSetup, MaskingCookieJar, RepeatCollapser, SecretMask
 from webqq.config import DaemonConfig
@@ -208,6 +208,14 @@ def test_a_starting_daemon_hides_the_stale_pid_so_nothing_signals_it(tmp_path, c
         assert out == "webqq is starting (pid not written yet)\n"
     finally:
         starting.release()
+
+
+def test_the_daemon_masks_the_credentials_of_the_api_urls(tmp_path):
+    daemon = Daemon(configuration.load(write_config(tmp_path, api={
+        "listen": "", "post_url": "http://u:UrlPass-777@127.0.0.1:9/?key=QueryKey-555",
+        "ws_reverse_url": "ws://127.0.0.1:9/?access_token=WsTok-444"})))
+    assert daemon.mask.mask("UrlPass-777 QueryKey-555 WsTok-444") == " ".join(
+        [configuration.MASK] * 3)
 
 
 def test_pidfile_lock_is_seen_from_another_process(tmp_path):

@@ -47,6 +47,7 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 
 import webqq
 from webqq import onebot
+from webqq.config import redact_url
 from webqq.client import State
 from webqq.http_stream import HTTPStream, HTTPStreamError, RetryPolicy
 from webqq.messages import Face, content_text
@@ -642,6 +643,7 @@ class EventPoster:
     def __init__(self, api: "OneBotApi", url: str, secret: Optional[str]) -> None:
         self.api = api
         self.url = url
+        self.shown = redact_url(url)        # for the log: no credentials
         self.secret = secret
         self.stream = HTTPStream(retry=RetryPolicy(attempts=1), connect_timeout=POST_TIMEOUT,
                                  request_timeout=POST_TIMEOUT)
@@ -701,12 +703,12 @@ class EventPoster:
                 error = "HTTP %d" % response.status
             if attempt < POST_ATTEMPTS:
                 delay = min(POST_BACKOFF_MAX, POST_BACKOFF * 2 ** (attempt - 1))
-                log.warning("event POST to %s failed (%s); try %d in %g s", self.url,
+                log.warning("event POST to %s failed (%s); try %d in %g s", self.shown,
                             error, attempt + 1, delay)
                 await asyncio.sleep(delay)
         if _is_heartbeat(event):
             return          # a stale heartbeat says nothing: not kept
-        log.error("event POST to %s failed %d times (%s); kept in the store", self.url,
+        log.error("event POST to %s failed %d times (%s); kept in the store", self.shown,
                   POST_ATTEMPTS, error)
         self.api.store.keep_event(self.url, body, error)
 
@@ -717,7 +719,7 @@ class EventPoster:
         try:
             operation = json.loads(data)
         except ValueError:
-            log.warning("the answer of %s to an event is not JSON; ignored", self.url)
+            log.warning("the answer of %s to an event is not JSON; ignored", self.shown)
             return
         if isinstance(operation, dict):
             self.api.actions.quick_operation(event, operation)
@@ -820,6 +822,7 @@ class ReverseConnection(_Peer):
     def __init__(self, api: "OneBotApi", url: str) -> None:
         self.api = api
         self.url = url
+        self.shown = redact_url(url)        # for the log: no credentials
         self.connection: Optional[websocket.WebSocketClientConnection] = None
         self.connects = 0
         self._task: Optional[asyncio.Task] = None
@@ -839,11 +842,12 @@ class ReverseConnection(_Peer):
                     HTTPRequest(self.url, headers=headers, connect_timeout=POST_TIMEOUT,
                                 request_timeout=POST_TIMEOUT))
             except (OSError, HTTPClientError, websocket.WebSocketError) as error:
-                log.warning("reverse WebSocket %s: %s; again in %g s", self.url, error, delay)
+                log.warning("reverse WebSocket %s: %s; again in %g s", self.shown, error,
+                            delay)
             else:
                 self.connects += 1
                 delay = REVERSE_BACKOFF
-                log.info("reverse WebSocket connected to %s", self.url)
+                log.info("reverse WebSocket connected to %s", self.shown)
                 self.send_text(json.dumps(self.api.lifecycle("connect")))
                 self.api.sockets.add(self)
                 try:
@@ -852,7 +856,7 @@ class ReverseConnection(_Peer):
                     self.api.sockets.discard(self)
                     self.connection.close()     # the peer's close: ours completes it
                     self.connection = None
-                log.warning("reverse WebSocket %s closed; again in %g s", self.url, delay)
+                log.warning("reverse WebSocket %s closed; again in %g s", self.shown, delay)
             await asyncio.sleep(delay)
             delay = min(REVERSE_BACKOFF_MAX, delay * 2)
 

@@ -71,6 +71,8 @@ MASK = "********"
 DEFAULT_STATE_DIR = "run"
 
 _SECRET_FIELDS = frozenset({"password", "token", "secret"})
+# URLs whose userinfo and query are shown masked (``redact_url``).
+_URL_FIELDS = frozenset({"post_url", "ws_reverse_url"})
 # Words that make a [plugin:NAME] key a secret: api_key, bot-token, password, ...
 _SECRET_WORDS = frozenset({"password", "passwd", "pass", "token", "secret", "key", "apikey"})
 
@@ -245,11 +247,50 @@ def _url(value: str, schemes: Tuple[str, str]) -> str:
     try:
         parts.port  # raises ValueError on a port out of range or not a number
     except ValueError:
-        raise ValueError(f"{value!r} has a bad port") from None
+        raise ValueError(f"{redact_url(value)!r} has a bad port") from None
     if parts.scheme not in schemes or not parts.hostname:
-        raise ValueError(f"{value!r} is not a URL starting with {schemes[0]}:// or "
-                         f"{schemes[1]}://")
+        raise ValueError(f"{redact_url(value)!r} is not a URL starting with "
+                         f"{schemes[0]}:// or {schemes[1]}://")
     return value
+
+
+# URLs may carry credentials: ``http://user:pass@host/?key=...``, ``?access_token=...``.
+
+def redact_url(url: str) -> str:
+    """``url`` as it may be shown or logged: the userinfo and every query value replaced
+    by ``MASK`` (``http://********@host/hook?key=********``); the rest unchanged."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return MASK
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = MASK + "@" + netloc.rpartition("@")[2]
+    query = "&".join(
+        (item.partition("=")[0] + "=" + MASK) if "=" in item else MASK
+        for item in parts.query.split("&")) if parts.query else ""
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query,
+                                    parts.fragment))
+
+
+def url_secrets(url: Optional[str]) -> Tuple[str, ...]:
+    """The parts of ``url`` that ``redact_url`` hides, as written and decoded, for
+    ``logs.SecretMask``: the userinfo's password (the user when there is none: then it
+    is the credential, ``https://TOKEN@host``) and the query values."""
+    if not url:
+        return ()
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return (url,)
+    found = []
+    if "@" in parts.netloc:
+        user, _, password = parts.netloc.rpartition("@")[0].partition(":")
+        found.append(password or user)
+    for item in parts.query.split("&"):
+        found.append(item.partition("=")[2] if "=" in item else item)
+    found += [urllib.parse.unquote_plus(part) for part in found]
+    return tuple(dict.fromkeys(part for part in found if part))
 
 
 def http_url(value: str) -> str:
@@ -332,6 +373,8 @@ def _masked(name: str, value: object) -> object:
         return None
     if name in _SECRET_FIELDS:
         return MASK
+    if name in _URL_FIELDS:
+        return redact_url(value)
     if name == "plugin_settings":
         return {module: _masked_settings(settings) for module, settings in value.items()}
     if isinstance(value, Mapping):
@@ -843,7 +886,8 @@ def _read_password_file(source: Path, file: Path) -> str:
 
 def render_effective(config: Config, environ: Optional[Mapping[str, str]] = None) -> str:
     """The configuration as ``webqq check`` prints it: ini text with every key, defaults
-    filled in, paths absolute and secrets shown as ``********``.
+    filled in, paths absolute and secrets shown as ``********`` (in URLs: the userinfo
+    and the query values, ``redact_url``).
 
     Loading the text again (from any directory) gives the same settings, except that a
     secret reads back as ``********``. A comment under ``[account]`` says where the password

@@ -607,11 +607,14 @@ class Daemon:
             raise StartupError(ExitCode.FAILURE, "the API %s" % error) from None
 
     def _mask_configured_secrets(self, config: Config) -> None:
-        """The secrets the configuration itself holds: the API's token and secret, and
-        the plugin settings ``webqq check`` masks."""
+        """The secrets the configuration itself holds: the API's token and secret, the
+        credentials in its URLs, and the plugin settings ``webqq check`` masks."""
         self.mask.add(config.account.password)
         self.mask.add(config.api.token)
         self.mask.add(config.api.secret)
+        for url in (config.api.post_url, config.api.ws_reverse_url):
+            for part in configuration.url_secrets(url):
+                self.mask.add(part)
         for settings in config.plugin_settings.values():
             for key, value in settings.items():
                 if configuration._looks_secret(key):
