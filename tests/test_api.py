@@ -312,6 +312,23 @@ class _Config:
         self.api = ApiConfig(**api)
 
 
+@pytest.mark.parametrize("saved", ["", " \n\n", "\xff\n"])
+def test_an_empty_token_file_is_replaced_atomically(tmp_path, saved):
+    from types import SimpleNamespace
+    config = SimpleNamespace(api=ApiConfig(), daemon=SimpleNamespace(state_dir=tmp_path))
+    token_file = tmp_path / api_module.TOKEN_NAME
+    token_file.write_bytes(saved.encode("latin-1"))
+    assert api_module.api_token(config) is None                  # the CLI finds none
+    token = api_module.api_token(config, create=True)
+    assert token and token == token.strip() and len(token) >= 32
+    assert token_file.read_text() == token + "\n"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == [api_module.TOKEN_NAME]
+    assert api_module.api_token(config, create=True) == token   # kept from now on
+    with pytest.raises(ValueError, match="the API needs a token"):
+        api_module.OneBotApi(None, ApiConfig(), self_id=10001, store=None, token=" ")
+
+
 def test_a_public_listen_address_needs_a_configured_token():
     with pytest.raises(ApiError, match="0.0.0.0:18765 is not a loopback address"):
         check_listen(_Config(listen=("0.0.0.0", 18765)))

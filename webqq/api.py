@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import secrets
+import tempfile
 import time
 from collections import deque
 from pathlib import Path
@@ -109,20 +110,30 @@ def api_token(config: Any, *, create: bool = False) -> Optional[str]:
         create: generate and save a token when there is none (the daemon does).
 
     Returns:
-        The token, or None when none is configured or saved (and not ``create``).
+        The token, or None when none is configured or saved (and not ``create``). A saved
+        file that is empty, blank or not ASCII counts as none: with ``create`` it is
+        replaced, atomically (a temporary file, mode 0600, renamed over it).
     """
     if config.api.token:
         return config.api.token
     path = Path(config.daemon.state_dir) / TOKEN_NAME
     try:
-        return path.read_text(encoding="ascii").strip() or None
-    except FileNotFoundError:
-        if not create:
-            return None
+        saved = path.read_text(encoding="ascii").strip()
+    except (FileNotFoundError, UnicodeDecodeError):
+        saved = ""
+    if saved or not create:
+        return saved or None
     token = secrets.token_urlsafe(24)
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(token + "\n")
+    fd, temporary = tempfile.mkstemp(prefix=TOKEN_NAME + ".", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as out:     # mkstemp: mode 0600
+            out.write(token + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
     return token
 
 
@@ -986,6 +997,8 @@ class OneBotApi:
 
     def __init__(self, client: Any, config: Any, *, self_id: int, store: Store, token: str,
                  heartbeat_interval: float = HEARTBEAT_INTERVAL) -> None:
+        if not token or not token.strip():
+            raise ValueError("the API needs a token (api_token(create=True) makes one)")
         self.client = client
         self.config = config
         self.self_id = self_id
