@@ -111,6 +111,40 @@ async def test_unsupported_segments_and_bad_params_are_refused_with_retcodes(har
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_hostile_bodies_and_numbers_are_refused_not_crashed_on(harness, caplog):
+    await harness.start()
+    nested = b"[" * 100000 + b"]" * 100000
+    code, answer = await harness.call("get_status", body=nested)
+    assert (code, answer["retcode"]) == (400, 1400)
+    assert answer["msg"] == "the body is not valid JSON: nested too deeply"
+    code, answer = await harness.call("send_private_msg",
+                                      body=b'{"user_id": 20001, "message": ' + nested + b"}")
+    assert (code, answer["retcode"]) == (400, 1400)
+    for action, body in (
+            ("send_private_msg", b'{"user_id": Infinity, "message": "x"}'),
+            ("send_private_msg", b'{"user_id": NaN, "message": "x"}'),
+            ("send_private_msg", b'{"user_id": 1e400, "message": "x"}'),
+            ("send_private_msg", b'{"user_id": %d, "message": "x"}' % 2 ** 63),
+            ("send_msg", b'{"message_type": ["private"], "user_id": 20001, "message": "x"}'),
+            ("get_msg", b'{"message_id": %d}' % 10 ** 30),
+            ("get_stranger_info", b'{"user_id": -Infinity}')):
+        code, answer = await harness.call(action, body=body)
+        assert (code, answer["status"], answer["retcode"]) == (200, "failed", 100), body
+    actions = await websocket.websocket_connect(
+        harness.api.url.replace("http", "ws") + "/api?access_token=" + TOKEN)
+    try:
+        await actions.write_message(nested)
+        answer = json.loads(await actions.read_message())
+        assert (answer["status"], answer["retcode"]) == ("failed", 1400)
+        await actions.write_message(json.dumps({"action": "get_status", "echo": 2}))
+        assert json.loads(await actions.read_message())["echo"] == 2    # still open
+    finally:
+        actions.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert await sent_texts(harness) == []
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_http_statuses_for_token_action_and_body(harness, caplog):
     caplog.set_level(logging.DEBUG)
     await harness.start()

@@ -441,12 +441,12 @@ class Actions:
 
     @staticmethod
     def _int(params: Dict[str, Any], key: str) -> int:
-        try:
-            return int(params[key])
-        except KeyError:
-            raise BadParams("%s is required" % key) from None
-        except (TypeError, ValueError):
-            raise BadParams("%s must be an integer" % key) from None
+        if key not in params:
+            raise BadParams("%s is required" % key)
+        value = onebot.int64(params[key])
+        if value is None:
+            raise BadParams("%s must be a 64-bit integer" % key)
+        return value
 
     @staticmethod
     def _flag(params: Dict[str, Any], key: str, default: bool = False) -> bool:
@@ -729,7 +729,7 @@ class EventPoster:
             return
         try:
             operation = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):            # too deeply nested
             log.warning("the answer of %s to an event is not JSON; ignored", self.shown)
             return
         if isinstance(operation, dict):
@@ -765,7 +765,7 @@ class _Peer:
             request = json.loads(frame)
             if not isinstance(request, dict):
                 raise ValueError("not an object")
-        except ValueError:
+        except (ValueError, RecursionError):            # too deeply nested
             self.send_text(json.dumps(_envelope("failed", Retcode.BAD_REQUEST, None,
                                                 "the frame is not a JSON object")))
             return
@@ -961,6 +961,9 @@ class ActionHandler(web.RequestHandler):
                     parsed = json.loads(body)
                 except ValueError as error:
                     raise ValueError("the body is not valid JSON: %s" % error) from None
+                except RecursionError:
+                    raise ValueError("the body is not valid JSON: nested too deeply") \
+                        from None
                 if not isinstance(parsed, dict):
                     raise ValueError("the JSON body must be an object")
                 params.update(parsed)

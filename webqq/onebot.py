@@ -33,7 +33,7 @@ from webqq.messages import Content, Face, Image, Text
 
 __all__ = ["OneBotError", "UnsupportedSegment", "BadParams", "Segment", "parse_message",
            "to_pieces", "pieces_to_data", "pieces_from_data", "from_content", "to_cq_string", "escape",
-           "user_id_of", "group_id_of", "find_friend", "find_group", "Retcode"]
+           "user_id_of", "group_id_of", "find_friend", "find_group", "int64", "Retcode"]
 
 Segment = Dict[str, Any]
 
@@ -165,7 +165,7 @@ def to_pieces(segments: Sequence[Segment], *, names: Optional[Dict[int, str]] = 
                 raise BadParams("a face segment needs a numeric id") from None
         elif kind == "at":
             who = str(data.get("qq", ""))
-            name = "all" if who == "all" else (names or {}).get(_int(who)) or who
+            name = "all" if who == "all" else (names or {}).get(int64(who)) or who
             mention = "@%s " % name
             if pieces and isinstance(pieces[-1], str):
                 pieces[-1] += mention
@@ -222,11 +222,19 @@ def to_cq_string(segments: Sequence[Segment]) -> str:
 
 # --- ids --------------------------------------------------------------------------------
 
-def _int(value: Any) -> Optional[int]:
+#: OneBot ids are signed 64-bit integers (so is SQLite's INTEGER, where they are kept).
+INT64_MIN, INT64_MAX = -2 ** 63, 2 ** 63 - 1
+
+
+def int64(value: Any) -> Optional[int]:
+    """``value`` (an int, or its text or float form) as an int within 64 bits; None for
+    anything else: not a number, ``Infinity``, ``NaN``, or out of range."""
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if INT64_MIN <= number <= INT64_MAX else None
+
 
 
 def user_id_of(uin: int, qq: Optional[int], contacts: Contacts) -> int:
@@ -379,10 +387,12 @@ def split_target(kind: str, params: Dict[str, Any]) -> Tuple[str, int]:
     if kind is None:
         kind = ("group" if "group_id" in params else "discuss" if "discuss_id" in params
                 else "private")
+    if not isinstance(kind, str):
+        raise BadParams("message_type must be a string: private, group or discuss")
     key = {"private": "user_id", "group": "group_id", "discuss": "discuss_id"}.get(kind)
     if key is None:
         raise BadParams("message_type must be private, group or discuss, not %r" % kind)
-    value = _int(params.get(key))
+    value = int64(params.get(key))
     if value is None:
-        raise BadParams("%s is required (an integer)" % key)
+        raise BadParams("%s is required (a 64-bit integer)" % key)
     return {"private": "buddy", "group": "group", "discuss": "discussion"}[kind], value
