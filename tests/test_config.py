@@ -327,6 +327,15 @@ def test_a_config_error_never_quotes_a_secret(tmp_path, text, problem):
     assert error_of(file) == f"{file}: {problem}"
 
 
+@pytest.mark.parametrize("token", ["密码-secret-token", "two words", "tab\there", "é-latin1"])
+def test_an_api_token_must_be_printable_ascii(tmp_path, token):
+    file = write(tmp_path, f"{EMBEDDED}[api]\ntoken = {token}\n")
+    assert error_of(file) == (f"{file}: [api] token: must be printable ASCII without "
+                              f"spaces (the value is not shown: a secret)")
+    assert load(write(tmp_path, f"{EMBEDDED}[api]\ntoken = a-Z_0.9~!#$%&*+/=?^\n")
+                ).api.token == "a-Z_0.9~!#$%&*+/=?^"
+
+
 def test_secret_without_post_url(tmp_path):
     file = write(tmp_path, f"{EMBEDDED}[api]\nsecret = s\n")
     assert error_of(file) == (f"{file}: [api] secret: set, but post_url is not: the secret "

@@ -329,6 +329,16 @@ def text(value: str) -> str:
     return value
 
 
+def access_token(value: str) -> str:
+    """``[api] token``: printable ASCII without blanks, since it travels in an HTTP
+    header (``Authorization: Bearer``, latin-1 on the wire) and a query string. The
+    message never quotes it: it is a secret."""
+    if not all("!" <= char <= "~" for char in value):
+        raise ValueError("must be printable ASCII without spaces (the value is not "
+                         "shown: a secret)")
+    return value
+
+
 def path(value: str, base: Path) -> Path:
     """A file system path; ``~`` expanded, a relative one taken from ``base``.
 
@@ -761,7 +771,7 @@ def _read_bot(section: _Section) -> BotConfig:
 def _read_api(section: _Section) -> ApiConfig:
     values = section.read(
         listen=optional(listen_address),
-        token=optional(text),
+        token=optional(access_token),
         post_url=optional(http_url),
         secret=optional(text),
         ws_reverse_url=optional(ws_url),
