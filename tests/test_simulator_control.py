@@ -132,6 +132,39 @@ async def test_say_shapes_and_refusals(sim, browser):
 
 
 @pytest.mark.gen_test
+async def test_malformed_control_bodies_are_refused_with_400(sim, browser):
+    await in_thread(browser.sign_in, 10001)
+    nested = b"[" * 100000 + b"]" * 100000
+    cases = [
+        ("say", {"to": 10001, "from": 20001, "content": [1, None, {"a": 1}]}),
+        ("say", {"to": 10001, "from": 20001, "content": [["face"]]}),
+        ("say", {"to": 10001, "from": 20001, "content": [["face", "x"]]}),
+        ("say", {"to": 10001, "from": 20001, "content": [["face", True]]}),
+        ("say", {"to": 10001, "from": 20001, "content": [["font", {}]]}),
+        ("say", {"to": 10001, "from": 20001, "content": []}),
+        ("say", {"to": 10001, "group": 30001, "discussion": 40001, "from": 20002,
+                 "text": "both"}),
+        ("say", {"to": 10001, "from": 2 ** 70, "text": "huge"}),
+        ("say", {"to": 2 ** 70, "from": 20001, "text": "huge"}),
+        ("kick", {"account": 10001, "kick_mesage": True}),
+        ("rotate", {"account": 10001, "bogus": 1}),
+        ("captcha", {"account": 10001, "code": "ABCD", "extra": 1}),
+        ("offline", {"seconds": 0.5, "typo": 1}),
+    ]
+    for verb, body in cases:
+        reply = await in_thread(browser.control, verb, body)
+        assert reply.status == 400 and "error" in reply.json(), (verb, body)
+    for verb in ("say", "kick", "offline"):
+        status, answer = await in_thread(_raw_control, sim.port, verb, nested)
+        assert (status, json.loads(answer)) == (400, {"error": "the body is not JSON"})
+    entry = (await in_thread(browser.control, "state")).json()["accounts"]["10001"]
+    assert entry["state"] == "online" and entry["captcha"] is None     # nothing happened
+    assert await in_thread(browser.control, "say", {
+        "to": 10001, "from": 20001, "content": ["a", ["face", 0],
+                                                ["cface", "x.jpg", ""]]}) is not None
+
+
+@pytest.mark.gen_test
 async def test_state_sent_and_verb_errors(sim, browser):
     state = (await in_thread(browser.control, "state")).json()
     assert state["accounts"]["10001"] == {"state": "offline", "status": "offline",

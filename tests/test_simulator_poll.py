@@ -329,6 +329,26 @@ async def test_status_and_delay_faults(sim, browser):
     assert (await in_thread(browser.poll)).json() == {"retcode": 100006, "errmsg": ""}
 
 
+@pytest.mark.gen_test
+async def test_a_too_deeply_nested_r_is_a_bad_parameter_not_a_500(sim, browser):
+    await in_thread(browser.login, 10001)
+    relogin = await browser.post("http://d.web2.qq.com/channel/login2", {
+        "r": "[" * 100000 + "]" * 100000, "clientid": "53999199", "psessionid": "null"},
+        {"Referer": "http://d.web2.qq.com/proxy.html?v=20110331002&callback=1&id=3",
+         "Origin": "http://d.web2.qq.com"})
+    assert (relogin.status, relogin.json()) == (200, {"retcode": 100006, "errmsg": ""})
+    await in_thread(browser.sign_in, 10001)
+    s = browser.session
+    reply = await browser.post("http://d.web2.qq.com/channel/poll2", {
+        "r": "[" * 100000 + "]" * 100000, "clientid": s["clientid"],
+        "psessionid": s["psessionid"]},
+        {"Referer": "http://d.web2.qq.com/proxy.html?v=20110331002&callback=1&id=2"})
+    assert (reply.status, reply.json()) == (200, {"retcode": 100006, "errmsg": ""})
+    sent = await in_thread(browser.send, "send_buddy_msg2", {
+        "to": 1, "content": "[" * 100000 + "]" * 100000})
+    assert (sent.status, sent.json()["retcode"]) == (200, 100006)
+
+
 def test_blocking_socket_refused_after_stop(io_loop, request):
     sim = start_simulator(io_loop, request)
     port = sim.port

@@ -270,7 +270,7 @@ class _ApiHandler(ProtocolHandler):
             return None
         try:
             value = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):     # RecursionError: nested too deeply
             return None
         return value if isinstance(value, dict) else None
 

@@ -92,23 +92,28 @@ class ControlHandler(web.RequestHandler):
 
     # --- reading the body ----------------------------------------------------------------
 
-    def _body(self) -> dict:
+    def _body(self, allowed: "set | None" = None) -> dict:
+        """The JSON object of the body; with ``allowed``, any other key is refused (a
+        typo such as ``kick_mesage`` must not pass as the default)."""
         try:
             value = json.loads(self.request.body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):    # RecursionError: nested too deeply
             raise _BadRequest("the body is not JSON") from None
         if not isinstance(value, dict):
             raise _BadRequest("the body must be a JSON object")
+        if allowed is not None:
+            _refuse_unknown(value, allowed)
         return value
 
     @staticmethod
     def _number(body: dict, key: str, required: bool = True):
+        """A positive number below 2**32 (QQ numbers, uins, counts and retcodes are)."""
         value = body.get(key)
         if value is None and not required:
             return None
         if isinstance(value, str) and value.isdigit():
             value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 1 << 32:
             raise _BadRequest("%s: expected a number, got %r" % (key, value))
         return value
 
@@ -137,9 +142,7 @@ class ControlHandler(web.RequestHandler):
         return discussion
 
     def _spec(self, body: dict, poll_type: str, allowed: set) -> EventSpec:
-        unknown = set(body) - allowed
-        if unknown:
-            raise _BadRequest("unknown key(s): %s" % ", ".join(sorted(unknown)))
+        _refuse_unknown(body, allowed)
         sender = self._number(body, "from", required=False)
         group, discussion = self._group(body), self._discussion(body)
         if group is not None and sender is not None and poll_type == "group_message" \
@@ -152,8 +155,8 @@ class ControlHandler(web.RequestHandler):
         text, content = body.get("text"), body.get("content")
         if text is not None and not isinstance(text, str):
             raise _BadRequest("text: expected a string")
-        if content is not None and not isinstance(content, list):
-            raise _BadRequest("content: expected a list of pieces")
+        if content is not None:
+            _check_content(content)
         font = body.get("font", SIMULATED_FONT)
         value = body.get("value", {})
         status = body.get("status")
@@ -191,6 +194,8 @@ class ControlHandler(web.RequestHandler):
             raise _BadRequest("from: who says it (a QQ number)")
         if body.get("text") is None and body.get("content") is None:
             raise _BadRequest("text: what is said")
+        if "group" in body and "discussion" in body:
+            raise _BadRequest("group or discussion: one chat, not both")
         if "group" in body:
             poll_type = "group_message"
         elif "discussion" in body:
@@ -212,7 +217,7 @@ class ControlHandler(web.RequestHandler):
         self._json({"ok": True, "item": self.backend.push_event(to, spec)})
 
     async def kick(self):
-        body = self._body()
+        body = self._body({"account", "kick_message"})
         notice = body.get("kick_message", False)
         if not isinstance(notice, bool):
             raise _BadRequest("kick_message: expected true or false")
@@ -220,11 +225,11 @@ class ControlHandler(web.RequestHandler):
         self._json({"ok": True})
 
     async def rotate(self):
-        self.backend.rotate(self._account(self._body()))
+        self.backend.rotate(self._account(self._body({"account"})))
         self._json({"ok": True})
 
     async def captcha(self):
-        body = self._body()
+        body = self._body({"account", "code"})
         qq = self._account(body)
         code = body.get("code")
         if not isinstance(code, str) or not _CODE.match(code):
@@ -233,10 +238,7 @@ class ControlHandler(web.RequestHandler):
         self._json({"ok": True})
 
     async def fault(self):
-        body = self._body()
-        unknown = set(body) - {"path", "kind", "status", "count", "seconds", "retcode", "host"}
-        if unknown:
-            raise _BadRequest("unknown key(s): %s" % ", ".join(sorted(unknown)))
+        body = self._body({"path", "kind", "status", "count", "seconds", "retcode", "host"})
         path, kind = body.get("path"), body.get("kind")
         if not isinstance(path, str) or not path.startswith("/") or path.startswith("/_sim/"):
             raise _BadRequest("path: a protocol path such as /channel/poll2")
@@ -264,10 +266,38 @@ class ControlHandler(web.RequestHandler):
         self._json({"ok": True})
 
     async def offline(self):
-        seconds = _seconds(self._body().get("seconds"))
+        seconds = _seconds(self._body({"seconds"}).get("seconds"))
         # Answer first: going offline closes this very connection too.
         await self._json({"ok": True, "seconds": seconds})
         self.sim.go_offline(seconds)
+
+
+def _refuse_unknown(body: dict, allowed: set) -> None:
+    unknown = set(body) - allowed
+    if unknown:
+        raise _BadRequest("unknown key(s): %s" % ", ".join(sorted(unknown)))
+
+
+#: Received-side picture elements a said message may carry as they are (§4.14).
+_PICTURES = ("offpic", "cface")
+
+
+def _check_content(content) -> None:
+    """Received-side pieces: strings, ``["face", N]`` and picture elements; the font is
+    the ``"font"`` key, not a piece."""
+    if not isinstance(content, list) or not content:
+        raise _BadRequest("content: expected a non-empty list of pieces")
+    for piece in content:
+        if isinstance(piece, str):
+            continue
+        if isinstance(piece, list) and len(piece) == 2 and piece[0] == "face":
+            if isinstance(piece[1], int) and not isinstance(piece[1], bool) \
+                    and 0 <= piece[1] < 1 << 32:
+                continue
+        elif isinstance(piece, list) and len(piece) >= 2 and piece[0] in _PICTURES:
+            continue
+        raise _BadRequest("content: %s is not a piece (a string, [\"face\", N], or an "
+                          "offpic or cface element)" % json.dumps(piece)[:40])
 
 
 def _seconds(value) -> float:

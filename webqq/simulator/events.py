@@ -95,7 +95,7 @@ def parse_sent_content(text) -> tuple:
         raise ContentError("content must be a JSON array serialised to a string")
     try:
         elements = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):         # RecursionError: nested too deeply
         raise ContentError("content is not JSON: %r" % text[:40]) from None
     if not isinstance(elements, list):
         raise ContentError("content is not a JSON array")

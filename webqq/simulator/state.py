@@ -1073,7 +1073,7 @@ def _json_object(text) -> "dict | None":
         return None
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):     # RecursionError: nested too deeply
         return None
     return value if isinstance(value, dict) else None
 
