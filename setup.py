@@ -34,7 +34,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "webqq = webqq.cli:main",
+            "webqq = webqq.daemon.cli:main",
             "webqq-simulator = webqq.simulator.cli:main",
         ],
     },

@@ -13,9 +13,9 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
 
 from client_helpers import Recorder
-from webqq.api import OneBotApi
-from webqq.config import ApiConfig
-from webqq.store import Store
+from webqq.onebot.api import OneBotApi
+from webqq.daemon.config import ApiConfig
+from webqq.onebot.store import Store
 
 TOKEN = "test-token-0123456789"
 SECRET = "test-secret"

@@ -8,7 +8,7 @@ import pytest
 from tornado.concurrent import Future
 from tornado.ioloop import IOLoop
 
-from webqq.client import ClientEvent, WebQQClient
+from webqq.client.client import ClientEvent, WebQQClient
 from webqq.http_stream import HTTPStream, RetryPolicy
 from webqq.simulator.server import Simulator
 

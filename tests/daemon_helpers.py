@@ -82,7 +82,7 @@ def environment(pythonpath: Optional[Path] = None) -> Dict[str, str]:
 def webqq(config: Path, *args: str, timeout: float = 60.0,
           pythonpath: Optional[Path] = None) -> subprocess.CompletedProcess:
     """Runs ``webqq -c CONFIG ARGS...`` to completion; output captured as text."""
-    return subprocess.run([sys.executable, "-m", "webqq.cli", "-c", str(config), *args],
+    return subprocess.run([sys.executable, "-m", "webqq", "-c", str(config), *args],
                           capture_output=True, text=True, timeout=timeout,
                           env=environment(pythonpath), cwd=str(config.parent))
 
@@ -95,7 +95,7 @@ class Daemon:
         self.state_dir = config.parent / "run"
         self.log = config.parent / "webqq.log"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "webqq.cli", "-c", str(config), "run"],
+            [sys.executable, "-m", "webqq", "-c", str(config), "run"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             env=environment(pythonpath), cwd=str(config.parent))
         self.stderr = ""

@@ -11,9 +11,9 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 
 from api_helpers import (DISCUSSION, FRIEND, GROUP, SECRET, TOKEN, ReverseServer, Webhook,
                          eventually, events_of)
-from webqq import api as api_module
-from webqq.api import ApiError, check_listen
-from webqq.config import ApiConfig
+from webqq.onebot import api as api_module
+from webqq.onebot.api import ApiError, check_listen
+from webqq.daemon.config import ApiConfig
 
 
 async def sent_texts(harness):
@@ -435,7 +435,7 @@ async def test_set_restart_restarts_the_client_and_sends_still_work(harness):
 
 @pytest.mark.gen_test(timeout=30)
 async def test_a_row_left_sending_by_a_crash_is_not_sent_again(harness):
-    from webqq.store import Store
+    from webqq.onebot.store import Store
     store = Store(harness.tmp_path / "messages.sqlite3")
     in_flight, _ = store.add_outgoing(chat="buddy", target=FRIEND, user_id=10001,
                                       text="was on the wire",
@@ -453,7 +453,7 @@ async def test_a_row_left_sending_by_a_crash_is_not_sent_again(harness):
 
 @pytest.mark.gen_test(timeout=30)
 async def test_a_row_is_sending_only_once_its_first_part_is_transmitted(harness):
-    from webqq.store import Store
+    from webqq.onebot.store import Store
     api = await harness.start()
     api.client.outbox.interval = 60.0            # the second message waits its turn
     at_transmit = []
@@ -482,7 +482,7 @@ async def test_a_row_is_sending_only_once_its_first_part_is_transmitted(harness)
 
 @pytest.mark.gen_test(timeout=30)
 async def test_the_post_queue_is_bounded_and_kept_at_close(harness, monkeypatch):
-    from webqq.store import Store
+    from webqq.onebot.store import Store
     monkeypatch.setattr(api_module, "POST_QUEUE", 2)
     monkeypatch.setattr(api_module, "POST_BACKOFF", 30.0)    # the first stays in retry
     from conftest import refused_port

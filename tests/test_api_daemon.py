@@ -14,7 +14,7 @@ import pytest
 from daemon_helpers import (DEADLINE, FRIEND, GROUP, Daemon, StandaloneSimulator,
                             daemon_simulator, environment, read_status, wait_for, webqq,
                             write_config)
-from webqq.api import TOKEN_NAME
+from webqq.onebot.api import TOKEN_NAME
 
 LOOPBACK_ANY_PORT = {"listen": "127.0.0.1:0"}
 

@@ -354,7 +354,7 @@ def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        result = subprocess.run([sys.executable, "-m", "webqq.cli", "-c", str(config), "check"],
+        result = subprocess.run([sys.executable, "-m", "webqq", "-c", str(config), "check"],
                                 stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=30)
     finally:
         os.close(write_end)
@@ -439,7 +439,7 @@ def test_without_c_the_config_is_looked_up(tmp_path):
     env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "xdg"))
 
     def webqq_here(cwd):
-        return subprocess.run([sys.executable, "-m", "webqq.cli", "status"], cwd=str(cwd),
+        return subprocess.run([sys.executable, "-m", "webqq", "status"], cwd=str(cwd),
                               env=env, capture_output=True, text=True, timeout=60)
     found = webqq_here(tmp_path)
     assert (found.returncode, found.stdout) == (1, "webqq is not running\n")

@@ -7,8 +7,8 @@ import stat
 import pytest
 from tornado import gen
 
-from webqq.client import State
-from webqq.session import cookie_value
+from webqq.client.client import State
+from webqq.client.session import cookie_value
 from webqq.http_stream import HTTPStream, RetryPolicy
 from client_helpers import PASSWORD, RecordingStream, Recorder
 
@@ -502,7 +502,7 @@ async def test_friend_list_finds_the_hash_variant_the_server_wants(io_loop, tmp_
 @pytest.mark.gen_test(timeout=30)
 async def test_era_b_login_with_login_sig_and_check_sig(io_loop, tmp_path):
     from client_helpers import World
-    from webqq.protocol import Era
+    from webqq.qq.protocol import Era
     from webqq.simulator.world import DEFAULT_WORLD_FILE
     with open(DEFAULT_WORLD_FILE) as source:
         description = json.load(source)

@@ -8,11 +8,11 @@ import stat
 import pytest
 from http.cookiejar import CookieJar
 
-from webqq import messages
-from webqq.client import _MOVES, State, WebQQClient
+from webqq.qq import messages
+from webqq.client.client import _MOVES, State, WebQQClient
 from webqq.examples import echo
 from webqq.http_stream import HTTPStream
-from webqq.session import SavedSession, cookies_from_data, load_session, save_session
+from webqq.client.session import SavedSession, cookies_from_data, load_session, save_session
 from client_helpers import PASSWORD, Recorder
 
 

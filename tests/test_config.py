@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from webqq import config
-from webqq.config import ConfigError, find_config, load, render_effective, resolve_password
+from webqq.daemon import config
+from webqq.daemon.config import ConfigError, find_config, load, render_effective, resolve_password
+from webqq.http.redact import redact_url, url_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED = "[simulator]\nembedded = yes\n"
@@ -626,12 +627,12 @@ ws_reverse_url = ws://127.0.0.1:9/ws?access_token=WsTok%2B444
     shown = render_effective(loaded, environ={})
     assert "post_url = http://********@127.0.0.1:9/hook?key=********&x=********\n" in shown
     assert "ws_reverse_url = ws://127.0.0.1:9/ws?access_token=********\n" in shown
-    assert config.redact_url("https://TOKEN-1@h/p") == "https://********@h/p"
-    assert config.redact_url("http://h:1/p") == "http://h:1/p"
-    assert config.url_secrets(loaded.api.post_url) == ("UrlPass-777", "QueryKey-555", "1")
-    assert config.url_secrets(loaded.api.ws_reverse_url) == ("WsTok%2B444", "WsTok+444")
-    assert config.url_secrets("https://TOKEN-1@h/p") == ("TOKEN-1",)
-    assert config.url_secrets(None) == ()
+    assert redact_url("https://TOKEN-1@h/p") == "https://********@h/p"
+    assert redact_url("http://h:1/p") == "http://h:1/p"
+    assert url_secrets(loaded.api.post_url) == ("UrlPass-777", "QueryKey-555", "1")
+    assert url_secrets(loaded.api.ws_reverse_url) == ("WsTok%2B444", "WsTok+444")
+    assert url_secrets("https://TOKEN-1@h/p") == ("TOKEN-1",)
+    assert url_secrets(None) == ()
 
 
 def test_repr_masks_every_secret(tmp_path):

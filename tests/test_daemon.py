@@ -11,12 +11,13 @@ import sys
 import pytest
 
 from daemon_helpers import write_config
-from webqq import config as configuration
-from webqq.cli import Commands
-from webqq.daemon import (AlreadyRunning, Daemon, ExitCode, Pidfile, System, pidfile_path,
+from webqq.daemon import config as configuration
+from webqq.daemon.cli import Commands
+from webqq.daemon.daemon import (AlreadyRunning, Daemon, ExitCode, Pidfile, System, pidfile_path,
                           write_json_atomically)
-from webqq.logs import LogSetup, MaskingCookieJar, RepeatCollapser, SecretMask
-from webqq.config import DaemonConfig
+from webqq.daemon.logs import LogSetup, MaskingCookieJar, RepeatCollapser, SecretMask
+from webqq.daemon.config import DaemonConfig
+from webqq.http.redact import MASK
 
 
 class ListHandler(logging.Handler):
@@ -215,7 +216,7 @@ def test_the_daemon_masks_the_credentials_of_the_api_urls(tmp_path):
         "listen": "", "post_url": "http://u:UrlPass-777@127.0.0.1:9/?key=QueryKey-555",
         "ws_reverse_url": "ws://127.0.0.1:9/?access_token=WsTok-444"})))
     assert daemon.mask.mask("UrlPass-777 QueryKey-555 WsTok-444") == " ".join(
-        [configuration.MASK] * 3)
+        [MASK] * 3)
 
 
 def test_pidfile_lock_is_seen_from_another_process(tmp_path):
@@ -224,7 +225,7 @@ def test_pidfile_lock_is_seen_from_another_process(tmp_path):
     pidfile.acquire()
     pidfile.write(os.getpid())
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys; from webqq.daemon import Pidfile; "
+        [sys.executable, "-c", "import sys; from webqq.daemon.daemon import Pidfile; "
          "print(Pidfile.probe(sys.argv[1]))", str(path)],
         capture_output=True, text=True, check=True)
     pidfile.release()
@@ -275,8 +276,8 @@ class FakeClient:
 
 def make_daemon(tmp_path):
     from daemon_helpers import write_config
-    from webqq.config import load
-    from webqq.daemon import Daemon
+    from webqq.daemon.config import load
+    from webqq.daemon.daemon import Daemon
     daemon = Daemon(load(write_config(tmp_path)))
     daemon.config.daemon.state_dir.mkdir()
     return daemon
@@ -284,8 +285,8 @@ def make_daemon(tmp_path):
 
 def test_shutdown_saves_unsent_messages_but_not_one_in_flight(tmp_path, io_loop):
     import asyncio
-    from webqq.client import State
-    from webqq.outbox import SendStatus
+    from webqq.client.client import State
+    from webqq.client.outbox import SendStatus
     daemon = make_daemon(tmp_path)
     daemon.client = FakeClient(State.ONLINE)
     daemon.drain_timeout = 0.05

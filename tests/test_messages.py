@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from webqq import messages
-from webqq.messages import Content, ContentError, Face, Font, Image, Text, UnknownPiece
+from webqq.qq import messages
+from webqq.qq.messages import Content, ContentError, Face, Font, Image, Text, UnknownPiece
 
 RECEIVED_FONT = ["font", {"size": 10, "color": "808080", "style": [0, 0, 0],
                           "name": "\u65B0\u5B8B\u4F53"}]
@@ -247,7 +247,7 @@ def test_events_are_frozen_values():
 
 
 def test_split_content_counts_a_face_as_one_and_never_cuts_it():
-    from webqq.messages import Face, content_text, split_content
+    from webqq.qq.messages import Face, content_text, split_content
     pieces = ["ab", Face(1), "cdefg", Face(2)]
     parts = split_content(pieces, 3)
     assert parts == [["ab", Face(1)], ["cde"], ["fg", Face(2)]]

@@ -8,7 +8,7 @@ from urllib.request import Request
 
 import pytest
 
-from webqq import messages, protocol
+from webqq.qq import messages, protocol
 
 UIN_BYTES = b"\x00\x00\x00\x00\x64\x74\x8b\x05"  # QQ 1685359365, PROTOCOL.md §3.2
 PTWEBQQ = "2c0d8375e6c09f2af3ce60c6e081bdf4db271a14d0d85060"

@@ -21,8 +21,8 @@ import sys
 from typing import List, Optional
 from urllib.request import Request
 
-from webqq.client import MessageReceived, WebQQClient
-from webqq.http_stream import HTTPStream
+from webqq.client.client import MessageReceived, WebQQClient
+from webqq.http.stream import HTTPStream
 
 log = logging.getLogger("webqq.examples.echo")
 

@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 from tornado.concurrent import Future, future_set_result_unless_cancelled
 
-from webqq.protocol import encrypt_password, friends_hash
+from webqq.qq.protocol import encrypt_password, friends_hash
 
 from . import wire
 from .captcha import ALPHABET, render_jpeg

@@ -68,17 +68,17 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from tornado import gen
 from tornado.ioloop import IOLoop
 
-from webqq import protocol
-from webqq import messages as msgs
-from webqq.contacts import ContactLoader, Contacts, Discussion, Friend, Group, Member
-from webqq.events import (CaptchaRequired, ClientEvent, ContactsLoaded, LoginFailed,
+from webqq.qq import protocol
+from webqq.qq import messages as msgs
+from webqq.client.contacts import ContactLoader, Contacts, Discussion, Friend, Group, Member
+from webqq.client.events import (CaptchaRequired, ClientEvent, ContactsLoaded, LoginFailed,
                           MessageReceived, Notice, Online, Reconnecting, SendFinished,
                           Sender, StateChanged, Transmitting)
 from webqq.http.errors import ConnectError, HTTPStatusError, HTTPStreamError, HTTPTimeoutError
-from webqq.http_stream import HTTPStream, Response, RetryPolicy
-from webqq.outbox import Outbox, Outcome, OutgoingMessage, SendStatus
-from webqq.protocol import Era, LoginCode, PollOutcome, ProtocolError, Retcode, RetcodeError
-from webqq.session import (SavedSession, cookie_value, cookies_from_data, cookies_to_data,
+from webqq.http.stream import HTTPStream, Response, RetryPolicy
+from webqq.client.outbox import Outbox, Outcome, OutgoingMessage, SendStatus
+from webqq.qq.protocol import Era, LoginCode, PollOutcome, ProtocolError, Retcode, RetcodeError
+from webqq.client.session import (SavedSession, cookie_value, cookies_from_data, cookies_to_data,
                            delete_session, load_session, save_session, set_cookie)
 
 __all__ = [

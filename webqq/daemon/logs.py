@@ -16,7 +16,8 @@ import urllib.parse
 from pathlib import Path
 from typing import List, Optional, Set, Tuple
 
-from webqq import config as configuration
+from webqq.daemon import config as configuration
+from webqq.http.redact import MASK
 
 __all__ = ["LOG_FORMAT", "SecretMask", "RepeatCollapser", "LogSetup", "MaskingCookieJar"]
 
@@ -53,7 +54,7 @@ class SecretMask(logging.Filter):
     def mask(self, text: str) -> str:
         for secret in self._ordered:
             if secret in text:
-                text = text.replace(secret, configuration.MASK)
+                text = text.replace(secret, MASK)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -48,15 +48,16 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from tornado.ioloop import IOLoop, PeriodicCallback
 
-from webqq import config as configuration
-from webqq.api import ApiError, OneBotApi, api_token, check_listen
-from webqq.client import State, WebQQClient
-from webqq.config import Config, ConfigError
-from webqq.http_stream import HTTPStream, RetryPolicy
-from webqq.logs import LogSetup, MaskingCookieJar, SecretMask
+from webqq.daemon import config as configuration
+from webqq.onebot.api import ApiError, OneBotApi, api_token, check_listen
+from webqq.client.client import State, WebQQClient
+from webqq.daemon.config import Config, ConfigError
+from webqq.http.redact import url_secrets
+from webqq.http.stream import HTTPStream, RetryPolicy
+from webqq.daemon.logs import LogSetup, MaskingCookieJar, SecretMask
 from webqq.plugins import Dispatcher, Event, Message
-from webqq.session import load_session
-from webqq.store import STORE_NAME, Store
+from webqq.client.session import load_session
+from webqq.onebot.store import STORE_NAME, Store
 
 __all__ = ["ExitCode", "Pidfile", "AlreadyRunning", "System", "Daemon", "read_status",
            "pidfile_path", "status_path"]
@@ -613,7 +614,7 @@ class Daemon:
         self.mask.add(config.api.token)
         self.mask.add(config.api.secret)
         for url in (config.api.post_url, config.api.ws_reverse_url):
-            for part in configuration.url_secrets(url):
+            for part in url_secrets(url):
                 self.mask.add(part)
         for settings in config.plugin_settings.values():
             for key, value in settings.items():

@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
 from urllib.request import Request
 
-from webqq import messages
-from webqq.messages import DEFAULT_FONT, Event, Face, Font
+from webqq.qq import messages
+from webqq.qq.messages import DEFAULT_FONT, Event, Face, Font
 
 __all__ = [
     # constants

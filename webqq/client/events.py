@@ -8,12 +8,12 @@ carry a password or a session token.
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Optional
 
-from webqq import messages as msgs
-from webqq.contacts import Contacts, Discussion, Group
-from webqq.outbox import OutgoingMessage
+from webqq.qq import messages as msgs
+from webqq.client.contacts import Contacts, Discussion, Group
+from webqq.client.outbox import OutgoingMessage
 
 if TYPE_CHECKING:                                      # pragma: no cover
-    from webqq.client import State
+    from webqq.client.client import State
 
 __all__ = ["ClientEvent", "StateChanged", "CaptchaRequired", "LoginFailed", "Reconnecting",
            "Online", "ContactsLoaded", "Sender", "MessageReceived", "Notice", "Transmitting",

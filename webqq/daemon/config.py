@@ -57,6 +57,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Mapping, Optional, Tuple, TypeVar, Union
 
+from webqq.http.redact import MASK, redact_url
+
 logger = logging.getLogger("webqq.config")
 
 #: The simulator's built-in account, the default ``[account] qq`` when it is embedded.
@@ -65,8 +67,6 @@ SIMULATOR_QQ = 10001
 PASSWORD_ENV = "WEBQQ_PASSWORD"
 #: The last place ``find_config`` looks (a module constant so tests can move it).
 SYSTEM_CONFIG = Path("/etc/webqq/webqq.ini")
-#: What a secret looks like in reprs and in ``render_effective``.
-MASK = "********"
 #: Default ``[daemon] state_dir``, relative to the configuration file's directory.
 DEFAULT_STATE_DIR = "run"
 
@@ -255,43 +255,6 @@ def _url(value: str, schemes: Tuple[str, str]) -> str:
 
 
 # URLs may carry credentials: ``http://user:pass@host/?key=...``, ``?access_token=...``.
-
-def redact_url(url: str) -> str:
-    """``url`` as it may be shown or logged: the userinfo and every query value replaced
-    by ``MASK`` (``http://********@host/hook?key=********``); the rest unchanged."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return MASK
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = MASK + "@" + netloc.rpartition("@")[2]
-    query = "&".join(
-        (item.partition("=")[0] + "=" + MASK) if "=" in item else MASK
-        for item in parts.query.split("&")) if parts.query else ""
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query,
-                                    parts.fragment))
-
-
-def url_secrets(url: Optional[str]) -> Tuple[str, ...]:
-    """The parts of ``url`` that ``redact_url`` hides, as written and decoded, for
-    ``logs.SecretMask``: the userinfo's password (the user when there is none: then it
-    is the credential, ``https://TOKEN@host``) and the query values."""
-    if not url:
-        return ()
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return (url,)
-    found = []
-    if "@" in parts.netloc:
-        user, _, password = parts.netloc.rpartition("@")[0].partition(":")
-        found.append(password or user)
-    for item in parts.query.split("&"):
-        found.append(item.partition("=")[2] if "=" in item else item)
-    found += [urllib.parse.unquote_plus(part) for part in found]
-    return tuple(dict.fromkeys(part for part in found if part))
-
 
 def http_url(value: str) -> str:
     """An ``http://`` or ``https://`` URL with a host (``[api] post_url``)."""

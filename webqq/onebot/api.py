@@ -47,14 +47,14 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 import webqq
-from webqq import onebot
-from webqq.config import redact_url
-from webqq.client import State
-from webqq.http_stream import HTTPStream, HTTPStreamError, RetryPolicy
-from webqq.messages import Face, content_text
-from webqq.onebot import BadParams, OneBotError, Retcode
-from webqq.outbox import SendStatus
-from webqq.store import Store
+from webqq.onebot import mapping as onebot
+from webqq.http.redact import redact_url
+from webqq.client.client import State
+from webqq.http.stream import HTTPStream, HTTPStreamError, RetryPolicy
+from webqq.qq.messages import Face, content_text
+from webqq.onebot.mapping import BadParams, OneBotError, Retcode
+from webqq.client.outbox import SendStatus
+from webqq.onebot.store import Store
 
 __all__ = ["OneBotApi", "ApiError", "Actions", "Outbound", "EventPoster",
            "ReverseConnection", "api_token", "check_listen", "TOKEN_NAME"]

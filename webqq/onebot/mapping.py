@@ -28,8 +28,8 @@ What it must never do: talk to the client or the network.
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from webqq.contacts import Contacts, Discussion, Friend, Group
-from webqq.messages import Content, Face, Image, Text
+from webqq.client.contacts import Contacts, Discussion, Friend, Group
+from webqq.qq.messages import Content, Face, Image, Text
 
 __all__ = ["OneBotError", "UnsupportedSegment", "BadParams", "Segment", "parse_message",
            "to_pieces", "pieces_to_data", "pieces_from_data", "from_content", "to_cq_string", "escape",

@@ -12,9 +12,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional
 
-from webqq import protocol
+from webqq.qq import protocol
 from webqq.http.errors import HTTPStreamError
-from webqq.protocol import ProtocolError, Retcode, RetcodeError
+from webqq.qq.protocol import ProtocolError, Retcode, RetcodeError
 
 __all__ = ["Friend", "Member", "Group", "Discussion", "Contacts", "ContactLoader"]
 
