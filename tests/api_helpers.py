@@ -8,13 +8,13 @@ import json
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
+from client_helpers import Recorder
 from tornado import netutil, web, websocket
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
 
-from client_helpers import Recorder
-from webqq.onebot.api import OneBotApi
 from webqq.daemon.config import ApiConfig
+from webqq.onebot.api import OneBotApi
 from webqq.onebot.store import Store
 
 TOKEN = "test-token-0123456789"

@@ -6,14 +6,16 @@ import json
 import logging
 
 import pytest
+from api_helpers import (DISCUSSION, FRIEND, GROUP, SECRET, TOKEN, ReverseServer, Webhook,
+                         events_of, eventually)
 from tornado import web, websocket
 from tornado.httpclient import HTTPClientError, HTTPRequest
 
-from api_helpers import (DISCUSSION, FRIEND, GROUP, SECRET, TOKEN, ReverseServer, Webhook,
-                         eventually, events_of)
+from webqq import statedir
+from webqq.daemon.config import ApiConfig
 from webqq.onebot import api as api_module
 from webqq.onebot.api import ApiError, check_listen
-from webqq.daemon.config import ApiConfig
+from webqq.onebot.token import api_token
 
 
 async def sent_texts(harness):
@@ -350,15 +352,15 @@ class _Config:
 def test_an_empty_token_file_is_replaced_atomically(tmp_path, saved):
     from types import SimpleNamespace
     config = SimpleNamespace(api=ApiConfig(), daemon=SimpleNamespace(state_dir=tmp_path))
-    token_file = tmp_path / api_module.TOKEN_NAME
+    token_file = tmp_path / statedir.TOKEN
     token_file.write_bytes(saved.encode("latin-1"))
-    assert api_module.api_token(config) is None                  # the CLI finds none
-    token = api_module.api_token(config, create=True)
+    assert api_token(config) is None                  # the CLI finds none
+    token = api_token(config, create=True)
     assert token and token == token.strip() and len(token) >= 32
     assert token_file.read_text() == token + "\n"
     assert token_file.stat().st_mode & 0o777 == 0o600
-    assert [p.name for p in tmp_path.iterdir()] == [api_module.TOKEN_NAME]
-    assert api_module.api_token(config, create=True) == token   # kept from now on
+    assert [p.name for p in tmp_path.iterdir()] == [statedir.TOKEN]
+    assert api_token(config, create=True) == token   # kept from now on
     with pytest.raises(ValueError, match="the API needs a token"):
         api_module.OneBotApi(None, ApiConfig(), self_id=10001, store=None, token=" ")
 

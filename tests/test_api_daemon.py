@@ -10,11 +10,11 @@ import textwrap
 import urllib.request
 
 import pytest
-
 from daemon_helpers import (DEADLINE, FRIEND, GROUP, Daemon, StandaloneSimulator,
                             daemon_simulator, environment, read_status, wait_for, webqq,
                             write_config)
-from webqq.onebot.api import TOKEN_NAME
+
+from webqq.statedir import TOKEN as TOKEN_NAME
 
 LOOPBACK_ANY_PORT = {"listen": "127.0.0.1:0"}
 

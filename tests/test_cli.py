@@ -11,7 +11,6 @@ import sys
 import textwrap
 
 import pytest
-
 from daemon_helpers import (DISCUSSION, GROUP, PASSWORD, Daemon, StandaloneSimulator,
                             daemon_simulator, read_status, wait_for, webqq, write_config)
 

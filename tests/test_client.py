@@ -5,12 +5,12 @@ import os
 import stat
 
 import pytest
+from client_helpers import PASSWORD, Recorder, RecordingStream
 from tornado import gen
 
 from webqq.client.client import State
 from webqq.client.session import cookie_value
 from webqq.http_stream import HTTPStream, RetryPolicy
-from client_helpers import PASSWORD, RecordingStream, Recorder
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -485,6 +485,7 @@ async def test_a_send_refused_for_a_dead_session_is_sent_again_after_relogin(wor
 @pytest.mark.gen_test(timeout=30)
 async def test_friend_list_finds_the_hash_variant_the_server_wants(io_loop, tmp_path):
     from client_helpers import World
+
     from webqq.simulator.world import DEFAULT_WORLD_FILE
     with open(DEFAULT_WORLD_FILE) as source:
         description = json.load(source)
@@ -502,6 +503,7 @@ async def test_friend_list_finds_the_hash_variant_the_server_wants(io_loop, tmp_
 @pytest.mark.gen_test(timeout=30)
 async def test_era_b_login_with_login_sig_and_check_sig(io_loop, tmp_path):
     from client_helpers import World
+
     from webqq.qq.protocol import Era
     from webqq.simulator.world import DEFAULT_WORLD_FILE
     with open(DEFAULT_WORLD_FILE) as source:

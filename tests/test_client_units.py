@@ -4,16 +4,16 @@ import json
 import logging
 import os
 import stat
-
-import pytest
 from http.cookiejar import CookieJar
 
-from webqq.qq import messages
+import pytest
+from client_helpers import PASSWORD, Recorder
+
 from webqq.client.client import _MOVES, State, WebQQClient
+from webqq.client.session import SavedSession, cookies_from_data, load_session, save_session
 from webqq.examples import echo
 from webqq.http_stream import HTTPStream
-from webqq.client.session import SavedSession, cookies_from_data, load_session, save_session
-from client_helpers import PASSWORD, Recorder
+from webqq.qq import messages
 
 
 def _buddy(msg_id, text):

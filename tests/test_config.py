@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from webqq.daemon import config
-from webqq.daemon.config import ConfigError, find_config, load, render_effective, resolve_password
+from webqq.daemon.config import (ConfigError, find_config, load, render_effective,
+                                 resolve_password)
 from webqq.http.redact import redact_url, url_secrets
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,14 +9,14 @@ import subprocess
 import sys
 
 import pytest
-
 from daemon_helpers import write_config
+
+from webqq import statedir
 from webqq.daemon import config as configuration
 from webqq.daemon.cli import Commands
-from webqq.daemon.daemon import (AlreadyRunning, Daemon, ExitCode, Pidfile, System, pidfile_path,
-                          write_json_atomically)
-from webqq.daemon.logs import LogSetup, MaskingCookieJar, RepeatCollapser, SecretMask
 from webqq.daemon.config import DaemonConfig
+from webqq.daemon.daemon import AlreadyRunning, Daemon, ExitCode, Pidfile, System, pidfile_path
+from webqq.daemon.logs import LogSetup, MaskingCookieJar, RepeatCollapser, SecretMask
 from webqq.http.redact import MASK
 
 
@@ -234,8 +234,8 @@ def test_pidfile_lock_is_seen_from_another_process(tmp_path):
 
 def test_status_file_is_replaced_atomically(tmp_path):
     path = tmp_path / "status.json"
-    write_json_atomically(path, {"state": "online"})
-    write_json_atomically(path, {"state": "stopped"})
+    statedir.atomic_write_json(path, {"state": "online"})
+    statedir.atomic_write_json(path, {"state": "stopped"})
     assert json.loads(path.read_text()) == {"state": "stopped"}
     assert [p.name for p in tmp_path.iterdir()] == ["status.json"]   # no temporary left
 
@@ -276,6 +276,7 @@ class FakeClient:
 
 def make_daemon(tmp_path):
     from daemon_helpers import write_config
+
     from webqq.daemon.config import load
     from webqq.daemon.daemon import Daemon
     daemon = Daemon(load(write_config(tmp_path)))
@@ -285,6 +286,7 @@ def make_daemon(tmp_path):
 
 def test_shutdown_saves_unsent_messages_but_not_one_in_flight(tmp_path, io_loop):
     import asyncio
+
     from webqq.client.client import State
     from webqq.client.outbox import SendStatus
     daemon = make_daemon(tmp_path)
@@ -317,3 +319,15 @@ def test_shutdown_saves_unsent_messages_but_not_one_in_flight(tmp_path, io_loop)
     assert again.client.queued == [("group", 30001, "three")]
     assert not saved.exists()
     assert daemon.counts["sent"] == 1
+
+
+def test_atomic_write_makes_every_state_file_private_whatever_the_umask(tmp_path):
+    previous = os.umask(0)
+    try:
+        statedir.atomic_write(tmp_path / "token", b"secret\n")
+        statedir.atomic_write(tmp_path / "shared", b"x", mode=0o644)
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "token").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "shared").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "token").read_bytes() == b"secret\n"

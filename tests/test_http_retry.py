@@ -6,7 +6,7 @@ import pytest
 from webqq.http.errors import (ConnectError, ConnectionClosedError, HTTPStatusError,
                                HTTPTimeoutError, MalformedResponseError, ResolveError,
                                ResponseTooLargeError, TLSError)
-from webqq.http.retry import RetryPolicy, retry_after
+from webqq.http.retry import RetryPolicy, backoff_delay, retry_after
 
 
 class Headers(dict):
@@ -94,3 +94,27 @@ def test_fresh_policy_for_the_next_request_of_a_chain():
     spent = RetryPolicy(attempts=3).increment("GET", error=ConnectError("x"))
     assert spent.retried == 1 and spent.fresh().retried == 0
     assert spent.fresh() == RetryPolicy(attempts=3)
+
+
+def test_backoff_delay_is_the_one_formula_with_a_bounded_exponent():
+    assert [backoff_delay(n, 1.0, 60.0) for n in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert backoff_delay(3, 1.0, 60.0, jitter=0.5, rng=lambda: 1.0) == 2.0
+    assert backoff_delay(10 ** 6, 0.5, 30.0) == 30.0      # no OverflowError
+
+
+@pytest.mark.parametrize("error, unprocessed", [
+    (ConnectError("refused"), True),
+    (ResolveError("no such name", temporary=False), True),
+    (TLSError("handshake cut", verify=False), True),
+    (HTTPTimeoutError("queue", 1.0), True),
+    (HTTPTimeoutError("connect", 1.0), True),
+    (HTTPTimeoutError("request", 1.0), False),
+    (ConnectionClosedError("reset"), False),
+    (MalformedResponseError("bad"), False),
+    (HTTPStatusError("busy", response(503)), True),
+    (HTTPStatusError("busy", response(429)), True),
+    (HTTPStatusError("gateway", response(502)), False),
+    (HTTPStatusError("gateway", response(504)), False),
+])
+def test_certainly_unprocessed_says_whether_a_resend_is_safe(error, unprocessed):
+    assert error.certainly_unprocessed is unprocessed

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "webqq"
 #: Each layer and its rank; an import must go to a strictly lower rank or stay inside
 #: its own layer.
 RANKS = {
-    "http": 0, "statedir": 0,
+    "http": 0, "statedir": 0, "tasks": 0,
     "qq": 1,
     "client": 2,
     "plugins": 3, "onebot": 3,

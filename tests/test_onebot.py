@@ -2,11 +2,11 @@
 rules (idempotency, recovery after a crash, retention, kept events)."""
 import pytest
 
-from webqq.onebot import mapping as onebot
 from webqq.client.contacts import Contacts, Friend, Group, Member
-from webqq.qq.messages import Face, content_text, decode_content
+from webqq.onebot import mapping as onebot
 from webqq.onebot.mapping import BadParams, UnsupportedSegment
 from webqq.onebot.store import Store
+from webqq.qq.messages import Face, content_text, decode_content
 
 
 def test_cq_strings_are_parsed_with_their_escapes():

@@ -6,8 +6,7 @@ import textwrap
 
 import pytest
 
-from webqq.plugins import (Dispatcher, Event, Message, Plugin, PluginError,
-                           format_duration)
+from webqq.plugins import Dispatcher, Event, Message, Plugin, PluginError, format_duration
 
 
 class Outbox:

@@ -68,18 +68,21 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from tornado import gen
 from tornado.ioloop import IOLoop
 
-from webqq.qq import protocol
-from webqq.qq import messages as msgs
+from webqq import statedir
 from webqq.client.contacts import ContactLoader, Contacts, Discussion, Friend, Group, Member
 from webqq.client.events import (CaptchaRequired, ClientEvent, ContactsLoaded, LoginFailed,
-                          MessageReceived, Notice, Online, Reconnecting, SendFinished,
-                          Sender, StateChanged, Transmitting)
-from webqq.http.errors import ConnectError, HTTPStatusError, HTTPStreamError, HTTPTimeoutError
-from webqq.http.stream import HTTPStream, Response, RetryPolicy
+                                 MessageReceived, Notice, Online, Reconnecting, Sender,
+                                 SendFinished, StateChanged, Transmitting)
 from webqq.client.outbox import Outbox, Outcome, OutgoingMessage, SendStatus
+from webqq.client.session import (SavedSession, cookie_value, cookies_from_data,
+                                  cookies_to_data, delete_session, load_session, save_session,
+                                  set_cookie)
+from webqq.http.errors import HTTPStreamError
+from webqq.http.retry import backoff_delay
+from webqq.http.stream import HTTPStream, Response, RetryPolicy
+from webqq.qq import messages as msgs
+from webqq.qq import protocol
 from webqq.qq.protocol import Era, LoginCode, PollOutcome, ProtocolError, Retcode, RetcodeError
-from webqq.client.session import (SavedSession, cookie_value, cookies_from_data, cookies_to_data,
-                           delete_session, load_session, save_session, set_cookie)
 
 __all__ = [
     "WebQQClient", "State", "ClientEvent", "StateChanged", "CaptchaRequired",
@@ -401,10 +404,9 @@ class WebQQClient:
         return self._login_request(self._check.code, after_captcha=False)
 
     def _on_captcha(self, response: Response) -> None:
-        path = os.path.join(self.state_dir, "captcha-%d.jpg" % self.qq)
-        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
-            out.write(response.read())
+        path = os.path.join(self.state_dir, statedir.captcha_file(self.qq))
+        statedir.ensure_dir(self.state_dir)
+        statedir.atomic_write(path, response.read(), durable=False)
         self._set_state(State.WAITING_CAPTCHA, "verify code required")
         self._emit(CaptchaRequired(path))
 
@@ -586,8 +588,8 @@ class WebQQClient:
         capped delay; never at once, so a dead server is never hammered."""
         self._new_epoch()
         self._attempt += 1
-        delay = min(self.backoff_max, self.backoff * 2 ** (self._attempt - 1))
-        delay *= 1 - self.jitter * self.rng.random()
+        delay = backoff_delay(self._attempt, self.backoff, self.backoff_max, self.jitter,
+                              self.rng.random)
         log.info("Retrying %s in %.2f s (attempt %d): %s", step, delay, self._attempt, reason)
         self._emit(Reconnecting(step, self._attempt, delay, self.io_loop.time()))
         if step == "login":
@@ -945,10 +947,7 @@ class WebQQClient:
     def _send_failed(self, epoch: int, error: HTTPStreamError, done, sent: bool) -> None:
         """A send that failed for good: nothing left if it never connected (it goes out
         again after recovery); otherwise its fate is unknown, and it is not repeated."""
-        never_sent = isinstance(error, ConnectError) or (
-            isinstance(error, HTTPTimeoutError) and error.phase in ("queue", "connect")) or (
-            isinstance(error, HTTPStatusError) and error.response.status in (429, 503))
-        if never_sent or not sent:
+        if error.certainly_unprocessed or not sent:
             if epoch == self._epoch and self.state is State.ONLINE:
                 self._relink_later("send could not connect: %s" % _describe(error))
             done(Outcome.NOT_SENT)

@@ -12,8 +12,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional
 
-from webqq.qq import protocol
 from webqq.http.errors import HTTPStreamError
+from webqq.qq import protocol
 from webqq.qq.protocol import ProtocolError, Retcode, RetcodeError
 
 __all__ = ["Friend", "Member", "Group", "Discussion", "Contacts", "ContactLoader"]

@@ -8,9 +8,9 @@ carry a password or a session token.
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Optional
 
-from webqq.qq import messages as msgs
 from webqq.client.contacts import Contacts, Discussion, Group
 from webqq.client.outbox import OutgoingMessage
+from webqq.qq import messages as msgs
 
 if TYPE_CHECKING:                                      # pragma: no cover
     from webqq.client.client import State

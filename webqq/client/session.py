@@ -1,7 +1,7 @@
 """Session persistence: the cookies and tokens of a WebQQ login, saved between runs.
 
-session: one JSON file per account in the state directory, written atomically (a
-temporary file in the same directory, fsync, rename) with mode 0600, because it holds
+session: one JSON file per account in the state directory, written atomically with
+mode 0600 (``statedir.atomic_write``), because it holds
 what lets anyone resume the session (skey, ptwebqq, psessionid, vfwebqq). It never holds
 the password, never uses pickle, and never logs a token: ``SavedSession.__repr__`` masks
 them. A file that cannot be read is reported as None and the client logs in again.
@@ -10,9 +10,10 @@ import http.cookiejar
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
+
+from webqq import statedir
 
 __all__ = ["SavedSession", "session_path", "save_session", "load_session",
            "delete_session", "cookies_to_data", "cookies_from_data", "cookie_value",
@@ -55,7 +56,7 @@ class SavedSession:
 
 def session_path(state_dir: str, qq: int) -> str:
     """The session file of account ``qq`` in ``state_dir``."""
-    return os.path.join(state_dir, "session-%d.json" % qq)
+    return os.path.join(state_dir, statedir.session_file(qq))
 
 
 def cookies_to_data(jar: http.cookiejar.CookieJar) -> List[Dict[str, Any]]:
@@ -92,25 +93,12 @@ def save_session(state_dir: str, session: SavedSession) -> str:
     Raises:
         OSError: the directory or the file cannot be written.
     """
-    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    statedir.ensure_dir(state_dir)
     path = session_path(state_dir, session.qq)
     data = {"version": FORMAT_VERSION, "qq": session.qq, "clientid": session.clientid,
             "psessionid": session.psessionid, "vfwebqq": session.vfwebqq,
             "msg_id": session.msg_id, "cookies": session.cookies}
-    fd, temporary = tempfile.mkstemp(prefix=".session-", suffix=".tmp", dir=state_dir)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=1, sort_keys=True)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
+    statedir.atomic_write_json(path, data)
     return path
 
 

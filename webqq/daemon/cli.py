@@ -46,9 +46,9 @@ import urllib.request
 from typing import Callable, Dict, List, Optional, Tuple
 
 from webqq.daemon import config as configuration
-from webqq.onebot.api import api_token
 from webqq.daemon.config import Config, ConfigError
-from webqq.daemon.daemon import (Daemon, ExitCode, Pidfile, System, pidfile_path, read_status)
+from webqq.daemon.daemon import Daemon, ExitCode, Pidfile, System, pidfile_path, read_status
+from webqq.onebot.token import api_token
 from webqq.plugins import Dispatcher, format_duration
 
 __all__ = ["main", "build_parser", "Commands"]

@@ -48,16 +48,19 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from tornado.ioloop import IOLoop, PeriodicCallback
 
-from webqq.daemon import config as configuration
-from webqq.onebot.api import ApiError, OneBotApi, api_token, check_listen
+from webqq import statedir
 from webqq.client.client import State, WebQQClient
+from webqq.client.session import load_session
+from webqq.daemon import config as configuration
 from webqq.daemon.config import Config, ConfigError
+from webqq.daemon.logs import LogSetup, MaskingCookieJar, SecretMask
 from webqq.http.redact import url_secrets
 from webqq.http.stream import HTTPStream, RetryPolicy
-from webqq.daemon.logs import LogSetup, MaskingCookieJar, SecretMask
+from webqq.onebot.api import ApiError, OneBotApi, check_listen
+from webqq.onebot.store import Store
+from webqq.onebot.token import api_token
 from webqq.plugins import Dispatcher, Event, Message
-from webqq.client.session import load_session
-from webqq.onebot.store import STORE_NAME, Store
+from webqq.tasks import TaskSet
 
 __all__ = ["ExitCode", "Pidfile", "AlreadyRunning", "System", "Daemon", "read_status",
            "pidfile_path", "status_path"]
@@ -74,11 +77,6 @@ class ExitCode(enum.IntEnum):
     LOGIN_REFUSED = 4   # the server refused the login for good (password): do not retry
 
 
-#: Names of the files the daemon keeps in state_dir.
-PIDFILE_NAME = "webqq.pid"
-STATUS_NAME = "status.json"
-#: Where ``webqq start`` logs when ``[daemon] logfile`` is empty (stderr is /dev/null).
-DETACHED_LOG_NAME = "webqq.log"
 #: Seconds between two rewrites of the status file while nothing changes.
 STATUS_INTERVAL = 5.0
 #: Seconds a count change (a message in or out) may wait before the status file shows
@@ -89,11 +87,11 @@ DRAIN_TIMEOUT = 10.0
 
 
 def pidfile_path(config: Config) -> Path:
-    return config.daemon.state_dir / PIDFILE_NAME
+    return config.daemon.state_dir / statedir.PIDFILE
 
 
 def status_path(config: Config) -> Path:
-    return config.daemon.state_dir / STATUS_NAME
+    return config.daemon.state_dir / statedir.STATUS
 
 
 def outbox_path(config: Config) -> Path:
@@ -207,22 +205,6 @@ def _parse_pid(data: bytes) -> Optional[int]:
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
-def write_json_atomically(path: Path, data: Dict[str, Any]) -> None:
-    """Replace ``path`` with ``data`` as JSON: a reader sees the old or the new file."""
-    fd, temporary = tempfile.mkstemp(prefix="." + path.name, dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=1, sort_keys=True)
-            out.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def read_status(config: Config) -> Optional[Dict[str, Any]]:
     """What the daemon last wrote to its status file, or None (absent or unreadable)."""
     try:
@@ -320,7 +302,7 @@ class Daemon:
         self.shutdown_report: Dict[str, Any] = {}
         # OutgoingMessage.id -> (the message, (chat, target, text) to save if unsent)
         self._pending: Dict[int, Tuple[Any, Tuple[str, int, str]]] = {}
-        self._tasks: Set[asyncio.Future] = set()
+        self._tasks = TaskSet()
         self._stopping: Optional[asyncio.Event] = None
         self._status_timer: Optional[PeriodicCallback] = None
         self._status_timer_soon: Optional[object] = None     # a pending _status_soon()
@@ -427,7 +409,7 @@ class Daemon:
             self.system.redirect_stdio()
             self._ready_fd = ready_fd
             if self.config.daemon.logfile is None:
-                self.logs.fallback_file = self.config.daemon.state_dir / DETACHED_LOG_NAME
+                self.logs.fallback_file = self.config.daemon.state_dir / statedir.LOG
             code = self.run()
         finally:
             self.system.exit_now(int(code))
@@ -458,7 +440,7 @@ class Daemon:
                 return int(code), message
             if word == "refused":
                 return ExitCode.LOGIN_REFUSED, "login refused: %s" % rest
-        logfile = self.config.daemon.logfile or self.config.daemon.state_dir / DETACHED_LOG_NAME
+        logfile = self.config.daemon.logfile or self.config.daemon.state_dir / statedir.LOG
         if up is None:
             return ExitCode.FAILURE, ("the daemon did not report within %g s; see %s"
                                       % (wait, logfile))
@@ -548,7 +530,7 @@ class Daemon:
         settings = self.config.simulator
         if not settings.embedded:
             return
-        from webqq.simulator import Simulator     # only a daemon that embeds it needs it
+        from webqq.simulator import Simulator  # only a daemon that embeds it needs it
         options: Dict[str, Any] = {}
         if settings.poll_hold is not None:
             options["poll_hold"] = settings.poll_hold
@@ -597,7 +579,7 @@ class Daemon:
             return
         token = api_token(self.config, create=True)
         self.mask.add(token)
-        store = Store(self.config.daemon.state_dir / STORE_NAME)
+        store = Store(self.config.daemon.state_dir / statedir.STORE)
         self.api = OneBotApi(self.client, settings, self_id=self.config.account.qq,
                              store=store, token=token)
         try:
@@ -633,7 +615,7 @@ class Daemon:
         kind = event.kind
         if kind == "message":
             self.counts["received"] += 1
-            self._spawn(self._handle(self._as_message(event)))
+            self._tasks.spawn(self._handle(self._as_message(event)))
             return
         if kind == "sent":
             self._on_sent(event.message)
@@ -659,7 +641,7 @@ class Daemon:
                 self.shutdown()
             self.write_status()
         if self.phase == "running":
-            self._spawn(self.dispatcher.dispatch_event(self._as_event(event)))
+            self._tasks.spawn(self.dispatcher.dispatch_event(self._as_event(event)))
 
     def _on_online(self, event: Any) -> None:
         self._mask_session(load_session(str(self.config.daemon.state_dir),
@@ -715,11 +697,6 @@ class Daemon:
     async def _handle(self, message: Message) -> None:
         await self.dispatcher.dispatch(message)
         self._status_soon()
-
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     # -- sending (the plugins' send and reply) -----------------------------------------
 
@@ -845,10 +822,7 @@ class Daemon:
                                                     State.LOGGING_IN)
             self.client.stop("the daemon is stopping")
             report["session"] = "saved" if had_session else "none"
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         if self.stream is not None:
             self.stream.close()
         if self.simulator is not None:
@@ -876,7 +850,7 @@ class Daemon:
         if unsent:
             path = outbox_path(self.config)
             try:
-                write_json_atomically(path, unsent)
+                statedir.atomic_write_json(path, unsent)
             except OSError as error:
                 log.error("cannot save %d unsent message(s) to %s: %s", len(unsent), path,
                           error.strerror or error)
@@ -939,7 +913,7 @@ class Daemon:
             IOLoop.current().remove_timeout(self._status_timer_soon)
             self._status_timer_soon = None
         try:
-            write_json_atomically(status_path(self.config), self.status())
+            statedir.atomic_write_json(status_path(self.config), self.status(), durable=False)
         except OSError as error:
             log.warning("cannot write the status file %s: %s", status_path(self.config),
                         error.strerror or error)

@@ -14,6 +14,10 @@
     ├── HTTPStatusError             a retryable status (503, ...) outlasted the retries
     └── StreamClosedError           HTTPStream.close() ended the request
 
+Each error answers one question for whoever decides to send a request again:
+``certainly_unprocessed`` is True when the server cannot have acted on the request
+(it never left this machine whole, or the server refused it before processing).
+
 An HTTP status is not an error: a 404 reaches the readback as a response. Only a
 status the retry policy retries and that is still there when the attempts are spent
 becomes `HTTPStatusError`, carrying that last response.
@@ -28,6 +32,10 @@ class HTTPStreamError(Exception):
     sees the error); `attempts` is how many times it was tried.
     """
 
+    #: True when the server certainly did not act on the request, so sending it again
+    #: cannot make it happen twice; False when it may have (the safe default).
+    certainly_unprocessed = False
+
     def __init__(self, message: str, request: Any = None) -> None:
         super().__init__(message)
         self.request = request
@@ -37,6 +45,8 @@ class HTTPStreamError(Exception):
 class ConnectError(HTTPStreamError):
     """Raised when no connection could be made (refused, unreachable, reset during
     connect): nothing of the request reached the server."""
+
+    certainly_unprocessed = True
 
 
 class ResolveError(ConnectError):
@@ -50,7 +60,10 @@ class ResolveError(ConnectError):
 
 class TLSError(HTTPStreamError):
     """Raised when the TLS handshake failed. `.verify` is True when the server's
-    certificate was refused (untrusted, expired, wrong name): never retried."""
+    certificate was refused (untrusted, expired, wrong name): never retried. The
+    request is never sent before the handshake completes."""
+
+    certainly_unprocessed = True
 
     def __init__(self, message: str, request: Any = None, verify: bool = False) -> None:
         super().__init__(message, request)
@@ -66,6 +79,11 @@ class HTTPTimeoutError(HTTPStreamError):
         super().__init__(f"Timeout {_PHASE_WORDS[phase]} ({seconds:g} s)", request)
         self.phase = phase
         self.seconds = seconds
+
+    @property
+    def certainly_unprocessed(self) -> bool:
+        """Waiting for a slot or a connection: nothing was sent yet."""
+        return self.phase in ("queue", "connect")
 
 
 _PHASE_WORDS = {"queue": "in request queue", "connect": "while connecting",
@@ -107,6 +125,13 @@ class HTTPStatusError(HTTPStreamError):
     def __init__(self, message: str, response: Any, request: Any = None) -> None:
         super().__init__(message, request)
         self.response = response
+
+    @property
+    def certainly_unprocessed(self) -> bool:
+        """429 and 503 say "not now": the server refused before processing
+        (RFC 6585 §4, RFC 9110 §15.6.4); a 502 or 504 came from a gateway that may
+        have passed the request on."""
+        return self.response.status in (429, 503)
 
 
 class StreamClosedError(HTTPStreamError):

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, FrozenSet, Optional
 
-from .errors import (ConnectError, HTTPStatusError, HTTPStreamError, HTTPTimeoutError,
-                     ResolveError, ResponseTooLargeError, TLSError)
+from .errors import (HTTPStatusError, HTTPStreamError, ResolveError, ResponseTooLargeError,
+                     TLSError)
 
 #: Methods RFC 9110 §9.2.2 calls idempotent: sending one twice does no harm.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
@@ -100,21 +100,31 @@ class RetryPolicy:
             after = retry_after(response.headers.get("Retry-After"))
             if after is not None:
                 return min(after, self.retry_after_max)
-        base = min(self.backoff_max, self.backoff * 2 ** max(0, self.retried - 1))
-        return base * (1 - self.jitter * rng())
+        return backoff_delay(max(1, self.retried), self.backoff, self.backoff_max,
+                             self.jitter, rng)
 
     def _retryable_error(self, method: str, error: HTTPStreamError) -> bool:
         if isinstance(error, ResolveError):
             return error.temporary
         if isinstance(error, TLSError):
             return not error.verify
-        if isinstance(error, ConnectError):
-            return True
-        if isinstance(error, HTTPTimeoutError):
-            return error.phase in ("queue", "connect") or self.repeatable(method)
         if isinstance(error, ResponseTooLargeError):
             return False
-        return self.repeatable(method)
+        return error.certainly_unprocessed or self.repeatable(method)
+
+
+def backoff_delay(attempt: int, base: float, cap: float, jitter: float = 0.0,
+                  rng: Callable[[], float] = random.random) -> float:
+    """Seconds to wait before try ``attempt`` (1, 2, ...) of something that failed:
+    ``min(cap, base * 2**(attempt-1))``, less a random fraction of up to ``jitter``
+    (0 to 1) of it, so that many failing together do not come back together.
+
+    The one backoff of webqq: HTTP retries, the client's recovery ladder and the
+    API's event POSTs and reverse WebSocket all wait by it. With base 1, cap 60 and
+    jitter 0: 1, 2, 4, 8, 16, 32, 60, 60, ... seconds.
+    """
+    delay = min(cap, base * 2 ** min(attempt - 1, 64))  # the exponent bounded: no overflow
+    return delay * (1 - jitter * rng()) if jitter else delay
 
 
 def retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:

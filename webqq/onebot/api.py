@@ -47,23 +47,22 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 import webqq
-from webqq.onebot import mapping as onebot
-from webqq.http.redact import redact_url
 from webqq.client.client import State
-from webqq.http.stream import HTTPStream, HTTPStreamError, RetryPolicy
-from webqq.qq.messages import Face, content_text
-from webqq.onebot.mapping import BadParams, OneBotError, Retcode
 from webqq.client.outbox import SendStatus
+from webqq.http.redact import redact_url
+from webqq.http.retry import backoff_delay
+from webqq.http.stream import HTTPStream, HTTPStreamError, RetryPolicy
+from webqq.onebot import mapping as onebot
+from webqq.onebot.mapping import BadParams, OneBotError, Retcode
 from webqq.onebot.store import Store
+from webqq.qq.messages import Face, content_text
+from webqq.tasks import TaskSet
 
 __all__ = ["OneBotApi", "ApiError", "Actions", "Outbound", "EventPoster",
-           "ReverseConnection", "api_token", "check_listen", "TOKEN_NAME"]
+           "ReverseConnection", "check_listen"]
 
 log = logging.getLogger("webqq.api")
 
-#: The generated access token's file in state_dir (mode 0600), when ``[api] token`` is
-#: empty; ``webqq send`` and friends read it.
-TOKEN_NAME = "api-token"
 #: Bytes a request body may have: a message is at most a few KB; 1 MiB leaves room for
 #: long segment arrays and stops a runaway client.
 MAX_BODY = 1024 * 1024
@@ -100,42 +99,7 @@ class ApiError(Exception):
     in use)."""
 
 
-# --- the token and the listen address ----------------------------------------------------
-
-def api_token(config: Any, *, create: bool = False) -> Optional[str]:
-    """``[api] token``, else the token generated into state_dir (``TOKEN_NAME``).
-
-    Args:
-        config: the whole ``Config``.
-        create: generate and save a token when there is none (the daemon does).
-
-    Returns:
-        The token, or None when none is configured or saved (and not ``create``). A saved
-        file that is empty, blank or not ASCII counts as none: with ``create`` it is
-        replaced, atomically (a temporary file, mode 0600, renamed over it).
-    """
-    if config.api.token:
-        return config.api.token
-    path = Path(config.daemon.state_dir) / TOKEN_NAME
-    try:
-        saved = path.read_text(encoding="ascii").strip()
-    except (FileNotFoundError, UnicodeDecodeError):
-        saved = ""
-    if saved or not create:
-        return saved or None
-    token = secrets.token_urlsafe(24)
-    fd, temporary = tempfile.mkstemp(prefix=TOKEN_NAME + ".", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as out:     # mkstemp: mode 0600
-            out.write(token + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    return token
-
+# --- the listen address ----------------------------------------------------
 
 def is_loopback(host: str) -> bool:
     if host in _LOOPBACK:
@@ -372,8 +336,8 @@ class Actions:
         self.api = api
         self.client = api.client
         self._limited: "asyncio.Queue[Tuple[str, Callable, Dict]]" = asyncio.Queue()
-        self._limiter: Optional[asyncio.Task] = None
-        self._tasks: Set[asyncio.Future] = set()
+        self._limiter: Optional[asyncio.Future] = None
+        self._tasks = TaskSet()
 
     def known(self, name: str) -> bool:
         """Whether ``name`` (with or without a suffix) is an action."""
@@ -398,12 +362,12 @@ class Actions:
         if handler is None:
             return _envelope("failed", Retcode.NOT_FOUND, None, "unknown action %r" % name)
         if suffix == "_async":
-            self._spawn(self._run(base, handler, params))
+            self._tasks.spawn(self._run(base, handler, params))
             return _envelope("async", Retcode.ASYNC)
         if suffix == "_rate_limited":
             self._limited.put_nowait((base, handler, params))
             if self._limiter is None:
-                self._limiter = asyncio.ensure_future(self._drain_limited())
+                self._limiter = self._tasks.spawn(self._drain_limited())
             return _envelope("async", Retcode.ASYNC)
         return await self._run(base, handler, params)
 
@@ -426,16 +390,8 @@ class Actions:
             await self._run(name, handler, params)
             await asyncio.sleep(RATE_LIMIT_INTERVAL)
 
-    def _spawn(self, coroutine: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def close(self) -> None:
-        tasks = list(self._tasks) + ([self._limiter] if self._limiter else [])
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
 
     # -- parameters --------------------------------------------------------------------
 
@@ -526,7 +482,7 @@ class Actions:
             segments.insert(0, {"type": "at", "data": {"qq": str(event.get("user_id"))}})
         params = {"message": segments, "user_id": event.get("user_id"),
                   "group_id": event.get("group_id"), "discuss_id": event.get("discuss_id")}
-        self._spawn(self._run("reply", lambda p: self._send(kind, p, wait=0), params))
+        self._tasks.spawn(self._run("reply", lambda p: self._send(kind, p, wait=0), params))
 
     async def do_enter_verify_code(self, params: Dict[str, Any]) -> None:
         """webqq's own action (``webqq captcha CODE``): answer the captcha."""
@@ -629,7 +585,7 @@ class Actions:
             delay = max(0, int(params.get("delay") or 0)) / 1000.0
         except (TypeError, ValueError):
             raise BadParams("delay must be an integer (milliseconds)") from None
-        self._spawn(self._restart_later(delay))
+        self._tasks.spawn(self._restart_later(delay))
 
     async def _restart_later(self, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -713,7 +669,7 @@ class EventPoster:
                     return
                 error = "HTTP %d" % response.status
             if attempt < POST_ATTEMPTS:
-                delay = min(POST_BACKOFF_MAX, POST_BACKOFF * 2 ** (attempt - 1))
+                delay = backoff_delay(attempt, POST_BACKOFF, POST_BACKOFF_MAX)
                 log.warning("event POST to %s failed (%s); try %d in %g s", self.shown,
                             error, attempt + 1, delay)
                 await asyncio.sleep(delay)
@@ -843,8 +799,9 @@ class ReverseConnection(_Peer):
         self._task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
-        delay = REVERSE_BACKOFF
+        failures = 0
         while True:
+            delay = backoff_delay(failures + 1, REVERSE_BACKOFF, REVERSE_BACKOFF_MAX)
             headers = {"X-Self-ID": str(self.api.self_id), "X-Client-Role": "Universal",
                        "Authorization": "Bearer %s" % self.api.token,
                        "User-Agent": "webqq/%s" % webqq.__version__}
@@ -857,6 +814,7 @@ class ReverseConnection(_Peer):
                             delay)
             else:
                 self.connects += 1
+                failures = 0
                 delay = REVERSE_BACKOFF
                 log.info("reverse WebSocket connected to %s", self.shown)
                 self.send_text(json.dumps(self.api.lifecycle("connect")))
@@ -869,7 +827,7 @@ class ReverseConnection(_Peer):
                     self.connection = None
                 log.warning("reverse WebSocket %s closed; again in %g s", self.shown, delay)
             await asyncio.sleep(delay)
-            delay = min(REVERSE_BACKOFF_MAX, delay * 2)
+            failures += 1
 
     async def _serve(self, connection: websocket.WebSocketClientConnection) -> None:
         while True:

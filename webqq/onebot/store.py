@@ -34,10 +34,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-__all__ = ["Store", "StoredMessage", "STORE_NAME", "RETENTION_DAYS"]
+__all__ = ["Store", "StoredMessage", "RETENTION_DAYS"]
 
-#: The file's name in state_dir.
-STORE_NAME = "messages.sqlite3"
 #: Days finished messages and undelivered events are kept (a future ``[api]`` key).
 RETENTION_DAYS = 30.0
 #: Statuses of an outgoing row that still has to be sent.
