@@ -4,6 +4,7 @@ Every case is fed whole and one byte at a time, so framing never depends on
 how the kernel happens to split a response.
 """
 import gzip
+import tracemalloc
 import zlib
 
 import pytest
@@ -177,6 +178,39 @@ def test_body_cap_on_content_length_and_chunks():
                           max_body_size=100), ResponseTooLargeError)
     until_close = b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 101
     assert isinstance(run(until_close, split=False, max_body_size=100), ResponseTooLargeError)
+
+
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def test_tiny_chunks_cost_memory_like_the_body_not_an_object_each():
+    body_size = 8000  # 40,000 bytes of framing: within the allowance
+    wire = CHUNKED_HEAD + b"1\r\nx\r\n" * body_size + b"0\r\n\r\n"
+    pieces = [wire[i:i + 4096] for i in range(0, len(wire), 4096)]
+    reader = ResponseReader()
+    tracemalloc.start()
+    try:
+        for piece in pieces:
+            message = reader.feed(piece)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert message.body == b"x" * body_size
+    assert peak < 4 * body_size
+
+
+def test_chunk_framing_is_capped_against_the_body():
+    one_byte_chunks = b"1\r\nx\r\n" * 100_000
+    error = run(CHUNKED_HEAD + one_byte_chunks, split=False)
+    assert isinstance(error, ResponseTooLargeError) and "Chunk framing" in str(error)
+    # Long extensions are framing too.
+    extension = b"1;e=" + b"a" * 4000 + b"\r\nx\r\n"
+    error = run(CHUNKED_HEAD + extension * 100, split=False)
+    assert isinstance(error, ResponseTooLargeError) and "Chunk framing" in str(error)
+    # Chunks the size of a server's write buffer are far from the cap.
+    big = b"1000\r\n" + b"x" * 4096 + b"\r\n"
+    message = run(CHUNKED_HEAD + big * 64 + b"0\r\n\r\n", split=False, close=False)
+    assert len(message.body) == 64 * 4096
 
 
 # -- llhttp's strict vectors ------------------------------------------------

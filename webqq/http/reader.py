@@ -31,7 +31,9 @@ mode (the parser of Node.js; its vectors run in tests/test_http_vectors.py):
 * Chunk sizes are 1 to 16 hex digits, optionally followed by extensions
   (``;name`` or ``;name=token`` or ``;name="quoted"``); nothing else, not even
   a trailing space (llhttp strict). The CRLF after each chunk's data is checked.
-  Trailers are parsed like headers and dropped.
+  Trailers are parsed like headers and dropped. Chunk framing is capped
+  against the body (`CHUNK_FRAMING_ALLOWANCE`): a body in 1-byte chunks is
+  refused, not read at a loop pass per byte.
 * Neither length nor chunking: the body runs to the close, and the connection
   cannot be reused.
 * Bytes beyond the end of the response mean the peer is out of step with us
@@ -70,8 +72,21 @@ _CHUNK_SIZE_LINE = re.compile(
     rb"((?:;" + _TOKEN_CHARS + rb"+(?:=(?:" + _TOKEN_CHARS + rb"+|\"(?:[^\"\\\r\n]|\\.)*\"))?)*)")
 #: Longest chunk-size line we wait for (size plus extensions).
 _MAX_CHUNK_LINE = 4096
+#: Chunk framing (each size line with its extensions and CRLF, and the CRLF
+#: after each chunk's data) may take CHUNK_FRAMING_ALLOWANCE bytes plus one
+#: byte per CHUNK_FRAMING_RATIO body bytes. Each chunk costs a pass of a
+#: Python loop (about 1.3 µs): 16 MiB sent in 1-byte chunks (6 wire bytes per
+#: body byte) used to cost 24 s of CPU and 2 GB of memory. Such a body is now
+#: refused after about 13,000 chunks, and the largest body allowed takes at
+#: most (64 KiB + 16 MiB / 32) / 5 ≈ 120,000 passes (0.15 s). Servers send
+#: chunks the size of their write buffers (nginx 4-8 KiB), framing well under
+#: 1/32 of the body; the 64 KiB allowance lets a small body come in many tiny
+#: chunks. Go's net/http caps framing against data for the same reason
+#: (CVE-2023-39326), with a 16 KiB allowance.
+CHUNK_FRAMING_ALLOWANCE = 64 * 1024
+CHUNK_FRAMING_RATIO = 32
 
-_HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _TRAILERS, _UNTIL_CLOSE, _DONE = range(7)
+_HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _UNTIL_CLOSE, _DONE = range(8)
 
 
 class Message:
@@ -123,9 +138,11 @@ class ResponseReader:
         self._state = _HEAD
         self._scanned = 0          # bytes of _buf already searched for the end of head
         self._interim = 0          # 1xx responses skipped so far
-        self._length = 0           # body length (_LENGTH) or chunk size (_CHUNK_DATA)
-        self._chunks: List[bytes] = []
-        self._body_size = 0
+        self._length = 0           # body length (_LENGTH) or bytes left of a chunk (_CHUNK_DATA)
+        self._pieces: List[bytes] = []    # a length- or close-framed body, as recv gave it
+        self._chunked = bytearray()       # a chunked body: the chunks' data, one buffer
+        self._body_size = 0        # body bytes received or announced by chunk sizes
+        self._framing = 0          # bytes of chunk framing so far
         self._trailer_size = 0
         self._message: Optional[Message] = None
         self.started = False
@@ -160,7 +177,7 @@ class ResponseReader:
     def feed_eof(self) -> Message:
         """The peer closed the connection; the message if that is its end."""
         if self._state == _UNTIL_CLOSE:
-            return self._finish(b"".join(self._chunks), reusable=False)
+            return self._finish(b"".join(self._pieces), reusable=False)
         if self._state == _HEAD:
             if not self._buf.strip(b"\r\n"):
                 raise ConnectionClosedError("Connection closed before the response",
@@ -324,47 +341,50 @@ class ResponseReader:
         length-framed body is whole."""
         if data:
             self._count(len(data))
-            self._chunks.append(data)
+            self._pieces.append(data)
         if self._state == _UNTIL_CLOSE or self._body_size < self._length:
             return None
-        chunks = self._chunks
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        pieces = self._pieces
+        body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         if len(body) > self._length:  # bytes beyond the response: not ours to read
             return self._finish(body[:self._length], reusable=False)
         return self._finish(body, reusable=True)
 
     def _read_chunked(self) -> Optional[Message]:
+        """Take what `_buf` holds of a chunked body; the message once the last
+        chunk and the trailers are in.
+
+        Chunk data goes straight into one bytearray as it arrives, so memory
+        follows the body, not the number of chunks or how recv split them.
+        """
         buf = self._buf
         pos = 0
         try:
             while True:
-                if self._state == _CHUNK_SIZE:
+                state = self._state
+                if state == _CHUNK_DATA:
+                    take = min(self._length, len(buf) - pos)
+                    self._chunked += buf[pos:pos + take]
+                    pos += take
+                    self._length -= take
+                    if self._length:
+                        return None
+                    self._state = _CHUNK_END
+                elif state == _CHUNK_END:
+                    ending = buf[pos:pos + 2]
+                    if ending != b"\r\n":
+                        if ending in (b"", b"\r"):
+                            return None
+                        raise MalformedResponseError("Missing CRLF after chunk data")
+                    pos += 2
+                    self._state = _CHUNK_SIZE
+                elif state == _CHUNK_SIZE:
                     end = buf.find(b"\r\n", pos)
                     if end < 0:
-                        if len(buf) - pos > _MAX_CHUNK_LINE:
-                            raise MalformedResponseError("Chunk size line too long")
                         self._check_chunk_line(bytes(buf[pos:]))
                         return None
-                    line = bytes(buf[pos:end])
-                    match = _CHUNK_SIZE_LINE.fullmatch(line)
-                    if match is None:
-                        raise MalformedResponseError(f"Invalid chunk size line {line[:40]!r}")
+                    self._start_chunk(bytes(buf[pos:end]))
                     pos = end + 2
-                    self._length = int(match.group(1), 16)
-                    if self._length == 0:
-                        self._state = _TRAILERS
-                    else:
-                        self._count(self._length)
-                        self._state = _CHUNK_DATA
-                elif self._state == _CHUNK_DATA:
-                    if len(buf) - pos < self._length + 2:
-                        return None
-                    end = pos + self._length
-                    if buf[end:end + 2] != b"\r\n":
-                        raise MalformedResponseError("Missing CRLF after chunk data")
-                    self._chunks.append(bytes(buf[pos:end]))
-                    pos = end + 2
-                    self._state = _CHUNK_SIZE
                 else:  # _TRAILERS: header lines up to an empty line, then done
                     end = buf.find(b"\r\n", pos)
                     if end < 0:
@@ -376,7 +396,9 @@ class ResponseReader:
                     if not line:
                         del buf[:pos]
                         pos = 0
-                        return self._finish(b"".join(self._chunks), reusable=not buf)
+                        body = bytes(self._chunked)
+                        self._chunked = bytearray()
+                        return self._finish(body, reusable=not buf)
                     self._trailer_size += len(line) + 2
                     if self._trailer_size > self._max_header_size:
                         raise ResponseTooLargeError("Response trailers too large")
@@ -387,11 +409,34 @@ class ResponseReader:
             if pos:
                 del buf[:pos]
 
+    def _start_chunk(self, line: bytes) -> None:
+        """Parse a whole chunk-size line (without its CRLF) and set the next state."""
+        if len(line) > _MAX_CHUNK_LINE:
+            raise MalformedResponseError("Chunk size line too long")
+        match = _CHUNK_SIZE_LINE.fullmatch(line)
+        if match is None:
+            raise MalformedResponseError(f"Invalid chunk size line {line[:40]!r}")
+        size = int(match.group(1), 16)
+        self._framing += len(line) + 2
+        if size == 0:
+            self._state = _TRAILERS
+            return
+        self._framing += 2  # the CRLF after the data
+        self._count(size)
+        if self._framing > CHUNK_FRAMING_ALLOWANCE + self._body_size // CHUNK_FRAMING_RATIO:
+            raise ResponseTooLargeError(
+                f"Chunk framing over its cap: {self._framing} bytes of it "
+                f"for {self._body_size} body bytes")
+        self._length = size
+        self._state = _CHUNK_DATA
+
     @staticmethod
     def _check_chunk_line(partial: bytes) -> None:
         """Fail early on a chunk-size line that cannot become valid."""
         if partial.endswith(b"\r"):
             partial = partial[:-1]
+        if len(partial) > _MAX_CHUNK_LINE:
+            raise MalformedResponseError("Chunk size line too long")
         if partial and not (_CHUNK_SIZE_LINE.fullmatch(partial)
                             or _CHUNK_SIZE_LINE.fullmatch(partial + b"x")
                             or _CHUNK_SIZE_LINE.fullmatch(partial + b'"')
@@ -411,7 +456,7 @@ class ResponseReader:
         message.reusable = message.reusable and reusable
         self._state = _DONE
         self._buf.clear()
-        self._chunks = []
+        self._pieces = []
         return message
 
 
