@@ -138,6 +138,55 @@ def test_malformed_responses_are_refused(raw, split):
     assert isinstance(run(raw, split), MalformedResponseError)
 
 
+#: Characters str.strip() removes that are not optional whitespace (SP, HTAB)
+#: and may appear in a header value: VT, FF, the separators, NEL, NBSP.
+NOT_OWS = [chr(c) for c in range(256) if chr(c).isspace() and chr(c) not in " \t\r\n"]
+
+
+def framing_cases():
+    """Framing headers with a non-OWS space before or after the value."""
+    for char in NOT_OWS:
+        for where, pad in (("before", lambda v: char + v), ("after", lambda v: v + char)):
+            name = f"{char!r} {where}"
+            cl = pad("5").encode("latin-1")
+            yield f"Content-Length, {name}", \
+                b"HTTP/1.1 200 OK\r\nContent-Length: " + cl + b"\r\n\r\nhello"
+            yield f"Content-Length list, {name}", \
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5, " + cl + b"\r\n\r\nhello"
+            te = pad("chunked").encode("latin-1")
+            yield f"Transfer-Encoding, {name}", \
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: " + te + b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+
+
+FRAMING_SPACES = dict(framing_cases())
+
+
+@BOTH
+@pytest.mark.parametrize("raw", FRAMING_SPACES.values(), ids=FRAMING_SPACES.keys())
+def test_only_sp_and_htab_are_optional_whitespace_in_framing(raw, split):
+    assert isinstance(run(raw, split), MalformedResponseError)
+
+
+@BOTH
+def test_sp_and_htab_around_framing_values_are_fine(split):
+    message = run(b"HTTP/1.1 200 OK\r\nContent-Length: \t5 \t\r\n\r\nhello", split, close=False)
+    assert message.body == b"hello"
+    message = run(b"HTTP/1.1 200 OK\r\nTransfer-Encoding:\t chunked\t \r\n\r\n"
+                  b"5\r\nhello\r\n0\r\n\r\n", split, close=False)
+    assert message.body == b"hello"
+
+
+@BOTH
+@pytest.mark.parametrize("char", NOT_OWS, ids=[repr(c) for c in NOT_OWS])
+def test_a_connection_token_with_other_spaces_is_not_keep_alive(char, split):
+    raw = b"HTTP/1.0 200 OK\r\nConnection: keep-alive" + char.encode("latin-1") + \
+        b"\r\nContent-Length: 0\r\n\r\n"
+    assert not run(raw, split, close=False).reusable
+    raw = b"HTTP/1.1 200 OK\r\nConnection: " + char.encode("latin-1") + \
+        b"close\r\nContent-Length: 0\r\n\r\n"
+    assert not run(raw, split, close=False).reusable
+
+
 TRUNCATED = {
     "nothing": b"",
     "mid status line": b"HTTP/1.1 20",
@@ -255,6 +304,12 @@ def test_gzip_members_and_deflate_forms():
     raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
     assert decode_body(raw.compress(text) + raw.flush(), "deflate") == text
     assert decode_body(b"plain", "identity") == b"plain"
+    assert decode_body(gzip.compress(text), " gzip\t") == text
+
+
+def test_a_content_coding_with_other_spaces_is_not_decoded():
+    body = gzip.compress(b"text")
+    assert decode_body(body, "gzip\xa0") == body and decode_body(body, "\x0bgzip") == body
 
 
 def test_corrupt_or_truncated_gzip_is_an_error():

@@ -66,6 +66,12 @@ _HEADER_LINE = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*")
 _HEADER_BLOCK = re.compile(r"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n]*\r\n)*")
 _HEADER_FIELD = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\r\n]*?)[ \t]*\r\n")
 _BAD_VALUE = re.compile(rb"[\x00\r\n]")
+#: Optional whitespace is SP and HTAB only (RFC 9110 §5.6.3). str.strip()
+#: without arguments would also take NBSP, VT, FF and more from latin-1 text,
+#: so "Content-Length: \xa05" would pass for "5": values are stripped of this.
+_OWS = " \t"
+#: A token as text, for list elements of Connection.
+_TOKEN_TEXT = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _TOKEN_CHARS = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"
 _CHUNK_SIZE_LINE = re.compile(
     rb"([0-9A-Fa-f]{1,16})"
@@ -297,7 +303,7 @@ class ResponseReader:
                 values = fields.setdefault(name.lower(), [])
                 values.append(value)
             elif line[:1] in (" ", "\t") and values is not None:
-                values[-1] = (values[-1] + " " + line.strip(" \t")).strip()
+                values[-1] = (values[-1] + " " + line.strip(_OWS)).strip(_OWS)
                 folded = True
             elif values is None and line[:1] in (" ", "\t"):
                 raise MalformedResponseError("Unexpected space after the status line")
@@ -318,7 +324,7 @@ class ResponseReader:
             if length is not None:
                 raise MalformedResponseError(
                     "Response has both Transfer-Encoding and Content-Length")
-            codings = [c.strip().lower() for v in encoding for c in v.split(",")]
+            codings = [c.strip(_OWS).lower() for v in encoding for c in v.split(",")]
             if codings != ["chunked"]:
                 raise MalformedResponseError(
                     f"Unsupported Transfer-Encoding {', '.join(encoding)!r}")
@@ -473,7 +479,7 @@ def _content_length(values: Optional[List[str]]) -> Optional[int]:
     """The one length all Content-Length fields agree on, or None without any."""
     if values is None:
         return None
-    lengths = {piece.strip() for value in values for piece in value.split(",")}
+    lengths = {piece.strip(_OWS) for value in values for piece in value.split(",")}
     if len(lengths) != 1:
         raise MalformedResponseError(f"Conflicting Content-Length values {values!r}")
     (length,) = lengths
@@ -484,9 +490,14 @@ def _content_length(values: Optional[List[str]]) -> Optional[int]:
 
 
 def _keep_alive(version: int, fields: Dict[str, List[str]]) -> bool:
-    """May the connection carry another request (RFC 9112 §9.3)?"""
-    tokens = {t.strip().lower() for v in fields.get("connection", ()) for t in v.split(",")}
-    if "close" in tokens:
+    """May the connection carry another request (RFC 9112 §9.3)?
+
+    A Connection field that is not a list of tokens ("close\xa0") says
+    something we cannot read, so the connection is not reused.
+    """
+    tokens = {t.strip(_OWS).lower() for v in fields.get("connection", ()) for t in v.split(",")}
+    tokens.discard("")
+    if "close" in tokens or not all(_TOKEN_TEXT.fullmatch(t) for t in tokens):
         return False
     return version == 11 or "keep-alive" in tokens
 
@@ -499,7 +510,7 @@ def decode_body(body: bytes, coding: str, limit: int = MAX_BODY_SIZE) -> bytes:
     corrupt or truncated stream, `ResponseTooLargeError` past the limit.
     Other codings (and identity) come back unchanged.
     """
-    coding = coding.strip().lower()
+    coding = coding.strip(_OWS).lower()
     if not body or coding not in ("gzip", "x-gzip", "deflate"):
         return body
     if coding == "deflate":
