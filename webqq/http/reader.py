@@ -13,12 +13,15 @@ mode (the parser of Node.js; its vectors run in tests/test_http_vectors.py):
 
 * Lines end in CRLF. A bare CR or a bare LF is an error (llhttp strict; bare LF
   is a classic request-smuggling vector).
-* Status line: ``HTTP/1.0`` or ``HTTP/1.1``, one space, three digits, then an
-  optional space and reason. Empty lines before it are skipped (§2.2).
+* Status line: ``HTTP/1.0`` or ``HTTP/1.1``, one space, three digits (100 to
+  999, RFC 9110 §15), then an optional space and reason. Empty lines before it
+  are skipped (§2.2).
 * Header lines: a token, a colon, a value. No whitespace before the colon
-  (§5.1), no NUL or bare CR in a value. A line starting with SP or HTAB
-  continues the previous value (obs-fold, §5.2: joined with a space); right
-  after the status line it is an error.
+  (§5.1), no NUL or bare CR in a value; the whitespace around a value is SP
+  and HTAB only (RFC 9110 §5.6.3: a no-break space before a Content-Length
+  is an error). A line starting with SP or HTAB continues the previous value
+  (obs-fold, §5.2: joined with a space); right after the status line it is an
+  error.
 * Interim 1xx responses are skipped (§9.1); 101 is an error, since we never ask
   for an upgrade.
 * No body for HEAD, 204 or 304 (§6.3). A 204 that claims a body is answered
@@ -29,13 +32,16 @@ mode (the parser of Node.js; its vectors run in tests/test_http_vectors.py):
 * ``Content-Length``: digits only; several fields or a list are fine when they
   all agree (§6.3), otherwise an error.
 * Chunk sizes are 1 to 16 hex digits, optionally followed by extensions
-  (``;name`` or ``;name=token`` or ``;name="quoted"``); nothing else, not even
-  a trailing space (llhttp strict). The CRLF after each chunk's data is checked.
-  Trailers are parsed like headers and dropped. Chunk framing is capped
-  against the body (`CHUNK_FRAMING_ALLOWANCE`): a body in 1-byte chunks is
-  refused, not read at a loop pass per byte.
+  (``;name`` or ``;name=token`` or ``;name="quoted"``, no CR or control
+  character inside the quotes); nothing else, not even a trailing space
+  (llhttp strict). The CRLF after each chunk's data is checked. Trailers are
+  parsed like headers and dropped. Chunk framing is capped against the body
+  (`CHUNK_FRAMING_ALLOWANCE`): a body in 1-byte chunks is refused, not read at
+  a loop pass per byte.
 * Neither length nor chunking: the body runs to the close, and the connection
   cannot be reused.
+* The verdict never depends on how the bytes were split into pieces
+  (tests/test_http_reader_splits.py feeds every split of every case).
 * Bytes beyond the end of the response mean the peer is out of step with us
   (we never pipeline): the message is delivered, the connection not reused.
 """
@@ -73,9 +79,13 @@ _OWS = " \t"
 #: A token as text, for list elements of Connection.
 _TOKEN_TEXT = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _TOKEN_CHARS = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"
+#: quoted-string (RFC 9110 §5.6.4): qdtext is HTAB, SP, VCHAR but '"' and '\',
+#: or obs-text; a quoted-pair escapes HTAB, SP, VCHAR or obs-text. No CR, no
+#: control character, inside the quotes or after a backslash.
+_QUOTED_STRING = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
 _CHUNK_SIZE_LINE = re.compile(
     rb"([0-9A-Fa-f]{1,16})"
-    rb"((?:;" + _TOKEN_CHARS + rb"+(?:=(?:" + _TOKEN_CHARS + rb"+|\"(?:[^\"\\\r\n]|\\.)*\"))?)*)")
+    rb"((?:;" + _TOKEN_CHARS + rb"+(?:=(?:" + _TOKEN_CHARS + rb"+|" + _QUOTED_STRING + rb"))?)*)")
 #: Longest chunk-size line we wait for (size plus extensions).
 _MAX_CHUNK_LINE = 4096
 #: Chunk framing (each size line with its extensions and CRLF, and the CRLF
@@ -471,8 +481,16 @@ def _parse_status_line(line: bytes) -> Tuple[int, int, str]:
     if match is None:
         raise MalformedResponseError(f"Invalid status line {line[:40]!r}")
     version = 10 if match.group(1) == b"0" else 11
+    status = int(match.group(2))
+    # RFC 9110 §15: the first digit is the class, 1 to 5. A 6xx-9xx is invalid
+    # but "SHOULD be processed as if it had a 5xx", and h11 takes 200-999 as
+    # final too, so it is delivered (and, not being 1xx, ends the exchange).
+    # A 0xx has no class at all (h11 refuses it): an error, never a response.
+    if status < 100:
+        raise MalformedResponseError(f"Invalid status code {match.group(2).decode()} "
+                                     f"(the first digit must be 1 to 9)")
     reason = (match.group(3) or b"").decode("latin-1")
-    return version, int(match.group(2)), reason
+    return version, status, reason
 
 
 def _content_length(values: Optional[List[str]]) -> Optional[int]:
