@@ -45,6 +45,7 @@ mode (the parser of Node.js; its vectors run in tests/test_http_vectors.py):
 * Bytes beyond the end of the response mean the peer is out of step with us
   (we never pipeline): the message is delivered, the connection not reused.
 """
+import codecs
 import re
 import zlib
 from typing import Dict, List, Optional, Tuple
@@ -563,3 +564,27 @@ def _inflate(data: bytes, wbits: int, limit: int, coding: str) -> bytes:
     except zlib.error as exc:
         raise MalformedResponseError(f"Invalid {coding} body: {exc}") from None
     return b"".join(out)
+
+
+def decode_text(body: bytes, charset: Optional[str]) -> str:
+    """`body` as text in `charset`, bad bytes replaced; never raises.
+
+    UTF-8 stands in for a charset that is missing or that Python does not
+    know, and for the codecs in Python's registry that are no charsets:
+    bytes-to-bytes and str-to-str ones (base64, hex, zlib, rot13), which
+    CPython marks with `CodecInfo._is_text_encoding = False`, and the text
+    codecs of other trades that refuse errors="replace" or any input (idna
+    and punycode spell host names; undefined refuses everything).
+    """
+    codec = "utf-8"
+    if charset:
+        try:
+            info = codecs.lookup(charset)
+        except (LookupError, ValueError):  # unknown, or a NUL in the name
+            info = None
+        if info is not None and getattr(info, "_is_text_encoding", True):
+            codec = info.name
+    try:
+        return body.decode(codec, errors="replace")
+    except UnicodeError:  # idna, punycode, undefined
+        return body.decode("utf-8", errors="replace")

@@ -50,7 +50,7 @@ from webqq.http.errors import (ConnectError, ConnectionClosedError, HTTPStatusEr
                                ResolveError, ResponseTooLargeError, StreamClosedError,
                                TLSError, TooManyRedirectsError, describe)
 from webqq.http.reader import MAX_BODY_SIZE, MAX_HEADER_SIZE, Message, ResponseReader, \
-    decode_body
+    decode_body, decode_text
 from webqq.http.resolver import CachingResolver, HostsMap
 from webqq.http.retry import RetryPolicy
 
@@ -89,7 +89,8 @@ class Response:
     URL that answered, after redirects), `request` (the `Request` that was
     sent for it), `headers` (an `http.client.HTTPMessage`, parsed on first
     use). `read()` gives the whole body (de-chunked, decompressed), `text` the
-    body decoded by its charset (UTF-8 by default), `json()` the parsed body.
+    body decoded by its charset (UTF-8 when it names none, or none Python can
+    decode text with), `json()` the parsed body.
     `getcode()`, `info()` and `geturl()` make it usable where urllib's
     responses are, e.g. by `http.cookiejar`.
     """
@@ -119,11 +120,7 @@ class Response:
 
     @property
     def text(self) -> str:
-        charset = self.headers.get_content_charset() or "utf-8"
-        try:
-            return self._body.decode(charset, errors="replace")
-        except LookupError:  # a charset Python does not know
-            return self._body.decode("utf-8", errors="replace")
+        return decode_text(self._body, self.headers.get_content_charset())
 
     def json(self) -> Any:
         """The body parsed as JSON; raises ValueError when it is not JSON."""
