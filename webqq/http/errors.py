@@ -12,7 +12,7 @@
     │   └── ResponseTooLargeError   a header section or body over its cap
     ├── TooManyRedirectsError       more redirects than allowed, or a redirect loop
     ├── HTTPStatusError             a retryable status (503, ...) outlasted the retries
-    └── StreamClosedError           HTTPStream.close() ended the request
+    └── HTTPStreamShutdownError     HTTPStream.close() ended the request
 
 An HTTP status is not an error: a 404 reaches the readback as a response. Only a
 status the retry policy retries and that is still there when the attempts are spent
@@ -109,8 +109,13 @@ class HTTPStatusError(HTTPStreamError):
         self.response = response
 
 
-class StreamClosedError(HTTPStreamError):
-    """Raised for every request still pending when HTTPStream.close() ran."""
+class HTTPStreamShutdownError(HTTPStreamError):
+    """Raised for every request still pending when HTTPStream.close() ran.
+
+    Not a closed connection (that is `ConnectionClosedError`), and named apart
+    from Tornado's `iostream.StreamClosedError` and
+    `simple_httpclient.HTTPStreamClosedError`, which mean one.
+    """
 
 
 def describe(error: Optional[BaseException]) -> str:

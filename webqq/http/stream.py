@@ -47,7 +47,7 @@ from tornado.netutil import Resolver
 from webqq.http.connection import CLOSED, IDLE, Connection
 from webqq.http.errors import (ConnectError, ConnectionClosedError, HTTPStatusError,
                                HTTPStreamError, HTTPTimeoutError, MalformedResponseError,
-                               ResolveError, ResponseTooLargeError, StreamClosedError,
+                               ResolveError, ResponseTooLargeError, HTTPStreamShutdownError,
                                TLSError, TooManyRedirectsError, describe)
 from webqq.http.reader import MAX_BODY_SIZE, MAX_HEADER_SIZE, Message, ResponseReader, \
     decode_body, decode_text
@@ -58,7 +58,7 @@ __all__ = [
     "HTTPStream", "Response", "RetryPolicy", "HTTPStreamError", "ConnectError",
     "ResolveError", "TLSError", "HTTPTimeoutError", "ConnectionClosedError",
     "MalformedResponseError", "ResponseTooLargeError", "TooManyRedirectsError",
-    "HTTPStatusError", "StreamClosedError",
+    "HTTPStatusError", "HTTPStreamShutdownError",
 ]
 
 log = logging.getLogger("webqq.http")
@@ -272,12 +272,12 @@ class HTTPStream:
 
     def close(self) -> None:
         """Close every socket, cancel every timer; pending requests get
-        `StreamClosedError` through their errbacks. Safe to call twice."""
+        `HTTPStreamShutdownError` through their errbacks. Safe to call twice."""
         if self._closed:
             return
         self._closed = True
         for job in list(self._jobs):
-            self._fail(job, StreamClosedError("HTTPStream closed"))
+            self._fail(job, HTTPStreamShutdownError("HTTPStream closed"))
         for conns in self._idle.values():
             for conn in conns:
                 conn.close(None)
@@ -623,7 +623,7 @@ class HTTPStream:
 
     def _schedule_retry(self, job: _Job, reason: str, delay: float) -> None:
         if self._closed:
-            self._fail(job, StreamClosedError("HTTPStream closed"))
+            self._fail(job, HTTPStreamShutdownError("HTTPStream closed"))
             return
         log.warning("%s %s: attempt %d of %d failed (%s); retrying in %.2f s",
                     job.method, _safe_url(job.request.full_url), job.attempts,
