@@ -572,7 +572,7 @@ async def test_stop_during_a_send_reports_it_ambiguous(world):
     await world.control.call("fault", {"path": "/channel/send_buddy_msg2", "kind": "delay",
                                        "seconds": 0.5})
     message = client.send_buddy(20001, "in flight at stop")
-    while not client.outbox._in_flight:       # on its way to the server
+    while not client.send_queue._in_flight:       # on its way to the server
         await asyncio.sleep(0.01)
     client.stop("operator stop")
     finished = await message.done

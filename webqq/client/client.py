@@ -23,7 +23,7 @@ A session, in the order this module is written (PROTOCOL.md §1.2)::
    new ptwebqq; 120/121 -> relink (``login2``) and, if the server refuses, log in again;
    100/103/108/... -> log in again; 109/110 or a kick -> OFFLINE.
 4. Sends (``send_buddy``, ``send_group``, ``send_discussion``, ``send_session``, ``reply``)
-   go through one ``Outbox``: a minimum interval apart, in order, waiting while offline.
+   go through one ``SendQueue``: a minimum interval apart, in order, waiting while offline.
 
 Recovery: HTTPStream retries network errors and 5xx by its policy; when a chain fails for
 good, the client retries its step (relink, resume or login) after ``backoff * 2**(n-1)``
@@ -73,7 +73,7 @@ from webqq.client.contacts import ContactLoader, Contacts, Discussion, Friend, G
 from webqq.client.events import (CaptchaRequired, ClientEvent, ContactsLoaded, LoginFailed,
                                  MessageReceived, Notice, Online, Reconnecting, Sender,
                                  SendFinished, StateChanged, Transmitting)
-from webqq.client.outbox import Outbox, Outcome, OutgoingMessage, SendStatus
+from webqq.client.send_queue import Outcome, OutgoingMessage, SendQueue, SendStatus
 from webqq.client.session import (SavedSession, cookie_value, cookies_from_data,
                                   cookies_to_data, delete_session, load_session, save_session,
                                   set_cookie)
@@ -224,10 +224,10 @@ class WebQQClient:
         self._loader = ContactLoader(stream, clock, lookup_qq)
         self._loading_contacts: Optional[int] = None   # the epoch of the running load
         self._send_interval, self._send_ttl = send_interval, send_ttl
-        self.outbox = self._new_outbox()
+        self.send_queue = self._new_send_queue()
 
-    def _new_outbox(self) -> Outbox:
-        return Outbox(self.io_loop, self._transmit, self._is_online,
+    def _new_send_queue(self) -> SendQueue:
+        return SendQueue(self.io_loop, self._transmit, self._is_online,
                       lambda message: self._emit(SendFinished(message)),
                       interval=self._send_interval, ttl=self._send_ttl)
 
@@ -270,7 +270,7 @@ class WebQQClient:
         log.info("%s -> %s: %s", old.name, new.name, reason)
         self._emit(StateChanged(old, new, reason))
         if new is State.ONLINE:
-            self.outbox.wake()
+            self.send_queue.wake()
 
     def _is_online(self) -> bool:
         return self.state is State.ONLINE
@@ -315,8 +315,8 @@ class WebQQClient:
         """
         if self.state not in (State.STOPPED, State.OFFLINE):
             raise RuntimeError("start() on a client that is %s" % self.state.value)
-        if self.outbox.closed:
-            self.outbox = self._new_outbox()
+        if self.send_queue.closed:
+            self.send_queue = self._new_send_queue()
         saved = None
         if self.resume and self.state is State.STOPPED:
             saved = load_session(self.state_dir, self.qq)
@@ -336,7 +336,7 @@ class WebQQClient:
         if self._psessionid is not None:
             self._save_session()
         self._new_epoch()
-        self.outbox.close()
+        self.send_queue.close()
         self._set_state(State.STOPPED, reason)
 
     def logout(self) -> None:
@@ -853,7 +853,7 @@ class WebQQClient:
             raise ValueError("cannot send an empty message")
         if self.state is State.STOPPED:
             raise RuntimeError("the client is stopped")
-        return self.outbox.put(chat, key, msgs.content_text(content), parts)
+        return self.send_queue.put(chat, key, msgs.content_text(content), parts)
 
     def _resolve(self, chat: str, key: Tuple[str, Any]) -> Optional[int]:
         """The wire id (uin, gid or did) of a queued message's target, now."""
@@ -870,7 +870,7 @@ class WebQQClient:
         return value[0]
 
     def _transmit(self, message: OutgoingMessage, part: str, done) -> None:
-        """Send one part (the outbox's ``transmit``): build, send, classify the answer."""
+        """Send one part (the send queue's ``transmit``): build, send, classify the answer."""
         to = self._resolve(message.chat, message.target)
         if to is None:
             done(Outcome.FAILED, error="unknown %s %r" % (message.chat, message.target[1]))
