@@ -549,7 +549,7 @@ async def test_a_session_resumed_after_a_crash_never_reuses_a_msg_id(world, tmp_
     first.start()
     await events.online()
     assert (await first.send_buddy(20001, "pong").done).status.value == "sent"
-    used = first._msg_id
+    used = first._sending.msg_id
     first._save_session = lambda: None       # a crash: stop() cannot save anything
     first.stop("crash")
     second = world.client(state_dir=state_dir)
@@ -558,7 +558,7 @@ async def test_a_session_resumed_after_a_crash_never_reuses_a_msg_id(world, tmp_
     await resumed.online()
     assert resumed.states()[0] == "resuming"
     assert (await second.send_buddy(20001, "pong").done).status.value == "sent"
-    assert second._msg_id > used
+    assert second._sending.msg_id > used
     delivered = [item["text"] for item in await world.control.sent() if not item["dropped"]]
     assert delivered == ["pong", "pong"]
 

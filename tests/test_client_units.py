@@ -93,7 +93,7 @@ async def test_no_password_or_token_is_ever_logged(world, caplog):
     await client.reply(await events.wait("message"), "hello").done
     await world.control.call("kick", {"account": 10001})
     await events.online()
-    secrets = [PASSWORD, client._psessionid, client._vfwebqq]
+    secrets = [PASSWORD, client._link.psessionid, client._link.vfwebqq]
     secrets += [c.value for c in client.stream.cookiejar
                 if c.name in ("ptwebqq", "skey", "uin", "ptcz", "RK")]
     text = caplog.text
@@ -118,3 +118,20 @@ async def test_a_bound_method_listener_can_be_removed(tmp_path):
     client._dispatch(_buddy(1, "a"))
     assert seen == []
     stream.close()
+
+
+def test_the_client_package_keeps_its_modules_and_classes_small():
+    """The split of WebQQClient along its jobs (login.py, sending.py, receiving.py)
+    stays split: no module over 800 lines, no class over 40 methods."""
+    import ast
+    from pathlib import Path
+
+    import webqq.client
+    for path in sorted(Path(webqq.client.__file__).parent.glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        assert text.count("\n") <= 800, path.name
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef):
+                methods = [item for item in node.body
+                           if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))]
+                assert len(methods) <= 40, (path.name, node.name, len(methods))

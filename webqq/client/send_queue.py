@@ -2,9 +2,9 @@
 
 send_queue: the client's in-memory FIFO of ``OutgoingMessage`` (not the daemon's durable
 queue, nor the OneBot API's). Scheduling only: it never builds a request or touches the
-network; its owner hands it a ``transmit(message, part, done)`` function that sends
-one part and later calls ``done(outcome, retcode=None, error="")``. Every delay is an
-``IOLoop.call_later``.
+network; its owner (``sending.Transmitter``) hands it a ``transmit(message, part, done)``
+function that sends one part and later calls ``done(outcome, retcode=None, error="")``.
+Every delay is an ``IOLoop.call_later``.
 
 Why one queue: the 2013 server silently dropped messages sent less than ~0.5 s apart or
 repeated quickly (PROTOCOL.md §6.3), so all sends of a session share one clock; a single
@@ -50,7 +50,7 @@ class OutgoingMessage:
     Attributes:
         id: a number unique within the client, in the order messages were asked for.
         chat: ``"buddy"``, ``"group"``, ``"discussion"`` or ``"session"``.
-        target: how the client finds the recipient (see ``WebQQClient._resolve``).
+        target: how the client finds the recipient (see ``Transmitter._resolve``).
         text: the whole text (faces as ``[face:N]``).
         parts: what is actually sent, in order: texts, or lists of texts and faces.
         status: a ``SendStatus``.
