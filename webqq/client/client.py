@@ -397,6 +397,8 @@ class WebQQClient:
         self._emit(CaptchaRequired(path))
 
     def _save_session(self) -> None:
+        """Write the session file: the flow's link and cookies, and the end of a new
+        block of msg_ids (``Transmitter.reserve``). A failure is logged, not raised."""
         try:
             save_session(self.state_dir, self._flow.saved(self._sending.reserve()))
         except OSError as exc:
@@ -446,6 +448,7 @@ class WebQQClient:
             self._relink_later(reason)
 
     def _give_up(self, reason: str) -> None:
+        """OFFLINE for good: every chain ends; only ``start()`` logs in again."""
         self._new_epoch()
         self._link.psessionid = None            # nothing left to save or resume
         self._set_state(State.OFFLINE, reason)
@@ -476,6 +479,8 @@ class WebQQClient:
             self._relink(step)
 
     def _relink_later(self, reason: str) -> None:
+        """The link broke (a poll or a send could not get through): RELINKING, then
+        login2 again after the ladder's delay."""
         if self.state is State.ONLINE:
             self._set_state(State.RELINKING, reason)
         self._retry_later("relink", reason)
@@ -511,6 +516,8 @@ class WebQQClient:
 
     def _become_online(self, resumed: bool, relinked: bool,
                        epoch: Optional[int] = None) -> None:
+        """ONLINE (unless the chain that loaded the contacts ended): the queue wakes,
+        and the poll chain, the heartbeat, the watchdog and the refresh timer start."""
         if epoch is not None and epoch != self._epoch:
             return
         self._unknown_poll_codes = 0
@@ -603,6 +610,8 @@ class WebQQClient:
         self._later("watchdog", self.poll_hold, self._watchdog)
 
     def _heartbeat(self) -> None:
+        """One ``get_msg_tip`` beat, not retried, its answer only logged; the next one
+        is armed at once."""
         self._heartbeats += 1
         request = protocol.build_heartbeat(rc=self._heartbeats, t=int(self.clock() * 1000))
         self.stream.add_request(request, _on_heartbeat,
@@ -628,6 +637,8 @@ class WebQQClient:
     # -- contacts ------------------------------------------------------------------------
 
     def _refresh_contacts(self) -> None:
+        """Reload the contacts in the background while ONLINE (every
+        ``contacts_refresh`` seconds, and soon after a contact list change)."""
         if self.state is not State.ONLINE:
             return
         _spawn(self.io_loop, self._load_contacts(self._epoch), lambda: None)
