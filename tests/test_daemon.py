@@ -257,7 +257,7 @@ class FakeClient:
     def __init__(self, state):
         self.state = state
         self.stopped = None
-        self.outbox = []
+        self.send_queue = []
         self.queued = []
 
     def stop(self, reason):
@@ -288,7 +288,7 @@ def test_shutdown_saves_unsent_messages_but_not_one_in_flight(tmp_path, io_loop)
     import asyncio
 
     from webqq.client.client import State
-    from webqq.client.outbox import SendStatus
+    from webqq.client.send_queue import SendStatus
     daemon = make_daemon(tmp_path)
     daemon.client = FakeClient(State.ONLINE)
     daemon.drain_timeout = 0.05

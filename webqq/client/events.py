@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Optional
 
 from webqq.client.contacts import Contacts, Discussion, Group
-from webqq.client.outbox import OutgoingMessage
+from webqq.client.send_queue import OutgoingMessage
 from webqq.qq import messages as msgs
 
 if TYPE_CHECKING:                                      # pragma: no cover

@@ -884,7 +884,7 @@ class Daemon:
             "online_since": self.online_since,
             "resumed": self.resumed,
             "login_error": self.login_error,
-            "queued": len(self.client.outbox) if self.client is not None else 0,
+            "queued": len(self.client.send_queue) if self.client is not None else 0,
             "counts": dict(self.counts, **(dispatcher.counts if dispatcher else {})),
             "plugins": [plugin.name for plugin in dispatcher.plugins] if dispatcher else [],
             "plugin_errors": self.plugin_problems,

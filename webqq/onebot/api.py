@@ -48,7 +48,7 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 
 import webqq
 from webqq.client.client import State
-from webqq.client.outbox import SendStatus
+from webqq.client.send_queue import SendStatus
 from webqq.http.redact import redact_url
 from webqq.http.retry import backoff_delay
 from webqq.http.stream import HTTPStream, HTTPStreamError, RetryPolicy
@@ -224,7 +224,7 @@ class Outbound:
         if not rows:
             return
         row = rows[0]
-        self._handing = (row.id, self.client.outbox.next_id)
+        self._handing = (row.id, self.client.send_queue.next_id)
         try:
             outgoing = self._hand_over(row)
         except (ValueError, RuntimeError) as error:
