@@ -1,8 +1,8 @@
 """WebQQClient: log in, stay online, receive and send messages.
 
 client: drives the WebQQ session. It never opens a socket and never parses bytes: every
-request is built by ``webqq.protocol`` and sent through an ``HTTPStream``; every reply is
-read by a ``webqq.protocol`` parser. Every delay is an ``IOLoop.call_later``; no threads,
+request is built by ``webqq.qq`` and sent through an ``HTTPStream``; every reply is
+read by a ``webqq.qq`` parser. Every delay is an ``IOLoop.call_later``; no threads,
 no sleeps. It never logs the password or a token (skey, ptwebqq, vfwebqq, psessionid).
 
 A session, in the order this module is written (PROTOCOL.md §1.2)::
@@ -80,9 +80,15 @@ from webqq.client.session import (SavedSession, cookie_value, cookies_from_data,
 from webqq.http.errors import HTTPStreamError
 from webqq.http.retry import backoff_delay
 from webqq.http.stream import HTTPStream, Response, RetryPolicy
-from webqq.qq import messages as msgs
-from webqq.qq import protocol
-from webqq.qq.protocol import Era, LoginCode, PollOutcome, ProtocolError, Retcode, RetcodeError
+from webqq.qq import (
+    MAX_TEXT_CHARS, BuddyListChange, BuddyMessage, CheckResult, DiscussionMessage, Era,
+    GroupMessage, GroupSystemEvent, Kick, LoginCode, LoginError, Outgoing, PollEvent,
+    PollOutcome, ProtocolError, QQRetcode, RetcodeError, SessionMessage, UnblockRequired,
+    build_c2c_sig, build_captcha, build_check, build_check_sig, build_heartbeat, build_login,
+    build_login2, build_login_page, build_logout, build_poll, build_send_buddy,
+    build_send_discussion, build_send_group, build_send_session, content_text,
+    encrypt_password, parse_c2c_sig, parse_check, parse_heartbeat, parse_login, parse_login2,
+    parse_login_sig, parse_logout, parse_poll, parse_send, split_content)
 
 __all__ = [
     "WebQQClient", "State", "ClientEvent", "StateChanged", "CaptchaRequired",
@@ -123,7 +129,7 @@ _MOVES = {
 _FINAL_LOGIN_CODES = {LoginCode.WRONG_PASSWORD, LoginCode.ACCOUNT_EXPIRED,
                       LoginCode.INVALID_ACCOUNT, LoginCode.ACCOUNT_FROZEN}
 # login2 retcodes that mean "not this account, not now": stop (§5).
-_FINAL_LOGIN2_CODES = {Retcode.NOT_WHITELISTED, Retcode.BLACKLISTED}
+_FINAL_LOGIN2_CODES = {QQRetcode.NOT_WHITELISTED, QQRetcode.BLACKLISTED}
 # msg_ids reserved per save of the session (see _save_session): one small file write
 # per thousand messages.
 MSG_ID_BLOCK = 1000
@@ -133,16 +139,16 @@ MSG_ID_BLOCK = 1000
 # passing fault. Short backoff: the resend must come while the server remembers.
 _SEND_RETRY = RetryPolicy(idempotent=True, attempts=4, backoff=0.5, backoff_max=4.0)
 # Send retcodes that mean the session is gone: renew it, then send again once (§5).
-_SESSION_GONE = {Retcode.LOGIN_EXPIRED, Retcode.SESSION_GONE, Retcode.VFWEBQQ_EXPIRED,
-                 Retcode.CREDENTIALS_EXPIRED, Retcode.NO_COOKIE}
+_SESSION_GONE = {QQRetcode.LOGIN_EXPIRED, QQRetcode.SESSION_GONE, QQRetcode.VFWEBQQ_EXPIRED,
+                 QQRetcode.CREDENTIALS_EXPIRED, QQRetcode.NO_COOKIE}
 # Consecutive unknown poll retcodes (e.g. 114) before logging in again (§5, MJ).
 _UNKNOWN_POLL_CODES_BEFORE_RELOGIN = 3
 # Remembered (kind, msg_id, msg_id2) of received events, for de-duplication.
 _SEEN_MAX = 2000
 
 
-_CHATS = {msgs.BuddyMessage: "buddy", msgs.GroupMessage: "group",
-          msgs.DiscussionMessage: "discussion", msgs.SessionMessage: "session"}
+_CHATS = {BuddyMessage: "buddy", GroupMessage: "group",
+          DiscussionMessage: "discussion", SessionMessage: "session"}
 
 
 class WebQQClient:
@@ -178,7 +184,7 @@ class WebQQClient:
                  poll_hold: float = 60.0, stall_after: Optional[float] = None,
                  heartbeat_interval: float = 60.0, contacts_refresh: float = 3600.0,
                  send_interval: float = 0.5, send_ttl: float = 300.0,
-                 max_text: int = msgs.MAX_TEXT_CHARS, backoff: float = 1.0,
+                 max_text: int = MAX_TEXT_CHARS, backoff: float = 1.0,
                  backoff_max: float = 300.0, jitter: float = 0.5,
                  poll_retry: Optional[RetryPolicy] = None, lookup_qq: bool = True,
                  resume: bool = True, era: Era = Era.A, rng: Optional[random.Random] = None,
@@ -213,7 +219,7 @@ class WebQQClient:
         self._vfwebqq: Optional[str] = None
         self._msg_id = self.rng.randrange(1111111, 99999999)
         self._msg_id_saved = self._msg_id    # the saved session resumes at this id
-        self._check: Optional[protocol.CheckResult] = None
+        self._check: Optional[CheckResult] = None
         self._login_sig: Optional[str] = None
         self._last_poll_answer = 0.0
         self._poll_sent = 0.0
@@ -343,9 +349,9 @@ class WebQQClient:
         """End the session at the server (``logout2``, not awaited), forget the saved
         session, and stop."""
         if self._psessionid is not None and self.state is State.ONLINE:
-            request = protocol.build_logout(clientid=self._clientid,
-                                            psessionid=self._psessionid,
-                                            t=int(self.clock() * 1000))
+            request = build_logout(clientid=self._clientid,
+                                   psessionid=self._psessionid,
+                                   t=int(self.clock() * 1000))
             self.stream.add_request(request, self._on_logout, retry=RetryPolicy(attempts=1),
                                     errback=lambda _r, e: log.info("logout2: %s", e))
         delete_session(self.state_dir, self.qq)
@@ -355,7 +361,7 @@ class WebQQClient:
     @staticmethod
     def _on_logout(response: Response) -> None:
         try:
-            protocol.parse_logout(response.read())
+            parse_logout(response.read())
             log.info("logout2 accepted")
         except ProtocolError as exc:
             log.info("logout2: %s", exc)
@@ -381,25 +387,25 @@ class WebQQClient:
         self._c2c_sigs.clear()
         self._loader.forget()
         if self.era is Era.B:                   # late 2013: the login page's login_sig first
-            request, readback = protocol.build_login_page(), self._on_login_page
+            request, readback = build_login_page(), self._on_login_page
         else:
             request, readback = self._check_request(), self._on_check
         self.stream.add_request(request, self._step(epoch, "login", readback),
                                 errback=self._errback(epoch, "login"))
 
     def _on_login_page(self, response: Response):
-        self._login_sig = protocol.parse_login_sig(response.read())
+        self._login_sig = parse_login_sig(response.read())
         return self._check_request(), self._step(self._epoch, "login", self._on_check)
 
     def _check_request(self):
-        return protocol.build_check(self.qq, self.rng.random(), era=self.era,
-                                    login_sig=self._login_sig)
+        return build_check(self.qq, self.rng.random(), era=self.era,
+                           login_sig=self._login_sig)
 
     def _on_check(self, response: Response):
-        self._check = protocol.parse_check(response.read())
+        self._check = parse_check(response.read())
         if self._check.captcha_required:
-            request = protocol.build_captcha(self.qq, self.rng.random(),
-                                             vc_type=self._check.code)
+            request = build_captcha(self.qq, self.rng.random(),
+                                    vc_type=self._check.code)
             return request, self._step(self._epoch, "login", self._on_captcha)
         return self._login_request(self._check.code, after_captcha=False)
 
@@ -411,10 +417,10 @@ class WebQQClient:
         self._emit(CaptchaRequired(path))
 
     def _login_request(self, verifycode: str, after_captcha: bool):
-        encrypted = protocol.encrypt_password(self._password, self._check.uin_bytes,
-                                              verifycode)
-        request = protocol.build_login(self.qq, encrypted, verifycode, era=self.era,
-                                       login_sig=self._login_sig, after_captcha=after_captcha)
+        encrypted = encrypt_password(self._password, self._check.uin_bytes,
+                                     verifycode)
+        request = build_login(self.qq, encrypted, verifycode, era=self.era,
+                              login_sig=self._login_sig, after_captcha=after_captcha)
         return request, self._step(self._epoch, "login", self._on_login)
 
     def _send_login(self, verifycode: str, after_captcha: bool) -> None:
@@ -422,12 +428,12 @@ class WebQQClient:
         self.stream.add_request(request, readback, errback=self._errback(self._epoch, "login"))
 
     def _on_login(self, response: Response):
-        result = protocol.parse_login(response.read())
+        result = parse_login(response.read())
         self.nick = result.nick
         if result.check_sig_url:                # Era B: the hop that sets p_skey (§2.6)
             epoch = self._epoch
             self.stream.add_request(
-                protocol.build_check_sig(result.check_sig_url),
+                build_check_sig(result.check_sig_url),
                 self._step(epoch, "login", self._after_check_sig),
                 errback=lambda _r, error: self._check_sig_failed(epoch, error))
             return None
@@ -449,12 +455,12 @@ class WebQQClient:
 
     def _login2_request(self, step: str):
         ptwebqq = cookie_value(self.stream.cookiejar, "ptwebqq") or ""
-        request = protocol.build_login2(ptwebqq, clientid=self._clientid,
-                                        psessionid=self._psessionid)
+        request = build_login2(ptwebqq, clientid=self._clientid,
+                               psessionid=self._psessionid)
         return request, self._step(self._epoch, step, self._on_login2)
 
     def _on_login2(self, response: Response) -> None:
-        result = protocol.parse_login2(response.read())
+        result = parse_login2(response.read())
         self._psessionid, self._vfwebqq = result.psessionid, result.vfwebqq
         self._save_session()
         self._go_online()
@@ -521,9 +527,9 @@ class WebQQClient:
     def _failed(self, step: str, error: Exception) -> None:
         """Decide what a failed step leads to: retry later, log in again, or stop."""
         self.last_error = error
-        if isinstance(error, protocol.LoginError):
+        if isinstance(error, LoginError):
             final = error.code in _FINAL_LOGIN_CODES or isinstance(
-                error, protocol.UnblockRequired)
+                error, UnblockRequired)
             log.warning("Login refused: %s", error)
             self._emit(LoginFailed(error, final))
             if final:
@@ -630,7 +636,7 @@ class WebQQClient:
                                 errback=self._errback(epoch, "poll"), retry=self.poll_retry)
 
     def _poll_request(self):
-        return protocol.build_poll(clientid=self._clientid, psessionid=self._psessionid)
+        return build_poll(clientid=self._clientid, psessionid=self._psessionid)
 
     def _next_poll(self, epoch: int, delay: float = 0.0):
         """The chain's next poll, as a readback returns it."""
@@ -650,7 +656,7 @@ class WebQQClient:
                 self._failed("poll", HTTPStreamError("HTTP %d from poll2" % response.status))
             return None
         try:
-            result = protocol.parse_poll(response.read())
+            result = parse_poll(response.read())
         except RetcodeError as exc:
             if not current:
                 return None
@@ -705,7 +711,7 @@ class WebQQClient:
 
     def _heartbeat(self) -> None:
         self._heartbeats += 1
-        request = protocol.build_heartbeat(rc=self._heartbeats, t=int(self.clock() * 1000))
+        request = build_heartbeat(rc=self._heartbeats, t=int(self.clock() * 1000))
         self.stream.add_request(request, self._on_heartbeat,
                                 errback=lambda _r, e: log.debug("heartbeat failed: %s", e),
                                 retry=RetryPolicy(attempts=1))
@@ -714,13 +720,13 @@ class WebQQClient:
     @staticmethod
     def _on_heartbeat(response: Response) -> None:
         try:
-            protocol.parse_heartbeat(response.read())
+            parse_heartbeat(response.read())
         except ProtocolError as exc:     # nobody knows its real format (§7.6)
             log.debug("heartbeat answer: %s", exc)
 
     # -- receiving: de-duplicate, resolve the sender, emit --------------------------------
 
-    def _dispatch(self, event: msgs.Event, current: bool = True) -> None:
+    def _dispatch(self, event: PollEvent, current: bool = True) -> None:
         """Emit one poll event. ``current`` is false for an answer to a poll of a
         session we already left: its messages count, its kick does not (our own new
         login is what kicked that session)."""
@@ -735,10 +741,10 @@ class WebQQClient:
         chat = _CHATS.get(type(event))
         if chat is None:
             self._emit(Notice(event))
-            if isinstance(event, msgs.Kick) and current and self.state is State.ONLINE:
+            if isinstance(event, Kick) and current and self.state is State.ONLINE:
                 delete_session(self.state_dir, self.qq)
                 self._give_up("kicked: %s" % (event.reason or "logged in elsewhere"))
-            elif isinstance(event, (msgs.BuddyListChange, msgs.GroupSystemEvent)):
+            elif isinstance(event, (BuddyListChange, GroupSystemEvent)):
                 self._later("contacts", 1.0, self._refresh_contacts)
             return
         group = discussion = None
@@ -796,12 +802,12 @@ class WebQQClient:
 
     # -- sending -------------------------------------------------------------------------
 
-    def send_buddy(self, friend: Any, text: msgs.Outgoing) -> OutgoingMessage:
+    def send_buddy(self, friend: Any, text: Outgoing) -> OutgoingMessage:
         """Queue a message to a friend.
 
         Args:
             friend: a QQ number (int), a nick or remark name (str), or a ``Friend``.
-            text: the text, or a sequence of texts and ``messages.Face`` pieces; split
+            text: the text, or a sequence of texts and ``Face`` pieces; split
                 into parts of ``max_text`` characters (a face counts one) if longer.
 
         Returns:
@@ -816,25 +822,25 @@ class WebQQClient:
             ("name", friend) if isinstance(friend, str) else ("qq", int(friend))
         return self._queue("buddy", key, text)
 
-    def send_group(self, group: Any, text: msgs.Outgoing) -> OutgoingMessage:
+    def send_group(self, group: Any, text: Outgoing) -> OutgoingMessage:
         """Queue a message to a group: its public number (int), name (str) or ``Group``."""
         key = ("gid", group.gid) if isinstance(group, Group) else \
             ("name", group) if isinstance(group, str) else ("number", int(group))
         return self._queue("group", key, text)
 
-    def send_discussion(self, discussion: Any, text: msgs.Outgoing) -> OutgoingMessage:
+    def send_discussion(self, discussion: Any, text: Outgoing) -> OutgoingMessage:
         """Queue a message to a discussion: its did (int), name (str) or ``Discussion``."""
         key = ("did", discussion.did) if isinstance(discussion, Discussion) else \
             ("name", discussion) if isinstance(discussion, str) else ("did", int(discussion))
         return self._queue("discussion", key, text)
 
-    def send_session(self, uin: int, text: msgs.Outgoing, *, via_id: int,
+    def send_session(self, uin: int, text: Outgoing, *, via_id: int,
                      service_type: int = 0) -> OutgoingMessage:
         """Queue a temporary-session message to ``uin`` met in group or discussion
         ``via_id`` (``SessionMessage.via_id``; ``service_type`` 0 group, 1 discussion)."""
         return self._queue("session", ("uin", (uin, via_id, service_type)), text)
 
-    def reply(self, event: MessageReceived, text: msgs.Outgoing) -> OutgoingMessage:
+    def reply(self, event: MessageReceived, text: Outgoing) -> OutgoingMessage:
         """Answer a ``MessageReceived`` in its own chat (to the sender for buddy and
         session messages, to the group or discussion otherwise)."""
         message = event.message
@@ -847,13 +853,13 @@ class WebQQClient:
         return self.send_session(message.from_uin, text, via_id=message.via_id,
                                  service_type=message.service_type)
 
-    def _queue(self, chat: str, key: Tuple[str, Any], content: msgs.Outgoing) -> OutgoingMessage:
-        parts = msgs.split_content(content, self.max_text)
+    def _queue(self, chat: str, key: Tuple[str, Any], content: Outgoing) -> OutgoingMessage:
+        parts = split_content(content, self.max_text)
         if not parts:
             raise ValueError("cannot send an empty message")
         if self.state is State.STOPPED:
             raise RuntimeError("the client is stopped")
-        return self.outbox.put(chat, key, msgs.content_text(content), parts)
+        return self.outbox.put(chat, key, content_text(content), parts)
 
     def _resolve(self, chat: str, key: Tuple[str, Any]) -> Optional[int]:
         """The wire id (uin, gid or did) of a queued message's target, now."""
@@ -880,7 +886,7 @@ class WebQQClient:
             _uin, via_id, service_type = message.target[1]
             sig = self._c2c_sigs.get((via_id, to))
             if sig is None:
-                request = protocol.build_c2c_sig(
+                request = build_c2c_sig(
                     via_id, to, service_type=service_type, clientid=self._clientid,
                     psessionid=self._psessionid, t=int(self.clock() * 1000))
                 self.stream.add_request(
@@ -891,7 +897,7 @@ class WebQQClient:
 
     def _on_c2c_sig(self, response: Response, message, part, to, done) -> None:
         try:
-            sig = protocol.parse_c2c_sig(response.read())
+            sig = parse_c2c_sig(response.read())
         except ProtocolError as exc:
             done(Outcome.FAILED, retcode=getattr(exc, "retcode", None), error=str(exc))
             return
@@ -904,14 +910,14 @@ class WebQQClient:
             self._save_session()             # reserve the next block first
         ids = dict(msg_id=self._msg_id, clientid=self._clientid, psessionid=self._psessionid)
         if message.chat == "buddy":
-            request = protocol.build_send_buddy(to, part, **ids)
+            request = build_send_buddy(to, part, **ids)
         elif message.chat == "group":
-            request = protocol.build_send_group(to, part, **ids)
+            request = build_send_group(to, part, **ids)
         elif message.chat == "discussion":
-            request = protocol.build_send_discussion(to, part, **ids)
+            request = build_send_discussion(to, part, **ids)
         else:
             _uin, via_id, service_type = message.target[1]
-            request = protocol.build_send_session(
+            request = build_send_session(
                 to, part, group_sig=self._c2c_sigs[(via_id, to)],
                 service_type=service_type, **ids)
         if message.next_part == 0:
@@ -928,7 +934,7 @@ class WebQQClient:
             done(Outcome.AMBIGUOUS, error="HTTP %d" % response.status)
             return
         try:
-            protocol.parse_send(response.read())
+            parse_send(response.read())
         except RetcodeError as exc:
             if exc.retcode in _SESSION_GONE and not message.retried:
                 # Refused, so not delivered: renew the session and send it again once.
@@ -955,7 +961,7 @@ class WebQQClient:
             done(Outcome.AMBIGUOUS, error=_describe(error))
 
 
-def _dedup_key(event: msgs.Event) -> Optional[tuple]:
+def _dedup_key(event: PollEvent) -> Optional[tuple]:
     msg_id = getattr(event, "msg_id", None)
     if msg_id is None:
         return None

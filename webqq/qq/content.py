@@ -1,17 +1,16 @@
-"""The WebQQ message model: content, faces, fonts and the events a poll delivers.
+"""The content of a WebQQ message: its pieces, faces and font, read, written and split.
 
-messages: values only. Nothing here does I/O or knows an endpoint; ``webqq.protocol``
-turns poll replies into the event classes below and sends through ``encode_content``.
-Section numbers point into PROTOCOL.md.
+content: values only. Nothing here does I/O or knows an endpoint; the parsers read a
+poll item's content with ``decode_content``, the send builders write it with
+``encode_content``, and a text too long for one message is cut with ``split_content``
+before it is sent. Must never lose a character: splitting joins back to the original.
 
 Content (§4.14, §6.1) is a JSON array of pieces: text strings and lists such as
 ``["face", 14]`` or ``["font", {...}]``. Received content has the font *first*, sent
 content has it *last*. ``decode_content`` reads either order into a ``Content`` that keeps
 the raw array and offers ``.text`` (faces marked ``[face:14]``, pictures ``[image]``);
-``encode_content`` writes the sent form.
-
-Ids: a ``uin`` is a per-session number for a user (``from_uin``, ``send_uin``); ``gid``,
-``code``, ``did`` identify groups and discussions; a ``qq`` is a real account number.
+``encode_content`` writes the sent form from ``Outgoing`` content: a text, or texts and
+``Face`` pieces in order.
 """
 from __future__ import annotations
 
@@ -22,14 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 __all__ = [
-    "MAX_TEXT_CHARS", "ContentError",
-    "Font", "DEFAULT_FONT", "Text", "Face", "Image", "UnknownPiece", "Content",
-    "decode_content", "decode_sent_content", "encode_content", "split_text",
-    "split_content", "content_text", "Outgoing",
-    "Event", "ChatMessage", "BuddyMessage", "GroupMessage", "DiscussionMessage", "SessionMessage",
-    "Kick", "StatusChange", "InputNotify", "Shake", "FriendRequest", "FriendAdded",
-    "FriendRequestAccepted", "GroupSystemEvent", "BuddyListChange", "FileEvent",
-    "GroupWebMessage", "Tips", "AvRequest", "UnknownEvent", "MalformedEvent",
+    "MAX_TEXT_CHARS", "MalformedContent",
+    "Font", "DEFAULT_FONT", "Text", "Face", "Image", "UnknownPiece", "Piece", "Content",
+    "Outgoing", "decode_content", "decode_sent_content", "encode_content", "content_text",
+    "split_text", "split_content",
 ]
 
 # No 2013 source states the server's length limit (§6.3): MC only distinguishes "too
@@ -42,10 +37,10 @@ MAX_TEXT_CHARS = 300
 _ADVERT = re.compile(r"\n?【提示：此用户正在使用Q\+ Web：http://web\d?\.qq\.com/】")
 
 
-class ContentError(ValueError):
+class MalformedContent(ValueError):
     """Raised when a content array or one of its pieces does not have the §4.14 shape.
 
-    ``webqq.protocol`` reports it as a ``MalformedReply`` of the endpoint concerned.
+    The reply parsers report it as a ``MalformedReply`` of the endpoint concerned.
     """
 
 
@@ -87,10 +82,10 @@ class Font:
         """Read the mapping of a ``font`` piece; ``size`` may be a number or a string.
 
         Raises:
-            ContentError: a key is missing or has the wrong type.
+            MalformedContent: a key is missing or has the wrong type.
         """
         if not isinstance(attrs, dict):
-            raise ContentError("font attributes are not an object: %s" % _excerpt(attrs))
+            raise MalformedContent("font attributes are not an object: %s" % _excerpt(attrs))
         name, size, color = attrs.get("name"), attrs.get("size"), attrs.get("color")
         style = attrs.get("style", [0, 0, 0])
         if isinstance(size, str) and size.isdigit():
@@ -99,7 +94,7 @@ class Font:
                 or not isinstance(color, str) or not _COLOR.fullmatch(color)
                 or not isinstance(style, list) or len(style) != 3
                 or any(flag not in (0, 1) for flag in style)):
-            raise ContentError("malformed font: %s" % _excerpt(attrs))
+            raise MalformedContent("malformed font: %s" % _excerpt(attrs))
         return cls(name, size, color, *(bool(flag) for flag in style))
 
 
@@ -142,7 +137,12 @@ class UnknownPiece:
     raw: list = field(hash=False)
 
 
+#: A piece of received content (the font is kept apart, in ``Content.font``).
 Piece = Union[Text, Face, Image, UnknownPiece]
+
+#: Content to send: a text, or texts and ``Face`` pieces in order. What every send
+#: builder, ``encode_content`` and ``split_content`` take.
+Outgoing = Union[str, Sequence[Union[str, Face]]]
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ def _decode_piece(item: Any) -> Union[Piece, Font]:
     if isinstance(item, str):
         return Text(item)
     if not isinstance(item, list) or not item or not isinstance(item[0], str):
-        raise ContentError("content piece is neither text nor a [name, ...] list: %s"
+        raise MalformedContent("content piece is neither text nor a [name, ...] list: %s"
                            % _excerpt(item))
     kind, args = item[0], item[1:]
     if kind == "font" and len(args) == 1:
@@ -206,12 +206,12 @@ def _decode_piece(item: Any) -> Union[Piece, Font]:
         else:
             name = args[0]
         if not isinstance(name, str):
-            raise ContentError("malformed %s piece: %s" % (kind, _excerpt(item)))
+            raise MalformedContent("malformed %s piece: %s" % (kind, _excerpt(item)))
         return Image(kind, name)
     if kind in ("pic_id", "image") and args and isinstance(args[0], str):
         return Image(kind, args[0])
     if kind in ("font", "face", "offpic", "cface", "pic_id", "image"):
-        raise ContentError("malformed %s piece: %s" % (kind, _excerpt(item)))
+        raise MalformedContent("malformed %s piece: %s" % (kind, _excerpt(item)))
     return UnknownPiece(item)
 
 
@@ -225,10 +225,10 @@ def decode_content(content: Any) -> Content:
         The ``Content``; its ``font`` is the first font piece found, or None.
 
     Raises:
-        ContentError: ``content`` is not a list, or a known piece is malformed.
+        MalformedContent: ``content`` is not a list, or a known piece is malformed.
     """
     if not isinstance(content, list):
-        raise ContentError("content is not an array: %s" % _excerpt(content))
+        raise MalformedContent("content is not an array: %s" % _excerpt(content))
     pieces = []
     font = None
     for item in content:
@@ -250,17 +250,16 @@ def decode_sent_content(content: str) -> Content:
         The ``Content``.
 
     Raises:
-        ContentError: not JSON, or not a valid content array.
+        MalformedContent: not JSON, or not a valid content array.
     """
     try:
         parsed = json.loads(content)
     except ValueError as exc:
-        raise ContentError("content is not JSON (%s): %r" % (exc, content[:60])) from None
+        raise MalformedContent("content is not JSON (%s): %r" % (exc, content[:60])) from None
     return decode_content(parsed)
 
 
-def encode_content(pieces: Union[str, Sequence[Union[str, Face]]],
-                   font: Font = DEFAULT_FONT) -> str:
+def encode_content(pieces: Outgoing, font: Font = DEFAULT_FONT) -> str:
     """Encode pieces into the ``content`` string of a send request (§6.1).
 
     Args:
@@ -286,6 +285,13 @@ def encode_content(pieces: Union[str, Sequence[Union[str, Face]]],
             raise TypeError("a content piece is a str or a Face, not %r" % (piece,))
     wire.append(font.to_wire())
     return json.dumps(wire, separators=(",", ":"))
+
+
+def content_text(content: Outgoing) -> str:
+    """The plain text of outgoing content, faces as ``[face:N]`` (``Content.text``'s form)."""
+    if isinstance(content, str):
+        return content
+    return "".join(p if isinstance(p, str) else "[face:%d]" % p.code for p in content)
 
 
 # --- splitting long texts --------------------------------------------------------------
@@ -380,18 +386,6 @@ def split_text(text: str, limit: int = MAX_TEXT_CHARS) -> List[str]:
     return parts
 
 
-
-#: What a send takes: a text, or text and faces in order.
-Outgoing = Union[str, Sequence[Union[str, Face]]]
-
-
-def content_text(content: Outgoing) -> str:
-    """The plain text of outgoing content, faces as ``[face:N]`` (``Content.text``'s form)."""
-    if isinstance(content, str):
-        return content
-    return "".join(p if isinstance(p, str) else "[face:%d]" % p.code for p in content)
-
-
 def split_content(content: Outgoing, limit: int = MAX_TEXT_CHARS) -> List[Outgoing]:
     """Split outgoing content into messages of at most ``limit`` units each.
 
@@ -435,250 +429,3 @@ def split_content(content: Outgoing, limit: int = MAX_TEXT_CHARS) -> List[Outgoi
     if current:
         parts.append(current)
     return parts
-
-# --- events of a poll (§4) -------------------------------------------------------------
-
-class Event:
-    """Base of everything ``webqq.protocol.parse_poll`` returns in ``PollResult.events``."""
-
-
-class ChatMessage(Event):
-    """Base of the four chat messages (buddy, group, discussion, session): each has
-    ``content``, and ``text`` is its text."""
-
-    @property
-    def text(self) -> str:
-        """``content.text``."""
-        return self.content.text
-
-
-@dataclass(frozen=True)
-class BuddyMessage(ChatMessage):
-    """``message`` (§4.1): a friend wrote to us; reply with ``send_buddy_msg2`` to
-    ``from_uin``."""
-    msg_id: int
-    msg_id2: int
-    from_uin: int
-    time: Optional[int]
-    content: Content
-
-
-@dataclass(frozen=True)
-class GroupMessage(ChatMessage):
-    """``group_message`` (§4.2).
-
-    Attributes:
-        gid: the group's gid (the poll's ``from_uin``), the target of ``send_qun_msg2``.
-        code: the group's code (``group_code``), the key of ``get_group_info_ext2``.
-        send_uin: the member who wrote.
-        seq: per-group sequence number.
-        group_number: the group's public number (``info_seq``), or None if absent.
-    """
-    msg_id: int
-    msg_id2: int
-    gid: int
-    code: int
-    send_uin: int
-    seq: Optional[int]
-    group_number: Optional[int]
-    time: Optional[int]
-    content: Content
-
-
-@dataclass(frozen=True)
-class DiscussionMessage(ChatMessage):
-    """``discu_message`` (§4.3): ``did`` is the discussion, ``send_uin`` the author."""
-    msg_id: int
-    msg_id2: int
-    did: int
-    send_uin: int
-    seq: Optional[int]
-    time: Optional[int]
-    content: Content
-
-
-@dataclass(frozen=True)
-class SessionMessage(ChatMessage):
-    """``sess_message`` (§4.4): a stranger wrote through a group or discussion.
-
-    Attributes:
-        from_uin: the sender; reply to it with ``send_sess_msg2``.
-        via_id: the poll's ``id``: the group gid (``service_type`` 0) or the did (1);
-            pass it unchanged to ``get_c2cmsg_sig2``.
-        service_type: 0 group, 1 discussion.
-        qq: the sender's QQ number (``ruin``), or None if absent.
-    """
-    msg_id: int
-    msg_id2: int
-    from_uin: int
-    via_id: int
-    service_type: int
-    qq: Optional[int]
-    time: Optional[int]
-    content: Content
-
-
-@dataclass(frozen=True)
-class Kick(Event):
-    """``kick_message`` (§4.5): the account logged in elsewhere; this session is dead."""
-    msg_id: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class StatusChange(Event):
-    """``buddies_status_change`` (§4.6): ``status`` is ``online``, ``offline``, ``away``,
-    ``hidden``, ``busy``, ``callme`` or ``silent``; ``client_type`` as §2.10."""
-    uin: int
-    status: str
-    client_type: Optional[int]
-
-
-@dataclass(frozen=True)
-class InputNotify(Event):
-    """``input_notify`` (§4.7): ``from_uin`` is typing."""
-    msg_id: int
-    msg_id2: int
-    from_uin: int
-
-
-@dataclass(frozen=True)
-class Shake(Event):
-    """``shake_message`` (§4.7): ``from_uin`` shook our window."""
-    msg_id: int
-    msg_id2: int
-    from_uin: int
-
-
-@dataclass(frozen=True)
-class FriendRequest(Event):
-    """``system_message`` ``verify_required`` (§4.8): someone asks to be our friend.
-
-    Answer with ``webqq.protocol.build_allow_and_add`` (or allow/deny) using ``qq``.
-    """
-    seq: int
-    from_uin: int
-    qq: int
-    message: str
-
-
-@dataclass(frozen=True)
-class FriendAdded(Event):
-    """``system_message`` ``added_buddy_sig`` (§4.8): someone added us, no question asked."""
-    seq: int
-    from_uin: int
-    qq: Optional[int]
-
-
-@dataclass(frozen=True)
-class FriendRequestAccepted(Event):
-    """``system_message`` ``verify_pass`` / ``verify_pass_add`` (§4.8): our request was
-    accepted; ``category`` is the friend category (``group_id``) when given."""
-    seq: int
-    from_uin: int
-    category: Optional[int]
-
-
-@dataclass(frozen=True)
-class GroupSystemEvent(Event):
-    """``sys_g_msg`` (§4.9): a member joined or left, a join request, its answer, a new
-    group.
-
-    Attributes:
-        kind: the wire ``type``: ``group_join``, ``group_leave``, ``group_request_join``,
-            ``group_request_join_agree``, ``group_request_join_deny``, ``group_create``
-            (other values are passed through).
-        gid: the group's gid (``from_uin``); ``code``: its code (``gcode``);
-            ``group_number``: its public number (``t_gcode``) or None.
-        member_uin: whom it concerns: ``new_member``, ``old_member``, ``request_uin`` or
-            ``owner_uin``; None if absent.
-        admin_uin: the administrator who acted, or None.
-        op_type: for joins and leaves: 2 by oneself, 3 by an administrator; or None.
-        message: the request or answer note (``msg``), "" if none.
-    """
-    msg_id: int
-    kind: str
-    gid: int
-    code: int
-    group_number: Optional[int]
-    member_uin: Optional[int]
-    admin_uin: Optional[int]
-    op_type: Optional[int]
-    message: str
-
-
-@dataclass(frozen=True)
-class BuddyListChange(Event):
-    """``buddylist_change`` (§4.10): ``added`` holds ``(uin, category)`` pairs,
-    ``removed`` uins."""
-    added: Tuple[Tuple[int, int], ...]
-    removed: Tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class FileEvent(Event):
-    """A file transfer event (§4.11): ``file_message``, ``push_offfile``,
-    ``notify_offfile`` or ``filesrv_transfer`` (``kind``).
-
-    Attributes:
-        from_uin: the peer, or None (``filesrv_transfer`` has none).
-        name: the file name (``name`` or ``filename``), or None.
-        mode: ``file_message`` only: ``recv``, ``refuse`` or ``send_ack``; else None.
-        session_id: ``session_id`` or ``lc_id``, the transfer's id, or None.
-        value: the whole poll item value, for what the fields above leave out.
-    """
-    kind: str
-    from_uin: Optional[int]
-    name: Optional[str]
-    mode: Optional[str]
-    session_id: Optional[int]
-    value: dict = field(hash=False, repr=False)
-
-
-@dataclass(frozen=True)
-class GroupWebMessage(Event):
-    """``group_web_message`` (§4.12): a group feed (shared file or photo) as XML."""
-    msg_id: int
-    gid: int
-    code: int
-    send_uin: int
-    xml: str
-
-
-@dataclass(frozen=True)
-class Tips(Event):
-    """``tips`` (§4.13, no 2013 sample): a notice; ``text`` is its ``content`` or ""."""
-    from_uin: Optional[int]
-    text: str
-    value: dict = field(hash=False, repr=False)
-
-
-@dataclass(frozen=True)
-class AvRequest(Event):
-    """``av_request`` (§4.13, no 2013 sample): a voice/video call offer we cannot take."""
-    from_uin: Optional[int]
-    value: dict = field(hash=False, repr=False)
-
-
-@dataclass(frozen=True)
-class UnknownEvent(Event):
-    """A ``poll_type`` (or ``system_message`` type) this module does not know, kept
-    whole."""
-    poll_type: str
-    value: Any = field(hash=False)
-
-
-@dataclass(frozen=True)
-class MalformedEvent(Event):
-    """A poll item that could not be read (a known ``poll_type`` with keys missing
-    or mistyped, or not an item at all), kept whole so that nothing vanishes
-    silently; the other items of the same reply are delivered as usual.
-
-    Attributes:
-        poll_type: the item's ``poll_type`` when it had one, else ``""``.
-        value: the raw item.
-        problem: what was wrong, as ``MalformedReply`` words it.
-    """
-    poll_type: str
-    value: Any = field(hash=False)
-    problem: str = ""
