@@ -1,5 +1,4 @@
-"""Tests of webqq.messages: content decode/encode, fonts, faces, splitting; no I/O."""
-import dataclasses
+"""Tests of webqq.qq.content: content decode/encode, fonts, faces, splitting; no I/O."""
 import json
 
 import pytest
@@ -230,20 +229,6 @@ def test_split_joins_back_to_the_original():
 def test_split_limit_must_be_positive():
     with pytest.raises(ValueError, match="at least 1"):
         qq.split_text("x", 0)
-
-
-# --- events ------------------------------------------------------------------------------
-
-def test_events_are_frozen_values():
-    content = qq.decode_content(["hi"])
-    event = qq.BuddyMessage(msg_id=1, msg_id2=2, from_uin=3, time=None,
-                            content=content)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        event.from_uin = 4
-    assert isinstance(event, qq.PollEvent)
-    assert event.text == "hi"
-    assert hash(qq.StatusChange(1, "online", 1)) == hash(
-        qq.StatusChange(1, "online", 1))
 
 
 def test_split_content_counts_a_face_as_one_and_never_cuts_it():

@@ -1,6 +1,9 @@
 """Tests of webqq.qq's reply parsers (login, lists, poll, acknowledgements): literal bytes
 in, values out; no I/O."""
+import dataclasses
+import json
 import re
+import sqlite3
 
 import pytest
 
@@ -611,6 +614,38 @@ def test_parse_poll_malformed_items_do_not_cost_the_others(item, problem):
     kept, bad = result.events   # arrival order is the reverse of the list
     assert isinstance(bad, qq.MalformedEvent) and problem in bad.problem
     assert isinstance(kept, qq.BuddyMessage) and kept.content.text == "hi"
+
+
+def test_events_are_frozen_values():
+    content = qq.decode_content(["hi"])
+    event = qq.BuddyMessage(msg_id=1, msg_id2=2, from_uin=3, time=None,
+                            content=content)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.from_uin = 4
+    assert isinstance(event, qq.PollEvent)
+    assert event.text == "hi"
+    assert hash(qq.StatusChange(1, "online", 1)) == hash(
+        qq.StatusChange(1, "online", 1))
+
+
+def test_each_chat_message_says_its_chat_kind():
+    events = poll_events(POLL_ITEMS[0:4])
+    assert [event.chat for event in reversed(events)] == [
+        qq.ChatKind.BUDDY, qq.ChatKind.GROUP, qq.ChatKind.DISCUSSION, qq.ChatKind.SESSION]
+    assert not hasattr(poll_events(POLL_ITEMS[5:6])[0], "chat")  # a status change
+
+
+def test_chat_kind_reads_and_writes_as_its_plain_value(tmp_path):
+    """JSON, the message store (SQLite) and the CLI keep seeing "group"."""
+    kind = qq.ChatKind.GROUP
+    assert kind == "group" and qq.ChatKind("group") is kind
+    assert ("%s" % kind, "{}".format(kind), f"{kind}", str(kind)) == ("group",) * 4
+    assert json.dumps({"chat": kind}) == '{"chat": "group"}'
+    db = sqlite3.connect(str(tmp_path / "kinds.sqlite3"))
+    db.execute("CREATE TABLE t (chat TEXT)")
+    db.execute("INSERT INTO t VALUES (?)", (kind,))
+    assert db.execute("SELECT chat FROM t WHERE chat = 'group'").fetchone() == ("group",)
+    db.close()
 
 
 # --- every parser, every kind of garbage -------------------------------------------------

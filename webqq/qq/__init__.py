@@ -9,7 +9,7 @@ random number (timestamps and nonces are arguments), or keep state between calls
 One module per job, every public name importable from here (``from webqq.qq import
 build_poll, parse_poll, PollOutcome``)::
 
-    kinds          Era (protocol shape)
+    kinds          Era (protocol shape), ChatKind (buddy, group, discussion, session)
     errors         ProtocolError and its subclasses; QQRetcode, LoginCode
     hashes         encrypt_password, friends_hash
     content        message content: pieces, fonts, faces; encode, decode, split
@@ -37,7 +37,7 @@ from webqq.qq.content import (
 from webqq.qq.errors import (LoginCode, LoginError, MalformedReply, ProtocolError, QQRetcode,
                              RetcodeError, UnblockRequired)
 from webqq.qq.hashes import HASH_VARIANTS, encrypt_password, friends_hash
-from webqq.qq.kinds import Era
+from webqq.qq.kinds import ChatKind, Era
 from webqq.qq.list_replies import (
     CategoryEntry, DiscussionEntry, DiscussionInfo, DiscussionList, DiscussionMember,
     FriendEntry, FriendList, GroupEntry, GroupInfo, GroupList, GroupMember, OnlineBuddy,
@@ -53,7 +53,7 @@ from webqq.qq.poll import (
 
 __all__ = [
     # kinds, errors
-    "Era", "ProtocolError", "MalformedReply", "RetcodeError", "LoginError",
+    "Era", "ChatKind", "ProtocolError", "MalformedReply", "RetcodeError", "LoginError",
     "UnblockRequired", "QQRetcode", "LoginCode",
     # hashes
     "encrypt_password", "friends_hash", "HASH_VARIANTS",

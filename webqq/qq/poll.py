@@ -3,8 +3,10 @@
 poll: no I/O; literal bytes in, a ``PollResult`` out. ``parse_poll`` folds the retcode
 into a ``PollOutcome`` (what the client does next) and turns each item into a frozen
 ``PollEvent``: a chat message (``BuddyMessage``, ``GroupMessage``, ``DiscussionMessage``,
-``SessionMessage``) or a notice (``Kick``, ``StatusChange``, ...). Must never let one broken item cost the others: it becomes a ``MalformedEvent``
-in its place, an unknown one an ``UnknownEvent``; neither is an exception.
+``SessionMessage``, each with its ``ChatKind``) or a notice (``Kick``,
+``StatusChange``, ...). Must never let one broken item cost the others: it becomes a
+``MalformedEvent`` in its place, an unknown one an ``UnknownEvent``; neither is an
+exception.
 
 Ids: a ``uin`` is a per-session number for a user (``from_uin``, ``send_uin``); ``gid``,
 ``code``, ``did`` identify groups and discussions; a ``qq`` is a real account number.
@@ -13,10 +15,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, ClassVar, Dict, Optional, Tuple
 
 from webqq.qq.content import Content
 from webqq.qq.errors import MalformedReply, QQRetcode, RetcodeError
+from webqq.qq.kinds import ChatKind
 from webqq.qq.reply import ReplyFields, errmsg_of, load_reply
 
 __all__ = [
@@ -64,7 +67,10 @@ class PollEvent:
 
 class ChatMessage(PollEvent):
     """Base of the four chat messages (buddy, group, discussion, session): each has
-    ``content``, and ``text`` is its text."""
+    ``content``, and ``text`` is its text; the class attribute ``chat`` says which
+    ``ChatKind`` it is."""
+
+    chat: ClassVar[ChatKind]
 
     @property
     def text(self) -> str:
@@ -76,6 +82,7 @@ class ChatMessage(PollEvent):
 class BuddyMessage(ChatMessage):
     """``message`` (§4.1): a friend wrote to us; reply with ``send_buddy_msg2`` to
     ``from_uin``."""
+    chat: ClassVar[ChatKind] = ChatKind.BUDDY
     msg_id: int
     msg_id2: int
     from_uin: int
@@ -94,6 +101,7 @@ class GroupMessage(ChatMessage):
         seq: per-group sequence number.
         group_number: the group's public number (``info_seq``), or None if absent.
     """
+    chat: ClassVar[ChatKind] = ChatKind.GROUP
     msg_id: int
     msg_id2: int
     gid: int
@@ -108,6 +116,7 @@ class GroupMessage(ChatMessage):
 @dataclass(frozen=True)
 class DiscussionMessage(ChatMessage):
     """``discu_message`` (§4.3): ``did`` is the discussion, ``send_uin`` the author."""
+    chat: ClassVar[ChatKind] = ChatKind.DISCUSSION
     msg_id: int
     msg_id2: int
     did: int
@@ -128,6 +137,7 @@ class SessionMessage(ChatMessage):
         service_type: 0 group, 1 discussion.
         qq: the sender's QQ number (``ruin``), or None if absent.
     """
+    chat: ClassVar[ChatKind] = ChatKind.SESSION
     msg_id: int
     msg_id2: int
     from_uin: int
