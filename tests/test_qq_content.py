@@ -1,10 +1,13 @@
 """Tests of webqq.qq.content: content decode/encode, fonts, faces, splitting; no I/O."""
 import json
+import time
 
 import pytest
 
 from webqq import qq
-from webqq.qq import Content, Face, Font, Image, MalformedContent, Text, UnknownPiece
+from webqq.qq import (Content, Face, Font, Image, MalformedContent, MessageTooLong, Text,
+                      UnknownPiece, content_text, split_content)
+from webqq.qq import content as qq_content
 
 RECEIVED_FONT = ["font", {"size": 10, "color": "808080", "style": [0, 0, 0],
                           "name": "\u65B0\u5B8B\u4F53"}]
@@ -232,7 +235,6 @@ def test_split_limit_must_be_positive():
 
 
 def test_split_content_counts_a_face_as_one_and_never_cuts_it():
-    from webqq.qq import content_text, split_content
     pieces = ["ab", Face(1), "cdefg", Face(2)]
     parts = split_content(pieces, 3)
     assert parts == [["ab", Face(1)], ["cde"], ["fg", Face(2)]]
@@ -241,3 +243,91 @@ def test_split_content_counts_a_face_as_one_and_never_cuts_it():
     assert split_content([], 5) == []
     with pytest.raises(ValueError):
         split_content(["a", 7], 5)
+
+
+def test_split_content_ends_a_part_where_it_cuts_a_text():
+    # a cut at a space ends the part: the rest of the text starts the next one whole,
+    # instead of topping the part up with the next word's first letters
+    assert split_content(["hello world foo", Face(1)], 8) == [
+        ["hello "], ["world "], ["foo", Face(1)]]
+
+
+def test_split_content_moves_a_character_that_does_not_fit_to_the_next_part():
+    flag = "\U0001F1E8\U0001F1F3"
+    assert split_content(["ab", flag + "c"], 3) == [["ab"], [flag + "c"]]
+    assert split_content([Face(1), "e\u0301", Face(2)], 2) == [[Face(1)], ["e\u0301"], [Face(2)]]
+
+
+# --- the cost of splitting (issue 11 #3: one long message froze the daemon) ------------
+
+def mixed_text(length):
+    """Chat-like text of exactly ``length`` code points: words, line breaks, a flag run,
+    combining marks, CJK."""
+    unit = "word " * 40 + "\n" + "\U0001F1E8\U0001F1F3" * 30 + "e\u0301" * 20 + "你" * 50
+    return (unit * (length // len(unit) + 1))[:length]
+
+
+@pytest.fixture
+def count_checks(monkeypatch):
+    """Count the per-character checks splitting makes: its unit of work."""
+    counts = {"checks": 0}
+    for name in ("_can_break_before", "_is_extender", "_is_regional_indicator"):
+        original = getattr(qq_content, name)
+
+        def counted(*args, _original=original):
+            counts["checks"] += 1
+            return _original(*args)
+        monkeypatch.setattr(qq_content, name, counted)
+    return counts
+
+
+@pytest.mark.parametrize("make", [
+    lambda n: "a" * n,
+    lambda n: ["a" * n, Face(1)],                  # was quadratic: the rest re-split per part
+    lambda n: "\U0001F1E8" * n,                    # was quadratic: the flag run recounted
+    lambda n: [mixed_text(n), Face(1), mixed_text(n)],
+], ids=["text", "pieces", "flags", "mixed"])
+def test_splitting_work_grows_linearly_with_the_length(count_checks, make):
+    work = []
+    for n in (20_000, 200_000):
+        count_checks["checks"] = 0
+        split_content(make(n), max_parts=None)
+        work.append(count_checks["checks"])
+    assert work[1] <= 11 * work[0], work       # 10x the text, ~10x the work (not 100x)
+
+
+def test_splitting_time_grows_linearly_with_the_length():
+    """The same on the clock, as a ratio on this machine: 10x the text costs ~10x the
+    time when splitting is linear, ~100x when quadratic; 30 leaves room for noise."""
+    def best_time(value):
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            split_content(value, max_parts=None)
+            times.append(time.perf_counter() - start)
+        return min(times)
+    short, long = ([mixed_text(n), Face(1)] for n in (20_000, 200_000))
+    assert best_time(long) < 30 * best_time(short)
+
+
+def test_a_million_characters_are_refused_at_once_or_split_whole():
+    text = mixed_text(1_000_000)
+    with pytest.raises(MessageTooLong) as caught:
+        split_content(text)
+    assert (caught.value.length, caught.value.limit, caught.value.max_parts) == (
+        1_000_000, qq.MAX_TEXT_CHARS, qq.MAX_PARTS)
+    assert str(caught.value) == (
+        "the message is too long: 1000000 characters would take more than 100 messages "
+        "of at most 300 characters each")
+    assert isinstance(caught.value, ValueError)  # the API's "failed: <reason>"
+    parts = split_content(text, max_parts=None)
+    assert "".join(parts) == text and max(map(len, parts)) <= qq.MAX_TEXT_CHARS
+
+
+def test_the_cap_counts_parts_faces_included():
+    assert len(split_content("a" * 300 * qq.MAX_PARTS)) == qq.MAX_PARTS
+    with pytest.raises(MessageTooLong):
+        split_content("a" * (300 * qq.MAX_PARTS + 1))
+    assert len(split_content([Face(1)] * 10, 2, max_parts=5)) == 5
+    with pytest.raises(MessageTooLong, match="11 characters"):
+        split_content([Face(1)] * 10 + ["x"], 2, max_parts=5)

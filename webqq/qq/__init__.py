@@ -31,9 +31,9 @@ from webqq.qq.builders import (
     build_login, build_login2, build_login_page, build_logout, build_online_buddies,
     build_poll, build_send_buddy, build_send_discussion, build_send_group, build_send_session)
 from webqq.qq.content import (
-    DEFAULT_FONT, MAX_TEXT_CHARS, Content, Face, Font, Image, MalformedContent, Outgoing,
-    Piece, Text, UnknownPiece, content_text, decode_content, decode_sent_content,
-    encode_content, split_content, split_text)
+    DEFAULT_FONT, MAX_PARTS, MAX_TEXT_CHARS, Content, Face, Font, Image, MalformedContent,
+    MessageTooLong, Outgoing, Piece, Text, UnknownPiece, content_text, decode_content,
+    decode_sent_content, encode_content, split_content, split_text)
 from webqq.qq.errors import (LoginCode, LoginError, MalformedReply, ProtocolError, QQRetcode,
                              RetcodeError, UnblockRequired)
 from webqq.qq.hashes import HASH_VARIANTS, encrypt_password, friends_hash
@@ -58,7 +58,7 @@ __all__ = [
     # hashes
     "encrypt_password", "friends_hash", "HASH_VARIANTS",
     # content
-    "MAX_TEXT_CHARS", "MalformedContent", "Font",
+    "MAX_TEXT_CHARS", "MAX_PARTS", "MalformedContent", "MessageTooLong", "Font",
     "DEFAULT_FONT", "Text", "Face", "Image", "UnknownPiece", "Piece", "Content", "Outgoing",
     "decode_content", "decode_sent_content", "encode_content", "content_text", "split_text",
     "split_content",

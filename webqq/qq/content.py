@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 __all__ = [
-    "MAX_TEXT_CHARS", "MalformedContent",
+    "MAX_TEXT_CHARS", "MAX_PARTS", "MalformedContent", "MessageTooLong",
     "Font", "DEFAULT_FONT", "Text", "Face", "Image", "UnknownPiece", "Piece", "Content",
     "Outgoing", "decode_content", "decode_sent_content", "encode_content", "content_text",
     "split_text", "split_content",
@@ -33,6 +33,14 @@ __all__ = [
 # what the official clients sent, and few enough parts for a long reply.
 MAX_TEXT_CHARS = 300
 
+# The most messages one text to send may be split into. The outbox sends a part at most
+# every 0.5 s (PB's safe pace: the server silently drops sends that come faster, §6.3), so
+# 100 parts already hold the queue for most of a minute and fill the chat with about
+# 30,000 characters at the default part size: a longer text is a file to share, not a
+# message. Refused before any splitting work beyond the first 100 parts is done, so no
+# text, however long, can hold the IOLoop.
+MAX_PARTS = 100
+
 # The advert the browser client appended to every message (§4.14); PB strips it.
 _ADVERT = re.compile(r"\n?【提示：此用户正在使用Q\+ Web：http://web\d?\.qq\.com/】")
 
@@ -42,6 +50,24 @@ class MalformedContent(ValueError):
 
     The reply parsers report it as a ``MalformedReply`` of the endpoint concerned.
     """
+
+
+class MessageTooLong(ValueError):
+    """Raised when content to send would take more than ``max_parts`` messages.
+
+    Attributes:
+        length: the content's length in units (a code point of text or a face: one).
+        limit: the most units in one message.
+        max_parts: the most messages allowed.
+    """
+
+    def __init__(self, length: int, limit: int, max_parts: int):
+        super().__init__(
+            "the message is too long: %d characters would take more than %d messages of "
+            "at most %d characters each" % (length, max_parts, limit))
+        self.length = length
+        self.limit = limit
+        self.max_parts = max_parts
 
 
 def _excerpt(value: Any) -> str:
@@ -295,8 +321,14 @@ def content_text(content: Outgoing) -> str:
 
 
 # --- splitting long texts --------------------------------------------------------------
+#
+# Linear in the length of the content: each part is found by looking at most at its own
+# window of ``limit`` code points (never at the rest of the text), and the text is never
+# copied but for the parts themselves.
 
 _ZWJ = "\u200d"
+# Everything up to the last whitespace character of a window: .end() is where to cut.
+_UP_TO_LAST_SPACE = re.compile(r"(?s).*\s")
 
 
 def _is_extender(char: str) -> bool:
@@ -315,12 +347,14 @@ def _is_regional_indicator(char: str) -> bool:
     return 0x1F1E6 <= ord(char) <= 0x1F1FF
 
 
-def _can_break_before(text: str, index: int) -> bool:
-    """Whether ``text[:index]`` and ``text[index:]`` are whole characters.
+def _can_break_before(text: str, index: int, start: int) -> bool:
+    """Whether ``text[start:index]`` and ``text[index:]`` are whole characters, given
+    that ``start`` (where the current part begins) is a character boundary.
 
     An approximation of Unicode extended grapheme clusters (UAX #29) that covers what chat
     text contains: CR LF, combining marks, ZWJ emoji sequences, variation selectors,
-    skin tones, flags (pairs of regional indicators) and stray surrogate pairs.
+    skin tones, flags (pairs of regional indicators) and stray surrogate pairs. A run of
+    regional indicators is paired from ``start``, so the cost is bounded by the part.
     """
     before, after = text[index - 1], text[index]
     if before == "\r" and after == "\n":
@@ -329,10 +363,37 @@ def _can_break_before(text: str, index: int) -> bool:
         return False
     if _is_regional_indicator(before) and _is_regional_indicator(after):
         run = 0
-        while index - 1 - run >= 0 and _is_regional_indicator(text[index - 1 - run]):
+        while index - 1 - run >= start and _is_regional_indicator(text[index - 1 - run]):
             run += 1
         return run % 2 == 0
     return True
+
+
+def _cut(text: str, start: int, limit: int) -> Tuple[int, bool]:
+    """Where the part of ``text`` that begins at ``start`` ends, when more than ``limit``
+    code points remain.
+
+    After the window's last line break, else after its last whitespace, when that keeps
+    the part at least half full; otherwise at its last character boundary.
+
+    Returns:
+        ``(cut, whole)``; ``whole`` is False when a single character longer than
+        ``limit`` had to be cut between its code points (``cut`` is then the window's end).
+    """
+    end = start + limit
+    half = start + limit // 2
+    line_break = text.rfind("\n", half, end)
+    if line_break >= 0 and _can_break_before(text, line_break + 1, start):
+        return line_break + 1, True
+    space = _UP_TO_LAST_SPACE.match(text, half, end)
+    if space is not None and _can_break_before(text, space.end(), start):
+        return space.end(), True
+    cut = end
+    while cut > start + 1 and not _can_break_before(text, cut, start):
+        cut -= 1
+    if _can_break_before(text, cut, start):
+        return cut, True
+    return end, False
 
 
 def split_text(text: str, limit: int = MAX_TEXT_CHARS) -> List[str]:
@@ -342,7 +403,8 @@ def split_text(text: str, limit: int = MAX_TEXT_CHARS) -> List[str]:
     when that keeps them at least half full; otherwise at the last character boundary
     (a character with its combining marks, an emoji sequence or a flag is never cut).
     Only a single character longer than ``limit`` is cut between code points.
-    Joining the parts gives back ``text`` exactly.
+    Joining the parts gives back ``text`` exactly. Takes time linear in ``len(text)``;
+    there is no cap on the number of parts (``split_content`` has one).
 
     Args:
         text: the text to send.
@@ -354,78 +416,75 @@ def split_text(text: str, limit: int = MAX_TEXT_CHARS) -> List[str]:
     Raises:
         ValueError: ``limit`` is less than 1.
     """
-    if limit < 1:
-        raise ValueError("limit must be at least 1, got %d" % limit)
-    parts = []
-    start = 0
-    while len(text) - start > limit:
-        end = start + limit
-        cut = None
-        for separator in ("\n", None):
-            window = text[start + limit // 2:end]
-            if separator is None:
-                spaces = [i for i, char in enumerate(window) if char.isspace()]
-                found = spaces[-1] if spaces else -1
-            else:
-                found = window.rfind(separator)
-            if found >= 0:
-                candidate = start + limit // 2 + found + 1
-                if candidate < len(text) and _can_break_before(text, candidate):
-                    cut = candidate
-                    break
-        if cut is None:
-            cut = end
-            while cut > start + 1 and not _can_break_before(text, cut):
-                cut -= 1
-            if not _can_break_before(text, cut):
-                cut = end
-        parts.append(text[start:cut])
-        start = cut
-    if start < len(text):
-        parts.append(text[start:])
-    return parts
+    return split_content(text, limit, max_parts=None)
 
 
-def split_content(content: Outgoing, limit: int = MAX_TEXT_CHARS) -> List[Outgoing]:
+def split_content(content: Outgoing, limit: int = MAX_TEXT_CHARS, *,
+                  max_parts: Optional[int] = MAX_PARTS) -> List[Outgoing]:
     """Split outgoing content into messages of at most ``limit`` units each.
 
-    A text is split as ``split_text`` splits it. In a sequence of pieces a code point
-    of text counts one unit and so does a face; a text piece is cut where
-    ``split_text`` would cut it, a face never.
+    A code point of text counts one unit and so does a face. A text is cut as
+    ``split_text`` cuts it (where it is cut, its part ends), a face never; a character
+    that does not fit in what is left of a part starts the next one. Takes time linear
+    in the length of the content, and stops as soon as ``max_parts`` is exceeded.
+
+    Args:
+        content: a text, or texts and ``Face`` pieces in order.
+        limit: the most units in one message; the default is ``MAX_TEXT_CHARS``.
+        max_parts: the most messages allowed (default ``MAX_PARTS``); None: no cap.
 
     Returns:
         For a text, its parts (texts); for pieces, lists of pieces. Empty content
-        gives an empty list.
+        gives an empty list. Joining the parts gives back the content.
 
     Raises:
+        MessageTooLong: the content needs more than ``max_parts`` messages.
         ValueError: ``limit`` is less than 1, or a piece is neither text nor a ``Face``.
     """
-    if isinstance(content, str):
-        return list(split_text(content, limit))
     if limit < 1:
         raise ValueError("limit must be at least 1, got %d" % limit)
-    parts: List[Outgoing] = []
+    pieces = [content] if isinstance(content, str) else content
+    parts: List[List[Union[str, Face]]] = []
     current: List[Union[str, Face]] = []
     size = 0
-    for piece in content:
-        if not isinstance(piece, (str, Face)):
-            raise ValueError("a piece to send is a str or a Face, not %r" % (piece,))
-        if size == limit:
-            parts.append(current)
-            current, size = [], 0
+
+    def end_part() -> None:
+        nonlocal current, size
+        parts.append(current)
+        current, size = [], 0
+        if max_parts is not None and len(parts) > max_parts:
+            raise MessageTooLong(_units(pieces), limit, max_parts)
+
+    for piece in pieces:
         if isinstance(piece, Face):
+            if size == limit:
+                end_part()
             current.append(piece)
             size += 1
             continue
-        text = piece
-        while text:
+        if not isinstance(piece, str):
+            raise ValueError("a piece to send is a str or a Face, not %r" % (piece,))
+        start = 0
+        while len(piece) - start > limit - size:
             if size == limit:
-                parts.append(current)
-                current, size = [], 0
-            head = text if len(text) <= limit - size else split_text(text, limit - size)[0]
-            current.append(head)
-            size += len(head)
-            text = text[len(head):]
+                end_part()
+                continue
+            cut, whole = _cut(piece, start, limit - size)
+            if not whole and current:       # the character fits a part of its own
+                end_part()
+                continue
+            current.append(piece[start:cut])
+            start = cut
+            end_part()
+        if start < len(piece):
+            current.append(piece[start:])
+            size += len(piece) - start
     if current:
-        parts.append(current)
+        end_part()
+    if isinstance(content, str):
+        return ["".join(part) for part in parts]
     return parts
+
+
+def _units(pieces: Sequence[Union[str, Face]]) -> int:
+    return sum(len(piece) if isinstance(piece, str) else 1 for piece in pieces)
