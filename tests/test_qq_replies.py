@@ -540,10 +540,10 @@ def test_parse_poll_group_web_tips_av_and_unknown():
 
 
 def test_parse_poll_accepts_raw_utf8_and_64_bit_ids():
-    item = ('{"poll_type":"message","value":{"msg_id":1,"from_uin":18446744073709551615,'
+    item = ('{"poll_type":"message","value":{"msg_id":1,"from_uin":9223372036854775807,'
             '"msg_id2":2,"content":["\\u4F60\\u597d 世界"]}}')
     (event,) = poll_events([item])
-    assert (event.from_uin, event.text, event.time) == (2 ** 64 - 1, "你好 世界", None)
+    assert (event.from_uin, event.text, event.time) == (2 ** 63 - 1, "你好 世界", None)
 
 
 def test_parse_poll_empty_result():
@@ -605,6 +605,24 @@ def test_parse_poll_other_retcodes_are_errors(retcode):
      '"content":[["face","smile"]]}}', "malformed face piece"),
     ('{"poll_type":"buddylist_change","value":{"added_friends":[{"groupid":0}]}}',
      "missing key 'uin' in result[0].value.added_friends[0]"),
+    # ids the message store (SQLite, signed 64-bit) and OneBot (int64) could not hold
+    ('{"poll_type":"message","value":{"msg_id":1,"msg_id2":2,"from_uin":1180591620717411303424,'
+     '"content":[]}}', "result[0].value.from_uin is not a 64-bit integer"),
+    ('{"poll_type":"message","value":{"msg_id":1,"msg_id2":2,"from_uin":9223372036854775808,'
+     '"content":[]}}', "result[0].value.from_uin is not a 64-bit integer"),
+    ('{"poll_type":"message","value":{"msg_id":-1,"msg_id2":2,"from_uin":3,"content":[]}}',
+     "result[0].value.msg_id is not an id (an integer in 0..2**63-1)"),
+    ('{"poll_type":"message","value":{"msg_id":"123456789012345678901234567890",'
+     '"msg_id2":2,"from_uin":3,"content":[]}}', "result[0].value.msg_id is not a 64-bit"),
+    ('{"poll_type":"message","value":{"msg_id":1,"msg_id2":true,"from_uin":3,"content":[]}}',
+     "result[0].value.msg_id2 is not an integer"),
+    ('{"poll_type":"group_message","value":{"msg_id":1,"msg_id2":2,"from_uin":3,'
+     '"group_code":4,"send_uin":36893488147419103232,"content":[]}}',
+     "result[0].value.send_uin is not a 64-bit integer"),
+    ('{"poll_type":"message","value":{"msg_id":1,"msg_id2":2,"from_uin":3,'
+     '"time":1e400,"content":[]}}', "result[0].value.time is not an integer"),
+    ('{"poll_type":"sys_g_msg","value":{"msg_id":1,"type":"group_join","from_uin":3,'
+     '"gcode":4,"new_member":-5}}', "result[0].value.new_member is not an id"),
 ])
 def test_parse_poll_malformed_items_do_not_cost_the_others(item, problem):
     good = ('{"poll_type":"message","value":{"msg_id":1,"msg_id2":2,"from_uin":3,'
@@ -614,6 +632,80 @@ def test_parse_poll_malformed_items_do_not_cost_the_others(item, problem):
     kept, bad = result.events   # arrival order is the reverse of the list
     assert isinstance(bad, qq.MalformedEvent) and problem in bad.problem
     assert isinstance(kept, qq.BuddyMessage) and kept.content.text == "hi"
+
+
+def test_parse_poll_accepts_ids_up_to_2_63_and_digit_strings():
+    item = ('{"poll_type":"group_message","value":{"msg_id":"0","msg_id2":9223372036854775807,'
+            '"from_uin":9223372036854775807,"group_code":"9223372036854775807","send_uin":0,'
+            '"content":[]}}')
+    (event,) = poll_events([item])
+    assert (event.msg_id, event.msg_id2, event.gid, event.code, event.send_uin) == (
+        0, 2 ** 63 - 1, 2 ** 63 - 1, 2 ** 63 - 1, 0)
+
+
+def storable_values(value):
+    """Every str and int inside an event, a result or the raw JSON they keep."""
+    if dataclasses.is_dataclass(value):
+        value = [getattr(value, f.name) for f in dataclasses.fields(value)]
+    if isinstance(value, dict):
+        value = list(value.items())
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            yield from storable_values(item)
+    elif isinstance(value, (str, int)):
+        yield value
+
+
+def assert_storable(value):
+    """What the message store does with a received message: SQLite takes it."""
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (v)")
+    for item in storable_values(value):
+        db.execute("INSERT INTO t VALUES (?)", (item,))   # raises on "\ud800" or 2**70
+    db.close()
+
+
+# A body as the server sends it: JSON escapes a lone surrogate may hide in.
+SURROGATE_POLL = (
+    b'{"retcode":0,"result":[{"poll_type":"message","value":{"msg_id":1,"msg_id2":2,'
+    b'"from_uin":3,"time":4,"content":[["font",{"size":10,"color":"000000","style":[0,0,0],'
+    b'"name":"\\ud800Arial"}],"lone \\ud800 high, lone \\uDC00 low, pair \\ud83d\\ude00, '
+    b'backslash \\\\ud800, reversed \\ude00\\ud83d"]}},'
+    b'{"poll_type":"brand_new","value":{"\\ud800key":["\\udfff"]}},'
+    b'{"poll_type":"kick_message","value":{"msg_id":5,"reason":"\\udbff bye"}}]}')
+
+
+def test_parse_poll_makes_lone_surrogates_storable():
+    kick, unknown, message = qq.parse_poll(SURROGATE_POLL).events
+    assert message.text == ("lone \ufffd high, lone \ufffd low, pair \U0001F600, "
+                            "backslash \\ud800, reversed \ufffd\ufffd")
+    assert message.content.font.name == "\ufffdArial"
+    assert message.content.raw[1] == message.text          # the raw array kept is clean too
+    assert unknown.value == {"\ufffdkey": ["\ufffd"]}
+    assert kick.reason == "\ufffd bye"
+    for event in (kick, unknown, message):
+        assert_storable(event)
+
+
+def test_parse_poll_without_surrogates_is_untouched():
+    (event,) = poll_events(POLL_ITEMS[0:1])
+    assert event.content.raw[1:] == ["123", ["face", 1], "2343", ["face", 3], " "]
+
+
+def test_other_replies_make_lone_surrogates_storable_too():
+    friends = qq.parse_friends(
+        b'{"retcode":0,"result":{"friends":[{"uin":1,"categories":0}],'
+        b'"info":[{"uin":1,"nick":"a\\ud800b","face":0}],"marknames":[]}}')
+    assert friends.friends[0].nick == "a\ufffdb"
+    login = qq.parse_login(b"ptuiCB('0','0','http://www.qq.com','0','ok','\\ud800\\ud83d\\ude00');")
+    assert login.nick == "\ufffd\U0001F600"
+    assert_storable(friends)
+    assert_storable(login)
+
+
+def test_every_documented_poll_item_is_storable():
+    for event in poll_events(POLL_ITEMS):
+        assert_storable(event)
 
 
 def test_events_are_frozen_values():

@@ -77,14 +77,14 @@ def parse_friends(body: bytes) -> FriendList:
         MalformedReply: no ``friends`` array, or an entry without an integer ``uin``.
     """
     result = result_fields(body, "get_user_friends2")
-    info = {item.number("uin"): item for item in result.objects("info", [])}
-    marknames = {item.number("uin"): item.string("markname")
+    info = {item.id("uin"): item for item in result.objects("info", [])}
+    marknames = {item.id("uin"): item.string("markname")
                  for item in result.objects("marknames", [])}
-    vip_levels = {item.number("u"): item.number("vip_level", 0)
+    vip_levels = {item.id("u"): item.number("vip_level", 0)
                   for item in result.objects("vipinfo", [])}
     friends = []
     for member in result.objects("friends"):
-        uin = member.number("uin")
+        uin = member.id("uin")
         details = info.get(uin)
         friends.append(FriendEntry(
             uin=uin, nick=details.string("nick", "") if details else "",
@@ -139,14 +139,14 @@ def parse_groups(body: bytes) -> GroupList:
         MalformedReply: an entry without integer ``gid``/``code`` or a string ``name``.
     """
     result = result_fields(body, "get_group_name_list_mask2")
-    masks = {item.number("gid"): item.number("mask", 0)
+    masks = {item.id("gid"): item.number("mask", 0)
              for item in result.objects("gmasklist", [])}
-    marknames = {item.number("uin"): item.string("markname")
+    marknames = {item.id("uin"): item.string("markname")
                  for item in result.objects("gmarklist", [])}
     groups = []
     for item in result.objects("gnamelist", []):
-        gid = item.number("gid")
-        groups.append(GroupEntry(gid=gid, code=item.number("code"), name=item.string("name"),
+        gid = item.id("gid")
+        groups.append(GroupEntry(gid=gid, code=item.id("code"), name=item.string("name"),
                             markname=marknames.get(gid), mask=masks.get(gid, 0)))
     return GroupList(tuple(groups))
 
@@ -224,12 +224,12 @@ def parse_group_info(body: bytes) -> GroupInfo:
     """
     result = result_fields(body, "get_group_info_ext2")
     ginfo = result.object("ginfo")
-    minfo = {item.number("uin"): item for item in result.objects("minfo", [])}
-    cards = {item.number("muin"): item.string("card") for item in result.objects("cards", [])}
-    stats = {item.number("uin"): item for item in result.objects("stats", [])}
+    minfo = {item.id("uin"): item for item in result.objects("minfo", [])}
+    cards = {item.id("muin"): item.string("card") for item in result.objects("cards", [])}
+    stats = {item.id("uin"): item for item in result.objects("stats", [])}
     members = []
     for item in ginfo.objects("members", []):
-        uin = item.number("muin")
+        uin = item.id("muin")
         details, stat = minfo.get(uin), stats.get(uin)
         members.append(GroupMember(
             uin=uin, nick=details.string("nick", "") if details else "",
@@ -237,8 +237,8 @@ def parse_group_info(body: bytes) -> GroupInfo:
             status=_STATS.get(stat.number("stat", 10), "online") if stat else "offline",
             client_type=stat.number("client_type", None) if stat else None,
             gender=details.string("gender", "unknown") if details else "unknown"))
-    return GroupInfo(gid=ginfo.number("gid"), code=ginfo.number("code"),
-                     name=ginfo.string("name"), owner_uin=ginfo.number("owner"),
+    return GroupInfo(gid=ginfo.id("gid"), code=ginfo.id("code"),
+                     name=ginfo.string("name"), owner_uin=ginfo.id("owner"),
                      memo=ginfo.string("memo", ""), fingermemo=ginfo.string("fingermemo", ""),
                      createtime=ginfo.number("createtime", None), members=tuple(members))
 
@@ -271,11 +271,11 @@ def parse_discussions(body: bytes) -> DiscussionList:
         MalformedReply: an entry without an integer ``did`` or a string ``name``.
     """
     result = result_fields(body, "get_discus_list")
-    masks = {item.number("did"): item.number("mask", 0)
+    masks = {item.id("did"): item.number("mask", 0)
              for item in result.objects("dmasklist", [])}
     return DiscussionList(tuple(
-        DiscussionEntry(did=item.number("did"), name=item.string("name"),
-                        mask=masks.get(item.number("did"), 0))
+        DiscussionEntry(did=item.id("did"), name=item.string("name"),
+                        mask=masks.get(item.id("did"), 0))
         for item in result.objects("dnamelist", [])))
 
 
@@ -319,19 +319,19 @@ def parse_discussion_info(body: bytes) -> DiscussionInfo:
     """
     result = result_fields(body, "get_discu_info")
     info = result.object("info")
-    nicks = {item.number("uin"): item.string("nick", "")
+    nicks = {item.id("uin"): item.string("nick", "")
              for item in result.objects("mem_info", [])}
-    statuses = {item.number("uin"): item for item in result.objects("mem_status", [])}
+    statuses = {item.id("uin"): item for item in result.objects("mem_status", [])}
     members = []
     for item in info.objects("mem_list", []):
-        uin = item.number("mem_uin")
+        uin = item.id("mem_uin")
         status = statuses.get(uin)
         members.append(DiscussionMember(
-            uin=uin, qq=item.number("ruin", None), nick=nicks.get(uin, ""),
+            uin=uin, qq=item.id("ruin", None), nick=nicks.get(uin, ""),
             status=status.string("status", "online") if status else "offline",
             client_type=status.number("client_type", None) if status else None))
-    return DiscussionInfo(did=info.number("did"), name=info.string("discu_name"),
-                          owner_uin=info.number("discu_owner"), members=tuple(members))
+    return DiscussionInfo(did=info.id("did"), name=info.string("discu_name"),
+                          owner_uin=info.id("discu_owner"), members=tuple(members))
 
 
 @dataclass(frozen=True)
@@ -357,7 +357,7 @@ def parse_friend_uin(body: bytes) -> QQLookup:
         MalformedReply: ``uin`` or ``account`` missing or not integers.
     """
     result = result_fields(body, "get_friend_uin2")
-    return QQLookup(uin=result.number("uin"), qq=result.number("account"))
+    return QQLookup(uin=result.id("uin"), qq=result.id("account"))
 
 
 @dataclass(frozen=True)
@@ -388,6 +388,6 @@ def parse_online_buddies(body: bytes) -> Tuple[OnlineBuddy, ...]:
     buddies = []
     for i, item in enumerate(result):
         fields = ReplyFields(endpoint, item, "result[%d]" % i)
-        buddies.append(OnlineBuddy(fields.number("uin"), fields.string("status"),
+        buddies.append(OnlineBuddy(fields.id("uin"), fields.string("status"),
                                    fields.number("client_type", None)))
     return tuple(buddies)

@@ -185,7 +185,7 @@ def parse_login2(body: bytes) -> Login2Result:
         MalformedReply: ``uin``, ``vfwebqq`` or ``psessionid`` missing or mistyped.
     """
     result = result_fields(body, "login2")
-    return Login2Result(qq=result.number("uin"), vfwebqq=result.token("vfwebqq"),
+    return Login2Result(qq=result.id("uin"), vfwebqq=result.token("vfwebqq"),
                         psessionid=result.token("psessionid"),
                         status=result.string("status", ""), cip=result.number("cip", None),
                         index=result.number("index", None), port=result.number("port", None))

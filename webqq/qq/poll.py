@@ -10,6 +10,7 @@ exception.
 
 Ids: a ``uin`` is a per-session number for a user (``from_uin``, ``send_uin``); ``gid``,
 ``code``, ``did`` identify groups and discussions; a ``qq`` is a real account number.
+Every id is an integer in ``0..reply.MAX_ID`` and every text storable (see ``reply``).
 """
 from __future__ import annotations
 
@@ -335,63 +336,63 @@ class PollResult:
 
 def _buddy_message(v: ReplyFields) -> PollEvent:
     return BuddyMessage(
-        msg_id=v.number("msg_id"), msg_id2=v.number("msg_id2"), from_uin=v.number("from_uin"),
+        msg_id=v.id("msg_id"), msg_id2=v.id("msg_id2"), from_uin=v.id("from_uin"),
         time=v.number("time", None), content=v.content())
 
 
 def _group_message(v: ReplyFields) -> PollEvent:
     return GroupMessage(
-        msg_id=v.number("msg_id"), msg_id2=v.number("msg_id2"), gid=v.number("from_uin"),
-        code=v.number("group_code"), send_uin=v.number("send_uin"),
-        seq=v.number("seq", None), group_number=v.number("info_seq", None),
+        msg_id=v.id("msg_id"), msg_id2=v.id("msg_id2"), gid=v.id("from_uin"),
+        code=v.id("group_code"), send_uin=v.id("send_uin"),
+        seq=v.number("seq", None), group_number=v.id("info_seq", None),
         time=v.number("time", None), content=v.content())
 
 
 def _discussion_message(v: ReplyFields) -> PollEvent:
     return DiscussionMessage(
-        msg_id=v.number("msg_id"), msg_id2=v.number("msg_id2"), did=v.number("did"),
-        send_uin=v.number("send_uin"), seq=v.number("seq", None), time=v.number("time", None),
+        msg_id=v.id("msg_id"), msg_id2=v.id("msg_id2"), did=v.id("did"),
+        send_uin=v.id("send_uin"), seq=v.number("seq", None), time=v.number("time", None),
         content=v.content())
 
 
 def _session_message(v: ReplyFields) -> PollEvent:
     return SessionMessage(
-        msg_id=v.number("msg_id"), msg_id2=v.number("msg_id2"), from_uin=v.number("from_uin"),
-        via_id=v.number("id"), service_type=v.number("service_type", 0),
-        qq=v.number("ruin", None), time=v.number("time", None), content=v.content())
+        msg_id=v.id("msg_id"), msg_id2=v.id("msg_id2"), from_uin=v.id("from_uin"),
+        via_id=v.id("id"), service_type=v.number("service_type", 0),
+        qq=v.id("ruin", None), time=v.number("time", None), content=v.content())
 
 
 def _kick(v: ReplyFields) -> PollEvent:
     shown = v.number("show_reason", 1)
-    return Kick(msg_id=v.number("msg_id", 0),
+    return Kick(msg_id=v.id("msg_id", 0),
                          reason=v.string("reason", "") if shown else "")
 
 
 def _status_change(v: ReplyFields) -> PollEvent:
-    return StatusChange(uin=v.number("uin"), status=v.string("status"),
+    return StatusChange(uin=v.id("uin"), status=v.string("status"),
                         client_type=v.number("client_type", None))
 
 
 def _input_notify(v: ReplyFields) -> PollEvent:
-    return InputNotify(msg_id=v.number("msg_id"), msg_id2=v.number("msg_id2"),
-                       from_uin=v.number("from_uin"))
+    return InputNotify(msg_id=v.id("msg_id"), msg_id2=v.id("msg_id2"),
+                       from_uin=v.id("from_uin"))
 
 
 def _shake(v: ReplyFields) -> PollEvent:
-    return Shake(msg_id=v.number("msg_id"), msg_id2=v.number("msg_id2"),
-                 from_uin=v.number("from_uin"))
+    return Shake(msg_id=v.id("msg_id"), msg_id2=v.id("msg_id2"),
+                 from_uin=v.id("from_uin"))
 
 
 def _system_message(v: ReplyFields) -> PollEvent:
     kind = v.string("type")
     if kind == "verify_required":
-        return FriendRequest(seq=v.number("seq"), from_uin=v.number("from_uin"),
-                             qq=v.number("account"), message=v.string("msg", ""))
+        return FriendRequest(seq=v.number("seq"), from_uin=v.id("from_uin"),
+                             qq=v.id("account"), message=v.string("msg", ""))
     if kind == "added_buddy_sig":
-        return FriendAdded(seq=v.number("seq"), from_uin=v.number("from_uin"),
-                           qq=v.number("account", None))
+        return FriendAdded(seq=v.number("seq"), from_uin=v.id("from_uin"),
+                           qq=v.id("account", None))
     if kind in ("verify_pass", "verify_pass_add"):
-        return FriendRequestAccepted(seq=v.number("seq"), from_uin=v.number("from_uin"),
+        return FriendRequestAccepted(seq=v.number("seq"), from_uin=v.id("from_uin"),
                                      category=v.number("group_id", None))
     return UnknownEvent("system_message", v.value)
 
@@ -403,50 +404,50 @@ _GROUP_EVENT_MEMBER_KEYS = ("new_member", "old_member", "request_uin", "owner_ui
 def _group_system_event(v: ReplyFields) -> PollEvent:
     member = None
     for key in _GROUP_EVENT_MEMBER_KEYS:
-        member = v.number(key, None)
+        member = v.id(key, None)
         if member is not None:
             break
     return GroupSystemEvent(
-        msg_id=v.number("msg_id"), kind=v.string("type"), gid=v.number("from_uin"),
-        code=v.number("gcode"), group_number=v.number("t_gcode", None), member_uin=member,
-        admin_uin=v.number("admin_uin", None), op_type=v.number("op_type", None),
+        msg_id=v.id("msg_id"), kind=v.string("type"), gid=v.id("from_uin"),
+        code=v.id("gcode"), group_number=v.id("t_gcode", None), member_uin=member,
+        admin_uin=v.id("admin_uin", None), op_type=v.number("op_type", None),
         message=v.string("msg", ""))
 
 
 def _buddylist_change(v: ReplyFields) -> PollEvent:
-    added = tuple((item.number("uin"), item.number("groupid", 0))
+    added = tuple((item.id("uin"), item.number("groupid", 0))
                   for item in v.objects("added_friends", []))
-    removed = tuple(item.number("uin") for item in v.objects("removed_friends", []))
+    removed = tuple(item.id("uin") for item in v.objects("removed_friends", []))
     return BuddyListChange(added=added, removed=removed)
 
 
 def _file_event(kind: str) -> Callable[[ReplyFields], PollEvent]:
     def parse(v: ReplyFields) -> PollEvent:
         name = v.string("name", None)
-        session_id = v.number("session_id", None)
+        session_id = v.id("session_id", None)
         return FileEvent(
-            kind=kind, from_uin=v.number("from_uin", None),
+            kind=kind, from_uin=v.id("from_uin", None),
             name=name if name is not None else v.string("filename", None),
             mode=v.string("mode", None),
-            session_id=session_id if session_id is not None else v.number("lc_id", None),
+            session_id=session_id if session_id is not None else v.id("lc_id", None),
             value=v.value)
     return parse
 
 
 def _group_web_message(v: ReplyFields) -> PollEvent:
     return GroupWebMessage(
-        msg_id=v.number("msg_id"), gid=v.number("from_uin"), code=v.number("group_code"),
-        send_uin=v.number("send_uin"), xml=v.string("xml"))
+        msg_id=v.id("msg_id"), gid=v.id("from_uin"), code=v.id("group_code"),
+        send_uin=v.id("send_uin"), xml=v.string("xml"))
 
 
 def _tips(v: ReplyFields) -> PollEvent:
     content = v.value.get("content")
-    return Tips(from_uin=v.number("from_uin", None),
+    return Tips(from_uin=v.id("from_uin", None),
                 text=content if isinstance(content, str) else "", value=v.value)
 
 
 def _av_request(v: ReplyFields) -> PollEvent:
-    return AvRequest(from_uin=v.number("from_uin", None), value=v.value)
+    return AvRequest(from_uin=v.id("from_uin", None), value=v.value)
 
 
 _POLL_ITEMS: Dict[str, Callable[[ReplyFields], PollEvent]] = {

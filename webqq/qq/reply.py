@@ -1,8 +1,14 @@
 """The reading every parser shares: a reply's JSON envelope, its typed fields, JS callbacks.
 
 reply: no I/O, and never ``eval``: JSON is read with :mod:`json`, the ``ptui_checkVC`` and
-``ptuiCB`` callbacks are tokenized strictly. Every failure is a ``MalformedReply`` naming
-the endpoint and the path of the key (``result.ginfo.code``), or a ``RetcodeError``.
+``ptuiCB`` callbacks are tokenized strictly. What it guarantees to the parsers above it:
+
+* every failure is a ``MalformedReply`` naming the endpoint and the path of the key
+  (``result.ginfo.code``), or a ``RetcodeError``;
+* every string is storable: a lone UTF-16 surrogate, which a JSON ``\\ud800`` escape or a
+  JS ``\\ud800`` can carry but UTF-8 (and so SQLite, a log file or a webhook body) cannot,
+  becomes U+FFFD; a proper surrogate pair stays the character it encodes;
+* every integer fits a signed 64-bit field, and every id is in ``0..MAX_ID``.
 
 The parsers themselves live in ``login_replies``, ``list_replies``, ``poll`` and ``acks``.
 """
@@ -13,8 +19,61 @@ from typing import Any, Dict, List
 from webqq.qq import content as qq_content
 from webqq.qq.errors import MalformedReply, RetcodeError
 
-__all__ = ["text_of", "load_reply", "result_of", "result_fields",
+__all__ = ["MAX_ID", "storable", "text_of", "load_reply", "result_of", "result_fields",
            "errmsg_of", "json_excerpt", "ReplyFields", "js_call", "js_unescape"]
+
+#: The largest id (uin, gid, code, did, msg_id, QQ number) a reply may carry. The 2013
+#: server's ids fit in 32 bits unsigned (uins like 2440652742, msg_id2 up to ten digits),
+#: and the protocol's own advice is to hold them in 64-bit integers; what reads them after
+#: us (the message store's SQLite INTEGER, OneBot's int64 ids) holds nothing larger than
+#: a signed 64-bit value. A negative id never occurred. An id outside 0..MAX_ID is a
+#: broken reply, refused here rather than failing later where it is stored.
+MAX_ID = 2 ** 63 - 1
+_INT64_MIN, _INT64_MAX = -2 ** 63, 2 ** 63 - 1
+
+# A lone surrogate can only come from an escape (the body is decoded strictly as UTF-8,
+# which has no surrogates): this finds the escapes that might make one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD and every surrogate pair
+    joined into the character it encodes; other text is returned unchanged."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def _make_storable(value: Any) -> Any:
+    """The parsed JSON ``value`` with ``storable`` applied to every string, keys too.
+
+    Lists and objects are changed in place, walked with an explicit stack: a reply as
+    deeply nested as ``json`` accepts does not exhaust the recursion limit here.
+    """
+    if isinstance(value, str):
+        return storable(value)
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                if isinstance(item, str):
+                    node[i] = storable(item)
+                elif isinstance(item, (list, dict)):
+                    stack.append(item)
+        elif isinstance(node, dict):
+            for key in list(node):
+                item = node[key]
+                if isinstance(item, str):
+                    item = node[key] = storable(item)
+                elif isinstance(item, (list, dict)):
+                    stack.append(item)
+                fixed = storable(key)
+                if fixed != key:
+                    del node[key]
+                    node[fixed] = item
+    return value
 
 
 def json_excerpt(value: Any) -> str:
@@ -36,7 +95,8 @@ def text_of(body: bytes, endpoint: str) -> str:
 
 
 def load_reply(body: bytes, endpoint: str) -> Dict[str, Any]:
-    """The JSON envelope ``{"retcode": N, ...}`` of a reply, whatever its retcode."""
+    """The JSON envelope ``{"retcode": N, ...}`` of a reply, whatever its retcode, with
+    every string made ``storable``."""
     text = text_of(body, endpoint)
     try:
         reply = json.loads(text)
@@ -47,6 +107,8 @@ def load_reply(body: bytes, endpoint: str) -> Dict[str, Any]:
         raise MalformedReply(endpoint, "JSON nested too deeply", text) from None
     except ValueError as exc:  # an integer longer than sys.get_int_max_str_digits()
         raise MalformedReply(endpoint, "unreadable JSON (%s)" % exc, text) from None
+    if _SURROGATE_ESCAPE.search(text):
+        reply = _make_storable(reply)
     if not isinstance(reply, dict) or type(reply.get("retcode")) is not int:
         raise MalformedReply(endpoint, "no integer retcode", text)
     return reply
@@ -103,15 +165,25 @@ class ReplyFields:
                              json_excerpt(self.value[key]))
 
     def number(self, key: str, default: Any = _REQUIRED) -> Any:
-        """An integer; digit strings count (§7.20); an optional "" counts as absent."""
+        """A signed 64-bit integer; digit strings count (§7.20); an optional "" counts
+        as absent; a bool is not a number."""
         value = self.value.get(key)
         if value is None or (value == "" and default is not _REQUIRED):
             return self._absent(key, default)
-        if type(value) is int:
-            return value
         if isinstance(value, str) and _INTEGER.fullmatch(value):
-            return int(value)
-        return self._wrong(key, "an integer")
+            value = int(value) if len(value) <= 20 else _INT64_MAX + 1
+        if type(value) is not int:
+            return self._wrong(key, "an integer")
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            return self._wrong(key, "a 64-bit integer")
+        return value
+
+    def id(self, key: str, default: Any = _REQUIRED) -> Any:
+        """An id: a ``number`` in ``0..MAX_ID`` (``default``: None or an id)."""
+        value = self.number(key, default)
+        if type(value) is int and not 0 <= value <= MAX_ID:
+            return self._wrong(key, "an id (an integer in 0..2**63-1)")
+        return value
 
     def string(self, key: str, default: Any = _REQUIRED) -> Any:
         value = self.value.get(key)
@@ -198,10 +270,10 @@ def js_call(body: bytes, endpoint: str, name: str, arity: int) -> List[str]:
 
 
 def js_unescape(text: str) -> str:
-    """A JS string literal's content with its escapes resolved."""
+    """A JS string literal's content with its escapes resolved, made ``storable``."""
     def replace(match):
         escape = match.group(1)
         if escape[0] in "xu" and len(escape) > 1:
             return chr(int(escape[1:], 16))
         return _JS_SIMPLE_ESCAPES.get(escape, escape)
-    return _JS_ESCAPE.sub(replace, text)
+    return storable(_JS_ESCAPE.sub(replace, text))
