@@ -62,7 +62,7 @@ class LoginCode(enum.IntEnum):
     COOKIES_MISSING = 24            # no ptvfsession/verifysession: check first
 
 
-def named_retcode(retcode: int) -> Union[QQRetcode, int]:
+def _named_retcode(retcode: int) -> Union[QQRetcode, int]:
     """``retcode`` as its ``QQRetcode`` member, or unchanged when it has none."""
     try:
         return QQRetcode(retcode)
@@ -106,7 +106,7 @@ class RetcodeError(ProtocolError):
     """
 
     def __init__(self, endpoint: str, retcode: int, errmsg: str = ""):
-        self.retcode = named_retcode(retcode)
+        self.retcode = _named_retcode(retcode)
         self.errmsg = errmsg
         name = self.retcode.name if isinstance(self.retcode, QQRetcode) else "unnamed"
         super().__init__(endpoint, "retcode %d (%s)%s" % (
