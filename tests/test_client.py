@@ -504,7 +504,7 @@ async def test_friend_list_finds_the_hash_variant_the_server_wants(io_loop, tmp_
 async def test_era_b_login_with_login_sig_and_check_sig(io_loop, tmp_path):
     from client_helpers import World
 
-    from webqq.qq.protocol import Era
+    from webqq.qq import Era
     from webqq.simulator.world import DEFAULT_WORLD_FILE
     with open(DEFAULT_WORLD_FILE) as source:
         description = json.load(source)

@@ -14,14 +14,14 @@ from webqq.client.session import (SavedSession, cookies_from_data, cookies_to_da
                                   load_session, save_session, set_cookie)
 from webqq.examples import echo
 from webqq.http_stream import HTTPStream
-from webqq.qq import messages
+from webqq.qq import BuddyMessage, decode_content
 
 
 def _buddy(msg_id, text):
-    content = messages.decode_content([["font", {"name": "x", "size": 10, "style": [0, 0, 0],
-                                                 "color": "000000"}], text])
-    return messages.BuddyMessage(msg_id=msg_id, msg_id2=5, from_uin=77, time=None,
-                                 content=content)
+    content = decode_content([["font", {"name": "x", "size": 10, "style": [0, 0, 0],
+                                        "color": "000000"}], text])
+    return BuddyMessage(msg_id=msg_id, msg_id2=5, from_uin=77, time=None,
+                        content=content)
 
 
 @pytest.mark.gen_test

@@ -20,7 +20,7 @@ The modules, from the one that drives to the values it hands out::
 
 A message, from the poll answer to a plugin's reply::
 
-    WebQQClient._on_poll      a poll2 readback: protocol.parse_poll -> PollResult.events
+    WebQQClient._on_poll      a poll2 readback: parse_poll -> PollResult.events
     WebQQClient._dispatch     Receiver.receive -> MessageReceived(chat, message, text,
                               sender, group, discussion), or None for a repeat
     WebQQClient._emit         every listener: the daemon (its plugins.Dispatcher runs
@@ -30,7 +30,7 @@ A message, from the poll answer to a plugin's reply::
     Transmitter._put          split into parts -> SendQueue.put -> an OutgoingMessage
     SendQueue._pump           its turn: in order, paced, only while ONLINE
     Transmitter._transmit     the target resolved in the contacts [session signature]
-    Transmitter._send_part    msg_id + 1, Transmitting event, protocol.build_send_* ->
+    Transmitter._send_part    msg_id + 1, Transmitting event, build_send_* ->
                               HTTPStream.add_request
     Transmitter._on_sent      SENT / FAILED / AMBIGUOUS / NOT_SENT (sent again later)
     SendQueue._finish         status set, OutgoingMessage.done resolved, SendFinished

@@ -1,8 +1,8 @@
 """WebQQClient: log in, stay online, receive and send messages.
 
 client: drives the WebQQ session. It never opens a socket and never parses bytes: every
-request is built by ``webqq.qq.protocol`` and sent through an ``HTTPStream``; every
-reply is read by a ``webqq.qq.protocol`` parser. Every delay is an ``IOLoop.call_later``;
+request is built by ``webqq.qq`` and sent through an ``HTTPStream``; every
+reply is read by a ``webqq.qq`` parser. Every delay is an ``IOLoop.call_later``;
 no threads, no sleeps. It never logs the password or a token (skey, ptwebqq, vfwebqq, psessionid).
 
 Its parts, each in its own module, report back through callables and never change the
@@ -86,9 +86,10 @@ from webqq.client.session import (cookie_value, delete_session, load_session, sa
 from webqq.http.errors import HTTPStreamError
 from webqq.http.retry import backoff_delay
 from webqq.http.stream import HTTPStream, Response, RetryPolicy
-from webqq.qq import messages as msgs
-from webqq.qq import protocol
-from webqq.qq.protocol import Era, LoginCode, PollOutcome, ProtocolError, Retcode, RetcodeError
+from webqq.qq import (BuddyListChange, Era, GroupSystemEvent, Kick, LoginCode, LoginError,
+                      MAX_TEXT_CHARS, Outgoing, PollEvent, PollOutcome, ProtocolError,
+                      QQRetcode, RetcodeError, UnblockRequired, build_heartbeat,
+                      build_logout, build_poll, parse_heartbeat, parse_logout, parse_poll)
 
 __all__ = [
     "WebQQClient", "State", "ClientEvent", "StateChanged", "CaptchaRequired",
@@ -129,7 +130,7 @@ _MOVES = {
 _FINAL_LOGIN_CODES = {LoginCode.WRONG_PASSWORD, LoginCode.ACCOUNT_EXPIRED,
                       LoginCode.INVALID_ACCOUNT, LoginCode.ACCOUNT_FROZEN}
 # login2 retcodes that mean "not this account, not now": stop (§5).
-_FINAL_LOGIN2_CODES = {Retcode.NOT_WHITELISTED, Retcode.BLACKLISTED}
+_FINAL_LOGIN2_CODES = {QQRetcode.NOT_WHITELISTED, QQRetcode.BLACKLISTED}
 # Consecutive unknown poll retcodes (e.g. 114) before logging in again (§5, MJ).
 _UNKNOWN_POLL_CODES_BEFORE_RELOGIN = 3
 
@@ -173,7 +174,7 @@ class WebQQClient:
                  poll_hold: float = 60.0, stall_after: Optional[float] = None,
                  heartbeat_interval: float = 60.0, contacts_refresh: float = 3600.0,
                  send_interval: float = 0.5, send_ttl: float = 300.0,
-                 max_text: int = msgs.MAX_TEXT_CHARS, backoff: float = 1.0,
+                 max_text: int = MAX_TEXT_CHARS, backoff: float = 1.0,
                  backoff_max: float = 300.0, jitter: float = 0.5,
                  poll_retry: Optional[RetryPolicy] = None, lookup_qq: bool = True,
                  resume: bool = True, era: Era = Era.A, rng: Optional[random.Random] = None,
@@ -328,9 +329,9 @@ class WebQQClient:
         """End the session at the server (``logout2``, not awaited), forget the saved
         session, and stop."""
         if self._link.psessionid is not None and self.state is State.ONLINE:
-            request = protocol.build_logout(clientid=self._link.clientid,
-                                            psessionid=self._link.psessionid,
-                                            t=int(self.clock() * 1000))
+            request = build_logout(clientid=self._link.clientid,
+                                   psessionid=self._link.psessionid,
+                                   t=int(self.clock() * 1000))
             self.stream.add_request(request, _on_logout, retry=RetryPolicy(attempts=1),
                                     errback=lambda _r, e: log.info("logout2: %s", e))
         delete_session(self.state_dir, self.qq)
@@ -350,28 +351,28 @@ class WebQQClient:
 
     # -- sending: the Transmitter's, refused while STOPPED --------------------------------
 
-    def send_buddy(self, friend: Any, text: msgs.Outgoing) -> OutgoingMessage:
+    def send_buddy(self, friend: Any, text: Outgoing) -> OutgoingMessage:
         """Queue a message to a friend: a QQ number (int), a nick or remark name (str),
         or a ``Friend``. Returns the ``OutgoingMessage`` (await ``.done``); arguments,
         results and errors as in ``Transmitter.send_buddy``."""
         return self._sending.send_buddy(friend, text)
 
-    def send_group(self, group: Any, text: msgs.Outgoing) -> OutgoingMessage:
+    def send_group(self, group: Any, text: Outgoing) -> OutgoingMessage:
         """Queue a message to a group: its public number (int), name (str) or ``Group``."""
         return self._sending.send_group(group, text)
 
-    def send_discussion(self, discussion: Any, text: msgs.Outgoing) -> OutgoingMessage:
+    def send_discussion(self, discussion: Any, text: Outgoing) -> OutgoingMessage:
         """Queue a message to a discussion: its did (int), name (str) or ``Discussion``."""
         return self._sending.send_discussion(discussion, text)
 
-    def send_session(self, uin: int, text: msgs.Outgoing, *, via_id: int,
+    def send_session(self, uin: int, text: Outgoing, *, via_id: int,
                      service_type: int = 0) -> OutgoingMessage:
         """Queue a temporary-session message to ``uin`` met in group or discussion
         ``via_id`` (``SessionMessage.via_id``; ``service_type`` 0 group, 1 discussion)."""
         return self._sending.send_session(uin, text, via_id=via_id,
                                           service_type=service_type)
 
-    def reply(self, event: MessageReceived, text: msgs.Outgoing) -> OutgoingMessage:
+    def reply(self, event: MessageReceived, text: Outgoing) -> OutgoingMessage:
         """Answer a ``MessageReceived`` in its own chat (to the sender for buddy and
         session messages, to the group or discussion otherwise)."""
         return self._sending.reply(event, text)
@@ -409,9 +410,9 @@ class WebQQClient:
     def _failed(self, step: str, error: Exception) -> None:
         """Decide what a failed step leads to: retry later, log in again, or stop."""
         self.last_error = error
-        if isinstance(error, protocol.LoginError):
+        if isinstance(error, LoginError):
             final = error.code in _FINAL_LOGIN_CODES or isinstance(
-                error, protocol.UnblockRequired)
+                error, UnblockRequired)
             log.warning("Login refused: %s", error)
             self._emit(LoginFailed(error, final))
             if final:
@@ -539,8 +540,8 @@ class WebQQClient:
     def _next_poll(self, epoch: int, delay: float = 0.0):
         """The chain's next poll, as a readback returns it."""
         self._poll_sent = self.io_loop.time() + delay
-        request = protocol.build_poll(clientid=self._link.clientid,
-                                      psessionid=self._link.psessionid)
+        request = build_poll(clientid=self._link.clientid,
+                             psessionid=self._link.psessionid)
         return request, lambda r: self._on_poll(epoch, r), delay
 
     def _on_poll(self, epoch: int, response: Response):
@@ -556,7 +557,7 @@ class WebQQClient:
                 self._failed("poll", HTTPStreamError("HTTP %d from poll2" % response.status))
             return None
         try:
-            result = protocol.parse_poll(response.read())
+            result = parse_poll(response.read())
         except RetcodeError as exc:
             if not current:
                 return None
@@ -613,13 +614,13 @@ class WebQQClient:
         """One ``get_msg_tip`` beat, not retried, its answer only logged; the next one
         is armed at once."""
         self._heartbeats += 1
-        request = protocol.build_heartbeat(rc=self._heartbeats, t=int(self.clock() * 1000))
+        request = build_heartbeat(rc=self._heartbeats, t=int(self.clock() * 1000))
         self.stream.add_request(request, _on_heartbeat,
                                 errback=lambda _r, e: log.debug("heartbeat failed: %s", e),
                                 retry=RetryPolicy(attempts=1))
         self._later("heartbeat", self.heartbeat_interval, self._heartbeat)
 
-    def _dispatch(self, event: msgs.Event, current: bool = True) -> None:
+    def _dispatch(self, event: PollEvent, current: bool = True) -> None:
         """Emit one poll event (the Receiver drops repeats and names the sender), then
         act on what it means for the session. ``current`` is false for an answer to a
         poll of a session we already left: its messages count, its kick does not (our
@@ -628,10 +629,10 @@ class WebQQClient:
         if received is None:
             return
         self._emit(received)
-        if isinstance(event, msgs.Kick) and current and self.state is State.ONLINE:
+        if isinstance(event, Kick) and current and self.state is State.ONLINE:
             delete_session(self.state_dir, self.qq)
             self._give_up("kicked: %s" % (event.reason or "logged in elsewhere"))
-        elif isinstance(event, (msgs.BuddyListChange, msgs.GroupSystemEvent)):
+        elif isinstance(event, (BuddyListChange, GroupSystemEvent)):
             self._later("contacts", 1.0, self._refresh_contacts)
 
     # -- contacts ------------------------------------------------------------------------
@@ -680,7 +681,7 @@ def _spawn(io_loop: IOLoop, coroutine, then: Callable[[], Any]) -> None:
 
 def _on_logout(response: Response) -> None:
     try:
-        protocol.parse_logout(response.read())
+        parse_logout(response.read())
         log.info("logout2 accepted")
     except ProtocolError as exc:
         log.info("logout2: %s", exc)
@@ -688,7 +689,7 @@ def _on_logout(response: Response) -> None:
 
 def _on_heartbeat(response: Response) -> None:
     try:
-        protocol.parse_heartbeat(response.read())
+        parse_heartbeat(response.read())
     except ProtocolError as exc:     # nobody knows its real format (§7.6)
         log.debug("heartbeat answer: %s", exc)
 

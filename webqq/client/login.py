@@ -1,7 +1,7 @@
 """The login flow: from a password (or a saved session) to a live link on d.web2.
 
 login: the requests of a login, in wire order, and what each answer leads to next. It
-builds every request with ``webqq.qq.protocol``, sends it through the client's
+builds every request with ``webqq.qq``, sends it through the client's
 ``HTTPStream`` as a readback chain, and reads every answer with a protocol parser. It
 never decides what a failure leads to (the client's recovery ladder does), never
 changes the client's state, never opens a socket, and never logs the password or a
@@ -44,8 +44,10 @@ from webqq.client.session import (SavedSession, cookie_value, cookies_from_data,
                                   cookies_to_data)
 from webqq.http.errors import HTTPStreamError
 from webqq.http.stream import HTTPStream, Response, RetryPolicy
-from webqq.qq import protocol
-from webqq.qq.protocol import Era, ProtocolError
+from webqq.qq import (CheckResult, Era, ProtocolError, build_captcha, build_check,
+                      build_check_sig, build_login, build_login2, build_login_page,
+                      encrypt_password, parse_check, parse_login, parse_login2,
+                      parse_login_sig)
 
 __all__ = ["Link", "LoginFlow"]
 
@@ -112,7 +114,7 @@ class LoginFlow:
         self._failed = failed
         self._captcha = captcha
         self._linked = linked
-        self._check: Optional[protocol.CheckResult] = None   # the salt of this login
+        self._check: Optional[CheckResult] = None   # the salt of this login
         self._login_sig: Optional[str] = None                # era B's login page token
 
     # -- what the client asks for --------------------------------------------------------
@@ -124,7 +126,7 @@ class LoginFlow:
         self.link.psessionid = self.link.vfwebqq = None
         self._check = None
         if self.era is Era.B:                   # late 2013: the login page's login_sig first
-            request, readback = protocol.build_login_page(), self._on_login_page
+            request, readback = build_login_page(), self._on_login_page
         else:
             request, readback = self._check_request(), self._on_check
         epoch = self._epoch()
@@ -173,18 +175,18 @@ class LoginFlow:
     # -- the answers, in wire order ------------------------------------------------------
 
     def _on_login_page(self, response: Response):
-        self._login_sig = protocol.parse_login_sig(response.read())
+        self._login_sig = parse_login_sig(response.read())
         return self._check_request(), self._step(self._epoch(), "login", self._on_check)
 
     def _check_request(self):
-        return protocol.build_check(self.qq, self.rng.random(), era=self.era,
-                                    login_sig=self._login_sig)
+        return build_check(self.qq, self.rng.random(), era=self.era,
+                           login_sig=self._login_sig)
 
     def _on_check(self, response: Response):
-        self._check = protocol.parse_check(response.read())
+        self._check = parse_check(response.read())
         if self._check.captcha_required:
-            request = protocol.build_captcha(self.qq, self.rng.random(),
-                                             vc_type=self._check.code)
+            request = build_captcha(self.qq, self.rng.random(),
+                                    vc_type=self._check.code)
             return request, self._step(self._epoch(), "login", self._on_captcha_image)
         return self._login_request(self._check.code, after_captcha=False)
 
@@ -195,19 +197,19 @@ class LoginFlow:
         self._captcha(path)
 
     def _login_request(self, verifycode: str, after_captcha: bool):
-        encrypted = protocol.encrypt_password(self._password, self._check.uin_bytes,
-                                              verifycode)
-        request = protocol.build_login(self.qq, encrypted, verifycode, era=self.era,
-                                       login_sig=self._login_sig, after_captcha=after_captcha)
+        encrypted = encrypt_password(self._password, self._check.uin_bytes,
+                                     verifycode)
+        request = build_login(self.qq, encrypted, verifycode, era=self.era,
+                              login_sig=self._login_sig, after_captcha=after_captcha)
         return request, self._step(self._epoch(), "login", self._on_login)
 
     def _on_login(self, response: Response):
-        result = protocol.parse_login(response.read())
+        result = parse_login(response.read())
         self.nick = result.nick
         if result.check_sig_url:                # era B: the hop that sets p_skey (§2.6)
             epoch = self._epoch()
             self.stream.add_request(
-                protocol.build_check_sig(result.check_sig_url),
+                build_check_sig(result.check_sig_url),
                 self._step(epoch, "login", self._after_check_sig),
                 errback=lambda _r, error: self._check_sig_failed(epoch, error))
             return None
@@ -229,12 +231,12 @@ class LoginFlow:
 
     def _login2_request(self, step: str):
         ptwebqq = cookie_value(self.stream.cookiejar, "ptwebqq") or ""
-        request = protocol.build_login2(ptwebqq, clientid=self.link.clientid,
-                                        psessionid=self.link.psessionid)
+        request = build_login2(ptwebqq, clientid=self.link.clientid,
+                               psessionid=self.link.psessionid)
         return request, self._step(self._epoch(), step, self._on_login2)
 
     def _on_login2(self, response: Response) -> None:
-        result = protocol.parse_login2(response.read())
+        result = parse_login2(response.read())
         self.link.psessionid, self.link.vfwebqq = result.psessionid, result.vfwebqq
         self._linked()
 

@@ -6,7 +6,7 @@ list change) is the client's business, not this module's. No I/O, no clock.
 
 Where it sits on a message's way::
 
-    poll2 answer -> protocol.parse_poll -> [messages.BuddyMessage, ...]
+    poll2 answer -> parse_poll -> [BuddyMessage, ...]
       -> WebQQClient._dispatch -> Receiver.receive -> MessageReceived | Notice | None
       -> listeners (plugins, the OneBot API) -> client.reply -> sending.Transmitter
 """
@@ -16,7 +16,8 @@ from typing import Any, Callable, Optional
 
 from webqq.client.contacts import Contacts, Member
 from webqq.client.events import ClientEvent, MessageReceived, Notice, Sender
-from webqq.qq import messages as msgs
+from webqq.qq import (BuddyMessage, DiscussionMessage, GroupMessage, PollEvent,
+                      SessionMessage)
 
 __all__ = ["Receiver", "SEEN_MAX"]
 
@@ -25,8 +26,8 @@ log = logging.getLogger("webqq.client")
 #: Remembered (kind, msg_id, msg_id2) of received events, for de-duplication.
 SEEN_MAX = 2000
 
-_CHATS = {msgs.BuddyMessage: "buddy", msgs.GroupMessage: "group",
-          msgs.DiscussionMessage: "discussion", msgs.SessionMessage: "session"}
+_CHATS = {BuddyMessage: "buddy", GroupMessage: "group",
+          DiscussionMessage: "discussion", SessionMessage: "session"}
 
 
 class Receiver:
@@ -43,7 +44,7 @@ class Receiver:
         self._qq_of = qq_of
         self._seen: "OrderedDict[tuple, None]" = OrderedDict()
 
-    def receive(self, event: msgs.Event) -> Optional[ClientEvent]:
+    def receive(self, event: PollEvent) -> Optional[ClientEvent]:
         """The ``MessageReceived`` (a chat message, its sender named) or ``Notice`` (any
         other event) for ``event``; None when the same event came before (items can be
         delivered twice: the same kind, msg_id and msg_id2)."""
@@ -85,7 +86,7 @@ class Receiver:
         return Sender(uin, qq, name or (str(qq) if qq else ""))
 
 
-def _dedup_key(event: msgs.Event) -> Optional[tuple]:
+def _dedup_key(event: PollEvent) -> Optional[tuple]:
     msg_id = getattr(event, "msg_id", None)
     if msg_id is None:
         return None

@@ -20,7 +20,7 @@ from typing import Any, Callable, Deque, List, Optional, Tuple
 from tornado.concurrent import Future
 from tornado.ioloop import IOLoop
 
-from webqq.qq.messages import Outgoing
+from webqq.qq import Outgoing
 
 __all__ = ["SendStatus", "Outcome", "OutgoingMessage", "SendQueue"]
 

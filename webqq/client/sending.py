@@ -4,7 +4,7 @@ sending: ``Transmitter``, the client's sending half. It owns the ``SendQueue`` (
 pacing, time to live, results), the message counter (``msg_id``) and the temporary
 session signatures, and carries each part through its life: resolve the target in the
 contacts, fetch a session signature if needed, build the request with
-``webqq.qq.protocol``, send it through the client's ``HTTPStream``, classify the answer.
+``webqq.qq``, send it through the client's ``HTTPStream``, classify the answer.
 It never changes the client's state and never opens a socket; it never repeats a part
 whose fate is unknown (the server may have delivered it).
 
@@ -41,9 +41,10 @@ from webqq.client.login import Link
 from webqq.client.send_queue import Outcome, OutgoingMessage, SendQueue
 from webqq.http.errors import HTTPStreamError
 from webqq.http.stream import HTTPStream, Response, RetryPolicy
-from webqq.qq import messages as msgs
-from webqq.qq import protocol
-from webqq.qq.protocol import ProtocolError, Retcode, RetcodeError
+from webqq.qq import (Outgoing, ProtocolError, QQRetcode, RetcodeError, build_c2c_sig,
+                      build_send_buddy, build_send_discussion, build_send_group,
+                      build_send_session, content_text, parse_c2c_sig, parse_send,
+                      split_content)
 
 __all__ = ["Transmitter", "MSG_ID_BLOCK"]
 
@@ -58,8 +59,8 @@ MSG_ID_BLOCK = 1000
 # passing fault. Short backoff: the resend must come while the server remembers.
 _SEND_RETRY = RetryPolicy(idempotent=True, attempts=4, backoff=0.5, backoff_max=4.0)
 # Send retcodes that mean the session is gone: renew it, then send again once (§5).
-_SESSION_GONE = {Retcode.LOGIN_EXPIRED, Retcode.SESSION_GONE, Retcode.VFWEBQQ_EXPIRED,
-                 Retcode.CREDENTIALS_EXPIRED, Retcode.NO_COOKIE}
+_SESSION_GONE = {QQRetcode.LOGIN_EXPIRED, QQRetcode.SESSION_GONE, QQRetcode.VFWEBQQ_EXPIRED,
+                 QQRetcode.CREDENTIALS_EXPIRED, QQRetcode.NO_COOKIE}
 
 Done = Callable[..., None]
 
@@ -149,12 +150,12 @@ class Transmitter:
 
     # -- asking for a send ---------------------------------------------------------------
 
-    def send_buddy(self, friend: Any, text: msgs.Outgoing) -> OutgoingMessage:
+    def send_buddy(self, friend: Any, text: Outgoing) -> OutgoingMessage:
         """Queue a message to a friend.
 
         Args:
             friend: a QQ number (int), a nick or remark name (str), or a ``Friend``.
-            text: the text, or a sequence of texts and ``messages.Face`` pieces; split
+            text: the text, or a sequence of texts and ``Face`` pieces; split
                 into parts of ``max_text`` characters (a face counts one) if longer.
 
         Returns:
@@ -169,25 +170,25 @@ class Transmitter:
             ("name", friend) if isinstance(friend, str) else ("qq", int(friend))
         return self._put("buddy", key, text)
 
-    def send_group(self, group: Any, text: msgs.Outgoing) -> OutgoingMessage:
+    def send_group(self, group: Any, text: Outgoing) -> OutgoingMessage:
         """Queue a message to a group: its public number (int), name (str) or ``Group``."""
         key = ("gid", group.gid) if isinstance(group, Group) else \
             ("name", group) if isinstance(group, str) else ("number", int(group))
         return self._put("group", key, text)
 
-    def send_discussion(self, discussion: Any, text: msgs.Outgoing) -> OutgoingMessage:
+    def send_discussion(self, discussion: Any, text: Outgoing) -> OutgoingMessage:
         """Queue a message to a discussion: its did (int), name (str) or ``Discussion``."""
         key = ("did", discussion.did) if isinstance(discussion, Discussion) else \
             ("name", discussion) if isinstance(discussion, str) else ("did", int(discussion))
         return self._put("discussion", key, text)
 
-    def send_session(self, uin: int, text: msgs.Outgoing, *, via_id: int,
+    def send_session(self, uin: int, text: Outgoing, *, via_id: int,
                      service_type: int = 0) -> OutgoingMessage:
         """Queue a temporary-session message to ``uin`` met in group or discussion
         ``via_id`` (``SessionMessage.via_id``; ``service_type`` 0 group, 1 discussion)."""
         return self._put("session", ("uin", (uin, via_id, service_type)), text)
 
-    def reply(self, event: MessageReceived, text: msgs.Outgoing) -> OutgoingMessage:
+    def reply(self, event: MessageReceived, text: Outgoing) -> OutgoingMessage:
         """Answer a ``MessageReceived`` in its own chat (to the sender for buddy and
         session messages, to the group or discussion otherwise)."""
         message = event.message
@@ -201,13 +202,13 @@ class Transmitter:
                                  service_type=message.service_type)
 
     def _put(self, chat: str, key: Tuple[str, Any],
-             content: msgs.Outgoing) -> OutgoingMessage:
-        parts = msgs.split_content(content, self.max_text)
+             content: Outgoing) -> OutgoingMessage:
+        parts = split_content(content, self.max_text)
         if not parts:
             raise ValueError("cannot send an empty message")
         if self.queue.closed:
             raise RuntimeError("the client is stopped")
-        return self.queue.put(chat, key, msgs.content_text(content), parts)
+        return self.queue.put(chat, key, content_text(content), parts)
 
     # -- one part's life: resolve, [signature], send, classify ---------------------------
 
@@ -237,7 +238,7 @@ class Transmitter:
             _uin, via_id, service_type = message.target[1]
             sig = self._c2c_sigs.get((via_id, to))
             if sig is None:
-                request = protocol.build_c2c_sig(
+                request = build_c2c_sig(
                     via_id, to, service_type=service_type, clientid=self.link.clientid,
                     psessionid=self.link.psessionid, t=int(self.clock() * 1000))
                 self.stream.add_request(
@@ -249,7 +250,7 @@ class Transmitter:
     def _on_c2c_sig(self, response: Response, message: OutgoingMessage, part: str,
                     to: int, done: Done) -> None:
         try:
-            sig = protocol.parse_c2c_sig(response.read())
+            sig = parse_c2c_sig(response.read())
         except ProtocolError as exc:
             done(Outcome.FAILED, retcode=getattr(exc, "retcode", None), error=str(exc))
             return
@@ -263,14 +264,14 @@ class Transmitter:
         ids = dict(msg_id=self.msg_id, clientid=self.link.clientid,
                    psessionid=self.link.psessionid)
         if message.chat == "buddy":
-            request = protocol.build_send_buddy(to, part, **ids)
+            request = build_send_buddy(to, part, **ids)
         elif message.chat == "group":
-            request = protocol.build_send_group(to, part, **ids)
+            request = build_send_group(to, part, **ids)
         elif message.chat == "discussion":
-            request = protocol.build_send_discussion(to, part, **ids)
+            request = build_send_discussion(to, part, **ids)
         else:
             _uin, via_id, service_type = message.target[1]
-            request = protocol.build_send_session(
+            request = build_send_session(
                 to, part, group_sig=self._c2c_sigs[(via_id, to)],
                 service_type=service_type, **ids)
         if message.next_part == 0:
@@ -287,7 +288,7 @@ class Transmitter:
             done(Outcome.AMBIGUOUS, error="HTTP %d" % response.status)
             return
         try:
-            protocol.parse_send(response.read())
+            parse_send(response.read())
         except RetcodeError as exc:
             if exc.retcode in _SESSION_GONE and not message.retried:
                 # Refused, so not delivered: renew the session and send it again once.

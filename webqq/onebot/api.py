@@ -55,7 +55,7 @@ from webqq.http.stream import HTTPStream, HTTPStreamError, RetryPolicy
 from webqq.onebot import mapping as onebot
 from webqq.onebot.mapping import BadParams, OneBotError, Retcode
 from webqq.onebot.store import Store
-from webqq.qq.messages import Face, content_text
+from webqq.qq import Face, content_text
 from webqq.tasks import TaskSet
 
 __all__ = ["OneBotApi", "ApiError", "Actions", "Outbound", "EventPoster",
