@@ -11,6 +11,8 @@ from here, so the folder's contents are listed once::
     session-QQ.json    an account's session, for resuming it            (client)
     session-QQ.json.bad-STAMP  one found unusable, set aside for a look (client)
     captcha-QQ.jpg     the verify-code image while a login waits        (client)
+    pictures/          received pictures, fetched on first use; capped  (client)
+    files/             files taken from friends and offline files       (client)
 
 What it must never do: keep a half-written file where a reader can see it, or leave a
 file readable by others. Each of these files may hold a secret (cookies, a token) or
@@ -22,14 +24,16 @@ import tempfile
 from pathlib import Path
 from typing import Any, Union
 
-__all__ = ["PIDFILE", "STATUS", "LOG", "TOKEN", "STORE", "session_file", "captcha_file",
-           "ensure_dir", "atomic_write", "atomic_write_json"]
+__all__ = ["PIDFILE", "STATUS", "LOG", "TOKEN", "STORE", "PICTURES", "FILES",
+           "session_file", "captcha_file", "ensure_dir", "atomic_write", "atomic_write_json"]
 
 PIDFILE = "webqq.pid"
 STATUS = "status.json"
 LOG = "webqq.log"
 TOKEN = "api-token"
 STORE = "messages.sqlite3"
+PICTURES = "pictures"
+FILES = "files"
 
 PathLike = Union[str, "os.PathLike[str]"]
 

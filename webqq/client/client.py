@@ -31,7 +31,11 @@ A session, in the order this module is written (§1.2)::
    OFFLINE.
 4. Sends (``send_buddy``, ``send_group``, ``send_discussion``, ``send_session``, ``reply``)
    go through the ``Transmitter`` and its one ``SendQueue``: a minimum interval apart, in
-   order, waiting while offline.
+   order, waiting while offline; pictures in them are uploaded at their turn.
+5. Besides sending, three parts act in the session: ``client.pictures`` (a received
+   picture's bytes, cached), ``client.files`` (take, refuse or fetch a file) and
+   ``client.manage`` (friend and group requests, leaving a group, our group card; the
+   ``accept_friends`` policy).
 
 Recovery: HTTPStream retries network errors and 5xx by its policy; when a chain fails for
 good, the client retries its step (relink, resume or login) after ``backoff * 2**(n-1)``
@@ -58,8 +62,17 @@ all; a callback gets one event object whose ``kind`` is one of:
     "reconnect"     Reconnecting(step, attempt, delay, at): a recovery attempt is scheduled
     "online"        Online(resumed, relinked)
     "contacts"      ContactsLoaded(contacts)
-    "message"       MessageReceived(chat, message, text, sender, group, discussion)
-    "notice"        Notice(event): any other poll event (status change, kick, ...)
+    "message"       MessageReceived(chat, message, text, sender, group, discussion,
+                    pieces): pieces are texts, faces and ReceivedPictures
+    "notice"        Notice(event): any other poll event (status change, kick, ...), as
+                    sent; the five kinds below follow it with the client's reading
+    "friend_request"        FriendRequestReceived(qq, uin, message, accepting)
+    "friend_change"         FriendChanged(change, uin, qq, name, category)
+    "group_member"          GroupMemberChanged(change, sub_type, gid, group, member,
+                            operator)
+    "group_request"         GroupJoinRequest(gid, group, requester, message)
+    "group_request_answer"  GroupJoinAnswered(gid, group, accepted, admin, message)
+    "file"                  FileNotice(change, sender, name, size)
     "transmitting"  Transmitting(message): its first part is being handed to the network
     "sent"          SendFinished(message): an OutgoingMessage left the queue
 A callback that raises is logged; the client carries on.
@@ -68,28 +81,36 @@ import enum
 import logging
 import random
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from pathlib import Path
+from typing import Any, Callable, Collection, Dict, List, Optional, Tuple, Union
 
 from tornado import gen
 from tornado.ioloop import IOLoop
 
+from webqq import statedir
+from webqq.client.calls import Calls
 from webqq.client.contacts import ContactLoader, Contacts
 from webqq.client.events import (CaptchaRequired, ClientEvent, ContactsLoaded, LoginFailed,
                                  MessageReceived, Notice, Online, Reconnecting, Sender,
                                  SendFinished, StateChanged, Transmitting)
+from webqq.client.files import FILE_MAX_BYTES, Files
 from webqq.client.login import LoginFlow
+from webqq.client.manage import Manager
+from webqq.client.pictures import CACHE_MAX_AGE, CACHE_MAX_BYTES, PictureCache, Pictures
 from webqq.client.receiving import Receiver
 from webqq.client.send_queue import OutgoingMessage, SendQueue, SendStatus
 from webqq.client.sending import Transmitter, describe
 from webqq.client.session import (cookie_value, delete_session, load_session, save_session,
                                   set_cookie)
+from webqq.client.uploads import Uploader
 from webqq.http.errors import HTTPStreamError
 from webqq.http.retry import backoff_delay
 from webqq.http.stream import HTTPStream, Response, RetryPolicy
-from webqq.qq import (BuddyListChange, Era, GroupSystemEvent, Kick, LoginCode, LoginError,
-                      MAX_TEXT_CHARS, Outgoing, PollEvent, PollOutcome, ProtocolError,
-                      QQRetcode, RetcodeError, UnblockRequired, build_heartbeat,
-                      build_logout, build_poll, parse_heartbeat, parse_logout, parse_poll)
+from webqq.qq import (BuddyListChange, Era, FriendAdded, FriendRequest, FriendRequestAccepted,
+                      GroupSystemEvent, Kick, LoginCode, LoginError, MAX_TEXT_CHARS, Outgoing,
+                      PollEvent, PollOutcome, ProtocolError, QQRetcode, RetcodeError,
+                      UnblockRequired, build_heartbeat, build_logout, build_poll,
+                      parse_heartbeat, parse_logout, parse_poll)
 
 __all__ = [
     "WebQQClient", "State", "ClientEvent", "StateChanged", "CaptchaRequired",
@@ -168,6 +189,17 @@ class WebQQClient:
             ``login_sig`` first, then the ``check_sig`` hop after ``login``).
         rng: the randomness (client id, jitter, check nonces); ``random.Random()``.
         clock: wall-clock seconds for the protocol's ``t`` stamps; ``time.time``.
+        accept_friends: the friend policy (``Manager``): False answers no request by
+            itself, True accepts all, a set of QQ numbers accepts those.
+        picture_cache_bytes, picture_cache_age: the caps of ``state_dir/pictures``
+            (bytes, seconds).
+        file_max_bytes: the cap on a file taken or fetched (bytes).
+
+    Attributes (the parts an application calls besides sending):
+        pictures: ``Pictures``: ``await client.pictures.fetch(picture)`` -> bytes.
+        files: ``Files``: ``accept``, ``refuse`` or ``download`` a file.
+        manage: ``Manager``: answer friend and group requests, leave a group, set our
+            group card; its ``accept_friends`` is the friend policy.
     """
 
     def __init__(self, qq: int, password: str, stream: HTTPStream, state_dir: str, *,
@@ -178,7 +210,11 @@ class WebQQClient:
                  backoff_max: float = 300.0, jitter: float = 0.5,
                  poll_retry: Optional[RetryPolicy] = None, lookup_qq: bool = True,
                  resume: bool = True, era: Era = Era.A, rng: Optional[random.Random] = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 accept_friends: Union[bool, Collection[int]] = False,
+                 picture_cache_bytes: int = CACHE_MAX_BYTES,
+                 picture_cache_age: float = CACHE_MAX_AGE,
+                 file_max_bytes: int = FILE_MAX_BYTES) -> None:
         self.qq = qq
         self.stream = stream
         self.io_loop: IOLoop = stream.io_loop
@@ -211,13 +247,22 @@ class WebQQClient:
                                epoch=lambda: self._epoch, failed=self._failed,
                                captcha=self._on_captcha, linked=self._go_online)
         self._link = self._flow.link         # clientid, psessionid, vfwebqq
+        calls = Calls(stream, self._link, online=lambda: self.state is State.ONLINE,
+                      clock=clock)
         self._sending = Transmitter(
             stream, self._link, contacts=lambda: self.contacts, epoch=lambda: self._epoch,
             can_send=lambda: self.state is State.ONLINE, emit=self._emit,
             save=self._save_session, renew=self._renew_link, interval=send_interval,
             ttl=send_ttl, max_text=max_text, clock=clock,
-            msg_id=self.rng.randrange(1111111, 99999999))
-        self._receiver = Receiver(lambda: self.contacts, self._loader.qq_of)
+            msg_id=self.rng.randrange(1111111, 99999999),
+            uploader=Uploader(calls, qq, self.rng))
+        self._receiver = Receiver(lambda: self.contacts, self._loader.qq_of, qq)
+        self.pictures = Pictures(calls, PictureCache(
+            Path(state_dir) / statedir.PICTURES, max_bytes=picture_cache_bytes,
+            max_age=picture_cache_age, clock=clock))
+        self.files = Files(calls, Path(state_dir) / statedir.FILES,
+                           max_bytes=file_max_bytes, io_loop=self.io_loop)
+        self.manage = Manager(calls, lambda: self.contacts, accept_friends=accept_friends)
 
     def __repr__(self) -> str:
         return "<WebQQClient qq=%d %s>" % (self.qq, self.state.value)
@@ -629,10 +674,15 @@ class WebQQClient:
         if received is None:
             return
         self._emit(received)
+        for reading in self._receiver.read(event, self.manage.accepts):
+            self._emit(reading)
         if isinstance(event, Kick) and current and self.state is State.ONLINE:
             delete_session(self.state_dir, self.qq)
             self._give_up("kicked: %s" % (event.reason or "logged in elsewhere"))
-        elif isinstance(event, (BuddyListChange, GroupSystemEvent)):
+        elif isinstance(event, FriendRequest) and current:
+            self.manage.on_request(event)
+        elif isinstance(event, (BuddyListChange, GroupSystemEvent, FriendAdded,
+                                FriendRequestAccepted)):
             self._later("contacts", 1.0, self._refresh_contacts)
 
     # -- contacts ------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import enum
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from tornado.concurrent import Future
 from tornado.ioloop import IOLoop
@@ -51,8 +51,9 @@ class OutgoingMessage:
         id: a number unique within the client, in the order messages were asked for.
         chat: ``"buddy"``, ``"group"``, ``"discussion"`` or ``"session"``.
         target: how the client finds the recipient (see ``Transmitter._resolve``).
-        text: the whole text (faces as ``[face:N]``).
-        parts: what is actually sent, in order: texts, or lists of texts and faces.
+        text: the whole text (faces as ``[face:N]``, pictures as ``[image]``).
+        parts: what is actually sent, in order: texts, or lists of texts, faces and
+            pictures.
         status: a ``SendStatus``.
         retcode: the server's retcode when the status is FAILED by the server.
         error: a short reason for FAILED or AMBIGUOUS.
@@ -74,6 +75,8 @@ class OutgoingMessage:
     done: "Future[OutgoingMessage]" = field(default_factory=Future, repr=False)
     next_part: int = 0
     retried: bool = False      # resent once after the session was renewed
+    # part index -> its pictures uploaded (uploads.Prepared), kept for a resend
+    prepared: Dict[int, Any] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
         return "<OutgoingMessage %d %s %s %s, %d part(s)>" % (

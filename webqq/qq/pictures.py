@@ -78,12 +78,30 @@ def _describe_size(size: int) -> str:
     return "{:,} bytes".format(size)
 
 
+def _problem(data: bytes, format: Optional[str] = None) -> Optional[str]:
+    """Why ``data`` cannot be sent as a picture (of ``format``, if given), or None."""
+    if not data:
+        return "the picture is empty"
+    kind = sniff_picture(data)
+    if kind is None:
+        return "not a picture: JPEG, PNG, GIF or BMP expected, the data starts with %r" \
+            % bytes(data[:8])
+    if format is not None and kind != format:
+        return "the picture is a %s, not a %s" % (kind, format)
+    limit = max(GROUP_PICTURE_MAX, OFFLINE_PICTURE_MAX)
+    if len(data) > limit:
+        return "the picture is too large: %s, the 2013 limit is %s" % (
+            _describe_size(len(data)), _describe_size(limit))
+    return None
+
+
 @dataclass(frozen=True)
 class UploadPicture:
     """A picture to send: a piece of outgoing content, uploaded by the client when its
     turn comes (and replaced on the wire by an ``OffPic`` or a ``CFace``).
 
-    Make one with ``from_bytes`` (or ``from_file``), which checks it.
+    Make one with ``from_bytes`` (or ``from_file``), which names it; every way of making
+    one checks it, so that no picture that could not be sent ever exists.
 
     Attributes:
         data: the image's bytes.
@@ -93,6 +111,15 @@ class UploadPicture:
     data: bytes = field(repr=False)
     format: str
     name: str
+
+    def __post_init__(self) -> None:
+        """Check the picture: ``PictureError`` if it is empty, not the image its
+        ``format`` says (sniffed), larger than the largest 2013 limit, or nameless."""
+        problem = _problem(self.data, self.format)
+        if problem is not None:
+            raise PictureError(problem)
+        if not self.name:
+            raise PictureError("a picture needs a file name")
 
     @property
     def content_type(self) -> str:
@@ -117,16 +144,9 @@ class UploadPicture:
                 largest 2013 limit (``GROUP_PICTURE_MAX``).
         """
         data = bytes(data)
-        if not data:
-            raise PictureError("the picture is empty")
         kind = sniff_picture(data)
         if kind is None:
-            raise PictureError("not a picture: JPEG, PNG, GIF or BMP expected, the data "
-                               "starts with %r" % data[:8])
-        limit = max(GROUP_PICTURE_MAX, OFFLINE_PICTURE_MAX)
-        if len(data) > limit:
-            raise PictureError("the picture is too large: %s, the 2013 limit is %s"
-                               % (_describe_size(len(data)), _describe_size(limit)))
+            raise PictureError(_problem(data))
         stem = hashlib.md5(data).hexdigest().upper()
         if name:
             base = name.replace("\\", "/").rsplit("/", 1)[-1]
