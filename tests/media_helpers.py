@@ -34,12 +34,16 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
+import pytest
+from client_helpers import POLL_HOLD, Recorder
 from tornado import httputil
 from tornado.concurrent import Future
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
+
+from webqq.http_stream import HTTPStream
 
 #: Hosts the front takes from the simulator, and those only it serves.
 FRONTED = ("d.web2.qq.com", "s.web2.qq.com", "web2.qq.com")
@@ -374,3 +378,26 @@ class MediaFront:
             self._json(handler, {"retcode": 0, "result": {
                 "result1": 0, "account": r.get("account"), "tuin": 3863325290, "stat": 10}
                 if seen.path.endswith("allow_and_add2") else {"result": 0}})
+
+
+@pytest.fixture
+def front(world, io_loop):
+    """A ``MediaFront`` before the test's simulator; the clients stop before it does."""
+    front = MediaFront(world.sim)
+    yield front
+    for client in world.clients:          # before the front goes: no poll left to pass on
+        client.stop("test over")
+    for stream in world.streams:
+        stream.close()
+    io_loop.run_sync(front.stop)
+
+
+async def online(world, front, **kwargs):
+    """A client of ``world`` routed through ``front``, ONLINE, and its ``Recorder``."""
+    stream = HTTPStream(hosts=front.hosts, ca_file=world.sim.ca_file,
+                        request_timeout=POLL_HOLD + 5, connect_timeout=2)
+    client = world.client(stream=stream, **kwargs)
+    events = Recorder(client)
+    client.start()
+    await events.online()
+    return client, events

@@ -10,8 +10,7 @@ import stat
 import urllib.parse
 
 import pytest
-from client_helpers import POLL_HOLD, Recorder
-from media_helpers import GFACE_KEY, GFACE_SIG, MediaFront
+from media_helpers import GFACE_KEY, GFACE_SIG, front, online  # noqa: F401 (a fixture)
 
 from webqq import qq
 from webqq.client.calls import NotOnline, Unavailable
@@ -22,27 +21,6 @@ from webqq.http_stream import HTTPStream
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + bytes(range(256)) * 4
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(200))
 GIF = b"GIF89a\x01\x00\x01\x00\x80\x00\x00" + bytes(range(100))
-
-
-@pytest.fixture
-def front(world, io_loop):
-    front = MediaFront(world.sim)
-    yield front
-    for client in world.clients:          # before the front goes: no poll left to pass on
-        client.stop("test over")
-    for stream in world.streams:
-        stream.close()
-    io_loop.run_sync(front.stop)
-
-
-async def online(world, front, **kwargs):
-    stream = HTTPStream(hosts=front.hosts, ca_file=world.sim.ca_file,
-                        request_timeout=POLL_HOLD + 5, connect_timeout=2)
-    client = world.client(stream=stream, **kwargs)
-    events = Recorder(client)
-    client.start()
-    await events.online()
-    return client, events
 
 
 def header(msg_id, from_uin, poll_type="message", **value):

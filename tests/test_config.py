@@ -207,7 +207,7 @@ def test_unknown_key_with_a_suggestion(tmp_path):
 def test_unknown_key_without_a_close_match_lists_the_known_ones(tmp_path):
     file = write(tmp_path, f"{EMBEDDED}[bot]\ncolour = red\n")
     assert error_of(file) == (f"{file}: [bot] colour: unknown key (known: plugins, "
-                              f"command_prefix, send_interval)")
+                              f"command_prefix, send_interval, accept_friends)")
 
 
 def test_a_misspelt_required_key_is_reported_as_unknown_not_missing(tmp_path):

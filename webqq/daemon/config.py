@@ -277,6 +277,21 @@ def module_names(value: str) -> Tuple[str, ...]:
     return names
 
 
+def friend_policy(value: str) -> Union[bool, Tuple[int, ...]]:
+    """``[bot] accept_friends``: ``no`` (accept no friend request by itself), ``all``
+    (accept every one; ``yes`` too), or QQ numbers separated by commas or blanks
+    (accept theirs)."""
+    lowered = value.lower()
+    if lowered == "all" or lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    numbers = tuple(qq_number(number) for number in re.split(r"[,\s]+", value) if number)
+    if not numbers:
+        raise ValueError(f"{value!r} is not no, all or QQ numbers")
+    return numbers
+
+
 def command_prefix(value: str) -> str:
     """What starts a bot command (``!ping``): one or more characters, no blanks."""
     if not value:
@@ -426,11 +441,13 @@ class SimulatorConfig(_MaskedRepr):
 class BotConfig(_MaskedRepr):
     """``[bot]``: ``plugins`` are module names, loaded in order; ``command_prefix`` starts
     a command (``!ping``); ``send_interval`` is the least time in seconds between two
-    messages the daemon sends."""
+    messages the daemon sends; ``accept_friends`` is False (no friend request accepted
+    unattended), True (all) or the QQ numbers whose requests are accepted."""
 
     plugins: Tuple[str, ...] = ("webqq.plugins.builtin",)
     command_prefix: str = "!"
     send_interval: float = 0.5
+    accept_friends: Union[bool, Tuple[int, ...]] = False
 
 
 @dataclass(frozen=True, repr=False)
@@ -728,6 +745,7 @@ def _read_bot(section: _Section) -> BotConfig:
         plugins=module_names,
         command_prefix=command_prefix,
         send_interval=seconds,
+        accept_friends=friend_policy,
     ))
 
 
@@ -905,11 +923,12 @@ def _format(value: object) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:g}"
-    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], int):
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str) \
+            and isinstance(value[1], int):
         host, number = value
         return f"[{host}]:{number}" if ":" in host else f"{host}:{number}"
     if isinstance(value, tuple):
-        return ", ".join(value)
+        return ", ".join(str(item) for item in value)
     return str(value).replace("\n", "\n    ")
 
 

@@ -59,7 +59,7 @@ from webqq.http.stream import HTTPStream, RetryPolicy
 from webqq.onebot.api import ApiError, OneBotApi, check_listen
 from webqq.onebot.store import Store
 from webqq.onebot.token import api_token
-from webqq.plugins import Dispatcher, Event, Message
+from webqq.plugins import Actions, Dispatcher, Event, Message
 from webqq.tasks import TaskSet
 
 __all__ = ["ExitCode", "Pidfile", "AlreadyRunning", "System", "Daemon", "read_status",
@@ -489,7 +489,8 @@ class Daemon:
             self._start_client(self.password)
             await self._start_api()
             self.dispatcher = Dispatcher(self._send, reply=self._reply,
-                                         prefix=self.config.bot.command_prefix)
+                                         prefix=self.config.bot.command_prefix,
+                                         actions=Actions(self.client))
             self.plugin_problems = self.dispatcher.load(self.config.bot.plugins,
                                                         self.config.plugin_settings)
             self.pidfile.write(self.system.getpid())
@@ -564,6 +565,7 @@ class Daemon:
         # [network] retries bounds every request's retries, the long poll's included.
         options: Dict[str, Any] = {
             "send_interval": self.config.bot.send_interval,
+            "accept_friends": self.config.bot.accept_friends,
             "poll_retry": RetryPolicy(idempotent=True, attempts=network.retries + 1)}
         if self.simulator is not None:
             options["poll_hold"] = self.simulator.poll_hold
@@ -686,7 +688,7 @@ class Daemon:
         return Message(chat=event.chat, text=event.text, sender=sender.qq,
                        sender_name=sender.name, group=group, discussion=discussion,
                        reply_to=reply_to, time=getattr(event.message, "time", 0) or 0,
-                       raw=event)
+                       pieces=event.pieces, raw=event)
 
     @staticmethod
     def _as_event(event: Any) -> Event:
@@ -778,6 +780,7 @@ class Daemon:
         self._mask_configured_secrets(new)
         self.config = new
         self.dispatcher.prefix = new.bot.command_prefix
+        self.client.manage.accept_friends = new.bot.accept_friends
         self.plugin_problems = self.dispatcher.load(new.bot.plugins, new.plugin_settings,
                                                     reload=True)
         self.last_reload = {"serial": self.reloads, "at": time.time(), "ok": True,

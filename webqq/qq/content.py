@@ -513,8 +513,9 @@ def split_content(content: Outgoing, limit: int = MAX_TEXT_CHARS, *,
 
     A code point of text counts one unit and so does a face or a picture. A text is
     cut as ``split_text`` cuts it (where it is cut, its part ends), a face or picture
-    never; a character that does not fit in what is left of a part starts the next one. Takes time linear
-    in the length of the content, and stops as soon as ``max_parts`` is exceeded.
+    never; a character that does not fit in what is left of a part starts the next one.
+    Takes time linear in the length of the content, and stops as soon as ``max_parts``
+    is exceeded.
 
     Args:
         content: a text, or texts, faces and pictures in order.
