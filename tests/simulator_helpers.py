@@ -22,7 +22,7 @@ import pytest
 from tornado.ioloop import IOLoop
 
 from webqq.simulator import Simulator
-from webqq.simulator.state import Session
+from webqq.simulator.session import Session
 from webqq.simulator.world import DEFAULT_WORLD_FILE
 
 D_REFERER3 = "http://d.web2.qq.com/proxy.html?v=20110331002&callback=1&id=3"

@@ -133,7 +133,7 @@ async def test_client_gone_during_hold_loses_nothing(sim, browser, held_polls):
                        b"Content-Length: %d\r\n\r\n%s"
                        % (D_REFERER.encode(), cookie.encode(), len(body), body))
     await next_held(held_polls, 10001)
-    held = sim.backend.sessions[10001].pending
+    held = sim.backend.sessions.get(10001).pending
     stream.close()
     assert await held is None           # the server noticed the close: nothing was taken
     item = await say(browser, to=10001, **{"from": 20001}, text="after the close")

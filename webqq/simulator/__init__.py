@@ -20,8 +20,10 @@ Use::
     await sim.stop()
 
 The constructor starts it (on the current IOLoop). Modules: ``world`` (the JSON world),
-``state`` (the back end's rules), ``events`` (poll items), ``app`` (protocol handlers),
-``control`` (this surface), ``server`` (ports, TLS, timers), ``cli``.
+``state`` (the back end, made of ``login``, ``sessions`` with ``session``, ``chat`` and
+``lists``), ``events`` (poll items), ``app`` (protocol handlers), ``control`` (this
+surface), ``server`` (ports, TLS, timers), ``cli``; beside them ``wire``, ``tokens``,
+``errors``, ``faults`` and ``captcha``.
 
 Control surface, on the plain port under ``/_sim/`` for any Host, JSON in and out.
 Everyone is named by QQ number, groups and discussions by their world number::

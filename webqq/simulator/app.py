@@ -2,8 +2,8 @@
 
 app: HTTP in, ``Backend`` calls, bytes out. Each handler reads what PROTOCOL.md says the
 request carries (query, form field ``r``, cookies), applies the Referer policy (an HTTP
-matter), asks ``state.Backend`` for the decision and writes the reply in Tencent's form
-(HTTP 200 with a retcode for every JSON or callback reply, §1.5). Injected faults
+matter), asks a part of ``state.Backend`` for the decision and writes the reply in
+Tencent's form (HTTP 200 with a retcode for every JSON or callback reply, §1.5). Injected faults
 (``faults.py``) are applied here, before the request is handled. Handlers never decide a
 protocol rule themselves, never block the IOLoop, and never log a query string, a cookie
 or a form field: those carry secrets.
@@ -15,7 +15,6 @@ are the hosts a client reaches over TLS by default, so ``Simulator.hosts`` maps 
 the TLS port and everything else to the plain port.
 """
 import http.client
-import json
 import logging
 import re
 import socket
@@ -25,7 +24,7 @@ from urllib.parse import urlsplit
 from tornado import iostream, web
 
 from . import wire
-from .state import Refusal
+from .errors import Refusal
 
 __all__ = ["HTTPS_HOSTS", "HTTP_HOSTS", "TLS_HOSTS", "KNOWN_REFERERS", "ProtocolHandler",
            "make_application"]
@@ -149,7 +148,7 @@ class CheckHandler(ProtocolHandler):
     """GET check.ptlogin2.qq.com/check (also ssl.ptlogin2): ``ptui_checkVC(…);``."""
 
     def get(self):
-        answer = self.backend.check(self.arg("uin") or "")
+        answer = self.backend.login.check(self.arg("uin") or "")
         if not self._reset:
             for cookie in answer.cookies:
                 self.add_header("Set-Cookie", cookie)
@@ -161,7 +160,7 @@ class CaptchaHandler(ProtocolHandler):
     """GET ssl.captcha.qq.com/getimage: a JPEG, the code bound to ``verifysession``."""
 
     def get(self):
-        image, cookie = self.backend.captcha_image(self.arg("uin") or "")
+        image, cookie = self.backend.login.captcha_image(self.arg("uin") or "")
         if not self._reset:
             self.add_header("Set-Cookie", cookie)
         self.reply(image, wire.JPEG_TYPE)
@@ -172,13 +171,13 @@ class LoginHandler(ProtocolHandler):
 
     def reply_retcode(self, retcode: int):
         # A fault on /login answers in the login server's own code space (§2.5).
-        outcome = self.backend.login_failure(str(retcode), "0", self.arg("u") or "")
+        outcome = self.backend.login.failure(str(retcode), "0", self.arg("u") or "")
         return self._reply_outcome(outcome)
 
     def get(self):
         query = {name: self.arg(name) or "" for name in
                  ("u", "p", "verifycode", "u1", "login_sig")}
-        self._reply_outcome(self.backend.login(query, self.cookie_values()))
+        self._reply_outcome(self.backend.login.login(query, self.cookie_values()))
 
     def _reply_outcome(self, outcome):
         if not self._reset:
@@ -193,7 +192,7 @@ class LoginPageHandler(ProtocolHandler):
     """GET ui.ptlogin2.qq.com/cgi-bin/login: the page carrying g_login_sig (Era B)."""
 
     def get(self):
-        self.reply((_LOGIN_PAGE % self.backend.issue_login_sig()).encode("utf-8"),
+        self.reply((_LOGIN_PAGE % self.backend.login.issue_login_sig()).encode("utf-8"),
                    wire.HTML_TYPE)
 
 
@@ -209,7 +208,7 @@ class CheckSigHandler(ProtocolHandler):
 
     def get(self):
         query = {name: self.arg(name) or "" for name in ("uin", "ptsig", "s_url")}
-        result = self.backend.check_sig(query)
+        result = self.backend.login.check_sig(query)
         if result is None:
             self.set_status(403)
             self.reply(b"check_sig: ptsig is not valid\n", "text/plain; charset=utf-8")
@@ -265,14 +264,7 @@ class _ApiHandler(ProtocolHandler):
 
     def r_object(self) -> "dict | None":
         """The form field ``r`` as a JSON object, or None when absent or malformed."""
-        text = self.arg("r")
-        if text is None:
-            return None
-        try:
-            value = json.loads(text)
-        except (ValueError, RecursionError):     # RecursionError: nested too deeply
-            return None
-        return value if isinstance(value, dict) else None
+        return wire.json_object(self.arg("r"))
 
     async def _dispatch(self, calls: dict, name: str):
         method = calls.get(name)
@@ -320,18 +312,18 @@ class ChannelHandler(_ApiHandler):
             raise Refusal(100006, errmsg="")
         psessionid = r.get("psessionid") or self.arg("psessionid")
         clientid = r.get("clientid", self.arg("clientid"))
-        return self.backend.channel_session(self.cookie_values(), psessionid, clientid, purpose)
+        return self.backend.sessions.channel_session(self.cookie_values(), psessionid, clientid, purpose)
 
     def _session_from_query(self, purpose: str = "call"):
-        return self.backend.channel_session(self.cookie_values(), self.arg("psessionid"),
+        return self.backend.sessions.channel_session(self.cookie_values(), self.arg("psessionid"),
                                             self.arg("clientid"), purpose)
 
     def _vf_session(self):
-        return self.backend.discussion_session(self.cookie_values(), self.arg("psessionid"),
+        return self.backend.sessions.discussion_session(self.cookie_values(), self.arg("psessionid"),
                                                self.arg("clientid"), self.arg("vfwebqq"))
 
     async def login2(self):
-        self.reply_json(self.backend.login2(self.cookie_values(), self.arg("r"),
+        self.reply_json(self.backend.sessions.login2(self.cookie_values(), self.arg("r"),
                                             self.arg("clientid"), self.request.remote_ip))
 
     async def poll2(self):
@@ -382,7 +374,7 @@ class ChannelHandler(_ApiHandler):
     async def _send(self, kind: str):
         r = self.r_object()
         session = self._session_from_r(r, "send")
-        self.reply_json(self.backend.send(session, kind, r))
+        self.reply_json(self.backend.chat.send(session, kind, r))
 
     async def send_buddy(self):
         await self._send("buddy")
@@ -398,24 +390,24 @@ class ChannelHandler(_ApiHandler):
 
     async def c2c_sig(self):
         session = self._session_from_query()
-        self.reply_json(self.backend.c2c_sig(session, self.arg("id"), self.arg("to_uin"),
+        self.reply_json(self.backend.chat.c2c_sig(session, self.arg("id"), self.arg("to_uin"),
                                              self.arg("service_type")))
 
     async def change_status(self):
         session = self._session_from_query()
-        self.reply_json(self.backend.change_status(session, self.arg("newstatus")))
+        self.reply_json(self.backend.sessions.change_status(session, self.arg("newstatus")))
 
     async def logout(self):
-        self.reply_json(self.backend.logout(self._session_from_query()))
+        self.reply_json(self.backend.sessions.logout(self._session_from_query()))
 
     async def discussion_list(self):
-        self.reply_json(self.backend.discussion_list(self._vf_session()))
+        self.reply_json(self.backend.lists.discussion_list(self._vf_session()))
 
     async def discussion_info(self):
-        self.reply_json(self.backend.discussion_info(self._vf_session(), self.arg("did")))
+        self.reply_json(self.backend.lists.discussion_info(self._vf_session(), self.arg("did")))
 
     async def online_buddies(self):
-        self.reply_json(self.backend.online_buddies(self._session_from_query()))
+        self.reply_json(self.backend.lists.online_buddies(self._session_from_query()))
 
 
 class InfoHandler(_ApiHandler):
@@ -430,31 +422,31 @@ class InfoHandler(_ApiHandler):
         r = self.r_object()
         if r is None:
             raise Refusal(100003)       # §5: unparseable r on s.web2
-        return r, self.backend.info_session(self.cookie_values(), r.get("vfwebqq"))
+        return r, self.backend.sessions.info_session(self.cookie_values(), r.get("vfwebqq"))
 
     def _query_session(self):
-        return self.backend.info_session(self.cookie_values(), self.arg("vfwebqq"))
+        return self.backend.sessions.info_session(self.cookie_values(), self.arg("vfwebqq"))
 
     async def friends(self):
         r, session = self._r_session()
-        self.reply_json(self.backend.friends(session, r))
+        self.reply_json(self.backend.lists.friends(session, r))
 
     async def group_list(self):
         _, session = self._r_session()
-        self.reply_json(self.backend.group_list(session))
+        self.reply_json(self.backend.lists.group_list(session))
 
     async def group_info(self):
-        self.reply_json(self.backend.group_info(self._query_session(), self.arg("gcode")))
+        self.reply_json(self.backend.lists.group_info(self._query_session(), self.arg("gcode")))
 
     async def discussion_list(self):
-        self.reply_json(self.backend.discussion_list(self._query_session()))
+        self.reply_json(self.backend.lists.discussion_list(self._query_session()))
 
     async def friend_uin(self):
-        self.reply_json(self.backend.friend_uin(self._query_session(), self.arg("tuin"),
+        self.reply_json(self.backend.lists.friend_uin(self._query_session(), self.arg("tuin"),
                                                 self.arg("type")))
 
     async def long_nick(self):
-        self.reply_json(self.backend.long_nick(self._query_session(), self.arg("tuin")))
+        self.reply_json(self.backend.lists.long_nick(self._query_session(), self.arg("tuin")))
 
 
 class NotFoundHandler(ProtocolHandler):

@@ -19,7 +19,7 @@ from tornado import web
 
 from .events import EventError, EventSpec, POLL_TYPES, SIMULATED_FONT
 from .faults import FAULT_KINDS, Fault
-from .state import ControlError
+from .errors import ControlError
 from .world import STATUSES
 
 __all__ = ["ControlHandler"]
@@ -182,7 +182,7 @@ class ControlHandler(web.RequestHandler):
         qq = self.get_query_argument("account", None)
         if qq is None or not qq.isdigit() or int(qq) not in self.world.accounts:
             raise _BadRequest("account: give ?account=QQ of an account in the world")
-        self._json(self.backend.sent_by(int(qq)))
+        self._json(self.backend.chat.sent_by(int(qq)))
 
     async def faults(self):
         self._json(self.sim.faults.describe())
@@ -204,7 +204,7 @@ class ControlHandler(web.RequestHandler):
             poll_type = "message"
         spec = self._spec(body, poll_type,
                           {"to", "from", "group", "discussion", "text", "content", "font"})
-        self._json({"ok": True, "item": self.backend.push_event(to, spec)})
+        self._json({"ok": True, "item": self.backend.chat.push_event(to, spec)})
 
     async def event(self):
         body = self._body()
@@ -214,18 +214,18 @@ class ControlHandler(web.RequestHandler):
             raise _BadRequest("poll_type: one of %s" % ", ".join(POLL_TYPES))
         spec = self._spec(body, poll_type, {"to", "from", "group", "discussion", "type", "text",
                                             "content", "font", "status", "value"})
-        self._json({"ok": True, "item": self.backend.push_event(to, spec)})
+        self._json({"ok": True, "item": self.backend.chat.push_event(to, spec)})
 
     async def kick(self):
         body = self._body({"account", "kick_message"})
         notice = body.get("kick_message", False)
         if not isinstance(notice, bool):
             raise _BadRequest("kick_message: expected true or false")
-        self.backend.kick(self._account(body), notice)
+        self.backend.sessions.kick(self._account(body), notice)
         self._json({"ok": True})
 
     async def rotate(self):
-        self.backend.rotate(self._account(self._body({"account"})))
+        self.backend.sessions.rotate(self._account(self._body({"account"})))
         self._json({"ok": True})
 
     async def captcha(self):
@@ -234,7 +234,7 @@ class ControlHandler(web.RequestHandler):
         code = body.get("code")
         if not isinstance(code, str) or not _CODE.match(code):
             raise _BadRequest("code: 1 to 8 letters or digits")
-        self.backend.demand_captcha(qq, code)
+        self.backend.login.demand_captcha(qq, code)
         self._json({"ok": True})
 
     async def fault(self):

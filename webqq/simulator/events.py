@@ -4,7 +4,7 @@ events: builds every ``poll_type`` with the field set, field order and value sty
 the 2013 captures, for one receiving account, from people named by QQ number; and turns
 a client's sent ``content`` string into the received form. It holds no state: counters
 and the clock arrive in a ``Stamp``, randomness through the ``rng`` argument. It never
-queues anything (``state.py`` does) and never performs I/O.
+queues anything (``session.py`` does) and never performs I/O.
 """
 import json
 from dataclasses import dataclass, field

@@ -5,7 +5,7 @@ built-in ``world.json`` beside this module), checks every key, and draws the opa
 protocol ids the 2013 servers handed out (friend ``uin``, group ``gid``/``code``,
 discussion ``did``) from the simulator's seeded ``random.Random``, once per load, so they
 are stable across relinks and reproducible with a seed. It never changes what it loaded,
-never opens a socket and knows nothing of sessions: runtime state lives in ``state.py``.
+never opens a socket and knows nothing of sessions: runtime state lives in ``state.py``'s parts.
 
 Everyone is named by QQ number here; a ``uin`` is always "as seen by" a viewing account
 (PROTOCOL.md §0.2: opaque per-session numbers for other users; the account's own uin is its
@@ -35,9 +35,11 @@ import os
 import random
 from dataclasses import dataclass, field
 
+from .wire import as_int
+
 __all__ = [
     "Account", "Category", "Discussion", "Friend", "Group", "Member", "Options", "Person",
-    "World", "WorldError", "DEFAULT_WORLD_FILE", "STATUSES", "as_int", "load_world",
+    "World", "WorldError", "DEFAULT_WORLD_FILE", "STATUSES", "load_world",
 ]
 
 #: The built-in world: account 10001 (password "webqq-demo"), 10002, three people, one
@@ -274,17 +276,6 @@ class World:
         self._by_uin[(viewer, uin)] = qq
 
 
-def as_int(value):
-    """A JSON number or a decimal string as int (clients send both, §7.20), else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit() and len(value) < 20:
-        return int(value)
-    return None
-
-
 # --- loading and validation --------------------------------------------------------------
 
 _REQUIRED = object()
@@ -438,19 +429,30 @@ def load_world(source=None, rng=None) -> World:
     if isinstance(source, World):
         return source
     rng = rng if rng is not None else random.Random()
-    if source is None:
-        source = DEFAULT_WORLD_FILE
-    if isinstance(source, (str, os.PathLike)):
-        with open(source, encoding="utf-8") as f:
-            try:
-                data = json.load(f)
-            except ValueError as exc:
-                raise WorldError("%s: not JSON: %s" % (source, exc)) from None
-    else:
-        data = source
-    top = _Fields(data, "")
+    top = _Fields(_read_source(DEFAULT_WORLD_FILE if source is None else source), "")
     options = _read_options(top.take("options", dict, {}))
+    people = _read_people(top)
+    accounts = _read_accounts(top, people)
+    numbers = set()                     # group and discussion numbers share one space
+    group_specs = _read_groups(top, people, numbers)
+    discussion_specs = _read_discussions(top, people, numbers)
+    top.done()
+    return _draw_world(options, accounts, people, group_specs, discussion_specs, rng)
 
+
+def _read_source(source):
+    """The world's JSON data: a file's content, or ``source`` itself (a dict)."""
+    if not isinstance(source, (str, os.PathLike)):
+        return source
+    with open(source, encoding="utf-8") as f:
+        try:
+            return json.load(f)
+        except ValueError as exc:
+            raise WorldError("%s: not JSON: %s" % (source, exc)) from None
+
+
+def _read_people(top: _Fields) -> dict:
+    """``people``: QQ number -> Person (accounts are added by ``_read_accounts``)."""
     people = {}
     for path, item in top.items("people"):
         fields = _Fields(item, path)
@@ -459,7 +461,11 @@ def load_world(source=None, rng=None) -> World:
             raise WorldError("%s.qq: %d is listed twice" % (path, qq))
         people[qq] = _read_person(fields, qq)
         fields.done()
+    return people
 
+
+def _read_accounts(top: _Fields, people: dict) -> dict:
+    """``accounts``: QQ number -> Account; each friend must be someone the world lists."""
     accounts = {}
     account_paths = []
     for path, item in top.items("accounts"):
@@ -475,58 +481,71 @@ def load_world(source=None, rng=None) -> World:
             if friend.qq not in people:
                 raise WorldError("%s.friends[%d].qq: nobody with QQ number %d in the world"
                                  % (path, i, friend.qq))
+    return accounts
 
-    def known(path, qq):
-        if qq not in people:
-            raise WorldError("%s: nobody with QQ number %d in the world" % (path, qq))
-        return qq
 
-    group_specs = []
-    numbers = set()
+def _known(people: dict, path: str, qq: int) -> int:
+    if qq not in people:
+        raise WorldError("%s: nobody with QQ number %d in the world" % (path, qq))
+    return qq
+
+
+def _chat_number(fields: _Fields, path: str, numbers: set) -> int:
+    """A group's or discussion's ``number``, unique among both."""
+    number = fields.qq("number")
+    if number in numbers:
+        raise WorldError("%s.number: %d is already a group or discussion" % (path, number))
+    numbers.add(number)
+    return number
+
+
+def _read_groups(top: _Fields, people: dict, numbers: set) -> list:
+    """``groups``: the keyword arguments of each Group but its drawn gid and code."""
+    specs = []
     for path, item in top.items("groups"):
         fields = _Fields(item, path)
-        number = fields.qq("number")
-        if number in numbers:
-            raise WorldError("%s.number: %d is listed twice" % (path, number))
-        numbers.add(number)
+        number = _chat_number(fields, path, numbers)
         members = []
         for mpath, mitem in fields.items("members"):
             mfields = _Fields(mitem, mpath)
-            members.append(Member(qq=known(mpath + ".qq", mfields.qq()),
+            members.append(Member(qq=_known(people, mpath + ".qq", mfields.qq()),
                                   card=mfields.take("card", str, ""),
                                   admin=mfields.take("admin", bool, False)))
             mfields.done()
-        owner = known(path + ".owner", fields.qq("owner"))
+        owner = _known(people, path + ".owner", fields.qq("owner"))
         if owner not in {m.qq for m in members}:
             members.insert(0, Member(qq=owner))
-        group_specs.append(dict(
+        specs.append(dict(
             number=number, name=fields.take("name", str), owner=owner,
             members=tuple(members), memo=fields.take("memo", str, ""),
             fingermemo=fields.take("fingermemo", str, ""),
             createtime=fields.take("createtime", int, 1366948800)))
         fields.done()
+    return specs
 
-    discussion_specs = []
+
+def _read_discussions(top: _Fields, people: dict, numbers: set) -> list:
+    """``discussions``: the keyword arguments of each Discussion but its drawn ids."""
+    specs = []
     for path, item in top.items("discussions"):
         fields = _Fields(item, path)
-        number = fields.qq("number")
-        if number in numbers:
-            raise WorldError("%s.number: %d is already a group or discussion" % (path, number))
-        numbers.add(number)
+        number = _chat_number(fields, path, numbers)
         members = []
         for mpath, qq in fields.items("members"):
             if not isinstance(qq, int) or isinstance(qq, bool):
                 raise WorldError("%s: expected a QQ number, got %s" % (mpath, _kind(qq)))
-            members.append(known(mpath, qq))
-        owner = known(path + ".owner", fields.qq("owner"))
+            members.append(_known(people, mpath, qq))
+        owner = _known(people, path + ".owner", fields.qq("owner"))
         if owner not in members:
             members.insert(0, owner)
-        discussion_specs.append(dict(number=number, name=fields.take("name", str),
-                                     owner=owner, members=tuple(members)))
+        specs.append(dict(number=number, name=fields.take("name", str),
+                          owner=owner, members=tuple(members)))
         fields.done()
-    top.done()
+    return specs
 
-    # Draw every opaque id now, in a fixed order, so one seed gives one world.
+
+def _draw_world(options, accounts, people, group_specs, discussion_specs, rng) -> World:
+    """The World, every opaque id drawn now in a fixed order, so one seed gives one world."""
     drawn = set()
 
     def fresh_id():
