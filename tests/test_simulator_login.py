@@ -14,7 +14,7 @@ import pytest
 
 from simulator_helpers import (LOGIN_RE, PASSWORD, Browser, default_world, expected_p,
                                in_thread, next_held, start_simulator)
-from webqq.qq.protocol import friends_hash
+from webqq.simulator.digests import friend_list_hash
 
 
 def test_password_oracle_matches_protocol_examples():
@@ -248,7 +248,7 @@ async def test_friend_hash_policy(io_loop, request):
     assert (await in_thread(browser.info_post, "get_user_friends2", {"h": "hello"})).json() == {"retcode": 50, "errmsg": ""}
     assert (await in_thread(browser.info_post, "get_user_friends2",
                             {"hash": "00"})).json()["retcode"] == 50
-    good = friends_hash(10001, ptwebqq, "O")
+    good = friend_list_hash(10001, ptwebqq, "O")
     assert (await in_thread(browser.info_post, "get_user_friends2",
                             {"h": "hello", "hash": good})).json()["retcode"] == 0
 

@@ -1,6 +1,6 @@
 """Messages through the simulator: a client's sends in, the receivers' poll items out.
 
-chat: PROTOCOL.md §2.18 - §2.22 and §6 without HTTP. A send is checked (target, content,
+chat: §2.18 - §2.22 and §6 without HTTP. A send is checked (target, content,
 msg_id, group_sig), recorded for /_sim/sent, and delivered as a poll item to every other
 receiver that has a session; the control surface's say and event verbs push items the
 same way. It never touches a socket and never logs message text or a token.
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from . import wire
 from .errors import ControlError, Refusal, channel_refusal
-from .events import (SESS_FLAGS, SIMULATED_FONT, ContentError, EventSpec, build_item,
+from .events import (SESS_FLAGS, SIMULATED_FONT, EventSpec, SentContentError, build_item,
                      content_text, parse_sent_content)
 from .tokens import hex_token
 
@@ -26,7 +26,7 @@ RECENT_SENDS = 64
 class _SessSig:
     peer: int                   # QQ number the sig allows messages to
     service_type: int           # 0 group, 1 discussion
-    through: object             # the Group or Discussion
+    through: object             # the WorldGroup or WorldDiscussion
 
 
 @dataclass
@@ -97,7 +97,7 @@ class ChatRouter:
             raise channel_refusal(100006)
         try:
             pieces, font = parse_sent_content(r.get("content"))
-        except ContentError as exc:
+        except SentContentError as exc:
             log.info("send from %d refused: %s", session.qq, exc)
             raise channel_refusal(100006) from None
         if font is None:

@@ -1,6 +1,6 @@
 """What the simulated back end answers when it says no.
 
-errors: two exceptions. ``Refusal`` carries the retcode body of PROTOCOL.md §5 that a
+errors: two exceptions. ``Refusal`` carries the retcode body of §5 that a
 protocol handler writes as it is (HTTP 200, the retcode says what went wrong);
 ``ControlError`` is a /_sim/ request that does not fit the current state (HTTP 409).
 Neither ever carries a token in its text.

@@ -1,14 +1,13 @@
 """Contact lists and lookups: what the info server (s.web2) and a few d.web2 calls answer.
 
-lists: PROTOCOL.md §2.8 - §2.15 without HTTP, as a viewing account sees the world (uins
+lists: §2.8 - §2.15 without HTTP, as a viewing account sees the world (uins
 drawn for that account, presence from the sessions). It changes nothing, never touches a
 socket and never logs a token.
 """
 import logging
 
-from webqq.qq.protocol import friends_hash
-
 from . import wire
+from .digests import friend_list_hash
 from .errors import Refusal, channel_refusal
 from .sessions import STAT
 
@@ -48,7 +47,7 @@ class Lists:
             if sent is None:
                 if self.options.friends_hash_required:
                     raise channel_refusal(50)
-            elif not isinstance(sent, str) or sent.upper() != friends_hash(
+            elif not isinstance(sent, str) or sent.upper() != friend_list_hash(
                     session.qq, session.ptwebqq, variant):
                 log.info("friend list for %d refused: wrong hash", session.qq)
                 raise channel_refusal(50)

@@ -1,6 +1,6 @@
 """The simulated login server: check, captcha, /login, and Era B's login page and check_sig.
 
-login: the decisions of PROTOCOL.md §2.2 - §2.6 without HTTP. ``/check`` issues a
+login: the decisions of §2.2 - §2.6 without HTTP. ``/check`` issues a
 challenge bound to a cookie (``ptvfsession`` with a ``!XYZ`` code, or, for a captcha,
 ``/getimage`` binds the drawn code to ``verifysession``); ``/login`` consumes it, checks
 ``p`` and grants the cookies ``login2`` will ask for (``skey``, ``ptwebqq``; Era B also
@@ -11,10 +11,9 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from webqq.qq.protocol import encrypt_password
-
 from . import wire
 from .captcha import ALPHABET, render_jpeg
+from .digests import login_p
 from .tokens import ALNUM, UPPER, hex_token, letters
 
 __all__ = ["CheckReply", "Grant", "LoginOutcome", "LoginServer", "LOGIN_OK_MESSAGE"]
@@ -203,7 +202,7 @@ class LoginServer:
         if query.get("verifycode", "").upper() != challenge.code.upper():
             log.info("login for %d refused: wrong verify code", qq)
             return self.failure("4", "0", who)
-        expected = encrypt_password(account.password, qq.to_bytes(8, "big"), challenge.code)
+        expected = login_p(account.password, qq.to_bytes(8, "big"), challenge.code)
         if query.get("p", "").upper() != expected:
             log.info("login for %d refused: wrong password", qq)
             return self.failure("3", "0", who)

@@ -1,6 +1,6 @@
 """One login2 session: its tokens, presence, event queue and the poll it holds.
 
-session: the per-session half of PROTOCOL.md §1.5 and §2.16. Events wait in the queue
+session: the per-session half of §1.5 and §2.16. Events wait in the queue
 until a poll takes them; a poll finds them at once or is held until one arrives, a
 116/121 is owed, or its hold time ends. An answer that cannot be written goes back to
 the queue (``PollAnswer.restore``), so nothing is lost. The only asynchronous objects

@@ -1,6 +1,6 @@
 """Every account's session: login2, the checks of each later call, presence, kicks.
 
-sessions: the connection server's bookkeeping of PROTOCOL.md §1.5 and §2.7 without HTTP.
+sessions: the connection server's bookkeeping of §1.5 and §2.7 without HTTP.
 ``login2`` turns the login server's grant into a ``Session`` (clientid, psessionid,
 vfwebqq); the same clientid relinks it (new tokens, same queue), another clientid kicks
 it. Each d.web2 or s.web2 call names its session by psessionid or by cookies, and is

@@ -8,7 +8,7 @@ __all__ = ["ALNUM", "UPPER", "hex_token", "letters", "psessionid"]
 
 #: Letters and digits: skey, RK, login sigs (the sigs add "-", "_" or "*").
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-#: The three letters of a ``!XYZ`` verify code (PROTOCOL.md §2.3).
+#: The three letters of a ``!XYZ`` verify code (§2.3).
 UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 # §2.7: the node atom inside every observed psessionid.

@@ -14,7 +14,7 @@ gives it (discussions have no public number in WebQQ; the control surface needs 
 
 World file shape (every key but the marked ones optional)::
 
-    {"options": {"era": "A", ...see Options...},
+    {"options": {"era": "A", ...see WorldOptions...},
      "accounts": [{"qq": 10001*, "password": "...", "nick": "...", "captcha": "never",
                    "categories": [{"index": 1, "name": "Colleagues"}],
                    "friends": [{"qq": 20001*, "category": 1, "remark": "Bob (work)"}],
@@ -35,10 +35,12 @@ import os
 import random
 from dataclasses import dataclass, field
 
+from .digests import FRIEND_HASH_VARIANTS
 from .wire import as_int
 
 __all__ = [
-    "Account", "Category", "Discussion", "Friend", "Group", "Member", "Options", "Person",
+    "WorldAccount", "WorldCategory", "WorldDiscussion", "WorldFriend", "WorldGroup",
+    "WorldMember", "WorldOptions", "WorldPerson",
     "World", "WorldError", "DEFAULT_WORLD_FILE", "STATUSES", "load_world",
 ]
 
@@ -60,7 +62,7 @@ class WorldError(ValueError):
 
 
 @dataclass(frozen=True)
-class Options:
+class WorldOptions:
     """Per-world switches for behaviour PROTOCOL.md leaves to the simulator ([sim])."""
 
     #: "A": spring 2013 (check -> login -> login2), the primary target. "B": late 2013:
@@ -94,7 +96,7 @@ class Options:
 
 
 @dataclass(frozen=True)
-class Person:
+class WorldPerson:
     """A user's profile, as the info calls show it."""
 
     qq: int
@@ -113,7 +115,7 @@ class Person:
 
 
 @dataclass(frozen=True)
-class Category:
+class WorldCategory:
     """A friend-list category. Index 0 is the implicit "我的好友" and is never listed."""
 
     index: int
@@ -122,7 +124,7 @@ class Category:
 
 
 @dataclass(frozen=True)
-class Friend:
+class WorldFriend:
     """One entry of an account's friend list."""
 
     qq: int
@@ -131,10 +133,10 @@ class Friend:
 
 
 @dataclass(frozen=True)
-class Account:
+class WorldAccount:
     """A person who can log in."""
 
-    person: Person
+    person: WorldPerson
     password: str
     #: "never", "always" or "once" (the first check of this simulator run asks for one).
     captcha: str = "never"
@@ -150,7 +152,7 @@ class Account:
         return self.person.nick
 
     def friend(self, qq: int):
-        """The Friend entry for ``qq``, or None."""
+        """The WorldFriend entry for ``qq``, or None."""
         for entry in self.friends:
             if entry.qq == qq:
                 return entry
@@ -158,7 +160,7 @@ class Account:
 
 
 @dataclass(frozen=True)
-class Member:
+class WorldMember:
     """A group member: a card (group nickname) and the administrator flag."""
 
     qq: int
@@ -167,7 +169,7 @@ class Member:
 
 
 @dataclass(frozen=True)
-class Group:
+class WorldGroup:
     """A QQ group. ``number`` is the public number (§0.2 info_seq); gid/code are opaque."""
 
     number: int
@@ -181,7 +183,7 @@ class Group:
     createtime: int = 1366948800
 
     def member(self, qq: int):
-        """The Member entry for ``qq``, or None."""
+        """The WorldMember entry for ``qq``, or None."""
         for entry in self.members:
             if entry.qq == qq:
                 return entry
@@ -189,7 +191,7 @@ class Group:
 
 
 @dataclass(frozen=True)
-class Discussion:
+class WorldDiscussion:
     """A discussion group; ``number`` only names it for the world and /_sim/."""
 
     number: int
@@ -210,11 +212,11 @@ class World:
     number or discussion number, or by the protocol's gid/code/did.
     """
 
-    options: Options
-    accounts: dict            # qq -> Account
-    people: dict              # qq -> Person (accounts' profiles included)
-    groups: dict              # number -> Group
-    discussions: dict         # number -> Discussion
+    options: WorldOptions
+    accounts: dict            # qq -> WorldAccount
+    people: dict              # qq -> WorldPerson (accounts' profiles included)
+    groups: dict              # number -> WorldGroup
+    discussions: dict         # number -> WorldDiscussion
     rng: object = field(repr=False)
     _uins: dict = field(default_factory=dict, repr=False)      # (viewer, qq) -> uin
     _by_uin: dict = field(default_factory=dict, repr=False)    # (viewer, uin) -> qq
@@ -262,10 +264,12 @@ class World:
         """The discussions ``qq`` is a member of, in world order."""
         return [d for d in self.discussions.values() if qq in d.members]
 
-    def person(self, qq: int) -> Person:
+    def person(self, qq: int) -> WorldPerson:
         """The profile of ``qq``; a stranger gets a bare profile with the number as nick."""
         found = self.people.get(qq)
-        return found if found is not None else Person(qq=qq, nick=str(qq), status="offline")
+        if found is None:
+            found = WorldPerson(qq=qq, nick=str(qq), status="offline")
+        return found
 
     def _assign_uin(self, viewer: int, qq: int) -> None:
         while True:
@@ -340,8 +344,8 @@ def _kind_name(kind) -> str:
             int: "an integer", float: "a number"}[kind]
 
 
-def _read_person(fields: _Fields, qq: int) -> Person:
-    return Person(
+def _read_person(fields: _Fields, qq: int) -> WorldPerson:
+    return WorldPerson(
         qq=qq,
         nick=fields.take("nick", str, str(qq)),
         status=fields.take("status", str, "online", choices=STATUSES),
@@ -356,14 +360,14 @@ def _read_person(fields: _Fields, qq: int) -> Person:
     )
 
 
-def _read_options(data) -> Options:
+def _read_options(data) -> WorldOptions:
     fields = _Fields(data, "options")
-    options = Options(
+    options = WorldOptions(
         era=fields.take("era", str, "A", choices=("A", "B")),
         poll_order=fields.take("poll_order", str, "oldest_first",
                                choices=("oldest_first", "newest_first")),
         friends_hash=fields.take("friends_hash", str, "none",
-                                 choices=("none", "N", "O", "P", "Q")),
+                                 choices=("none",) + FRIEND_HASH_VARIANTS),
         friends_hash_required=fields.take("friends_hash_required", bool, False),
         referer=fields.take("referer", str, "qq.com", choices=("qq.com", "strict", "none")),
         rotate_every=fields.take("rotate_every", int, 0),
@@ -376,7 +380,7 @@ def _read_options(data) -> Options:
     return options
 
 
-def _read_account(where: str, data, people: dict) -> Account:
+def _read_account(where: str, data, people: dict) -> WorldAccount:
     fields = _Fields(data, where)
     qq = fields.qq()
     password = fields.take("password", str)
@@ -387,8 +391,8 @@ def _read_account(where: str, data, people: dict) -> Account:
         index = cat.take("index", int)
         if index < 1:
             raise WorldError("%s.index: category 0 is the implicit default; use 1 or more" % path)
-        categories.append(Category(index=index, name=cat.take("name", str),
-                                   sort=cat.take("sort", int, index)))
+        categories.append(WorldCategory(index=index, name=cat.take("name", str),
+                                        sort=cat.take("sort", int, index)))
         cat.done()
     friend_items = fields.items("friends")
     person = _read_person(fields, qq)
@@ -397,16 +401,16 @@ def _read_account(where: str, data, people: dict) -> Account:
     indexes = {c.index for c in categories}
     for path, item in friend_items:
         entry = _Fields(item, path)
-        friend = Friend(qq=entry.qq(), category=entry.take("category", int, 0),
-                        remark=entry.take("remark", str, ""))
+        friend = WorldFriend(qq=entry.qq(), category=entry.take("category", int, 0),
+                             remark=entry.take("remark", str, ""))
         entry.done()
         if friend.category and friend.category not in indexes:
             raise WorldError("%s.category: no category %d in %s.categories"
                              % (path, friend.category, where))
         friends.append(friend)
     people[qq] = person
-    return Account(person=person, password=password, captcha=captcha,
-                   categories=tuple(categories), friends=tuple(friends))
+    return WorldAccount(person=person, password=password, captcha=captcha,
+                        categories=tuple(categories), friends=tuple(friends))
 
 
 def load_world(source=None, rng=None) -> World:
@@ -452,7 +456,7 @@ def _read_source(source):
 
 
 def _read_people(top: _Fields) -> dict:
-    """``people``: QQ number -> Person (accounts are added by ``_read_accounts``)."""
+    """``people``: QQ number -> WorldPerson (accounts are added by ``_read_accounts``)."""
     people = {}
     for path, item in top.items("people"):
         fields = _Fields(item, path)
@@ -465,7 +469,7 @@ def _read_people(top: _Fields) -> dict:
 
 
 def _read_accounts(top: _Fields, people: dict) -> dict:
-    """``accounts``: QQ number -> Account; each friend must be someone the world lists."""
+    """``accounts``: QQ number -> WorldAccount; each friend must be someone the world lists."""
     accounts = {}
     account_paths = []
     for path, item in top.items("accounts"):
@@ -500,7 +504,7 @@ def _chat_number(fields: _Fields, path: str, numbers: set) -> int:
 
 
 def _read_groups(top: _Fields, people: dict, numbers: set) -> list:
-    """``groups``: the keyword arguments of each Group but its drawn gid and code."""
+    """``groups``: the keyword arguments of each WorldGroup but its drawn gid and code."""
     specs = []
     for path, item in top.items("groups"):
         fields = _Fields(item, path)
@@ -508,13 +512,13 @@ def _read_groups(top: _Fields, people: dict, numbers: set) -> list:
         members = []
         for mpath, mitem in fields.items("members"):
             mfields = _Fields(mitem, mpath)
-            members.append(Member(qq=_known(people, mpath + ".qq", mfields.qq()),
-                                  card=mfields.take("card", str, ""),
-                                  admin=mfields.take("admin", bool, False)))
+            members.append(WorldMember(qq=_known(people, mpath + ".qq", mfields.qq()),
+                                       card=mfields.take("card", str, ""),
+                                       admin=mfields.take("admin", bool, False)))
             mfields.done()
         owner = _known(people, path + ".owner", fields.qq("owner"))
         if owner not in {m.qq for m in members}:
-            members.insert(0, Member(qq=owner))
+            members.insert(0, WorldMember(qq=owner))
         specs.append(dict(
             number=number, name=fields.take("name", str), owner=owner,
             members=tuple(members), memo=fields.take("memo", str, ""),
@@ -525,7 +529,7 @@ def _read_groups(top: _Fields, people: dict, numbers: set) -> list:
 
 
 def _read_discussions(top: _Fields, people: dict, numbers: set) -> list:
-    """``discussions``: the keyword arguments of each Discussion but its drawn ids."""
+    """``discussions``: the keyword arguments of each WorldDiscussion but its drawn ids."""
     specs = []
     for path, item in top.items("discussions"):
         fields = _Fields(item, path)
@@ -557,11 +561,11 @@ def _draw_world(options, accounts, people, group_specs, discussion_specs, rng) -
 
     groups = {}
     for spec in group_specs:
-        groups[spec["number"]] = Group(gid=fresh_id(), code=fresh_id(), **spec)
+        groups[spec["number"]] = WorldGroup(gid=fresh_id(), code=fresh_id(), **spec)
     discussions = {}
     for spec in discussion_specs:
-        discussions[spec["number"]] = Discussion(did=fresh_id(), info_seq=rng.randrange(2, 100),
-                                                 **spec)
+        discussions[spec["number"]] = WorldDiscussion(
+            did=fresh_id(), info_seq=rng.randrange(2, 100), **spec)
     world = World(options=options, accounts=accounts, people=people, groups=groups,
                   discussions=discussions, rng=rng)
     for viewer in sorted(accounts):
