@@ -228,10 +228,16 @@ class Browser:
 
     # --- the control surface ---------------------------------------------------------
 
-    def control(self, verb, body=None, method=None) -> Reply:
+    def control(self, verb, body=None, method=None, headers=None) -> Reply:
+        """A /_sim/ call with the simulator's token (and a JSON Content-Type for a body);
+        ``headers`` adds or overrides headers (None as a value leaves one out)."""
         url = "http://127.0.0.1:%d/_sim/%s" % (self.sim.port, verb)
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, method=method)
+        sent = control_headers(self.sim, data is not None)
+        sent.update(headers or {})
+        request = urllib.request.Request(
+            url, data=data, method=method,
+            headers={name: value for name, value in sent.items() if value is not None})
         opener = urllib.request.build_opener()
         try:
             with opener.open(request, timeout=10) as response:
@@ -239,6 +245,14 @@ class Browser:
         except urllib.error.HTTPError as error:
             with error:
                 return Reply(error.code, error.headers, error.read())
+
+
+def control_headers(sim, json_body: bool = True) -> dict:
+    """The headers a /_sim/ request needs: the token, and the type of a JSON body."""
+    headers = {"X-Sim-Token": sim.control_token}
+    if json_body:
+        headers["Content-Type"] = "application/json"
+    return headers
 
 
 def default_world(**options) -> dict:

@@ -8,7 +8,7 @@ import pytest
 from tornado.iostream import StreamClosedError
 from tornado.tcpclient import TCPClient
 
-from simulator_helpers import Browser, in_thread, next_held, start_simulator
+from simulator_helpers import Browser, control_headers, in_thread, next_held, start_simulator
 from webqq.simulator import Simulator, WorldError, load_world
 from webqq.simulator.captcha import render_jpeg
 from webqq.simulator.events import POLL_TYPES
@@ -155,7 +155,7 @@ async def test_malformed_control_bodies_are_refused_with_400(sim, browser):
         reply = await in_thread(browser.control, verb, body)
         assert reply.status == 400 and "error" in reply.json(), (verb, body)
     for verb in ("say", "kick", "offline"):
-        status, answer = await in_thread(_raw_control, sim.port, verb, nested)
+        status, answer = await in_thread(_raw_control, sim, verb, nested)
         assert (status, json.loads(answer)) == (400, {"error": "the body is not JSON"})
     entry = (await in_thread(browser.control, "state")).json()["accounts"]["10001"]
     assert entry["state"] == "online" and entry["captcha"] is None     # nothing happened
@@ -177,22 +177,81 @@ async def test_state_sent_and_verb_errors(sim, browser):
     assert (await in_thread(browser.control, "sent")).status == 400
     assert (await in_thread(browser.control, "nonsense")).status == 404
     assert (await in_thread(browser.control, "kick")).status == 405      # GET of a POST verb
-    garbage = await in_thread(_raw_control, sim.port, "kick", b"{nope")
+    garbage = await in_thread(_raw_control, sim, "kick", b"{nope")
     assert garbage[0] == 400
     assert (await in_thread(browser.control, "kick", {"account": 10002})).status == 409
     assert (await in_thread(browser.control, "rotate", {"account": "x"})).status == 400
     assert (await in_thread(browser.control, "captcha", {"account": 10001,
                                                          "code": "no spaces"})).status == 400
     # Any Host reaches /_sim/.
-    reply = await browser.get("http://d.web2.qq.com/_sim/state")
+    reply = await browser.get("http://d.web2.qq.com/_sim/state", control_headers(sim, False))
     assert reply.status == 200 and "accounts" in reply.json()
 
 
-def _raw_control(port, verb, body):
+@pytest.mark.gen_test
+async def test_control_surface_refuses_cross_site_requests(sim, browser, caplog):
+    caplog.set_level("DEBUG", logger="webqq.simulator")
+    await in_thread(browser.sign_in, 10001)
+    token, port = sim.control_token, sim.port
+    kick = {"account": 10001}
+    # What a page's no-cors fetch can send: a "simple" POST, no custom header.
+    for headers in ({"Content-Type": "text/plain", "Origin": "http://evil.example"},
+                    {"Content-Type": "text/plain"},
+                    {"Content-Type": "application/x-www-form-urlencoded"},
+                    {"Content-Type": None}):
+        reply = await in_thread(browser.control, "kick", kick, headers=dict(
+            headers, **{"X-Sim-Token": None}))
+        reason = "Origin" if "Origin" in headers else "X-Sim-Token"
+        assert reply.status == 403 and reason in reply.json()["error"], headers
+    # With the token, a body that is not declared JSON is still refused.
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        reply = await in_thread(browser.control, "kick", kick,
+                                headers={"Content-Type": content_type})
+        assert reply.status == 415, content_type
+        assert "Content-Type: application/json" in reply.json()["error"]
+    # A foreign Origin is refused even with the token (and a JSON body).
+    for origin in ("http://evil.example", "null", "http://127.0.0.1:%d" % (port + 1),
+                   "https://127.0.0.1:%d" % port):
+        reply = await in_thread(browser.control, "kick", kick, headers={"Origin": origin})
+        assert reply.status == 403 and "Origin" in reply.json()["error"], origin
+    # Reads need the token too; a wrong one is no better than none.
+    for verb, method in (("state", None), ("sent?account=10001", None), ("fault", "DELETE")):
+        for wrong in (None, token[:-1], token + "x", "Bearer " + token):
+            reply = await in_thread(browser.control, verb, method=method,
+                                    headers={"X-Sim-Token": wrong})
+            assert reply.status == 403, (verb, wrong)
+    entry = (await in_thread(browser.control, "state")).json()["accounts"]["10001"]
+    assert entry["state"] == "online"                       # nothing was done
+    # The surface's own origins, charset parameters and Authorization: Bearer pass.
+    for origin in ("http://127.0.0.1:%d" % port, "http://localhost:%d" % port,
+                   "http://[::1]:%d" % port):
+        reply = await in_thread(browser.control, "state", headers={"Origin": origin})
+        assert reply.status == 200, origin
+    reply = await in_thread(browser.control, "rotate", kick, headers={
+        "X-Sim-Token": None, "Authorization": "Bearer " + token,
+        "Content-Type": "application/json; charset=utf-8"})
+    assert reply.status == 200, reply.text
+    assert token not in caplog.text
+    assert token not in (await in_thread(browser.control, "state")).text
+
+
+def test_each_simulator_draws_its_own_control_token(io_loop, request):
+    one, two = (start_simulator(io_loop, request) for _ in range(2))   # same seed
+    assert len(one.control_token) >= 32 and one.control_token != two.control_token
+    fixed = start_simulator(io_loop, request, control_token="fixed-token-1")
+    assert fixed.control_token == "fixed-token-1"
+    for bad in ("", "short", "has a space", "caf\u00e9-token", "x" * 257):
+        with pytest.raises(ValueError) as caught:
+            Simulator(control_token=bad)
+        assert bad not in str(caught.value) or not bad
+
+
+def _raw_control(sim, verb, body, headers=None):
     import http.client
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=5)
     try:
-        connection.request("POST", "/_sim/" + verb, body)
+        connection.request("POST", "/_sim/" + verb, body,
+                           control_headers(sim) if headers is None else headers)
         response = connection.getresponse()
         return response.status, response.read()
     finally:
@@ -348,11 +407,13 @@ def test_command_prints_ports_and_serves_until_interrupted():
     import signal
     import subprocess
     import sys
+    import urllib.error
     import urllib.request
     launcher = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             "bin", "webqq-simulator")
     process = subprocess.Popen([sys.executable, launcher, "--port", "0", "--tls-port", "0",
-                                "--poll-hold", "5", "--seed", "1"],
+                                "--poll-hold", "5", "--seed", "1",
+                                "--control-token", "from-the-command-line"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = process.stdout.readline()
@@ -360,10 +421,18 @@ def test_command_prints_ports_and_serves_until_interrupted():
                          first)
         assert match, first
         assert process.stdout.readline().startswith("CA certificate (TEST MATERIAL): ")
-        assert "/_sim/state" in process.stdout.readline()
+        token = re.match(r"control token: (\S+) \(send it as X-Sim-Token",
+                         process.stdout.readline()).group(1)
+        assert token == "from-the-command-line"
+        assert "-H 'X-Sim-Token: %s' " % token in process.stdout.readline()
         assert process.stdout.readline().startswith("try:     curl --cacert ")
-        with urllib.request.urlopen("http://127.0.0.1:%s/_sim/state" % match.group(1),
-                                    timeout=5) as response:
+        state = "http://127.0.0.1:%s/_sim/state" % match.group(1)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(state, timeout=5)
+        assert refused.value.code == 403
+        refused.value.close()
+        request = urllib.request.Request(state, headers={"X-Sim-Token": token})
+        with urllib.request.urlopen(request, timeout=5) as response:
             assert json.load(response)["poll_hold"] == 5.0
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
@@ -375,3 +444,11 @@ def test_command_prints_ports_and_serves_until_interrupted():
             process.wait()
         process.stdout.close()
         process.stderr.close()
+
+
+def test_command_refuses_a_bad_control_token(capsys):
+    from webqq.simulator import cli
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["--control-token", "no spaces allowed"])
+    assert caught.value.code == 2
+    assert "printable ASCII characters without spaces" in capsys.readouterr().err

@@ -17,6 +17,7 @@ Use::
     sim = Simulator(world=None, poll_hold=55.0, host="127.0.0.1", port=0, tls_port=0)
     sim.hosts      # {"d.web2.qq.com": ("127.0.0.1", 41234), "ssl.ptlogin2.qq.com": (…, tls)}
     sim.ca_file    # the CA to trust for the TLS port
+    sim.control_token  # the secret of the /_sim/ control surface
     await sim.stop()
 
 The constructor starts it (on the current IOLoop). Modules: ``world`` (the JSON world),
@@ -26,7 +27,12 @@ surface), ``server`` (ports, TLS, timers), ``cli``; beside them ``wire``, ``toke
 ``errors``, ``faults`` and ``captcha``.
 
 Control surface, on the plain port under ``/_sim/`` for any Host, JSON in and out.
-Everyone is named by QQ number, groups and discussions by their world number::
+Every request carries the run's control token (``Simulator(control_token=None)`` draws
+one; ``.control_token``; ``webqq-simulator`` prints it) as ``X-Sim-Token: TOKEN`` or
+``Authorization: Bearer TOKEN``; POST bodies are ``Content-Type: application/json``; a
+request with an ``Origin`` must come from the surface's own origin (no other web page
+can drive it). Everyone is named by QQ number, groups and discussions by their world
+number::
 
     POST /_sim/say     {"to": 10001, "from": 20001, "text": "hi"}             a "message"
                        {"to": 10001, "group": 30001, "from": 20002, "text": "hi"}
@@ -72,8 +78,9 @@ Everyone is named by QQ number, groups and discussions by their world number::
     POST /_sim/offline {"seconds": 30}  both ports refuse connections for a while
                        (the answer is sent first; /_sim/ is unreachable meanwhile)
 
-Errors: 400 {"error": …} (bad body, unknown name), 404 (unknown verb), 405, 409 (e.g.
-the account is not logged in).
+Errors: 400 {"error": …} (bad body, unknown name), 403 (no or wrong token, a foreign
+Origin), 404 (unknown verb), 405, 409 (e.g. the account is not logged in), 415 (a POST
+body not declared application/json).
 """
 from .server import CA_FILE, DEFAULT_POLL_HOLD, Simulator
 from .world import World, WorldError, load_world

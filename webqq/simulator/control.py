@@ -6,10 +6,21 @@ numbers and group/discussion numbers into world objects and calls the ``Backend`
 Simulator. It never reaches around the back end to edit a session, and never returns a
 token (skey, ptwebqq, vfwebqq, psessionid).
 
-Errors: 400 ``{"error": "..."}`` for a malformed body or an unknown name, 404 for an
-unknown verb, 405 for a wrong method, 409 when the state does not allow it (e.g. the
-account is not logged in).
+Only the simulator's own user may drive it: the surface can kick the account or make
+anyone say anything, and any web page the user visits can send requests to loopback.
+So every request must carry the simulator's control token (``X-Sim-Token: TOKEN`` or
+``Authorization: Bearer TOKEN``; ``Simulator.control_token``, printed at start), a
+request with an ``Origin`` header must come from the surface's own origin
+(``http://127.0.0.1:PORT``, ``http://localhost:PORT``, ``http://[::1]:PORT``), and a POST
+body must be ``Content-Type: application/json``. A browser cannot send such a request
+cross-site without a CORS preflight, which this surface never grants.
+
+Errors: 400 ``{"error": "..."}`` for a malformed body or an unknown name, 403 for a
+missing or wrong token or a foreign Origin, 404 for an unknown verb, 405 for a wrong
+method, 409 when the state does not allow it (e.g. the account is not logged in), 415
+for a POST body that is not declared JSON.
 """
+import hmac
 import http.client
 import json
 import logging
@@ -22,11 +33,50 @@ from .faults import FAULT_KINDS, Fault
 from .errors import ControlError
 from .world import STATUSES
 
-__all__ = ["ControlHandler"]
+__all__ = ["ControlHandler", "TOKEN_HEADER", "control_origins", "refusal_of"]
 
 log = logging.getLogger("webqq.simulator")
 
 _CODE = re.compile(r"[A-Za-z0-9]{1,8}\Z")
+
+#: The request header carrying the control token (``Authorization: Bearer`` works too).
+TOKEN_HEADER = "X-Sim-Token"
+
+
+def control_origins(port: int, host: str = "127.0.0.1") -> frozenset:
+    """The Origins a browser sends for pages of the control surface itself."""
+    literal = "[%s]" % host if ":" in host else host
+    return frozenset("http://%s:%d" % (name, port)
+                     for name in ("127.0.0.1", "localhost", "[::1]", literal))
+
+
+def _presented_token(headers) -> str:
+    token = headers.get(TOKEN_HEADER)
+    if token is not None:
+        return token
+    scheme, _, credentials = headers.get("Authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else ""
+
+
+def refusal_of(method: str, headers, token: str, origins) -> "tuple | None":
+    """Why a control request is refused, as ``(HTTP status, message)``, or None.
+
+    Checked in this order: a foreign ``Origin`` (403), a missing or wrong token (403),
+    a POST whose body is not declared ``application/json`` (415). The token is compared
+    in constant time and never quoted.
+    """
+    origin = headers.get("Origin")
+    if origin is not None and origin not in origins:
+        return 403, "cross-site request refused: Origin %s is not the simulator's" % origin[:80]
+    presented = _presented_token(headers)
+    if not presented or not hmac.compare_digest(presented.encode("utf-8", "replace"),
+                                                token.encode("utf-8")):
+        return 403, ("send the simulator's control token as %s (or Authorization: Bearer)"
+                     % TOKEN_HEADER)
+    media_type = headers.get("Content-Type", "").partition(";")[0].strip().lower()
+    if method == "POST" and media_type != "application/json":
+        return 415, "POST bodies must be Content-Type: application/json"
+    return None
 
 
 class _BadRequest(Exception):
@@ -48,6 +98,14 @@ class ControlHandler(web.RequestHandler):
 
     def compute_etag(self):
         return None
+
+    def prepare(self):
+        refusal = refusal_of(self.request.method, self.request.headers, self.sim.control_token,
+                             control_origins(self.sim.port, self.sim.host))
+        if refusal is not None:
+            log.info("/_sim/ %s %s refused: HTTP %d", self.request.method, self.request.path,
+                     refusal[0])
+            self._fail(*refusal)
 
     def log_exception(self, typ, value, tb):
         if isinstance(value, web.HTTPError):

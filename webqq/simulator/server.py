@@ -6,6 +6,8 @@ the caller's IOLoop, starts no thread and never blocks.
 """
 import os
 import random
+import re
+import secrets
 import ssl
 import time
 import weakref
@@ -22,7 +24,7 @@ from .faults import FaultPlan
 from .state import Backend
 from .world import load_world
 
-__all__ = ["CA_FILE", "DEFAULT_POLL_HOLD", "Simulator"]
+__all__ = ["CA_FILE", "DEFAULT_POLL_HOLD", "Simulator", "check_control_token"]
 
 _CERTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "certs")
 #: The CA that signed the TLS port's certificate (TEST MATERIAL: its key is public).
@@ -31,6 +33,18 @@ CA_FILE = os.path.join(_CERTS, "ca.pem")
 #: Seconds a poll2 is held before 102 (PROTOCOL.md §2.16 [sim]: 55 s, under the 60 s
 #: request timeout of pual_bot and twqq; LQ called 90 s "official", IQ used 70 s).
 DEFAULT_POLL_HOLD = 55.0
+
+# A control token travels in an HTTP header: printable ASCII, no spaces.
+_TOKEN = re.compile(r"[!-~]{8,256}\Z")
+
+
+def check_control_token(token: str) -> str:
+    """``token`` if it can be a control token (8 to 256 printable ASCII characters, no
+    spaces: it travels in a header); raises ValueError without quoting it otherwise."""
+    if not isinstance(token, str) or not _TOKEN.match(token):
+        raise ValueError("a control token is 8 to 256 printable ASCII characters "
+                         "without spaces")
+    return token
 
 
 class _TrackingHTTPServer(HTTPServer):
@@ -60,14 +74,21 @@ class Simulator:
         seed: seeds the simulator's ``random.Random`` (ids, tokens, codes) for
             reproducible runs; None seeds from the system.
         clock: unix time in seconds; tests may pass a fake one to drive idle expiry.
+        control_token: the secret every /_sim/ request must carry (``X-Sim-Token``);
+            None draws a new one from ``secrets`` (never from the seeded ``rng``).
 
     Raises:
         OSError: a port cannot be bound (nothing stays bound then).
         WorldError: the world is not valid.
+        ValueError: the control token is not printable ASCII of 8 to 256 characters.
     """
 
     def __init__(self, world=None, poll_hold: float = DEFAULT_POLL_HOLD, host: str = "127.0.0.1",
-                 port: int = 0, tls_port: int = 0, *, seed=None, clock=time.time):
+                 port: int = 0, tls_port: int = 0, *, seed=None, clock=time.time,
+                 control_token=None):
+        #: The secret of the /_sim/ surface for this run (see control.py).
+        self.control_token = check_control_token(
+            secrets.token_urlsafe(24) if control_token is None else control_token)
         self.rng = random.Random(seed)
         self.world = load_world(world, self.rng)
         self.options = self.world.options
