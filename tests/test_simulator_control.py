@@ -9,8 +9,9 @@ from tornado.iostream import StreamClosedError
 from tornado.tcpclient import TCPClient
 
 from simulator_helpers import Browser, control_headers, in_thread, next_held, start_simulator
-from webqq.simulator import Simulator, WorldError, load_world
+from webqq.simulator import Simulator, WorldError, control, load_world
 from webqq.simulator.captcha import render_jpeg
+from webqq.simulator.control import ControlHandler
 from webqq.simulator.events import POLL_TYPES
 
 # poll_type -> (extra control keys, the value's keys in order)
@@ -452,3 +453,44 @@ def test_command_refuses_a_bad_control_token(capsys):
         cli.main(["--control-token", "no spaces allowed"])
     assert caught.value.code == 2
     assert "printable ASCII characters without spaces" in capsys.readouterr().err
+
+
+# JSON values of every type but the one a key wants (null means "not given").
+WRONG_VALUES = {
+    control.NUMBER: [True, 1.5, "x", [1], {"a": 1}],
+    control.SECONDS: [True, "1", [1], {"a": 1}],
+    control.TEXT: [True, 1, 1.5, [1], {"a": 1}],
+    control.FLAG: [1, "true", [True], {"a": 1}],
+    control.PIECES: [True, 1, "x", {"a": 1}],
+    control.OBJECT: [True, 1, "x", [1]],
+}
+VALID_BODIES = {
+    "say": {"to": 10001, "from": 20001, "text": "x"},
+    "event": {"to": 10001, "poll_type": "input_notify", "from": 20001},
+    "kick": {"account": 10001},
+    "rotate": {"account": 10001},
+    "captcha": {"account": 10001, "code": "ABCD"},
+    "fault": {"path": "/x", "kind": "delay"},
+    "offline": {"seconds": 1},
+}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_every_verb_answers_a_wrong_json_type_with_400(sim, browser):
+    assert set(ControlHandler.POST_VERBS) == set(control.BODIES) == set(VALID_BODIES)
+    await in_thread(browser.sign_in, 10001)
+    # The report of issue 11: a list or an object as poll_type was a 500.
+    for poll_type in (["message"], {"a": 1}):
+        reply = await in_thread(browser.control, "event", dict(
+            VALID_BODIES["event"], poll_type=poll_type))
+        assert reply.status == 400 and reply.json()["error"].startswith("poll_type: "), \
+            reply.text
+    cases = [(verb, key, wrong) for verb, keys in control.BODIES.items()
+             for key, kind in keys.items() for wrong in WRONG_VALUES[kind]]
+    for verb, key, wrong in cases:
+        reply = await in_thread(browser.control, verb, dict(VALID_BODIES[verb], **{key: wrong}))
+        assert reply.status == 400, (verb, key, wrong, reply.status, reply.text)
+        assert reply.json()["error"].startswith(key + ": "), (verb, key, wrong, reply.text)
+    state = (await in_thread(browser.control, "state")).json()
+    assert state["accounts"]["10001"]["state"] == "online" and state["faults"] == []
+    assert state["accounts"]["10001"]["queued"] == 0 and state["accounts"]["10001"]["captcha"] is None
