@@ -469,6 +469,7 @@ VALID_BODIES = {
     "event": {"to": 10001, "poll_type": "input_notify", "from": 20001},
     "kick": {"account": 10001},
     "rotate": {"account": 10001},
+    "expire": {"account": 10001},
     "captcha": {"account": 10001, "code": "ABCD"},
     "fault": {"path": "/x", "kind": "delay"},
     "offline": {"seconds": 1},

@@ -307,3 +307,45 @@ async def test_no_secret_reaches_the_log(sim, browser, caplog):
     for record in caplog.records:
         text = record.getMessage()
         assert not [s for s in secrets if s in text], text
+
+
+@pytest.mark.gen_test
+async def test_expire_forces_a_login_from_check_where_a_captcha_applies(sim, browser,
+                                                                       held_polls):
+    session = await in_thread(browser.sign_in, 10001)
+    poll = in_thread(browser.poll)
+    await next_held(held_polls, 10001)
+    assert (await in_thread(browser.control, "captcha", {"account": 10001, "code": "ABCD"})).status == 200
+    # The captcha alone changes nothing for a live session: it applies at /check.
+    assert (await in_thread(browser.control, "expire", {"account": 10001})).json() == {"ok": True}
+    assert (await poll).json() == {"retcode": 103, "errmsg": ""}      # 你的登录已失效
+    item = (await in_thread(browser.control, "say", {"to": 10001, "from": 20001,
+                                                     "text": "while expired"})).json()["item"]
+    assert (await in_thread(browser.poll)).json() == {"retcode": 103, "errmsg": ""}
+    assert (await in_thread(browser.send, "send_buddy_msg2", {
+        "to": sim.world.uin(10001, 20001)})).json() == {"retcode": 108, "errmsg": ""}
+    # A resume or relink (login2 with the saved cookies and ptwebqq) is refused...
+    assert (await in_thread(browser.login2, session["clientid"])).json() == {
+        "retcode": 103, "errmsg": ""}
+    state = (await in_thread(browser.control, "state")).json()["accounts"]["10001"]
+    assert state["state"] == "expired"
+    assert (await in_thread(browser.control, "kick", {"account": 10001})).status == 409
+    # ...so the client logs in from /check, which now asks for the captcha.
+    flag, _, uin_bytes = await in_thread(browser.check, 10001)
+    assert flag == "1"
+    await browser.get("https://ssl.captcha.qq.com/getimage?aid=1003903&r=0.2&uin=10001")
+    reply = await in_thread(browser.login, 10001, PASSWORD, "ABCD", uin_bytes)
+    assert LOGIN_RE.match(reply.text).group(1) == "0", reply.text
+    assert (await in_thread(browser.login2, "87654321")).json()["retcode"] == 0
+    # What was said while the login was expired waits for the new session.
+    assert (await in_thread(browser.poll)).json() == {"retcode": 0, "result": [item]}
+
+
+@pytest.mark.gen_test
+async def test_expire_needs_a_login(sim, browser):
+    assert (await in_thread(browser.control, "expire", {"account": 10001})).status == 409
+    assert (await in_thread(browser.control, "expire", {"account": 12345})).status == 400
+    # After /login but before login2, the grant alone expires: login2 is refused.
+    await in_thread(browser.login, 10001)
+    assert (await in_thread(browser.control, "expire", {"account": 10001})).status == 200
+    assert (await in_thread(browser.login2)).json() == {"retcode": 103, "errmsg": ""}

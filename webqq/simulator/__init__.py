@@ -68,8 +68,15 @@ number::
                        when "kick_message" is true)                 -> {"ok": true}
     POST /_sim/rotate  {"account": 10001}  the held or next poll answers 116 with a new
                        ptwebqq, which login2 then requires          -> {"ok": true}
+    POST /_sim/expire  {"account": 10001}  the account's login expires: the held or next
+                       poll answers 103, a relink or resumed session (login2 with the
+                       saved cookies) is refused with 103, so the client logs in again
+                       from check. Events said meanwhile wait for that login.
+                                                                    -> {"ok": true}
     POST /_sim/captcha {"account": 10001, "code": "ABCD"}
-                       the next check requires a captcha showing that code
+                       the next check requires a captcha showing that code. A client
+                       that is online only meets it at its next check: follow with
+                       /_sim/expire (a kick is not enough: the client relinks, no check)
     POST /_sim/fault   {"path": "/channel/poll2", "kind": "status|reset|delay|retcode",
                         "status": 502, "count": 3, "seconds": 2, "retcode": 103,
                         "host": "d.web2.qq.com" (optional)}  see faults.py

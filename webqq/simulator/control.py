@@ -58,6 +58,7 @@ BODIES = {
     "event": dict(_CHAT_KEYS, poll_type=TEXT, type=TEXT, status=TEXT, value=OBJECT),
     "kick": {"account": NUMBER, "kick_message": FLAG},
     "rotate": {"account": NUMBER},
+    "expire": {"account": NUMBER},
     "captcha": {"account": NUMBER, "code": TEXT},
     "fault": {"path": TEXT, "kind": TEXT, "status": NUMBER, "count": NUMBER,
               "seconds": SECONDS, "retcode": NUMBER, "host": TEXT},
@@ -110,7 +111,8 @@ class ControlHandler(web.RequestHandler):
 
     GET_VERBS = {"state": "state", "sent": "sent", "fault": "faults"}
     POST_VERBS = {"say": "say", "event": "event", "kick": "kick", "rotate": "rotate",
-                  "captcha": "captcha", "fault": "fault", "offline": "offline"}
+                  "expire": "expire", "captcha": "captcha", "fault": "fault",
+                  "offline": "offline"}
     DELETE_VERBS = {"fault": "clear_faults"}
 
     def initialize(self, sim):
@@ -293,6 +295,10 @@ class ControlHandler(web.RequestHandler):
 
     async def rotate(self):
         self.backend.sessions.rotate(self._account(self._body("rotate")))
+        self._json({"ok": True})
+
+    async def expire(self):
+        self.backend.sessions.expire(self._account(self._body("expire")))
         self._json({"ok": True})
 
     async def captcha(self):

@@ -268,6 +268,11 @@ class LoginServer:
         """The cookies the latest /login of ``qq`` granted, or None."""
         return self.grants.get(qq)
 
+    def revoke(self, qq: int) -> bool:
+        """Forget the latest grant of ``qq`` (/_sim/expire): a login2 with its cookies
+        is then refused and only a new /login helps. Returns whether there was one."""
+        return self.grants.pop(qq, None) is not None
+
     def rotate_ptwebqq(self, qq: int, value: str) -> None:
         """A 116 gave ``qq`` a new ptwebqq: login2 now expects that one."""
         grant = self.grants.get(qq)

@@ -151,9 +151,14 @@ class Session:
             future_set_result_unless_cancelled(future, None)
 
     def end(self, body: dict) -> None:
-        """Answer a held poll with ``body`` (109 at logout)."""
+        """Answer a held poll with ``body`` (109 at logout, 103 when the login expires)."""
         if self.pending is not None:
             self._answer(PollAnswer(body))
+
+    def hand_over(self) -> list:
+        """Empty the queue, returning its items in arrival order (for the next session)."""
+        items, self.queue = [q.item for q in self.queue], []
+        return items
 
     def kick(self, notice: "dict | None") -> None:
         """Mark the session kicked; polls get ``notice`` (a kick_message) first, then 121."""

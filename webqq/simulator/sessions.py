@@ -12,7 +12,7 @@ import logging
 from . import wire
 from .errors import ControlError, Refusal, channel_refusal
 from .events import EventSpec, build_item
-from .session import LOGGED_OUT, ONLINE, Session
+from .session import EXPIRED, LOGGED_OUT, ONLINE, Session
 from .tokens import hex_token, psessionid
 
 __all__ = ["REQUESTABLE_STATUSES", "STAT", "Sessions", "WEBQQ_CLIENT_TYPE"]
@@ -105,12 +105,18 @@ class Sessions:
             session.state, session.kick_notice = ONLINE, None
             session.skey, session.p_skey, session.ptwebqq = grant.skey, grant.p_skey, grant.ptwebqq
             return session
+        waiting = []
         if session is not None:
             session.expire_if_idle()
             if session.state == ONLINE:
                 log.info("login2 for %d from another client: the old session is kicked", qq)
                 self.kick_session(session, notice=True)
+            elif session.state == EXPIRED:
+                # [sim] what arrived while the login was expired waits for the next one.
+                waiting = session.hand_over()
         session = Session(self, self.world.accounts[qq], clientid, status, grant)
+        for item in waiting:
+            session.push(item)
         self.by_qq[qq] = session
         log.info("login2 for %d: new session", qq)
         return session
@@ -272,6 +278,30 @@ class Sessions:
         """/_sim/rotate: the next (or the held) poll answers 116 with a new ptwebqq."""
         session = self.live(qq)
         session.offer_rotation(self.new_ptwebqq(session))
+
+    def expire(self, qq: int) -> None:
+        """/_sim/expire: the account's login expires, as the 2013 server's did.
+
+        The login grant is forgotten, so a relink or a resumed session (login2 with the
+        saved cookies) is refused with 103; the session's psessionid dies, so a held or
+        later poll answers 103 and a send 108. Only a login from /check helps, where a
+        captcha demanded by /_sim/captcha applies. Queued events wait for that login.
+
+        Raises:
+            ControlError: the account has neither a session nor a login grant.
+        """
+        revoked = self.login.revoke(qq)
+        session = self.reachable(qq)
+        if session is None:
+            if not revoked:
+                raise ControlError("account %d is not logged in" % qq)
+            log.info("login of %d expired by the control surface", qq)
+            return
+        session.state = EXPIRED
+        self.by_psessionid.pop(session.psessionid, None)
+        session.end(channel_refusal(103).body)
+        self.announce(session)
+        log.info("session of %d expired by the control surface: login again", qq)
 
     def close(self) -> None:
         """The simulator stops: every held poll's Future resolves with None."""
