@@ -24,10 +24,11 @@ import time
 BIN = os.path.dirname(os.path.abspath(sys.executable))
 #: The simulator's built-in world: the bot's account, its password, a friend and a group.
 ACCOUNT, PASSWORD, FRIEND, GROUP, GROUP_MEMBER = 10001, "webqq-demo", 20001, 30001, 20002
-#: Every protocol host (webqq.simulator.app.HTTP_HOSTS / HTTPS_HOSTS) and its port kind.
+#: Every protocol host (webqq.simulator.app.HTTP_HOSTS / TLS_HOSTS) and its port kind;
+#: d.web2.qq.com, served on both ports, goes to the plain one here, as in earlier runs.
 PLAIN_HOSTS = ("check.ptlogin2.qq.com", "ptlogin2.qq.com", "captcha.qq.com",
                "ptlogin4.web2.qq.com", "web2.qq.com", "web.qq.com", "webqq.qq.com",
-               "d.web2.qq.com", "s.web2.qq.com")
+               "www.qq.com", "d.web2.qq.com", "s.web2.qq.com")
 TLS_HOSTS = ("ssl.ptlogin2.qq.com", "ui.ptlogin2.qq.com", "ssl.captcha.qq.com")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 _ONLINE_LINE = re.compile(r"online as \d+ \((logged in|relinked|resumed the saved session)\)")

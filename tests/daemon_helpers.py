@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from webqq.simulator import CA_FILE
-from webqq.simulator.app import HTTP_HOSTS, HTTPS_HOSTS
+from webqq.simulator.app import HTTP_HOSTS, TLS_HOSTS
 
 #: Seconds any wait of these tests may take before the test fails.
 DEADLINE = 20.0
@@ -211,7 +211,7 @@ class StandaloneSimulator:
     def hosts(self) -> Dict[str, str]:
         """A daemon's ``[hosts]`` section for this simulator."""
         hosts = {host: "127.0.0.1:%d" % self.port for host in HTTP_HOSTS}
-        hosts.update({host: "127.0.0.1:%d" % self.tls_port for host in HTTPS_HOSTS})
+        hosts.update({host: "127.0.0.1:%d" % self.tls_port for host in TLS_HOSTS})
         return hosts
 
     def config(self, directory: Path, **sections: Dict[str, str]) -> Path:

@@ -157,16 +157,20 @@ class Browser:
         assert match, reply.text
         return match.group(1), match.group(2), uin_bytes_of(match.group(3))
 
-    def login(self, qq, password=PASSWORD, code=None, uin_bytes=None) -> Reply:
+    def login(self, qq, password=PASSWORD, code=None, uin_bytes=None, **change) -> Reply:
+        """/login with pual_bot's Era A parameters; ``change`` replaces or adds some
+        (``daid=164``, ``login_sig=…``), None leaves one out."""
         if code is None:
             flag, code, uin_bytes = self.check(qq)
             assert flag == "0"
-        query = urllib.parse.urlencode([
+        params = dict([
             ("u", qq), ("p", expected_p(password, uin_bytes, code)), ("verifycode", code),
             ("webqq_type", 10), ("remember_uin", 1), ("login2qq", 1), ("aid", 1003903),
             ("u1", "http://www.qq.com"), ("h", 1), ("ptredirect", 0), ("ptlang", 2052),
             ("from_ui", 1), ("pttype", 1), ("dumy", ""), ("fp", "loginerroralert"),
             ("mibao_css", "m_webqq"), ("t", 1), ("g", 1), ("js_type", 0), ("js_ver", 10021)])
+        params.update(change)
+        query = urllib.parse.urlencode([(k, v) for k, v in params.items() if v is not None])
         return self.fetch("https://ssl.ptlogin2.qq.com/login?" + query)
 
     def login2(self, clientid="53999199", ptwebqq=None) -> Reply:

@@ -185,7 +185,7 @@ async def test_state_sent_and_verb_errors(sim, browser):
     assert (await in_thread(browser.control, "captcha", {"account": 10001,
                                                          "code": "no spaces"})).status == 400
     # Any Host reaches /_sim/.
-    reply = await browser.get("http://d.web2.qq.com/_sim/state", control_headers(sim, False))
+    reply = await browser.get("http://s.web2.qq.com/_sim/state", control_headers(sim, False))
     assert reply.status == 200 and "accounts" in reply.json()
 
 
@@ -332,7 +332,7 @@ async def test_survives_malformed_requests(sim, browser):
     assert answers[5].startswith(b"HTTP/1.1 404") and answers[6].startswith(b"HTTP/1.1 404")
     # A TLS client hello on the plain port, HTTP on the TLS port: still alive afterwards.
     stream = await TCPClient().connect("127.0.0.1", sim.tls_port)
-    await stream.write(b"GET / HTTP/1.1\r\n\r\n")
+    await stream.write(b"GET / HTTP/1.1\r\n" + close + b"\r\n")
     await stream.read_until_close()
     stream.close()
     assert (await in_thread(browser.sign_in, 10001))["uin"] == 10001
@@ -345,12 +345,25 @@ async def test_stop_ends_held_polls_and_listeners(io_loop, request, held_polls):
     await in_thread(browser.sign_in, 10001)
     poll = in_thread(browser.poll)
     await next_held(held_polls, 10001)
+    # A connection to the TLS port that has not said a word (TLS or plain?) yet.
+    silent = socket.create_connection(("127.0.0.1", sim.tls_port), timeout=5)
+    await _until(lambda: sim._servers[1].pending)
     await sim.stop()
     with pytest.raises((ConnectionError, OSError)):     # the held poll's connection closed
         await poll
+    with silent:
+        assert silent.recv(1) == b""                     # closed too, not left waiting
     with pytest.raises(ConnectionRefusedError):
         await in_thread(_connect, sim.port)
     assert not sim._timers and not sim._sleeps
+
+
+async def _until(condition, timeout=5.0):
+    """Wait, a loop turn at a time, until ``condition()`` is true."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never came true"
+        await asyncio.sleep(0.01)
 
 
 def test_world_validation_names_the_key():
@@ -388,7 +401,8 @@ def test_world_file_option(tmp_path, io_loop):
     try:
         assert list(sim.world.accounts) == [55555]
         assert sim.hosts["ssl.ptlogin2.qq.com"] == ("127.0.0.1", sim.tls_port)
-        assert sim.hosts["d.web2.qq.com"] == ("127.0.0.1", sim.port)
+        assert sim.hosts["s.web2.qq.com"] == ("127.0.0.1", sim.port)
+        assert sim.hosts["d.web2.qq.com"] == ("127.0.0.1", sim.tls_port)   # http and https
     finally:
         io_loop.run_sync(sim.stop)
 

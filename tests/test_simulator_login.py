@@ -260,14 +260,23 @@ async def test_era_b_check_sig_hop(io_loop, request):
     browser = Browser(sim)
     page = await browser.get("https://ui.ptlogin2.qq.com/cgi-bin/login?daid=164&appid=1003903")
     sig = re.search(r'g_login_sig=encodeURIComponent\("([A-Za-z0-9*-]{64})"\)', page.text).group(1)
-    reply = await in_thread(browser.login, 10001)
+    u1 = "http://www.qq.com/loginproxy.html?login2qq=1&webqq_type=10"
+    # Without the login page's sig or daid=164 the server refused the login as bad
+    # parameters.
+    for missing in ({"login_sig": sig}, {"daid": 164}):
+        reply = await in_thread(browser.login, 10001, u1=u1, **missing)
+        assert reply.text.startswith("ptuiCB('7','0','','0',"), (missing, reply.text)
+    reply = await in_thread(browser.login, 10001, u1=u1, daid=164, login_sig=sig)
     code, _, url, _, nick = LOGIN_RE.match(reply.text).groups()
     assert code == "0" and nick == "webqq" and sig
     assert url.startswith("http://ptlogin4.web2.qq.com/check_sig?pttype=1&uin=10001&")
     # login2 before the hop: no p_skey yet.
     assert (await in_thread(browser.login2)).json()["retcode"] == 103
     hop = await browser.get(url)
-    assert hop.status == 302 and hop.headers["Location"] == "http://www.qq.com"
+    assert hop.status == 302 and hop.headers["Location"] == u1
+    # The hop's target is served too (pual_bot@ce65a04 followed it).
+    landing = await browser.get(hop.headers["Location"])
+    assert landing.status == 200 and landing.headers["Content-Type"].startswith("text/html")
     assert browser.cookie("p_skey").domain == ".web2.qq.com"
     assert (await in_thread(browser.login2)).json()["retcode"] == 0
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
@@ -286,6 +295,27 @@ async def test_tls_hosts_verify_against_the_shipped_ca(sim):
     with pytest.raises(ssl.SSLCertVerificationError):
         await in_thread(_handshake, sim.tls_port, context)
     await in_thread(_handshake, sim.tls_port, ssl.create_default_context(cafile=sim.ca_file))
+
+
+@pytest.mark.gen_test
+async def test_one_host_name_reaches_its_host_over_http_and_https(sim, browser, held_polls):
+    # Era B clients spoke https to d.web2.qq.com for some calls and http for others, and
+    # fetched ui.ptlogin2.qq.com over both: one hosts entry must serve either scheme.
+    assert sim.hosts["d.web2.qq.com"] == sim.hosts["ui.ptlogin2.qq.com"] == \
+        ("127.0.0.1", sim.tls_port)
+    await in_thread(browser.sign_in, 10001)                   # login2 over http
+    s = browser.session
+    r = json.dumps({"clientid": int(s["clientid"]), "psessionid": s["psessionid"]})
+    poll = in_thread(browser.fetch, "https://d.web2.qq.com/channel/poll2",
+                        {"r": r, "clientid": s["clientid"], "psessionid": s["psessionid"]},
+                        {"Referer": "https://d.web2.qq.com/cfproxy.html?v=20110331002&callback=1"})
+    await next_held(held_polls, 10001)
+    item = (await in_thread(browser.control, "say", {"to": 10001, "from": 20001,
+                                                     "text": "over TLS"})).json()["item"]
+    assert (await poll).json() == {"retcode": 0, "result": [item]}
+    for scheme in ("http", "https"):
+        reply = await browser.get("%s://ui.ptlogin2.qq.com/cgi-bin/ver" % scheme)
+        assert (reply.status, reply.body) == (200, b"ptuiV(201205211530);"), scheme
 
 
 def _handshake(port, context):

@@ -8,11 +8,11 @@ Tencent's form (HTTP 200 with a retcode for every JSON or callback reply, §1.5)
 protocol rule themselves, never block the IOLoop, and never log a query string, a cookie
 or a form field: those carry secrets.
 
-Hosts and ports (PROTOCOL.md §1.1): the plain port serves ``HTTP_HOSTS``; the TLS port
-serves ``TLS_HOSTS`` (the login, captcha and login-page hosts the 2013 client reached over
-https, plus ``d.web2.qq.com``, which also spoke https from August 2013). ``HTTPS_HOSTS``
-are the hosts a client reaches over TLS by default, so ``Simulator.hosts`` maps them to
-the TLS port and everything else to the plain port.
+Hosts and ports (PROTOCOL.md §1.1): the plain port serves ``HTTP_HOSTS`` over http; the
+TLS port serves ``TLS_HOSTS`` (the login, captcha and login-page hosts the 2013 clients
+reached over https, plus ``d.web2.qq.com``, which also spoke https from August 2013)
+over https and plain http alike, so ``Simulator.hosts`` maps them to the TLS port and
+one name reaches its host with either scheme; everything else maps to the plain port.
 """
 import http.client
 import logging
@@ -26,7 +26,7 @@ from tornado import iostream, web
 from . import wire
 from .errors import Refusal
 
-__all__ = ["HTTPS_HOSTS", "HTTP_HOSTS", "TLS_HOSTS", "KNOWN_REFERERS", "ProtocolHandler",
+__all__ = ["HTTP_HOSTS", "TLS_HOSTS", "KNOWN_REFERERS", "ProtocolHandler",
            "make_application"]
 
 log = logging.getLogger("webqq.simulator")
@@ -34,12 +34,11 @@ log = logging.getLogger("webqq.simulator")
 #: Hosts served on the plain HTTP port.
 HTTP_HOSTS = ("check.ptlogin2.qq.com", "ptlogin2.qq.com", "ui.ptlogin2.qq.com",
               "captcha.qq.com", "ptlogin4.web2.qq.com", "web2.qq.com", "web.qq.com",
-              "webqq.qq.com", "d.web2.qq.com", "s.web2.qq.com")
-#: Hosts served on the TLS port (the certificate's SANs; keep certs/README in step).
+              "webqq.qq.com", "www.qq.com", "d.web2.qq.com", "s.web2.qq.com")
+#: Hosts served on the TLS port, over https and http (the certificate's SANs; keep
+#: certs/README in step). Simulator.hosts maps them there.
 TLS_HOSTS = ("ssl.ptlogin2.qq.com", "ui.ptlogin2.qq.com", "ssl.captcha.qq.com",
              "d.web2.qq.com")
-#: Hosts a 2013 client reached over https: Simulator.hosts maps them to the TLS port.
-HTTPS_HOSTS = ("ssl.ptlogin2.qq.com", "ui.ptlogin2.qq.com", "ssl.captcha.qq.com")
 
 #: §0.5: every Referer the 2013 clients sent to d.web2 and s.web2 ("strict" policy).
 KNOWN_REFERERS = frozenset((
@@ -175,8 +174,7 @@ class LoginHandler(ProtocolHandler):
         return self._reply_outcome(outcome)
 
     def get(self):
-        query = {name: self.arg(name) or "" for name in
-                 ("u", "p", "verifycode", "u1", "login_sig")}
+        query = {name: self.arg(name) or "" for name in self.request.query_arguments}
         self._reply_outcome(self.backend.login.login(query, self.cookie_values()))
 
     def _reply_outcome(self, outcome):
@@ -470,6 +468,8 @@ _ROUTES = {
     "web2.qq.com": [("/loginproxy.html", LoginProxyHandler), ("/web2/get_msg_tip", HeartbeatHandler)],
     "web.qq.com": [("/loginproxy.html", LoginProxyHandler), ("/web2/get_msg_tip", HeartbeatHandler)],
     "webqq.qq.com": [("/web2/get_msg_tip", HeartbeatHandler)],
+    # check_sig's 302 target in Era B: the u1 that pual_bot@ce65a04 and twqq sent.
+    "www.qq.com": [("/loginproxy.html", LoginProxyHandler)],
     "d.web2.qq.com": [(r"/channel/(\w+)", ChannelHandler)],
     "s.web2.qq.com": [(r"/api/(\w+)", InfoHandler)],
 }

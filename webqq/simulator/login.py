@@ -16,9 +16,17 @@ from .captcha import ALPHABET, render_jpeg
 from .digests import login_p
 from .tokens import ALNUM, UPPER, hex_token, letters
 
-__all__ = ["CheckReply", "Grant", "LoginOutcome", "LoginServer", "LOGIN_OK_MESSAGE"]
+__all__ = ["CheckReply", "Grant", "LoginOutcome", "LoginServer", "LOGIN_OK_MESSAGE",
+           "bad_login_parameter"]
 
 log = logging.getLogger("webqq.simulator")
+
+#: /login parameters every 2013 client sent with these values (§2.5; pual_bot's list).
+#: ``u1``, ``webqq_type``, ``js_ver`` and ``t`` are checked by form, not by value.
+FIXED_LOGIN_PARAMETERS = {"aid": "1003903", "h": "1", "from_ui": "1", "ptredirect": "0",
+                          "ptlang": "2052", "login2qq": "1"}
+#: Era B's additions that the server required (§2.5): daid, and the login page's sig.
+ERA_B_DAID = "164"
 
 # Challenges remembered (each /check or /getimage adds one; oldest forgotten first).
 _MAX_CHALLENGES = 1000
@@ -186,6 +194,11 @@ class LoginServer:
         """
         who = query.get("u", "")
         qq = wire.qq_number(who)
+        if self.options.login_checks == "strict":
+            bad = bad_login_parameter(query, self.options.era)
+            if bad is not None:
+                log.info("login for %s refused: parameter %s missing or wrong", who[:12], bad)
+                return self.failure("7", "0", who)
         account = self.world.accounts.get(qq)
         if account is None:
             log.info("login for %s refused: no such account", who[:12])
@@ -278,6 +291,26 @@ class LoginServer:
         grant = self.grants.get(qq)
         if grant is not None:
             grant.ptwebqq = value
+
+
+def bad_login_parameter(query: dict, era: str) -> "str | None":
+    """The first /login parameter the 2013 server would refuse (ptuiCB '7', "bad
+    parameters"), or None. ``vc_type`` and ``action`` are never looked at."""
+    for name, value in FIXED_LOGIN_PARAMETERS.items():
+        if query.get(name) != value:
+            return name
+    u1 = query.get("u1", "")
+    if not (u1.startswith("http://") or u1.startswith("https://")):
+        return "u1"
+    for name in ("webqq_type", "js_ver", "t"):     # numbers: a status, a version, 1
+        if not query.get(name, "").isdigit():
+            return name
+    if era == "B":
+        if query.get("daid") != ERA_B_DAID:
+            return "daid"
+        if not query.get("login_sig"):
+            return "login_sig"
+    return None
 
 
 def _remember(table: dict, key, value, limit: int) -> None:

@@ -1,13 +1,19 @@
 """Simulator: the two listening ports, TLS, timers, going offline and stopping.
 
 server: owns every resource the simulator holds on the IOLoop (listening sockets,
-accepted streams, timers) so that ``stop()`` can give all of them back. It runs inside
-the caller's IOLoop, starts no thread and never blocks.
+accepted streams, connections not yet read, timers) so that ``stop()`` can give all of
+them back. It runs inside the caller's IOLoop, starts no thread and never blocks.
+
+The plain port speaks HTTP. The TLS port speaks both: 2013 clients reached some hosts
+over http and https alike (``d.web2.qq.com`` from August 2013, ``ui.ptlogin2.qq.com``),
+and a client's ``hosts`` maps a name to one port, so a connection that opens with a TLS
+handshake record is served over TLS and any other as plain HTTP.
 """
 import os
 import random
 import re
 import secrets
+import socket
 import ssl
 import time
 import weakref
@@ -16,9 +22,10 @@ from tornado import gen
 from tornado.concurrent import Future, future_set_result_unless_cancelled
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
+from tornado.iostream import IOStream
 from tornado.netutil import bind_sockets
 
-from .app import HTTP_HOSTS, HTTPS_HOSTS, TLS_HOSTS, make_application
+from .app import HTTP_HOSTS, TLS_HOSTS, make_application
 from .control import ControlHandler
 from .faults import FaultPlan
 from .state import Backend
@@ -55,6 +62,55 @@ class _TrackingHTTPServer(HTTPServer):
     def handle_stream(self, stream, address):
         self.streams.add(stream)
         super().handle_stream(stream, address)
+
+
+# The first byte of a TLS connection: a handshake record (RFC 8446 §5.1, content type 22).
+_TLS_HANDSHAKE = b"\x16"
+
+
+class _DualHTTPServer(_TrackingHTTPServer):
+    """TLS and plain HTTP on one port, told apart by the connection's first byte.
+
+    Hooks ``TCPServer._handle_connection`` (Tornado's per-accept step, which wraps the
+    socket when ``ssl_options`` is set): the accepted socket waits, without blocking,
+    until its first byte can be peeked; a TLS handshake goes on as Tornado would, any
+    other byte gets a plain ``IOStream``. ``pending`` holds the sockets still waiting, so
+    that the Simulator can close them at stop.
+    """
+
+    pending: dict = None                # fd -> accepted socket not yet read
+
+    def _handle_connection(self, connection, address):
+        connection.setblocking(False)
+        io_loop = IOLoop.current()
+        fd = connection.fileno()
+
+        def readable(fd, events):
+            try:
+                first = connection.recv(1, socket.MSG_PEEK)
+            except BlockingIOError:
+                return                  # not yet: keep waiting
+            except OSError:
+                first = b""
+            io_loop.remove_handler(fd)
+            self.pending.pop(fd, None)
+            if not first:               # closed before saying anything
+                connection.close()
+            elif first == _TLS_HANDSHAKE:
+                super(_DualHTTPServer, self)._handle_connection(connection, address)
+            else:
+                self.handle_stream(IOStream(connection, max_buffer_size=self.max_buffer_size,
+                                            read_chunk_size=self.read_chunk_size), address)
+
+        self.pending[fd] = connection
+        io_loop.add_handler(fd, readable, IOLoop.READ)
+
+    def close_pending(self) -> None:
+        io_loop = IOLoop.current()
+        for fd, connection in list(self.pending.items()):
+            io_loop.remove_handler(fd)
+            connection.close()
+        self.pending.clear()
 
 
 class Simulator:
@@ -120,10 +176,11 @@ class Simulator:
     def hosts(self) -> dict:
         """Host name -> (address, port) for every protocol host, as a client's ``hosts=``.
 
-        The https hosts map to the TLS port, the others to the plain port.
+        The hosts of the TLS port map there (it answers https and http), the others to
+        the plain port.
         """
         mapping = {host: (self.host, self.port) for host in HTTP_HOSTS}
-        mapping.update({host: (self.host, self.tls_port) for host in HTTPS_HOSTS})
+        mapping.update({host: (self.host, self.tls_port) for host in TLS_HOSTS})
         return mapping
 
     # --- listening ---------------------------------------------------------------------
@@ -138,9 +195,9 @@ class Simulator:
             raise
         self.port = plain[0].getsockname()[1]
         self.tls_port = tls[0].getsockname()[1]
-        for app, sockets, ssl_options in ((self._plain_app, plain, None),
-                                          (self._tls_app, tls, self._ssl_context)):
-            server = _TrackingHTTPServer(app, ssl_options=ssl_options)
+        dual = _DualHTTPServer(self._tls_app, ssl_options=self._ssl_context)
+        dual.pending = {}
+        for server, sockets in ((_TrackingHTTPServer(self._plain_app), plain), (dual, tls)):
             server.streams = self._streams
             server.add_sockets(sockets)
             self._servers.append(server)
@@ -149,6 +206,8 @@ class Simulator:
     def _close_listeners_and_streams(self) -> None:
         for server in self._servers:
             server.stop()
+            if isinstance(server, _DualHTTPServer):
+                server.close_pending()
         self._servers = []
         for stream in list(self._streams):
             stream.close()

@@ -68,6 +68,11 @@ class WorldOptions:
     #: "A": spring 2013 (check -> login -> login2), the primary target. "B": late 2013:
     #: /login answers a check_sig URL that sets p_skey, which d.web2/s.web2 then require.
     era: str = "A"
+    #: /login's parameters: "strict" refuses, with ptuiCB('7',…) as the server did for
+    #: bad parameters, a login whose aid, u1, h, from_ui, ptredirect, ptlang,
+    #: webqq_type, login2qq, js_ver or t is missing or wrong, and in Era B one without
+    #: login_sig or daid=164; "lenient" checks only account, code and password.
+    login_checks: str = "strict"
     #: Order of poll2 result[]: "oldest_first" or "newest_first". PROTOCOL.md §7.5 marks
     #: it uncertain (IQ/LQ read newest-first); pual_bot iterates forward, so the default
     #: follows pual_bot's reading.
@@ -360,22 +365,28 @@ def _read_person(fields: _Fields, qq: int) -> WorldPerson:
     )
 
 
+# Option -> (JSON type, allowed values or None); defaults are WorldOptions' own.
+_OPTIONS = {
+    "era": (str, ("A", "B")),
+    "login_checks": (str, ("strict", "lenient")),
+    "poll_order": (str, ("oldest_first", "newest_first")),
+    "friends_hash": (str, ("none",) + FRIEND_HASH_VARIANTS),
+    "friends_hash_required": (bool, None),
+    "referer": (str, ("qq.com", "strict", "none")),
+    "rotate_every": (int, None),
+    "idle_expiry": (float, None),
+    "min_interval": (float, None),
+    "dup_window": (float, None),
+    "lookup_limit": (int, None),
+}
+
+
 def _read_options(data) -> WorldOptions:
     fields = _Fields(data, "options")
-    options = WorldOptions(
-        era=fields.take("era", str, "A", choices=("A", "B")),
-        poll_order=fields.take("poll_order", str, "oldest_first",
-                               choices=("oldest_first", "newest_first")),
-        friends_hash=fields.take("friends_hash", str, "none",
-                                 choices=("none",) + FRIEND_HASH_VARIANTS),
-        friends_hash_required=fields.take("friends_hash_required", bool, False),
-        referer=fields.take("referer", str, "qq.com", choices=("qq.com", "strict", "none")),
-        rotate_every=fields.take("rotate_every", int, 0),
-        idle_expiry=fields.take("idle_expiry", float, 300.0),
-        min_interval=fields.take("min_interval", float, 0.0),
-        dup_window=fields.take("dup_window", float, 0.0),
-        lookup_limit=fields.take("lookup_limit", int, 0),
-    )
+    defaults = WorldOptions()
+    options = WorldOptions(**{
+        key: fields.take(key, kind, getattr(defaults, key), choices=choices)
+        for key, (kind, choices) in _OPTIONS.items()})
     fields.done()
     return options
 
