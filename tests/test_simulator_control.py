@@ -76,7 +76,7 @@ async def test_event_pushes_every_poll_type_with_full_values(sim, browser):
         assert item["poll_type"] == poll_type and list(item["value"]) == keys, poll_type
         pushed.append(item)
     delivered = (await in_thread(browser.poll)).json()["result"]
-    assert delivered == pushed
+    assert delivered == pushed[::-1]                            # newest first
     by_type = {i["poll_type"]: i["value"] for i in delivered}
     world = sim.world
     assert by_type["system_message"]["account"] == 379450326           # a stranger

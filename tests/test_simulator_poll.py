@@ -60,18 +60,19 @@ async def test_messages_delivered_once_in_order(sim, browser):
     await in_thread(browser.sign_in, 10001)
     sent = [await say(browser, to=10001, **{"from": 20001}, text=str(n)) for n in range(3)]
     got = items(await in_thread(browser.poll))
-    assert got == sent                                              # oldest first (pual_bot)
-    assert [i["value"]["msg_id"] for i in got] == sorted(i["value"]["msg_id"] for i in got)
+    assert got == sent[::-1]                    # newest first, as webqq-core and lwqq read it
+    assert [i["value"]["msg_id"] for i in got] == sorted((i["value"]["msg_id"] for i in got),
+                                                         reverse=True)
     assert (await in_thread(browser.poll)).json()["retcode"] == 102  # nothing twice
 
 
 @pytest.mark.gen_test
-async def test_newest_first_world_option(io_loop, request):
-    sim = start_simulator(io_loop, request, world=default_world(poll_order="newest_first"))
+async def test_oldest_first_world_option(io_loop, request):
+    sim = start_simulator(io_loop, request, world=default_world(poll_order="oldest_first"))
     browser = Browser(sim)
     await in_thread(browser.sign_in, 10001)
     sent = [await say(browser, to=10001, **{"from": 20001}, text=str(n)) for n in range(3)]
-    assert items(await in_thread(browser.poll)) == sent[::-1]
+    assert items(await in_thread(browser.poll)) == sent
 
 
 @pytest.mark.gen_test
@@ -289,7 +290,7 @@ async def test_an_exact_repeat_is_answered_but_delivered_once(sim, held_polls):
     assert [(s["text"], s["dropped"]) for s in sent] == \
         [("once", None), ("once", "repeat"), ("again", None)]
     received = [item["value"]["content"][-1] for item in items(await in_thread(friend.poll))]
-    assert received == ["once", "again"]
+    assert received == ["again", "once"]                        # newest first
 
 
 @pytest.mark.gen_test

@@ -73,10 +73,10 @@ class WorldOptions:
     #: webqq_type, login2qq, js_ver or t is missing or wrong, and in Era B one without
     #: login_sig or daid=164; "lenient" checks only account, code and password.
     login_checks: str = "strict"
-    #: Order of poll2 result[]: "oldest_first" or "newest_first". PROTOCOL.md §7.5 marks
-    #: it uncertain (IQ/LQ read newest-first); pual_bot iterates forward, so the default
-    #: follows pual_bot's reading.
-    poll_order: str = "oldest_first"
+    #: Order of poll2 result[]: "newest_first", as the 2013 server sent it (webqq-core
+    #: loops from the end, lwqq walks from the tail, §2.16), or "oldest_first" (what
+    #: pual_bot, iterating forward, assumed; §7.5).
+    poll_order: str = "newest_first"
     #: get_user_friends2 hash: "none" accepts anything (pual_bot Era A sends none), or
     #: one of "N", "O", "P", "Q" (§3.3): a hash that is present must then match.
     friends_hash: str = "none"
