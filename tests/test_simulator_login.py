@@ -379,3 +379,20 @@ async def test_expire_needs_a_login(sim, browser):
     await in_thread(browser.login, 10001)
     assert (await in_thread(browser.control, "expire", {"account": 10001})).status == 200
     assert (await in_thread(browser.login2)).json() == {"retcode": 103, "errmsg": ""}
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("served", ["d.web2", "s.web2", "both"])
+async def test_discussion_list_world_option(io_loop, request, served):
+    sim = start_simulator(io_loop, request, world=default_world(discussion_list=served))
+    browser = Browser(sim)
+    session = await in_thread(browser.sign_in, 10001)
+    d_web2 = await in_thread(browser.channel_get, "get_discu_list_new2",
+                             vfwebqq=session["vfwebqq"])
+    s_web2 = await in_thread(browser.info_get, "get_discus_list", clientid=session["clientid"],
+                             psessionid=session["psessionid"])
+    expected = {"d.web2": (200, 404), "s.web2": (404, 200), "both": (200, 200)}[served]
+    assert (d_web2.status, s_web2.status) == expected
+    for reply in (d_web2, s_web2):
+        if reply.status == 200:
+            assert reply.json()["result"]["dnamelist"][0]["name"] == "good day"

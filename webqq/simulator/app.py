@@ -399,6 +399,8 @@ class ChannelHandler(_ApiHandler):
         self.reply_json(self.backend.sessions.logout(self._session_from_query()))
 
     async def discussion_list(self):
+        if self.sim.options.discussion_list == "s.web2":
+            raise web.HTTPError(404)
         self.reply_json(self.backend.lists.discussion_list(self._vf_session()))
 
     async def discussion_info(self):
@@ -437,6 +439,8 @@ class InfoHandler(_ApiHandler):
         self.reply_json(self.backend.lists.group_info(self._query_session(), self.arg("gcode")))
 
     async def discussion_list(self):
+        if self.sim.options.discussion_list == "d.web2":
+            raise web.HTTPError(404)
         self.reply_json(self.backend.lists.discussion_list(self._query_session()))
 
     async def friend_uin(self):

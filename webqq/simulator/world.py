@@ -77,6 +77,10 @@ class WorldOptions:
     #: loops from the end, lwqq walks from the tail, §2.16), or "oldest_first" (what
     #: pual_bot, iterating forward, assumed; §7.5).
     poll_order: str = "newest_first"
+    #: Which discussion-list URL is served (§2.11): "d.web2" (channel/get_discu_list_new2,
+    #: what webqq-core and lwqq used), "s.web2" (api/get_discus_list, the May 2013 eqq.js
+    #: port's and twqq's), or "both" (both existed in 2013). The other one answers 404.
+    discussion_list: str = "both"
     #: get_user_friends2 hash: "none" accepts anything (pual_bot Era A sends none), or
     #: one of "N", "O", "P", "Q" (§3.3): a hash that is present must then match.
     friends_hash: str = "none"
@@ -370,6 +374,7 @@ _OPTIONS = {
     "era": (str, ("A", "B")),
     "login_checks": (str, ("strict", "lenient")),
     "poll_order": (str, ("oldest_first", "newest_first")),
+    "discussion_list": (str, ("both", "d.web2", "s.web2")),
     "friends_hash": (str, ("none",) + FRIEND_HASH_VARIANTS),
     "friends_hash_required": (bool, None),
     "referer": (str, ("qq.com", "strict", "none")),
