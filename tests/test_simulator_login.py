@@ -396,3 +396,28 @@ async def test_discussion_list_world_option(io_loop, request, served):
     for reply in (d_web2, s_web2):
         if reply.status == 200:
             assert reply.json()["result"]["dnamelist"][0]["name"] == "good day"
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("era, with_hash, without_hash", [
+    ("A", 0, 0),            # spring 2013: no hash enforced (pual_bot sent none)
+    ("B", 0, 50),           # late 2013: N required (pual_bot@ce65a04)
+])
+async def test_the_friend_list_hash_of_each_era(io_loop, request, era, with_hash, without_hash):
+    sim = start_simulator(io_loop, request, world=default_world(era=era))
+    assert (sim.options.friends_hash, sim.options.friends_hash_required) == \
+        {"A": ("none", False), "B": ("N", True)}[era]
+    browser = Browser(sim)
+    if era == "B":
+        await browser.get("https://ui.ptlogin2.qq.com/cgi-bin/login?daid=164&appid=1003903")
+        sig = next(iter(sim.backend.login.login_sigs))
+        reply = await in_thread(browser.login, 10001, daid=164, login_sig=sig)
+        await browser.get(LOGIN_RE.match(reply.text).group(3))           # check_sig
+        assert (await in_thread(browser.login2)).json()["retcode"] == 0
+    else:
+        await in_thread(browser.sign_in, 10001)
+    good = friend_list_hash(10001, browser.cookie("ptwebqq").value, "N")
+    assert (await in_thread(browser.info_post, "get_user_friends2",
+                            {"h": "hello", "hash": good})).json()["retcode"] == with_hash
+    assert (await in_thread(browser.info_post, "get_user_friends2",
+                            {"h": "hello"})).json()["retcode"] == without_hash

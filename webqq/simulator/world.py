@@ -82,9 +82,11 @@ class WorldOptions:
     #: port's and twqq's), or "both" (both existed in 2013). The other one answers 404.
     discussion_list: str = "both"
     #: get_user_friends2 hash: "none" accepts anything (pual_bot Era A sends none), or
-    #: one of "N", "O", "P", "Q" (§3.3): a hash that is present must then match.
+    #: one of "N", "O", "P", "Q" (§3.3): a hash that is present must then match. Not
+    #: given: the era's (ERA_FRIENDS_HASH): none in Era A, N required in Era B.
     friends_hash: str = "none"
     #: With a hash variant: refuse (retcode 50) a request that carries no hash at all.
+    #: Not given: true in Era B.
     friends_hash_required: bool = False
     #: Referer policy on d.web2/s.web2: "qq.com" (a Referer whose host ends in .qq.com),
     #: "strict" (one of PROTOCOL.md §0.5's constants) or "none".
@@ -386,14 +388,24 @@ _OPTIONS = {
 }
 
 
+#: The friend-list hash each era's server required unless the world says otherwise
+#: (§3.3): none was enforced on the spring 2013 clients (pual_bot sent none); late 2013
+#: wanted one, N when pual_bot@ce65a04 (2013-08-15) adapted to the new protocol.
+ERA_FRIENDS_HASH = {"A": ("none", False), "B": ("N", True)}
+
+
 def _read_options(data) -> WorldOptions:
     fields = _Fields(data, "options")
     defaults = WorldOptions()
-    options = WorldOptions(**{
-        key: fields.take(key, kind, getattr(defaults, key), choices=choices)
-        for key, (kind, choices) in _OPTIONS.items()})
+    values = {key: fields.take(key, kind, getattr(defaults, key), choices=choices)
+              for key, (kind, choices) in _OPTIONS.items()}
     fields.done()
-    return options
+    variant, required = ERA_FRIENDS_HASH[values["era"]]
+    if "friends_hash" not in data:
+        values["friends_hash"] = variant
+    if "friends_hash_required" not in data:
+        values["friends_hash_required"] = required
+    return WorldOptions(**values)
 
 
 def _read_account(where: str, data, people: dict) -> WorldAccount:
