@@ -264,13 +264,19 @@ async def test_fault_verbs(sim, browser):
     reply = await in_thread(browser.control, "fault", {"path": "/channel/poll2", "kind": "delay",
                                                        "seconds": 2, "count": 3})
     assert reply.json()["faults"] == [{"path": "/channel/poll2", "kind": "delay", "count": 3,
-                                       "status": 502, "seconds": 2.0, "retcode": 0, "host": None}]
+                                       "status": 502, "seconds": 2.0, "retcode": 0, "host": None,
+                                       "when": None}]
     assert len((await in_thread(browser.control, "fault")).json()) == 1
     assert (await in_thread(browser.control, "fault", method="DELETE")).json() == {"ok": True}
     assert (await in_thread(browser.control, "fault")).json() == []
+    reply = await in_thread(browser.control, "fault", {"path": "/x", "kind": "reset"})
+    assert reply.json()["faults"][0]["when"] == "after"                 # the default
+    await in_thread(browser.control, "fault", method="DELETE")
     for body in ({"path": "/_sim/state", "kind": "reset"}, {"path": "/x", "kind": "melt"},
                  {"path": "/channel/poll2", "kind": "retcode", "retcode": 116},
-                 {"path": "/x", "kind": "status", "status": 99}):
+                 {"path": "/x", "kind": "status", "status": 99},
+                 {"path": "/x", "kind": "status", "when": "during"},
+                 {"path": "/x", "kind": "delay", "when": "after"}):
         assert (await in_thread(browser.control, "fault", body)).status == 400, body
 
 

@@ -58,6 +58,10 @@ number::
                        -> [{"kind": "buddy|group|discussion|session", "to": N, "text": "…",
                             "msg_id": N, "time": T, "content": [pieces],
                             "dropped": null | "too_fast" | "duplicate" | "repeat"}, …] in order
+                       (a dropped send was answered "ok" and delivered to nobody: the
+                       world options min_interval, dup_window, drop_exact_repeats)
+    GET  /_sim/dropped?account=10001
+                       -> the dropped ones only: [] when the client kept the 2013 pace
     GET  /_sim/state   -> {"accounts": {"10001": {"state": "offline|online|kicked|expired|
                             logged_out", "status": "online", "nick": "…", "captcha": null
                             | "CODE" (what the captcha image shows), "clientid": "…",
@@ -79,7 +83,10 @@ number::
                        /_sim/expire (a kick is not enough: the client relinks, no check)
     POST /_sim/fault   {"path": "/channel/poll2", "kind": "status|reset|delay|retcode",
                         "status": 502, "count": 3, "seconds": 2, "retcode": 103,
-                        "host": "d.web2.qq.com" (optional)}  see faults.py
+                        "host": "d.web2.qq.com" (optional), "when": "before|after"
+                        (status and reset: before the request is handled, or after it,
+                        e.g. once a send was delivered; default: status before, reset
+                        after)}  see faults.py
                        -> {"ok": true, "faults": [...]}
     GET  /_sim/fault   -> the pending faults;  DELETE /_sim/fault clears them
     POST /_sim/offline {"seconds": 30}  both ports refuse connections for a while

@@ -4,7 +4,8 @@ app: HTTP in, ``Backend`` calls, bytes out. Each handler reads what PROTOCOL.md 
 request carries (query, form field ``r``, cookies), applies the Referer policy (an HTTP
 matter), asks a part of ``state.Backend`` for the decision and writes the reply in
 Tencent's form (HTTP 200 with a retcode for every JSON or callback reply, §1.5). Injected faults
-(``faults.py``) are applied here, before the request is handled. Handlers never decide a
+(``faults.py``) are applied here, before the request is handled or, for a ``status`` or
+``reset`` that strikes ``after``, in place of its reply. Handlers never decide a
 protocol rule themselves, never block the IOLoop, and never log a query string, a cookie
 or a form field: those carry secrets.
 
@@ -68,7 +69,7 @@ class ProtocolHandler(web.RequestHandler):
     def initialize(self, sim):
         self.sim = sim
         self.backend = sim.backend
-        self._reset = False
+        self._after = None              # a status or reset fault owed instead of the reply
 
     def compute_etag(self):
         # Tencent sent no ETag; without this Tornado would add one and answer 304s.
@@ -81,16 +82,19 @@ class ProtocolHandler(web.RequestHandler):
         fault = self.sim.faults.take(self.request.host_name, self.request.path)
         if fault is None:
             return
-        log.info("fault %s on %s%s", fault.kind, self.request.host_name, self.request.path)
+        log.info("fault %s%s on %s%s", fault.kind, " (%s)" % fault.when if fault.when else "",
+                 self.request.host_name, self.request.path)
         if fault.kind == "delay":
             await self.sim.sleep(fault.seconds)
+        elif fault.kind == "retcode":
+            self.reply_retcode(fault.retcode)
+        elif fault.when == "after":
+            self._after = fault
         elif fault.kind == "status":
             self.set_status(fault.status)
             self.finish()
-        elif fault.kind == "reset":
-            self._reset = True
         else:
-            self.reply_retcode(fault.retcode)
+            self.reset_connection()     # detached: the handler does not run
 
     def reply_retcode(self, retcode: int):
         """Answer a bare retcode in the envelope this endpoint uses (JSON here)."""
@@ -99,10 +103,16 @@ class ProtocolHandler(web.RequestHandler):
         return self.reply(wire.dumps(body))
 
     def reply(self, body: bytes, content_type: str = wire.JSON_TYPE):
-        """Write the whole reply; returns ``finish()``'s Future, or None after a reset."""
-        if self._reset:
+        """Write the whole reply, or the fault owed instead of it (a status with an empty
+        body, or a reset); returns ``finish()``'s Future, or None after a reset."""
+        fault = self._after
+        if fault is not None and fault.kind == "reset":
             self.reset_connection()
             return None
+        if fault is not None:
+            self.clear_header("Set-Cookie")
+            self.set_status(fault.status)
+            return self.finish()
         self.set_header("Content-Type", content_type)
         return self.finish(body)
 
@@ -148,9 +158,8 @@ class CheckHandler(ProtocolHandler):
 
     def get(self):
         answer = self.backend.login.check(self.arg("uin") or "")
-        if not self._reset:
-            for cookie in answer.cookies:
-                self.add_header("Set-Cookie", cookie)
+        for cookie in answer.cookies:
+            self.add_header("Set-Cookie", cookie)
         self.reply(wire.ptui_callback("ptui_checkVC", answer.flag, answer.code,
                                       answer.uin_bytes, escape=False), wire.JS_TYPE)
 
@@ -160,8 +169,7 @@ class CaptchaHandler(ProtocolHandler):
 
     def get(self):
         image, cookie = self.backend.login.captcha_image(self.arg("uin") or "")
-        if not self._reset:
-            self.add_header("Set-Cookie", cookie)
+        self.add_header("Set-Cookie", cookie)
         self.reply(image, wire.JPEG_TYPE)
 
 
@@ -178,9 +186,8 @@ class LoginHandler(ProtocolHandler):
         self._reply_outcome(self.backend.login.login(query, self.cookie_values()))
 
     def _reply_outcome(self, outcome):
-        if not self._reset:
-            for cookie in outcome.cookies:
-                self.add_header("Set-Cookie", cookie)
+        for cookie in outcome.cookies:
+            self.add_header("Set-Cookie", cookie)
         return self.reply(wire.ptui_callback("ptuiCB", outcome.code, outcome.subcode,
                                              outcome.url, "0", outcome.message, outcome.nick,
                                              last_spaced=True), wire.JS_TYPE)
@@ -212,11 +219,11 @@ class CheckSigHandler(ProtocolHandler):
             self.reply(b"check_sig: ptsig is not valid\n", "text/plain; charset=utf-8")
             return
         location, cookies = result
+        if self._after is not None:     # the cookies were granted; the answer is lost
+            self.reply(b"")
+            return
         for cookie in cookies:
             self.add_header("Set-Cookie", cookie)
-        if self._reset:
-            self.reset_connection()
-            return
         self.redirect(location, status=302)
 
 
@@ -350,11 +357,11 @@ class ChannelHandler(_ApiHandler):
         the items to the queue in their original order.
         """
         stream = self.request.connection.stream
-        if self._reset or stream.closed():
-            if self._reset:
-                self.reset_connection()
+        if self._after is not None or stream.closed():
             if answer.restore is not None:
                 answer.restore()
+            if self._after is not None:
+                self.reply(b"")         # the fault instead: a status or a reset
             return
         written = self.reply_json(answer.body)
         try:

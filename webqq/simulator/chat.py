@@ -155,10 +155,9 @@ class ChatRouter:
         return _Route(spec, [to], to)
 
     def _drop_reason(self, session, pieces: list, now: float, msg_id: int) -> "str | None":
-        # §6.2 [sim]: an exact repeat (same session, msg_id and content) is the same
-        # message sent again after its answer was lost; it is answered "ok" and not
-        # delivered twice. Always on: a client may rely on it to resend safely.
-        if session.recent_sends.get(msg_id) == pieces:
+        """Why the world's §6.2/§6.3 rules drop this send ("repeat", "too_fast",
+        "duplicate"), or None to deliver it."""
+        if self.options.drop_exact_repeats and session.recent_sends.get(msg_id) == pieces:
             return "repeat"
         if session.last_send is None:
             return None
@@ -225,5 +224,9 @@ class ChatRouter:
         return item
 
     def sent_by(self, qq: int) -> list:
-        """/_sim/sent: what the account's clients sent, in order."""
+        """/_sim/sent: what the account's clients sent, in order, drops included."""
         return [record.to_json() for record in self.sent.get(qq, [])]
+
+    def dropped_by(self, qq: int) -> list:
+        """/_sim/dropped: the account's sends that were answered "ok" and dropped."""
+        return [record.to_json() for record in self.sent.get(qq, []) if record.dropped]

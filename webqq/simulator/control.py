@@ -29,7 +29,7 @@ import re
 from tornado import web
 
 from .events import EventError, EventSpec, POLL_TYPES, SIMULATED_FONT
-from .faults import FAULT_KINDS, Fault
+from .faults import FAULT_KINDS, FAULT_WHEN, Fault, default_when
 from .errors import ControlError
 from .world import STATUSES
 
@@ -61,7 +61,7 @@ BODIES = {
     "expire": {"account": NUMBER},
     "captcha": {"account": NUMBER, "code": TEXT},
     "fault": {"path": TEXT, "kind": TEXT, "status": NUMBER, "count": NUMBER,
-              "seconds": SECONDS, "retcode": NUMBER, "host": TEXT},
+              "seconds": SECONDS, "retcode": NUMBER, "host": TEXT, "when": TEXT},
     "offline": {"seconds": SECONDS},
 }
 
@@ -109,7 +109,7 @@ class _BadRequest(Exception):
 class ControlHandler(web.RequestHandler):
     """/_sim/<verb> on the plain port, for any Host."""
 
-    GET_VERBS = {"state": "state", "sent": "sent", "fault": "faults"}
+    GET_VERBS = {"state": "state", "sent": "sent", "dropped": "dropped", "fault": "faults"}
     POST_VERBS = {"say": "say", "event": "event", "kick": "kick", "rotate": "rotate",
                   "expire": "expire", "captcha": "captcha", "fault": "fault",
                   "offline": "offline"}
@@ -251,11 +251,17 @@ class ControlHandler(web.RequestHandler):
                     "poll_hold": self.sim.poll_hold, "era": self.sim.options.era,
                     "faults": self.sim.faults.describe()})
 
-    async def sent(self):
+    def _query_account(self) -> int:
         qq = self.get_query_argument("account", None)
         if qq is None or not qq.isdigit() or int(qq) not in self.world.accounts:
             raise _BadRequest("account: give ?account=QQ of an account in the world")
-        self._json(self.backend.chat.sent_by(int(qq)))
+        return int(qq)
+
+    async def sent(self):
+        self._json(self.backend.chat.sent_by(self._query_account()))
+
+    async def dropped(self):
+        self._json(self.backend.chat.dropped_by(self._query_account()))
 
     async def faults(self):
         self._json(self.sim.faults.describe())
@@ -321,8 +327,12 @@ class ControlHandler(web.RequestHandler):
         status = self._number(body, "status", required=False)
         retcode = self._number(body, "retcode", required=kind == "retcode")
         seconds = _seconds(body["seconds"]) if "seconds" in body else None
+        when = body.get("when", default_when(kind))
+        if when is not None and (default_when(kind) is None or when not in FAULT_WHEN):
+            raise _BadRequest("when: %s, for a status or reset fault"
+                              % " or ".join(FAULT_WHEN))
         fault = Fault(path=path, kind=kind, count=self._number(body, "count", False) or 1,
-                      host=body.get("host"))
+                      host=body.get("host"), when=when)
         if kind == "status":
             fault.status = status or 502
             if not 100 <= fault.status <= 599:

@@ -96,12 +96,22 @@ class WorldOptions:
     rotate_every: int = 0
     #: Seconds without a poll2 after which a session expires (next poll: 121); 0: never.
     idle_expiry: float = 300.0
-    #: §6.3 silent drops, off by default: a send less than this many seconds after the
-    #: previous one of the session is answered "ok" and dropped.
+    #: §6.3 silent drops: a send less than this many seconds after the previous one of
+    #: the session is answered "ok" and dropped. The 2013 server did this at 0.5 s
+    #: (pual_bot's README, 2013-04-28); 0 (never) is the default only until the client
+    #: keeps that pace across a restart and in its tests. /_sim/dropped lists drops.
     min_interval: float = 0.0
     #: §6.3: a send equal to the previous one of the session within this many seconds
-    #: is answered "ok" and dropped.
+    #: is answered "ok" and dropped. The 2013 server did this (pual_bot's README,
+    #: 2013-05-10; its fix waits one more interval: 1.0 here); 0 (never) is the default
+    #: only until the client remembers its last text across a restart.
     dup_window: float = 0.0
+    #: A send with the msg_id and content of one of the session's recent sends (the
+    #: same message sent again after a lost answer) is answered "ok" and not delivered
+    #: again. No source shows the 2013 server doing this (§6.2 [sim] only suggests it):
+    #: false is the faithful value (a repeat is delivered again, unless the two rules
+    #: above drop it). True stays the default only while the client relies on it.
+    drop_exact_repeats: bool = True
     #: get_friend_uin2 lookups allowed per session per minute (then 99999); 0: unlimited.
     lookup_limit: int = 0
 
@@ -384,6 +394,7 @@ _OPTIONS = {
     "idle_expiry": (float, None),
     "min_interval": (float, None),
     "dup_window": (float, None),
+    "drop_exact_repeats": (bool, None),
     "lookup_limit": (int, None),
 }
 
