@@ -421,3 +421,35 @@ async def test_the_friend_list_hash_of_each_era(io_loop, request, era, with_hash
                             {"h": "hello", "hash": good})).json()["retcode"] == with_hash
     assert (await in_thread(browser.info_post, "get_user_friends2",
                             {"h": "hello"})).json()["retcode"] == without_hash
+
+
+BAD_LOGIN_PARAMETERS = [
+    ("aid", None), ("aid", 1003904), ("u1", None), ("u1", "www.qq.com"), ("h", None),
+    ("h", 2), ("from_ui", None), ("from_ui", 0), ("ptredirect", 1), ("ptlang", 1033),
+    ("webqq_type", None), ("webqq_type", "online"), ("login2qq", 0), ("js_ver", "x"),
+    ("t", None), ("t", "now"),
+]
+
+
+@pytest.mark.gen_test
+async def test_login_parameters_are_checked_as_the_server_did(sim, browser):
+    for name, value in BAD_LOGIN_PARAMETERS:
+        reply = await in_thread(browser.login, 10001, **{name: value})
+        assert reply.text == ("ptuiCB('7','0','','0','很遗憾，网络连接出现异常，请您稍后再试。"
+                              "(2220884626)', '10001');"), (name, value)
+        assert reply.set_cookies() == []
+    # Nothing else is refused: vc_type on the captcha, action, extra or unknown ones.
+    image = await browser.get("https://ssl.captcha.qq.com/getimage?aid=1003903&r=0.2&uin=10001"
+                              "&vc_type=9ed32e3f644d968809e8cbeaaf2cce42de62dfee12c14b74")
+    assert image.status == 200
+    reply = await in_thread(browser.login, 10001, action="2-11-7438", remember_uin=None,
+                            webqq_type=40, js_ver=10037, t=1366948800, extra="x")
+    assert LOGIN_RE.match(reply.text).group(1) == "0", reply.text
+
+
+@pytest.mark.gen_test
+async def test_lenient_login_checks_world_option(io_loop, request):
+    sim = start_simulator(io_loop, request, world=default_world(login_checks="lenient"))
+    browser = Browser(sim)
+    reply = await in_thread(browser.login, 10001, aid=None, h=None, t=None, u1=None)
+    assert LOGIN_RE.match(reply.text).group(1) == "0", reply.text
