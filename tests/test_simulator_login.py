@@ -453,3 +453,20 @@ async def test_lenient_login_checks_world_option(io_loop, request):
     browser = Browser(sim)
     reply = await in_thread(browser.login, 10001, aid=None, h=None, t=None, u1=None)
     assert LOGIN_RE.match(reply.text).group(1) == "0", reply.text
+
+
+@pytest.mark.gen_test
+async def test_number_lookups_are_rate_limited_per_session(io_loop, request):
+    now = [1366948800.0]
+    sim = start_simulator(io_loop, request, clock=lambda: now[0])
+    assert sim.options.lookup_limit == 20                       # on by default
+    browser = Browser(sim)
+    await in_thread(browser.sign_in, 10001)
+    bob = sim.world.uin(10001, 20002)
+
+    async def lookup():
+        return (await in_thread(browser.info_get, "get_friend_uin2", tuin=bob, type=1,
+                                verifysession="", code="")).json()["retcode"]
+    assert [await lookup() for _ in range(21)] == [0] * 20 + [99999]
+    now[0] += 61                                                # a minute later
+    assert await lookup() == 0

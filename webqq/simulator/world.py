@@ -112,8 +112,10 @@ class WorldOptions:
     #: false is the faithful value (a repeat is delivered again, unless the two rules
     #: above drop it). True stays the default only while the client relies on it.
     drop_exact_repeats: bool = True
-    #: get_friend_uin2 lookups allowed per session per minute (then 99999); 0: unlimited.
-    lookup_limit: int = 0
+    #: get_friend_uin2 lookups allowed per session per minute; the rest are answered
+    #: 99999 (§2.13: MC looked numbers up one at a time, warning that a burst got the
+    #: account black-listed; no source gives the number, 20 is ours). 0: unlimited.
+    lookup_limit: int = 20
 
 
 @dataclass(frozen=True)
