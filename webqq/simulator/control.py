@@ -28,9 +28,9 @@ import re
 
 from tornado import web
 
-from .events import EventError, EventSpec, POLL_TYPES, SIMULATED_FONT
-from .faults import FAULT_KINDS, FAULT_WHEN, Fault, default_when
 from .errors import ControlError
+from .events import POLL_TYPES, SIMULATED_FONT, EventError, EventSpec
+from .faults import FAULT_KINDS, FAULT_WHEN, Fault, default_when
 from .world import STATUSES
 
 __all__ = ["BODIES", "ControlHandler", "TOKEN_HEADER", "control_origins", "refusal_of"]
