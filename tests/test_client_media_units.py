@@ -174,3 +174,11 @@ def test_friend_and_file_notices_and_the_rest():
 ])
 def test_safe_file_names_stay_in_their_directory(name, safe):
     assert safe_file_name(name) == safe
+
+
+def test_a_friend_request_delivered_twice_is_read_once():
+    reader = receiver()
+    request = qq.FriendRequest(34653, 3863325290, 379450326, "hi")
+    assert reader.receive(request) is not None
+    assert reader.receive(qq.FriendRequest(34653, 3863325290, 379450326, "hi")) is None
+    assert reader.receive(qq.FriendRequest(34654, 3863325290, 379450326, "hi")) is not None

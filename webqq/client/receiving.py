@@ -168,7 +168,12 @@ class Receiver:
 
 
 def _dedup_key(event: PollEvent) -> Optional[tuple]:
+    """What tells a repeat: (msg_id, msg_id2) where the item has them, else the ``seq``
+    of a system message (a friend request delivered twice is answered once)."""
     msg_id = getattr(event, "msg_id", None)
-    if msg_id is None:
-        return None
-    return type(event).__name__, msg_id, getattr(event, "msg_id2", None)
+    if msg_id is not None:
+        return type(event).__name__, msg_id, getattr(event, "msg_id2", None)
+    seq = getattr(event, "seq", None)
+    if seq is not None:
+        return type(event).__name__, "seq", seq
+    return None
