@@ -15,8 +15,10 @@ from webqq import statedir
 from webqq.daemon import config as configuration
 from webqq.daemon.cli import Commands
 from webqq.daemon.config import DaemonConfig
-from webqq.daemon.daemon import AlreadyRunning, Daemon, ExitCode, Pidfile, System, pidfile_path
+from webqq.daemon.daemon import Daemon
 from webqq.daemon.logs import LogSetup, MaskingCookieJar, RepeatCollapser, SecretMask
+from webqq.daemon.pidfile import AlreadyRunning, Pidfile, pidfile_path
+from webqq.daemon.process import ExitCode, System
 from webqq.http.redact import MASK
 
 
@@ -225,7 +227,7 @@ def test_pidfile_lock_is_seen_from_another_process(tmp_path):
     pidfile.acquire()
     pidfile.write(os.getpid())
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys; from webqq.daemon.daemon import Pidfile; "
+        [sys.executable, "-c", "import sys; from webqq.daemon.pidfile import Pidfile; "
          "print(Pidfile.probe(sys.argv[1]))", str(path)],
         capture_output=True, text=True, check=True)
     pidfile.release()

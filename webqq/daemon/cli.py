@@ -26,7 +26,7 @@ daemon's OneBot API (``webqq.api``) on ``[api] listen`` with its token (configur
 generated into state_dir); they print lines for people, or the API's ``data`` as JSON with
 ``--json``.
 
-Exit codes (``webqq.daemon.ExitCode``): 0 ok, 1 failure (including "not running" for
+Exit codes (``webqq.daemon.process.ExitCode``): 0 ok, 1 failure (including "not running" for
 ``status``, ``reload``), 2 usage, 3 configuration error (one line naming file, section
 and key), 4 login refused.
 
@@ -47,7 +47,9 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from webqq.daemon import config as configuration
 from webqq.daemon.config import Config, ConfigError
-from webqq.daemon.daemon import Daemon, ExitCode, Pidfile, System, pidfile_path, read_status
+from webqq.daemon.daemon import Daemon
+from webqq.daemon.pidfile import Pidfile, pidfile_path, read_status
+from webqq.daemon.process import ExitCode, System
 from webqq.onebot.token import api_token
 from webqq.plugins import Dispatcher, format_duration
 

@@ -5,17 +5,19 @@ What it is for: ``Daemon(config).run()`` is ``webqq run`` (foreground) and, afte
 daemon, as ``Daemon._main`` reads:
 
 1. take the pidfile lock (``Pidfile``: ``fcntl.flock``, so a live daemon is never
-   mistaken for a stale file), set up logging (``webqq.logs.LogSetup``: one format, secrets masked,
-   repeated warnings collapsed, logrotate-friendly or size-rotated);
+   mistaken for a stale file), set up logging (``webqq.daemon.logs.LogSetup``: one
+   format, secrets masked, repeated warnings collapsed, logrotate-friendly or
+   size-rotated);
 2. start the embedded simulator when ``[simulator] embedded = yes`` and route every
    protocol host to it;
 3. build the ``HTTPStream`` and the ``WebQQClient``, load the plugins into a
    ``Dispatcher``, write the pid into the pidfile (now we are up), start the client;
 4. serve: each ``"message"`` event becomes a ``webqq.plugins.Message`` for the plugins;
    replies go back through the client's queue. With ``[api] listen`` (or a
-   ``post_url`` / ``ws_reverse_url``), ``webqq.api.OneBotApi`` serves OneBot v11 on the
-   same IOLoop, its messages and queue in ``webqq.store`` (``messages.sqlite3``). ``status.json`` in state_dir is rewritten
-   (atomically) on every state change and every ``STATUS_INTERVAL`` seconds;
+   ``post_url`` / ``ws_reverse_url``), ``webqq.onebot.api.OneBotApi`` serves OneBot v11
+   on the same IOLoop, its messages and queue in ``webqq.onebot.store``
+   (``messages.sqlite3``). ``status.json`` in state_dir is rewritten (atomically) on
+   every state change and every ``STATUS_INTERVAL`` seconds;
 5. on SIGTERM/SIGINT: let the outbound queue drain (``DRAIN_TIMEOUT``), save what is left
    to ``outbox-QQ.json`` (sent at the next start), close the API (what it accepted stays
    queued in its store), stop the client (it saves the session
@@ -24,27 +26,23 @@ daemon, as ``Daemon._main`` reads:
    kept; plugins are re-imported with their new settings.
 
 Signal handlers only hand over (``loop.add_signal_handler`` schedules a method that logs
-and acts); OS effects (fork, setsid, kill, ...) are methods of ``System`` so tests can
-swap them. Exit codes are ``ExitCode``.
+and acts). Beside it: ``webqq.daemon.pidfile`` (the pidfile lock, the status file) and
+``webqq.daemon.process`` (``ExitCode``, ``System``: the OS effects tests swap, the double
+fork, the report pipe to a waiting ``webqq start``).
 
 What it must never do: speak the protocol (the client does), log a secret (``SecretMask``
 guards every handler, as defence in depth), block the IOLoop, start a thread, or remove a
 pidfile it did not write.
 """
 import asyncio
-import enum
-import fcntl
 import json
 import logging
-import logging.handlers
 import os
-import select
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from tornado.ioloop import IOLoop, PeriodicCallback
 
@@ -54,6 +52,9 @@ from webqq.client.session import load_session
 from webqq.daemon import config as configuration
 from webqq.daemon.config import Config, ConfigError
 from webqq.daemon.logs import LogSetup, MaskingCookieJar, SecretMask
+from webqq.daemon.pidfile import AlreadyRunning, Pidfile, pidfile_path, status_path
+from webqq.daemon.process import (ExitCode, ReportPipe, StartupError, System, detach,
+                                  read_report)
 from webqq.http.redact import url_secrets
 from webqq.http.stream import HTTPStream, RetryPolicy
 from webqq.onebot.api import ApiError, OneBotApi, check_listen
@@ -62,19 +63,9 @@ from webqq.onebot.token import api_token
 from webqq.plugins import Dispatcher, Event, Message
 from webqq.tasks import TaskSet
 
-__all__ = ["ExitCode", "Pidfile", "AlreadyRunning", "System", "Daemon", "read_status",
-           "pidfile_path", "status_path"]
+__all__ = ["Daemon", "STATUS_INTERVAL", "DRAIN_TIMEOUT"]
 
 log = logging.getLogger("webqq.daemon")
-
-
-class ExitCode(enum.IntEnum):
-    """What the ``webqq`` process exits with, so that a supervisor can act on it."""
-    OK = 0              # done, or stopped cleanly
-    FAILURE = 1         # anything else that went wrong (not running, killed, offline)
-    USAGE = 2           # a bad command line (argparse)
-    CONFIG = 3          # the configuration cannot be used: restarting will not help
-    LOGIN_REFUSED = 4   # the server refused the login for good (password): do not retry
 
 
 #: Seconds between two rewrites of the status file while nothing changes.
@@ -86,182 +77,11 @@ STATUS_DELAY = 0.5
 DRAIN_TIMEOUT = 10.0
 
 
-def pidfile_path(config: Config) -> Path:
-    return config.daemon.state_dir / statedir.PIDFILE
-
-
-def status_path(config: Config) -> Path:
-    return config.daemon.state_dir / statedir.STATUS
-
-
 def outbox_path(config: Config) -> Path:
     return config.daemon.state_dir / ("outbox-%d.json" % config.account.qq)
 
 
-# --- pidfile and status file -----------------------------------------------------------
-
-class AlreadyRunning(Exception):
-    """Raised when another live process holds the pidfile lock; ``pid`` is the one it
-    wrote (None while it is still starting)."""
-
-    def __init__(self, path: Path, pid: Optional[int]) -> None:
-        self.path, self.pid = path, pid
-        who = "pid %d" % pid if pid else "a process that is starting"
-        super().__init__("already running (%s holds %s)" % (who, path))
-
-
-class Pidfile:
-    """``state_dir/webqq.pid``: an ``fcntl.flock`` lock held for the daemon's life, and
-    the pid written into it once the daemon is up (empty while it starts).
-
-    The lock, not the file, says whether a daemon runs: a file left by a killed daemon is
-    unlocked, so it is replaced. ``release()`` removes the file only if this process
-    wrote it, and closing the descriptor (even by death) drops the lock.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: Optional[int] = None
-        self._wrote = False
-
-    def acquire(self) -> Optional[int]:
-        """Take the lock and empty the file. Returns the pid a stale file held (None if
-        none).
-
-        The stale pid goes at once: until ``write`` a locked, empty file reads as
-        "starting", so ``webqq stop`` or ``reload`` never signal a dead daemon's pid,
-        which an unrelated process may have reused.
-
-        Raises AlreadyRunning when a live process holds it; OSError when the file
-        cannot be opened.
-        """
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                pid = _parse_pid(os.pread(fd, 32, 0))
-                os.close(fd)
-                raise AlreadyRunning(self.path, pid) from None
-            # The holder we waited on may have removed the file before we locked it:
-            # then our lock is on a file nobody else will look at; take the new one.
-            try:
-                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        self._fd = fd
-        stale = _parse_pid(os.pread(fd, 32, 0))
-        os.ftruncate(fd, 0)
-        return stale
-
-    @property
-    def held(self) -> bool:
-        """Whether this process holds the lock."""
-        return self._fd is not None
-
-    def write(self, pid: int) -> None:
-        """Write ``pid`` (the daemon is up)."""
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, b"%d\n" % pid, 0)
-        os.fsync(self._fd)
-        self._wrote = True
-
-    def release(self) -> None:
-        """Remove the file if we wrote it, then drop the lock. Safe to call twice."""
-        if self._fd is None:
-            return
-        if self._wrote:
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
-        os.close(self._fd)
-        self._fd = None
-
-    @staticmethod
-    def probe(path: Path) -> Tuple[bool, Optional[int]]:
-        """``(running, pid)``: whether a live process holds the lock, and the pid in the
-        file (a stale one when not running; None when absent or empty)."""
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return False, None
-        try:
-            pid = _parse_pid(os.pread(fd, 32, 0))
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True, pid
-            return False, pid
-        finally:
-            os.close(fd)
-
-
-def _parse_pid(data: bytes) -> Optional[int]:
-    text = data.decode("ascii", "replace").strip()
-    return int(text) if text.isdigit() and int(text) > 0 else None
-
-
-def read_status(config: Config) -> Optional[Dict[str, Any]]:
-    """What the daemon last wrote to its status file, or None (absent or unreadable)."""
-    try:
-        with open(status_path(config), encoding="utf-8") as stream:
-            return json.load(stream)
-    except (OSError, ValueError):
-        return None
-
-
-# --- the operating system, as methods tests can swap ------------------------------------
-
-class System:
-    """Every effect on the process the daemon and the CLI have, in one place."""
-
-    fork = staticmethod(os.fork)
-    setsid = staticmethod(os.setsid)
-    umask = staticmethod(os.umask)
-    chdir = staticmethod(os.chdir)
-    kill = staticmethod(os.kill)
-    waitpid = staticmethod(os.waitpid)
-    exit_now = staticmethod(os._exit)
-    getpid = staticmethod(os.getpid)
-    sleep = staticmethod(time.sleep)        # only the CLI waiting for another process
-    monotonic = staticmethod(time.monotonic)
-
-    def redirect_stdio(self) -> None:
-        """Point stdin, stdout and stderr at /dev/null (a detached daemon has no tty)."""
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        if null > 2:
-            os.close(null)
-
-    def alive(self, pid: int) -> bool:
-        """Whether process ``pid`` exists (signal 0)."""
-        try:
-            self.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-
-
 # --- the daemon ------------------------------------------------------------------------
-
-class StartupError(Exception):
-    """Raised before the daemon is up: ``code`` is the ExitCode to leave with."""
-
-    def __init__(self, code: ExitCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-    def line(self) -> str:
-        """What the CLI prints: a configuration error's one line as it is."""
-        return str(self) if self.code == ExitCode.CONFIG else "webqq: %s" % self
-
 
 class Daemon:
     """One daemon process: ``run()`` in the foreground, or ``start()`` to detach first.
@@ -306,7 +126,7 @@ class Daemon:
         self._stopping: Optional[asyncio.Event] = None
         self._status_timer: Optional[PeriodicCallback] = None
         self._status_timer_soon: Optional[object] = None     # a pending _status_soon()
-        self._ready_fd: Optional[int] = None
+        self.report = ReportPipe()           # to a waiting `webqq start`, once detached
         self._announced = False
 
     # -- the two ways in ---------------------------------------------------------------
@@ -319,7 +139,7 @@ class Daemon:
                 self.preflight()
             return asyncio.run(self._main())
         except StartupError as error:
-            self._tell_parent("fail %d %s" % (error.code, error))
+            self.report.tell("fail %d %s" % (error.code, error))
             if self.logs.handler is not None:
                 log.error("%s", error)
             else:
@@ -327,7 +147,7 @@ class Daemon:
             return error.code
         except Exception as error:
             # A bug: its traceback belongs in the log, where a detached daemon's goes.
-            self._tell_parent("fail %d crashed: %s: %s" % (ExitCode.FAILURE,
+            self.report.tell("fail %d crashed: %s: %s" % (ExitCode.FAILURE,
                                                           type(error).__name__, error))
             log.critical("the daemon crashed", exc_info=True)
             if self.logs.handler is None:
@@ -387,51 +207,19 @@ class Daemon:
         first = self.system.fork()
         if first == 0:
             os.close(read_end)
-            self._detach(write_end)         # never returns
+            self.report = ReportPipe(write_end)
+            if self.config.daemon.logfile is None:
+                self.logs.fallback_file = self.config.daemon.state_dir / statedir.LOG
+            detach(self.system, self.run)   # never returns
         os.close(write_end)
         self.system.waitpid(first, 0)       # the first child exits at once
         return self._await_report(read_end, wait)
-
-    def _detach(self, ready_fd: int) -> None:
-        """In the first child: new session, second fork, then the daemon's life.
-
-        Forking before ``setsid`` makes us a process-group follower, which setsid
-        requires; the second fork leaves the session leader behind, so the daemon can
-        never acquire a controlling terminal by opening one.
-        """
-        code = ExitCode.FAILURE
-        try:
-            self.system.setsid()
-            if self.system.fork() != 0:
-                self.system.exit_now(0)
-            self.system.umask(0o027)
-            self.system.chdir("/")
-            self.system.redirect_stdio()
-            self._ready_fd = ready_fd
-            if self.config.daemon.logfile is None:
-                self.logs.fallback_file = self.config.daemon.state_dir / statedir.LOG
-            code = self.run()
-        finally:
-            self.system.exit_now(int(code))
 
     def _await_report(self, read_end: int, wait: float) -> Tuple[int, str]:
         """Read the daemon's report lines until it closes the pipe or ``wait`` runs out:
         "up PID" (pidfile written), then "login HOW", "pending WHY" (a captcha) or
         "refused WHY"; or "fail CODE MESSAGE" when it could not start."""
-        deadline = self.system.monotonic() + wait
-        data = b""
-        try:
-            while True:
-                left = deadline - self.system.monotonic()
-                if left <= 0 or not select.select([read_end], [], [], left)[0]:
-                    break
-                chunk = os.read(read_end, 4096)
-                if not chunk:
-                    break
-                data += chunk
-        finally:
-            os.close(read_end)
-        lines = data.decode("utf-8", "replace").splitlines()
+        lines = read_report(read_end, wait, self.system)
         up = next((line for line in lines if line.startswith("up ")), None)
         for line in lines:
             word, _, rest = line.partition(" ")
@@ -449,21 +237,6 @@ class Daemon:
                         if line.startswith("login ") or line.startswith("pending ")),
                        "not online yet")
         return ExitCode.OK, "started, pid %s: %s; log: %s" % (pid, outcome, logfile)
-
-    def _tell_parent(self, line: str) -> None:
-        """One report line for a waiting ``webqq start`` (nothing when run in the
-        foreground)."""
-        if self._ready_fd is None:
-            return
-        try:
-            os.write(self._ready_fd, line.encode("utf-8") + b"\n")
-        except OSError:
-            pass
-
-    def _close_parent_pipe(self) -> None:
-        if self._ready_fd is not None:
-            os.close(self._ready_fd)
-            self._ready_fd = None
 
     # -- the life, in order ------------------------------------------------------------
 
@@ -494,7 +267,7 @@ class Daemon:
                                                         self.config.plugin_settings)
             self.pidfile.write(self.system.getpid())
             self.phase = "running"
-            self._tell_parent("up %d" % self.system.getpid())
+            self.report.tell("up %d" % self.system.getpid())
             self.client.start()
             self._resend_saved_outbox()
             self._status_timer = PeriodicCallback(self._tick, STATUS_INTERVAL * 1000)
@@ -625,14 +398,14 @@ class Daemon:
             self.login_error = str(event.error)
             if event.final:
                 log.error("login refused for good: %s", event.error)
-                self._tell_parent("refused %s" % event.error)
+                self.report.tell("refused %s" % event.error)
                 self.exit_code = ExitCode.LOGIN_REFUSED
                 self.shutdown()
         elif kind == "captcha":
             log.warning("the server wants a verify code: read %s, then answer with "
                         "webqq captcha CODE", event.path)
-            self._tell_parent("pending waiting for a verify code (%s)" % event.path)
-            self._close_parent_pipe()
+            self.report.tell("pending waiting for a verify code (%s)" % event.path)
+            self.report.close()
         elif kind == "state":
             if event.new is State.OFFLINE and self.exit_code is ExitCode.OK \
                     and self.phase == "running":
@@ -652,8 +425,8 @@ class Daemon:
             "relinked" if event.relinked else "logged in"
         log.info("online as %d (%s)", self.config.account.qq, how)
         self.write_status()
-        self._tell_parent("login online as %d (%s)" % (self.config.account.qq, how))
-        self._close_parent_pipe()
+        self.report.tell("login online as %d (%s)" % (self.config.account.qq, how))
+        self.report.close()
         if self.simulator is not None and not self._announced:
             self._announced = True
             base = "http://127.0.0.1:%d" % self.simulator.port
@@ -833,7 +606,7 @@ class Daemon:
             self.write_status()
         log.info("stopped (exit code %d): outbox %s, session %s", self.exit_code,
                  report.get("outbox", "-"), report.get("session", "-"))
-        self._close_parent_pipe()
+        self.report.close()
 
     def _save_outbox(self) -> str:
         """Save the messages that never left to ``outbox-QQ.json`` (the next start sends
