@@ -40,6 +40,12 @@ Rules the ini file follows (conf/webqq.ini repeats them for its readers):
   ``resolve_password`` returns None: the daemon takes the password from the simulator's
   world, which knows every account it serves. ``[hosts]`` is ignored then (the daemon routes
   every protocol host to the simulator), with a warning if it is not empty.
+* ``[api] listen`` on an address other than loopback needs ``[api] token``: a generated
+  token would guard a public port with a secret only this machine's state_dir knows.
+* The file is UTF-8; a byte order mark at its start (Notepad writes one) is ignored.
+
+``state_dir_hint`` reads ``[daemon] state_dir`` from a file ``load`` refuses, for the
+commands that must still find a running daemon after a bad edit (``stop``, ``status``).
 
 Warnings (a file holding a secret that others may read, ignored ``[hosts]``) go to the
 ``webqq.config`` logger; ``find_config`` logs the file it chose there at INFO, which the
@@ -50,6 +56,7 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import difflib
+import ipaddress
 import logging
 import os
 import re
@@ -300,6 +307,35 @@ def find_config(explicit: Optional[PathLike] = None) -> Path:
     return chosen
 
 
+def state_dir_hint(file: PathLike) -> Optional[Path]:
+    """Where the configuration ``file`` keeps its state, read leniently: the last
+    ``state_dir =`` line under ``[daemon]`` (the default, ``run`` beside the file, when
+    there is none), for a file ``load`` refuses.
+
+    Only a hint: a caller checks that a daemon does run there (its pidfile lock) before
+    acting. Returns None when the file cannot be read or the value is no path.
+    """
+    source = Path(file)
+    try:
+        with open(source, encoding="utf-8-sig", errors="replace") as stream:
+            lines = stream.read().splitlines()
+    except OSError:
+        return None
+    section, value = None, DEFAULT_STATE_DIR
+    for line in lines:
+        header = re.match(r"\s*\[([^\]]*)\]", line)
+        if header:
+            section = header.group(1).strip().lower()
+            continue
+        found = re.match(r"state_dir\s*=(.*)", line.strip())
+        if section == "daemon" and found:
+            value = re.sub(r"\s;.*", "", found.group(1)).strip()
+    try:
+        return path(value, Path(os.path.abspath(source)).parent)
+    except ValueError:
+        return None
+
+
 def load(file: PathLike) -> Config:
     """Reads and validates the configuration file.
 
@@ -356,7 +392,8 @@ def _parse(source: Path) -> configparser.ConfigParser:
         default_section="",
     )
     try:
-        with open(source, encoding="utf-8") as stream:
+        # utf-8-sig: Notepad starts a UTF-8 file with a byte order mark; it is not text.
+        with open(source, encoding="utf-8-sig") as stream:
             text = stream.read()
     except OSError as error:
         raise ConfigError(source, None, None,
@@ -529,7 +566,23 @@ def _read_api(section: _Section) -> ApiConfig:
     if values.get("secret") is not None and values.get("post_url") is None:
         raise section.error("secret", "set, but post_url is not: the secret only "
                                       "signs POSTed events")
+    listen = values.get("listen", ApiConfig.listen)
+    if listen is not None and not _is_loopback(listen[0]) and values.get("token") is None:
+        # A generated token would guard a public port with a secret that only this
+        # machine's state_dir knows: the clients elsewhere could not have it.
+        raise section.error("token", f"listen = {_format(listen)} is not a loopback "
+                                     f"address: set [api] token")
     return ApiConfig(**values)
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` (as ``listen_address`` returns it) only accepts this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _read_plugin_settings(source: Path, parser: configparser.ConfigParser,
@@ -628,7 +681,7 @@ def _read_password_file(source: Path, file: Path) -> str:
         return ConfigError(source, "account", "password_file", f"{file}: {problem}")
 
     try:
-        with open(file, encoding="utf-8") as stream:
+        with open(file, encoding="utf-8-sig") as stream:
             content = stream.read()
     except OSError as failure:
         raise error(f"cannot read: {failure.strerror or failure}") from None
