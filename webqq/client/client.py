@@ -47,7 +47,8 @@ all; a callback gets one event object whose ``kind`` is one of:
     "state"         StateChanged(old, new, reason)
     "captcha"       CaptchaRequired(path): the image to read; then enter_verify_code(code)
     "login_failed"  LoginFailed(error, final): final=True means no retry (wrong password)
-    "reconnect"     Reconnecting(step, attempt, delay, at): a recovery attempt is scheduled
+    "login_step"    LoginStep(step): checking the account, logging in, loading contacts
+    "reconnect"     Reconnecting(step, attempt, delay, at, reason): a recovery is scheduled
     "online"        Online(resumed, relinked)
     "contacts"      ContactsLoaded(contacts)
     "message"       MessageReceived(chat, message, text, sender, group, discussion)
@@ -71,8 +72,8 @@ from tornado.ioloop import IOLoop
 from webqq import statedir
 from webqq.client.contacts import ContactLoader, Contacts, Discussion, Friend, Group, Member
 from webqq.client.events import (CaptchaRequired, ClientEvent, ContactsLoaded, LoginFailed,
-                                 MessageReceived, Notice, Online, Reconnecting, Sender,
-                                 SendFinished, StateChanged, Transmitting)
+                                 LoginStep, MessageReceived, Notice, Online, Reconnecting,
+                                 Sender, SendFinished, StateChanged, Transmitting)
 from webqq.client.outbox import Outbox, Outcome, OutgoingMessage, SendStatus
 from webqq.client.session import (SavedSession, cookie_value, cookies_from_data,
                                   cookies_to_data, delete_session, load_session, save_session,
@@ -135,6 +136,9 @@ _SEND_RETRY = RetryPolicy(idempotent=True, attempts=4, backoff=0.5, backoff_max=
 # Send retcodes that mean the session is gone: renew it, then send again once (§5).
 _SESSION_GONE = {Retcode.LOGIN_EXPIRED, Retcode.SESSION_GONE, Retcode.VFWEBQQ_EXPIRED,
                  Retcode.CREDENTIALS_EXPIRED, Retcode.NO_COOKIE}
+# A login step is not retried by HTTPStream: the client's own ladder tries the login
+# again, with a Reconnecting event and one log line per attempt.
+_LOGIN_RETRY = RetryPolicy(attempts=1)
 # Consecutive unknown poll retcodes (e.g. 114) before logging in again (§5, MJ).
 _UNKNOWN_POLL_CODES_BEFORE_RELOGIN = 3
 # Remembered (kind, msg_id, msg_id2) of received events, for de-duplication.
@@ -233,6 +237,15 @@ class WebQQClient:
 
     def __repr__(self) -> str:
         return "<WebQQClient qq=%d %s>" % (self.qq, self.state.value)
+
+    @property
+    def send_interval(self) -> float:
+        """Seconds between two sends at least; may change while running (a reload)."""
+        return self._send_interval
+
+    @send_interval.setter
+    def send_interval(self, seconds: float) -> None:
+        self._send_interval = self.outbox.interval = seconds
 
     # -- listeners ---------------------------------------------------------------------
 
@@ -384,8 +397,9 @@ class WebQQClient:
             request, readback = protocol.build_login_page(), self._on_login_page
         else:
             request, readback = self._check_request(), self._on_check
+        self._emit(LoginStep("checking the account"))
         self.stream.add_request(request, self._step(epoch, "login", readback),
-                                errback=self._errback(epoch, "login"))
+                                errback=self._errback(epoch, "login"), retry=_LOGIN_RETRY)
 
     def _on_login_page(self, response: Response):
         self._login_sig = protocol.parse_login_sig(response.read())
@@ -415,11 +429,13 @@ class WebQQClient:
                                               verifycode)
         request = protocol.build_login(self.qq, encrypted, verifycode, era=self.era,
                                        login_sig=self._login_sig, after_captcha=after_captcha)
+        self._emit(LoginStep("logging in"))
         return request, self._step(self._epoch, "login", self._on_login)
 
     def _send_login(self, verifycode: str, after_captcha: bool) -> None:
         request, readback = self._login_request(verifycode, after_captcha)
-        self.stream.add_request(request, readback, errback=self._errback(self._epoch, "login"))
+        self.stream.add_request(request, readback, errback=self._errback(self._epoch, "login"),
+                                retry=_LOGIN_RETRY)
 
     def _on_login(self, response: Response):
         result = protocol.parse_login(response.read())
@@ -538,15 +554,18 @@ class WebQQClient:
             elif step == "login":
                 self._emit(LoginFailed(error, False))
                 self._retry_later("login", str(error))
+            elif step == "resume":              # the usual fate of an old session
+                self._relogin("saved session expired; logging in", at_once=True)
             else:                               # the session is gone: log in again
                 self._relogin("%s refused (%s)" % (step, _code_name(error.retcode)),
                               at_once=True)
             return
-        log.warning("%s failed: %s", step, _describe(error))
         if step == "poll":
+            log.warning("poll failed: %s", _describe(error))
             self._relink_later("poll failed: %s" % error.__class__.__name__)
-        else:
-            self._retry_later(step, _describe(error))
+        else:                                   # one line: what failed, and what next
+            self._retry_later(step, "%s failed: %s" % (step, _describe(error)),
+                              logging.WARNING)
 
     def _give_up(self, reason: str) -> None:
         self._new_epoch()
@@ -583,15 +602,16 @@ class WebQQClient:
             self._set_state(State.RELINKING, reason)
         self._retry_later("relink", reason)
 
-    def _retry_later(self, step: str, reason: str) -> None:
+    def _retry_later(self, step: str, reason: str, level: int = logging.INFO) -> None:
         """The recovery ladder: run ``step`` again after an exponential, jittered,
         capped delay; never at once, so a dead server is never hammered."""
         self._new_epoch()
         self._attempt += 1
         delay = backoff_delay(self._attempt, self.backoff, self.backoff_max, self.jitter,
                               self.rng.random)
-        log.info("Retrying %s in %.2f s (attempt %d): %s", step, delay, self._attempt, reason)
-        self._emit(Reconnecting(step, self._attempt, delay, self.io_loop.time()))
+        log.log(level, "%s; %s again in %.2f s (attempt %d)", reason, step, delay,
+                self._attempt)
+        self._emit(Reconnecting(step, self._attempt, delay, self.io_loop.time(), reason))
         if step == "login":
             self._later("recover", delay, self._login)
         else:
@@ -606,6 +626,7 @@ class WebQQClient:
             self._become_online(resumed, relinked)
             return
         epoch = self._epoch
+        self._emit(LoginStep("loading contacts"))
         self._spawn(self._load_contacts(epoch),
                     lambda: self._become_online(resumed, relinked, epoch))
 
