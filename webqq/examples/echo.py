@@ -9,7 +9,9 @@ surface, e.g. ``curl -d '{"to": 10001, "from": 20001, "text": "hi"}'
 http://127.0.0.1:PORT/_sim/say`` (PORT is printed at start). ``--no-simulator`` talks to
 the real hosts instead. The password comes from ``--password`` or ``WEBQQ_PASSWORD``.
 A captcha is saved under the state directory and read from stdin here, in the program;
-the library itself never touches stdin.
+the library itself never touches stdin. The state directory (session, captcha) is a
+temporary one of its own, removed at exit, unless ``--state-dir`` names one: never the
+daemon's, whose saved session it would use up.
 """
 import argparse
 import asyncio
@@ -18,6 +20,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from typing import List, Optional
 from urllib.request import Request
 
@@ -33,7 +36,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--qq", type=int, default=10001, help="account (default: 10001)")
     parser.add_argument("--password", default=os.environ.get("WEBQQ_PASSWORD", "webqq-demo"),
                         help="password (default: $WEBQQ_PASSWORD, else the simulator's)")
-    parser.add_argument("--state-dir", default="./run", help="session and captcha files")
+    parser.add_argument("--state-dir", default=None,
+                        help="session and captcha files (default: a temporary directory, "
+                             "removed at exit)")
     parser.add_argument("--no-simulator", dest="simulator", action="store_false",
                         help="talk to the real WebQQ hosts, not an embedded simulator")
     parser.add_argument("--poll-hold", type=float, default=5.0,
@@ -125,7 +130,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.simulator:
         logging.getLogger("webqq.simulator").setLevel(logging.WARNING)
-    return asyncio.run(run(args))
+    if args.state_dir is not None:
+        return asyncio.run(run(args))
+    with tempfile.TemporaryDirectory(prefix="webqq-echo-") as state_dir:
+        args.state_dir = state_dir
+        return asyncio.run(run(args))
 
 
 if __name__ == "__main__":
