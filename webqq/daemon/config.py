@@ -151,10 +151,10 @@ def _masked(name: str, value: object) -> object:
 
 def _masked_settings(settings: Mapping[str, str]) -> Dict[str, str]:
     """A plugin's settings as they may be shown: secret-looking keys masked."""
-    return {key: MASK if _looks_secret(key) else value for key, value in settings.items()}
+    return {key: MASK if looks_secret(key) else value for key, value in settings.items()}
 
 
-def _looks_secret(key: str) -> bool:
+def looks_secret(key: str) -> bool:
     """Whether a free-form key (``[plugin:NAME]``) names a secret: ``api_key``, ``token``."""
     return not _SECRET_WORDS.isdisjoint(re.split(r"[_.\-]", key.lower()))
 
@@ -425,7 +425,7 @@ def _quote_line(line: str) -> str:
     (its first word is ``password``, ``api_key``, ...), since the value would follow."""
     line = line.strip()
     key = re.split(r"[\s=:]", line, maxsplit=1)[0]
-    if _looks_secret(key):
+    if looks_secret(key):
         return f"the line of {key!r} (not shown: a secret)"
     return repr(line)
 
@@ -619,7 +619,7 @@ def _first_secret(config: Config) -> Optional[Tuple[str, str]]:
             return "api", key
     for module, values in config.plugin_settings.items():
         for key in values:
-            if _looks_secret(key):
+            if looks_secret(key):
                 return _PLUGIN_PREFIX + module, key
     return None
 

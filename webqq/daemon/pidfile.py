@@ -1,31 +1,37 @@
-"""The daemon's files that other processes read: the pidfile lock and the status file.
+"""The pidfile lock, and the note that leads to it from a configuration file.
 
 What it is for: ``Pidfile`` is ``state_dir/webqq.pid``, an ``fcntl.flock`` lock held for
 the daemon's life with the pid written into it once the daemon is up; ``Pidfile.probe``
-tells the CLI whether a daemon runs. ``read_status`` reads ``state_dir/status.json``,
-which the daemon rewrites (``Daemon.write_status``) and ``webqq status`` shows.
+tells the CLI whether a daemon runs.
 
-What it must never do: take the file, not the lock, for proof that a daemon runs (a
-killed daemon leaves its file, unlocked), or remove a pidfile this process did not write.
+``Pointer`` is a small note a running daemon leaves in the user's runtime directory
+(``$XDG_RUNTIME_DIR/webqq``, else ``/tmp/webqq-UID``), named after its configuration
+file: its state_dir and pid. With it ``webqq stop`` and ``webqq status`` still find the
+daemon after a bad edit has made the configuration file unreadable.
+
+What it must never do: take a file, not the lock, for proof that a daemon runs (a killed
+daemon leaves its files, unlocked), remove a pidfile this process did not write, or
+write the note into a directory another user could have prepared.
 """
 import fcntl
+import hashlib
 import json
 import os
+import stat
+import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, Union
 
 from webqq import statedir
 from webqq.daemon.config import Config
 
-__all__ = ["AlreadyRunning", "Pidfile", "pidfile_path", "status_path", "read_status"]
+__all__ = ["AlreadyRunning", "Pidfile", "pidfile_path", "Pointer"]
+
+PathLike = Union[str, "os.PathLike[str]"]
 
 
 def pidfile_path(config: Config) -> Path:
     return config.daemon.state_dir / statedir.PIDFILE
-
-
-def status_path(config: Config) -> Path:
-    return config.daemon.state_dir / statedir.STATUS
 
 
 class AlreadyRunning(Exception):
@@ -133,10 +139,74 @@ def _parse_pid(data: bytes) -> Optional[int]:
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
-def read_status(config: Config) -> Optional[Dict[str, Any]]:
-    """What the daemon last wrote to its status file, or None (absent or unreadable)."""
-    try:
-        with open(status_path(config), encoding="utf-8") as stream:
-            return json.load(stream)
-    except (OSError, ValueError):
-        return None
+class Pointer:
+    """The note that leads from a configuration file to its running daemon.
+
+    Args:
+        config_file: the configuration file, as given; the note is named after its real
+            path (symlinks resolved), so every spelling of it finds the same note.
+        directory: where notes live; default ``runtime_dir()``.
+    """
+
+    def __init__(self, config_file: PathLike, directory: Optional[Path] = None) -> None:
+        self.config_file = os.path.realpath(config_file)
+        self.directory = directory if directory is not None else runtime_dir()
+        name = hashlib.sha256(os.fsencode(self.config_file)).hexdigest()[:16]
+        self.path = self.directory / ("daemon-%s.json" % name)
+
+    def write(self, state_dir: Path, pid: int) -> None:
+        """Note that daemon ``pid`` of this configuration keeps its state in
+        ``state_dir``.
+
+        Raises OSError when the directory cannot be made ours (created 0700, owned by
+        this user, not a symlink): then there is no note, which only costs the help
+        after a bad edit.
+        """
+        try:
+            self.directory.mkdir(mode=0o700, parents=True)
+        except FileExistsError:
+            pass
+        found = os.lstat(self.directory)
+        if (not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid()
+                or found.st_mode & 0o077):
+            raise PermissionError("%s is not a private directory of this user"
+                                  % self.directory)
+        statedir.atomic_write_json(self.path, {"config": self.config_file,
+                                               "state_dir": str(state_dir), "pid": pid},
+                                   durable=False)
+
+    def remove(self, pid: int) -> None:
+        """Remove the note if it is still daemon ``pid``'s."""
+        if self._read().get("pid") == pid:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+    def state_dir(self) -> Optional[Path]:
+        """The state_dir of the daemon the note names, if that daemon still runs (it
+        holds the pidfile lock there, under the same pid); else None."""
+        note = self._read()
+        if note.get("config") != self.config_file or not note.get("state_dir"):
+            return None
+        state_dir = Path(note["state_dir"])
+        if Pidfile.probe(state_dir / statedir.PIDFILE) != (True, note.get("pid")):
+            return None
+        return state_dir
+
+    def _read(self) -> Dict[str, Any]:
+        try:
+            with open(self.path, encoding="utf-8") as stream:
+                note = json.load(stream)
+        except (OSError, ValueError):
+            return {}
+        return note if isinstance(note, dict) else {}
+
+
+def runtime_dir() -> Path:
+    """``$XDG_RUNTIME_DIR/webqq`` when that variable names a directory, else
+    ``webqq-UID`` in the temporary directory."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base and os.path.isdir(base):
+        return Path(base) / "webqq"
+    return Path(tempfile.gettempdir()) / ("webqq-%d" % os.getuid())

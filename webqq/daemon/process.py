@@ -2,9 +2,10 @@
 
 What it is for: ``ExitCode`` is what ``webqq`` exits with; ``System`` holds every effect
 on the process (fork, setsid, kill, sleep, the clock) as methods tests can swap;
-``detach`` is the double fork of ``webqq start``; ``ReportPipe`` is the daemon's end of
+``check_ports`` refuses a port that is taken; ``detach`` is the double fork of
+``webqq start``; ``ReportPipe`` is the daemon's end of
 the pipe on which the waiting ``webqq start`` reads how the start goes, and
-``read_report`` is the other end.
+``await_report`` is the other end.
 
 What it must never do: run in the daemon's IOLoop what blocks (only the CLI, which has no
 loop, sleeps or waits on the pipe), or leave the detached daemon a controlling terminal.
@@ -13,9 +14,12 @@ import enum
 import os
 import select
 import time
-from typing import Callable, List, NoReturn, Optional
+from typing import Callable, Iterable, Iterator, NoReturn, Optional, Tuple
 
-__all__ = ["ExitCode", "StartupError", "System", "detach", "ReportPipe", "read_report"]
+from tornado.netutil import bind_sockets
+
+__all__ = ["ExitCode", "StartupError", "System", "detach", "ReportPipe", "read_report",
+           "await_report", "check_ports"]
 
 
 class ExitCode(enum.IntEnum):
@@ -72,6 +76,31 @@ class System:
         return True
 
 
+def check_ports(wanted: Iterable[Tuple[str, int, str]]) -> None:
+    """Refuse to start when a port to listen on is taken.
+
+    Args:
+        wanted: ``(host, port, key)`` of each address, ``key`` naming its setting
+            (``"[api] listen"``); port 0 (any free port) is never taken.
+
+    Raises StartupError (FAILURE) naming the first taken one, as ``cannot listen on
+    127.0.0.1:18080 ([simulator] port): address already in use``. Each port is bound
+    the way Tornado binds it, then let go.
+    """
+    for host, port, key in wanted:
+        if not port:
+            continue
+        try:
+            sockets = bind_sockets(port, host)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise StartupError(ExitCode.FAILURE, "cannot listen on %s:%d (%s): %s" % (
+                "[%s]" % host if ":" in host else host, port, key,
+                reason[:1].lower() + reason[1:])) from None
+        for sock in sockets:
+            sock.close()
+
+
 def detach(system: System, body: Callable[[], int]) -> NoReturn:
     """In the first child of ``webqq start``: a new session, a second fork, then
     ``body()`` in the grandchild, which exits with what it returns.
@@ -116,20 +145,65 @@ class ReportPipe:
             self.fd = None
 
 
-def read_report(read_end: int, wait: float, system: System) -> List[str]:
-    """The parent's side: the lines read from ``read_end`` until the daemon closes the
-    pipe or ``wait`` seconds have passed. Closes ``read_end``."""
-    deadline = system.monotonic() + wait
-    data = b""
+def read_report(read_end: int, deadline: float, system: System) -> Iterator[str]:
+    """The parent's side: each line from ``read_end`` as it comes, until the daemon
+    closes the pipe or ``system.monotonic()`` reaches ``deadline``. Closes ``read_end``
+    when done (or when the caller stops early)."""
+    pending = b""
     try:
         while True:
             left = deadline - system.monotonic()
             if left <= 0 or not select.select([read_end], [], [], left)[0]:
-                break
+                return
             chunk = os.read(read_end, 4096)
             if not chunk:
-                break
-            data += chunk
+                return
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                yield line.decode("utf-8", "replace")
     finally:
         os.close(read_end)
-    return data.decode("utf-8", "replace").splitlines()
+
+
+def await_report(read_end: int, wait: float, system: System, logfile: "os.PathLike[str]",
+                 progress: Callable[[str], None]) -> Tuple[int, str]:
+    """The parent's side of ``webqq start``: read the daemon's report until it ends or
+    ``wait`` seconds pass, handing each step to ``progress`` as a line for the user.
+
+    The report's lines: "up PID" (pidfile written), "step WHAT" and "retry SECONDS WHY",
+    then one of "login HOW" (online), "pending WHY" (a verify code is needed), "refused
+    WHY", or "fail CODE MESSAGE" (it could not start, or stopped).
+
+    Returns ``(exit code, the last line for the user)``: OK once online or waiting for a
+    verify code; LOGIN_REFUSED; the failure's code; FAILURE when the daemon is not
+    online by the deadline (it keeps trying) or stopped without a word.
+    """
+    deadline = system.monotonic() + wait
+    pid, last_error = None, None
+    for line in read_report(read_end, deadline, system):
+        word, _, rest = line.partition(" ")
+        if word == "fail":
+            code, _, message = rest.partition(" ")
+            return int(code), StartupError(ExitCode(int(code)), message).line()
+        if word == "refused":
+            return ExitCode.LOGIN_REFUSED, "webqq login refused: %s" % rest
+        if word in ("login", "pending"):
+            return ExitCode.OK, "webqq started, pid %s: %s; log: %s" % (pid, rest, logfile)
+        if word == "up":
+            pid = rest
+            progress("webqq: pid %s is up; log: %s" % (pid, logfile))
+        elif word == "step":
+            progress("webqq: %s" % rest)
+        elif word == "retry":
+            delay, _, last_error = rest.partition(" ")
+            progress("webqq: %s; trying again in %s s" % (last_error, delay))
+    if pid is None:
+        return ExitCode.FAILURE, ("webqq: the daemon did not report within %g s; see %s"
+                                  % (wait, logfile))
+    if system.monotonic() < deadline:
+        return ExitCode.FAILURE, ("webqq: the daemon stopped before it was online; see %s"
+                                  % logfile)
+    last = "; last error: %s" % last_error if last_error else ""
+    return ExitCode.FAILURE, ("webqq: not online after %g s; pid %s keeps trying (webqq "
+                              "status, webqq stop)%s; log: %s" % (wait, pid, last, logfile))
