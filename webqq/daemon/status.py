@@ -60,6 +60,7 @@ class Login:
         now = self.clock()
         self.state_since = now
         if new == "online":
+            self.online_since = now
             self.last_error = self.next_attempt = self.offline = None
         elif new == "offline":
             self.offline = {"reason": reason, "since": now}
@@ -67,7 +68,7 @@ class Login:
             self.error(reason)
 
     def online(self, resumed: bool) -> None:
-        self.online_since = self.clock()
+        """How it came online (the client says so just after the state change)."""
         self.resumed = resumed
 
     def retry(self, step: str, attempt: int, delay: float, reason: str) -> None:
