@@ -2,6 +2,7 @@
 the file, friend and group request events and their answers through ``Actions``, and
 the ``[bot] accept_friends`` key. In process against a recording stand-in for the
 client, then end to end with a real client (simulator and MediaFront)."""
+import asyncio
 from types import SimpleNamespace
 
 import pytest
@@ -238,7 +239,9 @@ def test_the_daemon_hands_the_policy_pieces_and_actions_on(tmp_path, io_loop):
         daemon.phase = "running"
         path.write_text(path.read_text().replace("accept_friends = 20001",
                                                  "accept_friends = all"))
-        daemon.reload("test")                              # as SIGHUP does
+        io_loop.run_sync(lambda: _reload(daemon))            # as SIGHUP does
+        assert daemon.last_reload["ok"], daemon.last_reload
+        assert "[bot] accept_friends" in daemon.last_reload["applied"]
         assert daemon.client.manage.accept_friends is True
     finally:
         daemon.stream.close()
@@ -246,3 +249,8 @@ def test_the_daemon_hands_the_policy_pieces_and_actions_on(tmp_path, io_loop):
 
 async def _start(daemon):
     daemon._start_client("webqq-demo")
+
+
+async def _reload(daemon):
+    daemon._reloading = asyncio.Lock()                      # as Daemon._main makes it
+    await daemon.reload("test")
