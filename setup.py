@@ -10,7 +10,9 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(exclude=["tests", "tests.*", "bench"]),
     include_package_data=True,
-    package_data={"webqq.simulator": ["certs/*.pem", "*.json"]},
+    package_data={"webqq.simulator": ["certs/*.pem", "*.json"],
+                  # The chat page: HTML, CSS, JavaScript and pictures, served as they are.
+                  "webqq.simulator.web": ["index.html", "static/*.*", "static/pictures/*"]},
     install_requires=[
         # Every byte of I/O runs on Tornado's IOLoop: HTTPStream registers raw
         # sockets on it, the simulator and the control API are Tornado servers.

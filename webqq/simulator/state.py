@@ -354,6 +354,16 @@ class Backend:
         self.by_psessionid = {}         # psessionid -> Session
         self.sent = {}                  # qq -> [SentRecord]
         self._chat_seq = {}             # group or discussion number -> last seq
+        self.listeners = []             # callables(kind, **fields), see tell()
+
+    def tell(self, kind: str, **fields) -> None:
+        """Tell each listener (the chat page's feed) what happened: "said" (to, spec,
+        item), "sent" (account, record) or "state" (qq). A listener that raises is logged."""
+        for listener in list(self.listeners):
+            try:
+                listener(kind, **fields)
+            except Exception:
+                log.exception("simulator listener failed on %r", kind)
 
     # --- tokens ------------------------------------------------------------------------
 
@@ -653,6 +663,7 @@ class Backend:
             item = build_item(self.world, session.qq, EventSpec("kick_message"),
                               session.stamp(), self.rng)
         session.kick(item)
+        self.tell("state", qq=session.qq)
 
     def logout(self, session: Session) -> dict:
         """channel/logout2 (§2.24): a held poll answers 109; the psessionid dies (103)."""
@@ -692,6 +703,7 @@ class Backend:
 
     def _announce(self, session: Session) -> None:
         """Tell every account that lists this one as a friend its new presence (§4.6)."""
+        self.tell("state", qq=session.qq)
         status = self.presence(session.qq)
         for other in self.world.accounts.values():
             if other.qq != session.qq and other.friend(session.qq) is not None:
@@ -780,6 +792,7 @@ class Backend:
         record = SentRecord(kind=kind, to=record_to, text=content_text(pieces), msg_id=msg_id,
                             time=int(now), content=pieces, dropped=dropped)
         self.sent.setdefault(viewer, []).append(record)
+        self.tell("sent", account=viewer, record=record)
         log.info("%s message from %d to %d%s", kind, viewer, record_to,
                  " dropped (%s)" % dropped if dropped else "")
         if dropped is None:
@@ -995,6 +1008,7 @@ class Backend:
             raise ControlError("account %d is not logged in" % to)
         item = build_item(self.world, to, spec, session.stamp(self._next_seq(spec)), self.rng)
         session.push(item)
+        self.tell("said", to=to, spec=spec, item=item)
         return item
 
     def kick(self, qq: int, notice: bool) -> None:
