@@ -8,6 +8,10 @@ refuses other origins, and shows what people said and what the bot sent, in orde
 import json
 import logging
 import re
+import signal
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -215,3 +219,22 @@ def test_the_history_keeps_the_latest_events_only(monkeypatch):
     for _ in range(5):
         backend.listeners[0]("sent", account=10001, record=record)
     assert [e["seq"] for e in chat.history] == [3, 4, 5]
+
+
+def test_the_simulator_command_prints_where_the_page_is():
+    process = subprocess.Popen([sys.executable, "-m", "webqq.simulator.cli", "--port", "0",
+                                "--tls-port", "0"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = [process.stdout.readline() for _ in range(5)]
+        page = re.fullmatch(r"chat page: (http://127\.0\.0\.1:\d+/)\n", lines[-1])
+        assert page, lines
+        with urllib.request.urlopen(page.group(1), timeout=5) as answer:
+            assert b"<title>WebQQ" in answer.read()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()

@@ -252,6 +252,7 @@ def daemon(tmp_path):
 @pytest.mark.gen_test(timeout=120)
 async def test_a_person_chats_with_the_bot_in_the_browser(browser_path, daemon, tmp_path):
     port = daemon.wait_online()["simulator"]["port"]
+    assert "chat with the bot in a browser: http://127.0.0.1:%d/" % port in daemon.log_text()
     browser = await Browser.launch(browser_path, tmp_path / "profile")
     keep = artifacts(tmp_path)
     page = None

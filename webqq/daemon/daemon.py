@@ -657,6 +657,7 @@ class Daemon:
         if self.simulator is not None and not self._announced:
             self._announced = True
             base = "http://127.0.0.1:%d" % self.simulator.port
+            log.info("chat with the bot in a browser: %s/", base)
             log.info("embedded simulator: %s/_sim/ ; make friend 20001 say !ping with:", base)
             log.info("curl -d '{\"to\": %d, \"from\": 20001, \"text\": \"%sping\"}' %s/_sim/say"
                      " && sleep 1 && curl '%s/_sim/sent?account=%d'", self.config.account.qq,

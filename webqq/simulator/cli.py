@@ -49,9 +49,9 @@ def _banner(sim: Simulator) -> str:
         "webqq-simulator: HTTP on %s:%d (plain hosts and /_sim/), TLS on %s:%d"
         % (sim.host, sim.port, sim.host, sim.tls_port),
         "CA certificate (TEST MATERIAL): %s" % sim.ca_file,
-        "chat page: http://%s:%d/" % (sim.host, sim.port),
         "control: curl -s http://%s:%d/_sim/state" % (sim.host, sim.port),
         "try:     %s" % check,
+        "chat page: http://%s:%d/" % (sim.host, sim.port),
     ))
 
 

@@ -330,7 +330,7 @@
       discussions.appendChild(item);
     }
     for (const list of [groups, discussions]) {
-      if (!list.firstChild) list.appendChild(el("li", "muted", "none you are in"));
+      if (!list.firstChild) list.appendChild(el("li", "none", "none you are in"));
     }
   }
 
