@@ -2,7 +2,6 @@
 this suite, and a bot author's test file (README's) against a real aiocqhttp bot, run
 by pytest in a child process as the bot's own CI would."""
 import re
-import sys
 import textwrap
 from pathlib import Path
 

@@ -23,6 +23,8 @@ __all__ = ["Watcher", "Seen"]
 
 #: Seconds between two connection attempts while the simulator refuses them.
 RECONNECT_DELAY = 0.2
+#: Seconds ``close`` waits for the simulator to answer the closing handshake.
+CLOSE_TIMEOUT = 5.0
 
 
 class Seen:
@@ -128,12 +130,13 @@ class Watcher:
                 pass
 
     async def close(self) -> None:
+        """Close the connection and end the reading task once the simulator answered the
+        close (or CLOSE_TIMEOUT passed), so that no socket outlives the event loop."""
         self._closing = True
         if self._connection is not None:
             self._connection.close()
         if self._task is not None:
-            self._task.cancel()
             try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._task, CLOSE_TIMEOUT)
+            except asyncio.TimeoutError:
                 pass

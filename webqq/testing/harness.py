@@ -84,7 +84,8 @@ class Control:
         except ValueError:
             value = None
         if status != 200:
-            reason = value.get("error") if isinstance(value, dict) else data[:200]
+            reason = value.get("error") if isinstance(value, dict) else \
+                data[:200].decode("utf-8", "replace")
             raise SimulatorError("/_sim/%s: %s (HTTP %d)" % (verb.split("?")[0], reason, status),
                                  status)
         return value
@@ -173,6 +174,7 @@ class Harness:
         self.config = self.directory / "webqq.ini"
         self.log = self.directory / "webqq.log"
         self.port = self.tls_port = 0
+        self.hosts: Dict[str, list] = {}        # protocol host -> [address, port]
         self.control: Optional[Control] = None
         self._simulator = None
         self._daemon = None

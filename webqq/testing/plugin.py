@@ -204,6 +204,6 @@ def pytest_pyfunc_call(pyfuncitem):
     if any(pyfuncitem.get_closest_marker(marker) for marker in _ASYNC_MARKERS):
         return None
     arguments = {name: pyfuncitem.funcargs[name]
-                 for name in pyfuncitem._fixtureinfo.argnames}
+                 for name in inspect.signature(function).parameters}
     asyncio.run(function(**arguments))
     return True

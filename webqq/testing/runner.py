@@ -15,6 +15,7 @@ import asyncio
 import json
 import re
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
@@ -287,9 +288,12 @@ def run_scenario(scenario: Scenario, directory, **harness_options) -> Result:
         return result
     try:
         asyncio.run(_run_steps(scenario, Simulation(harness, scenario.timeout), result))
-        if result.outcome == FAILED:
-            result.log_tail = harness.output_tail(LOG_LINES)
+    except Exception:                   # a bug of ours: reported, the other scenarios run
+        result.outcome = ERROR
+        result.reason = "the runner failed:\n" + traceback.format_exc()
     finally:
+        if result.outcome != PASSED:
+            result.log_tail = harness.output_tail(LOG_LINES)
         harness.stop()
         result.seconds = time.monotonic() - started
     return result
