@@ -173,6 +173,15 @@ def test_a_bad_scenario_stops_the_run_before_anything_starts(tmp_path):
                           "here: discussion, expect, group, to, within)\n" % (tmp_path / "bad.toml")
 
 
+def test_a_bot_url_of_another_scheme_is_a_usage_error(tmp_path):
+    (tmp_path / "ping.toml").write_text(PING)
+    done = run(str(tmp_path / "ping.toml"), "--bot-url", "ftp://127.0.0.1/")
+    assert done.returncode == 2
+    assert done.stderr.endswith("argument --bot-url: 'ftp://127.0.0.1/': a ws:// or wss:// URL "
+                                "(the bot's reverse WebSocket) or http:// or https:// (events "
+                                "POSTed to the bot)\n")
+
+
 def test_junit_xml_keeps_markup_and_control_characters_readable():
     scenario = parse_scenario(PING, "odd.toml")
     result = Result(scenario, outcome=FAILED, seconds=1.5, step=scenario.steps[1],

@@ -28,8 +28,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Run scenario files (TOML: who says what, the replies expected, faults "
                     "between) against a OneBot bot through webqq and the simulator.")
     parser.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario files")
-    parser.add_argument("--bot-url", help="the bot's reverse WebSocket (ws://…) or event "
-                        "POST (http://…) URL; default: no bot, webqq's plugins answer")
+    parser.add_argument("--bot-url", type=_bot_url, help="the bot's reverse WebSocket "
+                        "(ws://…) or event POST (http://…) URL; default: no bot, webqq's "
+                        "plugins answer")
     parser.add_argument("--plugins", help="webqq plugins to load, comma-separated (default: "
                         "none with --bot-url, else webqq.plugins.builtin)")
     parser.add_argument("--token", help="the OneBot access token the bot expects")
@@ -44,6 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--startup-timeout", type=float, default=30.0, metavar="S",
                         help="seconds for webqq to log in and reach the bot (default: 30)")
     return parser
+
+
+def _bot_url(text: str) -> str:
+    if text.partition("://")[0] not in ("ws", "wss", "http", "https"):
+        raise argparse.ArgumentTypeError("%r: a ws:// or wss:// URL (the bot's reverse "
+                                         "WebSocket) or http:// or https:// (events "
+                                         "POSTed to the bot)" % text)
+    return text
 
 
 def main(argv=None) -> int:

@@ -182,10 +182,10 @@ def webqq_sim(webqq_bot_url, webqq_settings, tmp_path) -> Simulation:
     ``webqq.testing.Simulation``. Logs and the ini file stay in ``tmp_path/webqq``.
     """
     settings = webqq_settings
-    harness = Harness(tmp_path / "webqq", bot_url=webqq_bot_url, plugins=settings.plugins,
-                      token=settings.token, api_listen="127.0.0.1:%d" % settings.api_port,
-                      world=settings.world)
     try:
+        harness = Harness(tmp_path / "webqq", bot_url=webqq_bot_url, plugins=settings.plugins,
+                          token=settings.token, api_listen="127.0.0.1:%d" % settings.api_port,
+                          world=settings.world)
         harness.start()
     except HarnessError as error:
         pytest.fail(str(error), pytrace=False)

@@ -279,8 +279,8 @@ def run_scenario(scenario: Scenario, directory, **harness_options) -> Result:
     started = time.monotonic()
     if scenario.account is not None:
         harness_options["account"] = scenario.account
-    harness = Harness(Path(directory), **harness_options)
     try:
+        harness = Harness(Path(directory), **harness_options)
         harness.start()
     except HarnessError as error:
         result.outcome, result.reason = ERROR, str(error)
