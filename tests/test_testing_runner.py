@@ -170,7 +170,8 @@ def test_a_bad_scenario_stops_the_run_before_anything_starts(tmp_path):
     done = run(str(tmp_path / "good.toml"), str(tmp_path / "bad.toml"))
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == "webqq-simulator test: %s: step 2: unknown key 'whithin' (known " \
-                          "here: discussion, expect, group, to, within)\n" % (tmp_path / "bad.toml")
+                          "here: discussion, expect, group, to, within)\n" \
+                          % (tmp_path / "bad.toml")
 
 
 def test_a_bot_url_of_another_scheme_is_a_usage_error(tmp_path):
@@ -180,6 +181,14 @@ def test_a_bot_url_of_another_scheme_is_a_usage_error(tmp_path):
     assert done.stderr.endswith("argument --bot-url: 'ftp://127.0.0.1/': a ws:// or wss:// URL "
                                 "(the bot's reverse WebSocket) or http:// or https:// (events "
                                 "POSTed to the bot)\n")
+
+
+def test_a_missing_world_file_is_a_usage_error(tmp_path):
+    (tmp_path / "ping.toml").write_text(PING)
+    done = run(str(tmp_path / "ping.toml"), "--world", str(tmp_path / "none.json"))
+    assert (done.returncode, done.stderr) == (
+        2, "webqq-simulator test: --world %s: No such file or directory\n"
+        % (tmp_path / "none.json"))
 
 
 def test_junit_xml_keeps_markup_and_control_characters_readable():

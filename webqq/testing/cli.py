@@ -60,10 +60,15 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         world = load_world(args.world)
+    except (OSError, WorldError) as error:
+        print("webqq-simulator test: --world %s: %s" % (
+            args.world, getattr(error, "strerror", None) or error), file=sys.stderr)
+        return 2
+    try:
         scenarios = [load_scenario(path) for path in args.scenarios]
         for scenario in scenarios:
             check_against(scenario, world)
-    except (ScenarioError, WorldError) as error:
+    except ScenarioError as error:
         print("webqq-simulator test: %s" % error, file=sys.stderr)
         return 2
     plugins = None if args.plugins is None else [

@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from webqq.simulator import CA_FILE, load_world
+from webqq.simulator import CA_FILE, WorldError, load_world
 
 __all__ = ["Control", "Harness", "HarnessError", "SimulatorError", "TOKEN_HEADER", "free_port"]
 
@@ -146,6 +146,10 @@ class Harness:
         world: a world file for the simulator; None: the built-in world.
         account: the bot's QQ number; None: the world's first account.
         startup_timeout: seconds to wait for everything to be up.
+
+    Raises:
+        HarnessError: the bot URL is not ws(s):// or http(s)://, the world file cannot
+            be loaded, or the account is not in it.
     """
 
     def __init__(self, directory, *, bot_url: Optional[str] = None,
@@ -164,7 +168,11 @@ class Harness:
         self.token, self.secret, self.api_listen = token, secret, api_listen
         self.world_file = None if world is None else str(Path(world).resolve())
         #: The simulator's world, loaded here too: names for reports, the password.
-        self.world = load_world(self.world_file)
+        try:
+            self.world = load_world(self.world_file)
+        except (OSError, WorldError) as error:     # unreadable, or not a world
+            raise HarnessError("the simulator's world %s: %s" % (
+                world, getattr(error, "strerror", None) or error)) from None
         if account is None:
             account = next(iter(self.world.accounts))
         if account not in self.world.accounts:
