@@ -9,6 +9,7 @@ simulator must outlive the daemon (a session resumed after SIGKILL).
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from webqq.simulator import CA_FILE
-from webqq.simulator.app import HTTP_HOSTS, HTTPS_HOSTS
+from webqq.simulator.app import HTTP_HOSTS, TLS_HOSTS
 
 #: Seconds any wait of these tests may take before the test fails.
 DEADLINE = 20.0
@@ -71,20 +72,34 @@ def write_config(directory: Path, *, simulator: Optional[Dict[str, str]] = None,
     return path
 
 
-def environment(pythonpath: Optional[Path] = None) -> Dict[str, str]:
+def environment(pythonpath: Optional[Path] = None,
+                runtime: Optional[Path] = None) -> Dict[str, str]:
+    """The environment of a child: this checkout first on PYTHONPATH, no password
+    variable, and ``runtime`` (made if missing) as XDG_RUNTIME_DIR, where a daemon
+    leaves the note that leads to its state_dir: each test has its own."""
     env = dict(os.environ)
     env.pop("WEBQQ_PASSWORD", None)
     paths = [str(REPO)] + ([str(pythonpath)] if pythonpath else [])
     env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    if runtime is not None:
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        env["XDG_RUNTIME_DIR"] = str(runtime)
     return env
 
 
+def runtime_of(config: Path) -> Path:
+    """The XDG_RUNTIME_DIR of the daemons and commands of the test owning ``config``."""
+    return config.parent / "xdg-runtime"
+
+
 def webqq(config: Path, *args: str, timeout: float = 60.0,
-          pythonpath: Optional[Path] = None) -> subprocess.CompletedProcess:
+          pythonpath: Optional[Path] = None,
+          runtime: Optional[Path] = None) -> subprocess.CompletedProcess:
     """Runs ``webqq -c CONFIG ARGS...`` to completion; output captured as text."""
     return subprocess.run([sys.executable, "-m", "webqq", "-c", str(config), *args],
                           capture_output=True, text=True, timeout=timeout,
-                          env=environment(pythonpath), cwd=str(config.parent))
+                          env=environment(pythonpath, runtime or runtime_of(config)),
+                          cwd=str(config.parent))
 
 
 class Daemon:
@@ -97,7 +112,7 @@ class Daemon:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "webqq", "-c", str(config), "run"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env=environment(pythonpath), cwd=str(config.parent))
+            env=environment(pythonpath, runtime_of(config)), cwd=str(config.parent))
         self.stderr = ""
 
     def status(self) -> Dict[str, Any]:
@@ -143,16 +158,29 @@ def read_status(state_dir: Path) -> Dict[str, Any]:
 
 
 class SimulatorControl:
-    """The ``/_sim/`` surface of a simulator on ``port``."""
+    """The ``/_sim/`` surface of a simulator on ``port``, whose control token is
+    ``token``."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, token: str) -> None:
         self.base = "http://127.0.0.1:%d/_sim/" % port
+        self.token = token
 
     def _call(self, verb: str, body: Optional[dict] = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + verb, data=data)
+        headers = {"X-Sim-Token": self.token}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(self.base + verb, data=data, headers=headers)
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
+
+    def offline(self, seconds: float) -> None:
+        """Refuse every connection for ``seconds`` (this surface included)."""
+        self._call("offline", {"seconds": seconds})
+
+    def kick(self) -> None:
+        """Kick the bot's session, with the notice a login elsewhere brings."""
+        self._call("kick", {"account": QQ, "kick_message": True})
 
     def say(self, text: str, *, sender: int = FRIEND, **where: int) -> None:
         """A message to the bot: from a friend, or in ``group=`` / ``discussion=``."""
@@ -175,17 +203,23 @@ class SimulatorControl:
 
 
 def daemon_simulator(daemon: Daemon) -> SimulatorControl:
-    """The control surface of a running daemon's embedded simulator."""
-    return SimulatorControl(daemon.wait_online()["simulator"]["port"])
+    """The control surface of a running daemon's embedded simulator (its token is in the
+    line the daemon logs when it starts the simulator)."""
+    port = daemon.wait_online()["simulator"]["port"]
+    found = re.search(r"embedded simulator listening on 127\.0\.0\.1:%d .*control token "
+                      r"(\S+)" % port, daemon.log_text())
+    assert found, "the daemon did not log the embedded simulator's control token"
+    return SimulatorControl(port, found.group(1))
 
 
 class StandaloneSimulator:
     """``webqq-simulator`` in a child process on free ports (outlives a daemon)."""
 
     def __init__(self) -> None:
+        self.token = secrets.token_urlsafe(16)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "webqq.simulator.cli", "--port", "0", "--tls-port", "0",
-             "--poll-hold", "5"],
+             "--poll-hold", "5", "--control-token", self.token],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             env=environment())
         banner = self.process.stdout.readline()
@@ -194,12 +228,12 @@ class StandaloneSimulator:
             self.close()
             raise AssertionError("unexpected simulator banner: %r" % banner)
         self.port, self.tls_port = int(ports[0]), int(ports[1])
-        self.control = SimulatorControl(self.port)
+        self.control = SimulatorControl(self.port, self.token)
 
     def hosts(self) -> Dict[str, str]:
         """A daemon's ``[hosts]`` section for this simulator."""
         hosts = {host: "127.0.0.1:%d" % self.port for host in HTTP_HOSTS}
-        hosts.update({host: "127.0.0.1:%d" % self.tls_port for host in HTTPS_HOSTS})
+        hosts.update({host: "127.0.0.1:%d" % self.tls_port for host in TLS_HOSTS})
         return hosts
 
     def config(self, directory: Path, **sections: Dict[str, str]) -> Path:

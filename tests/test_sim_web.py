@@ -226,7 +226,9 @@ def test_the_simulator_command_prints_where_the_page_is():
                                 "--tls-port", "0"], stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True)
     try:
-        lines = [process.stdout.readline() for _ in range(5)]
+        lines = [process.stdout.readline()]
+        while not lines[-1].startswith("chat page:") and len(lines) < 10:
+            lines.append(process.stdout.readline())
         page = re.fullmatch(r"chat page: (http://127\.0\.0\.1:\d+/)\n", lines[-1])
         assert page, lines
         with urllib.request.urlopen(page.group(1), timeout=5) as answer:

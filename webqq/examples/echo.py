@@ -5,11 +5,14 @@
 
 By default it starts the bundled simulator in the same IOLoop and routes every protocol
 host to it, so it runs out of the box; talk to the bot through the simulator's control
-surface, e.g. ``curl -d '{"to": 10001, "from": 20001, "text": "hi"}'
-http://127.0.0.1:PORT/_sim/say`` (PORT is printed at start). ``--no-simulator`` talks to
+surface, e.g. ``curl -H 'Content-Type: application/json' -H 'X-Sim-Token: TOKEN' -d
+'{"to": 10001, "from": 20001, "text": "hi"}' http://127.0.0.1:PORT/_sim/say`` (PORT and
+TOKEN are printed at start). ``--no-simulator`` talks to
 the real hosts instead. The password comes from ``--password`` or ``WEBQQ_PASSWORD``.
 A captcha is saved under the state directory and read from stdin here, in the program;
-the library itself never touches stdin.
+the library itself never touches stdin. The state directory (session, captcha) is a
+temporary one of its own, removed at exit, unless ``--state-dir`` names one: never the
+daemon's, whose saved session it would use up.
 """
 import argparse
 import asyncio
@@ -18,6 +21,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from typing import List, Optional
 from urllib.request import Request
 
@@ -33,7 +37,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--qq", type=int, default=10001, help="account (default: 10001)")
     parser.add_argument("--password", default=os.environ.get("WEBQQ_PASSWORD", "webqq-demo"),
                         help="password (default: $WEBQQ_PASSWORD, else the simulator's)")
-    parser.add_argument("--state-dir", default="./run", help="session and captcha files")
+    parser.add_argument("--state-dir", default=None,
+                        help="session and captcha files (default: a temporary directory, "
+                             "removed at exit)")
     parser.add_argument("--no-simulator", dest="simulator", action="store_false",
                         help="talk to the real WebQQ hosts, not an embedded simulator")
     parser.add_argument("--poll-hold", type=float, default=5.0,
@@ -52,7 +58,8 @@ async def run(args: argparse.Namespace) -> int:
     if args.simulator:
         from webqq.simulator.server import Simulator
         sim = Simulator(poll_hold=args.poll_hold)
-        print("simulator on http://127.0.0.1:%d (control: /_sim/say, /_sim/sent)" % sim.port)
+        print("simulator on http://127.0.0.1:%d (control: /_sim/say, /_sim/sent; header "
+              "X-Sim-Token: %s)" % (sim.port, sim.control_token))
         stream = HTTPStream(hosts=sim.hosts, ca_file=sim.ca_file,
                             request_timeout=args.poll_hold + 30)
     else:
@@ -103,10 +110,12 @@ async def _demo(sim, client: WebQQClient, finished: "asyncio.Future") -> None:
     try:
         url = "http://127.0.0.1:%d/_sim/" % sim.port
         say = {"to": client.qq, "from": 20001, "text": "hello, echo"}
-        await control.fetch(Request(url + "say", data=json.dumps(say).encode(),
-                                    method="POST"))
+        token = {"X-Sim-Token": sim.control_token}
+        await control.fetch(Request(url + "say", data=json.dumps(say).encode(), method="POST",
+                                    headers=dict(token, **{"Content-Type": "application/json"})))
         for _ in range(100):
-            sent = (await control.fetch(Request(url + "sent?account=%d" % client.qq))).json()
+            sent = (await control.fetch(Request(url + "sent?account=%d" % client.qq,
+                                                headers=token))).json()
             if any(item["text"] == "hello, echo" for item in sent):
                 print("echo seen by the simulator: %r" % sent[-1]["text"])
                 if not finished.done():
@@ -125,7 +134,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.simulator:
         logging.getLogger("webqq.simulator").setLevel(logging.WARNING)
-    return asyncio.run(run(args))
+    if args.state_dir is not None:
+        return asyncio.run(run(args))
+    with tempfile.TemporaryDirectory(prefix="webqq-echo-") as state_dir:
+        args.state_dir = state_dir
+        return asyncio.run(run(args))
 
 
 if __name__ == "__main__":
