@@ -81,6 +81,24 @@ async def test_the_page_carries_the_token_under_a_strict_policy(world):
     assert page.headers["X-Frame-Options"] == "DENY"
 
 
+@pytest.mark.gen_test(timeout=30)
+async def test_the_page_s_token_opens_the_control_surface_as_its_buttons_call_it(world):
+    """What chat.js sends for the Kick button: the page's token, JSON, its own Origin."""
+    await online_client(world)
+    sim = world.sim
+    page = (await fetch(sim)).body.decode()
+    token = re.search(r'<meta name="sim-token" content="([^"]*)">', page).group(1)
+    header = re.search(r'<meta name="sim-token-header" content="([^"]*)">', page).group(1)
+    kick = HTTPRequest("http://127.0.0.1:%d/_sim/kick" % sim.port, method="POST",
+                       body=json.dumps({"account": 10001}),
+                       headers={header: token, "Content-Type": "application/json",
+                                "Origin": "http://127.0.0.1:%d" % sim.port})
+    answer = await AsyncHTTPClient().fetch(kick, raise_error=False)
+    assert (answer.code, json.loads(answer.body)) == (200, {"ok": True})
+    del kick.headers[header]
+    assert (await AsyncHTTPClient().fetch(kick, raise_error=False)).code == 403
+
+
 @pytest.mark.gen_test
 async def test_a_foreign_host_gets_neither_the_token_nor_the_feed(world):
     """DNS rebinding: a site pointing its own name at 127.0.0.1 is same-origin with the
