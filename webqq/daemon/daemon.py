@@ -482,6 +482,7 @@ class Daemon:
         if self.simulator is not None and not self._announced:
             self._announced = True
             base = "http://127.0.0.1:%d" % self.simulator.port
+            log.info("chat with the bot in a browser: %s/", base)
             log.info("embedded simulator: %s/_sim/ ; make friend 20001 say !ping with:", base)
             token = "-H 'X-Sim-Token: %s'" % self.simulator.control_token
             log.info("curl -H 'Content-Type: application/json' %s -d '{\"to\": %d, \"from\": "

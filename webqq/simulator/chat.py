@@ -63,9 +63,12 @@ class ChatRouter:
         rng: the seeded ``random.Random``.
         clock: unix time in seconds.
         sessions: the ``Sessions`` receivers are reached through.
+        tell: called with what happened, ``tell("said", to=, spec=, item=)`` and
+            ``tell("sent", account=, record=)`` (``Backend.tell``); None: nobody.
     """
 
-    def __init__(self, world, rng, clock, sessions):
+    def __init__(self, world, rng, clock, sessions, tell=None):
+        self.tell = tell if tell is not None else (lambda kind, **fields: None)
         self.world = world
         self.options = world.options
         self.rng = rng
@@ -113,6 +116,7 @@ class ChatRouter:
         record = SentRecord(kind=kind, to=route.record_to, text=content_text(pieces),
                             msg_id=msg_id, time=int(now), content=pieces, dropped=dropped)
         self.sent.setdefault(session.qq, []).append(record)
+        self.tell("sent", account=session.qq, record=record)
         log.info("%s message from %d to %d%s", kind, session.qq, route.record_to,
                  " dropped (%s)" % dropped if dropped else "")
         if dropped is None:
@@ -221,6 +225,7 @@ class ChatRouter:
             raise ControlError("account %d is not logged in" % to)
         item = build_item(self.world, to, spec, session.stamp(self._next_seq(spec)), self.rng)
         session.push(item)
+        self.tell("said", to=to, spec=spec, item=item)
         return item
 
     def sent_by(self, qq: int) -> list:

@@ -29,6 +29,7 @@ from .app import HTTP_HOSTS, TLS_HOSTS, make_application
 from .control import ControlHandler
 from .faults import FaultPlan
 from .state import Backend
+from .web import ChatFeed, routes as web_routes
 from .world import load_world
 
 __all__ = ["CA_FILE", "DEFAULT_POLL_HOLD", "Simulator", "check_control_token"]
@@ -151,6 +152,8 @@ class Simulator:
         self.poll_hold = float(poll_hold)
         self.backend = Backend(self.world, self.rng, clock)
         self.faults = FaultPlan()
+        #: What the chat page shows live: messages said and sent (webqq.simulator.web).
+        self.chat_feed = ChatFeed(self.backend, self.world)
         #: Path of the CA certificate a client must trust for the TLS port.
         self.ca_file = CA_FILE
         self.host = host
@@ -161,7 +164,7 @@ class Simulator:
         self._ssl_context.load_cert_chain(os.path.join(_CERTS, "server.pem"),
                                           os.path.join(_CERTS, "server-key.pem"))
         self._plain_app = make_application(self, HTTP_HOSTS,
-                                           [(r"/_sim/(\w+)", ControlHandler)])
+                                           [(r"/_sim/(\w+)", ControlHandler)] + web_routes())
         self._tls_app = make_application(self, TLS_HOSTS)
         self._streams = weakref.WeakSet()
         self._servers = []              # the listening servers now

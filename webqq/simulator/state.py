@@ -17,6 +17,7 @@ Parts, in the order of an account's life (§1.2, §1.5):
 * ``chat`` (chat.py): sends are recorded and delivered to the receivers' queues.
 * ``lists`` (lists.py): friend, group and discussion lists and lookups.
 """
+import logging
 import time
 
 from .chat import ChatRouter
@@ -25,6 +26,8 @@ from .login import LoginServer
 from .sessions import Sessions
 
 __all__ = ["Backend"]
+
+log = logging.getLogger("webqq.simulator")
 
 
 class Backend:
@@ -38,10 +41,20 @@ class Backend:
 
     def __init__(self, world, rng, clock=time.time):
         self.world = world
+        self.listeners = []             # callables(kind, **fields), see tell()
         self.login = LoginServer(world, rng)
-        self.sessions = Sessions(world, rng, clock, self.login)
-        self.chat = ChatRouter(world, rng, clock, self.sessions)
+        self.sessions = Sessions(world, rng, clock, self.login, tell=self.tell)
+        self.chat = ChatRouter(world, rng, clock, self.sessions, tell=self.tell)
         self.lists = Lists(world, clock, self.sessions)
+
+    def tell(self, kind: str, **fields) -> None:
+        """Tell each listener (the chat page's feed) what happened: "said" (to, spec,
+        item), "sent" (account, record) or "state" (qq). A listener that raises is logged."""
+        for listener in list(self.listeners):
+            try:
+                listener(kind, **fields)
+            except Exception:
+                log.exception("simulator listener failed on %r", kind)
 
     def report(self) -> dict:
         """/_sim/state's "accounts": state and counters, never a token."""
