@@ -14,7 +14,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
 
 from webqq.daemon.config import ApiConfig
-from webqq.onebot.api import OneBotApi
+from webqq.onebot.server import OneBotApi
 from webqq.onebot.store import Store
 
 TOKEN = "test-token-0123456789"

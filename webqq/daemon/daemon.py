@@ -56,7 +56,7 @@ from webqq.daemon.config import Config, ConfigError
 from webqq.daemon.logs import LogSetup, MaskingCookieJar, SecretMask
 from webqq.http.redact import url_secrets
 from webqq.http.stream import HTTPStream, RetryPolicy
-from webqq.onebot.api import ApiError, OneBotApi, check_listen
+from webqq.onebot.server import ApiError, OneBotApi, check_listen
 from webqq.onebot.store import Store
 from webqq.onebot.token import api_token
 from webqq.plugins import Dispatcher, Event, Message
