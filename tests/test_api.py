@@ -362,7 +362,7 @@ def test_an_empty_token_file_is_replaced_atomically(tmp_path, saved):
     assert [p.name for p in tmp_path.iterdir()] == [statedir.TOKEN]
     assert api_token(config, create=True) == token   # kept from now on
     with pytest.raises(ValueError, match="the API needs a token"):
-        server.OneBotApi(None, ApiConfig(), self_id=10001, store=None, token=" ")
+        server.OneBotApi(None, ApiConfig(), self_id=10001, outbound=None, token=" ")
 
 
 def test_a_public_listen_address_needs_a_configured_token():

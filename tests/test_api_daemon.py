@@ -119,7 +119,41 @@ def test_messages_accepted_before_sigkill_are_sent_once_after_restart(tmp_path):
         wait_for(all_sent, "the three messages to be sent")
         texts = [m["text"] for m in simulator.control.sent()]
         assert [texts.count("queued %d" % n) for n in range(3)] == [1, 1, 1]
-        assert "3 message(s) accepted by the API are waiting to be sent" in daemon.log_text()
+        assert "3 message(s) are waiting to be sent (3 from the API, 0 from plugins)" \
+            in daemon.log_text()
+    finally:
+        daemon.close()
+        simulator.close()
+
+
+def test_plugin_replies_queued_before_sigkill_are_sent_once_after_restart(tmp_path):
+    simulator = StandaloneSimulator()
+    # Paced 5 s apart: the first reply goes, the two others wait in the queue.
+    config = simulator.config(tmp_path, bot={"send_interval": "5"})
+    daemon = Daemon(config)
+    try:
+        daemon.wait_online()
+        for word in ("one", "two", "three"):
+            simulator.control.say("!echo " + word)
+        simulator.control.wait_sent("one")
+        wait_for(lambda: daemon.status().get("queued") == 2, "two replies queued")
+        daemon.stop(signal.SIGKILL)
+
+        simulator.config(tmp_path, bot={"send_interval": "0.1"})
+        # What an older version saved at a clean stop joins the same queue.
+        (daemon.state_dir / "outbox-10001.json").write_text(json.dumps([
+            ["buddy", FRIEND, "from an old outbox"]]))
+        daemon = Daemon(config)
+        daemon.wait_online()
+        for text in ("two", "three", "from an old outbox"):
+            simulator.control.wait_sent(text)
+        wait_for(lambda: daemon.status().get("queued") == 0, "the queue to empty")
+        texts = [m["text"] for m in simulator.control.sent()]
+        assert [texts.count(text) for text in ("one", "two", "three", "from an old outbox")
+                ] == [1, 1, 1, 1]
+        assert "3 message(s) are waiting to be sent (0 from the API, 3 from plugins)" \
+            in daemon.log_text()
+        assert not list(daemon.state_dir.glob("outbox-*"))
     finally:
         daemon.close()
         simulator.close()

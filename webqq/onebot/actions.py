@@ -188,7 +188,8 @@ class Actions:
         pieces = onebot.to_pieces(segments, names=names)
         key = params.get("idempotency_key")
         message_id, _created = self.api.outbound.accept(
-            chat, target, pieces, segments, str(key) if key is not None else None)
+            chat, target, pieces, segments,
+            idempotency_key=str(key) if key is not None else None)
         if self.client.state is not State.ONLINE:
             wait = 0            # it waits in the store for the client to be online
         status = await self.api.outbound.outcome(message_id, wait) if wait else "queued"
@@ -282,6 +283,8 @@ class Actions:
         return {"user_id": user_id, "nickname": nickname, "sex": "unknown", "age": 0}
 
     async def do_get_msg(self, params: Dict[str, Any]) -> Dict[str, Any]:
+        """A stored message; webqq adds ``direction``, ``send_status`` and, for what we
+        sent, ``retcode``, ``error`` and ``origin`` (``api`` or ``plugin``)."""
         message_id = self._int(params, "message_id")
         row = self.api.store.get(message_id)
         if row is None:
@@ -301,7 +304,7 @@ class Actions:
         elif row.chat == "discussion":
             data["discuss_id"] = row.target
         if row.direction == "out":
-            data.update(retcode=row.retcode, error=row.error)
+            data.update(retcode=row.retcode, error=row.error, origin=row.origin)
         return data
 
     async def do_get_status(self, params: Dict[str, Any]) -> Dict[str, Any]:

@@ -2,7 +2,8 @@
 
 server: ``OneBotApi`` owns the parts (``webqq.onebot.actions``, ``.handlers``,
 ``.delivery``, ``.outbound``): ``await api.start()`` listens, ``await api.close()`` stops
-(a queued message stays queued in the store). It turns the client's messages and
+(a queued message stays queued in the store; the queue itself, ``Outbound``, belongs to
+the daemon, which has one with or without the API). It turns the client's messages and
 notices into OneBot events and publishes each to the webhook and every WebSocket that
 wants events. It goes through the client, never around it: sends are ``client.send_*``
 (through the outbound queue), lists are ``client.contacts``, events are the client's.
@@ -26,7 +27,6 @@ from webqq.onebot.actions import MESSAGE_FORMAT, Actions
 from webqq.onebot.delivery import EventPoster, ReverseConnection
 from webqq.onebot.handlers import MAX_BODY, ActionHandler, EventSocket, log_request
 from webqq.onebot.outbound import Outbound
-from webqq.onebot.store import Store
 
 __all__ = ["OneBotApi", "ApiError", "check_listen", "is_loopback"]
 
@@ -34,8 +34,6 @@ log = logging.getLogger("webqq.api")
 
 #: Seconds between two heartbeat meta events (a future ``[api]`` key).
 HEARTBEAT_INTERVAL = 15.0
-#: Seconds between two prunes of the store (retention).
-PRUNE_INTERVAL = 3600.0
 
 _LOOPBACK = {"localhost", "ip6-localhost"}
 
@@ -75,26 +73,26 @@ class OneBotApi:
         client: the ``WebQQClient``.
         config: ``Config.api`` (``ApiConfig``).
         self_id: ``[account] qq``.
-        store: the ``Store`` (the API closes it).
+        outbound: the daemon's ``Outbound`` (started; its store is the API's memory).
         token: the access token (configured or generated: ``api_token``).
         heartbeat_interval: seconds between heartbeat meta events (0: none).
     """
 
-    def __init__(self, client: Any, config: Any, *, self_id: int, store: Store, token: str,
-                 heartbeat_interval: float = HEARTBEAT_INTERVAL) -> None:
+    def __init__(self, client: Any, config: Any, *, self_id: int, outbound: Outbound,
+                 token: str, heartbeat_interval: float = HEARTBEAT_INTERVAL) -> None:
         if not token or not token.strip():
             raise ValueError("the API needs a token (api_token(create=True) makes one)")
         self.client = client
         self.config = config
         self.self_id = self_id
-        self.store = store
+        self.outbound = outbound
+        self.store = outbound.store
         self.token = token
         self.heartbeat_interval = heartbeat_interval
         self.started_at = time.time()
         # The peers events go to: EventSocket and ReverseConnection (``wants_events``,
         # ``send_text``).
         self.sockets: Set[Any] = set()
-        self.outbound = Outbound(client, store, self_id)
         self.actions = Actions(self)
         self.poster = EventPoster(self, config.post_url, config.secret) \
             if config.post_url else None
@@ -130,11 +128,6 @@ class OneBotApi:
         Raises:
             ApiError: the address cannot be bound.
         """
-        recovered = self.store.recover()
-        if recovered:
-            log.warning("%d message(s) were being sent when the daemon died: marked "
-                        "ambiguous, not sent again", recovered)
-        self.store.prune()
         for kind, listener in self._listeners:
             self.client.on(kind, listener)
         if self.config.listen is not None:
@@ -157,11 +150,6 @@ class OneBotApi:
             self.reverse.start()
         if self.heartbeat_interval:
             self._every(self.heartbeat_interval, self._heartbeat)
-        self._every(PRUNE_INTERVAL, self.store.prune)
-        queued = len(self.store.queued())
-        if queued:
-            log.info("%d message(s) accepted by the API are waiting to be sent", queued)
-        self.outbound.pump()
 
     def _every(self, seconds: float, callback: Callable[[], Any]) -> None:
         timer = PeriodicCallback(callback, seconds * 1000)
@@ -169,12 +157,12 @@ class OneBotApi:
         self._timers.append(timer)
 
     async def close(self) -> None:
-        """Stop everything; queued messages and undelivered events stay in the store."""
+        """Stop everything; queued messages and undelivered events stay in the store
+        (which the daemon closes, after the queue)."""
         for timer in self._timers:
             timer.stop()
         for _kind, listener in self._listeners:
             self.client.remove_listener(listener)
-        self.outbound.close()
         if self.server is not None:
             self.server.stop()
         for peer in list(self.sockets):
@@ -187,7 +175,6 @@ class OneBotApi:
             await self.poster.close()
         if self.server is not None:
             await self.server.close_all_connections()
-        self.store.close()
 
     def restart_client(self) -> None:
         """``set_restart``: stop the client (session saved), start it again."""
@@ -251,9 +238,6 @@ class OneBotApi:
             card = (member.card or "") if member else ""
         elif event.chat == "discussion":
             discuss_id = event.message.did
-        elif event.chat == "session":
-            self.outbound.sessions[user_id] = (sender.uin, event.message.via_id,
-                                               event.message.service_type)
         target = {"buddy": user_id, "session": user_id, "group": group_id,
                   "discussion": discuss_id}[event.chat]
         stamp = getattr(event.message, "time", None) or int(time.time())

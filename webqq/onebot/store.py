@@ -1,9 +1,9 @@
 """The message store: one SQLite file in state_dir (``messages.sqlite3``).
 
-store: what the OneBot API must remember across a crash. Every message received and sent
-(its OneBot ``message_id`` is the row id), the outbound queue itself (the rows still
-``queued``), and the events no webhook took. It knows nothing of Tornado or WebQQ: plain
-values in, plain values out.
+store: what the daemon must remember across a crash. Every message received and sent
+(its OneBot ``message_id`` is the row id), the one outbound queue itself (the rows still
+``queued``, whoever asked for them: ``origin`` is ``api`` or ``plugin``), and the events
+no webhook took. It knows nothing of Tornado or WebQQ: plain values in, plain values out.
 
 What it must never do: hold a transaction open across an ``await`` or a callback. Each
 method is one or two short statements in autocommit mode; SQLite calls are quick local
@@ -41,7 +41,8 @@ RETENTION_DAYS = 30.0
 #: Statuses of an outgoing row that still has to be sent.
 PENDING = ("queued", "sending")
 
-_SCHEMA = """
+#: The tables, one statement each (the comments hold semicolons).
+_SCHEMA = ("""
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,   -- the OneBot message_id
     direction TEXT NOT NULL,                -- 'in' or 'out'
@@ -50,22 +51,29 @@ CREATE TABLE IF NOT EXISTS messages (
     user_id INTEGER,                        -- the sender (in) or our own number (out)
     text TEXT NOT NULL,                     -- plain text (faces as [face:N])
     data TEXT NOT NULL DEFAULT '{}',        -- JSON: segments, sender, ... for get_msg
-    time REAL NOT NULL,                     -- received, or accepted by the API
+    time REAL NOT NULL,                     -- received, or accepted for sending
     status TEXT NOT NULL,                   -- in: 'received'; out: see the module doc
     retcode INTEGER,                        -- the server's retcode of a failed send
     error TEXT,                             -- why failed or ambiguous
     idempotency_key TEXT UNIQUE,            -- optional, from the sender
-    updated REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS messages_pending ON messages (status) WHERE direction = 'out';
+    updated REAL NOT NULL,
+    origin TEXT NOT NULL DEFAULT 'api'      -- out: who asked, 'api' or 'plugin'
+)""", """
+CREATE INDEX IF NOT EXISTS messages_pending ON messages (status) WHERE direction = 'out'
+""", """
 CREATE TABLE IF NOT EXISTS undelivered_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     url TEXT NOT NULL,
     body TEXT NOT NULL,                     -- the event JSON as it was to be POSTed
     time REAL NOT NULL,
     error TEXT
-);
-"""
+)""")
+#: ``PRAGMA user_version`` of the schema above, and how to bring an older file to it.
+SCHEMA_VERSION = 1
+_UPGRADES = {
+    # 0 -> 1: plugin replies joined the queue (they were saved to outbox-QQ.json).
+    1: "ALTER TABLE messages ADD COLUMN origin TEXT NOT NULL DEFAULT 'api'",
+}
 
 
 class StoredMessage:
@@ -73,7 +81,7 @@ class StoredMessage:
     the decoded JSON)."""
 
     __slots__ = ("id", "direction", "chat", "target", "user_id", "text", "data", "time",
-                 "status", "retcode", "error", "idempotency_key", "updated")
+                 "status", "retcode", "error", "idempotency_key", "updated", "origin")
 
     def __init__(self, row: sqlite3.Row) -> None:
         for name in self.__slots__:
@@ -104,8 +112,29 @@ class Store:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._create_or_upgrade()
         self.path.chmod(0o600)
+
+    def _create_or_upgrade(self) -> None:
+        """Create the tables, or bring an older file's to ``SCHEMA_VERSION``: in one
+        transaction, so a crash half-way leaves the old schema."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        exists = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages'"
+                                  ).fetchone() is not None
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if exists:
+                for target in range(version + 1, SCHEMA_VERSION + 1):
+                    self._db.execute(_UPGRADES[target])
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+            self._db.execute("PRAGMA user_version = %d" % SCHEMA_VERSION)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         """Close the file. Safe to call twice."""
@@ -127,10 +156,11 @@ class Store:
         return cursor.lastrowid
 
     def add_outgoing(self, *, chat: str, target: int, user_id: int, text: str,
-                     data: Dict[str, Any], idempotency_key: Optional[str] = None
-                     ) -> Tuple[int, bool]:
-        """Queue a message to send. Returns ``(message_id, created)``: with an
-        ``idempotency_key`` already used, the earlier message's id and False."""
+                     data: Dict[str, Any], origin: str = "api",
+                     idempotency_key: Optional[str] = None) -> Tuple[int, bool]:
+        """Queue a message to send (``origin``: ``api`` or ``plugin``). Returns
+        ``(message_id, created)``: with an ``idempotency_key`` already used, the earlier
+        message's id and False."""
         if idempotency_key is not None:
             row = self._db.execute("SELECT id FROM messages WHERE idempotency_key = ?",
                                    (idempotency_key,)).fetchone()
@@ -139,9 +169,10 @@ class Store:
         now = self.clock()
         cursor = self._db.execute(
             "INSERT INTO messages (direction, chat, target, user_id, text, data, time, "
-            "status, idempotency_key, updated) VALUES ('out', ?, ?, ?, ?, ?, ?, 'queued', "
-            "?, ?)", (chat, target, user_id, text, json.dumps(data, ensure_ascii=False),
-                      now, idempotency_key, now))
+            "status, idempotency_key, updated, origin) VALUES ('out', ?, ?, ?, ?, ?, ?, "
+            "'queued', ?, ?, ?)", (chat, target, user_id, text,
+                                   json.dumps(data, ensure_ascii=False), now,
+                                   idempotency_key, now, origin))
         return cursor.lastrowid, True
 
     def get(self, message_id: int) -> Optional[StoredMessage]:

@@ -25,8 +25,8 @@ plugin's name and the next handler runs. A handler sees a ``Context``: the messa
 ``ctx.plugin.settings`` the keys of its ``[plugin:NAME]`` section.
 
 What it must never do: talk to the network or the client directly. Replies and sends go
-through the ``send`` function the daemon gives the ``Dispatcher``, which goes through
-the client's queue; the plugin layer knows nothing of uins, sockets or the protocol.
+through the ``send`` function the daemon gives the ``Dispatcher``, which puts them in
+the daemon's durable queue; the plugin layer knows nothing of uins, sockets or the protocol.
 """
 import asyncio
 import importlib
@@ -138,7 +138,7 @@ class Context:
     def send(self, chat: str, target: int, text: str) -> Any:
         """Sends ``text`` to ``target`` in ``chat``: a friend's QQ number (``"buddy"``),
         a group's number (``"group"``) or a discussion's id (``"discussion"``).
-        Returns what ``send`` returns (the daemon: the client's OutgoingMessage)."""
+        Returns what ``send`` returns (the daemon: the message_id of its queued row)."""
         if chat not in CHATS:
             raise ValueError("chat %r is not one of %s" % (chat, ", ".join(CHATS)))
         self.dispatcher.counts["replies"] += 1
