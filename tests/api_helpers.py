@@ -56,7 +56,7 @@ class Harness:
         settings.setdefault("listen", ("127.0.0.1", 0))
         settings.setdefault("token", TOKEN)
         store = Store(self.tmp_path / "messages.sqlite3")
-        self.outbound = Outbound(client, store, self_id=10001)
+        self.outbound = Outbound(client, store, self_id=10001, send_interval=0.1)
         self.outbound.start()
         self.api = OneBotApi(client, ApiConfig(**settings), self_id=10001,
                              outbound=self.outbound, token=settings["token"] or TOKEN,

@@ -454,10 +454,10 @@ async def test_a_row_left_sending_by_a_crash_is_not_sent_again(harness):
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_row_is_sending_only_once_its_first_part_is_transmitted(harness):
+async def test_a_row_waits_its_turn_queued_and_is_sending_before_it_goes_out(harness):
     from webqq.onebot.store import Store
     api = await harness.start()
-    api.client.outbox.interval = 60.0            # the second message waits its turn
+    harness.outbound.send_interval = 60.0       # the second message waits its turn
     at_transmit = []
     api.client.on("transmitting", lambda event: at_transmit.append(
         (event.message.text, api.store.counts().get("sending"))))
@@ -466,17 +466,17 @@ async def test_a_row_is_sending_only_once_its_first_part_is_transmitted(harness)
     code, answer = await harness.call("send_private_msg_async", {"user_id": FRIEND,
                                                                  "message": "second"})
     assert (code, answer["status"]) == (200, "async")
-    await eventually(lambda: api.client.outbox._queue, "second handed to the client")
-    # The client holds "second" (pacing), nothing of it is on the wire: still queued,
-    # so a SIGKILL now would leave it to be sent at the next start.
+    await eventually(lambda: api.store.queued(), "second accepted")
+    # "second" waits in the store, not in the client: still queued, so a SIGKILL now
+    # would leave it to be sent at the next start.
     assert [(row.text, row.status) for row in api.store.queued()] == [("second", "queued")]
     ids.append(api.store.queued()[0].id)
     assert api.store.get(ids[0]).status == "sent"
     crashed = Store(harness.tmp_path / "messages.sqlite3")
     assert crashed.recover() == 0
     crashed.close()
-    api.client.outbox.interval = 0.0
-    api.client.outbox.wake()
+    harness.outbound.send_interval = 0.0
+    harness.outbound.pump()
     await wait_sent(harness, ("buddy", FRIEND, "second"))
     await eventually(lambda: api.store.get(ids[1]).status == "sent", "second sent")
     assert at_transmit == [("first", 1), ("second", 1)]     # marked before it went out

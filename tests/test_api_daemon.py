@@ -128,8 +128,8 @@ def test_messages_accepted_before_sigkill_are_sent_once_after_restart(tmp_path):
 
 def test_plugin_replies_queued_before_sigkill_are_sent_once_after_restart(tmp_path):
     simulator = StandaloneSimulator()
-    # Paced 5 s apart: the first reply goes, the two others wait in the queue.
-    config = simulator.config(tmp_path, bot={"send_interval": "5"})
+    # Paced 30 s apart: the first reply goes, the two others wait in the queue.
+    config = simulator.config(tmp_path, bot={"send_interval": "30"})
     daemon = Daemon(config)
     try:
         daemon.wait_online()

@@ -1,13 +1,22 @@
 """The one durable outbound queue (webqq.onebot.outbound) in process: plugin and API
-messages in the same store and order, an older version's outbox-QQ.json moved into it.
-The daemon around it (SIGKILL, restart) is in test_api_daemon.py."""
+messages in the same store and order, an older version's outbox-QQ.json moved into it,
+and a store that cannot be written (locked, full): sending stops, nothing is sent twice,
+the IOLoop is never blocked long. The daemon around it (SIGKILL, restart) is in
+test_api_daemon.py."""
+import asyncio
 import json
 import logging
+import sqlite3
+import subprocess
+import sys
+import time
 
 import pytest
 from api_helpers import DISCUSSION, FRIEND, GROUP, eventually
 from client_helpers import Recorder
+from tornado.ioloop import IOLoop, PeriodicCallback
 
+from webqq.onebot import outbound as outbound_module
 from webqq.onebot.outbound import import_saved_outbox
 
 
@@ -86,3 +95,147 @@ async def test_a_saved_outbox_of_an_older_version_moves_into_the_store(harness, 
     aside, = harness.tmp_path.glob("outbox-10001.json.bad-*")
     assert aside.read_text() == "{not json" and not saved.exists()
     assert import_saved_outbox(saved, harness.outbound) == 0     # no file: nothing
+
+
+# -- a store that cannot be written -------------------------------------------------------
+
+class LoopGaps:
+    """The longest time between two runs of a 5 ms timer: how long the IOLoop was
+    blocked at most while it ran."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self._last = None
+        self._timer = PeriodicCallback(self._tick, 5)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if self._last is not None:
+            self.longest = max(self.longest, now - self._last)
+        self._last = now
+
+    def __enter__(self) -> "LoopGaps":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.stop()
+
+
+def tries(caplog) -> int:
+    return len([r for r in caplog.records if "still cannot be written" in r.getMessage()])
+
+
+def messages(caplog, level) -> str:
+    return "\n".join(r.getMessage() for r in caplog.records if r.levelno == level)
+
+
+#: The longest an IOLoop callback may take while the store is locked: a store call
+#: waits BUSY_TIMEOUT (0.05 s) for a lock, once per callback; the rest is slack for a
+#: loaded machine. SQLite's default (5 s) would block the loop that long per call.
+LOOP_BOUND = 0.5
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_store_locked_as_a_message_goes_out_pauses_sending_never_resends(
+        harness, caplog, monkeypatch):
+    monkeypatch.setattr(outbound_module, "RETRY", 0.05)
+    caplog.set_level(logging.DEBUG, "webqq.api")
+    api = await harness.start()
+    outbound, store = harness.outbound, harness.outbound.store
+    recorder = Recorder(api.client)
+    # An admin's sqlite3 shell takes the write lock while "first" is on the wire (after
+    # "second" is stored): the outcome of "first" cannot be written.
+    locker = sqlite3.connect(str(store.path), isolation_level=None)
+    api.client.on("transmitting", lambda event: IOLoop.current().add_callback(
+        locker.execute, "BEGIN IMMEDIATE") if event.message.text == "first" else None)
+    with LoopGaps() as gaps:
+        first = outbound.send_text("buddy", FRIEND, "first")
+        second = outbound.send_text("buddy", FRIEND, "second")
+        await eventually(lambda: outbound.paused, "sending to pause")
+        assert outbound.send_text("buddy", FRIEND, "third") is None    # waits here
+        code, answer = await harness.call("send_private_msg", {"user_id": FRIEND,
+                                                               "message": "refused"})
+        assert (answer["status"], answer["msg"]) == (
+            "failed", "the message store cannot be written: database is locked")
+        assert (await harness.ok("get_status"))["sending_paused"] == "database is locked"
+        await eventually(lambda: tries(caplog) >= 3, "three more tries of the store")
+        assert await sent_texts(harness) == [("buddy", FRIEND, "first")]
+        assert store.get(first).status == "sending"     # a crash now: ambiguous, not resent
+        locker.execute("ROLLBACK")
+        await eventually(lambda: len(recorder.of("sent")) == 3, "the other two sent")
+    locker.close()
+    assert await sent_texts(harness) == [("buddy", FRIEND, "first"),
+                                         ("buddy", FRIEND, "second"),
+                                         ("buddy", FRIEND, "third")]
+    assert [store.get(n).status for n in (first, second, second + 1)] == ["sent"] * 3
+    assert store.counts() == {"sent": 3}
+    assert gaps.longest < LOOP_BOUND, gaps.longest
+    assert "messages.sqlite3 cannot be written (database is locked): sending paused" \
+        in messages(caplog, logging.WARNING)
+    assert "sending resumed" in messages(caplog, logging.INFO)
+    assert (await harness.ok("get_status"))["sending_paused"] is None
+
+
+# Another process (a backup, an sqlite3 shell) holds the write lock until told to stop.
+LOCK_HOLDER = """\
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.readline()
+db.execute("ROLLBACK")
+"""
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_lock_held_by_another_process_stops_sending_until_released(
+        harness, caplog, monkeypatch):
+    monkeypatch.setattr(outbound_module, "RETRY", 0.05)
+    caplog.set_level(logging.DEBUG, "webqq.api")
+    api = await harness.start()
+    outbound, store = harness.outbound, harness.outbound.store
+    recorder = Recorder(api.client)
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", LOCK_HOLDER, str(store.path), stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE)
+    assert await holder.stdout.readline() == b"locked\n"
+    with LoopGaps() as gaps:
+        code, answer = await harness.call("send_group_msg", {"group_id": GROUP,
+                                                             "message": "not stored"})
+        assert answer["status"] == "failed" and "database is locked" in answer["msg"]
+        assert outbound.paused == "database is locked"
+        assert outbound.send_text("group", GROUP, "from a plugin") is None
+        await eventually(lambda: tries(caplog) >= 3, "three more tries of the store")
+        assert await sent_texts(harness) == []
+        holder.stdin.write(b"\n")
+        assert await holder.wait() == 0
+        await eventually(lambda: recorder.of("sent"), "the plugin's message sent")
+    assert await sent_texts(harness) == [("group", GROUP, "from a plugin")]
+    assert store.counts() == {"sent": 1}
+    assert gaps.longest < LOOP_BOUND, gaps.longest
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_full_store_refuses_new_messages_and_says_so(harness, caplog, monkeypatch):
+    monkeypatch.setattr(outbound_module, "RETRY", 0.05)
+    caplog.set_level(logging.DEBUG, "webqq.api")
+    api = await harness.start()
+    outbound, store = harness.outbound, harness.outbound.store
+    recorder = Recorder(api.client)
+    # A full disk, portably: the store's own connection may not grow the file.
+    db = store._db
+    db.execute("PRAGMA max_page_count = %d" % db.execute("PRAGMA page_count").fetchone()[0])
+    big = "x" * 2000
+    code, answer = await harness.call("send_private_msg", {"user_id": FRIEND,
+                                                           "message": big})
+    assert (answer["status"], answer["msg"]) == (
+        "failed", "the message store cannot be written: database or disk is full")
+    assert (await harness.ok("get_status"))["sending_paused"] == "database or disk is full"
+    assert outbound.send_text("buddy", FRIEND, big) is None
+    await eventually(lambda: tries(caplog) >= 3, "three more tries of the store")
+    assert await sent_texts(harness) == []
+    db.execute("PRAGMA max_page_count = 1073741823")       # room again
+    await eventually(lambda: recorder.of("sent"), "the plugin's message sent")
+    assert "".join(text for _, _, text in await sent_texts(harness)) == big
+    assert store.counts() == {"sent": 1} and outbound.paused is None

@@ -580,7 +580,8 @@ class Daemon:
         """The store and the one outbound queue (with or without the API), and what an
         older version left in ``outbox-QQ.json`` moved into it."""
         self.store = Store(self.config.daemon.state_dir / statedir.STORE)
-        self.outbound = Outbound(self.client, self.store, self_id=self.config.account.qq)
+        self.outbound = Outbound(self.client, self.store, self_id=self.config.account.qq,
+                                 send_interval=self.config.bot.send_interval)
         import_saved_outbox(saved_outbox_path(self.config), self.outbound)
         self.outbound.start()
 
@@ -870,6 +871,7 @@ class Daemon:
             "resumed": self.resumed,
             "login_error": self.login_error,
             "queued": self.outbound.waiting() if self.outbound is not None else 0,
+            "sending_paused": self.outbound.paused if self.outbound is not None else None,
             "counts": dict(self.counts, **(dispatcher.counts if dispatcher else {})),
             "plugins": [plugin.name for plugin in dispatcher.plugins] if dispatcher else [],
             "plugin_errors": self.plugin_problems,

@@ -16,6 +16,7 @@ import webqq
 from webqq.client.client import State
 from webqq.onebot import mapping as onebot
 from webqq.onebot.mapping import BadParams, OneBotError, Retcode
+from webqq.onebot.store import StoreUnavailable
 from webqq.tasks import TaskSet
 
 if TYPE_CHECKING:                                   # pragma: no cover
@@ -118,6 +119,9 @@ class Actions:
             log.debug("action %s failed: %s", name, error)
             return envelope("failed", error.retcode, getattr(error, "data", None),
                             str(error))
+        except StoreUnavailable as error:
+            log.debug("action %s failed: %s", name, error)
+            return envelope("failed", Retcode.FAILED, None, str(error))
         except Exception as error:
             log.exception("action %s crashed", name)
             return envelope("failed", Retcode.FAILED, None, "internal error: %s"
@@ -192,12 +196,11 @@ class Actions:
             idempotency_key=str(key) if key is not None else None)
         if self.client.state is not State.ONLINE:
             wait = 0            # it waits in the store for the client to be online
-        status = await self.api.outbound.outcome(message_id, wait) if wait else "queued"
+        status, why = await self.api.outbound.outcome(message_id, wait) if wait \
+            else ("queued", None)
         if status in ("failed", "ambiguous"):
-            row = self.api.store.get(message_id)
-            why = row.error or ("retcode %s" % row.retcode if row.retcode is not None
-                                else "no reason given")
-            error = OneBotError("message %d %s: %s" % (message_id, status, why))
+            error = OneBotError("message %d %s: %s" % (message_id, status,
+                                                       why or "no reason given"))
             error.data = {"message_id": message_id}
             raise error
         return {"message_id": message_id}

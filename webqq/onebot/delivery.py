@@ -24,6 +24,7 @@ from webqq.http.redact import redact_url
 from webqq.http.retry import backoff_delay
 from webqq.http.stream import HTTPStream, HTTPStreamError, RetryPolicy
 from webqq.onebot.actions import answer_frame
+from webqq.onebot.store import StoreUnavailable
 
 if TYPE_CHECKING:                                   # pragma: no cover
     from webqq.onebot.server import OneBotApi
@@ -73,7 +74,12 @@ class EventPoster:
         self.delivered = 0
 
     def start(self) -> None:
-        for body in self.api.store.take_events(self.url, POST_QUEUE):
+        try:
+            kept = self.api.store.take_events(self.url, POST_QUEUE)
+        except StoreUnavailable as error:
+            log.warning("undelivered events are not taken from the store now: %s", error)
+            kept = []
+        for body in kept:
             self._queue.append((body, json.loads(body)))
         if self._queue:
             log.info("%d undelivered event(s) from the store will be posted again",
@@ -85,9 +91,15 @@ class EventPoster:
         if len(self._queue) >= POST_QUEUE:
             old, old_event = self._queue.popleft()
             if not _is_heartbeat(old_event):
-                self.api.store.keep_event(self.url, old, "the post queue was full")
+                self._keep(old, "the post queue was full")
         self._queue.append((body, event))
         self._wakeup.set()
+
+    def _keep(self, body: bytes, why: str) -> None:
+        try:
+            self.api.store.keep_event(self.url, body, why)
+        except StoreUnavailable as error:
+            log.error("an undelivered event is lost: %s", error)
 
     def signature(self, body: bytes) -> str:
         """The ``X-Signature`` value: ``sha1=`` and the hex HMAC-SHA1 of the body."""
@@ -130,7 +142,7 @@ class EventPoster:
             return          # a stale heartbeat says nothing: not kept
         log.error("event POST to %s failed %d times (%s); kept in the store", self.shown,
                   POST_ATTEMPTS, error)
-        self.api.store.keep_event(self.url, body, error)
+        self._keep(body, error)
 
     def _quick(self, event: Dict[str, Any], response: Any) -> None:
         data = response.read()
@@ -152,7 +164,7 @@ class EventPoster:
         while self._queue:
             body, event = self._queue.popleft()
             if not _is_heartbeat(event):
-                self.api.store.keep_event(self.url, body, "daemon stopped")
+                self._keep(body, "daemon stopped")
         self.stream.close()
 
 

@@ -27,8 +27,9 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from webqq.client.client import SendStatus, State
+from webqq.http.retry import backoff_delay
 from webqq.onebot import mapping as onebot
-from webqq.onebot.store import Store
+from webqq.onebot.store import PENDING, Store, StoreUnavailable
 from webqq.qq.messages import Face, content_text
 
 __all__ = ["Outbound", "import_saved_outbox", "PLUGIN_CHATS", "PRUNE_INTERVAL"]
@@ -39,63 +40,109 @@ log = logging.getLogger("webqq.api")
 PLUGIN_CHATS = ("buddy", "group", "discussion")
 #: Seconds between two prunes of the store (retention).
 PRUNE_INTERVAL = 3600.0
+#: Seconds before the first new try of a store that cannot be written, doubled at each
+#: failure up to ``RETRY_MAX``.
+RETRY = 0.5
+RETRY_MAX = 10.0
 
 
 class Outbound:
     """Stored messages, handed to the client one at a time.
 
-    A row goes to the client only while it is ONLINE, and the next one only when the
-    client has finished the last (its ``"sent"`` event): so at most one message is ever
-    between the store and the server. The row stays ``queued`` while the client paces
-    it or waits to be online, and becomes ``sending`` when its first part is handed to
-    the network (the client's ``"transmitting"`` event): a crash before that leaves it
-    queued (sent at the next start); after it, ``sending`` (``Store.recover`` marks it
-    ambiguous; it is not sent again).
+    The rules, each for the exactly-once promise of ``webqq.onebot.store``:
+
+    * A row goes to the client only after ``sending`` is written and synced
+      (``Store.mark_sending``): nothing reaches the network that the store does not
+      know may be there. A row found ``sending`` after a crash is never sent again.
+    * One row at a time, and only when the client will transmit it at once: it is
+      ONLINE, has finished the last row (its ``"sent"`` event), and ``send_interval``
+      (twice that for the same text again, as the client paces) has passed since. So a
+      row waits for its turn in the store as ``queued``, not in the client as
+      ``sending``: a crash while it waits leaves it to be sent at the next start. (The
+      client paces too, and is the authority; should it still hold a row, a crash then
+      makes that row ambiguous, never sent twice.)
+    * When the store cannot be written, sending stops (``paused`` says why, in a log
+      line and the API's status) and nothing is sent until it can: no row is handed
+      over, an outcome that could not be written is kept here and written first, and
+      a plugin's message waits here in order (lost only if the process dies before
+      the store is back). The API refuses a message it cannot store. A timer tries the
+      store again (``RETRY`` doubling to ``RETRY_MAX`` seconds); each try blocks the
+      IOLoop at most ``store.BUSY_TIMEOUT``.
 
     Args:
         client: the ``WebQQClient``.
         store: the ``Store`` (its owner closes it, after ``close()``).
         self_id: our QQ number (``user_id`` of what we send).
+        send_interval: the client's ``send_interval`` (``[bot] send_interval``).
     """
 
-    def __init__(self, client: Any, store: Store, *, self_id: int) -> None:
+    def __init__(self, client: Any, store: Store, *, self_id: int,
+                 send_interval: float = 0.5) -> None:
         self.client = client
         self.store = store
         self.self_id = self_id
+        self.send_interval = send_interval
+        #: Why sending is paused (the store cannot be written), or None.
+        self.paused: Optional[str] = None
         # user_id -> (uin, via_id, service_type) of the last temporary-session message
         # from a stranger: a private message to them goes back the same way.
         self.sessions: Dict[int, Tuple[int, int, int]] = {}
         self._in_hand: Optional[Tuple[int, Any]] = None     # (message_id, OutgoingMessage)
-        # (message_id, the OutgoingMessage's id to come) while send_* runs: the client
-        # may transmit the message before send_* returns it.
-        self._handing: Optional[Tuple[int, int]] = None
+        # When the client finished the last row (loop time) and its text: the pacing.
+        self._last: Optional[Tuple[float, str]] = None
+        # Outcomes known but not yet written, and plugin messages not yet stored: in
+        # order, written first when the store can be written again.
+        self._unrecorded: List[Tuple[int, str, Optional[int], Optional[str]]] = []
+        self._unsaved: List[Tuple[str, int, str, str]] = []
+        self._recovered = False             # Store.recover() has run since the start
         self._waiters: Dict[int, List[asyncio.Future]] = {}
         self._idle = asyncio.Event()        # set while nothing is queued or in hand
         self._closed = False
+        self._pace_timer: Optional[object] = None
+        self._retry_timer: Optional[object] = None
+        self._retries = 0
         self._prune_timer: Optional[PeriodicCallback] = None
+        self._last_waiting = 0
+        store.on_unwritable = self._pause
         # Kept: the client forgets a listener by identity, and each attribute access
         # makes a new bound method.
-        self._listeners = (("transmitting", self._on_transmitting), ("sent", self._on_sent),
-                           ("state", self._on_state), ("message", self._on_message))
+        self._listeners = (("sent", self._on_sent), ("state", self._on_state),
+                           ("message", self._on_message))
         for kind, listener in self._listeners:
             client.on(kind, listener)
 
     def start(self) -> None:
         """After a restart: rows a dead process left ``sending`` become ambiguous, old
         rows go, and the queue starts moving (once the client is online)."""
-        recovered = self.store.recover()
-        if recovered:
-            log.warning("%d message(s) were being sent when the daemon died: marked "
-                        "ambiguous, not sent again", recovered)
-        self.store.prune()
-        self._prune_timer = PeriodicCallback(self.store.prune, PRUNE_INTERVAL * 1000)
+        try:
+            self._recover()
+            self.store.prune()
+            waiting = self.store.queued()
+        except StoreUnavailable as error:
+            self._pause(error.reason)
+            waiting = []
+        self._prune_timer = PeriodicCallback(self._prune, PRUNE_INTERVAL * 1000)
         self._prune_timer.start()
-        waiting = self.store.queued()
         if waiting:
             plugins = sum(1 for row in waiting if row.origin == "plugin")
             log.info("%d message(s) are waiting to be sent (%d from the API, %d from "
                      "plugins)", len(waiting), len(waiting) - plugins, plugins)
         self.pump()
+
+    def _recover(self) -> None:
+        if self._recovered:
+            return
+        recovered = self.store.recover()
+        self._recovered = True
+        if recovered:
+            log.warning("%d message(s) were being sent when the daemon died: marked "
+                        "ambiguous, not sent again", recovered)
+
+    def _prune(self) -> None:
+        try:
+            self.store.prune()
+        except StoreUnavailable as error:
+            log.debug("prune skipped: %s", error)
 
     # -- putting messages in -----------------------------------------------------------
 
@@ -112,7 +159,13 @@ class Outbound:
             segments: the OneBot segments, for ``get_msg``.
             origin: who asked: ``api`` or ``plugin``.
             idempotency_key: a key already used returns the earlier message's id.
+
+        Raises:
+            StoreUnavailable: not stored, so not queued (also while sending is paused:
+                what waits here goes first).
         """
+        if self.paused is not None:
+            raise StoreUnavailable(self.paused)
         message_id, created = self.store.add_outgoing(
             chat=chat, target=target, user_id=self.self_id, text=content_text(pieces),
             data={"segments": segments, "pieces": onebot.pieces_to_data(pieces)},
@@ -123,26 +176,31 @@ class Outbound:
             self.pump()
         return message_id, created
 
-    def send_text(self, chat: str, target: int, text: str, *, origin: str = "plugin",
-                  idempotency_key: Optional[str] = None) -> int:
+    def send_text(self, chat: str, target: int, text: str, *,
+                  origin: str = "plugin") -> Optional[int]:
         """A plugin's ``send``: queue ``text`` to ``target`` in ``chat`` (one of
-        ``PLUGIN_CHATS``). Returns the message_id.
+        ``PLUGIN_CHATS``). Returns the message_id; None while the store cannot be
+        written (the message waits here, in order, and is stored when it can be).
 
         Raises:
             ValueError: another chat, or an empty text.
         """
-        if chat not in PLUGIN_CHATS:
-            raise ValueError("%s messages can only be replied to" % chat)
-        if not isinstance(text, str) or not text:
-            raise ValueError("cannot send an empty message")
-        segments = [{"type": "text", "data": {"text": text}}]
-        return self.accept(chat, int(target), [text], segments, origin=origin,
-                           idempotency_key=idempotency_key)[0]
+        chat, target = _check_text(chat, target, text)
+        if not self._unsaved:
+            try:
+                return self._accept_text(chat, target, text, origin)
+            except StoreUnavailable:
+                pass
+        self._unsaved.append((chat, target, text, origin))
+        self._idle.clear()
+        log.warning("the message store cannot be written: a %s message to %s %d waits in "
+                    "memory (%d) until it can", origin, chat, target, len(self._unsaved))
+        return None
 
-    def reply(self, event: Any, text: str, *, origin: str = "plugin") -> int:
+    def reply(self, event: Any, text: str, *, origin: str = "plugin") -> Optional[int]:
         """A plugin's ``reply``: queue ``text`` to the chat the client's
         ``MessageReceived`` came from (a temporary session goes back the same way, while
-        it lasts). Returns the message_id.
+        it lasts). Returns what ``send_text`` returns.
 
         Raises:
             ValueError: an empty text.
@@ -157,16 +215,23 @@ class Outbound:
             chat, target = "buddy", onebot.user_id_of(sender.uin, sender.qq, contacts)
         return self.send_text(chat, target, text, origin=origin)
 
+    def _accept_text(self, chat: str, target: int, text: str, origin: str,
+                     idempotency_key: Optional[str] = None) -> int:
+        segments = [{"type": "text", "data": {"text": text}}]
+        return self.accept(chat, target, [text], segments, origin=origin,
+                           idempotency_key=idempotency_key)[0]
+
     # -- waiting for messages ----------------------------------------------------------
 
-    async def outcome(self, message_id: int, timeout: float) -> str:
-        """The message's status once it is final, or its status after ``timeout``."""
-        row = self.store.get(message_id)
-        if row is None or row.status not in ("queued", "sending"):
-            return row.status if row else "unknown"
+    async def outcome(self, message_id: int, timeout: float) -> Tuple[str, Optional[str]]:
+        """``(status, why)`` of a message once it is final, or after ``timeout``
+        (``queued`` or ``sending``); ``why`` is the error or retcode of a failure."""
         future = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(message_id, []).append(future)
         try:
+            known = self._stored_outcome(message_id)
+            if known is not None and known[0] not in PENDING:
+                return known
             await asyncio.wait_for(asyncio.shield(future), timeout)
         except asyncio.TimeoutError:
             pass
@@ -176,7 +241,18 @@ class Outbound:
                 waiting.remove(future)
             if not waiting:
                 self._waiters.pop(message_id, None)
-        return self.store.get(message_id).status
+        if future.done() and not future.cancelled():
+            return future.result()
+        return self._stored_outcome(message_id) or ("queued", None)
+
+    def _stored_outcome(self, message_id: int) -> Optional[Tuple[str, Optional[str]]]:
+        try:
+            row = self.store.get(message_id)
+        except StoreUnavailable:
+            return None
+        if row is None:
+            return "unknown", None
+        return row.status, _why(row.error, row.retcode)
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds until nothing is queued or in hand. Returns
@@ -189,38 +265,70 @@ class Outbound:
         return True
 
     def waiting(self) -> int:
-        """Rows still to send (``queued``) or on their way (``sending``)."""
-        counts = self.store.counts()
-        return counts.get("queued", 0) + counts.get("sending", 0)
+        """Rows still to send (``queued``) or on their way (``sending``), and plugin
+        messages not yet stored (the last count read while the store cannot be)."""
+        try:
+            counts = self.store.counts()
+        except StoreUnavailable:
+            return self._last_waiting
+        self._last_waiting = (counts.get("queued", 0) + counts.get("sending", 0)
+                              + len(self._unsaved))
+        return self._last_waiting
 
     # -- the pump ----------------------------------------------------------------------
 
     def pump(self) -> None:
-        """Hand the oldest queued row to the client if it is free and online."""
-        if self._closed or self._in_hand is not None or self.client.state is not State.ONLINE:
+        """Hand the oldest queued row to the client if it is free, online and would
+        send it at once, and the store could write that it is being sent."""
+        if self._closed or self.paused is not None or not self._recovered \
+                or self._in_hand is not None or self.client.state is not State.ONLINE:
             return
-        rows = self.store.queued()
-        if not rows:
-            self._idle.set()
+        try:
+            row = self.store.next_queued()
+        except StoreUnavailable as error:
+            self._pause(error.reason)
             return
-        row = rows[0]
-        self._handing = (row.id, self.client.outbox.next_id)
+        if row is None:
+            if not self._unsaved:
+                self._idle.set()
+            return
+        wait = self._pacing(row.text)
+        if wait > 0:
+            if self._pace_timer is None:
+                self._pace_timer = IOLoop.current().call_later(wait, self._paced)
+            return
+        try:
+            marked = self.store.mark_sending(row.id)
+        except StoreUnavailable as error:
+            self._pause(error.reason)       # still queued: nothing was handed over
+            return
+        if not marked:
+            IOLoop.current().add_callback(self.pump)
+            return
         try:
             outgoing = self._hand_over(row)
         except (ValueError, RuntimeError) as error:
-            self._finish(row.id, "failed", None, str(error))
+            self._record(row.id, "failed", None, str(error))
             IOLoop.current().add_callback(self.pump)
             return
-        finally:
-            self._handing = None
         if outgoing.status is not SendStatus.QUEUED:
             # Finished inside send_* (an unknown target fails at once): its "sent"
             # event came before we held it.
-            self._finish(row.id, outgoing.status.value, outgoing.retcode,
-                         outgoing.error or None)
-            IOLoop.current().add_callback(self.pump)
+            self._finished(row.id, outgoing)
             return
         self._in_hand = (row.id, outgoing)
+
+    def _pacing(self, text: str) -> float:
+        """Seconds until the client would send ``text`` at once (0: now)."""
+        if self._last is None:
+            return 0.0
+        finished, last_text = self._last
+        gap = self.send_interval * (2 if text == last_text else 1)
+        return finished + gap - IOLoop.current().time()
+
+    def _paced(self) -> None:
+        self._pace_timer = None
+        self.pump()
 
     def _hand_over(self, row: Any) -> Any:
         contacts = self.client.contacts
@@ -238,36 +346,39 @@ class Outbound:
             return self.client.send_group(group or row.target, content)
         return self.client.send_discussion(row.target, content)
 
-    def _on_transmitting(self, event: Any) -> None:
-        """Our message's first part is about to go out: ``sending`` is written first, so
-        after a crash it means "maybe sent"."""
-        if self._in_hand is not None and event.message is self._in_hand[1]:
-            message_id = self._in_hand[0]
-        elif self._handing is not None and event.message.id == self._handing[1]:
-            message_id = self._handing[0]               # transmitted inside send_*
-        else:
-            return
-        self.store.set_status(message_id, "sending")
-
     def _on_sent(self, event: Any) -> None:
         if self._in_hand is None or event.message is not self._in_hand[1]:
             return
         message_id, outgoing = self._in_hand
         self._in_hand = None
-        if outgoing.status is SendStatus.FAILED and not outgoing.sent_at and self._closed:
-            self.store.set_status(message_id, "queued")     # it never left: next start
-            return
-        self._finish(message_id, outgoing.status.value, outgoing.retcode,
-                     outgoing.error or None)
-        self.pump()
+        self._finished(message_id, outgoing)
 
-    def _finish(self, message_id: int, status: str, retcode: Optional[int],
+    def _finished(self, message_id: int, outgoing: Any) -> None:
+        if outgoing.sent_at:
+            self._last = (IOLoop.current().time(), outgoing.text)
+        status = outgoing.status.value
+        if status == "failed" and not outgoing.sent_at and self._closed:
+            status = "queued"               # it never left: the next start sends it
+        self._record(message_id, status, outgoing.retcode, outgoing.error or None)
+        IOLoop.current().add_callback(self.pump)
+
+    def _record(self, message_id: int, status: str, retcode: Optional[int],
                 error: Optional[str]) -> None:
-        self.store.set_status(message_id, status, retcode=retcode, error=error)
+        """Write a row's new status; when the store cannot, keep it to write first
+        (the row stays ``sending`` meanwhile, so it is not sent again)."""
+        outcome = (message_id, status, retcode, error)
+        if self._unrecorded:
+            self._unrecorded.append(outcome)
+        else:
+            try:
+                self.store.set_status(message_id, status, retcode=retcode, error=error)
+            except StoreUnavailable as failure:
+                self._unrecorded.append(outcome)
+                self._pause(failure.reason)
         log.debug("message %d %s", message_id, status)
         for future in self._waiters.pop(message_id, []):
             if not future.done():
-                future.set_result(status)
+                future.set_result((status, _why(error, retcode)))
 
     def _on_state(self, event: Any) -> None:
         if event.new is State.ONLINE:
@@ -282,6 +393,61 @@ class Outbound:
         self.sessions[user_id] = (sender.uin, event.message.via_id,
                                   event.message.service_type)
 
+    # -- when the store cannot be written ----------------------------------------------
+
+    def _pause(self, reason: str) -> None:
+        """The store failed a write (``Store.on_unwritable``): stop sending, say so,
+        and try again later."""
+        if self.paused is None:
+            log.warning("the message store %s cannot be written (%s): sending paused "
+                        "until it can be; trying again in %g s", self.store.path.name,
+                        reason, RETRY)
+            self._retries = 0
+        self.paused = reason
+        self._idle.clear()
+        if self._retry_timer is None and not self._closed:
+            delay = backoff_delay(self._retries + 1, RETRY, RETRY_MAX)
+            self._retry_timer = IOLoop.current().call_later(delay, self._retry)
+
+    def _retry(self) -> None:
+        """Try the store again: what waits here is written first, in order; then
+        sending resumes."""
+        self._retry_timer = None
+        self._retries += 1
+        reason = self.store.probe()
+        if reason is None:
+            try:
+                self._flush()
+            except StoreUnavailable as error:
+                reason = error.reason
+        if reason is not None:
+            log.debug("the message store still cannot be written (%s) at try %d",
+                      reason, self._retries)
+            self._pause(reason)
+            return
+        log.info("the message store can be written again: sending resumed")
+        self.paused = None
+        self.pump()
+
+    def _flush(self) -> None:
+        """Recovery, outcomes and plugin messages that waited, in order.
+
+        Raises:
+            StoreUnavailable: stopped at the first that could not be written.
+        """
+        self._recover()
+        while self._unrecorded:
+            message_id, status, retcode, error = self._unrecorded[0]
+            self.store.set_status(message_id, status, retcode=retcode, error=error)
+            self._unrecorded.pop(0)
+        while self._unsaved:
+            chat, target, text, origin = self._unsaved[0]
+            self.store.add_outgoing(
+                chat=chat, target=target, user_id=self.self_id, text=text,
+                data={"segments": [{"type": "text", "data": {"text": text}}],
+                      "pieces": [text]}, origin=origin)
+            self._unsaved.pop(0)
+
     # -- stopping ----------------------------------------------------------------------
 
     def release(self) -> str:
@@ -290,12 +456,15 @@ class Outbound:
         Returns what is left, for the daemon's shutdown report: ``drained``, or how
         many rows stay queued in the store (and whether one was on the wire)."""
         self._closed = True
+        if self._pace_timer is not None:
+            IOLoop.current().remove_timeout(self._pace_timer)
+            self._pace_timer = None
         in_flight = 0
         if self._in_hand is not None:
             message_id, outgoing = self._in_hand
             if not outgoing.sent_at:
-                self.store.set_status(message_id, "queued")
                 self._in_hand = None
+                self._record(message_id, "queued", None, None)
             else:
                 in_flight = 1
         for futures in self._waiters.values():
@@ -303,7 +472,7 @@ class Outbound:
                 if not future.done():
                     future.cancel()
         self._waiters.clear()
-        queued = self.store.counts().get("queued", 0)
+        queued = self.waiting() - in_flight
         if not queued and not in_flight:
             return "drained"
         return "%d queued in the store" % queued + (", 1 in flight" if in_flight else "")
@@ -315,12 +484,40 @@ class Outbound:
 
     def close(self) -> None:
         """Stop for good: after the client has stopped, so that the outcome of a message
-        on the wire is written."""
+        on the wire is written. What still waits here gets one last try."""
         self._closed = True
+        for timer in (self._pace_timer, self._retry_timer):
+            if timer is not None:
+                IOLoop.current().remove_timeout(timer)
+        self._pace_timer = self._retry_timer = None
         if self._prune_timer is not None:
             self._prune_timer.stop()
         for _kind, listener in self._listeners:
             self.client.remove_listener(listener)
+        self.store.on_unwritable = None
+        if (self._unrecorded or self._unsaved) and self.store.probe() is None:
+            try:
+                self._flush()
+            except StoreUnavailable:
+                pass
+        if self._unrecorded:
+            log.error("%d message outcome(s) could not be written to %s: those messages "
+                      "will read as ambiguous", len(self._unrecorded), self.store.path.name)
+        if self._unsaved:
+            log.error("%d plugin message(s) could not be stored in %s and are lost",
+                      len(self._unsaved), self.store.path.name)
+
+
+def _check_text(chat: str, target: Any, text: Any) -> Tuple[str, int]:
+    if chat not in PLUGIN_CHATS:
+        raise ValueError("%s messages can only be replied to" % chat)
+    if not isinstance(text, str) or not text:
+        raise ValueError("cannot send an empty message")
+    return chat, int(target)
+
+
+def _why(error: Optional[str], retcode: Optional[int]) -> Optional[str]:
+    return error or ("retcode %s" % retcode if retcode is not None else None)
 
 
 # --- the queue of older versions -------------------------------------------------------
@@ -361,8 +558,13 @@ def import_saved_outbox(path: Path, outbound: Outbound) -> int:
             chat, target, text = entry
             if isinstance(target, bool) or not isinstance(target, int):
                 raise ValueError("the target is not a number")
-            outbound.send_text(chat, target, text, idempotency_key="%s:%s:%d" % (
+            chat, target = _check_text(chat, target, text)
+            outbound._accept_text(chat, target, text, "plugin", "%s:%s:%d" % (
                 path.name, digest, place))
+        except StoreUnavailable as error:
+            log.error("cannot move the saved outbox %s into the store (%s): left in "
+                      "place for the next start", path.name, error.reason)
+            return queued
         except (TypeError, ValueError) as error:
             log.warning("saved outbox %s: entry %d skipped (%s)", path.name, place + 1,
                         error)

@@ -27,6 +27,7 @@ from webqq.onebot.actions import MESSAGE_FORMAT, Actions
 from webqq.onebot.delivery import EventPoster, ReverseConnection
 from webqq.onebot.handlers import MAX_BODY, ActionHandler, EventSocket, log_request
 from webqq.onebot.outbound import Outbound
+from webqq.onebot.store import StoreUnavailable
 
 __all__ = ["OneBotApi", "ApiError", "check_listen", "is_loopback"]
 
@@ -187,16 +188,25 @@ class OneBotApi:
     # -- status ------------------------------------------------------------------------
 
     def status(self) -> Dict[str, Any]:
-        """``get_status``'s data (and the heartbeat's ``status``)."""
+        """``get_status``'s data (and the heartbeat's ``status``). webqq adds
+        ``sending_paused``: why nothing is sent (the store cannot be written), or null;
+        the ``stat`` counts are null while the store cannot be read."""
         online = self.client.state is State.ONLINE
-        counts = self.store.counts()
-        return {"online": online, "good": online, "app_initialized": True,
-                "app_enabled": True, "app_good": True,
-                "stat": {"message_received": counts.get("received", 0),
-                         "message_sent": counts.get("sent", 0),
-                         "message_queued": counts.get("queued", 0) + counts.get("sending", 0),
-                         "message_failed": counts.get("failed", 0),
-                         "events_undelivered": self.store.undelivered()}}
+        paused = self.outbound.paused
+        try:
+            counts = self.store.counts()
+            stat = {"message_received": counts.get("received", 0),
+                    "message_sent": counts.get("sent", 0),
+                    "message_queued": self.outbound.waiting(),
+                    "message_failed": counts.get("failed", 0),
+                    "events_undelivered": self.store.undelivered()}
+        except StoreUnavailable as error:
+            paused = paused or error.reason
+            stat = dict.fromkeys(("message_received", "message_sent", "message_queued",
+                                  "message_failed", "events_undelivered"))
+        return {"online": online, "good": online and paused is None,
+                "app_initialized": True, "app_enabled": True, "app_good": paused is None,
+                "sending_paused": paused, "stat": stat}
 
     # -- events ------------------------------------------------------------------------
 
@@ -242,11 +252,17 @@ class OneBotApi:
                   "discussion": discuss_id}[event.chat]
         stamp = getattr(event.message, "time", None) or int(time.time())
         nickname = sender.name or str(user_id)
-        message_id = self.store.add_received(
-            chat=event.chat, target=target, user_id=user_id, text=event.text,
-            data={"segments": segments, "sender": {"user_id": user_id,
-                                                   "nickname": nickname}},
-            time=stamp)
+        try:
+            message_id = self.store.add_received(
+                chat=event.chat, target=target, user_id=user_id, text=event.text,
+                data={"segments": segments, "sender": {"user_id": user_id,
+                                                       "nickname": nickname}},
+                time=stamp)
+        except StoreUnavailable as error:
+            # The bot still hears it; get_msg will not know it (message_id 0).
+            log.warning("a received message is not stored (%s); posted with message_id 0",
+                        error.reason)
+            message_id = 0
         self.counts["received"] += 1
         log.debug("message %d received (%s from %d)", message_id, event.chat, user_id)
         self.publish(onebot.message_event(

@@ -5,39 +5,60 @@ store: what the daemon must remember across a crash. Every message received and 
 ``queued``, whoever asked for them: ``origin`` is ``api`` or ``plugin``), and the events
 no webhook took. It knows nothing of Tornado or WebQQ: plain values in, plain values out.
 
-What it must never do: hold a transaction open across an ``await`` or a callback. Each
-method is one or two short statements in autocommit mode; SQLite calls are quick local
-file I/O, so they run synchronously on the IOLoop (no threads).
+What it must never do: hold a transaction open across an ``await`` or a callback, or
+block the IOLoop for long. Each method is one or two short statements in autocommit
+mode, run synchronously on the IOLoop: SQLite calls are quick local file I/O, and the
+project starts no threads.
+
+When the file cannot be written (another process holds the write lock, as a backup or
+an admin's ``sqlite3`` shell does; the disk is full; the file is read-only; an I/O
+error) a method raises ``StoreUnavailable`` and changes nothing. It waits for a lock at
+most ``BUSY_TIMEOUT`` (not SQLite's default of 5 s, which would freeze the loop that
+long per call); after a failure every write fails at once, without touching the file,
+until ``probe()`` finds it writable again. So a held lock costs the loop one short wait
+per ``probe()``, whoever keeps calling. Why not a writer thread with a queue: the
+project starts no threads, and a caller must know *before* it acts (hands a message to
+the network) that the row is written; a queued write would tell it too late. Why not a
+longer timeout: a backup may hold the lock for minutes. The owner of the retries
+(``webqq.onebot.outbound``) calls ``probe()`` on a timer, told by ``on_unwritable``.
 
 The life of an outgoing row (``status``)::
 
-    queued --(its first part handed to the network)--> sending   (client: Transmitting)
-    queued --> failed                               (refused before it left: expired,
-                                                     unknown target)
+    queued --(written, then handed to the client)--> sending   (mark_sending)
     sending --> sent | failed | ambiguous          (the client's SendFinished)
-    sending --> queued                              (a clean stop after an attempt
-                                                     that never left)
-    sending --> ambiguous                           (found at startup: the daemon died
-                                                     while it was being sent)
+    sending --> failed                             (refused before it left: expired,
+                                                    unknown target)
+    sending --> queued                             (a clean stop, or a restarted client,
+                                                    before any part left)
+    sending --> ambiguous                          (found at startup: the daemon died
+                                                    while the client held it)
 
-A row the client holds but has not transmitted (pacing, waiting to be online) stays
-``queued``, so it is sent at the next start; a row found ``sending`` at startup is never
-sent again: a message accepted by the API is sent at most once, and exactly once unless
-the process died while it was on the wire.
+A message is handed to the client only after ``sending`` is written (and synced), so
+nothing is ever transmitted that the store does not know may be on the wire; a row
+found ``sending`` at startup is never sent again. A message accepted for sending is sent
+at most once, and exactly once unless the process died while the client held it (the
+queue hands a row over only when the client will transmit it at once: see
+``webqq.onebot.outbound``).
 
 Durability: WAL journal with ``synchronous=NORMAL``: a committed row survives the process
-being killed (SIGKILL); the last transactions may be lost to a power cut.
+being killed (SIGKILL); the last transactions may be lost to a power cut, except
+``sending``, written with ``synchronous=FULL`` (a power cut cannot undo it).
 """
 import json
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-__all__ = ["Store", "StoredMessage", "RETENTION_DAYS"]
+__all__ = ["Store", "StoredMessage", "StoreUnavailable", "RETENTION_DAYS", "BUSY_TIMEOUT"]
 
 #: Days finished messages and undelivered events are kept (a future ``[api]`` key).
 RETENTION_DAYS = 30.0
+#: Seconds a statement waits for another process's lock before ``StoreUnavailable``:
+#: the longest a store call blocks the IOLoop for a lock (a commit takes milliseconds).
+BUSY_TIMEOUT = 0.05
+#: Seconds opening the file may wait for a lock: at startup nothing is served yet.
+OPEN_TIMEOUT = 5.0
 #: Statuses of an outgoing row that still has to be sent.
 PENDING = ("queued", "sending")
 
@@ -76,6 +97,15 @@ _UPGRADES = {
 }
 
 
+class StoreUnavailable(Exception):
+    """Raised when the store cannot be written or read (locked by another process, disk
+    full, read-only, an I/O error); ``reason`` says which. Nothing was changed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("the message store cannot be written: %s" % reason)
+        self.reason = reason
+
+
 class StoredMessage:
     """A row of ``messages`` as a value (attributes named as the columns; ``data`` is
     the decoded JSON)."""
@@ -100,6 +130,12 @@ class Store:
         path: the database file (created with its tables if absent).
         retention_days: finished rows older than this are removed by ``prune()``.
         clock: wall-clock seconds (``time.time``), for tests.
+
+    Attributes:
+        unwritable: why the last write failed, until ``probe()`` succeeds; None while
+            the file is writable.
+        on_unwritable: called with the reason when a write fails (the file was
+            writable before): the owner of the retries sets it.
     """
 
     def __init__(self, path: Path, *, retention_days: float = RETENTION_DAYS,
@@ -107,12 +143,16 @@ class Store:
         self.path = Path(path)
         self.retention_days = retention_days
         self.clock = clock
+        self.unwritable: Optional[str] = None
+        self.on_unwritable: Optional[Callable[[str], None]] = None
         # isolation_level=None: autocommit, so no statement leaves a transaction open.
-        self._db = sqlite3.connect(str(self.path), isolation_level=None)
+        self._db = sqlite3.connect(str(self.path), isolation_level=None,
+                                   timeout=OPEN_TIMEOUT)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._create_or_upgrade()
+        self._db.execute("PRAGMA busy_timeout = %d" % (BUSY_TIMEOUT * 1000))
         self.path.chmod(0o600)
 
     def _create_or_upgrade(self) -> None:
@@ -142,13 +182,48 @@ class Store:
             self._db.close()
             self._db = None
 
+    # -- the two ways to the file: every statement goes through one of them ------------
+
+    def _read(self, sql: str, params: Tuple = ()) -> List[sqlite3.Row]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as error:
+            raise StoreUnavailable(str(error)) from None
+
+    def _write(self, sql: str, params: Tuple = ()) -> sqlite3.Cursor:
+        if self.unwritable is not None:
+            raise StoreUnavailable(self.unwritable)
+        try:
+            return self._db.execute(sql, params)
+        except sqlite3.Error as error:
+            self._failed(str(error))
+            raise StoreUnavailable(str(error)) from None
+
+    def _failed(self, reason: str) -> None:
+        self.unwritable = reason
+        if self.on_unwritable is not None:
+            self.on_unwritable(reason)
+
+    def probe(self) -> Optional[str]:
+        """Try to take the write lock (and let it go at once), even after a failure.
+        Returns None when the file can be written again (``unwritable`` is cleared),
+        else the reason. A full disk is only found by the next write."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("ROLLBACK")
+        except sqlite3.Error as error:
+            self.unwritable = str(error)
+            return self.unwritable
+        self.unwritable = None
+        return None
+
     # -- messages ----------------------------------------------------------------------
 
     def add_received(self, *, chat: str, target: Optional[int], user_id: Optional[int],
                      text: str, data: Dict[str, Any], time: Optional[float] = None) -> int:
         """Record a received message; returns its ``message_id``."""
         now = self.clock()
-        cursor = self._db.execute(
+        cursor = self._write(
             "INSERT INTO messages (direction, chat, target, user_id, text, data, time, "
             "status, updated) VALUES ('in', ?, ?, ?, ?, ?, ?, 'received', ?)",
             (chat, target, user_id, text, json.dumps(data, ensure_ascii=False),
@@ -162,12 +237,12 @@ class Store:
         ``(message_id, created)``: with an ``idempotency_key`` already used, the earlier
         message's id and False."""
         if idempotency_key is not None:
-            row = self._db.execute("SELECT id FROM messages WHERE idempotency_key = ?",
-                                   (idempotency_key,)).fetchone()
-            if row is not None:
-                return row["id"], False
+            rows = self._read("SELECT id FROM messages WHERE idempotency_key = ?",
+                              (idempotency_key,))
+            if rows:
+                return rows[0]["id"], False
         now = self.clock()
-        cursor = self._db.execute(
+        cursor = self._write(
             "INSERT INTO messages (direction, chat, target, user_id, text, data, time, "
             "status, idempotency_key, updated, origin) VALUES ('out', ?, ?, ?, ?, ?, ?, "
             "'queued', ?, ?, ?)", (chat, target, user_id, text,
@@ -176,26 +251,52 @@ class Store:
         return cursor.lastrowid, True
 
     def get(self, message_id: int) -> Optional[StoredMessage]:
-        row = self._db.execute("SELECT * FROM messages WHERE id = ?",
-                               (message_id,)).fetchone()
-        return StoredMessage(row) if row is not None else None
+        rows = self._read("SELECT * FROM messages WHERE id = ?", (message_id,))
+        return StoredMessage(rows[0]) if rows else None
+
+    def next_queued(self) -> Optional[StoredMessage]:
+        """The oldest outgoing row still to hand to the client, or None."""
+        rows = self._read("SELECT * FROM messages WHERE direction = 'out' AND "
+                          "status = 'queued' ORDER BY id LIMIT 1")
+        return StoredMessage(rows[0]) if rows else None
 
     def queued(self) -> List[StoredMessage]:
         """The outgoing rows still to hand to the client, oldest first."""
-        rows = self._db.execute("SELECT * FROM messages WHERE direction = 'out' AND "
-                                "status = 'queued' ORDER BY id").fetchall()
+        rows = self._read("SELECT * FROM messages WHERE direction = 'out' AND "
+                          "status = 'queued' ORDER BY id")
         return [StoredMessage(row) for row in rows]
+
+    def mark_sending(self, message_id: int) -> bool:
+        """``queued`` -> ``sending``, synced to the disk (``synchronous=FULL``) before it
+        returns: call it before the message may reach the network. Returns False when
+        the row was not ``queued`` (nothing changed).
+
+        Raises:
+            StoreUnavailable: not written; the row is still ``queued``.
+        """
+        if self.unwritable is not None:
+            raise StoreUnavailable(self.unwritable)
+        try:
+            self._db.execute("PRAGMA synchronous=FULL")
+            try:
+                return self._write("UPDATE messages SET status = 'sending', updated = ? "
+                                   "WHERE id = ? AND status = 'queued'",
+                                   (self.clock(), message_id)).rowcount == 1
+            finally:
+                self._db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as error:
+            self._failed(str(error))
+            raise StoreUnavailable(str(error)) from None
 
     def set_status(self, message_id: int, status: str, *, retcode: Optional[int] = None,
                    error: Optional[str] = None) -> None:
-        self._db.execute("UPDATE messages SET status = ?, retcode = ?, error = ?, "
-                         "updated = ? WHERE id = ?",
-                         (status, retcode, error, self.clock(), message_id))
+        self._write("UPDATE messages SET status = ?, retcode = ?, error = ?, updated = ? "
+                    "WHERE id = ?", (status, retcode, error, self.clock(), message_id))
 
     def recover(self) -> int:
         """At startup: rows left ``sending`` by a dead process become ``ambiguous``
         (never sent again). Returns how many."""
-        cursor = self._db.execute(
+        cursor = self._write(
             "UPDATE messages SET status = 'ambiguous', error = 'the daemon stopped while "
             "it was being sent', updated = ? WHERE direction = 'out' AND status = "
             "'sending'", (self.clock(),))
@@ -203,28 +304,27 @@ class Store:
 
     def counts(self) -> Dict[str, int]:
         """Messages by status (``received``, ``queued``, ``sent``, ...)."""
-        rows = self._db.execute("SELECT status, COUNT(*) AS n FROM messages GROUP BY "
-                                "status").fetchall()
+        rows = self._read("SELECT status, COUNT(*) AS n FROM messages GROUP BY status")
         return {row["status"]: row["n"] for row in rows}
 
     # -- undelivered events ------------------------------------------------------------
 
     def keep_event(self, url: str, body: bytes, error: str) -> None:
         """An event no retry could POST: keep it (``undelivered_events``)."""
-        self._db.execute("INSERT INTO undelivered_events (url, body, time, error) VALUES "
-                         "(?, ?, ?, ?)", (url, body.decode("utf-8"), self.clock(), error))
+        self._write("INSERT INTO undelivered_events (url, body, time, error) VALUES "
+                    "(?, ?, ?, ?)", (url, body.decode("utf-8"), self.clock(), error))
 
     def take_events(self, url: str, limit: int) -> List[bytes]:
         """Remove and return up to ``limit`` kept events for ``url``, oldest first."""
-        rows = self._db.execute("SELECT id, body FROM undelivered_events WHERE url = ? "
-                                "ORDER BY id LIMIT ?", (url, limit)).fetchall()
+        rows = self._read("SELECT id, body FROM undelivered_events WHERE url = ? "
+                          "ORDER BY id LIMIT ?", (url, limit))
         if rows:
-            self._db.execute("DELETE FROM undelivered_events WHERE id <= ? AND url = ?",
-                             (rows[-1]["id"], url))
+            self._write("DELETE FROM undelivered_events WHERE id <= ? AND url = ?",
+                        (rows[-1]["id"], url))
         return [row["body"].encode("utf-8") for row in rows]
 
     def undelivered(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM undelivered_events").fetchone()[0]
+        return self._read("SELECT COUNT(*) FROM undelivered_events")[0][0]
 
     # -- retention ---------------------------------------------------------------------
 
@@ -232,8 +332,8 @@ class Store:
         """Remove finished messages and kept events older than ``retention_days``;
         queued rows stay whatever their age. Returns how many rows went."""
         cutoff = self.clock() - self.retention_days * 86400
-        gone = self._db.execute("DELETE FROM messages WHERE time < ? AND status NOT IN "
-                                "('queued', 'sending')", (cutoff,)).rowcount
-        gone += self._db.execute("DELETE FROM undelivered_events WHERE time < ?",
-                                 (cutoff,)).rowcount
+        gone = self._write("DELETE FROM messages WHERE time < ? AND status NOT IN "
+                           "('queued', 'sending')", (cutoff,)).rowcount
+        gone += self._write("DELETE FROM undelivered_events WHERE time < ?",
+                            (cutoff,)).rowcount
         return gone
