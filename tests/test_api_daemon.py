@@ -159,6 +159,41 @@ def test_plugin_replies_queued_before_sigkill_are_sent_once_after_restart(tmp_pa
         simulator.close()
 
 
+def test_a_damaged_store_is_moved_aside_and_the_daemon_starts(tmp_path):
+    config = write_config(tmp_path)
+    state_dir = tmp_path / "run"
+    state_dir.mkdir(mode=0o700)
+    (state_dir / "messages.sqlite3").write_bytes(b"not a database\n" * 100)
+    daemon = Daemon(config)
+    try:
+        daemon.wait_online()
+        sim = daemon_simulator(daemon)
+        sim.say("!ping")
+        sim.wait_sent("pong")
+        aside, = state_dir.glob("messages.sqlite3.bad-*")
+        assert aside.read_bytes() == b"not a database\n" * 100
+        lines = [line for line in daemon.log_text().splitlines() if " is damaged " in line]
+        assert len(lines) == 1 and lines[0].endswith(
+            " WARNING webqq.api: the message store %s is damaged (file is not a database): "
+            "moved to %s, starting with an empty one" % (state_dir / "messages.sqlite3",
+                                                         aside.name))
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_a_store_that_cannot_be_opened_stops_the_start_with_exit_3(tmp_path):
+    config = write_config(tmp_path)
+    (tmp_path / "run" / "messages.sqlite3").mkdir(parents=True)     # in the way
+    result = webqq(config, "run")
+    assert result.returncode == 3
+    log = (tmp_path / "webqq.log").read_text()
+    assert ("ERROR webqq.daemon: %s: [daemon] state_dir: cannot open the message store "
+            "%s: unable to open database file; check that state_dir and the file can be "
+            "written by this user\n" % (config, tmp_path / "run" / "messages.sqlite3")) \
+        in log
+    assert "Traceback" not in log + result.stderr
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -60,7 +60,7 @@ from webqq.http.redact import url_secrets
 from webqq.http.stream import HTTPStream, RetryPolicy
 from webqq.onebot.outbound import Outbound, import_saved_outbox
 from webqq.onebot.server import ApiError, OneBotApi, check_listen
-from webqq.onebot.store import Store
+from webqq.onebot.store import Store, StoreError, open_store
 from webqq.onebot.token import api_token
 from webqq.plugins import Dispatcher, Event, Message
 from webqq.tasks import TaskSet
@@ -578,8 +578,16 @@ class Daemon:
 
     def _start_queue(self) -> None:
         """The store and the one outbound queue (with or without the API), and what an
-        older version left in ``outbox-QQ.json`` moved into it."""
-        self.store = Store(self.config.daemon.state_dir / statedir.STORE)
+        older version left in ``outbox-QQ.json`` moved into it. A damaged store is moved
+        aside (logged); one that cannot be opened at all stops the start: exit 1 while
+        another process holds it, else 3 (the line names the file and what to do)."""
+        try:
+            self.store = open_store(self.config.daemon.state_dir / statedir.STORE)
+        except StoreError as error:
+            if error.temporary:
+                raise StartupError(ExitCode.FAILURE, str(error)) from None
+            raise StartupError(ExitCode.CONFIG, str(ConfigError(
+                self.config.source, "daemon", "state_dir", str(error)))) from None
         self.outbound = Outbound(self.client, self.store, self_id=self.config.account.qq,
                                  send_interval=self.config.bot.send_interval)
         import_saved_outbox(saved_outbox_path(self.config), self.outbound)

@@ -40,17 +40,28 @@ at most once, and exactly once unless the process died while the client held it 
 queue hands a row over only when the client will transmit it at once: see
 ``webqq.onebot.outbound``).
 
+Opening (``open_store``): a file that is not an SQLite database, or a damaged one, is
+moved aside as ``messages.sqlite3.bad-YYYYmmddTHHMMSS`` (with its ``-wal`` and ``-shm``)
+and the daemon starts with an empty store, saying so in one log line; only a file that
+cannot be opened at all stops the start.
+
 Durability: WAL journal with ``synchronous=NORMAL``: a committed row survives the process
 being killed (SIGKILL); the last transactions may be lost to a power cut, except
 ``sending``, written with ``synchronous=FULL`` (a power cut cannot undo it).
 """
 import json
+import logging
+import os
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
+from urllib.request import pathname2url
 
-__all__ = ["Store", "StoredMessage", "StoreUnavailable", "RETENTION_DAYS", "BUSY_TIMEOUT"]
+__all__ = ["Store", "StoredMessage", "StoreUnavailable", "StoreDamaged", "StoreError",
+           "open_store", "move_aside", "RETENTION_DAYS", "BUSY_TIMEOUT"]
+
+log = logging.getLogger("webqq.api")
 
 #: Days finished messages and undelivered events are kept (a future ``[api]`` key).
 RETENTION_DAYS = 30.0
@@ -106,6 +117,21 @@ class StoreUnavailable(Exception):
         self.reason = reason
 
 
+class StoreDamaged(Exception):
+    """Raised when the file is not an SQLite database, or a damaged one (``PRAGMA
+    quick_check`` finds a fault)."""
+
+
+class StoreError(Exception):
+    """Raised by ``open_store`` when the store cannot be opened at all. The message
+    names the file and what to do; ``temporary`` is true when starting again later may
+    work (another process holds the file)."""
+
+    def __init__(self, message: str, *, temporary: bool = False) -> None:
+        super().__init__(message)
+        self.temporary = temporary
+
+
 class StoredMessage:
     """A row of ``messages`` as a value (attributes named as the columns; ``data`` is
     the decoded JSON)."""
@@ -136,6 +162,11 @@ class Store:
             the file is writable.
         on_unwritable: called with the reason when a write fails (the file was
             writable before): the owner of the retries sets it.
+
+    Raises:
+        StoreDamaged: the file is not an SQLite database, or a damaged one.
+        sqlite3.Error: it cannot be opened (locked for ``OPEN_TIMEOUT``, not writable,
+            the disk is full). ``open_store`` says what to do about each.
     """
 
     def __init__(self, path: Path, *, retention_days: float = RETENTION_DAYS,
@@ -145,14 +176,26 @@ class Store:
         self.clock = clock
         self.unwritable: Optional[str] = None
         self.on_unwritable: Optional[Callable[[str], None]] = None
+        self._db: Optional[sqlite3.Connection] = None
+        if os.path.isfile(self.path) and os.path.getsize(self.path):
+            _check(self.path)
         # isolation_level=None: autocommit, so no statement leaves a transaction open.
         self._db = sqlite3.connect(str(self.path), isolation_level=None,
                                    timeout=OPEN_TIMEOUT)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._create_or_upgrade()
-        self._db.execute("PRAGMA busy_timeout = %d" % (BUSY_TIMEOUT * 1000))
+        try:
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._create_or_upgrade()
+            self._db.execute("PRAGMA busy_timeout = %d" % (BUSY_TIMEOUT * 1000))
+        except sqlite3.DatabaseError as error:
+            self.close()
+            if type(error) is sqlite3.DatabaseError:        # as in _check
+                raise StoreDamaged(str(error)) from None
+            raise
+        except BaseException:
+            self.close()
+            raise
         self.path.chmod(0o600)
 
     def _create_or_upgrade(self) -> None:
@@ -337,3 +380,92 @@ class Store:
         gone += self._write("DELETE FROM undelivered_events WHERE time < ?",
                             (cutoff,)).rowcount
         return gone
+
+
+# --- opening, whatever is found ----------------------------------------------------------
+
+def _check(path: Path) -> None:
+    """``PRAGMA quick_check`` of the file, opened read-only: a read-write connection to
+    a damaged file could fold its WAL into it, or delete it, on closing, and what is
+    moved aside must be what was found.
+
+    Raises:
+        StoreDamaged: the file is not an SQLite database, or a damaged one.
+        sqlite3.Error: it cannot be read.
+    """
+    db = sqlite3.connect("file:%s?mode=ro" % pathname2url(str(path)), uri=True)
+    try:
+        faults = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+    except sqlite3.DatabaseError as error:
+        # Busy, locked, read-only, full, cannot open: OperationalError. A file that is
+        # not a database, or a damaged one: DatabaseError itself.
+        if type(error) is sqlite3.DatabaseError:
+            raise StoreDamaged(str(error)) from None
+        raise
+    finally:
+        db.close()
+    if faults != ["ok"]:
+        raise StoreDamaged("; ".join(faults))
+
+
+#: The files of a store besides the database itself.
+COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def move_aside(path: Path) -> Path:
+    """Rename ``path`` (and its ``COMPANIONS`` that exist) to
+    ``NAME.bad-YYYYmmddTHHMMSS`` (``-wal`` ... after it). Returns the new path.
+
+    Raises:
+        OSError: a rename failed (what was renamed stays renamed).
+    """
+    aside = path.with_name("%s.bad-%s" % (path.name, time.strftime("%Y%m%dT%H%M%S")))
+    os.replace(path, aside)
+    for suffix in COMPANIONS:
+        companion = path.with_name(path.name + suffix)
+        if os.path.lexists(companion):
+            os.replace(companion, aside.with_name(aside.name + suffix))
+    return aside
+
+
+def open_store(path: Path, **options: Any) -> Store:
+    """The ``Store`` at ``path``, created if absent. A file that is not an SQLite
+    database, or a damaged one, is moved aside (``move_aside``) and a fresh store
+    started, with one warning line naming both: a bad file must not stop every start.
+
+    Raises:
+        StoreError: the file cannot be opened (locked, not writable, the disk full), or
+            a damaged one cannot be moved aside, or even a fresh one fails; its message
+            names the file and what to do.
+    """
+    try:
+        return Store(path, **options)
+    except StoreDamaged as error:
+        damage = str(error)
+    except sqlite3.Error as error:
+        raise _open_error(path, error) from None
+    try:
+        aside = move_aside(path)
+    except OSError as error:
+        raise StoreError("the message store %s is damaged (%s) and cannot be moved aside: "
+                         "%s; move it (and any %s-wal, -shm) away by hand"
+                         % (path, damage, error.strerror or error, path.name)) from None
+    log.warning("the message store %s is damaged (%s): moved to %s, starting with an "
+                "empty one", path, damage, aside.name)
+    try:
+        return Store(path, **options)
+    except (StoreDamaged, sqlite3.Error) as error:
+        raise _open_error(path, error) from None
+
+
+def _open_error(path: Path, error: Exception) -> StoreError:
+    reason = str(error)
+    if "locked" in reason or "busy" in reason:
+        return StoreError("the message store %s is locked by another process (%s): start "
+                          "again once it is done (a backup? an sqlite3 shell?)"
+                          % (path, reason), temporary=True)
+    if "full" in reason:
+        advice = "free some space on its disk"
+    else:
+        advice = "check that state_dir and the file can be written by this user"
+    return StoreError("cannot open the message store %s: %s; %s" % (path, reason, advice))
