@@ -2,6 +2,7 @@
 messages accepted by the API surviving SIGKILL (each sent once after the restart), and a
 bot written for a real OneBot SDK (aiocqhttp, from PyPI) answering a message."""
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -170,7 +171,7 @@ def test_a_damaged_store_is_moved_aside_and_the_daemon_starts(tmp_path):
         sim = daemon_simulator(daemon)
         sim.say("!ping")
         sim.wait_sent("pong")
-        aside, = state_dir.glob("messages.sqlite3.bad-*")
+        aside, = state_dir.glob("messages.sqlite3.bad-*[0-9]")
         assert aside.read_bytes() == b"not a database\n" * 100
         lines = [line for line in daemon.log_text().splitlines() if " is damaged " in line]
         assert len(lines) == 1 and lines[0].endswith(
@@ -188,10 +189,35 @@ def test_a_store_that_cannot_be_opened_stops_the_start_with_exit_3(tmp_path):
     assert result.returncode == 3
     log = (tmp_path / "webqq.log").read_text()
     assert ("ERROR webqq.daemon: %s: [daemon] state_dir: cannot open the message store "
-            "%s: unable to open database file; check that state_dir and the file can be "
+            "%s: Is a directory; check that state_dir and the file can be "
             "written by this user\n" % (config, tmp_path / "run" / "messages.sqlite3")) \
         in log
     assert "Traceback" not in log + result.stderr
+
+
+def test_every_file_in_state_dir_is_private_whatever_the_umask(tmp_path):
+    config = write_config(tmp_path, api=LOOPBACK_ANY_PORT)
+    state_dir = tmp_path / "run"
+    state_dir.mkdir()
+    state_dir.chmod(0o777)                      # whoever made it, made it open
+    previous = os.umask(0o022)                  # the daemon inherits it
+    try:
+        daemon = Daemon(config)
+    finally:
+        os.umask(previous)
+    try:
+        sim = daemon_simulator(daemon)
+        sim.say("!ping")
+        sim.wait_sent("pong")
+        token = (state_dir / TOKEN_NAME).read_text().strip()
+        assert api_call(daemon, "send_private_msg", {"user_id": FRIEND, "message": "hi"},
+                        token)["status"] == "ok"
+        modes = {path.name: path.stat().st_mode & 0o777 for path in state_dir.iterdir()}
+        assert {"messages.sqlite3", "messages.sqlite3-wal", "messages.sqlite3-shm",
+                "webqq.pid", "status.json", TOKEN_NAME} <= set(modes)
+        assert {name: oct(mode) for name, mode in modes.items() if mode != 0o600} == {}
+    finally:
+        assert daemon.stop() == 0
 
 
 def _free_port() -> int:

@@ -141,7 +141,7 @@ def test_a_store_that_cannot_be_opened_or_moved_aside_says_what_to_do(tmp_path,
     with pytest.raises(StoreError) as refused:
         open_store(folder)
     assert str(refused.value) == (
-        "cannot open the message store %s: unable to open database file; check that "
+        "cannot open the message store %s: Is a directory; check that "
         "state_dir and the file can be written by this user" % folder)
     assert not refused.value.temporary
     path = tmp_path / "other.sqlite3"
@@ -157,3 +157,26 @@ def test_a_store_that_cannot_be_opened_or_moved_aside_says_what_to_do(tmp_path,
         "aside: Permission denied; move it (and any other.sqlite3-wal, -shm) away by "
         "hand" % path)
     assert path.exists()
+
+
+def test_the_store_files_are_private_whatever_the_umask(tmp_path):
+    folder = tmp_path / "state"
+    folder.mkdir()
+    folder.chmod(0o777)                         # whoever made it, made it open
+    old = folder / "old.sqlite3"
+    for name in ("old.sqlite3", "old.sqlite3-wal", "old.sqlite3-shm"):
+        (folder / name).touch()
+        (folder / name).chmod(0o644)            # as an older version left them
+    previous = os.umask(0o022)
+    try:
+        stores = [Store(folder / "new.sqlite3"), Store(old)]
+        for store in stores:
+            store.add_received(chat="buddy", target=1, user_id=2, text="private", data={})
+    finally:
+        os.umask(previous)
+    modes = {path.name: path.stat().st_mode & 0o777 for path in folder.iterdir()}
+    assert modes == dict.fromkeys(["%s.sqlite3%s" % (name, suffix)
+                                   for name in ("new", "old")
+                                   for suffix in ("", "-wal", "-shm")], 0o600)
+    for store in stores:
+        store.close()

@@ -5,8 +5,9 @@ store: what the daemon must remember across a crash. Every message received and 
 ``queued``, whoever asked for them: ``origin`` is ``api`` or ``plugin``), and the events
 no webhook took. It knows nothing of Tornado or WebQQ: plain values in, plain values out.
 
-What it must never do: hold a transaction open across an ``await`` or a callback, or
-block the IOLoop for long. Each method is one or two short statements in autocommit
+What it must never do: hold a transaction open across an ``await`` or a callback,
+block the IOLoop for long, or leave a file others can read (the database, its ``-wal``
+and ``-shm`` are 0600 whatever the umask: ``_make_private``). Each method is one or two short statements in autocommit
 mode, run synchronously on the IOLoop: SQLite calls are quick local file I/O, and the
 project starts no threads.
 
@@ -177,7 +178,8 @@ class Store:
         self.unwritable: Optional[str] = None
         self.on_unwritable: Optional[Callable[[str], None]] = None
         self._db: Optional[sqlite3.Connection] = None
-        if os.path.isfile(self.path) and os.path.getsize(self.path):
+        _make_private(self.path)
+        if os.path.getsize(self.path):
             _check(self.path)
         # isolation_level=None: autocommit, so no statement leaves a transaction open.
         self._db = sqlite3.connect(str(self.path), isolation_level=None,
@@ -196,7 +198,6 @@ class Store:
         except BaseException:
             self.close()
             raise
-        self.path.chmod(0o600)
 
     def _create_or_upgrade(self) -> None:
         """Create the tables, or bring an older file's to ``SCHEMA_VERSION``: in one
@@ -384,6 +385,24 @@ class Store:
 
 # --- opening, whatever is found ----------------------------------------------------------
 
+def _make_private(path: Path) -> None:
+    """Create the database, its ``-wal`` and its ``-shm`` with mode 0600 before SQLite
+    opens them, and make files an older version left 0600: all hold message text, and
+    SQLite would create them by the process's umask (0644 under umask 022; it gives the
+    ``-wal`` and ``-shm`` the database's mode). The umask itself is the process's, not
+    ours to change.
+
+    Raises:
+        OSError: a file cannot be created or changed (``open_store`` says what to do).
+    """
+    for name in [path] + [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]:
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+
+
 def _check(path: Path) -> None:
     """``PRAGMA quick_check`` of the file, opened read-only: a read-write connection to
     a damaged file could fold its WAL into it, or delete it, on closing, and what is
@@ -421,10 +440,12 @@ def move_aside(path: Path) -> Path:
     """
     aside = path.with_name("%s.bad-%s" % (path.name, time.strftime("%Y%m%dT%H%M%S")))
     os.replace(path, aside)
+    os.chmod(aside, 0o600)
     for suffix in COMPANIONS:
         companion = path.with_name(path.name + suffix)
         if os.path.lexists(companion):
             os.replace(companion, aside.with_name(aside.name + suffix))
+            os.chmod(aside.with_name(aside.name + suffix), 0o600)
     return aside
 
 
@@ -442,7 +463,7 @@ def open_store(path: Path, **options: Any) -> Store:
         return Store(path, **options)
     except StoreDamaged as error:
         damage = str(error)
-    except sqlite3.Error as error:
+    except (sqlite3.Error, OSError) as error:
         raise _open_error(path, error) from None
     try:
         aside = move_aside(path)
@@ -454,12 +475,12 @@ def open_store(path: Path, **options: Any) -> Store:
                 "empty one", path, damage, aside.name)
     try:
         return Store(path, **options)
-    except (StoreDamaged, sqlite3.Error) as error:
+    except (StoreDamaged, sqlite3.Error, OSError) as error:
         raise _open_error(path, error) from None
 
 
 def _open_error(path: Path, error: Exception) -> StoreError:
-    reason = str(error)
+    reason = (error.strerror or str(error)) if isinstance(error, OSError) else str(error)
     if "locked" in reason or "busy" in reason:
         return StoreError("the message store %s is locked by another process (%s): start "
                           "again once it is done (a backup? an sqlite3 shell?)"
