@@ -206,6 +206,11 @@ async def test_a_lock_held_by_another_process_stops_sending_until_released(
         assert answer["status"] == "failed" and "database is locked" in answer["msg"]
         assert outbound.paused == "database is locked"
         assert outbound.send_text("group", GROUP, "from a plugin") is None
+        # A message received meanwhile still reaches the bots, without a message_id.
+        await harness.world.control.say(**{"from": FRIEND, "text": "while locked"})
+        await eventually(lambda: api.counts["received"] == 1, "the message received")
+        assert "a received message is not stored (database is locked); posted with " \
+               "message_id 0" in messages(caplog, logging.WARNING)
         await eventually(lambda: tries(caplog) >= 3, "three more tries of the store")
         assert await sent_texts(harness) == []
         holder.stdin.write(b"\n")
@@ -216,26 +221,41 @@ async def test_a_lock_held_by_another_process_stops_sending_until_released(
     assert gaps.longest < LOOP_BOUND, gaps.longest
 
 
+def fill_up(db):
+    """A full disk, portably: the store's own connection may not grow the file."""
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute("PRAGMA max_page_count = %d" % pages)
+    return lambda: db.execute("PRAGMA max_page_count = 1073741823")
+
+
+def read_only(db):
+    """A read-only file, even for root: the store's own connection may not write."""
+    db.execute("PRAGMA query_only = 1")
+    return lambda: db.execute("PRAGMA query_only = 0")
+
+
+@pytest.mark.parametrize("make, reason", [
+    (fill_up, "database or disk is full"),
+    (read_only, "attempt to write a readonly database")])
 @pytest.mark.gen_test(timeout=30)
-async def test_a_full_store_refuses_new_messages_and_says_so(harness, caplog, monkeypatch):
+async def test_a_full_or_read_only_store_refuses_new_messages_and_says_so(
+        harness, caplog, monkeypatch, make, reason):
     monkeypatch.setattr(outbound_module, "RETRY", 0.05)
     caplog.set_level(logging.DEBUG, "webqq.api")
     api = await harness.start()
     outbound, store = harness.outbound, harness.outbound.store
     recorder = Recorder(api.client)
-    # A full disk, portably: the store's own connection may not grow the file.
-    db = store._db
-    db.execute("PRAGMA max_page_count = %d" % db.execute("PRAGMA page_count").fetchone()[0])
+    undo = make(store._db)
     big = "x" * 2000
     code, answer = await harness.call("send_private_msg", {"user_id": FRIEND,
                                                            "message": big})
     assert (answer["status"], answer["msg"]) == (
-        "failed", "the message store cannot be written: database or disk is full")
-    assert (await harness.ok("get_status"))["sending_paused"] == "database or disk is full"
+        "failed", "the message store cannot be written: " + reason)
+    assert (await harness.ok("get_status"))["sending_paused"] == reason
     assert outbound.send_text("buddy", FRIEND, big) is None
     await eventually(lambda: tries(caplog) >= 3, "three more tries of the store")
     assert await sent_texts(harness) == []
-    db.execute("PRAGMA max_page_count = 1073741823")       # room again
+    undo()
     await eventually(lambda: recorder.of("sent"), "the plugin's message sent")
     assert "".join(text for _, _, text in await sent_texts(harness)) == big
     assert store.counts() == {"sent": 1} and outbound.paused is None

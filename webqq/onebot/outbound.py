@@ -166,10 +166,8 @@ class Outbound:
         """
         if self.paused is not None:
             raise StoreUnavailable(self.paused)
-        message_id, created = self.store.add_outgoing(
-            chat=chat, target=target, user_id=self.self_id, text=content_text(pieces),
-            data={"segments": segments, "pieces": onebot.pieces_to_data(pieces)},
-            origin=origin, idempotency_key=idempotency_key)
+        message_id, created = self._store_row(chat, target, pieces, segments, origin,
+                                              idempotency_key)
         if created:
             log.debug("accepted message %d (%s %d, %s)", message_id, chat, target, origin)
             self._idle.clear()
@@ -217,9 +215,16 @@ class Outbound:
 
     def _accept_text(self, chat: str, target: int, text: str, origin: str,
                      idempotency_key: Optional[str] = None) -> int:
-        segments = [{"type": "text", "data": {"text": text}}]
-        return self.accept(chat, target, [text], segments, origin=origin,
+        return self.accept(chat, target, [text], _text_segments(text), origin=origin,
                            idempotency_key=idempotency_key)[0]
+
+    def _store_row(self, chat: str, target: int, pieces: List[Union[str, Face]],
+                   segments: List[Dict], origin: str,
+                   idempotency_key: Optional[str] = None) -> Tuple[int, bool]:
+        return self.store.add_outgoing(
+            chat=chat, target=target, user_id=self.self_id, text=content_text(pieces),
+            data={"segments": segments, "pieces": onebot.pieces_to_data(pieces)},
+            origin=origin, idempotency_key=idempotency_key)
 
     # -- waiting for messages ----------------------------------------------------------
 
@@ -442,10 +447,7 @@ class Outbound:
             self._unrecorded.pop(0)
         while self._unsaved:
             chat, target, text, origin = self._unsaved[0]
-            self.store.add_outgoing(
-                chat=chat, target=target, user_id=self.self_id, text=text,
-                data={"segments": [{"type": "text", "data": {"text": text}}],
-                      "pieces": [text]}, origin=origin)
+            self._store_row(chat, target, [text], _text_segments(text), origin)
             self._unsaved.pop(0)
 
     # -- stopping ----------------------------------------------------------------------
@@ -480,6 +482,8 @@ class Outbound:
     def resume(self) -> None:
         """Hand rows over again after ``release()`` (a restarted client)."""
         self._closed = False
+        if self.paused is not None:
+            self._pause(self.paused)        # its retries stopped with release()
         self.pump()
 
     def close(self) -> None:
@@ -514,6 +518,10 @@ def _check_text(chat: str, target: Any, text: Any) -> Tuple[str, int]:
     if not isinstance(text, str) or not text:
         raise ValueError("cannot send an empty message")
     return chat, int(target)
+
+
+def _text_segments(text: str) -> List[Dict]:
+    return [{"type": "text", "data": {"text": text}}]
 
 
 def _why(error: Optional[str], retcode: Optional[int]) -> Optional[str]:

@@ -7,9 +7,9 @@ no webhook took. It knows nothing of Tornado or WebQQ: plain values in, plain va
 
 What it must never do: hold a transaction open across an ``await`` or a callback,
 block the IOLoop for long, or leave a file others can read (the database, its ``-wal``
-and ``-shm`` are 0600 whatever the umask: ``_make_private``). Each method is one or two short statements in autocommit
-mode, run synchronously on the IOLoop: SQLite calls are quick local file I/O, and the
-project starts no threads.
+and ``-shm`` are 0600 whatever the umask: ``_make_private``). Each method is one or two
+short statements in autocommit mode, run synchronously on the IOLoop: SQLite calls are
+quick local file I/O, and the project starts no threads.
 
 When the file cannot be written (another process holds the write lock, as a backup or
 an admin's ``sqlite3`` shell does; the disk is full; the file is read-only; an I/O
@@ -395,7 +395,8 @@ def _make_private(path: Path) -> None:
     Raises:
         OSError: a file cannot be created or changed (``open_store`` says what to do).
     """
-    for name in [path] + [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]:
+    for suffix in ("", "-wal", "-shm"):
+        name = path.with_name(path.name + suffix)
         fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             os.fchmod(fd, 0o600)
