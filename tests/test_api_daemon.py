@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -217,6 +218,33 @@ def test_every_file_in_state_dir_is_private_whatever_the_umask(tmp_path):
                 "webqq.pid", "status.json", TOKEN_NAME} <= set(modes)
         assert {name: oct(mode) for name, mode in modes.items() if mode != 0o600} == {}
     finally:
+        assert daemon.stop() == 0
+
+
+def test_a_locked_store_pauses_the_daemons_sending_until_it_is_released(tmp_path):
+    config = write_config(tmp_path)             # no API: the queue is the daemon's own
+    daemon = Daemon(config)
+    locker = None
+    try:
+        sim = daemon_simulator(daemon)
+        # An admin's sqlite3 shell holds the write lock; a plugin's reply comes.
+        locker = sqlite3.connect(str(daemon.state_dir / "messages.sqlite3"),
+                                 isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")
+        sim.say("!ping")
+        wait_for(lambda: daemon.status().get("sending_paused") == "database is locked",
+                 "sending to pause")
+        assert "\nsending paused: the message store cannot be written (database is " \
+               "locked)\n" in webqq(config, "status").stdout
+        assert "pong" not in [m["text"] for m in sim.sent()]
+        locker.execute("ROLLBACK")
+        sim.wait_sent("pong")
+        wait_for(lambda: daemon.status().get("sending_paused", "") is None,
+                 "sending to resume")
+        assert [m["text"] for m in sim.sent()].count("pong") == 1
+    finally:
+        if locker is not None:
+            locker.close()
         assert daemon.stop() == 0
 
 

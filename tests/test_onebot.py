@@ -8,7 +8,7 @@ import pytest
 from webqq.client.contacts import Contacts, Friend, Group, Member
 from webqq.onebot import mapping as onebot
 from webqq.onebot.mapping import BadParams, UnsupportedSegment
-from webqq.onebot.store import Store, StoreError, open_store
+from webqq.onebot.store import Store, StoreError, move_aside, open_store
 from webqq.qq.messages import Face, content_text, decode_content
 
 
@@ -180,3 +180,17 @@ def test_the_store_files_are_private_whatever_the_umask(tmp_path):
                                    for suffix in ("", "-wal", "-shm")], 0o600)
     for store in stores:
         store.close()
+
+
+def test_moving_aside_never_replaces_an_earlier_one(tmp_path):
+    path = tmp_path / "messages.sqlite3"
+    asides = []
+    for content in (b"first", b"second", b"third"):
+        path.write_bytes(content)
+        (tmp_path / "messages.sqlite3-wal").write_bytes(content + b" wal")
+        asides.append(move_aside(path))
+    assert len({aside.name for aside in asides}) == 3
+    assert [aside.read_bytes() for aside in asides] == [b"first", b"second", b"third"]
+    assert [(tmp_path / (aside.name + "-wal")).read_bytes() for aside in asides] == [
+        b"first wal", b"second wal", b"third wal"]
+    assert {aside.stat().st_mode & 0o777 for aside in asides} == {0o600}

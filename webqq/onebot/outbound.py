@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
@@ -29,7 +28,7 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 from webqq.client.client import SendStatus, State
 from webqq.http.retry import backoff_delay
 from webqq.onebot import mapping as onebot
-from webqq.onebot.store import PENDING, Store, StoreUnavailable
+from webqq.onebot.store import PENDING, Store, StoreUnavailable, move_aside
 from webqq.qq.messages import Face, content_text
 
 __all__ = ["Outbound", "import_saved_outbox", "PLUGIN_CHATS", "PRUNE_INTERVAL"]
@@ -552,10 +551,12 @@ def import_saved_outbox(path: Path, outbound: Outbound) -> int:
         if not isinstance(entries, list):
             raise ValueError("not a list")
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
-        aside = path.with_name(path.name + ".bad-" + _stamp())
-        os.replace(path, aside)
+        try:
+            aside = move_aside(path).name
+        except OSError as failure:
+            aside = "nowhere (%s); left in place" % (failure.strerror or failure)
         log.error("the saved outbox %s is not a list of messages (%s): moved to %s",
-                  path, error, aside.name)
+                  path, error, aside)
         return 0
     digest = hashlib.sha256(data).hexdigest()[:16]
     queued = 0
@@ -583,6 +584,3 @@ def import_saved_outbox(path: Path, outbound: Outbound) -> int:
              path.name)
     return queued
 
-
-def _stamp() -> str:
-    return time.strftime("%Y%m%dT%H%M%S")

@@ -190,7 +190,7 @@ class OneBotApi:
     def status(self) -> Dict[str, Any]:
         """``get_status``'s data (and the heartbeat's ``status``). webqq adds
         ``sending_paused``: why nothing is sent (the store cannot be written), or null;
-        the ``stat`` counts are null while the store cannot be read."""
+        ``stat`` is empty while the store cannot be read."""
         online = self.client.state is State.ONLINE
         paused = self.outbound.paused
         try:
@@ -202,8 +202,7 @@ class OneBotApi:
                     "events_undelivered": self.store.undelivered()}
         except StoreUnavailable as error:
             paused = paused or error.reason
-            stat = dict.fromkeys(("message_received", "message_sent", "message_queued",
-                                  "message_failed", "events_undelivered"))
+            stat = {}
         return {"online": online, "good": online and paused is None,
                 "app_initialized": True, "app_enabled": True, "app_good": paused is None,
                 "sending_paused": paused, "stat": stat}

@@ -434,12 +434,18 @@ COMPANIONS = ("-wal", "-shm", "-journal")
 
 def move_aside(path: Path) -> Path:
     """Rename ``path`` (and its ``COMPANIONS`` that exist) to
-    ``NAME.bad-YYYYmmddTHHMMSS`` (``-wal`` ... after it). Returns the new path.
+    ``NAME.bad-YYYYmmddTHHMMSS`` (UTC; ``-2``, ``-3`` ... after it rather than over an
+    earlier one; ``-wal`` ... after that). Returns the new path. Each file is made 0600.
 
     Raises:
         OSError: a rename failed (what was renamed stays renamed).
     """
-    aside = path.with_name("%s.bad-%s" % (path.name, time.strftime("%Y%m%dT%H%M%S")))
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    aside, number = path.with_name("%s.bad-%s" % (path.name, stamp)), 1
+    while any(os.path.lexists(aside.with_name(aside.name + suffix))
+              for suffix in ("",) + COMPANIONS):
+        number += 1
+        aside = path.with_name("%s.bad-%s-%d" % (path.name, stamp, number))
     os.replace(path, aside)
     os.chmod(aside, 0o600)
     for suffix in COMPANIONS:
