@@ -22,6 +22,9 @@ setup(
             "pytest>=8,<10",
             # gen_test and the io_loop fixture, as the design card asks.
             "pytest-tornado>=0.8",
+            # pytest-tornado 0.8.1 (the newest) imports pkg_resources, which setuptools 81
+            # removed; Python 3.12's venv has no setuptools of its own to fall back on.
+            "setuptools<81",
             # A hung test fails after a bound instead of stalling CI.
             "pytest-timeout>=2.1",
             # Throwaway CAs and certificates for the HTTPS tests (right and wrong names).

@@ -299,8 +299,8 @@ class Soak:
               % (len(dropped), len(unexpected)))
         print("daemon counts: %s" % ", ".join("%s=%s" % kv for kv in sorted(counts.items())))
         fates = collections.Counter()
-        for line in rig.grep_log(r"webqq\.outbox: Message \d+ (ambiguous|failed|expired)"):
-            fates[line.split("webqq.outbox: Message ", 1)[1].split(" ", 1)[1][:60]] += 1
+        for line in rig.grep_log(r"webqq\.send_queue: Message \d+ (ambiguous|failed|expired)"):
+            fates[line.split("webqq.send_queue: Message ", 1)[1].split(" ", 1)[1][:60]] += 1
         if fates:
             print("daemon log, sends not confirmed: %s"
                   % "; ".join("%s x%d" % kv for kv in sorted(fates.items())))

@@ -3,7 +3,7 @@
 No webqq client code is used against the simulator: requests are built with urllib and
 http.client, as a 2013 script would have, and run in the IOLoop's executor so that the
 simulator's IOLoop never blocks. The password oracle below is written from PROTOCOL.md
-§3.1 independently of webqq.protocol, so a mistake there cannot hide here.
+§3.1 independently of webqq.qq, so a mistake there cannot hide here.
 """
 import asyncio
 import functools

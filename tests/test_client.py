@@ -504,7 +504,7 @@ async def test_friend_list_finds_the_hash_variant_the_server_wants(io_loop, tmp_
 async def test_era_b_login_with_login_sig_and_check_sig(io_loop, tmp_path):
     from client_helpers import World
 
-    from webqq.qq.protocol import Era
+    from webqq.qq import Era
     from webqq.simulator.world import DEFAULT_WORLD_FILE
     with open(DEFAULT_WORLD_FILE) as source:
         description = json.load(source)
@@ -549,7 +549,7 @@ async def test_a_session_resumed_after_a_crash_never_reuses_a_msg_id(world, tmp_
     first.start()
     await events.online()
     assert (await first.send_buddy(20001, "pong").done).status.value == "sent"
-    used = first._msg_id
+    used = first._sending.msg_id
     first._save_session = lambda: None       # a crash: stop() cannot save anything
     first.stop("crash")
     second = world.client(state_dir=state_dir)
@@ -558,7 +558,7 @@ async def test_a_session_resumed_after_a_crash_never_reuses_a_msg_id(world, tmp_
     await resumed.online()
     assert resumed.states()[0] == "resuming"
     assert (await second.send_buddy(20001, "pong").done).status.value == "sent"
-    assert second._msg_id > used
+    assert second._sending.msg_id > used
     delivered = [item["text"] for item in await world.control.sent() if not item["dropped"]]
     assert delivered == ["pong", "pong"]
 
@@ -572,7 +572,7 @@ async def test_stop_during_a_send_reports_it_ambiguous(world):
     await world.control.call("fault", {"path": "/channel/send_buddy_msg2", "kind": "delay",
                                        "seconds": 0.5})
     message = client.send_buddy(20001, "in flight at stop")
-    while not client.outbox._in_flight:       # on its way to the server
+    while not client.send_queue._in_flight:       # on its way to the server
         await asyncio.sleep(0.01)
     client.stop("operator stop")
     finished = await message.done

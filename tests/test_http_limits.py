@@ -1,11 +1,20 @@
-"""Running out of file descriptors is a local failure: clean errors, no retry
-storm, no leak, and the stream works again once the load drops (HTTP_CASES 46)."""
+"""Limits that protect the process, not the protocol.
+
+Running out of file descriptors is a local failure: clean errors, no retry
+storm, no leak, and the stream works again once the load drops (HTTP_CASES 46).
+A chunked body costs memory in proportion to its size, whatever its chunks.
+"""
 import json
 import subprocess
 import sys
 import textwrap
+import tracemalloc
+from urllib.request import Request
 
+import pytest
 from tornado import httpserver, netutil, web
+
+from webqq.http_stream import HTTPStream, ResponseTooLargeError, RetryPolicy
 
 CLIENT = textwrap.dedent("""
     import asyncio, json, resource, sys
@@ -59,3 +68,62 @@ def test_fd_exhaustion_fails_cleanly_and_recovers(io_loop):
     assert report["ok"] > 0 and report["ok"] < 200
     assert report["errors"] == ["Cannot create a socket: Too many open files"]
     assert report["after"] == [200] * 5 and report["leaked"] == 0
+
+
+# -- memory per chunked body ----------------------------------------------------
+
+def chunked_in_pieces(raw_server, body_size: int, chunk_size: int):
+    """A server answering with `body_size` bytes of "x" in chunks of `chunk_size`,
+    written 64 KiB of wire at a time as the client reads them."""
+    chunk = b"%x\r\n" % chunk_size + b"x" * chunk_size + b"\r\n"
+    per_write = max(1, 65536 // len(chunk))
+
+    async def answer(stream):
+        await server.read_request(stream)
+        await stream.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        left = body_size // chunk_size
+        while left:
+            count = min(left, per_write)
+            await stream.write(chunk * count)
+            left -= count
+        await stream.write(b"0\r\n\r\n")
+    server = raw_server(answer)
+    return server
+
+
+async def fetch_traced(url: str):
+    """Fetch `url` once; (response or error, peak bytes traced meanwhile)."""
+    http = HTTPStream(retry=RetryPolicy(attempts=1))
+    tracemalloc.start()
+    try:
+        outcome = await http.fetch(Request(url))
+    except ResponseTooLargeError as exc:
+        outcome = exc
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        http.close()
+    return outcome, peak
+
+
+BODY = 4 * 1024 * 1024
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_body_in_one_byte_chunks_is_refused_without_growing_memory(io_loop, no_leaks,
+                                                                           raw_server):
+    # 4 MiB of body as 24 MiB of wire: before the framing cap it was read, with
+    # a Python object per chunk (over 100 bytes of memory per body byte).
+    server = chunked_in_pieces(raw_server, BODY, 1)
+    outcome, peak = await fetch_traced(server.url + "/")
+    assert isinstance(outcome, ResponseTooLargeError)
+    assert "Chunk framing over its cap" in str(outcome)
+    assert peak < 4 * BODY
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_body_in_small_chunks_costs_memory_like_its_size(io_loop, no_leaks, raw_server):
+    server = chunked_in_pieces(raw_server, BODY, 512)
+    outcome, peak = await fetch_traced(server.url + "/")
+    assert outcome.read() == b"x" * BODY
+    assert peak < 4 * BODY

@@ -20,8 +20,8 @@ from tornado.netutil import Resolver
 
 from conftest import respond, refused_port, settle
 from webqq.http_stream import (ConnectError, ConnectionClosedError, HTTPStatusError, HTTPStream,
-                               HTTPTimeoutError, MalformedResponseError, ResolveError,
-                               ResponseTooLargeError, RetryPolicy, StreamClosedError, TLSError,
+                               HTTPStreamShutdownError, HTTPTimeoutError, MalformedResponseError,
+                               ResolveError, ResponseTooLargeError, RetryPolicy, TLSError,
                                TooManyRedirectsError)
 
 FAST = RetryPolicy(attempts=3, backoff=0.01, backoff_max=0.05)
@@ -721,7 +721,7 @@ async def test_close_with_requests_in_flight(io_loop, no_leaks, raw_server, stre
     await asyncio.sleep(0.05)
     http.close()
     await done.wait()
-    assert all(isinstance(e, StreamClosedError) for e in errors)
+    assert all(isinstance(e, HTTPStreamShutdownError) for e in errors)
     assert http.active == 0
     with pytest.raises(RuntimeError):
         http.add_request(Request(server.url + "/d"))

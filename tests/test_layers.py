@@ -21,7 +21,7 @@ RANKS = {
 
 
 def layer_of(module: str) -> str:
-    """'webqq.client.outbox' -> 'client'; 'webqq' itself -> ''."""
+    """'webqq.client.send_queue' -> 'client'; 'webqq' itself -> ''."""
     parts = module.split(".")
     layer = parts[1] if len(parts) > 1 else ""
     return "http" if layer == "http_stream" else layer  # the engine's public alias
@@ -84,7 +84,7 @@ def test_imports_go_down_the_layers():
 
 @pytest.mark.parametrize("source, expected", [
     ("from webqq.daemon.config import load\n", "webqq.daemon.config"),
-    ("from ..client import outbox\n", "webqq.client"),
+    ("from ..client import send_queue\n", "webqq.client"),
     ("from webqq import onebot\n", "webqq.onebot"),
 ])
 def test_the_checker_sees_each_form_of_import(tmp_path, monkeypatch, source, expected):

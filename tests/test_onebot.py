@@ -9,7 +9,7 @@ from webqq.client.contacts import Contacts, Friend, Group, Member
 from webqq.onebot import mapping as onebot
 from webqq.onebot.mapping import BadParams, UnsupportedSegment
 from webqq.onebot.store import Store, StoreError, move_aside, open_store
-from webqq.qq.messages import Face, content_text, decode_content
+from webqq.qq import Face, content_text, decode_content
 
 
 def test_cq_strings_are_parsed_with_their_escapes():

@@ -14,7 +14,7 @@ import pytest
 
 from simulator_helpers import (LOGIN_RE, PASSWORD, Browser, default_world, expected_p,
                                in_thread, next_held, start_simulator)
-from webqq.qq.protocol import friends_hash
+from webqq.qq import friends_hash
 
 
 def test_password_oracle_matches_protocol_examples():

@@ -9,6 +9,7 @@ from here, so the folder's contents are listed once::
     api-token          the generated OneBot access token                (onebot)
     messages.sqlite3   messages and the durable outgoing queue          (onebot)
     session-QQ.json    an account's session, for resuming it            (client)
+    session-QQ.json.bad-STAMP  one found unusable, set aside for a look (client)
     captcha-QQ.jpg     the verify-code image while a login waits        (client)
 
 What it must never do: keep a half-written file where a reader can see it, or leave a

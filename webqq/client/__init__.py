@@ -1,7 +1,37 @@
 """The WebQQ client: one account's session on an HTTPStream.
 
 What it is for: the login state machine, the poll and heartbeat chains, the contact
-lists, and the outgoing queue, driven by readbacks. May import :mod:`webqq.http`,
+lists, and the send queue, driven by readbacks. May import :mod:`webqq.http`,
 :mod:`webqq.qq` and :mod:`webqq.statedir`. Must never open a socket (HTTPStream does),
 parse bytes (:mod:`webqq.qq` does), or know of plugins, the OneBot API or the daemon.
+
+The modules, from the one that drives to the values it hands out::
+
+    client.py      WebQQClient: the states and their move table, the poll and heartbeat
+                   chains, contact refreshes, the recovery ladder; wires the parts below
+    login.py       LoginFlow: check, captcha, login, check_sig, login2; relink, resume;
+                   Link, the clientid/psessionid/vfwebqq every later request repeats
+    session.py     the saved session file (cookies, Link, msg_id); unusable ones set aside
+    contacts.py    Contacts and ContactLoader: friends, groups, discussions, QQ numbers
+    receiving.py   Receiver: a poll event, de-duplicated, its sender named
+    sending.py     Transmitter: send_* and reply -> resolve, sign, build, send, classify
+    send_queue.py  SendQueue: order, pacing, time to live and result of OutgoingMessages
+    events.py      the values listeners get: StateChanged, MessageReceived, SendFinished...
+
+A message, from the poll answer to a plugin's reply::
+
+    WebQQClient._on_poll      a poll2 readback: parse_poll -> PollResult.events
+    WebQQClient._dispatch     Receiver.receive -> MessageReceived(chat, message, text,
+                              sender, group, discussion), or None for a repeat
+    WebQQClient._emit         every listener: the daemon (its plugins.Dispatcher runs
+                              the plugins) and the OneBot API
+        ... a plugin answers: the daemon calls client.send_buddy / send_group (by
+        number) or client.reply(event, text) ...
+    Transmitter._put          split into parts -> SendQueue.put -> an OutgoingMessage
+    SendQueue._pump           its turn: in order, paced, only while ONLINE
+    Transmitter._transmit     the target resolved in the contacts [session signature]
+    Transmitter._send_part    msg_id + 1, Transmitting event, build_send_* ->
+                              HTTPStream.add_request
+    Transmitter._on_sent      SENT / FAILED / AMBIGUOUS / NOT_SENT (sent again later)
+    SendQueue._finish         status set, OutgoingMessage.done resolved, SendFinished
 """

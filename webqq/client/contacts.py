@@ -1,7 +1,7 @@
 """The contact cache: friends, groups with their members, discussions with theirs.
 
 contacts: the values and lookups of ``Contacts``, and ``ContactLoader``, which fills a new
-``Contacts`` through the client's ``HTTPStream`` with ``webqq.protocol`` requests and
+``Contacts`` through the client's ``HTTPStream`` with ``webqq.qq`` requests and
 parsers (it never opens a socket, never parses bytes). ``WebQQClient`` replaces its
 contacts whole on every refresh.
 Naming follows the project: ``uin`` is a per-session id, ``qq`` a real account number,
@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional
 
 from webqq.http.errors import HTTPStreamError
-from webqq.qq import protocol
-from webqq.qq.protocol import ProtocolError, Retcode, RetcodeError
+from webqq.qq import (
+    HASH_VARIANTS, ProtocolError, QQRetcode, RetcodeError, build_discussion_info,
+    build_discussions, build_friend_uin, build_friends, build_group_info, build_groups,
+    friends_hash, parse_discussion_info, parse_discussions, parse_friend_uin, parse_friends,
+    parse_group_info, parse_groups)
 
 __all__ = ["Friend", "Member", "Group", "Discussion", "Contacts", "ContactLoader"]
 
@@ -191,11 +194,11 @@ class ContactLoader:
         run = _Load(current)
         t = lambda: int(self.clock() * 1000)  # noqa: E731
         friend_list = await self._friends(run, qq, ptwebqq, vfwebqq)
-        group_list = await self._get(run, protocol.build_groups(vfwebqq=vfwebqq),
-                                     protocol.parse_groups)
-        discussion_list = await self._get(run, protocol.build_discussions(
+        group_list = await self._get(run, build_groups(vfwebqq=vfwebqq),
+                                     parse_groups)
+        discussion_list = await self._get(run, build_discussions(
             clientid=clientid, psessionid=psessionid, vfwebqq=vfwebqq, t=t()),
-            protocol.parse_discussions)
+            parse_discussions)
         if not current():
             return None
         contacts = Contacts(loaded_at=now)
@@ -207,8 +210,8 @@ class ContactLoader:
         if group_list is None:
             contacts.groups = dict(old.groups)
         for g in group_list.groups if group_list else ():
-            info = await self._get(run, protocol.build_group_info(g.code, vfwebqq=vfwebqq, t=t()),
-                                   protocol.parse_group_info)
+            info = await self._get(run, build_group_info(g.code, vfwebqq=vfwebqq, t=t()),
+                                   parse_group_info)
             members = {} if info is None else {
                 m.uin: Member(m.uin, await self._lookup(run, m.uin, vfwebqq), m.nick, m.card)
                 for m in info.members}
@@ -217,9 +220,9 @@ class ContactLoader:
         if discussion_list is None:
             contacts.discussions = dict(old.discussions)
         for d in discussion_list.discussions if discussion_list else ():
-            info = await self._get(run, protocol.build_discussion_info(
+            info = await self._get(run, build_discussion_info(
                 d.did, clientid=clientid, psessionid=psessionid, vfwebqq=vfwebqq, t=t()),
-                protocol.parse_discussion_info)
+                parse_discussion_info)
             members = {} if info is None else {
                 m.uin: Member(m.uin, m.qq, m.nick) for m in info.members}
             contacts.discussions[d.did] = Discussion(d.did, d.name, members)
@@ -228,16 +231,16 @@ class ContactLoader:
     async def _friends(self, run: "_Load", qq: int, ptwebqq: str, vfwebqq: str):
         """The friend list, with the hash the server wants: the one that worked last,
         then no hash, then every variant of §3.3 while the server answers 50."""
-        variants = [self._hash_variant] + [v for v in (None,) + protocol.HASH_VARIANTS
+        variants = [self._hash_variant] + [v for v in (None,) + HASH_VARIANTS
                                            if v != self._hash_variant]
         for variant in variants:
             if variant is not None and not ptwebqq:
                 continue
-            hash_value = None if variant is None else protocol.friends_hash(qq, ptwebqq,
-                                                                            variant)
+            hash_value = None if variant is None else friends_hash(qq, ptwebqq,
+                                                                   variant)
             try:
-                found = await self._get(run, protocol.build_friends(
-                    vfwebqq=vfwebqq, hash_value=hash_value), protocol.parse_friends,
+                found = await self._get(run, build_friends(
+                    vfwebqq=vfwebqq, hash_value=hash_value), parse_friends,
                     raise_hash_wrong=True)
             except RetcodeError:
                 continue
@@ -260,9 +263,9 @@ class ContactLoader:
                 raise HTTPStreamError("HTTP %d" % response.status)
             return parse(response.read())
         except RetcodeError as exc:
-            if raise_hash_wrong and exc.retcode is Retcode.HASH_WRONG:
+            if raise_hash_wrong and exc.retcode is QQRetcode.HASH_WRONG:
                 raise
-            if exc.retcode is Retcode.LOOKUP_REFUSED:
+            if exc.retcode is QQRetcode.LOOKUP_REFUSED:
                 run.refused = True          # stop asking for the rest of this load
             log.warning("Loading contacts: %s", exc)
         except (HTTPStreamError, ProtocolError) as exc:
@@ -275,9 +278,9 @@ class ContactLoader:
         key = uin if lookup_type == 1 else -uin
         if key in self._numbers or not self.lookup_qq or run.refused:
             return self._numbers.get(key)
-        found = await self._get(run, protocol.build_friend_uin(
+        found = await self._get(run, build_friend_uin(
             uin, vfwebqq=vfwebqq, t=int(self.clock() * 1000), lookup_type=lookup_type),
-            protocol.parse_friend_uin)
+            parse_friend_uin)
         if found is not None:
             self._numbers[key] = found.qq
             return found.qq

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Optional
 
 from webqq.client.contacts import Contacts, Discussion, Group
-from webqq.client.outbox import OutgoingMessage
-from webqq.qq import messages as msgs
+from webqq.client.send_queue import OutgoingMessage
+from webqq.qq import PollEvent
 
 if TYPE_CHECKING:                                      # pragma: no cover
     from webqq.client.client import State
@@ -92,11 +92,11 @@ class Sender:
 @dataclass(frozen=True)
 class MessageReceived(ClientEvent):
     """A message: ``chat`` is ``"buddy"``, ``"group"``, ``"discussion"`` or
-    ``"session"``; ``message`` the ``webqq.messages`` event; ``text`` its plain text;
+    ``"session"``; ``message`` the ``webqq.qq`` event; ``text`` its plain text;
     ``group`` / ``discussion`` the chat's contact entry when known."""
     kind: ClassVar[str] = "message"
     chat: str
-    message: msgs.Event
+    message: PollEvent
     text: str
     sender: Sender
     group: Optional[Group] = None
@@ -105,10 +105,10 @@ class MessageReceived(ClientEvent):
 
 @dataclass(frozen=True)
 class Notice(ClientEvent):
-    """Any poll event that is not a message (``webqq.messages``: StatusChange, Kick,
+    """Any poll event that is not a message (``webqq.qq``: StatusChange, Kick,
     FriendRequest, GroupSystemEvent, ...)."""
     kind: ClassVar[str] = "notice"
-    event: msgs.Event
+    event: PollEvent
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,24 @@
 """Session persistence: the cookies and tokens of a WebQQ login, saved between runs.
 
 session: one JSON file per account in the state directory, written atomically with
-mode 0600 (``statedir.atomic_write``), because it holds
-what lets anyone resume the session (skey, ptwebqq, psessionid, vfwebqq). It never holds
+mode 0600 (``statedir.atomic_write``), because it holds what lets anyone resume the
+session (skey, ptwebqq, psessionid, vfwebqq). It never holds
 the password, never uses pickle, and never logs a token: ``SavedSession.__repr__`` masks
-them. A file that cannot be read is reported as None and the client logs in again.
+them, and no error message quotes the file's content.
+
+A file that is there but unusable (not UTF-8 JSON, a value of the wrong type or out of
+range, a cookie entry http.cookiejar would choke on, another version or account) never
+stops a start: ``load_session`` moves it aside as ``session-QQ.json.bad-YYYYMMDDTHHMMSS``
+(UTC), logs one line naming both files, and returns None, so the client logs in again.
 """
 import http.cookiejar
 import json
 import logging
+import math
 import os
+import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from webqq import statedir
 
@@ -21,8 +28,14 @@ __all__ = ["SavedSession", "session_path", "save_session", "load_session",
 
 log = logging.getLogger("webqq.session")
 
-#: Bumped when the file's shape changes; a file of another version is ignored.
+#: Bumped when the file's shape changes; a file of another version is set aside.
 FORMAT_VERSION = 1
+#: The largest session file read: a real one holds a few kilobytes of cookies.
+MAX_FILE_BYTES = 1 << 20
+#: The largest psessionid or vfwebqq accepted (the real ones are a few hundred hex digits).
+MAX_TOKEN_CHARS = 4096
+#: The largest msg_id accepted: 2**53, the integers a JavaScript server reads exactly.
+MAX_MSG_ID = 1 << 53
 
 # The attributes of http.cookiejar.Cookie we keep, in its constructor's order.
 _COOKIE_FIELDS = ("version", "name", "value", "port", "port_specified", "domain",
@@ -68,15 +81,16 @@ def cookies_from_data(jar: http.cookiejar.CookieJar, data: List[Dict[str, Any]])
     """Put the cookies of ``cookies_to_data`` back into ``jar``.
 
     Raises:
-        ValueError: an entry lacks a field or has one of the wrong type.
+        ValueError: an entry is not what ``cookies_to_data`` writes (a field missing or
+            of the wrong type, a string a Cookie header cannot carry); then no cookie
+            of ``data`` was set.
     """
+    if not isinstance(data, list):
+        raise ValueError("the cookies are not a list")
+    for number, item in enumerate(data, 1):
+        _check_cookie(number, item)
     for item in data:
-        try:
-            values = {name: item[name] for name in _COOKIE_FIELDS}
-        except (KeyError, TypeError) as exc:
-            raise ValueError("cookie entry without %s" % exc) from None
-        if not isinstance(values["name"], str) or not isinstance(values["value"], str):
-            raise ValueError("cookie name and value must be strings")
+        values = {name: item[name] for name in _COOKIE_FIELDS}
         jar.set_cookie(http.cookiejar.Cookie(rest={}, rfc2109=False, **values))
 
 
@@ -102,29 +116,156 @@ def save_session(state_dir: str, session: SavedSession) -> str:
     return path
 
 
-def load_session(state_dir: str, qq: int) -> Optional[SavedSession]:
-    """Read the saved session of ``qq``, or None when there is none or it is unusable
-    (the reason is logged, without any token)."""
+def load_session(state_dir: str, qq: int, *,
+                 clock: Callable[[], float] = time.time) -> Optional[SavedSession]:
+    """Read the saved session of ``qq``.
+
+    Args:
+        state_dir: the directory of ``session-QQ.json``.
+        qq: the account.
+        clock: wall-clock seconds, for the set-aside file's stamp.
+
+    Returns:
+        The ``SavedSession``, its cookies ready for ``cookies_from_data``; or None when
+        there is no file, when it cannot be read (logged; left in place), or when it is
+        unusable: then it is moved aside to ``session-QQ.json.bad-STAMP`` with one
+        warning naming it. Nothing in the file's content makes it raise.
+    """
     path = session_path(state_dir, qq)
     try:
-        with open(path, encoding="utf-8") as source:
-            data = json.load(source)
+        with open(path, "rb") as source:
+            raw = source.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        log.warning("Ignoring session file %s: %s", path, exc.__class__.__name__)
+    except OSError as exc:
+        log.warning("Cannot read session file %s (%s); logging in again", path,
+                    exc.strerror or exc.__class__.__name__)
         return None
     try:
-        if data.get("version") != FORMAT_VERSION or data.get("qq") != qq:
-            raise ValueError("another version or account")
-        session = SavedSession(qq=qq, clientid=int(data["clientid"]),
-                               psessionid=str(data["psessionid"]),
-                               vfwebqq=str(data["vfwebqq"]), msg_id=int(data["msg_id"]),
-                               cookies=list(data["cookies"]))
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        log.warning("Ignoring session file %s: %s", path, exc)
+        return _parse(raw, qq)
+    except _Unusable as exc:
+        _set_aside(path, str(exc), clock())
         return None
-    return session
+
+
+class _Unusable(ValueError):
+    """A session file we cannot use; the message names what is wrong, never a value."""
+
+
+def _parse(raw: bytes, qq: int) -> SavedSession:
+    if len(raw) > MAX_FILE_BYTES:
+        raise _Unusable("larger than %d bytes" % MAX_FILE_BYTES)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Unusable("not UTF-8") from None
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise _Unusable("not JSON: %s at line %d column %d" % (
+            exc.msg, exc.lineno, exc.colno)) from None
+    except (ValueError, RecursionError) as exc:     # NaN, 5000 digits, [[[[...
+        raise _Unusable("not usable JSON: %s" % (
+            exc if isinstance(exc, _Unusable) else exc.__class__.__name__)) from None
+    if not isinstance(data, dict):
+        raise _Unusable("not a JSON object")
+    if data.get("version") != FORMAT_VERSION or isinstance(data.get("version"), bool):
+        raise _Unusable("not format version %d" % FORMAT_VERSION)
+    if data.get("qq") != qq or isinstance(data.get("qq"), bool):
+        raise _Unusable("not the session of %d" % qq)
+    cookies = data.get("cookies")
+    if not isinstance(cookies, list):
+        raise _Unusable("cookies is not a list")
+    for number, cookie in enumerate(cookies, 1):
+        _check_cookie(number, cookie)
+    return SavedSession(qq=qq, clientid=_integer(data, "clientid", 1, 10 ** 8),
+                        psessionid=_token(data, "psessionid"),
+                        vfwebqq=_token(data, "vfwebqq"),
+                        msg_id=_integer(data, "msg_id", 0, MAX_MSG_ID), cookies=cookies)
+
+
+def _no_constant(name: str) -> Any:
+    raise _Unusable("%s is not a JSON number" % name)
+
+
+def _integer(data: Dict[str, Any], key: str, low: int, high: int) -> int:
+    value = data.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value < high:
+        raise _Unusable("%s is not an integer in [%d, %d)" % (key, low, high))
+    return value
+
+
+def _token(data: Dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_TOKEN_CHARS \
+            or not value.isascii() or not value.isprintable() or " " in value:
+        raise _Unusable("%s is not a token (printable ASCII, no spaces, 1 to %d "
+                        "characters)" % (key, MAX_TOKEN_CHARS))
+    return value
+
+
+# What each saved cookie field may hold, beyond which http.cookiejar or the Cookie
+# header it builds would break: (types allowed, None allowed).
+_COOKIE_TYPES = {
+    "version": ((int,), True), "name": ((str,), False), "value": ((str,), True),
+    "port": ((str,), True), "port_specified": ((bool,), False),
+    "domain": ((str,), False), "domain_specified": ((bool,), False),
+    "domain_initial_dot": ((bool,), False), "path": ((str,), False),
+    "path_specified": ((bool,), False), "secure": ((bool,), False),
+    "expires": ((int, float), True), "discard": ((bool,), False),
+    "comment": ((str,), True), "comment_url": ((str,), True),
+}
+
+
+def _check_cookie(number: int, cookie: Any) -> None:
+    """Refuse a cookie entry that is not what ``cookies_to_data`` writes: a field
+    missing or of another type, a number that is a bool or not finite, or a string a
+    Cookie header cannot carry (a control character; ``;`` in its name or value; not
+    Latin-1)."""
+    if not isinstance(cookie, dict):
+        raise _Unusable("cookie %d is not an object" % number)
+    for name in _COOKIE_FIELDS:
+        if name not in cookie:
+            raise _Unusable("cookie %d has no %s" % (number, name))
+        value = cookie[name]
+        types, nullable = _COOKIE_TYPES[name]
+        if value is None and nullable:
+            continue
+        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)) \
+                or (isinstance(value, float) and not math.isfinite(value)) \
+                or (isinstance(value, str) and not _header_safe(value, name)):
+            raise _Unusable("cookie %d has an unusable %s" % (number, name))
+
+
+def _header_safe(text: str, field: str) -> bool:
+    """True if ``text`` can sit in a Cookie header as the cookie's ``field``."""
+    if field == "name" and (not text or "=" in text):
+        return False
+    if field in ("name", "value") and ";" in text:
+        return False
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return not any(ord(char) < 32 or ord(char) == 127 for char in text)
+
+
+def _set_aside(path: str, reason: str, now: float) -> None:
+    """Rename an unusable session file to ``PATH.bad-STAMP`` (never over another file),
+    so the next start does not trip on it and its content stays for a look."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+    target, number = "%s.bad-%s" % (path, stamp), 1
+    while os.path.lexists(target):
+        number += 1
+        target = "%s.bad-%s-%d" % (path, stamp, number)
+    try:
+        os.rename(path, target)
+    except OSError as exc:
+        log.warning("Unusable session file %s (%s), and it cannot be moved aside (%s); "
+                    "logging in again", path, reason, exc.strerror or exc)
+        return
+    log.warning("Unusable session file %s (%s): moved to %s; logging in again",
+                path, reason, target)
 
 
 def delete_session(state_dir: str, qq: int) -> None:

@@ -12,7 +12,7 @@
     │   └── ResponseTooLargeError   a header section or body over its cap
     ├── TooManyRedirectsError       more redirects than allowed, or a redirect loop
     ├── HTTPStatusError             a retryable status (503, ...) outlasted the retries
-    └── StreamClosedError           HTTPStream.close() ended the request
+    └── HTTPStreamShutdownError     HTTPStream.close() ended the request
 
 Each error answers one question for whoever decides to send a request again:
 ``certainly_unprocessed`` is True when the server cannot have acted on the request
@@ -134,8 +134,13 @@ class HTTPStatusError(HTTPStreamError):
         return self.response.status in (429, 503)
 
 
-class StreamClosedError(HTTPStreamError):
-    """Raised for every request still pending when HTTPStream.close() ran."""
+class HTTPStreamShutdownError(HTTPStreamError):
+    """Raised for every request still pending when HTTPStream.close() ran.
+
+    Not a closed connection (that is `ConnectionClosedError`), and named apart
+    from Tornado's `iostream.StreamClosedError` and
+    `simple_httpclient.HTTPStreamClosedError`, which mean one.
+    """
 
 
 def describe(error: Optional[BaseException]) -> str:

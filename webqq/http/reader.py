@@ -13,12 +13,15 @@ mode (the parser of Node.js; its vectors run in tests/test_http_vectors.py):
 
 * Lines end in CRLF. A bare CR or a bare LF is an error (llhttp strict; bare LF
   is a classic request-smuggling vector).
-* Status line: ``HTTP/1.0`` or ``HTTP/1.1``, one space, three digits, then an
-  optional space and reason. Empty lines before it are skipped (§2.2).
+* Status line: ``HTTP/1.0`` or ``HTTP/1.1``, one space, three digits (100 to
+  999, RFC 9110 §15), then an optional space and reason. Empty lines before it
+  are skipped (§2.2).
 * Header lines: a token, a colon, a value. No whitespace before the colon
-  (§5.1), no NUL or bare CR in a value. A line starting with SP or HTAB
-  continues the previous value (obs-fold, §5.2: joined with a space); right
-  after the status line it is an error.
+  (§5.1), no NUL or bare CR in a value; the whitespace around a value is SP
+  and HTAB only (RFC 9110 §5.6.3: a no-break space before a Content-Length
+  is an error). A line starting with SP or HTAB continues the previous value
+  (obs-fold, §5.2: joined with a space); right after the status line it is an
+  error.
 * Interim 1xx responses are skipped (§9.1); 101 is an error, since we never ask
   for an upgrade.
 * No body for HEAD, 204 or 304 (§6.3). A 204 that claims a body is answered
@@ -29,14 +32,20 @@ mode (the parser of Node.js; its vectors run in tests/test_http_vectors.py):
 * ``Content-Length``: digits only; several fields or a list are fine when they
   all agree (§6.3), otherwise an error.
 * Chunk sizes are 1 to 16 hex digits, optionally followed by extensions
-  (``;name`` or ``;name=token`` or ``;name="quoted"``); nothing else, not even
-  a trailing space (llhttp strict). The CRLF after each chunk's data is checked.
-  Trailers are parsed like headers and dropped.
+  (``;name`` or ``;name=token`` or ``;name="quoted"``, no CR or control
+  character inside the quotes); nothing else, not even a trailing space
+  (llhttp strict). The CRLF after each chunk's data is checked. Trailers are
+  parsed like headers and dropped. Chunk framing is capped against the body
+  (`CHUNK_FRAMING_ALLOWANCE`): a body in 1-byte chunks is refused, not read at
+  a loop pass per byte.
 * Neither length nor chunking: the body runs to the close, and the connection
   cannot be reused.
+* The verdict never depends on how the bytes were split into pieces
+  (tests/test_http_reader_splits.py feeds every split of every case).
 * Bytes beyond the end of the response mean the peer is out of step with us
   (we never pipeline): the message is delivered, the connection not reused.
 """
+import codecs
 import re
 import zlib
 from typing import Dict, List, Optional, Tuple
@@ -60,18 +69,40 @@ _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: ([^\x00-\x08\x0a-\x1f\
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 #: name ":" OWS value OWS, on a head already free of NUL, CR and LF.
 _HEADER_LINE = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*")
-#: A whole header block of such lines (each ending in CRLF), and one field of it.
+#: A whole header block of "name:value" lines, each ending in CRLF.
 _HEADER_BLOCK = re.compile(r"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n]*\r\n)*")
-_HEADER_FIELD = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\r\n]*?)[ \t]*\r\n")
 _BAD_VALUE = re.compile(rb"[\x00\r\n]")
+#: Optional whitespace is SP and HTAB only (RFC 9110 §5.6.3). str.strip()
+#: without arguments would also take NBSP, VT, FF and more from latin-1 text,
+#: so "Content-Length: \xa05" would pass for "5": values are stripped of this.
+_OWS = " \t"
+#: A token as text, for list elements of Connection.
+_TOKEN_TEXT = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _TOKEN_CHARS = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"
+#: quoted-string (RFC 9110 §5.6.4): qdtext is HTAB, SP, VCHAR but '"' and '\',
+#: or obs-text; a quoted-pair escapes HTAB, SP, VCHAR or obs-text. No CR, no
+#: control character, inside the quotes or after a backslash.
+_QUOTED_STRING = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
 _CHUNK_SIZE_LINE = re.compile(
     rb"([0-9A-Fa-f]{1,16})"
-    rb"((?:;" + _TOKEN_CHARS + rb"+(?:=(?:" + _TOKEN_CHARS + rb"+|\"(?:[^\"\\\r\n]|\\.)*\"))?)*)")
+    rb"((?:;" + _TOKEN_CHARS + rb"+(?:=(?:" + _TOKEN_CHARS + rb"+|" + _QUOTED_STRING + rb"))?)*)")
 #: Longest chunk-size line we wait for (size plus extensions).
 _MAX_CHUNK_LINE = 4096
+#: Chunk framing (each size line with its extensions and CRLF, and the CRLF
+#: after each chunk's data) may take CHUNK_FRAMING_ALLOWANCE bytes plus one
+#: byte per CHUNK_FRAMING_RATIO body bytes. Each chunk costs a pass of a
+#: Python loop (about 1.3 µs): 16 MiB sent in 1-byte chunks (6 wire bytes per
+#: body byte) used to cost 24 s of CPU and 2 GB of memory. Such a body is now
+#: refused after about 13,000 chunks, and the largest body allowed takes at
+#: most (64 KiB + 16 MiB / 32) / 5 ≈ 120,000 passes (0.15 s). Servers send
+#: chunks the size of their write buffers (nginx 4-8 KiB), framing well under
+#: 1/32 of the body; the 64 KiB allowance lets a small body come in many tiny
+#: chunks. Go's net/http caps framing against data for the same reason
+#: (CVE-2023-39326), with a 16 KiB allowance.
+CHUNK_FRAMING_ALLOWANCE = 64 * 1024
+CHUNK_FRAMING_RATIO = 32
 
-_HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _TRAILERS, _UNTIL_CLOSE, _DONE = range(7)
+_HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _UNTIL_CLOSE, _DONE = range(8)
 
 
 class Message:
@@ -123,9 +154,11 @@ class ResponseReader:
         self._state = _HEAD
         self._scanned = 0          # bytes of _buf already searched for the end of head
         self._interim = 0          # 1xx responses skipped so far
-        self._length = 0           # body length (_LENGTH) or chunk size (_CHUNK_DATA)
-        self._chunks: List[bytes] = []
-        self._body_size = 0
+        self._length = 0           # body length (_LENGTH) or bytes left of a chunk (_CHUNK_DATA)
+        self._pieces: List[bytes] = []    # a length- or close-framed body, as recv gave it
+        self._chunked = bytearray()       # a chunked body: the chunks' data, one buffer
+        self._body_size = 0        # body bytes received or announced by chunk sizes
+        self._framing = 0          # bytes of chunk framing so far
         self._trailer_size = 0
         self._message: Optional[Message] = None
         self.started = False
@@ -160,7 +193,7 @@ class ResponseReader:
     def feed_eof(self) -> Message:
         """The peer closed the connection; the message if that is its end."""
         if self._state == _UNTIL_CLOSE:
-            return self._finish(b"".join(self._chunks), reusable=False)
+            return self._finish(b"".join(self._pieces), reusable=False)
         if self._state == _HEAD:
             if not self._buf.strip(b"\r\n"):
                 raise ConnectionClosedError("Connection closed before the response",
@@ -237,9 +270,12 @@ class ResponseReader:
         folded = False
         block = text[end + 2:]
         if _HEADER_BLOCK.fullmatch(block):
-            # The common case, two passes in C: every line is "name: value".
-            for name, value in _HEADER_FIELD.findall(block):
+            # The common case: every line is "name:value", checked by one regex
+            # in C; then split (a lazy regex group costs twice as much).
+            for line in block.split("\r\n")[:-1]:
+                name, _, value = line.partition(":")
                 name = name.lower()
+                value = value.strip(_OWS)
                 if name in fields:
                     fields[name].append(value)
                 else:
@@ -280,7 +316,7 @@ class ResponseReader:
                 values = fields.setdefault(name.lower(), [])
                 values.append(value)
             elif line[:1] in (" ", "\t") and values is not None:
-                values[-1] = (values[-1] + " " + line.strip(" \t")).strip()
+                values[-1] = (values[-1] + " " + line.strip(_OWS)).strip(_OWS)
                 folded = True
             elif values is None and line[:1] in (" ", "\t"):
                 raise MalformedResponseError("Unexpected space after the status line")
@@ -301,7 +337,7 @@ class ResponseReader:
             if length is not None:
                 raise MalformedResponseError(
                     "Response has both Transfer-Encoding and Content-Length")
-            codings = [c.strip().lower() for v in encoding for c in v.split(",")]
+            codings = [c.strip(_OWS).lower() for v in encoding for c in v.split(",")]
             if codings != ["chunked"]:
                 raise MalformedResponseError(
                     f"Unsupported Transfer-Encoding {', '.join(encoding)!r}")
@@ -324,47 +360,50 @@ class ResponseReader:
         length-framed body is whole."""
         if data:
             self._count(len(data))
-            self._chunks.append(data)
+            self._pieces.append(data)
         if self._state == _UNTIL_CLOSE or self._body_size < self._length:
             return None
-        chunks = self._chunks
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        pieces = self._pieces
+        body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         if len(body) > self._length:  # bytes beyond the response: not ours to read
             return self._finish(body[:self._length], reusable=False)
         return self._finish(body, reusable=True)
 
     def _read_chunked(self) -> Optional[Message]:
+        """Take what `_buf` holds of a chunked body; the message once the last
+        chunk and the trailers are in.
+
+        Chunk data goes straight into one bytearray as it arrives, so memory
+        follows the body, not the number of chunks or how recv split them.
+        """
         buf = self._buf
         pos = 0
         try:
             while True:
-                if self._state == _CHUNK_SIZE:
+                state = self._state
+                if state == _CHUNK_DATA:
+                    take = min(self._length, len(buf) - pos)
+                    self._chunked += buf[pos:pos + take]
+                    pos += take
+                    self._length -= take
+                    if self._length:
+                        return None
+                    self._state = _CHUNK_END
+                elif state == _CHUNK_END:
+                    ending = buf[pos:pos + 2]
+                    if ending != b"\r\n":
+                        if ending in (b"", b"\r"):
+                            return None
+                        raise MalformedResponseError("Missing CRLF after chunk data")
+                    pos += 2
+                    self._state = _CHUNK_SIZE
+                elif state == _CHUNK_SIZE:
                     end = buf.find(b"\r\n", pos)
                     if end < 0:
-                        if len(buf) - pos > _MAX_CHUNK_LINE:
-                            raise MalformedResponseError("Chunk size line too long")
                         self._check_chunk_line(bytes(buf[pos:]))
                         return None
-                    line = bytes(buf[pos:end])
-                    match = _CHUNK_SIZE_LINE.fullmatch(line)
-                    if match is None:
-                        raise MalformedResponseError(f"Invalid chunk size line {line[:40]!r}")
+                    self._start_chunk(bytes(buf[pos:end]))
                     pos = end + 2
-                    self._length = int(match.group(1), 16)
-                    if self._length == 0:
-                        self._state = _TRAILERS
-                    else:
-                        self._count(self._length)
-                        self._state = _CHUNK_DATA
-                elif self._state == _CHUNK_DATA:
-                    if len(buf) - pos < self._length + 2:
-                        return None
-                    end = pos + self._length
-                    if buf[end:end + 2] != b"\r\n":
-                        raise MalformedResponseError("Missing CRLF after chunk data")
-                    self._chunks.append(bytes(buf[pos:end]))
-                    pos = end + 2
-                    self._state = _CHUNK_SIZE
                 else:  # _TRAILERS: header lines up to an empty line, then done
                     end = buf.find(b"\r\n", pos)
                     if end < 0:
@@ -376,7 +415,9 @@ class ResponseReader:
                     if not line:
                         del buf[:pos]
                         pos = 0
-                        return self._finish(b"".join(self._chunks), reusable=not buf)
+                        body = bytes(self._chunked)
+                        self._chunked = bytearray()
+                        return self._finish(body, reusable=not buf)
                     self._trailer_size += len(line) + 2
                     if self._trailer_size > self._max_header_size:
                         raise ResponseTooLargeError("Response trailers too large")
@@ -387,11 +428,34 @@ class ResponseReader:
             if pos:
                 del buf[:pos]
 
+    def _start_chunk(self, line: bytes) -> None:
+        """Parse a whole chunk-size line (without its CRLF) and set the next state."""
+        if len(line) > _MAX_CHUNK_LINE:
+            raise MalformedResponseError("Chunk size line too long")
+        match = _CHUNK_SIZE_LINE.fullmatch(line)
+        if match is None:
+            raise MalformedResponseError(f"Invalid chunk size line {line[:40]!r}")
+        size = int(match.group(1), 16)
+        self._framing += len(line) + 2
+        if size == 0:
+            self._state = _TRAILERS
+            return
+        self._framing += 2  # the CRLF after the data
+        self._count(size)
+        if self._framing > CHUNK_FRAMING_ALLOWANCE + self._body_size // CHUNK_FRAMING_RATIO:
+            raise ResponseTooLargeError(
+                f"Chunk framing over its cap: {self._framing} bytes of it "
+                f"for {self._body_size} body bytes")
+        self._length = size
+        self._state = _CHUNK_DATA
+
     @staticmethod
     def _check_chunk_line(partial: bytes) -> None:
         """Fail early on a chunk-size line that cannot become valid."""
         if partial.endswith(b"\r"):
             partial = partial[:-1]
+        if len(partial) > _MAX_CHUNK_LINE:
+            raise MalformedResponseError("Chunk size line too long")
         if partial and not (_CHUNK_SIZE_LINE.fullmatch(partial)
                             or _CHUNK_SIZE_LINE.fullmatch(partial + b"x")
                             or _CHUNK_SIZE_LINE.fullmatch(partial + b'"')
@@ -411,7 +475,7 @@ class ResponseReader:
         message.reusable = message.reusable and reusable
         self._state = _DONE
         self._buf.clear()
-        self._chunks = []
+        self._pieces = []
         return message
 
 
@@ -420,15 +484,23 @@ def _parse_status_line(line: bytes) -> Tuple[int, int, str]:
     if match is None:
         raise MalformedResponseError(f"Invalid status line {line[:40]!r}")
     version = 10 if match.group(1) == b"0" else 11
+    status = int(match.group(2))
+    # RFC 9110 §15: the first digit is the class, 1 to 5. A 6xx-9xx is invalid
+    # but "SHOULD be processed as if it had a 5xx", and h11 takes 200-999 as
+    # final too, so it is delivered (and, not being 1xx, ends the exchange).
+    # A 0xx has no class at all (h11 refuses it): an error, never a response.
+    if status < 100:
+        raise MalformedResponseError(f"Invalid status code {match.group(2).decode()} "
+                                     f"(the first digit must be 1 to 9)")
     reason = (match.group(3) or b"").decode("latin-1")
-    return version, int(match.group(2)), reason
+    return version, status, reason
 
 
 def _content_length(values: Optional[List[str]]) -> Optional[int]:
     """The one length all Content-Length fields agree on, or None without any."""
     if values is None:
         return None
-    lengths = {piece.strip() for value in values for piece in value.split(",")}
+    lengths = {piece.strip(_OWS) for value in values for piece in value.split(",")}
     if len(lengths) != 1:
         raise MalformedResponseError(f"Conflicting Content-Length values {values!r}")
     (length,) = lengths
@@ -439,9 +511,14 @@ def _content_length(values: Optional[List[str]]) -> Optional[int]:
 
 
 def _keep_alive(version: int, fields: Dict[str, List[str]]) -> bool:
-    """May the connection carry another request (RFC 9112 §9.3)?"""
-    tokens = {t.strip().lower() for v in fields.get("connection", ()) for t in v.split(",")}
-    if "close" in tokens:
+    """May the connection carry another request (RFC 9112 §9.3)?
+
+    A Connection field that is not a list of tokens ("close\xa0") says
+    something we cannot read, so the connection is not reused.
+    """
+    tokens = {t.strip(_OWS).lower() for v in fields.get("connection", ()) for t in v.split(",")}
+    tokens.discard("")
+    if "close" in tokens or not all(_TOKEN_TEXT.fullmatch(t) for t in tokens):
         return False
     return version == 11 or "keep-alive" in tokens
 
@@ -454,7 +531,7 @@ def decode_body(body: bytes, coding: str, limit: int = MAX_BODY_SIZE) -> bytes:
     corrupt or truncated stream, `ResponseTooLargeError` past the limit.
     Other codings (and identity) come back unchanged.
     """
-    coding = coding.strip().lower()
+    coding = coding.strip(_OWS).lower()
     if not body or coding not in ("gzip", "x-gzip", "deflate"):
         return body
     if coding == "deflate":
@@ -489,3 +566,27 @@ def _inflate(data: bytes, wbits: int, limit: int, coding: str) -> bytes:
     except zlib.error as exc:
         raise MalformedResponseError(f"Invalid {coding} body: {exc}") from None
     return b"".join(out)
+
+
+def decode_text(body: bytes, charset: Optional[str]) -> str:
+    """`body` as text in `charset`, bad bytes replaced; never raises.
+
+    UTF-8 stands in for a charset that is missing or that Python does not
+    know, and for the codecs in Python's registry that are no charsets:
+    bytes-to-bytes and str-to-str ones (base64, hex, zlib, rot13), which
+    CPython marks with `CodecInfo._is_text_encoding = False`, and the text
+    codecs of other trades that refuse errors="replace" or any input (idna
+    and punycode spell host names; undefined refuses everything).
+    """
+    codec = "utf-8"
+    if charset:
+        try:
+            info = codecs.lookup(charset)
+        except (LookupError, ValueError):  # unknown, or a NUL in the name
+            info = None
+        if info is not None and getattr(info, "_is_text_encoding", True):
+            codec = info.name
+    try:
+        return body.decode(codec, errors="replace")
+    except UnicodeError:  # idna, punycode, undefined
+        return body.decode("utf-8", errors="replace")

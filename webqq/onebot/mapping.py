@@ -29,7 +29,7 @@ import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from webqq.client.contacts import Contacts, Discussion, Friend, Group
-from webqq.qq.messages import Content, Face, Image, Text
+from webqq.qq import Content, Face, Image, Text
 
 __all__ = ["OneBotError", "UnsupportedSegment", "BadParams", "Segment", "parse_message",
            "to_pieces", "pieces_to_data", "pieces_from_data", "from_content", "to_cq_string", "escape",
@@ -140,7 +140,7 @@ def _parse_cq(text: str) -> List[Segment]:
 
 def to_pieces(segments: Sequence[Segment], *, names: Optional[Dict[int, str]] = None
               ) -> List[Union[str, Face]]:
-    """WebQQ content pieces (``messages.encode_content`` takes them) for ``segments``.
+    """WebQQ content pieces (``encode_content`` takes them) for ``segments``.
 
     Args:
         names: QQ number -> display name, for ``at`` segments (else the number).

@@ -29,7 +29,7 @@ from webqq.client.client import SendStatus, State
 from webqq.http.retry import backoff_delay
 from webqq.onebot import mapping as onebot
 from webqq.onebot.store import PENDING, Store, StoreUnavailable, move_aside
-from webqq.qq.messages import Face, content_text
+from webqq.qq import Face, content_text
 
 __all__ = ["Outbound", "import_saved_outbox", "PLUGIN_CHATS", "PRUNE_INTERVAL"]
 

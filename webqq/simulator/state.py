@@ -12,7 +12,7 @@ Life of an account (PROTOCOL.md §1.2, §1.5):
 
 * ``/check`` issues a challenge bound to a cookie: ``ptvfsession`` with a ``!XYZ`` code,
   or (captcha) ``/getimage`` binds the drawn code to ``verifysession``.
-* ``/login`` consumes the challenge, checks ``p`` with ``webqq.protocol.encrypt_password``
+* ``/login`` consumes the challenge, checks ``p`` with ``webqq.qq.encrypt_password``
   and grants cookies (``skey``, ``ptwebqq``; Era B also ``p_skey`` at ``check_sig``).
 * ``login2`` turns a grant into a ``Session`` (clientid, psessionid, vfwebqq). The same
   clientid relinks the session (new tokens, same queue); another clientid kicks it.
@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 from tornado.concurrent import Future, future_set_result_unless_cancelled
 
-from webqq.qq.protocol import encrypt_password, friends_hash
+from webqq.qq import encrypt_password, friends_hash
 
 from . import wire
 from .captcha import ALPHABET, render_jpeg

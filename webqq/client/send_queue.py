@@ -1,8 +1,10 @@
-"""The outbound queue: one message at a time, a minimum interval apart, in order.
+"""The send queue: one message at a time, a minimum interval apart, in order.
 
-outbox: scheduling only. It never builds a request or touches the network: the client
-hands it a ``transmit(message, part, done)`` function that sends one part and later calls
-``done(outcome, retcode=None, error="")``. Every delay is an ``IOLoop.call_later``.
+send_queue: the client's in-memory FIFO of ``OutgoingMessage`` (not the daemon's durable
+queue, nor the OneBot API's). Scheduling only: it never builds a request or touches the
+network; its owner (``sending.Transmitter``) hands it a ``transmit(message, part, done)``
+function that sends one part and later calls ``done(outcome, retcode=None, error="")``.
+Every delay is an ``IOLoop.call_later``.
 
 Why one queue: the 2013 server silently dropped messages sent less than ~0.5 s apart or
 repeated quickly (PROTOCOL.md §6.3), so all sends of a session share one clock; a single
@@ -18,11 +20,11 @@ from typing import Any, Callable, Deque, List, Optional, Tuple
 from tornado.concurrent import Future
 from tornado.ioloop import IOLoop
 
-from webqq.qq.messages import Outgoing
+from webqq.qq import Outgoing
 
-__all__ = ["SendStatus", "Outcome", "OutgoingMessage", "Outbox"]
+__all__ = ["SendStatus", "Outcome", "OutgoingMessage", "SendQueue"]
 
-log = logging.getLogger("webqq.outbox")
+log = logging.getLogger("webqq.send_queue")
 
 
 class SendStatus(enum.Enum):
@@ -48,7 +50,7 @@ class OutgoingMessage:
     Attributes:
         id: a number unique within the client, in the order messages were asked for.
         chat: ``"buddy"``, ``"group"``, ``"discussion"`` or ``"session"``.
-        target: how the client finds the recipient (see ``WebQQClient._resolve``).
+        target: how the client finds the recipient (see ``Transmitter._resolve``).
         text: the whole text (faces as ``[face:N]``).
         parts: what is actually sent, in order: texts, or lists of texts and faces.
         status: a ``SendStatus``.
@@ -81,7 +83,7 @@ class OutgoingMessage:
 Transmit = Callable[[OutgoingMessage, str, Callable[..., None]], None]
 
 
-class Outbox:
+class SendQueue:
     """Sends queued messages one part at a time while ``can_send()`` is true.
 
     Args:
@@ -130,7 +132,7 @@ class Outbox:
             parts: List[Outgoing]) -> OutgoingMessage:
         """Queue a message and return its handle; the queue starts on its own."""
         if self._closed:
-            raise RuntimeError("the outbox is closed")
+            raise RuntimeError("the send queue is closed")
         now = self.io_loop.time()
         message = OutgoingMessage(id=self._next_id, chat=chat, target=target, text=text,
                                   parts=parts, queued_at=now, deadline=now + self.ttl)

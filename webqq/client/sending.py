@@ -1,0 +1,319 @@
+"""Sending: from ``send_buddy(qq, text)`` to the server's answer for each part.
+
+sending: ``Transmitter``, the client's sending half. It owns the ``SendQueue`` (order,
+pacing, time to live, results), the message counter (``msg_id``) and the temporary
+session signatures, and carries each part through its life: resolve the target in the
+contacts, fetch a session signature if needed, build the request with
+``webqq.qq``, send it through the client's ``HTTPStream``, classify the answer.
+It never changes the client's state and never opens a socket; it never repeats a part
+whose fate is unknown (the server may have delivered it).
+
+The life of a message::
+
+    send_buddy(20001, "hi")   key ("qq", 20001); the text split into parts
+      -> SendQueue.put        queued; paced; waits while the client is not online
+      -> _transmit            resolve the key to a uin; [get_c2c_msg_sig2 for a session]
+      -> _send_part           msg_id + 1; Transmitting (first part); POST send_buddy_msg2
+      -> _on_sent             SENT, FAILED (retcode), AMBIGUOUS, or NOT_SENT (sent again)
+      -> SendQueue            the next part, or the message's end: SendFinished
+
+How it meets the client: a few callables, and the client's ``Link`` read at each send::
+
+    Transmitter(stream, link, contacts=lambda: client.contacts,
+                epoch=lambda: client._epoch, can_send=lambda: client is ONLINE,
+                emit=client._emit,           # Transmitting, SendFinished
+                save=client._save_session,   # the msg_id block is spent: save a new one
+                renew=client._renew_link)    # renew(epoch, "login"|"relink", reason)
+
+The client opens the queue at ``start()`` (``open``), closes it at ``stop()``
+(``close``: queued messages fail), wakes it when it comes online (``wake``), and forgets
+the signatures at each new login (``forget``). ``renew`` asks for a new session when a
+send found the old one dead; the client ignores it when ``epoch`` is stale.
+"""
+import logging
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from tornado.ioloop import IOLoop
+
+from webqq.client.contacts import Contacts, Discussion, Friend, Group
+from webqq.client.events import ClientEvent, MessageReceived, SendFinished, Transmitting
+from webqq.client.login import Link
+from webqq.client.send_queue import Outcome, OutgoingMessage, SendQueue
+from webqq.http.errors import HTTPStreamError
+from webqq.http.stream import HTTPStream, Response, RetryPolicy
+from webqq.qq import (Outgoing, ProtocolError, QQRetcode, RetcodeError, build_c2c_sig,
+                      build_send_buddy, build_send_discussion, build_send_group,
+                      build_send_session, content_text, parse_c2c_sig, parse_send,
+                      split_content)
+
+__all__ = ["Transmitter", "MSG_ID_BLOCK"]
+
+log = logging.getLogger("webqq.client")
+
+# msg_ids reserved per save of the session (see Transmitter.reserve): one small file
+# write per thousand messages.
+MSG_ID_BLOCK = 1000
+# A send is repeated as it was (same msg_id, same content) when its answer is lost or
+# the server answers 502/503/504/429: the server takes an exact repeat for the same
+# message (§6.2), so it cannot show twice, and a message is not lost to a
+# passing fault. Short backoff: the resend must come while the server remembers.
+_SEND_RETRY = RetryPolicy(idempotent=True, attempts=4, backoff=0.5, backoff_max=4.0)
+# Send retcodes that mean the session is gone: renew it, then send again once (§5).
+_SESSION_GONE = {QQRetcode.LOGIN_EXPIRED, QQRetcode.SESSION_GONE, QQRetcode.VFWEBQQ_EXPIRED,
+                 QQRetcode.CREDENTIALS_EXPIRED, QQRetcode.NO_COOKIE}
+
+Done = Callable[..., None]
+
+
+class Transmitter:
+    """The sending half of a ``WebQQClient`` (see the module doc for the wiring).
+
+    Args:
+        stream: the client's ``HTTPStream``.
+        link: the client's ``Link`` (clientid, psessionid), read at each send.
+        contacts: the client's current ``Contacts`` (replaced whole on each refresh).
+        epoch: the client's current epoch; a send remembers the one it went out in.
+        can_send: true while the client is online; the queue waits otherwise.
+        emit: how ``Transmitting`` and ``SendFinished`` events reach the listeners.
+        save: save the session now; called when ``msg_id`` reaches the saved block's
+            end, and expected to call ``reserve()``.
+        renew: ``renew(epoch, step, reason)``: the session a send used is dead
+            (``step`` ``"login"``: refused by the server) or unreachable (``"relink"``).
+        interval: seconds between two sends at least.
+        ttl: seconds a queued message may wait for the client to be online.
+        max_text: characters per message part; longer texts are split.
+        clock: wall-clock seconds, for the protocol's ``t`` stamps.
+        msg_id: the counter's first value (random, so two logins rarely collide).
+
+    Attributes:
+        queue: the ``SendQueue``; a new one at each ``open()`` after a ``close()``.
+        msg_id: the last message counter value used.
+    """
+
+    def __init__(self, stream: HTTPStream, link: Link, *, contacts: Callable[[], Contacts],
+                 epoch: Callable[[], int], can_send: Callable[[], bool],
+                 emit: Callable[[ClientEvent], None], save: Callable[[], None],
+                 renew: Callable[[int, str, str], None], interval: float, ttl: float,
+                 max_text: int, clock: Callable[[], float], msg_id: int) -> None:
+        self.stream = stream
+        self.io_loop: IOLoop = stream.io_loop
+        self.link = link
+        self.interval, self.ttl, self.max_text = interval, ttl, max_text
+        self.clock = clock
+        self.msg_id = msg_id
+        self._reserved = msg_id              # the saved session resumes at this id
+        self._contacts = contacts
+        self._epoch = epoch
+        self._can_send = can_send
+        self._emit = emit
+        self._save = save
+        self._renew = renew
+        self._c2c_sigs: Dict[Tuple[int, int], str] = {}   # (via_id, uin) -> group_sig
+        self.queue = self._new_queue()
+        self.queue.close()                   # until the client starts
+
+    def _new_queue(self) -> SendQueue:
+        return SendQueue(self.io_loop, self._transmit, self._can_send,
+                         lambda message: self._emit(SendFinished(message)),
+                         interval=self.interval, ttl=self.ttl)
+
+    # -- the client's controls -----------------------------------------------------------
+
+    def open(self) -> None:
+        """Accept messages again (``start()``): a new queue if the old one was closed."""
+        if self.queue.closed:
+            self.queue = self._new_queue()
+
+    def close(self, reason: str) -> None:
+        """Fail every queued message with ``reason`` (the one on the wire: ambiguous)."""
+        self.queue.close(reason)
+
+    def wake(self) -> None:
+        """The client came online: look at the queue again."""
+        self.queue.wake()
+
+    def forget(self) -> None:
+        """A new login: the temporary session signatures of the old one are void."""
+        self._c2c_sigs.clear()
+
+    def reserve(self) -> int:
+        """The end of a new block of msg_ids, for the session file to hold instead of
+        the last id used: a session resumed after a crash then starts past every id this
+        one may have sent, since the server drops a known id with the same text as a
+        repeat."""
+        self._reserved = self.msg_id + MSG_ID_BLOCK
+        return self._reserved
+
+    def resume_at(self, msg_id: int) -> None:
+        """Continue the counter of a restored session from its saved block's end."""
+        self.msg_id = self._reserved = msg_id
+
+    # -- asking for a send ---------------------------------------------------------------
+
+    def send_buddy(self, friend: Any, text: Outgoing) -> OutgoingMessage:
+        """Queue a message to a friend.
+
+        Args:
+            friend: a QQ number (int), a nick or remark name (str), or a ``Friend``.
+            text: the text, or a sequence of texts and ``Face`` pieces; split
+                into parts of ``max_text`` characters (a face counts one) if longer.
+
+        Returns:
+            The ``OutgoingMessage``; await ``.done`` or listen for ``"sent"`` events.
+            An unknown friend fails when its turn comes (``error`` says so); while the
+            client is not online the message waits, ``ttl`` seconds at most.
+
+        Raises:
+            ValueError: an empty text. RuntimeError: the client is stopped.
+        """
+        key = ("uin", friend.uin) if isinstance(friend, Friend) else \
+            ("name", friend) if isinstance(friend, str) else ("qq", int(friend))
+        return self._put("buddy", key, text)
+
+    def send_group(self, group: Any, text: Outgoing) -> OutgoingMessage:
+        """Queue a message to a group: its public number (int), name (str) or ``Group``."""
+        key = ("gid", group.gid) if isinstance(group, Group) else \
+            ("name", group) if isinstance(group, str) else ("number", int(group))
+        return self._put("group", key, text)
+
+    def send_discussion(self, discussion: Any, text: Outgoing) -> OutgoingMessage:
+        """Queue a message to a discussion: its did (int), name (str) or ``Discussion``."""
+        key = ("did", discussion.did) if isinstance(discussion, Discussion) else \
+            ("name", discussion) if isinstance(discussion, str) else ("did", int(discussion))
+        return self._put("discussion", key, text)
+
+    def send_session(self, uin: int, text: Outgoing, *, via_id: int,
+                     service_type: int = 0) -> OutgoingMessage:
+        """Queue a temporary-session message to ``uin`` met in group or discussion
+        ``via_id`` (``SessionMessage.via_id``; ``service_type`` 0 group, 1 discussion)."""
+        return self._put("session", ("uin", (uin, via_id, service_type)), text)
+
+    def reply(self, event: MessageReceived, text: Outgoing) -> OutgoingMessage:
+        """Answer a ``MessageReceived`` in its own chat (to the sender for buddy and
+        session messages, to the group or discussion otherwise)."""
+        message = event.message
+        if event.chat == "buddy":
+            return self._put("buddy", ("uin", message.from_uin), text)
+        if event.chat == "group":
+            return self._put("group", ("gid", message.gid), text)
+        if event.chat == "discussion":
+            return self._put("discussion", ("did", message.did), text)
+        return self.send_session(message.from_uin, text, via_id=message.via_id,
+                                 service_type=message.service_type)
+
+    def _put(self, chat: str, key: Tuple[str, Any],
+             content: Outgoing) -> OutgoingMessage:
+        parts = split_content(content, self.max_text)
+        if not parts:
+            raise ValueError("cannot send an empty message")
+        if self.queue.closed:
+            raise RuntimeError("the client is stopped")
+        return self.queue.put(chat, key, content_text(content), parts)
+
+    # -- one part's life: resolve, [signature], send, classify ---------------------------
+
+    def _resolve(self, chat: str, key: Tuple[str, Any]) -> Optional[int]:
+        """The wire id (uin, gid or did) of a queued message's target, now."""
+        by, value = key
+        contacts = self._contacts()
+        if chat == "buddy":
+            found = contacts.friend(**{by: value})
+            return found.uin if found else value if by == "uin" else None
+        if chat == "group":
+            found = contacts.group(**{by: value})
+            return found.gid if found else value if by == "gid" else None
+        if chat == "discussion":
+            found = contacts.discussion(**{by: value})
+            return found.did if found else value if by == "did" else None
+        return value[0]
+
+    def _transmit(self, message: OutgoingMessage, part: str, done: Done) -> None:
+        """Send one part (the queue's ``transmit``); ``done(outcome, ...)`` follows once."""
+        to = self._resolve(message.chat, message.target)
+        if to is None:
+            done(Outcome.FAILED, error="unknown %s %r" % (message.chat, message.target[1]))
+            return
+        epoch = self._epoch()
+        if message.chat == "session":
+            _uin, via_id, service_type = message.target[1]
+            sig = self._c2c_sigs.get((via_id, to))
+            if sig is None:
+                request = build_c2c_sig(
+                    via_id, to, service_type=service_type, clientid=self.link.clientid,
+                    psessionid=self.link.psessionid, t=int(self.clock() * 1000))
+                self.stream.add_request(
+                    request, lambda r: self._on_c2c_sig(r, message, part, to, done),
+                    errback=lambda _r, e: self._send_failed(epoch, e, done, sent=False))
+                return
+        self._send_part(message, part, to, done)
+
+    def _on_c2c_sig(self, response: Response, message: OutgoingMessage, part: str,
+                    to: int, done: Done) -> None:
+        try:
+            sig = parse_c2c_sig(response.read())
+        except ProtocolError as exc:
+            done(Outcome.FAILED, retcode=getattr(exc, "retcode", None), error=str(exc))
+            return
+        self._c2c_sigs[(message.target[1][1], to)] = sig.group_sig
+        self._send_part(message, part, to, done)
+
+    def _send_part(self, message: OutgoingMessage, part: str, to: int, done: Done) -> None:
+        self.msg_id += 1
+        if self.msg_id >= self._reserved:
+            self._save()                     # reserve the next block first
+        ids = dict(msg_id=self.msg_id, clientid=self.link.clientid,
+                   psessionid=self.link.psessionid)
+        if message.chat == "buddy":
+            request = build_send_buddy(to, part, **ids)
+        elif message.chat == "group":
+            request = build_send_group(to, part, **ids)
+        elif message.chat == "discussion":
+            request = build_send_discussion(to, part, **ids)
+        else:
+            _uin, via_id, service_type = message.target[1]
+            request = build_send_session(
+                to, part, group_sig=self._c2c_sigs[(via_id, to)],
+                service_type=service_type, **ids)
+        if message.next_part == 0:
+            self._emit(Transmitting(message))
+        epoch = self._epoch()
+        self.stream.add_request(
+            request, lambda r: self._on_sent(epoch, r, message, done),
+            errback=lambda _r, e: self._send_failed(epoch, e, done, sent=True),
+            retry=_SEND_RETRY)
+
+    def _on_sent(self, epoch: int, response: Response, message: OutgoingMessage,
+                 done: Done) -> None:
+        if response.status != 200:
+            done(Outcome.AMBIGUOUS, error="HTTP %d" % response.status)
+            return
+        try:
+            parse_send(response.read())
+        except RetcodeError as exc:
+            if exc.retcode in _SESSION_GONE and not message.retried:
+                # Refused, so not delivered: renew the session and send it again once.
+                message.retried = True
+                self._renew(epoch, "login", "send answered %d" % exc.retcode)
+                done(Outcome.NOT_SENT)
+                return
+            done(Outcome.FAILED, retcode=int(exc.retcode), error=exc.errmsg)
+            return
+        except ProtocolError as exc:
+            done(Outcome.AMBIGUOUS, error=str(exc))
+            return
+        done(Outcome.SENT)
+
+    def _send_failed(self, epoch: int, error: HTTPStreamError, done: Done,
+                     sent: bool) -> None:
+        """A send that failed for good: nothing left if it never connected (it goes out
+        again after recovery); otherwise its fate is unknown, and it is not repeated."""
+        if error.certainly_unprocessed or not sent:
+            self._renew(epoch, "relink", "send could not connect: %s" % describe(error))
+            done(Outcome.NOT_SENT)
+        else:
+            done(Outcome.AMBIGUOUS, error=describe(error))
+
+
+def describe(error: Exception) -> str:
+    """``"ConnectError: ..."``: an error's class and message, for logs and results."""
+    return "%s: %s" % (error.__class__.__name__, error)

@@ -1,0 +1,612 @@
+"""One function per request of the WebQQ session: ``build_<endpoint>(...) -> Request``.
+
+builders: no I/O. Each returns a new ``urllib.request.Request`` (method, URL with the
+query in the documented order, an ``application/x-www-form-urlencoded`` body with a JSON
+``r`` field, plus ``clientid``/``psessionid`` on ``channel`` POSTs, and the Referer/Origin
+headers of §0.5) and keeps no state. Must never read the clock or draw a random number:
+timestamps, random floats, ``clientid`` and ``msg_id`` are arguments. Era A (spring
+2013) is the default; ``era=Era.B`` adds ``login_sig`` and friends. A builder raises
+``ValueError`` for an argument outside the protocol (an unknown status, an Era B login
+without ``login_sig``). The order of a session is §1.2; each reply is read by the
+``parse_<endpoint>`` its docstring names.
+"""
+import json
+import urllib.parse
+from typing import Any, Dict, Optional, Sequence, Tuple
+from urllib.request import Request
+
+from webqq.qq.content import DEFAULT_FONT, Font, Outgoing, encode_content
+from webqq.qq.kinds import Era
+
+__all__ = [
+    "APPID", "D_REFERER", "D_REFERER3", "D_REFERER_SSL", "S_REFERER", "S_REFERER3",
+    "D_ORIGIN", "S_ORIGIN", "LOGIN_UI_REFERER_A", "LOGIN_UI_REFERER_B", "STATUSES",
+    "WEBQQ_TYPE_ONLINE", "WEBQQ_TYPE_HIDDEN", "DEFAULT_FACE",
+    "build_login_page", "build_check", "build_captcha", "build_login", "build_check_sig",
+    "build_login2", "build_friends", "build_groups", "build_group_info",
+    "build_discussions", "build_discussion_info", "build_friend_uin",
+    "build_online_buddies", "build_poll", "build_heartbeat", "build_send_buddy",
+    "build_send_group", "build_send_discussion", "build_c2c_sig", "build_send_session",
+    "build_change_status", "build_logout", "build_allow_and_add",
+    "build_allow_added_request", "build_deny_added_request",
+]
+
+
+# --- constants (§0.5, §1.1) --------------------------------------------------------------
+
+APPID = 1003903  # WebQQ's application id at ptlogin2
+
+D_REFERER = "http://d.web2.qq.com/proxy.html?v=20110331002&callback=1&id=2"
+D_REFERER3 = "http://d.web2.qq.com/proxy.html?v=20110331002&callback=1&id=3"
+D_REFERER_SSL = "https://d.web2.qq.com/cfproxy.html?v=20110331002&callback=1"
+S_REFERER = "http://s.web2.qq.com/proxy.html?v=20110412001&callback=1&id=1"
+S_REFERER3 = "http://s.web2.qq.com/proxy.html?v=20110412001&callback=1&id=3"
+D_ORIGIN = "http://d.web2.qq.com"
+S_ORIGIN = "http://s.web2.qq.com"
+LOGIN_UI_REFERER_B = (
+    "https://ui.ptlogin2.qq.com/cgi-bin/login?daid=164&target=self&style=5"
+    "&mibao_css=m_webqq&appid=1003903&enable_qlogin=0&no_verifyimg=1"
+    "&s_url=http%3A%2F%2Fweb2.qq.com%2Floginproxy.html&f_url=loginerroralert"
+    "&strong_login=1&login_state=10&t=20130723001")
+LOGIN_UI_REFERER_A = (
+    "https://ui.ptlogin2.qq.com/cgi-bin/login?target=self&style=5&mibao_css=m_webqq"
+    "&appid=1003903&enable_qlogin=0&no_verifyimg=1"
+    "&s_url=http%3A%2F%2Fweb.qq.com%2Floginproxy.html&f_url=loginerroralert"
+    "&strong_login=1&login_state=10&t=20130221001")
+
+_LOGIN_PAGE_URL = "https://ui.ptlogin2.qq.com/cgi-bin/login"
+_CHECK_URL = "http://check.ptlogin2.qq.com/check"
+_CAPTCHA_URL = "https://ssl.captcha.qq.com/getimage"
+_LOGIN_URL = "https://ssl.ptlogin2.qq.com/login"
+_D = "http://d.web2.qq.com/channel/"
+_S = "http://s.web2.qq.com/api/"
+_HEARTBEAT_URL = "http://web.qq.com/web2/get_msg_tip"
+
+# Statuses of login2, change_status2 and the poll's status changes (§2.7, §2.23).
+STATUSES = ("online", "away", "busy", "silent", "hidden", "callme")
+# login's webqq_type: the status to start in (§2.5).
+WEBQQ_TYPE_ONLINE = 10
+WEBQQ_TYPE_HIDDEN = 40
+# The avatar id sends carry; the server ignores it (§7.12). 564 is PB's.
+DEFAULT_FACE = 564
+# The JS versions the login pages of each era declared (§2.3, §2.5).
+_JS_VER_A = 10021
+_JS_VER_B = 10040
+
+
+
+# --- helpers ---------------------------------------------------------------------------
+#
+# Values that vary per call (random floats, timestamps, counters, session tokens) are
+# arguments; the ones that come from the session are keyword-only, so a clientid is never
+# passed as a msg_id.
+
+def _get(url: str, params: Sequence[Tuple[str, Any]],
+         headers: Optional[Dict[str, str]] = None) -> Request:
+    return Request(url + "?" + urllib.parse.urlencode(params),
+                   headers=headers or {}, method="GET")
+
+
+def _post(url: str, fields: Sequence[Tuple[str, Any]], headers: Dict[str, str]) -> Request:
+    body = urllib.parse.urlencode(fields).encode("ascii")
+    headers = dict(headers, **{"Content-Type": "application/x-www-form-urlencoded"})
+    return Request(url, data=body, headers=headers, method="POST")
+
+
+def _r(value: Dict[str, Any]) -> str:
+    """The JSON text of an ``r`` field: compact, non-ASCII escaped (§0.4)."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _channel_post(path: str, r: Dict[str, Any], *, clientid: int, psessionid: str,
+                  referer: str, psessionid_first: bool = False) -> Request:
+    """A ``d.web2`` POST: ``r`` plus the ``clientid``/``psessionid`` form fields, in that
+    order or, with ``psessionid_first``, reversed as in the ``send_qun_msg2`` capture."""
+    session = [("clientid", clientid), ("psessionid", psessionid)]
+    if psessionid_first:
+        session.reverse()
+    return _post(_D + path, [("r", _r(r))] + session,
+                 {"Referer": referer, "Origin": D_ORIGIN})
+
+
+def _s_post(path: str, r: Dict[str, Any], referer: str) -> Request:
+    return _post(_S + path, [("r", _r(r))], {"Referer": referer, "Origin": S_ORIGIN})
+
+
+def _check_status(status: str) -> str:
+    if status not in STATUSES:
+        raise ValueError("unknown status %r; expected one of %s"
+                         % (status, ", ".join(STATUSES)))
+    return status
+
+
+# --- the requests, in the order of a session -------------------------------------------
+
+def build_login_page() -> Request:
+    """``GET ui.ptlogin2 /cgi-bin/login``: the page carrying ``g_login_sig`` (§2.2, Era B).
+
+    Returns:
+        The request; read its reply with ``parse_login_sig``.
+    """
+    return _get(_LOGIN_PAGE_URL, [
+        ("daid", 164), ("target", "self"), ("style", 5), ("mibao_css", "m_webqq"),
+        ("appid", APPID), ("enable_qlogin", 0), ("no_verifyimg", 1),
+        ("s_url", "http://web2.qq.com/loginproxy.html"), ("f_url", "loginerroralert"),
+        ("strong_login", 1), ("login_state", 10), ("t", 20130723001)])
+
+
+def build_check(qq: int, r: float, *, era: Era = Era.A,
+                login_sig: Optional[str] = None) -> Request:
+    """``GET check.ptlogin2 /check``: does this login need a captcha? (§2.3)
+
+    Args:
+        qq: the account's QQ number.
+        r: a random float in [0, 1).
+        era: ``Era.B`` adds ``u1``, ``login_sig``, ``js_ver``, ``js_type`` and the
+            login-page Referer.
+        login_sig: Era B: the value of ``parse_login_sig``.
+
+    Returns:
+        The request; read its reply with ``parse_check``.
+
+    Raises:
+        ValueError: ``era`` is B and ``login_sig`` is missing.
+    """
+    params = [("uin", qq), ("appid", APPID), ("r", r)]
+    if era is Era.A:
+        return _get(_CHECK_URL, params)
+    if not login_sig:
+        raise ValueError("an Era B check needs the login_sig of the login page")
+    params += [("u1", "http://web2.qq.com/loginproxy.html"), ("login_sig", login_sig),
+               ("js_ver", _JS_VER_B), ("js_type", 0)]
+    return _get(_CHECK_URL, params, {"Referer": LOGIN_UI_REFERER_B})
+
+
+def build_captcha(qq: int, r: float, *, vc_type: Optional[str] = None) -> Request:
+    """``GET ssl.captcha /getimage``: the captcha picture (§2.4).
+
+    Args:
+        qq: the account's QQ number.
+        r: a random float in [0, 1).
+        vc_type: the token of ``CheckResult.code``, sent by some clients; optional.
+
+    Returns:
+        The request; its reply body is the image itself (JPEG) and it sets the
+        ``verifysession`` cookie that ``login`` needs.
+    """
+    params = [("aid", APPID), ("r", r), ("uin", qq)]
+    if vc_type is not None:
+        params.append(("vc_type", vc_type))
+    return _get(_CAPTCHA_URL, params)
+
+
+def build_login(qq: int, encrypted_password: str, verifycode: str, *, era: Era = Era.A,
+                login_sig: Optional[str] = None, after_captcha: bool = False,
+                webqq_type: int = WEBQQ_TYPE_ONLINE) -> Request:
+    """``GET ssl.ptlogin2 /login``: check the password (§2.5).
+
+    Era A sends PB@54b74d7's parameters in its order; Era B inserts ``daid=164`` after
+    ``ptlang`` and ``action=4-5-8246`` after ``fp``, uses ``js_ver=10040`` and the
+    ``loginproxy`` ``u1``, appends ``login_sig`` and sends the login page as Referer.
+
+    Args:
+        qq: the account's QQ number.
+        encrypted_password: ``encrypt_password(password, uin_bytes, verifycode)``.
+        verifycode: the code of ``parse_check`` or the captcha answer, as typed.
+        era: ``Era.A`` (default) or ``Era.B``.
+        login_sig: Era B: the value of ``parse_login_sig``.
+        after_captcha: Era A: send ``LOGIN_UI_REFERER_A`` as PB did after a captcha.
+        webqq_type: the initial status, ``WEBQQ_TYPE_ONLINE`` or ``WEBQQ_TYPE_HIDDEN``.
+
+    Returns:
+        The request; read its reply with ``parse_login``.
+
+    Raises:
+        ValueError: ``era`` is B and ``login_sig`` is missing.
+    """
+    if era is Era.B and not login_sig:
+        raise ValueError("an Era B login needs the login_sig of the login page")
+    era_b = era is Era.B
+    u1 = ("http://www.qq.com/loginproxy.html?login2qq=1&webqq_type=10" if era_b
+          else "http://www.qq.com")
+    params = [("u", qq), ("p", encrypted_password), ("verifycode", verifycode),
+              ("webqq_type", webqq_type), ("remember_uin", 1), ("login2qq", 1),
+              ("aid", APPID), ("u1", u1), ("h", 1), ("ptredirect", 0), ("ptlang", 2052)]
+    params += [("daid", 164)] if era_b else []
+    params += [("from_ui", 1), ("pttype", 1), ("dumy", ""), ("fp", "loginerroralert")]
+    params += [("action", "4-5-8246")] if era_b else []
+    params += [("mibao_css", "m_webqq"), ("t", 1), ("g", 1), ("js_type", 0),
+               ("js_ver", _JS_VER_B if era_b else _JS_VER_A)]
+    params += [("login_sig", login_sig)] if era_b else []
+    if era_b:
+        headers = {"Referer": LOGIN_UI_REFERER_B}
+    elif after_captcha:
+        headers = {"Referer": LOGIN_UI_REFERER_A}
+    else:
+        headers = {}
+    return _get(_LOGIN_URL, params, headers)
+
+
+def build_check_sig(url: str) -> Request:
+    """``GET ptlogin4.web2 /check_sig``: the Era B hop that sets ``p_skey`` (§2.6).
+
+    Args:
+        url: ``LoginResult.check_sig_url``, fetched as is.
+
+    Returns:
+        The request; the reply is a 302 whose cookies matter, its body does not.
+
+    Raises:
+        ValueError: ``url`` is not an http(s) URL.
+    """
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError("check_sig URL must be http(s): %r" % url[:80])
+    return Request(url, headers={"Referer": LOGIN_UI_REFERER_B}, method="GET")
+
+
+def build_login2(ptwebqq: str, *, clientid: int, status: str = "online",
+                 psessionid: Optional[str] = None) -> Request:
+    """``POST d.web2 /channel/login2``: open the chat session, or relink it (§2.7).
+
+    Args:
+        ptwebqq: the current value of the ``ptwebqq`` cookie.
+        clientid: this login's 8-digit client id.
+        status: one of ``STATUSES``.
+        psessionid: None at first login (sent as ``null``); the current one to relink.
+
+    Returns:
+        The request; read its reply with ``parse_login2``.
+
+    Raises:
+        ValueError: unknown ``status``.
+    """
+    r = {"status": _check_status(status), "ptwebqq": ptwebqq, "passwd_sig": "",
+         "clientid": str(clientid), "psessionid": psessionid}
+    return _channel_post("login2", r, clientid=clientid,
+                         psessionid="null" if psessionid is None else psessionid,
+                         referer=D_REFERER3)
+
+
+def build_friends(*, vfwebqq: str, hash_value: Optional[str] = None) -> Request:
+    """``POST s.web2 /api/get_user_friends2``: the friend list (§2.8).
+
+    Args:
+        vfwebqq: from ``Login2Result``.
+        hash_value: ``friends_hash(qq, ptwebqq, variant)``; None sends PB's Era A
+            request, which has no ``hash``.
+
+    Returns:
+        The request; read its reply with ``parse_friends``.
+    """
+    r = {"h": "hello"}
+    if hash_value is not None:
+        r["hash"] = hash_value
+    r["vfwebqq"] = vfwebqq
+    return _s_post("get_user_friends2", r, S_REFERER)
+
+
+def build_groups(*, vfwebqq: str) -> Request:
+    """``POST s.web2 /api/get_group_name_list_mask2``: the group list (§2.9).
+
+    Args:
+        vfwebqq: from ``Login2Result``.
+
+    Returns:
+        The request; read its reply with ``parse_groups``.
+    """
+    return _s_post("get_group_name_list_mask2", {"vfwebqq": vfwebqq}, S_REFERER)
+
+
+def build_group_info(code: int, *, vfwebqq: str, t: int) -> Request:
+    """``GET s.web2 /api/get_group_info_ext2``: a group's members and cards (§2.10).
+
+    Args:
+        code: the group's code (``Group.code``, poll ``group_code``), not its gid.
+        vfwebqq: from ``Login2Result``.
+        t: a timestamp (PB: unix seconds; not checked).
+
+    Returns:
+        The request; read its reply with ``parse_group_info``.
+    """
+    return _get(_S + "get_group_info_ext2",
+                [("gcode", code), ("vfwebqq", vfwebqq), ("t", t)], {"Referer": D_REFERER3})
+
+
+def build_discussions(*, clientid: int, psessionid: str, vfwebqq: str, t: int) -> Request:
+    """``GET s.web2 /api/get_discus_list``: the discussion groups (§2.11; the May 2013
+    URL, not ``get_discu_list_new2``).
+
+    Args:
+        clientid: this login's client id.
+        psessionid: from ``Login2Result``.
+        vfwebqq: from ``Login2Result``.
+        t: a timestamp in unix milliseconds (not checked).
+
+    Returns:
+        The request; read its reply with ``parse_discussions``.
+    """
+    return _get(_S + "get_discus_list",
+                [("clientid", clientid), ("psessionid", psessionid), ("vfwebqq", vfwebqq),
+                 ("t", t)], {"Referer": S_REFERER})
+
+
+def build_discussion_info(did: int, *, clientid: int, psessionid: str, vfwebqq: str,
+                          t: int) -> Request:
+    """``GET d.web2 /channel/get_discu_info``: a discussion's members (§2.12).
+
+    Args:
+        did: the discussion id.
+        clientid: this login's client id.
+        psessionid: from ``Login2Result``.
+        vfwebqq: from ``Login2Result``.
+        t: a timestamp in unix milliseconds (not checked).
+
+    Returns:
+        The request; read its reply with ``parse_discussion_info``.
+    """
+    return _get(_D + "get_discu_info",
+                [("did", did), ("clientid", clientid), ("psessionid", psessionid),
+                 ("vfwebqq", vfwebqq), ("t", t)], {"Referer": D_REFERER})
+
+
+def build_friend_uin(uin: int, *, vfwebqq: str, t: int, lookup_type: int = 1) -> Request:
+    """``GET s.web2 /api/get_friend_uin2``: the QQ number behind a uin (§2.13).
+
+    Ask one at a time: MC warns that parallel lookups get an account black-listed.
+
+    Args:
+        uin: a friend's or member's uin, or a group code.
+        vfwebqq: from ``Login2Result``.
+        t: a timestamp in unix milliseconds (not checked).
+        lookup_type: ``1`` for a user (TW), ``4`` for a group code.
+
+    Returns:
+        The request; read its reply with ``parse_friend_uin``.
+    """
+    return _get(_S + "get_friend_uin2",
+                [("tuin", uin), ("verifysession", ""), ("type", lookup_type), ("code", ""),
+                 ("vfwebqq", vfwebqq), ("t", t)], {"Referer": S_REFERER3})
+
+
+def build_online_buddies(*, clientid: int, psessionid: str, t: int) -> Request:
+    """``GET d.web2 /channel/get_online_buddies2``: which friends are online (§2.15).
+
+    Args:
+        clientid: this login's client id.
+        psessionid: from ``Login2Result``.
+        t: a timestamp in unix milliseconds (not checked).
+
+    Returns:
+        The request; read its reply with ``parse_online_buddies``.
+    """
+    return _get(_D + "get_online_buddies2",
+                [("clientid", clientid), ("psessionid", psessionid), ("t", t)],
+                {"Referer": D_REFERER})
+
+
+def build_poll(*, clientid: int, psessionid: str) -> Request:
+    """``POST d.web2 /channel/poll2``: the long poll (§2.16); issue it again after
+    every reply.
+
+    Args:
+        clientid: this login's client id.
+        psessionid: from ``Login2Result``.
+
+    Returns:
+        The request; read its reply with ``parse_poll``.
+    """
+    r = {"clientid": clientid, "psessionid": psessionid, "key": 0, "ids": []}
+    return _channel_post("poll2", r, clientid=clientid, psessionid=psessionid,
+                         referer=D_REFERER)
+
+
+def build_heartbeat(*, rc: int, t: int, lv: int = 2) -> Request:
+    """``GET web.qq.com /web2/get_msg_tip``: the 60-second heartbeat (§2.17).
+
+    No source sends a Referer with it, and none reads the reply.
+
+    Args:
+        rc: a counter, increased by one per beat.
+        t: a timestamp in unix milliseconds.
+        lv: ``2`` (PB, spring 2013) or ``3``.
+
+    Returns:
+        The request; ``parse_heartbeat`` reads its reply, failures are harmless.
+    """
+    return _get(_HEARTBEAT_URL, [("uin", ""), ("tp", 1), ("id", 0), ("retype", 1),
+                                 ("rc", rc), ("lv", lv), ("t", t)])
+
+
+def build_send_buddy(to_uin: int, content: Outgoing, *, msg_id: int, clientid: int,
+                     psessionid: str, font: Font = DEFAULT_FONT,
+                     face: int = DEFAULT_FACE) -> Request:
+    """``POST d.web2 /channel/send_buddy_msg2``: message a friend (§2.18, §6).
+
+    Args:
+        to_uin: the friend's uin (``BuddyMessage.from_uin``).
+        content: a text, or texts and ``Face`` pieces; split long texts first with
+            ``split_content``.
+        msg_id: the next value of this login's message counter (§6.2).
+        clientid: this login's client id.
+        psessionid: from ``Login2Result``.
+        font: the font the recipient sees.
+        face: our avatar id (ignored by the server).
+
+    Returns:
+        The request; read its reply with ``parse_send``.
+    """
+    r = {"to": to_uin, "face": face, "content": encode_content(content, font),
+         "msg_id": msg_id, "clientid": clientid, "psessionid": psessionid}
+    return _channel_post("send_buddy_msg2", r, clientid=clientid, psessionid=psessionid,
+                         referer=D_REFERER3)
+
+
+def build_send_group(gid: int, content: Outgoing, *, msg_id: int, clientid: int,
+                     psessionid: str, font: Font = DEFAULT_FONT) -> Request:
+    """``POST d.web2 /channel/send_qun_msg2``: message a group (§2.19, §6).
+
+    Args:
+        gid: the group's gid (``GroupMessage.gid``, ``Group.gid``), not its code.
+        content: a text, or texts and ``Face`` pieces.
+        msg_id: the next value of this login's message counter (§6.2).
+        clientid: this login's client id.
+        psessionid: from ``Login2Result``.
+        font: the font the members see.
+
+    Returns:
+        The request; read its reply with ``parse_send``.
+    """
+    r = {"group_uin": gid, "content": encode_content(content, font),
+         "msg_id": msg_id, "clientid": clientid, "psessionid": psessionid}
+    return _channel_post("send_qun_msg2", r, clientid=clientid, psessionid=psessionid,
+                         referer=D_REFERER3, psessionid_first=True)
+
+
+def build_send_discussion(did: int, content: Outgoing, *, msg_id: int, clientid: int,
+                          psessionid: str, font: Font = DEFAULT_FONT) -> Request:
+    """``POST d.web2 /channel/send_discu_msg2``: message a discussion (§2.22, §6).
+
+    Args:
+        did: the discussion id (sent as a JSON string, as in the 2013 samples).
+        content: a text, or texts and ``Face`` pieces.
+        msg_id: the next value of this login's message counter (§6.2).
+        clientid: this login's client id.
+        psessionid: from ``Login2Result``.
+        font: the font the members see.
+
+    Returns:
+        The request; read its reply with ``parse_send``.
+    """
+    r = {"did": str(did), "content": encode_content(content, font),
+         "msg_id": msg_id, "clientid": clientid, "psessionid": psessionid}
+    return _channel_post("send_discu_msg2", r, clientid=clientid, psessionid=psessionid,
+                         referer=D_REFERER)
+
+
+def build_c2c_sig(via_id: int, to_uin: int, *, service_type: int, clientid: int,
+                  psessionid: str, t: int) -> Request:
+    """``GET d.web2 /channel/get_c2cmsg_sig2``: the signature for a temporary session
+    (§2.20). Cache the answer per peer.
+
+    Args:
+        via_id: ``SessionMessage.via_id``, unchanged (a group gid or a did).
+        to_uin: the peer's uin.
+        service_type: ``0`` through a group, ``1`` through a discussion.
+        clientid: this login's client id.
+        psessionid: from ``Login2Result``.
+        t: a timestamp in unix milliseconds.
+
+    Returns:
+        The request; read its reply with ``parse_c2c_sig``.
+    """
+    return _get(_D + "get_c2cmsg_sig2",
+                [("id", via_id), ("to_uin", to_uin), ("service_type", service_type),
+                 ("clientid", clientid), ("psessionid", psessionid), ("t", t)],
+                {"Referer": D_REFERER3})
+
+
+def build_send_session(to_uin: int, content: Outgoing, *, group_sig: str, msg_id: int,
+                       clientid: int, psessionid: str, service_type: int = 0,
+                       font: Font = DEFAULT_FONT, face: int = DEFAULT_FACE) -> Request:
+    """``POST d.web2 /channel/send_sess_msg2``: answer a temporary session (§2.21).
+
+    Args:
+        to_uin: the peer's uin (``SessionMessage.from_uin``).
+        content: a text, or texts and ``Face`` pieces.
+        group_sig: ``C2CSig.group_sig`` for this peer.
+        msg_id: the next value of this login's message counter (§6.2).
+        clientid: this login's client id.
+        psessionid: from ``Login2Result``.
+        service_type: ``SessionMessage.service_type``: 0 group, 1 discussion.
+        font: the font the peer sees.
+        face: our avatar id (ignored by the server).
+
+    Returns:
+        The request; read its reply with ``parse_send``.
+    """
+    r = {"to": to_uin, "group_sig": group_sig, "face": face,
+         "content": encode_content(content, font), "msg_id": msg_id,
+         "service_type": service_type, "clientid": clientid, "psessionid": psessionid}
+    return _channel_post("send_sess_msg2", r, clientid=clientid, psessionid=psessionid,
+                         referer=D_REFERER3)
+
+
+def build_change_status(status: str, *, clientid: int, psessionid: str, t: int) -> Request:
+    """``GET d.web2 /channel/change_status2`` (§2.23).
+
+    Args:
+        status: one of ``STATUSES``.
+        clientid: this login's client id.
+        psessionid: from ``Login2Result``.
+        t: a timestamp in unix milliseconds.
+
+    Returns:
+        The request; read its reply with ``parse_change_status``.
+
+    Raises:
+        ValueError: unknown ``status``.
+    """
+    return _get(_D + "change_status2",
+                [("newstatus", _check_status(status)), ("clientid", clientid),
+                 ("psessionid", psessionid), ("t", t)], {"Referer": D_REFERER})
+
+
+def build_logout(*, clientid: int, psessionid: str, t: int) -> Request:
+    """``GET d.web2 /channel/logout2``: end the session (§2.24).
+
+    Args:
+        clientid: this login's client id.
+        psessionid: from ``Login2Result``.
+        t: a timestamp in unix milliseconds.
+
+    Returns:
+        The request; read its reply with ``parse_logout``.
+    """
+    return _get(_D + "logout2",
+                [("ids", ""), ("clientid", clientid), ("psessionid", psessionid), ("t", t)],
+                {"Referer": D_REFERER})
+
+
+def build_allow_and_add(qq: int, *, vfwebqq: str, category: int = 0,
+                        markname: str = "") -> Request:
+    """``POST s.web2 /api/allow_and_add2``: accept a friend request and add back (§2.25).
+
+    Args:
+        qq: the requester's QQ number (``FriendRequest.qq``).
+        vfwebqq: from ``Login2Result``.
+        category: the friend category to put them in (0: the default).
+        markname: a remark name ("" for none; PB used the QQ number).
+
+    Returns:
+        The request; read its reply with ``parse_friend_request_reply``.
+    """
+    r = {"account": qq, "gid": category, "mname": markname, "vfwebqq": vfwebqq}
+    return _s_post("allow_and_add2", r, S_REFERER3)
+
+
+def build_allow_added_request(qq: int, *, vfwebqq: str) -> Request:
+    """``POST s.web2 /api/allow_added_request2``: accept a friend request only (§2.25).
+
+    Args:
+        qq: the requester's QQ number (``FriendRequest.qq``).
+        vfwebqq: from ``Login2Result``.
+
+    Returns:
+        The request; read its reply with ``parse_friend_request_reply``.
+    """
+    return _s_post("allow_added_request2", {"account": qq, "vfwebqq": vfwebqq}, S_REFERER3)
+
+
+def build_deny_added_request(qq: int, *, vfwebqq: str, reason: str = "") -> Request:
+    """``POST s.web2 /api/deny_added_request2``: refuse a friend request (§2.25).
+
+    Args:
+        qq: the requester's QQ number (``FriendRequest.qq``).
+        vfwebqq: from ``Login2Result``.
+        reason: the note the requester sees.
+
+    Returns:
+        The request; read its reply with ``parse_friend_request_reply``.
+    """
+    r = {"account": qq, "msg": reason, "vfwebqq": vfwebqq}
+    return _s_post("deny_added_request2", r, S_REFERER3)
