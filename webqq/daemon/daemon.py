@@ -100,7 +100,7 @@ def status_path(config: Config) -> Path:
 def saved_outbox_path(config: Config) -> Path:
     """Where versions before the one durable queue saved unsent plugin replies at a
     clean stop; moved into the store at start."""
-    return config.daemon.state_dir / ("outbox-%d.json" % config.account.qq)
+    return config.daemon.state_dir / statedir.saved_outbox_file(config.account.qq)
 
 
 # --- pidfile and status file -----------------------------------------------------------
@@ -721,8 +721,9 @@ class Daemon:
 
     # -- sending (the plugins' send and reply) -----------------------------------------
 
-    def _send(self, chat: str, target: int, text: str) -> int:
-        """The plugins' ``send``: a row of the durable queue. Returns its message_id.
+    def _send(self, chat: str, target: int, text: str) -> Optional[int]:
+        """The plugins' ``send``: a row of the durable queue. Returns its message_id
+        (None while the store cannot be written: the message waits in memory).
 
         Raises ValueError for a chat that cannot be sent to (a temporary session can
         only be replied to) or an empty text."""
@@ -730,9 +731,9 @@ class Daemon:
         self._status_soon()
         return message_id
 
-    def _reply(self, message: Message, text: str) -> int:
+    def _reply(self, message: Message, text: str) -> Optional[int]:
         """The plugins' ``reply``: a row of the durable queue, to the chat ``message``
-        came from. Returns its message_id."""
+        came from. Returns what ``_send`` returns."""
         message_id = self.outbound.reply(message.raw, text)
         self._status_soon()
         return message_id
