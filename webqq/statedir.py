@@ -27,8 +27,7 @@ from pathlib import Path
 from typing import Any, Union
 
 __all__ = ["PIDFILE", "STATUS", "LOG", "TOKEN", "STORE", "session_file", "captcha_file",
-           "saved_outbox_file",
-           "ensure_dir", "atomic_write", "atomic_write_json"]
+           "saved_outbox_file", "ensure_dir", "atomic_write", "atomic_write_json"]
 
 PIDFILE = "webqq.pid"
 STATUS = "status.json"
