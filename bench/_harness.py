@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -23,10 +24,11 @@ import time
 BIN = os.path.dirname(os.path.abspath(sys.executable))
 #: The simulator's built-in world: the bot's account, its password, a friend and a group.
 ACCOUNT, PASSWORD, FRIEND, GROUP, GROUP_MEMBER = 10001, "webqq-demo", 20001, 30001, 20002
-#: Every protocol host (webqq.simulator.app.HTTP_HOSTS / HTTPS_HOSTS) and its port kind.
+#: Every protocol host (webqq.simulator.app.HTTP_HOSTS / TLS_HOSTS) and its port kind;
+#: d.web2.qq.com, served on both ports, goes to the plain one here, as in earlier runs.
 PLAIN_HOSTS = ("check.ptlogin2.qq.com", "ptlogin2.qq.com", "captcha.qq.com",
                "ptlogin4.web2.qq.com", "web2.qq.com", "web.qq.com", "webqq.qq.com",
-               "d.web2.qq.com", "s.web2.qq.com")
+               "www.qq.com", "d.web2.qq.com", "s.web2.qq.com")
 TLS_HOSTS = ("ssl.ptlogin2.qq.com", "ui.ptlogin2.qq.com", "ssl.captcha.qq.com")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 _ONLINE_LINE = re.compile(r"online as \d+ \((logged in|relinked|resumed the saved session)\)")
@@ -97,6 +99,8 @@ class Rig:
         self.seed, self.send_interval, self.poll_hold = seed, send_interval, poll_hold
         self.keep, self.loglevel = keep, loglevel
         self.port = self.tls_port = None
+        # The /_sim/ surface's secret, given to the simulator this rig starts.
+        self.control_token = secrets.token_urlsafe(16)
         self.sim = self.daemon = None
         self._files = []
         self._closed = False
@@ -115,7 +119,8 @@ class Rig:
             if self.port == self.tls_port:
                 continue
             argv = [os.path.join(BIN, "webqq-simulator"), "--port", str(self.port),
-                    "--tls-port", str(self.tls_port), "--seed", str(self.seed)]
+                    "--tls-port", str(self.tls_port), "--seed", str(self.seed),
+                    "--control-token", self.control_token]
             if self.poll_hold is not None:
                 argv += ["--poll-hold", str(self.poll_hold)]
             self.sim = self._spawn(argv, "simulator")
@@ -211,8 +216,10 @@ class Rig:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             payload = None if body is None else json.dumps(body).encode()
-            conn.request(method, "/_sim/%s%s" % (verb, query), body=payload,
-                         headers={"Content-Type": "application/json"} if payload else {})
+            headers = {"X-Sim-Token": self.control_token}
+            if payload:
+                headers["Content-Type"] = "application/json"
+            conn.request(method, "/_sim/%s%s" % (verb, query), body=payload, headers=headers)
             response = conn.getresponse()
             data = response.read()
             try:

@@ -83,18 +83,20 @@ class SimControl:
 
     async def call(self, verb: str, body: Optional[dict] = None) -> Any:
         url = "http://127.0.0.1:%d/_sim/%s" % (self.sim.port, verb)
+        token = {"X-Sim-Token": self.sim.control_token}
         if body is None:
-            request = Request(url, method="GET")
+            request = Request(url, method="GET", headers=token)
         else:
             request = Request(url, data=json.dumps(body).encode(), method="POST",
-                              headers={"Content-Type": "application/json"})
+                              headers=dict(token, **{"Content-Type": "application/json"}))
         response = await self.stream.fetch(request)
         assert response.status == 200, (verb, response.status, response.text)
         return response.json()
 
     async def clear_faults(self) -> None:
         url = "http://127.0.0.1:%d/_sim/fault" % self.sim.port
-        response = await self.stream.fetch(Request(url, method="DELETE"))
+        response = await self.stream.fetch(Request(
+            url, method="DELETE", headers={"X-Sim-Token": self.sim.control_token}))
         assert response.status == 200, response.text
 
     async def say(self, **body) -> Any:

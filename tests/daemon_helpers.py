@@ -9,6 +9,7 @@ simulator must outlive the daemon (a session resumed after SIGKILL).
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from webqq.simulator import CA_FILE
-from webqq.simulator.app import HTTP_HOSTS, HTTPS_HOSTS
+from webqq.simulator.app import HTTP_HOSTS, TLS_HOSTS
 
 #: Seconds any wait of these tests may take before the test fails.
 DEADLINE = 20.0
@@ -143,14 +144,19 @@ def read_status(state_dir: Path) -> Dict[str, Any]:
 
 
 class SimulatorControl:
-    """The ``/_sim/`` surface of a simulator on ``port``."""
+    """The ``/_sim/`` surface of a simulator on ``port``, whose control token is
+    ``token``."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, token: str) -> None:
         self.base = "http://127.0.0.1:%d/_sim/" % port
+        self.token = token
 
     def _call(self, verb: str, body: Optional[dict] = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + verb, data=data)
+        headers = {"X-Sim-Token": self.token}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(self.base + verb, data=data, headers=headers)
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
 
@@ -175,17 +181,23 @@ class SimulatorControl:
 
 
 def daemon_simulator(daemon: Daemon) -> SimulatorControl:
-    """The control surface of a running daemon's embedded simulator."""
-    return SimulatorControl(daemon.wait_online()["simulator"]["port"])
+    """The control surface of a running daemon's embedded simulator (its token is in the
+    line the daemon logs when it starts the simulator)."""
+    port = daemon.wait_online()["simulator"]["port"]
+    found = re.search(r"embedded simulator listening on 127\.0\.0\.1:%d .*control token "
+                      r"(\S+)" % port, daemon.log_text())
+    assert found, "the daemon did not log the embedded simulator's control token"
+    return SimulatorControl(port, found.group(1))
 
 
 class StandaloneSimulator:
     """``webqq-simulator`` in a child process on free ports (outlives a daemon)."""
 
     def __init__(self) -> None:
+        self.token = secrets.token_urlsafe(16)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "webqq.simulator.cli", "--port", "0", "--tls-port", "0",
-             "--poll-hold", "5"],
+             "--poll-hold", "5", "--control-token", self.token],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             env=environment())
         banner = self.process.stdout.readline()
@@ -194,12 +206,12 @@ class StandaloneSimulator:
             self.close()
             raise AssertionError("unexpected simulator banner: %r" % banner)
         self.port, self.tls_port = int(ports[0]), int(ports[1])
-        self.control = SimulatorControl(self.port)
+        self.control = SimulatorControl(self.port, self.token)
 
     def hosts(self) -> Dict[str, str]:
         """A daemon's ``[hosts]`` section for this simulator."""
         hosts = {host: "127.0.0.1:%d" % self.port for host in HTTP_HOSTS}
-        hosts.update({host: "127.0.0.1:%d" % self.tls_port for host in HTTPS_HOSTS})
+        hosts.update({host: "127.0.0.1:%d" % self.tls_port for host in TLS_HOSTS})
         return hosts
 
     def config(self, directory: Path, **sections: Dict[str, str]) -> Path:

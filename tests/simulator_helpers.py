@@ -22,7 +22,7 @@ import pytest
 from tornado.ioloop import IOLoop
 
 from webqq.simulator import Simulator
-from webqq.simulator.state import Session
+from webqq.simulator.session import Session
 from webqq.simulator.world import DEFAULT_WORLD_FILE
 
 D_REFERER3 = "http://d.web2.qq.com/proxy.html?v=20110331002&callback=1&id=3"
@@ -157,16 +157,20 @@ class Browser:
         assert match, reply.text
         return match.group(1), match.group(2), uin_bytes_of(match.group(3))
 
-    def login(self, qq, password=PASSWORD, code=None, uin_bytes=None) -> Reply:
+    def login(self, qq, password=PASSWORD, code=None, uin_bytes=None, **change) -> Reply:
+        """/login with pual_bot's Era A parameters; ``change`` replaces or adds some
+        (``daid=164``, ``login_sig=…``), None leaves one out."""
         if code is None:
             flag, code, uin_bytes = self.check(qq)
             assert flag == "0"
-        query = urllib.parse.urlencode([
+        params = dict([
             ("u", qq), ("p", expected_p(password, uin_bytes, code)), ("verifycode", code),
             ("webqq_type", 10), ("remember_uin", 1), ("login2qq", 1), ("aid", 1003903),
             ("u1", "http://www.qq.com"), ("h", 1), ("ptredirect", 0), ("ptlang", 2052),
             ("from_ui", 1), ("pttype", 1), ("dumy", ""), ("fp", "loginerroralert"),
             ("mibao_css", "m_webqq"), ("t", 1), ("g", 1), ("js_type", 0), ("js_ver", 10021)])
+        params.update(change)
+        query = urllib.parse.urlencode([(k, v) for k, v in params.items() if v is not None])
         return self.fetch("https://ssl.ptlogin2.qq.com/login?" + query)
 
     def login2(self, clientid="53999199", ptwebqq=None) -> Reply:
@@ -228,10 +232,16 @@ class Browser:
 
     # --- the control surface ---------------------------------------------------------
 
-    def control(self, verb, body=None, method=None) -> Reply:
+    def control(self, verb, body=None, method=None, headers=None) -> Reply:
+        """A /_sim/ call with the simulator's token (and a JSON Content-Type for a body);
+        ``headers`` adds or overrides headers (None as a value leaves one out)."""
         url = "http://127.0.0.1:%d/_sim/%s" % (self.sim.port, verb)
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, method=method)
+        sent = control_headers(self.sim, data is not None)
+        sent.update(headers or {})
+        request = urllib.request.Request(
+            url, data=data, method=method,
+            headers={name: value for name, value in sent.items() if value is not None})
         opener = urllib.request.build_opener()
         try:
             with opener.open(request, timeout=10) as response:
@@ -239,6 +249,14 @@ class Browser:
         except urllib.error.HTTPError as error:
             with error:
                 return Reply(error.code, error.headers, error.read())
+
+
+def control_headers(sim, json_body: bool = True) -> dict:
+    """The headers a /_sim/ request needs: the token, and the type of a JSON body."""
+    headers = {"X-Sim-Token": sim.control_token}
+    if json_body:
+        headers["Content-Type"] = "application/json"
+    return headers
 
 
 def default_world(**options) -> dict:

@@ -8,9 +8,10 @@ import pytest
 from tornado.iostream import StreamClosedError
 from tornado.tcpclient import TCPClient
 
-from simulator_helpers import Browser, in_thread, next_held, start_simulator
-from webqq.simulator import Simulator, WorldError, load_world
+from simulator_helpers import Browser, control_headers, in_thread, next_held, start_simulator
+from webqq.simulator import Simulator, WorldError, control, load_world
 from webqq.simulator.captcha import render_jpeg
+from webqq.simulator.control import ControlHandler
 from webqq.simulator.events import POLL_TYPES
 
 # poll_type -> (extra control keys, the value's keys in order)
@@ -75,7 +76,7 @@ async def test_event_pushes_every_poll_type_with_full_values(sim, browser):
         assert item["poll_type"] == poll_type and list(item["value"]) == keys, poll_type
         pushed.append(item)
     delivered = (await in_thread(browser.poll)).json()["result"]
-    assert delivered == pushed
+    assert delivered == pushed[::-1]                            # newest first
     by_type = {i["poll_type"]: i["value"] for i in delivered}
     world = sim.world
     assert by_type["system_message"]["account"] == 379450326           # a stranger
@@ -155,7 +156,7 @@ async def test_malformed_control_bodies_are_refused_with_400(sim, browser):
         reply = await in_thread(browser.control, verb, body)
         assert reply.status == 400 and "error" in reply.json(), (verb, body)
     for verb in ("say", "kick", "offline"):
-        status, answer = await in_thread(_raw_control, sim.port, verb, nested)
+        status, answer = await in_thread(_raw_control, sim, verb, nested)
         assert (status, json.loads(answer)) == (400, {"error": "the body is not JSON"})
     entry = (await in_thread(browser.control, "state")).json()["accounts"]["10001"]
     assert entry["state"] == "online" and entry["captcha"] is None     # nothing happened
@@ -177,22 +178,81 @@ async def test_state_sent_and_verb_errors(sim, browser):
     assert (await in_thread(browser.control, "sent")).status == 400
     assert (await in_thread(browser.control, "nonsense")).status == 404
     assert (await in_thread(browser.control, "kick")).status == 405      # GET of a POST verb
-    garbage = await in_thread(_raw_control, sim.port, "kick", b"{nope")
+    garbage = await in_thread(_raw_control, sim, "kick", b"{nope")
     assert garbage[0] == 400
     assert (await in_thread(browser.control, "kick", {"account": 10002})).status == 409
     assert (await in_thread(browser.control, "rotate", {"account": "x"})).status == 400
     assert (await in_thread(browser.control, "captcha", {"account": 10001,
                                                          "code": "no spaces"})).status == 400
     # Any Host reaches /_sim/.
-    reply = await browser.get("http://d.web2.qq.com/_sim/state")
+    reply = await browser.get("http://s.web2.qq.com/_sim/state", control_headers(sim, False))
     assert reply.status == 200 and "accounts" in reply.json()
 
 
-def _raw_control(port, verb, body):
+@pytest.mark.gen_test
+async def test_control_surface_refuses_cross_site_requests(sim, browser, caplog):
+    caplog.set_level("DEBUG", logger="webqq.simulator")
+    await in_thread(browser.sign_in, 10001)
+    token, port = sim.control_token, sim.port
+    kick = {"account": 10001}
+    # What a page's no-cors fetch can send: a "simple" POST, no custom header.
+    for headers in ({"Content-Type": "text/plain", "Origin": "http://evil.example"},
+                    {"Content-Type": "text/plain"},
+                    {"Content-Type": "application/x-www-form-urlencoded"},
+                    {"Content-Type": None}):
+        reply = await in_thread(browser.control, "kick", kick, headers=dict(
+            headers, **{"X-Sim-Token": None}))
+        reason = "Origin" if "Origin" in headers else "X-Sim-Token"
+        assert reply.status == 403 and reason in reply.json()["error"], headers
+    # With the token, a body that is not declared JSON is still refused.
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        reply = await in_thread(browser.control, "kick", kick,
+                                headers={"Content-Type": content_type})
+        assert reply.status == 415, content_type
+        assert "Content-Type: application/json" in reply.json()["error"]
+    # A foreign Origin is refused even with the token (and a JSON body).
+    for origin in ("http://evil.example", "null", "http://127.0.0.1:%d" % (port + 1),
+                   "https://127.0.0.1:%d" % port):
+        reply = await in_thread(browser.control, "kick", kick, headers={"Origin": origin})
+        assert reply.status == 403 and "Origin" in reply.json()["error"], origin
+    # Reads need the token too; a wrong one is no better than none.
+    for verb, method in (("state", None), ("sent?account=10001", None), ("fault", "DELETE")):
+        for wrong in (None, token[:-1], token + "x", "Bearer " + token):
+            reply = await in_thread(browser.control, verb, method=method,
+                                    headers={"X-Sim-Token": wrong})
+            assert reply.status == 403, (verb, wrong)
+    entry = (await in_thread(browser.control, "state")).json()["accounts"]["10001"]
+    assert entry["state"] == "online"                       # nothing was done
+    # The surface's own origins, charset parameters and Authorization: Bearer pass.
+    for origin in ("http://127.0.0.1:%d" % port, "http://localhost:%d" % port,
+                   "http://[::1]:%d" % port):
+        reply = await in_thread(browser.control, "state", headers={"Origin": origin})
+        assert reply.status == 200, origin
+    reply = await in_thread(browser.control, "rotate", kick, headers={
+        "X-Sim-Token": None, "Authorization": "Bearer " + token,
+        "Content-Type": "application/json; charset=utf-8"})
+    assert reply.status == 200, reply.text
+    assert token not in caplog.text
+    assert token not in (await in_thread(browser.control, "state")).text
+
+
+def test_each_simulator_draws_its_own_control_token(io_loop, request):
+    one, two = (start_simulator(io_loop, request) for _ in range(2))   # same seed
+    assert len(one.control_token) >= 32 and one.control_token != two.control_token
+    fixed = start_simulator(io_loop, request, control_token="fixed-token-1")
+    assert fixed.control_token == "fixed-token-1"
+    for bad in ("", "short", "has a space", "caf\u00e9-token", "x" * 257):
+        with pytest.raises(ValueError) as caught:
+            Simulator(control_token=bad)
+        assert bad not in str(caught.value) or not bad
+
+
+def _raw_control(sim, verb, body, headers=None):
     import http.client
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=5)
     try:
-        connection.request("POST", "/_sim/" + verb, body)
+        connection.request("POST", "/_sim/" + verb, body,
+                           control_headers(sim) if headers is None else headers)
         response = connection.getresponse()
         return response.status, response.read()
     finally:
@@ -204,13 +264,19 @@ async def test_fault_verbs(sim, browser):
     reply = await in_thread(browser.control, "fault", {"path": "/channel/poll2", "kind": "delay",
                                                        "seconds": 2, "count": 3})
     assert reply.json()["faults"] == [{"path": "/channel/poll2", "kind": "delay", "count": 3,
-                                       "status": 502, "seconds": 2.0, "retcode": 0, "host": None}]
+                                       "status": 502, "seconds": 2.0, "retcode": 0, "host": None,
+                                       "when": None}]
     assert len((await in_thread(browser.control, "fault")).json()) == 1
     assert (await in_thread(browser.control, "fault", method="DELETE")).json() == {"ok": True}
     assert (await in_thread(browser.control, "fault")).json() == []
+    reply = await in_thread(browser.control, "fault", {"path": "/x", "kind": "reset"})
+    assert reply.json()["faults"][0]["when"] == "after"                 # the default
+    await in_thread(browser.control, "fault", method="DELETE")
     for body in ({"path": "/_sim/state", "kind": "reset"}, {"path": "/x", "kind": "melt"},
                  {"path": "/channel/poll2", "kind": "retcode", "retcode": 116},
-                 {"path": "/x", "kind": "status", "status": 99}):
+                 {"path": "/x", "kind": "status", "status": 99},
+                 {"path": "/x", "kind": "status", "when": "during"},
+                 {"path": "/x", "kind": "delay", "when": "after"}):
         assert (await in_thread(browser.control, "fault", body)).status == 400, body
 
 
@@ -272,7 +338,7 @@ async def test_survives_malformed_requests(sim, browser):
     assert answers[5].startswith(b"HTTP/1.1 404") and answers[6].startswith(b"HTTP/1.1 404")
     # A TLS client hello on the plain port, HTTP on the TLS port: still alive afterwards.
     stream = await TCPClient().connect("127.0.0.1", sim.tls_port)
-    await stream.write(b"GET / HTTP/1.1\r\n\r\n")
+    await stream.write(b"GET / HTTP/1.1\r\n" + close + b"\r\n")
     await stream.read_until_close()
     stream.close()
     assert (await in_thread(browser.sign_in, 10001))["uin"] == 10001
@@ -285,12 +351,25 @@ async def test_stop_ends_held_polls_and_listeners(io_loop, request, held_polls):
     await in_thread(browser.sign_in, 10001)
     poll = in_thread(browser.poll)
     await next_held(held_polls, 10001)
+    # A connection to the TLS port that has not said a word (TLS or plain?) yet.
+    silent = socket.create_connection(("127.0.0.1", sim.tls_port), timeout=5)
+    await _until(lambda: sim._servers[1].pending)
     await sim.stop()
     with pytest.raises((ConnectionError, OSError)):     # the held poll's connection closed
         await poll
+    with silent:
+        assert silent.recv(1) == b""                     # closed too, not left waiting
     with pytest.raises(ConnectionRefusedError):
         await in_thread(_connect, sim.port)
     assert not sim._timers and not sim._sleeps
+
+
+async def _until(condition, timeout=5.0):
+    """Wait, a loop turn at a time, until ``condition()`` is true."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never came true"
+        await asyncio.sleep(0.01)
 
 
 def test_world_validation_names_the_key():
@@ -328,7 +407,8 @@ def test_world_file_option(tmp_path, io_loop):
     try:
         assert list(sim.world.accounts) == [55555]
         assert sim.hosts["ssl.ptlogin2.qq.com"] == ("127.0.0.1", sim.tls_port)
-        assert sim.hosts["d.web2.qq.com"] == ("127.0.0.1", sim.port)
+        assert sim.hosts["s.web2.qq.com"] == ("127.0.0.1", sim.port)
+        assert sim.hosts["d.web2.qq.com"] == ("127.0.0.1", sim.tls_port)   # http and https
     finally:
         io_loop.run_sync(sim.stop)
 
@@ -348,11 +428,13 @@ def test_command_prints_ports_and_serves_until_interrupted():
     import signal
     import subprocess
     import sys
+    import urllib.error
     import urllib.request
     launcher = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             "bin", "webqq-simulator")
     process = subprocess.Popen([sys.executable, launcher, "--port", "0", "--tls-port", "0",
-                                "--poll-hold", "5", "--seed", "1"],
+                                "--poll-hold", "5", "--seed", "1",
+                                "--control-token", "from-the-command-line"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = process.stdout.readline()
@@ -360,10 +442,18 @@ def test_command_prints_ports_and_serves_until_interrupted():
                          first)
         assert match, first
         assert process.stdout.readline().startswith("CA certificate (TEST MATERIAL): ")
-        assert "/_sim/state" in process.stdout.readline()
+        token = re.match(r"control token: (\S+) \(send it as X-Sim-Token",
+                         process.stdout.readline()).group(1)
+        assert token == "from-the-command-line"
+        assert "-H 'X-Sim-Token: %s' " % token in process.stdout.readline()
         assert process.stdout.readline().startswith("try:     curl --cacert ")
-        with urllib.request.urlopen("http://127.0.0.1:%s/_sim/state" % match.group(1),
-                                    timeout=5) as response:
+        state = "http://127.0.0.1:%s/_sim/state" % match.group(1)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(state, timeout=5)
+        assert refused.value.code == 403
+        refused.value.close()
+        request = urllib.request.Request(state, headers={"X-Sim-Token": token})
+        with urllib.request.urlopen(request, timeout=5) as response:
             assert json.load(response)["poll_hold"] == 5.0
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
@@ -375,3 +465,53 @@ def test_command_prints_ports_and_serves_until_interrupted():
             process.wait()
         process.stdout.close()
         process.stderr.close()
+
+
+def test_command_refuses_a_bad_control_token(capsys):
+    from webqq.simulator import cli
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["--control-token", "no spaces allowed"])
+    assert caught.value.code == 2
+    assert "printable ASCII characters without spaces" in capsys.readouterr().err
+
+
+# JSON values of every type but the one a key wants (null means "not given").
+WRONG_VALUES = {
+    control.NUMBER: [True, 1.5, "x", [1], {"a": 1}],
+    control.SECONDS: [True, "1", [1], {"a": 1}],
+    control.TEXT: [True, 1, 1.5, [1], {"a": 1}],
+    control.FLAG: [1, "true", [True], {"a": 1}],
+    control.PIECES: [True, 1, "x", {"a": 1}],
+    control.OBJECT: [True, 1, "x", [1]],
+}
+VALID_BODIES = {
+    "say": {"to": 10001, "from": 20001, "text": "x"},
+    "event": {"to": 10001, "poll_type": "input_notify", "from": 20001},
+    "kick": {"account": 10001},
+    "rotate": {"account": 10001},
+    "expire": {"account": 10001},
+    "captcha": {"account": 10001, "code": "ABCD"},
+    "fault": {"path": "/x", "kind": "delay"},
+    "offline": {"seconds": 1},
+}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_every_verb_answers_a_wrong_json_type_with_400(sim, browser):
+    assert set(ControlHandler.POST_VERBS) == set(control.BODIES) == set(VALID_BODIES)
+    await in_thread(browser.sign_in, 10001)
+    # The report of issue 11: a list or an object as poll_type was a 500.
+    for poll_type in (["message"], {"a": 1}):
+        reply = await in_thread(browser.control, "event", dict(
+            VALID_BODIES["event"], poll_type=poll_type))
+        assert reply.status == 400 and reply.json()["error"].startswith("poll_type: "), \
+            reply.text
+    cases = [(verb, key, wrong) for verb, keys in control.BODIES.items()
+             for key, kind in keys.items() for wrong in WRONG_VALUES[kind]]
+    for verb, key, wrong in cases:
+        reply = await in_thread(browser.control, verb, dict(VALID_BODIES[verb], **{key: wrong}))
+        assert reply.status == 400, (verb, key, wrong, reply.status, reply.text)
+        assert reply.json()["error"].startswith(key + ": "), (verb, key, wrong, reply.text)
+    state = (await in_thread(browser.control, "state")).json()
+    assert state["accounts"]["10001"]["state"] == "online" and state["faults"] == []
+    assert state["accounts"]["10001"]["queued"] == 0 and state["accounts"]["10001"]["captcha"] is None

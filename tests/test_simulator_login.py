@@ -14,7 +14,7 @@ import pytest
 
 from simulator_helpers import (LOGIN_RE, PASSWORD, Browser, default_world, expected_p,
                                in_thread, next_held, start_simulator)
-from webqq.qq import friends_hash
+from webqq.simulator.digests import friend_list_hash
 
 
 def test_password_oracle_matches_protocol_examples():
@@ -248,7 +248,7 @@ async def test_friend_hash_policy(io_loop, request):
     assert (await in_thread(browser.info_post, "get_user_friends2", {"h": "hello"})).json() == {"retcode": 50, "errmsg": ""}
     assert (await in_thread(browser.info_post, "get_user_friends2",
                             {"hash": "00"})).json()["retcode"] == 50
-    good = friends_hash(10001, ptwebqq, "O")
+    good = friend_list_hash(10001, ptwebqq, "O")
     assert (await in_thread(browser.info_post, "get_user_friends2",
                             {"h": "hello", "hash": good})).json()["retcode"] == 0
 
@@ -260,14 +260,23 @@ async def test_era_b_check_sig_hop(io_loop, request):
     browser = Browser(sim)
     page = await browser.get("https://ui.ptlogin2.qq.com/cgi-bin/login?daid=164&appid=1003903")
     sig = re.search(r'g_login_sig=encodeURIComponent\("([A-Za-z0-9*-]{64})"\)', page.text).group(1)
-    reply = await in_thread(browser.login, 10001)
+    u1 = "http://www.qq.com/loginproxy.html?login2qq=1&webqq_type=10"
+    # Without the login page's sig or daid=164 the server refused the login as bad
+    # parameters.
+    for missing in ({"login_sig": sig}, {"daid": 164}):
+        reply = await in_thread(browser.login, 10001, u1=u1, **missing)
+        assert reply.text.startswith("ptuiCB('7','0','','0',"), (missing, reply.text)
+    reply = await in_thread(browser.login, 10001, u1=u1, daid=164, login_sig=sig)
     code, _, url, _, nick = LOGIN_RE.match(reply.text).groups()
     assert code == "0" and nick == "webqq" and sig
     assert url.startswith("http://ptlogin4.web2.qq.com/check_sig?pttype=1&uin=10001&")
     # login2 before the hop: no p_skey yet.
     assert (await in_thread(browser.login2)).json()["retcode"] == 103
     hop = await browser.get(url)
-    assert hop.status == 302 and hop.headers["Location"] == "http://www.qq.com"
+    assert hop.status == 302 and hop.headers["Location"] == u1
+    # The hop's target is served too (pual_bot@ce65a04 followed it).
+    landing = await browser.get(hop.headers["Location"])
+    assert landing.status == 200 and landing.headers["Content-Type"].startswith("text/html")
     assert browser.cookie("p_skey").domain == ".web2.qq.com"
     assert (await in_thread(browser.login2)).json()["retcode"] == 0
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
@@ -286,6 +295,27 @@ async def test_tls_hosts_verify_against_the_shipped_ca(sim):
     with pytest.raises(ssl.SSLCertVerificationError):
         await in_thread(_handshake, sim.tls_port, context)
     await in_thread(_handshake, sim.tls_port, ssl.create_default_context(cafile=sim.ca_file))
+
+
+@pytest.mark.gen_test
+async def test_one_host_name_reaches_its_host_over_http_and_https(sim, browser, held_polls):
+    # Era B clients spoke https to d.web2.qq.com for some calls and http for others, and
+    # fetched ui.ptlogin2.qq.com over both: one hosts entry must serve either scheme.
+    assert sim.hosts["d.web2.qq.com"] == sim.hosts["ui.ptlogin2.qq.com"] == \
+        ("127.0.0.1", sim.tls_port)
+    await in_thread(browser.sign_in, 10001)                   # login2 over http
+    s = browser.session
+    r = json.dumps({"clientid": int(s["clientid"]), "psessionid": s["psessionid"]})
+    poll = in_thread(browser.fetch, "https://d.web2.qq.com/channel/poll2",
+                        {"r": r, "clientid": s["clientid"], "psessionid": s["psessionid"]},
+                        {"Referer": "https://d.web2.qq.com/cfproxy.html?v=20110331002&callback=1"})
+    await next_held(held_polls, 10001)
+    item = (await in_thread(browser.control, "say", {"to": 10001, "from": 20001,
+                                                     "text": "over TLS"})).json()["item"]
+    assert (await poll).json() == {"retcode": 0, "result": [item]}
+    for scheme in ("http", "https"):
+        reply = await browser.get("%s://ui.ptlogin2.qq.com/cgi-bin/ver" % scheme)
+        assert (reply.status, reply.body) == (200, b"ptuiV(201205211530);"), scheme
 
 
 def _handshake(port, context):
@@ -307,3 +337,136 @@ async def test_no_secret_reaches_the_log(sim, browser, caplog):
     for record in caplog.records:
         text = record.getMessage()
         assert not [s for s in secrets if s in text], text
+
+
+@pytest.mark.gen_test
+async def test_expire_forces_a_login_from_check_where_a_captcha_applies(sim, browser,
+                                                                       held_polls):
+    session = await in_thread(browser.sign_in, 10001)
+    poll = in_thread(browser.poll)
+    await next_held(held_polls, 10001)
+    assert (await in_thread(browser.control, "captcha", {"account": 10001, "code": "ABCD"})).status == 200
+    # The captcha alone changes nothing for a live session: it applies at /check.
+    assert (await in_thread(browser.control, "expire", {"account": 10001})).json() == {"ok": True}
+    assert (await poll).json() == {"retcode": 103, "errmsg": ""}      # 你的登录已失效
+    item = (await in_thread(browser.control, "say", {"to": 10001, "from": 20001,
+                                                     "text": "while expired"})).json()["item"]
+    assert (await in_thread(browser.poll)).json() == {"retcode": 103, "errmsg": ""}
+    assert (await in_thread(browser.send, "send_buddy_msg2", {
+        "to": sim.world.uin(10001, 20001)})).json() == {"retcode": 108, "errmsg": ""}
+    # A resume or relink (login2 with the saved cookies and ptwebqq) is refused...
+    assert (await in_thread(browser.login2, session["clientid"])).json() == {
+        "retcode": 103, "errmsg": ""}
+    state = (await in_thread(browser.control, "state")).json()["accounts"]["10001"]
+    assert state["state"] == "expired"
+    assert (await in_thread(browser.control, "kick", {"account": 10001})).status == 409
+    # ...so the client logs in from /check, which now asks for the captcha.
+    flag, _, uin_bytes = await in_thread(browser.check, 10001)
+    assert flag == "1"
+    await browser.get("https://ssl.captcha.qq.com/getimage?aid=1003903&r=0.2&uin=10001")
+    reply = await in_thread(browser.login, 10001, PASSWORD, "ABCD", uin_bytes)
+    assert LOGIN_RE.match(reply.text).group(1) == "0", reply.text
+    assert (await in_thread(browser.login2, "87654321")).json()["retcode"] == 0
+    # What was said while the login was expired waits for the new session.
+    assert (await in_thread(browser.poll)).json() == {"retcode": 0, "result": [item]}
+
+
+@pytest.mark.gen_test
+async def test_expire_needs_a_login(sim, browser):
+    assert (await in_thread(browser.control, "expire", {"account": 10001})).status == 409
+    assert (await in_thread(browser.control, "expire", {"account": 12345})).status == 400
+    # After /login but before login2, the grant alone expires: login2 is refused.
+    await in_thread(browser.login, 10001)
+    assert (await in_thread(browser.control, "expire", {"account": 10001})).status == 200
+    assert (await in_thread(browser.login2)).json() == {"retcode": 103, "errmsg": ""}
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("served", ["d.web2", "s.web2", "both"])
+async def test_discussion_list_world_option(io_loop, request, served):
+    sim = start_simulator(io_loop, request, world=default_world(discussion_list=served))
+    browser = Browser(sim)
+    session = await in_thread(browser.sign_in, 10001)
+    d_web2 = await in_thread(browser.channel_get, "get_discu_list_new2",
+                             vfwebqq=session["vfwebqq"])
+    s_web2 = await in_thread(browser.info_get, "get_discus_list", clientid=session["clientid"],
+                             psessionid=session["psessionid"])
+    expected = {"d.web2": (200, 404), "s.web2": (404, 200), "both": (200, 200)}[served]
+    assert (d_web2.status, s_web2.status) == expected
+    for reply in (d_web2, s_web2):
+        if reply.status == 200:
+            assert reply.json()["result"]["dnamelist"][0]["name"] == "good day"
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("era, with_hash, without_hash", [
+    ("A", 0, 0),            # spring 2013: no hash enforced (pual_bot sent none)
+    ("B", 0, 50),           # late 2013: N required (pual_bot@ce65a04)
+])
+async def test_the_friend_list_hash_of_each_era(io_loop, request, era, with_hash, without_hash):
+    sim = start_simulator(io_loop, request, world=default_world(era=era))
+    assert (sim.options.friends_hash, sim.options.friends_hash_required) == \
+        {"A": ("none", False), "B": ("N", True)}[era]
+    browser = Browser(sim)
+    if era == "B":
+        await browser.get("https://ui.ptlogin2.qq.com/cgi-bin/login?daid=164&appid=1003903")
+        sig = next(iter(sim.backend.login.login_sigs))
+        reply = await in_thread(browser.login, 10001, daid=164, login_sig=sig)
+        await browser.get(LOGIN_RE.match(reply.text).group(3))           # check_sig
+        assert (await in_thread(browser.login2)).json()["retcode"] == 0
+    else:
+        await in_thread(browser.sign_in, 10001)
+    good = friend_list_hash(10001, browser.cookie("ptwebqq").value, "N")
+    assert (await in_thread(browser.info_post, "get_user_friends2",
+                            {"h": "hello", "hash": good})).json()["retcode"] == with_hash
+    assert (await in_thread(browser.info_post, "get_user_friends2",
+                            {"h": "hello"})).json()["retcode"] == without_hash
+
+
+BAD_LOGIN_PARAMETERS = [
+    ("aid", None), ("aid", 1003904), ("u1", None), ("u1", "www.qq.com"), ("h", None),
+    ("h", 2), ("from_ui", None), ("from_ui", 0), ("ptredirect", 1), ("ptlang", 1033),
+    ("webqq_type", None), ("webqq_type", "online"), ("login2qq", 0), ("js_ver", "x"),
+    ("t", None), ("t", "now"),
+]
+
+
+@pytest.mark.gen_test
+async def test_login_parameters_are_checked_as_the_server_did(sim, browser):
+    for name, value in BAD_LOGIN_PARAMETERS:
+        reply = await in_thread(browser.login, 10001, **{name: value})
+        assert reply.text == ("ptuiCB('7','0','','0','很遗憾，网络连接出现异常，请您稍后再试。"
+                              "(2220884626)', '10001');"), (name, value)
+        assert reply.set_cookies() == []
+    # Nothing else is refused: vc_type on the captcha, action, extra or unknown ones.
+    image = await browser.get("https://ssl.captcha.qq.com/getimage?aid=1003903&r=0.2&uin=10001"
+                              "&vc_type=9ed32e3f644d968809e8cbeaaf2cce42de62dfee12c14b74")
+    assert image.status == 200
+    reply = await in_thread(browser.login, 10001, action="2-11-7438", remember_uin=None,
+                            webqq_type=40, js_ver=10037, t=1366948800, extra="x")
+    assert LOGIN_RE.match(reply.text).group(1) == "0", reply.text
+
+
+@pytest.mark.gen_test
+async def test_lenient_login_checks_world_option(io_loop, request):
+    sim = start_simulator(io_loop, request, world=default_world(login_checks="lenient"))
+    browser = Browser(sim)
+    reply = await in_thread(browser.login, 10001, aid=None, h=None, t=None, u1=None)
+    assert LOGIN_RE.match(reply.text).group(1) == "0", reply.text
+
+
+@pytest.mark.gen_test
+async def test_number_lookups_are_rate_limited_per_session(io_loop, request):
+    now = [1366948800.0]
+    sim = start_simulator(io_loop, request, clock=lambda: now[0])
+    assert sim.options.lookup_limit == 20                       # on by default
+    browser = Browser(sim)
+    await in_thread(browser.sign_in, 10001)
+    bob = sim.world.uin(10001, 20002)
+
+    async def lookup():
+        return (await in_thread(browser.info_get, "get_friend_uin2", tuin=bob, type=1,
+                                verifysession="", code="")).json()["retcode"]
+    assert [await lookup() for _ in range(21)] == [0] * 20 + [99999]
+    now[0] += 61                                                # a minute later
+    assert await lookup() == 0

@@ -60,18 +60,19 @@ async def test_messages_delivered_once_in_order(sim, browser):
     await in_thread(browser.sign_in, 10001)
     sent = [await say(browser, to=10001, **{"from": 20001}, text=str(n)) for n in range(3)]
     got = items(await in_thread(browser.poll))
-    assert got == sent                                              # oldest first (pual_bot)
-    assert [i["value"]["msg_id"] for i in got] == sorted(i["value"]["msg_id"] for i in got)
+    assert got == sent[::-1]                    # newest first, as webqq-core and lwqq read it
+    assert [i["value"]["msg_id"] for i in got] == sorted((i["value"]["msg_id"] for i in got),
+                                                         reverse=True)
     assert (await in_thread(browser.poll)).json()["retcode"] == 102  # nothing twice
 
 
 @pytest.mark.gen_test
-async def test_newest_first_world_option(io_loop, request):
-    sim = start_simulator(io_loop, request, world=default_world(poll_order="newest_first"))
+async def test_oldest_first_world_option(io_loop, request):
+    sim = start_simulator(io_loop, request, world=default_world(poll_order="oldest_first"))
     browser = Browser(sim)
     await in_thread(browser.sign_in, 10001)
     sent = [await say(browser, to=10001, **{"from": 20001}, text=str(n)) for n in range(3)]
-    assert items(await in_thread(browser.poll)) == sent[::-1]
+    assert items(await in_thread(browser.poll)) == sent
 
 
 @pytest.mark.gen_test
@@ -133,7 +134,7 @@ async def test_client_gone_during_hold_loses_nothing(sim, browser, held_polls):
                        b"Content-Length: %d\r\n\r\n%s"
                        % (D_REFERER.encode(), cookie.encode(), len(body), body))
     await next_held(held_polls, 10001)
-    held = sim.backend.sessions[10001].pending
+    held = sim.backend.sessions.get(10001).pending
     stream.close()
     assert await held is None           # the server noticed the close: nothing was taken
     item = await say(browser, to=10001, **{"from": 20001}, text="after the close")
@@ -289,7 +290,7 @@ async def test_an_exact_repeat_is_answered_but_delivered_once(sim, held_polls):
     assert [(s["text"], s["dropped"]) for s in sent] == \
         [("once", None), ("once", "repeat"), ("again", None)]
     received = [item["value"]["content"][-1] for item in items(await in_thread(friend.poll))]
-    assert received == ["once", "again"]
+    assert received == ["again", "once"]                        # newest first
 
 
 @pytest.mark.gen_test
@@ -355,3 +356,69 @@ def test_blocking_socket_refused_after_stop(io_loop, request):
     io_loop.run_sync(sim.stop)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+@pytest.mark.gen_test
+async def test_the_2013_send_rules_drop_fast_sends_and_quick_copies(io_loop, request):
+    now = [1366948800.0]
+    sim = start_simulator(io_loop, request, clock=lambda: now[0], world=default_world(
+        min_interval=0.5, dup_window=1.0, drop_exact_repeats=False))
+    bot, friend = Browser(sim), Browser(sim)
+    await in_thread(bot.sign_in, 10001, "11111111")
+    await in_thread(friend.sign_in, 10002, "22222222")
+    await in_thread(friend.poll)                                 # 10001 came online
+    to = sim.world.uin(10001, 10002)
+    plan = [(0.0, 1, "a"),      # delivered
+            (0.2, 2, "b"),      # 0.2 s after "a": too fast
+            (0.6, 3, "b"),      # a copy of "b", 0.6 s after it
+            (1.2, 4, "b"),      # a copy again, but 1.2 s later: delivered
+            (1.2, 4, "b")]      # the same message again after a lost answer: delivered
+    for delay, msg_id, text in plan:
+        now[0] += delay
+        reply = await in_thread(bot.send, "send_buddy_msg2", {"to": to, "msg_id": 21870000 + msg_id},
+                                (text,))
+        assert reply.json() == {"retcode": 0, "result": "ok"}    # a drop still answers ok
+    dropped = (await in_thread(bot.control, "dropped?account=10001")).json()
+    assert [(d["text"], d["msg_id"], d["dropped"]) for d in dropped] == [
+        ("b", 21870002, "too_fast"), ("b", 21870003, "duplicate")]
+    assert len((await in_thread(bot.control, "sent?account=10001")).json()) == 5
+    received = [item["value"]["content"][-1] for item in items(await in_thread(friend.poll))]
+    assert received == ["b", "b", "a"]                          # newest first
+    assert (await in_thread(friend.control, "dropped?account=10002")).json() == []
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("kind, when, status, delivered", [
+    ("status", "before", 502, False), ("status", "after", 502, True),
+    ("reset", "before", None, False), ("reset", "after", None, True),
+])
+async def test_a_send_fault_strikes_before_or_after_delivery(sim, kind, when, status, delivered):
+    bot, friend = Browser(sim), Browser(sim)
+    await in_thread(bot.sign_in, 10001, "11111111")
+    await in_thread(friend.sign_in, 10002, "22222222")
+    await in_thread(friend.poll)                                 # 10001 came online
+    await in_thread(bot.control, "fault", {"path": "/channel/send_buddy_msg2", "kind": kind,
+                                           "when": when})
+    send = in_thread(bot.send, "send_buddy_msg2", {"to": sim.world.uin(10001, 10002)})
+    if kind == "status":
+        reply = await send
+        assert (reply.status, reply.body) == (status, b"")
+    else:
+        with pytest.raises((ConnectionError, OSError)):
+            await send
+    sent = (await in_thread(bot.control, "sent?account=10001")).json()
+    assert [s["text"] for s in sent] == (["hello"] if delivered else [])
+    if delivered:
+        assert [i["value"]["content"][-1] for i in items(await in_thread(friend.poll))] == ["hello"]
+    else:
+        assert (await in_thread(friend.poll)).json()["retcode"] == 102
+
+
+@pytest.mark.gen_test
+async def test_a_poll_answer_replaced_by_a_5xx_is_delivered_again(sim, browser):
+    await in_thread(browser.sign_in, 10001)
+    item = await say(browser, to=10001, **{"from": 20001}, text="keep me too")
+    await in_thread(browser.control, "fault", {"path": "/channel/poll2", "kind": "status",
+                                               "status": 504, "when": "after"})
+    assert (await in_thread(browser.poll)).status == 504
+    assert items(await in_thread(browser.poll)) == [item]

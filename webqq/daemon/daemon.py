@@ -551,7 +551,8 @@ class Daemon:
         logging.getLogger("webqq.simulator").setLevel(
             logging.NOTSET if self.config.daemon.loglevel <= logging.DEBUG else logging.WARNING)
         log.info("embedded simulator listening on 127.0.0.1:%d (http, /_sim/) and "
-                 "127.0.0.1:%d (https)", self.simulator.port, self.simulator.tls_port)
+                 "127.0.0.1:%d (https); /_sim/ control token %s", self.simulator.port,
+                 self.simulator.tls_port, self.simulator.control_token)
 
     def _start_client(self, password: str) -> None:
         network = self.config.network

@@ -5,8 +5,9 @@
 
 By default it starts the bundled simulator in the same IOLoop and routes every protocol
 host to it, so it runs out of the box; talk to the bot through the simulator's control
-surface, e.g. ``curl -d '{"to": 10001, "from": 20001, "text": "hi"}'
-http://127.0.0.1:PORT/_sim/say`` (PORT is printed at start). ``--no-simulator`` talks to
+surface, e.g. ``curl -H 'Content-Type: application/json' -H 'X-Sim-Token: TOKEN' -d
+'{"to": 10001, "from": 20001, "text": "hi"}' http://127.0.0.1:PORT/_sim/say`` (PORT and
+TOKEN are printed at start). ``--no-simulator`` talks to
 the real hosts instead. The password comes from ``--password`` or ``WEBQQ_PASSWORD``.
 A captcha is saved under the state directory and read from stdin here, in the program;
 the library itself never touches stdin.
@@ -52,7 +53,8 @@ async def run(args: argparse.Namespace) -> int:
     if args.simulator:
         from webqq.simulator.server import Simulator
         sim = Simulator(poll_hold=args.poll_hold)
-        print("simulator on http://127.0.0.1:%d (control: /_sim/say, /_sim/sent)" % sim.port)
+        print("simulator on http://127.0.0.1:%d (control: /_sim/say, /_sim/sent; header "
+              "X-Sim-Token: %s)" % (sim.port, sim.control_token))
         stream = HTTPStream(hosts=sim.hosts, ca_file=sim.ca_file,
                             request_timeout=args.poll_hold + 30)
     else:
@@ -103,10 +105,12 @@ async def _demo(sim, client: WebQQClient, finished: "asyncio.Future") -> None:
     try:
         url = "http://127.0.0.1:%d/_sim/" % sim.port
         say = {"to": client.qq, "from": 20001, "text": "hello, echo"}
-        await control.fetch(Request(url + "say", data=json.dumps(say).encode(),
-                                    method="POST"))
+        token = {"X-Sim-Token": sim.control_token}
+        await control.fetch(Request(url + "say", data=json.dumps(say).encode(), method="POST",
+                                    headers=dict(token, **{"Content-Type": "application/json"})))
         for _ in range(100):
-            sent = (await control.fetch(Request(url + "sent?account=%d" % client.qq))).json()
+            sent = (await control.fetch(Request(url + "sent?account=%d" % client.qq,
+                                                headers=token))).json()
             if any(item["text"] == "hello, echo" for item in sent):
                 print("echo seen by the simulator: %r" % sent[-1]["text"])
                 if not finished.done():

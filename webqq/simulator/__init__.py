@@ -17,14 +17,22 @@ Use::
     sim = Simulator(world=None, poll_hold=55.0, host="127.0.0.1", port=0, tls_port=0)
     sim.hosts      # {"d.web2.qq.com": ("127.0.0.1", 41234), "ssl.ptlogin2.qq.com": (…, tls)}
     sim.ca_file    # the CA to trust for the TLS port
+    sim.control_token  # the secret of the /_sim/ control surface
     await sim.stop()
 
 The constructor starts it (on the current IOLoop). Modules: ``world`` (the JSON world),
-``state`` (the back end's rules), ``events`` (poll items), ``app`` (protocol handlers),
-``control`` (this surface), ``server`` (ports, TLS, timers), ``cli``.
+``state`` (the back end, made of ``login``, ``sessions`` with ``session``, ``chat`` and
+``lists``), ``events`` (poll items), ``app`` (protocol handlers), ``control`` (this
+surface), ``server`` (ports, TLS, timers), ``cli``; beside them ``wire``, ``tokens``,
+``errors``, ``faults`` and ``captcha``.
 
 Control surface, on the plain port under ``/_sim/`` for any Host, JSON in and out.
-Everyone is named by QQ number, groups and discussions by their world number::
+Every request carries the run's control token (``Simulator(control_token=None)`` draws
+one; ``.control_token``; ``webqq-simulator`` prints it) as ``X-Sim-Token: TOKEN`` or
+``Authorization: Bearer TOKEN``; POST bodies are ``Content-Type: application/json``; a
+request with an ``Origin`` must come from the surface's own origin (no other web page
+can drive it). Everyone is named by QQ number, groups and discussions by their world
+number::
 
     POST /_sim/say     {"to": 10001, "from": 20001, "text": "hi"}             a "message"
                        {"to": 10001, "group": 30001, "from": 20002, "text": "hi"}
@@ -50,6 +58,10 @@ Everyone is named by QQ number, groups and discussions by their world number::
                        -> [{"kind": "buddy|group|discussion|session", "to": N, "text": "…",
                             "msg_id": N, "time": T, "content": [pieces],
                             "dropped": null | "too_fast" | "duplicate" | "repeat"}, …] in order
+                       (a dropped send was answered "ok" and delivered to nobody: the
+                       world options min_interval, dup_window, drop_exact_repeats)
+    GET  /_sim/dropped?account=10001
+                       -> the dropped ones only: [] when the client kept the 2013 pace
     GET  /_sim/state   -> {"accounts": {"10001": {"state": "offline|online|kicked|expired|
                             logged_out", "status": "online", "nick": "…", "captcha": null
                             | "CODE" (what the captcha image shows), "clientid": "…",
@@ -60,18 +72,29 @@ Everyone is named by QQ number, groups and discussions by their world number::
                        when "kick_message" is true)                 -> {"ok": true}
     POST /_sim/rotate  {"account": 10001}  the held or next poll answers 116 with a new
                        ptwebqq, which login2 then requires          -> {"ok": true}
+    POST /_sim/expire  {"account": 10001}  the account's login expires: the held or next
+                       poll answers 103, a relink or resumed session (login2 with the
+                       saved cookies) is refused with 103, so the client logs in again
+                       from check. Events said meanwhile wait for that login.
+                                                                    -> {"ok": true}
     POST /_sim/captcha {"account": 10001, "code": "ABCD"}
-                       the next check requires a captcha showing that code
+                       the next check requires a captcha showing that code. A client
+                       that is online only meets it at its next check: follow with
+                       /_sim/expire (a kick is not enough: the client relinks, no check)
     POST /_sim/fault   {"path": "/channel/poll2", "kind": "status|reset|delay|retcode",
                         "status": 502, "count": 3, "seconds": 2, "retcode": 103,
-                        "host": "d.web2.qq.com" (optional)}  see faults.py
+                        "host": "d.web2.qq.com" (optional), "when": "before|after"
+                        (status and reset: before the request is handled, or after it,
+                        e.g. once a send was delivered; default: status before, reset
+                        after)}  see faults.py
                        -> {"ok": true, "faults": [...]}
     GET  /_sim/fault   -> the pending faults;  DELETE /_sim/fault clears them
     POST /_sim/offline {"seconds": 30}  both ports refuse connections for a while
                        (the answer is sent first; /_sim/ is unreachable meanwhile)
 
-Errors: 400 {"error": …} (bad body, unknown name), 404 (unknown verb), 405, 409 (e.g.
-the account is not logged in).
+Errors: 400 {"error": …} (bad body, unknown name), 403 (no or wrong token, a foreign
+Origin), 404 (unknown verb), 405, 409 (e.g. the account is not logged in), 415 (a POST
+body not declared application/json).
 """
 from .server import CA_FILE, DEFAULT_POLL_HOLD, Simulator
 from .world import World, WorldError, load_world

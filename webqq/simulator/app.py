@@ -2,20 +2,20 @@
 
 app: HTTP in, ``Backend`` calls, bytes out. Each handler reads what PROTOCOL.md says the
 request carries (query, form field ``r``, cookies), applies the Referer policy (an HTTP
-matter), asks ``state.Backend`` for the decision and writes the reply in Tencent's form
-(HTTP 200 with a retcode for every JSON or callback reply, §1.5). Injected faults
-(``faults.py``) are applied here, before the request is handled. Handlers never decide a
+matter), asks a part of ``state.Backend`` for the decision and writes the reply in
+Tencent's form (HTTP 200 with a retcode for every JSON or callback reply, §1.5). Injected faults
+(``faults.py``) are applied here, before the request is handled or, for a ``status`` or
+``reset`` that strikes ``after``, in place of its reply. Handlers never decide a
 protocol rule themselves, never block the IOLoop, and never log a query string, a cookie
 or a form field: those carry secrets.
 
-Hosts and ports (PROTOCOL.md §1.1): the plain port serves ``HTTP_HOSTS``; the TLS port
-serves ``TLS_HOSTS`` (the login, captcha and login-page hosts the 2013 client reached over
-https, plus ``d.web2.qq.com``, which also spoke https from August 2013). ``HTTPS_HOSTS``
-are the hosts a client reaches over TLS by default, so ``Simulator.hosts`` maps them to
-the TLS port and everything else to the plain port.
+Hosts and ports (PROTOCOL.md §1.1): the plain port serves ``HTTP_HOSTS`` over http; the
+TLS port serves ``TLS_HOSTS`` (the login, captcha and login-page hosts the 2013 clients
+reached over https, plus ``d.web2.qq.com``, which also spoke https from August 2013)
+over https and plain http alike, so ``Simulator.hosts`` maps them to the TLS port and
+one name reaches its host with either scheme; everything else maps to the plain port.
 """
 import http.client
-import json
 import logging
 import re
 import socket
@@ -25,9 +25,9 @@ from urllib.parse import urlsplit
 from tornado import iostream, web
 
 from . import wire
-from .state import Refusal
+from .errors import Refusal
 
-__all__ = ["HTTPS_HOSTS", "HTTP_HOSTS", "TLS_HOSTS", "KNOWN_REFERERS", "ProtocolHandler",
+__all__ = ["HTTP_HOSTS", "TLS_HOSTS", "KNOWN_REFERERS", "ProtocolHandler",
            "make_application"]
 
 log = logging.getLogger("webqq.simulator")
@@ -35,12 +35,11 @@ log = logging.getLogger("webqq.simulator")
 #: Hosts served on the plain HTTP port.
 HTTP_HOSTS = ("check.ptlogin2.qq.com", "ptlogin2.qq.com", "ui.ptlogin2.qq.com",
               "captcha.qq.com", "ptlogin4.web2.qq.com", "web2.qq.com", "web.qq.com",
-              "webqq.qq.com", "d.web2.qq.com", "s.web2.qq.com")
-#: Hosts served on the TLS port (the certificate's SANs; keep certs/README in step).
+              "webqq.qq.com", "www.qq.com", "d.web2.qq.com", "s.web2.qq.com")
+#: Hosts served on the TLS port, over https and http (the certificate's SANs; keep
+#: certs/README in step). Simulator.hosts maps them there.
 TLS_HOSTS = ("ssl.ptlogin2.qq.com", "ui.ptlogin2.qq.com", "ssl.captcha.qq.com",
              "d.web2.qq.com")
-#: Hosts a 2013 client reached over https: Simulator.hosts maps them to the TLS port.
-HTTPS_HOSTS = ("ssl.ptlogin2.qq.com", "ui.ptlogin2.qq.com", "ssl.captcha.qq.com")
 
 #: §0.5: every Referer the 2013 clients sent to d.web2 and s.web2 ("strict" policy).
 KNOWN_REFERERS = frozenset((
@@ -70,7 +69,7 @@ class ProtocolHandler(web.RequestHandler):
     def initialize(self, sim):
         self.sim = sim
         self.backend = sim.backend
-        self._reset = False
+        self._after = None              # a status or reset fault owed instead of the reply
 
     def compute_etag(self):
         # Tencent sent no ETag; without this Tornado would add one and answer 304s.
@@ -83,16 +82,19 @@ class ProtocolHandler(web.RequestHandler):
         fault = self.sim.faults.take(self.request.host_name, self.request.path)
         if fault is None:
             return
-        log.info("fault %s on %s%s", fault.kind, self.request.host_name, self.request.path)
+        log.info("fault %s%s on %s%s", fault.kind, " (%s)" % fault.when if fault.when else "",
+                 self.request.host_name, self.request.path)
         if fault.kind == "delay":
             await self.sim.sleep(fault.seconds)
+        elif fault.kind == "retcode":
+            self.reply_retcode(fault.retcode)
+        elif fault.when == "after":
+            self._after = fault
         elif fault.kind == "status":
             self.set_status(fault.status)
             self.finish()
-        elif fault.kind == "reset":
-            self._reset = True
         else:
-            self.reply_retcode(fault.retcode)
+            self.reset_connection()     # detached: the handler does not run
 
     def reply_retcode(self, retcode: int):
         """Answer a bare retcode in the envelope this endpoint uses (JSON here)."""
@@ -101,10 +103,16 @@ class ProtocolHandler(web.RequestHandler):
         return self.reply(wire.dumps(body))
 
     def reply(self, body: bytes, content_type: str = wire.JSON_TYPE):
-        """Write the whole reply; returns ``finish()``'s Future, or None after a reset."""
-        if self._reset:
+        """Write the whole reply, or the fault owed instead of it (a status with an empty
+        body, or a reset); returns ``finish()``'s Future, or None after a reset."""
+        fault = self._after
+        if fault is not None and fault.kind == "reset":
             self.reset_connection()
             return None
+        if fault is not None:
+            self.clear_header("Set-Cookie")
+            self.set_status(fault.status)
+            return self.finish()
         self.set_header("Content-Type", content_type)
         return self.finish(body)
 
@@ -149,10 +157,9 @@ class CheckHandler(ProtocolHandler):
     """GET check.ptlogin2.qq.com/check (also ssl.ptlogin2): ``ptui_checkVC(…);``."""
 
     def get(self):
-        answer = self.backend.check(self.arg("uin") or "")
-        if not self._reset:
-            for cookie in answer.cookies:
-                self.add_header("Set-Cookie", cookie)
+        answer = self.backend.login.check(self.arg("uin") or "")
+        for cookie in answer.cookies:
+            self.add_header("Set-Cookie", cookie)
         self.reply(wire.ptui_callback("ptui_checkVC", answer.flag, answer.code,
                                       answer.uin_bytes, escape=False), wire.JS_TYPE)
 
@@ -161,9 +168,8 @@ class CaptchaHandler(ProtocolHandler):
     """GET ssl.captcha.qq.com/getimage: a JPEG, the code bound to ``verifysession``."""
 
     def get(self):
-        image, cookie = self.backend.captcha_image(self.arg("uin") or "")
-        if not self._reset:
-            self.add_header("Set-Cookie", cookie)
+        image, cookie = self.backend.login.captcha_image(self.arg("uin") or "")
+        self.add_header("Set-Cookie", cookie)
         self.reply(image, wire.JPEG_TYPE)
 
 
@@ -172,18 +178,16 @@ class LoginHandler(ProtocolHandler):
 
     def reply_retcode(self, retcode: int):
         # A fault on /login answers in the login server's own code space (§2.5).
-        outcome = self.backend.login_failure(str(retcode), "0", self.arg("u") or "")
+        outcome = self.backend.login.failure(str(retcode), "0", self.arg("u") or "")
         return self._reply_outcome(outcome)
 
     def get(self):
-        query = {name: self.arg(name) or "" for name in
-                 ("u", "p", "verifycode", "u1", "login_sig")}
-        self._reply_outcome(self.backend.login(query, self.cookie_values()))
+        query = {name: self.arg(name) or "" for name in self.request.query_arguments}
+        self._reply_outcome(self.backend.login.login(query, self.cookie_values()))
 
     def _reply_outcome(self, outcome):
-        if not self._reset:
-            for cookie in outcome.cookies:
-                self.add_header("Set-Cookie", cookie)
+        for cookie in outcome.cookies:
+            self.add_header("Set-Cookie", cookie)
         return self.reply(wire.ptui_callback("ptuiCB", outcome.code, outcome.subcode,
                                              outcome.url, "0", outcome.message, outcome.nick,
                                              last_spaced=True), wire.JS_TYPE)
@@ -193,7 +197,7 @@ class LoginPageHandler(ProtocolHandler):
     """GET ui.ptlogin2.qq.com/cgi-bin/login: the page carrying g_login_sig (Era B)."""
 
     def get(self):
-        self.reply((_LOGIN_PAGE % self.backend.issue_login_sig()).encode("utf-8"),
+        self.reply((_LOGIN_PAGE % self.backend.login.issue_login_sig()).encode("utf-8"),
                    wire.HTML_TYPE)
 
 
@@ -209,17 +213,17 @@ class CheckSigHandler(ProtocolHandler):
 
     def get(self):
         query = {name: self.arg(name) or "" for name in ("uin", "ptsig", "s_url")}
-        result = self.backend.check_sig(query)
+        result = self.backend.login.check_sig(query)
         if result is None:
             self.set_status(403)
             self.reply(b"check_sig: ptsig is not valid\n", "text/plain; charset=utf-8")
             return
         location, cookies = result
+        if self._after is not None:     # the cookies were granted; the answer is lost
+            self.reply(b"")
+            return
         for cookie in cookies:
             self.add_header("Set-Cookie", cookie)
-        if self._reset:
-            self.reset_connection()
-            return
         self.redirect(location, status=302)
 
 
@@ -265,14 +269,7 @@ class _ApiHandler(ProtocolHandler):
 
     def r_object(self) -> "dict | None":
         """The form field ``r`` as a JSON object, or None when absent or malformed."""
-        text = self.arg("r")
-        if text is None:
-            return None
-        try:
-            value = json.loads(text)
-        except (ValueError, RecursionError):     # RecursionError: nested too deeply
-            return None
-        return value if isinstance(value, dict) else None
+        return wire.json_object(self.arg("r"))
 
     async def _dispatch(self, calls: dict, name: str):
         method = calls.get(name)
@@ -320,18 +317,18 @@ class ChannelHandler(_ApiHandler):
             raise Refusal(100006, errmsg="")
         psessionid = r.get("psessionid") or self.arg("psessionid")
         clientid = r.get("clientid", self.arg("clientid"))
-        return self.backend.channel_session(self.cookie_values(), psessionid, clientid, purpose)
+        return self.backend.sessions.channel_session(self.cookie_values(), psessionid, clientid, purpose)
 
     def _session_from_query(self, purpose: str = "call"):
-        return self.backend.channel_session(self.cookie_values(), self.arg("psessionid"),
+        return self.backend.sessions.channel_session(self.cookie_values(), self.arg("psessionid"),
                                             self.arg("clientid"), purpose)
 
     def _vf_session(self):
-        return self.backend.discussion_session(self.cookie_values(), self.arg("psessionid"),
+        return self.backend.sessions.discussion_session(self.cookie_values(), self.arg("psessionid"),
                                                self.arg("clientid"), self.arg("vfwebqq"))
 
     async def login2(self):
-        self.reply_json(self.backend.login2(self.cookie_values(), self.arg("r"),
+        self.reply_json(self.backend.sessions.login2(self.cookie_values(), self.arg("r"),
                                             self.arg("clientid"), self.request.remote_ip))
 
     async def poll2(self):
@@ -360,11 +357,11 @@ class ChannelHandler(_ApiHandler):
         the items to the queue in their original order.
         """
         stream = self.request.connection.stream
-        if self._reset or stream.closed():
-            if self._reset:
-                self.reset_connection()
+        if self._after is not None or stream.closed():
             if answer.restore is not None:
                 answer.restore()
+            if self._after is not None:
+                self.reply(b"")         # the fault instead: a status or a reset
             return
         written = self.reply_json(answer.body)
         try:
@@ -382,7 +379,7 @@ class ChannelHandler(_ApiHandler):
     async def _send(self, kind: str):
         r = self.r_object()
         session = self._session_from_r(r, "send")
-        self.reply_json(self.backend.send(session, kind, r))
+        self.reply_json(self.backend.chat.send(session, kind, r))
 
     async def send_buddy(self):
         await self._send("buddy")
@@ -398,24 +395,26 @@ class ChannelHandler(_ApiHandler):
 
     async def c2c_sig(self):
         session = self._session_from_query()
-        self.reply_json(self.backend.c2c_sig(session, self.arg("id"), self.arg("to_uin"),
+        self.reply_json(self.backend.chat.c2c_sig(session, self.arg("id"), self.arg("to_uin"),
                                              self.arg("service_type")))
 
     async def change_status(self):
         session = self._session_from_query()
-        self.reply_json(self.backend.change_status(session, self.arg("newstatus")))
+        self.reply_json(self.backend.sessions.change_status(session, self.arg("newstatus")))
 
     async def logout(self):
-        self.reply_json(self.backend.logout(self._session_from_query()))
+        self.reply_json(self.backend.sessions.logout(self._session_from_query()))
 
     async def discussion_list(self):
-        self.reply_json(self.backend.discussion_list(self._vf_session()))
+        if self.sim.options.discussion_list == "s.web2":
+            raise web.HTTPError(404)
+        self.reply_json(self.backend.lists.discussion_list(self._vf_session()))
 
     async def discussion_info(self):
-        self.reply_json(self.backend.discussion_info(self._vf_session(), self.arg("did")))
+        self.reply_json(self.backend.lists.discussion_info(self._vf_session(), self.arg("did")))
 
     async def online_buddies(self):
-        self.reply_json(self.backend.online_buddies(self._session_from_query()))
+        self.reply_json(self.backend.lists.online_buddies(self._session_from_query()))
 
 
 class InfoHandler(_ApiHandler):
@@ -430,31 +429,33 @@ class InfoHandler(_ApiHandler):
         r = self.r_object()
         if r is None:
             raise Refusal(100003)       # §5: unparseable r on s.web2
-        return r, self.backend.info_session(self.cookie_values(), r.get("vfwebqq"))
+        return r, self.backend.sessions.info_session(self.cookie_values(), r.get("vfwebqq"))
 
     def _query_session(self):
-        return self.backend.info_session(self.cookie_values(), self.arg("vfwebqq"))
+        return self.backend.sessions.info_session(self.cookie_values(), self.arg("vfwebqq"))
 
     async def friends(self):
         r, session = self._r_session()
-        self.reply_json(self.backend.friends(session, r))
+        self.reply_json(self.backend.lists.friends(session, r))
 
     async def group_list(self):
         _, session = self._r_session()
-        self.reply_json(self.backend.group_list(session))
+        self.reply_json(self.backend.lists.group_list(session))
 
     async def group_info(self):
-        self.reply_json(self.backend.group_info(self._query_session(), self.arg("gcode")))
+        self.reply_json(self.backend.lists.group_info(self._query_session(), self.arg("gcode")))
 
     async def discussion_list(self):
-        self.reply_json(self.backend.discussion_list(self._query_session()))
+        if self.sim.options.discussion_list == "d.web2":
+            raise web.HTTPError(404)
+        self.reply_json(self.backend.lists.discussion_list(self._query_session()))
 
     async def friend_uin(self):
-        self.reply_json(self.backend.friend_uin(self._query_session(), self.arg("tuin"),
+        self.reply_json(self.backend.lists.friend_uin(self._query_session(), self.arg("tuin"),
                                                 self.arg("type")))
 
     async def long_nick(self):
-        self.reply_json(self.backend.long_nick(self._query_session(), self.arg("tuin")))
+        self.reply_json(self.backend.lists.long_nick(self._query_session(), self.arg("tuin")))
 
 
 class NotFoundHandler(ProtocolHandler):
@@ -478,6 +479,8 @@ _ROUTES = {
     "web2.qq.com": [("/loginproxy.html", LoginProxyHandler), ("/web2/get_msg_tip", HeartbeatHandler)],
     "web.qq.com": [("/loginproxy.html", LoginProxyHandler), ("/web2/get_msg_tip", HeartbeatHandler)],
     "webqq.qq.com": [("/web2/get_msg_tip", HeartbeatHandler)],
+    # check_sig's 302 target in Era B: the u1 that pual_bot@ce65a04 and twqq sent.
+    "www.qq.com": [("/loginproxy.html", LoginProxyHandler)],
     "d.web2.qq.com": [(r"/channel/(\w+)", ChannelHandler)],
     "s.web2.qq.com": [(r"/api/(\w+)", InfoHandler)],
 }

@@ -1,8 +1,9 @@
 """``webqq-simulator``: run the WebQQ simulator in the foreground until Ctrl-C.
 
 cli: argument parsing, logging setup and the IOLoop of a stand-alone simulator. It prints
-where the simulator listens, the CA file and a curl line to try; everything else is the
-Simulator's. It never prints or logs a password or a token.
+where the simulator listens, the CA file, the control token of /_sim/ and curl lines to
+try; everything else is the Simulator's. The control token goes to stdout only, for the
+person who started it; it never logs it, nor a password or a session's token.
 """
 import argparse
 import asyncio
@@ -10,7 +11,8 @@ import logging
 import signal
 import sys
 
-from .server import DEFAULT_POLL_HOLD, Simulator
+from .control import TOKEN_HEADER
+from .server import DEFAULT_POLL_HOLD, Simulator, check_control_token
 from .world import WorldError
 
 __all__ = ["main"]
@@ -36,7 +38,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--poll-hold", metavar="S", type=float, default=DEFAULT_POLL_HOLD,
                         help="seconds a poll2 is held before 102 (default: %(default)s)")
     parser.add_argument("--seed", type=int, help="seed ids and tokens for a reproducible run")
+    parser.add_argument("--control-token", metavar="TOKEN", type=_token,
+                        help="the secret /_sim/ requests must send as %s (default: a new "
+                             "random one, printed at start)" % TOKEN_HEADER)
     return parser
+
+
+def _token(text: str) -> str:
+    try:
+        return check_control_token(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _banner(sim: Simulator) -> str:
@@ -47,7 +59,10 @@ def _banner(sim: Simulator) -> str:
         "webqq-simulator: HTTP on %s:%d (plain hosts and /_sim/), TLS on %s:%d"
         % (sim.host, sim.port, sim.host, sim.tls_port),
         "CA certificate (TEST MATERIAL): %s" % sim.ca_file,
-        "control: curl -s http://%s:%d/_sim/state" % (sim.host, sim.port),
+        "control token: %s (send it as %s on every /_sim/ request)"
+        % (sim.control_token, TOKEN_HEADER),
+        "control: curl -s -H '%s: %s' http://%s:%d/_sim/state"
+        % (TOKEN_HEADER, sim.control_token, sim.host, sim.port),
         "try:     %s" % check,
     ))
 
@@ -55,7 +70,8 @@ def _banner(sim: Simulator) -> str:
 async def _serve(args) -> int:
     try:
         sim = Simulator(world=args.world, poll_hold=args.poll_hold, host=args.host,
-                        port=args.port, tls_port=args.tls_port, seed=args.seed)
+                        port=args.port, tls_port=args.tls_port, seed=args.seed,
+                        control_token=args.control_token)
     except (OSError, WorldError) as exc:
         print("webqq-simulator: %s" % exc, file=sys.stderr)
         return 1

@@ -6,10 +6,21 @@ numbers and group/discussion numbers into world objects and calls the ``Backend`
 Simulator. It never reaches around the back end to edit a session, and never returns a
 token (skey, ptwebqq, vfwebqq, psessionid).
 
-Errors: 400 ``{"error": "..."}`` for a malformed body or an unknown name, 404 for an
-unknown verb, 405 for a wrong method, 409 when the state does not allow it (e.g. the
-account is not logged in).
+Only the simulator's own user may drive it: the surface can kick the account or make
+anyone say anything, and any web page the user visits can send requests to loopback.
+So every request must carry the simulator's control token (``X-Sim-Token: TOKEN`` or
+``Authorization: Bearer TOKEN``; ``Simulator.control_token``, printed at start), a
+request with an ``Origin`` header must come from the surface's own origin
+(``http://127.0.0.1:PORT``, ``http://localhost:PORT``, ``http://[::1]:PORT``), and a POST
+body must be ``Content-Type: application/json``. A browser cannot send such a request
+cross-site without a CORS preflight, which this surface never grants.
+
+Errors: 400 ``{"error": "..."}`` for a malformed body or an unknown name, 403 for a
+missing or wrong token or a foreign Origin, 404 for an unknown verb, 405 for a wrong
+method, 409 when the state does not allow it (e.g. the account is not logged in), 415
+for a POST body that is not declared JSON.
 """
+import hmac
 import http.client
 import json
 import logging
@@ -17,16 +28,78 @@ import re
 
 from tornado import web
 
-from .events import EventError, EventSpec, POLL_TYPES, SIMULATED_FONT
-from .faults import FAULT_KINDS, Fault
-from .state import ControlError
+from .errors import ControlError
+from .events import POLL_TYPES, SIMULATED_FONT, EventError, EventSpec
+from .faults import FAULT_KINDS, FAULT_WHEN, Fault, default_when
 from .world import STATUSES
 
-__all__ = ["ControlHandler"]
+__all__ = ["BODIES", "ControlHandler", "TOKEN_HEADER", "control_origins", "refusal_of"]
 
 log = logging.getLogger("webqq.simulator")
 
 _CODE = re.compile(r"[A-Za-z0-9]{1,8}\Z")
+
+#: The request header carrying the control token (``Authorization: Bearer`` works too).
+TOKEN_HEADER = "X-Sim-Token"
+
+# The JSON types a body key may have. A number may also come as a decimal string (the
+# range is checked by the verb); null always means "not given".
+NUMBER, SECONDS, TEXT, FLAG, PIECES, OBJECT = (
+    "a number", "a number of seconds", "a string", "true or false", "a list", "an object")
+_ACCEPTS = {NUMBER: (int, str), SECONDS: (int, float), TEXT: (str,), FLAG: (bool,),
+            PIECES: (list,), OBJECT: (dict,)}
+
+_CHAT_KEYS = {"to": NUMBER, "from": NUMBER, "group": NUMBER, "discussion": NUMBER,
+              "text": TEXT, "content": PIECES, "font": OBJECT}
+#: Each POST verb's body: key -> the type it must have. Any other key is refused (a
+#: typo such as ``kick_mesage`` must not pass as the default).
+BODIES = {
+    "say": _CHAT_KEYS,
+    "event": dict(_CHAT_KEYS, poll_type=TEXT, type=TEXT, status=TEXT, value=OBJECT),
+    "kick": {"account": NUMBER, "kick_message": FLAG},
+    "rotate": {"account": NUMBER},
+    "expire": {"account": NUMBER},
+    "captcha": {"account": NUMBER, "code": TEXT},
+    "fault": {"path": TEXT, "kind": TEXT, "status": NUMBER, "count": NUMBER,
+              "seconds": SECONDS, "retcode": NUMBER, "host": TEXT, "when": TEXT},
+    "offline": {"seconds": SECONDS},
+}
+
+
+def control_origins(port: int, host: str = "127.0.0.1") -> frozenset:
+    """The Origins a browser sends for pages of the control surface itself."""
+    literal = "[%s]" % host if ":" in host else host
+    return frozenset("http://%s:%d" % (name, port)
+                     for name in ("127.0.0.1", "localhost", "[::1]", literal))
+
+
+def _presented_token(headers) -> str:
+    token = headers.get(TOKEN_HEADER)
+    if token is not None:
+        return token
+    scheme, _, credentials = headers.get("Authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else ""
+
+
+def refusal_of(method: str, headers, token: str, origins) -> "tuple | None":
+    """Why a control request is refused, as ``(HTTP status, message)``, or None.
+
+    Checked in this order: a foreign ``Origin`` (403), a missing or wrong token (403),
+    a POST whose body is not declared ``application/json`` (415). The token is compared
+    in constant time and never quoted.
+    """
+    origin = headers.get("Origin")
+    if origin is not None and origin not in origins:
+        return 403, "cross-site request refused: Origin %s is not the simulator's" % origin[:80]
+    presented = _presented_token(headers)
+    if not presented or not hmac.compare_digest(presented.encode("utf-8", "replace"),
+                                                token.encode("utf-8")):
+        return 403, ("send the simulator's control token as %s (or Authorization: Bearer)"
+                     % TOKEN_HEADER)
+    media_type = headers.get("Content-Type", "").partition(";")[0].strip().lower()
+    if method == "POST" and media_type != "application/json":
+        return 415, "POST bodies must be Content-Type: application/json"
+    return None
 
 
 class _BadRequest(Exception):
@@ -36,9 +109,10 @@ class _BadRequest(Exception):
 class ControlHandler(web.RequestHandler):
     """/_sim/<verb> on the plain port, for any Host."""
 
-    GET_VERBS = {"state": "state", "sent": "sent", "fault": "faults"}
+    GET_VERBS = {"state": "state", "sent": "sent", "dropped": "dropped", "fault": "faults"}
     POST_VERBS = {"say": "say", "event": "event", "kick": "kick", "rotate": "rotate",
-                  "captcha": "captcha", "fault": "fault", "offline": "offline"}
+                  "expire": "expire", "captcha": "captcha", "fault": "fault",
+                  "offline": "offline"}
     DELETE_VERBS = {"fault": "clear_faults"}
 
     def initialize(self, sim):
@@ -48,6 +122,14 @@ class ControlHandler(web.RequestHandler):
 
     def compute_etag(self):
         return None
+
+    def prepare(self):
+        refusal = refusal_of(self.request.method, self.request.headers, self.sim.control_token,
+                             control_origins(self.sim.port, self.sim.host))
+        if refusal is not None:
+            log.info("/_sim/ %s %s refused: HTTP %d", self.request.method, self.request.path,
+                     refusal[0])
+            self._fail(*refusal)
 
     def log_exception(self, typ, value, tb):
         if isinstance(value, web.HTTPError):
@@ -92,18 +174,16 @@ class ControlHandler(web.RequestHandler):
 
     # --- reading the body ----------------------------------------------------------------
 
-    def _body(self, allowed: "set | None" = None) -> dict:
-        """The JSON object of the body; with ``allowed``, any other key is refused (a
-        typo such as ``kick_mesage`` must not pass as the default)."""
+    def _body(self, verb: str) -> dict:
+        """The JSON object of the body, every key known to ``BODIES[verb]`` and of its
+        type (null counts as absent and is dropped), or _BadRequest naming the key."""
         try:
             value = json.loads(self.request.body or b"{}")
         except (ValueError, RecursionError):    # RecursionError: nested too deeply
             raise _BadRequest("the body is not JSON") from None
         if not isinstance(value, dict):
             raise _BadRequest("the body must be a JSON object")
-        if allowed is not None:
-            _refuse_unknown(value, allowed)
-        return value
+        return _typed(value, BODIES[verb])
 
     @staticmethod
     def _number(body: dict, key: str, required: bool = True):
@@ -114,7 +194,7 @@ class ControlHandler(web.RequestHandler):
         if isinstance(value, str) and value.isdigit():
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 1 << 32:
-            raise _BadRequest("%s: expected a number, got %r" % (key, value))
+            raise _BadRequest("%s: expected a number, got %s" % (key, repr(value)[:40]))
         return value
 
     def _account(self, body: dict, key: str = "account") -> int:
@@ -141,8 +221,7 @@ class ControlHandler(web.RequestHandler):
             raise _BadRequest("discussion: no discussion %d in the world" % number)
         return discussion
 
-    def _spec(self, body: dict, poll_type: str, allowed: set) -> EventSpec:
-        _refuse_unknown(body, allowed)
+    def _spec(self, body: dict, poll_type: str) -> EventSpec:
         sender = self._number(body, "from", required=False)
         group, discussion = self._group(body), self._discussion(body)
         if group is not None and sender is not None and poll_type == "group_message" \
@@ -153,20 +232,14 @@ class ControlHandler(web.RequestHandler):
             raise _BadRequest("from: %d is not a member of discussion %d"
                               % (sender, discussion.number))
         text, content = body.get("text"), body.get("content")
-        if text is not None and not isinstance(text, str):
-            raise _BadRequest("text: expected a string")
         if content is not None:
             _check_content(content)
         font = body.get("font", SIMULATED_FONT)
         value = body.get("value", {})
         status = body.get("status")
-        if not isinstance(font, dict) or not isinstance(value, dict):
-            raise _BadRequest("font and value must be objects")
         if status is not None and status not in STATUSES:
             raise _BadRequest("status: one of %s" % ", ".join(STATUSES))
         subtype = body.get("type")
-        if subtype is not None and not isinstance(subtype, str):
-            raise _BadRequest("type: expected a string")
         return EventSpec(poll_type=poll_type, sender=sender, group=group, discussion=discussion,
                          subtype=subtype, text=text, content=content, font=dict(font),
                          status=status, value=dict(value))
@@ -178,17 +251,23 @@ class ControlHandler(web.RequestHandler):
                     "poll_hold": self.sim.poll_hold, "era": self.sim.options.era,
                     "faults": self.sim.faults.describe()})
 
-    async def sent(self):
+    def _query_account(self) -> int:
         qq = self.get_query_argument("account", None)
         if qq is None or not qq.isdigit() or int(qq) not in self.world.accounts:
             raise _BadRequest("account: give ?account=QQ of an account in the world")
-        self._json(self.backend.sent_by(int(qq)))
+        return int(qq)
+
+    async def sent(self):
+        self._json(self.backend.chat.sent_by(self._query_account()))
+
+    async def dropped(self):
+        self._json(self.backend.chat.dropped_by(self._query_account()))
 
     async def faults(self):
         self._json(self.sim.faults.describe())
 
     async def say(self):
-        body = self._body()
+        body = self._body("say")
         to = self._account(body, "to")
         if body.get("from") is None:
             raise _BadRequest("from: who says it (a QQ number)")
@@ -202,62 +281,68 @@ class ControlHandler(web.RequestHandler):
             poll_type = "discu_message"
         else:
             poll_type = "message"
-        spec = self._spec(body, poll_type,
-                          {"to", "from", "group", "discussion", "text", "content", "font"})
-        self._json({"ok": True, "item": self.backend.push_event(to, spec)})
+        spec = self._spec(body, poll_type)
+        self._json({"ok": True, "item": self.backend.chat.push_event(to, spec)})
 
     async def event(self):
-        body = self._body()
+        body = self._body("event")
         to = self._account(body, "to")
-        poll_type = body.pop("poll_type", None)
+        poll_type = body.get("poll_type")
         if poll_type not in POLL_TYPES:
             raise _BadRequest("poll_type: one of %s" % ", ".join(POLL_TYPES))
-        spec = self._spec(body, poll_type, {"to", "from", "group", "discussion", "type", "text",
-                                            "content", "font", "status", "value"})
-        self._json({"ok": True, "item": self.backend.push_event(to, spec)})
+        spec = self._spec(body, poll_type)
+        self._json({"ok": True, "item": self.backend.chat.push_event(to, spec)})
 
     async def kick(self):
-        body = self._body({"account", "kick_message"})
+        body = self._body("kick")
         notice = body.get("kick_message", False)
-        if not isinstance(notice, bool):
-            raise _BadRequest("kick_message: expected true or false")
-        self.backend.kick(self._account(body), notice)
+        self.backend.sessions.kick(self._account(body), notice)
         self._json({"ok": True})
 
     async def rotate(self):
-        self.backend.rotate(self._account(self._body({"account"})))
+        self.backend.sessions.rotate(self._account(self._body("rotate")))
+        self._json({"ok": True})
+
+    async def expire(self):
+        self.backend.sessions.expire(self._account(self._body("expire")))
         self._json({"ok": True})
 
     async def captcha(self):
-        body = self._body({"account", "code"})
+        body = self._body("captcha")
         qq = self._account(body)
         code = body.get("code")
-        if not isinstance(code, str) or not _CODE.match(code):
+        if code is None or not _CODE.match(code):
             raise _BadRequest("code: 1 to 8 letters or digits")
-        self.backend.demand_captcha(qq, code)
+        self.backend.login.demand_captcha(qq, code)
         self._json({"ok": True})
 
     async def fault(self):
-        body = self._body({"path", "kind", "status", "count", "seconds", "retcode", "host"})
+        body = self._body("fault")
         path, kind = body.get("path"), body.get("kind")
-        if not isinstance(path, str) or not path.startswith("/") or path.startswith("/_sim/"):
+        if path is None or not path.startswith("/") or path.startswith("/_sim/"):
             raise _BadRequest("path: a protocol path such as /channel/poll2")
         if kind not in FAULT_KINDS:
             raise _BadRequest("kind: one of %s" % ", ".join(FAULT_KINDS))
+        # Every key given is checked, also one the kind does not use.
+        status = self._number(body, "status", required=False)
+        retcode = self._number(body, "retcode", required=kind == "retcode")
+        seconds = _seconds(body["seconds"]) if "seconds" in body else None
+        when = body.get("when", default_when(kind))
+        if when is not None and (default_when(kind) is None or when not in FAULT_WHEN):
+            raise _BadRequest("when: %s, for a status or reset fault"
+                              % " or ".join(FAULT_WHEN))
         fault = Fault(path=path, kind=kind, count=self._number(body, "count", False) or 1,
-                      host=body.get("host"))
+                      host=body.get("host"), when=when)
         if kind == "status":
-            fault.status = self._number(body, "status", False) or 502
+            fault.status = status or 502
             if not 100 <= fault.status <= 599:
                 raise _BadRequest("status: an HTTP status 100..599")
         elif kind == "delay":
-            fault.seconds = _seconds(body.get("seconds", 1.0))
+            fault.seconds = seconds or 1.0
         elif kind == "retcode":
-            fault.retcode = self._number(body, "retcode")
-            if fault.retcode == 116:
+            if retcode == 116:
                 raise _BadRequest("retcode: use /_sim/rotate for a 116 with a real new ptwebqq")
-        if fault.host is not None and not isinstance(fault.host, str):
-            raise _BadRequest("host: a host name")
+            fault.retcode = retcode
         self.sim.faults.add(fault)
         self._json({"ok": True, "faults": self.sim.faults.describe()})
 
@@ -266,16 +351,34 @@ class ControlHandler(web.RequestHandler):
         self._json({"ok": True})
 
     async def offline(self):
-        seconds = _seconds(self._body({"seconds"}).get("seconds"))
+        seconds = _seconds(self._body("offline").get("seconds"))
         # Answer first: going offline closes this very connection too.
         await self._json({"ok": True, "seconds": seconds})
         self.sim.go_offline(seconds)
 
 
-def _refuse_unknown(body: dict, allowed: set) -> None:
-    unknown = set(body) - allowed
+def _typed(body: dict, keys: dict) -> dict:
+    """``body`` without its null values, once every key is one of ``keys`` and has the
+    JSON type ``keys`` gives it; _BadRequest names the first key that does not."""
+    unknown = set(body) - set(keys)
     if unknown:
         raise _BadRequest("unknown key(s): %s" % ", ".join(sorted(unknown)))
+    checked = {}
+    for key, value in body.items():
+        if value is None:
+            continue
+        kind = keys[key]
+        if isinstance(value, bool) != (kind == FLAG) or not isinstance(value, _ACCEPTS[kind]):
+            raise _BadRequest("%s: expected %s, got %s" % (key, kind, _json_type(value)))
+        checked[key] = value
+    return checked
+
+
+def _json_type(value) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    return {dict: "an object", list: "a list", str: "a string", int: "a number",
+            float: "a number"}.get(type(value), type(value).__name__)
 
 
 #: Received-side picture elements a said message may carry as they are (§4.14).

@@ -4,13 +4,13 @@ events: builds every ``poll_type`` with the field set, field order and value sty
 the 2013 captures, for one receiving account, from people named by QQ number; and turns
 a client's sent ``content`` string into the received form. It holds no state: counters
 and the clock arrive in a ``Stamp``, randomness through the ``rng`` argument. It never
-queues anything (``state.py`` does) and never performs I/O.
+queues anything (``session.py`` does) and never performs I/O.
 """
 import json
 from dataclasses import dataclass, field
 
 __all__ = [
-    "ContentError", "EventError", "EventSpec", "POLL_TYPES", "SIMULATED_FONT", "Stamp",
+    "EventError", "EventSpec", "POLL_TYPES", "SIMULATED_FONT", "SentContentError", "Stamp",
     "build_item", "content_text", "parse_sent_content",
 ]
 
@@ -41,7 +41,7 @@ class EventError(ValueError):
     """Raised when an event cannot be built: a required person, group or type is missing."""
 
 
-class ContentError(ValueError):
+class SentContentError(ValueError):
     """Raised when a sent ``content`` is not the JSON-array-in-a-string of §6.1."""
 
 
@@ -66,8 +66,8 @@ class EventSpec:
 
     poll_type: str
     sender: "int | None" = None          # QQ number of the person the event comes from
-    group: object = None                 # world.Group
-    discussion: object = None            # world.Discussion
+    group: object = None                 # world.WorldGroup
+    discussion: object = None            # world.WorldDiscussion
     subtype: "str | None" = None         # system_message / sys_g_msg "type", file "mode"
     text: "str | None" = None            # message text, request note, kick reason, file name
     content: "list | None" = None
@@ -88,34 +88,34 @@ def parse_sent_content(text) -> tuple:
         client sent no font element (tolerated, as §6.1 asks).
 
     Raises:
-        ContentError: not a string, not a JSON array, or an element that is neither a
+        SentContentError: not a string, not a JSON array, or an element that is neither a
             string nor a well-formed ``face``/``font``/picture element.
     """
     if not isinstance(text, str):
-        raise ContentError("content must be a JSON array serialised to a string")
+        raise SentContentError("content must be a JSON array serialised to a string")
     try:
         elements = json.loads(text)
     except (ValueError, RecursionError):         # RecursionError: nested too deeply
-        raise ContentError("content is not JSON: %r" % text[:40]) from None
+        raise SentContentError("content is not JSON: %r" % text[:40]) from None
     if not isinstance(elements, list):
-        raise ContentError("content is not a JSON array")
+        raise SentContentError("content is not a JSON array")
     pieces, font = [], None
     for element in elements:
         if isinstance(element, str):
             pieces.append(element)
         elif isinstance(element, list) and element and element[0] == "font":
             if font is not None or len(element) != 2:
-                raise ContentError("content has a second or malformed font element")
+                raise SentContentError("content has a second or malformed font element")
             font = _checked_font(element[1])
         elif isinstance(element, list) and element and element[0] == "face":
             if len(element) != 2 or not _is_int(element[1]):
-                raise ContentError("face element must be [\"face\", N]")
+                raise SentContentError("face element must be [\"face\", N]")
             pieces.append(["face", element[1]])
         elif (isinstance(element, list) and element
               and element[0] in ("offpic", "cface", "pic_id", "image")):
             pieces.append(element)
         else:
-            raise ContentError("content element %r is neither text nor a known element"
+            raise SentContentError("content element %r is neither text nor a known element"
                                % (element,))
     return pieces, font
 
@@ -126,22 +126,22 @@ def _is_int(value) -> bool:
 
 def _checked_font(font) -> dict:
     if not isinstance(font, dict):
-        raise ContentError("font element must carry an object")
+        raise SentContentError("font element must carry an object")
     size = font.get("size", 10)
     if isinstance(size, str) and size.isdigit():
         size = int(size)
     if not _is_int(size):
-        raise ContentError("font size must be a number")
+        raise SentContentError("font size must be a number")
     style = font.get("style", [0, 0, 0])
     if not (isinstance(style, list) and len(style) == 3 and all(s in (0, 1) for s in style)):
-        raise ContentError("font style must be three 0/1 values")
+        raise SentContentError("font style must be three 0/1 values")
     color = font.get("color", "000000")
     if not (isinstance(color, str) and len(color) == 6
             and all(c in "0123456789abcdefABCDEF" for c in color)):
-        raise ContentError("font color must be 6 hex digits")
+        raise SentContentError("font color must be 6 hex digits")
     name = font.get("name", "")
     if not isinstance(name, str):
-        raise ContentError("font name must be a string")
+        raise SentContentError("font name must be a string")
     return {"size": size, "color": color, "style": style, "name": name}
 
 

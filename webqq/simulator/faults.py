@@ -7,17 +7,28 @@ it. It never performs I/O and never touches /_sim/ itself.
 Kinds:
 
 * ``status``: answer the HTTP ``status`` (e.g. 502) with an empty body.
-* ``reset``: handle the request, then reset the connection instead of answering (the
-  request's effects happen, the reply is lost; a poll's items go back to the queue).
+* ``reset``: reset the connection instead of answering.
 * ``delay``: hold the request ``seconds`` before handling it.
 * ``retcode``: answer ``{"retcode": N, "errmsg": ""}`` (121 answers ``{"retcode":121,
   "t":"0"}``; on /login, ``ptuiCB('N',…)``) without handling the request.
+
+``when`` says whether a ``status`` or ``reset`` strikes ``before`` the request is handled
+(nothing happened: a send was not delivered) or ``after`` it (its effects happened, a
+send was delivered, and only the answer is lost; a poll's items go back to the queue).
+By default a status strikes before and a reset after.
 """
 from dataclasses import asdict, dataclass
 
-__all__ = ["FAULT_KINDS", "Fault", "FaultPlan"]
+__all__ = ["FAULT_KINDS", "FAULT_WHEN", "Fault", "FaultPlan", "default_when"]
 
 FAULT_KINDS = ("status", "reset", "delay", "retcode")
+#: When a status or reset fault strikes, relative to handling the request.
+FAULT_WHEN = ("before", "after")
+
+
+def default_when(kind: str) -> "str | None":
+    """``when`` of a fault that does not say: status before, reset after, others None."""
+    return {"status": "before", "reset": "after"}.get(kind)
 
 
 @dataclass
@@ -31,6 +42,7 @@ class Fault:
     seconds: float = 1.0
     retcode: int = 0
     host: "str | None" = None       # None: any host
+    when: "str | None" = None       # status and reset: "before" or "after" handling
 
     def matches(self, host: str, path: str) -> bool:
         return self.path == path and (self.host is None or self.host == host)

@@ -1,11 +1,19 @@
 """Simulator: the two listening ports, TLS, timers, going offline and stopping.
 
 server: owns every resource the simulator holds on the IOLoop (listening sockets,
-accepted streams, timers) so that ``stop()`` can give all of them back. It runs inside
-the caller's IOLoop, starts no thread and never blocks.
+accepted streams, connections not yet read, timers) so that ``stop()`` can give all of
+them back. It runs inside the caller's IOLoop, starts no thread and never blocks.
+
+The plain port speaks HTTP. The TLS port speaks both: 2013 clients reached some hosts
+over http and https alike (``d.web2.qq.com`` from August 2013, ``ui.ptlogin2.qq.com``),
+and a client's ``hosts`` maps a name to one port, so a connection that opens with a TLS
+handshake record is served over TLS and any other as plain HTTP.
 """
 import os
 import random
+import re
+import secrets
+import socket
 import ssl
 import time
 import weakref
@@ -14,15 +22,16 @@ from tornado import gen
 from tornado.concurrent import Future, future_set_result_unless_cancelled
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
+from tornado.iostream import IOStream
 from tornado.netutil import bind_sockets
 
-from .app import HTTP_HOSTS, HTTPS_HOSTS, TLS_HOSTS, make_application
+from .app import HTTP_HOSTS, TLS_HOSTS, make_application
 from .control import ControlHandler
 from .faults import FaultPlan
 from .state import Backend
 from .world import load_world
 
-__all__ = ["CA_FILE", "DEFAULT_POLL_HOLD", "Simulator"]
+__all__ = ["CA_FILE", "DEFAULT_POLL_HOLD", "Simulator", "check_control_token"]
 
 _CERTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "certs")
 #: The CA that signed the TLS port's certificate (TEST MATERIAL: its key is public).
@@ -31,6 +40,18 @@ CA_FILE = os.path.join(_CERTS, "ca.pem")
 #: Seconds a poll2 is held before 102 (PROTOCOL.md §2.16 [sim]: 55 s, under the 60 s
 #: request timeout of pual_bot and twqq; LQ called 90 s "official", IQ used 70 s).
 DEFAULT_POLL_HOLD = 55.0
+
+# A control token travels in an HTTP header: printable ASCII, no spaces.
+_TOKEN = re.compile(r"[!-~]{8,256}\Z")
+
+
+def check_control_token(token: str) -> str:
+    """``token`` if it can be a control token (8 to 256 printable ASCII characters, no
+    spaces: it travels in a header); raises ValueError without quoting it otherwise."""
+    if not isinstance(token, str) or not _TOKEN.match(token):
+        raise ValueError("a control token is 8 to 256 printable ASCII characters "
+                         "without spaces")
+    return token
 
 
 class _TrackingHTTPServer(HTTPServer):
@@ -41,6 +62,55 @@ class _TrackingHTTPServer(HTTPServer):
     def handle_stream(self, stream, address):
         self.streams.add(stream)
         super().handle_stream(stream, address)
+
+
+# The first byte of a TLS connection: a handshake record (RFC 8446 §5.1, content type 22).
+_TLS_HANDSHAKE = b"\x16"
+
+
+class _DualHTTPServer(_TrackingHTTPServer):
+    """TLS and plain HTTP on one port, told apart by the connection's first byte.
+
+    Hooks ``TCPServer._handle_connection`` (Tornado's per-accept step, which wraps the
+    socket when ``ssl_options`` is set): the accepted socket waits, without blocking,
+    until its first byte can be peeked; a TLS handshake goes on as Tornado would, any
+    other byte gets a plain ``IOStream``. ``pending`` holds the sockets still waiting, so
+    that the Simulator can close them at stop.
+    """
+
+    pending: dict = None                # fd -> accepted socket not yet read
+
+    def _handle_connection(self, connection, address):
+        connection.setblocking(False)
+        io_loop = IOLoop.current()
+        fd = connection.fileno()
+
+        def readable(fd, events):
+            try:
+                first = connection.recv(1, socket.MSG_PEEK)
+            except BlockingIOError:
+                return                  # not yet: keep waiting
+            except OSError:
+                first = b""
+            io_loop.remove_handler(fd)
+            self.pending.pop(fd, None)
+            if not first:               # closed before saying anything
+                connection.close()
+            elif first == _TLS_HANDSHAKE:
+                super(_DualHTTPServer, self)._handle_connection(connection, address)
+            else:
+                self.handle_stream(IOStream(connection, max_buffer_size=self.max_buffer_size,
+                                            read_chunk_size=self.read_chunk_size), address)
+
+        self.pending[fd] = connection
+        io_loop.add_handler(fd, readable, IOLoop.READ)
+
+    def close_pending(self) -> None:
+        io_loop = IOLoop.current()
+        for fd, connection in list(self.pending.items()):
+            io_loop.remove_handler(fd)
+            connection.close()
+        self.pending.clear()
 
 
 class Simulator:
@@ -60,14 +130,21 @@ class Simulator:
         seed: seeds the simulator's ``random.Random`` (ids, tokens, codes) for
             reproducible runs; None seeds from the system.
         clock: unix time in seconds; tests may pass a fake one to drive idle expiry.
+        control_token: the secret every /_sim/ request must carry (``X-Sim-Token``);
+            None draws a new one from ``secrets`` (never from the seeded ``rng``).
 
     Raises:
         OSError: a port cannot be bound (nothing stays bound then).
         WorldError: the world is not valid.
+        ValueError: the control token is not printable ASCII of 8 to 256 characters.
     """
 
     def __init__(self, world=None, poll_hold: float = DEFAULT_POLL_HOLD, host: str = "127.0.0.1",
-                 port: int = 0, tls_port: int = 0, *, seed=None, clock=time.time):
+                 port: int = 0, tls_port: int = 0, *, seed=None, clock=time.time,
+                 control_token=None):
+        #: The secret of the /_sim/ surface for this run (see control.py).
+        self.control_token = check_control_token(
+            secrets.token_urlsafe(24) if control_token is None else control_token)
         self.rng = random.Random(seed)
         self.world = load_world(world, self.rng)
         self.options = self.world.options
@@ -99,10 +176,11 @@ class Simulator:
     def hosts(self) -> dict:
         """Host name -> (address, port) for every protocol host, as a client's ``hosts=``.
 
-        The https hosts map to the TLS port, the others to the plain port.
+        The hosts of the TLS port map there (it answers https and http), the others to
+        the plain port.
         """
         mapping = {host: (self.host, self.port) for host in HTTP_HOSTS}
-        mapping.update({host: (self.host, self.tls_port) for host in HTTPS_HOSTS})
+        mapping.update({host: (self.host, self.tls_port) for host in TLS_HOSTS})
         return mapping
 
     # --- listening ---------------------------------------------------------------------
@@ -117,9 +195,9 @@ class Simulator:
             raise
         self.port = plain[0].getsockname()[1]
         self.tls_port = tls[0].getsockname()[1]
-        for app, sockets, ssl_options in ((self._plain_app, plain, None),
-                                          (self._tls_app, tls, self._ssl_context)):
-            server = _TrackingHTTPServer(app, ssl_options=ssl_options)
+        dual = _DualHTTPServer(self._tls_app, ssl_options=self._ssl_context)
+        dual.pending = {}
+        for server, sockets in ((_TrackingHTTPServer(self._plain_app), plain), (dual, tls)):
             server.streams = self._streams
             server.add_sockets(sockets)
             self._servers.append(server)
@@ -128,6 +206,8 @@ class Simulator:
     def _close_listeners_and_streams(self) -> None:
         for server in self._servers:
             server.stop()
+            if isinstance(server, _DualHTTPServer):
+                server.close_pending()
         self._servers = []
         for stream in list(self._streams):
             stream.close()

@@ -1,15 +1,18 @@
-"""Byte-level forms of the simulator's replies: JSON, ptui callbacks, Set-Cookie lines.
+"""Wire forms, both ways: the simulator's replies and the plain values of requests.
 
-wire: pure formatting, shared by the protocol handlers and the event builders. It knows
-how Tencent's servers spelled things (PROTOCOL.md §0.4, §1.3, §2.3, §2.5) and nothing
-about sessions; it never performs I/O.
+wire: pure functions shared by the protocol handlers, the back end and the event
+builders. Out: JSON, ptui callbacks and Set-Cookie lines as Tencent's servers spelled
+them (PROTOCOL.md §0.4, §1.3, §2.3, §2.5). In: QQ numbers, clientids, the ``uin``
+cookie and the ``r`` field, read as leniently as the real servers read them (§7.20).
+It knows nothing about sessions and never performs I/O.
 """
 import json
 import re
 
 __all__ = [
     "JSON_TYPE", "JS_TYPE", "JPEG_TYPE", "HTML_TYPE",
-    "dumps", "ptui_callback", "set_cookie", "uin_bytes_literal", "uin_cookie",
+    "as_int", "clientid", "cookie_qq", "dumps", "ip_number", "json_object", "ptui_callback",
+    "qq_number", "set_cookie", "uin_bytes_literal", "uin_cookie",
 ]
 
 # §0.4 [sim]: Content-Type of each kind of reply (no 2013 client relied on them).
@@ -76,3 +79,54 @@ def set_cookie(name: str, value: str, domain: str, long_lived: bool = False) -> 
     if long_lived:
         line += "; Expires=" + _FAR_FUTURE
     return line
+
+
+# --- values read from requests -------------------------------------------------------------
+
+def as_int(value):
+    """A JSON number or a decimal string as int (clients send both, §7.20), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit() and len(value) < 20:
+        return int(value)
+    return None
+
+
+def qq_number(text) -> int:
+    """A QQ number from request text; 0 for anything that is not one."""
+    value = as_int(text)
+    return value if value is not None and 0 < value < 1 << 32 else 0
+
+
+def cookie_qq(cookies: dict) -> int:
+    """The account of the ``uin`` cookie (``o0000010001``), 0 when absent or malformed."""
+    value = cookies.get("uin", "")
+    return qq_number(value[1:]) if value.startswith("o") else 0
+
+
+def clientid(value) -> "str | None":
+    """clientid as a canonical decimal string (sent as number or string, §7.20)."""
+    number = as_int(value)
+    return None if number is None else str(number)
+
+
+def json_object(text) -> "dict | None":
+    """``text`` (the ``r`` field) as a JSON object; None when absent, malformed, too
+    deeply nested or not an object."""
+    if not isinstance(text, str):
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):     # RecursionError: nested too deeply
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def ip_number(address: str) -> int:
+    """``cip`` of login2: an IPv4 address as an unsigned 32-bit integer (0 for IPv6)."""
+    parts = address.split(".")
+    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+        return 0
+    return int.from_bytes(bytes(int(p) & 0xFF for p in parts), "big")

@@ -5,7 +5,7 @@ built-in ``world.json`` beside this module), checks every key, and draws the opa
 protocol ids the 2013 servers handed out (friend ``uin``, group ``gid``/``code``,
 discussion ``did``) from the simulator's seeded ``random.Random``, once per load, so they
 are stable across relinks and reproducible with a seed. It never changes what it loaded,
-never opens a socket and knows nothing of sessions: runtime state lives in ``state.py``.
+never opens a socket and knows nothing of sessions: runtime state lives in ``state.py``'s parts.
 
 Everyone is named by QQ number here; a ``uin`` is always "as seen by" a viewing account
 (PROTOCOL.md §0.2: opaque per-session numbers for other users; the account's own uin is its
@@ -14,7 +14,7 @@ gives it (discussions have no public number in WebQQ; the control surface needs 
 
 World file shape (every key but the marked ones optional)::
 
-    {"options": {"era": "A", ...see Options...},
+    {"options": {"era": "A", ...see WorldOptions...},
      "accounts": [{"qq": 10001*, "password": "...", "nick": "...", "captcha": "never",
                    "categories": [{"index": 1, "name": "Colleagues"}],
                    "friends": [{"qq": 20001*, "category": 1, "remark": "Bob (work)"}],
@@ -35,9 +35,13 @@ import os
 import random
 from dataclasses import dataclass, field
 
+from .digests import FRIEND_HASH_VARIANTS
+from .wire import as_int
+
 __all__ = [
-    "Account", "Category", "Discussion", "Friend", "Group", "Member", "Options", "Person",
-    "World", "WorldError", "DEFAULT_WORLD_FILE", "STATUSES", "as_int", "load_world",
+    "WorldAccount", "WorldCategory", "WorldDiscussion", "WorldFriend", "WorldGroup",
+    "WorldMember", "WorldOptions", "WorldPerson",
+    "World", "WorldError", "DEFAULT_WORLD_FILE", "STATUSES", "load_world",
 ]
 
 #: The built-in world: account 10001 (password "webqq-demo"), 10002, three people, one
@@ -58,20 +62,31 @@ class WorldError(ValueError):
 
 
 @dataclass(frozen=True)
-class Options:
+class WorldOptions:
     """Per-world switches for behaviour PROTOCOL.md leaves to the simulator ([sim])."""
 
     #: "A": spring 2013 (check -> login -> login2), the primary target. "B": late 2013:
     #: /login answers a check_sig URL that sets p_skey, which d.web2/s.web2 then require.
     era: str = "A"
-    #: Order of poll2 result[]: "oldest_first" or "newest_first". PROTOCOL.md §7.5 marks
-    #: it uncertain (IQ/LQ read newest-first); pual_bot iterates forward, so the default
-    #: follows pual_bot's reading.
-    poll_order: str = "oldest_first"
+    #: /login's parameters: "strict" refuses, with ptuiCB('7',…) as the server did for
+    #: bad parameters, a login whose aid, u1, h, from_ui, ptredirect, ptlang,
+    #: webqq_type, login2qq, js_ver or t is missing or wrong, and in Era B one without
+    #: login_sig or daid=164; "lenient" checks only account, code and password.
+    login_checks: str = "strict"
+    #: Order of poll2 result[]: "newest_first", as the 2013 server sent it (webqq-core
+    #: loops from the end, lwqq walks from the tail, §2.16), or "oldest_first" (what
+    #: pual_bot, iterating forward, assumed; §7.5).
+    poll_order: str = "newest_first"
+    #: Which discussion-list URL is served (§2.11): "d.web2" (channel/get_discu_list_new2,
+    #: what webqq-core and lwqq used), "s.web2" (api/get_discus_list, the May 2013 eqq.js
+    #: port's and twqq's), or "both" (both existed in 2013). The other one answers 404.
+    discussion_list: str = "both"
     #: get_user_friends2 hash: "none" accepts anything (pual_bot Era A sends none), or
-    #: one of "N", "O", "P", "Q" (§3.3): a hash that is present must then match.
+    #: one of "N", "O", "P", "Q" (§3.3): a hash that is present must then match. Not
+    #: given: the era's (ERA_FRIENDS_HASH): none in Era A, N required in Era B.
     friends_hash: str = "none"
     #: With a hash variant: refuse (retcode 50) a request that carries no hash at all.
+    #: Not given: true in Era B.
     friends_hash_required: bool = False
     #: Referer policy on d.web2/s.web2: "qq.com" (a Referer whose host ends in .qq.com),
     #: "strict" (one of PROTOCOL.md §0.5's constants) or "none".
@@ -81,18 +96,30 @@ class Options:
     rotate_every: int = 0
     #: Seconds without a poll2 after which a session expires (next poll: 121); 0: never.
     idle_expiry: float = 300.0
-    #: §6.3 silent drops, off by default: a send less than this many seconds after the
-    #: previous one of the session is answered "ok" and dropped.
+    #: §6.3 silent drops: a send less than this many seconds after the previous one of
+    #: the session is answered "ok" and dropped. The 2013 server did this at 0.5 s
+    #: (pual_bot's README, 2013-04-28); 0 (never) is the default only until the client
+    #: keeps that pace across a restart and in its tests. /_sim/dropped lists drops.
     min_interval: float = 0.0
     #: §6.3: a send equal to the previous one of the session within this many seconds
-    #: is answered "ok" and dropped.
+    #: is answered "ok" and dropped. The 2013 server did this (pual_bot's README,
+    #: 2013-05-10; its fix waits one more interval: 1.0 here); 0 (never) is the default
+    #: only until the client remembers its last text across a restart.
     dup_window: float = 0.0
-    #: get_friend_uin2 lookups allowed per session per minute (then 99999); 0: unlimited.
-    lookup_limit: int = 0
+    #: A send with the msg_id and content of one of the session's recent sends (the
+    #: same message sent again after a lost answer) is answered "ok" and not delivered
+    #: again. No source shows the 2013 server doing this (§6.2 [sim] only suggests it):
+    #: false is the faithful value (a repeat is delivered again, unless the two rules
+    #: above drop it). True stays the default only while the client relies on it.
+    drop_exact_repeats: bool = True
+    #: get_friend_uin2 lookups allowed per session per minute; the rest are answered
+    #: 99999 (§2.13: MC looked numbers up one at a time, warning that a burst got the
+    #: account black-listed; no source gives the number, 20 is ours). 0: unlimited.
+    lookup_limit: int = 20
 
 
 @dataclass(frozen=True)
-class Person:
+class WorldPerson:
     """A user's profile, as the info calls show it."""
 
     qq: int
@@ -111,7 +138,7 @@ class Person:
 
 
 @dataclass(frozen=True)
-class Category:
+class WorldCategory:
     """A friend-list category. Index 0 is the implicit "我的好友" and is never listed."""
 
     index: int
@@ -120,7 +147,7 @@ class Category:
 
 
 @dataclass(frozen=True)
-class Friend:
+class WorldFriend:
     """One entry of an account's friend list."""
 
     qq: int
@@ -129,10 +156,10 @@ class Friend:
 
 
 @dataclass(frozen=True)
-class Account:
+class WorldAccount:
     """A person who can log in."""
 
-    person: Person
+    person: WorldPerson
     password: str
     #: "never", "always" or "once" (the first check of this simulator run asks for one).
     captcha: str = "never"
@@ -148,7 +175,7 @@ class Account:
         return self.person.nick
 
     def friend(self, qq: int):
-        """The Friend entry for ``qq``, or None."""
+        """The WorldFriend entry for ``qq``, or None."""
         for entry in self.friends:
             if entry.qq == qq:
                 return entry
@@ -156,7 +183,7 @@ class Account:
 
 
 @dataclass(frozen=True)
-class Member:
+class WorldMember:
     """A group member: a card (group nickname) and the administrator flag."""
 
     qq: int
@@ -165,7 +192,7 @@ class Member:
 
 
 @dataclass(frozen=True)
-class Group:
+class WorldGroup:
     """A QQ group. ``number`` is the public number (§0.2 info_seq); gid/code are opaque."""
 
     number: int
@@ -179,7 +206,7 @@ class Group:
     createtime: int = 1366948800
 
     def member(self, qq: int):
-        """The Member entry for ``qq``, or None."""
+        """The WorldMember entry for ``qq``, or None."""
         for entry in self.members:
             if entry.qq == qq:
                 return entry
@@ -187,7 +214,7 @@ class Group:
 
 
 @dataclass(frozen=True)
-class Discussion:
+class WorldDiscussion:
     """A discussion group; ``number`` only names it for the world and /_sim/."""
 
     number: int
@@ -208,11 +235,11 @@ class World:
     number or discussion number, or by the protocol's gid/code/did.
     """
 
-    options: Options
-    accounts: dict            # qq -> Account
-    people: dict              # qq -> Person (accounts' profiles included)
-    groups: dict              # number -> Group
-    discussions: dict         # number -> Discussion
+    options: WorldOptions
+    accounts: dict            # qq -> WorldAccount
+    people: dict              # qq -> WorldPerson (accounts' profiles included)
+    groups: dict              # number -> WorldGroup
+    discussions: dict         # number -> WorldDiscussion
     rng: object = field(repr=False)
     _uins: dict = field(default_factory=dict, repr=False)      # (viewer, qq) -> uin
     _by_uin: dict = field(default_factory=dict, repr=False)    # (viewer, uin) -> qq
@@ -260,10 +287,12 @@ class World:
         """The discussions ``qq`` is a member of, in world order."""
         return [d for d in self.discussions.values() if qq in d.members]
 
-    def person(self, qq: int) -> Person:
+    def person(self, qq: int) -> WorldPerson:
         """The profile of ``qq``; a stranger gets a bare profile with the number as nick."""
         found = self.people.get(qq)
-        return found if found is not None else Person(qq=qq, nick=str(qq), status="offline")
+        if found is None:
+            found = WorldPerson(qq=qq, nick=str(qq), status="offline")
+        return found
 
     def _assign_uin(self, viewer: int, qq: int) -> None:
         while True:
@@ -272,17 +301,6 @@ class World:
                 break
         self._uins[(viewer, qq)] = uin
         self._by_uin[(viewer, uin)] = qq
-
-
-def as_int(value):
-    """A JSON number or a decimal string as int (clients send both, §7.20), else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit() and len(value) < 20:
-        return int(value)
-    return None
 
 
 # --- loading and validation --------------------------------------------------------------
@@ -349,8 +367,8 @@ def _kind_name(kind) -> str:
             int: "an integer", float: "a number"}[kind]
 
 
-def _read_person(fields: _Fields, qq: int) -> Person:
-    return Person(
+def _read_person(fields: _Fields, qq: int) -> WorldPerson:
+    return WorldPerson(
         qq=qq,
         nick=fields.take("nick", str, str(qq)),
         status=fields.take("status", str, "online", choices=STATUSES),
@@ -365,27 +383,45 @@ def _read_person(fields: _Fields, qq: int) -> Person:
     )
 
 
-def _read_options(data) -> Options:
+# Option -> (JSON type, allowed values or None); defaults are WorldOptions' own.
+_OPTIONS = {
+    "era": (str, ("A", "B")),
+    "login_checks": (str, ("strict", "lenient")),
+    "poll_order": (str, ("oldest_first", "newest_first")),
+    "discussion_list": (str, ("both", "d.web2", "s.web2")),
+    "friends_hash": (str, ("none",) + FRIEND_HASH_VARIANTS),
+    "friends_hash_required": (bool, None),
+    "referer": (str, ("qq.com", "strict", "none")),
+    "rotate_every": (int, None),
+    "idle_expiry": (float, None),
+    "min_interval": (float, None),
+    "dup_window": (float, None),
+    "drop_exact_repeats": (bool, None),
+    "lookup_limit": (int, None),
+}
+
+
+#: The friend-list hash each era's server required unless the world says otherwise
+#: (§3.3): none was enforced on the spring 2013 clients (pual_bot sent none); late 2013
+#: wanted one, N when pual_bot@ce65a04 (2013-08-15) adapted to the new protocol.
+ERA_FRIENDS_HASH = {"A": ("none", False), "B": ("N", True)}
+
+
+def _read_options(data) -> WorldOptions:
     fields = _Fields(data, "options")
-    options = Options(
-        era=fields.take("era", str, "A", choices=("A", "B")),
-        poll_order=fields.take("poll_order", str, "oldest_first",
-                               choices=("oldest_first", "newest_first")),
-        friends_hash=fields.take("friends_hash", str, "none",
-                                 choices=("none", "N", "O", "P", "Q")),
-        friends_hash_required=fields.take("friends_hash_required", bool, False),
-        referer=fields.take("referer", str, "qq.com", choices=("qq.com", "strict", "none")),
-        rotate_every=fields.take("rotate_every", int, 0),
-        idle_expiry=fields.take("idle_expiry", float, 300.0),
-        min_interval=fields.take("min_interval", float, 0.0),
-        dup_window=fields.take("dup_window", float, 0.0),
-        lookup_limit=fields.take("lookup_limit", int, 0),
-    )
+    defaults = WorldOptions()
+    values = {key: fields.take(key, kind, getattr(defaults, key), choices=choices)
+              for key, (kind, choices) in _OPTIONS.items()}
     fields.done()
-    return options
+    variant, required = ERA_FRIENDS_HASH[values["era"]]
+    if "friends_hash" not in data:
+        values["friends_hash"] = variant
+    if "friends_hash_required" not in data:
+        values["friends_hash_required"] = required
+    return WorldOptions(**values)
 
 
-def _read_account(where: str, data, people: dict) -> Account:
+def _read_account(where: str, data, people: dict) -> WorldAccount:
     fields = _Fields(data, where)
     qq = fields.qq()
     password = fields.take("password", str)
@@ -396,8 +432,8 @@ def _read_account(where: str, data, people: dict) -> Account:
         index = cat.take("index", int)
         if index < 1:
             raise WorldError("%s.index: category 0 is the implicit default; use 1 or more" % path)
-        categories.append(Category(index=index, name=cat.take("name", str),
-                                   sort=cat.take("sort", int, index)))
+        categories.append(WorldCategory(index=index, name=cat.take("name", str),
+                                        sort=cat.take("sort", int, index)))
         cat.done()
     friend_items = fields.items("friends")
     person = _read_person(fields, qq)
@@ -406,16 +442,16 @@ def _read_account(where: str, data, people: dict) -> Account:
     indexes = {c.index for c in categories}
     for path, item in friend_items:
         entry = _Fields(item, path)
-        friend = Friend(qq=entry.qq(), category=entry.take("category", int, 0),
-                        remark=entry.take("remark", str, ""))
+        friend = WorldFriend(qq=entry.qq(), category=entry.take("category", int, 0),
+                             remark=entry.take("remark", str, ""))
         entry.done()
         if friend.category and friend.category not in indexes:
             raise WorldError("%s.category: no category %d in %s.categories"
                              % (path, friend.category, where))
         friends.append(friend)
     people[qq] = person
-    return Account(person=person, password=password, captcha=captcha,
-                   categories=tuple(categories), friends=tuple(friends))
+    return WorldAccount(person=person, password=password, captcha=captcha,
+                        categories=tuple(categories), friends=tuple(friends))
 
 
 def load_world(source=None, rng=None) -> World:
@@ -438,19 +474,30 @@ def load_world(source=None, rng=None) -> World:
     if isinstance(source, World):
         return source
     rng = rng if rng is not None else random.Random()
-    if source is None:
-        source = DEFAULT_WORLD_FILE
-    if isinstance(source, (str, os.PathLike)):
-        with open(source, encoding="utf-8") as f:
-            try:
-                data = json.load(f)
-            except ValueError as exc:
-                raise WorldError("%s: not JSON: %s" % (source, exc)) from None
-    else:
-        data = source
-    top = _Fields(data, "")
+    top = _Fields(_read_source(DEFAULT_WORLD_FILE if source is None else source), "")
     options = _read_options(top.take("options", dict, {}))
+    people = _read_people(top)
+    accounts = _read_accounts(top, people)
+    numbers = set()                     # group and discussion numbers share one space
+    group_specs = _read_groups(top, people, numbers)
+    discussion_specs = _read_discussions(top, people, numbers)
+    top.done()
+    return _draw_world(options, accounts, people, group_specs, discussion_specs, rng)
 
+
+def _read_source(source):
+    """The world's JSON data: a file's content, or ``source`` itself (a dict)."""
+    if not isinstance(source, (str, os.PathLike)):
+        return source
+    with open(source, encoding="utf-8") as f:
+        try:
+            return json.load(f)
+        except ValueError as exc:
+            raise WorldError("%s: not JSON: %s" % (source, exc)) from None
+
+
+def _read_people(top: _Fields) -> dict:
+    """``people``: QQ number -> WorldPerson (accounts are added by ``_read_accounts``)."""
     people = {}
     for path, item in top.items("people"):
         fields = _Fields(item, path)
@@ -459,7 +506,11 @@ def load_world(source=None, rng=None) -> World:
             raise WorldError("%s.qq: %d is listed twice" % (path, qq))
         people[qq] = _read_person(fields, qq)
         fields.done()
+    return people
 
+
+def _read_accounts(top: _Fields, people: dict) -> dict:
+    """``accounts``: QQ number -> WorldAccount; each friend must be someone the world lists."""
     accounts = {}
     account_paths = []
     for path, item in top.items("accounts"):
@@ -475,58 +526,71 @@ def load_world(source=None, rng=None) -> World:
             if friend.qq not in people:
                 raise WorldError("%s.friends[%d].qq: nobody with QQ number %d in the world"
                                  % (path, i, friend.qq))
+    return accounts
 
-    def known(path, qq):
-        if qq not in people:
-            raise WorldError("%s: nobody with QQ number %d in the world" % (path, qq))
-        return qq
 
-    group_specs = []
-    numbers = set()
+def _known(people: dict, path: str, qq: int) -> int:
+    if qq not in people:
+        raise WorldError("%s: nobody with QQ number %d in the world" % (path, qq))
+    return qq
+
+
+def _chat_number(fields: _Fields, path: str, numbers: set) -> int:
+    """A group's or discussion's ``number``, unique among both."""
+    number = fields.qq("number")
+    if number in numbers:
+        raise WorldError("%s.number: %d is already a group or discussion" % (path, number))
+    numbers.add(number)
+    return number
+
+
+def _read_groups(top: _Fields, people: dict, numbers: set) -> list:
+    """``groups``: the keyword arguments of each WorldGroup but its drawn gid and code."""
+    specs = []
     for path, item in top.items("groups"):
         fields = _Fields(item, path)
-        number = fields.qq("number")
-        if number in numbers:
-            raise WorldError("%s.number: %d is listed twice" % (path, number))
-        numbers.add(number)
+        number = _chat_number(fields, path, numbers)
         members = []
         for mpath, mitem in fields.items("members"):
             mfields = _Fields(mitem, mpath)
-            members.append(Member(qq=known(mpath + ".qq", mfields.qq()),
-                                  card=mfields.take("card", str, ""),
-                                  admin=mfields.take("admin", bool, False)))
+            members.append(WorldMember(qq=_known(people, mpath + ".qq", mfields.qq()),
+                                       card=mfields.take("card", str, ""),
+                                       admin=mfields.take("admin", bool, False)))
             mfields.done()
-        owner = known(path + ".owner", fields.qq("owner"))
+        owner = _known(people, path + ".owner", fields.qq("owner"))
         if owner not in {m.qq for m in members}:
-            members.insert(0, Member(qq=owner))
-        group_specs.append(dict(
+            members.insert(0, WorldMember(qq=owner))
+        specs.append(dict(
             number=number, name=fields.take("name", str), owner=owner,
             members=tuple(members), memo=fields.take("memo", str, ""),
             fingermemo=fields.take("fingermemo", str, ""),
             createtime=fields.take("createtime", int, 1366948800)))
         fields.done()
+    return specs
 
-    discussion_specs = []
+
+def _read_discussions(top: _Fields, people: dict, numbers: set) -> list:
+    """``discussions``: the keyword arguments of each WorldDiscussion but its drawn ids."""
+    specs = []
     for path, item in top.items("discussions"):
         fields = _Fields(item, path)
-        number = fields.qq("number")
-        if number in numbers:
-            raise WorldError("%s.number: %d is already a group or discussion" % (path, number))
-        numbers.add(number)
+        number = _chat_number(fields, path, numbers)
         members = []
         for mpath, qq in fields.items("members"):
             if not isinstance(qq, int) or isinstance(qq, bool):
                 raise WorldError("%s: expected a QQ number, got %s" % (mpath, _kind(qq)))
-            members.append(known(mpath, qq))
-        owner = known(path + ".owner", fields.qq("owner"))
+            members.append(_known(people, mpath, qq))
+        owner = _known(people, path + ".owner", fields.qq("owner"))
         if owner not in members:
             members.insert(0, owner)
-        discussion_specs.append(dict(number=number, name=fields.take("name", str),
-                                     owner=owner, members=tuple(members)))
+        specs.append(dict(number=number, name=fields.take("name", str),
+                          owner=owner, members=tuple(members)))
         fields.done()
-    top.done()
+    return specs
 
-    # Draw every opaque id now, in a fixed order, so one seed gives one world.
+
+def _draw_world(options, accounts, people, group_specs, discussion_specs, rng) -> World:
+    """The World, every opaque id drawn now in a fixed order, so one seed gives one world."""
     drawn = set()
 
     def fresh_id():
@@ -538,11 +602,11 @@ def load_world(source=None, rng=None) -> World:
 
     groups = {}
     for spec in group_specs:
-        groups[spec["number"]] = Group(gid=fresh_id(), code=fresh_id(), **spec)
+        groups[spec["number"]] = WorldGroup(gid=fresh_id(), code=fresh_id(), **spec)
     discussions = {}
     for spec in discussion_specs:
-        discussions[spec["number"]] = Discussion(did=fresh_id(), info_seq=rng.randrange(2, 100),
-                                                 **spec)
+        discussions[spec["number"]] = WorldDiscussion(
+            did=fresh_id(), info_seq=rng.randrange(2, 100), **spec)
     world = World(options=options, accounts=accounts, people=people, groups=groups,
                   discussions=discussions, rng=rng)
     for viewer in sorted(accounts):
