@@ -16,8 +16,10 @@ from webqq import statedir
 from webqq.daemon import config as configuration
 from webqq.daemon.cli import Commands
 from webqq.daemon.config import DaemonConfig
-from webqq.daemon.daemon import AlreadyRunning, Daemon, ExitCode, Pidfile, System, pidfile_path
+from webqq.daemon.daemon import Daemon
 from webqq.daemon.logs import LogSetup, MaskingCookieJar, RepeatCollapser, SecretMask
+from webqq.daemon.pidfile import AlreadyRunning, Pidfile, pidfile_path
+from webqq.daemon.process import ExitCode, System
 from webqq.http.redact import MASK
 
 
@@ -226,7 +228,7 @@ def test_pidfile_lock_is_seen_from_another_process(tmp_path):
     pidfile.acquire()
     pidfile.write(os.getpid())
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys; from webqq.daemon.daemon import Pidfile; "
+        [sys.executable, "-c", "import sys; from webqq.daemon.pidfile import Pidfile; "
          "print(Pidfile.probe(sys.argv[1]))", str(path)],
         capture_output=True, text=True, check=True)
     pidfile.release()
@@ -290,3 +292,91 @@ def test_atomic_write_makes_every_state_file_private_whatever_the_umask(tmp_path
     assert (tmp_path / "token").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "shared").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "token").read_bytes() == b"secret\n"
+
+
+# -- reload, crash, pointer (issue 12) ---------------------------------------------------
+
+def test_reload_applies_what_it_can_live_and_keeps_the_rest_for_a_restart(tmp_path, io_loop):
+    import types
+
+    from webqq.daemon.config import load
+    from webqq.plugins import Dispatcher
+    daemon = make_daemon(tmp_path)
+    old = daemon.config
+    daemon.stream = types.SimpleNamespace(connect_timeout=10.0, request_timeout=120.0,
+                                          retry=None)
+    daemon.client = types.SimpleNamespace(send_queue=types.SimpleNamespace(interval=0.5))
+    daemon.outbound = types.SimpleNamespace(send_interval=0.5)
+    daemon.dispatcher = Dispatcher(lambda *_: None)
+    new = load(write_config(tmp_path, network={"connect_timeout": "3", "retries": "1"},
+                            bot={"send_interval": "2", "command_prefix": "#"},
+                            daemon={"state_dir": "elsewhere", "loglevel": "warning"},
+                            simulator={"embedded": "yes", "port": "0", "tls_port": "0",
+                                       "poll_hold": "7"}))
+    outcome = io_loop.run_sync(lambda: daemon._apply(new))
+    assert outcome["applied"] == ["[daemon] loglevel", "[network] connect_timeout",
+                                  "[network] retries", "[bot] command_prefix",
+                                  "[bot] send_interval"]
+    assert outcome["at_restart"] == ["[daemon] state_dir", "[simulator] poll_hold"]
+    assert (daemon.stream.connect_timeout, daemon.stream.retry.attempts) == (3.0, 2)
+    assert daemon.client.send_queue.interval == 2.0 and daemon.dispatcher.prefix == "#"
+    assert daemon.outbound.send_interval == 2.0         # the durable queue paces alike
+    # Until the restart the daemon runs with what it started with there: its status and
+    # pidfile stay where they are.
+    assert daemon.config.daemon.state_dir == old.daemon.state_dir
+    assert daemon.config.simulator == old.simulator
+    assert daemon.config.network.connect_timeout == 3.0
+
+
+# A daemon whose start meets a bug (in a child: the daemon runs its own event loop).
+CRASHING = """if True:
+    import sys
+    from webqq.daemon import cli, daemon
+    async def explode(self):
+        raise RuntimeError("a bug")
+    daemon.Daemon._start_api = explode
+    sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("verb", ["run", "start"])
+def test_a_start_that_crashes_says_so_before_it_says_stopped(tmp_path, verb):
+    from daemon_helpers import environment
+    config = write_config(tmp_path)
+    crashed = subprocess.run([sys.executable, "-c", CRASHING, "-c", str(config), verb],
+                             capture_output=True, text=True, timeout=60,
+                             env=environment(runtime=tmp_path / "xdg"))
+    assert crashed.returncode == ExitCode.FAILURE
+    assert crashed.stderr == ("webqq: crashed: RuntimeError: a bug\n" if verb == "start" else
+                              "webqq: crashed: RuntimeError: a bug; the traceback is in the "
+                              "log\n")
+    log = (tmp_path / "webqq.log").read_text()
+    assert log.index("CRITICAL webqq.daemon: the daemon crashed") < log.index(
+        "INFO webqq.daemon: stopped (exit code 1)")
+    assert "RuntimeError: a bug" in log and "exit code 0" not in log
+
+
+def test_the_pointer_leads_to_a_running_daemon_only(tmp_path):
+    from webqq.daemon.pidfile import Pointer
+    notes, state_dir = tmp_path / "notes", tmp_path / "state"
+    state_dir.mkdir()
+    config = write_config(tmp_path)
+    pointer = Pointer(config, notes)
+    assert pointer.state_dir() is None                         # no note yet
+    pidfile = Pidfile(state_dir / "webqq.pid")
+    pidfile.acquire()
+    pidfile.write(os.getpid())
+    pointer.write(state_dir, os.getpid())
+    assert notes.stat().st_mode & 0o777 == 0o700
+    link = tmp_path / "link.ini"
+    link.symlink_to(config)
+    assert Pointer(link, notes).state_dir() == state_dir       # the same file, another name
+    pidfile.release()
+    assert pointer.state_dir() is None                         # its daemon is gone
+    pointer.remove(os.getpid())
+    assert list(notes.iterdir()) == []
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    with pytest.raises(PermissionError):                       # others could plant notes
+        Pointer(config, shared).write(state_dir, os.getpid())

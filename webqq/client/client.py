@@ -55,7 +55,8 @@ all; a callback gets one event object whose ``kind`` is one of:
     "state"         StateChanged(old, new, reason)
     "captcha"       CaptchaRequired(path): the image to read; then enter_verify_code(code)
     "login_failed"  LoginFailed(error, final): final=True means no retry (wrong password)
-    "reconnect"     Reconnecting(step, attempt, delay, at): a recovery attempt is scheduled
+    "login_step"    LoginStep(step): checking the account, logging in, loading contacts
+    "reconnect"     Reconnecting(step, attempt, delay, at, reason): a recovery is scheduled
     "online"        Online(resumed, relinked)
     "contacts"      ContactsLoaded(contacts)
     "message"       MessageReceived(chat, message, text, sender, group, discussion)
@@ -75,8 +76,8 @@ from tornado.ioloop import IOLoop
 
 from webqq.client.contacts import ContactLoader, Contacts
 from webqq.client.events import (CaptchaRequired, ClientEvent, ContactsLoaded, LoginFailed,
-                                 MessageReceived, Notice, Online, Reconnecting, Sender,
-                                 SendFinished, StateChanged, Transmitting)
+                                 LoginStep, MessageReceived, Notice, Online, Reconnecting,
+                                 Sender, SendFinished, StateChanged, Transmitting)
 from webqq.client.login import LoginFlow
 from webqq.client.receiving import Receiver
 from webqq.client.send_queue import OutgoingMessage, SendQueue, SendStatus
@@ -209,7 +210,8 @@ class WebQQClient:
         # The parts, and the callables through which they report (see their modules).
         self._flow = LoginFlow(qq, password, stream, state_dir, era=era, rng=self.rng,
                                epoch=lambda: self._epoch, failed=self._failed,
-                               captcha=self._on_captcha, linked=self._go_online)
+                               captcha=self._on_captcha, linked=self._go_online,
+                               progress=lambda step: self._emit(LoginStep(step)))
         self._link = self._flow.link         # clientid, psessionid, vfwebqq
         self._sending = Transmitter(
             stream, self._link, contacts=lambda: self.contacts, epoch=lambda: self._epoch,
@@ -427,15 +429,18 @@ class WebQQClient:
             elif step == "login":
                 self._emit(LoginFailed(error, False))
                 self._retry_later("login", str(error))
+            elif step == "resume":              # the usual fate of an old session
+                self._relogin("saved session expired; logging in", at_once=True)
             else:                               # the session is gone: log in again
                 self._relogin("%s refused (%s)" % (step, _code_name(error.retcode)),
                               at_once=True)
             return
-        log.warning("%s failed: %s", step, describe(error))
         if step == "poll":
+            log.warning("poll failed: %s", describe(error))
             self._relink_later("poll failed: %s" % error.__class__.__name__)
-        else:
-            self._retry_later(step, describe(error))
+        else:                                   # one line: what failed, and what next
+            self._retry_later(step, "%s failed: %s" % (step, describe(error)),
+                              logging.WARNING)
 
     def _renew_link(self, epoch: int, step: str, reason: str) -> None:
         """A send found its session dead (the Transmitter's ``renew``): log in again
@@ -486,15 +491,16 @@ class WebQQClient:
             self._set_state(State.RELINKING, reason)
         self._retry_later("relink", reason)
 
-    def _retry_later(self, step: str, reason: str) -> None:
+    def _retry_later(self, step: str, reason: str, level: int = logging.INFO) -> None:
         """The recovery ladder: run ``step`` again after an exponential, jittered,
         capped delay; never at once, so a dead server is never hammered."""
         self._new_epoch()
         self._attempt += 1
         delay = backoff_delay(self._attempt, self.backoff, self.backoff_max, self.jitter,
                               self.rng.random)
-        log.info("Retrying %s in %.2f s (attempt %d): %s", step, delay, self._attempt, reason)
-        self._emit(Reconnecting(step, self._attempt, delay, self.io_loop.time()))
+        log.log(level, "%s; %s again in %.2f s (attempt %d)", reason, step, delay,
+                self._attempt)
+        self._emit(Reconnecting(step, self._attempt, delay, self.io_loop.time(), reason))
         if step == "login":
             self._later("recover", delay, self._login)
         else:
@@ -512,6 +518,7 @@ class WebQQClient:
             self._become_online(resumed, relinked)
             return
         epoch = self._epoch
+        self._emit(LoginStep("loading contacts"))
         _spawn(self.io_loop, self._load_contacts(epoch),
                lambda: self._become_online(resumed, relinked, epoch))
 

@@ -15,9 +15,9 @@ from webqq.qq import PollEvent
 if TYPE_CHECKING:                                      # pragma: no cover
     from webqq.client.client import State
 
-__all__ = ["ClientEvent", "StateChanged", "CaptchaRequired", "LoginFailed", "Reconnecting",
-           "Online", "ContactsLoaded", "Sender", "MessageReceived", "Notice", "Transmitting",
-           "SendFinished"]
+__all__ = ["ClientEvent", "StateChanged", "CaptchaRequired", "LoginFailed", "LoginStep",
+           "Reconnecting", "Online", "ContactsLoaded", "Sender", "MessageReceived", "Notice",
+           "Transmitting", "SendFinished"]
 
 
 # --- events -----------------------------------------------------------------------------
@@ -54,14 +54,25 @@ class LoginFailed(ClientEvent):
 
 
 @dataclass(frozen=True)
+class LoginStep(ClientEvent):
+    """A step of logging in begins: ``"checking the account"`` (is a verify code
+    needed?), ``"logging in"`` (the password, then the session) or ``"loading
+    contacts"``; for a progress report."""
+    kind: ClassVar[str] = "login_step"
+    step: str
+
+
+@dataclass(frozen=True)
 class Reconnecting(ClientEvent):
     """Recovery attempt ``attempt`` of ``step`` (``"relink"``, ``"resume"``, ``"login"``)
-    will run in ``delay`` seconds; ``at`` is ``IOLoop.time()`` when it was scheduled."""
+    will run in ``delay`` seconds; ``at`` is ``IOLoop.time()`` when it was scheduled;
+    ``reason`` says what failed or asked for it."""
     kind: ClassVar[str] = "reconnect"
     step: str
     attempt: int
     delay: float
     at: float
+    reason: str = ""
 
 
 @dataclass(frozen=True)

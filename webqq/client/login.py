@@ -53,6 +53,10 @@ __all__ = ["Link", "LoginFlow"]
 
 log = logging.getLogger("webqq.client")
 
+# A login step is not retried by HTTPStream: the client's own ladder tries the login
+# again, with a Reconnecting event and one log line per attempt.
+_LOGIN_RETRY = RetryPolicy(attempts=1)
+
 
 @dataclass
 class Link:
@@ -101,7 +105,8 @@ class LoginFlow:
     def __init__(self, qq: int, password: str, stream: HTTPStream, state_dir: str, *,
                  era: Era, rng: Random, epoch: Callable[[], int],
                  failed: Callable[[str, Exception], None],
-                 captcha: Callable[[str], None], linked: Callable[[], None]) -> None:
+                 captcha: Callable[[str], None], linked: Callable[[], None],
+                 progress: Callable[[str], None] = lambda step: None) -> None:
         self.qq = qq
         self._password = password
         self.stream = stream
@@ -114,6 +119,7 @@ class LoginFlow:
         self._failed = failed
         self._captcha = captcha
         self._linked = linked
+        self._progress = progress
         self._check: Optional[CheckResult] = None   # the salt of this login
         self._login_sig: Optional[str] = None                # era B's login page token
 
@@ -130,8 +136,9 @@ class LoginFlow:
         else:
             request, readback = self._check_request(), self._on_check
         epoch = self._epoch()
+        self._progress("checking the account")
         self.stream.add_request(request, self._step(epoch, "login", readback),
-                                errback=self._errback(epoch, "login"))
+                                errback=self._errback(epoch, "login"), retry=_LOGIN_RETRY)
 
     @property
     def waiting_code(self) -> bool:
@@ -148,7 +155,8 @@ class LoginFlow:
             raise RuntimeError("no check answered: there is no captcha to answer")
         request, readback = self._login_request(code, after_captcha=True)
         self.stream.add_request(request, readback,
-                                errback=self._errback(self._epoch(), "login"))
+                                errback=self._errback(self._epoch(), "login"),
+                                retry=_LOGIN_RETRY)
 
     def relink(self, step: str) -> None:
         """``login2`` again with the cookies and the link held: after a kick, a stall or
@@ -157,7 +165,7 @@ class LoginFlow:
         epoch = self._epoch()
         request, readback = self._login2_request(step)
         self.stream.add_request(request, readback, errback=self._errback(epoch, step),
-                                retry=RetryPolicy(attempts=1))
+                                retry=_LOGIN_RETRY)
 
     def restore(self, saved: SavedSession) -> None:
         """Put a saved session's cookies and link back, for ``relink("resume")``."""
@@ -201,6 +209,7 @@ class LoginFlow:
                                      verifycode)
         request = build_login(self.qq, encrypted, verifycode, era=self.era,
                               login_sig=self._login_sig, after_captcha=after_captcha)
+        self._progress("logging in")
         return request, self._step(self._epoch(), "login", self._on_login)
 
     def _on_login(self, response: Response):

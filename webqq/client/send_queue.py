@@ -160,7 +160,12 @@ class SendQueue:
             self._finish(self._queue.popleft(), SendStatus.AMBIGUOUS,
                          error=reason + " while it was being sent")
         while self._queue:
-            self._finish(self._queue.popleft(), SendStatus.FAILED, error=reason)
+            # Not a failure of the message: its owner may keep it for later (the
+            # daemon saves it for its next start), so no warning.
+            message = self._queue.popleft()
+            log.info("Message %d to %s not sent: %s", message.id, _recipient(message),
+                     reason)
+            self._finish(message, SendStatus.FAILED, error=reason, logged=True)
 
     # -- the pump -------------------------------------------------------------
 
@@ -221,12 +226,19 @@ class SendQueue:
         self._pump()
 
     def _finish(self, message: OutgoingMessage, status: SendStatus,
-                retcode: Optional[int] = None, error: str = "") -> None:
+                retcode: Optional[int] = None, error: str = "",
+                logged: bool = False) -> None:
+        """Settle ``message`` and tell its owner; ``logged``: the caller has said what
+        happened in the log already."""
         message.status, message.retcode, message.error = status, retcode, error
-        if status is SendStatus.SENT:
-            log.info("Message %d sent (%d part(s))", message.id, len(message.parts))
+        if logged:
+            pass
+        elif status is SendStatus.SENT:
+            log.info("Message %d to %s sent (%d part(s))", message.id, _recipient(message),
+                     len(message.parts))
         else:
-            log.warning("Message %d %s%s%s", message.id, status.value,
+            log.warning("Message %d to %s %s%s%s", message.id, _recipient(message),
+                        status.value,
                         " with retcode %s" % retcode if retcode is not None else "",
                         ": " + error if error else "")
         if not message.done.done():
@@ -235,3 +247,16 @@ class SendQueue:
             self._finished(message)
         except Exception:
             log.exception("Listener for message %d raised", message.id)
+
+
+def _recipient(message: OutgoingMessage) -> str:
+    """Whom a message is for, as a log line names it: ``buddy 20001``, ``group 30001``,
+    ``buddy uin 123456`` (a reply by session id), ``group 'name'``."""
+    by, value = message.target
+    if message.chat == "session":
+        return "session uin %d" % value[0]
+    if by in ("qq", "number", "did"):
+        return "%s %d" % (message.chat, value)
+    if by == "name":
+        return "%s %r" % (message.chat, value)
+    return "%s %s %d" % (message.chat, by, value)

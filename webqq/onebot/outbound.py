@@ -335,6 +335,9 @@ class Outbound:
         self.pump()
 
     def _hand_over(self, row: Any) -> Any:
+        """``client.send_*`` of a row: by QQ or group number when the OneBot id is one
+        (the client's log lines name it so), else by the contact the id falls back to
+        (a uin, a group code), or a stranger's temporary session."""
         contacts = self.client.contacts
         content = onebot.pieces_from_data(row.data["pieces"])
         if row.chat == "buddy":
@@ -344,10 +347,12 @@ class Outbound:
                 uin, via_id, service_type = route
                 return self.client.send_session(uin, content, via_id=via_id,
                                                 service_type=service_type)
-            return self.client.send_buddy(friend or row.target, content)
+            by_number = friend is None or friend.qq == row.target
+            return self.client.send_buddy(row.target if by_number else friend, content)
         if row.chat == "group":
             group = onebot.find_group(contacts, row.target)
-            return self.client.send_group(group or row.target, content)
+            by_number = group is None or group.number == row.target
+            return self.client.send_group(row.target if by_number else group, content)
         return self.client.send_discussion(row.target, content)
 
     def _on_sent(self, event: Any) -> None:
