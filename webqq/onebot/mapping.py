@@ -21,7 +21,7 @@ Ids. WebQQ's uins change with every login; OneBot bots keep ids in their databas
 * ``self_id`` is ``[account] qq``; ``message_id`` is the store's row id (stable).
 * A stranger met in a group or discussion writes a private message with ``sub_type``
   ``group``; a private message to that ``user_id`` goes back through the same temporary
-  session (``webqq.onebot.outbound.Outbound`` remembers the route while the session lasts).
+  session (``webqq.onebot.outbound.Outbound`` remembers the route while it lasts).
 
 What it must never do: talk to the client or the network.
 """
