@@ -14,7 +14,6 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from webqq import statedir
 from webqq.daemon.config import ApiConfig
 from webqq.onebot import actions, delivery, handlers, server
-from webqq.onebot.server import ApiError, check_listen
 from webqq.onebot.token import api_token
 
 
@@ -341,12 +340,7 @@ async def test_reverse_websocket_connects_answers_and_reconnects(harness, monkey
                                  for f in record["frames"]), "the event")
 
 
-# -- listening --------------------------------------------------------------------------
-
-class _Config:
-    def __init__(self, **api):
-        self.api = ApiConfig(**api)
-
+# -- the token --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("saved", ["", " \n\n", "\xff\n"])
 def test_an_empty_token_file_is_replaced_atomically(tmp_path, saved):
@@ -363,15 +357,6 @@ def test_an_empty_token_file_is_replaced_atomically(tmp_path, saved):
     assert api_token(config, create=True) == token   # kept from now on
     with pytest.raises(ValueError, match="the API needs a token"):
         server.OneBotApi(None, ApiConfig(), self_id=10001, outbound=None, token=" ")
-
-
-def test_a_public_listen_address_needs_a_configured_token():
-    with pytest.raises(ApiError, match="0.0.0.0:18765 is not a loopback address"):
-        check_listen(_Config(listen=("0.0.0.0", 18765)))
-    check_listen(_Config(listen=("0.0.0.0", 18765), token="secret-enough"))
-    check_listen(_Config(listen=("127.0.0.1", 18765)))
-    check_listen(_Config(listen=("::1", 18765)))
-    check_listen(_Config(listen=None))
 
 
 # -- notices, quick operations, restart, the store's rules ---------------------------------

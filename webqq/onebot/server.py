@@ -11,7 +11,6 @@ wants events. It goes through the client, never around it: sends are ``client.se
 What it must never do: log the token, the secret or a message body at info level; block
 the IOLoop (SQLite calls are short and synchronous, by design); start a thread.
 """
-import ipaddress
 import json
 import logging
 import time
@@ -29,42 +28,15 @@ from webqq.onebot.handlers import MAX_BODY, ActionHandler, EventSocket, log_requ
 from webqq.onebot.outbound import Outbound
 from webqq.onebot.store import StoreUnavailable
 
-__all__ = ["OneBotApi", "ApiError", "check_listen", "is_loopback"]
+__all__ = ["OneBotApi", "ApiError"]
 
 log = logging.getLogger("webqq.api")
 
 #: Seconds between two heartbeat meta events (a future ``[api]`` key).
 HEARTBEAT_INTERVAL = 15.0
 
-_LOOPBACK = {"localhost", "ip6-localhost"}
-
-
 class ApiError(Exception):
-    """Raised when the API cannot start (a non-loopback address without a token, a port
-    in use)."""
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address) is this machine's loopback."""
-    if host in _LOOPBACK:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_listen(config: Any) -> None:
-    """Refuse a non-loopback ``[api] listen`` without a configured token: a generated
-    one would protect a public port with a secret only this machine knows how to find.
-
-    Raises:
-        ApiError: naming the address.
-    """
-    listen = config.api.listen
-    if listen is not None and not is_loopback(listen[0]) and not config.api.token:
-        raise ApiError("listen = %s:%d is not a loopback address: set [api] token"
-                       % listen)
+    """Raised when the API cannot start: its address cannot be bound."""
 
 
 class OneBotApi:
