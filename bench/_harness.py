@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 
 BIN = os.path.dirname(os.path.abspath(sys.executable))
 #: The simulator's built-in world: the bot's account, its password, a friend and a group.
@@ -87,10 +88,12 @@ class Rig:
         send_interval: ``[bot] send_interval`` of the generated configuration.
         poll_hold: the simulator's ``--poll-hold`` (None: its default, 55 s).
         keep: keep the temporary directory (logs, status file) after ``close()``.
+        tracemalloc_frames: when above 0, the daemon runs under bench/_traced_daemon.py
+            (tracemalloc with that many frames per allocation) and ``snapshot()`` works.
     """
 
     def __init__(self, seed: int = 1, send_interval: float = 0.2, poll_hold=None,
-                 keep: bool = False, loglevel: str = "info"):
+                 keep: bool = False, loglevel: str = "info", tracemalloc_frames: int = 0):
         self.dir = tempfile.mkdtemp(prefix="webqq-bench-")
         self.state_dir = os.path.join(self.dir, "state")
         os.mkdir(self.state_dir)
@@ -98,6 +101,9 @@ class Rig:
         self.status_file = os.path.join(self.state_dir, "status.json")
         self.seed, self.send_interval, self.poll_hold = seed, send_interval, poll_hold
         self.keep, self.loglevel = keep, loglevel
+        self.tracemalloc_frames = tracemalloc_frames
+        self.snapshot_dir = os.path.join(self.dir, "tracemalloc")
+        self._snapshots = 0
         self.port = self.tls_port = None
         # The /_sim/ surface's secret, given to the simulator this rig starts.
         self.control_token = secrets.token_urlsafe(16)
@@ -160,8 +166,13 @@ class Rig:
     def start_daemon(self, timeout: float = 30.0) -> None:
         """``webqq -c INI run``, then wait until the status file says online."""
         env = dict(os.environ, WEBQQ_PASSWORD=PASSWORD)
-        self.daemon = self._spawn([os.path.join(BIN, "webqq"), "-c", self.write_config(), "run"],
-                                  "daemon", env)
+        argv = [os.path.join(BIN, "webqq")]
+        if self.tracemalloc_frames > 0:
+            argv = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                 "_traced_daemon.py")]
+            env.update(WEBQQ_TRACEMALLOC=self.snapshot_dir,
+                       WEBQQ_TRACEMALLOC_FRAMES=str(self.tracemalloc_frames))
+        self.daemon = self._spawn(argv + ["-c", self.write_config(), "run"], "daemon", env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.daemon.poll() is not None:
@@ -207,6 +218,22 @@ class Rig:
         pid = self.daemon.pid
         return {"t": time.monotonic(), "rss_kb": rss_kb(pid), "fds": fd_count(pid),
                 "cpu_s": cpu_seconds(pid)}
+
+    def snapshot(self, timeout: float = 120.0):
+        """A tracemalloc snapshot of the daemon (SIGUSR2, then wait for its file): the
+        ``tracemalloc.Snapshot``, or None when the daemon runs without tracemalloc, is
+        gone, or wrote nothing within ``timeout`` seconds."""
+        if self.tracemalloc_frames <= 0 or self.daemon is None or self.daemon.poll() is not None:
+            return None
+        self._snapshots += 1
+        path = os.path.join(self.snapshot_dir, "snapshot-%d.pickle" % self._snapshots)
+        self.daemon.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(path):
+            if time.monotonic() >= deadline or self.daemon.poll() is not None:
+                return None
+            time.sleep(0.2)
+        return tracemalloc.Snapshot.load(path)
 
     # -- the control surface -----------------------------------------------------------
 

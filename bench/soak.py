@@ -29,6 +29,15 @@ and a send connection may be open at either instant), and end RSS <= warm-up RSS
 max(``--rss-slack-mb`` MiB, ``--rss-slack-pct`` %) (default 4 MiB / 10 %: allocator
 arenas and caches settle, a leak of one object per message would not).
 
+Memory by allocation site: the daemon runs under tracemalloc (bench/_traced_daemon.py,
+``--tracemalloc FRAMES``, default 1; 0: without it), and snapshots are taken at the
+warm-up ("start"), at half the length ("middle") and after the grace ("end"). The report
+prints the traced bytes at each, their growth per minute between them, and the
+``--top`` allocation sites (file:line) that grew most from start to middle and from
+middle to end: a cache that fills and then holds steady shows in the first list and not
+in the second; a leak shows in both. tracemalloc costs the daemon CPU and memory per
+block, so the RSS figures of a traced run are higher than an untraced one's.
+
 Exit status: 0 when lost == 0, duplicated == 0, fds and RSS flat and the daemon still
 running at the end; 1 otherwise; 2 when the rig could not be set up; 130 on Ctrl-C.
 Everything started is stopped (daemon first, then simulator) in every case.
@@ -43,6 +52,7 @@ import os
 import random
 import sys
 import time
+import tracemalloc
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _harness as h  # noqa: E402
@@ -54,6 +64,25 @@ QUIET = 30.0
 #: kind -> weight of the random choice (the outage is scheduled apart, once).
 FAULT_WEIGHTS = {"poll_reset": 3, "poll_5xx": 3, "send_5xx": 3, "send_reset": 1,
                  "poll_delay": 2, "send_delay": 2, "kick": 2, "rotate": 2}
+
+
+#: What the soak's snapshots leave out: tracemalloc's own and the import machinery's.
+SNAPSHOT_FILTERS = [tracemalloc.Filter(False, tracemalloc.__file__),
+                    tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
+                    tracemalloc.Filter(False, "<frozen importlib._bootstrap_external>"),
+                    tracemalloc.Filter(False, "<unknown>")]
+
+
+def short_path(filename: str) -> str:
+    """``webqq/client/receiving.py`` for a file of the package, ``tornado/...`` for a
+    site-package, the name as it is otherwise."""
+    if "/site-packages/" in filename:
+        return filename.split("/site-packages/", 1)[1]
+    stdlib = os.path.dirname(os.__file__) + os.sep
+    if filename.startswith(stdlib):
+        return filename[len(stdlib):]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    return filename[len(root):] if filename.startswith(root) else filename
 
 
 def parse_args(argv):
@@ -78,6 +107,11 @@ def parse_args(argv):
     parser.add_argument("--fd-slack", type=int, default=2)
     parser.add_argument("--rss-slack-mb", type=float, default=4.0)
     parser.add_argument("--rss-slack-pct", type=float, default=10.0)
+    parser.add_argument("--tracemalloc", type=int, default=1, metavar="FRAMES",
+                        help="frames per traced allocation in the daemon (default 1; 0: "
+                             "no tracemalloc, no snapshots)")
+    parser.add_argument("--top", type=int, default=12,
+                        help="allocation sites listed per interval (default 12)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     args = parser.parse_args(argv)
     args.duration = args.seconds if args.seconds is not None else args.minutes * 60.0
@@ -99,6 +133,7 @@ class Soak:
         self.faults_skipped = collections.Counter()  # kind -> refused by the simulator
         self.fault_log = []
         self.samples = {}
+        self.snapshots = []                         # (label, elapsed s, Snapshot)
         self.minutes = []
         self.number = 0
 
@@ -163,6 +198,40 @@ class Soak:
             detail += " -> %s %s" % (status, body)
         self.fault_log.append("%s %s" % (h.stamp(), detail))
 
+    # -- memory by allocation site ------------------------------------------------------
+
+    def snapshot(self, label: str, t0: float) -> None:
+        snap = self.rig.snapshot()
+        if snap is None:
+            return
+        snap = snap.filter_traces(SNAPSHOT_FILTERS)
+        elapsed = time.monotonic() - t0
+        self.snapshots.append((label, elapsed, snap))
+        total = sum(stat.size for stat in snap.statistics("filename"))
+        print("[%s] tracemalloc %-6s t=%4.0fs traced=%d kB" % (h.stamp(), label, elapsed,
+                                                              total // 1024), flush=True)
+
+    def report_snapshots(self) -> None:
+        if len(self.snapshots) < 2:
+            if self.args.tracemalloc > 0:
+                print("tracemalloc: fewer than two snapshots were taken")
+            return
+        print("tracemalloc, traced bytes of the daemon: %s" % ", ".join(
+            "%s %d kB at %.0f s" % (label, sum(s.size for s in snap.statistics("filename"))
+                                   // 1024, at) for label, at, snap in self.snapshots))
+        for (label0, at0, snap0), (label1, at1, snap1) in zip(self.snapshots,
+                                                              self.snapshots[1:]):
+            stats = snap1.compare_to(snap0, "lineno")
+            minutes = max(at1 - at0, 1.0) / 60.0
+            growth = sum(stat.size_diff for stat in stats)
+            print("%s -> %s (%.1f min): %+.1f kB in all, %+.2f kB a minute; top sites:"
+                  % (label0, label1, minutes, growth / 1024, growth / 1024 / minutes))
+            for stat in sorted(stats, key=lambda s: -abs(s.size_diff))[:self.args.top]:
+                frame = stat.traceback[0]
+                print("  %+10.1f kB %+8d blocks  %8.1f kB now  %s:%d" % (
+                    stat.size_diff / 1024, stat.count_diff, stat.size / 1024,
+                    short_path(frame.filename), frame.lineno))
+
     # -- the run -------------------------------------------------------------------------
 
     def progress(self, label: str, elapsed: float) -> None:
@@ -192,6 +261,7 @@ class Soak:
         if args.outage > 0 and duration >= 3 * args.outage:
             outage_at = t0 + self.rng.uniform(0.3, 0.6) * duration
         warm_at = t0 + warmup
+        middle_at = t0 + duration / 2
         print("[%s] online (pid %d); soaking %.0f s at %.1f says/s, a fault every ~%.0f s, "
               "outage %s" % (h.stamp(), rig.daemon.pid, duration, args.rate, args.fault_every,
                              "at +%.0f s for %.0f s" % (outage_at - t0, args.outage)
@@ -221,6 +291,10 @@ class Soak:
             if warm_at is not None and now >= warm_at:
                 warm_at = None
                 self.samples["warm"] = rig.sample()
+                self.snapshot("start", t0)
+            if middle_at is not None and now >= middle_at:
+                middle_at = None
+                self.snapshot("middle", t0)
             if now >= next_minute:
                 next_minute += 60.0
                 self.progress("minute", now - t0)
@@ -261,6 +335,7 @@ class Soak:
         records = rig.sent() or records or []
         self.samples["end"] = rig.sample()
         alive = rig.daemon.poll() is None
+        self.snapshot("end", t0)
         self.progress("end", time.monotonic() - t0)
         return self.report(records, alive)
 
@@ -320,6 +395,7 @@ class Soak:
         print("RSS by minute (kB): %s" % " ".join(str(s["rss_kb"]) for s in self.minutes))
         print("CPU seconds of the daemon: %.1f" % end["cpu_s"])
         print("daemon still running at the end: %s" % ("yes" if alive else "NO"))
+        self.report_snapshots()
         print("verdict: %s" % ("PASS" if ok else "FAIL"))
         if args.keep:
             print("logs kept in %s" % rig.dir)
@@ -331,7 +407,8 @@ class Soak:
 def main(argv=None) -> int:
     args = parse_args(argv)
     h.sigterm_as_interrupt()
-    rig = h.Rig(seed=args.seed, send_interval=args.send_interval, keep=args.keep)
+    rig = h.Rig(seed=args.seed, send_interval=args.send_interval, keep=args.keep,
+                tracemalloc_frames=args.tracemalloc)
     try:
         return Soak(args, rig).run()
     except KeyboardInterrupt:
