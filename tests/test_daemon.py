@@ -83,6 +83,22 @@ def test_masking_cookie_jar_registers_secret_cookies_as_they_arrive():
     assert mask.mask("skey=@AbCdEf123; uin=o0000010001") == "skey=********; uin=o0000010001"
 
 
+def test_secret_mask_keeps_the_last_session_secrets_max_session_values(monkeypatch):
+    import webqq.daemon.logs as logs
+    monkeypatch.setattr(logs, "SESSION_SECRETS_MAX", 2)
+    mask = SecretMask()
+    mask.add("the-password")
+    for value in ("skey-one", "skey-two", "skey-one", "skey-three"):
+        mask.add(value, session=True)
+    # skey-one was registered again after skey-two: skey-two is the oldest, let go.
+    assert mask.mask("the-password skey-one skey-two skey-three") == \
+        "******** ******** skey-two ********"
+    for n in range(100):
+        mask.add("rotated-%d" % n, session=True)
+    assert len(mask._ordered) <= 3 + 2 * 3      # the password's forms, two values' forms
+    assert mask.mask("the-password") == "********"
+
+
 def test_repeated_warnings_are_collapsed(handler):
     handler.addFilter(RepeatCollapser(handler))
     logger = logging.getLogger("test.daemon")

@@ -800,6 +800,26 @@ async def test_dns_answers_expire_and_concurrent_lookups_share_one_query(io_loop
 
 
 @pytest.mark.gen_test
+async def test_dns_cache_keeps_at_most_max_entries_oldest_dropped_first(io_loop, no_leaks):
+    from webqq.http.resolver import CachingResolver
+    upstream = CountingResolver(port=1111)
+    resolver = CachingResolver(resolver=upstream, ttl=3600, max_entries=3)
+    for n in range(5):
+        await resolver.resolve("host%d.example" % n, 80)
+    assert len(resolver._cache) == 3
+    assert [resolver.cached("host%d.example" % n, 80) is not None for n in range(5)] == \
+        [False, False, True, True, True]
+    # A name resolved again moves to the young end: the next one pushes out host3.
+    await resolver.resolve("host2.example", 80)    # cached: no new entry, no lookup
+    assert upstream.lookups == 5
+    resolver.forget("host2.example", 80)
+    await resolver.resolve("host2.example", 80)
+    await resolver.resolve("host5.example", 80)
+    assert [resolver.cached("host%d.example" % n, 80) is not None for n in (2, 3, 4, 5)] == \
+        [True, False, True, True]
+
+
+@pytest.mark.gen_test
 async def test_large_body_over_tls(io_loop, no_leaks, tls, stream):
     server_context, ca_file, _ = tls
 

@@ -414,8 +414,8 @@ class Daemon:
 
     def _mask_session(self, saved: Any) -> None:
         if saved is not None:
-            self.mask.add(saved.psessionid)
-            self.mask.add(saved.vfwebqq)
+            self.mask.add(saved.psessionid, session=True)
+            self.mask.add(saved.vfwebqq, session=True)
 
     # -- client events -----------------------------------------------------------------
 

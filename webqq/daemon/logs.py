@@ -14,7 +14,8 @@ import logging.handlers
 import sys
 import urllib.parse
 from pathlib import Path
-from typing import List, Optional, Set, Tuple
+from collections import OrderedDict
+from typing import Dict, List, Optional, Set, Tuple
 
 from webqq.daemon import config as configuration
 from webqq.http.redact import MASK, url_secrets
@@ -27,29 +28,49 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _PUBLIC_COOKIES = frozenset({"uin", "pt2gguin", "p_uin", "ptisp"})
 #: Secrets shorter than this are not masked (they would mask ordinary words).
 _MIN_SECRET = 4
+#: Session values (cookies, psessionid, vfwebqq) masked at most: every login and every
+#: ptwebqq rotation brings new ones, and each log line is checked against all of them.
+#: The values of the last few sessions fit; older ones are void and are let go first.
+SESSION_SECRETS_MAX = 128
 
 
 class SecretMask(logging.Filter):
     """A handler filter that replaces every registered secret by ``********`` in the
     message, its traceback and its stack, whatever the level.
 
-    ``add(value)`` registers a value (the password, cookie values, session tokens) and
-    its URL-encoded forms. It is a filter on each handler, not on a logger, because a
-    logger's filters do not see records propagated from its children.
+    ``add(value)`` registers a value (the password, the API's token and secret) and its
+    URL-encoded forms for the life of the mask; ``add(value, session=True)`` one that a
+    new session replaces (cookie values, psessionid, vfwebqq). It is a filter on each
+    handler, not on a logger, because a logger's filters do not see records propagated
+    from its children.
+
+    Bound: the configuration's secrets all, and the last ``SESSION_SECRETS_MAX`` session
+    values registered (or registered again); an older one is no longer masked.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self._secrets: Set[str] = set()
+        self._lasting: Set[str] = set()
+        self._session: "OrderedDict[str, Set[str]]" = OrderedDict()   # value -> forms
         self._ordered: List[str] = []
 
-    def add(self, value: Optional[str]) -> None:
+    def add(self, value: Optional[str], session: bool = False) -> None:
         if not value or len(value) < _MIN_SECRET:
             return
         forms = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
-        if not forms <= self._secrets:
-            self._secrets |= forms
-            self._ordered = sorted(self._secrets, key=len, reverse=True)
+        if not session:
+            if forms <= self._lasting:
+                return
+            self._lasting |= forms
+        elif value in self._session:
+            self._session.move_to_end(value)
+            return
+        else:
+            self._session[value] = forms
+            while len(self._session) > SESSION_SECRETS_MAX:
+                self._session.popitem(last=False)
+        every = self._lasting.union(*self._session.values())
+        self._ordered = sorted(every, key=len, reverse=True)
 
     def add_config(self, config: "configuration.Config") -> None:
         """Register the secrets a configuration holds: the password, the API's token
@@ -199,5 +220,5 @@ class MaskingCookieJar(http.cookiejar.CookieJar):
 
     def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
         if cookie.name not in _PUBLIC_COOKIES:
-            self._mask.add(cookie.value)
+            self._mask.add(cookie.value, session=True)
         super().set_cookie(cookie)

@@ -31,12 +31,15 @@ from webqq.onebot import mapping as onebot
 from webqq.onebot.store import PENDING, Store, StoreUnavailable, move_aside
 from webqq.qq import Face, content_text
 
-__all__ = ["Outbound", "import_saved_outbox", "PLUGIN_CHATS", "PRUNE_INTERVAL"]
+__all__ = ["Outbound", "import_saved_outbox", "PLUGIN_CHATS", "PRUNE_INTERVAL", "SESSIONS_MAX"]
 
 log = logging.getLogger("webqq.api")
 
 #: The chats a plugin's ``send`` may name (a temporary session can only be replied to).
 PLUGIN_CHATS = ("buddy", "group", "discussion")
+#: Strangers whose temporary-session route is remembered, at most (the oldest heard
+#: from is forgotten first; a private message to a forgotten one fails as unknown).
+SESSIONS_MAX = 1000
 #: Seconds between two prunes of the store (retention).
 PRUNE_INTERVAL = 3600.0
 #: Seconds before the first new try of a store that cannot be written, doubled at each
@@ -84,7 +87,8 @@ class Outbound:
         #: Why sending is paused (the store cannot be written), or None.
         self.paused: Optional[str] = None
         # user_id -> (uin, via_id, service_type) of the last temporary-session message
-        # from a stranger: a private message to them goes back the same way.
+        # from a stranger: a private message to them goes back the same way. The
+        # SESSIONS_MAX strangers heard from last.
         self.sessions: Dict[int, Tuple[int, int, int]] = {}
         self._in_hand: Optional[Tuple[int, Any]] = None     # (message_id, OutgoingMessage)
         # When the client finished the last row (loop time) and its text: the pacing.
@@ -399,8 +403,11 @@ class Outbound:
             return
         sender = event.sender
         user_id = onebot.user_id_of(sender.uin, sender.qq, self.client.contacts)
+        self.sessions.pop(user_id, None)            # to the young end
         self.sessions[user_id] = (sender.uin, event.message.via_id,
                                   event.message.service_type)
+        while len(self.sessions) > SESSIONS_MAX:
+            del self.sessions[next(iter(self.sessions))]
 
     # -- when the store cannot be written ----------------------------------------------
 
