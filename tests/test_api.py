@@ -264,6 +264,45 @@ async def test_failed_posts_are_retried_then_kept_in_the_store(harness, monkeypa
 
 # -- events and actions over WebSocket ----------------------------------------------------
 
+@pytest.mark.gen_test(timeout=60)
+async def test_a_forward_websocket_that_does_not_read_is_closed_at_socket_backlog(
+        harness, monkeypatch, caplog):
+    monkeypatch.setattr(handlers, "SOCKET_BACKLOG", 20)
+    await harness.start()
+    base = harness.api.url.replace("http", "ws")
+    # Tornado's client reads one frame ahead and then stops reading from its socket
+    # until read_message is called: a bot that does not read.
+    stuck = await websocket.websocket_connect(base + "/event?access_token=" + TOKEN)
+    reader = await websocket.websocket_connect(base + "/event?access_token=" + TOKEN)
+    seen = []
+
+    async def read_all():
+        while True:
+            frame = await reader.read_message()
+            if frame is None:
+                return
+            seen.append(json.loads(frame).get("pad"))
+            if seen[-1] == "end":
+                return
+    reading = asyncio.ensure_future(read_all())
+    big = {"post_type": "meta_event", "meta_event_type": "test", "pad": "x" * 65536}
+    published = 0
+    with caplog.at_level(logging.WARNING, logger="webqq.api"):
+        while len(harness.api.sockets) == 2:
+            assert published < 2000, "never closed: the kernel took %d frames" % published
+            harness.api.publish(big)
+            published += 1
+            await asyncio.sleep(0.001)      # the reader reads; the stuck one never does
+        assert "does not read: 20 frames unsent; closed" in caplog.text
+    # The one that reads is still served and has every event; the stuck one is gone (its
+    # close frame waits behind what it did not read, until the server drops the stream).
+    harness.api.publish({"post_type": "meta_event", "meta_event_type": "test", "pad": "end"})
+    await asyncio.wait_for(reading, 10)
+    assert seen.count(big["pad"]) == published and len(harness.api.sockets) == 1
+    stuck.close()
+    reader.close()
+
+
 @pytest.mark.gen_test(timeout=30)
 async def test_forward_websockets_carry_events_and_actions(harness):
     await harness.start(heartbeat_interval=0.2)

@@ -24,6 +24,7 @@ from webqq.http.redact import redact_url
 from webqq.http.retry import backoff_delay
 from webqq.http.stream import HTTPStream, HTTPStreamError, RetryPolicy
 from webqq.onebot.actions import answer_frame
+from webqq.onebot.handlers import Backlog
 from webqq.onebot.store import StoreUnavailable
 
 if TYPE_CHECKING:                                   # pragma: no cover
@@ -181,6 +182,7 @@ class ReverseConnection:
         self.url = url
         self.shown = redact_url(url)        # for the log: no credentials
         self.connection: Optional[websocket.WebSocketClientConnection] = None
+        self.backlog = Backlog()            # SOCKET_BACKLOG frames unflushed at most
         self.connects = 0
         self._task: Optional[asyncio.Task] = None
         self._frames: Set[asyncio.Future] = set()
@@ -204,6 +206,7 @@ class ReverseConnection:
                             delay)
             else:
                 self.connects += 1
+                self.backlog = Backlog()
                 failures = 0
                 delay = REVERSE_BACKOFF
                 log.info("reverse WebSocket connected to %s", self.shown)
@@ -235,9 +238,14 @@ class ReverseConnection:
         if self.connection is None:
             return
         try:
-            self.connection.write_message(text)
+            if self.backlog.write(self.connection.write_message, text):
+                return
         except websocket.WebSocketClosedError:
-            pass
+            return
+        log.warning("reverse WebSocket %s does not read: %d frames unsent; closed",
+                    self.shown, self.backlog.unsent)
+        self.api.sockets.discard(self)
+        self.connection.close(1008, "too many frames unread")
 
     async def close(self) -> None:
         if self.connection is not None:

@@ -10,7 +10,7 @@ never do: log the token (the access log leaves the query string out) or a body.
 import hmac
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 from tornado import web, websocket
 
@@ -20,13 +20,42 @@ from webqq.onebot.mapping import Retcode
 if TYPE_CHECKING:                                   # pragma: no cover
     from webqq.onebot.server import OneBotApi
 
-__all__ = ["ActionHandler", "EventSocket", "check_token", "log_request", "MAX_BODY"]
+__all__ = ["ActionHandler", "EventSocket", "Backlog", "check_token", "log_request", "MAX_BODY",
+           "SOCKET_BACKLOG"]
 
 log = logging.getLogger("webqq.api")
 
 #: Bytes a request body may have: a message is at most a few KB; 1 MiB leaves room for
 #: long segment arrays and stops a runaway client.
 MAX_BODY = 1024 * 1024
+#: Frames written to one WebSocket and not yet handed to its socket, at most: a peer
+#: that stops reading would otherwise hold every later event in this process's memory.
+#: Past it the WebSocket is closed (the bot reconnects; the events meanwhile are not
+#: kept for it, as for any peer not connected).
+SOCKET_BACKLOG = 1000
+
+
+class Backlog:
+    """The frames one WebSocket has not flushed yet; ``write`` refuses the
+    ``SOCKET_BACKLOG``-th one (its caller then closes the WebSocket)."""
+
+    def __init__(self) -> None:
+        self.unsent = 0
+
+    def write(self, write_message: Callable[[str], Any], text: str) -> bool:
+        """``write_message(text)`` unless ``SOCKET_BACKLOG`` frames are still unflushed
+        (then False). ``websocket.WebSocketClosedError`` goes to the caller."""
+        if self.unsent >= SOCKET_BACKLOG:
+            return False
+        future = write_message(text)
+        self.unsent += 1
+        future.add_done_callback(self._flushed)
+        return True
+
+    def _flushed(self, future: Any) -> None:
+        self.unsent -= 1
+        if not future.cancelled():
+            future.exception()          # a closed stream: seen, the close says the rest
 
 
 def check_token(expected: str, header: Optional[str], query: Optional[str]) -> int:
@@ -141,6 +170,7 @@ class EventSocket(websocket.WebSocketHandler):
         self.role = role
         self.wants_events = role in ("universal", "event")
         self.takes_actions = role in ("universal", "api")
+        self.backlog = Backlog()
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
         refused = check_token(self.api.token, self.request.headers.get("Authorization"),
@@ -168,9 +198,15 @@ class EventSocket(websocket.WebSocketHandler):
 
     def send_text(self, text: str) -> None:
         try:
-            self.write_message(text)
+            if self.backlog.write(self.write_message, text):
+                return
         except websocket.WebSocketClosedError:
             self.api.sockets.discard(self)
+            return
+        log.warning("forward WebSocket %s from %s does not read: %d frames unsent; closed",
+                    self.request.path, self.request.remote_ip, self.backlog.unsent)
+        self.api.sockets.discard(self)
+        self.close(1008, "too many frames unread")
 
     def check_origin(self, origin: str) -> bool:
         return True     # bots are not browsers; the token is the guard

@@ -5,6 +5,7 @@ msg_id, group_sig), recorded for /_sim/sent, and delivered as a poll item to eve
 receiver that has a session; the control surface's say and event verbs push items the
 same way. It never touches a socket and never logs message text or a token.
 """
+import collections
 import logging
 from dataclasses import dataclass
 
@@ -14,12 +15,15 @@ from .events import (SESS_FLAGS, SIMULATED_FONT, EventSpec, SentContentError, bu
                      content_text, parse_sent_content)
 from .tokens import hex_token
 
-__all__ = ["ChatRouter", "RECENT_SENDS", "SentRecord"]
+__all__ = ["ChatRouter", "RECENT_SENDS", "SENT_MAX", "SentRecord"]
 
 log = logging.getLogger("webqq.simulator")
 
 #: Sends remembered per session to recognise an exact repeat (§6.2).
 RECENT_SENDS = 64
+#: Sends kept per account for /_sim/sent (the oldest go first): an hour at 25 a second,
+#: so a long bench or soak against one simulator cannot take all its memory.
+SENT_MAX = 100_000
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ class ChatRouter:
         self.rng = rng
         self.clock = clock
         self.sessions = sessions
-        self.sent = {}                  # qq -> [SentRecord]
+        self.sent = {}                  # qq -> deque of its last SENT_MAX SentRecords
         self._chat_seq = {}             # group or discussion number -> last seq
 
     # --- sends (§2.18 - §2.22, §6) -----------------------------------------------------
@@ -115,7 +119,10 @@ class ChatRouter:
             session.recent_sends.popitem(last=False)
         record = SentRecord(kind=kind, to=route.record_to, text=content_text(pieces),
                             msg_id=msg_id, time=int(now), content=pieces, dropped=dropped)
-        self.sent.setdefault(session.qq, []).append(record)
+        kept = self.sent.get(session.qq)
+        if kept is None:
+            kept = self.sent[session.qq] = collections.deque(maxlen=SENT_MAX)
+        kept.append(record)
         self.tell("sent", account=session.qq, record=record)
         log.info("%s message from %d to %d%s", kind, session.qq, route.record_to,
                  " dropped (%s)" % dropped if dropped else "")
