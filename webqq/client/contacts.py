@@ -154,6 +154,9 @@ class ContactLoader:
         lookup_qq: also ask ``get_friend_uin2`` for the QQ number of every friend and
             member and the public number of every group, one at a time (MC: parallel
             lookups got accounts black-listed); answers are cached until ``forget()``.
+
+    Bound: one cached number per friend, group member and group the session has seen
+    (the account's own lists), all dropped at each login (``forget``).
     """
 
     def __init__(self, stream: Any, clock: Callable[[], float], lookup_qq: bool = True):

@@ -39,6 +39,9 @@ _CHATS = {BuddyMessage: "buddy", GroupMessage: "group",
 class Receiver:
     """Turns poll events into client events.
 
+    Bound: the duplicate filter remembers the last ``SEEN_MAX`` events' keys (the oldest
+    forgotten first); an event repeated after that many others would pass again.
+
     Args:
         contacts: the client's current ``Contacts``.
         qq_of: a QQ number the contact loader looked up for a uin, or None.

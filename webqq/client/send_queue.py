@@ -9,7 +9,8 @@ Every delay is an ``IOLoop.call_later``.
 Why one queue: the 2013 server silently dropped messages sent less than ~0.5 s apart or
 repeated quickly (PROTOCOL.md §6.3), so all sends of a session share one clock; a single
 FIFO also keeps every target's messages in the order they were asked for. A message waits
-while the client is not online, up to its time to live, then fails as ``"expired"``.
+while the client is not online, up to its time to live, then fails as ``"expired"``:
+the queue's bound is what its callers put in one ``ttl``.
 """
 import enum
 import logging

@@ -195,6 +195,11 @@ class HTTPStream:
         max_header_size, max_body_size: caps in bytes (see webqq.http.reader).
         max_redirects: redirects followed per request; 0 hands every 3xx to
             the readback.
+
+    Bounds: at most `max_connections` sockets, idle keep-alive ones included (an idle
+    one is closed after `idle_timeout`, or at once when a request needs its slot);
+    requests past that wait in order, each until its `request_timeout`; the DNS
+    answers as `CachingResolver` keeps them (``DNS_CACHE_MAX``, ``DNS_TTL``).
     """
 
     def __init__(self, io_loop: Optional[IOLoop] = None, cookiejar: Optional[CookieJar] = None,
@@ -727,7 +732,7 @@ def _origin(request: Request) -> Tuple[str, str, int]:
     return _origin_of(request.type, request.host)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=256)        # bound: 256 (scheme, netloc) pairs
 def _origin_of(scheme: str, netloc: str) -> Tuple[str, str, int]:
     parts = urlsplit(f"{scheme}://{netloc}/")
     scheme = scheme.lower()

@@ -56,6 +56,9 @@ def _is_heartbeat(event: Dict[str, Any]) -> bool:
 class EventPoster:
     """POSTs each event to ``url`` in order, from a bounded queue, with retries.
 
+    Bound: ``POST_QUEUE`` events in memory; past it the oldest goes to the store (whose
+    retention bounds it there), a heartbeat is dropped.
+
     Args:
         api: the ``OneBotApi`` (its store, actions for quick operations, self_id).
         url: ``[api] post_url``.

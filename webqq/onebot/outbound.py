@@ -94,7 +94,9 @@ class Outbound:
         # When the client finished the last row (loop time) and its text: the pacing.
         self._last: Optional[Tuple[float, str]] = None
         # Outcomes known but not yet written, and plugin messages not yet stored: in
-        # order, written first when the store can be written again.
+        # order, written first when the store can be written again. Not capped: they
+        # grow only while the store is unwritable (then sending is paused and the
+        # API refuses new messages; a plugin's stay here rather than be lost).
         self._unrecorded: List[Tuple[int, str, Optional[int], Optional[str]]] = []
         self._unsaved: List[Tuple[str, int, str, str]] = []
         self._recovered = False             # Store.recover() has run since the start

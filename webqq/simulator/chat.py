@@ -15,7 +15,7 @@ from .events import (SESS_FLAGS, SIMULATED_FONT, EventSpec, SentContentError, bu
                      content_text, parse_sent_content)
 from .tokens import hex_token
 
-__all__ = ["ChatRouter", "RECENT_SENDS", "SENT_MAX", "SentRecord"]
+__all__ = ["ChatRouter", "RECENT_SENDS", "SENT_MAX", "SESSION_SIGS_MAX", "SentRecord"]
 
 log = logging.getLogger("webqq.simulator")
 
@@ -24,6 +24,9 @@ RECENT_SENDS = 64
 #: Sends kept per account for /_sim/sent (the oldest go first): an hour at 25 a second,
 #: so a long bench or soak against one simulator cannot take all its memory.
 SENT_MAX = 100_000
+#: Temporary-session signatures a session keeps (the oldest void first): a client that
+#: asks again for every message cannot grow the session without end.
+SESSION_SIGS_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,8 @@ class ChatRouter:
             raise Refusal(100001)
         sig = hex_token(self.rng, 96)
         session.sigs[sig] = _SessSig(peer, service_type, through)
+        while len(session.sigs) > SESSION_SIGS_MAX:
+            del session.sigs[next(iter(session.sigs))]
         return {"retcode": 0, "result": {"type": 0, "value": sig, "flags": dict(SESS_FLAGS)}}
 
     # --- the control surface's verbs -----------------------------------------------------
