@@ -67,6 +67,17 @@ async def test_messages_delivered_once_in_order(sim, browser):
 
 
 @pytest.mark.gen_test
+async def test_listeners_are_told_of_each_poll_answer_written(sim, browser):
+    told = []
+    sim.backend.listeners.append(lambda kind, **fields: told.append((kind, fields)))
+    await in_thread(browser.sign_in, 10001)
+    said = await say(browser, to=10001, **{"from": 20001}, text="timed")
+    assert items(await in_thread(browser.poll)) == [said]
+    answered = [fields for kind, fields in told if kind == "answered"]
+    assert answered == [{"qq": 10001, "body": {"retcode": 0, "result": [said]}}]
+
+
+@pytest.mark.gen_test
 async def test_a_session_keeps_queue_max_events_for_its_polls(sim, browser, monkeypatch):
     import webqq.simulator.session as session
     monkeypatch.setattr(session, "QUEUE_MAX", 2)

@@ -345,9 +345,9 @@ class ChannelHandler(_ApiHandler):
                 self.sim.cancel_timer(timer)
         answer = future.result()
         if answer is not None:          # None: the connection or the simulator closed
-            await self._deliver(answer)
+            await self._deliver(answer, session.qq)
 
-    async def _deliver(self, answer):
+    async def _deliver(self, answer, qq: int):
         """Write a poll answer; put its items back if they could not be written.
 
         PROTOCOL.md describes no acknowledgement of poll answers (``ids`` is always
@@ -364,6 +364,7 @@ class ChannelHandler(_ApiHandler):
                 self.reply(b"")         # the fault instead: a status or a reset
             return
         written = self.reply_json(answer.body)
+        self.backend.tell("answered", qq=qq, body=answer.body)
         try:
             await written
         except iostream.StreamClosedError:
