@@ -90,10 +90,16 @@ class Rig:
         keep: keep the temporary directory (logs, status file) after ``close()``.
         tracemalloc_frames: when above 0, the daemon runs under bench/_traced_daemon.py
             (tracemalloc with that many frames per allocation) and ``snapshot()`` works.
+        world: a world JSON file for the simulator (None: its built-in world).
+        simulator: the simulator's command line before the port options (None:
+            ``webqq-simulator``; bench/latency_bench.py runs bench/_timed_simulator.py).
+        accounts: the QQ numbers the daemon logs in as (None: ``ACCOUNT``); more than
+            one are written as ``[account:qNUMBER]`` sections.
     """
 
     def __init__(self, seed: int = 1, send_interval: float = 0.2, poll_hold=None,
-                 keep: bool = False, loglevel: str = "info", tracemalloc_frames: int = 0):
+                 keep: bool = False, loglevel: str = "info", tracemalloc_frames: int = 0,
+                 world=None, simulator=None, accounts=None):
         self.dir = tempfile.mkdtemp(prefix="webqq-bench-")
         self.state_dir = os.path.join(self.dir, "state")
         os.mkdir(self.state_dir)
@@ -102,6 +108,8 @@ class Rig:
         self.seed, self.send_interval, self.poll_hold = seed, send_interval, poll_hold
         self.keep, self.loglevel = keep, loglevel
         self.tracemalloc_frames = tracemalloc_frames
+        self.world, self.simulator = world, simulator
+        self.accounts = list(accounts or [ACCOUNT])
         self.snapshot_dir = os.path.join(self.dir, "tracemalloc")
         self._snapshots = 0
         self.port = self.tls_port = None
@@ -124,9 +132,11 @@ class Rig:
             self.port, self.tls_port = free_port(), free_port()
             if self.port == self.tls_port:
                 continue
-            argv = [os.path.join(BIN, "webqq-simulator"), "--port", str(self.port),
-                    "--tls-port", str(self.tls_port), "--seed", str(self.seed),
-                    "--control-token", self.control_token]
+            argv = list(self.simulator or [os.path.join(BIN, "webqq-simulator")])
+            argv += ["--port", str(self.port), "--tls-port", str(self.tls_port),
+                     "--seed", str(self.seed), "--control-token", self.control_token]
+            if self.world is not None:
+                argv += ["--world", self.world]
             if self.poll_hold is not None:
                 argv += ["--poll-hold", str(self.poll_hold)]
             self.sim = self._spawn(argv, "simulator")
@@ -142,11 +152,16 @@ class Rig:
         raise RuntimeError("the simulator did not come up; see %s/simulator.out" % self.dir)
 
     def write_config(self) -> str:
-        lines = ["[account]", "qq = %d" % ACCOUNT, "",
-                 "[daemon]", "state_dir = %s" % self.state_dir, "logfile = %s" % self.log_file,
-                 "loglevel = %s" % self.loglevel, "",
-                 "[network]", "ca_file = %s" % self.simulator_ca(), "",
-                 "[hosts]"]
+        if len(self.accounts) == 1:
+            lines = ["[account]", "qq = %d" % self.accounts[0], ""]
+        else:
+            lines = []
+            for qq in self.accounts:
+                lines += ["[account:q%d]" % qq, "qq = %d" % qq, "password = %s" % PASSWORD, ""]
+        lines += ["[daemon]", "state_dir = %s" % self.state_dir,
+                  "logfile = %s" % self.log_file, "loglevel = %s" % self.loglevel, "",
+                  "[network]", "ca_file = %s" % self.simulator_ca(), "",
+                  "[hosts]"]
         lines += ["%s = 127.0.0.1:%d" % (host, self.port) for host in PLAIN_HOSTS]
         lines += ["%s = 127.0.0.1:%d" % (host, self.tls_port) for host in TLS_HOSTS]
         lines += ["", "[simulator]", "embedded = no", "",
@@ -165,14 +180,7 @@ class Rig:
 
     def start_daemon(self, timeout: float = 30.0) -> None:
         """``webqq -c INI run``, then wait until the status file says online."""
-        env = dict(os.environ, WEBQQ_PASSWORD=PASSWORD)
-        argv = [os.path.join(BIN, "webqq")]
-        if self.tracemalloc_frames > 0:
-            argv = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                 "_traced_daemon.py")]
-            env.update(WEBQQ_TRACEMALLOC=self.snapshot_dir,
-                       WEBQQ_TRACEMALLOC_FRAMES=str(self.tracemalloc_frames))
-        self.daemon = self._spawn(argv + ["-c", self.write_config(), "run"], "daemon", env)
+        self.start_daemon_process()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.daemon.poll() is not None:
@@ -183,6 +191,17 @@ class Rig:
                 return
             time.sleep(0.1)
         raise RuntimeError("the daemon was not online after %g s; see %s" % (timeout, self.log_file))
+
+    def start_daemon_process(self) -> None:
+        """``webqq -c INI run``, not waiting for anything."""
+        env = dict(os.environ, WEBQQ_PASSWORD=PASSWORD)
+        argv = [os.path.join(BIN, "webqq")]
+        if self.tracemalloc_frames > 0:
+            argv = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                 "_traced_daemon.py")]
+            env.update(WEBQQ_TRACEMALLOC=self.snapshot_dir,
+                       WEBQQ_TRACEMALLOC_FRAMES=str(self.tracemalloc_frames))
+        self.daemon = self._spawn(argv + ["-c", self.write_config(), "run"], "daemon", env)
 
     # -- watching ----------------------------------------------------------------------
 

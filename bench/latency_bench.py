@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""Latency bench: from the poll answer carrying a message to the plugin's reply on the wire.
+
+Issue 17's figure: p50 and p99 of that time at 1, 100 and 1,000 messages a second, with
+the send pacing left out and measured apart. One ``webqq run`` daemon (the built-in
+``!echo`` plugin) and one simulator, each a process of its own, on loopback. The
+simulator is bench/_timed_simulator.py: the simulator's own server, plus a generator that
+says the messages in its own process (no HTTP call per message) and a clock that stamps
+each one when the poll answer carrying it is handed to the socket and when its reply's
+send request arrives (``time.monotonic()``, both in the simulator's process).
+
+The world: ``--accounts`` accounts (10001 on; one is ``[account]``, several are
+``[account:NAME]`` sections of one daemon) and ``--friends`` friends each (20001 on).
+Message n comes from friend n mod F of account n mod A, so a friend speaks once every F
+messages: no target gets two replies in a row to pace.
+
+Phases, in order, each after the daemon's CPU has gone quiet (contacts loaded):
+
+1. ``send_interval = 0`` (no pacing): ``--rates`` (1,100,1000) messages a second, each
+   for ``--seconds`` (a phase says at least ``--min-messages``, so the 1/s phase runs
+   longer), evenly spaced (``--arrivals poisson``: at random). Per phase: p50, p90, p99, max of answer->reply; the simulator's own queue
+   time (say -> answer, p50/p99: how long a message waited for a poll); replies
+   missing; the daemon's CPU per message.
+2. Pacing, apart: the configuration is rewritten with ``send_interval`` =
+   ``--pacing`` (0.5 s, the shipped value) and reloaded (SIGHUP); then ``--pacing-rate``
+   (1.8) messages a second for ``--pacing-seconds``, arriving at random (Poisson): 90 %
+   of the 2 a second that 0.5 s allows one account, so a reply often waits for the
+   one before it (evenly spaced messages below the cap would never wait). Its latency less
+   phase 1's at the nearest rate is what pacing costs a message; above 1/send_interval
+   messages a second per account the queue grows without end (the 2013 server dropped
+   faster sends, §6.3).
+
+A benchmark, not a test: it prints one run's figures, and exits 0 unless the rig failed
+(2) or it was interrupted (130).
+
+    python bench/latency_bench.py
+    python bench/latency_bench.py --rates 1000 --seconds 10 --friends 2000
+"""
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _harness as h  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rates", default="1,100,1000", help="messages a second, per phase")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of a phase")
+    parser.add_argument("--min-messages", type=int, default=120,
+                        help="a phase says at least this many (default 120)")
+    parser.add_argument("--accounts", type=int, default=1)
+    parser.add_argument("--friends", type=int, default=1000, help="per account")
+    parser.add_argument("--drain", type=float, default=60.0,
+                        help="seconds to wait for the last replies of a phase")
+    parser.add_argument("--pacing", type=float, default=0.5,
+                        help="send_interval of the pacing phase (0: skip it)")
+    parser.add_argument("--pacing-rate", type=float, default=1.8,
+                        help="messages a second of the pacing phase (default 1.8: 90%% of "
+                             "the 2 a second that send_interval 0.5 allows)")
+    parser.add_argument("--pacing-seconds", type=float, default=60.0)
+    parser.add_argument("--arrivals", choices=("even", "poisson"), default="even",
+                        help="message n at n/rate s (even, default) or Poisson arrivals")
+    parser.add_argument("--loglevel", default="info", help="the daemon's (default info)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    args = parser.parse_args(argv)
+    args.rates = [float(r) for r in args.rates.split(",") if r]
+    return args
+
+
+def make_world(path: str, accounts: list, friends: int) -> list:
+    """A world file: the accounts, each with the same ``friends`` people as friends;
+    returns the people's numbers."""
+    people = [20001 + n for n in range(friends)]
+    world = {"options": {"era": "A"},
+             "accounts": [{"qq": qq, "password": h.PASSWORD, "nick": "bot-%d" % qq,
+                           "friends": [{"qq": p} for p in people]} for qq in accounts],
+             "people": [{"qq": p, "nick": "p%d" % p} for p in people]}
+    with open(path, "w") as out:
+        json.dump(world, out)
+    return people
+
+
+def percentile(values: list, q: float) -> float:
+    """Nearest rank."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, int(-(-q * len(ordered) // 100)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def wait_quiet(rig, seconds: float = 2.0, cpu_ms: float = 40.0, limit: float = 600.0) -> float:
+    """Wait until the daemon spent under ``cpu_ms`` of CPU in ``seconds`` (contacts loaded,
+    lookups done); returns how long that took."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        before = h.cpu_seconds(rig.daemon.pid)
+        time.sleep(seconds)
+        if (h.cpu_seconds(rig.daemon.pid) - before) * 1000 < cpu_ms:
+            break
+    return time.monotonic() - start
+
+
+def wait_online(rig, accounts: list, timeout: float) -> None:
+    """Every account's "online as QQ" line in the daemon's log."""
+    deadline = time.monotonic() + timeout
+    want = set(accounts)
+    while time.monotonic() < deadline:
+        seen = {int(line.split("online as ", 1)[1].split()[0])
+                for line in rig.grep_log(r"online as \d+")}
+        if want <= seen:
+            return
+        if rig.daemon.poll() is not None:
+            raise RuntimeError("the daemon exited; see %s" % rig.log_file)
+        time.sleep(0.2)
+    raise RuntimeError("not every account was online after %g s; see %s"
+                       % (timeout, rig.log_file))
+
+
+def run_phase(rig, name: str, rate: float, seconds: float, targets: list, drain: float,
+              min_messages: int, arrivals: str = "even", seed: int = 1) -> dict:
+    seconds = max(seconds, min_messages / rate)
+    spec = {"name": name, "rate": rate, "seconds": seconds, "drain": drain,
+            "targets": targets, "arrivals": arrivals, "seed": seed}
+    path = os.path.join(rig.dir, "phase.json")
+    with open(path, "w") as out:
+        json.dump(spec, out)
+    result_path = os.path.join(rig.dir, name + ".json")
+    cpu0 = h.cpu_seconds(rig.daemon.pid)
+    rig.sim.send_signal(signal.SIGUSR1)
+    print("[%s] phase %s: %g messages/s for %.0f s" % (h.stamp(), name, rate, seconds),
+          file=sys.stderr, flush=True)
+    deadline = time.monotonic() + seconds + drain + 60
+    while not os.path.exists(result_path):
+        if time.monotonic() > deadline or rig.sim.poll() is not None:
+            raise RuntimeError("phase %s never ended; see %s" % (name, rig.dir))
+        time.sleep(0.2)
+    cpu = h.cpu_seconds(rig.daemon.pid) - cpu0
+    with open(result_path) as handle:
+        result = json.load(handle)
+    times = result["times"]
+    latency = [(sent - answered) * 1000 for _, answered, sent in times
+               if answered is not None and sent is not None]
+    queued = [(answered - said) * 1000 for said, answered, _ in times if answered is not None]
+    missing = sum(1 for _, _, sent in times if sent is None)
+    replies = [sent for _, _, sent in times if sent is not None]
+    first = min(said for said, _, _ in times)
+    replied = len(replies) / (max(replies) - first) if len(replies) > 1 else 0.0
+    return {"name": name, "rate": rate, "arrivals": arrivals, "said": result["said"], "late": result["late"],
+            "missing": missing, "p50": percentile(latency, 50), "p90": percentile(latency, 90),
+            "p99": percentile(latency, 99), "max": max(latency) if latency else float("nan"),
+            "queue_p50": percentile(queued, 50), "queue_p99": percentile(queued, 99),
+            "achieved": result["said"] / result["generated"] if result["generated"] else 0.0,
+            "replied": replied,
+            "cpu_per_msg_us": cpu / max(1, result["said"]) * 1e6,
+            "sim_cpu_share": result["cpu"] / result["wall"] if result["wall"] else 0.0}
+
+
+def reload_with(rig, send_interval: float, timeout: float = 30.0) -> None:
+    before = len(rig.grep_log(r"reloaded: "))
+    rig.send_interval = send_interval
+    rig.write_config()
+    rig.daemon.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while len(rig.grep_log(r"reloaded: ")) <= before:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the daemon did not reload; see %s" % rig.log_file)
+        time.sleep(0.1)
+
+
+def print_table(rows: list, pacing) -> None:
+    print("%-10s %7s %7s %9s %8s %8s %8s %8s %8s %9s %9s %8s %10s %8s" % (
+        "phase", "rate/s", "said/s", "replied/s", "messages", "p50 ms", "p90 ms", "p99 ms", "max ms",
+        "queue p50", "queue p99", "missing", "CPU µs/msg", "sim CPU"))
+    for row in rows:
+        print("%-10s %7g %7.0f %9.0f %8d %8.2f %8.2f %8.2f %8.1f %9.2f %9.2f %8d %10.0f %7.0f%%"
+              % (row["name"], row["rate"], row["achieved"], row["replied"], row["said"], row["p50"], row["p90"],
+                 row["p99"], row["max"], row["queue_p50"], row["queue_p99"], row["missing"],
+                 row["cpu_per_msg_us"], row["sim_cpu_share"] * 100))
+    if pacing is not None:
+        paced, unpaced = pacing
+        print()
+        print("pacing (send_interval %g s) at %g/s: p50 %.1f ms, p99 %.1f ms; without "
+              "pacing at %g/s: p50 %.2f ms, p99 %.2f ms -> pacing adds %.1f ms at p50, "
+              "%.1f ms at p99" % (paced["interval"], paced["rate"], paced["p50"], paced["p99"],
+                                  unpaced["rate"], unpaced["p50"], unpaced["p99"],
+                                  paced["p50"] - unpaced["p50"], paced["p99"] - unpaced["p99"]))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    h.sigterm_as_interrupt()
+    accounts = [h.ACCOUNT + n for n in range(args.accounts)]
+    rig = h.Rig(seed=args.seed, send_interval=0, keep=args.keep, loglevel=args.loglevel,
+                accounts=accounts,
+                simulator=[sys.executable, os.path.join(HERE, "_timed_simulator.py")])
+    rig.simulator.extend(["--dir", rig.dir])
+    rig.world = os.path.join(rig.dir, "world.json")
+    people = make_world(rig.world, accounts, args.friends)
+    targets = [[accounts[n % len(accounts)], people[(n // len(accounts)) % len(people)]]
+               for n in range(len(accounts) * len(people))]
+    try:
+        rig.start_simulator()
+        if len(accounts) == 1:
+            rig.start_daemon(timeout=120)
+        else:
+            rig.start_daemon_process()
+            wait_online(rig, accounts, timeout=300)
+        settled = wait_quiet(rig)
+        print("[%s] daemon pid %d online, %d account(s) x %d friends; quiet after %.0f s"
+              % (h.stamp(), rig.daemon.pid, len(accounts), len(people), settled),
+              file=sys.stderr, flush=True)
+        rows = []
+        for rate in args.rates:
+            rows.append(run_phase(rig, "r%g" % rate, rate, args.seconds, targets, args.drain,
+                                  args.min_messages, args.arrivals, args.seed))
+            wait_quiet(rig)
+        pacing = None
+        if args.pacing > 0:
+            reload_with(rig, args.pacing)
+            paced = run_phase(rig, "paced", args.pacing_rate, args.pacing_seconds, targets,
+                              args.drain, 0, "poisson", args.seed)
+            paced["interval"] = args.pacing
+            rows.append(paced)
+            others = [row for row in rows if row is not paced]
+            if others:
+                pacing = (paced, min(others, key=lambda r: abs(r["rate"] - args.pacing_rate)))
+        print("latency: answer -> reply (ms), %d account(s), %d friends each, daemon pid %d"
+              % (len(accounts), len(people), rig.daemon.pid))
+        print_table(rows, pacing)
+        return 0
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except RuntimeError as exc:
+        print("latency_bench: %s" % exc, file=sys.stderr)
+        rig.keep = True
+        print("logs kept in %s" % rig.dir, file=sys.stderr)
+        return 2
+    finally:
+        rig.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
