@@ -151,15 +151,21 @@ class Rig:
             self.sim = None             # lost the port race: try other ports
         raise RuntimeError("the simulator did not come up; see %s/simulator.out" % self.dir)
 
-    def write_config(self) -> str:
-        if len(self.accounts) == 1:
-            lines = ["[account]", "qq = %d" % self.accounts[0], ""]
+    def write_config(self, accounts=None, state_dir=None, name: str = "webqq.ini") -> str:
+        """The daemon's configuration file (``name`` in the rig's directory, mode 0600),
+        for ``accounts`` (default the rig's) keeping its state in ``state_dir`` (default
+        the rig's, its log there as webqq.log)."""
+        accounts = list(accounts or self.accounts)
+        state_dir = state_dir or self.state_dir
+        if len(accounts) == 1:
+            lines = ["[account]", "qq = %d" % accounts[0], ""]
         else:
             lines = []
-            for qq in self.accounts:
+            for qq in accounts:
                 lines += ["[account:q%d]" % qq, "qq = %d" % qq, "password = %s" % PASSWORD, ""]
-        lines += ["[daemon]", "state_dir = %s" % self.state_dir,
-                  "logfile = %s" % self.log_file, "loglevel = %s" % self.loglevel, "",
+        lines += ["[daemon]", "state_dir = %s" % state_dir,
+                  "logfile = %s" % os.path.join(state_dir, "webqq.log"),
+                  "loglevel = %s" % self.loglevel, "",
                   "[network]", "ca_file = %s" % self.simulator_ca(), "",
                   "[hosts]"]
         lines += ["%s = 127.0.0.1:%d" % (host, self.port) for host in PLAIN_HOSTS]
@@ -168,8 +174,8 @@ class Rig:
                   "[bot]", "plugins = webqq.plugins.builtin",
                   "send_interval = %g" % self.send_interval, "",
                   "[api]", "listen =", ""]
-        path = os.path.join(self.dir, "webqq.ini")
-        with open(path, "w") as ini:
+        path = os.path.join(self.dir, name)
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as ini:
             ini.write("\n".join(lines))
         return path
 

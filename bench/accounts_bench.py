@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""Accounts bench: many accounts online in one daemon, against one process per account.
+
+Issue 17's figure: N accounts online against one simulator process, each holding its long
+poll, with the heartbeat and the contacts refresh running. For each N of ``--counts``
+(1, 10, 100, 1000) and each model of ``--models``:
+
+* ``shared``: one ``webqq run`` daemon whose configuration has N ``[account:qQQ]``
+  sections (``[account]`` when N is 1);
+* ``process``: N ``webqq run`` daemons of one ``[account]`` each, every one with its own
+  configuration and state_dir: the peers' model (one process per account). Skipped for
+  an N whose processes would not fit in memory (``--process-max``, default 100: each
+  daemon is a Python process of about 45 MB).
+
+Each cell starts a fresh simulator (``webqq-simulator`` with a generated world of N
+accounts, each the friend of two people) pinned to one core, the daemons pinned to the
+other (``os.sched_setaffinity``; the cores are ``--cores``, default 0,1: daemons on the
+first). It measures:
+
+* login: seconds from starting the daemon(s) until every account's ``online as QQ`` is
+  in the logs (each account logs in as the protocol paces it; accounts in parallel);
+* settle: then until the daemons' CPU stays under 2 % for 5 s (contacts loaded);
+* RSS and PSS: the sum of ``VmRSS`` and of ``Pss`` (/proc/PID/smaps_rollup: a page
+  shared by k processes counts 1/k) over the daemons, after settling;
+* idle CPU: the daemons' CPU time (every thread's, /proc/PID/task/*/schedstat, in ns)
+  over ``--idle-seconds`` (default 120: two heartbeats
+  and two poll holds of 55 s per account), as ms per account per minute. The contacts
+  refresh runs hourly; at login it is in "settle", not in this window.
+
+Then: RSS per additional account, (RSS(N) - RSS(1)) / (N - 1), per model, and each figure
+of ``process`` divided by ``shared`` at the same N (``×shared``). The targets: RSS per
+additional account <= 64 KiB, idle CPU <= 1 ms per account per minute, login of 1,000
+within 60 s. A benchmark, not a test: it prints one run; exit 0 unless the rig failed (2)
+or it was interrupted (130).
+
+    python bench/accounts_bench.py
+    python bench/accounts_bench.py --counts 1,10,100 --models shared --idle-seconds 60
+"""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _harness as h  # noqa: E402
+
+PEOPLE = (20001, 20002)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--counts", default="1,10,100,1000")
+    parser.add_argument("--models", default="shared,process")
+    parser.add_argument("--process-max", type=int, default=100,
+                        help="largest N run as one process per account (default 100)")
+    parser.add_argument("--idle-seconds", type=float, default=120.0)
+    parser.add_argument("--login-timeout", type=float, default=600.0)
+    parser.add_argument("--cores", default="0,1", help="daemons' core, simulator's core")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="keep the temp dirs (logs)")
+    args = parser.parse_args(argv)
+    args.counts = [int(n) for n in args.counts.split(",") if n]
+    args.models = [m for m in args.models.split(",") if m]
+    args.cores = [int(c) for c in args.cores.split(",")]
+    return args
+
+
+def make_world(path: str, accounts: list) -> None:
+    world = {"options": {"era": "A"},
+             "accounts": [{"qq": qq, "password": h.PASSWORD, "nick": "bot-%d" % qq,
+                           "friends": [{"qq": p} for p in PEOPLE]} for qq in accounts],
+             "people": [{"qq": p, "nick": "p%d" % p} for p in PEOPLE]}
+    with open(path, "w") as out:
+        json.dump(world, out)
+
+
+def pss_kb(pid: int) -> int:
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_exact(pid: int) -> float:
+    """Seconds on a CPU of every thread of ``pid`` (/proc/PID/task/*/schedstat, in ns):
+    /proc/PID/stat counts in 10 ms ticks, too coarse for an idle daemon."""
+    total = 0
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, task)) as stat:
+                total += int(stat.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / 1e9
+
+
+def pin(pid: int, core: int) -> None:
+    try:
+        os.sched_setaffinity(pid, {core})
+    except OSError:
+        pass
+
+
+class Cell:
+    """One model at one N: the simulator, the daemons, their logs."""
+
+    def __init__(self, args, model: str, count: int):
+        self.args, self.model, self.count = args, model, count
+        self.accounts = [h.ACCOUNT + n for n in range(count)]
+        self.rig = h.Rig(seed=args.seed, keep=args.keep, accounts=self.accounts)
+        self.rig.world = os.path.join(self.rig.dir, "world.json")
+        make_world(self.rig.world, self.accounts)
+        self.daemons = []
+        self.logs = []
+
+    def start(self) -> None:
+        rig = self.rig
+        rig.start_simulator()
+        pin(rig.sim.pid, self.args.cores[-1])
+        env = dict(os.environ, WEBQQ_PASSWORD=h.PASSWORD)
+        groups = [self.accounts] if self.model == "shared" else [[qq] for qq in self.accounts]
+        for index, accounts in enumerate(groups):
+            state_dir = os.path.join(rig.dir, "state-%d" % index)
+            os.mkdir(state_dir)
+            ini = rig.write_config(accounts=accounts, state_dir=state_dir,
+                                   name="webqq-%d.ini" % index)
+            out = open(os.path.join(rig.dir, "daemon-%d.out" % index), "wb")
+            rig._files.append(out)
+            proc = subprocess.Popen([os.path.join(h.BIN, "webqq"), "-c", ini, "run"],
+                                    stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, env=env,
+                                    start_new_session=True)
+            pin(proc.pid, self.args.cores[0])
+            self.daemons.append(proc)
+            self.logs.append(os.path.join(state_dir, "webqq.log"))
+
+    def online(self) -> set:
+        seen = set()
+        for path in self.logs:
+            try:
+                with open(path, errors="replace") as log:
+                    for line in log:
+                        if "online as " in line:
+                            seen.add(int(line.split("online as ", 1)[1].split()[0]))
+            except OSError:
+                pass
+        return seen
+
+    def alive(self) -> bool:
+        return all(proc.poll() is None for proc in self.daemons)
+
+    def cpu(self) -> float:
+        return sum(cpu_exact(proc.pid) for proc in self.daemons)
+
+    def rss(self) -> int:
+        return sum(h.rss_kb(proc.pid) for proc in self.daemons)
+
+    def pss(self) -> int:
+        return sum(pss_kb(proc.pid) for proc in self.daemons)
+
+    def close(self) -> None:
+        for proc in self.daemons:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        for proc in self.daemons:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.daemons = []
+        self.rig.close()
+
+
+def measure(args, model: str, count: int) -> dict:
+    cell = Cell(args, model, count)
+    try:
+        cell.start()
+        t0 = time.monotonic()
+        want = set(cell.accounts)
+        while True:
+            online = cell.online()
+            if want <= online:
+                break
+            if not cell.alive():
+                raise RuntimeError("a daemon exited; see %s" % cell.rig.dir)
+            if time.monotonic() - t0 > args.login_timeout:
+                raise RuntimeError("%d of %d accounts online after %g s; see %s" % (
+                    len(online & want), count, args.login_timeout, cell.rig.dir))
+            time.sleep(0.2)
+        login = time.monotonic() - t0
+        settle_start = time.monotonic()
+        while time.monotonic() - settle_start < 600:
+            before = cell.cpu()
+            time.sleep(5.0)
+            if cell.cpu() - before < 0.1:           # under 2 % of a core for 5 s
+                break
+        settle = time.monotonic() - settle_start
+        rss, pss = cell.rss(), cell.pss()
+        sim_cpu0 = cpu_exact(cell.rig.sim.pid)
+        cpu0 = cell.cpu()
+        time.sleep(args.idle_seconds)
+        idle_cpu = cell.cpu() - cpu0
+        sim_cpu = cpu_exact(cell.rig.sim.pid) - sim_cpu0
+        if not cell.alive() or not want <= cell.online():
+            raise RuntimeError("a daemon died while idle; see %s" % cell.rig.dir)
+        row = {"model": model, "count": count, "login": login, "settle": settle,
+               "rss_kb": rss, "pss_kb": pss,
+               "idle_ms_per_account_min": idle_cpu * 1000 / count / (args.idle_seconds / 60),
+               "sim_idle_ms_per_account_min": sim_cpu * 1000 / count / (args.idle_seconds / 60),
+               "sim_rss_kb": h.rss_kb(cell.rig.sim.pid)}
+        print("[%s] %s N=%d: login %.1f s, settle %.0f s, RSS %d kB, PSS %d kB, idle %.3f ms "
+              "per account-minute" % (h.stamp(), model, count, login, settle, rss, pss,
+                                      row["idle_ms_per_account_min"]),
+              file=sys.stderr, flush=True)
+        return row
+    except RuntimeError:
+        cell.rig.keep = True
+        raise
+    finally:
+        cell.close()
+
+
+def report(rows: list) -> None:
+    by = {(r["model"], r["count"]): r for r in rows}
+    print("%-8s %6s %8s %8s %11s %11s %12s %12s %14s %9s %9s %9s" % (
+        "model", "N", "login s", "settle s", "RSS MiB", "PSS MiB", "RSS/acct KiB",
+        "+acct KiB", "idle ms/acct/min", "login ×sh", "RSS ×sh", "idle ×sh"))
+    for r in rows:
+        one = by.get((r["model"], 1))
+        extra = (r["rss_kb"] - one["rss_kb"]) / (r["count"] - 1) \
+            if one is not None and r["count"] > 1 else float("nan")
+        shared = by.get(("shared", r["count"]))
+        ratio = lambda key: r[key] / shared[key] if shared and shared[key] else float("nan")  # noqa: E731
+        print("%-8s %6d %8.1f %8.0f %11.1f %11.1f %12.1f %12.1f %14.3f %9.2f %9.2f %9.2f" % (
+            r["model"], r["count"], r["login"], r["settle"], r["rss_kb"] / 1024,
+            r["pss_kb"] / 1024, r["rss_kb"] / r["count"], extra, r["idle_ms_per_account_min"],
+            ratio("login"), ratio("rss_kb"), ratio("idle_ms_per_account_min")))
+    print()
+    print("simulator (its own core): idle CPU ms per account-minute: %s" % ", ".join(
+        "%s N=%d %.3f" % (r["model"], r["count"], r["sim_idle_ms_per_account_min"])
+        for r in rows))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    h.sigterm_as_interrupt()
+    rows = []
+    try:
+        for count in args.counts:
+            for model in args.models:
+                if model == "process" and count > args.process_max:
+                    print("[%s] process N=%d skipped: %d processes of ~45 MB do not fit "
+                          "(--process-max %d)" % (h.stamp(), count, count, args.process_max),
+                          file=sys.stderr, flush=True)
+                    continue
+                rows.append(measure(args, model, count))
+        report(rows)
+        return 0
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        if rows:
+            report(rows)
+        return 130
+    except RuntimeError as exc:
+        print("accounts_bench: %s" % exc, file=sys.stderr)
+        if rows:
+            report(rows)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
