@@ -5,7 +5,8 @@ Starts ``webqq-simulator`` and ``webqq -c <generated ini> run`` (own temporary s
 on free loopback ports, waits until the status file says online, then for ``--minutes``
 (or ``--seconds``) makes friend 20001 (and, one message in four, member 20002 of group
 30001) say ``!echo soak-<n>`` through ``/_sim/say`` at ``--rate`` messages a second, and
-every few seconds (seeded ``--seed``) injects one fault: poll2 resets, 502/503 on poll2
+every few seconds (seeded ``--seed``), while the daemon is online and no earlier fault is
+still pending in the simulator, injects one fault: poll2 resets, 502/503 on poll2
 and on sends, a reset of a send, delays of poll2 and of sends, kicks (121), rotations
 (116), and once a ``--outage``-second ``/_sim/offline``. Then it stops injecting, clears
 pending faults and waits up to ``--grace`` seconds for the last answers.
@@ -131,6 +132,7 @@ class Soak:
         self.says = collections.Counter()           # accepted, refused, unreachable, ...
         self.faults = collections.Counter()         # kind -> injected
         self.faults_skipped = collections.Counter()  # kind -> refused by the simulator
+        self.faults_held = collections.Counter()    # kind -> not injected: not ready
         self.fault_log = []
         self.samples = {}
         self.snapshots = []                         # (label, elapsed s, Snapshot)
@@ -160,6 +162,18 @@ class Soak:
             self.says["error %s" % status] += 1
 
     # -- faults --------------------------------------------------------------------------
+
+    def ready_for_fault(self) -> bool:
+        """A fault is injected only while the daemon is online and the simulator holds
+        no fault still waiting for its request: faults drawn while the daemon recovers
+        would pile up in the simulator and each meet the next relink, and the recovery
+        ladder's growing delays then meet ever more of them (a rig that no network
+        resembles)."""
+        status = self.rig.status() or {}
+        if status.get("state") != "online":
+            return False
+        code, pending = self.rig.control("GET", "fault")
+        return code == 200 and not pending
 
     def inject(self, kind: str) -> None:
         rng = self.rng
@@ -286,7 +300,11 @@ class Soak:
                 # Faults queued for the outage's end would land during the relogin: wait.
                 next_fault = max(next_fault, now + args.outage + args.fault_every)
             elif now >= next_fault:
-                self.inject(self.rng.choices(kinds, weights)[0])
+                kind = self.rng.choices(kinds, weights)[0]
+                if self.ready_for_fault():
+                    self.inject(kind)
+                else:
+                    self.faults_held[kind] += 1
                 next_fault = now + self.rng.uniform(0.5, 1.5) * args.fault_every
             if warm_at is not None and now >= warm_at:
                 warm_at = None
@@ -383,6 +401,9 @@ class Soak:
               % (onlines["logged in"], max(0, onlines["logged in"] - 1), onlines["relinked"],
                  onlines["resumed the saved session"]))
         print("faults injected: %s" % ", ".join("%s %d" % kv for kv in sorted(self.faults.items())))
+        if self.faults_held:
+            print("faults not drawn (daemon not online, or a fault still pending): %s"
+                  % ", ".join("%s %d" % kv for kv in sorted(self.faults_held.items())))
         if self.faults_skipped:
             print("faults refused by the simulator (not online then): %s"
                   % ", ".join("%s %d" % kv for kv in sorted(self.faults_skipped.items())))
