@@ -3,6 +3,8 @@ OneBot API, end to end: the poll items a 2013 server sent (pushed by ``MediaFron
 tests/media_helpers.py) become OneBot notices and requests at a webhook, and the
 actions that answer them reach the server's endpoints; what WebQQ cannot do answers
 retcode 102 naming the action."""
+import asyncio
+
 import pytest
 from api_helpers import FRIEND, GROUP, events_of, eventually
 from media_helpers import front  # noqa: F401 (a fixture)
@@ -233,10 +235,13 @@ async def test_an_offline_file_is_fetched_by_its_url_on_first_use(harness, front
         "time": 1364865321}})
     (notice,) = await eventually(lambda: events_of(record, "notice"), "the notice")
     assert (notice["sub_type"], notice["file"]["size"]) == ("offline", 12)
-    served = await get(harness, notice["file"]["url"])
+    served, at_once = await asyncio.gather(get(harness, notice["file"]["url"]),
+                                           get(harness, notice["file"]["url"]))
     assert (served.code, served.body) == (200, b"print('hi')\n")
     again = await get(harness, notice["file"]["url"])
-    assert again.body == served.body
+    assert at_once.body == again.body == served.body
     assert len([r for r in front.requests if r.host == "127.0.0.1"]) == 1   # fetched once
+    assert [p.name for p in (harness.tmp_path / "10001" / "files").iterdir()] == [
+        "test2.py"]
     code, answer = await harness.call("refuse_file", {"file_id": notice["file"]["id"]})
     assert answer["retcode"] == 100 and "no offer to refuse" in answer["msg"]

@@ -18,6 +18,7 @@ The names, where OneBot v11 has none (documented in docs/media.rst):
 What it must never do: answer for the client (every call is the client's), or let a
 client error escape as anything but a ``OneBotError``.
 """
+import asyncio
 from typing import TYPE_CHECKING, Any, Awaitable, Dict, Optional
 
 from webqq.client.calls import NotOnline, Unavailable
@@ -104,10 +105,18 @@ class AccountActions:
         if offer.path is None:
             if offer.gone is not None:
                 raise OneBotError("file %s cannot be taken: %s" % (file_id, offer.gone))
-            notice = offer.notice
-            take = self.client.files.accept if notice.change == "offer" \
-                else self.client.files.download
-            offer.path = await _through_client("accept_file", take(notice.event))
+            if offer.taking is None:                # two calls at once take it once
+                notice = offer.notice
+                take = self.client.files.accept if notice.change == "offer" \
+                    else self.client.files.download
+                offer.taking = asyncio.ensure_future(
+                    _through_client("accept_file", take(notice.event)))
+            taking = offer.taking
+            try:
+                offer.path = await asyncio.shield(taking)
+            finally:
+                if offer.taking is taking and taking.done():
+                    offer.taking = None             # a failure may be tried again
         return {"file": str(offer.path), "name": offer.notice.name,
                 "size": offer.path.stat().st_size,
                 "url": self.api.media_url("files", file_id)}

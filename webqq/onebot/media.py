@@ -26,6 +26,7 @@ What it must never do: read a file outside ``media_dir``, fetch a URL while
 2013 limits, or read or write a picture on the IOLoop when a thread of its pool can
 (the one exception: ``OutgoingPictures.load``, see its docstring).
 """
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -320,13 +321,15 @@ class ReceivedPictures:
 
 class Offer:
     """A file a friend offered or left: its ``notice`` (the client's ``FileNotice``);
-    once taken, the ``path`` it was written to; once it cannot be taken any more,
-    ``gone`` says why (refused, or taken back)."""
+    while it is being taken, ``taking`` (a task whose result is the path); once taken,
+    the ``path`` it was written to; once it cannot be taken any more, ``gone`` says why
+    (refused, or taken back)."""
 
-    __slots__ = ("notice", "path", "gone")
+    __slots__ = ("notice", "taking", "path", "gone")
 
     def __init__(self, notice: Any) -> None:
         self.notice = notice
+        self.taking: Optional["asyncio.Future[Path]"] = None
         self.path: Optional[Path] = None
         self.gone: Optional[str] = None
 
