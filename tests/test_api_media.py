@@ -217,6 +217,11 @@ async def test_bad_pictures_are_clear_errors_and_disturb_nothing(harness, front,
                                            {"type": "image", "data": {"file": file}}]})
         assert (code, answer["status"], answer["retcode"], answer["msg"]) == (
             200, "failed", 100, why), file
+    harness.outbound.sessions[55555] = (55555, 30001, 0)   # a stranger met in a group
+    code, answer = await harness.call("send_private_msg", {
+        "user_id": 55555, "message": "[CQ:image,file=%s]" % b64(JPEG)})
+    assert (answer["retcode"], answer["msg"]) == (
+        100, "a session message cannot carry pictures")
     code, answer = await harness.call("send_group_msg", {
         "group_id": GROUP, "message": "[CQ:image]"})
     assert answer["retcode"] == 100 and answer["msg"].startswith("an image segment needs")
@@ -323,8 +328,8 @@ def test_media_dir_and_fetch_urls_are_read_from_the_api_section(tmp_path):
 # --- a bot written for aiocqhttp --------------------------------------------------------
 
 # The bot fetches the picture at its url (with the token), writes it to media_dir, and
-# answers with it three ways: as base64, by its path in media_dir, and by the received
-# segment itself (its file name).
+# answers with it three ways: as base64, by its path in media_dir, and as README's image
+# echo bot does, with the received segments themselves (their file names).
 AIOCQHTTP_BOT = textwrap.dedent("""\
     import base64, pathlib, sys
     import httpx
@@ -345,7 +350,10 @@ AIOCQHTTP_BOT = textwrap.dedent("""\
             encoded = base64.b64encode(answer.content).decode()
             await bot.send(event, MessageSegment.image("base64://" + encoded))
             await bot.send(event, MessageSegment.image("echo.jpg"))
-            await bot.send(event, segment)
+        # README's image echo bot:
+        pictures = [s for s in Message(event.message) if s.type == "image"]
+        if pictures:
+            await bot.send(event, pictures)
 
     bot.run(host="127.0.0.1", port=port)
     """)
