@@ -22,8 +22,10 @@ from tornado import web
 from tornado.httpclient import HTTPRequest
 
 from webqq import statedir
-from webqq.daemon.config import ApiConfig
+from webqq.daemon.config import ApiConfig, ConfigError, load
 from webqq.http_stream import HTTPStream
+from webqq.onebot.mapping import StoredPicture
+from webqq.onebot.media import OutgoingPictures
 from webqq.onebot.outbound import Outbound
 from webqq.onebot.store import Store
 from webqq.qq import UploadPicture
@@ -288,18 +290,14 @@ async def test_a_queued_picture_survives_a_restart_as_a_file_then_goes(harness, 
     store.close()
 
     await start(harness, front)                           # the same state_dir and store
-    await eventually(lambda: front.offpics, "the picture to be uploaded")
-    stored = await harness.ok("get_msg", {"message_id": message_id})
     await eventually(lambda: not kept.exists(), "the picture file to go once sent")
     ((_, path, _name, _size),) = await offpics_sent(harness)
     assert front.offpics[path] == JPEG
-    assert (await harness.ok("get_msg", {"message_id": message_id}))["send_status"] == \
-        "sent", stored
+    stored = await harness.ok("get_msg", {"message_id": message_id})
+    assert (stored["send_status"], stored["message"]) == ("sent", "[CQ:image,file=cat.jpg]")
 
 
-def test_a_picture_gone_from_media_out_fails_only_its_message(tmp_path):
-    from webqq.onebot.media import OutgoingPictures
-    from webqq.onebot.mapping import StoredPicture
+def test_a_picture_gone_from_media_out_or_damaged_is_a_clear_reason(tmp_path):
     pictures = OutgoingPictures(tmp_path)
     with pytest.raises(ValueError, match="its picture cat.jpg is gone from"):
         pictures.load(StoredPicture("a" * 64, "jpg", "cat.jpg"))
@@ -310,7 +308,6 @@ def test_a_picture_gone_from_media_out_fails_only_its_message(tmp_path):
 
 
 def test_media_dir_and_fetch_urls_are_read_from_the_api_section(tmp_path):
-    from webqq.daemon.config import ConfigError, load
     (tmp_path / "pictures").mkdir()
     ini = tmp_path / "webqq.ini"
     ini.write_text("[simulator]\nembedded = yes\n[api]\nmedia_dir = pictures\n"
@@ -410,3 +407,14 @@ async def test_an_aiocqhttp_bot_gets_a_picture_by_its_url_and_sends_it_back(harn
         bot.terminate()
         bot.wait(timeout=10)
         bot.stderr.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_queued_picture_whose_file_is_gone_fails_only_its_message(harness, front):
+    await start(harness, front)
+    lost, _ = harness.outbound.accept("buddy", FRIEND, [
+        "look", StoredPicture("a" * 64, "jpg", "cat.jpg")], [])
+    status, why = await harness.outbound.outcome(lost, 10)
+    assert status == "failed" and why.startswith("its picture cat.jpg is gone from ")
+    await harness.ok("send_private_msg", {"user_id": FRIEND, "message": "next"})
+    assert [s["text"] for s in await harness.world.control.sent()] == ["next"]
