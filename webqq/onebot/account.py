@@ -156,8 +156,9 @@ class AccountActions:
                               Retcode.UNSUPPORTED)
         request = self.api.group_requests.get(params.get("flag"))
         if request is None:
-            raise BadParams("unknown flag %r (group requests are remembered until the "
-                            "daemon restarts)" % (params.get("flag"),))
+            raise BadParams("unknown flag %r (group requests are remembered in memory: "
+                            "not across a restart or an [api] reload)"
+                            % (params.get("flag"),))
         await _through_client("set_group_add_request",
                               self.client.manage.answer_group_request(
                                   request, self._flag(params, "approve", True),

@@ -370,6 +370,6 @@ class FileOffers:
         """
         offer = self._offers.get(file_id) if isinstance(file_id, str) else None
         if offer is None:
-            raise BadParams("unknown file_id %r (files are remembered until the daemon "
-                            "restarts)" % (file_id,))
+            raise BadParams("unknown file_id %r (files are remembered in memory: not "
+                            "across a restart or an [api] reload)" % (file_id,))
         return offer
