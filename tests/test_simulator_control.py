@@ -493,6 +493,9 @@ VALID_BODIES = {
     "captcha": {"account": 10001, "code": "ABCD"},
     "fault": {"path": "/x", "kind": "delay"},
     "offline": {"seconds": 1},
+    "file": {"to": 10001, "from": 20001, "name": "a.txt", "base64": "aGk="},
+    "friend": {"to": 10001, "from": 20005, "text": "please add me"},
+    "group": {"group": 30001, "action": "join", "member": 20005},
 }
 
 
