@@ -191,10 +191,19 @@ class Manage:
                 items.append(item)
         return items
 
-    def _admin_value(self, admin: int, **extra):
+    def _admin_value(self, admin: int, removed: bool = False):
+        """The administrator's keys of a join (or, ``removed``, a removal), in the order
+        of pidgin-lwqq's samples."""
         world = self.world
-        return lambda viewer: dict(extra, admin_uin=world.uin(viewer, admin),
-                                   admin_nick=world.person(admin).nick)
+
+        def value(viewer: int) -> dict:
+            keys = {"op_type": 3} if removed else {}
+            keys["admin_uin"] = world.uin(viewer, admin)
+            if removed:
+                keys["t_admin_uin"] = ""
+            keys["admin_nick"] = world.person(admin).nick
+            return keys
+        return value
 
     def _admin(self, group, admin, member: int) -> int:
         admin = group.owner if admin is None else admin
@@ -216,8 +225,7 @@ class Manage:
         receivers = self._accounts_in(group)
         self.world.set_members(group.number, [m for m in group.members if m.qq != member])
         log.info("%d left group %d", member, group.number)
-        value = (lambda viewer: {}) if admin is None else self._admin_value(
-            admin, op_type=3, t_admin_uin="")
+        value = (lambda viewer: {}) if admin is None else self._admin_value(admin, True)
         return self._tell_group(receivers, group, "group_leave", person=member, value=value)
 
     def change_member(self, group, member: int, change: str, admin=None) -> list:
