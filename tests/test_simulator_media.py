@@ -406,3 +406,20 @@ async def test_a_world_file_names_its_pictures_by_path(io_loop, request, tmp_pat
     refused = await in_thread(other.control, "say", {"to": 10001, "from": 20001,
                                                      "picture": {"file": "cat.bmp"}})
     assert refused.status == 400 and "send base64" in refused.json()["error"]
+
+
+@pytest.mark.gen_test
+async def test_the_picture_pages_referers_pass_the_strict_policy(io_loop, request):
+    sim = start_simulator(io_loop, request, world=default_world(referer="strict"))
+    browser = Browser(sim)
+    session = await in_thread(browser.sign_in, 10001)
+    query = urllib.parse.urlencode({"clientid": session["clientid"], "t": 1,
+                                    "psessionid": session["psessionid"]})
+    url = "http://d.web2.qq.com/channel/get_gface_sig2?" + query
+    for referer in (WEB2, "http://web2.qq.com/"):
+        reply = await in_thread(browser.fetch, url, None, {"Referer": referer})
+        assert reply.json()["retcode"] == 0, referer
+    reply = await in_thread(browser.fetch, url, None, {"Referer": "http://web2.qq.com/x"})
+    assert reply.json() == {"retcode": 103, "errmsg": ""}
+    assert (await upload_offpic(browser, 20001))["retcode"] == 0
+    assert (await upload_offpic(browser, 20001, referer="http://web.qq.com/"))["retcode"] == 2

@@ -166,7 +166,6 @@ class StoredPicture:
 @dataclass(frozen=True)
 class _OffPic:
     picture: StoredPicture
-    name: str
     owner: int              # QQ number of who sent it
     peer: int               # QQ number of the friend it is for
 
@@ -275,6 +274,10 @@ class Pictures:
     def url(self, picture: StoredPicture) -> str:
         return "http://%s/picture/%s" % (self.server(), picture.ticket)
 
+    def _offpic_path(self) -> str:
+        """A new offline picture's ``filepath``: ``/`` and a UUID, as in every sample."""
+        return "/%s-%s-%s-%s-%s" % tuple(hex_token(self.rng, n) for n in (8, 4, 4, 4, 12))
+
     def _cface_name(self, picture: StoredPicture) -> str:
         return "%s.%s" % (hashlib.md5(picture.data).hexdigest().upper(),
                           _WIRE_EXTENSION[picture.format])
@@ -316,8 +319,8 @@ class Pictures:
         if len(data) > OFFLINE_PICTURE_MAX:
             return callback, _offpic_refusal(OFFPIC_TOO_LARGE, "file too large")
         picture = self.keep(data)
-        path = "/%s-%s-%s-%s-%s" % tuple(hex_token(self.rng, n) for n in (8, 4, 4, 4, 12))
-        self._offpics[path] = _OffPic(picture, name, session.qq, peer)
+        path = self._offpic_path()
+        self._offpics[path] = _OffPic(picture, session.qq, peer)
         log.info("offline picture from %d for %d stored (%d bytes)", session.qq, peer,
                  len(data))
         return callback, {"retcode": 0, "result": "OK", "progress": 100,
@@ -457,9 +460,8 @@ class Pictures:
             name = self._cface_name(picture)
             self._cfaces.setdefault(name, picture)
             return self._received_piece(sender, "cface", name, picture, to, None)
-        path = "/%s-%s-%s-%s-%s" % tuple(hex_token(self.rng, n) for n in (8, 4, 4, 4, 12))
-        self._offpics[path] = _OffPic(picture, "%s.%s" % (picture.sha1[:8], picture.format),
-                                      sender, to)
+        path = self._offpic_path()
+        self._offpics[path] = _OffPic(picture, sender, to)
         return ["offpic", {"success": 1, "file_path": path}]
 
     # --- fetching a received picture ---------------------------------------------------
