@@ -9,8 +9,12 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from tornado import web
+from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 from simulator_helpers import Browser, Reply, default_world, in_thread, start_simulator
+from webqq.simulator.app import make_application
+from webqq.simulator.mediaapp import SERVER_ROUTES, OfflineFileHandler
 
 REFUSED_102 = {"retcode": 102, "errmsg": ""}
 
@@ -395,3 +399,27 @@ async def test_the_new_endpoints_answer_404_and_405_like_the_others(sim, browser
     assert (await in_thread(fetch_plain, "http://127.0.0.1:%d/file/abc" % sim.port)).status \
         == 404
     assert json.loads((await in_thread(browser.channel_get, "get_discu_info", did=1)).body)
+
+
+@pytest.mark.gen_test
+async def test_the_file_server_leaves_other_paths_of_its_address_alone(sim, browser):
+    await in_thread(browser.sign_in, 10001)
+    value = await offer(browser, "page", b"a file named page", action="offline")
+    url = "http://127.0.0.1:%d/page?rkey=%s" % (sim.port, value["rkey"])
+    assert (await in_thread(fetch_plain, url)).body == b"a file named page"
+    # Without an rkey, /page is not a file's: a page served beside the control surface
+    # (routes for any Host, tried after the file server's) gets it.
+
+    class Page(web.RequestHandler):
+        def initialize(self, sim):
+            pass
+
+    app = make_application(sim, ("127.0.0.1",), [(r"/page", Page)],
+                           {"127.0.0.1": SERVER_ROUTES})
+
+    def handler_of(uri):
+        request = HTTPServerRequest(start_line=RequestStartLine("GET", uri, "HTTP/1.1"),
+                                    headers=HTTPHeaders(Host="127.0.0.1:1"))
+        return app.find_handler(request).handler_class
+    assert handler_of("/page") is Page
+    assert handler_of("/page?rkey=1") is OfflineFileHandler

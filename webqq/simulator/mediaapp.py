@@ -23,7 +23,9 @@ manage.py)::
 A refused Referer is answered as missing cookies (§1.4): the upload servers with
 their refusal page, the others with their JSON refusal.
 """
-from tornado import web
+from urllib.parse import parse_qs
+
+from tornado import routing, web
 
 from . import wire
 from .app import ChannelHandler, InfoHandler, ProtocolHandler, _ApiHandler
@@ -205,6 +207,17 @@ class OfflineFileHandler(ProtocolHandler):
         self.reply(data, "application/octet-stream")
 
 
+class _OfflineFileMatches(routing.PathMatches):
+    """``/NAME`` asked with an ``rkey``: an offline file. Any other request on the
+    simulator's address goes on to the routes after these (the control surface, and
+    whatever else is served beside it)."""
+
+    def match(self, request):
+        if "rkey" not in parse_qs(request.query):
+            return None
+        return super().match(request)
+
+
 #: Host -> routes, tried before app.py's own for the same host.
 ROUTES = {
     "weboffline.ftn.qq.com": [(r"/ftn_access/(upload_offline_pic)", OfflinePictureUploadHandler)],
@@ -219,4 +232,4 @@ ROUTES = {
 #: The picture and file server, on the simulator's own address (the ``ip:port`` group
 #: pieces and ``push_offfile`` items name).
 SERVER_ROUTES = [(r"/picture/(\w+)", PictureServerHandler), (r"/file/(\w+)", FileServerHandler),
-                 (r"/([^/]+)", OfflineFileHandler)]
+                 (_OfflineFileMatches(r"/([^/]+)"), OfflineFileHandler)]
