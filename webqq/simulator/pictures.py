@@ -308,7 +308,8 @@ class Pictures:
             log.info("upload_offline_pic refused: not the session's uin, skey or vfwebqq")
             return callback, _offpic_refusal(OFFPIC_LOGIN, "not logged in")
         fileid = form.get("fileid", "1")
-        if form.get("appid") != OFFPIC_APPID or upload is None or not fileid.isdigit():
+        if form.get("appid") != OFFPIC_APPID or upload is None \
+                or not (fileid.isascii() and fileid.isdigit()):
             return callback, _offpic_refusal(OFFPIC_FORM, "form incomplete")
         peer = self.world.qq_of_uin(session.qq, form.get("peeruin"))
         if peer is None or self.world.accounts[session.qq].friend(peer) is None:
