@@ -669,9 +669,11 @@ def test_ctrl_c_during_an_outage_keeps_a_queued_message_without_calling_it_faile
     wait_for(lambda: daemon.status()["state"] != "online", "the outage")
     assert daemon.stop(signal.SIGINT) == 0
     log = daemon.log_text()
-    assert "INFO webqq.send_queue: Message 2 to buddy 20001 not sent: client stopped" in log
-    assert "WARNING webqq.outbox" not in log
-    assert read_status(daemon.state_dir)["shutdown"]["outbox"] == "saved 1"
+    # It waited its turn in the store, and stays there for the next start.
+    assert "INFO webqq.daemon: 1 queued in the store: sent at the next start" in log
+    assert not [line for line in log.splitlines()     # the client never had it
+                if "not sent" in line or "Message 2 " in line]
+    assert read_status(daemon.state_dir)["shutdown"]["outbox"] == "1 queued in the store"
 
 
 def test_a_second_ctrl_c_forces_the_exit_and_says_so(tmp_path, daemons):
@@ -684,7 +686,7 @@ def test_a_second_ctrl_c_forces_the_exit_and_says_so(tmp_path, daemons):
     assert "WARNING webqq.daemon: SIGINT again: exiting now, without waiting for the " \
            "shutdown to finish" in daemon.log_text()
     shutdown = read_status(daemon.state_dir)["shutdown"]
-    assert shutdown["forced"] == "SIGINT" and shutdown["outbox"] == "saved 1"
+    assert shutdown["forced"] == "SIGINT" and shutdown["outbox"] == "1 queued in the store"
     assert not (daemon.state_dir / "webqq.pid").exists()
     assert webqq(config, "status").stdout == ("webqq is not running (last exit code 1): a "
                                               "second SIGINT forced the exit\n")

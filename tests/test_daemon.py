@@ -1,6 +1,7 @@
 """The daemon's parts, in process: secret masking, repeated warnings, log files, the
 pidfile lock, the status file. The whole daemon runs in tests/test_cli.py."""
 import argparse
+import asyncio
 import http.cookiejar
 import json
 import logging
@@ -244,83 +245,41 @@ def test_status_file_is_replaced_atomically(tmp_path):
 
 # -- stopping with messages still queued ------------------------------------------------
 
-class FakeOutgoing:
-    """What the daemon reads of a client's OutgoingMessage."""
-
-    def __init__(self, id, sent_at=()):
-        self.id = id
-        self.sent_at = list(sent_at)
-        self.done = None            # a Future, made inside the running loop
-
-
-class FakeClient:
-    """The client surface the daemon's shutdown and outbox replay use."""
-
-    def __init__(self, state):
-        self.state = state
-        self.stopped = None
-        self.send_queue = []
-        self.queued = []
-
-    def stop(self, reason):
-        self.stopped = reason
-
-    def send_buddy(self, target, text):
-        self.queued.append(("buddy", target, text))
-        return FakeOutgoing(len(self.queued))
-
-    def send_group(self, target, text):
-        self.queued.append(("group", target, text))
-        return FakeOutgoing(len(self.queued))
-
-    send_discussion = None
-
-
 def make_daemon(tmp_path):
     from daemon_helpers import write_config
 
     from webqq.daemon.config import load
-    from webqq.daemon.daemon import Daemon
     daemon = Daemon(load(write_config(tmp_path)))
     daemon.config.daemon.state_dir.mkdir()
     return daemon
 
 
-def test_shutdown_saves_unsent_messages_but_not_one_in_flight(tmp_path, io_loop):
-    import asyncio
+@pytest.mark.gen_test(timeout=30)
+async def test_a_clean_stop_leaves_unsent_replies_queued_in_the_store(tmp_path, world):
+    from client_helpers import Recorder
 
-    from webqq.client.client import State
-    from webqq.client.send_queue import SendStatus
+    from webqq.onebot.store import Store
     daemon = make_daemon(tmp_path)
-    daemon.client = FakeClient(State.ONLINE)
     daemon.drain_timeout = 0.05
-    delivered, in_flight, queued = FakeOutgoing(1), FakeOutgoing(2, [1.0]), FakeOutgoing(3)
-
-    async def shut_down():
-        loop = asyncio.get_running_loop()
-        for outgoing in (delivered, in_flight, queued):
-            outgoing.done = loop.create_future()
-        daemon._pending = {1: (delivered, ("buddy", 20001, "one")),
-                           2: (in_flight, ("buddy", 20001, "two")),
-                           3: (queued, ("group", 30001, "three"))}
-        delivered.done.set_result(delivered)
-        delivered.status, delivered.chat = SendStatus.SENT, "buddy"
-        daemon._on_sent(delivered)                   # the client's "sent" event
-        await daemon._shut_down()
-    io_loop.run_sync(shut_down)
-    assert daemon.shutdown_report == {"outbox": "saved 1, 1 in flight", "session": "saved",
-                                      "exit_code": 0}
-    assert daemon.client.stopped == "the daemon is stopping"
-    saved = tmp_path / "run" / "outbox-10001.json"
-    assert json.loads(saved.read_text()) == [["group", 30001, "three"]]
-
-    # The next start queues it again and forgets the file.
-    again = type(daemon)(daemon.config)
-    again.client = FakeClient(State.STOPPED)
-    again._resend_saved_outbox()
-    assert again.client.queued == [("group", 30001, "three")]
-    assert not saved.exists()
-    assert daemon.counts["sent"] == 1
+    daemon.client = world.client(send_interval=60.0)     # the second waits its turn
+    recorder = Recorder(daemon.client)
+    daemon.client.start()
+    await recorder.online()
+    daemon._start_queue()
+    first = daemon._send("buddy", 20001, "first")
+    second = daemon._send("group", 30001, "second")
+    while not [m for m in await world.control.sent() if m["text"] == "first"]:
+        await asyncio.sleep(0.02)
+    await daemon._shut_down()
+    assert daemon.shutdown_report == {"outbox": "1 queued in the store",
+                                      "session": "saved", "exit_code": 0}
+    assert daemon.client.state.value == "stopped"
+    assert not (tmp_path / "run" / "outbox-10001.json").exists()
+    store = Store(tmp_path / "run" / statedir.STORE)
+    assert [(row.id, row.text, row.origin) for row in store.queued()] == [
+        (second, "second", "plugin")]
+    assert store.get(first).status == "sent"
+    store.close()
 
 
 def test_atomic_write_makes_every_state_file_private_whatever_the_umask(tmp_path):
@@ -346,6 +305,7 @@ def test_reload_applies_what_it_can_live_and_keeps_the_rest_for_a_restart(tmp_pa
     old = daemon.config
     daemon.stream = types.SimpleNamespace(connect_timeout=10.0, request_timeout=120.0,
                                           retry=None)
+    daemon.outbound = types.SimpleNamespace(send_interval=0.5)
     daemon.client = types.SimpleNamespace(send_queue=types.SimpleNamespace(interval=0.5),
                                           manage=types.SimpleNamespace(accept_friends=False))
     daemon.dispatcher = Dispatcher(lambda *_: None)
@@ -363,6 +323,7 @@ def test_reload_applies_what_it_can_live_and_keeps_the_rest_for_a_restart(tmp_pa
     assert (daemon.stream.connect_timeout, daemon.stream.retry.attempts) == (3.0, 2)
     assert daemon.client.send_queue.interval == 2.0 and daemon.dispatcher.prefix == "#"
     assert daemon.client.manage.accept_friends is True
+    assert daemon.outbound.send_interval == 2.0         # the durable queue paces alike
     # Until the restart the daemon runs with what it started with there: its status and
     # pidfile stay where they are.
     assert daemon.config.daemon.state_dir == old.daemon.state_dir

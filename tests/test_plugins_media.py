@@ -234,6 +234,7 @@ def test_the_daemon_hands_the_policy_pieces_and_actions_on(tmp_path, io_loop):
             sender=SimpleNamespace(qq=20001, name="Alice"), group=None, discussion=None)
         assert daemon._as_message(received).pictures == (PICTURE,)
         daemon.dispatcher = Dispatcher(daemon._send, actions=Actions(daemon.client))
+        daemon.outbound = SimpleNamespace(send_interval=0.5, waiting=lambda: 0, paused=False)
         daemon.phase = "running"
         path.write_text(path.read_text().replace("accept_friends = 20001",
                                                  "accept_friends = all"))

@@ -21,7 +21,8 @@ What it is for: parse the command line, find and load the configuration
 From here, the path to a message sent: ``run`` -> ``webqq.daemon.Daemon.run`` (pidfile,
 logging, simulator, ``WebQQClient``, plugins) -> ``WebQQClient.start`` logs in and polls
 -> a ``"message"`` event -> ``webqq.plugins.Dispatcher.dispatch`` -> a handler's
-``ctx.reply`` -> ``WebQQClient.send_buddy`` (its send queue) -> ``build_send_buddy``.
+``ctx.reply`` -> a row of the durable queue (``webqq.onebot.outbound``) ->
+``WebQQClient.send_buddy`` (its send queue) -> ``build_send_buddy``.
 
 ``send``, ``captcha``, ``friends``, ``groups`` (and a part of ``status``) call the
 daemon's OneBot API (``webqq.onebot``) on ``[api] listen`` with its token (configured, or

@@ -15,19 +15,20 @@ daemon, as ``Daemon._main`` reads:
    ``Dispatcher``, write the pid into the pidfile (now we are up) and leave the note
    that leads to it (``Pointer``), start the client. A waiting ``webqq start`` hears of
    each step of the login as it happens;
-4. serve: each ``"message"`` event becomes a ``webqq.plugins.Message`` for the plugins;
-   replies go back through the client's queue. With ``[api] listen`` (or a
-   ``post_url`` / ``ws_reverse_url``), ``webqq.onebot.api.OneBotApi`` serves OneBot v11
-   on the same IOLoop, its messages and queue in ``webqq.onebot.store``
-   (``messages.sqlite3``). ``status.json`` in state_dir (``webqq.daemon.status``) is
-   rewritten (atomically) on every state change and every ``STATUS_INTERVAL`` seconds;
-   it tells since when, the last error while it applies, the next attempt, and why the
-   client went offline for good (then the daemon stops: kicked, logged out);
-5. on SIGTERM/SIGINT: let the outbound queue drain (``DRAIN_TIMEOUT``), save what is left
-   to ``outbox-QQ.json`` (sent at the next start), close the API (what it accepted stays
-   queued in its store), stop the client (it saves the session
-   so the next start resumes it), stop the simulator, remove the pidfile. The same
-   signal again while it stops: exit at once (``_force_exit``).
+4. serve: each ``"message"`` event becomes a ``webqq.plugins.Message`` for the plugins.
+   Every message to send, a plugin's reply or an API call's, is a row of the one
+   durable queue (``webqq.onebot.outbound.Outbound``, in ``messages.sqlite3``) before
+   the client sees it; an older version's ``outbox-QQ.json`` is moved into it at start.
+   With ``[api] listen`` (or a ``post_url`` / ``ws_reverse_url``),
+   ``webqq.onebot.server.OneBotApi`` serves OneBot v11 on the same IOLoop.
+   ``status.json`` in state_dir (``webqq.daemon.status``) is rewritten (atomically) on
+   every state change and every ``STATUS_INTERVAL`` seconds; it tells since when, the
+   last error while it applies, the next attempt, and why the client went offline for
+   good (then the daemon stops: kicked, logged out);
+5. on SIGTERM/SIGINT: let the queue drain (``DRAIN_TIMEOUT``; what is left stays queued
+   in the store and goes at the next start), close the API, stop the client (it saves
+   the session so the next start resumes it), stop the simulator, remove the pidfile.
+   The same signal again while it stops: exit at once (``_force_exit``).
    On SIGHUP: load the configuration again; a bad one is refused, logged, and the old one
    kept; what can change while running is applied (logging, timeouts, pacing, plugins,
    the API), the rest waits for a restart (``webqq.daemon.reload``), and the outcome goes
@@ -44,7 +45,6 @@ pidfile it did not write.
 """
 import asyncio
 import dataclasses
-import json
 import logging
 import os
 import signal
@@ -67,8 +67,9 @@ from webqq.daemon.process import (ExitCode, ReportPipe, StartupError, System, de
                                   await_report, check_ports)
 from webqq.daemon.status import Login, status_path
 from webqq.http.stream import HTTPStream, RetryPolicy
-from webqq.onebot.api import ApiError, OneBotApi
-from webqq.onebot.store import Store
+from webqq.onebot.outbound import Outbound, import_saved_outbox
+from webqq.onebot.server import ApiError, OneBotApi
+from webqq.onebot.store import Store, StoreError, open_store
 from webqq.onebot.token import api_token
 from webqq.plugins import Actions, Dispatcher, Event, Message
 from webqq.tasks import TaskSet
@@ -83,14 +84,16 @@ STATUS_INTERVAL = 5.0
 #: Seconds a count change (a message in or out) may wait before the status file shows
 #: it: a busy bot rewrites the file at most this often.
 STATUS_DELAY = 0.5
-#: Seconds the outbound queue may take to drain at shutdown before the rest is saved.
+#: Seconds the outbound queue may take to drain at shutdown (the rest stays queued).
 DRAIN_TIMEOUT = 10.0
 #: The long poll is not retried by HTTPStream: the client's recovery takes over at once.
 POLL_RETRY = RetryPolicy(idempotent=True, attempts=1)
 
 
-def outbox_path(config: Config) -> Path:
-    return config.daemon.state_dir / ("outbox-%d.json" % config.account.qq)
+def saved_outbox_path(config: Config) -> Path:
+    """Where versions before the one durable queue saved unsent plugin replies at a
+    clean stop; moved into the store at start."""
+    return config.daemon.state_dir / statedir.saved_outbox_file(config.account.qq)
 
 
 # --- the daemon ------------------------------------------------------------------------
@@ -121,6 +124,8 @@ class Daemon:
         self.simulator = None
         self.stream = None
         self.client = None
+        self.store: Optional[Store] = None
+        self.outbound: Optional[Outbound] = None
         self.api: Optional[OneBotApi] = None
         self.dispatcher: Optional[Dispatcher] = None
         self.plugin_problems: List[str] = []
@@ -131,8 +136,6 @@ class Daemon:
         self.reloads = 0
         self.last_reload: Optional[Dict[str, Any]] = None
         self.shutdown_report: Dict[str, Any] = {}
-        # OutgoingMessage.id -> (the message, (chat, target, text) to save if unsent)
-        self._pending: Dict[int, Tuple[Any, Tuple[str, int, str]]] = {}
         self._tasks = TaskSet()
         self._stopping: Optional[asyncio.Event] = None
         self._reloading: Optional[asyncio.Lock] = None
@@ -264,6 +267,7 @@ class Daemon:
             self._check_ports()
             self._start_simulator()
             self._start_client(self.password)
+            self._start_queue()
             await self._start_api()
             self.dispatcher = Dispatcher(self._send, reply=self._reply,
                                          prefix=self.config.bot.command_prefix,
@@ -275,7 +279,6 @@ class Daemon:
             self.phase = "running"
             self.report.tell("up %d" % self.system.getpid())
             self.client.start()
-            self._resend_saved_outbox()
             self._status_timer = PeriodicCallback(self._tick, STATUS_INTERVAL * 1000)
             self._status_timer.start()
             self.write_status()
@@ -375,6 +378,23 @@ class Daemon:
                                   state_dir, **options)
         self.client.add_listener(self._on_client_event)
 
+    def _start_queue(self) -> None:
+        """The store and the one outbound queue (with or without the API), and what an
+        older version left in ``outbox-QQ.json`` moved into it. A damaged store is moved
+        aside (logged); one that cannot be opened at all stops the start: exit 1 while
+        another process holds it, else 3 (the line names the file and what to do)."""
+        try:
+            self.store = open_store(self.config.daemon.state_dir / statedir.STORE)
+        except StoreError as error:
+            if error.temporary:
+                raise StartupError(ExitCode.FAILURE, str(error)) from None
+            raise StartupError(ExitCode.CONFIG, str(ConfigError(
+                self.config.source, "daemon", "state_dir", str(error)))) from None
+        self.outbound = Outbound(self.client, self.store, self_id=self.config.account.qq,
+                                 send_interval=self.config.bot.send_interval)
+        import_saved_outbox(saved_outbox_path(self.config), self.outbound)
+        self.outbound.start()
+
     async def _start_api(self) -> None:
         """The OneBot API, when ``[api]`` asks for any of its ways (listen, post_url,
         ws_reverse_url); its token is the configured one or generated into state_dir."""
@@ -383,9 +403,8 @@ class Daemon:
             return
         token = api_token(self.config, create=True)
         self.mask.add(token)
-        store = Store(self.config.daemon.state_dir / statedir.STORE)
         self.api = OneBotApi(self.client, settings, self_id=self.config.account.qq,
-                             store=store, token=token)
+                             outbound=self.outbound, token=token)
         try:
             await self.api.start()
         except ApiError as error:
@@ -482,6 +501,7 @@ class Daemon:
         if self.simulator is not None and not self._announced:
             self._announced = True
             base = "http://127.0.0.1:%d" % self.simulator.port
+            log.info("chat with the bot in a browser: %s/", base)
             log.info("embedded simulator: %s/_sim/ ; make friend 20001 say !ping with:", base)
             token = "-H 'X-Sim-Token: %s'" % self.simulator.control_token
             log.info("curl -H 'Content-Type: application/json' %s -d '{\"to\": %d, \"from\": "
@@ -490,7 +510,6 @@ class Daemon:
                      self.config.bot.command_prefix, base, token, base, self.config.account.qq)
 
     def _on_sent(self, message: Any) -> None:
-        self._pending.pop(message.id, None)
         self._status_soon()
         status = message.status.value
         if status == "sent":
@@ -527,38 +546,22 @@ class Daemon:
 
     # -- sending (the plugins' send and reply) -----------------------------------------
 
-    def _send(self, chat: str, target: int, text: str) -> Any:
-        """The plugins' ``send``: queue ``text`` on the client, remembered until sent."""
-        senders = {"buddy": self.client.send_buddy, "group": self.client.send_group,
-                   "discussion": self.client.send_discussion}
-        if chat not in senders:
-            raise ValueError("%s messages can only be replied to" % chat)
-        outgoing = senders[chat](target, text)
-        self._pending[outgoing.id] = (outgoing, (chat, target, text))
-        return outgoing
+    def _send(self, chat: str, target: int, text: str) -> Optional[int]:
+        """The plugins' ``send``: a row of the durable queue. Returns its message_id
+        (None while the store cannot be written: the message waits in memory).
 
-    def _reply(self, message: Message, text: str) -> Any:
-        """The plugins' ``reply``: by number when we know it (so it survives a restart
-        in the saved outbox), else through the client's own ``reply``."""
-        if message.chat != "session" and message.reply_to is not None:
-            return self._send(message.chat, message.reply_to, text)
-        return self.client.reply(message.raw, text)
+        Raises ValueError for a chat that cannot be sent to (a temporary session can
+        only be replied to) or an empty text."""
+        message_id = self.outbound.send_text(chat, target, text)
+        self._status_soon()
+        return message_id
 
-    def _resend_saved_outbox(self) -> None:
-        """Queue what the last run could not send (``outbox-QQ.json``), then forget it."""
-        path = outbox_path(self.config)
-        try:
-            with open(path, encoding="utf-8") as stream:
-                saved = json.load(stream)
-            os.unlink(path)
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError) as error:
-            log.warning("cannot read the saved outbox %s: %s", path, error)
-            return
-        for chat, target, text in saved:
-            self._send(chat, target, text)
-        log.info("queued %d message(s) the last run could not send", len(saved))
+    def _reply(self, message: Message, text: str) -> Optional[int]:
+        """The plugins' ``reply``: a row of the durable queue, to the chat ``message``
+        came from. Returns what ``_send`` returns."""
+        message_id = self.outbound.reply(message.raw, text)
+        self._status_soon()
+        return message_id
 
     # -- signals -----------------------------------------------------------------------
 
@@ -581,14 +584,15 @@ class Daemon:
 
     def _force_exit(self, why: str) -> None:
         """A second SIGINT or SIGTERM: leave now, as after a SIGKILL (the session file
-        is kept up to date as it goes, the API's queue lives in its store), but with
-        the plugins' unsent messages saved, the status written and the pidfile gone."""
+        is kept up to date as it goes, every queued message is a row of the store), but
+        with the message in hand put back in the queue if it never left, the status
+        written and the pidfile gone."""
         log.warning("%s again: exiting now, without waiting for the shutdown to finish",
                     why)
         self.exit_code = ExitCode.FAILURE
         report = self.shutdown_report
-        if self._pending:
-            report["outbox"] = self._save_outbox()
+        if self.outbound is not None:
+            report["outbox"] = self.outbound.release()
         report.setdefault("session", "as last saved")
         report.update(exit_code=int(self.exit_code), forced=why)
         self.phase = "stopped"
@@ -646,6 +650,7 @@ class Daemon:
         self.stream.retry = RetryPolicy(attempts=network.retries + 1)
         self.client.send_queue.interval = self.config.bot.send_interval
         self.client.manage.accept_friends = self.config.bot.accept_friends
+        self.outbound.send_interval = self.config.bot.send_interval     # its pacing too
         self.dispatcher.prefix = new.bot.command_prefix
         self.plugin_problems = self.dispatcher.load(new.bot.plugins, new.plugin_settings,
                                                     reload=True)
@@ -684,25 +689,24 @@ class Daemon:
     # -- stopping ----------------------------------------------------------------------
 
     async def _shut_down(self) -> None:
-        """Drain or save the outbox, stop the client (session saved), stop the
-        simulator, write the last status. Runs once, whatever stopped the daemon."""
+        """Let the queue drain (the rest stays in the store), stop the client (session
+        saved), stop the simulator, write the last status. Runs once, whatever stopped
+        the daemon."""
         self.phase = "stopping"
         if self._status_timer is not None:
             self._status_timer.stop()
         report = self.shutdown_report
+        if self.outbound is not None:
+            report["outbox"] = await self._drain()
+        if self.api is not None:
+            await self.api.close()
         if self.client is not None:
-            if self._pending and self.client.state is State.ONLINE:
-                waiting = [outgoing.done for outgoing, _ in self._pending.values()]
-                log.info("waiting up to %g s for %d queued message(s)", self.drain_timeout,
-                         len(waiting))
-                await asyncio.wait(waiting, timeout=self.drain_timeout)
-            report["outbox"] = self._save_outbox()
-            if self.api is not None:
-                await self.api.close()
             had_session = self.client.state not in (State.STOPPED, State.OFFLINE,
                                                     State.LOGGING_IN)
             self.client.stop("the daemon is stopping")
             report["session"] = "saved" if had_session else "none"
+        if self.outbound is not None:
+            self.outbound.close()       # after the client: an outcome on the wire is kept
         await self._tasks.cancel_all()
         if self.stream is not None:
             self.stream.close()
@@ -712,32 +716,24 @@ class Daemon:
         self.phase = "stopped"
         if self.pidfile.held:
             self.write_status()
+        if self.store is not None:
+            self.store.close()
         log.info("stopped (exit code %d): outbox %s, session %s", self.exit_code,
                  report.get("outbox", "-"), report.get("session", "-"))
         self.report.close()
 
-    def _save_outbox(self) -> str:
-        """Save the messages that never left to ``outbox-QQ.json`` (the next start sends
-        them); one with a part already sent is not saved, as resending could repeat it.
-        Returns what happened, for the status file."""
-        unsent = [saved for outgoing, saved in self._pending.values() if not outgoing.sent_at]
-        in_flight = len(self._pending) - len(unsent)
-        self._pending.clear()
-        if in_flight:
-            log.warning("%d message(s) were being sent as the daemon stopped; their fate "
-                        "is unknown and they are not sent again", in_flight)
-        if not unsent and not in_flight:
-            return "drained"
-        if unsent:
-            path = outbox_path(self.config)
-            try:
-                statedir.atomic_write_json(path, unsent)
-            except OSError as error:
-                log.error("cannot save %d unsent message(s) to %s: %s", len(unsent), path,
-                          error.strerror or error)
-                return "lost %d" % len(unsent)
-            log.info("saved %d unsent message(s) to %s", len(unsent), path)
-        return "saved %d" % len(unsent) + (", %d in flight" % in_flight if in_flight else "")
+    async def _drain(self) -> str:
+        """While online, wait up to ``drain_timeout`` for the queue to empty; then stop
+        handing messages over. Returns what is left, for the shutdown report."""
+        waiting = self.outbound.waiting()
+        if waiting and self.client.state is State.ONLINE:
+            log.info("waiting up to %g s for %d queued message(s)", self.drain_timeout,
+                     waiting)
+            await self.outbound.drain(self.drain_timeout)
+        left = self.outbound.release()
+        if left != "drained":
+            log.info("%s: sent at the next start", left)
+        return left
 
     # -- status ------------------------------------------------------------------------
 
@@ -763,7 +759,8 @@ class Daemon:
             "started_at": self.started_at,
             "updated_at": time.time(),
             **self.login.as_dict(),
-            "queued": len(self.client.send_queue) if self.client is not None else 0,
+            "queued": self.outbound.waiting() if self.outbound is not None else 0,
+            "sending_paused": self.outbound.paused if self.outbound is not None else None,
             "counts": dict(self.counts, **(dispatcher.counts if dispatcher else {})),
             "plugins": [plugin.name for plugin in dispatcher.plugins] if dispatcher else [],
             "plugin_errors": self.plugin_problems,

@@ -70,7 +70,7 @@ class Pidfile:
         cannot be opened.
         """
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -87,6 +87,7 @@ class Pidfile:
                 break
             os.close(fd)
         self._fd = fd
+        os.fchmod(fd, 0o600)        # every file of state_dir is private, an old one too
         stale = _parse_pid(os.pread(fd, 32, 0))
         os.ftruncate(fd, 0)
         return stale

@@ -102,6 +102,9 @@ def describe(status: Dict[str, Any], now: float) -> List[str]:
     lines.append("messages: %d received, %d sent, %d failed, %d queued" % (
         counts.get("received", 0), counts.get("sent", 0),
         counts.get("send_failed", 0), status.get("queued", 0)))
+    if status.get("sending_paused"):
+        lines.append("sending paused: the message store cannot be written (%s)"
+                     % status["sending_paused"])
     lines.append("plugins: %s; handlers %d ok, %d errors, %d timeouts" % (
         ", ".join(status.get("plugins", [])) or "none", counts.get("handled", 0),
         counts.get("errors", 0), counts.get("timeouts", 0)))

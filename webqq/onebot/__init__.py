@@ -4,4 +4,9 @@ What it is for: HTTP actions, forward and reverse WebSockets, event POSTs, the m
 between OneBot's messages and WebQQ's content, and the SQLite store of messages and the
 outgoing queue. May import :mod:`webqq.client` and the layers below it. Must never go
 around the client: every send goes through its queue, every fact comes from its events.
+
+Its modules, from the bottom up: ``mapping`` (OneBot shapes, no I/O), ``store`` (the
+SQLite file), ``outbound`` (the durable queue of messages to send), ``actions`` (one
+coroutine per action), ``delivery`` (event POSTs, the reverse WebSocket), ``handlers``
+(HTTP and forward WebSocket), ``server`` (``OneBotApi``, owning the rest), ``token``.
 """

@@ -1,7 +1,7 @@
 """OneBot v11 on WebQQ: message formats, ids and event JSON, as plain functions.
 
 onebot: the mapping only. Values in, values out: no I/O, no IOLoop, no clock (times are
-arguments). ``webqq.api`` serves what this module builds.
+arguments). ``webqq.onebot.server`` serves what this module builds.
 
 Messages. OneBot sends a message either as a string with CQ codes
 (``"hi [CQ:face,id=14]"``, ``&amp; &#91; &#93; &#44;`` escaped) or as an array of segments
@@ -21,7 +21,7 @@ Ids. WebQQ's uins change with every login; OneBot bots keep ids in their databas
 * ``self_id`` is ``[account] qq``; ``message_id`` is the store's row id (stable).
 * A stranger met in a group or discussion writes a private message with ``sub_type``
   ``group``; a private message to that ``user_id`` goes back through the same temporary
-  session (``webqq.api.Outbound`` remembers the route while the session lasts).
+  session (``webqq.onebot.outbound.Outbound`` remembers the route while it lasts).
 
 What it must never do: talk to the client or the network.
 """

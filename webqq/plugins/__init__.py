@@ -48,10 +48,10 @@ The event kinds beyond the client's lifecycle: ``"friend_request"``,
 through ``Actions`` (``ctx.actions``), which the daemon gives the ``Dispatcher``.
 
 What it must never do: talk to the network or the client directly. Replies and sends go
-through the ``send`` function the daemon gives the ``Dispatcher``, which goes through
-the client's queue (a message with pictures through ``Actions``, since the daemon's
-saved outbox keeps text only); the plugin layer knows nothing of uins, sockets or the
-protocol.
+through the ``send`` function the daemon gives the ``Dispatcher``, which puts them in
+the daemon's durable queue (a message with pictures goes through ``Actions`` instead:
+the store keeps no picture bytes); the plugin layer knows nothing of uins, sockets or
+the protocol.
 """
 import asyncio
 import importlib
@@ -186,7 +186,7 @@ class Context:
         """Sends ``text`` to ``target`` in ``chat``: a friend's QQ number (``"buddy"``),
         a group's number (``"group"``) or a discussion's id (``"discussion"``).
         ``text`` may be pieces, as for ``reply``.
-        Returns what ``send`` returns (the daemon: the client's OutgoingMessage)."""
+        Returns what ``send`` returns (the daemon: the message_id of its queued row)."""
         if chat not in CHATS:
             raise ValueError("chat %r is not one of %s" % (chat, ", ".join(CHATS)))
         self.dispatcher.counts["replies"] += 1

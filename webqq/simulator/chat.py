@@ -67,9 +67,12 @@ class ChatRouter:
         clock: unix time in seconds.
         sessions: the ``Sessions`` receivers are reached through.
         pictures: the ``Pictures`` that check and convert a send's pictures.
+        tell: called with what happened, ``tell("said", to=, spec=, item=)`` and
+            ``tell("sent", account=, record=)`` (``Backend.tell``); None: nobody.
     """
 
-    def __init__(self, world, rng, clock, sessions, pictures):
+    def __init__(self, world, rng, clock, sessions, pictures, tell=None):
+        self.tell = tell if tell is not None else (lambda kind, **fields: None)
         self.world = world
         self.options = world.options
         self.rng = rng
@@ -123,6 +126,7 @@ class ChatRouter:
                             msg_id=msg_id, time=int(now), content=pieces, dropped=dropped,
                             pictures=pictures)
         self.sent.setdefault(session.qq, []).append(record)
+        self.tell("sent", account=session.qq, record=record)
         log.info("%s message from %d to %d%s", kind, session.qq, route.record_to,
                  " dropped (%s)" % dropped if dropped else "")
         if dropped is None:
@@ -232,6 +236,7 @@ class ChatRouter:
             raise ControlError("account %d is not logged in" % to)
         item = build_item(self.world, to, spec, session.stamp(self._next_seq(spec)), self.rng)
         session.push(item)
+        self.tell("said", to=to, spec=spec, item=item)
         return item
 
     def sent_by(self, qq: int) -> list:

@@ -31,6 +31,7 @@ from .faults import FaultPlan
 from .mediaapp import ROUTES as MEDIA_ROUTES
 from .mediaapp import SERVER_ROUTES
 from .state import Backend
+from .web import ChatFeed, routes as web_routes
 from .world import load_world
 
 __all__ = ["CA_FILE", "DEFAULT_POLL_HOLD", "Simulator", "check_control_token"]
@@ -154,6 +155,8 @@ class Simulator:
         self.backend = Backend(self.world, self.rng, clock,
                                address=lambda: (self.host, self.port))
         self.faults = FaultPlan()
+        #: What the chat page shows live: messages said and sent (webqq.simulator.web).
+        self.chat_feed = ChatFeed(self.backend, self.world)
         #: Path of the CA certificate a client must trust for the TLS port.
         self.ca_file = CA_FILE
         self.host = host
@@ -165,7 +168,7 @@ class Simulator:
                                           os.path.join(_CERTS, "server-key.pem"))
         # The plain port also answers to its own address: the picture and file server.
         self._plain_app = make_application(self, HTTP_HOSTS + (host,),
-                                           [(r"/_sim/(\w+)", ControlHandler)],
+                                           [(r"/_sim/(\w+)", ControlHandler)] + web_routes(),
                                            dict(MEDIA_ROUTES, **{host: SERVER_ROUTES}))
         self._tls_app = make_application(self, TLS_HOSTS, (), MEDIA_ROUTES)
         self._streams = weakref.WeakSet()
