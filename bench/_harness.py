@@ -322,6 +322,147 @@ class Rig:
                 signal.signal(signum, handler)
 
 
+class Fleet:
+    """The daemons of one bench cell against a rig's simulator: ``shared`` is one daemon
+    with every account (``[account:qQQ]`` sections), ``process`` one daemon per account
+    (the peers' model), each with its own configuration, state_dir and log.
+
+    ``pin_core``: the core the daemons are pinned to (None: not pinned).
+    """
+
+    def __init__(self, rig: Rig, model: str, accounts: list, pin_core=None) -> None:
+        if model not in ("shared", "process"):
+            raise ValueError("model: shared or process")
+        self.rig, self.model, self.accounts = rig, model, list(accounts)
+        self.groups = [self.accounts] if model == "shared" else [[qq] for qq in self.accounts]
+        self.pin_core = pin_core
+        self.daemons, self.logs, self.states = [], [], []
+
+    def _ini(self, index: int) -> str:
+        return self.rig.write_config(accounts=self.groups[index],
+                                     state_dir=self.states[index],
+                                     name="webqq-%d.ini" % index)
+
+    def start(self) -> None:
+        env = dict(os.environ, WEBQQ_PASSWORD=PASSWORD)
+        for index in range(len(self.groups)):
+            state_dir = os.path.join(self.rig.dir, "state-%d" % index)
+            os.makedirs(state_dir, exist_ok=True)
+            self.states.append(state_dir)
+            self.logs.append(os.path.join(state_dir, "webqq.log"))
+            proc = self.rig._spawn([os.path.join(BIN, "webqq"), "-c", self._ini(index), "run"],
+                                   "daemon-%d" % index, env)
+            if self.pin_core is not None:
+                try:
+                    os.sched_setaffinity(proc.pid, {self.pin_core})
+                except OSError:
+                    pass
+            self.daemons.append(proc)
+
+    def online(self) -> set:
+        """The accounts whose "online as QQ" is in the logs."""
+        seen = set()
+        for path in self.logs:
+            try:
+                with open(path, errors="replace") as log:
+                    for line in log:
+                        if "online as " in line:
+                            seen.add(int(line.split("online as ", 1)[1].split()[0]))
+            except (OSError, ValueError, IndexError):
+                pass
+        return seen
+
+    def wait_online(self, timeout: float) -> float:
+        """Seconds until every account was online; RuntimeError after ``timeout``."""
+        start = time.monotonic()
+        want = set(self.accounts)
+        while True:
+            online = self.online()
+            if want <= online:
+                return time.monotonic() - start
+            if not self.alive():
+                raise RuntimeError("a daemon exited; see %s" % self.rig.dir)
+            if time.monotonic() - start > timeout:
+                raise RuntimeError("%d of %d accounts online after %g s; see %s" % (
+                    len(online & want), len(want), timeout, self.rig.dir))
+            time.sleep(0.2)
+
+    def alive(self) -> bool:
+        return all(proc.poll() is None for proc in self.daemons)
+
+    def cpu(self) -> float:
+        """Seconds on a CPU of every daemon's threads (schedstat: ns, not 10 ms ticks)."""
+        return sum(cpu_exact(proc.pid) for proc in self.daemons)
+
+    def rss(self) -> int:
+        return sum(rss_kb(proc.pid) for proc in self.daemons)
+
+    def pss(self) -> int:
+        return sum(pss_kb(proc.pid) for proc in self.daemons)
+
+    def reload(self, send_interval: float, timeout: float = 60.0) -> None:
+        """Rewrite every configuration with ``send_interval`` and SIGHUP every daemon;
+        returns when each logged "reloaded"."""
+        def reloads(path):
+            try:
+                with open(path, errors="replace") as log:
+                    return sum(1 for line in log if "reloaded: " in line)
+            except OSError:
+                return 0
+        before = [reloads(path) for path in self.logs]
+        self.rig.send_interval = send_interval
+        for index, proc in enumerate(self.daemons):
+            self._ini(index)
+            proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while any(reloads(path) <= n for path, n in zip(self.logs, before)):
+            if time.monotonic() > deadline:
+                raise RuntimeError("a daemon did not reload; see %s" % self.rig.dir)
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        for proc in self.daemons:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        for proc in self.daemons:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.daemons = []
+
+
+def cpu_exact(pid: int) -> float:
+    """Seconds on a CPU of every thread of ``pid`` (/proc/PID/task/*/schedstat, in ns):
+    /proc/PID/stat counts in 10 ms ticks, too coarse for an idle daemon."""
+    total = 0
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, task)) as stat:
+                total += int(stat.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / 1e9
+
+
+def pss_kb(pid: int) -> int:
+    """Pss of ``pid`` (/proc/PID/smaps_rollup): a page shared by k processes counts 1/k."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def _terminate(proc, timeout: float):
     if proc is None:
         return None

@@ -39,8 +39,6 @@ or it was interrupted (130).
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 
@@ -77,34 +75,6 @@ def make_world(path: str, accounts: list) -> None:
         json.dump(world, out)
 
 
-def pss_kb(pid: int) -> int:
-    try:
-        with open("/proc/%d/smaps_rollup" % pid) as rollup:
-            for line in rollup:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def cpu_exact(pid: int) -> float:
-    """Seconds on a CPU of every thread of ``pid`` (/proc/PID/task/*/schedstat, in ns):
-    /proc/PID/stat counts in 10 ms ticks, too coarse for an idle daemon."""
-    total = 0
-    try:
-        tasks = os.listdir("/proc/%d/task" % pid)
-    except OSError:
-        return 0.0
-    for task in tasks:
-        try:
-            with open("/proc/%d/task/%s/schedstat" % (pid, task)) as stat:
-                total += int(stat.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass
-    return total / 1e9
-
-
 def pin(pid: int, core: int) -> None:
     try:
         os.sched_setaffinity(pid, {core})
@@ -112,125 +82,49 @@ def pin(pid: int, core: int) -> None:
         pass
 
 
-class Cell:
-    """One model at one N: the simulator, the daemons, their logs."""
-
-    def __init__(self, args, model: str, count: int):
-        self.args, self.model, self.count = args, model, count
-        self.accounts = [h.ACCOUNT + n for n in range(count)]
-        self.rig = h.Rig(seed=args.seed, keep=args.keep, accounts=self.accounts)
-        self.rig.world = os.path.join(self.rig.dir, "world.json")
-        make_world(self.rig.world, self.accounts)
-        self.daemons = []
-        self.logs = []
-
-    def start(self) -> None:
-        rig = self.rig
-        rig.start_simulator()
-        pin(rig.sim.pid, self.args.cores[-1])
-        env = dict(os.environ, WEBQQ_PASSWORD=h.PASSWORD)
-        groups = [self.accounts] if self.model == "shared" else [[qq] for qq in self.accounts]
-        for index, accounts in enumerate(groups):
-            state_dir = os.path.join(rig.dir, "state-%d" % index)
-            os.mkdir(state_dir)
-            ini = rig.write_config(accounts=accounts, state_dir=state_dir,
-                                   name="webqq-%d.ini" % index)
-            out = open(os.path.join(rig.dir, "daemon-%d.out" % index), "wb")
-            rig._files.append(out)
-            proc = subprocess.Popen([os.path.join(h.BIN, "webqq"), "-c", ini, "run"],
-                                    stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, env=env,
-                                    start_new_session=True)
-            pin(proc.pid, self.args.cores[0])
-            self.daemons.append(proc)
-            self.logs.append(os.path.join(state_dir, "webqq.log"))
-
-    def online(self) -> set:
-        seen = set()
-        for path in self.logs:
-            try:
-                with open(path, errors="replace") as log:
-                    for line in log:
-                        if "online as " in line:
-                            seen.add(int(line.split("online as ", 1)[1].split()[0]))
-            except OSError:
-                pass
-        return seen
-
-    def alive(self) -> bool:
-        return all(proc.poll() is None for proc in self.daemons)
-
-    def cpu(self) -> float:
-        return sum(cpu_exact(proc.pid) for proc in self.daemons)
-
-    def rss(self) -> int:
-        return sum(h.rss_kb(proc.pid) for proc in self.daemons)
-
-    def pss(self) -> int:
-        return sum(pss_kb(proc.pid) for proc in self.daemons)
-
-    def close(self) -> None:
-        for proc in self.daemons:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 60
-        for proc in self.daemons:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.daemons = []
-        self.rig.close()
-
-
 def measure(args, model: str, count: int) -> dict:
-    cell = Cell(args, model, count)
+    accounts = [h.ACCOUNT + n for n in range(count)]
+    rig = h.Rig(seed=args.seed, keep=args.keep, accounts=accounts)
+    rig.world = os.path.join(rig.dir, "world.json")
+    make_world(rig.world, accounts)
+    fleet = h.Fleet(rig, model, accounts, pin_core=args.cores[0])
     try:
-        cell.start()
-        t0 = time.monotonic()
-        want = set(cell.accounts)
-        while True:
-            online = cell.online()
-            if want <= online:
-                break
-            if not cell.alive():
-                raise RuntimeError("a daemon exited; see %s" % cell.rig.dir)
-            if time.monotonic() - t0 > args.login_timeout:
-                raise RuntimeError("%d of %d accounts online after %g s; see %s" % (
-                    len(online & want), count, args.login_timeout, cell.rig.dir))
-            time.sleep(0.2)
-        login = time.monotonic() - t0
+        rig.start_simulator()
+        pin(rig.sim.pid, args.cores[-1])
+        fleet.start()
+        login = fleet.wait_online(args.login_timeout)
         settle_start = time.monotonic()
         while time.monotonic() - settle_start < 600:
-            before = cell.cpu()
+            before = fleet.cpu()
             time.sleep(5.0)
-            if cell.cpu() - before < 0.1:           # under 2 % of a core for 5 s
+            if fleet.cpu() - before < 0.1:          # under 2 % of a core for 5 s
                 break
         settle = time.monotonic() - settle_start
-        rss, pss = cell.rss(), cell.pss()
-        sim_cpu0 = cpu_exact(cell.rig.sim.pid)
-        cpu0 = cell.cpu()
+        rss, pss = fleet.rss(), fleet.pss()
+        sim_cpu0 = h.cpu_exact(rig.sim.pid)
+        cpu0 = fleet.cpu()
         time.sleep(args.idle_seconds)
-        idle_cpu = cell.cpu() - cpu0
-        sim_cpu = cpu_exact(cell.rig.sim.pid) - sim_cpu0
-        if not cell.alive() or not want <= cell.online():
-            raise RuntimeError("a daemon died while idle; see %s" % cell.rig.dir)
+        idle_cpu = fleet.cpu() - cpu0
+        sim_cpu = h.cpu_exact(rig.sim.pid) - sim_cpu0
+        if not fleet.alive() or not set(accounts) <= fleet.online():
+            raise RuntimeError("a daemon died while idle; see %s" % rig.dir)
+        minutes = args.idle_seconds / 60
         row = {"model": model, "count": count, "login": login, "settle": settle,
                "rss_kb": rss, "pss_kb": pss,
-               "idle_ms_per_account_min": idle_cpu * 1000 / count / (args.idle_seconds / 60),
-               "sim_idle_ms_per_account_min": sim_cpu * 1000 / count / (args.idle_seconds / 60),
-               "sim_rss_kb": h.rss_kb(cell.rig.sim.pid)}
+               "idle_ms_per_account_min": idle_cpu * 1000 / count / minutes,
+               "sim_idle_ms_per_account_min": sim_cpu * 1000 / count / minutes,
+               "sim_rss_kb": h.rss_kb(rig.sim.pid)}
         print("[%s] %s N=%d: login %.1f s, settle %.0f s, RSS %d kB, PSS %d kB, idle %.3f ms "
               "per account-minute" % (h.stamp(), model, count, login, settle, rss, pss,
                                       row["idle_ms_per_account_min"]),
               file=sys.stderr, flush=True)
         return row
     except RuntimeError:
-        cell.rig.keep = True
+        rig.keep = True
         raise
     finally:
-        cell.close()
+        fleet.close()
+        rig.close()
 
 
 def report(rows: list) -> None:

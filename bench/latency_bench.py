@@ -9,12 +9,14 @@ says the messages in its own process (no HTTP call per message) and a clock that
 each one when the poll answer carrying it is handed to the socket and when its reply's
 send request arrives (``time.monotonic()``, both in the simulator's process).
 
-The world: ``--accounts`` accounts (10001 on; one is ``[account]``, several are
-``[account:NAME]`` sections of one daemon) and ``--friends`` friends each (20001 on).
+The world: ``--accounts`` accounts (10001 on) and ``--friends`` friends each (20001 on).
+``--model shared`` (the default) runs them in one daemon (``[account]``, or one
+``[account:NAME]`` section each); ``--model process``, one daemon per account, the
+peers' model, for the ratio.
 Message n comes from friend n mod F of account n mod A, so a friend speaks once every F
 messages: no target gets two replies in a row to pace.
 
-Phases, in order, each after the daemon's CPU has gone quiet (contacts loaded):
+Phases, in order, each after the daemons' CPU has gone quiet (contacts loaded):
 
 1. ``send_interval = 0`` (no pacing): ``--rates`` (1,100,1000) messages a second, each
    for ``--seconds`` (a phase says at least ``--min-messages``, so the 1/s phase runs
@@ -23,8 +25,8 @@ Phases, in order, each after the daemon's CPU has gone quiet (contacts loaded):
    missing; the daemon's CPU per message.
 2. Pacing, apart: the configuration is rewritten with ``send_interval`` =
    ``--pacing`` (0.5 s, the shipped value) and reloaded (SIGHUP); then ``--pacing-rate``
-   (1.8) messages a second for ``--pacing-seconds``, arriving at random (Poisson): 90 %
-   of the 2 a second that 0.5 s allows one account, so a reply often waits for the
+   (1.8) messages a second per account for ``--pacing-seconds``, arriving at random
+   (Poisson): 90 % of the 2 a second that 0.5 s allows one account, so a reply often waits for the
    one before it (evenly spaced messages below the cap would never wait). Its latency less
    phase 1's at the nearest rate is what pacing costs a message; above 1/send_interval
    messages a second per account the queue grows without end (the 2013 server dropped
@@ -56,6 +58,9 @@ def parse_args(argv):
     parser.add_argument("--min-messages", type=int, default=120,
                         help="a phase says at least this many (default 120)")
     parser.add_argument("--accounts", type=int, default=1)
+    parser.add_argument("--model", choices=("shared", "process"), default="shared",
+                        help="the accounts in one daemon (shared, default) or one daemon "
+                             "each (process: the peers' model)")
     parser.add_argument("--friends", type=int, default=1000, help="per account")
     parser.add_argument("--drain", type=float, default=60.0,
                         help="seconds to wait for the last replies of a phase")
@@ -97,35 +102,20 @@ def percentile(values: list, q: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-def wait_quiet(rig, seconds: float = 2.0, cpu_ms: float = 40.0, limit: float = 600.0) -> float:
-    """Wait until the daemon spent under ``cpu_ms`` of CPU in ``seconds`` (contacts loaded,
-    lookups done); returns how long that took."""
+def wait_quiet(fleet, seconds: float = 2.0, cpu_ms: float = 40.0,
+               limit: float = 600.0) -> float:
+    """Wait until the daemons spent under ``cpu_ms`` of CPU in ``seconds`` (contacts
+    loaded, lookups done); returns how long that took."""
     start = time.monotonic()
     while time.monotonic() - start < limit:
-        before = h.cpu_seconds(rig.daemon.pid)
+        before = fleet.cpu()
         time.sleep(seconds)
-        if (h.cpu_seconds(rig.daemon.pid) - before) * 1000 < cpu_ms:
+        if (fleet.cpu() - before) * 1000 < cpu_ms:
             break
     return time.monotonic() - start
 
 
-def wait_online(rig, accounts: list, timeout: float) -> None:
-    """Every account's "online as QQ" line in the daemon's log."""
-    deadline = time.monotonic() + timeout
-    want = set(accounts)
-    while time.monotonic() < deadline:
-        seen = {int(line.split("online as ", 1)[1].split()[0])
-                for line in rig.grep_log(r"online as \d+")}
-        if want <= seen:
-            return
-        if rig.daemon.poll() is not None:
-            raise RuntimeError("the daemon exited; see %s" % rig.log_file)
-        time.sleep(0.2)
-    raise RuntimeError("not every account was online after %g s; see %s"
-                       % (timeout, rig.log_file))
-
-
-def run_phase(rig, name: str, rate: float, seconds: float, targets: list, drain: float,
+def run_phase(fleet, rig, name: str, rate: float, seconds: float, targets: list, drain: float,
               min_messages: int, arrivals: str = "even", seed: int = 1) -> dict:
     seconds = max(seconds, min_messages / rate)
     spec = {"name": name, "rate": rate, "seconds": seconds, "drain": drain,
@@ -134,7 +124,7 @@ def run_phase(rig, name: str, rate: float, seconds: float, targets: list, drain:
     with open(path, "w") as out:
         json.dump(spec, out)
     result_path = os.path.join(rig.dir, name + ".json")
-    cpu0 = h.cpu_seconds(rig.daemon.pid)
+    cpu0 = fleet.cpu()
     rig.sim.send_signal(signal.SIGUSR1)
     print("[%s] phase %s: %g messages/s for %.0f s" % (h.stamp(), name, rate, seconds),
           file=sys.stderr, flush=True)
@@ -143,7 +133,7 @@ def run_phase(rig, name: str, rate: float, seconds: float, targets: list, drain:
         if time.monotonic() > deadline or rig.sim.poll() is not None:
             raise RuntimeError("phase %s never ended; see %s" % (name, rig.dir))
         time.sleep(0.2)
-    cpu = h.cpu_seconds(rig.daemon.pid) - cpu0
+    cpu = fleet.cpu() - cpu0
     with open(result_path) as handle:
         result = json.load(handle)
     times = result["times"]
@@ -162,18 +152,6 @@ def run_phase(rig, name: str, rate: float, seconds: float, targets: list, drain:
             "replied": replied,
             "cpu_per_msg_us": cpu / max(1, result["said"]) * 1e6,
             "sim_cpu_share": result["cpu"] / result["wall"] if result["wall"] else 0.0}
-
-
-def reload_with(rig, send_interval: float, timeout: float = 30.0) -> None:
-    before = len(rig.grep_log(r"reloaded: "))
-    rig.send_interval = send_interval
-    rig.write_config()
-    rig.daemon.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + timeout
-    while len(rig.grep_log(r"reloaded: ")) <= before:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the daemon did not reload; see %s" % rig.log_file)
-        time.sleep(0.1)
 
 
 def print_table(rows: list, pacing) -> None:
@@ -207,34 +185,33 @@ def main(argv=None) -> int:
     people = make_world(rig.world, accounts, args.friends)
     targets = [[accounts[n % len(accounts)], people[(n // len(accounts)) % len(people)]]
                for n in range(len(accounts) * len(people))]
+    fleet = h.Fleet(rig, args.model, accounts)
     try:
         rig.start_simulator()
-        if len(accounts) == 1:
-            rig.start_daemon(timeout=120)
-        else:
-            rig.start_daemon_process()
-            wait_online(rig, accounts, timeout=300)
-        settled = wait_quiet(rig)
-        print("[%s] daemon pid %d online, %d account(s) x %d friends; quiet after %.0f s"
-              % (h.stamp(), rig.daemon.pid, len(accounts), len(people), settled),
+        fleet.start()
+        fleet.wait_online(timeout=300)
+        settled = wait_quiet(fleet)
+        print("[%s] %d daemon(s) online, %d account(s) x %d friends; quiet after %.0f s"
+              % (h.stamp(), len(fleet.daemons), len(accounts), len(people), settled),
               file=sys.stderr, flush=True)
         rows = []
         for rate in args.rates:
-            rows.append(run_phase(rig, "r%g" % rate, rate, args.seconds, targets, args.drain,
-                                  args.min_messages, args.arrivals, args.seed))
-            wait_quiet(rig)
+            rows.append(run_phase(fleet, rig, "r%g" % rate, rate, args.seconds, targets,
+                                  args.drain, args.min_messages, args.arrivals, args.seed))
+            wait_quiet(fleet)
         pacing = None
         if args.pacing > 0:
-            reload_with(rig, args.pacing)
-            paced = run_phase(rig, "paced", args.pacing_rate, args.pacing_seconds, targets,
-                              args.drain, 0, "poisson", args.seed)
+            fleet.reload(args.pacing)
+            paced = run_phase(fleet, rig, "paced", args.pacing_rate * len(accounts),
+                              args.pacing_seconds, targets, args.drain, 0, "poisson",
+                              args.seed)
             paced["interval"] = args.pacing
             rows.append(paced)
             others = [row for row in rows if row is not paced]
             if others:
-                pacing = (paced, min(others, key=lambda r: abs(r["rate"] - args.pacing_rate)))
-        print("latency: answer -> reply (ms), %d account(s), %d friends each, daemon pid %d"
-              % (len(accounts), len(people), rig.daemon.pid))
+                pacing = (paced, min(others, key=lambda r: abs(r["rate"] - paced["rate"])))
+        print("latency: answer -> reply (ms), %d account(s) (%s: %d daemon(s)), %d friends "
+              "each" % (len(accounts), args.model, len(fleet.daemons), len(people)))
         print_table(rows, pacing)
         return 0
     except KeyboardInterrupt:
@@ -246,6 +223,7 @@ def main(argv=None) -> int:
         print("logs kept in %s" % rig.dir, file=sys.stderr)
         return 2
     finally:
+        fleet.close()
         rig.close()
 
 
