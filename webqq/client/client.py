@@ -238,6 +238,7 @@ class WebQQClient:
         self._timers: Dict[str, object] = {}
         self._attempt = 0                    # recoveries since the last healthy poll
         self._last_poll_answer = 0.0
+        self.polls_answered = 0              # poll answers (status 200) of live sessions
         self._poll_sent = 0.0
         self._unknown_poll_codes = 0
         self._heartbeats = 0
@@ -273,6 +274,12 @@ class WebQQClient:
     def nick(self) -> str:
         """The account's nickname, as the last login answered it ("" before)."""
         return self._flow.nick
+
+    @property
+    def last_poll_answer(self) -> float:
+        """``IOLoop.time()`` of the last poll answer of the current session (or of going
+        online, when none came yet); the watchdog relinks ``stall_after`` after it."""
+        return self._last_poll_answer
 
     @property
     def send_queue(self) -> SendQueue:
@@ -608,6 +615,7 @@ class WebQQClient:
             if current:
                 self._failed("poll", HTTPStreamError("HTTP %d from poll2" % response.status))
             return None
+        self.polls_answered += 1
         try:
             result = parse_poll(response.read())
         except RetcodeError as exc:

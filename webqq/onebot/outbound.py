@@ -21,7 +21,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from tornado.ioloop import IOLoop, PeriodicCallback
 
@@ -102,6 +102,9 @@ class Outbound:
         self._retries = 0
         self._prune_timer: Optional[PeriodicCallback] = None
         self._last_waiting = 0
+        #: ``listener(message_id, status, why)`` of each, as a row becomes final (sent,
+        #: failed, ambiguous): the API's delivery receipts.
+        self.finished: List[Callable[[int, str, Optional[str]], Any]] = []
         store.on_unwritable = self._pause
         # Kept: the client forgets a listener by identity, and each attribute access
         # makes a new bound method.
@@ -388,6 +391,9 @@ class Outbound:
         for future in self._waiters.pop(message_id, []):
             if not future.done():
                 future.set_result((status, _why(error, retcode)))
+        if status not in PENDING:
+            for listener in list(self.finished):
+                listener(message_id, status, _why(error, retcode))
 
     def _on_state(self, event: Any) -> None:
         if event.new is State.ONLINE:
