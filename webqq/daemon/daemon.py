@@ -458,8 +458,10 @@ class Daemon:
                 self.exit_code = ExitCode.LOGIN_REFUSED
                 self.shutdown()
         elif kind == "captcha":
+            page = self._captcha_links(self.config.account.qq).get("page")
             log.warning("the server wants a verify code: read %s, then answer with "
-                        "webqq captcha CODE", event.path)
+                        "webqq captcha CODE%s", event.path, " or at %s (with the API's "
+                        "token)" % page if page else "")
             self.report.tell("pending waiting for a verify code (%s)" % event.path)
             self.report.close()
         elif kind == "state":
