@@ -668,7 +668,8 @@ class Daemon:
         self.client.send_queue.interval = self.config.bot.send_interval
         self.client.manage.accept_friends = self.config.bot.accept_friends
         self.outbound.send_interval = self.config.bot.send_interval     # its pacing too
-        self.alerts.configure(self.config.alert)
+        if self.alerts is not None:
+            self.alerts.configure(self.config.alert)
         self.dispatcher.prefix = new.bot.command_prefix
         self.plugin_problems = self.dispatcher.load(new.bot.plugins, new.plugin_settings,
                                                     reload=True)
