@@ -53,7 +53,8 @@ async def test_a_person_answers_the_captcha_in_the_browser(browser_path, daemon,
     sim._call("captcha", {"account": QQ, "code": "ABCD"})
     sim._call("expire", {"account": QQ})
     wait_for(lambda: daemon.status().get("state") == "waiting_captcha", "the captcha")
-    assert "or at %s/captcha?account=10001 (with the API's token)" % api in daemon.log_text()
+    wait_for(lambda: "or at %s/captcha?account=10001 (with the API's token)" % api
+             in daemon.log_text(), "the log line that names the page")
 
     browser = await Browser.launch(browser_path, tmp_path / "profile")
     keep = artifacts(tmp_path)
