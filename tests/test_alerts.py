@@ -190,3 +190,49 @@ async def test_without_a_destination_an_alert_is_only_logged(caplog):
     await alerts.close()
     assert "alert: webqq 10001 was kicked: kicked: elsewhere" in caplog.text
     await asyncio.sleep(0)
+
+
+# -- [alert] in the ini file ---------------------------------------------------------------
+
+def _ini(tmp_path, alert: str):
+    file = tmp_path / "webqq.ini"
+    file.write_text("[simulator]\nembedded = yes\n[alert]\n" + alert, encoding="utf-8")
+    file.chmod(0o600)
+    return file
+
+
+@pytest.mark.parametrize("alert, problem", [
+    ("email_to = ops@example.test, not-an-address\n",
+     "[alert] email_to: 'not-an-address' is not an e-mail address (name@host)"),
+    ("smtp_security = ssl\n", "[alert] smtp_security: 'ssl' is not starttls, tls or none"),
+    ("smtp_user = bot\n", "[alert] smtp_password: smtp_user and smtp_password go together"),
+    ("email_from = a@b.c d@e.f\n", "[alert] email_from: one address, not several"),
+    ("webhook_url = ftp://x/\n", "[alert] webhook_url: 'ftp://x/' is not a URL starting "
+                                 "with http:// or https://"),
+    ("settle = soon\n", "[alert] settle: 'soon' is not a number of seconds"),
+])
+def test_a_bad_alert_key_is_one_line_naming_it(tmp_path, alert, problem):
+    from webqq.daemon.config import ConfigError, load
+    with pytest.raises(ConfigError) as caught:
+        load(_ini(tmp_path, alert))
+    assert str(caught.value) == "%s: %s" % (tmp_path / "webqq.ini", problem)
+
+
+def test_the_alert_section_is_read_shown_masked_and_applied_live(tmp_path):
+    from webqq.daemon import reload
+    from webqq.daemon.config import load, render_effective
+    loaded = load(_ini(tmp_path, "webhook_url = https://hooks.example/x?key=hush\n"
+                                 "email_to = a@example.test b@example.test\n"
+                                 "smtp_server = mail.example:587\nsmtp_security = STARTTLS\n"
+                                 "smtp_user = bot\nsmtp_password = hush-hush\nafter = 5\n"))
+    alert = loaded.alert
+    assert alert.email_to == ("a@example.test", "b@example.test")
+    assert (alert.smtp_server, alert.smtp_security, alert.after, alert.settle) == (
+        ("mail.example", 587), "starttls", 5.0, 300.0)
+    shown = render_effective(loaded)
+    assert "hush" not in shown and "smtp_password = ********" in shown
+    assert "\n[alert]\n" in shown and "email_to = a@example.test, b@example.test" in shown
+    assert "hush" not in repr(alert)
+    again = load(_ini(tmp_path, "after = 9\n"))
+    live, at_restart = reload.compare(loaded, again)
+    assert "[alert] after" in live and not [k for k in at_restart if "alert" in k]
