@@ -21,7 +21,8 @@ not in ``failed``), ``captchas_total``, ``outbox_depth``, ``outbox_oldest_second
 ``store_bytes``, ``store_messages{status}``, ``http_requests_total{endpoint,status}``,
 ``http_request_seconds{endpoint}`` (WebQQ requests: endpoint is the URL's path, status
 the HTTP status or the error's class), ``api_requests_total{endpoint,status}`` and
-``api_request_seconds{endpoint}`` (endpoint: the action, or the route).
+``api_request_seconds{endpoint}`` (endpoint: the action, or the route's first part:
+``/readyz``, ``/captcha``, ``/images``).
 
 What it must never do: cost the HTTP engine more than a dict lookup and two counter
 updates per request, let label values grow without bound (``MAX_ENDPOINTS``), or block
@@ -198,8 +199,8 @@ class Metrics:
         elif isinstance(handler, web.ErrorHandler) or \
                 not type(handler).__module__.startswith("webqq."):
             endpoint = "unknown"
-        else:
-            endpoint = path
+        else:                   # the route: /ws, /readyz, /captcha, /images ...
+            endpoint = "/" + path.split("/")[1]
         self._api.observe((), endpoint, str(handler.get_status()),
                           handler.request.request_time())
 
