@@ -17,7 +17,7 @@ import textwrap
 import pytest
 from api_helpers import FRIEND, GROUP, TOKEN, Webhook, events_of, eventually
 from client_helpers import POLL_HOLD
-from media_helpers import front  # noqa: F401 (a fixture)
+from media_front import front  # noqa: F401 (a fixture)
 from tornado import web
 from tornado.httpclient import HTTPRequest
 

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 from api_helpers import FRIEND, GROUP, events_of, eventually
-from media_helpers import front  # noqa: F401 (a fixture)
+from media_front import front  # noqa: F401 (a fixture)
 from test_api_media import buddy_message, get, start
 
 
