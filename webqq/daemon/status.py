@@ -19,7 +19,8 @@ from webqq import statedir
 from webqq.daemon.config import Config
 from webqq.plugins import format_duration
 
-__all__ = ["Login", "status_path", "read_status", "describe", "describe_stopped"]
+__all__ = ["Login", "status_path", "read_status", "describe", "describe_stopped",
+           "not_online"]
 
 
 def status_path(config: Config) -> Path:
@@ -83,6 +84,14 @@ class Login:
         return {"state_since": self.state_since, "online_since": self.online_since,
                 "resumed": self.resumed, "last_error": self.last_error,
                 "next_attempt": self.next_attempt, "offline": self.offline}
+
+
+def not_online(status: Dict[str, Any]) -> List[str]:
+    """The accounts of a running daemon's status that are not online, as ``"QQ
+    (state)"``: each of ``accounts`` when the status has several, else the one."""
+    accounts = status.get("accounts") or {status.get("qq"): status}
+    return ["%s (%s)" % (qq, account.get("state")) for qq, account in accounts.items()
+            if account.get("state") != "online"]
 
 
 def _when(stamp: float, now: float) -> str:
