@@ -199,10 +199,8 @@ class HTTPStream:
     Attribute `observer`: None, or ``observer(request, status or error, seconds
     since its last attempt began)``, called once as each request ends (metrics).
 
-    Bounds: at most `max_connections` sockets, idle keep-alive ones included (an idle
-    one is closed after `idle_timeout`, or at once when a request needs its slot);
-    requests past that wait in order, each until its `request_timeout`; the DNS
-    answers as `CachingResolver` keeps them (``DNS_CACHE_MAX``, ``DNS_TTL``).
+    Bounds: `max_connections` sockets, idle ones included (closed after `idle_timeout`);
+    the DNS answers as `CachingResolver` keeps them (``DNS_CACHE_MAX``, ``DNS_TTL``).
     """
 
     def __init__(self, io_loop: Optional[IOLoop] = None, cookiejar: Optional[CookieJar] = None,

@@ -167,6 +167,16 @@ class Outbound:
         except StoreUnavailable as error:
             log.debug("prune skipped: %s", error)
 
+    def _names_pictures(self, message_id: int) -> bool:
+        """Whether the row names a picture file: only then may its end free one. (A
+        sweep reads every pending row; after every message, a backlog of 17,000 rows
+        took 170 ms a message. The periodic prune sweeps whatever else is left.)"""
+        try:
+            row = self.store.get(message_id)
+        except StoreUnavailable:
+            return False
+        return row is not None and bool(digests(row.data.get("pieces", ())))
+
     def _sweep(self) -> None:
         """Remove the pictures no queued or sending row, nor a message being put,
         names (nothing while the rows cannot be read)."""
@@ -453,7 +463,7 @@ class Outbound:
                 self._unrecorded.append(outcome)
                 self._pause(failure.reason)
             else:
-                if status not in PENDING:
+                if status not in PENDING and self._names_pictures(message_id):
                     self._sweep()
         log.debug("message %d %s", message_id, status)
         for future in self._waiters.pop(message_id, []):
