@@ -1,11 +1,15 @@
-"""Shared plumbing of bench/soak.py and bench/daemon_bench.py: a stand-alone simulator and
-a ``webqq run`` daemon as subprocesses on loopback, the /_sim/ control surface, and
-/proc readings (RSS, fds, CPU seconds) of the daemon.
+"""Shared plumbing of the daemon benches (soak, daemon_bench, latency_bench,
+accounts_bench): a stand-alone simulator and ``webqq run`` daemons as subprocesses on
+loopback (``Rig``, ``Fleet``), the /_sim/ control surface, and /proc readings (RSS, PSS,
+fds, CPU) of the daemons.
 
-It never touches the webqq package's internals: the simulator and the daemon are run
+It never touches the webqq package's internals: the simulator and the daemons are run
 through their console scripts, exactly as a user would, and watched from outside (the
-status file, the log file, /proc). Everything it starts is stopped by ``Rig.close()``,
-which is safe to call twice and runs on errors and on Ctrl-C (the children run in their
+status file, the log files, /proc). Two wrappers are the exceptions, each a bench's own
+lens: bench/_traced_daemon.py (the daemon under tracemalloc, for the soak) and
+bench/_timed_simulator.py (the simulator with a message generator and a clock, for the
+latency bench). Everything started is stopped by ``Fleet.close()`` and ``Rig.close()``,
+which are safe to call twice and run on errors and on Ctrl-C (the children run in their
 own sessions, so a Ctrl-C reaches only this script, which then stops them in order).
 """
 import http.client
