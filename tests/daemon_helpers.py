@@ -201,6 +201,14 @@ class SimulatorControl:
     def state(self) -> Dict[str, Any]:
         return self._call("state")
 
+    def demand_captcha(self, code: str) -> None:
+        """The bot's next check asks for a verify code showing ``code``."""
+        self._call("captcha", {"account": QQ, "code": code})
+
+    def expire(self) -> None:
+        """The bot's login expires: its next poll and relink are refused (103)."""
+        self._call("expire", {"account": QQ})
+
 
 def daemon_simulator(daemon: Daemon) -> SimulatorControl:
     """The control surface of a running daemon's embedded simulator (its token is in the

@@ -123,6 +123,38 @@ def test_start_reports_a_captcha_and_keeps_waiting_for_the_code(tmp_path, stop_a
     assert "login: waiting_captcha as 10001" in webqq(config, "status").stdout
 
 
+def test_captcha_waits_for_the_outcome_and_the_image_goes_after_success(tmp_path, daemons):
+    # Issue 12 #1: the verb says whether the code was right, status names the image
+    # to read, and the image is removed once it has served.
+    config = write_config(tmp_path, api={"listen": "127.0.0.1:0"})
+    daemon = daemons(config)
+    sim = daemon_simulator(daemon)
+    sim.demand_captcha("ABCD")
+    sim.expire()                    # a kick would relink: only a login runs check
+    image = daemon.state_dir / "captcha-10001.jpg"
+    wait_for(lambda: daemon.status().get("state") == "waiting_captcha", "the captcha")
+    status = webqq(config, "status").stdout
+    assert "; read %s, then run: webqq captcha CODE\n" % image in status
+    assert image.read_bytes().startswith(b"\xff\xd8")
+
+    wrong = webqq(config, "captcha", "WXYZ")
+    assert (wrong.returncode, wrong.stdout) == (1, "")
+    assert wrong.stderr.startswith("webqq captcha: the server refused the code (")
+    assert wrong.stderr.endswith("); it sent a new image: read %s, then run: webqq captcha "
+                                 "CODE\n" % image)
+    captcha = daemon.status()["captcha"]
+    assert captcha["image"] == str(image) and captcha["images"] == 2
+    assert captcha["last_code"]["outcome"] == "refused"
+
+    right = webqq(config, "captcha", "ABCD")
+    assert (right.returncode, right.stdout, right.stderr) == (
+        0, "verify code accepted: online as 10001\n", "")
+    assert not image.exists()
+    status = webqq(config, "status")
+    assert "login: online as 10001" in status.stdout and "then run:" not in status.stdout
+    assert daemon.status()["captcha"] is None
+
+
 def test_start_status_stop_and_a_second_start_refused(tmp_path, stop_after):
     config = write_config(tmp_path, daemon={"logfile": ""})
     stop_after(config)

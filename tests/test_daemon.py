@@ -419,3 +419,40 @@ def test_the_pointer_leads_to_a_running_daemon_only(tmp_path):
     shared.chmod(0o777)
     with pytest.raises(PermissionError):                       # others could plant notes
         Pointer(config, shared).write(state_dir, os.getpid())
+
+
+@pytest.mark.parametrize("state, last_code, code, line", [
+    ("logging_in", {"outcome": "refused", "text": "wrong verify code", "image": 1},
+     ExitCode.FAILURE, "webqq captcha: the server refused the code (wrong verify code); "
+     "the new image comes with the next check, not within 2 s; webqq status shows how "
+     "the login goes\n"),
+    ("logging_in", {"outcome": "checking", "text": None, "image": 1},
+     ExitCode.FAILURE, "webqq captcha: no answer from the server yet, not within 2 s; "
+     "webqq status shows how the login goes\n"),
+    ("offline", {"outcome": "refused", "text": "account frozen", "image": 1},
+     ExitCode.LOGIN_REFUSED, "webqq captcha: offline for good: login refused: frozen\n"),
+])
+def test_captcha_says_what_became_of_the_code_by_its_wait(tmp_path, capsys, monkeypatch,
+                                                          state, last_code, code, line):
+    # The outcomes the end-to-end test (test_cli) does not reach: a refusal whose new
+    # image is late, a server that says nothing, a refusal for good.
+    config = configuration.load(write_config(tmp_path))
+    pidfile = Pidfile(pidfile_path(config))
+    pidfile_path(config).parent.mkdir()
+    pidfile.acquire()
+    pidfile.write(os.getpid())
+    statedir.atomic_write_json(config.daemon.state_dir / statedir.STATUS, {
+        "pid": os.getpid(), "qq": 10001, "state": state,
+        "offline": {"reason": "login refused: frozen", "since": 0} if state == "offline"
+        else None,
+        "captcha": {"image": "/run/captcha-10001.jpg", "images": 1, "since": 0,
+                    "last_code": dict(last_code, at=0)}})
+    monkeypatch.setattr(Commands, "_call", lambda self, *args, **kw: {"status": "ok"})
+    system = RecordingSystem()
+    try:
+        assert Commands(config, system=system).captcha(
+            argparse.Namespace(code="ABCD", wait=2.0, json=False)) == code
+    finally:
+        pidfile.release()
+    assert capsys.readouterr().err == line
+    assert system.now == pytest.approx(2.0 if state != "offline" else 0.0)   # waited?

@@ -14,7 +14,8 @@ What it is for: parse the command line, find and load the configuration
     reload      SIGHUP: the daemon reads its configuration and plugins again; prints
                 what it applied and what waits for a restart
     send        send buddy|group|discussion TARGET TEXT: the API's send_msg
-    captcha     captcha CODE: the verify code the login waits for
+    captcha     captcha CODE: the verify code the login waits for; waits for the
+                server's verdict (online, or a new image to read)
     friends     the friend list (QQ number, nick, remark)
     groups      the groups (public number, name) and discussions (did, name)
 
@@ -52,7 +53,7 @@ import types
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from webqq import statedir
 from webqq.daemon import config as configuration
@@ -73,6 +74,8 @@ STOP_TIMEOUT = 30.0
 START_WAIT = 30.0
 #: Seconds ``reload`` waits for the daemon to report the reload.
 RELOAD_WAIT = 10.0
+#: Seconds ``captcha`` waits for the server's verdict on the code (``--wait``).
+CAPTCHA_WAIT = 30.0
 #: How often the CLI looks again while it waits for the daemon.
 POLL_INTERVAL = 0.05
 
@@ -143,9 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(or a nick, remark or name)")
     send.add_argument("text", nargs="+", help="the text (words are joined by spaces)")
     captcha = verb("captcha", "enter the verify code the login waits for",
-                   "When the server wants one, webqq start and the log name the image "
-                   "(captcha-QQ.jpg in state_dir); read it, then run webqq captcha CODE.")
+                   "When the server wants one, webqq start, webqq status and the log name "
+                   "the image (captcha-QQ.jpg in state_dir); read it, then run webqq "
+                   "captcha CODE. Waits for the outcome: exit 0 once online (the image is "
+                   "removed), 1 when the server refused the code (a new image is named) "
+                   "or said nothing by --wait, 4 when it refused the login for good.")
     captcha.add_argument("code", help="the characters the image shows")
+    captcha.add_argument("--wait", type=float, default=CAPTCHA_WAIT, metavar="SECONDS",
+                         help="wait this long for the outcome (default %(default)g)")
     verb("friends", "list the friends")
     verb("groups", "list the groups and discussions")
     for name in ("send", "captcha", "friends", "groups"):
@@ -242,6 +250,17 @@ def _log_warnings_to_stderr() -> logging.Handler:
     handler.setLevel(logging.WARNING)
     logging.getLogger().addHandler(handler)
     return handler
+
+
+def _new_image(status: Dict[str, Any]) -> Optional[str]:
+    """The path of the image the server sent after refusing the last code entered,
+    while the login waits for its code; else None."""
+    captcha = status.get("captcha") or {}
+    last_code = captcha.get("last_code") or {}
+    if status.get("state") == "waiting_captcha" and last_code.get("outcome") == "refused" \
+            and captcha["images"] > last_code["image"]:
+        return captcha["image"]
+    return None
 
 
 class ApiUnavailable(Exception):
@@ -443,13 +462,58 @@ class Commands:
             answer = self._call("enter_verify_code", {"code": args.code}, check=False)
         except ApiUnavailable as error:
             return self._unavailable("captcha", error)
+        if answer.get("status") != "ok":
+            if args.json:
+                print(json.dumps(answer, indent=1, ensure_ascii=False))
+            else:
+                print("webqq captcha: %s" % answer.get("msg"), file=sys.stderr)
+            return ExitCode.FAILURE
+        code, outcome, line, status = self._code_outcome(args.wait)
         if args.json:
-            print(json.dumps(answer, indent=1, ensure_ascii=False))
-        elif answer.get("status") == "ok":
-            print("verify code entered; webqq status shows how the login goes")
+            print(json.dumps(dict(answer, outcome=outcome, state=status.get("state"),
+                                  captcha=status.get("captcha")),
+                             indent=1, ensure_ascii=False))
         else:
-            print("webqq captcha: %s" % answer.get("msg"), file=sys.stderr)
-        return ExitCode.OK if answer.get("status") == "ok" else ExitCode.FAILURE
+            print(line, file=sys.stdout if code == ExitCode.OK else sys.stderr)
+        return code
+
+    def _code_outcome(self, wait: float) -> Tuple[int, str, str, Dict]:
+        """Wait up to ``wait`` seconds for what the server made of the code just
+        entered, as the status file tells it: online (accepted), or a new image after
+        a refusal, or offline for good. Returns the exit code, the outcome
+        (``accepted``, ``refused``, ``refused for good``, ``stopped``, ``undecided``),
+        the line to print and the status last read."""
+        seen: Dict[str, Any] = {}
+
+        def decided() -> bool:
+            seen["running"] = Pidfile.probe(pidfile_path(self.config))[0]
+            seen["status"] = status = read_status(self.config) or {}
+            return not seen["running"] or status.get("state") in ("online", "offline") \
+                or _new_image(status) is not None
+        self._wait(decided, wait)
+        status = seen["status"]
+        captcha = status.get("captcha") or {}
+        last_code = captcha.get("last_code") or {}
+        if status.get("state") == "online":
+            return (ExitCode.OK, "accepted", "verify code accepted: online as %s"
+                    % status.get("qq"), status)
+        if _new_image(status) is not None:
+            return (ExitCode.FAILURE, "refused", "webqq captcha: the server refused the "
+                    "code (%s); it sent a new image: read %s, then run: webqq captcha CODE"
+                    % (last_code["text"], captcha["image"]), status)
+        if status.get("state") == "offline":
+            return (ExitCode.LOGIN_REFUSED, "refused for good", "webqq captcha: offline "
+                    "for good: %s" % (status.get("offline") or {}).get("reason"), status)
+        if not seen["running"]:
+            return (ExitCode.FAILURE, "stopped", "webqq captcha: the daemon stopped "
+                    "before the server answered", status)
+        if last_code.get("outcome") == "refused":
+            how = "the server refused the code (%s); the new image comes with the next " \
+                  "check" % last_code["text"]
+        else:
+            how = "no answer from the server yet"
+        return (ExitCode.FAILURE, "undecided", "webqq captcha: %s, not within %g s; "
+                "webqq status shows how the login goes" % (how, wait), status)
 
     def friends(self, args: argparse.Namespace) -> int:
         try:

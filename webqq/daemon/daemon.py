@@ -415,7 +415,7 @@ class Daemon:
         elif kind == "reconnect":
             self._on_reconnect(event)
         elif kind == "login_failed":
-            self.login.error(str(event.error))
+            self.login.refused(str(event.error))
             if event.final:
                 log.error("login refused for good: %s", event.error)
                 self.report.tell("refused %s" % event.error)
@@ -424,6 +424,8 @@ class Daemon:
         elif kind == "captcha":
             log.warning("the server wants a verify code: read %s, then answer with "
                         "webqq captcha CODE", event.path)
+            self.login.captcha_wanted(event.path)
+            self.write_status()
             self.report.tell("pending waiting for a verify code (%s)" % event.path)
             self.report.close()
         elif kind == "state":
@@ -435,7 +437,7 @@ class Daemon:
         """The status file says since when and (offline for good: kicked, logged out)
         why; then the daemon stops, since only a person can tell whether to log in
         again."""
-        self.login.state(event.new.value, event.reason)
+        self.login.state(event.old.value, event.new.value, event.reason)
         if event.new is State.RESUMING:
             self.report.tell("step resuming the saved session")
         elif event.new is State.OFFLINE:
