@@ -749,3 +749,40 @@ def test_the_echo_example_keeps_its_state_out_of_the_working_directory(tmp_path)
     assert result.returncode == 0, result.stderr
     assert "echo seen by the simulator" in result.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_simulator_writes_its_ca_where_asked_and_names_it(tmp_path):
+    # Issue 12, the standalone recipe: a ca_file outside the installed package, so a
+    # reinstall does not pull it from under the daemon's configuration.
+    import ssl
+    target = tmp_path / "sim-ca.pem"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "webqq.simulator.cli", "--port", "0", "--tls-port", "0",
+         "--write-ca", str(target)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True, env=environment())
+    try:
+        tls_port = int(re.findall(r"127\.0\.0\.1:(\d+)", process.stdout.readline())[1])
+        assert process.stdout.readline() == "CA certificate (TEST MATERIAL): %s\n" % target
+        context = ssl.create_default_context(cafile=str(target))     # verifies the name
+        with socket.create_connection(("127.0.0.1", tls_port), timeout=10) as raw, \
+                context.wrap_socket(raw, server_hostname="ssl.ptlogin2.qq.com") as tls:
+            tls.sendall(b"GET /check?uin=10001&appid=1003903&r=0.5 HTTP/1.1\r\n"
+                        b"Host: ssl.ptlogin2.qq.com\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b");"):
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200 ") and b"ptui_checkVC('0'," in answer
+    finally:
+        process.terminate()
+        process.wait(timeout=DEADLINE)
+        process.stdout.close()
+    refused = subprocess.run(
+        [sys.executable, "-m", "webqq.simulator.cli", "--port", "0", "--tls-port", "0",
+         "--write-ca", str(tmp_path / "no" / "such" / "dir" / "ca.pem")],
+        capture_output=True, text=True, env=environment(), timeout=DEADLINE)
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr == ("webqq-simulator: cannot write the CA certificate to %s: No "
+                              "such file or directory\n" % (tmp_path / "no/such/dir/ca.pem"))
