@@ -755,7 +755,7 @@ def test_the_simulator_writes_its_ca_where_asked_and_names_it(tmp_path):
     # Issue 12, the standalone recipe: a ca_file outside the installed package, so a
     # reinstall does not pull it from under the daemon's configuration.
     import ssl
-    target = tmp_path / "sim-ca.pem"
+    target = tmp_path / "made" / "sim-ca.pem"
     process = subprocess.Popen(
         [sys.executable, "-m", "webqq.simulator.cli", "--port", "0", "--tls-port", "0",
          "--write-ca", str(target)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -781,8 +781,8 @@ def test_the_simulator_writes_its_ca_where_asked_and_names_it(tmp_path):
         process.stdout.close()
     refused = subprocess.run(
         [sys.executable, "-m", "webqq.simulator.cli", "--port", "0", "--tls-port", "0",
-         "--write-ca", str(tmp_path / "no" / "such" / "dir" / "ca.pem")],
+         "--write-ca", str(target / "ca.pem")],                  # under a file
         capture_output=True, text=True, env=environment(), timeout=DEADLINE)
     assert (refused.returncode, refused.stdout) == (1, "")
-    assert refused.stderr == ("webqq-simulator: cannot write the CA certificate to %s: No "
-                              "such file or directory\n" % (tmp_path / "no/such/dir/ca.pem"))
+    assert refused.stderr == ("webqq-simulator: cannot write the CA certificate to %s: "
+                              "%s: File exists\n" % (target / "ca.pem", target))

@@ -41,9 +41,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="seconds a poll2 is held before 102 (default: %(default)s)")
     parser.add_argument("--seed", type=int, help="seed ids and tokens for a reproducible run")
     parser.add_argument("--write-ca", metavar="PATH",
-                        help="copy the CA certificate to PATH (replaced if there) and "
-                             "print that path: a client's ca_file that outlives a "
-                             "reinstall of this package")
+                        help="copy the CA certificate to PATH (replaced if there, its "
+                             "folder made if missing) and print that path: a client's "
+                             "ca_file that outlives a reinstall of this package")
     parser.add_argument("--control-token", metavar="TOKEN", type=_token,
                         help="the secret /_sim/ requests must send as %s (default: a new "
                              "random one, printed at start)" % TOKEN_HEADER)
@@ -58,13 +58,16 @@ def _token(text: str) -> str:
 
 
 def _write_ca(path: str) -> str:
-    """Copy the simulator's CA certificate to ``path``; returns its absolute path.
+    """Copy the simulator's CA certificate to ``path`` (its directories made as
+    needed); returns its absolute path.
 
     Raises:
         OSError: it cannot be written there.
     """
     with open(CA_FILE, "rb") as source:
         certificate = source.read()
+    path = os.path.expanduser(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "wb") as target:
         target.write(certificate)
     return os.path.abspath(path)
@@ -92,8 +95,9 @@ async def _serve(args) -> int:
         try:
             ca_file = _write_ca(args.write_ca)
         except OSError as exc:
-            print("webqq-simulator: cannot write the CA certificate to %s: %s"
-                  % (args.write_ca, exc.strerror or exc), file=sys.stderr)
+            where = "" if exc.filename in (None, args.write_ca) else exc.filename + ": "
+            print("webqq-simulator: cannot write the CA certificate to %s: %s%s"
+                  % (args.write_ca, where, exc.strerror or exc), file=sys.stderr)
             return 1
     try:
         sim = Simulator(world=args.world, poll_hold=args.poll_hold, host=args.host,
