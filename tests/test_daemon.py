@@ -422,6 +422,7 @@ def test_the_pointer_leads_to_a_running_daemon_only(tmp_path):
 
 
 @pytest.mark.parametrize("state, last_code, code, line", [
+    ("relinking", None, ExitCode.OK, "verify code accepted: online as 10001\n"),
     ("logging_in", {"outcome": "refused", "text": "wrong verify code", "image": 1},
      ExitCode.FAILURE, "webqq captcha: the server refused the code (wrong verify code); "
      "the new image comes with the next check, not within 2 s; webqq status shows how "
@@ -434,8 +435,9 @@ def test_the_pointer_leads_to_a_running_daemon_only(tmp_path):
 ])
 def test_captcha_says_what_became_of_the_code_by_its_wait(tmp_path, capsys, monkeypatch,
                                                           state, last_code, code, line):
-    # The outcomes the end-to-end test (test_cli) does not reach: a refusal whose new
-    # image is late, a server that says nothing, a refusal for good.
+    # The outcomes the end-to-end test (test_cli) does not reach: online, but a poll
+    # failure has already sent it relinking; a refusal whose new image is late; a
+    # server that says nothing; a refusal for good.
     config = configuration.load(write_config(tmp_path))
     pidfile = Pidfile(pidfile_path(config))
     pidfile_path(config).parent.mkdir()
@@ -445,8 +447,9 @@ def test_captcha_says_what_became_of_the_code_by_its_wait(tmp_path, capsys, monk
         "pid": os.getpid(), "qq": 10001, "state": state,
         "offline": {"reason": "login refused: frozen", "since": 0} if state == "offline"
         else None,
+        "online_since": 0.0,
         "captcha": {"image": "/run/captcha-10001.jpg", "images": 1, "since": 0,
-                    "last_code": dict(last_code, at=0)}})
+                    "last_code": dict(last_code, at=0)} if last_code else None})
     monkeypatch.setattr(Commands, "_call", lambda self, *args, **kw: {"status": "ok"})
     system = RecordingSystem()
     try:
@@ -454,5 +457,7 @@ def test_captcha_says_what_became_of_the_code_by_its_wait(tmp_path, capsys, monk
             argparse.Namespace(code="ABCD", wait=2.0, json=False)) == code
     finally:
         pidfile.release()
-    assert capsys.readouterr().err == line
-    assert system.now == pytest.approx(2.0 if state != "offline" else 0.0)   # waited?
+    out, err = capsys.readouterr()
+    assert (out if code == ExitCode.OK else err) == line
+    waited = state == "logging_in"
+    assert system.now == pytest.approx(2.0 if waited else 0.0)

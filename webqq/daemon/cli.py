@@ -252,6 +252,14 @@ def _log_warnings_to_stderr() -> logging.Handler:
     return handler
 
 
+def _accepted(status: Dict[str, Any]) -> bool:
+    """Whether the login a code was entered for came online: the status keeps no
+    captcha once it did, even when a poll failure has already sent it relinking."""
+    return "captcha" in status and status["captcha"] is None \
+        and status.get("online_since") is not None \
+        and status.get("state") not in ("offline", "stopped")
+
+
 def _new_image(status: Dict[str, Any]) -> Optional[str]:
     """The path of the image the server sent after refusing the last code entered,
     while the login waits for its code; else None."""
@@ -488,13 +496,13 @@ class Commands:
         def decided() -> bool:
             seen["running"] = Pidfile.probe(pidfile_path(self.config))[0]
             seen["status"] = status = read_status(self.config) or {}
-            return not seen["running"] or status.get("state") in ("online", "offline") \
-                or _new_image(status) is not None
+            return not seen["running"] or _accepted(status) or \
+                status.get("state") == "offline" or _new_image(status) is not None
         self._wait(decided, wait)
         status = seen["status"]
         captcha = status.get("captcha") or {}
         last_code = captcha.get("last_code") or {}
-        if status.get("state") == "online":
+        if _accepted(status):
             return (ExitCode.OK, "accepted", "verify code accepted: online as %s"
                     % status.get("qq"), status)
         if _new_image(status) is not None:
