@@ -66,7 +66,7 @@ class Login:
         ``reason``."""
         now = self.clock()
         self.state_since = now
-        if old == "waiting_captcha" and new == "logging_in":    # only a code does that
+        if old == "waiting_captcha" and new == "logging_in" and self.captcha:  # a code
             self.captcha["last_code"] = {"outcome": "checking", "text": None, "at": now,
                                          "image": self.captcha["images"]}
         if new == "online":
