@@ -1,5 +1,6 @@
-"""README's Python examples, run as written against a real simulator (issue 12 #2), and
-the files it points a reader to, which must exist.
+"""README's Python examples, run as written against a real simulator (issue 12 #2); the
+files it points a reader to, which must exist; its tables of the daemon's commands and
+of status.json, which must name what the code has (#5).
 
 The examples name the simulator's default port, 18080 (and the aiocqhttp bot port
 8080); the tests run on free ports and rewrite those numbers in the text they run
@@ -8,11 +9,16 @@ The examples name the simulator's default port, 18080 (and the aiocqhttp bot por
 import re
 import subprocess
 import sys
+from typing import List, Tuple
 
 import pytest
 from daemon_helpers import (DEADLINE, REPO, Daemon, StandaloneSimulator, daemon_simulator,
                             environment, wait_for, write_config)
 from readme_helpers import README, free_port, on_ports, python_blocks, section
+
+from webqq.daemon import config as configuration
+from webqq.daemon.cli import build_parser
+from webqq.daemon.daemon import Daemon as WebQQDaemon
 
 CHECK_ANSWER = r"200 ptui_checkVC\('0','!\w{3}','(\\x[0-9a-f]{2}){8}'\);"
 
@@ -92,3 +98,45 @@ def test_every_file_readme_names_exists():
     made_by_the_reader = {"conf/standalone.ini"}
     assert sorted(path for path in named - made_by_the_reader
                   if not (REPO / path).exists()) == []
+
+
+def simple_tables(text: str) -> List[List[Tuple[str, str]]]:
+    """The simple tables of ``text``, each a list of (first column, rest) rows; a row
+    whose first column is blank continues the row above."""
+    tables, rows, border, inside = [], [], None, False
+    for line in text.splitlines():
+        match = re.fullmatch(r"(=+)(  +)=+", line)
+        if match:
+            if inside and rows and line == border:
+                tables.append(rows)
+                rows, inside = [], False
+            elif not inside:
+                border, inside = line, True
+            continue
+        if inside and line.strip():
+            width = len(border.split()[0])
+            first, rest = line[:width].strip(), line[width:].strip()
+            if first:
+                rows.append((first, rest))
+            else:
+                rows[-1] = (rows[-1][0], rows[-1][1] + " " + rest)
+    return tables
+
+
+def test_the_verbs_table_lists_every_command():
+    verbs_table = simple_tables(section("The daemon"))[0]
+    listed = {re.fullmatch(r"``(\w+)``", first).group(1) for first, _ in verbs_table}
+    usage = build_parser().format_help()
+    commands = set(re.findall(r"^    (\w+) +\S", usage.split("commands:")[1], re.MULTILINE))
+    assert listed == commands
+
+
+def test_the_status_table_names_every_field_of_status_json(tmp_path):
+    # Written by a daemon that has done nothing yet: every key is there, null or not.
+    written = set(WebQQDaemon(configuration.load(write_config(tmp_path))).status())
+    status_table = simple_tables(section("The daemon"))[1]
+    rows = {name for first, _ in status_table for name in re.findall(r"``(\w+)``", first)}
+    named = {name for first, rest in status_table
+             for name in re.findall(r"``(\w+)``", first + " " + rest)}
+    assert rows <= written, "README names fields status.json does not have"
+    assert written <= named, "status.json has fields README does not name"
