@@ -227,7 +227,8 @@ class StandaloneSimulator:
         self.token = secrets.token_urlsafe(16)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "webqq.simulator.cli", "--port", "0", "--tls-port", "0",
-             "--poll-hold", "5", "--control-token", self.token],
+             # One word with "=": a token drawn with a leading "-" is no option.
+             "--poll-hold", "5", "--control-token=" + self.token],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             env=environment())
         banner = self.process.stdout.readline()
