@@ -85,8 +85,9 @@ STATUS_INTERVAL = 5.0
 STATUS_DELAY = 0.5
 #: Seconds the outbound queue may take to drain at shutdown before the rest is saved.
 DRAIN_TIMEOUT = 10.0
-#: The long poll is not retried by HTTPStream: the client's recovery takes over at once.
-POLL_RETRY = RetryPolicy(idempotent=True, attempts=1)
+#: The long poll is retried twice by HTTPStream (within about 1.5 s), no more: a hiccup
+#: passes quietly, an outage reaches the client's recovery, and the status, at once.
+POLL_RETRY = RetryPolicy(idempotent=True, attempts=3)
 
 
 def outbox_path(config: Config) -> Path:
@@ -361,9 +362,9 @@ class Daemon:
             request_timeout=network.request_timeout, ca_file=ca_file)
         state_dir = str(self.config.daemon.state_dir)
         self._mask_session(load_session(state_dir, self.config.account.qq))
-        # [network] retries bounds every request's retries but the long poll's: a poll
-        # that fails makes the client relink at once (its own ladder, with events), so
-        # that an outage shows in `webqq status` as it starts, not after the retries.
+        # [network] retries bounds every request's retries but the long poll's
+        # (POLL_RETRY): an outage reaches the client's ladder, with its events, and
+        # shows in `webqq status` as it starts, not after [network] retries.
         options: Dict[str, Any] = {
             "send_interval": self.config.bot.send_interval,
             "poll_retry": POLL_RETRY}
