@@ -151,11 +151,12 @@ class _Job:
 
     __slots__ = ("request", "readback", "errback", "retry", "method", "key", "attempts",
                  "redirects", "visited", "fresh_retry", "timer", "conn", "done",
-                 "started_at", "phase")
+                 "started_at", "phase", "cookiejar")
 
     def __init__(self, request: Request, readback: Optional[Readback],
-                 errback: Optional[Errback], retry: RetryPolicy) -> None:
+                 errback: Optional[Errback], retry: RetryPolicy, cookiejar: CookieJar) -> None:
         self.request = request
+        self.cookiejar = cookiejar     # the stream's, or the one add_request was given
         self.readback = readback
         self.errback = errback
         self.retry = retry             # policy for the next attempt (replaced on each retry)
@@ -237,7 +238,8 @@ class HTTPStream:
 
     def add_request(self, request: Request, readback: Optional[Readback] = None,
                     delay: float = 0, errback: Optional[Errback] = None,
-                    retry: Optional[RetryPolicy] = None) -> None:
+                    retry: Optional[RetryPolicy] = None,
+                    cookiejar: Optional[CookieJar] = None) -> None:
         """Send `request` (after `delay` seconds) and hand its response to `readback`.
 
         `readback(response)` may return None (the chain ends), ``(request,
@@ -245,6 +247,8 @@ class HTTPStream:
         chain, which keeps this one's errback and retry policy. `errback(request,
         error)` runs when the request failed for good; without one the failure
         is logged. Exactly one of the two runs, from the IOLoop, never inline.
+        `cookiejar` replaces the stream's for this request, its redirects and the
+        rest of its chain (one engine, several cookie sessions: `CookieScope`).
 
         Raises:
             ValueError / TypeError at once for a request that cannot be sent
@@ -254,7 +258,8 @@ class HTTPStream:
         if self._closed:
             raise RuntimeError("HTTPStream is closed")
         _validate(request)
-        job = _Job(request, readback, errback, retry or self.retry)
+        job = _Job(request, readback, errback, retry or self.retry,
+                   self.cookiejar if cookiejar is None else cookiejar)
         self._jobs.add(job)
         if delay > 0:
             job.phase = "wait"
@@ -262,8 +267,10 @@ class HTTPStream:
         else:
             self._submit(job)
 
-    async def fetch(self, request: Request, retry: Optional[RetryPolicy] = None) -> Response:
-        """Send one request and return its response (the same engine, as a coroutine).
+    async def fetch(self, request: Request, retry: Optional[RetryPolicy] = None,
+                    cookiejar: Optional[CookieJar] = None) -> Response:
+        """Send one request and return its response (the same engine, as a coroutine;
+        `cookiejar` as for `add_request`).
 
         Raises:
             an `HTTPStreamError` subclass when the request failed for good.
@@ -273,7 +280,7 @@ class HTTPStream:
             request,
             readback=lambda response: future_set_result_unless_cancelled(future, response),
             errback=lambda _request, error: future_set_exception_unless_cancelled(future, error),
-            retry=retry)
+            retry=retry, cookiejar=cookiejar)
         return await future
 
     def close(self) -> None:
@@ -444,8 +451,8 @@ class HTTPStream:
         request = job.request
         if request.unredirected_hdrs:
             request.unredirected_hdrs.pop("Cookie", None)
-        if next(iter(self.cookiejar), None) is not None:
-            self.cookiejar.add_cookie_header(request)
+        if next(iter(job.cookiejar), None) is not None:
+            job.cookiejar.add_cookie_header(request)
         reader = ResponseReader(job.method == "HEAD", self.max_header_size, self.max_body_size)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s (attempt %d%s)", job.method, _safe_url(request.full_url),
@@ -486,7 +493,7 @@ class HTTPStream:
             return
         response = Response(message, body, job.request)
         if "set-cookie" in message.fields or "set-cookie2" in message.fields:
-            self.cookiejar.extract_cookies(response, job.request)
+            job.cookiejar.extract_cookies(response, job.request)
         if response.status in _REDIRECTS and self._follow_redirect(job, response):
             return
         if job.retry.wants_retry(job.method, response.status):
@@ -707,7 +714,8 @@ class HTTPStream:
                                 f"(request, readback, delay), not {following!r}")
             request, readback, *delay = following
             self.add_request(request, readback, delay[0] if delay else 0,
-                             errback=job.errback, retry=job.retry.fresh())
+                             errback=job.errback, retry=job.retry.fresh(),
+                             cookiejar=job.cookiejar)
         except Exception:
             if self._closed:
                 return
