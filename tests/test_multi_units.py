@@ -124,3 +124,23 @@ def test_a_single_account_store_is_upgraded_and_its_rows_adopted(tmp_path):
     assert mine.add_outgoing(chat="buddy", target=20001, user_id=10001, text="y",
                              data={})[0] == 4          # never an id given out before
     store.close()
+
+
+# -- the embedded simulator's world grows the accounts the configuration names -------------
+
+from webqq.simulator import WorldError, load_world  # noqa: E402
+
+
+def test_a_generated_account_is_everyones_friend_and_in_every_chat():
+    world = load_world()
+    account = world.add_account(10005, nick="webqq third")
+    assert world.accounts[10005] is account and account.password == "webqq-demo"
+    assert {f.qq for f in account.friends} == {20001, 20002, 20003}
+    assert all(group.member(10005) for group in world.groups.values())
+    assert all(10005 in d.members for d in world.discussions.values())
+    assert world.qq_of_uin(10005, world.uin(10005, 20001)) == 20001
+    for taken, what in ((10001, "an account"), (20001, "a person")):
+        with pytest.raises(WorldError, match=what):
+            world.add_account(taken)
+    with pytest.raises(WorldError, match="not a QQ number"):
+        world.add_account(12)
