@@ -1,81 +1,64 @@
-"""The OneBot v11 API of one daemon: its server, and the events it publishes.
+"""The OneBot v11 API of one daemon: its server, serving every account of the daemon.
 
-server: ``OneBotApi`` owns the parts (``webqq.onebot.actions``, ``.handlers``,
-``.delivery``, ``.outbound``): ``await api.start()`` listens, ``await api.close()`` stops
-(a queued message stays queued in the store; the queue itself, ``Outbound``, belongs to
-the daemon, which has one with or without the API). It turns the client's messages and
-notices into OneBot events and publishes each to the webhook and every WebSocket that
-wants events. It goes through the client, never around it: sends are ``client.send_*``
-(through the outbound queue), lists are ``client.contacts``, events are the client's.
+server: ``OneBotApi`` owns the HTTP and forward WebSocket server and the accounts it
+serves (``webqq.onebot.account.AccountApi``: actions, events, deliveries of one
+account): ``api.add(...)`` and ``await api.remove(self_id)`` while it runs, ``await
+api.start()`` listens, ``await api.close()`` stops (a queued message stays queued in the
+store; each account's queue, ``Outbound``, belongs to the daemon). ``account_for(request)``
+is the one rule that picks the account a request is for (``self_id``, ``X-Self-ID``, or
+the only one), for every route.
 
-What it must never do: log the token, the secret or a message body at info level; block
-the IOLoop (SQLite calls are short and synchronous, by design); start a thread.
+What it must never do: log the token; block the IOLoop; start a thread or a timer per
+account (one heartbeat timer serves them all).
 """
-import json
 import logging
-import time
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, Mapping, Optional
 
 from tornado import netutil, web
 from tornado.httpserver import HTTPServer
+from tornado.httputil import HTTPServerRequest
 from tornado.ioloop import PeriodicCallback
 
-from webqq.client.client import State
-from webqq.onebot import mapping as onebot
-from webqq.onebot.actions import MESSAGE_FORMAT, Actions
-from webqq.onebot.delivery import EventPoster, ReverseConnection
-from webqq.onebot.handlers import MAX_BODY, ActionHandler, EventSocket, log_request
+from webqq.onebot.account import AccountApi
+from webqq.onebot.handlers import (MAX_BODY, ActionHandler, EventSocket, UnknownAccount,
+                                   log_request)
 from webqq.onebot.outbound import Outbound
-from webqq.onebot.store import StoreUnavailable
 
-__all__ = ["OneBotApi", "ApiError"]
+__all__ = ["OneBotApi", "ApiError", "UnknownAccount"]
 
 log = logging.getLogger("webqq.api")
 
 #: Seconds between two heartbeat meta events (a future ``[api]`` key).
 HEARTBEAT_INTERVAL = 15.0
 
+
 class ApiError(Exception):
     """Raised when the API cannot start: its address cannot be bound."""
 
 
 class OneBotApi:
-    """The OneBot v11 API of one daemon.
+    """The OneBot v11 API of one daemon, for each of its accounts.
 
     Args:
-        client: the ``WebQQClient``.
         config: ``Config.api`` (``ApiConfig``).
-        self_id: ``[account] qq``.
-        outbound: the daemon's ``Outbound`` (started; its store is the API's memory).
-        token: the access token (configured or generated: ``api_token``).
+        token: the access token (configured or generated: ``api_token``); one for the
+            whole API.
         heartbeat_interval: seconds between heartbeat meta events (0: none).
     """
 
-    def __init__(self, client: Any, config: Any, *, self_id: int, outbound: Outbound,
-                 token: str, heartbeat_interval: float = HEARTBEAT_INTERVAL) -> None:
+    def __init__(self, config: Any, *, token: str,
+                 heartbeat_interval: float = HEARTBEAT_INTERVAL) -> None:
         if not token or not token.strip():
             raise ValueError("the API needs a token (api_token(create=True) makes one)")
-        self.client = client
         self.config = config
-        self.self_id = self_id
-        self.outbound = outbound
-        self.store = outbound.store
         self.token = token
         self.heartbeat_interval = heartbeat_interval
-        self.started_at = time.time()
-        # The peers events go to: EventSocket and ReverseConnection (``wants_events``,
-        # ``send_text``).
-        self.sockets: Set[Any] = set()
-        self.actions = Actions(self)
-        self.poster = EventPoster(self, config.post_url, config.secret) \
-            if config.post_url else None
-        self.reverse = ReverseConnection(self, config.ws_reverse_url) \
-            if config.ws_reverse_url else None
+        #: QQ number -> AccountApi, in the order they were added.
+        self.accounts: Dict[int, AccountApi] = {}
         self.server: Optional[HTTPServer] = None
         self.port: Optional[int] = None
-        self.counts = {"received": 0, "events": 0}
-        self._timers: List[PeriodicCallback] = []
-        self._listeners = (("message", self._on_message), ("notice", self._on_notice))
+        self._started = False
+        self._heartbeat: Optional[PeriodicCallback] = None
 
     @property
     def url(self) -> Optional[str]:
@@ -85,6 +68,61 @@ class OneBotApi:
         host = self.config.listen[0]
         host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
         return "http://%s:%d" % ("[%s]" % host if ":" in host else host, self.port)
+
+    # -- the accounts ------------------------------------------------------------------
+
+    def add(self, client: Any, *, self_id: int, outbound: Outbound) -> AccountApi:
+        """Serve account ``self_id`` (its client and its started ``Outbound``); its
+        deliveries start now if the API runs, else with ``start()``. Returns it."""
+        if self_id in self.accounts:
+            raise ValueError("account %d is served already" % self_id)
+        account = AccountApi(client, self.config, self_id=self_id, outbound=outbound,
+                             token=self.token)
+        self.accounts[self_id] = account
+        if self._started:
+            account.start()
+        return account
+
+    async def remove(self, self_id: int) -> None:
+        """Stop serving account ``self_id``: its deliveries stop and its WebSockets
+        close; the others are not touched."""
+        account = self.accounts.pop(self_id, None)
+        if account is not None:
+            await account.close()
+
+    def account_for(self, request: HTTPServerRequest,
+                    params: Optional[Mapping[str, Any]] = None) -> AccountApi:
+        """The account ``request`` is for: the ``self_id`` of ``params`` (an action's
+        parameters, query and body), else of the query, else the ``X-Self-ID`` header;
+        without any, the only account (several: an error).
+
+        Raises UnknownAccount: no such account here (404), a ``self_id`` that is no
+        number, or none while several accounts are served (400).
+        """
+        given: Any = None
+        if params is not None:
+            given = params.get("self_id")
+        if given in (None, ""):
+            given = request.query_arguments.get("self_id", [b""])[-1].decode("latin-1")
+        if given in (None, ""):
+            given = request.headers.get("X-Self-ID", "")
+        served = ", ".join(str(qq) for qq in self.accounts) or "none"
+        if given in (None, ""):
+            if len(self.accounts) == 1:
+                return next(iter(self.accounts.values()))
+            raise UnknownAccount(400, "self_id is required (a parameter or the X-Self-ID "
+                                      "header): this daemon serves %s" % served)
+        try:
+            self_id = int(str(given).strip())
+        except ValueError:
+            raise UnknownAccount(400, "self_id %r is not a QQ number" % (given,)) from None
+        account = self.accounts.get(self_id)
+        if account is None:
+            raise UnknownAccount(404, "self_id %d is not an account of this daemon "
+                                      "(it serves %s)" % (self_id, served))
+        return account
+
+    # -- the server --------------------------------------------------------------------
 
     def application(self) -> web.Application:
         sockets = [(r"/%s/?" % path, EventSocket, {"api": self, "role": role})
@@ -96,13 +134,12 @@ class OneBotApi:
                                websocket_max_message_size=MAX_BODY)
 
     async def start(self) -> None:
-        """Listen (when ``listen`` is set), start the deliveries, announce ``enable``.
+        """Listen (when ``listen`` is set), start every account's deliveries and the
+        heartbeat.
 
         Raises:
             ApiError: the address cannot be bound.
         """
-        for kind, listener in self._listeners:
-            self.client.on(kind, listener)
         if self.config.listen is not None:
             host, port = self.config.listen
             try:
@@ -115,138 +152,27 @@ class OneBotApi:
             self.server.add_sockets(sockets)
             self.port = sockets[0].getsockname()[1]
             log.info("OneBot v11 API listening on %s (HTTP /:action, WebSocket /ws /api "
-                     "/event)", self.url)
-        if self.poster is not None:
-            self.poster.start()
-            self.poster.put(*self._encode(self.lifecycle("enable")))
-        if self.reverse is not None:
-            self.reverse.start()
+                     "/event) for %d account(s)", self.url, len(self.accounts))
+        self._started = True
+        for account in self.accounts.values():
+            account.start()
         if self.heartbeat_interval:
-            self._every(self.heartbeat_interval, self._heartbeat)
+            self._heartbeat = PeriodicCallback(self._beat, self.heartbeat_interval * 1000)
+            self._heartbeat.start()
 
-    def _every(self, seconds: float, callback: Callable[[], Any]) -> None:
-        timer = PeriodicCallback(callback, seconds * 1000)
-        timer.start()
-        self._timers.append(timer)
+    def _beat(self) -> None:
+        for account in list(self.accounts.values()):
+            account.heartbeat(self.heartbeat_interval)
 
     async def close(self) -> None:
         """Stop everything; queued messages and undelivered events stay in the store
-        (which the daemon closes, after the queue)."""
-        for timer in self._timers:
-            timer.stop()
-        for _kind, listener in self._listeners:
-            self.client.remove_listener(listener)
+        (which the daemon closes, after the queues)."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         if self.server is not None:
             self.server.stop()
-        for peer in list(self.sockets):
-            if isinstance(peer, EventSocket):
-                peer.close()
-        if self.reverse is not None:
-            await self.reverse.close()
-        await self.actions.close()
-        if self.poster is not None:
-            await self.poster.close()
+        for account in list(self.accounts.values()):
+            await account.close()
+        self._started = False
         if self.server is not None:
             await self.server.close_all_connections()
-
-    def restart_client(self) -> None:
-        """``set_restart``: stop the client (session saved), start it again."""
-        log.info("set_restart: restarting the WebQQ client")
-        self.outbound.release()
-        self.client.stop("set_restart")
-        self.outbound.resume()
-        self.client.start()
-
-    # -- status ------------------------------------------------------------------------
-
-    def status(self) -> Dict[str, Any]:
-        """``get_status``'s data (and the heartbeat's ``status``). webqq adds
-        ``sending_paused``: why nothing is sent (the store cannot be written), or null;
-        ``stat`` is empty while the store cannot be read."""
-        online = self.client.state is State.ONLINE
-        paused = self.outbound.paused
-        try:
-            counts = self.store.counts()
-            stat = {"message_received": counts.get("received", 0),
-                    "message_sent": counts.get("sent", 0),
-                    "message_queued": self.outbound.waiting(),
-                    "message_failed": counts.get("failed", 0),
-                    "events_undelivered": self.store.undelivered()}
-        except StoreUnavailable as error:
-            paused = paused or error.reason
-            stat = {}
-        return {"online": online, "good": online and paused is None,
-                "app_initialized": True, "app_enabled": True, "app_good": paused is None,
-                "sending_paused": paused, "stat": stat}
-
-    # -- events ------------------------------------------------------------------------
-
-    def lifecycle(self, sub_type: str) -> Dict[str, Any]:
-        return onebot.meta_event(self_id=self.self_id, time=int(time.time()),
-                                 kind="lifecycle", sub_type=sub_type)
-
-    def _heartbeat(self) -> None:
-        self.publish(onebot.meta_event(self_id=self.self_id, time=int(time.time()),
-                                       kind="heartbeat", status=self.status(),
-                                       interval_ms=int(self.heartbeat_interval * 1000)))
-
-    @staticmethod
-    def _encode(event: Dict[str, Any]) -> Tuple[bytes, Dict[str, Any]]:
-        return json.dumps(event, ensure_ascii=False).encode("utf-8"), event
-
-    def publish(self, event: Dict[str, Any]) -> None:
-        """Deliver one event to the webhook and every WebSocket that wants events."""
-        body, _ = self._encode(event)
-        self.counts["events"] += 1
-        if self.poster is not None:
-            self.poster.put(body, event)
-        text = body.decode("utf-8")
-        for peer in list(self.sockets):
-            if peer.wants_events:
-                peer.send_text(text)
-
-    def _on_message(self, event: Any) -> None:
-        contacts = self.client.contacts
-        sender = event.sender
-        user_id = onebot.user_id_of(sender.uin, sender.qq, contacts)
-        segments = onebot.from_content(event.message.content)
-        group_id = discuss_id = None
-        card = ""
-        if event.chat == "group":
-            group_id = onebot.group_id_of(event.group, getattr(event.message, "group_number",
-                                                               None) or event.message.code)
-            member = event.group.members.get(sender.uin) if event.group else None
-            card = (member.card or "") if member else ""
-        elif event.chat == "discussion":
-            discuss_id = event.message.did
-        target = {"buddy": user_id, "session": user_id, "group": group_id,
-                  "discussion": discuss_id}[event.chat]
-        stamp = getattr(event.message, "time", None) or int(time.time())
-        nickname = sender.name or str(user_id)
-        try:
-            message_id = self.store.add_received(
-                chat=event.chat, target=target, user_id=user_id, text=event.text,
-                data={"segments": segments, "sender": {"user_id": user_id,
-                                                       "nickname": nickname}},
-                time=stamp)
-        except StoreUnavailable as error:
-            # The bot still hears it; get_msg will not know it (message_id 0).
-            log.warning("a received message is not stored (%s); posted with message_id 0",
-                        error.reason)
-            message_id = 0
-        self.counts["received"] += 1
-        log.debug("message %d received (%s from %d)", message_id, event.chat, user_id)
-        self.publish(onebot.message_event(
-            self_id=self.self_id, time=int(stamp), message_id=message_id, chat=event.chat,
-            user_id=user_id, nickname=nickname, card=card, segments=segments,
-            group_id=group_id, discuss_id=discuss_id, message_format=MESSAGE_FORMAT))
-
-    def _on_notice(self, event: Any) -> None:
-        inner = event.event
-        gid = getattr(inner, "gid", None)
-        group = self.client.contacts.group(gid=gid) if gid is not None else None
-        mapped = onebot.notice_or_request(inner, self_id=self.self_id,
-                                          time=int(time.time()),
-                                          contacts=self.client.contacts, group=group)
-        if mapped is not None:
-            self.publish(mapped)

@@ -317,8 +317,9 @@ class World:
         if not _QQ_RANGE[0] <= qq <= _QQ_RANGE[1]:
             raise WorldError("%d is not a QQ number (%d..%d)" % (qq, *_QQ_RANGE))
         if qq in self.people:
-            raise WorldError("%d is %s of the world already" % (
-                qq, "an account" if qq in self.accounts else "a person (not an account)"))
+            raise WorldError("%d is %s" % (qq, "an account of the world already"
+                                           if qq in self.accounts else
+                                           "a person of the world, who cannot log in"))
         persons = sorted(p for p in self.people if p not in self.accounts)
         person = WorldPerson(qq=qq, nick=nick or "webqq-%d" % qq,
                              long_nick="an account the configuration added")
