@@ -144,3 +144,177 @@ def test_a_generated_account_is_everyones_friend_and_in_every_chat():
             world.add_account(taken)
     with pytest.raises(WorldError, match="not a QQ number"):
         world.add_account(12)
+
+
+# -- one OneBot API, several accounts ------------------------------------------------------
+
+import json  # noqa: E402
+
+from api_helpers import (TOKEN, ReverseServer, Webhook, eventually,  # noqa: E402
+                         events_of)
+from client_helpers import Recorder  # noqa: E402
+from tornado import web, websocket  # noqa: E402
+from tornado.httpclient import HTTPClientError, HTTPRequest  # noqa: E402
+
+from webqq.daemon.config import ApiConfig  # noqa: E402
+from webqq.onebot.outbound import Outbound  # noqa: E402
+from webqq.onebot.server import OneBotApi  # noqa: E402
+
+
+@pytest.mark.gen_test(timeout=40)
+async def test_each_account_has_its_deliveries_and_its_sockets(harness, world, tmp_path):
+    hook, reverse = {}, {}
+    hook_port = harness.serve(web.Application([(r"/hook", Webhook, {"record": hook})]))
+    reverse_port = harness.serve(web.Application([(r"/ws/", ReverseServer,
+                                                   {"record": reverse})]))
+    store = Store(tmp_path / "messages.sqlite3")
+    api = OneBotApi(ApiConfig(listen=("127.0.0.1", 0), token=TOKEN,
+                              post_url="http://127.0.0.1:%d/hook" % hook_port,
+                              ws_reverse_url="ws://127.0.0.1:%d/ws/" % reverse_port),
+                    token=TOKEN, heartbeat_interval=0)
+    outbounds = []
+    for qq in (10001, 10002):
+        client = world.client(qq=qq)
+        recorder = Recorder(client)
+        client.start()
+        await recorder.online()
+        outbound = Outbound(client, store.for_account(qq), self_id=qq, send_interval=0.1)
+        outbound.start()
+        outbounds.append(outbound)
+        api.add(client, self_id=qq, outbound=outbound)
+    await api.start()
+    sockets = []
+    try:
+        # A reverse WebSocket connection per account, each announcing its X-Self-ID.
+        await eventually(lambda: len(reverse.get("headers", [])) == 2, "two connections")
+        assert sorted(h["X-Self-Id"] for h in reverse["headers"]) == ["10001", "10002"]
+        # A forward WebSocket is one account's, by X-Self-ID (or self_id in the query).
+        url = "ws://127.0.0.1:%d/event" % api.port
+        headers = {"Authorization": "Bearer " + TOKEN}
+        two = await websocket.websocket_connect(HTTPRequest(
+            url, headers=dict(headers, **{"X-Self-ID": "10002"})))
+        one = await websocket.websocket_connect(HTTPRequest(url + "?self_id=10001",
+                                                            headers=headers))
+        sockets += [one, two]
+        assert json.loads(await two.read_message())["self_id"] == 10002     # connect
+        assert json.loads(await one.read_message())["self_id"] == 10001
+        with pytest.raises(HTTPClientError) as refused:
+            await websocket.websocket_connect(HTTPRequest(url, headers=headers))
+        assert refused.value.code == 400                # several: say which
+        # A message to one account is its event alone, everywhere.
+        await world.control.say(**{"to": 10002, "from": 20001, "text": "for two"})
+        event = json.loads(await two.read_message())
+        assert (event["self_id"], event["raw_message"]) == (10002, "for two")
+        posted = await eventually(lambda: events_of(hook, "message"), "the POST")
+        assert [(e["self_id"], e["raw_message"]) for e in posted] == [(10002, "for two")]
+        assert [e["self_id"] for e in hook["events"]
+                if e["event"]["post_type"] == "message"] == ["10002"]
+        # An account removed: its sockets close, the other one goes on.
+        await api.remove(10002)
+        assert await two.read_message() is None
+        with pytest.raises(HTTPClientError) as gone:
+            await websocket.websocket_connect(HTTPRequest(
+                url, headers=dict(headers, **{"X-Self-ID": "10002"})))
+        assert gone.value.code == 404
+        answer = await harness.http.fetch(HTTPRequest(
+            api.url + "/get_login_info", method="POST", body=b"{}",
+            headers=dict(headers, **{"Content-Type": "application/json"})))
+        assert json.loads(answer.body)["data"]["user_id"] == 10001  # the only one left
+    finally:
+        for socket in sockets:
+            socket.close()
+        await api.close()
+        for outbound in outbounds:
+            outbound.release()
+            outbound.close()
+        store.close()
+
+
+
+# -- [account:NAME] sections ---------------------------------------------------------------
+
+from webqq.daemon import config as configuration  # noqa: E402
+from webqq.daemon.config import ConfigError, load, render_effective  # noqa: E402
+from webqq.daemon.reload import account_changes  # noqa: E402
+
+EMBEDDED = "[simulator]\nembedded = yes\n"
+
+
+def ini(tmp_path, text):
+    path = tmp_path / "webqq.ini"
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+def test_named_accounts_are_read_in_file_order_each_with_its_own_keys(tmp_path):
+    (tmp_path / "pw").write_text("from-file\n")
+    (tmp_path / "pw").chmod(0o600)
+    path = ini(tmp_path, EMBEDDED + "[account:shop-2]\nqq = 10002\npassword_file = pw\n"
+               "era = b\nplugins = webqq.plugins.builtin\n    webqq.examples.echo\n"
+               "[account:main]\nqq = 10001\n[plugin:echo]\nkey = v\n")
+    config = load(path)
+    shop, main = config.accounts
+    assert (shop.name, shop.section, shop.qq, shop.era) == ("shop-2", "account:shop-2",
+                                                             10002, "B")
+    assert shop.plugins == ("webqq.plugins.builtin", "webqq.examples.echo")
+    assert (main.name, main.plugins, main.era) == ("main", None, None)
+    # A [plugin:NAME] may serve a module only an account loads.
+    assert dict(config.plugin_settings["webqq.examples.echo"]) == {"key": "v"}
+    assert configuration.password_variable(shop) == "WEBQQ_PASSWORD_SHOP_2"
+    assert configuration.resolve_password(config, shop, {}) == "from-file"
+    assert configuration.resolve_password(
+        config, shop, {"WEBQQ_PASSWORD_SHOP_2": "env", "WEBQQ_PASSWORD": "not-mine"}
+    ) == "env"
+    assert configuration.resolve_password(config, main, {"WEBQQ_PASSWORD": "x"}) is None
+    again = load(_rendered(tmp_path, config))       # webqq check's text reads back
+    assert again.accounts == config.accounts
+
+
+def _rendered(tmp_path, config):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    return ini(elsewhere, render_effective(config, environ={}))
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("[account]\nqq = 10001\n[account:b]\nqq = 10002\n",
+     "[account]: [account:b] is there too: name this one as well ([account:NAME]), or "
+     "keep only [account]"),
+    ("[account:a b]\nqq = 10001\n",
+     "[account:a b]: NAME of [account:NAME] must be 1 to 32 letters, digits, '_' or '-'"),
+    ("[account:a]\nqq = 10001\n[account:b]\nqq = 10001\n",
+     "[account:b] qq: 10001 is [account:a]'s already"),
+    (EMBEDDED + "[account:a]\npassword = x\n", "[account:a] qq: missing"),
+    ("[account:a]\nqq = 10001\nera = C\n",
+     "[account:a] era: 'C' is not an era (A: spring 2013, B: late 2013)"),
+])
+def test_bad_account_sections_are_one_line(tmp_path, text, problem):
+    path = ini(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load(path)
+    assert str(error.value) == "%s: %s" % (path, problem)
+
+
+def test_a_named_account_without_a_password_names_its_variable(tmp_path):
+    path = ini(tmp_path, "[account:shop]\nqq = 10001\n")
+    config = load(path)
+    with pytest.raises(ConfigError, match=r"\[account:shop\] password: missing: set "
+                                          r"password or password_file, or "
+                                          r"WEBQQ_PASSWORD_SHOP in the environment"):
+        configuration.resolve_password(config, config.accounts[0], {})
+
+
+def test_a_reload_restarts_only_the_accounts_whose_session_changes(tmp_path):
+    before = load(ini(tmp_path, "[account:a]\nqq = 10001\npassword = x\n[account:b]\n"
+                                "qq = 10002\npassword = x\n[account:c]\nqq = 10003\n"
+                                "password = x\n")).accounts
+    after = load(ini(tmp_path, "[account:a]\nqq = 10001\npassword = x\n"
+                               "plugins = webqq.examples.echo\n[account:c]\nqq = 10003\n"
+                               "password = y\n[account:d]\nqq = 10004\npassword = x\n")
+                 ).accounts
+    changes = account_changes(before, after)
+    assert [a.name for a in changes.added] == ["d"]
+    assert [a.name for a in changes.removed] == ["b"]
+    assert [a.name for a in changes.restarted] == ["c"]          # another password
+    assert [a.name for a in changes.kept] == ["a"]               # plugins only
