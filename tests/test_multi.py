@@ -7,7 +7,6 @@ answers ``!ping``, each is reached through the OneBot API by self_id, and one ki
 one refused and one needing a captcha do not disturb the others.
 """
 import json
-import signal
 import urllib.error
 import urllib.request
 from pathlib import Path
