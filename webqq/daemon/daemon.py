@@ -76,7 +76,7 @@ from webqq.daemon.process import (ExitCode, ReportPipe, StartupError, System, de
 from webqq.daemon.status import status_path
 from webqq.http.stream import MAX_CONNECTIONS, HTTPStream, RetryPolicy
 from webqq.onebot.server import ApiError, OneBotApi
-from webqq.onebot.store import Store, StoreError, open_store
+from webqq.onebot.store import Store, StoreError, StoreUnavailable, open_store
 from webqq.onebot.token import api_token
 from webqq.tasks import TaskSet
 
@@ -382,6 +382,9 @@ class Daemon:
         first = self.store.for_account(self.config.accounts[0].qq)
         try:
             first.adopt()
+        except StoreUnavailable as error:       # the queue pauses and says so, later
+            log.warning("the rows of an older store are not given to %s now: %s",
+                        self.config.accounts[0].section, error)
         finally:
             first.forget()
 
@@ -605,7 +608,6 @@ class Daemon:
             if old is not None:
                 await self._remove_account(old, "restarted")
             self.accounts[settings.name] = fresh
-            self.stream.max_connections = self._connection_limit(len(self.accounts))
             fresh.start()
             fresh.open_session()
             done.append("[%s] %s" % (settings.section, "restarted" if old else "added"))
@@ -613,6 +615,7 @@ class Daemon:
             self.accounts[settings.name].settings = settings
         names = [settings.name for settings in wanted if settings.name in self.accounts]
         self.accounts = {name: self.accounts[name] for name in names}
+        self.stream.max_connections = self._connection_limit(len(self.accounts))
         running = tuple(account.settings for account in self.accounts.values())
         self.config = dataclasses.replace(self.config, accounts=running)
         if done:
@@ -664,6 +667,8 @@ class Daemon:
                                         for a in started])
         if self.api is not None:
             await self.api.close()
+            for account in self.accounts.values():
+                account.api = None          # closed with the API
         sessions = []
         for account in self.accounts.values():
             if account.client is not None:

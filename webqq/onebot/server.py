@@ -152,7 +152,7 @@ class OneBotApi:
             self.server.add_sockets(sockets)
             self.port = sockets[0].getsockname()[1]
             log.info("OneBot v11 API listening on %s (HTTP /:action, WebSocket /ws /api "
-                     "/event) for %d account(s)", self.url, len(self.accounts))
+                     "/event)", self.url)
         self._started = True
         for account in self.accounts.values():
             account.start()
