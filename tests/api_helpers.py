@@ -14,7 +14,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
 
 from webqq.daemon.config import ApiConfig
-from webqq.onebot.account import AccountApi
+from webqq.onebot.bot import AccountApi
 from webqq.onebot.outbound import Outbound
 from webqq.onebot.server import OneBotApi
 from webqq.onebot.store import Store
@@ -49,8 +49,10 @@ class Harness:
         self.http = AsyncHTTPClient(force_instance=True)
         self.servers: List[HTTPServer] = []
 
-    async def start(self, *, heartbeat_interval: float = 0.0, **settings: Any) -> OneBotApi:
-        client = self.world.client()
+    async def start(self, *, heartbeat_interval: float = 0.0, stream: Any = None,
+                    **settings: Any) -> OneBotApi:
+        """Start a client (on ``stream``, default the simulator's) and the API."""
+        client = self.world.client(stream=stream)
         recorder = Recorder(client)
         client.start()
         await recorder.online()

@@ -40,7 +40,7 @@ from webqq.qq.kinds import Era
 
 if TYPE_CHECKING:                                   # pragma: no cover
     from webqq.daemon.daemon import Daemon
-    from webqq.onebot.account import AccountApi
+    from webqq.onebot.bot import AccountApi
 
 __all__ = ["Account", "POLL_RETRY"]
 

@@ -1,189 +1,194 @@
-"""The OneBot side of one account: its actions, its events and where they go.
+"""The OneBot actions beyond messages: received pictures, files, friend and group
+requests, leaving a group, our group card; and the OneBot actions WebQQ cannot do.
 
-account: ``AccountApi`` turns one client's messages and notices into OneBot events
-carrying the account's ``self_id`` and publishes each to the account's webhook
-(``post_url``, with ``X-Self-ID``), its reverse WebSocket (one connection per account,
-announcing ``X-Self-ID``, as go-cqhttp's multi-instance deployments do) and the forward
-WebSockets opened for it; its ``actions`` answer the calls the server routes to it
-(``webqq.onebot.server.OneBotApi.account_for``). It goes through the client, never
-around it: sends are the outbound queue's, lists are ``client.contacts``.
+account: ``AccountActions``, a part of ``webqq.onebot.actions.Actions`` (which mixes it
+in: one ``do_NAME`` per action, ``Actions.call`` runs them), and ``UNSUPPORTED``. Each
+action goes through the client (``client.pictures``, ``client.files``,
+``client.manage``); what a flag or file id means is the server's to remember
+(``OneBotApi.group_requests``, ``OneBotApi.files``).
 
-What it must never do: log the token, the secret or a message body at info level; block
-the IOLoop; start a thread or a timer of its own (the server's one heartbeat timer
-serves every account).
+The names, where OneBot v11 has none (documented in docs/media.rst):
+
+* ``accept_file(file_id)``: take a file of an ``offline_file`` notice (``get_file2``
+  for an offer, the offline-file server for one left while we were away); answers
+  ``{"file": PATH, "name", "size", "url"}``. No OneBot implementation has such an
+  action (go-cqhttp's offline files arrive already taken).
+* ``refuse_file(file_id)``: decline an offer (``refuse_file2``).
+
+What it must never do: answer for the client (every call is the client's), or let a
+client error escape as anything but a ``OneBotError``.
 """
-import json
-import logging
-import time
-from typing import Any, Dict, Set, Tuple
+import asyncio
+from typing import TYPE_CHECKING, Any, Awaitable, Dict, Optional
 
-from webqq.client.client import State
-from webqq.onebot import mapping as onebot
-from webqq.onebot.actions import MESSAGE_FORMAT, Actions
-from webqq.onebot.delivery import EventPoster, ReverseConnection
-from webqq.onebot.outbound import Outbound
-from webqq.onebot.store import StoreUnavailable
+from webqq.client.calls import NotOnline, Unavailable
+from webqq.http.errors import HTTPStreamError
+from webqq.onebot import notices
+from webqq.onebot.mapping import BadParams, OneBotError, Retcode, is_picture_name
+from webqq.qq import ProtocolError
 
-__all__ = ["AccountApi"]
+if TYPE_CHECKING:                                   # pragma: no cover
+    from webqq.onebot.server import OneBotApi
 
-log = logging.getLogger("webqq.api")
+__all__ = ["AccountActions", "UNSUPPORTED"]
+
+#: OneBot v11 actions WebQQ cannot do, and why: each answers retcode 102
+#: (``Retcode.UNSUPPORTED``) with a message naming it. No WebQQ client of 2013 shows an
+#: endpoint for any of them (docs/media.rst §6).
+UNSUPPORTED = {
+    "delete_msg": "WebQQ cannot recall a message",
+    "get_forward_msg": "WebQQ has no forwarded messages",
+    "send_like": "WebQQ cannot send likes",
+    "set_group_kick": "no 2013 endpoint removes a member",
+    "set_group_ban": "no 2013 endpoint mutes a member",
+    "set_group_anonymous_ban": "WebQQ has no anonymous members",
+    "set_group_whole_ban": "no 2013 endpoint mutes a group",
+    "set_group_admin": "no 2013 endpoint names administrators",
+    "set_group_anonymous": "WebQQ has no anonymous members",
+    "set_group_name": "no 2013 endpoint renames a group",
+    "set_group_special_title": "WebQQ has no special titles",
+    "get_group_honor_info": "WebQQ has no group honours",
+    "get_cookies": "the session's cookies stay inside webqq",
+    "get_csrf_token": "the session's tokens stay inside webqq",
+    "get_credentials": "the session's cookies and tokens stay inside webqq",
+    "get_record": "WebQQ has no voice messages",
+    "clean_cache": "the caches clean themselves (size and age caps)",
+}
 
 
-class AccountApi:
-    """One account as the OneBot API serves it.
+async def _through_client(what: str, call: Awaitable[Any]) -> Any:
+    """``await call``, a client error turned into a ``OneBotError`` naming ``what``."""
+    try:
+        return await call
+    except NotOnline:
+        raise OneBotError("%s: the client is not online" % what) from None
+    except Unavailable as error:
+        raise BadParams("%s: %s" % (what, error)) from None
+    except (ProtocolError, HTTPStreamError) as error:
+        raise OneBotError("%s: %s" % (what, error)) from None
 
-    Args:
-        client: the account's ``WebQQClient``.
-        config: ``Config.api`` (``ApiConfig``): where its events go.
-        self_id: the account's QQ number.
-        outbound: its ``Outbound`` (started; its store is the account's memory).
-        token: the access token, which its reverse WebSocket presents.
-    """
 
-    def __init__(self, client: Any, config: Any, *, self_id: int, outbound: Outbound,
-                 token: str) -> None:
-        self.client = client
-        self.config = config
-        self.self_id = self_id
-        self.outbound = outbound
-        self.store = outbound.store
-        self.token = token
-        self.started_at = time.time()
-        # The peers its events go to: EventSocket and ReverseConnection (``wants_events``,
-        # ``send_text``).
-        self.sockets: Set[Any] = set()
-        self.actions = Actions(self)
-        self.poster = EventPoster(self, config.post_url, config.secret) \
-            if config.post_url else None
-        self.reverse = ReverseConnection(self, config.ws_reverse_url) \
-            if config.ws_reverse_url else None
-        self.counts = {"received": 0, "events": 0}
-        self._listeners = (("message", self._on_message), ("notice", self._on_notice))
+class AccountActions:
+    """The actions of the module doc, for ``Actions`` to mix in (it provides ``api``,
+    ``client``, ``_int``, ``_flag`` and ``_group``)."""
 
-    def start(self) -> None:
-        """Listen to the client, start the deliveries, announce ``enable``."""
-        for kind, listener in self._listeners:
-            self.client.on(kind, listener)
-        if self.poster is not None:
-            self.poster.start()
-            self.poster.put(*self._encode(self.lifecycle("enable")))
-        if self.reverse is not None:
-            self.reverse.start()
+    api: "OneBotApi"
+    client: Any
 
-    async def close(self) -> None:
-        """Stop its deliveries and close its WebSockets; undelivered events stay in the
-        store."""
-        for _kind, listener in self._listeners:
-            self.client.remove_listener(listener)
-        for peer in list(self.sockets):
-            if peer is not self.reverse:
-                peer.close()
-        if self.reverse is not None:
-            await self.reverse.close()
-        await self.actions.close()
-        if self.poster is not None:
-            await self.poster.close()
+    # -- pictures ----------------------------------------------------------------------
 
-    def restart_client(self) -> None:
-        """``set_restart``: stop the client (session saved), start it again."""
-        log.info("set_restart: restarting the WebQQ client of %d", self.self_id)
-        self.outbound.release()
-        self.client.stop("set_restart")
-        self.outbound.resume()
-        self.client.start()
+    async def do_can_send_image(self, params: Dict[str, Any]) -> Dict[str, bool]:
+        return {"yes": True}
 
-    # -- status ------------------------------------------------------------------------
+    async def do_get_image(self, params: Dict[str, Any]) -> Dict[str, Any]:
+        """A received picture by its segment's ``file``: fetched (once), and answered
+        with where the cache keeps it (``file``, which a bot on this machine may read),
+        its ``size``, ``filename`` and ``url``."""
+        name = params.get("file")
+        if not isinstance(name, str) or not is_picture_name(name):
+            raise BadParams("file must be the file of an image segment received "
+                            "(40 hex digits and .image)")
+        picture = self.api.pictures.find(name)
+        if picture is None:
+            raise BadParams("no picture received has the file %s" % name)
+        data = await _through_client("get_image", self.client.pictures.fetch(picture))
+        kept = self.client.pictures.cache.directory / picture.key
+        return {"file": str(kept) if kept.is_file() else "", "filename": name,
+                "size": len(data), "url": self.api.media_url("images", name)}
 
-    def status(self) -> Dict[str, Any]:
-        """``get_status``'s data (and the heartbeat's ``status``). webqq adds
-        ``sending_paused``: why nothing is sent (the store cannot be written), or null;
-        ``stat`` is empty while the store cannot be read."""
-        online = self.client.state is State.ONLINE
-        paused = self.outbound.paused
-        try:
-            counts = self.store.counts()
-            stat = {"message_received": counts.get("received", 0),
-                    "message_sent": counts.get("sent", 0),
-                    "message_queued": self.outbound.waiting(),
-                    "message_failed": counts.get("failed", 0),
-                    "events_undelivered": self.store.undelivered()}
-        except StoreUnavailable as error:
-            paused = paused or error.reason
-            stat = {}
-        return {"online": online, "good": online and paused is None,
-                "app_initialized": True, "app_enabled": True, "app_good": paused is None,
-                "sending_paused": paused, "stat": stat}
+    # -- files -------------------------------------------------------------------------
 
-    # -- events ------------------------------------------------------------------------
+    async def do_accept_file(self, params: Dict[str, Any]) -> Dict[str, Any]:
+        """webqq's own action: take the file of an ``offline_file`` notice."""
+        file_id = params.get("file_id")
+        offer = self.api.files.get(file_id)
+        if offer.path is None:
+            if offer.gone is not None:
+                raise OneBotError("file %s cannot be taken: %s" % (file_id, offer.gone))
+            if offer.taking is None:                # two calls at once take it once
+                notice = offer.notice
+                take = self.client.files.accept if notice.change == "offer" \
+                    else self.client.files.download
+                offer.taking = asyncio.ensure_future(
+                    _through_client("accept_file", take(notice.event)))
+            taking = offer.taking
+            try:
+                offer.path = await asyncio.shield(taking)
+            finally:
+                if offer.taking is taking and taking.done():
+                    offer.taking = None             # a failure may be tried again
+        return {"file": str(offer.path), "name": offer.notice.name,
+                "size": offer.path.stat().st_size,
+                "url": self.api.media_url("files", file_id)}
 
-    def lifecycle(self, sub_type: str) -> Dict[str, Any]:
-        return onebot.meta_event(self_id=self.self_id, time=int(time.time()),
-                                 kind="lifecycle", sub_type=sub_type)
+    async def do_refuse_file(self, params: Dict[str, Any]) -> None:
+        """webqq's own action: decline the file a friend offers."""
+        file_id = params.get("file_id")
+        offer = self.api.files.get(file_id)
+        if offer.notice.change != "offer":
+            raise BadParams("file %s was left offline: there is no offer to refuse"
+                            % file_id)
+        if offer.path is not None or offer.gone is not None:
+            raise OneBotError("file %s cannot be refused: %s" % (
+                file_id, "it was taken" if offer.path is not None else offer.gone))
+        await _through_client("refuse_file", self.client.files.refuse(offer.notice.event))
+        offer.gone = "it was refused"
 
-    def heartbeat(self, interval: float) -> None:
-        """Publish a heartbeat meta event (the server's timer calls this every
-        ``interval`` seconds)."""
-        self.publish(onebot.meta_event(self_id=self.self_id, time=int(time.time()),
-                                       kind="heartbeat", status=self.status(),
-                                       interval_ms=int(interval * 1000)))
+    # -- requests ----------------------------------------------------------------------
+
+    async def do_set_friend_add_request(self, params: Dict[str, Any]) -> None:
+        """Accept (and add back, with ``remark`` as our name for them) or refuse."""
+        flag = params.get("flag")
+        qq = notices.qq_of_friend_flag(flag) if isinstance(flag, str) else None
+        if qq is None:
+            raise BadParams("flag must be the flag of a friend request event")
+        approve = self._flag(params, "approve", True)
+        await _through_client("set_friend_add_request", self.client.manage.answer_friend(
+            qq, approve, markname=str(params.get("remark") or "")))
+
+    async def do_set_group_add_request(self, params: Dict[str, Any]) -> None:
+        """Let a requester into a group we administer, or refuse them with ``reason``.
+        Only ``sub_type`` add: WebQQ has no invitations to answer."""
+        sub_type = params.get("sub_type", params.get("type", "add"))
+        if sub_type != "add":
+            raise OneBotError("set_group_add_request: sub_type %r is not supported: WebQQ "
+                              "has no group invitations to answer" % (sub_type,),
+                              Retcode.UNSUPPORTED)
+        request = self.api.group_requests.get(params.get("flag"))
+        if request is None:
+            raise BadParams("unknown flag %r (group requests are remembered in memory: "
+                            "not across a restart or an [api] reload)"
+                            % (params.get("flag"),))
+        await _through_client("set_group_add_request",
+                              self.client.manage.answer_group_request(
+                                  request, self._flag(params, "approve", True),
+                                  reason=str(params.get("reason") or "")))
+
+    # -- groups ------------------------------------------------------------------------
+
+    async def do_set_group_leave(self, params: Dict[str, Any]) -> None:
+        """Leave a group (``quit_group2``); ``is_dismiss`` is not supported."""
+        if self._flag(params, "is_dismiss"):
+            raise OneBotError("set_group_leave: is_dismiss is not supported: no 2013 "
+                              "endpoint disbands a group", Retcode.UNSUPPORTED)
+        group = self._group(params)
+        await _through_client("set_group_leave", self.client.manage.leave_group(group))
+
+    async def do_set_group_card(self, params: Dict[str, Any]) -> None:
+        """Set our own card (``update_group_business_card2``); another member's card is
+        not supported (no 2013 endpoint)."""
+        group = self._group(params)
+        user_id = self._int(params, "user_id")
+        if user_id != self.api.self_id:
+            raise OneBotError("set_group_card: WebQQ sets only the account's own card "
+                              "(user_id %d), not %d's" % (self.api.self_id, user_id),
+                              Retcode.UNSUPPORTED)
+        await _through_client("set_group_card", self.client.manage.set_group_card(
+            group, str(params.get("card") or "")))
+
+    # -- what WebQQ cannot do -----------------------------------------------------------
 
     @staticmethod
-    def _encode(event: Dict[str, Any]) -> Tuple[bytes, Dict[str, Any]]:
-        return json.dumps(event, ensure_ascii=False).encode("utf-8"), event
-
-    def publish(self, event: Dict[str, Any]) -> None:
-        """Deliver one event to the webhook and every WebSocket that wants events."""
-        body, _ = self._encode(event)
-        self.counts["events"] += 1
-        if self.poster is not None:
-            self.poster.put(body, event)
-        text = body.decode("utf-8")
-        for peer in list(self.sockets):
-            if peer.wants_events:
-                peer.send_text(text)
-
-    def _on_message(self, event: Any) -> None:
-        contacts = self.client.contacts
-        sender = event.sender
-        user_id = onebot.user_id_of(sender.uin, sender.qq, contacts)
-        segments = onebot.from_content(event.message.content)
-        group_id = discuss_id = None
-        card = ""
-        if event.chat == "group":
-            group_id = onebot.group_id_of(event.group, getattr(event.message, "group_number",
-                                                               None) or event.message.code)
-            member = event.group.members.get(sender.uin) if event.group else None
-            card = (member.card or "") if member else ""
-        elif event.chat == "discussion":
-            discuss_id = event.message.did
-        target = {"buddy": user_id, "session": user_id, "group": group_id,
-                  "discussion": discuss_id}[event.chat]
-        stamp = getattr(event.message, "time", None) or int(time.time())
-        nickname = sender.name or str(user_id)
-        try:
-            message_id = self.store.add_received(
-                chat=event.chat, target=target, user_id=user_id, text=event.text,
-                data={"segments": segments, "sender": {"user_id": user_id,
-                                                       "nickname": nickname}},
-                time=stamp)
-        except StoreUnavailable as error:
-            # The bot still hears it; get_msg will not know it (message_id 0).
-            log.warning("a received message is not stored (%s); posted with message_id 0",
-                        error.reason)
-            message_id = 0
-        self.counts["received"] += 1
-        log.debug("message %d received (%s from %d)", message_id, event.chat, user_id)
-        self.publish(onebot.message_event(
-            self_id=self.self_id, time=int(stamp), message_id=message_id, chat=event.chat,
-            user_id=user_id, nickname=nickname, card=card, segments=segments,
-            group_id=group_id, discuss_id=discuss_id, message_format=MESSAGE_FORMAT))
-
-    def _on_notice(self, event: Any) -> None:
-        inner = event.event
-        gid = getattr(inner, "gid", None)
-        group = self.client.contacts.group(gid=gid) if gid is not None else None
-        mapped = onebot.notice_or_request(inner, self_id=self.self_id,
-                                          time=int(time.time()),
-                                          contacts=self.client.contacts, group=group)
-        if mapped is not None:
-            self.publish(mapped)
+    def unsupported(name: str) -> Optional[str]:
+        """Why WebQQ cannot do the OneBot action ``name``, or None."""
+        return UNSUPPORTED.get(name)

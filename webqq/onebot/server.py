@@ -1,8 +1,8 @@
 """The OneBot v11 API of one daemon: its server, serving every account of the daemon.
 
-server: ``OneBotApi`` owns the HTTP and forward WebSocket server and the accounts it
-serves (``webqq.onebot.account.AccountApi``: actions, events, deliveries of one
-account): ``api.add(...)`` and ``await api.remove(self_id)`` while it runs, ``await
+server: ``OneBotApi`` owns the HTTP and forward WebSocket server (actions, the media
+route) and the accounts it serves (``webqq.onebot.bot.AccountApi``: actions, events,
+deliveries of one account): ``api.add(...)`` and ``await api.remove(self_id)`` while it runs, ``await
 api.start()`` listens, ``await api.close()`` stops (a queued message stays queued in the
 store; each account's queue, ``Outbound``, belongs to the daemon). ``account_for(request)``
 is the one rule that picks the account a request is for (``self_id``, ``X-Self-ID``, or
@@ -19,9 +19,11 @@ from tornado.httpserver import HTTPServer
 from tornado.httputil import HTTPServerRequest
 from tornado.ioloop import PeriodicCallback
 
-from webqq.onebot.account import AccountApi
-from webqq.onebot.handlers import (MAX_BODY, ActionHandler, EventSocket, UnknownAccount,
-                                   log_request)
+from webqq.http.stream import HTTPStream, RetryPolicy
+from webqq.onebot.bot import AccountApi
+from webqq.onebot.handlers import (MAX_BODY, ActionHandler, EventSocket, MediaHandler,
+                                   UnknownAccount, log_request)
+from webqq.onebot.media import PICTURE_MAX
 from webqq.onebot.outbound import Outbound
 
 __all__ = ["OneBotApi", "ApiError", "UnknownAccount"]
@@ -30,6 +32,8 @@ log = logging.getLogger("webqq.api")
 
 #: Seconds between two heartbeat meta events (a future ``[api]`` key).
 HEARTBEAT_INTERVAL = 15.0
+#: Seconds a picture given by URL may take to fetch (connect included).
+FETCH_TIMEOUT = 30.0
 
 
 class ApiError(Exception):
@@ -59,6 +63,12 @@ class OneBotApi:
         self.port: Optional[int] = None
         self._started = False
         self._heartbeat: Optional[PeriodicCallback] = None
+        #: Fetches pictures given by URL (``[api] fetch_urls``) for every account, capped
+        #: at the 2013 limit.
+        self.fetcher = HTTPStream(retry=RetryPolicy(attempts=1), max_body_size=PICTURE_MAX,
+                                  connect_timeout=FETCH_TIMEOUT,
+                                  request_timeout=FETCH_TIMEOUT) \
+            if config.fetch_urls else None
 
     @property
     def url(self) -> Optional[str]:
@@ -76,8 +86,7 @@ class OneBotApi:
         deliveries start now if the API runs, else with ``start()``. Returns it."""
         if self_id in self.accounts:
             raise ValueError("account %d is served already" % self_id)
-        account = AccountApi(client, self.config, self_id=self_id, outbound=outbound,
-                             token=self.token)
+        account = AccountApi(self, client, self_id=self_id, outbound=outbound)
         self.accounts[self_id] = account
         if self._started:
             account.start()
@@ -128,8 +137,9 @@ class OneBotApi:
         sockets = [(r"/%s/?" % path, EventSocket, {"api": self, "role": role})
                    for path, role in (("ws", "universal"), ("api", "api"),
                                       ("event", "event"))]
-        return web.Application(sockets + [(r"/([A-Za-z0-9_.]+)/?", ActionHandler,
-                                           {"api": self})],
+        media = [(r"/(images|files)/([A-Za-z0-9_.]+)", MediaHandler, {"api": self})]
+        return web.Application(sockets + media + [(r"/([A-Za-z0-9_.]+)/?", ActionHandler,
+                                                   {"api": self})],
                                log_function=log_request,
                                websocket_max_message_size=MAX_BODY)
 
@@ -173,6 +183,8 @@ class OneBotApi:
             self.server.stop()
         for account in list(self.accounts.values()):
             await account.close()
+        if self.fetcher is not None:
+            self.fetcher.close()
         self._started = False
         if self.server is not None:
             await self.server.close_all_connections()

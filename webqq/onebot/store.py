@@ -2,8 +2,11 @@
 
 store: what the daemon must remember across a crash. Every message received and sent
 (its OneBot ``message_id`` is the row id), the one outbound queue itself (the rows still
-``queued``, whoever asked for them: ``origin`` is ``api`` or ``plugin``), and the events
-no webhook took. It knows nothing of Tornado or WebQQ: plain values in, plain values out.
+``queued``, whoever asked for them: ``origin`` is ``api`` or ``plugin``), the events
+no webhook took, and what fetching each received picture needs (``received_pictures``).
+A queued picture's bytes are not here: its row names a file of ``state_dir/media-out``
+(``webqq.onebot.media``). It knows nothing of Tornado or WebQQ: plain values in, plain
+values out.
 
 One file serves every account of a daemon: each row belongs to an ``account`` (a QQ
 number), and ``store.for_account(qq)`` is that account's view of the file (the same
@@ -79,6 +82,16 @@ OPEN_TIMEOUT = 5.0
 #: Statuses of an outgoing row that still has to be sent.
 PENDING = ("queued", "sending")
 
+#: What fetching a received picture needs, by the name its ``image`` segment gives it:
+#: a bot may ask for the picture as long as its message is kept.
+_RECEIVED_PICTURES = """
+CREATE TABLE IF NOT EXISTS received_pictures (
+    account INTEGER NOT NULL DEFAULT 0,
+    name TEXT NOT NULL,                     -- the image segment's file
+    data TEXT NOT NULL,                     -- JSON: the client's ReceivedPicture
+    time REAL NOT NULL,
+    PRIMARY KEY (account, name)
+)"""
 #: The tables, one statement each (the comments hold semicolons).
 _SCHEMA = ("""
 CREATE TABLE IF NOT EXISTS messages (
@@ -101,7 +114,7 @@ CREATE TABLE IF NOT EXISTS messages (
 )""", """
 CREATE INDEX IF NOT EXISTS messages_pending ON messages (account, status)
     WHERE direction = 'out'
-""", """
+""", _RECEIVED_PICTURES, """
 CREATE TABLE IF NOT EXISTS undelivered_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     account INTEGER NOT NULL DEFAULT 0,
@@ -110,27 +123,35 @@ CREATE TABLE IF NOT EXISTS undelivered_events (
     time REAL NOT NULL,
     error TEXT
 )""")
-#: The columns of ``messages`` in schema 1, copied as they are by the upgrade to 2.
-_COLUMNS_1 = ("id, direction, chat, target, user_id, text, data, time, status, retcode, "
+#: The columns of ``messages`` in schema 2, copied as they are by the upgrade to 3.
+_COLUMNS_2 = ("id, direction, chat, target, user_id, text, data, time, status, retcode, "
               "error, idempotency_key, updated, origin")
 #: ``PRAGMA user_version`` of the schema above, and how to bring an older file to it
 #: (the statements of each step, in order; ``_SCHEMA`` runs after them).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _UPGRADES = {
     # 0 -> 1: plugin replies joined the queue (they were saved to outbox-QQ.json).
     1: ("ALTER TABLE messages ADD COLUMN origin TEXT NOT NULL DEFAULT 'api'",),
-    # 1 -> 2: rows belong to an account (several in one daemon); an idempotency key is
-    # unique per account, which takes a new table (SQLite cannot drop a constraint).
-    # The old rows are account 0's until the daemon adopts them; ids go on from the
-    # old table's sequence.
-    2: ("DROP INDEX IF EXISTS messages_pending",
-        "ALTER TABLE messages RENAME TO messages_1",
+    # 1 -> 2: received pictures are served by the API.
+    2: ("CREATE TABLE received_pictures (name TEXT PRIMARY KEY, data TEXT NOT NULL, "
+        "time REAL NOT NULL)",),
+    # 2 -> 3: rows belong to an account (several in one daemon); an idempotency key is
+    # unique per account, and a picture's name too, which takes new tables (SQLite
+    # cannot drop a constraint). The old rows are account 0's until the daemon adopts
+    # them; message ids go on from the old table's sequence.
+    3: ("DROP INDEX IF EXISTS messages_pending",
+        "ALTER TABLE messages RENAME TO messages_2",
         _SCHEMA[0],
-        "INSERT INTO messages (%s) SELECT %s FROM messages_1" % (_COLUMNS_1, _COLUMNS_1),
+        "INSERT INTO messages (%s) SELECT %s FROM messages_2" % (_COLUMNS_2, _COLUMNS_2),
         "DELETE FROM sqlite_sequence WHERE name = 'messages'",
-        "UPDATE sqlite_sequence SET name = 'messages' WHERE name = 'messages_1'",
-        "DROP TABLE messages_1",
-        "ALTER TABLE undelivered_events ADD COLUMN account INTEGER NOT NULL DEFAULT 0"),
+        "UPDATE sqlite_sequence SET name = 'messages' WHERE name = 'messages_2'",
+        "DROP TABLE messages_2",
+        "ALTER TABLE undelivered_events ADD COLUMN account INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE received_pictures RENAME TO received_pictures_2",
+        _RECEIVED_PICTURES,
+        "INSERT INTO received_pictures (name, data, time) SELECT name, data, time FROM "
+        "received_pictures_2",
+        "DROP TABLE received_pictures_2"),
 }
 
 
@@ -291,8 +312,9 @@ class Store:
         Returns how many messages changed hands."""
         moved = self._write("UPDATE messages SET account = ? WHERE account = 0",
                             (self.account,)).rowcount
-        self._write("UPDATE undelivered_events SET account = ? WHERE account = 0",
-                    (self.account,))
+        for table in ("undelivered_events", "received_pictures"):
+            self._write("UPDATE %s SET account = ? WHERE account = 0" % table,
+                        (self.account,))
         return moved
 
     def close(self) -> None:
@@ -387,6 +409,12 @@ class Store:
                           "AND status = 'queued' ORDER BY id", (self.account,))
         return [StoredMessage(row) for row in rows]
 
+    def pending(self) -> List[StoredMessage]:
+        """The outgoing rows still ``queued`` or ``sending``, oldest first."""
+        rows = self._read("SELECT * FROM messages WHERE account = ? AND direction = 'out' "
+                          "AND status IN ('queued', 'sending') ORDER BY id", (self.account,))
+        return [StoredMessage(row) for row in rows]
+
     def mark_sending(self, message_id: int) -> bool:
         """``queued`` -> ``sending``, synced to the disk (``synchronous=FULL``) before it
         returns: call it before the message may reach the network. Returns False when
@@ -450,17 +478,32 @@ class Store:
         return self._read("SELECT COUNT(*) FROM undelivered_events WHERE account = ?",
                           (self.account,))[0][0]
 
+    # -- received pictures -------------------------------------------------------------
+
+    def keep_picture(self, name: str, data: Dict[str, Any]) -> None:
+        """Remember what fetching the received picture ``name`` needs."""
+        self._write("INSERT OR REPLACE INTO received_pictures (account, name, data, time) "
+                    "VALUES (?, ?, ?, ?)", (self.account, name, json.dumps(data),
+                                            self.clock()))
+
+    def picture(self, name: str) -> Optional[Dict[str, Any]]:
+        """What ``keep_picture`` kept for ``name``, or None."""
+        rows = self._read("SELECT data FROM received_pictures WHERE account = ? AND "
+                          "name = ?", (self.account, name))
+        return json.loads(rows[0]["data"]) if rows else None
+
     # -- retention ---------------------------------------------------------------------
 
     def prune(self) -> int:
-        """Remove this account's finished messages and kept events older than
-        ``retention_days``; queued rows stay whatever their age. Returns how many rows
-        went."""
+        """Remove this account's finished messages, kept events and received pictures
+        older than ``retention_days``; queued rows stay whatever their age. Returns how
+        many rows went."""
         cutoff = self.clock() - self.retention_days * 86400
         gone = self._write("DELETE FROM messages WHERE account = ? AND time < ? AND status "
                            "NOT IN ('queued', 'sending')", (self.account, cutoff)).rowcount
-        gone += self._write("DELETE FROM undelivered_events WHERE account = ? AND time < ?",
-                            (self.account, cutoff)).rowcount
+        for table in ("undelivered_events", "received_pictures"):
+            gone += self._write("DELETE FROM %s WHERE account = ? AND time < ?" % table,
+                                (self.account, cutoff)).rowcount
         return gone
 
 
