@@ -201,6 +201,12 @@ async def test_each_account_has_its_deliveries_and_its_sockets(harness, world, t
         with pytest.raises(HTTPClientError) as refused:
             await websocket.websocket_connect(HTTPRequest(url, headers=headers))
         assert refused.value.code == 400                # several: say which
+        # Its media URLs name it; without a name the media route cannot choose.
+        assert api.accounts[10002].media_url("files", "7") == \
+            "%s/files/7?self_id=10002" % api.url
+        with pytest.raises(HTTPClientError) as unnamed:
+            await harness.http.fetch(api.url + "/images/x.jpg", headers=headers)
+        assert unnamed.value.code == 400
         # A message to one account is its event alone, everywhere.
         await world.control.say(**{"to": 10002, "from": 20001, "text": "for two"})
         event = json.loads(await two.read_message())
