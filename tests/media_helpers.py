@@ -1,11 +1,14 @@
 """Helpers of the media tests: a client online on the simulator whose stream keeps every
-request it is given, sample pictures, and the simulator's side of a picture."""
+request it is given, sample pictures, the simulator's side of a picture, and a world
+where the account administers a group."""
 import base64
 import hashlib
 from typing import Dict, List
 from urllib.parse import parse_qsl, urlsplit
 
-from client_helpers import POLL_HOLD, Recorder
+import pytest
+from client_helpers import POLL_HOLD, Recorder, World
+from simulator_helpers import default_world
 
 from webqq.http_stream import HTTPStream
 
@@ -58,3 +61,19 @@ def sha1(data: bytes) -> str:
 async def kept_by_simulator(world, digest: str) -> bytes:
     """The bytes the simulator keeps under the SHA-1 /_sim/sent named."""
     return base64.b64decode((await world.control.call("picture?sha1=" + digest))["base64"])
+
+
+@pytest.fixture
+def admin_world(io_loop, tmp_path):
+    """The built-in world where 10001 administers group 30001, plus group 30002 that it
+    is not in."""
+    data = default_world()
+    (group,) = data["groups"]
+    for member in group["members"]:
+        member["admin"] = member["qq"] == 10001 or member.get("admin", False)
+    data["groups"].append({"number": 30002, "name": "elsewhere", "owner": 20001,
+                           "members": [{"qq": 20002, "admin": True}]})
+    w = World(io_loop, tmp_path)
+    w.start_sim(world=data)
+    yield w
+    w.close()

@@ -1,12 +1,11 @@
-"""Pictures through the OneBot API, end to end: a client online on the simulator (the
-picture endpoints served by ``MediaFront``, tests/media_helpers.py), the API on
-loopback, a webhook receiving its events. A received picture becomes an ``image``
-segment whose ``url`` serves its bytes; a bot's ``image`` segment (base64, a path in
-``[api] media_dir``, a URL when ``[api] fetch_urls`` is on, a received picture's name)
-reaches the server as the same bytes; bad input is a clear error that disturbs nothing;
-a queued picture survives a restart."""
+"""Pictures through the OneBot API, end to end: a client online on the simulator (which
+serves the picture endpoints and keeps what is uploaded), the API on loopback, a webhook
+receiving its events. A received picture becomes an ``image`` segment whose ``url``
+serves its bytes; a bot's ``image`` segment (base64, a path in ``[api] media_dir``, a
+URL when ``[api] fetch_urls`` is on, a received picture's name) reaches the simulator as
+the same bytes; bad input is a clear error that disturbs nothing; a queued picture
+survives a restart."""
 import asyncio
-import base64
 import os
 import socket
 import stat
@@ -16,56 +15,39 @@ import textwrap
 
 import pytest
 from api_helpers import FRIEND, GROUP, TOKEN, Webhook, events_of, eventually
-from client_helpers import POLL_HOLD
-from media_front import front  # noqa: F401 (a fixture)
+from media_helpers import GIF, JPEG, PNG, b64, kept_by_simulator, sha1, spy_stream
 from tornado import web
 from tornado.httpclient import HTTPRequest
 
 from webqq import statedir
 from webqq.daemon.config import ApiConfig, ConfigError, load
-from webqq.http_stream import HTTPStream
 from webqq.onebot.mapping import StoredPicture
 from webqq.onebot.media import OutgoingPictures
 from webqq.onebot.outbound import Outbound
 from webqq.onebot.store import Store
 from webqq.qq import UploadPicture
 
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + bytes(range(256)) * 4
-PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(200))
-GIF = b"GIF89a\x01\x00\x01\x00\x80\x00\x00" + bytes(range(100))
-FONT = ["font", {"size": 10, "color": "000000", "style": [0, 0, 0], "name": "Arial"}]
-OFFPIC_PATH = "/7acccf74-0fcd-4bbd-b885-03a5cc2f7507"
+
+def inline(data: bytes) -> str:
+    """An ``image`` segment's ``file`` carrying ``data``."""
+    return "base64://" + b64(data)
 
 
-def b64(data: bytes) -> str:
-    return "base64://" + base64.b64encode(data).decode()
-
-
-def buddy_message(msg_id, from_uin, *pieces):
-    return {"poll_type": "message", "value": {
-        "msg_id": msg_id, "from_uin": from_uin, "to_uin": 10001, "msg_id2": msg_id + 9000,
-        "msg_type": 9, "reply_ip": 176621916, "time": 1366948800,
-        "content": [FONT] + list(pieces)}}
-
-
-def group_message(msg_id, group, send_uin, *pieces):
-    return {"poll_type": "group_message", "value": {
-        "msg_id": msg_id, "from_uin": group.gid, "to_uin": 10001, "msg_id2": msg_id + 9000,
-        "msg_type": 43, "reply_ip": 176621916, "time": 1366948800, "group_code": group.code,
-        "send_uin": send_uin, "seq": 1, "info_seq": group.number,
-        "content": [FONT] + list(pieces)}}
-
-
-async def start(harness, front, **settings):
-    """The API on a client whose picture endpoints are the front's; its webhook's
-    record (every event the API posts)."""
+async def start(harness, **settings):
+    """The API on a client online on the simulator through a ``SpyStream``:
+    ``(record, stream)``, the webhook's record (every event the API posts) and the
+    stream (every request the client made)."""
     record = {}
     port = harness.serve(web.Application([(r"/hook", Webhook, {"record": record})]))
-    stream = HTTPStream(hosts=front.hosts, ca_file=harness.world.sim.ca_file,
-                        request_timeout=POLL_HOLD + 5, connect_timeout=2)
+    stream = spy_stream(harness.world)
     await harness.start(stream=stream, post_url="http://127.0.0.1:%d/hook" % port,
                         **settings)
-    return record
+    return record, stream
+
+
+async def say(harness, **body):
+    """A simulated person says something to the account (/_sim/say); the poll item."""
+    return (await harness.world.control.say(**body))["item"]
 
 
 async def get(harness, url, token=TOKEN):
@@ -74,23 +56,25 @@ async def get(harness, url, token=TOKEN):
 
 
 async def offpics_sent(harness):
-    """The offline pictures of what the simulator received, in order."""
-    return [piece for sent in await harness.world.control.sent()
-            for piece in sent.get("content", []) if isinstance(piece, list)
-            and piece[0] == "offpic"]
+    """The friends' pictures the simulator received, in order: ``(piece, SHA-1 of the
+    bytes uploaded)``."""
+    return [(sent["content"][picture["piece"]], picture["sha1"])
+            for sent in await harness.world.control.sent()
+            for picture in sent["pictures"] if picture["kind"] == "offpic"]
+
+
+def without_polls(requests):
+    return [r for r in requests if not r.selector.startswith("/channel/poll2")]
 
 
 # --- receiving ------------------------------------------------------------------------
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_received_picture_is_an_image_segment_whose_url_serves_its_bytes(harness,
-                                                                                 front):
-    record = await start(harness, front)
+async def test_a_received_picture_is_an_image_segment_whose_url_serves_its_bytes(harness):
+    record, stream = await start(harness)
     client = harness.account.client
-    alice = client.contacts.friend(qq=FRIEND)
-    front.offpics[OFFPIC_PATH] = JPEG
-    front.push(buddy_message(5598, alice.uin, "look ", ["face", 14],
-                             ["offpic", {"success": 1, "file_path": OFFPIC_PATH}], " here"))
+    await say(harness, **{"from": FRIEND}, content=[
+        "look ", ["face", 14], ["picture", {"base64": b64(JPEG)}], " here"])
     (event,) = await eventually(lambda: events_of(record, "message"), "the message")
     message = event["message"]
     name = message[message.index("file=") + 5:message.index(",url=")]
@@ -104,7 +88,7 @@ async def test_a_received_picture_is_an_image_segment_whose_url_serves_its_bytes
         200, JPEG, "image/jpeg")
     again = await get(harness, url + "?access_token=" + TOKEN)      # or in the query
     assert again.body == JPEG
-    assert len(front.seen("/channel/get_offpic2")) == 1             # then from the cache
+    assert len(stream.asked("/channel/get_offpic2")) == 1           # then from the cache
     image = await harness.ok("get_image", {"file": name})
     assert (image["size"], image["filename"], image["url"]) == (len(JPEG), name, url)
     with open(image["file"], "rb") as cached:                       # under state_dir
@@ -122,11 +106,10 @@ async def test_a_received_picture_is_an_image_segment_whose_url_serves_its_bytes
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_picture_the_server_cannot_serve_is_a_clear_answer(harness, front):
-    record = await start(harness, front)
-    alice = harness.account.client.contacts.friend(qq=FRIEND)
-    front.push(buddy_message(5599, alice.uin,
-                             ["offpic", {"success": 1, "file_path": "/gone"}]))
+async def test_a_picture_the_server_cannot_serve_is_a_clear_answer(harness):
+    record, stream = await start(harness)
+    await say(harness, **{"from": FRIEND}, content=[
+        ["offpic", {"success": 1, "file_path": "/gone"}]])        # a path it never gave
     (event,) = await eventually(lambda: events_of(record, "message"), "the message")
     url = event["message"].split(",url=")[1].rstrip("]")
     answer = await get(harness, url)
@@ -136,17 +119,17 @@ async def test_a_picture_the_server_cannot_serve_is_a_clear_answer(harness, fron
 # --- sending ----------------------------------------------------------------------------
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_bots_pictures_reach_the_server_as_the_same_bytes_in_order(harness, front,
-                                                                          tmp_path):
+async def test_a_bots_pictures_reach_the_server_as_the_same_bytes_in_order(harness, tmp_path):
     media = tmp_path / "media"
     media.mkdir()
     (media / "cat.png").write_bytes(PNG)
-    await start(harness, front, media_dir=media)
+    await start(harness, media_dir=media)
     sent = await harness.ok("send_private_msg", {
-        "user_id": FRIEND, "message": "a [CQ:face,id=14][CQ:image,file=%s] b" % b64(JPEG)})
+        "user_id": FRIEND, "message": "a [CQ:face,id=14][CQ:image,file=%s] b" % inline(JPEG)})
     last = (await harness.world.control.sent())[-1]
-    ((_, path, name, size),) = await offpics_sent(harness)
-    assert front.offpics[path] == JPEG and size == len(JPEG)
+    (((_, path, name, size), digest),) = await offpics_sent(harness)
+    assert digest == sha1(JPEG) and size == len(JPEG)
+    assert await kept_by_simulator(harness.world, digest) == JPEG
     assert last["content"] == ["a ", ["face", 14], ["offpic", path, name, len(JPEG)], " b"]
     stored = await harness.ok("get_msg", {"message_id": sent["message_id"]})
     assert stored["send_status"] == "sent"
@@ -157,43 +140,41 @@ async def test_a_bots_pictures_reach_the_server_as_the_same_bytes_in_order(harne
         {"type": "text", "data": {"text": "and"}},
         {"type": "image", "data": {"file": "file://" + str(media / "cat.png")}}]})
     group_sent = [s for s in await harness.world.control.sent() if s["kind"] == "group"][-1]
-    (cface,) = front.cfaces
-    assert front.cfaces[cface] == PNG
+    cface = group_sent["content"][0][2]
     assert group_sent["content"] == [["cface", "group", cface], "and",
                                      ["cface", "group", cface]]
+    assert [p["sha1"] for p in group_sent["pictures"]] == [sha1(PNG)] * 2
+    assert await kept_by_simulator(harness.world, sha1(PNG)) == PNG
     assert not os.listdir(harness.account.client.state_dir + "/" + statedir.MEDIA_OUT)  # swept
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_received_picture_can_be_sent_back_by_its_name(harness, front):
-    record = await start(harness, front)
-    client = harness.account.client
-    group = client.contacts.group(number=GROUP)
-    sender = next(m.uin for m in group.members.values() if m.qq == FRIEND)
-    front.group_pics["71A8E53B7F678D035656FECDA1BD7F31.gif"] = GIF
-    front.push(group_message(13893, group, sender, ["cface", {
-        "name": "71A8E53B7F678D035656FECDA1BD7F31.gif", "file_id": 2857831080,
-        "key": "PN576E5TyB53muY9", "server": front.server}]))
+async def test_a_received_picture_can_be_sent_back_by_its_name(harness):
+    record, stream = await start(harness)
+    await say(harness, group=GROUP, **{"from": FRIEND}, picture={"base64": b64(GIF)})
     (event,) = await eventually(lambda: events_of(record, "message"), "the message")
     await harness.ok("send_msg", {"group_id": GROUP, "message": event["message"]})
-    (cface,) = front.cfaces
-    assert front.cfaces[cface] == GIF
+    assert len(stream.asked("/cgi-bin/get_group_pic")) == 1          # fetched, then sent
+    (sent,) = await harness.world.control.sent()
+    assert (sent["kind"], sent["to"], sent["content"][0][0]) == ("group", GROUP, "cface")
+    assert [p["sha1"] for p in sent["pictures"]] == [sha1(GIF)]
+    assert await kept_by_simulator(harness.world, sha1(GIF)) == GIF
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_bad_pictures_are_clear_errors_and_disturb_nothing(harness, front, tmp_path):
+async def test_bad_pictures_are_clear_errors_and_disturb_nothing(harness, tmp_path):
     media = tmp_path / "media"
     media.mkdir()
     (tmp_path / "secret.jpg").write_bytes(JPEG)
     os.symlink(tmp_path / "secret.jpg", media / "link.jpg")
     (media / "big.jpg").write_bytes(JPEG + b"\0" * (1024 * 1024))
-    await start(harness, front, media_dir=media)
-    before = len(front.requests)
+    record, stream = await start(harness, media_dir=media)
+    before = len(stream.requests)
     refusals = {
-        b64(b"%PDF-1.4 not a picture"): "image file=base64://…: not a picture: JPEG, "
+        inline(b"%PDF-1.4 not a picture"): "image file=base64://…: not a picture: JPEG, "
                                         "PNG, GIF or BMP expected, the data starts with "
                                         "b'%PDF-1.4'",
-        b64(JPEG + b"\0" * (1024 * 1024)): "image file=base64://…: the picture is too "
+        inline(JPEG + b"\0" * (1024 * 1024)): "image file=base64://…: the picture is too "
                                            "large: 1,049,612 bytes, the 2013 limit is "
                                            "1,048,576 bytes",
         "base64://not base64!": "image file=base64://…: not valid base64",
@@ -221,21 +202,21 @@ async def test_bad_pictures_are_clear_errors_and_disturb_nothing(harness, front,
             200, "failed", 100, why), file
     harness.outbound.sessions[55555] = (55555, 30001, 0)   # a stranger met in a group
     code, answer = await harness.call("send_private_msg", {
-        "user_id": 55555, "message": "[CQ:image,file=%s]" % b64(JPEG)})
+        "user_id": 55555, "message": "[CQ:image,file=%s]" % inline(JPEG)})
     assert (answer["retcode"], answer["msg"]) == (
         100, "a session message cannot carry pictures")
     code, answer = await harness.call("send_group_msg", {
         "group_id": GROUP, "message": "[CQ:image]"})
     assert answer["retcode"] == 100 and answer["msg"].startswith("an image segment needs")
-    assert len(front.requests) == before                  # nothing uploaded, nothing sent
+    assert without_polls(stream.requests[before:]) == []  # nothing uploaded, nothing sent
     assert harness.outbound.waiting() == 0
     await harness.ok("send_private_msg", {"user_id": FRIEND, "message": "still fine"})
     assert [s["text"] for s in await harness.world.control.sent()] == ["still fine"]
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_without_media_dir_no_path_is_accepted(harness, front, tmp_path):
-    await start(harness, front)
+async def test_without_media_dir_no_path_is_accepted(harness):
+    await start(harness)
     code, answer = await harness.call("send_private_msg", {
         "user_id": FRIEND, "message": "[CQ:image,file=/etc/hostname]"})
     assert (answer["retcode"], answer["msg"]) == (
@@ -243,7 +224,7 @@ async def test_without_media_dir_no_path_is_accepted(harness, front, tmp_path):
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_urls_are_fetched_when_allowed_within_the_limit(harness, front):
+async def test_urls_are_fetched_when_allowed_within_the_limit(harness):
     pictures = {"/cat.jpg": (200, JPEG), "/big.jpg": (200, JPEG + b"\0" * 1024 * 1024),
                 "/gone.jpg": (404, b"not here"), "/page.html": (200, b"<html></html>")}
 
@@ -253,12 +234,13 @@ async def test_urls_are_fetched_when_allowed_within_the_limit(harness, front):
             self.set_status(status)
             self.finish(body)
     port = harness.serve(web.Application([(r"/.*", Pictures)]))
-    await start(harness, front, fetch_urls=True)
+    await start(harness, fetch_urls=True)
     url = "http://127.0.0.1:%d" % port
     await harness.ok("send_private_msg", {"user_id": FRIEND,
                                           "message": "[CQ:image,file=%s/cat.jpg]" % url})
-    ((_, path, name, _size),) = await offpics_sent(harness)
-    assert (front.offpics[path], name) == (JPEG, "cat.jpg")
+    (((_, _path, name, _size), digest),) = await offpics_sent(harness)
+    assert (digest, name) == (sha1(JPEG), "cat.jpg")
+    assert await kept_by_simulator(harness.world, digest) == JPEG
     for file, retcode, why in (
             ("big.jpg", 100, "the picture is too large: over 1,048,576 bytes, the 2013 "
                              "limit"),
@@ -272,9 +254,8 @@ async def test_urls_are_fetched_when_allowed_within_the_limit(harness, front):
 # --- the durable queue ------------------------------------------------------------------
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_queued_picture_survives_a_restart_as_a_file_then_goes(harness, front,
-                                                                       tmp_path):
-    offline = harness.world.client(stream=HTTPStream(hosts=front.hosts))  # never started
+async def test_a_queued_picture_survives_a_restart_as_a_file_then_goes(harness, tmp_path):
+    offline = harness.world.client()                      # never started
     store = Store(tmp_path / "messages.sqlite3")
     outbound = Outbound(offline, store, self_id=10001)
     outbound.start()
@@ -289,10 +270,10 @@ async def test_a_queued_picture_survives_a_restart_as_a_file_then_goes(harness, 
     outbound.close()
     store.close()
 
-    await start(harness, front)                           # the same state_dir and store
+    await start(harness)                                  # the same state_dir and store
     await eventually(lambda: not kept.exists(), "the picture file to go once sent")
-    ((_, path, _name, _size),) = await offpics_sent(harness)
-    assert front.offpics[path] == JPEG
+    ((_piece, digest),) = await offpics_sent(harness)
+    assert await kept_by_simulator(harness.world, digest) == JPEG
     stored = await harness.ok("get_msg", {"message_id": message_id})
     assert (stored["send_status"], stored["message"]) == ("sent", "[CQ:image,file=cat.jpg]")
 
@@ -367,8 +348,7 @@ async def listening(port: int, process) -> bool:
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_an_aiocqhttp_bot_gets_a_picture_by_its_url_and_sends_it_back(harness, front,
-                                                                            tmp_path):
+async def test_an_aiocqhttp_bot_gets_a_picture_by_its_url_and_sends_it_back(harness, tmp_path):
     pytest.importorskip("aiocqhttp")
     media = tmp_path / "media"
     media.mkdir()
@@ -385,13 +365,10 @@ async def test_an_aiocqhttp_bot_gets_a_picture_by_its_url_and_sends_it_back(harn
         while not await listening(port, bot):
             assert loop.time() < deadline, "the bot never listened"
             await asyncio.sleep(0.05)
-        await start(harness, front, media_dir=media,
+        await start(harness, media_dir=media,
                     ws_reverse_url="ws://127.0.0.1:%d/ws/" % port)
         await eventually(lambda: harness.account.reverse.connects, "the reverse WebSocket")
-        alice = harness.account.client.contacts.friend(qq=FRIEND)
-        front.offpics[OFFPIC_PATH] = JPEG
-        front.push(buddy_message(5598, alice.uin, "for you",
-                                 ["offpic", {"success": 1, "file_path": OFFPIC_PATH}]))
+        await say(harness, **{"from": FRIEND}, text="for you", picture={"base64": b64(JPEG)})
         replies = []
 
         async def three_replies():
@@ -401,7 +378,8 @@ async def test_an_aiocqhttp_bot_gets_a_picture_by_its_url_and_sends_it_back(harn
         while not await three_replies():
             assert loop.time() < deadline, "the bot's replies: %r" % replies
             await asyncio.sleep(0.05)
-        assert [front.offpics[path] for _, path, _, _ in replies] == [JPEG, JPEG, JPEG]
+        assert [digest for _piece, digest in replies] == [sha1(JPEG)] * 3
+        assert await kept_by_simulator(harness.world, sha1(JPEG)) == JPEG
         assert (media / "echo.jpg").read_bytes() == JPEG        # what the url served
     finally:
         bot.terminate()
@@ -410,8 +388,8 @@ async def test_an_aiocqhttp_bot_gets_a_picture_by_its_url_and_sends_it_back(harn
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_queued_picture_whose_file_is_gone_fails_only_its_message(harness, front):
-    await start(harness, front)
+async def test_a_queued_picture_whose_file_is_gone_fails_only_its_message(harness):
+    await start(harness)
     lost, _ = harness.outbound.accept("buddy", FRIEND, [
         "look", StoredPicture("a" * 64, "jpg", "cat.jpg")], [])
     status, why = await harness.outbound.outcome(lost, 10)

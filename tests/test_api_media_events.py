@@ -1,31 +1,34 @@
 """Friend and group requests, member changes, files and group management through the
-OneBot API, end to end: the poll items a 2013 server sent (pushed by ``MediaFront``,
-tests/media_helpers.py) become OneBot notices and requests at a webhook, and the
-actions that answer them reach the server's endpoints; what WebQQ cannot do answers
-retcode 102 naming the action."""
+OneBot API, end to end against the simulator: what a simulated person asks, does or
+offers (its /_sim/ verbs) becomes OneBot notices and requests at a webhook, and the
+actions that answer them reach the simulator (its /_sim/answers and /_sim/files show
+what the account did); what WebQQ cannot do answers retcode 102 naming the action."""
 import asyncio
+import json
+from urllib.parse import parse_qsl
 
 import pytest
-from api_helpers import FRIEND, GROUP, events_of, eventually
-from media_front import front  # noqa: F401 (a fixture)
-from test_api_media import buddy_message, get, start
+from api_helpers import FRIEND, GROUP, Harness, events_of, eventually
+from media_helpers import b64
+from test_api_media import get, say, start
 
 
-def verify_required(seq, from_uin, account, msg="please add me"):
-    return {"poll_type": "system_message", "value": {
-        "seq": seq, "type": "verify_required", "uiuin": "", "from_uin": from_uin,
-        "account": account, "msg": msg, "allow": 1, "stat": 10, "client_type": 1}}
+@pytest.fixture
+def admin_harness(admin_world, tmp_path, io_loop):
+    """A harness on the world where 10001 administers group 30001 (media_helpers)."""
+    h = Harness(admin_world, tmp_path)
+    yield h
+    io_loop.run_sync(h.close)
 
 
-def sys_g_msg(msg_id, group, kind, **value):
-    return {"poll_type": "sys_g_msg", "value": dict(
-        {"msg_id": msg_id, "from_uin": group.gid, "to_uin": 10001, "msg_id2": msg_id + 1,
-         "msg_type": 33, "reply_ip": 176498394, "type": kind, "gcode": group.code,
-         "t_gcode": group.number}, **value)}
+async def sim(harness, verb, **body):
+    """A /_sim/ verb said to the account 10001; its answer."""
+    return await harness.world.control.call(verb, dict({"to": 10001}, **body))
 
 
-def member_uin(group, number):
-    return next(m.uin for m in group.members.values() if m.qq == number)
+async def answers(harness):
+    """What the account answered and changed, as the simulator recorded it."""
+    return await harness.world.control.call("answers?account=10001")
 
 
 def of_type(record, post_type, key, value):
@@ -35,103 +38,103 @@ def of_type(record, post_type, key, value):
 # --- friends ----------------------------------------------------------------------------
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_friend_request_is_a_request_event_answered_by_its_flag(harness, front):
-    record = await start(harness, front)
-    front.push(verify_required(34653, 3863325290, 379450326),
-               verify_required(34654, 3863325291, 555, "me too"))
+async def test_a_friend_request_is_a_request_event_answered_by_its_flag(harness):
+    record, stream = await start(harness)
+    asked = await sim(harness, "friend", **{"from": 379450326, "text": "please add me"})
+    await sim(harness, "friend", **{"from": 555, "text": "me too"})
     first, second = await eventually(lambda: len(events_of(record, "request")) == 2 and
                                      events_of(record, "request"), "the requests")
     assert (first["request_type"], first["user_id"], first["comment"], first["flag"]) == (
-        "friend", 379450326, "please add me", "friend:379450326:34653")
+        "friend", 379450326, "please add me", "friend:379450326:%d" % asked["item"]["value"]["seq"])
+    assert (second["user_id"], second["comment"]) == (555, "me too")
     await harness.ok("set_friend_add_request", {"flag": first["flag"], "approve": True,
                                                 "remark": "new friend"})
-    (accepted,) = front.seen("/api/allow_and_add2")
-    assert (accepted.r()["account"], accepted.r()["mname"]) == (379450326, "new friend")
     await harness.ok("set_friend_add_request", {"flag": second["flag"], "approve": False})
-    (denied,) = front.seen("/api/deny_added_request2")
-    assert denied.r()["account"] == 555
+    assert [(a["call"], a["qq"], a["accept"], a["remark"]) for a in await answers(harness)] == [
+        ("allow_and_add2", 379450326, True, "new friend"),
+        ("deny_added_request2", 555, False, "")]
+    account = harness.world.sim.world.accounts[10001]
+    assert account.friend(379450326).remark == "new friend" and account.friend(555) is None
     code, answer = await harness.call("set_friend_add_request", {"flag": "group:1:2"})
     assert (answer["retcode"], answer["msg"]) == (
         100, "flag must be the flag of a friend request event")
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_quick_operation_approves_a_request(harness, front):
-    record = await start(harness, front)
+async def test_a_quick_operation_approves_a_request(harness):
+    record, stream = await start(harness)
     record["answer"] = lambda event: {"approve": True, "remark": "quick"} \
         if event["post_type"] == "request" else None
-    front.push(verify_required(1, 3863325290, 379450326))
-    answer = await front.arrival("/api/allow_and_add2")
-    assert (answer.r()["account"], answer.r()["mname"]) == (379450326, "quick")
+    await sim(harness, "friend", **{"from": 379450326})
+    await eventually(lambda: of_type(record, "notice", "notice_type", "friend_add"),
+                     "the new friend")                             # the answer took
+    (answer,) = await answers(harness)
+    assert (answer["call"], answer["qq"], answer["remark"]) == (
+        "allow_and_add2", 379450326, "quick")
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_friend_list_changes_are_friend_add_notices_once_per_friend(harness, front):
-    record = await start(harness, front)
-    alice = harness.account.client.contacts.friend(qq=FRIEND)
-    front.push({"poll_type": "system_message", "value": {
-        "seq": 49219, "type": "added_buddy_sig", "uiuin": "", "from_uin": 2388435354,
-        "account": 569398403, "sig": "x", "stat": 20}},
-        {"poll_type": "system_message", "value": {"seq": 37525, "type": "verify_pass",
-                                                  "from_uin": alice.uin, "stat": 20}},
-        {"poll_type": "buddylist_change", "value": {
-            "added_friends": [{"groupid": 1, "uin": alice.uin}], "removed_friends": []}},
-        buddy_message(77, alice.uin, "after"))
+async def test_friend_list_changes_are_friend_add_notices_once_per_friend(harness):
+    record, stream = await start(harness)
+    await sim(harness, "friend", **{"from": 569398403, "action": "added"})
+    await sim(harness, "friend", **{"from": 20003, "action": "accepted"})   # verify_pass
+    await sim(harness, "event", poll_type="buddylist_change", type="added",
+              **{"from": 20003})                                     # then listed
+    await say(harness, **{"from": FRIEND}, text="after")
     await eventually(lambda: events_of(record, "message"), "the message after them")
     notices = events_of(record, "notice")
     assert [(n["notice_type"], n["user_id"]) for n in notices] == [
-        ("friend_add", 569398403), ("friend_add", FRIEND)]    # accepted, then listed: once
+        ("friend_add", 569398403), ("friend_add", 20003)]    # accepted, then listed: once
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_request_the_policy_answers_is_not_posted(harness, front):
-    record = await start(harness, front)
+async def test_a_request_the_policy_answers_is_not_posted(harness):
+    record, stream = await start(harness)
     harness.account.client.manage.accept_friends = True
-    front.push(verify_required(5, 3863325290, 379450326))
-    await front.arrival("/api/allow_and_add2")
-    front.push(buddy_message(78, harness.account.client.contacts.friend(qq=FRIEND).uin, "x"))
+    await sim(harness, "friend", **{"from": 379450326})
+    await eventually(lambda: of_type(record, "notice", "notice_type", "friend_add"),
+                     "the new friend")                             # the policy answered
+    await say(harness, **{"from": FRIEND}, text="x")
     await eventually(lambda: events_of(record, "message"), "the message after it")
     assert events_of(record, "request") == []
+    assert [a["call"] for a in await answers(harness)] == ["allow_and_add2"]
 
 
 # --- groups -----------------------------------------------------------------------------
 
 @pytest.mark.gen_test(timeout=30)
-async def test_joins_leaves_and_answers_are_notices_with_sub_type_and_operator(harness,
-                                                                              front):
-    record = await start(harness, front)
-    group = harness.account.client.contacts.group(number=GROUP)
-    alice, bob = member_uin(group, FRIEND), member_uin(group, 20002)
-    front.push(sys_g_msg(1, group, "group_join", op_type=3, new_member=2440652742,
-                         t_new_member="55555", admin_uin=bob, admin_nick="Bob"),
-               sys_g_msg(2, group, "group_leave", op_type=2, old_member=alice,
-                         t_old_member=""),
-               sys_g_msg(3, group, "group_leave", op_type=3, old_member=alice,
-                         t_old_member="", admin_uin=bob),
-               sys_g_msg(4, group, "group_leave", op_type=3, old_member=10001,
-                         t_old_member="", admin_uin=bob),
-               sys_g_msg(5, group, "group_request_join_agree", admin_uin=bob, msg="hi"),
-               sys_g_msg(6, group, "group_request_join_deny", admin_uin=bob, msg="no"))
+async def test_joins_leaves_and_answers_are_notices_with_sub_type_and_operator(
+        admin_harness):
+    harness = admin_harness
+    record, stream = await start(harness)
+    for body in ({"group": 30002, "action": "deny", "member": 10001, "admin": 20002,
+                  "text": "no"},
+                 {"group": 30002, "action": "agree", "member": 10001, "admin": 20002},
+                 {"group": GROUP, "action": "join", "member": 20003, "admin": 20002},
+                 {"group": GROUP, "action": "leave", "member": 20003},
+                 {"group": GROUP, "action": "remove", "member": 10002, "admin": 20002},
+                 {"group": GROUP, "action": "remove", "member": 10001, "admin": 20002}):
+        await harness.world.control.call("group", body)
     notices = await eventually(lambda: len(events_of(record, "notice")) == 6 and
                                events_of(record, "notice"), "the notices")
     assert [(n["notice_type"], n["sub_type"], n["group_id"], n["user_id"],
              n["operator_id"]) for n in notices] == [
-        ("group_increase", "invite", GROUP, 55555, 20002),
-        ("group_decrease", "leave", GROUP, FRIEND, FRIEND),
-        ("group_decrease", "kick", GROUP, FRIEND, 20002),
-        ("group_decrease", "kick_me", GROUP, 10001, 20002),
-        ("group_request_answer", "approve", GROUP, 10001, 20002),
-        ("group_request_answer", "reject", GROUP, 10001, 20002)]
-    assert notices[5]["comment"] == "no"
+        ("group_request_answer", "reject", 30002, 10001, 20002),
+        ("group_request_answer", "approve", 30002, 10001, 20002),
+        ("group_increase", "invite", GROUP, 20003, 20002),
+        ("group_decrease", "leave", GROUP, 20003, 20003),
+        ("group_decrease", "kick", GROUP, 10002, 20002),
+        ("group_decrease", "kick_me", GROUP, 10001, 20002)]
+    assert notices[0]["comment"] == "no"
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_join_request_is_a_request_answered_by_set_group_add_request(harness,
-                                                                           front):
-    record = await start(harness, front)
+async def test_a_join_request_is_a_request_answered_by_set_group_add_request(admin_harness):
+    harness = admin_harness
+    record, stream = await start(harness)
     group = harness.account.client.contacts.group(number=GROUP)
-    front.push(sys_g_msg(10899, group, "group_request_join", request_uin=2297680537,
-                         t_request_uin="", msg="let me in"))
+    await harness.world.control.call("group", {"group": GROUP, "action": "request",
+                                               "member": 20003, "text": "let me in"})
     (request,) = await eventually(lambda: events_of(record, "request"), "the request")
     assert (request["request_type"], request["sub_type"], request["group_id"],
             request["comment"]) == ("group", "add", GROUP, "let me in")
@@ -140,23 +143,25 @@ async def test_a_join_request_is_a_request_answered_by_set_group_add_request(har
     assert answer["retcode"] == 102 and "no group invitations" in answer["msg"]
     await harness.ok("set_group_add_request", {"flag": request["flag"], "sub_type": "add",
                                                "approve": False, "reason": "full"})
-    (answered,) = front.seen("/channel/op_group_join_req")
-    assert (answered.query["group_uin"], answered.query["req_uin"],
-            answered.query["op_type"], answered.query["msg"]) == (
-        str(group.gid), "2297680537", "3", "full")
+    (answered,) = stream.asked("/channel/op_group_join_req")
+    assert (answered["group_uin"], answered["req_uin"], answered["op_type"],
+            answered["msg"]) == (
+        str(group.gid), str(harness.world.sim.world.uin(10001, 20003)), "3", "full")
+    assert [(a["call"], a["group"], a["qq"], a["accept"], a["reason"])
+            for a in await answers(harness)] == [
+        ("op_group_join_req", GROUP, 20003, False, "full")]
+    assert harness.world.sim.world.groups[GROUP].member(20003) is None
     code, answer = await harness.call("set_group_add_request", {"flag": "group:1:1"})
     assert answer["retcode"] == 100 and "unknown flag 'group:1:1'" in answer["msg"]
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_leaving_and_our_own_card_are_done_and_the_rest_is_unsupported(harness,
-                                                                             front):
-    await start(harness, front)
+async def test_leaving_and_our_own_card_are_done_and_the_rest_is_unsupported(harness):
+    record, stream = await start(harness)
     group = harness.account.client.contacts.group(number=GROUP)
     await harness.ok("set_group_card", {"group_id": GROUP, "user_id": 10001,
                                         "card": "robot"})
-    (card,) = front.seen("/api/update_group_business_card2")
-    assert (card.r()["gcode"], card.r()["name"]) == (str(group.code), "robot")
+    assert harness.world.sim.world.groups[GROUP].member(10001).card == "robot"
     code, answer = await harness.call("set_group_card", {"group_id": GROUP,
                                                          "user_id": FRIEND, "card": "x"})
     assert (answer["retcode"], answer["msg"]) == (
@@ -166,8 +171,11 @@ async def test_leaving_and_our_own_card_are_done_and_the_rest_is_unsupported(har
                                                           "is_dismiss": True})
     assert answer["retcode"] == 102 and "disbands" in answer["msg"]
     await harness.ok("set_group_leave", {"group_id": GROUP})
-    (left,) = front.seen("/api/quit_group2")
-    assert left.r()["gcode"] == str(group.code)
+    assert [(a["call"], a["group"]) for a in await answers(harness)] == [
+        ("update_group_business_card2", GROUP), ("quit_group2", GROUP)]
+    assert harness.world.sim.world.groups[GROUP].member(10001) is None
+    (left,) = [r for r in stream.requests if r.selector == "/api/quit_group2"]
+    assert json.loads(dict(parse_qsl(left.data.decode()))["r"])["gcode"] == str(group.code)
     for action in ("set_group_kick", "set_group_ban", "delete_msg", "get_record",
                    "set_group_whole_ban_async"):
         code, answer = await harness.call(action, {"group_id": GROUP, "user_id": FRIEND})
@@ -183,25 +191,28 @@ async def test_leaving_and_our_own_card_are_done_and_the_rest_is_unsupported(har
 
 # --- files ------------------------------------------------------------------------------
 
-def file_offer(msg_id, from_uin, session_id, name, mode="recv"):
-    return {"poll_type": "file_message", "value": {
-        "msg_id": msg_id, "from_uin": from_uin, "to_uin": 10001, "msg_id2": msg_id + 9000,
-        "msg_type": 9, "reply_ip": 176621916, "time": 1366948800, "mode": mode,
-        "type": 101, "name": name, "session_id": session_id, "inet_ip": 2051695055}}
+async def offer(harness, name, data, action="offer"):
+    """A friend offers a file (or leaves one offline); the poll item's value."""
+    return (await sim(harness, "file", **{"from": FRIEND, "name": name, "base64": b64(data),
+                                          "action": action}))["item"]["value"]
+
+
+async def files(harness):
+    """The simulator's transfers to the account: ``(name, state, downloads)``."""
+    return [(f["name"], f.get("state"), f["downloads"])
+            for f in await harness.world.control.call("files?account=10001")]
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_an_offered_file_is_a_notice_taken_or_refused_by_actions(harness, front):
-    record = await start(harness, front)
-    alice = harness.account.client.contacts.friend(qq=FRIEND)
-    front.file_offers[19823] = b"hello, file"
-    front.push(file_offer(6299, alice.uin, 19823, "notes.txt"),
-               file_offer(6300, alice.uin, 19824, "other.txt"),
-               file_offer(6301, alice.uin, 19825, "gone.txt"),
-               file_offer(6302, alice.uin, 19825, "gone.txt", mode="refuse"))
-    notes, other, gone = await eventually(
-        lambda: len(events_of(record, "notice")) == 3 and events_of(record, "notice"),
-        "the file notices")
+async def test_an_offered_file_is_a_notice_taken_or_refused_by_actions(harness):
+    record, stream = await start(harness)
+    await offer(harness, "notes.txt", b"hello, file")
+    other_offer = await offer(harness, "other.txt", b"not wanted")
+    gone_offer = await offer(harness, "gone.txt", b"taken back")
+    await sim(harness, "file", action="cancel", session_id=gone_offer["session_id"])
+    await say(harness, **{"from": FRIEND}, text="after")           # after the cancel
+    await eventually(lambda: events_of(record, "message"), "the message after them")
+    notes, other, gone = events_of(record, "notice")                # a cancel: no notice
     assert (notes["notice_type"], notes["sub_type"], notes["user_id"],
             notes["file"]["name"]) == ("offline_file", "offer", FRIEND, "notes.txt")
     url = notes["file"]["url"]
@@ -213,8 +224,8 @@ async def test_an_offered_file_is_a_notice_taken_or_refused_by_actions(harness, 
     served = await get(harness, url)
     assert (served.code, served.body) == (200, b"hello, file")
     await harness.ok("refuse_file", {"file_id": other["file"]["id"]})
-    (refused,) = front.seen("/channel/refuse_file2")
-    assert refused.query["lcid"] == "19824"
+    (refused,) = stream.asked("/channel/refuse_file2")
+    assert refused["lcid"] == str(other_offer["session_id"])
     code, answer = await harness.call("accept_file", {"file_id": other["file"]["id"]})
     assert (answer["retcode"], answer["msg"]) == (
         103, "file %s cannot be taken: it was refused" % other["file"]["id"])
@@ -222,17 +233,15 @@ async def test_an_offered_file_is_a_notice_taken_or_refused_by_actions(harness, 
     assert answer["msg"].endswith("the friend took it back")
     code, answer = await harness.call("accept_file", {"file_id": "nope"})
     assert answer["retcode"] == 100 and "unknown file_id 'nope'" in answer["msg"]
+    assert await files(harness) == [("notes.txt", "accepted", 1),
+                                    ("other.txt", "refused", 0),
+                                    ("gone.txt", "cancelled", 0)]
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_an_offline_file_is_fetched_by_its_url_on_first_use(harness, front):
-    record = await start(harness, front)
-    alice = harness.account.client.contacts.friend(qq=FRIEND)
-    front.offline_files["2c09bbdb"] = b"print('hi')\n"
-    front.push({"poll_type": "push_offfile", "value": {
-        "msg_id": 10438, "rkey": "2c09bbdb", "ip": "127.0.0.1", "port": front.port,
-        "from_uin": alice.uin, "size": 12, "name": "test2.py", "expire_time": 1365470120,
-        "time": 1364865321}})
+async def test_an_offline_file_is_fetched_by_its_url_on_first_use(harness):
+    record, stream = await start(harness)
+    await offer(harness, "test2.py", b"print('hi')\n", action="offline")
     (notice,) = await eventually(lambda: events_of(record, "notice"), "the notice")
     assert (notice["sub_type"], notice["file"]["size"]) == ("offline", 12)
     served, at_once = await asyncio.gather(get(harness, notice["file"]["url"]),
@@ -240,7 +249,8 @@ async def test_an_offline_file_is_fetched_by_its_url_on_first_use(harness, front
     assert (served.code, served.body) == (200, b"print('hi')\n")
     again = await get(harness, notice["file"]["url"])
     assert at_once.body == again.body == served.body
-    assert len([r for r in front.requests if r.host == "127.0.0.1"]) == 1   # fetched once
+    assert [(name, downloads) for name, _state, downloads in await files(harness)] == [
+        ("test2.py", 1)]                                                # fetched once
     assert [p.name for p in (harness.tmp_path / "10001" / "files").iterdir()] == [
         "test2.py"]
     code, answer = await harness.call("refuse_file", {"file_id": notice["file"]["id"]})

@@ -9,9 +9,7 @@ import stat
 import urllib.parse
 
 import pytest
-from client_helpers import World
 from media_helpers import GIF, JPEG, PNG, b64, kept_by_simulator, online, sha1, spy_stream
-from simulator_helpers import default_world
 
 from webqq import qq
 from webqq.client.calls import NotOnline, Unavailable
@@ -344,22 +342,6 @@ async def test_friend_list_changes_are_events_and_reload_the_contacts(world):
 
 
 # --- group events and management ----------------------------------------------------------
-
-@pytest.fixture
-def admin_world(io_loop, tmp_path):
-    """The built-in world where 10001 administers group 30001, plus group 30002 that it
-    is not in."""
-    data = default_world()
-    (group,) = data["groups"]
-    for member in group["members"]:
-        member["admin"] = member["qq"] == 10001 or member.get("admin", False)
-    data["groups"].append({"number": 30002, "name": "elsewhere", "owner": 20001,
-                           "members": [{"qq": 20002, "admin": True}]})
-    w = World(io_loop, tmp_path)
-    w.start_sim(world=data)
-    yield w
-    w.close()
-
 
 @pytest.mark.gen_test(timeout=30)
 async def test_group_joins_and_leaves_are_member_events_with_the_right_ids(world):
