@@ -138,15 +138,17 @@ def test_accounts_answer_apart_and_one_kicked_refused_or_held_disturbs_none(tmp_
         texts = [m["text"] for m in control._call("sent?account=%d" % qq)]
         assert texts == [{10001: "from one", 10002: "from held",
                           10004: "from made"}[qq]]
-    # `webqq status` lists every account.
+    # `webqq status` lists every account, and exits 1 while any is not online.
     shown = webqq(config, "status")
-    assert shown.returncode == 0, shown.stderr
+    assert shown.returncode == 1, shown.stderr
     assert "accounts: 5, 3 online" in shown.stdout
     for line in ("account one (10001):", "account wrong (10005):",
                  "account kicked (10006):"):
         assert line in shown.stdout
     one = webqq(config, "status", "--account", "10004")
     assert "account made (10004):" in one.stdout and "account one" not in one.stdout
+    assert one.returncode == 0, one.stderr                  # that one is online
+    assert webqq(config, "status", "--account", "kicked").returncode == 1
     assert daemon.stop() == 0
 
 
@@ -226,3 +228,48 @@ def test_the_shipped_multi_ini_names_accounts_the_simulator_grows(tmp_path):
     config = load(Path(__file__).resolve().parent.parent / "conf" / "multi.ini")
     assert [a.name for a in config.accounts] == ["first", "second", "third"]
     assert config.simulator.embedded
+
+
+def _get(url: str) -> Any:
+    """``(HTTP status, body)`` of a GET with the API's token."""
+    request = urllib.request.Request(url, headers={"Authorization": "Bearer " + TOKEN})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_readiness_metrics_and_the_captcha_are_per_account(tmp_path, running):
+    config = multi_config(tmp_path, {"one": {"qq": "10001"}, "held": {"qq": "10002"}},
+                          world=world_with_a_captcha(tmp_path, 10002))
+    daemon = running(config)
+    wait_states(daemon, one="online", held="waiting_captcha")
+    api = daemon.status()["api"]["url"]
+    # /readyz: not ready while one account waits; each account answers for itself.
+    code, body = _get(api + "/readyz")
+    assert code == 503 and set(json.loads(body)["accounts"]) == {"10001", "10002"}
+    assert _get(api + "/readyz/10001")[0] == 200
+    assert _get(api + "/readyz/10002")[0] == 503
+    # /metrics: each account under its own label, its WebQQ requests counted apart.
+    code, text = _get(api + "/metrics")
+    assert code == 200
+    assert 'webqq_account_ready{account="10001"} 1.0' in text
+    assert 'webqq_account_ready{account="10002"} 0.0' in text
+    assert 'webqq_account_state{account="10002",state="waiting_captcha"} 1.0' in text
+    assert 'webqq_http_requests_total{account="10001",endpoint="/channel/login2",' \
+           'status="200"} 1.0' in text
+    assert 'webqq_http_requests_total{account="10002",endpoint="/getimage",' \
+           'status="200"} 1.0' in text
+    assert 'account="10002",endpoint="/channel/login2"' not in text    # it waits
+    # `webqq captcha --account` shows the image and page of that account alone.
+    held = webqq(config, "captcha", "--account", "held")
+    assert held.returncode == 0, held.stderr
+    assert "10002 waits for a verify code (image 1)" in held.stdout
+    assert "%s/captcha?account=10002" % api in held.stdout
+    one = webqq(config, "captcha", "--account", "one")
+    assert one.returncode == 1 and "10001 is online" in one.stdout
+    # The page answers for the held account only.
+    assert _get(api + "/captcha/state?account=10002")[0] == 200
+    assert json.loads(_get(api + "/captcha/state?account=10002")[1])["waiting"] is True
+    assert daemon.stop() == 0

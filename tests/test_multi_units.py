@@ -35,6 +35,26 @@ async def test_cookie_scopes_share_a_stream_but_not_their_cookies(io_loop, no_le
     assert bob.io_loop is http.io_loop
 
 
+@pytest.mark.gen_test
+async def test_each_scope_reports_its_own_requests_to_its_observer(io_loop, no_leaks,
+                                                                     app_server, stream):
+    """The metrics count each account's requests under its own label: a scope's
+    observer sees its requests (a redirect's and a chain's next included), the stream's
+    only the rest."""
+    http = stream()
+    seen = []
+    http.observer = lambda request, outcome, seconds: seen.append(("stream", outcome))
+    alice, bob = CookieScope(http), CookieScope(http)
+    alice.observer = lambda request, outcome, seconds: seen.append(("alice", outcome))
+    await alice.fetch(Request(app_server + "/echo"))
+    await bob.fetch(Request(app_server + "/echo"))
+    done = asyncio.get_running_loop().create_future()
+    alice.add_request(Request(app_server + "/redirect/_set-cookie"),
+                      lambda response: (Request(app_server + "/echo"), done.set_result))
+    await done
+    assert seen == [("alice", 200), ("stream", 200), ("alice", 200), ("alice", 200)]
+
+
 # -- one store, rows per account ---------------------------------------------------------
 
 import sqlite3  # noqa: E402

@@ -4,8 +4,9 @@ What it is for: a daemon runs one ``Account`` per ``[account]`` or ``[account:NA
 section, all on one IOLoop and one ``HTTPStream``. Each has what no other account may
 touch: its cookie jar (``CookieScope``), its ``WebQQClient`` (session and captcha files
 named by its QQ number in state_dir), its rows of the one store and its ``Outbound``
-queue, its plugins (a ``Dispatcher`` of its own), its part of the OneBot API, and the
-``Login`` that ``webqq status`` tells. In order::
+queue, its plugins (a ``Dispatcher`` of its own), its part of the OneBot API, its watch
+in the daemon's ``Health`` (readiness, metrics, notices, alerts; its requests counted
+under its QQ number) and the ``Login`` that ``webqq status`` tells. In order::
 
     account = Account(daemon, settings)
     account.prepare(world)     # the password (and, embedded, its place in the world)
@@ -153,6 +154,7 @@ class Account:
         if daemon.simulator is not None:
             options["poll_hold"] = daemon.simulator.poll_hold
         scope = CookieScope(daemon.stream, MaskingCookieJar(daemon.mask))
+        scope.observer = daemon.metrics.http_observer(self.qq)
         self.client = WebQQClient(self.qq, self.password, scope, state_dir, **options)
         self.client.add_listener(self._on_client_event)
 
@@ -165,6 +167,7 @@ class Account:
                                  send_interval=config.bot.send_interval)
         import_saved_outbox(config.daemon.state_dir / statedir.saved_outbox_file(self.qq),
                             self.outbound)
+        self.daemon.health.watch(self.qq, self.client, self.outbound)
         self.outbound.start()
 
     def _load_plugins(self, reload: bool = False) -> None:
@@ -218,9 +221,11 @@ class Account:
                 self._end("login refused: %s" % event.error, ExitCode.LOGIN_REFUSED,
                           "refused", str(event.error))
         elif kind == "captcha":
+            page = self.daemon.captcha_links(self.qq).get("page")
             self.log.warning("the server wants a verify code: read %s, then answer with "
-                             "webqq captcha %sCODE", event.path,
-                             "--account %s " % self.name if self.daemon.several else "")
+                             "webqq captcha %sCODE%s", event.path,
+                             "--account %s " % self.name if self.daemon.several else "",
+                             " or at %s (with the API's token)" % page if page else "")
             self.daemon.settle(self, "pending", "waiting for a verify code (%s)"
                                % event.path)
         elif kind == "state":
@@ -368,6 +373,7 @@ class Account:
             report["session"] = "saved" if self.had_session() else "none"
             self.client.stop(why)
             self.client.remove_listener(self._on_client_event)
+        self.daemon.health.forget(self.qq)
         if self.outbound is not None:
             self.outbound.close()       # after the client: an outcome on the wire is kept
         if self.store is not None:

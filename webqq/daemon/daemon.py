@@ -15,9 +15,10 @@ daemon, as ``Daemon._main`` reads:
 3. build the one ``HTTPStream`` and open the one store (``messages.sqlite3``), start
    the OneBot API when ``[api]`` asks for it, then start each account
    (``webqq.daemon.account.Account``: its cookie scope of the stream, its
-   ``WebQQClient``, its rows and outbound queue, its plugins, its part of the API),
-   write the pid into the pidfile (now we are up) and leave the note that leads to it
-   (``Pointer``). A waiting ``webqq start`` hears of each step of each login as it
+   ``WebQQClient``, its rows and outbound queue, its plugins, its part of the API,
+   its watch in the one ``Health``, which feeds /readyz, /metrics, the account notices
+   and the ``[alert]`` incidents), write the pid into the pidfile (now we are up) and
+   leave the note that leads to it (``Pointer``). A waiting ``webqq start`` hears of each step of each login as it
    happens, and is answered once every account is online, waiting for a verify code or
    refused;
 4. serve: each account's messages go to its plugins; every message to send is a row of
@@ -68,6 +69,7 @@ from webqq import statedir
 from webqq.daemon import config as configuration
 from webqq.daemon import reload as reloading
 from webqq.daemon.account import Account
+from webqq.daemon.alerts import Alerts
 from webqq.daemon.config import AccountConfig, Config, ConfigError
 from webqq.daemon.logs import LogSetup, SecretMask
 from webqq.daemon.pidfile import AlreadyRunning, Pidfile, Pointer, pidfile_path
@@ -75,6 +77,8 @@ from webqq.daemon.process import (ExitCode, ReportPipe, StartupError, System, de
                                   await_report, check_ports)
 from webqq.daemon.status import status_path
 from webqq.http.stream import MAX_CONNECTIONS, HTTPStream, RetryPolicy
+from webqq.onebot.health import Health
+from webqq.onebot.metrics import Metrics
 from webqq.onebot.server import ApiError, OneBotApi
 from webqq.onebot.store import Store, StoreError, StoreUnavailable, open_store
 from webqq.onebot.token import api_token
@@ -130,6 +134,10 @@ class Daemon:
         self.stream: Optional[HTTPStream] = None
         self.store: Optional[Store] = None
         self.api: Optional[OneBotApi] = None
+        # Every account's readiness and notices (OneBot events, alerts), /metrics.
+        self.health = Health()
+        self.metrics = Metrics(self.health)
+        self.alerts: Optional[Alerts] = None
         self.pointer = Pointer(self.config_path)
         self.reloads = 0
         self.last_reload: Optional[Dict[str, Any]] = None
@@ -267,6 +275,8 @@ class Daemon:
             self._start_simulator()
             self._start_stream()
             self._open_store()
+            self.alerts = Alerts(self.config.alert, links=self.captcha_links)
+            self.health.add_listener(self.alerts.notice)
             await self._start_api()
             for account in self.accounts.values():
                 account.start()
@@ -397,7 +407,8 @@ class Daemon:
             return
         token = api_token(self.config, create=True)
         self.mask.add(token)
-        self.api = OneBotApi(settings, token=token)
+        self.api = OneBotApi(settings, token=token, health=self.health,
+                             metrics=self.metrics)
         for account in self.accounts.values():
             if account.client is not None and account.ended is None:
                 account.api = self.api.add(account.client, self_id=account.qq,
@@ -408,6 +419,11 @@ class Daemon:
             await self.api.close()
             self.api = None
             raise StartupError(ExitCode.FAILURE, "the API %s" % error) from None
+
+    def captcha_links(self, qq: int) -> Dict[str, str]:
+        """The captcha image and page of account ``qq`` on the API (none without a
+        listening one)."""
+        return self.api.captcha_urls(qq) if self.api is not None else {}
 
     # -- what the accounts tell the daemon ---------------------------------------------
 
@@ -563,6 +579,8 @@ class Daemon:
         self.stream.connect_timeout = network.connect_timeout
         self.stream.request_timeout = network.request_timeout
         self.stream.retry = RetryPolicy(attempts=network.retries + 1)
+        if self.alerts is not None:
+            self.alerts.configure(self.config.alert)
         changes, account_errors = await self._apply_accounts(new.accounts)
         live += changes
         plugin_problems = []
@@ -669,12 +687,15 @@ class Daemon:
             await self.api.close()
             for account in self.accounts.values():
                 account.api = None          # closed with the API
+        if self.alerts is not None:
+            await self.alerts.close()       # a kick that stops us is still told
         sessions = []
         for account in self.accounts.values():
             if account.client is not None:
                 sessions.append((await account.stop("the daemon is stopping"))["session"])
         if sessions:
             report["session"] = _joined(sessions)
+        self.health.close()
         await self._tasks.cancel_all()
         if self.stream is not None:
             self.stream.close()

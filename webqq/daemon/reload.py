@@ -8,10 +8,10 @@ values of the live keys, the old ones of the rest.
 
 Taken at once: logging (``[daemon]`` but ``state_dir``), the network's timeouts and
 retries, ``[bot]`` (plugins, prefix, pacing), ``[plugin:NAME]`` sections, ``[api]`` (the
-API is restarted) and the accounts: ``account_changes`` says which to add, remove or
-restart (another QQ number, password source or era: another session), each alone, and
-which only take new ``plugins``. At the next restart: ``[simulator]`` (its servers and
-world), ``[hosts]`` and ``ca_file`` (the HTTP engine's routes and TLS trust),
+API is restarted), ``[alert]`` and the accounts: ``account_changes`` says which to add,
+remove or restart (another QQ number, password source or era: another session), each
+alone, and which only take new ``plugins``. At the next restart: ``[simulator]`` (its
+servers and world), ``[hosts]`` and ``ca_file`` (the HTTP engine's routes and TLS trust),
 ``state_dir`` (where everything lives).
 
 What it must never do: act (it compares values), or show a value: it names keys only,
@@ -71,7 +71,7 @@ def compare(old: Config, new: Config) -> Tuple[List[str], List[str]]:
 
 def _changed(old: Config, new: Config) -> List[Tuple[str, str]]:
     changed = []
-    for section in ("daemon", "network", "simulator", "bot", "api"):
+    for section in ("daemon", "network", "simulator", "bot", "api", "alert"):
         before, after = getattr(old, section), getattr(new, section)
         changed += [(section, field.name) for field in dataclasses.fields(before)
                     if getattr(before, field.name) != getattr(after, field.name)]

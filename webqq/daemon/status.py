@@ -19,7 +19,8 @@ from webqq import statedir
 from webqq.daemon.config import Config
 from webqq.plugins import format_duration
 
-__all__ = ["Login", "status_path", "read_status", "describe", "describe_stopped"]
+__all__ = ["Login", "status_path", "read_status", "describe", "describe_stopped",
+           "not_online"]
 
 
 def status_path(config: Config) -> Path:
@@ -83,6 +84,15 @@ class Login:
         return {"state_since": self.state_since, "online_since": self.online_since,
                 "resumed": self.resumed, "last_error": self.last_error,
                 "next_attempt": self.next_attempt, "offline": self.offline}
+
+
+def not_online(status: Dict[str, Any], only: Optional[str] = None) -> List[str]:
+    """The accounts of a running daemon's status that are not online, as ``"NAME
+    (state)"``: each of ``accounts`` (or only ``only``, one of their names)."""
+    accounts = status.get("accounts") or {"": status}
+    return ["%s (%s)" % (name or status.get("qq"), entry.get("state"))
+            for name, entry in accounts.items()
+            if only in (None, name) and entry.get("state") != "online"]
 
 
 def _when(stamp: float, now: float) -> str:

@@ -65,6 +65,8 @@ log = logging.getLogger("webqq.http")
 
 Readback = Callable[["Response"], Any]
 Errback = Callable[[Request, HTTPStreamError], Any]
+#: ``observer(request, status or error, seconds)``: see ``HTTPStream.observer``.
+Observer = Callable[[Request, Any, float], Any]
 
 #: Redirects followed for one request before TooManyRedirectsError (Tornado's default).
 MAX_REDIRECTS = 5
@@ -151,12 +153,14 @@ class _Job:
 
     __slots__ = ("request", "readback", "errback", "retry", "method", "key", "attempts",
                  "redirects", "visited", "fresh_retry", "timer", "conn", "done",
-                 "started_at", "phase", "cookiejar")
+                 "started_at", "phase", "cookiejar", "observer")
 
     def __init__(self, request: Request, readback: Optional[Readback],
-                 errback: Optional[Errback], retry: RetryPolicy, cookiejar: CookieJar) -> None:
+                 errback: Optional[Errback], retry: RetryPolicy, cookiejar: CookieJar,
+                 observer: Optional[Observer] = None) -> None:
         self.request = request
         self.cookiejar = cookiejar     # the stream's, or the one add_request was given
+        self.observer = observer       # None: the stream's
         self.readback = readback
         self.errback = errback
         self.retry = retry             # policy for the next attempt (replaced on each retry)
@@ -196,6 +200,9 @@ class HTTPStream:
         max_header_size, max_body_size: caps in bytes (see webqq.http.reader).
         max_redirects: redirects followed per request; 0 hands every 3xx to
             the readback.
+
+    Attribute `observer`: None, or ``observer(request, status or error, seconds
+    since its last attempt began)``, called once as each request ends (metrics).
     """
 
     def __init__(self, io_loop: Optional[IOLoop] = None, cookiejar: Optional[CookieJar] = None,
@@ -233,13 +240,15 @@ class HTTPStream:
         self._watchdog: Optional[object] = None   # the timer, due at _watchdog_at
         self._watchdog_at = 0.0
         self._closed = False
+        self.observer: Optional[Observer] = None
 
     # -- public API ---------------------------------------------------------
 
     def add_request(self, request: Request, readback: Optional[Readback] = None,
                     delay: float = 0, errback: Optional[Errback] = None,
                     retry: Optional[RetryPolicy] = None,
-                    cookiejar: Optional[CookieJar] = None) -> None:
+                    cookiejar: Optional[CookieJar] = None,
+                    observer: Optional[Observer] = None) -> None:
         """Send `request` (after `delay` seconds) and hand its response to `readback`.
 
         `readback(response)` may return None (the chain ends), ``(request,
@@ -248,7 +257,8 @@ class HTTPStream:
         error)` runs when the request failed for good; without one the failure
         is logged. Exactly one of the two runs, from the IOLoop, never inline.
         `cookiejar` replaces the stream's for this request, its redirects and the
-        rest of its chain (one engine, several cookie sessions: `CookieScope`).
+        rest of its chain (one engine, several cookie sessions: `CookieScope`);
+        `observer`, likewise, replaces the stream's `observer` for them.
 
         Raises:
             ValueError / TypeError at once for a request that cannot be sent
@@ -259,7 +269,7 @@ class HTTPStream:
             raise RuntimeError("HTTPStream is closed")
         _validate(request)
         job = _Job(request, readback, errback, retry or self.retry,
-                   self.cookiejar if cookiejar is None else cookiejar)
+                   self.cookiejar if cookiejar is None else cookiejar, observer)
         self._jobs.add(job)
         if delay > 0:
             job.phase = "wait"
@@ -268,9 +278,10 @@ class HTTPStream:
             self._submit(job)
 
     async def fetch(self, request: Request, retry: Optional[RetryPolicy] = None,
-                    cookiejar: Optional[CookieJar] = None) -> Response:
+                    cookiejar: Optional[CookieJar] = None,
+                    observer: Optional[Observer] = None) -> Response:
         """Send one request and return its response (the same engine, as a coroutine;
-        `cookiejar` as for `add_request`).
+        `cookiejar` and `observer` as for `add_request`).
 
         Raises:
             an `HTTPStreamError` subclass when the request failed for good.
@@ -280,7 +291,7 @@ class HTTPStream:
             request,
             readback=lambda response: future_set_result_unless_cancelled(future, response),
             errback=lambda _request, error: future_set_exception_unless_cancelled(future, error),
-            retry=retry, cookiejar=cookiejar)
+            retry=retry, cookiejar=cookiejar, observer=observer)
         return await future
 
     def close(self) -> None:
@@ -667,6 +678,8 @@ class HTTPStream:
 
     def _succeed(self, job: _Job, response: Response) -> None:
         self._end(job)
+        if job.observer is not None or self.observer is not None:
+            self._observe(job, response.status)
         if job.readback is not None:
             self.io_loop.add_callback(self._run_readback, job, response)
 
@@ -681,6 +694,8 @@ class HTTPStream:
                 self._release_slot()
         error.request = job.request
         error.attempts = job.attempts
+        if job.observer is not None or self.observer is not None:
+            self._observe(job, error)
         if job.errback is not None:
             self.io_loop.add_callback(self._run_errback, job.errback, job.request, error)
         else:
@@ -700,6 +715,14 @@ class HTTPStream:
             except ValueError:
                 pass
 
+    def _observe(self, job: _Job, outcome: Any) -> None:
+        seconds = self.io_loop.time() - job.started_at if job.started_at else 0.0
+        observer = job.observer or self.observer
+        try:
+            observer(job.request, outcome, seconds)
+        except Exception:
+            log.exception("HTTPStream observer %s raised", _name(observer))
+
     def _run_readback(self, job: _Job, response: Response) -> None:
         try:
             following = job.readback(response)
@@ -715,7 +738,7 @@ class HTTPStream:
             request, readback, *delay = following
             self.add_request(request, readback, delay[0] if delay else 0,
                              errback=job.errback, retry=job.retry.fresh(),
-                             cookiejar=job.cookiejar)
+                             cookiejar=job.cookiejar, observer=job.observer)
         except Exception:
             if self._closed:
                 return

@@ -1,7 +1,8 @@
 """The OneBot side of one account: its actions, its events and where they go.
 
 bot: ``AccountApi`` (one account is one bot to OneBot: what ``self_id`` names) turns one
-client's messages, its friend, group and file events into OneBot events (``mapping``,
+client's messages, its friend, group and file events, its health notices (given by the
+server) and the receipts of the messages sent for the API into OneBot events (``mapping``,
 ``notices``) carrying the account's ``self_id`` and publishes each to the account's webhook
 (``post_url``, with ``X-Self-ID``), its reverse WebSocket (one connection per account,
 announcing ``X-Self-ID``, as go-cqhttp's multi-instance deployments do) and the forward
@@ -26,6 +27,7 @@ from webqq.onebot import mapping as onebot
 from webqq.onebot import notices
 from webqq.onebot.actions import MESSAGE_FORMAT, Actions
 from webqq.onebot.delivery import EventPoster, ReverseConnection
+from webqq.onebot.health import receipt_event
 from webqq.onebot.media import REMEMBERED, FileOffers, ReceivedPictures
 from webqq.onebot.outbound import Outbound
 from webqq.onebot.store import StoreUnavailable
@@ -108,6 +110,7 @@ class AccountApi:
         """Listen to the client, start the deliveries, announce ``enable``."""
         for kind, listener in self._listeners:
             self.client.on(kind, listener)
+        self.outbound.finished.append(self._on_finished)
         if self.poster is not None:
             self.poster.start()
             self.poster.put(*self._encode(self.lifecycle("enable")))
@@ -119,6 +122,8 @@ class AccountApi:
         store."""
         for _kind, listener in self._listeners:
             self.client.remove_listener(listener)
+        if self._on_finished in self.outbound.finished:
+            self.outbound.finished.remove(self._on_finished)
         for peer in list(self.sockets):
             if peer is not self.reverse:
                 peer.close()
@@ -224,6 +229,19 @@ class AccountApi:
             self_id=self.self_id, time=int(stamp), message_id=message_id, chat=event.chat,
             user_id=user_id, nickname=nickname, card=card, segments=segments,
             group_id=group_id, discuss_id=discuss_id, message_format=MESSAGE_FORMAT))
+
+    def _on_finished(self, message_id: int, status: str, why: Optional[str]) -> None:
+        """A message became final: the receipt of one the API was asked to send."""
+        try:
+            row = self.store.get(message_id)
+        except StoreUnavailable as error:
+            log.warning("no receipt for message %d (%s): %s", message_id, status,
+                        error.reason)
+            return
+        if row is None or row.origin != "api":
+            return
+        self.publish(receipt_event(row, status=status, reason=why, self_id=self.self_id,
+                                   time=time.time()))
 
     def _now(self) -> Dict[str, int]:
         return {"self_id": self.self_id, "time": int(time.time())}

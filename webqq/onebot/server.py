@@ -1,12 +1,13 @@
 """The OneBot v11 API of one daemon: its server, serving every account of the daemon.
 
 server: ``OneBotApi`` owns the HTTP and forward WebSocket server (actions, the media
-route) and the accounts it serves (``webqq.onebot.bot.AccountApi``: actions, events,
-deliveries of one account): ``api.add(...)`` and ``await api.remove(self_id)`` while it runs, ``await
-api.start()`` listens, ``await api.close()`` stops (a queued message stays queued in the
-store; each account's queue, ``Outbound``, belongs to the daemon). ``account_for(request)``
-is the one rule that picks the account a request is for (``self_id``, ``X-Self-ID``, or
-the only one), for every route.
+route, /healthz, /readyz, /metrics, the captcha page) and the accounts it serves
+(``webqq.onebot.bot.AccountApi``: actions, events, deliveries of one account):
+``api.add(...)`` and ``await api.remove(self_id)`` while it runs, ``await api.start()``
+listens, ``await api.close()`` stops (a queued message stays queued in the store; each
+account's queue, ``Outbound``, belongs to the daemon). ``account_for(request)`` is the
+one rule that picks the account a request is for (``self_id``, ``X-Self-ID``, or the
+only one), for every route.
 
 What it must never do: log the token; block the IOLoop; start a thread or a timer per
 account (one heartbeat timer serves them all).
@@ -20,10 +21,13 @@ from tornado.httputil import HTTPServerRequest
 from tornado.ioloop import PeriodicCallback
 
 from webqq.http.stream import HTTPStream, RetryPolicy
+from webqq.onebot import captcha
 from webqq.onebot.bot import AccountApi
 from webqq.onebot.handlers import (MAX_BODY, ActionHandler, EventSocket, MediaHandler,
                                    UnknownAccount, log_request)
+from webqq.onebot.health import AccountNotice, Health, HealthHandler, notice_event
 from webqq.onebot.media import PICTURE_MAX
+from webqq.onebot.metrics import Metrics, MetricsHandler
 from webqq.onebot.outbound import Outbound
 
 __all__ = ["OneBotApi", "ApiError", "UnknownAccount"]
@@ -48,10 +52,16 @@ class OneBotApi:
         token: the access token (configured or generated: ``api_token``); one for the
             whole API.
         heartbeat_interval: seconds between heartbeat meta events (0: none).
+        health: the daemon's ``Health`` (its accounts' notices become OneBot notices of
+            the account's bot; /healthz, /readyz, /captcha read it); None: one of the
+            API's own, watching each account ``add`` is given.
+        metrics: the daemon's ``Metrics`` (/metrics); None: one of the API's own.
     """
 
     def __init__(self, config: Any, *, token: str,
-                 heartbeat_interval: float = HEARTBEAT_INTERVAL) -> None:
+                 heartbeat_interval: float = HEARTBEAT_INTERVAL,
+                 health: Optional[Health] = None, metrics: Optional[Metrics] = None
+                 ) -> None:
         if not token or not token.strip():
             raise ValueError("the API needs a token (api_token(create=True) makes one)")
         self.config = config
@@ -69,6 +79,10 @@ class OneBotApi:
                                   connect_timeout=FETCH_TIMEOUT,
                                   request_timeout=FETCH_TIMEOUT) \
             if config.fetch_urls else None
+        #: None: the API's own, which watches each account it is given.
+        self._own_health = health is None
+        self.health = health if health is not None else Health()
+        self.metrics = metrics or Metrics(self.health)
 
     @property
     def url(self) -> Optional[str]:
@@ -88,6 +102,8 @@ class OneBotApi:
             raise ValueError("account %d is served already" % self_id)
         account = AccountApi(self, client, self_id=self_id, outbound=outbound)
         self.accounts[self_id] = account
+        if self._own_health:
+            self.health.watch(self_id, client, outbound)
         if self._started:
             account.start()
         return account
@@ -98,6 +114,8 @@ class OneBotApi:
         account = self.accounts.pop(self_id, None)
         if account is not None:
             await account.close()
+        if self._own_health:
+            self.health.forget(self_id)
 
     def account_for(self, request: HTTPServerRequest,
                     params: Optional[Mapping[str, Any]] = None) -> AccountApi:
@@ -138,9 +156,16 @@ class OneBotApi:
                    for path, role in (("ws", "universal"), ("api", "api"),
                                       ("event", "event"))]
         media = [(r"/(images|files)/([A-Za-z0-9_.]+)", MediaHandler, {"api": self})]
-        return web.Application(sockets + media + [(r"/([A-Za-z0-9_.]+)/?", ActionHandler,
-                                                   {"api": self})],
-                               log_function=log_request,
+        guarded = {"health": self.health, "token": self.token}
+        watching = [(r"/healthz/?", HealthHandler, dict(guarded, readiness=False)),
+                    (r"/readyz(?:/([0-9]+))?/?", HealthHandler, dict(guarded, readiness=True)),
+                    (r"/metrics/?", MetricsHandler, {
+                        "metrics": self.metrics, "token": self.token,
+                        "public": self.config.metrics_public})]
+        watching += captcha.routes(self.health, self.token)
+        return web.Application(sockets + media + watching + [
+                                   (r"/([A-Za-z0-9_.]+)/?", ActionHandler, {"api": self})],
+                               log_function=self._log_request,
                                websocket_max_message_size=MAX_BODY)
 
     async def start(self) -> None:
@@ -150,6 +175,7 @@ class OneBotApi:
         Raises:
             ApiError: the address cannot be bound.
         """
+        self.health.add_listener(self._on_account)
         if self.config.listen is not None:
             host, port = self.config.listen
             try:
@@ -179,6 +205,7 @@ class OneBotApi:
         (which the daemon closes, after the queues)."""
         if self._heartbeat is not None:
             self._heartbeat.stop()
+        self.health.remove_listener(self._on_account)
         if self.server is not None:
             self.server.stop()
         for account in list(self.accounts.values()):
@@ -188,3 +215,29 @@ class OneBotApi:
         self._started = False
         if self.server is not None:
             await self.server.close_all_connections()
+        if self._own_health:
+            self.health.close()
+
+    def _log_request(self, handler: web.RequestHandler) -> None:
+        log_request(handler)
+        self.metrics.observe_api(handler, self._known)
+
+    def _known(self, name: str) -> bool:
+        """Whether ``name`` is an action (every account has the same ones)."""
+        return any(account.actions.known(name) for account in self.accounts.values())
+
+    def captcha_urls(self, account: int) -> Dict[str, str]:
+        """The captcha image and page of ``account`` on this API (none without a
+        listening server); the access token is needed for both."""
+        if self.url is None:
+            return {}
+        return {"image": "%s/captcha/image?account=%d" % (self.url, account),
+                "page": "%s/captcha?account=%d" % (self.url, account)}
+
+    def _on_account(self, notice: AccountNotice) -> None:
+        """An account went offline, came back, needs a captcha, was kicked: its bot
+        hears it (an account this API does not serve is no bot's)."""
+        account = self.accounts.get(notice.account)
+        if account is not None:
+            account.publish(notice_event(notice, self_id=notice.account,
+                                         urls=self.captcha_urls(notice.account)))
