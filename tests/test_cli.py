@@ -382,11 +382,12 @@ CONFIG_ERRORS = {
         "[simulator]\nembedded = yes\n[api]\nlisten = 0.0.0.0:18765\n",
         "{ini}: [api] token: listen = 0.0.0.0:18765 is not a loopback address: set [api] "
         "token"),
-    "unknown account": ("[account]\nqq = 12345\n[daemon]\nstate_dir = run\n"
+    # An account the world does not list is added to it (issue 15); a person is not.
+    "unknown account": ("[account]\nqq = 20001\n[daemon]\nstate_dir = run\n"
                         "[simulator]\nembedded = yes\nport = 0\ntls_port = 0\n"
                         "[api]\nlisten =\n",
-                        "{ini}: [account] qq: 12345 is not an account of the embedded "
-                        "simulator (its accounts: 10001, 10002)"),
+                        "{ini}: [account] qq: not an account of the embedded simulator: "
+                        "20001 is a person of the world, who cannot log in"),
 }
 
 

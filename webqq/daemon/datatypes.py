@@ -106,6 +106,13 @@ def qq_number(value: str) -> int:
     return int(value)
 
 
+def era(value: str) -> str:
+    """The protocol's shape: ``A`` (spring 2013) or ``B`` (late 2013), any case."""
+    if value.upper() not in ("A", "B"):
+        raise ValueError(f"{value!r} is not an era (A: spring 2013, B: late 2013)")
+    return value.upper()
+
+
 def host_name(value: str) -> str:
     """A DNS host name (``d.web2.qq.com``), returned in lower case."""
     lowered = value.lower()

@@ -11,5 +11,6 @@ Its modules, from the bottom up: ``mapping`` (OneBot shapes, no I/O), ``notices`
 ``outbound`` (the durable queue of messages to send), ``actions`` (one coroutine per
 action) with ``account`` (pictures, files, requests, groups, and what WebQQ cannot do),
 ``delivery`` (event POSTs, the reverse WebSocket), ``handlers`` (HTTP, forward
-WebSocket, the media route), ``server`` (``OneBotApi``, owning the rest), ``token``.
+WebSocket, the media route), ``bot`` (``AccountApi``: one account's events, actions and
+deliveries), ``server`` (``OneBotApi``, serving every account), ``token``.
 """

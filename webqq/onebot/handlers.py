@@ -7,8 +7,10 @@ and actions, ``/api`` actions, ``/event`` events) and ``MediaHandler`` (``GET
 an ``offline_file`` notice's file). Every call needs the access token
 (``Authorization: Bearer`` or ``?access_token=``), compared with
 ``hmac.compare_digest``: none is 401, a wrong one 403, an unknown action 404, a bad body
-400 (too large, or not a JSON object), a body neither JSON nor a form 406. What it must
-never do: log the token (the access log leaves the query string out) or a body.
+400 (too large, or not a JSON object), a body neither JSON nor a form 406. Each request
+is for one account, which ``OneBotApi.account_for`` picks (``self_id``, ``X-Self-ID``):
+none while several are served is 400, one not served 404. What it must never do: log
+the token (the access log leaves the query string out) or a body.
 """
 import hmac
 import json
@@ -28,9 +30,11 @@ from webqq.qq import ProtocolError, sniff_picture
 from webqq.qq.pictures import PICTURE_TYPES
 
 if TYPE_CHECKING:                                   # pragma: no cover
+    from webqq.onebot.bot import AccountApi
     from webqq.onebot.server import OneBotApi
 
-__all__ = ["ActionHandler", "EventSocket", "MediaHandler", "check_token", "log_request",
+__all__ = ["ActionHandler", "EventSocket", "MediaHandler", "UnknownAccount", "check_token",
+           "log_request",
            "MAX_BODY"]
 
 log = logging.getLogger("webqq.api")
@@ -59,6 +63,20 @@ def check_token(expected: str, header: Optional[str], query: Optional[str]) -> i
 def _refusal(status: int) -> Dict[str, Any]:
     return envelope("failed", 1000 + status, None,
                     "access token missing" if status == 401 else "access token wrong")
+
+
+class UnknownAccount(Exception):
+    """Raised by ``OneBotApi.account_for`` when a request names no account the daemon
+    serves, or none while it serves several; ``status`` is the HTTP status to answer
+    (400, 404)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _no_account(error: UnknownAccount) -> Dict[str, Any]:
+    return envelope("failed", 1000 + error.status, None, str(error))
 
 
 class _UnsupportedType(ValueError):
@@ -95,10 +113,6 @@ class ActionHandler(web.RequestHandler):
         if refused:
             self._answer(refused, _refusal(refused))
             return
-        if not self.api.actions.known(action):
-            self._answer(404, envelope("failed", Retcode.NOT_FOUND, None,
-                                       "unknown action %r" % action))
-            return
         try:
             params = self._params()
         except _UnsupportedType as error:
@@ -107,7 +121,16 @@ class ActionHandler(web.RequestHandler):
         except ValueError as error:
             self._answer(400, envelope("failed", Retcode.BAD_REQUEST, None, str(error)))
             return
-        self._answer(200, await self.api.actions.call(action, params))
+        try:
+            account = self.api.account_for(self.request, params)
+        except UnknownAccount as error:
+            self._answer(error.status, _no_account(error))
+            return
+        if not account.actions.known(action):
+            self._answer(404, envelope("failed", Retcode.NOT_FOUND, None,
+                                       "unknown action %r" % action))
+            return
+        self._answer(200, await account.actions.call(action, params))
 
     def _params(self) -> Dict[str, Any]:
         params: Dict[str, Any] = {key: self.get_query_argument(key)
@@ -153,6 +176,7 @@ class MediaHandler(web.RequestHandler):
 
     def initialize(self, api: "OneBotApi") -> None:
         self.api = api
+        self.account: Optional["AccountApi"] = None     # account_for, when asked
 
     def compute_etag(self) -> None:
         return None
@@ -162,6 +186,11 @@ class MediaHandler(web.RequestHandler):
                               self.get_query_argument("access_token", None))
         if refused:
             self._fail(refused, _refusal(refused))
+            return
+        try:
+            self.account = self.api.account_for(self.request)
+        except UnknownAccount as error:
+            self._fail(error.status, _no_account(error))
             return
         try:
             if kind == "images":
@@ -185,11 +214,11 @@ class MediaHandler(web.RequestHandler):
         self.finish(json.dumps(answer, ensure_ascii=False))
 
     async def _picture(self, name: str) -> Tuple[bytes, str, str]:
-        picture = self.api.pictures.find(name)
+        picture = self.account.pictures.find(name)
         if picture is None:
             raise _Refused(404, "no picture received has the name %s" % name)
         try:
-            data = await self.api.client.pictures.fetch(picture)
+            data = await self.account.client.pictures.fetch(picture)
         except NotOnline:
             raise _Refused(503, "picture %s is not cached and the client is not online"
                            % name) from None
@@ -204,7 +233,7 @@ class MediaHandler(web.RequestHandler):
 
     async def _file(self, file_id: str) -> Tuple[bytes, str, str]:
         try:
-            offer = self.api.files.get(file_id)
+            offer = self.account.files.get(file_id)
         except BadParams as error:
             raise _Refused(404, str(error)) from None
         if offer.path is None:
@@ -212,7 +241,7 @@ class MediaHandler(web.RequestHandler):
                 raise _Refused(409, "file %s is offered, not taken: take it with the "
                                     "accept_file action first" % file_id)
             try:
-                await self.api.actions.do_accept_file({"file_id": file_id})
+                await self.account.actions.do_accept_file({"file_id": file_id})
             except BadParams as error:
                 raise _Refused(404, str(error)) from None
             except OneBotError as error:
@@ -241,6 +270,7 @@ class EventSocket(websocket.WebSocketHandler):
 
     def initialize(self, api: "OneBotApi", role: str) -> None:
         self.api = api
+        self.account: Optional["AccountApi"] = None     # account_for, at the handshake
         self.role = role
         self.wants_events = role in ("universal", "event")
         self.takes_actions = role in ("universal", "api")
@@ -252,28 +282,34 @@ class EventSocket(websocket.WebSocketHandler):
             self.set_status(refused)
             self.finish(_refusal(refused))
             return
+        try:
+            self.account = self.api.account_for(self.request)
+        except UnknownAccount as error:
+            self.set_status(error.status)
+            self.finish(_no_account(error))
+            return
         await super().get(*args, **kwargs)
 
     def open(self, *args: Any, **kwargs: Any) -> None:
-        log.info("forward WebSocket %s connected from %s", self.request.path,
-                 self.request.remote_ip)
-        self.api.sockets.add(self)
+        log.info("forward WebSocket %s connected from %s for %d", self.request.path,
+                 self.request.remote_ip, self.account.self_id)
+        self.account.sockets.add(self)
         if self.wants_events:
-            self.send_text(json.dumps(self.api.lifecycle("connect")))
+            self.send_text(json.dumps(self.account.lifecycle("connect")))
 
     async def on_message(self, message: Any) -> None:
         if not self.takes_actions:
             return
-        self.send_text(await answer_frame(self.api.actions, message))
+        self.send_text(await answer_frame(self.account.actions, message))
 
     def on_close(self) -> None:
-        self.api.sockets.discard(self)
+        self.account.sockets.discard(self)
 
     def send_text(self, text: str) -> None:
         try:
             self.write_message(text)
         except websocket.WebSocketClosedError:
-            self.api.sockets.discard(self)
+            self.account.sockets.discard(self)
 
     def check_origin(self, origin: str) -> bool:
         return True     # bots are not browsers; the token is the guard

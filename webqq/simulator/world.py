@@ -8,7 +8,9 @@ are stable across relinks and reproducible with a seed. It never opens a socket 
 nothing of sessions: runtime state lives in ``state.py``'s parts. What it loaded changes
 only through ``set_friends`` and ``set_members``: the friend lists and group members
 that the 2013 servers changed at runtime (a friend request answered, a member joining
-or leaving, a card set), which the management part (``manage.py``) applies.
+or leaving, a card set), which the management part (``manage.py``) applies; and
+``add_account`` only adds: an account the embedding daemon's configuration names and
+the file does not list.
 
 Everyone is named by QQ number here; a ``uin`` is always "as seen by" a viewing account
 (PROTOCOL.md §0.2: opaque per-session numbers for other users; the account's own uin is its
@@ -44,12 +46,15 @@ from .wire import as_int
 __all__ = [
     "WorldAccount", "WorldCategory", "WorldDiscussion", "WorldFriend", "WorldGroup",
     "WorldMember", "WorldOptions", "WorldPerson",
-    "World", "WorldError", "DEFAULT_WORLD_FILE", "STATUSES", "load_world",
+    "World", "WorldError", "DEFAULT_WORLD_FILE", "GENERATED_PASSWORD", "STATUSES",
+    "load_world",
 ]
 
 #: The built-in world: account 10001 (password "webqq-demo"), 10002, three people, one
 #: group and one discussion.
 DEFAULT_WORLD_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "world.json")
+#: The password of an account ``World.add_account`` makes: the built-in world's.
+GENERATED_PASSWORD = "webqq-demo"
 
 #: Presence values of PROTOCOL.md §2.7 / §4.6 ("offline" only as a presence, not a request).
 STATUSES = ("online", "away", "busy", "silent", "hidden", "callme", "offline")
@@ -299,6 +304,43 @@ class World:
         if found is None:
             found = WorldPerson(qq=qq, nick=str(qq), status="offline")
         return found
+
+    def add_account(self, qq: int, *, nick: str = "", password: str = GENERATED_PASSWORD
+                    ) -> WorldAccount:
+        """Add an account the world did not list (a daemon's configuration names more
+        accounts than the world file): a friend of every person, a member of every
+        group and discussion, so that anyone can talk to it at once.
+
+        Args:
+            qq: its QQ number; nobody in the world may have it yet.
+            nick: its nick (default ``webqq-QQ``).
+            password: what its login must give.
+
+        Returns the new WorldAccount. Raises WorldError for a number that is no QQ
+        number or is someone's already.
+        """
+        if not _QQ_RANGE[0] <= qq <= _QQ_RANGE[1]:
+            raise WorldError("%d is not a QQ number (%d..%d)" % (qq, *_QQ_RANGE))
+        if qq in self.people:
+            raise WorldError("%d is %s" % (qq, "an account of the world already"
+                                           if qq in self.accounts else
+                                           "a person of the world, who cannot log in"))
+        persons = sorted(p for p in self.people if p not in self.accounts)
+        person = WorldPerson(qq=qq, nick=nick or "webqq-%d" % qq,
+                             long_nick="an account the configuration added")
+        account = WorldAccount(person=person, password=password,
+                               friends=tuple(WorldFriend(qq=p) for p in persons))
+        self.people[qq] = person
+        self.accounts[qq] = account
+        for number, group in list(self.groups.items()):
+            self.groups[number] = replace(
+                group, members=group.members + (WorldMember(qq=qq),))
+        for number, discussion in list(self.discussions.items()):
+            self.discussions[number] = replace(
+                discussion, members=discussion.members + (qq,))
+        for other in persons:
+            self.uin(qq, other)
+        return account
 
     def set_friends(self, qq: int, friends) -> None:
         """Replace account ``qq``'s friend list with ``friends`` (WorldFriend entries)."""
