@@ -331,7 +331,7 @@ class WebQQClient:
         if self._link.psessionid is not None and self.state is State.ONLINE:
             request = build_logout(clientid=self._link.clientid,
                                    psessionid=self._link.psessionid,
-                                   t=int(self.clock() * 1000))
+                                   t=self.clock())
             self.stream.add_request(request, _on_logout, retry=RetryPolicy(attempts=1),
                                     errback=lambda _r, e: log.info("logout2: %s", e))
         delete_session(self.state_dir, self.qq)
@@ -614,7 +614,7 @@ class WebQQClient:
         """One ``get_msg_tip`` beat, not retried, its answer only logged; the next one
         is armed at once."""
         self._heartbeats += 1
-        request = build_heartbeat(rc=self._heartbeats, t=int(self.clock() * 1000))
+        request = build_heartbeat(rc=self._heartbeats, t=self.clock())
         self.stream.add_request(request, _on_heartbeat,
                                 errback=lambda _r, e: log.debug("heartbeat failed: %s", e),
                                 retry=RetryPolicy(attempts=1))

@@ -192,7 +192,7 @@ class ContactLoader:
             The new ``Contacts``, or None when ``current()`` turned false.
         """
         run = _Load(current)
-        t = lambda: int(self.clock() * 1000)  # noqa: E731
+        t = self.clock
         friend_list = await self._friends(run, qq, ptwebqq, vfwebqq)
         group_list = await self._get(run, build_groups(vfwebqq=vfwebqq),
                                      parse_groups)
@@ -279,7 +279,7 @@ class ContactLoader:
         if key in self._numbers or not self.lookup_qq or run.refused:
             return self._numbers.get(key)
         found = await self._get(run, build_friend_uin(
-            uin, vfwebqq=vfwebqq, t=int(self.clock() * 1000), lookup_type=lookup_type),
+            uin, vfwebqq=vfwebqq, t=self.clock(), lookup_type=lookup_type),
             parse_friend_uin)
         if found is not None:
             self._numbers[key] = found.qq

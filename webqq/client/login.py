@@ -185,8 +185,7 @@ class LoginFlow:
     def _on_check(self, response: Response):
         self._check = parse_check(response.read())
         if self._check.captcha_required:
-            request = build_captcha(self.qq, self.rng.random(),
-                                    vc_type=self._check.code)
+            request = build_captcha(self.qq, self.rng.random())
             return request, self._step(self._epoch(), "login", self._on_captcha_image)
         return self._login_request(self._check.code, after_captcha=False)
 

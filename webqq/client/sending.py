@@ -240,7 +240,7 @@ class Transmitter:
             if sig is None:
                 request = build_c2c_sig(
                     via_id, to, service_type=service_type, clientid=self.link.clientid,
-                    psessionid=self.link.psessionid, t=int(self.clock() * 1000))
+                    psessionid=self.link.psessionid, t=self.clock())
                 self.stream.add_request(
                     request, lambda r: self._on_c2c_sig(r, message, part, to, done),
                     errback=lambda _r, e: self._send_failed(epoch, e, done, sent=False))
