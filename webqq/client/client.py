@@ -156,7 +156,10 @@ class WebQQClient:
             (default ``3 * poll_hold``).
         heartbeat_interval: seconds between two ``get_msg_tip`` beats.
         contacts_refresh: seconds between two contact reloads (0: only at login).
-        send_interval: seconds between two sends at least (§6.3).
+        send_interval: seconds between two sends at least, ``MIN_SEND_INTERVAL`` (0.5)
+            or more (docs/protocol.rst §7.3).
+        resend_ambiguous: send again a part whose fate is unknown (at least once)
+            instead of ending its message AMBIGUOUS (at most once, the default).
         send_ttl: seconds a queued message may wait for the client to be online.
         max_text: characters per message part; longer texts are split.
         backoff, backoff_max, jitter: the recovery ladder (seconds, seconds, fraction).
@@ -164,8 +167,10 @@ class WebQQClient:
             sent twice).
         lookup_qq: look up the QQ number of every friend and member (one at a time).
         resume: try the saved session before logging in.
-        era: ``Era.A`` (spring 2013, the default) or ``Era.B`` (login page and
-            ``login_sig`` first, then the ``check_sig`` hop after ``login``).
+        era: ``Era.A`` (spring 2013, the default), ``Era.B`` (login page and
+            ``login_sig`` first, then the ``check_sig`` hop after ``login``), or None
+            ("auto"): at each login, Era B when the login page carries a ``login_sig``,
+            else Era A.
         rng: the randomness (client id, jitter, check nonces); ``random.Random()``.
         clock: wall-clock seconds for the protocol's ``t`` stamps; ``time.time``.
     """
@@ -174,10 +179,12 @@ class WebQQClient:
                  poll_hold: float = 60.0, stall_after: Optional[float] = None,
                  heartbeat_interval: float = 60.0, contacts_refresh: float = 3600.0,
                  send_interval: float = 0.5, send_ttl: float = 300.0,
+                 resend_ambiguous: bool = False,
                  max_text: int = MAX_TEXT_CHARS, backoff: float = 1.0,
                  backoff_max: float = 300.0, jitter: float = 0.5,
                  poll_retry: Optional[RetryPolicy] = None, lookup_qq: bool = True,
-                 resume: bool = True, era: Era = Era.A, rng: Optional[random.Random] = None,
+                 resume: bool = True, era: Optional[Era] = Era.A,
+                 rng: Optional[random.Random] = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.qq = qq
         self.stream = stream
@@ -215,7 +222,7 @@ class WebQQClient:
             stream, self._link, contacts=lambda: self.contacts, epoch=lambda: self._epoch,
             can_send=lambda: self.state is State.ONLINE, emit=self._emit,
             save=self._save_session, renew=self._renew_link, interval=send_interval,
-            ttl=send_ttl, max_text=max_text, clock=clock,
+            ttl=send_ttl, max_text=max_text, clock=clock, resend_ambiguous=resend_ambiguous,
             msg_id=self.rng.randrange(1111111, 99999999))
         self._receiver = Receiver(lambda: self.contacts, self._loader.qq_of)
 

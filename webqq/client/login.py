@@ -7,7 +7,8 @@ never decides what a failure leads to (the client's recovery ladder does), never
 changes the client's state, never opens a socket, and never logs the password or a
 token.
 
-A login, one method per answer (era A, spring 2013; era B adds the two bracketed hops)::
+A login, one method per answer (era A, spring 2013; era B adds the two bracketed hops;
+with the era left to the server, "auto", the login page decides which it is)::
 
     begin()            [GET the login page -> _on_login_page: login_sig]
                        GET check           -> _on_check: salt, verify code needed?
@@ -84,8 +85,9 @@ class LoginFlow:
         password: its password, held here only, to encrypt it with each check's salt.
         stream: the client's ``HTTPStream``; its cookie jar holds the login's cookies.
         state_dir: where the captcha image is written.
-        era: ``Era.A`` or ``Era.B`` (login page and ``login_sig`` first, ``check_sig``
-            after ``login``).
+        era: ``Era.A``, ``Era.B`` (login page and ``login_sig`` first, ``check_sig``
+            after ``login``), or None ("auto"): load the login page at each login and
+            log in the Era B way when it carries a ``login_sig``, else the Era A way.
         rng: the client's randomness (client id, check nonces).
         epoch: the client's current epoch.
         failed: ``failed(step, error)``, when a chain of this flow fails for good.
@@ -96,10 +98,11 @@ class LoginFlow:
     Attributes:
         link: the ``Link`` the flow fills.
         nick: the account's nickname, as the last login answered it ("" before).
+        login_era: the era of the current or last login (None before the first one).
     """
 
     def __init__(self, qq: int, password: str, stream: HTTPStream, state_dir: str, *,
-                 era: Era, rng: Random, epoch: Callable[[], int],
+                 era: Optional[Era], rng: Random, epoch: Callable[[], int],
                  failed: Callable[[str, Exception], None],
                  captcha: Callable[[str], None], linked: Callable[[], None]) -> None:
         self.qq = qq
@@ -114,8 +117,9 @@ class LoginFlow:
         self._failed = failed
         self._captcha = captcha
         self._linked = linked
+        self.login_era: Optional[Era] = None
         self._check: Optional[CheckResult] = None   # the salt of this login
-        self._login_sig: Optional[str] = None                # era B's login page token
+        self._login_sig: Optional[str] = None       # era B's login page token
 
     # -- what the client asks for --------------------------------------------------------
 
@@ -124,12 +128,17 @@ class LoginFlow:
         client id; the link's tokens are forgotten."""
         self.link.clientid = self.rng.randrange(10_000_000, 100_000_000)
         self.link.psessionid = self.link.vfwebqq = None
-        self._check = None
+        self._check = self._login_sig = None
+        self.login_era = self.era
+        epoch = self._epoch()
+        if self.era is None:                    # auto: the login page says which era
+            self.stream.add_request(build_login_page(), self._probe(epoch),
+                                    errback=self._probe_failed(epoch))
+            return
         if self.era is Era.B:                   # late 2013: the login page's login_sig first
             request, readback = build_login_page(), self._on_login_page
         else:
             request, readback = self._check_request(), self._on_check
-        epoch = self._epoch()
         self.stream.add_request(request, self._step(epoch, "login", readback),
                                 errback=self._errback(epoch, "login"))
 
@@ -178,8 +187,42 @@ class LoginFlow:
         self._login_sig = parse_login_sig(response.read())
         return self._check_request(), self._step(self._epoch(), "login", self._on_check)
 
+    def _probe(self, epoch: int):
+        """The readback of an "auto" login's page: a ``login_sig`` makes it an Era B
+        login, any other answer an Era A one; then ``check``."""
+        def readback(response: Response):
+            if epoch != self._epoch():
+                return None
+            if response.status != 200:
+                return self._era_decided(Era.A, "the login page answered HTTP %d"
+                                         % response.status)
+            try:
+                self._login_sig = parse_login_sig(response.read())
+            except ProtocolError as exc:
+                return self._era_decided(Era.A, "the login page has no login_sig (%s)"
+                                         % exc)
+            return self._era_decided(Era.B, "the login page has a login_sig")
+        return readback
+
+    def _probe_failed(self, epoch: int):
+        def errback(request, error: HTTPStreamError) -> None:
+            if epoch != self._epoch():
+                return
+            request, readback = self._era_decided(
+                Era.A, "the login page did not load (%s: %s)" % (
+                    error.__class__.__name__, error))
+            self.stream.add_request(request, readback, errback=self._errback(epoch, "login"))
+        return errback
+
+    def _era_decided(self, era: Era, why: str):
+        """An "auto" login goes on as ``era``: its ``check`` request and readback."""
+        self.login_era = era
+        log.info("Login: %s: logging in the %s way (Era %s)", why,
+                 "late-2013" if era is Era.B else "spring-2013", era.value)
+        return self._check_request(), self._step(self._epoch(), "login", self._on_check)
+
     def _check_request(self):
-        return build_check(self.qq, self.rng.random(), era=self.era,
+        return build_check(self.qq, self.rng.random(), era=self.login_era,
                            login_sig=self._login_sig)
 
     def _on_check(self, response: Response):
@@ -198,7 +241,7 @@ class LoginFlow:
     def _login_request(self, verifycode: str, after_captcha: bool):
         encrypted = encrypt_password(self._password, self._check.uin_bytes,
                                      verifycode)
-        request = build_login(self.qq, encrypted, verifycode, era=self.era,
+        request = build_login(self.qq, encrypted, verifycode, era=self.login_era,
                               login_sig=self._login_sig, after_captcha=after_captcha)
         return request, self._step(self._epoch(), "login", self._on_login)
 

@@ -22,9 +22,14 @@ from tornado.ioloop import IOLoop
 
 from webqq.qq import Outgoing
 
-__all__ = ["SendStatus", "Outcome", "OutgoingMessage", "SendQueue"]
+__all__ = ["SendStatus", "Outcome", "OutgoingMessage", "SendQueue", "MIN_SEND_INTERVAL"]
 
 log = logging.getLogger("webqq.send_queue")
+
+#: The least ``interval`` a queue accepts, in seconds: the 2013 server silently dropped
+#: a message that came sooner after the previous one (pual_bot's ``MESSAGE_INTERVAL``,
+#: docs/protocol.rst §7.3).
+MIN_SEND_INTERVAL = 0.5
 
 
 class SendStatus(enum.Enum):

@@ -84,6 +84,8 @@ class Transmitter:
         max_text: characters per message part; longer texts are split.
         clock: wall-clock seconds, for the protocol's ``t`` stamps.
         msg_id: the counter's first value (random, so two logins rarely collide).
+        resend_ambiguous: send a part whose fate is unknown again (at least once)
+            rather than end its message AMBIGUOUS (at most once).
 
     Attributes:
         queue: the ``SendQueue``; a new one at each ``open()`` after a ``close()``.
@@ -94,12 +96,14 @@ class Transmitter:
                  epoch: Callable[[], int], can_send: Callable[[], bool],
                  emit: Callable[[ClientEvent], None], save: Callable[[], None],
                  renew: Callable[[int, str, str], None], interval: float, ttl: float,
-                 max_text: int, clock: Callable[[], float], msg_id: int) -> None:
+                 max_text: int, clock: Callable[[], float], msg_id: int,
+                 resend_ambiguous: bool = False) -> None:
         self.stream = stream
         self.io_loop: IOLoop = stream.io_loop
         self.link = link
         self.interval, self.ttl, self.max_text = interval, ttl, max_text
         self.clock = clock
+        self.resend_ambiguous = resend_ambiguous
         self.msg_id = msg_id
         self._reserved = msg_id              # the saved session resumes at this id
         self._contacts = contacts

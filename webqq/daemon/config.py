@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Mapping, Optional, Tuple, TypeVar, Union
 
+from webqq.client.send_queue import MIN_SEND_INTERVAL
 from webqq.http.redact import MASK, redact_url
 
 logger = logging.getLogger("webqq.config")
@@ -158,6 +159,29 @@ def seconds(value: str) -> float:
     if not re.fullmatch(r"\d+(\.\d+)?", value):
         raise ValueError(f"{value!r} is not a number of seconds")
     return float(value)
+
+
+def send_interval(value: str) -> float:
+    """Seconds between two sends, at least ``MIN_SEND_INTERVAL`` (0.5): the 2013 server
+    silently dropped messages sent closer together (docs/protocol.rst §7.3)."""
+    duration = seconds(value)
+    if duration < MIN_SEND_INTERVAL:
+        raise ValueError(f"{value!r} is less than {MIN_SEND_INTERVAL:g} s: the server "
+                         f"silently dropped messages sent closer together")
+    return duration
+
+
+#: ``[account] era``: how to log in (docs/protocol.rst §1.1).
+ERAS = ("auto", "A", "B")
+
+
+def era(value: str) -> str:
+    """``auto``, ``A`` or ``B`` (any case): the login of spring 2013 (A), of late 2013
+    (B), or whichever the login page shows (auto)."""
+    for name in ERAS:
+        if value.lower() == name.lower():
+            return name
+    raise ValueError(f"{value!r} is not an era (auto, A or B)")
 
 
 def positive_seconds(value: str) -> float:
@@ -372,11 +396,13 @@ class AccountConfig(_MaskedRepr):
     ``qq`` is required unless the simulator is embedded (then: ``SIMULATOR_QQ``).
     ``password`` is the literal from the file, None when empty or absent.
     ``password_file`` names a file whose first line is the password; None when unset.
+    ``era``: ``auto`` (the login page decides), ``A`` (spring 2013) or ``B`` (late 2013).
     """
 
     qq: int
     password: Optional[str] = None
     password_file: Optional[Path] = None
+    era: str = "auto"
 
 
 @dataclass(frozen=True, repr=False)
@@ -426,11 +452,13 @@ class SimulatorConfig(_MaskedRepr):
 class BotConfig(_MaskedRepr):
     """``[bot]``: ``plugins`` are module names, loaded in order; ``command_prefix`` starts
     a command (``!ping``); ``send_interval`` is the least time in seconds between two
-    messages the daemon sends."""
+    messages the daemon sends; ``resend_ambiguous`` sends again a message whose fate is
+    unknown (at least once) instead of reporting it ambiguous (at most once)."""
 
     plugins: Tuple[str, ...] = ("webqq.plugins.builtin",)
     command_prefix: str = "!"
     send_interval: float = 0.5
+    resend_ambiguous: bool = False
 
 
 @dataclass(frozen=True, repr=False)
@@ -673,6 +701,7 @@ def _read_account(section: _Section, embedded: bool) -> AccountConfig:
         qq=qq_number,
         password=optional(text),
         password_file=optional(section.path),
+        era=era,
     )
     if "qq" not in values:
         if not embedded:
@@ -727,7 +756,8 @@ def _read_bot(section: _Section) -> BotConfig:
         multiline=("plugins",),
         plugins=module_names,
         command_prefix=command_prefix,
-        send_interval=seconds,
+        send_interval=send_interval,
+        resend_ambiguous=boolean,
     ))
 
 
@@ -871,7 +901,7 @@ def render_effective(config: Config, environ: Optional[Mapping[str, str]] = None
              "[account]"]
     for field in dataclasses.fields(config.account):
         value = getattr(config.account, field.name)
-        if value is not None:
+        if value is not None and field.name != "era":
             lines.append(_render_line(field.name, _format(_masked(field.name, value))))
     source = _password_source(config, environ)
     if source:
@@ -880,6 +910,7 @@ def render_effective(config: Config, environ: Optional[Mapping[str, str]] = None
         lines.append("; no password is set: the embedded simulator supplies it")
     else:
         lines.append("; no password is set")
+    lines.append(_render_line("era", config.account.era))
     for name in ("daemon", "network", "simulator", "bot", "api"):
         section = getattr(config, name)
         lines += ["", f"[{name}]"]

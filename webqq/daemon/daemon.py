@@ -60,6 +60,7 @@ from webqq.onebot.api import ApiError, OneBotApi, check_listen
 from webqq.onebot.store import Store
 from webqq.onebot.token import api_token
 from webqq.plugins import Dispatcher, Event, Message
+from webqq.qq import Era
 from webqq.tasks import TaskSet
 
 __all__ = ["ExitCode", "Pidfile", "AlreadyRunning", "System", "Daemon", "read_status",
@@ -565,6 +566,9 @@ class Daemon:
         # [network] retries bounds every request's retries, the long poll's included.
         options: Dict[str, Any] = {
             "send_interval": self.config.bot.send_interval,
+            "resend_ambiguous": self.config.bot.resend_ambiguous,
+            "era": None if self.config.account.era == "auto" else Era(
+                self.config.account.era),
             "poll_retry": RetryPolicy(idempotent=True, attempts=network.retries + 1)}
         if self.simulator is not None:
             options["poll_hold"] = self.simulator.poll_hold
