@@ -57,3 +57,146 @@ async def test_auto_era_logs_in_the_era_a_way_when_the_login_page_fails(io_loop,
                                        "status": 404})
         client, _events = await online_client(w, era=None)
         assert client._flow.login_era is Era.A
+
+
+# --- 3. the discussion list's two URLs ---------------------------------------------------
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("served, asked", [
+    ("both", ["/channel/get_discu_list_new2"]),
+    ("d.web2", ["/channel/get_discu_list_new2"]),
+    ("s.web2", ["/channel/get_discu_list_new2", "/api/get_discus_list"]),
+])
+async def test_discussions_load_from_whichever_url_the_world_serves(io_loop, tmp_path,
+                                                                     served, asked):
+    async with world_of(io_loop, tmp_path, discussion_list=served) as w:
+        stream = RecordingStream(hosts=w.sim.hosts, ca_file=w.sim.ca_file)
+        client, events = await online_client(w, stream=stream)
+        assert [d.name for d in client.contacts.discussions.values()] == ["good day"]
+        assert [p for p in stream.paths if "discu" in p and "info" not in p] == asked
+        await w.control.say(**{"from": 20003, "discussion": 40001, "text": "found us"})
+        message = await events.wait("message")
+        assert message.discussion is not None and message.discussion.name == "good day"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_log_says_when_neither_discussion_list_answers(io_loop, tmp_path, caplog):
+    async with world_of(io_loop, tmp_path) as w:
+        for path in ("/channel/get_discu_list_new2", "/api/get_discus_list"):
+            await w.control.call("fault", {"path": path, "kind": "status", "status": 500})
+        client, _events = await online_client(w)
+        assert client.contacts.discussions == {}
+        assert "neither discussion list answered (d.web2: HTTPStreamError: HTTP 500" in \
+            caplog.text and "going on without discussions" in caplog.text
+        assert client.contacts.friend(name="Alice") is not None
+
+
+# --- 4. the friend-list hash -------------------------------------------------------------
+
+@pytest.mark.gen_test(timeout=30)
+async def test_friend_list_tries_the_next_hash_after_any_refusal(io_loop, tmp_path):
+    # Not only 50: a server refusing a hash it no longer takes said other things too.
+    async with world_of(io_loop, tmp_path, friends_hash="O",
+                        friends_hash_required=True) as w:
+        await w.control.call("fault", {"path": "/api/get_user_friends2", "kind": "retcode",
+                                       "retcode": 100101})
+        client, _events = await online_client(w)
+        assert client.contacts.friend(name="Alice") is not None
+        assert client._loader.hash_variant == "O"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_hash_variant_that_worked_is_kept_in_the_saved_session(io_loop, tmp_path):
+    async with world_of(io_loop, tmp_path, friends_hash="P",
+                        friends_hash_required=True) as w:
+        state_dir = str(tmp_path / "state")
+        first, _events = await online_client(w, state_dir=state_dir)
+        first.stop("restart")
+        stream = RecordingStream(hosts=w.sim.hosts, ca_file=w.sim.ca_file)
+        second, events = await online_client(w, state_dir=state_dir, stream=stream)
+        assert events.states()[0] == "resuming"
+        assert stream.paths.count("/api/get_user_friends2") == 1   # P, straight away
+        assert second.contacts.friend(name="Alice") is not None
+
+
+# --- 6. QQ numbers looked up when needed -------------------------------------------------
+
+LOOKUP = "/api/get_friend_uin2"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_numbers_are_looked_up_when_a_message_needs_one_and_kept_across_a_restart(
+        io_loop, tmp_path):
+    async with world_of(io_loop, tmp_path) as w:
+        state_dir = str(tmp_path / "state")
+        stream = RecordingStream(hosts=w.sim.hosts, ca_file=w.sim.ca_file)
+        client, events = await online_client(w, state_dir=state_dir, stream=stream)
+        assert stream.paths.count(LOOKUP) == 0                  # none at login
+        # Free numbers: our own, the discussion members' (ruin), a group's (info_seq).
+        assert client.contacts.friend(name="Alice").qq == 20001
+        await w.control.say(**{"from": 20001, "group": 30001, "text": "in the group"})
+        assert (await events.wait("message")).group.number == 30001
+        assert stream.paths.count(LOOKUP) == 0
+        # Bob's number is in no list: one lookup, when his message needs it.
+        await w.control.say(**{"from": 20002, "text": "from Bob"})
+        assert (await events.wait("message")).sender.qq == 20002
+        await w.control.say(**{"from": 20002, "text": "Bob again"})
+        assert (await events.wait("message")).sender.qq == 20002
+        assert stream.paths.count(LOOKUP) == 1
+        assert client.contacts.friend(qq=20002).markname == "Bob (work)"
+        client.stop("restart")
+        stream = RecordingStream(hosts=w.sim.hosts, ca_file=w.sim.ca_file)
+        again, events = await online_client(w, state_dir=state_dir, stream=stream)
+        assert events.states()[0] == "resuming"
+        await w.control.say(**{"from": 20002, "text": "Bob after the restart"})
+        assert (await events.wait("message")).sender.qq == 20002
+        assert again.contacts.friend(qq=20002) is not None
+        assert stream.paths.count(LOOKUP) == 0
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_message_waiting_for_a_lookup_keeps_its_place(io_loop, tmp_path):
+    async with world_of(io_loop, tmp_path) as w:
+        client, events = await online_client(w)
+        await w.control.call("fault", {"path": LOOKUP, "kind": "delay", "seconds": 0.5})
+        await w.control.say(**{"from": 20002, "text": "first, from Bob"})
+        await w.control.say(**{"from": 20001, "text": "second, from Alice"})
+        first = await events.wait("message")
+        second = await events.wait("message")
+        assert (first.text, first.sender.qq) == ("first, from Bob", 20002)
+        assert (second.text, second.sender.qq) == ("second, from Alice", 20001)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_send_to_a_number_no_contact_has_yet_finds_the_friend(io_loop, tmp_path):
+    async with world_of(io_loop, tmp_path) as w:
+        client, _events = await online_client(w)
+        assert client.contacts.friend(qq=20002) is None
+        message = await client.send_buddy(20002, "found you").done
+        assert message.status.value == "sent"
+        assert [(m["to"], m["text"]) for m in await w.control.sent()] == [(20002,
+                                                                            "found you")]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_refused_lookup_stops_the_lookups_for_a_while_and_says_so(io_loop, tmp_path,
+                                                                          caplog):
+    description = default_world(lookup_limit=1)
+    description["people"].append({"qq": 20004, "nick": "Dave"})
+    description["accounts"][0]["friends"].append({"qq": 20004})
+    w = World(io_loop, tmp_path)
+    w.start_sim(world=description)
+    try:
+        stream = RecordingStream(hosts=w.sim.hosts, ca_file=w.sim.ca_file)
+        client, events = await online_client(w, stream=stream)
+        await w.control.say(**{"from": 20002, "text": "from Bob"})
+        assert (await events.wait("message")).sender.qq == 20002
+        await w.control.say(**{"from": 20004, "text": "from Dave"})
+        dave = await events.wait("message")
+        assert (dave.text, dave.sender.qq, dave.sender.name) == ("from Dave", None, "Dave")
+        assert "refused a lookup (99999): no more QQ-number lookups for 600 s" in caplog.text
+        failed = await client.send_buddy(20004, "to Dave").done    # no lookup: paused
+        assert (failed.status.value, failed.error) == ("failed", "unknown buddy 20004")
+        assert stream.paths.count(LOOKUP) == 2
+    finally:
+        await w.aclose()

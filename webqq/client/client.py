@@ -8,7 +8,8 @@ no threads, no sleeps. It never logs the password or a token (skey, ptwebqq, vfw
 Its parts, each in its own module, report back through callables and never change the
 state: ``login.LoginFlow`` (the requests of a login, relink or resume),
 ``sending.Transmitter`` (the ``SendQueue`` and each part's request), and
-``receiving.Receiver`` (repeats dropped, senders named). This class keeps the state
+``receiving.Receiver`` (repeats dropped, senders named, events emitted in order) and
+``numbers.NumberBook`` (QQ numbers, looked up when needed). This class keeps the state
 machine, the poll and heartbeat chains, the contact refreshes and the recovery ladder.
 
 A session, in the order this module is written (§1.2)::
@@ -20,7 +21,7 @@ A session, in the order this module is written (§1.2)::
 1. ``start()``: resume a saved session (``login2`` with the saved cookies) or log in:
    ``check`` -> (``getimage``, a ``CaptchaRequired`` event, ``enter_verify_code``) ->
    ``login`` -> ``login2`` (the ``LoginFlow``); then load the contacts (friends, groups
-   and their members, discussions, QQ numbers) and go ONLINE.
+   and their members, discussions; no QQ-number lookups) and go ONLINE.
 2. ONLINE: two endless chains on HTTPStream readbacks: ``poll2`` (re-issued at every
    answer) and the heartbeat; a watchdog relinks when no poll is answered for
    ``stall_after`` seconds; contacts are refreshed every ``contacts_refresh`` seconds.
@@ -74,6 +75,7 @@ from tornado import gen
 from tornado.ioloop import IOLoop
 
 from webqq.client.contacts import ContactLoader, Contacts
+from webqq.client.numbers import NumberBook
 from webqq.client.events import (CaptchaRequired, ClientEvent, ContactsLoaded, LoginFailed,
                                  MessageReceived, Notice, Online, Reconnecting, Sender,
                                  SendFinished, StateChanged, Transmitting)
@@ -165,7 +167,8 @@ class WebQQClient:
         backoff, backoff_max, jitter: the recovery ladder (seconds, seconds, fraction).
         poll_retry: the HTTPStream policy of a poll (repeatable: a long poll may be
             sent twice).
-        lookup_qq: look up the QQ number of every friend and member (one at a time).
+        lookup_qq: look up a QQ number when a message or a send needs one (paced; see
+            ``numbers.NumberBook``); False: only the numbers the protocol carries.
         resume: try the saved session before logging in.
         era: ``Era.A`` (spring 2013, the default), ``Era.B`` (login page and
             ``login_sig`` first, then the ``check_sig`` hop after ``login``), or None
@@ -173,6 +176,13 @@ class WebQQClient:
             else Era A.
         rng: the randomness (client id, jitter, check nonces); ``random.Random()``.
         clock: wall-clock seconds for the protocol's ``t`` stamps; ``time.time``.
+
+    Attributes:
+        state: a ``State``. contacts: the ``Contacts`` of the last load, numbers filled
+            in as they are learnt.
+        numbers: the ``NumberBook``: ``numbers.qq_of(uin)`` and
+            ``numbers.group_number(code)`` give a number a caller needs (a Future that
+            never raises; None when it cannot be had now), looked up if unknown.
     """
 
     def __init__(self, qq: int, password: str, stream: HTTPStream, state_dir: str, *,
@@ -211,20 +221,26 @@ class WebQQClient:
         self._poll_sent = 0.0
         self._unknown_poll_codes = 0
         self._heartbeats = 0
-        self._loader = ContactLoader(stream, clock, lookup_qq)
         self._loading_contacts: Optional[int] = None   # the epoch of the running load
         # The parts, and the callables through which they report (see their modules).
         self._flow = LoginFlow(qq, password, stream, state_dir, era=era, rng=self.rng,
                                epoch=lambda: self._epoch, failed=self._failed,
                                captcha=self._on_captcha, linked=self._go_online)
         self._link = self._flow.link         # clientid, psessionid, vfwebqq
+        # What the book learns goes into the contacts (and the session file at its next
+        # save: at online, at a ptwebqq rotation, at stop).
+        self.numbers = NumberBook(stream, lambda: self._link.vfwebqq, clock,
+                                  enabled=lookup_qq,
+                                  learnt=lambda key, number: self.contacts.learn(key, number))
+        self._loader = ContactLoader(stream, clock, self.numbers)
         self._sending = Transmitter(
             stream, self._link, contacts=lambda: self.contacts, epoch=lambda: self._epoch,
             can_send=lambda: self.state is State.ONLINE, emit=self._emit,
             save=self._save_session, renew=self._renew_link, interval=send_interval,
             ttl=send_ttl, max_text=max_text, clock=clock, resend_ambiguous=resend_ambiguous,
-            msg_id=self.rng.randrange(1111111, 99999999))
-        self._receiver = Receiver(lambda: self.contacts, self._loader.qq_of)
+            numbers=self.numbers, msg_id=self.rng.randrange(1111111, 99999999))
+        self._receiver = Receiver(self.io_loop, lambda: self.contacts, self.numbers,
+                                  self._emit)
 
     def __repr__(self) -> str:
         return "<WebQQClient qq=%d %s>" % (self.qq, self.state.value)
@@ -315,6 +331,8 @@ class WebQQClient:
         if saved is not None:
             self._flow.restore(saved)
             self._sending.resume_at(saved.msg_id)
+            self.numbers.restore(saved.numbers)
+            self._loader.hash_variant = saved.hash_variant
             self._set_state(State.RESUMING, "found a saved session")
             self._relink("resume")
         else:
@@ -329,6 +347,7 @@ class WebQQClient:
         if self._link.psessionid is not None:
             self._save_session()
         self._new_epoch()
+        self._receiver.flush()
         self._sending.close("client stopped")
         self._set_state(State.STOPPED, reason)
 
@@ -390,7 +409,7 @@ class WebQQClient:
         """Start over from ``check`` with a fresh client id (§1.2 S0-S2)."""
         self._new_epoch()
         self._sending.forget()
-        self._loader.forget()
+        self.numbers.forget()
         self._flow.begin()
 
     def _relink(self, step: str) -> None:
@@ -405,10 +424,13 @@ class WebQQClient:
         self._emit(CaptchaRequired(path))
 
     def _save_session(self) -> None:
-        """Write the session file: the flow's link and cookies, and the end of a new
-        block of msg_ids (``Transmitter.reserve``). A failure is logged, not raised."""
+        """Write the session file: the flow's link and cookies, the end of a new block
+        of msg_ids (``Transmitter.reserve``), the numbers learnt and the friend-list
+        hash variant. A failure is logged, not raised."""
+        saved = self._flow.saved(self._sending.reserve())
+        saved.numbers, saved.hash_variant = self.numbers.entries(), self._loader.hash_variant
         try:
-            save_session(self.state_dir, self._flow.saved(self._sending.reserve()))
+            save_session(self.state_dir, saved)
         except OSError as exc:
             log.warning("Could not save the session in %s: %s", self.state_dir, exc)
 
@@ -512,6 +534,7 @@ class WebQQClient:
     def _go_online(self) -> None:
         """login2 accepted (the flow's ``linked``): save the session; after a login or
         a resume, load the contacts first; then ONLINE."""
+        self.numbers.learn(self.qq, self.qq)      # our own uin is our number (§1.2)
         self._save_session()
         resumed = self.state is State.RESUMING
         relinked = self.state is State.RELINKING
@@ -635,7 +658,7 @@ class WebQQClient:
         received = self._receiver.receive(event)
         if received is None:
             return
-        self._emit(received)
+        self._receiver.deliver(received)
         if isinstance(event, Kick) and current and self.state is State.ONLINE:
             delete_session(self.state_dir, self.qq)
             self._give_up("kicked: %s" % (event.reason or "logged in elsewhere"))

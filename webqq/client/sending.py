@@ -33,11 +33,14 @@ send found the old one dead; the client ignores it when ``epoch`` is stale.
 import logging
 from typing import Any, Callable, Dict, Optional, Tuple
 
+from tornado import gen
+from tornado.concurrent import Future
 from tornado.ioloop import IOLoop
 
 from webqq.client.contacts import Contacts, Discussion, Friend, Group
 from webqq.client.events import ClientEvent, MessageReceived, SendFinished, Transmitting
 from webqq.client.login import Link
+from webqq.client.numbers import NumberBook
 from webqq.client.send_queue import Outcome, OutgoingMessage, SendQueue
 from webqq.http.errors import HTTPStreamError
 from webqq.http.stream import HTTPStream, Response, RetryPolicy
@@ -83,6 +86,8 @@ class Transmitter:
         ttl: seconds a queued message may wait for the client to be online.
         max_text: characters per message part; longer texts are split.
         clock: wall-clock seconds, for the protocol's ``t`` stamps.
+        numbers: the client's ``NumberBook``, to find a friend or group named by a
+            number no contact has yet.
         msg_id: the counter's first value (random, so two logins rarely collide).
         resend_ambiguous: send a part whose fate is unknown again (at least once)
             rather than end its message AMBIGUOUS (at most once).
@@ -96,14 +101,15 @@ class Transmitter:
                  epoch: Callable[[], int], can_send: Callable[[], bool],
                  emit: Callable[[ClientEvent], None], save: Callable[[], None],
                  renew: Callable[[int, str, str], None], interval: float, ttl: float,
-                 max_text: int, clock: Callable[[], float], msg_id: int,
-                 resend_ambiguous: bool = False) -> None:
+                 max_text: int, clock: Callable[[], float], numbers: NumberBook,
+                 msg_id: int, resend_ambiguous: bool = False) -> None:
         self.stream = stream
         self.io_loop: IOLoop = stream.io_loop
         self.link = link
         self.interval, self.ttl, self.max_text = interval, ttl, max_text
         self.clock = clock
         self.resend_ambiguous = resend_ambiguous
+        self._numbers = numbers
         self.msg_id = msg_id
         self._reserved = msg_id              # the saved session resumes at this id
         self._contacts = contacts
@@ -234,9 +240,54 @@ class Transmitter:
     def _transmit(self, message: OutgoingMessage, part: str, done: Done) -> None:
         """Send one part (the queue's ``transmit``); ``done(outcome, ...)`` follows once."""
         to = self._resolve(message.chat, message.target)
-        if to is None:
-            done(Outcome.FAILED, error="unknown %s %r" % (message.chat, message.target[1]))
+        if to is not None:
+            self._transmit_to(message, part, to, done)
             return
+        search = self._search(message.chat, message.target)
+        if search is None:
+            self._unknown(message, done)
+            return
+        self.io_loop.add_future(search, lambda found: self._found(message, part, done, found))
+
+    def _search(self, chat: str, key: Tuple[str, Any]) -> Optional[Future]:
+        """A friend named by QQ number, or a group by public number, that no contact
+        has yet: a Future of its uin (gid) or None, from looking up the unknown numbers
+        one by one (the NumberBook paces them); None when there is nothing to look up."""
+        by, value = key
+        contacts = self._contacts()
+        if chat == "buddy" and by == "qq":
+            asks = [(friend.uin, friend.uin, self._numbers.qq_of)
+                    for friend in contacts.friends.values() if friend.qq is None]
+        elif chat == "group" and by == "number":
+            asks = [(group.gid, group.code, self._numbers.group_number)
+                    for group in contacts.groups.values() if group.number is None]
+        else:
+            return None
+        if not asks:
+            return None
+
+        async def search() -> Optional[int]:
+            for target, key, ask in asks:
+                if await ask(key) == value:
+                    return target
+            return None
+        return gen.convert_yielded(search())
+
+    def _found(self, message: OutgoingMessage, part: str, done: Done,
+               search: Future) -> None:
+        if search.exception() is not None:     # a bug: logged, the message fails
+            log.error("looking up %r crashed", message.target, exc_info=search.exception())
+        to = None if search.exception() is not None else search.result()
+        if to is None:
+            self._unknown(message, done)
+        else:
+            self._transmit_to(message, part, to, done)
+
+    def _unknown(self, message: OutgoingMessage, done: Done) -> None:
+        done(Outcome.FAILED, error="unknown %s %r" % (message.chat, message.target[1]))
+
+    def _transmit_to(self, message: OutgoingMessage, part: str, to: int, done: Done) -> None:
+        """Send one part to the wire id ``to`` [after the session signature]."""
         epoch = self._epoch()
         if message.chat == "session":
             _uin, via_id, service_type = message.target[1]
