@@ -200,3 +200,77 @@ async def test_a_refused_lookup_stops_the_lookups_for_a_while_and_says_so(io_loo
         assert stream.paths.count(LOOKUP) == 2
     finally:
         await w.aclose()
+
+
+# --- 5. sends that keep clear of the server's silent drops -------------------------------
+
+SEND = "/channel/send_buddy_msg2"
+
+
+def test_a_send_interval_under_half_a_second_is_refused(tmp_path):
+    from webqq.client.client import WebQQClient
+    from webqq.http_stream import HTTPStream
+    stream = HTTPStream()
+    try:
+        with pytest.raises(ValueError, match="under 0.5 s: the server silently dropped"):
+            WebQQClient(10001, "pw", stream, str(tmp_path), send_interval=0.1)
+    finally:
+        stream.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_sends_keep_clear_of_the_2013_drops_even_across_a_crash(world, tmp_path):
+    # The default world drops a send 0.5 s after the previous one and a copy within 1 s.
+    state_dir = str(tmp_path / "state")
+    first, _events = await online_client(world, state_dir=state_dir)
+    texts = ["one", "one", "two", "one", "two", "two"]
+    for message in [first.send_buddy(20001, text) for text in texts]:
+        assert (await message.done).status.value == "sent"
+    first._save_session = lambda: None          # a crash: nothing more is saved
+    first.stop("crash")
+    second, events = await online_client(world, state_dir=state_dir)
+    assert events.states()[0] == "resuming"
+    assert (await second.send_buddy(20001, "two").done).status.value == "sent"
+    assert await world.control.call("dropped?account=10001") == []
+    assert [m["text"] for m in await world.control.sent()] == texts + ["two"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_resend_ambiguous_sends_a_part_of_unknown_fate_again(world):
+    client, events = await online_client(world, resend_ambiguous=True)
+    await world.control.call("fault", {"path": SEND, "kind": "reset", "when": "after"})
+    twice = await client.send_buddy(20001, "delivered, answer lost").done
+    await world.control.call("fault", {"path": SEND, "kind": "status", "status": 502,
+                                       "when": "before"})
+    once = await client.send_buddy(20001, "not delivered, 502").done
+    assert (twice.status.value, once.status.value) == ("sent", "sent")
+    sent = await world.control.sent()
+    # At least once: the first arrived twice, under one msg_id; the second once.
+    assert [m["text"] for m in sent] == ["delivered, answer lost"] * 2 + [
+        "not delivered, 502"]
+    assert sent[0]["msg_id"] == sent[1]["msg_id"]
+    assert await world.control.call("dropped?account=10001") == []
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_ambiguous_send_is_reported_in_the_log_and_the_event(world, caplog):
+    client, events = await online_client(world)
+    await world.control.call("fault", {"path": SEND, "kind": "reset", "when": "after"})
+    message = await client.send_buddy(20001, "fate unknown").done
+    finished = await events.wait("sent")
+    assert finished.message is message and message.status.value == "ambiguous"
+    assert "(buddy 20001, 'fate unknown') ambiguous: its fate is unknown, so it was not " \
+        "sent again (it may have arrived): ConnectionClosedError" in caplog.text
+    assert [m["text"] for m in await world.control.sent()] == ["fate unknown"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_interval_runs_from_the_answer_so_a_slow_send_is_not_followed_too_soon(
+        world):
+    # The first send reaches the server 0.4 s late; counted from when it left, the next
+    # one would reach it 0.1 s after it, and vanish.
+    client, _events = await online_client(world)
+    await world.control.call("fault", {"path": SEND, "kind": "delay", "seconds": 0.4})
+    late, on_time = client.send_buddy(20001, "late"), client.send_buddy(20001, "on time")
+    assert [(await m.done).status.value for m in (late, on_time)] == ["sent", "sent"]
+    assert await world.control.call("dropped?account=10001") == []

@@ -5,8 +5,14 @@ pacing, time to live, results), the message counter (``msg_id``) and the tempora
 session signatures, and carries each part through its life: resolve the target in the
 contacts, fetch a session signature if needed, build the request with
 ``webqq.qq``, send it through the client's ``HTTPStream``, classify the answer.
-It never changes the client's state and never opens a socket; it never repeats a part
-whose fate is unknown (the server may have delivered it).
+It never changes the client's state and never opens a socket. It sends a part again
+only when the server certainly did not process it (it never left whole, it could not
+connect, the server answered 429 or 503, or refused it for a dead session); a part whose
+fate is unknown (a reset or a timeout after it left, a 502, an unreadable answer) may
+have been delivered: its message ends AMBIGUOUS, said in the log and the
+``SendFinished`` event, and is not repeated, unless ``resend_ambiguous`` asks for at
+least once. No 2013 source shows the server dropping a repeated msg_id (twqq's README
+lists the opposite as a known bug), so a resend is not assumed to be harmless.
 
 The life of a message::
 
@@ -14,7 +20,8 @@ The life of a message::
       -> SendQueue.put        queued; paced; waits while the client is not online
       -> _transmit            resolve the key to a uin; [get_c2c_msg_sig2 for a session]
       -> _send_part           msg_id + 1; Transmitting (first part); POST send_buddy_msg2
-      -> _on_sent             SENT, FAILED (retcode), AMBIGUOUS, or NOT_SENT (sent again)
+      -> _on_sent             SENT, FAILED (retcode), AMBIGUOUS (fate unknown), or
+                              NOT_SENT (certainly not processed: sent again)
       -> SendQueue            the next part, or the message's end: SendFinished
 
 How it meets the client: a few callables, and the client's ``Link`` read at each send::
@@ -56,11 +63,15 @@ log = logging.getLogger("webqq.client")
 # msg_ids reserved per save of the session (see Transmitter.reserve): one small file
 # write per thousand messages.
 MSG_ID_BLOCK = 1000
-# A send is repeated as it was (same msg_id, same content) when its answer is lost or
-# the server answers 502/503/504/429: the server takes an exact repeat for the same
-# message (§6.2), so it cannot show twice, and a message is not lost to a
-# passing fault. Short backoff: the resend must come while the server remembers.
-_SEND_RETRY = RetryPolicy(idempotent=True, attempts=4, backoff=0.5, backoff_max=4.0)
+# A send is never repeated by the stream once it may have reached the server: only a
+# failure that certainly left nothing processed (could not connect) is retried there.
+_SEND_RETRY = RetryPolicy(idempotent=False, attempts=4, backoff=0.5, backoff_max=4.0)
+# Statuses that refuse a request before processing it (RFC 6585 §4, RFC 9110 §15.6.4).
+_REFUSED_STATUSES = (429, 503)
+# Seconds before a part refused that way goes again: doubled per refusal, up to a cap.
+_REFUSED_BACKOFF, _REFUSED_BACKOFF_MAX = 1.0, 30.0
+# With resend_ambiguous, how often one part is sent again after an unknown fate.
+_AMBIGUOUS_RESENDS = 3
 # Send retcodes that mean the session is gone: renew it, then send again once (§5).
 _SESSION_GONE = {QQRetcode.LOGIN_EXPIRED, QQRetcode.SESSION_GONE, QQRetcode.VFWEBQQ_EXPIRED,
                  QQRetcode.CREDENTIALS_EXPIRED, QQRetcode.NO_COOKIE}
@@ -155,8 +166,11 @@ class Transmitter:
         return self._reserved
 
     def resume_at(self, msg_id: int) -> None:
-        """Continue the counter of a restored session from its saved block's end."""
+        """Continue the counter of a restored session from its saved block's end; the
+        first send waits as if the process before had sent a moment ago (the server
+        counts its intervals per session, across our restarts)."""
         self.msg_id = self._reserved = msg_id
+        self.queue.after_restart()
 
     # -- asking for a send ---------------------------------------------------------------
 
@@ -313,10 +327,12 @@ class Transmitter:
         self._send_part(message, part, to, done)
 
     def _send_part(self, message: OutgoingMessage, part: str, to: int, done: Done) -> None:
-        self.msg_id += 1
-        if self.msg_id >= self._reserved:
-            self._save()                     # reserve the next block first
-        ids = dict(msg_id=self.msg_id, clientid=self.link.clientid,
+        if message.part_msg_id is None:      # a part sent again keeps its msg_id
+            self.msg_id += 1
+            if self.msg_id >= self._reserved:
+                self._save()                 # reserve the next block first
+            message.part_msg_id = self.msg_id
+        ids = dict(msg_id=message.part_msg_id, clientid=self.link.clientid,
                    psessionid=self.link.psessionid)
         if message.chat == "buddy":
             request = build_send_buddy(to, part, **ids)
@@ -334,13 +350,23 @@ class Transmitter:
         epoch = self._epoch()
         self.stream.add_request(
             request, lambda r: self._on_sent(epoch, r, message, done),
-            errback=lambda _r, e: self._send_failed(epoch, e, done, sent=True),
+            errback=lambda _r, e: self._send_failed(epoch, e, done, sent=True,
+                                                    message=message),
             retry=_SEND_RETRY)
 
     def _on_sent(self, epoch: int, response: Response, message: OutgoingMessage,
                  done: Done) -> None:
+        if response.status in _REFUSED_STATUSES:
+            # Refused before processing: certainly not delivered, so it goes again.
+            message.refused += 1
+            delay = min(_REFUSED_BACKOFF * 2 ** (message.refused - 1), _REFUSED_BACKOFF_MAX)
+            log.info("Message %d: HTTP %d, not processed; sending it again in %.0f s",
+                     message.id, response.status, delay)
+            done(Outcome.NOT_SENT, retry_in=delay)
+            return
         if response.status != 200:
-            done(Outcome.AMBIGUOUS, error="HTTP %d" % response.status)
+            self._fate_unknown(message, done, "HTTP %d %s" % (response.status,
+                                                              response.reason))
             return
         try:
             parse_send(response.read())
@@ -354,19 +380,32 @@ class Transmitter:
             done(Outcome.FAILED, retcode=int(exc.retcode), error=exc.errmsg)
             return
         except ProtocolError as exc:
-            done(Outcome.AMBIGUOUS, error=str(exc))
+            self._fate_unknown(message, done, str(exc))
             return
         done(Outcome.SENT)
 
-    def _send_failed(self, epoch: int, error: HTTPStreamError, done: Done,
-                     sent: bool) -> None:
-        """A send that failed for good: nothing left if it never connected (it goes out
-        again after recovery); otherwise its fate is unknown, and it is not repeated."""
+    def _send_failed(self, epoch: int, error: HTTPStreamError, done: Done, sent: bool,
+                     message: Optional[OutgoingMessage] = None) -> None:
+        """A request that failed for good: if the server certainly did not process it
+        (``certainly_unprocessed``: it never left whole, or never connected), the part
+        goes out again after recovery; otherwise its fate is unknown."""
         if error.certainly_unprocessed or not sent:
             self._renew(epoch, "relink", "send could not connect: %s" % describe(error))
             done(Outcome.NOT_SENT)
         else:
-            done(Outcome.AMBIGUOUS, error=describe(error))
+            self._fate_unknown(message, done, describe(error))
+
+    def _fate_unknown(self, message: OutgoingMessage, done: Done, error: str) -> None:
+        """The part may or may not have been delivered: AMBIGUOUS (at most once), or,
+        with ``resend_ambiguous``, sent again with the same msg_id (at least once)."""
+        if self.resend_ambiguous and message.resent < _AMBIGUOUS_RESENDS:
+            message.resent += 1
+            log.warning("Message %d: its fate is unknown (%s); sending it again "
+                        "(resend_ambiguous: it may arrive twice)", message.id, error)
+            done(Outcome.NOT_SENT, retry_in=self.interval)
+            return
+        done(Outcome.AMBIGUOUS, error="its fate is unknown, so it was not sent again "
+                                      "(it may have arrived): " + error)
 
 
 def describe(error: Exception) -> str:
