@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 from client_helpers import Recorder
-from tornado import gen, netutil, web, websocket
+from tornado import netutil, web, websocket
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
 
@@ -51,13 +51,6 @@ class Harness:
         client.start()
         await recorder.online()
         await recorder.wait("contacts")
-        # The client looks numbers up only when needed; these tests list contacts by
-        # QQ and group number, so they have it learn every one first.
-        contacts = client.contacts
-        uins = set(contacts.friends) | {uin for group in contacts.groups.values()
-                                        for uin in group.members}
-        await gen.multi([client.numbers.qq_of(uin) for uin in uins] +
-                        [client.numbers.group_number(g.code) for g in contacts.groups.values()])
         settings.setdefault("listen", ("127.0.0.1", 0))
         settings.setdefault("token", TOKEN)
         store = Store(self.tmp_path / "messages.sqlite3")

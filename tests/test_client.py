@@ -21,11 +21,11 @@ async def test_login_loads_contacts_and_receives_a_buddy_message(world):
     await events.online()
     assert events.states() == ["logging_in", "online"]
     friends = client.contacts
-    alice = friends.friend(name="Alice")
+    alice = friends.friend(qq=20001)
     assert alice is not None and alice.nick == "Alice"
-    assert friends.friend(name="Bob (work)").qq is None    # looked up when needed
-    group = friends.group(name="测试群")
-    assert group is not None and len(group.members) == 4
+    assert friends.friend(name="Bob (work)").qq == 20002
+    group = friends.group(number=30001)
+    assert group is not None and group.name == "测试群"
     await world.control.say(**{"from": 20001, "text": "hello bot"})
     event = await events.wait("message")
     assert (event.chat, event.text, event.sender.qq, event.sender.name) == \

@@ -124,53 +124,74 @@ async def test_the_hash_variant_that_worked_is_kept_in_the_saved_session(io_loop
 LOOKUP = "/api/get_friend_uin2"
 
 
+def with_strangers(**options):
+    """The built-in world, and in its group 30001 Eve (20005), whom the bot has in no
+    list but the group's; Dave (20004), a friend of the bot's, too."""
+    description = default_world(**options)
+    description["people"] += [{"qq": 20004, "nick": "Dave"}, {"qq": 20005, "nick": "Eve"}]
+    description["accounts"][0]["friends"].append({"qq": 20004})
+    description["groups"][0]["members"].append({"qq": 20005})
+    return description
+
+
+@contextlib.asynccontextmanager
+async def strange_world(io_loop, tmp_path, **options):
+    w = World(io_loop, tmp_path)
+    w.start_sim(world=with_strangers(**options))
+    try:
+        yield w
+    finally:
+        await w.aclose()
+
+
 @pytest.mark.gen_test(timeout=30)
 async def test_numbers_are_looked_up_when_a_message_needs_one_and_kept_across_a_restart(
         io_loop, tmp_path):
-    async with world_of(io_loop, tmp_path) as w:
+    async with strange_world(io_loop, tmp_path) as w:
         state_dir = str(tmp_path / "state")
         stream = RecordingStream(hosts=w.sim.hosts, ca_file=w.sim.ca_file)
         client, events = await online_client(w, state_dir=state_dir, stream=stream)
-        assert stream.paths.count(LOOKUP) == 0                  # none at login
-        # Free numbers: our own, the discussion members' (ruin), a group's (info_seq).
+        # At login: the friends and the group whose numbers no list carries (Bob, Dave,
+        # the group); never the members. Alice's came free with the discussion.
+        assert stream.paths.count(LOOKUP) == 3
         assert client.contacts.friend(name="Alice").qq == 20001
-        await w.control.say(**{"from": 20001, "group": 30001, "text": "in the group"})
-        assert (await events.wait("message")).group.number == 30001
-        assert stream.paths.count(LOOKUP) == 0
-        # Bob's number is in no list: one lookup, when his message needs it.
-        await w.control.say(**{"from": 20002, "text": "from Bob"})
-        assert (await events.wait("message")).sender.qq == 20002
-        await w.control.say(**{"from": 20002, "text": "Bob again"})
-        assert (await events.wait("message")).sender.qq == 20002
-        assert stream.paths.count(LOOKUP) == 1
-        assert client.contacts.friend(qq=20002).markname == "Bob (work)"
+        assert client.contacts.friend(name="Dave").qq == 20004
+        assert client.contacts.group(number=30001).name == "测试群"
+        # Eve is in no list but the group's: one lookup, when her message needs it.
+        await w.control.say(**{"from": 20005, "group": 30001, "text": "from Eve"})
+        eve = await events.wait("message")
+        assert (eve.sender.qq, eve.sender.name, eve.group.number) == (20005, "Eve", 30001)
+        await w.control.say(**{"from": 20005, "group": 30001, "text": "Eve again"})
+        assert (await events.wait("message")).sender.qq == 20005
+        assert stream.paths.count(LOOKUP) == 4
         client.stop("restart")
         stream = RecordingStream(hosts=w.sim.hosts, ca_file=w.sim.ca_file)
         again, events = await online_client(w, state_dir=state_dir, stream=stream)
         assert events.states()[0] == "resuming"
-        await w.control.say(**{"from": 20002, "text": "Bob after the restart"})
-        assert (await events.wait("message")).sender.qq == 20002
-        assert again.contacts.friend(qq=20002) is not None
+        await w.control.say(**{"from": 20005, "group": 30001, "text": "Eve, resumed"})
+        assert (await events.wait("message")).sender.qq == 20005
+        assert again.contacts.friend(qq=20004) is not None
         assert stream.paths.count(LOOKUP) == 0
 
 
 @pytest.mark.gen_test(timeout=30)
 async def test_a_message_waiting_for_a_lookup_keeps_its_place(io_loop, tmp_path):
-    async with world_of(io_loop, tmp_path) as w:
+    async with strange_world(io_loop, tmp_path) as w:
         client, events = await online_client(w)
         await w.control.call("fault", {"path": LOOKUP, "kind": "delay", "seconds": 0.5})
-        await w.control.say(**{"from": 20002, "text": "first, from Bob"})
+        await w.control.say(**{"from": 20005, "group": 30001, "text": "first, from Eve"})
         await w.control.say(**{"from": 20001, "text": "second, from Alice"})
         first = await events.wait("message")
         second = await events.wait("message")
-        assert (first.text, first.sender.qq) == ("first, from Bob", 20002)
+        assert (first.text, first.sender.qq) == ("first, from Eve", 20005)
         assert (second.text, second.sender.qq) == ("second, from Alice", 20001)
 
 
 @pytest.mark.gen_test(timeout=30)
 async def test_a_send_to_a_number_no_contact_has_yet_finds_the_friend(io_loop, tmp_path):
     async with world_of(io_loop, tmp_path) as w:
-        client, _events = await online_client(w)
+        await w.control.call("fault", {"path": LOOKUP, "kind": "status", "status": 500})
+        client, _events = await online_client(w)            # Bob's lookup failed
         assert client.contacts.friend(qq=20002) is None
         message = await client.send_buddy(20002, "found you").done
         assert message.status.value == "sent"
@@ -181,25 +202,19 @@ async def test_a_send_to_a_number_no_contact_has_yet_finds_the_friend(io_loop, t
 @pytest.mark.gen_test(timeout=30)
 async def test_a_refused_lookup_stops_the_lookups_for_a_while_and_says_so(io_loop, tmp_path,
                                                                           caplog):
-    description = default_world(lookup_limit=1)
-    description["people"].append({"qq": 20004, "nick": "Dave"})
-    description["accounts"][0]["friends"].append({"qq": 20004})
-    w = World(io_loop, tmp_path)
-    w.start_sim(world=description)
-    try:
+    async with strange_world(io_loop, tmp_path, lookup_limit=1) as w:
         stream = RecordingStream(hosts=w.sim.hosts, ca_file=w.sim.ca_file)
         client, events = await online_client(w, stream=stream)
-        await w.control.say(**{"from": 20002, "text": "from Bob"})
-        assert (await events.wait("message")).sender.qq == 20002
-        await w.control.say(**{"from": 20004, "text": "from Dave"})
-        dave = await events.wait("message")
-        assert (dave.text, dave.sender.qq, dave.sender.name) == ("from Dave", None, "Dave")
+        # Bob's number came; Dave's was refused (99999), and nothing more was asked.
         assert "refused a lookup (99999): no more QQ-number lookups for 600 s" in caplog.text
-        failed = await client.send_buddy(20004, "to Dave").done    # no lookup: paused
+        assert stream.paths.count(LOOKUP) == 2
+        assert client.contacts.friend(name="Dave").qq is None
+        await w.control.say(**{"from": 20005, "group": 30001, "text": "from Eve"})
+        eve = await events.wait("message")
+        assert (eve.text, eve.sender.qq, eve.sender.name) == ("from Eve", None, "Eve")
+        failed = await client.send_buddy(20004, "to Dave").done
         assert (failed.status.value, failed.error) == ("failed", "unknown buddy 20004")
         assert stream.paths.count(LOOKUP) == 2
-    finally:
-        await w.aclose()
 
 
 # --- 5. sends that keep clear of the server's silent drops -------------------------------

@@ -7,7 +7,7 @@ import sqlite3
 import textwrap
 
 import pytest
-from daemon_helpers import Daemon, daemon_simulator, wait_for, write_config
+from daemon_helpers import Daemon, daemon_simulator, wait_for, webqq, write_config
 from simulator_helpers import default_world
 
 from webqq import statedir
@@ -91,4 +91,35 @@ def test_messages_queued_before_a_poll_arrive_in_the_order_said(tmp_path, daemon
                               "ORDER BY id").fetchall()
         return [text for (text,) in rows] if len(rows) == 4 else None
     assert wait_for(received, "the store to hold four messages") == said
+    assert daemon.stop() == 0
+
+
+def test_a_send_interval_under_half_a_second_is_a_config_error(tmp_path):
+    config = write_config(tmp_path, bot={"send_interval": "0.2"})
+    result = webqq(config, "check")
+    assert result.returncode == 3
+    assert "[bot] send_interval: '0.2' is less than 0.5 s: the server silently dropped " \
+        "messages sent closer together" in result.stderr
+
+
+@pytest.mark.parametrize("resend, copies", [("no", 1), ("yes", 2)])
+def test_resend_ambiguous_decides_what_a_send_of_unknown_fate_becomes(tmp_path, daemons,
+                                                                      resend, copies):
+    config = write_config(tmp_path, bot={"resend_ambiguous": resend})
+    daemon = daemons(config)
+    sim = daemon_simulator(daemon)
+    sim._call("fault", {"path": "/channel/send_buddy_msg2", "kind": "reset",
+                        "when": "after"})
+    sim.say("!echo maybe twice")
+    sim.wait_sent("maybe twice")
+    if resend == "yes":
+        wait_for(lambda: [m["text"] for m in sim.sent()].count("maybe twice") == 2,
+                 "the second copy")
+    else:
+        wait_for(lambda: "'maybe twice') ambiguous: its fate is unknown" in daemon.log_text(),
+                 "the ambiguous report")
+    sim.say("!echo next")
+    sim.wait_sent("next")
+    assert [m["text"] for m in sim.sent()].count("maybe twice") == copies
+    assert sim._call("dropped?account=10001") == []
     assert daemon.stop() == 0

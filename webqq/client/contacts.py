@@ -2,10 +2,11 @@
 
 contacts: the values and lookups of ``Contacts``, and ``ContactLoader``, which fills a new
 ``Contacts`` through the client's ``HTTPStream`` with ``webqq.qq`` requests and
-parsers (it never opens a socket, never parses bytes, and never looks up a QQ number:
-the ``NumberBook`` of ``numbers.py`` does that when a number is needed, and the loader
-only writes in the numbers it knows). ``WebQQClient`` replaces its contacts whole on
-every refresh and fills in each number learnt later (``learn``).
+parsers (it never opens a socket, never parses bytes, and never looks up a member's QQ
+number: the ``NumberBook`` of ``numbers.py`` does that when a message needs one; of
+the people and groups a user names by number, friends and groups, it asks the book for
+``PREFETCH`` at most per load). ``WebQQClient`` replaces its contacts whole on every
+refresh and fills in each number learnt later (``learn``).
 Naming follows the project: ``uin`` is a per-session id, ``qq`` a real account number,
 ``gid``/``code`` a group's two opaque ids and ``number`` its public number, ``did`` a
 discussion's id. Any of them may be unknown (None) when the server did not say.
@@ -24,7 +25,7 @@ from webqq.qq import (
     parse_group_info, parse_groups)
 
 __all__ = ["Friend", "Member", "Group", "Discussion", "Contacts", "ContactLoader",
-           "NO_HASH"]
+           "NO_HASH", "PREFETCH"]
 
 log = logging.getLogger("webqq.contacts")
 
@@ -158,6 +159,11 @@ class Contacts:
 #: How a friend-list request without a hash is named among the variants (pual_bot's
 #: spring 2013 request).
 NO_HASH = "none"
+#: Numbers of friends and groups asked for per load at most (the NumberBook's budget
+#: bounds them too): what a user names by number in a send, and what the OneBot API
+#: lists, while its calls cannot ask for a number themselves. Group members, the bulk
+#: (hundreds a group), are never asked for here; a resumed session has its numbers.
+PREFETCH = 8
 
 
 class ContactLoader:
@@ -219,6 +225,7 @@ class ContactLoader:
             for member in members.values():
                 self.numbers.learn(member.uin, member.qq)
             contacts.discussions[d.did] = Discussion(d.did, d.name, members)
+        await self._prefetch(current, friend_list, group_list)
         if friend_list is None:
             contacts.friends = dict(old.friends)
         for f in friend_list.friends if friend_list else ():
@@ -233,6 +240,19 @@ class ContactLoader:
             contacts.groups[g.gid] = Group(g.gid, g.code, known(group_key(g.code)), g.name,
                                            g.markname, members)
         return contacts if current() else None
+
+    async def _prefetch(self, current: Callable[[], bool], friend_list, group_list) -> None:
+        """Ask the book for the unknown numbers of friends, then groups, ``PREFETCH`` at
+        most, one after another."""
+        known = self.numbers.known
+        asks = [(self.numbers.qq_of, f.uin) for f in
+                (friend_list.friends if friend_list else ()) if known(f.uin) is None]
+        asks += [(self.numbers.group_number, g.code) for g in
+                 (group_list.groups if group_list else ()) if known(group_key(g.code)) is None]
+        for ask, key in asks[:PREFETCH]:
+            if not current():
+                return
+            await ask(key)
 
     async def _friends(self, current: Callable[[], bool], qq: int, ptwebqq: str,
                        vfwebqq: str):
