@@ -232,7 +232,7 @@ def test_reload_refuses_a_broken_config_and_keeps_the_old_one(tmp_path, daemons)
     reload = wait_for(lambda: read_status(daemon.state_dir).get("last_reload"), "reload")
     assert reload["ok"] is False
     assert reload["error"] == "%s: [bot] retries: unknown key (known: plugins, " \
-                              "command_prefix, send_interval)" % config
+                              "command_prefix, send_interval, resend_ambiguous)" % config
     assert "reload refused, keeping the running configuration" in daemon.log_text()
     # webqq reload validates first and says the same, exit 3, without signalling.
     refused = webqq(config, "reload")

@@ -2,6 +2,7 @@
 auto`` logs in to an Era A and an Era B world, and messages queued before a poll reach a
 plugin and the API's store in the order they were said, whichever way the world lists a
 poll batch. Real ``webqq run`` children, the embedded simulator; waits on conditions."""
+import contextlib
 import json
 import sqlite3
 import textwrap
@@ -86,7 +87,7 @@ def test_messages_queued_before_a_poll_arrive_in_the_order_said(tmp_path, daemon
     store = daemon.state_dir / statedir.STORE
 
     def received():
-        with sqlite3.connect(str(store)) as db:
+        with contextlib.closing(sqlite3.connect(str(store))) as db:
             rows = db.execute("SELECT text FROM messages WHERE direction = 'in' "
                               "ORDER BY id").fetchall()
         return [text for (text,) in rows] if len(rows) == 4 else None
