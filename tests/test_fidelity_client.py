@@ -289,3 +289,40 @@ async def test_the_interval_runs_from_the_answer_so_a_slow_send_is_not_followed_
     late, on_time = client.send_buddy(20001, "late"), client.send_buddy(20001, "on time")
     assert [(await m.done).status.value for m in (late, on_time)] == ["sent", "sent"]
     assert await world.control.call("dropped?account=10001") == []
+
+
+def test_the_session_file_keeps_numbers_and_the_hash_variant(tmp_path, caplog):
+    import json as json_module
+    from pathlib import Path
+
+    from webqq.client.session import SavedSession, load_session, save_session
+    session = SavedSession(qq=10001, clientid=12345678, psessionid="p" * 8, vfwebqq="v" * 8,
+                           msg_id=7, numbers=[[3105574629, 20002], [-1943205136, 30001]],
+                           hash_variant="P")
+    path = Path(save_session(str(tmp_path), session))
+    loaded = load_session(str(tmp_path), 10001)
+    assert (loaded.numbers, loaded.hash_variant) == ([[3105574629, 20002],
+                                                      [-1943205136, 30001]], "P")
+    data = json_module.loads(path.read_text())
+    del data["numbers"], data["hash_variant"]             # a file of before issue 13
+    path.write_text(json_module.dumps(data))
+    assert (load_session(str(tmp_path), 10001).numbers,
+            load_session(str(tmp_path), 10001).hash_variant) == ([], None)
+    for bad in ({"numbers": [[1, "x"]]}, {"hash_variant": "Z"}):
+        path.write_text(json_module.dumps(dict(data, **bad)))
+        assert load_session(str(tmp_path), 10001) is None       # moved aside, logged
+    assert "Unusable session file" in caplog.text
+
+
+@pytest.mark.gen_test
+async def test_a_stop_while_a_part_of_unknown_fate_waits_to_go_again_is_ambiguous(io_loop):
+    from webqq.client.send_queue import Outcome, SendQueue
+    transmits = []
+    queue = SendQueue(io_loop, lambda message, part, done: transmits.append(done),
+                      lambda: True, lambda message: None)
+    message = queue.put("buddy", ("qq", 20001), "maybe", ["maybe"])
+    message.resent = 1                           # resend_ambiguous: it goes again soon
+    transmits[0](Outcome.NOT_SENT, retry_in=5.0)
+    queue.close("client stopped")
+    assert (message.status.value, message.error) == (
+        "ambiguous", "client stopped while it was being sent")

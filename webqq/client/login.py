@@ -190,9 +190,7 @@ class LoginFlow:
     def _probe(self, epoch: int):
         """The readback of an "auto" login's page: a ``login_sig`` makes it an Era B
         login, any other answer an Era A one; then ``check``."""
-        def readback(response: Response):
-            if epoch != self._epoch():
-                return None
+        def decide(response: Response):
             if response.status != 200:
                 return self._era_decided(Era.A, "the login page answered HTTP %d"
                                          % response.status)
@@ -202,6 +200,16 @@ class LoginFlow:
                 return self._era_decided(Era.A, "the login page has no login_sig (%s)"
                                          % exc)
             return self._era_decided(Era.B, "the login page has a login_sig")
+
+        def readback(response: Response):
+            if epoch != self._epoch():
+                return None
+            try:
+                return decide(response)
+            except Exception as exc:            # a bug: log it, and recover all the same
+                log.exception("login step failed unexpectedly")
+                self._failed("login", exc)
+            return None
         return readback
 
     def _probe_failed(self, epoch: int):

@@ -186,12 +186,13 @@ class SendQueue:
 
     def close(self, reason: str = "client stopped") -> None:
         """Fail every queued message and cancel the timer; the message on the wire
-        (if any) is ambiguous, since the server may still take it. Safe to call twice."""
+        (if any), or waiting to be sent again after an unknown fate, is ambiguous, since
+        the server may have it. Safe to call twice."""
         self._closed = True
         if self._timer is not None:
             self.io_loop.remove_timeout(self._timer)
             self._timer = None
-        if self._in_flight and self._queue:
+        if self._queue and (self._in_flight or self._queue[0].resent):
             self._finish(self._queue.popleft(), SendStatus.AMBIGUOUS,
                          error=reason + " while it was being sent")
         while self._queue:

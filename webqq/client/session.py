@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
 from webqq import statedir
+from webqq.qq import HASH_VARIANTS
 
 __all__ = ["SavedSession", "session_path", "save_session", "load_session",
            "delete_session", "cookies_to_data", "cookies_from_data", "cookie_value",
@@ -42,8 +43,8 @@ MAX_TOKEN_CHARS = 4096
 MAX_MSG_ID = 1 << 53
 #: The most numbers kept: a few thousand contacts at most, well under MAX_FILE_BYTES.
 MAX_NUMBERS = 20000
-#: The friend-list hash variants a file may name ("none": no hash; docs §4.4).
-_HASH_VARIANTS = ("none", "N", "O", "P", "Q")
+#: The friend-list hash variants a file may name ("none": no hash; docs/protocol.rst §4.4).
+_HASH_VARIANTS = ("none",) + HASH_VARIANTS
 
 # The attributes of http.cookiejar.Cookie we keep, in its constructor's order.
 _COOKIE_FIELDS = ("version", "name", "value", "port", "port_specified", "domain",
