@@ -473,14 +473,28 @@ async def test_send_results_sent_failed_with_retcode_and_ambiguous(world):
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_send_refused_for_a_dead_session_is_sent_again_after_relogin(world):
+async def test_a_send_refused_for_a_dead_session_is_sent_again_after_a_relink(world):
     client, events = await online_client(world)
     await world.control.call("fault", {"path": "/channel/send_qun_msg2", "kind": "retcode",
                                        "retcode": 108})
-    message = await client.send_group(30001, "once, after the relogin").done
+    message = await client.send_group(30001, "once, after the relink").done
     assert message.status.value == "sent"
-    assert "relogging" in events.states() and client.state is State.ONLINE
-    assert [item["text"] for item in await world.control.sent()] == ["once, after the relogin"]
+    assert "relinking" in events.states() and client.state is State.ONLINE
+    assert [item["text"] for item in await world.control.sent()] == ["once, after the relink"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_send_refused_108_relinks_first_and_keeps_what_was_queued(world):
+    # A kicked session answers sends 108 before its poll says 121: a relink (the same
+    # client) keeps the server's queue, which a fresh login would not find.
+    client, events = await online_client(world)
+    await world.control.call("fault", {"path": "/channel/send_buddy_msg2", "kind": "retcode",
+                                       "retcode": 108})
+    message = await client.send_buddy(20001, "after the relink").done
+    assert message.status.value == "sent"
+    assert "relinking" in events.states() and "relogging" not in events.states()
+    await world.control.say(**{"from": 20001, "text": "still here"})
+    assert (await events.wait("message")).text == "still here"
 
 
 @pytest.mark.gen_test(timeout=30)

@@ -466,14 +466,18 @@ class WebQQClient:
         else:
             self._retry_later(step, describe(error))
 
-    def _renew_link(self, epoch: int, step: str, reason: str) -> None:
-        """A send found its session dead (the Transmitter's ``renew``): log in again
-        (``step`` "login") or relink later ("relink"); nothing when the client has
-        left that session or is not online."""
+    def _renew_link(self, epoch: int, why: str, reason: str) -> None:
+        """A send found its session refused (the Transmitter's ``renew``, ``why``
+        "refused": 108 and the like) or unreachable ("unreachable"); nothing when the
+        client has left that session or is not online. A refusal relinks at once, as a
+        poll's 121 does, and logs in again only if login2 refuses too: a session kicked
+        a moment ago answers sends 108 before its poll says 121, and a relink keeps what
+        the server queued for it, which a new login would not find."""
         if epoch != self._epoch or self.state is not State.ONLINE:
             return
-        if step == "login":
-            self._relogin(reason)
+        if why == "refused":
+            self._set_state(State.RELINKING, reason)
+            self._recover("relink", reason)
         else:
             self._relink_later(reason)
 

@@ -30,7 +30,7 @@ How it meets the client: a few callables, and the client's ``Link`` read at each
                 epoch=lambda: client._epoch, can_send=lambda: client is ONLINE,
                 emit=client._emit,           # Transmitting, SendFinished
                 save=client._save_session,   # the msg_id block is spent: save a new one
-                renew=client._renew_link)    # renew(epoch, "login"|"relink", reason)
+                renew=client._renew_link)    # renew(epoch, "refused"|"unreachable", reason)
 
 The client opens the queue at ``start()`` (``open``), closes it at ``stop()``
 (``close``: queued messages fail), wakes it when it comes online (``wake``), and forgets
@@ -91,8 +91,8 @@ class Transmitter:
         emit: how ``Transmitting`` and ``SendFinished`` events reach the listeners.
         save: save the session now; called when ``msg_id`` reaches the saved block's
             end, and expected to call ``reserve()``.
-        renew: ``renew(epoch, step, reason)``: the session a send used is dead
-            (``step`` ``"login"``: refused by the server) or unreachable (``"relink"``).
+        renew: ``renew(epoch, why, reason)``: the session a send used was refused by the
+            server (``why`` ``"refused"``) or could not be reached (``"unreachable"``).
         interval: seconds between two sends at least.
         ttl: seconds a queued message may wait for the client to be online.
         max_text: characters per message part; longer texts are split.
@@ -374,7 +374,7 @@ class Transmitter:
             if exc.retcode in _SESSION_GONE and not message.retried:
                 # Refused, so not delivered: renew the session and send it again once.
                 message.retried = True
-                self._renew(epoch, "login", "send answered %d" % exc.retcode)
+                self._renew(epoch, "refused", "send answered %d" % exc.retcode)
                 done(Outcome.NOT_SENT)
                 return
             done(Outcome.FAILED, retcode=int(exc.retcode), error=exc.errmsg)
@@ -390,7 +390,8 @@ class Transmitter:
         (``certainly_unprocessed``: it never left whole, or never connected), the part
         goes out again after recovery; otherwise its fate is unknown."""
         if error.certainly_unprocessed or not sent:
-            self._renew(epoch, "relink", "send could not connect: %s" % describe(error))
+            self._renew(epoch, "unreachable",
+                        "send could not connect: %s" % describe(error))
             done(Outcome.NOT_SENT)
         else:
             self._fate_unknown(message, done, describe(error))
