@@ -326,3 +326,30 @@ async def test_a_stop_while_a_part_of_unknown_fate_waits_to_go_again_is_ambiguou
     queue.close("client stopped")
     assert (message.status.value, message.error) == (
         "ambiguous", "client stopped while it was being sent")
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_relogin_is_the_same_client_and_finds_what_was_queued_meanwhile(world):
+    # pual_bot and twqq drew their clientid once ("random, fixed"); a relogin with it
+    # is the same client to the server, which keeps the session's queue for it.
+    client, events = await online_client(world)
+    clientid = client._link.clientid
+    await world.control.call("fault", {"path": "/channel/login2", "kind": "retcode",
+                                       "retcode": 103})
+    await world.control.call("fault", {"path": "/login", "kind": "delay", "seconds": 1.0})
+    await world.control.call("kick", {"account": 10001})
+    await events.wait("state", lambda e: e.new.value == "relogging")
+    await world.control.say(**{"from": 20001, "text": "said while it was away"})
+    assert (await events.wait("message")).text == "said while it was away"
+    assert client._link.clientid == clientid
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_wrong_web_client_122_logs_in_again_as_another_client(world):
+    client, events = await online_client(world)
+    clientid = client._link.clientid
+    await world.control.call("fault", {"path": "/channel/poll2", "kind": "retcode",
+                                       "retcode": 122})
+    await events.wait("state", lambda e: e.new.value == "relogging")
+    await events.online()
+    assert client._link.clientid != clientid

@@ -406,7 +406,7 @@ class WebQQClient:
     # -- logging in: the LoginFlow's requests, this client's states ----------------------
 
     def _login(self) -> None:
-        """Start over from ``check`` with a fresh client id (§1.2 S0-S2)."""
+        """Start over from ``check`` (§1.2 S0-S2), with the same client id."""
         self._new_epoch()
         self._sending.forget()
         self.numbers.forget()
@@ -623,6 +623,8 @@ class WebQQClient:
             self._recover("relink", "poll2 answered %d" % result.retcode)
             return None
         elif outcome is PollOutcome.RELOGIN:
+            if result.retcode is QQRetcode.WRONG_WEB_CLIENT:
+                self._flow.new_clientid()
             self._relogin("poll2 answered %d" % result.retcode)
             return None
         elif outcome is PollOutcome.LOGGED_OUT:

@@ -62,7 +62,9 @@ class Link:
     and the contact loader read it when they build a request.
 
     Attributes:
-        clientid: this login's 8-digit client id, chosen afresh by ``begin()``.
+        clientid: the client's 8-digit id, drawn once and kept across logins, as
+            pual_bot and twqq kept theirs ("random, fixed"); ``new_clientid()`` draws
+            another.
         psessionid: the d.web2 session token; None before login2 and after the client
             gave the session up (nothing left to save or resume).
         vfwebqq: the s.web2 token; None before login2.
@@ -124,9 +126,10 @@ class LoginFlow:
     # -- what the client asks for --------------------------------------------------------
 
     def begin(self) -> None:
-        """Log in from the start (``check``, or the login page in era B) with a fresh
-        client id; the link's tokens are forgotten."""
-        self.link.clientid = self.rng.randrange(10_000_000, 100_000_000)
+        """Log in from the start (``check``, or the login page in era B) with the
+        client id (drawn at the first login); the link's tokens are forgotten."""
+        if not self.link.clientid:
+            self.new_clientid()
         self.link.psessionid = self.link.vfwebqq = None
         self._check = self._login_sig = None
         self.login_era = self.era
@@ -141,6 +144,13 @@ class LoginFlow:
             request, readback = self._check_request(), self._on_check
         self.stream.add_request(request, self._step(epoch, "login", readback),
                                 errback=self._errback(epoch, "login"))
+
+    def new_clientid(self) -> None:
+        """Draw another client id for the next ``begin()``: the server called this one
+        a wrong web client (122). Otherwise a login keeps it, so that to the server a
+        relogin is the same client coming back, whose session (and what was queued for
+        it) it may keep."""
+        self.link.clientid = self.rng.randrange(10_000_000, 100_000_000)
 
     @property
     def waiting_code(self) -> bool:
