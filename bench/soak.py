@@ -7,9 +7,9 @@ on free loopback ports, waits until the status file says online, then for ``--mi
 30001) say ``!echo soak-<n>`` through ``/_sim/say`` at ``--rate`` messages a second, and
 every few seconds (seeded ``--seed``) injects one fault: poll2 resets, 502/503 on poll2
 and on sends, a reset of a send, delays of poll2 and of sends, kicks (121), rotations
-(116), and once a ``--outage``-second ``/_sim/offline``. A 5xx or a reset of a send
+(116), and once a ``--outage``-second ``/_sim/offline``. A 502 or a reset of a send
 strikes, at random, before the simulator handles it (nothing delivered) or after (the
-message delivered, only the answer lost). Then it stops injecting, clears pending faults
+message delivered, only the answer lost); a 503, which says "not processed", before. Then it stops injecting, clears pending faults
 and waits up to ``--grace`` seconds for the last answers. The simulator's world is the
 default one, as strict as the 2013 server: it drops, answering "ok", a send less than
 0.5 s after the previous one and a copy of the previous one within 1 s.
@@ -155,10 +155,13 @@ class Soak:
                                       "status": rng.choice((502, 503)),
                                       "count": rng.randint(1, 3)})
         elif kind == "send_5xx":
+            # A 503 says "not processed" (RFC 9110 §15.6.4), so the client sends the
+            # message again: one after delivery would be a server lying, not a fault.
+            status = rng.choice((502, 503))
             call = ("POST", "fault", {"path": rng.choice(SEND_PATHS), "kind": "status",
-                                      "status": rng.choice((502, 503)),
-                                      "count": rng.randint(1, 2),
-                                      "when": rng.choice(("before", "after"))})
+                                      "status": status, "count": rng.randint(1, 2),
+                                      "when": rng.choice(("before", "after"))
+                                      if status == 502 else "before"})
         elif kind == "send_reset":
             call = ("POST", "fault", {"path": rng.choice(SEND_PATHS), "kind": "reset",
                                       "when": rng.choice(("before", "after"))})

@@ -109,10 +109,9 @@ class NumberBook:
 
     def qq_of(self, uin: int) -> "Future[Optional[int]]":
         """The QQ number of ``uin``, as a Future: already done when it is known or
-        cannot be asked for now; else done when a lookup answered (after the ones
-        asked before it). Its result
-        is None when the number cannot be had (lookups off, paused or over budget,
-        refused, failed); it never raises."""
+        cannot be asked for now, else done when a lookup answered (after the ones asked
+        before it). Its result is None when the number cannot be had (lookups off,
+        paused or over budget, refused, failed); it never raises."""
         return self._ask(uin, uin, 1)
 
     def group_number(self, code: int) -> "Future[Optional[int]]":
