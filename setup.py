@@ -10,11 +10,23 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(exclude=["tests", "tests.*", "bench"]),
     include_package_data=True,
-    package_data={"webqq.simulator": ["certs/*.pem", "*.json"]},
+    package_data={"webqq.simulator": ["certs/*.pem", "*.json"],
+                  # The chat page: HTML, CSS, JavaScript and pictures, served as they are.
+                  "webqq.simulator.web": ["index.html", "static/*.*", "static/pictures/*"],
+                  # Example scenario files of webqq-simulator test.
+                  "webqq.testing": ["scenarios/*.toml"]},
     install_requires=[
         # Every byte of I/O runs on Tornado's IOLoop: HTTPStream registers raw
         # sockets on it, the simulator and the control API are Tornado servers.
         "tornado>=6.2",
+        # Scenario files of webqq-simulator test are TOML: the standard library reads it
+        # from 3.11 (tomllib); tomli is that same parser, for 3.9 and 3.10.
+        'tomli>=1.1; python_version < "3.11"',
+        # /metrics in the Prometheus text format: the well-kept reference client writes
+        # the exposition (escaping, histograms, content type) that scrapers and its own
+        # parser agree on; pure Python, no dependencies of its own. One registry per
+        # daemon, never the global one.
+        "prometheus_client>=0.17",
     ],
     extras_require={
         "test": [
@@ -33,12 +45,21 @@ setup(
             # (reverse WebSocket, send_msg, quick replies): pure-Python dependencies
             # (Quart, httpx); nonebot2 would add pydantic-core and a driver to pick.
             "aiocqhttp>=1.4,<2",
+            # A real SMTP server on loopback receives the alerts' mails in
+            # tests/test_alerts.py (the daemon sends through smtplib); pure Python.
+            "aiosmtpd>=1.4",
         ],
     },
     entry_points={
         "console_scripts": [
             "webqq = webqq.daemon.cli:main",
             "webqq-simulator = webqq.simulator.cli:main",
+        ],
+        # The pytest plugin of webqq.testing (the webqq_sim fixture). Named as its module
+        # so that pytest_plugins = "webqq.testing.plugin" or -p with that name, where the
+        # entry point is also installed, finds it registered instead of loading it twice.
+        "pytest11": [
+            "webqq.testing.plugin = webqq.testing.plugin",
         ],
     },
     scripts=[],

@@ -14,7 +14,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
 
 from webqq.daemon.config import ApiConfig
-from webqq.onebot.api import OneBotApi
+from webqq.onebot.outbound import Outbound
+from webqq.onebot.server import OneBotApi
 from webqq.onebot.store import Store
 
 TOKEN = "test-token-0123456789"
@@ -42,11 +43,14 @@ class Harness:
         self.world = world
         self.tmp_path = tmp_path
         self.api: Optional[OneBotApi] = None
+        self.outbound: Optional[Outbound] = None
         self.http = AsyncHTTPClient(force_instance=True)
         self.servers: List[HTTPServer] = []
 
-    async def start(self, *, heartbeat_interval: float = 0.0, **settings: Any) -> OneBotApi:
-        client = self.world.client()
+    async def start(self, *, heartbeat_interval: float = 0.0, stream: Any = None,
+                    **settings: Any) -> OneBotApi:
+        """Start a client (on ``stream``, default the simulator's) and the API."""
+        client = self.world.client(stream=stream)
         recorder = Recorder(client)
         client.start()
         await recorder.online()
@@ -54,8 +58,10 @@ class Harness:
         settings.setdefault("listen", ("127.0.0.1", 0))
         settings.setdefault("token", TOKEN)
         store = Store(self.tmp_path / "messages.sqlite3")
-        self.api = OneBotApi(client, ApiConfig(**settings), self_id=10001, store=store,
-                             token=settings["token"] or TOKEN,
+        self.outbound = Outbound(client, store, self_id=10001, send_interval=0.1)
+        self.outbound.start()
+        self.api = OneBotApi(client, ApiConfig(**settings), self_id=10001,
+                             outbound=self.outbound, token=settings["token"] or TOKEN,
                              heartbeat_interval=heartbeat_interval)
         await self.api.start()
         return self.api
@@ -99,6 +105,10 @@ class Harness:
     async def close(self) -> None:
         if self.api is not None:
             await self.api.close()
+        if self.outbound is not None:
+            self.outbound.release()
+            self.outbound.close()
+            self.outbound.store.close()
         for server in self.servers:
             server.stop()
             await server.close_all_connections()

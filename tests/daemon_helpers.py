@@ -72,20 +72,34 @@ def write_config(directory: Path, *, simulator: Optional[Dict[str, str]] = None,
     return path
 
 
-def environment(pythonpath: Optional[Path] = None) -> Dict[str, str]:
+def environment(pythonpath: Optional[Path] = None,
+                runtime: Optional[Path] = None) -> Dict[str, str]:
+    """The environment of a child: this checkout first on PYTHONPATH, no password
+    variable, and ``runtime`` (made if missing) as XDG_RUNTIME_DIR, where a daemon
+    leaves the note that leads to its state_dir: each test has its own."""
     env = dict(os.environ)
     env.pop("WEBQQ_PASSWORD", None)
     paths = [str(REPO)] + ([str(pythonpath)] if pythonpath else [])
     env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    if runtime is not None:
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        env["XDG_RUNTIME_DIR"] = str(runtime)
     return env
 
 
+def runtime_of(config: Path) -> Path:
+    """The XDG_RUNTIME_DIR of the daemons and commands of the test owning ``config``."""
+    return config.parent / "xdg-runtime"
+
+
 def webqq(config: Path, *args: str, timeout: float = 60.0,
-          pythonpath: Optional[Path] = None) -> subprocess.CompletedProcess:
+          pythonpath: Optional[Path] = None,
+          runtime: Optional[Path] = None) -> subprocess.CompletedProcess:
     """Runs ``webqq -c CONFIG ARGS...`` to completion; output captured as text."""
     return subprocess.run([sys.executable, "-m", "webqq", "-c", str(config), *args],
                           capture_output=True, text=True, timeout=timeout,
-                          env=environment(pythonpath), cwd=str(config.parent))
+                          env=environment(pythonpath, runtime or runtime_of(config)),
+                          cwd=str(config.parent))
 
 
 class Daemon:
@@ -98,7 +112,7 @@ class Daemon:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "webqq", "-c", str(config), "run"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env=environment(pythonpath), cwd=str(config.parent))
+            env=environment(pythonpath, runtime_of(config)), cwd=str(config.parent))
         self.stderr = ""
 
     def status(self) -> Dict[str, Any]:
@@ -159,6 +173,14 @@ class SimulatorControl:
         request = urllib.request.Request(self.base + verb, data=data, headers=headers)
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
+
+    def offline(self, seconds: float) -> None:
+        """Refuse every connection for ``seconds`` (this surface included)."""
+        self._call("offline", {"seconds": seconds})
+
+    def kick(self) -> None:
+        """Kick the bot's session, with the notice a login elsewhere brings."""
+        self._call("kick", {"account": QQ, "kick_message": True})
 
     def say(self, text: str, *, sender: int = FRIEND, **where: int) -> None:
         """A message to the bot: from a friend, or in ``group=`` / ``discussion=``."""

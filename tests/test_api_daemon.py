@@ -2,8 +2,10 @@
 messages accepted by the API surviving SIGKILL (each sent once after the restart), and a
 bot written for a real OneBot SDK (aiocqhttp, from PyPI) answering a message."""
 import json
+import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -83,7 +85,7 @@ def test_captcha_verb_answers_a_waiting_login(tmp_path):
         wait_for(lambda: daemon.status().get("state") == "waiting_captcha", "the captcha")
         answered = webqq(daemon.config, "captcha", "ABCD")
         assert (answered.returncode, answered.stdout) == (
-            0, "verify code entered; webqq status shows how the login goes\n")
+            0, "verify code accepted: 10001 is online\n")
         daemon.wait_online()
     finally:
         daemon.close()
@@ -119,10 +121,131 @@ def test_messages_accepted_before_sigkill_are_sent_once_after_restart(tmp_path):
         wait_for(all_sent, "the three messages to be sent")
         texts = [m["text"] for m in simulator.control.sent()]
         assert [texts.count("queued %d" % n) for n in range(3)] == [1, 1, 1]
-        assert "3 message(s) accepted by the API are waiting to be sent" in daemon.log_text()
+        assert "3 message(s) are waiting to be sent (3 from the API, 0 from plugins)" \
+            in daemon.log_text()
     finally:
         daemon.close()
         simulator.close()
+
+
+def test_plugin_replies_queued_before_sigkill_are_sent_once_after_restart(tmp_path):
+    simulator = StandaloneSimulator()
+    # Paced 30 s apart: the first reply goes, the two others wait in the queue.
+    config = simulator.config(tmp_path, bot={"send_interval": "30"})
+    daemon = Daemon(config)
+    try:
+        daemon.wait_online()
+        for word in ("one", "two", "three"):
+            simulator.control.say("!echo " + word)
+        simulator.control.wait_sent("one")
+        wait_for(lambda: daemon.status().get("queued") == 2, "two replies queued")
+        daemon.stop(signal.SIGKILL)
+
+        simulator.config(tmp_path, bot={"send_interval": "0.5"})
+        # What an older version saved at a clean stop joins the same queue.
+        (daemon.state_dir / "outbox-10001.json").write_text(json.dumps([
+            ["buddy", FRIEND, "from an old outbox"]]))
+        daemon = Daemon(config)
+        daemon.wait_online()
+        for text in ("two", "three", "from an old outbox"):
+            simulator.control.wait_sent(text)
+        wait_for(lambda: daemon.status().get("queued") == 0, "the queue to empty")
+        texts = [m["text"] for m in simulator.control.sent()]
+        assert [texts.count(text) for text in ("one", "two", "three", "from an old outbox")
+                ] == [1, 1, 1, 1]
+        assert "3 message(s) are waiting to be sent (0 from the API, 3 from plugins)" \
+            in daemon.log_text()
+        assert not list(daemon.state_dir.glob("outbox-*"))
+    finally:
+        daemon.close()
+        simulator.close()
+
+
+def test_a_damaged_store_is_moved_aside_and_the_daemon_starts(tmp_path):
+    config = write_config(tmp_path)
+    state_dir = tmp_path / "run"
+    state_dir.mkdir(mode=0o700)
+    (state_dir / "messages.sqlite3").write_bytes(b"not a database\n" * 100)
+    daemon = Daemon(config)
+    try:
+        daemon.wait_online()
+        sim = daemon_simulator(daemon)
+        sim.say("!ping")
+        sim.wait_sent("pong")
+        aside, = state_dir.glob("messages.sqlite3.bad-*[0-9]")
+        assert aside.read_bytes() == b"not a database\n" * 100
+        lines = [line for line in daemon.log_text().splitlines() if " is damaged " in line]
+        assert len(lines) == 1 and lines[0].endswith(
+            " WARNING webqq.api: the message store %s is damaged (file is not a database): "
+            "moved to %s, starting with an empty one" % (state_dir / "messages.sqlite3",
+                                                         aside.name))
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_a_store_that_cannot_be_opened_stops_the_start_with_exit_3(tmp_path):
+    config = write_config(tmp_path)
+    (tmp_path / "run" / "messages.sqlite3").mkdir(parents=True)     # in the way
+    result = webqq(config, "run")
+    assert result.returncode == 3
+    log = (tmp_path / "webqq.log").read_text()
+    assert ("ERROR webqq.daemon: %s: [daemon] state_dir: cannot open the message store "
+            "%s: Is a directory; check that state_dir and the file can be "
+            "written by this user\n" % (config, tmp_path / "run" / "messages.sqlite3")) \
+        in log
+    assert "Traceback" not in log + result.stderr
+
+
+def test_every_file_in_state_dir_is_private_whatever_the_umask(tmp_path):
+    config = write_config(tmp_path, api=LOOPBACK_ANY_PORT)
+    state_dir = tmp_path / "run"
+    state_dir.mkdir()
+    state_dir.chmod(0o777)                      # whoever made it, made it open
+    previous = os.umask(0o022)                  # the daemon inherits it
+    try:
+        daemon = Daemon(config)
+    finally:
+        os.umask(previous)
+    try:
+        sim = daemon_simulator(daemon)
+        sim.say("!ping")
+        sim.wait_sent("pong")
+        token = (state_dir / TOKEN_NAME).read_text().strip()
+        assert api_call(daemon, "send_private_msg", {"user_id": FRIEND, "message": "hi"},
+                        token)["status"] == "ok"
+        modes = {path.name: path.stat().st_mode & 0o777 for path in state_dir.iterdir()}
+        assert {"messages.sqlite3", "messages.sqlite3-wal", "messages.sqlite3-shm",
+                "webqq.pid", "status.json", TOKEN_NAME} <= set(modes)
+        assert {name: oct(mode) for name, mode in modes.items() if mode != 0o600} == {}
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_a_locked_store_pauses_the_daemons_sending_until_it_is_released(tmp_path):
+    config = write_config(tmp_path)             # no API: the queue is the daemon's own
+    daemon = Daemon(config)
+    locker = None
+    try:
+        sim = daemon_simulator(daemon)
+        # An admin's sqlite3 shell holds the write lock; a plugin's reply comes.
+        locker = sqlite3.connect(str(daemon.state_dir / "messages.sqlite3"),
+                                 isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")
+        sim.say("!ping")
+        wait_for(lambda: daemon.status().get("sending_paused") == "database is locked",
+                 "sending to pause")
+        assert "\nsending paused: the message store cannot be written (database is " \
+               "locked)\n" in webqq(config, "status").stdout
+        assert "pong" not in [m["text"] for m in sim.sent()]
+        locker.execute("ROLLBACK")
+        sim.wait_sent("pong")
+        wait_for(lambda: daemon.status().get("sending_paused", "") is None,
+                 "sending to resume")
+        assert [m["text"] for m in sim.sent()].count("pong") == 1
+    finally:
+        if locker is not None:
+            locker.close()
+        assert daemon.stop() == 0
 
 
 def _free_port() -> int:

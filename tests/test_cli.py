@@ -5,14 +5,21 @@ Every test has its own directory, state_dir and free ports, and waits on conditi
 """
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import urllib.request
 
 import pytest
-from daemon_helpers import (DISCUSSION, GROUP, PASSWORD, Daemon, StandaloneSimulator,
-                            daemon_simulator, read_status, wait_for, webqq, write_config)
+from daemon_helpers import (DEADLINE, DISCUSSION, GROUP, PASSWORD, Daemon,
+                            StandaloneSimulator, daemon_simulator, environment, read_status,
+                            wait_for, webqq, write_config)
+
+from webqq.daemon.pidfile import Pidfile
+from webqq.simulator.app import HTTP_HOSTS, TLS_HOSTS
 
 
 @pytest.fixture
@@ -62,6 +69,15 @@ def test_run_answers_the_builtin_commands_in_every_chat_and_stops_cleanly(tmp_pa
     wait_for(lambda: any(m["text"].startswith("up ") for m in sim.sent()), "uptime")
     # The status file shows the counts soon, not only at the next periodic rewrite.
     wait_for(lambda: daemon.status()["counts"]["sent"] == 4, "the counts", timeout=2)
+    # One INFO line per message in and out, naming the chat and the other side; the
+    # text only at DEBUG (issue 12 #13).
+    log = daemon.log_text()
+    assert "INFO webqq.daemon: message in buddy from 20001, 5 characters" in log
+    assert "INFO webqq.daemon: message in group 30001 from 20001, 17 characters" in log
+    assert "INFO webqq.send_queue: Message 1 to buddy 20001 sent (1 part(s))" in log
+    assert "INFO webqq.send_queue: Message 2 to group 30001 sent (1 part(s))" in log
+    assert {line.split()[2] for line in log.splitlines() if "hello group" in line} == {
+        "DEBUG"}
 
     assert daemon.stop() == 0
     status = read_status(daemon.state_dir)
@@ -72,8 +88,10 @@ def test_run_answers_the_builtin_commands_in_every_chat_and_stops_cleanly(tmp_pa
     assert (daemon.state_dir / "session-10001.json").exists()
     log = daemon.log_text()
     assert "SIGTERM: shutting down" in log
-    assert "curl -d '{\"to\": 10001, \"from\": 20001, \"text\": \"!ping\"}' " \
-           "http://127.0.0.1:%d/_sim/say" % status["simulator"]["port"] in log
+    # The logged curl line is one a user can paste: JSON type and the control token.
+    assert ("curl -H 'Content-Type: application/json' -H 'X-Sim-Token: %s' -d '{\"to\": "
+            "10001, \"from\": 20001, \"text\": \"!ping\"}' http://127.0.0.1:%d/_sim/say"
+            % (sim.token, status["simulator"]["port"])) in log
 
 
 def test_login_refused_exits_4(tmp_path):
@@ -110,10 +128,14 @@ def test_start_status_stop_and_a_second_start_refused(tmp_path, stop_after):
     stop_after(config)
     started = webqq(config, "start")
     assert started.returncode == 0, started.stderr
-    assert "online as 10001 (logged in)" in started.stdout
     state_dir = tmp_path / "run"
     pid = int((state_dir / "webqq.pid").read_text())
-    assert started.stdout.startswith("webqq started, pid %d" % pid)
+    # Each step as it happens, then the outcome (issue 12 #11).
+    log = state_dir / "webqq.log"
+    assert started.stdout.splitlines() == [
+        "webqq: pid %d is up; log: %s" % (pid, log), "webqq: checking the account",
+        "webqq: logging in", "webqq: loading contacts",
+        "webqq started, pid %d: online as 10001 (logged in); log: %s" % (pid, log)]
     # [daemon] logfile is empty, stderr is /dev/null: the log goes to state_dir.
     assert "online as 10001" in (state_dir / "webqq.log").read_text()
 
@@ -166,6 +188,13 @@ def test_restart(tmp_path, stop_after):
     assert restarted.stdout.startswith("webqq stopped (pid %d)" % first)
     second = int((tmp_path / "run" / "webqq.pid").read_text())
     assert second != first and "webqq started, pid %d" % second in restarted.stdout
+    # A fresh embedded simulator never knows the saved session: that is no error, and
+    # the log says it plainly (issue 12 #13).
+    assert "webqq: resuming the saved session" in restarted.stdout
+    log = (tmp_path / "webqq.log").read_text()
+    assert "INFO webqq.client: RESUMING -> LOGGING_IN: saved session expired; logging in" \
+        in log
+    assert "resume refused" not in log
 
 
 def test_sigkill_then_start_resumes_the_session(tmp_path, standalone, stop_after):
@@ -176,6 +205,10 @@ def test_sigkill_then_start_resumes_the_session(tmp_path, standalone, stop_after
     pid = int((tmp_path / "run" / "webqq.pid").read_text())
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: webqq(config, "status").returncode == 1, "the killed daemon to be gone")
+    # It never wrote that it stopped: status says so (issue 12, docs).
+    status = webqq(config, "status").stdout
+    assert status.startswith("webqq is not running: pid %d did not stop cleanly (killed "
+                             "or crashed; its last status is from " % pid), status
 
     started = webqq(config, "start")
     assert started.returncode == 0, started.stderr
@@ -209,7 +242,8 @@ def test_reload_applies_a_changed_setting(tmp_path, daemons):
                  extra="[plugin:builtin]\nping_reply = PONG!\n")
     reloaded = webqq(config, "reload")
     assert (reloaded.returncode, reloaded.stdout) == (
-        0, "webqq reloaded (pid %d)\n" % daemon.process.pid)
+        0, "webqq reloaded (pid %d)\nwebqq reload: applied [bot] command_prefix, "
+           "[plugin:webqq.plugins.builtin]\n" % daemon.process.pid)
     sim.say("!ping")
     sim.say("#ping")
     sim.wait_sent("PONG!")
@@ -232,11 +266,14 @@ def test_reload_refuses_a_broken_config_and_keeps_the_old_one(tmp_path, daemons)
     reload = wait_for(lambda: read_status(daemon.state_dir).get("last_reload"), "reload")
     assert reload["ok"] is False
     assert reload["error"] == "%s: [bot] retries: unknown key (known: plugins, " \
-                              "command_prefix, send_interval, resend_ambiguous)" % config
+                              "command_prefix, send_interval, resend_ambiguous, " \
+                              "accept_friends)" % config
     assert "reload refused, keeping the running configuration" in daemon.log_text()
     # webqq reload validates first and says the same, exit 3, without signalling.
     refused = webqq(config, "reload")
-    assert (refused.returncode, refused.stderr) == (3, reload["error"] + "\n")
+    assert (refused.returncode, refused.stderr) == (
+        3, reload["error"] + "\nwebqq: the daemon running from %s is left as it is; fix the "
+                            "file first\n" % config)
     sim.say("!ping")
     sim.wait_sent("pong")
     assert daemon.stop() == 0
@@ -311,6 +348,10 @@ CONFIG_ERRORS = {
     "plugin section": ("[simulator]\nembedded = yes\n[plugin:nope]\nkey = 1\n",
                        "{ini}: [plugin:nope]: no such plugin in [bot] plugins "
                        "(webqq.plugins.builtin)"),
+    "public listen without a token": (
+        "[simulator]\nembedded = yes\n[api]\nlisten = 0.0.0.0:18765\n",
+        "{ini}: [api] token: listen = 0.0.0.0:18765 is not a loopback address: set [api] "
+        "token"),
     "unknown account": ("[account]\nqq = 12345\n[daemon]\nstate_dir = run\n"
                         "[simulator]\nembedded = yes\nport = 0\ntls_port = 0\n"
                         "[api]\nlisten =\n",
@@ -450,3 +491,232 @@ def test_without_c_the_config_is_looked_up(tmp_path):
     assert missing.stderr == ("no configuration file: tried conf/webqq.ini, %s, "
                               "/etc/webqq/webqq.ini; pass -c FILE\n"
                               % (tmp_path / "xdg" / "webqq" / "webqq.ini"))
+
+
+# -- the first hour (issue 12) ----------------------------------------------------------
+
+@pytest.fixture
+def busy_port():
+    """A port another program listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        yield sock.getsockname()[1]
+
+
+def unused_port() -> int:
+    """A port nothing listens on (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("key", ["[simulator] port", "[simulator] tls_port", "[api] listen"])
+def test_a_port_in_use_is_named_in_one_line_by_run_and_start(tmp_path, busy_port, key):
+    simulator = {"embedded": "yes", "port": "0", "tls_port": "0", "poll_hold": "5"}
+    api = {"listen": ""}
+    if key == "[api] listen":
+        api["listen"] = "127.0.0.1:%d" % busy_port
+    else:
+        simulator[key.split()[1]] = str(busy_port)
+    config = write_config(tmp_path, simulator=simulator, api=api)
+    line = "webqq: cannot listen on 127.0.0.1:%d (%s): address already in use\n" % (
+        busy_port, key)
+    run = webqq(config, "run")
+    assert (run.returncode, run.stderr) == (1, line)
+    log = (tmp_path / "webqq.log").read_text()
+    assert log.index("ERROR webqq.daemon: cannot listen on") < log.index("stopped (exit code")
+    started = webqq(config, "start")
+    assert (started.returncode, started.stdout, started.stderr) == (1, "", line)
+
+
+def test_a_broken_file_does_not_lock_the_operator_out(tmp_path, stop_after):
+    config = write_config(tmp_path, api={"listen": "127.0.0.1:0"})
+    stop_after(config)
+    assert webqq(config, "start").returncode == 0
+    state_dir = tmp_path / "run"
+    pid = int((state_dir / "webqq.pid").read_text())
+    good = config.read_text()
+
+    # A bad key: found by the note the daemon left, or by the state_dir the file names.
+    config.write_text(good + "[bot]\nretries = 3\n")
+    error = "%s: [bot] retries: unknown key (known: plugins, command_prefix, " \
+            "send_interval, resend_ambiguous, accept_friends)\n" % config
+    acting = "webqq %s: the file is not valid; acting on the daemon running from it " \
+             "(state_dir %s)\n"
+    for runtime in (None, tmp_path / "no-note-here"):
+        status = webqq(config, "status", runtime=runtime)
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.startswith("webqq is running, pid %d" % pid)
+        assert status.stderr == error + acting % ("status", state_dir)
+    friends = webqq(config, "friends")       # the API's token was generated: it is known
+    assert friends.returncode == 0 and friends.stdout.endswith("3 friend(s)\n")
+
+    # The state_dir line itself broken: only the note knows where the daemon lives.
+    config.write_text(good.replace("state_dir = run", "state_dir ="))
+    assert webqq(config, "status", runtime=tmp_path / "no-note-here").returncode == 3
+    restart = webqq(config, "restart")       # it would leave no daemon at all: refused
+    assert restart.returncode == 3
+    assert restart.stderr.endswith("webqq: the daemon running from %s is left as it is; fix "
+                                   "the file first\n" % config)
+    assert Pidfile.probe(state_dir / "webqq.pid") == (True, pid)
+    stopped = webqq(config, "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout.startswith("webqq stopped (pid %d)" % pid)
+    assert webqq(config, "status").returncode == 3       # nothing runs: the error stays
+    config.write_text(good)
+
+
+def test_reload_moves_the_api_and_names_what_waits_for_a_restart(tmp_path, daemons):
+    config = write_config(tmp_path, api={"listen": "127.0.0.1:0"})
+    daemon = daemons(config)
+    old_url = daemon.wait_online()["api"]["url"]
+    port = unused_port()
+    write_config(tmp_path, api={"listen": "127.0.0.1:%d" % port},
+                 network={"request_timeout": "90"}, bot={"send_interval": "0.75"},
+                 simulator={"embedded": "yes", "port": "0", "tls_port": "0",
+                            "poll_hold": "4"})
+    reloaded = webqq(config, "reload")
+    assert reloaded.returncode == 0, reloaded.stderr
+    assert reloaded.stdout.splitlines()[1:] == [
+        "webqq reload: applied [network] request_timeout, [bot] send_interval, [api] listen",
+        "webqq reload: [simulator] poll_hold changed; that takes effect at the next restart "
+        "(webqq restart)"]
+    assert daemon.status()["api"]["url"] == "http://127.0.0.1:%d" % port
+    assert webqq(config, "friends").stdout.endswith("3 friend(s)\n")
+    with pytest.raises(OSError):
+        urllib.request.urlopen(old_url + "/get_status", timeout=5)
+    assert daemon.stop() == 0
+
+
+def test_status_shows_an_outage_as_it_starts_and_drops_its_error_after(tmp_path, daemons):
+    config = write_config(tmp_path)
+    daemon = daemons(config)
+    sim = daemon_simulator(daemon)
+    sim.offline(2)
+    # At once, not after the poll's retries (about 12 s before).
+    def outage():
+        status = daemon.status()
+        return status.get("state") not in (None, "online") and status.get("last_error") \
+            and status
+    shown = wait_for(outage, "the outage to show", timeout=3)
+    assert shown["state"] == "relinking"
+    assert shown["last_error"]["text"].startswith("poll failed: ")
+    shown = webqq(config, "status").stdout
+    assert re.search(r"login: relinking as 10001 since \d\d:\d\d:\d\d \(\d+s ago\); relink "
+                     r"attempt \d+ (in \d+ s|running); last error at \d\d:\d\d:\d\d "
+                     r"\(\d+s ago\): (poll|relink) failed: ", shown), shown
+    back = wait_for(lambda: daemon.status().get("state") == "online" and daemon.status(),
+                    "the daemon to be back")
+    assert back["last_error"] is None and back["next_attempt"] is None
+    assert "last error" not in webqq(config, "status").stdout
+    assert daemon.stop() == 0
+
+
+def test_a_kick_is_told_with_its_time_after_the_daemon_stops(tmp_path, daemons):
+    config = write_config(tmp_path)
+    daemon = daemons(config)
+    daemon_simulator(daemon).kick()
+    assert daemon.process.wait(timeout=DEADLINE) == 1
+    shown = webqq(config, "status")
+    assert shown.returncode == 1
+    assert re.fullmatch(r"webqq is not running \(last exit code 1\): offline since "
+                        r"\d\d:\d\d:\d\d \(\d+s ago\): kicked: .+\n", shown.stdout), shown.stdout
+    assert read_status(daemon.state_dir)["offline"]["reason"].startswith("kicked: ")
+
+
+def test_start_against_a_closed_port_reports_each_attempt_and_fails_at_the_deadline(
+        tmp_path, stop_after):
+    port = unused_port()
+    config = write_config(tmp_path, simulator={"embedded": "no"},
+                          account={"qq": "10001", "password": PASSWORD},
+                          hosts={host: "127.0.0.1:%d" % port
+                                 for host in HTTP_HOSTS + TLS_HOSTS})
+    stop_after(config)
+    started = webqq(config, "start", "--wait", "3")
+    assert started.returncode == 1
+    pid = int((tmp_path / "run" / "webqq.pid").read_text())
+    lines = started.stdout.splitlines()
+    assert lines[1] == "webqq: checking the account"
+    failed = "login failed: ConnectError: Cannot connect to check.ptlogin2.qq.com " \
+             "(127.0.0.1 port %d): Connection refused" % port
+    assert lines[2].startswith("webqq: %s; trying again in " % failed)
+    assert started.stderr.startswith(
+        "webqq: not online after 3 s; pid %d keeps trying (webqq status, webqq stop); last "
+        "error: %s; log: " % (pid, failed))
+    # One line per attempt in the log, not one per HTTP retry.
+    log = [line for line in (tmp_path / "webqq.log").read_text().splitlines()
+           if " DEBUG " not in line]
+    refused = [line for line in log if "Connection refused" in line]
+    assert len(refused) == len([line for line in log if "login again in" in line]) >= 2
+    assert all(" WARNING webqq.client: login failed: " in line for line in refused)
+
+
+def _queue_a_reply_behind_another(daemon):
+    """A reply waits its turn: ``[bot] send_interval`` is 30 s and one just went."""
+    sim = daemon_simulator(daemon)
+    sim.say("!echo one")
+    sim.wait_sent("one")
+    sim.say("!echo two")
+    wait_for(lambda: daemon.status()["queued"] == 1, "the second reply to wait")
+    return sim
+
+
+def test_ctrl_c_during_an_outage_keeps_a_queued_message_without_calling_it_failed(
+        tmp_path, daemons):
+    daemon = daemons(write_config(tmp_path, bot={"send_interval": "30"}))
+    sim = _queue_a_reply_behind_another(daemon)
+    sim.offline(30)
+    wait_for(lambda: daemon.status()["state"] != "online", "the outage")
+    assert daemon.stop(signal.SIGINT) == 0
+    log = daemon.log_text()
+    # It waited its turn in the store, and stays there for the next start.
+    assert "INFO webqq.daemon: 1 queued in the store: sent at the next start" in log
+    assert not [line for line in log.splitlines()     # the client never had it
+                if "not sent" in line or "Message 2 " in line]
+    assert read_status(daemon.state_dir)["shutdown"]["outbox"] == "1 queued in the store"
+
+
+def test_a_second_ctrl_c_forces_the_exit_and_says_so(tmp_path, daemons):
+    config = write_config(tmp_path, bot={"send_interval": "30"})
+    daemon = daemons(config)
+    _queue_a_reply_behind_another(daemon)
+    daemon.process.send_signal(signal.SIGINT)     # it waits up to 10 s for the queue
+    wait_for(lambda: "SIGINT: shutting down" in daemon.log_text(), "the first SIGINT")
+    assert daemon.stop(signal.SIGINT) == 1
+    assert "WARNING webqq.daemon: SIGINT again: exiting now, without waiting for the " \
+           "shutdown to finish" in daemon.log_text()
+    shutdown = read_status(daemon.state_dir)["shutdown"]
+    assert shutdown["forced"] == "SIGINT" and shutdown["outbox"] == "1 queued in the store"
+    assert not (daemon.state_dir / "webqq.pid").exists()
+    assert webqq(config, "status").stdout == ("webqq is not running (last exit code 1): a "
+                                              "second SIGINT forced the exit\n")
+
+
+# -- the command line, for people -------------------------------------------------------
+
+def test_bare_webqq_lists_the_commands_and_every_option_is_explained(tmp_path):
+    def webqq_args(*args):
+        return subprocess.run([sys.executable, "-m", "webqq", *args], capture_output=True,
+                              text=True, timeout=60, env=environment(), cwd=str(tmp_path))
+    bare = webqq_args()
+    assert bare.returncode == 2
+    for verb in ("check", "run", "start", "stop", "restart", "status", "reload", "send",
+                 "captcha", "friends", "groups"):
+        assert re.search(r"^    %s +\S" % verb, bare.stderr, re.M), verb
+    restart = webqq_args("restart", "--help").stdout
+    assert "SIGKILL the old daemon after this long" in restart
+    assert "wait this long for the new daemon's login" in restart
+    assert "the characters the image shows" in webqq_args("captcha", "--help").stdout
+    config = write_config(tmp_path)
+    after = webqq_args("status", "-c", str(config))    # the option after the command
+    assert (after.returncode, after.stdout) == (1, "webqq is not running\n")
+
+
+def test_the_echo_example_keeps_its_state_out_of_the_working_directory(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "webqq.examples.echo", "--demo",
+                             "--poll-hold", "0.5"], capture_output=True, text=True,
+                            timeout=60, env=environment(), cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "echo seen by the simulator" in result.stdout
+    assert list(tmp_path.iterdir()) == []

@@ -52,10 +52,33 @@ def test_shipped_ini_loads_cleanly_and_embeds_the_simulator(caplog):
     assert loaded.hosts == {}
 
 
+def test_shipped_ini_shows_the_defaults_or_says_where_it_does_not():
+    """'A key left out takes the value shown below': a shipped value that differs from
+    the default says so in its comment (issue 12, docs)."""
+    lines = (ROOT / "conf" / "webqq.ini").read_text(encoding="utf-8").splitlines()
+    loaded = load(ROOT / "conf" / "webqq.ini")
+    comment, section = [], None
+    for line in lines:
+        if line.startswith((";", "#")):
+            comment.append(line)
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif "=" in line and section and hasattr(loaded, section):
+            key = line.split("=")[0].strip()
+            value = getattr(getattr(loaded, section), key)
+            field = {f.name: f for f in config.dataclasses.fields(getattr(loaded, section))}[key]
+            if field.default is not config.dataclasses.MISSING and value != field.default:
+                assert "Default:" in " ".join(comment), (section, key)
+        comment = []
+    daemon = lines[lines.index("[daemon]"):lines.index("logfile =")]
+    assert any("webqq start" in line and "state_dir/webqq.log" in line for line in daemon)
+
+
 def test_shipped_ini_documents_every_key():
     shipped = (ROOT / "conf" / "webqq.ini").read_text(encoding="utf-8")
     loaded = load(ROOT / "conf" / "webqq.ini")
-    for section in ("account", "daemon", "network", "simulator", "bot", "api"):
+    for section in ("account", "daemon", "network", "simulator", "bot", "api", "alert"):
         for field in config.dataclasses.fields(getattr(loaded, section)):
             assert f"\n{field.name} =" in shipped, (section, field.name)
 
@@ -192,7 +215,7 @@ def test_config_is_frozen(tmp_path):
     ("acount", "unknown section (did you mean 'account'?)"),
     ("Network", "unknown section (did you mean 'network'?)"),
     ("DEFAULT", "unknown section (known: account, daemon, network, hosts, simulator, bot, "
-                "api)"),
+                "api, alert)"),
 ])
 def test_unknown_section(tmp_path, header, problem):
     file = write(tmp_path, f"{EMBEDDED}[{header}]\nx = 1\n")
@@ -207,7 +230,8 @@ def test_unknown_key_with_a_suggestion(tmp_path):
 def test_unknown_key_without_a_close_match_lists_the_known_ones(tmp_path):
     file = write(tmp_path, f"{EMBEDDED}[bot]\ncolour = red\n")
     assert error_of(file) == (f"{file}: [bot] colour: unknown key (known: plugins, "
-                              f"command_prefix, send_interval, resend_ambiguous)")
+                              f"command_prefix, send_interval, resend_ambiguous, "
+                              f"accept_friends)")
 
 
 def test_a_misspelt_required_key_is_reported_as_unknown_not_missing(tmp_path):
@@ -229,6 +253,19 @@ def test_malformed_file(tmp_path, text, problem):
 def test_file_not_found(tmp_path):
     assert error_of(tmp_path / "nope.ini") == (f"{tmp_path / 'nope.ini'}: cannot read: "
                                                f"No such file or directory")
+
+
+def test_a_byte_order_mark_is_not_text(tmp_path):
+    # What Notepad writes: UTF-8 with a BOM, here before a comment on line 1.
+    file = tmp_path / "webqq.ini"
+    file.write_bytes(b"\xef\xbb\xbf; my bot\n[simulator]\nembedded = yes\n"
+                     b"[account]\npassword_file = pw\n")
+    file.chmod(0o600)
+    (tmp_path / "pw").write_bytes(b"\xef\xbb\xbfs3cret\r\n")
+    (tmp_path / "pw").chmod(0o600)
+    loaded = load(file)
+    assert loaded.simulator.embedded is True
+    assert resolve_password(loaded, environ={}) == "s3cret"
 
 
 def test_file_not_utf8(tmp_path):
@@ -336,6 +373,29 @@ def test_an_api_token_must_be_printable_ascii(tmp_path, token):
                               f"spaces (the value is not shown: a secret)")
     assert load(write(tmp_path, f"{EMBEDDED}[api]\ntoken = a-Z_0.9~!#$%&*+/=?^\n")
                 ).api.token == "a-Z_0.9~!#$%&*+/=?^"
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:18765", "[::]:18765", "192.0.2.7:1",
+                                    "bot.example.com:18765"])
+def test_a_listen_address_beyond_loopback_needs_a_token(tmp_path, listen):
+    file = write(tmp_path, f"{EMBEDDED}[api]\nlisten = {listen}\n")
+    assert error_of(file) == (f"{file}: [api] token: listen = {listen} is not a loopback "
+                              f"address: set [api] token")
+    assert load(write(tmp_path, f"{EMBEDDED}[api]\nlisten = {listen}\ntoken = t0ken\n")
+                ).api.token == "t0ken"
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:18765", "[::1]:0", "localhost:1", "127.8.9.1:2"])
+def test_a_loopback_listen_address_does_without_a_token(tmp_path, listen):
+    assert load(write(tmp_path, f"{EMBEDDED}[api]\nlisten = {listen}\n")).api.token is None
+
+
+def test_the_state_dir_of_a_broken_file_is_read_leniently(tmp_path):
+    broken = "[daemon]\nstate_dir = ../var  ; where it lives\n[bot]\nretries = 3\nno equals\n"
+    assert config.state_dir_hint(write(tmp_path, broken)) == tmp_path.parent / "var"
+    assert config.state_dir_hint(write(tmp_path, "garbage\n")) == tmp_path / "run"
+    assert config.state_dir_hint(write(tmp_path, "[daemon]\nstate_dir =\n")) is None
+    assert config.state_dir_hint(tmp_path / "absent.ini") is None
 
 
 def test_secret_without_post_url(tmp_path):

@@ -1,6 +1,7 @@
 """The daemon's parts, in process: secret masking, repeated warnings, log files, the
 pidfile lock, the status file. The whole daemon runs in tests/test_cli.py."""
 import argparse
+import asyncio
 import http.cookiejar
 import json
 import logging
@@ -15,8 +16,10 @@ from webqq import statedir
 from webqq.daemon import config as configuration
 from webqq.daemon.cli import Commands
 from webqq.daemon.config import DaemonConfig
-from webqq.daemon.daemon import AlreadyRunning, Daemon, ExitCode, Pidfile, System, pidfile_path
+from webqq.daemon.daemon import Daemon
 from webqq.daemon.logs import LogSetup, MaskingCookieJar, RepeatCollapser, SecretMask
+from webqq.daemon.pidfile import AlreadyRunning, Pidfile, pidfile_path
+from webqq.daemon.process import ExitCode, System
 from webqq.http.redact import MASK
 
 
@@ -201,7 +204,8 @@ def test_a_starting_daemon_hides_the_stale_pid_so_nothing_signals_it(tmp_path, c
         commands = Commands(config, system=system)
         assert commands.stop(argparse.Namespace(timeout=1.0)) == ExitCode.FAILURE
         assert commands.reload(argparse.Namespace()) == ExitCode.FAILURE
-        assert commands.status(argparse.Namespace(json=False)) == ExitCode.OK
+        # Not online yet: status says so with its exit code too.
+        assert commands.status(argparse.Namespace(json=False)) == ExitCode.FAILURE
         assert system.signals == []
         out, err = capsys.readouterr()
         assert err == ("webqq is starting and has not written its pid; try again\n"
@@ -225,7 +229,7 @@ def test_pidfile_lock_is_seen_from_another_process(tmp_path):
     pidfile.acquire()
     pidfile.write(os.getpid())
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys; from webqq.daemon.daemon import Pidfile; "
+        [sys.executable, "-c", "import sys; from webqq.daemon.pidfile import Pidfile; "
          "print(Pidfile.probe(sys.argv[1]))", str(path)],
         capture_output=True, text=True, check=True)
     pidfile.release()
@@ -242,83 +246,41 @@ def test_status_file_is_replaced_atomically(tmp_path):
 
 # -- stopping with messages still queued ------------------------------------------------
 
-class FakeOutgoing:
-    """What the daemon reads of a client's OutgoingMessage."""
-
-    def __init__(self, id, sent_at=()):
-        self.id = id
-        self.sent_at = list(sent_at)
-        self.done = None            # a Future, made inside the running loop
-
-
-class FakeClient:
-    """The client surface the daemon's shutdown and outbox replay use."""
-
-    def __init__(self, state):
-        self.state = state
-        self.stopped = None
-        self.send_queue = []
-        self.queued = []
-
-    def stop(self, reason):
-        self.stopped = reason
-
-    def send_buddy(self, target, text):
-        self.queued.append(("buddy", target, text))
-        return FakeOutgoing(len(self.queued))
-
-    def send_group(self, target, text):
-        self.queued.append(("group", target, text))
-        return FakeOutgoing(len(self.queued))
-
-    send_discussion = None
-
-
 def make_daemon(tmp_path):
     from daemon_helpers import write_config
 
     from webqq.daemon.config import load
-    from webqq.daemon.daemon import Daemon
     daemon = Daemon(load(write_config(tmp_path)))
     daemon.config.daemon.state_dir.mkdir()
     return daemon
 
 
-def test_shutdown_saves_unsent_messages_but_not_one_in_flight(tmp_path, io_loop):
-    import asyncio
+@pytest.mark.gen_test(timeout=30)
+async def test_a_clean_stop_leaves_unsent_replies_queued_in_the_store(tmp_path, world):
+    from client_helpers import Recorder
 
-    from webqq.client.client import State
-    from webqq.client.send_queue import SendStatus
+    from webqq.onebot.store import Store
     daemon = make_daemon(tmp_path)
-    daemon.client = FakeClient(State.ONLINE)
     daemon.drain_timeout = 0.05
-    delivered, in_flight, queued = FakeOutgoing(1), FakeOutgoing(2, [1.0]), FakeOutgoing(3)
-
-    async def shut_down():
-        loop = asyncio.get_running_loop()
-        for outgoing in (delivered, in_flight, queued):
-            outgoing.done = loop.create_future()
-        daemon._pending = {1: (delivered, ("buddy", 20001, "one")),
-                           2: (in_flight, ("buddy", 20001, "two")),
-                           3: (queued, ("group", 30001, "three"))}
-        delivered.done.set_result(delivered)
-        delivered.status, delivered.chat = SendStatus.SENT, "buddy"
-        daemon._on_sent(delivered)                   # the client's "sent" event
-        await daemon._shut_down()
-    io_loop.run_sync(shut_down)
-    assert daemon.shutdown_report == {"outbox": "saved 1, 1 in flight", "session": "saved",
-                                      "exit_code": 0}
-    assert daemon.client.stopped == "the daemon is stopping"
-    saved = tmp_path / "run" / "outbox-10001.json"
-    assert json.loads(saved.read_text()) == [["group", 30001, "three"]]
-
-    # The next start queues it again and forgets the file.
-    again = type(daemon)(daemon.config)
-    again.client = FakeClient(State.STOPPED)
-    again._resend_saved_outbox()
-    assert again.client.queued == [("group", 30001, "three")]
-    assert not saved.exists()
-    assert daemon.counts["sent"] == 1
+    daemon.client = world.client(send_interval=60.0)     # the second waits its turn
+    recorder = Recorder(daemon.client)
+    daemon.client.start()
+    await recorder.online()
+    daemon._start_queue()
+    first = daemon._send("buddy", 20001, "first")
+    second = daemon._send("group", 30001, "second")
+    while not [m for m in await world.control.sent() if m["text"] == "first"]:
+        await asyncio.sleep(0.02)
+    await daemon._shut_down()
+    assert daemon.shutdown_report == {"outbox": "1 queued in the store",
+                                      "session": "saved", "exit_code": 0}
+    assert daemon.client.state.value == "stopped"
+    assert not (tmp_path / "run" / "outbox-10001.json").exists()
+    store = Store(tmp_path / "run" / statedir.STORE)
+    assert [(row.id, row.text, row.origin) for row in store.queued()] == [
+        (second, "second", "plugin")]
+    assert store.get(first).status == "sent"
+    store.close()
 
 
 def test_atomic_write_makes_every_state_file_private_whatever_the_umask(tmp_path):
@@ -331,3 +293,97 @@ def test_atomic_write_makes_every_state_file_private_whatever_the_umask(tmp_path
     assert (tmp_path / "token").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "shared").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "token").read_bytes() == b"secret\n"
+
+
+# -- reload, crash, pointer (issue 12) ---------------------------------------------------
+
+def test_reload_applies_what_it_can_live_and_keeps_the_rest_for_a_restart(tmp_path, io_loop):
+    import types
+
+    from webqq.daemon.config import load
+    from webqq.plugins import Dispatcher
+    daemon = make_daemon(tmp_path)
+    old = daemon.config
+    daemon.stream = types.SimpleNamespace(connect_timeout=10.0, request_timeout=120.0,
+                                          retry=None)
+    daemon.outbound = types.SimpleNamespace(send_interval=0.5)
+    daemon.client = types.SimpleNamespace(send_queue=types.SimpleNamespace(interval=0.5),
+                                          manage=types.SimpleNamespace(accept_friends=False),
+                                          resend_ambiguous=False)
+    daemon.dispatcher = Dispatcher(lambda *_: None)
+    new = load(write_config(tmp_path, network={"connect_timeout": "3", "retries": "1"},
+                            bot={"send_interval": "2", "command_prefix": "#",
+                                 "resend_ambiguous": "yes", "accept_friends": "all"},
+                            daemon={"state_dir": "elsewhere", "loglevel": "warning"},
+                            simulator={"embedded": "yes", "port": "0", "tls_port": "0",
+                                       "poll_hold": "7"}))
+    outcome = io_loop.run_sync(lambda: daemon._apply(new))
+    assert outcome["applied"] == ["[daemon] loglevel", "[network] connect_timeout",
+                                  "[network] retries", "[bot] command_prefix",
+                                  "[bot] send_interval", "[bot] resend_ambiguous",
+                                  "[bot] accept_friends"]
+    assert outcome["at_restart"] == ["[daemon] state_dir", "[simulator] poll_hold"]
+    assert (daemon.stream.connect_timeout, daemon.stream.retry.attempts) == (3.0, 2)
+    assert daemon.client.send_queue.interval == 2.0 and daemon.dispatcher.prefix == "#"
+    assert daemon.client.manage.accept_friends is True
+    assert daemon.client.resend_ambiguous is True       # the next unknown fate: resent
+    assert daemon.outbound.send_interval == 2.0         # the durable queue paces alike
+    # Until the restart the daemon runs with what it started with there: its status and
+    # pidfile stay where they are.
+    assert daemon.config.daemon.state_dir == old.daemon.state_dir
+    assert daemon.config.simulator == old.simulator
+    assert daemon.config.network.connect_timeout == 3.0
+
+
+# A daemon whose start meets a bug (in a child: the daemon runs its own event loop).
+CRASHING = """if True:
+    import sys
+    from webqq.daemon import cli, daemon
+    async def explode(self):
+        raise RuntimeError("a bug")
+    daemon.Daemon._start_api = explode
+    sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("verb", ["run", "start"])
+def test_a_start_that_crashes_says_so_before_it_says_stopped(tmp_path, verb):
+    from daemon_helpers import environment
+    config = write_config(tmp_path)
+    crashed = subprocess.run([sys.executable, "-c", CRASHING, "-c", str(config), verb],
+                             capture_output=True, text=True, timeout=60,
+                             env=environment(runtime=tmp_path / "xdg"))
+    assert crashed.returncode == ExitCode.FAILURE
+    assert crashed.stderr == ("webqq: crashed: RuntimeError: a bug\n" if verb == "start" else
+                              "webqq: crashed: RuntimeError: a bug; the traceback is in the "
+                              "log\n")
+    log = (tmp_path / "webqq.log").read_text()
+    assert log.index("CRITICAL webqq.daemon: the daemon crashed") < log.index(
+        "INFO webqq.daemon: stopped (exit code 1)")
+    assert "RuntimeError: a bug" in log and "exit code 0" not in log
+
+
+def test_the_pointer_leads_to_a_running_daemon_only(tmp_path):
+    from webqq.daemon.pidfile import Pointer
+    notes, state_dir = tmp_path / "notes", tmp_path / "state"
+    state_dir.mkdir()
+    config = write_config(tmp_path)
+    pointer = Pointer(config, notes)
+    assert pointer.state_dir() is None                         # no note yet
+    pidfile = Pidfile(state_dir / "webqq.pid")
+    pidfile.acquire()
+    pidfile.write(os.getpid())
+    pointer.write(state_dir, os.getpid())
+    assert notes.stat().st_mode & 0o777 == 0o700
+    link = tmp_path / "link.ini"
+    link.symlink_to(config)
+    assert Pointer(link, notes).state_dir() == state_dir       # the same file, another name
+    pidfile.release()
+    assert pointer.state_dir() is None                         # its daemon is gone
+    pointer.remove(os.getpid())
+    assert list(notes.iterdir()) == []
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    with pytest.raises(PermissionError):                       # others could plant notes
+        Pointer(config, shared).write(state_dir, os.getpid())

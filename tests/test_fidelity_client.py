@@ -274,7 +274,7 @@ async def test_an_ambiguous_send_is_reported_in_the_log_and_the_event(world, cap
     message = await client.send_buddy(20001, "fate unknown").done
     finished = await events.wait("sent")
     assert finished.message is message and message.status.value == "ambiguous"
-    assert "(buddy 20001, 'fate unknown') ambiguous: its fate is unknown, so it was not " \
+    assert "to buddy 20001 ('fate unknown') ambiguous: its fate is unknown, so it was not " \
         "sent again (it may have arrived): ConnectionClosedError" in caplog.text
     assert [m["text"] for m in await world.control.sent()] == ["fate unknown"]
 

@@ -1,12 +1,16 @@
 """webqq.onebot and webqq.store without a network: message formats, ids, the store's
 rules (idempotency, recovery after a crash, retention, kept events)."""
+import os
+import re
+
 import pytest
 
 from webqq.client.contacts import Contacts, Friend, Group, Member
+from webqq.client.pictures import ReceivedPicture
 from webqq.onebot import mapping as onebot
 from webqq.onebot.mapping import BadParams, UnsupportedSegment
-from webqq.onebot.store import Store
-from webqq.qq import Face, content_text, decode_content
+from webqq.onebot.store import Store, StoreError, move_aside, open_store
+from webqq.qq import Face, content_text
 
 
 def test_cq_strings_are_parsed_with_their_escapes():
@@ -42,13 +46,18 @@ def test_segments_map_to_webqq_pieces_or_are_refused():
         onebot.to_pieces(onebot.parse_message("[CQ:reply,id=1]"))
 
 
-def test_received_content_becomes_segments():
-    content = decode_content([["font", {"name": "宋体", "size": 10, "style": [0, 0, 0],
-                                         "color": "000000"}], "a\r\n", "b", ["face", 2],
-                              ["cface", {"name": "x.jpg"}]])
-    assert onebot.from_content(content) == [
+def test_received_pieces_become_segments_with_a_picture_name_and_url():
+    picture = ReceivedPicture("cface", "x.jpg", 7, msg_id=3)
+    pieces = ("a\n", "b", Face(2), picture)
+    name = onebot.picture_name(picture)
+    assert re.fullmatch(r"[0-9a-f]{40}\.image", name) and onebot.is_picture_name(name)
+    assert onebot.from_pieces(pieces, base_url="http://127.0.0.1:5700") == [
         {"type": "text", "data": {"text": "a\nb"}}, {"type": "face", "data": {"id": "2"}},
-        {"type": "image", "data": {"file": "x.jpg"}}]
+        {"type": "image", "data": {"file": name,
+                                   "url": "http://127.0.0.1:5700/images/" + name}}]
+    assert onebot.from_pieces((picture,))[0]["data"] == {"file": name}   # no server
+    assert onebot.to_cq_string(onebot.from_pieces((picture,), base_url="http://h:1")) == \
+        "[CQ:image,file=%s,url=http://h:1/images/%s]" % (name, name)
 
 
 def test_ids_are_qq_and_group_numbers_with_documented_fallbacks():
@@ -91,3 +100,103 @@ def test_store_idempotency_recovery_and_retention(tmp_path):
     assert (tmp_path / "s.sqlite3").stat().st_mode & 0o777 == 0o600
     store.close()
     store.close()
+
+
+def _garbage(path):
+    path.write_bytes(b"this is not a database\n" * 200)
+
+
+def _truncated(path):
+    store = Store(path)
+    for n in range(2000):
+        store.add_received(chat="buddy", target=1, user_id=2, text="message %d" % n,
+                           data={"padding": "x" * 50})
+    store.close()
+    with open(path, "r+b") as stream:
+        stream.truncate(path.stat().st_size // 2)
+
+
+@pytest.mark.parametrize("damage, why", [(_garbage, "file is not a database"),
+                                         (_truncated, "database disk image is malformed")])
+def test_a_damaged_store_is_moved_aside_and_a_fresh_one_started(tmp_path, caplog, damage,
+                                                                 why):
+    path = tmp_path / "messages.sqlite3"
+    damage(path)
+    damaged = path.read_bytes()
+    (tmp_path / "messages.sqlite3-wal").write_bytes(b"old wal")
+    (tmp_path / "messages.sqlite3-shm").write_bytes(b"old shm")
+    store = open_store(path)
+    message_id, _ = store.add_outgoing(chat="buddy", target=1, user_id=2, text="a",
+                                       data={})
+    assert store.get(message_id).status == "queued"
+    store.close()
+    aside, = tmp_path.glob("messages.sqlite3.bad-*[0-9]")
+    assert re.fullmatch(r"messages\.sqlite3\.bad-\d{8}T\d{6}", aside.name)
+    assert aside.read_bytes() == damaged
+    assert (tmp_path / (aside.name + "-wal")).read_bytes() == b"old wal"
+    assert (tmp_path / (aside.name + "-shm")).exists()   # an index SQLite may rebuild
+    line, = [r.getMessage() for r in caplog.records]
+    assert line == "the message store %s is damaged (%s): moved to %s, starting with an " \
+                   "empty one" % (path, why, aside.name)
+
+
+def test_a_store_that_cannot_be_opened_or_moved_aside_says_what_to_do(tmp_path,
+                                                                      monkeypatch):
+    folder = tmp_path / "messages.sqlite3"
+    folder.mkdir()                              # in the way of the file
+    with pytest.raises(StoreError) as refused:
+        open_store(folder)
+    assert str(refused.value) == (
+        "cannot open the message store %s: Is a directory; check that "
+        "state_dir and the file can be written by this user" % folder)
+    assert not refused.value.temporary
+    path = tmp_path / "other.sqlite3"
+    _garbage(path)
+
+    def cannot(source, target):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(os, "replace", cannot)
+    with pytest.raises(StoreError) as refused:
+        open_store(path)
+    assert str(refused.value) == (
+        "the message store %s is damaged (file is not a database) and cannot be moved "
+        "aside: Permission denied; move it (and any other.sqlite3-wal, -shm) away by "
+        "hand" % path)
+    assert path.exists()
+
+
+def test_the_store_files_are_private_whatever_the_umask(tmp_path):
+    folder = tmp_path / "state"
+    folder.mkdir()
+    folder.chmod(0o777)                         # whoever made it, made it open
+    old = folder / "old.sqlite3"
+    for name in ("old.sqlite3", "old.sqlite3-wal", "old.sqlite3-shm"):
+        (folder / name).touch()
+        (folder / name).chmod(0o644)            # as an older version left them
+    previous = os.umask(0o022)
+    try:
+        stores = [Store(folder / "new.sqlite3"), Store(old)]
+        for store in stores:
+            store.add_received(chat="buddy", target=1, user_id=2, text="private", data={})
+    finally:
+        os.umask(previous)
+    modes = {path.name: path.stat().st_mode & 0o777 for path in folder.iterdir()}
+    assert modes == dict.fromkeys(["%s.sqlite3%s" % (name, suffix)
+                                   for name in ("new", "old")
+                                   for suffix in ("", "-wal", "-shm")], 0o600)
+    for store in stores:
+        store.close()
+
+
+def test_moving_aside_never_replaces_an_earlier_one(tmp_path):
+    path = tmp_path / "messages.sqlite3"
+    asides = []
+    for content in (b"first", b"second", b"third"):
+        path.write_bytes(content)
+        (tmp_path / "messages.sqlite3-wal").write_bytes(content + b" wal")
+        asides.append(move_aside(path))
+    assert len({aside.name for aside in asides}) == 3
+    assert [aside.read_bytes() for aside in asides] == [b"first", b"second", b"third"]
+    assert [(tmp_path / (aside.name + "-wal")).read_bytes() for aside in asides] == [
+        b"first wal", b"second wal", b"third wal"]
+    assert {aside.stat().st_mode & 0o777 for aside in asides} == {0o600}

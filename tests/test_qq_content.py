@@ -87,7 +87,8 @@ def test_pictures_are_marked():
         "e", ["image", "png", 0])
     assert content.text == "a[image]b[image]c[image]d[image]e[image]"
     assert content.pieces[1] == Image("offpic", "/7acccf74-0fcd-4bbd-b885-03a5cc2f7507")
-    assert content.pieces[3] == Image("cface", "{94E8E5BA-9304-043E-F028-93986EEF0450}.jpg")
+    assert content.pieces[3] == Image("cface", "{94E8E5BA-9304-043E-F028-93986EEF0450}.jpg",
+                                      445318646, "124.115.11.111:8000", "PN576E5TyB53muY9")
     assert content.pieces[5] == Image("cface", "5E10B9BCA2BDF8489CB3239DFFA745B5.jpg")
 
 
@@ -146,7 +147,7 @@ def test_encode_content_of_a_plain_text():
 
 
 def test_encode_content_refuses_other_pieces():
-    with pytest.raises(TypeError, match="a str or a Face"):
+    with pytest.raises(TypeError, match="a str, Face, OffPic or CFace"):
         qq.encode_content(["a", 14])
 
 

@@ -542,7 +542,7 @@ def test_parse_poll_group_system_events():
     assert join == qq.GroupSystemEvent(
         msg_id=5940, kind="group_join", gid=2559225925, code=3483368056,
         group_number=346167134, member_uin=2440652742, admin_uin=1448380605, op_type=3,
-        message="")
+        message="", admin_nick="创建者")
     assert (leave.kind, leave.member_uin, leave.op_type, leave.admin_uin) == (
         "group_leave", 574849996, 2, None)
     assert (request.kind, request.member_uin) == ("group_request_join", 2297680537)
@@ -561,7 +561,7 @@ def test_parse_poll_buddylist_and_file_events():
     assert (push.kind, push.name, push.value["size"]) == ("push_offfile", "test2.py", 235)
     assert (notify.kind, notify.name) == ("notify_offfile", "12.jpg")
     assert (transfer.kind, transfer.from_uin, transfer.session_id, transfer.name) == (
-        "filesrv_transfer", None, 19823, None)
+        "filesrv_transfer", None, 19823, "test.txt")
 
 
 def test_parse_poll_group_web_tips_av_and_unknown():

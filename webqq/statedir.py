@@ -8,9 +8,16 @@ from here, so the folder's contents are listed once::
     webqq.log          the log of a detached daemon without a logfile   (daemon)
     api-token          the generated OneBot access token                (onebot)
     messages.sqlite3   messages and the durable outgoing queue          (onebot)
+      (-wal, -shm)     its journal and index, 0600 like it              (onebot)
+    messages.sqlite3.bad-STAMP  a damaged store, set aside for a look   (onebot)
+    outbox-QQ.json     an older version's unsent replies, moved into
+                       messages.sqlite3 at start                        (onebot)
     session-QQ.json    an account's session, for resuming it            (client)
     session-QQ.json.bad-STAMP  one found unusable, set aside for a look (client)
     captcha-QQ.jpg     the verify-code image while a login waits        (client)
+    pictures/          received pictures, fetched on first use; capped  (client)
+    files/             files taken from friends and offline files       (client)
+    media-out/         pictures of queued messages, by content hash     (onebot)
 
 What it must never do: keep a half-written file where a reader can see it, or leave a
 file readable by others. Each of these files may hold a secret (cookies, a token) or
@@ -22,14 +29,18 @@ import tempfile
 from pathlib import Path
 from typing import Any, Union
 
-__all__ = ["PIDFILE", "STATUS", "LOG", "TOKEN", "STORE", "session_file", "captcha_file",
-           "ensure_dir", "atomic_write", "atomic_write_json"]
+__all__ = ["PIDFILE", "STATUS", "LOG", "TOKEN", "STORE", "PICTURES", "FILES", "MEDIA_OUT",
+           "session_file", "captcha_file", "saved_outbox_file", "ensure_dir", "atomic_write",
+           "atomic_write_json"]
 
 PIDFILE = "webqq.pid"
 STATUS = "status.json"
 LOG = "webqq.log"
 TOKEN = "api-token"
 STORE = "messages.sqlite3"
+PICTURES = "pictures"
+FILES = "files"
+MEDIA_OUT = "media-out"
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -37,6 +48,11 @@ PathLike = Union[str, "os.PathLike[str]"]
 def session_file(qq: int) -> str:
     """The name of account ``qq``'s saved session."""
     return "session-%d.json" % qq
+
+
+def saved_outbox_file(qq: int) -> str:
+    """The name of the unsent replies of account ``qq`` an older version saved."""
+    return "outbox-%d.json" % qq
 
 
 def captcha_file(qq: int) -> str:

@@ -16,7 +16,13 @@ The modules, from the one that drives to the values it hands out::
     numbers.py     NumberBook: QQ and group numbers, learnt free or looked up when needed
     receiving.py   Receiver: a poll event, de-duplicated, its sender named, in order
     sending.py     Transmitter: send_* and reply -> resolve, sign, build, send, classify
+    uploads.py     Uploader: a part's pictures uploaded at its turn, the gface signature
     send_queue.py  SendQueue: order, pacing, time to live and result of OutgoingMessages
+    pictures.py    ReceivedPicture, a message's pieces; Pictures: bytes on first use,
+                   PictureCache under state_dir/pictures (capped in size and age)
+    files.py       Files: take or refuse a friend's file, fetch an offline one
+    manage.py      Manager: friend and group requests, leaving a group, our group card
+    calls.py       Calls: what those parts share; NotOnline, Unavailable
     events.py      the values listeners get: StateChanged, MessageReceived, SendFinished...
 
 A message, from the poll answer to a plugin's reply::

@@ -32,7 +32,11 @@ A session, in the order this module is written (§1.2)::
    OFFLINE.
 4. Sends (``send_buddy``, ``send_group``, ``send_discussion``, ``send_session``, ``reply``)
    go through the ``Transmitter`` and its one ``SendQueue``: a minimum interval apart, in
-   order, waiting while offline.
+   order, waiting while offline; pictures in them are uploaded at their turn.
+5. Besides sending, three parts act in the session: ``client.pictures`` (a received
+   picture's bytes, cached), ``client.files`` (take, refuse or fetch a file) and
+   ``client.manage`` (friend and group requests, leaving a group, our group card; the
+   ``accept_friends`` policy).
 
 Recovery: HTTPStream retries network errors and 5xx by its policy; when a chain fails for
 good, the client retries its step (relink, resume or login) after ``backoff * 2**(n-1)``
@@ -56,11 +60,21 @@ all; a callback gets one event object whose ``kind`` is one of:
     "state"         StateChanged(old, new, reason)
     "captcha"       CaptchaRequired(path): the image to read; then enter_verify_code(code)
     "login_failed"  LoginFailed(error, final): final=True means no retry (wrong password)
-    "reconnect"     Reconnecting(step, attempt, delay, at): a recovery attempt is scheduled
+    "login_step"    LoginStep(step): checking the account, logging in, loading contacts
+    "reconnect"     Reconnecting(step, attempt, delay, at, reason): a recovery is scheduled
     "online"        Online(resumed, relinked)
     "contacts"      ContactsLoaded(contacts)
-    "message"       MessageReceived(chat, message, text, sender, group, discussion)
-    "notice"        Notice(event): any other poll event (status change, kick, ...)
+    "message"       MessageReceived(chat, message, text, sender, group, discussion,
+                    pieces): pieces are texts, faces and ReceivedPictures
+    "notice"        Notice(event): any other poll event (status change, kick, ...), as
+                    sent; the five kinds below follow it with the client's reading
+    "friend_request"        FriendRequestReceived(qq, uin, message, accepting)
+    "friend_change"         FriendChanged(change, uin, qq, name, category)
+    "group_member"          GroupMemberChanged(change, sub_type, gid, group, member,
+                            operator)
+    "group_request"         GroupJoinRequest(gid, group, requester, message)
+    "group_request_answer"  GroupJoinAnswered(gid, group, accepted, admin, message)
+    "file"                  FileNotice(change, sender, name, size)
     "transmitting"  Transmitting(message): its first part is being handed to the network
     "sent"          SendFinished(message): an OutgoingMessage left the queue
 A callback that raises is logged; the client carries on.
@@ -69,29 +83,37 @@ import enum
 import logging
 import random
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from pathlib import Path
+from typing import Any, Callable, Collection, Dict, List, Optional, Tuple, Union
 
 from tornado import gen
 from tornado.ioloop import IOLoop
 
+from webqq import statedir
+from webqq.client.calls import Calls
 from webqq.client.contacts import ContactLoader, Contacts
 from webqq.client.numbers import NumberBook
 from webqq.client.events import (CaptchaRequired, ClientEvent, ContactsLoaded, LoginFailed,
-                                 MessageReceived, Notice, Online, Reconnecting, Sender,
-                                 SendFinished, StateChanged, Transmitting)
+                                 LoginStep, MessageReceived, Notice, Online, Reconnecting,
+                                 Sender, SendFinished, StateChanged, Transmitting)
+from webqq.client.files import FILE_MAX_BYTES, Files
 from webqq.client.login import LoginFlow
+from webqq.client.manage import Manager
+from webqq.client.pictures import CACHE_MAX_AGE, CACHE_MAX_BYTES, PictureCache, Pictures
 from webqq.client.receiving import Receiver
 from webqq.client.send_queue import OutgoingMessage, SendQueue, SendStatus
 from webqq.client.sending import Transmitter, describe
 from webqq.client.session import (cookie_value, delete_session, load_session, save_session,
                                   set_cookie)
+from webqq.client.uploads import Uploader
 from webqq.http.errors import HTTPStreamError
 from webqq.http.retry import backoff_delay
 from webqq.http.stream import HTTPStream, Response, RetryPolicy
-from webqq.qq import (BuddyListChange, Era, GroupSystemEvent, Kick, LoginCode, LoginError,
-                      MAX_TEXT_CHARS, Outgoing, PollEvent, PollOutcome, ProtocolError,
-                      QQRetcode, RetcodeError, UnblockRequired, build_heartbeat,
-                      build_logout, build_poll, parse_heartbeat, parse_logout, parse_poll)
+from webqq.qq import (BuddyListChange, Era, FriendAdded, FriendRequest, FriendRequestAccepted,
+                      GroupSystemEvent, Kick, LoginCode, LoginError, MAX_TEXT_CHARS, Outgoing,
+                      PollEvent, PollOutcome, ProtocolError, QQRetcode, RetcodeError,
+                      UnblockRequired, build_heartbeat, build_logout, build_poll,
+                      parse_heartbeat, parse_logout, parse_poll)
 
 __all__ = [
     "WebQQClient", "State", "ClientEvent", "StateChanged", "CaptchaRequired",
@@ -176,6 +198,11 @@ class WebQQClient:
             else Era A.
         rng: the randomness (client id, jitter, check nonces); ``random.Random()``.
         clock: wall-clock seconds for the protocol's ``t`` stamps; ``time.time``.
+        accept_friends: the friend policy (``Manager``): False answers no request by
+            itself, True accepts all, a set of QQ numbers accepts those.
+        picture_cache_bytes, picture_cache_age: the caps of ``state_dir/pictures``
+            (bytes, seconds).
+        file_max_bytes: the cap on a file taken or fetched (bytes).
 
     Attributes:
         state: a ``State``. contacts: the ``Contacts`` of the last load, numbers filled
@@ -183,6 +210,10 @@ class WebQQClient:
         numbers: the ``NumberBook``: ``numbers.qq_of(uin)`` and
             ``numbers.group_number(code)`` give a number a caller needs (a Future that
             never raises; None when it cannot be had now), looked up if unknown.
+        pictures: ``Pictures``: ``await client.pictures.fetch(picture)`` -> bytes.
+        files: ``Files``: ``accept``, ``refuse`` or ``download`` a file.
+        manage: ``Manager``: answer friend and group requests, leave a group, set our
+            group card; its ``accept_friends`` is the friend policy.
     """
 
     def __init__(self, qq: int, password: str, stream: HTTPStream, state_dir: str, *,
@@ -195,7 +226,11 @@ class WebQQClient:
                  poll_retry: Optional[RetryPolicy] = None, lookup_qq: bool = True,
                  resume: bool = True, era: Optional[Era] = Era.A,
                  rng: Optional[random.Random] = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 accept_friends: Union[bool, Collection[int]] = False,
+                 picture_cache_bytes: int = CACHE_MAX_BYTES,
+                 picture_cache_age: float = CACHE_MAX_AGE,
+                 file_max_bytes: int = FILE_MAX_BYTES) -> None:
         self.qq = qq
         self.stream = stream
         self.io_loop: IOLoop = stream.io_loop
@@ -217,7 +252,10 @@ class WebQQClient:
         self._epoch = 0                      # bumped whenever running chains must end
         self._timers: Dict[str, object] = {}
         self._attempt = 0                    # recoveries since the last healthy poll
-        self._last_poll_answer = 0.0
+        # IOLoop.time() of the last poll answer of this session (or of going online): the
+        # watchdog relinks stall_after seconds after it; /readyz reads it.
+        self.last_poll_answer = 0.0
+        self.polls_answered = 0              # poll answers (status 200) of live sessions
         self._poll_sent = 0.0
         self._unknown_poll_codes = 0
         self._heartbeats = 0
@@ -225,7 +263,8 @@ class WebQQClient:
         # The parts, and the callables through which they report (see their modules).
         self._flow = LoginFlow(qq, password, stream, state_dir, era=era, rng=self.rng,
                                epoch=lambda: self._epoch, failed=self._failed,
-                               captcha=self._on_captcha, linked=self._go_online)
+                               captcha=self._on_captcha, linked=self._go_online,
+                               progress=lambda step: self._emit(LoginStep(step)))
         self._link = self._flow.link         # clientid, psessionid, vfwebqq
         # What the book learns goes into the contacts (and the session file at its next
         # save: at online, at a ptwebqq rotation, at stop).
@@ -233,14 +272,23 @@ class WebQQClient:
                                   enabled=lookup_qq,
                                   learnt=lambda key, number: self.contacts.learn(key, number))
         self._loader = ContactLoader(stream, clock, self.numbers)
+        calls = Calls(stream, self._link, online=lambda: self.state is State.ONLINE,
+                      clock=clock)
         self._sending = Transmitter(
             stream, self._link, contacts=lambda: self.contacts, epoch=lambda: self._epoch,
             can_send=lambda: self.state is State.ONLINE, emit=self._emit,
             save=self._save_session, renew=self._renew_link, interval=send_interval,
             ttl=send_ttl, max_text=max_text, clock=clock, resend_ambiguous=resend_ambiguous,
-            numbers=self.numbers, msg_id=self.rng.randrange(1111111, 99999999))
+            numbers=self.numbers, msg_id=self.rng.randrange(1111111, 99999999),
+            uploader=Uploader(calls, qq, self.rng))
         self._receiver = Receiver(self.io_loop, lambda: self.contacts, self.numbers,
-                                  self._emit)
+                                  self._emit, qq)
+        self.pictures = Pictures(calls, PictureCache(
+            Path(state_dir) / statedir.PICTURES, max_bytes=picture_cache_bytes,
+            max_age=picture_cache_age, clock=clock))
+        self.files = Files(calls, Path(state_dir) / statedir.FILES,
+                           max_bytes=file_max_bytes, io_loop=self.io_loop)
+        self.manage = Manager(calls, lambda: self.contacts, accept_friends=accept_friends)
 
     def __repr__(self) -> str:
         return "<WebQQClient qq=%d %s>" % (self.qq, self.state.value)
@@ -255,6 +303,15 @@ class WebQQClient:
         """The in-memory queue of messages asked for and not finished (``len()``, and
         ``next_id``: the id the next message will get)."""
         return self._sending.queue
+
+    @property
+    def resend_ambiguous(self) -> bool:
+        """Whether a part whose fate is unknown is sent again (a reload may change it)."""
+        return self._sending.resend_ambiguous
+
+    @resend_ambiguous.setter
+    def resend_ambiguous(self, value: bool) -> None:
+        self._sending.resend_ambiguous = value
 
     # -- listeners ---------------------------------------------------------------------
 
@@ -456,15 +513,18 @@ class WebQQClient:
             elif step == "login":
                 self._emit(LoginFailed(error, False))
                 self._retry_later("login", str(error))
+            elif step == "resume":              # the usual fate of an old session
+                self._relogin("saved session expired; logging in", at_once=True)
             else:                               # the session is gone: log in again
                 self._relogin("%s refused (%s)" % (step, _code_name(error.retcode)),
                               at_once=True)
             return
-        log.warning("%s failed: %s", step, describe(error))
         if step == "poll":
+            log.warning("poll failed: %s", describe(error))
             self._relink_later("poll failed: %s" % error.__class__.__name__)
-        else:
-            self._retry_later(step, describe(error))
+        else:                                   # one line: what failed, and what next
+            self._retry_later(step, "%s failed: %s" % (step, describe(error)),
+                              logging.WARNING)
 
     def _renew_link(self, epoch: int, why: str, reason: str) -> None:
         """A send found its session refused (the Transmitter's ``renew``, ``why``
@@ -519,15 +579,16 @@ class WebQQClient:
             self._set_state(State.RELINKING, reason)
         self._retry_later("relink", reason)
 
-    def _retry_later(self, step: str, reason: str) -> None:
+    def _retry_later(self, step: str, reason: str, level: int = logging.INFO) -> None:
         """The recovery ladder: run ``step`` again after an exponential, jittered,
         capped delay; never at once, so a dead server is never hammered."""
         self._new_epoch()
         self._attempt += 1
         delay = backoff_delay(self._attempt, self.backoff, self.backoff_max, self.jitter,
                               self.rng.random)
-        log.info("Retrying %s in %.2f s (attempt %d): %s", step, delay, self._attempt, reason)
-        self._emit(Reconnecting(step, self._attempt, delay, self.io_loop.time()))
+        log.log(level, "%s; %s again in %.2f s (attempt %d)", reason, step, delay,
+                self._attempt)
+        self._emit(Reconnecting(step, self._attempt, delay, self.io_loop.time(), reason))
         if step == "login":
             self._later("recover", delay, self._login)
         else:
@@ -546,6 +607,7 @@ class WebQQClient:
             self._become_online(resumed, relinked)
             return
         epoch = self._epoch
+        self._emit(LoginStep("loading contacts"))
         _spawn(self.io_loop, self._load_contacts(epoch),
                lambda: self._become_online(resumed, relinked, epoch))
 
@@ -559,7 +621,7 @@ class WebQQClient:
         how = "session resumed" if resumed else "relinked" if relinked else "logged in"
         self._set_state(State.ONLINE, how)
         self._emit(Online(resumed, relinked))
-        self._last_poll_answer = self.io_loop.time()
+        self.last_poll_answer = self.io_loop.time()
         epoch = self._epoch
         request, readback, _delay = self._next_poll(epoch)
         # A poll that failed for good, if its chain is still the current one: recover.
@@ -585,11 +647,12 @@ class WebQQClient:
             return None
         current = epoch == self._epoch
         if current:
-            self._last_poll_answer = self.io_loop.time()
+            self.last_poll_answer = self.io_loop.time()
         if response.status != 200:
             if current:
                 self._failed("poll", HTTPStreamError("HTTP %d from poll2" % response.status))
             return None
+        self.polls_answered += 1
         try:
             result = parse_poll(response.read())
         except RetcodeError as exc:
@@ -639,7 +702,7 @@ class WebQQClient:
 
     def _watchdog(self) -> None:
         """Relink when no poll was answered for ``stall_after`` seconds."""
-        silent = self.io_loop.time() - self._last_poll_answer
+        silent = self.io_loop.time() - self.last_poll_answer
         if self.state is State.ONLINE and silent >= self.stall_after:
             self._set_state(State.RELINKING, "no poll answer for %.0f s" % silent)
             self._recover("relink", "poll stalled")
@@ -665,10 +728,15 @@ class WebQQClient:
         if received is None:
             return
         self._receiver.deliver(received)
+        for reading in self._receiver.read(event, self.manage.accepts):
+            self._receiver.deliver(reading)     # in order, behind a message that waits
         if isinstance(event, Kick) and current and self.state is State.ONLINE:
             delete_session(self.state_dir, self.qq)
             self._give_up("kicked: %s" % (event.reason or "logged in elsewhere"))
-        elif isinstance(event, (BuddyListChange, GroupSystemEvent)):
+        elif isinstance(event, FriendRequest) and current:
+            self.manage.on_request(event)
+        elif isinstance(event, (BuddyListChange, GroupSystemEvent, FriendAdded,
+                                FriendRequestAccepted)):
             self._later("contacts", 1.0, self._refresh_contacts)
 
     # -- contacts ------------------------------------------------------------------------

@@ -54,6 +54,10 @@ __all__ = ["Link", "LoginFlow"]
 
 log = logging.getLogger("webqq.client")
 
+# A login step is not retried by HTTPStream: the client's own ladder tries the login
+# again, with a Reconnecting event and one log line per attempt.
+_LOGIN_RETRY = RetryPolicy(attempts=1)
+
 
 @dataclass
 class Link:
@@ -106,7 +110,8 @@ class LoginFlow:
     def __init__(self, qq: int, password: str, stream: HTTPStream, state_dir: str, *,
                  era: Optional[Era], rng: Random, epoch: Callable[[], int],
                  failed: Callable[[str, Exception], None],
-                 captcha: Callable[[str], None], linked: Callable[[], None]) -> None:
+                 captcha: Callable[[str], None], linked: Callable[[], None],
+                 progress: Callable[[str], None] = lambda step: None) -> None:
         self.qq = qq
         self._password = password
         self.stream = stream
@@ -119,6 +124,7 @@ class LoginFlow:
         self._failed = failed
         self._captcha = captcha
         self._linked = linked
+        self._progress = progress
         self.login_era: Optional[Era] = None
         self._check: Optional[CheckResult] = None   # the salt of this login
         self._login_sig: Optional[str] = None       # era B's login page token
@@ -134,16 +140,17 @@ class LoginFlow:
         self._check = self._login_sig = None
         self.login_era = self.era
         epoch = self._epoch()
+        self._progress("checking the account")
         if self.era is None:                    # auto: the login page says which era
             self.stream.add_request(build_login_page(), self._probe(epoch),
-                                    errback=self._probe_failed(epoch))
+                                    errback=self._probe_failed(epoch), retry=_LOGIN_RETRY)
             return
         if self.era is Era.B:                   # late 2013: the login page's login_sig first
             request, readback = build_login_page(), self._on_login_page
         else:
             request, readback = self._check_request(), self._on_check
         self.stream.add_request(request, self._step(epoch, "login", readback),
-                                errback=self._errback(epoch, "login"))
+                                errback=self._errback(epoch, "login"), retry=_LOGIN_RETRY)
 
     def new_clientid(self) -> None:
         """Draw another client id for the next ``begin()``: the server called this one
@@ -167,7 +174,8 @@ class LoginFlow:
             raise RuntimeError("no check answered: there is no captcha to answer")
         request, readback = self._login_request(code, after_captcha=True)
         self.stream.add_request(request, readback,
-                                errback=self._errback(self._epoch(), "login"))
+                                errback=self._errback(self._epoch(), "login"),
+                                retry=_LOGIN_RETRY)
 
     def relink(self, step: str) -> None:
         """``login2`` again with the cookies and the link held: after a kick, a stall or
@@ -176,7 +184,7 @@ class LoginFlow:
         epoch = self._epoch()
         request, readback = self._login2_request(step)
         self.stream.add_request(request, readback, errback=self._errback(epoch, step),
-                                retry=RetryPolicy(attempts=1))
+                                retry=_LOGIN_RETRY)
 
     def restore(self, saved: SavedSession) -> None:
         """Put a saved session's cookies and link back, for ``relink("resume")``."""
@@ -226,10 +234,14 @@ class LoginFlow:
         def errback(request, error: HTTPStreamError) -> None:
             if epoch != self._epoch():
                 return
+            # The error's words only at DEBUG: when the network is down the check fails
+            # too and says them, one line per attempt.
+            log.debug("the login page did not load: %s: %s", error.__class__.__name__,
+                      error)
             request, readback = self._era_decided(
-                Era.A, "the login page did not load (%s: %s)" % (
-                    error.__class__.__name__, error))
-            self.stream.add_request(request, readback, errback=self._errback(epoch, "login"))
+                Era.A, "the login page did not load (%s)" % error.__class__.__name__)
+            self.stream.add_request(request, readback, errback=self._errback(epoch, "login"),
+                                    retry=_LOGIN_RETRY)
         return errback
 
     def _era_decided(self, era: Era, why: str):
@@ -261,6 +273,7 @@ class LoginFlow:
                                      verifycode)
         request = build_login(self.qq, encrypted, verifycode, era=self.login_era,
                               login_sig=self._login_sig, after_captcha=after_captcha)
+        self._progress("logging in")
         return request, self._step(self._epoch(), "login", self._on_login)
 
     def _on_login(self, response: Response):

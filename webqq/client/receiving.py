@@ -1,13 +1,15 @@
 """Receiving: from one poll event to the client event a listener gets.
 
 receiving: ``Receiver`` drops the events the server delivered twice, names who wrote each
-message from the contacts, and hands the events on in the order they arrived. A number
-the protocol carries (a group message's public number, a stranger's QQ number) goes into
-the ``NumberBook`` on the way. A message whose sender's QQ number, or whose group's
-public number, is still unknown waits for the book to look it up, ``LOOKUP_WAIT`` seconds
-at most, and the events behind it wait with it, so that listeners see every event in
-arrival order. What an event means for the session (a kick, a contact list change) is
-the client's business, not this module's. It never talks to the network itself.
+message from the contacts and reads its pieces (texts, faces, pictures), reads the
+friend, group and file notices into the client's events (``read``), and hands the events
+on in the order they arrived. A number the protocol carries (a group message's public
+number, a stranger's QQ number) goes into the ``NumberBook`` on the way. A message whose
+sender's QQ number, or whose group's public number, is still unknown waits for the book
+to look it up, ``LOOKUP_WAIT`` seconds at most, and the events behind it wait with it,
+so that listeners see every event in arrival order. What an event means for the session
+(a kick, a contact list change, a friend request to accept) is the client's business,
+not this module's. It never talks to the network itself.
 
 Where it sits on a message's way::
 
@@ -25,10 +27,14 @@ from tornado.concurrent import Future
 from tornado.ioloop import IOLoop
 
 from webqq.client.contacts import Contacts, Member
-from webqq.client.events import ClientEvent, MessageReceived, Notice, Sender
+from webqq.client.events import (ClientEvent, FileNotice, FriendChanged,
+                                 FriendRequestReceived, GroupJoinAnswered, GroupJoinRequest,
+                                 GroupMemberChanged, MessageReceived, Notice, Sender)
 from webqq.client.numbers import NumberBook, group_key
-from webqq.qq import (BuddyMessage, DiscussionMessage, FriendAdded, FriendRequest,
-                      GroupMessage, GroupSystemEvent, PollEvent, SessionMessage)
+from webqq.client.pictures import message_pieces
+from webqq.qq import (BuddyListChange, BuddyMessage, DiscussionMessage, FileEvent,
+                      FriendAdded, FriendRequest, FriendRequestAccepted, GroupMessage,
+                      GroupSystemEvent, MalformedEvent, PollEvent, SessionMessage)
 
 __all__ = ["Receiver", "SEEN_MAX", "LOOKUP_WAIT"]
 
@@ -51,14 +57,17 @@ class Receiver:
         contacts: the client's current ``Contacts``.
         numbers: the client's ``NumberBook``.
         emit: how an event reaches the listeners.
+        self_qq: our own QQ number (in 2013 also our uin, §0.2).
     """
 
     def __init__(self, io_loop: IOLoop, contacts: Callable[[], Contacts],
-                 numbers: NumberBook, emit: Callable[[ClientEvent], None]) -> None:
+                 numbers: NumberBook, emit: Callable[[ClientEvent], None],
+                 self_qq: int = 0) -> None:
         self.io_loop = io_loop
         self._contacts = contacts
         self._numbers = numbers
         self._emit = emit
+        self._self_qq = self_qq
         self._seen: "OrderedDict[tuple, None]" = OrderedDict()
         self._waiting: Deque[List[Any]] = deque()    # [event, Future or None], in order
 
@@ -74,6 +83,9 @@ class Receiver:
             self._seen[key] = None
             if len(self._seen) > SEEN_MAX:
                 self._seen.popitem(last=False)
+        if isinstance(event, MalformedEvent):
+            log.warning("poll2: an unreadable %s item was skipped: %s",
+                        event.poll_type or "untyped", event.problem)
         self._learn(event)
         return self._describe(event)
 
@@ -154,23 +166,98 @@ class Receiver:
             sender = self._sender(event.send_uin, discussion)
         else:
             sender = self._sender(event.from_uin, qq=event.qq)
-        return MessageReceived(chat, event, event.content.text, sender, group, discussion)
+        return MessageReceived(chat, event, event.content.text, sender, group, discussion,
+                               message_pieces(event))
 
-    def _sender(self, uin: int, chat: Any = None, qq: Optional[int] = None) -> Sender:
+    def read(self, event: PollEvent, accepting: Callable[[int], bool]) -> List[ClientEvent]:
+        """The client's events for a friend, group or file notice (none for any other
+        event); ``accepting(qq)`` says whether the friend policy accepts a request.
+
+        A ``buddylist_change`` gives one ``FriendChanged`` per friend added or removed.
+        """
+        if isinstance(event, FriendRequest):
+            return [FriendRequestReceived(event.qq, event.from_uin, event.message,
+                                          accepting(event.qq), event)]
+        if isinstance(event, FriendAdded):
+            return [self._friend_change("added", event.from_uin, event, qq=event.qq)]
+        if isinstance(event, FriendRequestAccepted):
+            return [self._friend_change("accepted", event.from_uin, event,
+                                        category=event.category)]
+        if isinstance(event, BuddyListChange):
+            return [self._friend_change("added", uin, event, category=category)
+                    for uin, category in event.added] + \
+                [self._friend_change("removed", uin, event) for uin in event.removed]
+        if isinstance(event, GroupSystemEvent):
+            found = self._group_event(event)
+            return [found] if found is not None else []
+        if isinstance(event, FileEvent):
+            return [self._file_notice(event)]
+        return []
+
+    def _friend_change(self, change: str, uin: int, event: PollEvent,
+                       qq: Optional[int] = None, category: Optional[int] = None
+                       ) -> FriendChanged:
+        sender = self._sender(uin, qq=qq)
+        return FriendChanged(change, uin, sender.qq, sender.name, category, event)
+
+    def _group_event(self, event: GroupSystemEvent) -> Optional[ClientEvent]:
+        """A ``sys_g_msg`` as a member change, a join request or its answer (OneBot's
+        sub_types: an administrator's join is an invitation, a member put out by one a
+        kick, and when that member is us, a kick_me)."""
+        contacts = self._contacts()
+        group = contacts.group(gid=event.gid) or contacts.group(code=event.code)
+        member = self._sender(event.member_uin, group, event.member_qq) \
+            if event.member_uin is not None else Sender(0, None, "")
+        admin = self._sender(event.admin_uin, group, event.admin_qq, event.admin_nick) \
+            if event.admin_uin is not None else None
+        by_admin = event.op_type == 3
+        if event.kind == "group_join":
+            return GroupMemberChanged("join", "invite" if by_admin else "approve",
+                                      event.gid, group, member, admin or member, event)
+        if event.kind == "group_leave":
+            itself = member.uin == self._self_qq or member.qq == self._self_qq
+            sub_type = ("kick_me" if itself else "kick") if by_admin else "leave"
+            return GroupMemberChanged("leave", sub_type, event.gid, group, member,
+                                      admin or member, event)
+        if event.kind == "group_request_join":
+            return GroupJoinRequest(event.gid, group, member, event.message, event)
+        if event.kind in ("group_request_join_agree", "group_request_join_deny"):
+            return GroupJoinAnswered(event.gid, group,
+                                     event.kind == "group_request_join_agree",
+                                     admin or Sender(0, None, ""), event.message, event)
+        return None
+
+    def _file_notice(self, event: FileEvent) -> FileNotice:
+        if event.kind == "file_message":
+            change = {"recv": "offer", "refuse": "cancel"}.get(event.mode, "ack")
+        else:
+            change = {"push_offfile": "offline", "notify_offfile": "offline_notice"}.get(
+                event.kind, "transfer")
+        sender = self._sender(event.from_uin) if event.from_uin is not None else \
+            Sender(0, None, "")
+        return FileNotice(change, sender, event.name or "", event.size, event)
+
+    def _sender(self, uin: int, chat: Any = None, qq: Optional[int] = None,
+                nick: str = "") -> Sender:
         """Who wrote: the group card, else our remark or the friend's nick, else the
-        member's nick, else the QQ number as text."""
+        member's nick, else ``nick``, else the QQ number as text."""
         contacts = self._contacts()
         friend = contacts.friend(uin=uin)
         member: Optional[Member] = chat.members.get(uin) if chat is not None else None
         name = (member.card if member is not None and member.card else None) or \
             (friend.display_name if friend is not None else None) or \
-            (member.nick if member is not None else "") or ""
+            (member.nick if member is not None else "") or nick or ""
         qq = qq or contacts.qq_of(uin) or self._numbers.known(uin)
         return Sender(uin, qq, name or (str(qq) if qq else ""))
 
 
 def _dedup_key(event: PollEvent) -> Optional[tuple]:
+    """What tells a repeat: (msg_id, msg_id2) where the item has them, else the ``seq``
+    of a system message (a friend request delivered twice is answered once)."""
     msg_id = getattr(event, "msg_id", None)
-    if msg_id is None:
-        return None
-    return type(event).__name__, msg_id, getattr(event, "msg_id2", None)
+    if msg_id is not None:
+        return type(event).__name__, msg_id, getattr(event, "msg_id2", None)
+    seq = getattr(event, "seq", None)
+    if seq is not None:
+        return type(event).__name__, "seq", seq
+    return None

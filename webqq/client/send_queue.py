@@ -19,7 +19,7 @@ import enum
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from tornado.concurrent import Future
 from tornado.ioloop import IOLoop
@@ -60,8 +60,9 @@ class OutgoingMessage:
         id: a number unique within the client, in the order messages were asked for.
         chat: ``"buddy"``, ``"group"``, ``"discussion"`` or ``"session"``.
         target: how the client finds the recipient (see ``Transmitter._resolve``).
-        text: the whole text (faces as ``[face:N]``).
-        parts: what is actually sent, in order: texts, or lists of texts and faces.
+        text: the whole text (faces as ``[face:N]``, pictures as ``[image]``).
+        parts: what is actually sent, in order: texts, or lists of texts, faces and
+            pictures.
         status: a ``SendStatus``.
         retcode: the server's retcode when the status is FAILED by the server.
         error: a short reason for FAILED or AMBIGUOUS.
@@ -86,6 +87,8 @@ class OutgoingMessage:
     part_msg_id: Optional[int] = None   # the msg_id of the part on its way, kept if resent
     resent: int = 0            # the part on its way sent again after an unknown fate
     refused: int = 0           # the part on its way refused unprocessed (429, 503)
+    # part index -> its pictures uploaded (uploads.Prepared), kept for a resend
+    prepared: Dict[int, Any] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
         return "<OutgoingMessage %d %s %s %s, %d part(s)>" % (
@@ -177,6 +180,14 @@ class SendQueue:
         if a part had just been answered, one equal to any text (twice the interval)."""
         self._last_send, self._last_text = self.io_loop.time(), _AnyText()
 
+    def wait_for(self, part: Any) -> float:
+        """Seconds from now until this queue, idle, would send ``part`` at once (0: at
+        once): the pacing rule, from the previous part's answer, twice the interval
+        before a repeat, after a restart and a refusal's hold. A caller that hands
+        messages over one at a time (the daemon's durable outbound queue) asks first, so
+        that its next message waits with it rather than here."""
+        return max(0.0, self._ready_at(part) - self.io_loop.time())
+
     def wake(self) -> None:
         """Look at the queue again (the client calls it when it comes online)."""
         if self._timer is not None:
@@ -196,7 +207,12 @@ class SendQueue:
             self._finish(self._queue.popleft(), SendStatus.AMBIGUOUS,
                          error=reason + " while it was being sent")
         while self._queue:
-            self._finish(self._queue.popleft(), SendStatus.FAILED, error=reason)
+            # Not a failure of the message: its owner may keep it for later (the
+            # daemon saves it for its next start), so no warning.
+            message = self._queue.popleft()
+            log.info("Message %d to %s not sent: %s", message.id, _recipient(message),
+                     reason)
+            self._finish(message, SendStatus.FAILED, error=reason, logged=True)
 
     # -- the pump -------------------------------------------------------------
 
@@ -260,13 +276,19 @@ class SendQueue:
         self._pump()
 
     def _finish(self, message: OutgoingMessage, status: SendStatus,
-                retcode: Optional[int] = None, error: str = "") -> None:
+                retcode: Optional[int] = None, error: str = "",
+                logged: bool = False) -> None:
+        """Settle ``message`` and tell its owner; ``logged``: the caller has said what
+        happened in the log already."""
         message.status, message.retcode, message.error = status, retcode, error
-        if status is SendStatus.SENT:
-            log.info("Message %d sent (%d part(s))", message.id, len(message.parts))
+        if logged:
+            pass
+        elif status is SendStatus.SENT:
+            log.info("Message %d to %s sent (%d part(s))", message.id, _recipient(message),
+                     len(message.parts))
         else:
-            log.warning("Message %d (%s %s, %r) %s%s%s", message.id, message.chat,
-                        message.target[1], message.text[:40], status.value,
+            log.warning("Message %d to %s (%r) %s%s%s", message.id, _recipient(message),
+                        message.text[:40], status.value,
                         " with retcode %s" % retcode if retcode is not None else "",
                         ": " + error if error else "")
         if not message.done.done():
@@ -275,3 +297,16 @@ class SendQueue:
             self._finished(message)
         except Exception:
             log.exception("Listener for message %d raised", message.id)
+
+
+def _recipient(message: OutgoingMessage) -> str:
+    """Whom a message is for, as a log line names it: ``buddy 20001``, ``group 30001``,
+    ``buddy uin 123456`` (a reply by session id), ``group 'name'``."""
+    by, value = message.target
+    if message.chat == "session":
+        return "session uin %d" % value[0]
+    if by in ("qq", "number", "did"):
+        return "%s %d" % (message.chat, value)
+    if by == "name":
+        return "%s %r" % (message.chat, value)
+    return "%s %s %d" % (message.chat, by, value)

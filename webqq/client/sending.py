@@ -19,6 +19,7 @@ The life of a message::
     send_buddy(20001, "hi")   key ("qq", 20001); the text split into parts
       -> SendQueue.put        queued; paced; waits while the client is not online
       -> _transmit            resolve the key to a uin; [get_c2c_msg_sig2 for a session]
+                              [a part with pictures: Uploader.prepare uploads them]
       -> _send_part           msg_id + 1; Transmitting (first part); POST send_buddy_msg2
       -> _on_sent             SENT, FAILED (retcode), AMBIGUOUS (fate unknown), or
                               NOT_SENT (certainly not processed: sent again)
@@ -44,17 +45,19 @@ from tornado import gen
 from tornado.concurrent import Future
 from tornado.ioloop import IOLoop
 
+from webqq.client.calls import NotOnline
 from webqq.client.contacts import Contacts, Discussion, Friend, Group
 from webqq.client.events import ClientEvent, MessageReceived, SendFinished, Transmitting
 from webqq.client.login import Link
 from webqq.client.numbers import NumberBook
 from webqq.client.send_queue import Outcome, OutgoingMessage, SendQueue
+from webqq.client.uploads import Uploader
 from webqq.http.errors import HTTPStreamError
 from webqq.http.stream import HTTPStream, Response, RetryPolicy
-from webqq.qq import (Outgoing, ProtocolError, QQRetcode, RetcodeError, build_c2c_sig,
-                      build_send_buddy, build_send_discussion, build_send_group,
-                      build_send_session, content_text, parse_c2c_sig, parse_send,
-                      split_content)
+from webqq.qq import (CFace, ChatKind, OffPic, Outgoing, ProtocolError, QQRetcode,
+                      RetcodeError, UploadPicture, build_c2c_sig, build_send_buddy,
+                      build_send_discussion, build_send_group, build_send_session,
+                      content_text, has_pictures, parse_c2c_sig, parse_send, split_content)
 
 __all__ = ["Transmitter", "MSG_ID_BLOCK"]
 
@@ -102,6 +105,7 @@ class Transmitter:
         msg_id: the counter's first value (random, so two logins rarely collide).
         resend_ambiguous: send a part whose fate is unknown again (at least once)
             rather than end its message AMBIGUOUS (at most once).
+        uploader: uploads the pictures of a part when its turn comes.
 
     Attributes:
         queue: the ``SendQueue``; a new one at each ``open()`` after a ``close()``.
@@ -113,7 +117,7 @@ class Transmitter:
                  emit: Callable[[ClientEvent], None], save: Callable[[], None],
                  renew: Callable[[int, str, str], None], interval: float, ttl: float,
                  max_text: int, clock: Callable[[], float], numbers: NumberBook,
-                 msg_id: int, resend_ambiguous: bool = False) -> None:
+                 msg_id: int, uploader: Uploader, resend_ambiguous: bool = False) -> None:
         self.stream = stream
         self.io_loop: IOLoop = stream.io_loop
         self.link = link
@@ -130,6 +134,7 @@ class Transmitter:
         self._save = save
         self._renew = renew
         self._c2c_sigs: Dict[Tuple[int, int], str] = {}   # (via_id, uin) -> group_sig
+        self._uploader = uploader
         self.queue = self._new_queue()
         self.queue.close()                   # until the client starts
 
@@ -154,8 +159,10 @@ class Transmitter:
         self.queue.wake()
 
     def forget(self) -> None:
-        """A new login: the temporary session signatures of the old one are void."""
+        """A new login: the temporary session signatures and the group-picture
+        signature of the old one are void."""
         self._c2c_sigs.clear()
+        self._uploader.forget()
 
     def reserve(self) -> int:
         """The end of a new block of msg_ids, for the session file to hold instead of
@@ -179,16 +186,21 @@ class Transmitter:
 
         Args:
             friend: a QQ number (int), a nick or remark name (str), or a ``Friend``.
-            text: the text, or a sequence of texts and ``Face`` pieces; split
-                into parts of ``max_text`` characters (a face counts one) if longer.
+            text: the text, or a sequence of texts, ``Face`` pieces and pictures
+                (``UploadPicture``: uploaded when the message's turn comes); split
+                into parts of ``max_text`` characters (a face or picture counts one)
+                if longer.
 
         Returns:
             The ``OutgoingMessage``; await ``.done`` or listen for ``"sent"`` events.
-            An unknown friend fails when its turn comes (``error`` says so); while the
-            client is not online the message waits, ``ttl`` seconds at most.
+            An unknown friend fails when its turn comes (``error`` says so), and so
+            does a picture the server refuses; while the client is not online the
+            message waits, ``ttl`` seconds at most.
 
         Raises:
-            ValueError: an empty text. RuntimeError: the client is stopped.
+            ValueError: an empty text; a picture the chat cannot carry
+                (``PictureError``: too large; a session message: none at all).
+            RuntimeError: the client is stopped.
         """
         key = ("uin", friend.uin) if isinstance(friend, Friend) else \
             ("name", friend) if isinstance(friend, str) else ("qq", int(friend))
@@ -227,6 +239,7 @@ class Transmitter:
 
     def _put(self, chat: str, key: Tuple[str, Any],
              content: Outgoing) -> OutgoingMessage:
+        _check_pictures(ChatKind(chat), content)
         parts = split_content(content, self.max_text)
         if not parts:
             raise ValueError("cannot send an empty message")
@@ -251,7 +264,7 @@ class Transmitter:
             return found.did if found else value if by == "did" else None
         return value[0]
 
-    def _transmit(self, message: OutgoingMessage, part: str, done: Done) -> None:
+    def _transmit(self, message: OutgoingMessage, part: Any, done: Done) -> None:
         """Send one part (the queue's ``transmit``); ``done(outcome, ...)`` follows once."""
         to = self._resolve(message.chat, message.target)
         if to is not None:
@@ -287,7 +300,7 @@ class Transmitter:
             return None
         return gen.convert_yielded(search())
 
-    def _found(self, message: OutgoingMessage, part: str, done: Done,
+    def _found(self, message: OutgoingMessage, part: Any, done: Done,
                search: Future) -> None:
         if search.exception() is not None:     # a bug: logged, the message fails
             log.error("looking up %r crashed", message.target, exc_info=search.exception())
@@ -300,7 +313,7 @@ class Transmitter:
     def _unknown(self, message: OutgoingMessage, done: Done) -> None:
         done(Outcome.FAILED, error="unknown %s %r" % (message.chat, message.target[1]))
 
-    def _transmit_to(self, message: OutgoingMessage, part: str, to: int, done: Done) -> None:
+    def _transmit_to(self, message: OutgoingMessage, part: Any, to: int, done: Done) -> None:
         """Send one part to the wire id ``to`` [after the session signature]."""
         epoch = self._epoch()
         if message.chat == "session":
@@ -314,9 +327,44 @@ class Transmitter:
                     request, lambda r: self._on_c2c_sig(r, message, part, to, done),
                     errback=lambda _r, e: self._send_failed(epoch, e, done, sent=False))
                 return
+        if has_pictures(part) and message.next_part not in message.prepared:
+            self._prepare(message, part, to, done, epoch)
+            return
         self._send_part(message, part, to, done)
 
-    def _on_c2c_sig(self, response: Response, message: OutgoingMessage, part: str,
+    def _prepare(self, message: OutgoingMessage, part: Any, to: int, done: Done,
+                 epoch: int) -> None:
+        """Upload the pictures of ``part``, then send it. A failed upload fails the
+        message (the server refused the picture, or its answer was unusable); one cut
+        short by a new login, or by the client going offline, leaves it queued."""
+        index = message.next_part
+        upload = gen.convert_yielded(
+            self._uploader.prepare(ChatKind(message.chat), to, list(part)))
+
+        def uploaded(future) -> None:
+            if self._epoch() != epoch:
+                if not future.cancelled():
+                    future.exception()          # seen: the message waits for the new one
+                done(Outcome.NOT_SENT)
+                return
+            try:
+                prepared = future.result()
+            except NotOnline:
+                done(Outcome.NOT_SENT)
+                return
+            except (ProtocolError, HTTPStreamError, ValueError) as exc:
+                done(Outcome.FAILED, retcode=getattr(exc, "retcode", None),
+                     error="picture upload failed: %s" % describe(exc))
+                return
+            except Exception as exc:            # a bug: fail the message, keep the queue
+                log.exception("Uploading the pictures of message %d failed", message.id)
+                done(Outcome.FAILED, error="picture upload failed: %s" % describe(exc))
+                return
+            message.prepared[index] = prepared
+            self._send_part(message, part, to, done)
+        self.io_loop.add_future(upload, uploaded)
+
+    def _on_c2c_sig(self, response: Response, message: OutgoingMessage, part: Any,
                     to: int, done: Done) -> None:
         try:
             sig = parse_c2c_sig(response.read())
@@ -326,7 +374,19 @@ class Transmitter:
         self._c2c_sigs[(message.target[1][1], to)] = sig.group_sig
         self._send_part(message, part, to, done)
 
-    def _send_part(self, message: OutgoingMessage, part: str, to: int, done: Done) -> None:
+    def _send_part(self, message: OutgoingMessage, part: Any, to: int, done: Done) -> None:
+        prepared = message.prepared.get(message.next_part)
+        content = prepared.content if prepared is not None else part
+        pictures: Dict[str, Any] = {}
+        if prepared is not None and prepared.gface is not None:
+            pictures = dict(key=prepared.gface.key, sig=prepared.gface.sig)
+            if message.chat == "group":
+                group = self._contacts().group(gid=to)
+                if group is None:
+                    done(Outcome.FAILED, error="cannot send a picture to group %d: its "
+                                               "code is unknown" % to)
+                    return
+                pictures["group_code"] = group.code
         if message.part_msg_id is None:      # a part sent again keeps its msg_id
             self.msg_id += 1
             if self.msg_id >= self._reserved:
@@ -335,11 +395,11 @@ class Transmitter:
         ids = dict(msg_id=message.part_msg_id, clientid=self.link.clientid,
                    psessionid=self.link.psessionid)
         if message.chat == "buddy":
-            request = build_send_buddy(to, part, **ids)
+            request = build_send_buddy(to, content, **ids)
         elif message.chat == "group":
-            request = build_send_group(to, part, **ids)
+            request = build_send_group(to, content, **ids, **pictures)
         elif message.chat == "discussion":
-            request = build_send_discussion(to, part, **ids)
+            request = build_send_discussion(to, content, **ids, **pictures)
         else:
             _uin, via_id, service_type = message.target[1]
             request = build_send_session(
@@ -407,6 +467,23 @@ class Transmitter:
             return
         done(Outcome.AMBIGUOUS, error="its fate is unknown, so it was not sent again "
                                       "(it may have arrived): " + error)
+
+
+def _check_pictures(chat: ChatKind, content: Outgoing) -> None:
+    """Refuse, before anything is queued, pictures the chat cannot carry: too large
+    (``PictureError``), any in a temporary session, a group piece to a friend or a
+    friend's piece to a group (``ValueError``)."""
+    if isinstance(content, str):
+        return
+    for piece in content:
+        if isinstance(piece, UploadPicture):
+            piece.check_for(chat)
+        elif isinstance(piece, OffPic) and chat is not ChatKind.BUDDY:
+            raise ValueError("an OffPic is a friend's picture; a %s message takes an "
+                             "UploadPicture or a CFace" % chat)
+        elif isinstance(piece, CFace) and chat not in (ChatKind.GROUP, ChatKind.DISCUSSION):
+            raise ValueError("a CFace is a group picture; a %s message cannot take it"
+                             % chat)
 
 
 def describe(error: Exception) -> str:

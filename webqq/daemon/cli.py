@@ -1,38 +1,47 @@
 """The command line, ``webqq [-c CONFIG] COMMAND``: where a newcomer starts reading.
 
 What it is for: parse the command line, find and load the configuration
-(``webqq.config``), and do one thing with it:
+(``webqq.daemon.config``), and do one thing with it:
 
     check (-t)  validate the configuration and print it, secrets masked
     run         the daemon in the foreground (systemd, containers): ``Daemon.run``
-    start       the daemon detached: ``Daemon.start`` (double fork, pidfile)
+    start       the daemon detached: ``Daemon.start`` (double fork, pidfile); prints
+                each step of the login as it happens
     stop        SIGTERM, wait for a clean exit, SIGKILL after --timeout seconds
     restart     stop, then start
     status      running or not, pid, uptime, login state, counts (from status.json,
-                and the API's get_status when it listens)
-    reload      SIGHUP: the daemon reads its configuration and plugins again
+                and the API's get_status when it listens); how the last one ended;
+                exit 1 unless every account is online
+    reload      SIGHUP: the daemon reads its configuration and plugins again; prints
+                what it applied and what waits for a restart
     send        send buddy|group|discussion TARGET TEXT: the API's send_msg
-    captcha     captcha CODE: the verify code the login waits for
+    captcha     where the verify-code image is (file, page); captcha CODE answers it
     friends     the friend list (QQ number, nick, remark)
     groups      the groups (public number, name) and discussions (did, name)
 
 From here, the path to a message sent: ``run`` -> ``webqq.daemon.Daemon.run`` (pidfile,
 logging, simulator, ``WebQQClient``, plugins) -> ``WebQQClient.start`` logs in and polls
 -> a ``"message"`` event -> ``webqq.plugins.Dispatcher.dispatch`` -> a handler's
-``ctx.reply`` -> ``WebQQClient.send_buddy`` (its send queue) -> ``build_send_buddy``.
+``ctx.reply`` -> a row of the durable queue (``webqq.onebot.outbound``) ->
+``WebQQClient.send_buddy`` (its send queue) -> ``build_send_buddy``.
 
 ``send``, ``captcha``, ``friends``, ``groups`` (and a part of ``status``) call the
-daemon's OneBot API (``webqq.api``) on ``[api] listen`` with its token (configured, or
+daemon's OneBot API (``webqq.onebot``) on ``[api] listen`` with its token (configured, or
 generated into state_dir); they print lines for people, or the API's ``data`` as JSON with
 ``--json``.
 
-Exit codes (``webqq.daemon.ExitCode``): 0 ok, 1 failure (including "not running" for
+A configuration file a bad edit has broken does not lock the operator out: ``stop``,
+``status`` and the API verbs print its error, then find the daemon that runs from it
+(``find_running``) and act on it; the others exit 3 and leave it running.
+
+Exit codes (``webqq.daemon.process.ExitCode``): 0 ok, 1 failure (including "not running" for
 ``status``, ``reload``), 2 usage, 3 configuration error (one line naming file, section
 and key), 4 login refused.
 
 What it must never do: run the IOLoop itself, or talk to the daemon other than through
-its pidfile, signals, status file and API (blocking ``urllib``: the CLI has no loop). Waiting for another process is the one place a
-``time.sleep`` belongs (``System.sleep``).
+its pidfile, signals, status file and API (blocking ``urllib``: the CLI has no loop).
+Waiting for another process is the one place a ``time.sleep`` belongs
+(``System.sleep``).
 """
 import argparse
 import json
@@ -41,15 +50,22 @@ import os
 import signal
 import sys
 import time
+import types
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
+from webqq import statedir
 from webqq.daemon import config as configuration
-from webqq.daemon.config import Config, ConfigError
-from webqq.daemon.daemon import Daemon, ExitCode, Pidfile, System, pidfile_path, read_status
+from webqq.daemon.config import (AccountConfig, ApiConfig, BotConfig, Config, ConfigError,
+                                 DaemonConfig, NetworkConfig, SimulatorConfig)
+from webqq.daemon.daemon import Daemon
+from webqq.daemon.pidfile import Pidfile, Pointer, pidfile_path
+from webqq.daemon.process import ExitCode, System
+from webqq.daemon.status import describe, describe_stopped, not_online, read_status
 from webqq.onebot.token import api_token
-from webqq.plugins import Dispatcher, format_duration
+from webqq.plugins import Dispatcher
 
 __all__ = ["main", "build_parser", "Commands"]
 
@@ -62,6 +78,8 @@ RELOAD_WAIT = 10.0
 #: How often the CLI looks again while it waits for the daemon.
 POLL_INTERVAL = 0.05
 
+#: Seconds ``captcha CODE`` waits for the login to go through or to show a new image.
+CAPTCHA_WAIT = 20.0
 #: Seconds a call to the daemon's API may take (a send waits up to api.SEND_WAIT).
 API_TIMEOUT = 15.0
 #: ``webqq send`` chat -> (OneBot message_type, the id parameter).
@@ -76,39 +94,78 @@ def build_parser() -> argparse.ArgumentParser:
                "4 login refused. Without -c: ./conf/webqq.ini, "
                "~/.config/webqq/webqq.ini, /etc/webqq/webqq.ini.")
     parser.add_argument("-c", "--config", metavar="CONFIG",
-                        help="the ini file (default: the first found, see below)")
+                        help="the ini file (default: the first found, see below); may "
+                             "also follow the command")
     parser.add_argument("-t", "--test", action="store_true",
                         help="same as the check command")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("check", help="validate the configuration, print it (secrets "
-                                      "masked)")
-    commands.add_parser("run", help="run in the foreground (systemd, containers)")
-    start = commands.add_parser("start", help="start detached; pidfile in state_dir")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                     title="commands")
+    verbs = {}
+
+    def verb(name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
+        verbs[name] = commands.add_parser(name, help=summary,
+                                          description=summary + ". " + details)
+        # After the command too (webqq status -c FILE); SUPPRESS keeps the one given
+        # before it when this one is absent.
+        verbs[name].add_argument("-c", "--config", metavar="CONFIG",
+                                 default=argparse.SUPPRESS, help="the ini file")
+        return verbs[name]
+
+    verb("check", "validate the configuration, print it (secrets masked)",
+         "Exit 3 and one line naming file, section and key when it is not valid.")
+    verb("run", "run in the foreground (systemd, containers)",
+         "Logs to stderr unless [daemon] logfile is set; stops on SIGTERM or Ctrl-C "
+         "(twice: at once).")
+    start = verb("start", "start detached; pidfile in state_dir",
+                 "Prints each step of the login as it happens and exits 0 once online "
+                 "(or waiting for a verify code), 1 when not online by --wait.")
     start.add_argument("--wait", type=float, default=START_WAIT, metavar="SECONDS",
                        help="wait this long for the login (default %(default)g)")
-    stop = commands.add_parser("stop", help="stop the daemon cleanly")
+    stop = verb("stop", "stop the daemon cleanly",
+                "SIGTERM; queued messages are sent or saved for the next start, the "
+                "session is saved. Works with a broken configuration file too.")
     stop.add_argument("--timeout", type=float, default=STOP_TIMEOUT, metavar="SECONDS",
                       help="SIGKILL after this long (default %(default)g)")
-    restart = commands.add_parser("restart", help="stop, then start")
-    restart.add_argument("--timeout", type=float, default=STOP_TIMEOUT, metavar="SECONDS")
-    restart.add_argument("--wait", type=float, default=START_WAIT, metavar="SECONDS")
-    status = commands.add_parser("status", help="is it running, logged in, busy?")
+    restart = verb("restart", "stop, then start",
+                   "Stops the running daemon as stop does, then starts it as start "
+                   "does; refused, with the daemon left running, when the configuration "
+                   "file is not valid.")
+    restart.add_argument("--timeout", type=float, default=STOP_TIMEOUT, metavar="SECONDS",
+                         help="SIGKILL the old daemon after this long (default "
+                              "%(default)g)")
+    restart.add_argument("--wait", type=float, default=START_WAIT, metavar="SECONDS",
+                         help="wait this long for the new daemon's login (default "
+                              "%(default)g)")
+    status = verb("status", "is it running, logged in, busy?",
+                  "Exit 0 when it runs and every account is online, 1 when not (with "
+                  "how the last one ended).")
     status.add_argument("--json", action="store_true", help="print the status file")
-    commands.add_parser("reload", help="re-read the configuration and plugins (SIGHUP)")
-    send = commands.add_parser("send", help="send a message through the daemon's API")
+    verb("reload", "re-read the configuration and plugins (SIGHUP)",
+         "Applies what can change while running and prints what waits for a restart.")
+    send = verb("send", "send a message through the daemon's API")
     send.add_argument("chat", choices=sorted(_SEND_KINDS), help="who gets it")
     send.add_argument("target", help="a QQ number, a group number or a discussion id "
                                      "(or a nick, remark or name)")
     send.add_argument("text", nargs="+", help="the text (words are joined by spaces)")
-    captcha = commands.add_parser("captcha", help="enter the verify code the login waits "
-                                                  "for")
-    captcha.add_argument("code")
-    commands.add_parser("friends", help="list the friends")
-    commands.add_parser("groups", help="list the groups and discussions")
+    captcha = verb("captcha", "show where the verify-code image is, or answer it",
+                   "Without CODE: the image the login waits on (captcha-QQ.jpg in "
+                   "state_dir) and the API's /captcha page, where a browser can answer "
+                   "it. With CODE: enter it, then wait up to --wait seconds to say "
+                   "whether the login went through or a new image came.")
+    captcha.add_argument("code", nargs="?", help="the characters the image shows")
+    captcha.add_argument("--wait", type=float, default=CAPTCHA_WAIT, metavar="SECONDS",
+                         help="wait this long for the outcome (default %(default)g)")
+    verb("friends", "list the friends")
+    verb("groups", "list the groups and discussions")
     for name in ("send", "captcha", "friends", "groups"):
-        commands.choices[name].add_argument("--json", action="store_true",
-                                            help="print the API's answer as JSON")
+        verbs[name].add_argument("--json", action="store_true",
+                                 help="print the API's answer as JSON")
     return parser
+
+
+#: The commands that only need the running daemon's state_dir, so that a broken
+#: configuration file does not lock the operator out of the daemon that runs.
+_NEED_NO_VALID_FILE = ("stop", "status", "send", "captcha", "friends", "groups")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -117,12 +174,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)          # usage errors exit 2 here
     command = "check" if args.test else args.command
     if command is None:
-        parser.print_usage(sys.stderr)
-        print("webqq: error: a COMMAND is required", file=sys.stderr)
+        parser.print_help(sys.stderr)
+        print("\nwebqq: error: a COMMAND is required", file=sys.stderr)
         return ExitCode.USAGE
     cli_log = _log_warnings_to_stderr()
     try:
-        config = configuration.load(configuration.find_config(args.config))
+        path = configuration.find_config(args.config)
+        try:
+            config = configuration.load(path)
+        except ConfigError as error:
+            return _broken_file(command, path, error, args)
         commands = Commands(config)
         if command in ("run", "start", "restart"):
             # From here the daemon's own logging takes over.
@@ -140,6 +201,49 @@ def main(argv: Optional[List[str]] = None) -> int:
         logging.getLogger().removeHandler(cli_log)
 
 
+def _broken_file(command: str, path: Path, error: ConfigError,
+                 args: argparse.Namespace) -> int:
+    """The configuration file is not valid: say so (the one line), then act on the
+    daemon that runs with it when the command needs no more than its state_dir."""
+    print(error, file=sys.stderr)
+    state_dir = find_running(path) if command != "check" else None
+    if state_dir is None:
+        return ExitCode.CONFIG
+    if command not in _NEED_NO_VALID_FILE:
+        print("webqq: the daemon running from %s is left as it is; fix the file first"
+              % path, file=sys.stderr)
+        return ExitCode.CONFIG
+    print("webqq %s: the file is not valid; acting on the daemon running from it "
+          "(state_dir %s)" % (command, state_dir), file=sys.stderr)
+    return int(getattr(Commands(_stand_in(path, state_dir), broken=error), command)(args))
+
+
+def find_running(path: Path) -> Optional[Path]:
+    """The state_dir of the daemon running from configuration file ``path``, found
+    without loading it: the note the daemon left (``Pointer``), else the state_dir the
+    file seems to name, if a daemon started from this file holds the pidfile lock there.
+    None when no such daemon runs."""
+    state_dir = Pointer(path).state_dir()
+    if state_dir is not None:
+        return state_dir
+    hint = configuration.state_dir_hint(path)
+    if hint is None or not Pidfile.probe(hint / statedir.PIDFILE)[0]:
+        return None
+    status = read_status(_stand_in(path, hint)) or {}
+    same = os.path.realpath(status.get("config") or "") == os.path.realpath(path)
+    return hint if same else None
+
+
+def _stand_in(path: Path, state_dir: Path) -> Config:
+    """A configuration that knows only where the running daemon keeps its state: what
+    ``stop``, ``status`` and the API verbs need (the rest are defaults, unused)."""
+    return Config(source=path, account=AccountConfig(qq=configuration.SIMULATOR_QQ),
+                  daemon=DaemonConfig(state_dir=state_dir), network=NetworkConfig(),
+                  hosts=types.MappingProxyType({}), simulator=SimulatorConfig(),
+                  bot=BotConfig(), api=ApiConfig(listen=None),
+                  plugin_settings=types.MappingProxyType({}))
+
+
 def _log_warnings_to_stderr() -> logging.Handler:
     """Configuration warnings (a secret readable by others) reach the user's terminal."""
     handler = logging.StreamHandler(sys.stderr)
@@ -155,11 +259,15 @@ class ApiUnavailable(Exception):
 
 class Commands:
     """One method per command: takes the parsed arguments, prints, returns the exit
-    code. ``system`` holds the OS effects (kill, sleep, clock) so tests can swap them."""
+    code. ``system`` holds the OS effects (kill, sleep, clock) so tests can swap them;
+    ``broken`` is the error of a configuration file that is not valid, when ``config``
+    only stands in for it (``find_running``)."""
 
-    def __init__(self, config: Config, system: Optional[System] = None) -> None:
+    def __init__(self, config: Config, system: Optional[System] = None,
+                 broken: Optional[ConfigError] = None) -> None:
         self.config = config
         self.system = system or System()
+        self.broken = broken
 
     def check(self, args: argparse.Namespace) -> int:
         configuration.resolve_password(self.config)      # ConfigError: exit 3
@@ -186,11 +294,9 @@ class Commands:
             print("webqq is already running (pid %s)" % (pid or "starting"),
                   file=sys.stderr)
             return ExitCode.FAILURE
-        code, line = Daemon(self.config, system=self.system).start(wait=args.wait)
-        if code == ExitCode.OK:
-            print("webqq %s" % line)
-        else:
-            print(line if code == ExitCode.CONFIG else "webqq %s" % line, file=sys.stderr)
+        code, line = Daemon(self.config, system=self.system).start(
+            wait=args.wait, progress=lambda step: print(step, flush=True))
+        print(line, file=sys.stdout if code == ExitCode.OK else sys.stderr)
         return code
 
     def stop(self, args: argparse.Namespace) -> int:
@@ -236,18 +342,15 @@ class Commands:
             print(json.dumps(dict(status or {}, running=running), indent=1, sort_keys=True))
             return ExitCode.OK if running else ExitCode.FAILURE
         if not running:
-            line = "webqq is not running"
-            if status and status.get("shutdown"):
-                line += " (last exit code %s)" % status["shutdown"].get("exit_code")
-            print(line)
+            print(describe_stopped(status, pid, time.time()))
             return ExitCode.FAILURE
         if not status or status.get("pid") != pid:
             print("webqq is starting (pid %s)" % (pid or "not written yet"))
-            return ExitCode.OK
-        print(self._describe(status))
+            return ExitCode.FAILURE
+        print("\n".join(describe(status, time.time())))
         if status.get("api"):
             print(self._describe_api(status["api"]["url"]))
-        return ExitCode.OK
+        return ExitCode.FAILURE if not_online(status) else ExitCode.OK
 
     def _describe_api(self, url: str) -> str:
         try:
@@ -260,31 +363,6 @@ class Commands:
                                 stat.get("message_sent", 0), stat.get("message_queued", 0),
                                 stat.get("message_failed", 0),
                                 stat.get("events_undelivered", 0))
-
-    def _describe(self, status: Dict) -> str:
-        now = time.time()
-        counts = status.get("counts", {})
-        lines = ["webqq is running, pid %d, up %s" % (
-            status["pid"], format_duration(now - status["started_at"]))]
-        login = "%s as %d" % (status.get("state"), status.get("qq"))
-        if status.get("online_since") and status.get("state") == "online":
-            login += " for %s%s" % (format_duration(now - status["online_since"]),
-                                    " (resumed)" if status.get("resumed") else "")
-        if status.get("login_error"):
-            login += "; last login error: %s" % status["login_error"]
-        lines.append("login: " + login)
-        lines.append("messages: %d received, %d sent, %d failed, %d queued" % (
-            counts.get("received", 0), counts.get("sent", 0),
-            counts.get("send_failed", 0), status.get("queued", 0)))
-        lines.append("plugins: %s; handlers %d ok, %d errors, %d timeouts" % (
-            ", ".join(status.get("plugins", [])) or "none", counts.get("handled", 0),
-            counts.get("errors", 0), counts.get("timeouts", 0)))
-        for problem in status.get("plugin_errors") or ():
-            lines.append("plugin not loaded: %s" % problem)
-        if status.get("simulator"):
-            lines.append("embedded simulator: %s" % status["simulator"]["control"])
-        lines.append("log: %s" % status.get("log"))
-        return "\n".join(lines)
 
     def reload(self, args: argparse.Namespace) -> int:
         running, pid = Pidfile.probe(pidfile_path(self.config))
@@ -310,12 +388,19 @@ class Commands:
             print("webqq refused the new configuration: %s" % result["error"],
                   file=sys.stderr)
             return ExitCode.CONFIG
-        for problem in result["plugin_errors"]:
-            print("webqq reload: plugin %s" % problem, file=sys.stderr)
-        if result["plugin_errors"]:
-            return ExitCode.FAILURE
         print("webqq reloaded (pid %d)" % pid)
-        return ExitCode.OK
+        if result["applied"]:
+            print("webqq reload: applied %s" % ", ".join(result["applied"]))
+        if result["at_restart"]:
+            print("webqq reload: %s changed; that takes effect at the next restart "
+                  "(webqq restart)" % ", ".join(result["at_restart"]))
+        problems = ["plugin %s" % problem for problem in result["plugin_errors"]]
+        if result["api_error"]:
+            problems.append("[api] not applied, the API keeps its old settings: %s"
+                            % result["api_error"])
+        for problem in problems:
+            print("webqq reload: %s" % problem, file=sys.stderr)
+        return ExitCode.FAILURE if problems else ExitCode.OK
 
     # -- the API verbs -----------------------------------------------------------------
 
@@ -364,16 +449,63 @@ class Commands:
 
     def captcha(self, args: argparse.Namespace) -> int:
         try:
+            accounts = self._call("get_captcha", {})
+            if args.code is None:
+                return self._show_captcha(accounts, args.json)
             answer = self._call("enter_verify_code", {"code": args.code}, check=False)
+            if args.json or answer.get("status") != "ok":
+                print(json.dumps(answer, indent=1, ensure_ascii=False) if args.json else
+                      "webqq captcha: %s" % answer.get("msg"),
+                      file=sys.stdout if args.json else sys.stderr)
+                return ExitCode.OK if answer.get("status") == "ok" else ExitCode.FAILURE
+            return self._captcha_outcome(accounts, args.wait)
         except ApiUnavailable as error:
             return self._unavailable("captcha", error)
-        if args.json:
-            print(json.dumps(answer, indent=1, ensure_ascii=False))
-        elif answer.get("status") == "ok":
-            print("verify code entered; webqq status shows how the login goes")
-        else:
-            print("webqq captcha: %s" % answer.get("msg"), file=sys.stderr)
-        return ExitCode.OK if answer.get("status") == "ok" else ExitCode.FAILURE
+
+    def _show_captcha(self, accounts: List[Dict], as_json: bool) -> int:
+        """Where each waiting image is: the file, and the page a browser answers on."""
+        waiting = [account for account in accounts if account["waiting"]]
+        if as_json:
+            print(json.dumps(accounts, indent=1, ensure_ascii=False))
+        elif not waiting:
+            print("no account waits for a verify code (%s)" % ", ".join(
+                "%d is %s" % (a["user_id"], a["state"]) for a in accounts))
+        for account in waiting if not as_json else ():
+            print("%d waits for a verify code (image %d): %s" % (
+                account["user_id"], account["attempt"], account["image_path"]))
+            if account["attempt"] > 1 and account["last_error"]:
+                print("  the last code failed: %s" % account["last_error"])
+            if account["page_url"]:
+                print("  or answer it in a browser: %s&access_token=TOKEN (the API's "
+                      "token: [api] token, or %s in state_dir)" % (account["page_url"],
+                                                                   statedir.TOKEN))
+        if waiting and not as_json:
+            print("read it, then: webqq captcha CODE")
+        return ExitCode.OK if waiting else ExitCode.FAILURE
+
+    def _captcha_outcome(self, before: List[Dict], wait: float) -> int:
+        """After a code was entered: wait for the login to go through (exit 0) or for
+        a new image (the code was refused: exit 1)."""
+        attempts = {a["user_id"]: a["attempt"] for a in before if a["waiting"]}
+        outcome: List[str] = []
+
+        def settled() -> bool:
+            for account in self._call("get_captcha", {}):
+                if account["user_id"] not in attempts:
+                    continue
+                if account["state"] == "online":
+                    outcome[:] = ["ok", "verify code accepted: %d is online"
+                                  % account["user_id"]]
+                elif account["waiting"] and account["attempt"] > attempts[
+                        account["user_id"]]:
+                    outcome[:] = ["refused", "the code was refused (%s); a new image: %s"
+                                  % (account["last_error"], account["image_path"])]
+            return bool(outcome)
+        if not self._wait(settled, wait):
+            print("verify code entered; still logging in (webqq status tells how it goes)")
+            return ExitCode.OK
+        print(outcome[1], file=sys.stdout if outcome[0] == "ok" else sys.stderr)
+        return ExitCode.OK if outcome[0] == "ok" else ExitCode.FAILURE
 
     def friends(self, args: argparse.Namespace) -> int:
         try:
@@ -431,6 +563,10 @@ class Commands:
         Raises ApiUnavailable: not running, refused, or (checked) the action failed.
         """
         url = self._api_url()
+        status = read_status(self.config) or {}
+        if self.broken is not None and (status.get("api") or {}).get("token") != "generated":
+            raise ApiUnavailable("its access token is in the configuration file, which is "
+                                 "not valid")
         token = api_token(self.config)
         if token is None:
             raise ApiUnavailable("no access token: set [api] token, or start the daemon "

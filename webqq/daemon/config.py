@@ -8,6 +8,10 @@ raises ``ConfigError``, whose ``str`` is the one line the CLI prints before exit
 
     conf/webqq.ini: [network] request_timeout: 'abc' is not a number of seconds
 
+Each key goes through a named converter of ``webqq.daemon.datatypes`` (``port``,
+``seconds``, ``host_port``, ...); this module knows the sections, their keys and defaults,
+and the rules that tie keys together.
+
 What it must never do: open a socket, start anything, create a directory or write a file.
 It reads the ini file, looks at the files it names (exists? readable by others?) and reads
 the password file only inside ``resolve_password``; the daemon acts on the result.
@@ -36,6 +40,12 @@ Rules the ini file follows (conf/webqq.ini repeats them for its readers):
   ``resolve_password`` returns None: the daemon takes the password from the simulator's
   world, which knows every account it serves. ``[hosts]`` is ignored then (the daemon routes
   every protocol host to the simulator), with a warning if it is not empty.
+* ``[api] listen`` on an address other than loopback needs ``[api] token``: a generated
+  token would guard a public port with a secret only this machine's state_dir knows.
+* The file is UTF-8; a byte order mark at its start (Notepad writes one) is ignored.
+
+``state_dir_hint`` reads ``[daemon] state_dir`` from a file ``load`` refuses, for the
+commands that must still find a running daemon after a bad edit (``stop``, ``status``).
 
 Warnings (a file holding a secret that others may read, ignored ``[hosts]``) go to the
 ``webqq.config`` logger; ``find_config`` logs the file it chose there at INFO, which the
@@ -52,12 +62,17 @@ import os
 import re
 import stat
 import types
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Mapping, Optional, Tuple, TypeVar, Union
 
-from webqq.client.send_queue import MIN_SEND_INTERVAL
+from webqq.daemon.datatypes import (access_token, bind_port, boolean, byte_size,
+                                    command_prefix, count, email_addresses, era,
+                                    existing_directory, existing_file, friend_policy,
+                                    host_name, host_port, http_url, listen_address,
+                                    loglevel, module_names, optional, path,
+                                    positive_seconds, qq_number, seconds, smtp_security,
+                                    send_interval, text, ws_url)
 from webqq.http.redact import MASK, redact_url
 
 logger = logging.getLogger("webqq.config")
@@ -71,9 +86,9 @@ SYSTEM_CONFIG = Path("/etc/webqq/webqq.ini")
 #: Default ``[daemon] state_dir``, relative to the configuration file's directory.
 DEFAULT_STATE_DIR = "run"
 
-_SECRET_FIELDS = frozenset({"password", "token", "secret"})
+_SECRET_FIELDS = frozenset({"password", "token", "secret", "smtp_password"})
 # URLs whose userinfo and query are shown masked (``redact_url``).
-_URL_FIELDS = frozenset({"post_url", "ws_reverse_url"})
+_URL_FIELDS = frozenset({"post_url", "ws_reverse_url", "webhook_url"})
 # Words that make a [plugin:NAME] key a secret: api_key, bot-token, password, ...
 _SECRET_WORDS = frozenset({"password", "passwd", "pass", "token", "secret", "key", "apikey"})
 
@@ -108,249 +123,6 @@ def _where(file: Optional[str], section: Optional[str], key: Optional[str]) -> s
     return ": ".join(part for part in (file, place) if part)
 
 
-# Converters: each takes the stripped text of one value and returns its typed value, or
-# raises ValueError whose message quotes the bad text. ConfigError adds file, section, key.
-
-_TRUE = frozenset({"yes", "true", "on", "1"})
-_FALSE = frozenset({"no", "false", "off", "0"})
-_LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-               "error": logging.ERROR, "critical": logging.CRITICAL}
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024 ** 2, "mb": 1024 ** 2,
-               "g": 1024 ** 3, "gb": 1024 ** 3}
-_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
-_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
-# QQ numbers start at 10000 and fit the protocol's 32-bit unsigned integers.
-_QQ_RANGE = (10000, 2 ** 32 - 1)
-
-
-def boolean(value: str) -> bool:
-    """``yes``/``no``, ``true``/``false``, ``on``/``off``, ``1``/``0``, any case."""
-    lowered = value.lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ValueError(f"{value!r} is not a boolean (yes/no, true/false, on/off, 1/0)")
-
-
-def count(value: str) -> int:
-    """A whole number, 0 or more (``retries``, ``log_backups``)."""
-    if not re.fullmatch(r"\d+", value):
-        raise ValueError(f"{value!r} is not a whole number (0 or more)")
-    return int(value)
-
-
-def port(value: str) -> int:
-    """A TCP port to connect to, 1 to 65535."""
-    if not re.fullmatch(r"\d+", value) or not 1 <= int(value) <= 65535:
-        raise ValueError(f"{value!r} is not a port (1 to 65535)")
-    return int(value)
-
-
-def bind_port(value: str) -> int:
-    """A TCP port to listen on, 0 to 65535; 0 lets the system pick a free one."""
-    if not re.fullmatch(r"\d+", value) or not 0 <= int(value) <= 65535:
-        raise ValueError(f"{value!r} is not a port (0 to 65535, 0: any free port)")
-    return int(value)
-
-
-def seconds(value: str) -> float:
-    """A duration in seconds, 0 or more, as ``2`` or ``0.5``."""
-    if not re.fullmatch(r"\d+(\.\d+)?", value):
-        raise ValueError(f"{value!r} is not a number of seconds")
-    return float(value)
-
-
-def send_interval(value: str) -> float:
-    """Seconds between two sends, at least ``MIN_SEND_INTERVAL`` (0.5): the 2013 server
-    silently dropped messages sent closer together (docs/protocol.rst §7.3)."""
-    duration = seconds(value)
-    if duration < MIN_SEND_INTERVAL:
-        raise ValueError(f"{value!r} is less than {MIN_SEND_INTERVAL:g} s: the server "
-                         f"silently dropped messages sent closer together")
-    return duration
-
-
-#: ``[account] era``: how to log in (docs/protocol.rst §1.1).
-ERAS = ("auto", "A", "B")
-
-
-def era(value: str) -> str:
-    """``auto``, ``A`` or ``B`` (any case): the login of spring 2013 (A), of late 2013
-    (B), or whichever the login page shows (auto)."""
-    for name in ERAS:
-        if value.lower() == name.lower():
-            return name
-    raise ValueError(f"{value!r} is not an era (auto, A or B)")
-
-
-def positive_seconds(value: str) -> float:
-    """A duration in seconds greater than 0 (timeouts)."""
-    duration = seconds(value)
-    if duration == 0:
-        raise ValueError(f"{value!r} is not more than 0 seconds")
-    return duration
-
-
-def byte_size(value: str) -> int:
-    """A size in bytes: ``1048576``, ``512KB``, ``10MB``, ``1GB`` (units of 1024)."""
-    match = re.fullmatch(r"(\d+)\s*([a-z]*)", value.lower())
-    if not match or match.group(2) not in _SIZE_UNITS:
-        raise ValueError(f"{value!r} is not a size in bytes (e.g. 0, 512KB, 10MB, 1GB)")
-    return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
-
-
-def loglevel(value: str) -> int:
-    """A level name, any case, returned as the ``logging`` number (``info`` -> 20)."""
-    try:
-        return _LOG_LEVELS[value.lower()]
-    except KeyError:
-        names = ", ".join(_LOG_LEVELS)
-        raise ValueError(f"{value!r} is not a log level ({names})") from None
-
-
-def qq_number(value: str) -> int:
-    """A QQ number: digits, 10000 to 4294967295."""
-    low, high = _QQ_RANGE
-    if not re.fullmatch(r"[1-9]\d*", value) or not low <= int(value) <= high:
-        raise ValueError(f"{value!r} is not a QQ number (digits, {low} to {high})")
-    return int(value)
-
-
-def host_name(value: str) -> str:
-    """A DNS host name (``d.web2.qq.com``), returned in lower case."""
-    lowered = value.lower()
-    labels = lowered.split(".")
-    if (len(lowered) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels)
-            or labels[-1].isdigit()):
-        raise ValueError(f"{value!r} is not a host name")
-    return lowered
-
-
-def _host_port(value: str, lowest_port: int) -> Tuple[str, int]:
-    match = re.fullmatch(r"\[([^\]]*)\]:(\d+)|([^:\[\]]+):(\d+)", value)
-    if not match:
-        raise ValueError(f"{value!r} is not HOST:PORT (an IPv6 address in brackets: "
-                         f"[::1]:18080)")
-    if match.group(1) is not None:
-        host, number = match.group(1), int(match.group(2))
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f"{value!r}: {host!r} is not an IPv6 address") from None
-    else:
-        host, number = match.group(3), int(match.group(4))
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            try:
-                host = host_name(host)
-            except ValueError:
-                raise ValueError(f"{value!r}: {host!r} is neither an IP address nor a "
-                                 f"host name") from None
-    if not lowest_port <= number <= 65535:
-        raise ValueError(f"{value!r}: {number} is not a port ({lowest_port} to 65535)")
-    return host, number
-
-
-def host_port(value: str) -> Tuple[str, int]:
-    """Where to connect: ``127.0.0.1:18080``, ``localhost:18080``, ``[::1]:18080``.
-
-    Returns ``(host, port)`` with IPv6 brackets removed, as ``HTTPStream(hosts=)`` takes.
-    """
-    return _host_port(value, lowest_port=1)
-
-
-def listen_address(value: str) -> Tuple[str, int]:
-    """Where to listen: like ``host_port``, but port 0 lets the system pick one."""
-    return _host_port(value, lowest_port=0)
-
-
-def _url(value: str, schemes: Tuple[str, str]) -> str:
-    parts = urllib.parse.urlsplit(value)
-    try:
-        parts.port  # raises ValueError on a port out of range or not a number
-    except ValueError:
-        raise ValueError(f"{redact_url(value)!r} has a bad port") from None
-    if parts.scheme not in schemes or not parts.hostname:
-        raise ValueError(f"{redact_url(value)!r} is not a URL starting with "
-                         f"{schemes[0]}:// or {schemes[1]}://")
-    return value
-
-
-# URLs may carry credentials: ``http://user:pass@host/?key=...``, ``?access_token=...``.
-
-def http_url(value: str) -> str:
-    """An ``http://`` or ``https://`` URL with a host (``[api] post_url``)."""
-    return _url(value, ("http", "https"))
-
-
-def ws_url(value: str) -> str:
-    """A ``ws://`` or ``wss://`` URL with a host (``[api] ws_reverse_url``)."""
-    return _url(value, ("ws", "wss"))
-
-
-def module_names(value: str) -> Tuple[str, ...]:
-    """Python module names separated by commas, blanks or newlines; empty: none."""
-    names = tuple(name for name in re.split(r"[,\s]+", value) if name)
-    for index, name in enumerate(names):
-        if not _MODULE_NAME.fullmatch(name):
-            raise ValueError(f"{name!r} is not a Python module name")
-        if name in names[:index]:
-            raise ValueError(f"{name!r} is listed twice")
-    return names
-
-
-def command_prefix(value: str) -> str:
-    """What starts a bot command (``!ping``): one or more characters, no blanks."""
-    if not value:
-        raise ValueError("'' is empty (a ';' after a space starts a comment: "
-                         "write command_prefix =;)")
-    if re.search(r"\s", value):
-        raise ValueError(f"{value!r} contains blanks")
-    return value
-
-
-def text(value: str) -> str:
-    """Any single-line text, unchanged (passwords, tokens)."""
-    return value
-
-
-def access_token(value: str) -> str:
-    """``[api] token``: printable ASCII without blanks, since it travels in an HTTP
-    header (``Authorization: Bearer``, latin-1 on the wire) and a query string. The
-    message never quotes it: it is a secret."""
-    if not all("!" <= char <= "~" for char in value):
-        raise ValueError("must be printable ASCII without spaces (the value is not "
-                         "shown: a secret)")
-    return value
-
-
-def path(value: str, base: Path) -> Path:
-    """A file system path; ``~`` expanded, a relative one taken from ``base``.
-
-    Returns an absolute, normalized path (``conf/../run`` becomes ``run``).
-    """
-    if not value:
-        raise ValueError("'' is not a path")
-    return Path(os.path.normpath(base / os.path.expanduser(value)))
-
-
-def existing_file(value: str, base: Path) -> Path:
-    """Like ``path``, and the file must exist (``ca_file``, ``world``)."""
-    resolved = path(value, base)
-    if not resolved.is_file():
-        raise ValueError(f"{value!r} is not a file: {resolved} does not exist")
-    return resolved
-
-
-def optional(convert: Callable[[str], T]) -> Callable[[str], Optional[T]]:
-    """Wraps a converter so that an empty value means None ("not set")."""
-    def convert_unless_empty(value: str) -> Optional[T]:
-        return None if value == "" else convert(value)
-    return convert_unless_empty
-
-
 # The sections. Each field is the key of the same name, converted; defaults are the
 # values an absent key takes.
 
@@ -381,10 +153,10 @@ def _masked(name: str, value: object) -> object:
 
 def _masked_settings(settings: Mapping[str, str]) -> Dict[str, str]:
     """A plugin's settings as they may be shown: secret-looking keys masked."""
-    return {key: MASK if _looks_secret(key) else value for key, value in settings.items()}
+    return {key: MASK if looks_secret(key) else value for key, value in settings.items()}
 
 
-def _looks_secret(key: str) -> bool:
+def looks_secret(key: str) -> bool:
     """Whether a free-form key (``[plugin:NAME]``) names a secret: ``api_key``, ``token``."""
     return not _SECRET_WORDS.isdisjoint(re.split(r"[_.\-]", key.lower()))
 
@@ -453,12 +225,15 @@ class BotConfig(_MaskedRepr):
     """``[bot]``: ``plugins`` are module names, loaded in order; ``command_prefix`` starts
     a command (``!ping``); ``send_interval`` is the least time in seconds between two
     messages the daemon sends; ``resend_ambiguous`` sends again a message whose fate is
-    unknown (at least once) instead of reporting it ambiguous (at most once)."""
+    unknown (at least once) instead of reporting it ambiguous (at most once);
+    ``accept_friends`` is False (no friend request accepted unattended), True (all) or
+    the QQ numbers whose requests are accepted."""
 
     plugins: Tuple[str, ...] = ("webqq.plugins.builtin",)
     command_prefix: str = "!"
     send_interval: float = 0.5
     resend_ambiguous: bool = False
+    accept_friends: Union[bool, Tuple[int, ...]] = False
 
 
 @dataclass(frozen=True, repr=False)
@@ -469,7 +244,10 @@ class ApiConfig(_MaskedRepr):
     ``token``: the access_token; None: the daemon generates one into state_dir.
     ``post_url``: where events are POSTed; None: not posted. ``secret``: signs each POST
     (HMAC-SHA1 ``X-Signature``); None: unsigned. ``ws_reverse_url``: a reverse WebSocket
-    to connect to; None: none.
+    to connect to; None: none. ``media_dir``: the directory whose files an ``image``
+    segment may name (``file=PATH``); None: no file may be named. ``fetch_urls``: an
+    ``image`` segment may name an http(s) URL, which webqq then fetches.
+    ``metrics_public``: ``/metrics`` without the token.
     """
 
     listen: Optional[Tuple[str, int]] = ("127.0.0.1", 18765)
@@ -477,6 +255,30 @@ class ApiConfig(_MaskedRepr):
     post_url: Optional[str] = None
     secret: Optional[str] = None
     ws_reverse_url: Optional[str] = None
+    media_dir: Optional[Path] = None
+    fetch_urls: bool = False
+    metrics_public: bool = False
+
+
+@dataclass(frozen=True, repr=False)
+class AlertConfig(_MaskedRepr):
+    """``[alert]``: tell a person when an account goes offline, needs a verify code or
+    is kicked, and when it is back: a POST to ``webhook_url`` and/or a mail to
+    ``email_to`` through ``smtp_server`` (``smtp_security``: starttls, tls or none;
+    ``smtp_user`` and ``smtp_password`` to log in). ``after``: seconds an account may be
+    offline (relinking, logging in again) before that is an incident (a kick, a verify
+    code or a refusal for good are incidents at once); ``settle``: seconds it must then
+    stay online for the incident to end; going offline before is the same incident."""
+
+    webhook_url: Optional[str] = None
+    email_to: Tuple[str, ...] = ()
+    email_from: Optional[str] = None
+    smtp_server: Tuple[str, int] = ("127.0.0.1", 25)
+    smtp_security: str = "none"
+    smtp_user: Optional[str] = None
+    smtp_password: Optional[str] = None
+    after: float = 30.0
+    settle: float = 300.0
 
 
 @dataclass(frozen=True, repr=False)
@@ -500,9 +302,10 @@ class Config(_MaskedRepr):
     bot: BotConfig
     api: ApiConfig
     plugin_settings: Mapping[str, Mapping[str, str]]
+    alert: AlertConfig = AlertConfig()
 
 
-_SECTIONS = ("account", "daemon", "network", "hosts", "simulator", "bot", "api")
+_SECTIONS = ("account", "daemon", "network", "hosts", "simulator", "bot", "api", "alert")
 _PLUGIN_PREFIX = "plugin:"
 
 
@@ -541,6 +344,35 @@ def find_config(explicit: Optional[PathLike] = None) -> Path:
     return chosen
 
 
+def state_dir_hint(file: PathLike) -> Optional[Path]:
+    """Where the configuration ``file`` keeps its state, read leniently: the last
+    ``state_dir =`` line under ``[daemon]`` (the default, ``run`` beside the file, when
+    there is none), for a file ``load`` refuses.
+
+    Only a hint: a caller checks that a daemon does run there (its pidfile lock) before
+    acting. Returns None when the file cannot be read or the value is no path.
+    """
+    source = Path(file)
+    try:
+        with open(source, encoding="utf-8-sig", errors="replace") as stream:
+            lines = stream.read().splitlines()
+    except OSError:
+        return None
+    section, value = None, DEFAULT_STATE_DIR
+    for line in lines:
+        header = re.match(r"\s*\[([^\]]*)\]", line)
+        if header:
+            section = header.group(1).strip().lower()
+            continue
+        found = re.match(r"state_dir\s*=(.*)", line.strip())
+        if section == "daemon" and found:
+            value = re.sub(r"\s;.*", "", found.group(1)).strip()
+    try:
+        return path(value, Path(os.path.abspath(source)).parent)
+    except ValueError:
+        return None
+
+
 def load(file: PathLike) -> Config:
     """Reads and validates the configuration file.
 
@@ -575,6 +407,7 @@ def load(file: PathLike) -> Config:
         bot=bot,
         api=_read_api(section("api")),
         plugin_settings=_read_plugin_settings(source, parser, bot.plugins),
+        alert=_read_alert(section("alert")),
     )
     if config.hosts and simulator.embedded:
         logger.warning("%s: [hosts]: ignored while [simulator] embedded = yes: every "
@@ -597,7 +430,8 @@ def _parse(source: Path) -> configparser.ConfigParser:
         default_section="",
     )
     try:
-        with open(source, encoding="utf-8") as stream:
+        # utf-8-sig: Notepad starts a UTF-8 file with a byte order mark; it is not text.
+        with open(source, encoding="utf-8-sig") as stream:
             text = stream.read()
     except OSError as error:
         raise ConfigError(source, None, None,
@@ -629,7 +463,7 @@ def _quote_line(line: str) -> str:
     (its first word is ``password``, ``api_key``, ...), since the value would follow."""
     line = line.strip()
     key = re.split(r"[\s=:]", line, maxsplit=1)[0]
-    if _looks_secret(key):
+    if looks_secret(key):
         return f"the line of {key!r} (not shown: a secret)"
     return repr(line)
 
@@ -691,6 +525,9 @@ class _Section:
 
     def existing_file(self, value: str) -> Path:
         return existing_file(value, self.base)
+
+    def existing_directory(self, value: str) -> Path:
+        return existing_directory(value, self.base)
 
     def error(self, key: str, problem: str) -> ConfigError:
         return ConfigError(self.source, self.name, key, problem)
@@ -758,6 +595,7 @@ def _read_bot(section: _Section) -> BotConfig:
         command_prefix=command_prefix,
         send_interval=send_interval,
         resend_ambiguous=boolean,
+        accept_friends=friend_policy,
     ))
 
 
@@ -768,11 +606,47 @@ def _read_api(section: _Section) -> ApiConfig:
         post_url=optional(http_url),
         secret=optional(text),
         ws_reverse_url=optional(ws_url),
+        media_dir=optional(section.existing_directory),
+        fetch_urls=boolean,
+        metrics_public=boolean,
     )
     if values.get("secret") is not None and values.get("post_url") is None:
         raise section.error("secret", "set, but post_url is not: the secret only "
                                       "signs POSTed events")
+    listen = values.get("listen", ApiConfig.listen)
+    if listen is not None and not _is_loopback(listen[0]) and values.get("token") is None:
+        # A generated token would guard a public port with a secret that only this
+        # machine's state_dir knows: the clients elsewhere could not have it.
+        raise section.error("token", f"listen = {_format(listen)} is not a loopback "
+                                     f"address: set [api] token")
     return ApiConfig(**values)
+
+
+def _read_alert(section: _Section) -> AlertConfig:
+    values = section.read(
+        webhook_url=optional(http_url), email_to=optional(email_addresses),
+        email_from=optional(email_addresses), smtp_server=host_port,
+        smtp_security=smtp_security, smtp_user=optional(text),
+        smtp_password=optional(text), after=seconds, settle=seconds)
+    values["email_to"] = values.get("email_to") or ()
+    if values.get("email_from") is not None:
+        if len(values["email_from"]) > 1:
+            raise section.error("email_from", "one address, not several")
+        values["email_from"] = values["email_from"][0]
+    if (values.get("smtp_password") is None) != (values.get("smtp_user") is None):
+        raise section.error("smtp_password" if values.get("smtp_user") else "smtp_user",
+                            "smtp_user and smtp_password go together")
+    return AlertConfig(**values)
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` (as ``listen_address`` returns it) only accepts this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _read_plugin_settings(source: Path, parser: configparser.ConfigParser,
@@ -807,9 +681,11 @@ def _first_secret(config: Config) -> Optional[Tuple[str, str]]:
     for key in ("token", "secret"):
         if getattr(config.api, key) is not None:
             return "api", key
+    if config.alert.smtp_password is not None:
+        return "alert", "smtp_password"
     for module, values in config.plugin_settings.items():
         for key in values:
-            if _looks_secret(key):
+            if looks_secret(key):
                 return _PLUGIN_PREFIX + module, key
     return None
 
@@ -871,7 +747,7 @@ def _read_password_file(source: Path, file: Path) -> str:
         return ConfigError(source, "account", "password_file", f"{file}: {problem}")
 
     try:
-        with open(file, encoding="utf-8") as stream:
+        with open(file, encoding="utf-8-sig") as stream:
             content = stream.read()
     except OSError as failure:
         raise error(f"cannot read: {failure.strerror or failure}") from None
@@ -911,7 +787,7 @@ def render_effective(config: Config, environ: Optional[Mapping[str, str]] = None
     else:
         lines.append("; no password is set")
     lines.append(_render_line("era", config.account.era))
-    for name in ("daemon", "network", "simulator", "bot", "api"):
+    for name in ("daemon", "network", "simulator", "bot", "api", "alert"):
         section = getattr(config, name)
         lines += ["", f"[{name}]"]
         for field in dataclasses.fields(section):
@@ -936,11 +812,12 @@ def _format(value: object) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:g}"
-    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], int):
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str) \
+            and isinstance(value[1], int):
         host, number = value
         return f"[{host}]:{number}" if ":" in host else f"{host}:{number}"
     if isinstance(value, tuple):
-        return ", ".join(value)
+        return ", ".join(str(item) for item in value)
     return str(value).replace("\n", "\n    ")
 
 

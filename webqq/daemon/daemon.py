@@ -5,46 +5,53 @@ What it is for: ``Daemon(config).run()`` is ``webqq run`` (foreground) and, afte
 daemon, as ``Daemon._main`` reads:
 
 1. take the pidfile lock (``Pidfile``: ``fcntl.flock``, so a live daemon is never
-   mistaken for a stale file), set up logging (``webqq.logs.LogSetup``: one format, secrets masked,
-   repeated warnings collapsed, logrotate-friendly or size-rotated);
+   mistaken for a stale file), set up logging (``webqq.daemon.logs.LogSetup``: one
+   format, secrets masked, repeated warnings collapsed, logrotate-friendly or
+   size-rotated); refuse to start, in one line naming the key, when a port to listen
+   on is taken;
 2. start the embedded simulator when ``[simulator] embedded = yes`` and route every
    protocol host to it;
 3. build the ``HTTPStream`` and the ``WebQQClient``, load the plugins into a
-   ``Dispatcher``, write the pid into the pidfile (now we are up), start the client;
-4. serve: each ``"message"`` event becomes a ``webqq.plugins.Message`` for the plugins;
-   replies go back through the client's queue. With ``[api] listen`` (or a
-   ``post_url`` / ``ws_reverse_url``), ``webqq.api.OneBotApi`` serves OneBot v11 on the
-   same IOLoop, its messages and queue in ``webqq.store`` (``messages.sqlite3``). ``status.json`` in state_dir is rewritten
-   (atomically) on every state change and every ``STATUS_INTERVAL`` seconds;
-5. on SIGTERM/SIGINT: let the outbound queue drain (``DRAIN_TIMEOUT``), save what is left
-   to ``outbox-QQ.json`` (sent at the next start), close the API (what it accepted stays
-   queued in its store), stop the client (it saves the session
-   so the next start resumes it), stop the simulator, remove the pidfile.
+   ``Dispatcher``, write the pid into the pidfile (now we are up) and leave the note
+   that leads to it (``Pointer``), start the client. A waiting ``webqq start`` hears of
+   each step of the login as it happens;
+4. serve: each ``"message"`` event becomes a ``webqq.plugins.Message`` for the plugins.
+   Every message to send, a plugin's reply or an API call's, is a row of the one
+   durable queue (``webqq.onebot.outbound.Outbound``, in ``messages.sqlite3``) before
+   the client sees it; an older version's ``outbox-QQ.json`` is moved into it at start.
+   With ``[api] listen`` (or a ``post_url`` / ``ws_reverse_url``),
+   ``webqq.onebot.server.OneBotApi`` serves OneBot v11 on the same IOLoop.
+   ``status.json`` in state_dir (``webqq.daemon.status``) is rewritten (atomically) on
+   every state change and every ``STATUS_INTERVAL`` seconds; it tells since when, the
+   last error while it applies, the next attempt, and why the client went offline for
+   good (then the daemon stops: kicked, logged out);
+5. on SIGTERM/SIGINT: let the queue drain (``DRAIN_TIMEOUT``; what is left stays queued
+   in the store and goes at the next start), close the API, stop the client (it saves
+   the session so the next start resumes it), stop the simulator, remove the pidfile.
+   The same signal again while it stops: exit at once (``_force_exit``).
    On SIGHUP: load the configuration again; a bad one is refused, logged, and the old one
-   kept; plugins are re-imported with their new settings.
+   kept; what can change while running is applied (logging, timeouts, pacing, plugins,
+   the API), the rest waits for a restart (``webqq.daemon.reload``), and the outcome goes
+   to the status file for ``webqq reload`` to print.
 
 Signal handlers only hand over (``loop.add_signal_handler`` schedules a method that logs
-and acts); OS effects (fork, setsid, kill, ...) are methods of ``System`` so tests can
-swap them. Exit codes are ``ExitCode``.
+and acts). Beside it: ``webqq.daemon.pidfile`` (the pidfile lock, the pointer to it) and
+``webqq.daemon.process`` (``ExitCode``, ``System``: the OS effects tests swap, the double
+fork, the report pipe to a waiting ``webqq start``).
 
 What it must never do: speak the protocol (the client does), log a secret (``SecretMask``
 guards every handler, as defence in depth), block the IOLoop, start a thread, or remove a
 pidfile it did not write.
 """
 import asyncio
-import enum
-import fcntl
-import json
+import dataclasses
 import logging
-import logging.handlers
 import os
-import select
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from tornado.ioloop import IOLoop, PeriodicCallback
 
@@ -52,30 +59,28 @@ from webqq import statedir
 from webqq.client.client import State, WebQQClient
 from webqq.client.session import load_session
 from webqq.daemon import config as configuration
+from webqq.daemon import reload as reloading
+from webqq.daemon.alerts import Alerts
 from webqq.daemon.config import Config, ConfigError
 from webqq.daemon.logs import LogSetup, MaskingCookieJar, SecretMask
-from webqq.http.redact import url_secrets
+from webqq.daemon.pidfile import AlreadyRunning, Pidfile, Pointer, pidfile_path
+from webqq.daemon.process import (ExitCode, ReportPipe, StartupError, System, detach,
+                                  await_report, check_ports)
+from webqq.daemon.status import Login, status_path
 from webqq.http.stream import HTTPStream, RetryPolicy
-from webqq.onebot.api import ApiError, OneBotApi, check_listen
-from webqq.onebot.store import Store
+from webqq.onebot.health import Health
+from webqq.onebot.metrics import Metrics
+from webqq.onebot.outbound import Outbound, import_saved_outbox
+from webqq.onebot.server import ApiError, OneBotApi
+from webqq.onebot.store import Store, StoreError, open_store
 from webqq.onebot.token import api_token
-from webqq.plugins import Dispatcher, Event, Message
+from webqq.plugins import Actions, Dispatcher, Event, Message
 from webqq.qq import Era
 from webqq.tasks import TaskSet
 
-__all__ = ["ExitCode", "Pidfile", "AlreadyRunning", "System", "Daemon", "read_status",
-           "pidfile_path", "status_path"]
+__all__ = ["Daemon", "STATUS_INTERVAL", "DRAIN_TIMEOUT"]
 
 log = logging.getLogger("webqq.daemon")
-
-
-class ExitCode(enum.IntEnum):
-    """What the ``webqq`` process exits with, so that a supervisor can act on it."""
-    OK = 0              # done, or stopped cleanly
-    FAILURE = 1         # anything else that went wrong (not running, killed, offline)
-    USAGE = 2           # a bad command line (argparse)
-    CONFIG = 3          # the configuration cannot be used: restarting will not help
-    LOGIN_REFUSED = 4   # the server refused the login for good (password): do not retry
 
 
 #: Seconds between two rewrites of the status file while nothing changes.
@@ -83,186 +88,19 @@ STATUS_INTERVAL = 5.0
 #: Seconds a count change (a message in or out) may wait before the status file shows
 #: it: a busy bot rewrites the file at most this often.
 STATUS_DELAY = 0.5
-#: Seconds the outbound queue may take to drain at shutdown before the rest is saved.
+#: Seconds the outbound queue may take to drain at shutdown (the rest stays queued).
 DRAIN_TIMEOUT = 10.0
+#: The long poll is not retried by HTTPStream: the client's recovery takes over at once.
+POLL_RETRY = RetryPolicy(idempotent=True, attempts=1)
 
 
-def pidfile_path(config: Config) -> Path:
-    return config.daemon.state_dir / statedir.PIDFILE
-
-
-def status_path(config: Config) -> Path:
-    return config.daemon.state_dir / statedir.STATUS
-
-
-def outbox_path(config: Config) -> Path:
-    return config.daemon.state_dir / ("outbox-%d.json" % config.account.qq)
-
-
-# --- pidfile and status file -----------------------------------------------------------
-
-class AlreadyRunning(Exception):
-    """Raised when another live process holds the pidfile lock; ``pid`` is the one it
-    wrote (None while it is still starting)."""
-
-    def __init__(self, path: Path, pid: Optional[int]) -> None:
-        self.path, self.pid = path, pid
-        who = "pid %d" % pid if pid else "a process that is starting"
-        super().__init__("already running (%s holds %s)" % (who, path))
-
-
-class Pidfile:
-    """``state_dir/webqq.pid``: an ``fcntl.flock`` lock held for the daemon's life, and
-    the pid written into it once the daemon is up (empty while it starts).
-
-    The lock, not the file, says whether a daemon runs: a file left by a killed daemon is
-    unlocked, so it is replaced. ``release()`` removes the file only if this process
-    wrote it, and closing the descriptor (even by death) drops the lock.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: Optional[int] = None
-        self._wrote = False
-
-    def acquire(self) -> Optional[int]:
-        """Take the lock and empty the file. Returns the pid a stale file held (None if
-        none).
-
-        The stale pid goes at once: until ``write`` a locked, empty file reads as
-        "starting", so ``webqq stop`` or ``reload`` never signal a dead daemon's pid,
-        which an unrelated process may have reused.
-
-        Raises AlreadyRunning when a live process holds it; OSError when the file
-        cannot be opened.
-        """
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                pid = _parse_pid(os.pread(fd, 32, 0))
-                os.close(fd)
-                raise AlreadyRunning(self.path, pid) from None
-            # The holder we waited on may have removed the file before we locked it:
-            # then our lock is on a file nobody else will look at; take the new one.
-            try:
-                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        self._fd = fd
-        stale = _parse_pid(os.pread(fd, 32, 0))
-        os.ftruncate(fd, 0)
-        return stale
-
-    @property
-    def held(self) -> bool:
-        """Whether this process holds the lock."""
-        return self._fd is not None
-
-    def write(self, pid: int) -> None:
-        """Write ``pid`` (the daemon is up)."""
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, b"%d\n" % pid, 0)
-        os.fsync(self._fd)
-        self._wrote = True
-
-    def release(self) -> None:
-        """Remove the file if we wrote it, then drop the lock. Safe to call twice."""
-        if self._fd is None:
-            return
-        if self._wrote:
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
-        os.close(self._fd)
-        self._fd = None
-
-    @staticmethod
-    def probe(path: Path) -> Tuple[bool, Optional[int]]:
-        """``(running, pid)``: whether a live process holds the lock, and the pid in the
-        file (a stale one when not running; None when absent or empty)."""
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return False, None
-        try:
-            pid = _parse_pid(os.pread(fd, 32, 0))
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True, pid
-            return False, pid
-        finally:
-            os.close(fd)
-
-
-def _parse_pid(data: bytes) -> Optional[int]:
-    text = data.decode("ascii", "replace").strip()
-    return int(text) if text.isdigit() and int(text) > 0 else None
-
-
-def read_status(config: Config) -> Optional[Dict[str, Any]]:
-    """What the daemon last wrote to its status file, or None (absent or unreadable)."""
-    try:
-        with open(status_path(config), encoding="utf-8") as stream:
-            return json.load(stream)
-    except (OSError, ValueError):
-        return None
-
-
-# --- the operating system, as methods tests can swap ------------------------------------
-
-class System:
-    """Every effect on the process the daemon and the CLI have, in one place."""
-
-    fork = staticmethod(os.fork)
-    setsid = staticmethod(os.setsid)
-    umask = staticmethod(os.umask)
-    chdir = staticmethod(os.chdir)
-    kill = staticmethod(os.kill)
-    waitpid = staticmethod(os.waitpid)
-    exit_now = staticmethod(os._exit)
-    getpid = staticmethod(os.getpid)
-    sleep = staticmethod(time.sleep)        # only the CLI waiting for another process
-    monotonic = staticmethod(time.monotonic)
-
-    def redirect_stdio(self) -> None:
-        """Point stdin, stdout and stderr at /dev/null (a detached daemon has no tty)."""
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        if null > 2:
-            os.close(null)
-
-    def alive(self, pid: int) -> bool:
-        """Whether process ``pid`` exists (signal 0)."""
-        try:
-            self.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+def saved_outbox_path(config: Config) -> Path:
+    """Where versions before the one durable queue saved unsent plugin replies at a
+    clean stop; moved into the store at start."""
+    return config.daemon.state_dir / statedir.saved_outbox_file(config.account.qq)
 
 
 # --- the daemon ------------------------------------------------------------------------
-
-class StartupError(Exception):
-    """Raised before the daemon is up: ``code`` is the ExitCode to leave with."""
-
-    def __init__(self, code: ExitCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-    def line(self) -> str:
-        """What the CLI prints: a configuration error's one line as it is."""
-        return str(self) if self.code == ExitCode.CONFIG else "webqq: %s" % self
-
 
 class Daemon:
     """One daemon process: ``run()`` in the foreground, or ``start()`` to detach first.
@@ -278,7 +116,7 @@ class Daemon:
         self.config_path = Path(os.path.abspath(config.source))
         self.system = system or System()
         self.mask = SecretMask()
-        self._mask_configured_secrets(config)
+        self.mask.add_config(config)
         self.logs = LogSetup(self.mask)
         self.pidfile = Pidfile(pidfile_path(config))
         self.drain_timeout = DRAIN_TIMEOUT
@@ -290,24 +128,28 @@ class Daemon:
         self.simulator = None
         self.stream = None
         self.client = None
+        self.store: Optional[Store] = None
+        self.outbound: Optional[Outbound] = None
         self.api: Optional[OneBotApi] = None
+        # Per account: readiness, notices (OneBot events, alerts), /metrics.
+        self.health = Health()
+        self.metrics = Metrics(self.health)
+        self.alerts: Optional[Alerts] = None
         self.dispatcher: Optional[Dispatcher] = None
         self.plugin_problems: List[str] = []
         self.counts: Dict[str, int] = dict.fromkeys(
             ("received", "sent", "send_failed", "send_ambiguous"), 0)
-        self.online_since: Optional[float] = None
-        self.resumed = False
-        self.login_error: Optional[str] = None
+        self.login = Login()                # the login as the status file tells it
+        self.pointer = Pointer(self.config_path)
         self.reloads = 0
         self.last_reload: Optional[Dict[str, Any]] = None
         self.shutdown_report: Dict[str, Any] = {}
-        # OutgoingMessage.id -> (the message, (chat, target, text) to save if unsent)
-        self._pending: Dict[int, Tuple[Any, Tuple[str, int, str]]] = {}
         self._tasks = TaskSet()
         self._stopping: Optional[asyncio.Event] = None
+        self._reloading: Optional[asyncio.Lock] = None
         self._status_timer: Optional[PeriodicCallback] = None
         self._status_timer_soon: Optional[object] = None     # a pending _status_soon()
-        self._ready_fd: Optional[int] = None
+        self.report = ReportPipe()           # to a waiting `webqq start`, once detached
         self._announced = False
 
     # -- the two ways in ---------------------------------------------------------------
@@ -320,23 +162,36 @@ class Daemon:
                 self.preflight()
             return asyncio.run(self._main())
         except StartupError as error:
-            self._tell_parent("fail %d %s" % (error.code, error))
-            if self.logs.handler is not None:
-                log.error("%s", error)
-            else:
-                print(error.line(), file=sys.stderr)
+            self._refuse_start(error)
             return error.code
         except Exception as error:
-            # A bug: its traceback belongs in the log, where a detached daemon's goes.
-            self._tell_parent("fail %d crashed: %s: %s" % (ExitCode.FAILURE,
-                                                          type(error).__name__, error))
-            log.critical("the daemon crashed", exc_info=True)
+            self._crashed(error)
             if self.logs.handler is None:
                 raise
             return ExitCode.FAILURE
         finally:
+            self.report.close()
             self.logs.close()
+            self.pointer.remove(self.system.getpid())
             self.pidfile.release()
+
+    def _refuse_start(self, error: StartupError) -> None:
+        """Say once why the daemon cannot start: to a waiting ``webqq start``, in the
+        log when there is one, and on the terminal when the log goes elsewhere."""
+        self.report.tell("fail %d %s" % (error.code, error))
+        if self.logs.handler is not None:
+            log.error("%s", error)
+        if not self.logs.to_stderr:
+            print(error.line(), file=sys.stderr)
+
+    def _crashed(self, error: Exception) -> None:
+        """A bug: its traceback belongs in the log, where a detached daemon's goes."""
+        self.exit_code = ExitCode.FAILURE
+        line = "crashed: %s: %s" % (type(error).__name__, error)
+        self.report.tell("fail %d %s" % (ExitCode.FAILURE, line))
+        log.critical("the daemon crashed", exc_info=True)
+        if self.logs.handler is not None and not self.logs.to_stderr:
+            print("webqq: %s; the traceback is in the log" % line, file=sys.stderr)
 
     def preflight(self) -> None:
         """What can be refused before anything starts: the password and, with an
@@ -348,11 +203,6 @@ class Daemon:
             password = configuration.resolve_password(self.config)
         except ConfigError as error:
             raise StartupError(ExitCode.CONFIG, str(error)) from None
-        try:
-            check_listen(self.config)
-        except ApiError as error:
-            raise StartupError(ExitCode.CONFIG, str(ConfigError(
-                self.config.source, "api", "token", str(error)))) from None
         if self.config.simulator.embedded:
             from webqq.simulator import WorldError, load_world
             world_file = self.config.simulator.world
@@ -373,12 +223,15 @@ class Daemon:
         self.mask.add(password)
         self.password = password
 
-    def start(self, wait: float = 30.0) -> Tuple[int, str]:
+    def start(self, wait: float = 30.0,
+              progress: Callable[[str], None] = lambda line: None) -> Tuple[int, str]:
         """``webqq start``: detach (double fork) and run in the grandchild. Here, in the
-        parent, wait up to ``wait`` seconds for the daemon to report that it is up and
-        how its login went.
+        parent, wait up to ``wait`` seconds for the daemon to be online, passing each
+        step of its start to ``progress`` as it happens (a line for the user).
 
-        Returns ``(exit code, one line for the user)``. Never returns in the daemon.
+        Returns ``(exit code, one line for the user)``: OK once online or waiting for a
+        verify code; LOGIN_REFUSED; FAILURE when it could not start or is not online by
+        the deadline (it keeps trying then). Never returns in the daemon.
         """
         try:
             self.preflight()
@@ -388,83 +241,14 @@ class Daemon:
         first = self.system.fork()
         if first == 0:
             os.close(read_end)
-            self._detach(write_end)         # never returns
-        os.close(write_end)
-        self.system.waitpid(first, 0)       # the first child exits at once
-        return self._await_report(read_end, wait)
-
-    def _detach(self, ready_fd: int) -> None:
-        """In the first child: new session, second fork, then the daemon's life.
-
-        Forking before ``setsid`` makes us a process-group follower, which setsid
-        requires; the second fork leaves the session leader behind, so the daemon can
-        never acquire a controlling terminal by opening one.
-        """
-        code = ExitCode.FAILURE
-        try:
-            self.system.setsid()
-            if self.system.fork() != 0:
-                self.system.exit_now(0)
-            self.system.umask(0o027)
-            self.system.chdir("/")
-            self.system.redirect_stdio()
-            self._ready_fd = ready_fd
+            self.report = ReportPipe(write_end)
             if self.config.daemon.logfile is None:
                 self.logs.fallback_file = self.config.daemon.state_dir / statedir.LOG
-            code = self.run()
-        finally:
-            self.system.exit_now(int(code))
-
-    def _await_report(self, read_end: int, wait: float) -> Tuple[int, str]:
-        """Read the daemon's report lines until it closes the pipe or ``wait`` runs out:
-        "up PID" (pidfile written), then "login HOW", "pending WHY" (a captcha) or
-        "refused WHY"; or "fail CODE MESSAGE" when it could not start."""
-        deadline = self.system.monotonic() + wait
-        data = b""
-        try:
-            while True:
-                left = deadline - self.system.monotonic()
-                if left <= 0 or not select.select([read_end], [], [], left)[0]:
-                    break
-                chunk = os.read(read_end, 4096)
-                if not chunk:
-                    break
-                data += chunk
-        finally:
-            os.close(read_end)
-        lines = data.decode("utf-8", "replace").splitlines()
-        up = next((line for line in lines if line.startswith("up ")), None)
-        for line in lines:
-            word, _, rest = line.partition(" ")
-            if word == "fail":
-                code, _, message = rest.partition(" ")
-                return int(code), message
-            if word == "refused":
-                return ExitCode.LOGIN_REFUSED, "login refused: %s" % rest
+            detach(self.system, self.run)   # never returns
+        os.close(write_end)
+        self.system.waitpid(first, 0)       # the first child exits at once
         logfile = self.config.daemon.logfile or self.config.daemon.state_dir / statedir.LOG
-        if up is None:
-            return ExitCode.FAILURE, ("the daemon did not report within %g s; see %s"
-                                      % (wait, logfile))
-        pid = up.split()[1]
-        outcome = next((line.partition(" ")[2] for line in lines
-                        if line.startswith("login ") or line.startswith("pending ")),
-                       "not online yet")
-        return ExitCode.OK, "started, pid %s: %s; log: %s" % (pid, outcome, logfile)
-
-    def _tell_parent(self, line: str) -> None:
-        """One report line for a waiting ``webqq start`` (nothing when run in the
-        foreground)."""
-        if self._ready_fd is None:
-            return
-        try:
-            os.write(self._ready_fd, line.encode("utf-8") + b"\n")
-        except OSError:
-            pass
-
-    def _close_parent_pipe(self) -> None:
-        if self._ready_fd is not None:
-            os.close(self._ready_fd)
-            self._ready_fd = None
+        return await_report(read_end, wait, self.system, logfile, progress)
 
     # -- the life, in order ------------------------------------------------------------
 
@@ -482,29 +266,38 @@ class Daemon:
             log.info("replaced the stale pidfile of pid %d (it was not locked)", stale)
         loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        self._reloading = asyncio.Lock()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._signalled, signum, self.shutdown)
-        loop.add_signal_handler(signal.SIGHUP, self._signalled, signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGHUP, self._signalled, signal.SIGHUP,
+                                lambda why: self._tasks.spawn(self.reload(why)))
         try:
+            self._check_ports()
             self._start_simulator()
             self._start_client(self.password)
+            self._start_queue()
+            self.alerts = Alerts(self.config.alert, links=self._captcha_links)
+            self.health.add_listener(self.alerts.notice)
             await self._start_api()
             self.dispatcher = Dispatcher(self._send, reply=self._reply,
-                                         prefix=self.config.bot.command_prefix)
+                                         prefix=self.config.bot.command_prefix,
+                                         actions=Actions(self.client))
             self.plugin_problems = self.dispatcher.load(self.config.bot.plugins,
                                                         self.config.plugin_settings)
             self.pidfile.write(self.system.getpid())
+            self._leave_pointer()
             self.phase = "running"
-            self._tell_parent("up %d" % self.system.getpid())
+            self.report.tell("up %d" % self.system.getpid())
             self.client.start()
-            self._resend_saved_outbox()
             self._status_timer = PeriodicCallback(self._tick, STATUS_INTERVAL * 1000)
             self._status_timer.start()
             self.write_status()
             await self._stopping.wait()
         except StartupError as error:
             self.exit_code = error.code
-            raise
+            self._refuse_start(error)         # before the shutdown logs "stopped"
+        except Exception as error:
+            self._crashed(error)
         finally:
             # The handlers stay while shutting down: a SIGHUP then is logged and ignored
             # (its default action would kill us before the session is saved).
@@ -526,6 +319,25 @@ class Daemon:
                 self.config.source, "daemon", "state_dir", "%s: %s"
                 % (state_dir, error.strerror or error)))) from None
         return stale
+
+    def _leave_pointer(self) -> None:
+        """The note that lets ``webqq stop`` and ``status`` find us after a bad edit of
+        the configuration file (``Pointer``)."""
+        try:
+            self.pointer.write(self.config.daemon.state_dir, self.system.getpid())
+        except OSError as error:
+            log.debug("no pointer to the state_dir in %s: %s", self.pointer.directory, error)
+
+    def _check_ports(self) -> None:
+        """Refuse to start, naming the key, when a port to listen on is taken: before
+        anything listens, so the one line says which it is."""
+        wanted = []
+        if self.config.simulator.embedded:
+            wanted += [("127.0.0.1", self.config.simulator.port, "[simulator] port"),
+                       ("127.0.0.1", self.config.simulator.tls_port, "[simulator] tls_port")]
+        if self.config.api.listen is not None:
+            wanted.append(self.config.api.listen + ("[api] listen",))
+        check_ports(wanted)
 
     def _start_simulator(self) -> None:
         settings = self.config.simulator
@@ -563,18 +375,40 @@ class Daemon:
             request_timeout=network.request_timeout, ca_file=ca_file)
         state_dir = str(self.config.daemon.state_dir)
         self._mask_session(load_session(state_dir, self.config.account.qq))
-        # [network] retries bounds every request's retries, the long poll's included.
+        # [network] retries bounds every request's retries but the long poll's: a poll
+        # that fails makes the client relink at once (its own ladder, with events), so
+        # that an outage shows in `webqq status` as it starts, not after the retries.
         options: Dict[str, Any] = {
             "send_interval": self.config.bot.send_interval,
             "resend_ambiguous": self.config.bot.resend_ambiguous,
             "era": None if self.config.account.era == "auto" else Era(
                 self.config.account.era),
-            "poll_retry": RetryPolicy(idempotent=True, attempts=network.retries + 1)}
+            "accept_friends": self.config.bot.accept_friends,
+            "poll_retry": POLL_RETRY}
         if self.simulator is not None:
             options["poll_hold"] = self.simulator.poll_hold
         self.client = WebQQClient(self.config.account.qq, password, self.stream,
                                   state_dir, **options)
         self.client.add_listener(self._on_client_event)
+        self.stream.observer = self.metrics.http_observer(self.config.account.qq)
+
+    def _start_queue(self) -> None:
+        """The store and the one outbound queue (with or without the API), and what an
+        older version left in ``outbox-QQ.json`` moved into it. A damaged store is moved
+        aside (logged); one that cannot be opened at all stops the start: exit 1 while
+        another process holds it, else 3 (the line names the file and what to do)."""
+        try:
+            self.store = open_store(self.config.daemon.state_dir / statedir.STORE)
+        except StoreError as error:
+            if error.temporary:
+                raise StartupError(ExitCode.FAILURE, str(error)) from None
+            raise StartupError(ExitCode.CONFIG, str(ConfigError(
+                self.config.source, "daemon", "state_dir", str(error)))) from None
+        self.outbound = Outbound(self.client, self.store, self_id=self.config.account.qq,
+                                 send_interval=self.config.bot.send_interval)
+        import_saved_outbox(saved_outbox_path(self.config), self.outbound)
+        self.health.watch(self.config.account.qq, self.client, self.outbound)
+        self.outbound.start()
 
     async def _start_api(self) -> None:
         """The OneBot API, when ``[api]`` asks for any of its ways (listen, post_url,
@@ -584,9 +418,9 @@ class Daemon:
             return
         token = api_token(self.config, create=True)
         self.mask.add(token)
-        store = Store(self.config.daemon.state_dir / statedir.STORE)
         self.api = OneBotApi(self.client, settings, self_id=self.config.account.qq,
-                             store=store, token=token)
+                             outbound=self.outbound, token=token, health=self.health,
+                             metrics=self.metrics)
         try:
             await self.api.start()
         except ApiError as error:
@@ -594,19 +428,8 @@ class Daemon:
             self.api = None
             raise StartupError(ExitCode.FAILURE, "the API %s" % error) from None
 
-    def _mask_configured_secrets(self, config: Config) -> None:
-        """The secrets the configuration itself holds: the API's token and secret, the
-        credentials in its URLs, and the plugin settings ``webqq check`` masks."""
-        self.mask.add(config.account.password)
-        self.mask.add(config.api.token)
-        self.mask.add(config.api.secret)
-        for url in (config.api.post_url, config.api.ws_reverse_url):
-            for part in url_secrets(url):
-                self.mask.add(part)
-        for settings in config.plugin_settings.values():
-            for key, value in settings.items():
-                if configuration._looks_secret(key):
-                    self.mask.add(value)
+    def _captcha_links(self, account: int) -> Dict[str, str]:
+        return self.api.captcha_urls(account) if self.api is not None else {}
 
     def _mask_session(self, saved: Any) -> None:
         if saved is not None:
@@ -620,55 +443,94 @@ class Daemon:
         kind = event.kind
         if kind == "message":
             self.counts["received"] += 1
+            self._log_incoming(event)
             self._tasks.spawn(self._handle(self._as_message(event)))
             return
         if kind == "sent":
             self._on_sent(event.message)
         elif kind == "online":
             self._on_online(event)
+        elif kind == "login_step":
+            self.report.tell("step %s" % event.step)
+        elif kind == "reconnect":
+            self._on_reconnect(event)
         elif kind == "login_failed":
-            self.login_error = str(event.error)
+            self.login.error(str(event.error))
             if event.final:
                 log.error("login refused for good: %s", event.error)
-                self._tell_parent("refused %s" % event.error)
+                self.report.tell("refused %s" % event.error)
                 self.exit_code = ExitCode.LOGIN_REFUSED
                 self.shutdown()
         elif kind == "captcha":
+            page = self._captcha_links(self.config.account.qq).get("page")
             log.warning("the server wants a verify code: read %s, then answer with "
-                        "webqq captcha CODE", event.path)
-            self._tell_parent("pending waiting for a verify code (%s)" % event.path)
-            self._close_parent_pipe()
+                        "webqq captcha CODE%s", event.path, " or at %s (with the API's "
+                        "token)" % page if page else "")
+            self.report.tell("pending waiting for a verify code (%s)" % event.path)
+            self.report.close()
         elif kind == "state":
-            if event.new is State.OFFLINE and self.exit_code is ExitCode.OK \
-                    and self.phase == "running":
-                log.error("offline for good: %s; stopping", event.reason)
-                self.exit_code = ExitCode.FAILURE
-                self.shutdown()
-            self.write_status()
+            self._on_state(event)
         if self.phase == "running":
             self._tasks.spawn(self.dispatcher.dispatch_event(self._as_event(event)))
+
+    def _on_state(self, event: Any) -> None:
+        """The status file says since when and (offline for good: kicked, logged out)
+        why; then the daemon stops, since only a person can tell whether to log in
+        again."""
+        self.login.state(event.new.value, event.reason)
+        if event.new is State.RESUMING:
+            self.report.tell("step resuming the saved session")
+        elif event.new is State.OFFLINE:
+            if self.exit_code is ExitCode.OK and self.phase == "running":
+                log.error("offline for good: %s; stopping", event.reason)
+                self.report.tell("fail %d offline for good: %s" % (ExitCode.FAILURE,
+                                                                   event.reason))
+                self.exit_code = ExitCode.FAILURE
+                self.shutdown()
+        self.write_status()
+
+    def _on_reconnect(self, event: Any) -> None:
+        """The client will try ``event.step`` again after ``event.delay`` seconds."""
+        reason = event.reason or "%s failed" % event.step
+        self.login.retry(event.step, event.attempt, event.delay, reason)
+        self.report.tell("retry %.1f %s" % (event.delay, reason))
+        self.write_status()
+
+    def _log_incoming(self, event: Any) -> None:
+        """One INFO line per message received: chat, sender, length; its text only at
+        DEBUG (a message is the users' business, not the operator's)."""
+        sender = event.sender.qq or "uin %d" % event.sender.uin
+        if event.group is not None:
+            chat = "group %s" % (event.group.number or "gid %d" % event.group.gid)
+        elif event.discussion is not None:
+            chat = "discussion %d" % event.discussion.did
+        else:
+            chat = event.chat
+        log.info("message in %s from %s, %d characters", chat, sender, len(event.text))
+        log.debug("message text: %r", event.text)
 
     def _on_online(self, event: Any) -> None:
         self._mask_session(load_session(str(self.config.daemon.state_dir),
                                         self.config.account.qq))
-        self.online_since = time.time()
-        self.resumed = bool(event.resumed)
+        self.login.online(bool(event.resumed))
         how = "resumed the saved session" if event.resumed else \
             "relinked" if event.relinked else "logged in"
         log.info("online as %d (%s)", self.config.account.qq, how)
         self.write_status()
-        self._tell_parent("login online as %d (%s)" % (self.config.account.qq, how))
-        self._close_parent_pipe()
+        self.report.tell("login online as %d (%s)" % (self.config.account.qq, how))
+        self.report.close()
         if self.simulator is not None and not self._announced:
             self._announced = True
             base = "http://127.0.0.1:%d" % self.simulator.port
+            log.info("chat with the bot in a browser: %s/", base)
             log.info("embedded simulator: %s/_sim/ ; make friend 20001 say !ping with:", base)
-            log.info("curl -d '{\"to\": %d, \"from\": 20001, \"text\": \"%sping\"}' %s/_sim/say"
-                     " && sleep 1 && curl '%s/_sim/sent?account=%d'", self.config.account.qq,
-                     self.config.bot.command_prefix, base, base, self.config.account.qq)
+            token = "-H 'X-Sim-Token: %s'" % self.simulator.control_token
+            log.info("curl -H 'Content-Type: application/json' %s -d '{\"to\": %d, \"from\": "
+                     "20001, \"text\": \"%sping\"}' %s/_sim/say && sleep 1 && curl %s "
+                     "'%s/_sim/sent?account=%d'", token, self.config.account.qq,
+                     self.config.bot.command_prefix, base, token, base, self.config.account.qq)
 
     def _on_sent(self, message: Any) -> None:
-        self._pending.pop(message.id, None)
         self._status_soon()
         status = message.status.value
         if status == "sent":
@@ -691,7 +553,7 @@ class Daemon:
         return Message(chat=event.chat, text=event.text, sender=sender.qq,
                        sender_name=sender.name, group=group, discussion=discussion,
                        reply_to=reply_to, time=getattr(event.message, "time", 0) or 0,
-                       raw=event)
+                       pieces=event.pieces, raw=event)
 
     @staticmethod
     def _as_event(event: Any) -> Event:
@@ -705,38 +567,22 @@ class Daemon:
 
     # -- sending (the plugins' send and reply) -----------------------------------------
 
-    def _send(self, chat: str, target: int, text: str) -> Any:
-        """The plugins' ``send``: queue ``text`` on the client, remembered until sent."""
-        senders = {"buddy": self.client.send_buddy, "group": self.client.send_group,
-                   "discussion": self.client.send_discussion}
-        if chat not in senders:
-            raise ValueError("%s messages can only be replied to" % chat)
-        outgoing = senders[chat](target, text)
-        self._pending[outgoing.id] = (outgoing, (chat, target, text))
-        return outgoing
+    def _send(self, chat: str, target: int, text: str) -> Optional[int]:
+        """The plugins' ``send``: a row of the durable queue. Returns its message_id
+        (None while the store cannot be written: the message waits in memory).
 
-    def _reply(self, message: Message, text: str) -> Any:
-        """The plugins' ``reply``: by number when we know it (so it survives a restart
-        in the saved outbox), else through the client's own ``reply``."""
-        if message.chat != "session" and message.reply_to is not None:
-            return self._send(message.chat, message.reply_to, text)
-        return self.client.reply(message.raw, text)
+        Raises ValueError for a chat that cannot be sent to (a temporary session can
+        only be replied to) or an empty text."""
+        message_id = self.outbound.send_text(chat, target, text)
+        self._status_soon()
+        return message_id
 
-    def _resend_saved_outbox(self) -> None:
-        """Queue what the last run could not send (``outbox-QQ.json``), then forget it."""
-        path = outbox_path(self.config)
-        try:
-            with open(path, encoding="utf-8") as stream:
-                saved = json.load(stream)
-            os.unlink(path)
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError) as error:
-            log.warning("cannot read the saved outbox %s: %s", path, error)
-            return
-        for chat, target, text in saved:
-            self._send(chat, target, text)
-        log.info("queued %d message(s) the last run could not send", len(saved))
+    def _reply(self, message: Message, text: str) -> Optional[int]:
+        """The plugins' ``reply``: a row of the durable queue, to the chat ``message``
+        came from. Returns what ``_send`` returns."""
+        message_id = self.outbound.reply(message.raw, text)
+        self._status_soon()
+        return message_id
 
     # -- signals -----------------------------------------------------------------------
 
@@ -745,88 +591,149 @@ class Daemon:
         IOLoop.current().add_callback(action, signal.Signals(signum).name)
 
     def shutdown(self, why: str = "") -> None:
-        """Ask the daemon to stop (SIGTERM, SIGINT, a final login refusal)."""
-        if self._stopping is None or self._stopping.is_set():
+        """Ask the daemon to stop (SIGTERM, SIGINT, a final login refusal). The same
+        signal again while it stops forces the exit (``_force_exit``)."""
+        if self._stopping is None:
+            return
+        if self._stopping.is_set():
+            if why:
+                self._force_exit(why)
             return
         if why:
             log.info("%s: shutting down", why)
         self._stopping.set()
 
-    def reload(self, why: str = "reload") -> None:
-        """SIGHUP: load the configuration again and re-import the plugins. A bad
-        configuration is refused and logged; the running one stays."""
+    def _force_exit(self, why: str) -> None:
+        """A second SIGINT or SIGTERM: leave now, as after a SIGKILL (the session file
+        is kept up to date as it goes, every queued message is a row of the store), but
+        with the message in hand put back in the queue if it never left, the status
+        written and the pidfile gone."""
+        log.warning("%s again: exiting now, without waiting for the shutdown to finish",
+                    why)
+        self.exit_code = ExitCode.FAILURE
+        report = self.shutdown_report
+        if self.outbound is not None:
+            report["outbox"] = self.outbound.release()
+        report.setdefault("session", "as last saved")
+        report.update(exit_code=int(self.exit_code), forced=why)
+        self.phase = "stopped"
+        if self.pidfile.held:
+            self.write_status()
+        self.report.close()
+        self.logs.close()
+        self.pointer.remove(self.system.getpid())
+        self.pidfile.release()
+        self.system.exit_now(int(self.exit_code))
+
+    async def reload(self, why: str = "reload") -> None:
+        """SIGHUP: load the configuration again; apply what can change while running
+        (``webqq.daemon.reload``), report the rest in the status file's ``last_reload``
+        for ``webqq reload`` to print. A bad configuration is refused and logged; the
+        running one stays. Reloads run one at a time."""
         log.info("%s: reloading config and plugins", why)
         if self.phase != "running":
             log.warning("%s ignored: the daemon is %s", why, self.phase)
             return
-        self.reloads += 1
+        async with self._reloading:
+            self.reloads += 1
+            outcome = {"ok": False, "error": None, "plugin_errors": [], "applied": [],
+                       "at_restart": [], "api_error": None}
+            outcome.update(await self._reload())
+            self.last_reload = dict(outcome, serial=self.reloads, at=time.time())
+            self.write_status()
+
+    async def _reload(self) -> Dict[str, Any]:
         try:
             new = configuration.load(self.config_path)
         except ConfigError as error:
-            log.error("reload refused, keeping the running configuration: %s", error)
-            self.last_reload = {"serial": self.reloads, "at": time.time(), "ok": False,
-                                "error": str(error), "plugin_errors": []}
-            self.write_status()
-            return
+            return self._reload_refused(str(error))
         try:
             self.logs.apply(new.daemon)
         except OSError as error:
-            log.error("reload refused, keeping the running configuration: %s: %s",
-                      new.daemon.logfile, error.strerror or error)
-            self.last_reload = {"serial": self.reloads, "at": time.time(), "ok": False,
-                                "error": "%s: %s" % (new.daemon.logfile,
-                                                     error.strerror or error),
-                                "plugin_errors": []}
-            self.write_status()
-            return
-        self._warn_needs_restart(new)
-        self._mask_configured_secrets(new)
-        self.config = new
+            return self._reload_refused("%s: %s" % (new.daemon.logfile,
+                                                    error.strerror or error))
+        return await self._apply(new)
+
+    @staticmethod
+    def _reload_refused(problem: str) -> Dict[str, Any]:
+        log.error("reload refused, keeping the running configuration: %s", problem)
+        return {"error": problem}
+
+    async def _apply(self, new: Config) -> Dict[str, Any]:
+        """Run with ``new`` where it can be done live; returns the reload's outcome."""
+        old = self.config
+        live, at_restart = reloading.compare(old, new)
+        self.mask.add_config(new)
+        self.config = reloading.in_effect(old, new)
+        network = self.config.network
+        self.stream.connect_timeout = network.connect_timeout
+        self.stream.request_timeout = network.request_timeout
+        self.stream.retry = RetryPolicy(attempts=network.retries + 1)
+        self.client.send_queue.interval = self.config.bot.send_interval
+        self.client.manage.accept_friends = self.config.bot.accept_friends
+        self.client.resend_ambiguous = self.config.bot.resend_ambiguous
+        self.outbound.send_interval = self.config.bot.send_interval     # its pacing too
+        if self.alerts is not None:
+            self.alerts.configure(self.config.alert)
         self.dispatcher.prefix = new.bot.command_prefix
         self.plugin_problems = self.dispatcher.load(new.bot.plugins, new.plugin_settings,
                                                     reload=True)
-        self.last_reload = {"serial": self.reloads, "at": time.time(), "ok": True,
-                            "error": None, "plugin_errors": self.plugin_problems}
-        log.info("reloaded: prefix %r, plugins %s", new.bot.command_prefix,
-                 ", ".join(p.name for p in self.dispatcher.plugins) or "none")
-        self.write_status()
+        api_error = await self._restart_api(old) if old.api != new.api else None
+        if api_error is not None:
+            live = [key for key in live if not key.startswith("[api]")]
+        if at_restart:
+            log.warning("reload: %s changed; that takes effect at the next restart",
+                        ", ".join(at_restart))
+        log.info("reloaded: prefix %r, plugins %s; applied: %s", new.bot.command_prefix,
+                 ", ".join(p.name for p in self.dispatcher.plugins) or "none",
+                 ", ".join(live) or "nothing")
+        return {"ok": True, "plugin_errors": self.plugin_problems, "applied": live,
+                "at_restart": at_restart, "api_error": api_error}
 
-    def _warn_needs_restart(self, new: Config) -> None:
-        old = self.config
-        for name in ("account", "network", "simulator", "api"):
-            if getattr(old, name) != getattr(new, name):
-                log.warning("reload: [%s] changed; it takes effect at the next restart", name)
-        if dict(old.hosts) != dict(new.hosts):
-            log.warning("reload: [hosts] changed; it takes effect at the next restart")
-        if old.daemon.state_dir != new.daemon.state_dir:
-            log.warning("reload: [daemon] state_dir changed; it takes effect at the next "
-                        "restart")
-        if old.bot.send_interval != new.bot.send_interval:
-            log.warning("reload: [bot] send_interval changed; it takes effect at the next "
-                        "restart")
+    async def _restart_api(self, old: Config) -> Optional[str]:
+        """Close the API and start it with ``[api]`` as it now is (its queue and
+        undelivered events wait in the store meanwhile). Returns None, or why the new
+        settings failed: the API then runs with the old ones again."""
+        if self.api is not None:
+            await self.api.close()
+            self.api = None
+        try:
+            await self._start_api()
+            return None
+        except StartupError as error:
+            problem = str(error)
+        log.error("reload: [api] not applied: %s; the API keeps its old settings", problem)
+        self.config = dataclasses.replace(self.config, api=old.api)
+        try:
+            await self._start_api()
+        except StartupError as error:
+            log.error("the API is off: %s", error)
+        return problem
 
     # -- stopping ----------------------------------------------------------------------
 
     async def _shut_down(self) -> None:
-        """Drain or save the outbox, stop the client (session saved), stop the
-        simulator, write the last status. Runs once, whatever stopped the daemon."""
+        """Let the queue drain (the rest stays in the store), stop the client (session
+        saved), stop the simulator, write the last status. Runs once, whatever stopped
+        the daemon."""
         self.phase = "stopping"
         if self._status_timer is not None:
             self._status_timer.stop()
         report = self.shutdown_report
+        if self.outbound is not None:
+            report["outbox"] = await self._drain()
+        if self.api is not None:
+            await self.api.close()
+        if self.alerts is not None:
+            await self.alerts.close()       # a kick that stops us is still told
         if self.client is not None:
-            if self._pending and self.client.state is State.ONLINE:
-                waiting = [outgoing.done for outgoing, _ in self._pending.values()]
-                log.info("waiting up to %g s for %d queued message(s)", self.drain_timeout,
-                         len(waiting))
-                await asyncio.wait(waiting, timeout=self.drain_timeout)
-            report["outbox"] = self._save_outbox()
-            if self.api is not None:
-                await self.api.close()
             had_session = self.client.state not in (State.STOPPED, State.OFFLINE,
                                                     State.LOGGING_IN)
             self.client.stop("the daemon is stopping")
             report["session"] = "saved" if had_session else "none"
+        if self.outbound is not None:
+            self.outbound.close()       # after the client: an outcome on the wire is kept
+        self.health.close()
         await self._tasks.cancel_all()
         if self.stream is not None:
             self.stream.close()
@@ -836,32 +743,24 @@ class Daemon:
         self.phase = "stopped"
         if self.pidfile.held:
             self.write_status()
+        if self.store is not None:
+            self.store.close()
         log.info("stopped (exit code %d): outbox %s, session %s", self.exit_code,
                  report.get("outbox", "-"), report.get("session", "-"))
-        self._close_parent_pipe()
+        self.report.close()
 
-    def _save_outbox(self) -> str:
-        """Save the messages that never left to ``outbox-QQ.json`` (the next start sends
-        them); one with a part already sent is not saved, as resending could repeat it.
-        Returns what happened, for the status file."""
-        unsent = [saved for outgoing, saved in self._pending.values() if not outgoing.sent_at]
-        in_flight = len(self._pending) - len(unsent)
-        self._pending.clear()
-        if in_flight:
-            log.warning("%d message(s) were being sent as the daemon stopped; their fate "
-                        "is unknown and they are not sent again", in_flight)
-        if not unsent and not in_flight:
-            return "drained"
-        if unsent:
-            path = outbox_path(self.config)
-            try:
-                statedir.atomic_write_json(path, unsent)
-            except OSError as error:
-                log.error("cannot save %d unsent message(s) to %s: %s", len(unsent), path,
-                          error.strerror or error)
-                return "lost %d" % len(unsent)
-            log.info("saved %d unsent message(s) to %s", len(unsent), path)
-        return "saved %d" % len(unsent) + (", %d in flight" % in_flight if in_flight else "")
+    async def _drain(self) -> str:
+        """While online, wait up to ``drain_timeout`` for the queue to empty; then stop
+        handing messages over. Returns what is left, for the shutdown report."""
+        waiting = self.outbound.waiting()
+        if waiting and self.client.state is State.ONLINE:
+            log.info("waiting up to %g s for %d queued message(s)", self.drain_timeout,
+                     waiting)
+            await self.outbound.drain(self.drain_timeout)
+        left = self.outbound.release()
+        if left != "drained":
+            log.info("%s: sent at the next start", left)
+        return left
 
     # -- status ------------------------------------------------------------------------
 
@@ -886,10 +785,9 @@ class Daemon:
             "state": client_state,
             "started_at": self.started_at,
             "updated_at": time.time(),
-            "online_since": self.online_since,
-            "resumed": self.resumed,
-            "login_error": self.login_error,
-            "queued": len(self.client.send_queue) if self.client is not None else 0,
+            **self.login.as_dict(),
+            "queued": self.outbound.waiting() if self.outbound is not None else 0,
+            "sending_paused": self.outbound.paused if self.outbound is not None else None,
             "counts": dict(self.counts, **(dispatcher.counts if dispatcher else {})),
             "plugins": [plugin.name for plugin in dispatcher.plugins] if dispatcher else [],
             "plugin_errors": self.plugin_problems,
@@ -897,7 +795,8 @@ class Daemon:
             "reloads": self.reloads,
             "last_reload": self.last_reload,
             "simulator": simulator,
-            "api": {"url": self.api.url} if self.api is not None else None,
+            "api": {"url": self.api.url, "token": "configured" if self.config.api.token
+                    else "generated"} if self.api is not None else None,
             "log": str(self.config.daemon.logfile or self.logs.fallback_file or "stderr"),
             "shutdown": self.shutdown_report or None,
         }

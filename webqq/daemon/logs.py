@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import List, Optional, Set, Tuple
 
 from webqq.daemon import config as configuration
-from webqq.http.redact import MASK
+from webqq.http.redact import MASK, url_secrets
 
 __all__ = ["LOG_FORMAT", "SecretMask", "RepeatCollapser", "LogSetup", "MaskingCookieJar"]
 
@@ -50,6 +50,21 @@ class SecretMask(logging.Filter):
         if not forms <= self._secrets:
             self._secrets |= forms
             self._ordered = sorted(self._secrets, key=len, reverse=True)
+
+    def add_config(self, config: "configuration.Config") -> None:
+        """Register the secrets a configuration holds: the password, the API's token
+        and secret, the credentials in its URLs, and the plugin settings ``webqq
+        check`` masks."""
+        self.add(config.account.password)
+        self.add(config.api.token)
+        self.add(config.api.secret)
+        for url in (config.api.post_url, config.api.ws_reverse_url):
+            for part in url_secrets(url):
+                self.add(part)
+        for settings in config.plugin_settings.values():
+            for key, value in settings.items():
+                if configuration.looks_secret(key):
+                    self.add(value)
 
     def mask(self, text: str) -> str:
         for secret in self._ordered:
@@ -150,6 +165,12 @@ class LogSetup:
         self.handler, self.collapser, self._key = handler, collapser, key
         if old is not None:
             self.close_handler(old)
+
+    @property
+    def to_stderr(self) -> bool:
+        """Whether the log goes to stderr (a terminal, the journal)."""
+        return self.handler is not None and not isinstance(self.handler,
+                                                           logging.FileHandler)
 
     def flush(self) -> None:
         if self.collapser is not None:

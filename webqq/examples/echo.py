@@ -10,7 +10,9 @@ surface, e.g. ``curl -H 'Content-Type: application/json' -H 'X-Sim-Token: TOKEN'
 TOKEN are printed at start). ``--no-simulator`` talks to
 the real hosts instead. The password comes from ``--password`` or ``WEBQQ_PASSWORD``.
 A captcha is saved under the state directory and read from stdin here, in the program;
-the library itself never touches stdin.
+the library itself never touches stdin. The state directory (session, captcha) is a
+temporary one of its own, removed at exit, unless ``--state-dir`` names one: never the
+daemon's, whose saved session it would use up.
 """
 import argparse
 import asyncio
@@ -19,6 +21,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from typing import List, Optional
 from urllib.request import Request
 
@@ -34,7 +37,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--qq", type=int, default=10001, help="account (default: 10001)")
     parser.add_argument("--password", default=os.environ.get("WEBQQ_PASSWORD", "webqq-demo"),
                         help="password (default: $WEBQQ_PASSWORD, else the simulator's)")
-    parser.add_argument("--state-dir", default="./run", help="session and captcha files")
+    parser.add_argument("--state-dir", default=None,
+                        help="session and captcha files (default: a temporary directory, "
+                             "removed at exit)")
     parser.add_argument("--no-simulator", dest="simulator", action="store_false",
                         help="talk to the real WebQQ hosts, not an embedded simulator")
     parser.add_argument("--poll-hold", type=float, default=5.0,
@@ -129,7 +134,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.simulator:
         logging.getLogger("webqq.simulator").setLevel(logging.WARNING)
-    return asyncio.run(run(args))
+    if args.state_dir is not None:
+        return asyncio.run(run(args))
+    with tempfile.TemporaryDirectory(prefix="webqq-echo-") as state_dir:
+        args.state_dir = state_dir
+        return asyncio.run(run(args))
 
 
 if __name__ == "__main__":

@@ -1,47 +1,92 @@
 """The message store: one SQLite file in state_dir (``messages.sqlite3``).
 
-store: what the OneBot API must remember across a crash. Every message received and sent
-(its OneBot ``message_id`` is the row id), the outbound queue itself (the rows still
-``queued``), and the events no webhook took. It knows nothing of Tornado or WebQQ: plain
-values in, plain values out.
+store: what the daemon must remember across a crash. Every message received and sent
+(its OneBot ``message_id`` is the row id), the one outbound queue itself (the rows still
+``queued``, whoever asked for them: ``origin`` is ``api`` or ``plugin``), the events
+no webhook took, and what fetching each received picture needs (``received_pictures``).
+A queued picture's bytes are not here: its row names a file of ``state_dir/media-out``
+(``webqq.onebot.media``). It knows nothing of Tornado or WebQQ: plain values in, plain
+values out.
 
-What it must never do: hold a transaction open across an ``await`` or a callback. Each
-method is one or two short statements in autocommit mode; SQLite calls are quick local
-file I/O, so they run synchronously on the IOLoop (no threads).
+What it must never do: hold a transaction open across an ``await`` or a callback,
+block the IOLoop for long, or leave a file others can read (the database, its ``-wal``
+and ``-shm`` are 0600 whatever the umask: ``_make_private``). Each method is one or two
+short statements in autocommit mode, run synchronously on the IOLoop: SQLite calls are
+quick local file I/O, and the project starts no threads.
+
+When the file cannot be written (another process holds the write lock, as a backup or
+an admin's ``sqlite3`` shell does; the disk is full; the file is read-only; an I/O
+error) a method raises ``StoreUnavailable`` and changes nothing. It waits for a lock at
+most ``BUSY_TIMEOUT`` (not SQLite's default of 5 s, which would freeze the loop that
+long per call); after a failure every write fails at once, without touching the file,
+until ``probe()`` finds it writable again. So a held lock costs the loop one short wait
+per ``probe()``, whoever keeps calling. Why not a writer thread with a queue: the
+project starts no threads, and a caller must know *before* it acts (hands a message to
+the network) that the row is written; a queued write would tell it too late. Why not a
+longer timeout: a backup may hold the lock for minutes. The owner of the retries
+(``webqq.onebot.outbound``) calls ``probe()`` on a timer, told by ``on_unwritable``.
 
 The life of an outgoing row (``status``)::
 
-    queued --(its first part handed to the network)--> sending   (client: Transmitting)
-    queued --> failed                               (refused before it left: expired,
-                                                     unknown target)
+    queued --(written, then handed to the client)--> sending   (mark_sending)
     sending --> sent | failed | ambiguous          (the client's SendFinished)
-    sending --> queued                              (a clean stop after an attempt
-                                                     that never left)
-    sending --> ambiguous                           (found at startup: the daemon died
-                                                     while it was being sent)
+    sending --> failed                             (refused before it left: expired,
+                                                    unknown target)
+    sending --> queued                             (a clean stop, or a restarted client,
+                                                    before any part left)
+    sending --> ambiguous                          (found at startup: the daemon died
+                                                    while the client held it)
 
-A row the client holds but has not transmitted (pacing, waiting to be online) stays
-``queued``, so it is sent at the next start; a row found ``sending`` at startup is never
-sent again: a message accepted by the API is sent at most once, and exactly once unless
-the process died while it was on the wire.
+A message is handed to the client only after ``sending`` is written (and synced), so
+nothing is ever transmitted that the store does not know may be on the wire; a row
+found ``sending`` at startup is never sent again. A message accepted for sending is sent
+at most once, and exactly once unless the process died while the client held it (the
+queue hands a row over only when the client will transmit it at once: see
+``webqq.onebot.outbound``).
+
+Opening (``open_store``): a file that is not an SQLite database, or a damaged one, is
+moved aside as ``messages.sqlite3.bad-YYYYmmddTHHMMSS`` (with its ``-wal`` and ``-shm``)
+and the daemon starts with an empty store, saying so in one log line; only a file that
+cannot be opened at all stops the start.
 
 Durability: WAL journal with ``synchronous=NORMAL``: a committed row survives the process
-being killed (SIGKILL); the last transactions may be lost to a power cut.
+being killed (SIGKILL); the last transactions may be lost to a power cut, except
+``sending``, written with ``synchronous=FULL`` (a power cut cannot undo it).
 """
 import json
+import logging
+import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
+from urllib.request import pathname2url
 
-__all__ = ["Store", "StoredMessage", "RETENTION_DAYS"]
+__all__ = ["Store", "StoredMessage", "StoreUnavailable", "StoreDamaged", "StoreError",
+           "open_store", "move_aside", "RETENTION_DAYS", "BUSY_TIMEOUT"]
+
+log = logging.getLogger("webqq.api")
 
 #: Days finished messages and undelivered events are kept (a future ``[api]`` key).
 RETENTION_DAYS = 30.0
+#: Seconds a statement waits for another process's lock before ``StoreUnavailable``:
+#: the longest a store call blocks the IOLoop for a lock (a commit takes milliseconds).
+BUSY_TIMEOUT = 0.05
+#: Seconds opening the file may wait for a lock: at startup nothing is served yet.
+OPEN_TIMEOUT = 5.0
 #: Statuses of an outgoing row that still has to be sent.
 PENDING = ("queued", "sending")
 
-_SCHEMA = """
+#: What fetching a received picture needs, by the name its ``image`` segment gives it:
+#: a bot may ask for the picture as long as its message is kept.
+_RECEIVED_PICTURES = """
+CREATE TABLE IF NOT EXISTS received_pictures (
+    name TEXT PRIMARY KEY,                  -- the image segment's file
+    data TEXT NOT NULL,                     -- JSON: the client's ReceivedPicture
+    time REAL NOT NULL
+)"""
+#: The tables, one statement each (the comments hold semicolons).
+_SCHEMA = ("""
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,   -- the OneBot message_id
     direction TEXT NOT NULL,                -- 'in' or 'out'
@@ -50,22 +95,55 @@ CREATE TABLE IF NOT EXISTS messages (
     user_id INTEGER,                        -- the sender (in) or our own number (out)
     text TEXT NOT NULL,                     -- plain text (faces as [face:N])
     data TEXT NOT NULL DEFAULT '{}',        -- JSON: segments, sender, ... for get_msg
-    time REAL NOT NULL,                     -- received, or accepted by the API
+    time REAL NOT NULL,                     -- received, or accepted for sending
     status TEXT NOT NULL,                   -- in: 'received'; out: see the module doc
     retcode INTEGER,                        -- the server's retcode of a failed send
     error TEXT,                             -- why failed or ambiguous
     idempotency_key TEXT UNIQUE,            -- optional, from the sender
-    updated REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS messages_pending ON messages (status) WHERE direction = 'out';
+    updated REAL NOT NULL,
+    origin TEXT NOT NULL DEFAULT 'api'      -- out: who asked, 'api' or 'plugin'
+)""", """
+CREATE INDEX IF NOT EXISTS messages_pending ON messages (status) WHERE direction = 'out'
+""", _RECEIVED_PICTURES, """
 CREATE TABLE IF NOT EXISTS undelivered_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     url TEXT NOT NULL,
     body TEXT NOT NULL,                     -- the event JSON as it was to be POSTed
     time REAL NOT NULL,
     error TEXT
-);
-"""
+)""")
+#: ``PRAGMA user_version`` of the schema above, and how to bring an older file to it.
+SCHEMA_VERSION = 2
+_UPGRADES = {
+    # 0 -> 1: plugin replies joined the queue (they were saved to outbox-QQ.json).
+    1: "ALTER TABLE messages ADD COLUMN origin TEXT NOT NULL DEFAULT 'api'",
+    # 1 -> 2: received pictures are served by the API.
+    2: _RECEIVED_PICTURES,
+}
+
+
+class StoreUnavailable(Exception):
+    """Raised when the store cannot be written or read (locked by another process, disk
+    full, read-only, an I/O error); ``reason`` says which. Nothing was changed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("the message store cannot be written: %s" % reason)
+        self.reason = reason
+
+
+class StoreDamaged(Exception):
+    """Raised when the file is not an SQLite database, or a damaged one (``PRAGMA
+    quick_check`` finds a fault)."""
+
+
+class StoreError(Exception):
+    """Raised by ``open_store`` when the store cannot be opened at all. The message
+    names the file and what to do; ``temporary`` is true when starting again later may
+    work (another process holds the file)."""
+
+    def __init__(self, message: str, *, temporary: bool = False) -> None:
+        super().__init__(message)
+        self.temporary = temporary
 
 
 class StoredMessage:
@@ -73,7 +151,7 @@ class StoredMessage:
     the decoded JSON)."""
 
     __slots__ = ("id", "direction", "chat", "target", "user_id", "text", "data", "time",
-                 "status", "retcode", "error", "idempotency_key", "updated")
+                 "status", "retcode", "error", "idempotency_key", "updated", "origin")
 
     def __init__(self, row: sqlite3.Row) -> None:
         for name in self.__slots__:
@@ -92,6 +170,17 @@ class Store:
         path: the database file (created with its tables if absent).
         retention_days: finished rows older than this are removed by ``prune()``.
         clock: wall-clock seconds (``time.time``), for tests.
+
+    Attributes:
+        unwritable: why the last write failed, until ``probe()`` succeeds; None while
+            the file is writable.
+        on_unwritable: called with the reason when a write fails (the file was
+            writable before): the owner of the retries sets it.
+
+    Raises:
+        StoreDamaged: the file is not an SQLite database, or a damaged one.
+        sqlite3.Error: it cannot be opened (locked for ``OPEN_TIMEOUT``, not writable,
+            the disk is full). ``open_store`` says what to do about each.
     """
 
     def __init__(self, path: Path, *, retention_days: float = RETENTION_DAYS,
@@ -99,13 +188,50 @@ class Store:
         self.path = Path(path)
         self.retention_days = retention_days
         self.clock = clock
+        self.unwritable: Optional[str] = None
+        self.on_unwritable: Optional[Callable[[str], None]] = None
+        self._db: Optional[sqlite3.Connection] = None
+        _make_private(self.path)
+        if os.path.getsize(self.path):
+            _check(self.path)
         # isolation_level=None: autocommit, so no statement leaves a transaction open.
-        self._db = sqlite3.connect(str(self.path), isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self.path.chmod(0o600)
+        self._db = sqlite3.connect(str(self.path), isolation_level=None,
+                                   timeout=OPEN_TIMEOUT)
+        try:
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._create_or_upgrade()
+            self._db.execute("PRAGMA busy_timeout = %d" % (BUSY_TIMEOUT * 1000))
+        except sqlite3.DatabaseError as error:
+            self.close()
+            if type(error) is sqlite3.DatabaseError:        # as in _check
+                raise StoreDamaged(str(error)) from None
+            raise
+        except BaseException:
+            self.close()
+            raise
+
+    def _create_or_upgrade(self) -> None:
+        """Create the tables, or bring an older file's to ``SCHEMA_VERSION``: in one
+        transaction, so a crash half-way leaves the old schema."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        exists = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages'"
+                                  ).fetchone() is not None
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if exists:
+                for target in range(version + 1, SCHEMA_VERSION + 1):
+                    self._db.execute(_UPGRADES[target])
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+            self._db.execute("PRAGMA user_version = %d" % SCHEMA_VERSION)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         """Close the file. Safe to call twice."""
@@ -113,13 +239,48 @@ class Store:
             self._db.close()
             self._db = None
 
+    # -- the two ways to the file: every statement goes through one of them ------------
+
+    def _read(self, sql: str, params: Tuple = ()) -> List[sqlite3.Row]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as error:
+            raise StoreUnavailable(str(error)) from None
+
+    def _write(self, sql: str, params: Tuple = ()) -> sqlite3.Cursor:
+        if self.unwritable is not None:
+            raise StoreUnavailable(self.unwritable)
+        try:
+            return self._db.execute(sql, params)
+        except sqlite3.Error as error:
+            self._failed(str(error))
+            raise StoreUnavailable(str(error)) from None
+
+    def _failed(self, reason: str) -> None:
+        self.unwritable = reason
+        if self.on_unwritable is not None:
+            self.on_unwritable(reason)
+
+    def probe(self) -> Optional[str]:
+        """Try to take the write lock (and let it go at once), even after a failure.
+        Returns None when the file can be written again (``unwritable`` is cleared),
+        else the reason. A full disk is only found by the next write."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("ROLLBACK")
+        except sqlite3.Error as error:
+            self.unwritable = str(error)
+            return self.unwritable
+        self.unwritable = None
+        return None
+
     # -- messages ----------------------------------------------------------------------
 
     def add_received(self, *, chat: str, target: Optional[int], user_id: Optional[int],
                      text: str, data: Dict[str, Any], time: Optional[float] = None) -> int:
         """Record a received message; returns its ``message_id``."""
         now = self.clock()
-        cursor = self._db.execute(
+        cursor = self._write(
             "INSERT INTO messages (direction, chat, target, user_id, text, data, time, "
             "status, updated) VALUES ('in', ?, ?, ?, ?, ?, ?, 'received', ?)",
             (chat, target, user_id, text, json.dumps(data, ensure_ascii=False),
@@ -127,44 +288,78 @@ class Store:
         return cursor.lastrowid
 
     def add_outgoing(self, *, chat: str, target: int, user_id: int, text: str,
-                     data: Dict[str, Any], idempotency_key: Optional[str] = None
-                     ) -> Tuple[int, bool]:
-        """Queue a message to send. Returns ``(message_id, created)``: with an
-        ``idempotency_key`` already used, the earlier message's id and False."""
+                     data: Dict[str, Any], origin: str = "api",
+                     idempotency_key: Optional[str] = None) -> Tuple[int, bool]:
+        """Queue a message to send (``origin``: ``api`` or ``plugin``). Returns
+        ``(message_id, created)``: with an ``idempotency_key`` already used, the earlier
+        message's id and False."""
         if idempotency_key is not None:
-            row = self._db.execute("SELECT id FROM messages WHERE idempotency_key = ?",
-                                   (idempotency_key,)).fetchone()
-            if row is not None:
-                return row["id"], False
+            rows = self._read("SELECT id FROM messages WHERE idempotency_key = ?",
+                              (idempotency_key,))
+            if rows:
+                return rows[0]["id"], False
         now = self.clock()
-        cursor = self._db.execute(
+        cursor = self._write(
             "INSERT INTO messages (direction, chat, target, user_id, text, data, time, "
-            "status, idempotency_key, updated) VALUES ('out', ?, ?, ?, ?, ?, ?, 'queued', "
-            "?, ?)", (chat, target, user_id, text, json.dumps(data, ensure_ascii=False),
-                      now, idempotency_key, now))
+            "status, idempotency_key, updated, origin) VALUES ('out', ?, ?, ?, ?, ?, ?, "
+            "'queued', ?, ?, ?)", (chat, target, user_id, text,
+                                   json.dumps(data, ensure_ascii=False), now,
+                                   idempotency_key, now, origin))
         return cursor.lastrowid, True
 
     def get(self, message_id: int) -> Optional[StoredMessage]:
-        row = self._db.execute("SELECT * FROM messages WHERE id = ?",
-                               (message_id,)).fetchone()
-        return StoredMessage(row) if row is not None else None
+        rows = self._read("SELECT * FROM messages WHERE id = ?", (message_id,))
+        return StoredMessage(rows[0]) if rows else None
+
+    def next_queued(self) -> Optional[StoredMessage]:
+        """The oldest outgoing row still to hand to the client, or None."""
+        rows = self._read("SELECT * FROM messages WHERE direction = 'out' AND "
+                          "status = 'queued' ORDER BY id LIMIT 1")
+        return StoredMessage(rows[0]) if rows else None
 
     def queued(self) -> List[StoredMessage]:
         """The outgoing rows still to hand to the client, oldest first."""
-        rows = self._db.execute("SELECT * FROM messages WHERE direction = 'out' AND "
-                                "status = 'queued' ORDER BY id").fetchall()
+        rows = self._read("SELECT * FROM messages WHERE direction = 'out' AND "
+                          "status = 'queued' ORDER BY id")
         return [StoredMessage(row) for row in rows]
+
+    def pending(self) -> List[StoredMessage]:
+        """The outgoing rows still ``queued`` or ``sending``, oldest first."""
+        rows = self._read("SELECT * FROM messages WHERE direction = 'out' AND "
+                          "status IN ('queued', 'sending') ORDER BY id")
+        return [StoredMessage(row) for row in rows]
+
+    def mark_sending(self, message_id: int) -> bool:
+        """``queued`` -> ``sending``, synced to the disk (``synchronous=FULL``) before it
+        returns: call it before the message may reach the network. Returns False when
+        the row was not ``queued`` (nothing changed).
+
+        Raises:
+            StoreUnavailable: not written; the row is still ``queued``.
+        """
+        if self.unwritable is not None:
+            raise StoreUnavailable(self.unwritable)
+        try:
+            self._db.execute("PRAGMA synchronous=FULL")
+            try:
+                return self._write("UPDATE messages SET status = 'sending', updated = ? "
+                                   "WHERE id = ? AND status = 'queued'",
+                                   (self.clock(), message_id)).rowcount == 1
+            finally:
+                self._db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as error:
+            self._failed(str(error))
+            raise StoreUnavailable(str(error)) from None
 
     def set_status(self, message_id: int, status: str, *, retcode: Optional[int] = None,
                    error: Optional[str] = None) -> None:
-        self._db.execute("UPDATE messages SET status = ?, retcode = ?, error = ?, "
-                         "updated = ? WHERE id = ?",
-                         (status, retcode, error, self.clock(), message_id))
+        self._write("UPDATE messages SET status = ?, retcode = ?, error = ?, updated = ? "
+                    "WHERE id = ?", (status, retcode, error, self.clock(), message_id))
 
     def recover(self) -> int:
         """At startup: rows left ``sending`` by a dead process become ``ambiguous``
         (never sent again). Returns how many."""
-        cursor = self._db.execute(
+        cursor = self._write(
             "UPDATE messages SET status = 'ambiguous', error = 'the daemon stopped while "
             "it was being sent', updated = ? WHERE direction = 'out' AND status = "
             "'sending'", (self.clock(),))
@@ -172,37 +367,165 @@ class Store:
 
     def counts(self) -> Dict[str, int]:
         """Messages by status (``received``, ``queued``, ``sent``, ...)."""
-        rows = self._db.execute("SELECT status, COUNT(*) AS n FROM messages GROUP BY "
-                                "status").fetchall()
+        rows = self._read("SELECT status, COUNT(*) AS n FROM messages GROUP BY status")
         return {row["status"]: row["n"] for row in rows}
 
     # -- undelivered events ------------------------------------------------------------
 
     def keep_event(self, url: str, body: bytes, error: str) -> None:
         """An event no retry could POST: keep it (``undelivered_events``)."""
-        self._db.execute("INSERT INTO undelivered_events (url, body, time, error) VALUES "
-                         "(?, ?, ?, ?)", (url, body.decode("utf-8"), self.clock(), error))
+        self._write("INSERT INTO undelivered_events (url, body, time, error) VALUES "
+                    "(?, ?, ?, ?)", (url, body.decode("utf-8"), self.clock(), error))
 
     def take_events(self, url: str, limit: int) -> List[bytes]:
         """Remove and return up to ``limit`` kept events for ``url``, oldest first."""
-        rows = self._db.execute("SELECT id, body FROM undelivered_events WHERE url = ? "
-                                "ORDER BY id LIMIT ?", (url, limit)).fetchall()
+        rows = self._read("SELECT id, body FROM undelivered_events WHERE url = ? "
+                          "ORDER BY id LIMIT ?", (url, limit))
         if rows:
-            self._db.execute("DELETE FROM undelivered_events WHERE id <= ? AND url = ?",
-                             (rows[-1]["id"], url))
+            self._write("DELETE FROM undelivered_events WHERE id <= ? AND url = ?",
+                        (rows[-1]["id"], url))
         return [row["body"].encode("utf-8") for row in rows]
 
     def undelivered(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM undelivered_events").fetchone()[0]
+        return self._read("SELECT COUNT(*) FROM undelivered_events")[0][0]
+
+    # -- received pictures -------------------------------------------------------------
+
+    def keep_picture(self, name: str, data: Dict[str, Any]) -> None:
+        """Remember what fetching the received picture ``name`` needs."""
+        self._write("INSERT OR REPLACE INTO received_pictures (name, data, time) VALUES "
+                    "(?, ?, ?)", (name, json.dumps(data), self.clock()))
+
+    def picture(self, name: str) -> Optional[Dict[str, Any]]:
+        """What ``keep_picture`` kept for ``name``, or None."""
+        rows = self._read("SELECT data FROM received_pictures WHERE name = ?", (name,))
+        return json.loads(rows[0]["data"]) if rows else None
 
     # -- retention ---------------------------------------------------------------------
 
     def prune(self) -> int:
-        """Remove finished messages and kept events older than ``retention_days``;
-        queued rows stay whatever their age. Returns how many rows went."""
+        """Remove finished messages, kept events and received pictures older than
+        ``retention_days``; queued rows stay whatever their age. Returns how many rows
+        went."""
         cutoff = self.clock() - self.retention_days * 86400
-        gone = self._db.execute("DELETE FROM messages WHERE time < ? AND status NOT IN "
-                                "('queued', 'sending')", (cutoff,)).rowcount
-        gone += self._db.execute("DELETE FROM undelivered_events WHERE time < ?",
-                                 (cutoff,)).rowcount
+        gone = self._write("DELETE FROM messages WHERE time < ? AND status NOT IN "
+                           "('queued', 'sending')", (cutoff,)).rowcount
+        for table in ("undelivered_events", "received_pictures"):
+            gone += self._write("DELETE FROM %s WHERE time < ?" % table, (cutoff,)).rowcount
         return gone
+
+
+# --- opening, whatever is found ----------------------------------------------------------
+
+def _make_private(path: Path) -> None:
+    """Create the database, its ``-wal`` and its ``-shm`` with mode 0600 before SQLite
+    opens them, and make files an older version left 0600: all hold message text, and
+    SQLite would create them by the process's umask (0644 under umask 022; it gives the
+    ``-wal`` and ``-shm`` the database's mode). The umask itself is the process's, not
+    ours to change.
+
+    Raises:
+        OSError: a file cannot be created or changed (``open_store`` says what to do).
+    """
+    for suffix in ("", "-wal", "-shm"):
+        name = path.with_name(path.name + suffix)
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+
+
+def _check(path: Path) -> None:
+    """``PRAGMA quick_check`` of the file, opened read-only: a read-write connection to
+    a damaged file could fold its WAL into it, or delete it, on closing, and what is
+    moved aside must be what was found.
+
+    Raises:
+        StoreDamaged: the file is not an SQLite database, or a damaged one.
+        sqlite3.Error: it cannot be read.
+    """
+    db = sqlite3.connect("file:%s?mode=ro" % pathname2url(str(path)), uri=True)
+    try:
+        faults = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+    except sqlite3.DatabaseError as error:
+        # Busy, locked, read-only, full, cannot open: OperationalError. A file that is
+        # not a database, or a damaged one: DatabaseError itself.
+        if type(error) is sqlite3.DatabaseError:
+            raise StoreDamaged(str(error)) from None
+        raise
+    finally:
+        db.close()
+    if faults != ["ok"]:
+        raise StoreDamaged("; ".join(faults))
+
+
+#: The files of a store besides the database itself.
+COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def move_aside(path: Path) -> Path:
+    """Rename ``path`` (and its ``COMPANIONS`` that exist) to
+    ``NAME.bad-YYYYmmddTHHMMSS`` (UTC; ``-2``, ``-3`` ... after it rather than over an
+    earlier one; ``-wal`` ... after that). Returns the new path. Each file is made 0600.
+
+    Raises:
+        OSError: a rename failed (what was renamed stays renamed).
+    """
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    aside, number = path.with_name("%s.bad-%s" % (path.name, stamp)), 1
+    while any(os.path.lexists(aside.with_name(aside.name + suffix))
+              for suffix in ("",) + COMPANIONS):
+        number += 1
+        aside = path.with_name("%s.bad-%s-%d" % (path.name, stamp, number))
+    os.replace(path, aside)
+    os.chmod(aside, 0o600)
+    for suffix in COMPANIONS:
+        companion = path.with_name(path.name + suffix)
+        if os.path.lexists(companion):
+            os.replace(companion, aside.with_name(aside.name + suffix))
+            os.chmod(aside.with_name(aside.name + suffix), 0o600)
+    return aside
+
+
+def open_store(path: Path, **options: Any) -> Store:
+    """The ``Store`` at ``path``, created if absent. A file that is not an SQLite
+    database, or a damaged one, is moved aside (``move_aside``) and a fresh store
+    started, with one warning line naming both: a bad file must not stop every start.
+
+    Raises:
+        StoreError: the file cannot be opened (locked, not writable, the disk full), or
+            a damaged one cannot be moved aside, or even a fresh one fails; its message
+            names the file and what to do.
+    """
+    try:
+        return Store(path, **options)
+    except StoreDamaged as error:
+        damage = str(error)
+    except (sqlite3.Error, OSError) as error:
+        raise _open_error(path, error) from None
+    try:
+        aside = move_aside(path)
+    except OSError as error:
+        raise StoreError("the message store %s is damaged (%s) and cannot be moved aside: "
+                         "%s; move it (and any %s-wal, -shm) away by hand"
+                         % (path, damage, error.strerror or error, path.name)) from None
+    log.warning("the message store %s is damaged (%s): moved to %s, starting with an "
+                "empty one", path, damage, aside.name)
+    try:
+        return Store(path, **options)
+    except (StoreDamaged, sqlite3.Error, OSError) as error:
+        raise _open_error(path, error) from None
+
+
+def _open_error(path: Path, error: Exception) -> StoreError:
+    reason = (error.strerror or str(error)) if isinstance(error, OSError) else str(error)
+    if "locked" in reason or "busy" in reason:
+        return StoreError("the message store %s is locked by another process (%s): start "
+                          "again once it is done (a backup? an sqlite3 shell?)"
+                          % (path, reason), temporary=True)
+    if "full" in reason:
+        advice = "free some space on its disk"
+    else:
+        advice = "check that state_dir and the file can be written by this user"
+    return StoreError("cannot open the message store %s: %s; %s" % (path, reason, advice))

@@ -24,9 +24,34 @@ plugin's name and the next handler runs. A handler sees a ``Context``: the messa
 (anywhere), ``stop()``, the regex ``match``, the command's ``args``, and through
 ``ctx.plugin.settings`` the keys of its ``[plugin:NAME]`` section.
 
+Pictures, files and requests (issue 14)::
+
+    @plugin.on_message()
+    async def save_pictures(ctx):
+        for picture in ctx.message.pictures:           # pieces: texts, Faces, pictures
+            data = await ctx.fetch_picture(picture)
+        ctx.reply(["got it", UploadPicture.from_bytes(data)])   # text and pictures
+
+    @plugin.on_event("friend_request")
+    async def friends(ctx):
+        await ctx.answer_friend_request(ctx.event.data["qq"] in TRUSTED)
+
+    @plugin.on_event("file")
+    async def files(ctx):
+        if ctx.event.data["change"] == "offer":
+            path = await ctx.accept_file()
+
+The event kinds beyond the client's lifecycle: ``"friend_request"``,
+``"friend_change"``, ``"group_member"``, ``"group_request"``,
+``"group_request_answer"``, ``"file"`` (``webqq.client.events`` documents each one's
+``data``), and ``"notice"`` for any poll event as the server sent it. Those actions go
+through ``Actions`` (``ctx.actions``), which the daemon gives the ``Dispatcher``.
+
 What it must never do: talk to the network or the client directly. Replies and sends go
-through the ``send`` function the daemon gives the ``Dispatcher``, which goes through
-the client's queue; the plugin layer knows nothing of uins, sockets or the protocol.
+through the ``send`` function the daemon gives the ``Dispatcher``, which puts them in
+the daemon's durable queue (a message with pictures goes through ``Actions`` instead:
+the store keeps no picture bytes); the plugin layer knows nothing of uins, sockets or
+the protocol.
 """
 import asyncio
 import importlib
@@ -39,8 +64,13 @@ from dataclasses import dataclass, field
 from typing import (Any, Awaitable, Callable, Collection, Dict, List, Mapping, Optional,
                     Pattern, Tuple, Union)
 
+from webqq.client.pictures import ReceivedPicture
+from webqq.plugins.actions import Actions
+from webqq.qq import Face, UploadPicture
+
 __all__ = ["CHATS", "Message", "Event", "Context", "Handler", "Plugin", "PluginError",
-           "Dispatcher", "SendFunction", "HANDLER_TIMEOUT", "format_duration"]
+           "Dispatcher", "SendFunction", "HANDLER_TIMEOUT", "format_duration", "Actions",
+           "Face", "UploadPicture", "ReceivedPicture"]
 
 log = logging.getLogger("webqq.plugins")
 
@@ -75,6 +105,8 @@ class Message:
         reply_to: where ``Context.reply`` sends: the sender for buddy and session chats,
             the group or discussion otherwise. None: cannot be answered.
         time: when it was sent, unix seconds (0 when unknown).
+        pieces: the content in order: texts, ``Face`` pieces and ``ReceivedPicture``
+            pieces (``ctx.fetch_picture`` gives a picture's bytes).
         raw: the client's own event object, for plugins that need more.
     """
     chat: str
@@ -85,15 +117,23 @@ class Message:
     discussion: Optional[int] = None
     reply_to: Optional[int] = None
     time: float = 0
+    pieces: Tuple[Any, ...] = field(default=(), repr=False)
     raw: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def pictures(self) -> Tuple[ReceivedPicture, ...]:
+        """The pictures among ``pieces``, in order."""
+        return tuple(p for p in self.pieces if isinstance(p, ReceivedPicture))
 
 
 @dataclass(frozen=True)
 class Event:
     """Something else the client reported. ``kind`` is one of the client's event kinds
     (``"state"``, ``"online"``, ``"login_failed"``, ``"reconnect"``, ``"contacts"``,
-    ``"notice"``, ``"sent"``, ``"captcha"``: see ``webqq.client``) and ``data`` holds the
-    fields of its event object (``data["new"]`` of a ``"state"`` event)."""
+    ``"notice"``, ``"sent"``, ``"captcha"``, ``"friend_request"``, ``"friend_change"``,
+    ``"group_member"``, ``"group_request"``, ``"group_request_answer"``, ``"file"``: see
+    ``webqq.client``) and ``data`` holds the fields of its event object (``data["new"]``
+    of a ``"state"`` event, ``data["qq"]`` of a ``"friend_request"``)."""
     kind: str
     data: Mapping[str, Any] = field(default_factory=dict)
 
@@ -121,13 +161,20 @@ class Context:
         self.args = args
         self.stopped = False
 
-    def reply(self, text: str) -> Any:
+    def reply(self, text: Any) -> Any:
         """Answers in the chat the message came from. Returns what ``send`` returns.
 
-        Raises PluginError when there is no message to answer or it cannot be answered.
+        ``text`` is a text, or pieces: texts, ``Face`` and ``UploadPicture`` pieces
+        (those go through ``actions``).
+
+        Raises PluginError when there is no message to answer or it cannot be answered;
+        ``PictureError`` (a ValueError) for a picture the chat cannot carry.
         """
         if self.message is None:
             raise PluginError("%s: an event cannot be replied to" % self.plugin.name)
+        if not isinstance(text, str):
+            self.dispatcher.counts["replies"] += 1
+            return self.actions.reply(self.message, text)
         if self.dispatcher.reply is not None:
             self.dispatcher.counts["replies"] += 1
             return self.dispatcher.reply(self.message, text)
@@ -135,14 +182,61 @@ class Context:
             raise PluginError("%s: cannot tell where to reply" % self.plugin.name)
         return self.send(self.message.chat, self.message.reply_to, text)
 
-    def send(self, chat: str, target: int, text: str) -> Any:
+    def send(self, chat: str, target: int, text: Any) -> Any:
         """Sends ``text`` to ``target`` in ``chat``: a friend's QQ number (``"buddy"``),
         a group's number (``"group"``) or a discussion's id (``"discussion"``).
-        Returns what ``send`` returns (the daemon: the client's OutgoingMessage)."""
+        ``text`` may be pieces, as for ``reply``.
+        Returns what ``send`` returns (the daemon: the message_id of its queued row)."""
         if chat not in CHATS:
             raise ValueError("chat %r is not one of %s" % (chat, ", ".join(CHATS)))
         self.dispatcher.counts["replies"] += 1
+        if not isinstance(text, str):
+            return self.actions.send(chat, target, text)
         return self.dispatcher.send(chat, target, text)
+
+    @property
+    def actions(self) -> Actions:
+        """The account's other actions (``Actions``).
+
+        Raises PluginError when the dispatcher was made without them.
+        """
+        if self.dispatcher.actions is None:
+            raise PluginError("%s: no account actions here (the Dispatcher has none)"
+                              % self.plugin.name)
+        return self.dispatcher.actions
+
+    async def fetch_picture(self, picture: ReceivedPicture) -> bytes:
+        """The bytes of one of ``message.pictures`` (fetched once, then cached)."""
+        return await self.actions.fetch_picture(picture)
+
+    def _event_of(self, *kinds: str) -> "Event":
+        if self.event is None or self.event.kind not in kinds:
+            raise PluginError("%s: this needs a %s event" % (self.plugin.name,
+                                                             " or ".join(kinds)))
+        return self.event
+
+    async def accept_file(self) -> Any:
+        """Take the file this ``"file"`` event offers; returns where it was written."""
+        return await self.actions.accept_file(self._event_of("file"))
+
+    async def refuse_file(self) -> None:
+        """Decline the file this ``"file"`` event offers."""
+        await self.actions.refuse_file(self._event_of("file"))
+
+    async def download_file(self) -> Any:
+        """Fetch the offline file of this ``"file"`` event; returns where it went."""
+        return await self.actions.download_file(self._event_of("file"))
+
+    async def answer_friend_request(self, accept: bool, *, markname: str = "",
+                                    reason: str = "") -> Any:
+        """Accept (and add back) or refuse this ``"friend_request"``."""
+        return await self.actions.answer_friend_request(
+            self._event_of("friend_request"), accept, markname=markname, reason=reason)
+
+    async def answer_group_request(self, accept: bool, *, reason: str = "") -> Any:
+        """Let in or refuse the requester of this ``"group_request"``."""
+        return await self.actions.answer_group_request(
+            self._event_of("group_request"), accept, reason=reason)
 
     def stop(self) -> None:
         """No later handler sees this message or event."""
@@ -294,6 +388,8 @@ class Dispatcher:
         send: ``send(chat, target, text)``, how messages leave (see ``SendFunction``).
         reply: ``reply(message, text)``, how answers leave; None: ``send`` to the
             message's ``reply_to``.
+        actions: the account's other actions (``Actions``), for ``ctx.actions``;
+            None: handlers that ask for them get a ``PluginError``.
         prefix: what starts a command (``[bot] command_prefix``).
         handler_timeout: seconds a handler may run before it is cancelled.
         clock: returns seconds for ``uptime()`` (default ``time.monotonic``).
@@ -304,9 +400,11 @@ class Dispatcher:
     def __init__(self, send: SendFunction, *,
                  reply: Optional[Callable[[Message, str], Any]] = None, prefix: str = "!",
                  handler_timeout: float = HANDLER_TIMEOUT,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 actions: Optional[Actions] = None) -> None:
         self.send = send
         self.reply = reply
+        self.actions = actions
         self.prefix = prefix
         self.handler_timeout = handler_timeout
         self.plugins: List[Plugin] = []

@@ -19,6 +19,11 @@ build_poll, parse_poll, PollOutcome``)::
     list_replies   friends, groups, discussions, their members; lookups, who is online
     poll           parse_poll -> PollResult: a PollOutcome and PollEvents
     acks           sends, c2c signature, status, logout, heartbeat, friend requests
+    pictures       sniff_picture, the 2013 size limits, UploadPicture (a picture to send)
+    media          uploading a picture to send, fetching one received
+    files          taking or refusing a friend's file, fetching an offline file
+    manage         answering a request to join a group, leaving it, one's group card
+    request        (internal) GET, form and multipart requests, as builders make them
 """
 from webqq.qq.acks import (Ack, C2CSig, SendResult, parse_c2c_sig, parse_change_status,
                            parse_friend_request_reply, parse_heartbeat, parse_logout,
@@ -32,11 +37,14 @@ from webqq.qq.builders import (
     build_poll, build_send_buddy, build_send_discussion, build_send_group, build_send_session)
 from webqq.qq.builders import DISCUSSION_LIST_HOSTS
 from webqq.qq.content import (
-    DEFAULT_FONT, MAX_PARTS, MAX_TEXT_CHARS, Content, Face, Font, Image, MalformedContent,
-    MessageTooLong, Outgoing, Piece, Text, UnknownPiece, content_text, decode_content,
-    decode_sent_content, encode_content, split_content, split_text)
+    DEFAULT_FONT, MAX_PARTS, MAX_TEXT_CHARS, CFace, Content, Face, Font, Image,
+    MalformedContent, MessageTooLong, OffPic, Outgoing, OutgoingPiece, Piece, Text,
+    UnknownPiece, content_text, decode_content, decode_sent_content, encode_content,
+    has_pictures, split_content, split_text)
 from webqq.qq.errors import (LoginCode, LoginError, MalformedReply, ProtocolError, QQRetcode,
-                             RetcodeError, UnblockRequired)
+                             RetcodeError, UnblockRequired, UploadRefused)
+from webqq.qq.files import (build_get_file, build_get_offline_file, build_refuse_file,
+                            parse_get_file, parse_refuse_file)
 from webqq.qq.hashes import HASH_VARIANTS, encrypt_password, friends_hash
 from webqq.qq.kinds import ChatKind, Era
 from webqq.qq.list_replies import (
@@ -46,6 +54,15 @@ from webqq.qq.list_replies import (
     parse_group_info, parse_groups, parse_online_buddies)
 from webqq.qq.login_replies import (CheckResult, Login2Result, LoginResult, parse_check,
                                     parse_login, parse_login2, parse_login_sig)
+from webqq.qq.manage import (build_answer_group_request, build_quit_group,
+                             build_set_group_card, parse_answer_group_request,
+                             parse_quit_group, parse_set_group_card)
+from webqq.qq.media import (FetchedPicture, GFaceSig, build_gface_sig, build_get_cface,
+                            build_get_group_pic, build_get_offpic, build_upload_cface,
+                            build_upload_offline_pic, parse_gface_sig, parse_picture,
+                            parse_upload_cface, parse_upload_offline_pic)
+from webqq.qq.pictures import (GROUP_PICTURE_MAX, OFFLINE_PICTURE_MAX, RECEIVED_PICTURE_MAX,
+                               PictureError, UploadPicture, picture_limit, sniff_picture)
 from webqq.qq.poll import (
     AvRequest, BuddyListChange, BuddyMessage, ChatMessage, DiscussionMessage, FileEvent,
     FriendAdded, FriendRequest, FriendRequestAccepted, GroupMessage, GroupSystemEvent,
@@ -55,14 +72,17 @@ from webqq.qq.poll import (
 __all__ = [
     # kinds, errors
     "Era", "ChatKind", "ProtocolError", "MalformedReply", "RetcodeError", "LoginError",
-    "UnblockRequired", "QQRetcode", "LoginCode",
+    "UnblockRequired", "UploadRefused", "QQRetcode", "LoginCode",
     # hashes
     "encrypt_password", "friends_hash", "HASH_VARIANTS",
     # content
     "MAX_TEXT_CHARS", "MAX_PARTS", "MalformedContent", "MessageTooLong", "Font",
-    "DEFAULT_FONT", "Text", "Face", "Image", "UnknownPiece", "Piece", "Content", "Outgoing",
-    "decode_content", "decode_sent_content", "encode_content", "content_text", "split_text",
-    "split_content",
+    "DEFAULT_FONT", "Text", "Face", "Image", "UnknownPiece", "Piece", "Content", "OffPic",
+    "CFace", "OutgoingPiece", "Outgoing", "decode_content", "decode_sent_content",
+    "encode_content", "content_text", "has_pictures", "split_text", "split_content",
+    # pictures
+    "GROUP_PICTURE_MAX", "OFFLINE_PICTURE_MAX", "RECEIVED_PICTURE_MAX", "PictureError",
+    "UploadPicture", "picture_limit", "sniff_picture",
     # builders
     "APPID", "STATUSES", "WEBQQ_TYPE_ONLINE", "WEBQQ_TYPE_HIDDEN", "DEFAULT_FACE",
     "DISCUSSION_LIST_HOSTS",
@@ -90,4 +110,14 @@ __all__ = [
     # acks
     "Ack", "SendResult", "C2CSig", "parse_send", "parse_c2c_sig", "parse_heartbeat",
     "parse_change_status", "parse_logout", "parse_friend_request_reply",
+    # media
+    "GFaceSig", "FetchedPicture", "build_upload_offline_pic", "parse_upload_offline_pic",
+    "build_gface_sig", "parse_gface_sig", "build_upload_cface", "parse_upload_cface",
+    "build_get_offpic", "build_get_cface", "build_get_group_pic", "parse_picture",
+    # files
+    "build_get_file", "parse_get_file", "build_refuse_file", "parse_refuse_file",
+    "build_get_offline_file",
+    # manage
+    "build_answer_group_request", "parse_answer_group_request", "build_quit_group",
+    "parse_quit_group", "build_set_group_card", "parse_set_group_card",
 ]

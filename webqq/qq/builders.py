@@ -10,13 +10,14 @@ timestamps, random floats, ``clientid`` and ``msg_id`` are arguments. Era A (spr
 without ``login_sig``). The order of a session is §1.2; each reply is read by the
 ``parse_<endpoint>`` its docstring names.
 """
-import json
 import urllib.parse
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Tuple
 from urllib.request import Request
 
-from webqq.qq.content import DEFAULT_FONT, Font, Outgoing, encode_content
+from webqq.qq.content import CFace, DEFAULT_FONT, Font, OffPic, Outgoing, encode_content
 from webqq.qq.kinds import Era
+from webqq.qq.request import (D_CHANNEL, D_ORIGIN, S_API, S_ORIGIN, channel_post, http_get,
+                              s_post)
 
 __all__ = [
     "APPID", "DISCUSSION_LIST_HOSTS", "D_REFERER", "D_REFERER3", "D_REFERER_SSL",
@@ -42,8 +43,6 @@ D_REFERER3 = "http://d.web2.qq.com/proxy.html?v=20110331002&callback=1&id=3"
 D_REFERER_SSL = "https://d.web2.qq.com/cfproxy.html?v=20110331002&callback=1"
 S_REFERER = "http://s.web2.qq.com/proxy.html?v=20110412001&callback=1&id=1"
 S_REFERER3 = "http://s.web2.qq.com/proxy.html?v=20110412001&callback=1&id=3"
-D_ORIGIN = "http://d.web2.qq.com"
-S_ORIGIN = "http://s.web2.qq.com"
 LOGIN_UI_REFERER_B = (
     "https://ui.ptlogin2.qq.com/cgi-bin/login?daid=164&target=self&style=5"
     "&mibao_css=m_webqq&appid=1003903&enable_qlogin=0&no_verifyimg=1"
@@ -59,8 +58,6 @@ _LOGIN_PAGE_URL = "https://ui.ptlogin2.qq.com/cgi-bin/login"
 _CHECK_URL = "http://check.ptlogin2.qq.com/check"
 _CAPTCHA_URL = "https://ssl.captcha.qq.com/getimage"
 _LOGIN_URL = "https://ssl.ptlogin2.qq.com/login"
-_D = "http://d.web2.qq.com/channel/"
-_S = "http://s.web2.qq.com/api/"
 _HEARTBEAT_URL = "http://web.qq.com/web2/get_msg_tip"
 
 # Statuses of login2, change_status2 and the poll's status changes (§2.7, §2.23).
@@ -77,47 +74,12 @@ _JS_VER_B = 10040
 
 
 # --- helpers ---------------------------------------------------------------------------
-#
-# Values that vary per call (random floats, timestamps, counters, session tokens) are
-# arguments; the ones that come from the session are keyword-only, so a clientid is never
-# passed as a msg_id.
-
-def _get(url: str, params: Sequence[Tuple[str, Any]],
-         headers: Optional[Dict[str, str]] = None) -> Request:
-    return Request(url + "?" + urllib.parse.urlencode(params),
-                   headers=headers or {}, method="GET")
-
-
-def _post(url: str, fields: Sequence[Tuple[str, Any]], headers: Dict[str, str]) -> Request:
-    body = urllib.parse.urlencode(fields).encode("ascii")
-    headers = dict(headers, **{"Content-Type": "application/x-www-form-urlencoded"})
-    return Request(url, data=body, headers=headers, method="POST")
 
 
 def _seconds(now: float) -> int:
     """``t`` as whole unix seconds: what webqq-core sent on every call that has one,
     and pual_bot on ``get_group_info_ext2`` (docs/protocol.rst §3)."""
     return int(now)
-
-
-def _r(value: Dict[str, Any]) -> str:
-    """The JSON text of an ``r`` field: compact, non-ASCII escaped (§0.4)."""
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _channel_post(path: str, r: Dict[str, Any], *, clientid: int, psessionid: str,
-                  referer: str, psessionid_first: bool = False) -> Request:
-    """A ``d.web2`` POST: ``r`` plus the ``clientid``/``psessionid`` form fields, in that
-    order or, with ``psessionid_first``, reversed as in the ``send_qun_msg2`` capture."""
-    session = [("clientid", clientid), ("psessionid", psessionid)]
-    if psessionid_first:
-        session.reverse()
-    return _post(_D + path, [("r", _r(r))] + session,
-                 {"Referer": referer, "Origin": D_ORIGIN})
-
-
-def _s_post(path: str, r: Dict[str, Any], referer: str) -> Request:
-    return _post(_S + path, [("r", _r(r))], {"Referer": referer, "Origin": S_ORIGIN})
 
 
 def _check_status(status: str) -> str:
@@ -135,7 +97,7 @@ def build_login_page() -> Request:
     Returns:
         The request; read its reply with ``parse_login_sig``.
     """
-    return _get(_LOGIN_PAGE_URL, [
+    return http_get(_LOGIN_PAGE_URL, [
         ("daid", 164), ("target", "self"), ("style", 5), ("mibao_css", "m_webqq"),
         ("appid", APPID), ("enable_qlogin", 0), ("no_verifyimg", 1),
         ("s_url", "http://web2.qq.com/loginproxy.html"), ("f_url", "loginerroralert"),
@@ -161,12 +123,12 @@ def build_check(qq: int, r: float, *, era: Era = Era.A,
     """
     params = [("uin", qq), ("appid", APPID), ("r", r)]
     if era is Era.A:
-        return _get(_CHECK_URL, params)
+        return http_get(_CHECK_URL, params)
     if not login_sig:
         raise ValueError("an Era B check needs the login_sig of the login page")
     params += [("u1", "http://web2.qq.com/loginproxy.html"), ("login_sig", login_sig),
                ("js_ver", _JS_VER_B), ("js_type", 0)]
-    return _get(_CHECK_URL, params, {"Referer": LOGIN_UI_REFERER_B})
+    return http_get(_CHECK_URL, params, {"Referer": LOGIN_UI_REFERER_B})
 
 
 def build_captcha(qq: int, r: float) -> Request:
@@ -181,7 +143,7 @@ def build_captcha(qq: int, r: float) -> Request:
         The request; its reply body is the image itself (JPEG) and it sets the
         ``verifysession`` cookie that ``login`` needs.
     """
-    return _get(_CAPTCHA_URL, [("aid", APPID), ("r", r), ("uin", qq)])
+    return http_get(_CAPTCHA_URL, [("aid", APPID), ("r", r), ("uin", qq)])
 
 
 def build_login(qq: int, encrypted_password: str, verifycode: str, *, era: Era = Era.A,
@@ -228,7 +190,7 @@ def build_login(qq: int, encrypted_password: str, verifycode: str, *, era: Era =
         headers = {"Referer": LOGIN_UI_REFERER_A}
     else:
         headers = {}
-    return _get(_LOGIN_URL, params, headers)
+    return http_get(_LOGIN_URL, params, headers)
 
 
 def build_check_sig(url: str) -> Request:
@@ -266,7 +228,7 @@ def build_login2(ptwebqq: str, *, clientid: int, status: str = "online",
     """
     r = {"status": _check_status(status), "ptwebqq": ptwebqq, "passwd_sig": "",
          "clientid": str(clientid), "psessionid": psessionid}
-    return _channel_post("login2", r, clientid=clientid,
+    return channel_post("login2", r, clientid=clientid,
                          psessionid="null" if psessionid is None else psessionid,
                          referer=D_REFERER3)
 
@@ -286,7 +248,7 @@ def build_friends(*, vfwebqq: str, hash_value: Optional[str] = None) -> Request:
     if hash_value is not None:
         r["hash"] = hash_value
     r["vfwebqq"] = vfwebqq
-    return _s_post("get_user_friends2", r, S_REFERER)
+    return s_post("get_user_friends2", r, S_REFERER)
 
 
 def build_groups(*, vfwebqq: str) -> Request:
@@ -298,7 +260,7 @@ def build_groups(*, vfwebqq: str) -> Request:
     Returns:
         The request; read its reply with ``parse_groups``.
     """
-    return _s_post("get_group_name_list_mask2", {"vfwebqq": vfwebqq}, S_REFERER)
+    return s_post("get_group_name_list_mask2", {"vfwebqq": vfwebqq}, S_REFERER)
 
 
 def build_group_info(code: int, *, vfwebqq: str, t: float) -> Request:
@@ -312,9 +274,9 @@ def build_group_info(code: int, *, vfwebqq: str, t: float) -> Request:
     Returns:
         The request; read its reply with ``parse_group_info``.
     """
-    return _get(_S + "get_group_info_ext2",
-                [("gcode", code), ("vfwebqq", vfwebqq), ("t", _seconds(t))],
-                {"Referer": D_REFERER3})
+    return http_get(S_API + "get_group_info_ext2",
+                    [("gcode", code), ("vfwebqq", vfwebqq), ("t", _seconds(t))],
+                    {"Referer": D_REFERER3})
 
 
 #: The two addresses of the discussion list (docs/protocol.rst §3.10): webqq-core's and
@@ -348,8 +310,8 @@ def build_discussions(*, clientid: int, psessionid: str, vfwebqq: str, t: float,
     query = [("clientid", clientid), ("psessionid", psessionid), ("vfwebqq", vfwebqq),
              ("t", _seconds(t))]
     if host == "d.web2":
-        return _get(_D + "get_discu_list_new2", query, {"Referer": D_REFERER})
-    return _get(_S + "get_discus_list", query, {"Referer": S_REFERER})
+        return http_get(D_CHANNEL + "get_discu_list_new2", query, {"Referer": D_REFERER})
+    return http_get(S_API + "get_discus_list", query, {"Referer": S_REFERER})
 
 
 def build_discussion_info(did: int, *, clientid: int, psessionid: str, vfwebqq: str,
@@ -366,7 +328,7 @@ def build_discussion_info(did: int, *, clientid: int, psessionid: str, vfwebqq: 
     Returns:
         The request; read its reply with ``parse_discussion_info``.
     """
-    return _get(_D + "get_discu_info",
+    return http_get(D_CHANNEL + "get_discu_info",
                 [("did", did), ("clientid", clientid), ("psessionid", psessionid),
                  ("vfwebqq", vfwebqq), ("t", _seconds(t))], {"Referer": D_REFERER})
 
@@ -385,7 +347,7 @@ def build_friend_uin(uin: int, *, vfwebqq: str, t: float, lookup_type: int = 1) 
     Returns:
         The request; read its reply with ``parse_friend_uin``.
     """
-    return _get(_S + "get_friend_uin2",
+    return http_get(S_API + "get_friend_uin2",
                 [("tuin", uin), ("verifysession", ""), ("type", lookup_type), ("code", ""),
                  ("vfwebqq", vfwebqq), ("t", _seconds(t))], {"Referer": S_REFERER3})
 
@@ -401,8 +363,8 @@ def build_online_buddies(*, clientid: int, psessionid: str, t: float) -> Request
     Returns:
         The request; read its reply with ``parse_online_buddies``.
     """
-    return _get(_D + "get_online_buddies2",
-                [("clientid", clientid), ("psessionid", psessionid), ("t", _seconds(t))],
+    return http_get(D_CHANNEL + "get_online_buddies2",
+                    [("clientid", clientid), ("psessionid", psessionid), ("t", _seconds(t))],
                 {"Referer": D_REFERER})
 
 
@@ -418,7 +380,7 @@ def build_poll(*, clientid: int, psessionid: str) -> Request:
         The request; read its reply with ``parse_poll``.
     """
     r = {"clientid": clientid, "psessionid": psessionid, "key": 0, "ids": []}
-    return _channel_post("poll2", r, clientid=clientid, psessionid=psessionid,
+    return channel_post("poll2", r, clientid=clientid, psessionid=psessionid,
                          referer=D_REFERER)
 
 
@@ -436,8 +398,31 @@ def build_heartbeat(*, rc: int, t: float, lv: int = 2) -> Request:
     Returns:
         The request; ``parse_heartbeat`` reads its reply, failures are harmless.
     """
-    return _get(_HEARTBEAT_URL, [("uin", ""), ("tp", 1), ("id", 0), ("retype", 1),
-                                 ("rc", rc), ("lv", lv), ("t", int(t * 1000))])
+    return http_get(_HEARTBEAT_URL, [("uin", ""), ("tp", 1), ("id", 0), ("retype", 1),
+                                     ("rc", rc), ("lv", lv), ("t", int(t * 1000))])
+
+
+def _pictures_of(content: Outgoing) -> Tuple[int, int]:
+    """How many ``OffPic`` and ``CFace`` pieces ``content`` holds."""
+    if isinstance(content, str):
+        return 0, 0
+    return (sum(isinstance(piece, OffPic) for piece in content),
+            sum(isinstance(piece, CFace) for piece in content))
+
+
+def _gface(content: Outgoing, key: Optional[str], sig: Optional[str],
+           endpoint: str) -> Dict[str, str]:
+    """The ``key`` and ``sig`` a send with group pictures carries (§2.19), or nothing
+    for one without."""
+    offpics, cfaces = _pictures_of(content)
+    if offpics:
+        raise ValueError("%s carries group pictures (CFace), not OffPic" % endpoint)
+    if not cfaces:
+        return {}
+    if not key or not sig:
+        raise ValueError("%s with a group picture needs the key and sig of "
+                         "get_gface_sig2" % endpoint)
+    return {"key": key, "sig": sig}
 
 
 def build_send_buddy(to_uin: int, content: Outgoing, *, msg_id: int, clientid: int,
@@ -447,7 +432,8 @@ def build_send_buddy(to_uin: int, content: Outgoing, *, msg_id: int, clientid: i
 
     Args:
         to_uin: the friend's uin (``BuddyMessage.from_uin``).
-        content: a text, or texts and ``Face`` pieces; split long texts first with
+        content: a text, or texts, ``Face`` and ``OffPic`` pieces (a friend's picture
+            is uploaded with ``upload_offline_pic`` first); split long texts first with
             ``split_content``.
         msg_id: the next value of this login's message counter (§6.2).
         clientid: this login's client id.
@@ -457,53 +443,81 @@ def build_send_buddy(to_uin: int, content: Outgoing, *, msg_id: int, clientid: i
 
     Returns:
         The request; read its reply with ``parse_send``.
+
+    Raises:
+        ValueError: a ``CFace`` piece (group pictures go to groups and discussions).
     """
+    if _pictures_of(content)[1]:
+        raise ValueError("send_buddy_msg2 carries a friend's picture as OffPic, not CFace")
     r = {"to": to_uin, "face": face, "content": encode_content(content, font),
          "msg_id": msg_id, "clientid": clientid, "psessionid": psessionid}
-    return _channel_post("send_buddy_msg2", r, clientid=clientid, psessionid=psessionid,
-                         referer=D_REFERER3)
+    return channel_post("send_buddy_msg2", r, clientid=clientid, psessionid=psessionid,
+                        referer=D_REFERER3)
 
 
 def build_send_group(gid: int, content: Outgoing, *, msg_id: int, clientid: int,
-                     psessionid: str, font: Font = DEFAULT_FONT) -> Request:
+                     psessionid: str, font: Font = DEFAULT_FONT,
+                     group_code: Optional[int] = None, key: Optional[str] = None,
+                     sig: Optional[str] = None) -> Request:
     """``POST d.web2 /channel/send_qun_msg2``: message a group (§2.19, §6).
 
     Args:
         gid: the group's gid (``GroupMessage.gid``, ``Group.gid``), not its code.
-        content: a text, or texts and ``Face`` pieces.
+        content: a text, or texts, ``Face`` and ``CFace`` pieces.
         msg_id: the next value of this login's message counter (§6.2).
         clientid: this login's client id.
         psessionid: from ``Login2Result``.
         font: the font the members see.
+        group_code, key, sig: with a ``CFace`` piece: the group's code and the
+            ``GFaceSig`` of ``get_gface_sig2``; ``r`` then carries them after
+            ``group_uin`` as IQ and LQ sent them. Unused without one.
 
     Returns:
         The request; read its reply with ``parse_send``.
+
+    Raises:
+        ValueError: an ``OffPic`` piece, or a ``CFace`` without the code, key or sig.
     """
-    r = {"group_uin": gid, "content": encode_content(content, font),
-         "msg_id": msg_id, "clientid": clientid, "psessionid": psessionid}
-    return _channel_post("send_qun_msg2", r, clientid=clientid, psessionid=psessionid,
-                         referer=D_REFERER3, psessionid_first=True)
+    r: Dict[str, Any] = {"group_uin": gid}
+    pictures = _gface(content, key, sig, "send_qun_msg2")
+    if pictures:
+        if group_code is None:
+            raise ValueError("send_qun_msg2 with a group picture needs the group code")
+        r["group_code"] = group_code
+        r.update(pictures)
+    r.update({"content": encode_content(content, font), "msg_id": msg_id,
+              "clientid": clientid, "psessionid": psessionid})
+    return channel_post("send_qun_msg2", r, clientid=clientid, psessionid=psessionid,
+                        referer=D_REFERER3, psessionid_first=True)
 
 
 def build_send_discussion(did: int, content: Outgoing, *, msg_id: int, clientid: int,
-                          psessionid: str, font: Font = DEFAULT_FONT) -> Request:
+                          psessionid: str, font: Font = DEFAULT_FONT,
+                          key: Optional[str] = None, sig: Optional[str] = None) -> Request:
     """``POST d.web2 /channel/send_discu_msg2``: message a discussion (§2.22, §6).
 
     Args:
         did: the discussion id (sent as a JSON string, as in the 2013 samples).
-        content: a text, or texts and ``Face`` pieces.
+        content: a text, or texts, ``Face`` and ``CFace`` pieces.
         msg_id: the next value of this login's message counter (§6.2).
         clientid: this login's client id.
         psessionid: from ``Login2Result``.
         font: the font the members see.
+        key, sig: with a ``CFace`` piece: the ``GFaceSig`` of ``get_gface_sig2``,
+            carried after ``did`` (LQ, 2013-05-27). Unused without one.
 
     Returns:
         The request; read its reply with ``parse_send``.
+
+    Raises:
+        ValueError: an ``OffPic`` piece, or a ``CFace`` without the key and sig.
     """
-    r = {"did": str(did), "content": encode_content(content, font),
-         "msg_id": msg_id, "clientid": clientid, "psessionid": psessionid}
-    return _channel_post("send_discu_msg2", r, clientid=clientid, psessionid=psessionid,
-                         referer=D_REFERER)
+    r: Dict[str, Any] = {"did": str(did)}
+    r.update(_gface(content, key, sig, "send_discu_msg2"))
+    r.update({"content": encode_content(content, font), "msg_id": msg_id,
+              "clientid": clientid, "psessionid": psessionid})
+    return channel_post("send_discu_msg2", r, clientid=clientid, psessionid=psessionid,
+                        referer=D_REFERER)
 
 
 def build_c2c_sig(via_id: int, to_uin: int, *, service_type: int, clientid: int,
@@ -522,7 +536,7 @@ def build_c2c_sig(via_id: int, to_uin: int, *, service_type: int, clientid: int,
     Returns:
         The request; read its reply with ``parse_c2c_sig``.
     """
-    return _get(_D + "get_c2cmsg_sig2",
+    return http_get(D_CHANNEL + "get_c2cmsg_sig2",
                 [("id", via_id), ("to_uin", to_uin), ("service_type", service_type),
                  ("clientid", clientid), ("psessionid", psessionid), ("t", _seconds(t))],
                 {"Referer": D_REFERER3})
@@ -535,7 +549,8 @@ def build_send_session(to_uin: int, content: Outgoing, *, group_sig: str, msg_id
 
     Args:
         to_uin: the peer's uin (``SessionMessage.from_uin``).
-        content: a text, or texts and ``Face`` pieces.
+        content: a text, or texts and ``Face`` pieces (no pictures: LQ found that a
+            temporary session cannot carry them).
         group_sig: ``C2CSig.group_sig`` for this peer.
         msg_id: the next value of this login's message counter (§6.2).
         clientid: this login's client id.
@@ -546,11 +561,16 @@ def build_send_session(to_uin: int, content: Outgoing, *, group_sig: str, msg_id
 
     Returns:
         The request; read its reply with ``parse_send``.
+
+    Raises:
+        ValueError: a picture piece.
     """
+    if any(_pictures_of(content)):
+        raise ValueError("send_sess_msg2 cannot carry pictures")
     r = {"to": to_uin, "group_sig": group_sig, "face": face,
          "content": encode_content(content, font), "msg_id": msg_id,
          "service_type": service_type, "clientid": clientid, "psessionid": psessionid}
-    return _channel_post("send_sess_msg2", r, clientid=clientid, psessionid=psessionid,
+    return channel_post("send_sess_msg2", r, clientid=clientid, psessionid=psessionid,
                          referer=D_REFERER3)
 
 
@@ -569,7 +589,7 @@ def build_change_status(status: str, *, clientid: int, psessionid: str, t: float
     Raises:
         ValueError: unknown ``status``.
     """
-    return _get(_D + "change_status2",
+    return http_get(D_CHANNEL + "change_status2",
                 [("newstatus", _check_status(status)), ("clientid", clientid),
                  ("psessionid", psessionid), ("t", _seconds(t))], {"Referer": D_REFERER})
 
@@ -585,9 +605,9 @@ def build_logout(*, clientid: int, psessionid: str, t: float) -> Request:
     Returns:
         The request; read its reply with ``parse_logout``.
     """
-    return _get(_D + "logout2",
-                [("ids", ""), ("clientid", clientid), ("psessionid", psessionid),
-                 ("t", _seconds(t))],
+    return http_get(D_CHANNEL + "logout2",
+                    [("ids", ""), ("clientid", clientid), ("psessionid", psessionid),
+                     ("t", _seconds(t))],
                 {"Referer": D_REFERER})
 
 
@@ -605,7 +625,7 @@ def build_allow_and_add(qq: int, *, vfwebqq: str, category: int = 0,
         The request; read its reply with ``parse_friend_request_reply``.
     """
     r = {"account": qq, "gid": category, "mname": markname, "vfwebqq": vfwebqq}
-    return _s_post("allow_and_add2", r, S_REFERER3)
+    return s_post("allow_and_add2", r, S_REFERER3)
 
 
 def build_allow_added_request(qq: int, *, vfwebqq: str) -> Request:
@@ -618,7 +638,7 @@ def build_allow_added_request(qq: int, *, vfwebqq: str) -> Request:
     Returns:
         The request; read its reply with ``parse_friend_request_reply``.
     """
-    return _s_post("allow_added_request2", {"account": qq, "vfwebqq": vfwebqq}, S_REFERER3)
+    return s_post("allow_added_request2", {"account": qq, "vfwebqq": vfwebqq}, S_REFERER3)
 
 
 def build_deny_added_request(qq: int, *, vfwebqq: str, reason: str = "") -> Request:
@@ -633,4 +653,4 @@ def build_deny_added_request(qq: int, *, vfwebqq: str, reason: str = "") -> Requ
         The request; read its reply with ``parse_friend_request_reply``.
     """
     r = {"account": qq, "msg": reason, "vfwebqq": vfwebqq}
-    return _s_post("deny_added_request2", r, S_REFERER3)
+    return s_post("deny_added_request2", r, S_REFERER3)

@@ -9,8 +9,12 @@ Content (§4.14, §6.1) is a JSON array of pieces: text strings and lists such a
 ``["face", 14]`` or ``["font", {...}]``. Received content has the font *first*, sent
 content has it *last*. ``decode_content`` reads either order into a ``Content`` that keeps
 the raw array and offers ``.text`` (faces marked ``[face:14]``, pictures ``[image]``);
-``encode_content`` writes the sent form from ``Outgoing`` content: a text, or texts and
-``Face`` pieces in order.
+a received picture is an ``Image`` that keeps what fetching it needs (§4.14).
+``encode_content`` writes the sent form from ``Outgoing`` content: a text, or texts,
+``Face`` pieces and uploaded pictures (``OffPic`` to a friend, ``CFace`` to a group or
+discussion) in order (§6.1). An ``UploadPicture`` (bytes still to upload) may be part of
+the content that is split and queued, never of what is encoded: the client uploads it
+first.
 """
 from __future__ import annotations
 
@@ -20,11 +24,14 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
+from webqq.qq.pictures import UploadPicture
+
 __all__ = [
     "MAX_TEXT_CHARS", "MAX_PARTS", "MalformedContent", "MessageTooLong",
     "Font", "DEFAULT_FONT", "Text", "Face", "Image", "UnknownPiece", "Piece", "Content",
-    "Outgoing", "decode_content", "decode_sent_content", "encode_content", "content_text",
-    "split_text", "split_content",
+    "OffPic", "CFace", "OutgoingPiece", "Outgoing", "decode_content",
+    "decode_sent_content", "encode_content", "content_text", "has_pictures", "split_text",
+    "split_content",
 ]
 
 # No 2013 source states the server's length limit (§6.3): MC only distinguishes "too
@@ -152,9 +159,41 @@ class Image:
     ``file_path``), ``"cface"`` (a custom face; ``name`` is the file name), ``"pic_id"``
     (``name`` is the picture id) or ``"image"`` (``name`` is the format, e.g. ``"jpg"``;
     it follows a ``pic_id`` and then marks the same picture).
+
+    A group's ``cface`` also names where the picture is kept: ``file_id`` (the ``fid``
+    of ``get_group_pic``), ``server`` (``"ip:port"``, its ``rip`` and ``rport``) and
+    ``key``; a friend's short ``cface`` and the other kinds leave them None.
     """
     kind: str
     name: str
+    file_id: Optional[int] = None
+    server: Optional[str] = None
+    key: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class OffPic:
+    """A friend's picture as sent, after ``upload_offline_pic``: ``["offpic", file_path,
+    name, size]`` (§6.1; the IQ capture)."""
+    file_path: str
+    name: str
+    size: int
+
+    def to_wire(self) -> list:
+        """The piece as sent."""
+        return ["offpic", self.file_path, self.name, self.size]
+
+
+@dataclass(frozen=True)
+class CFace:
+    """A group or discussion picture as sent, after ``cface_upload``: ``["cface",
+    "group", name]`` (§6.1; LQ sends the same piece to discussions). The send carries
+    the ``get_gface_sig2`` key and sig beside it."""
+    name: str
+
+    def to_wire(self) -> list:
+        """The piece as sent."""
+        return ["cface", "group", self.name]
 
 
 @dataclass(frozen=True)
@@ -166,9 +205,18 @@ class UnknownPiece:
 #: A piece of received content (the font is kept apart, in ``Content.font``).
 Piece = Union[Text, Face, Image, UnknownPiece]
 
-#: Content to send: a text, or texts and ``Face`` pieces in order. What every send
-#: builder, ``encode_content`` and ``split_content`` take.
-Outgoing = Union[str, Sequence[Union[str, Face]]]
+#: A piece of content to send: text, a face, a picture still to upload, or an uploaded
+#: one.
+OutgoingPiece = Union[str, Face, UploadPicture, OffPic, CFace]
+
+#: Content to send: a text, or pieces in order. What ``split_content`` and the client's
+#: sends take; the send builders and ``encode_content`` take it without
+#: ``UploadPicture`` pieces.
+Outgoing = Union[str, Sequence[OutgoingPiece]]
+
+# The pieces that count one unit each when content is split: everything but text.
+_UNIT_PIECES = (Face, UploadPicture, OffPic, CFace)
+_PICTURE_PIECES = (UploadPicture, OffPic, CFace)
 
 
 @dataclass(frozen=True)
@@ -224,14 +272,11 @@ def _decode_piece(item: Any) -> Union[Piece, Font]:
     if kind in ("offpic", "cface") and args:
         # Received form: a mapping; sent form (and cface in friend messages): strings;
         # sent group pictures read ["cface", "group", "<NAME>"].
-        key = "file_path" if kind == "offpic" else "name"
         if isinstance(args[0], dict):
-            name = args[0].get(key)
-        elif kind == "cface" and args[0] == "group" and len(args) > 1:
-            name = args[1]
-        else:
-            name = args[0]
-        if not isinstance(name, str):
+            return _picture_of_mapping(kind, args[0], item)
+        name = args[1] if kind == "cface" and args[0] == "group" and len(args) > 1 \
+            else args[0]
+        if not isinstance(name, str) or not name:
             raise MalformedContent("malformed %s piece: %s" % (kind, _excerpt(item)))
         return Image(kind, name)
     if kind in ("pic_id", "image") and args and isinstance(args[0], str):
@@ -239,6 +284,35 @@ def _decode_piece(item: Any) -> Union[Piece, Font]:
     if kind in ("font", "face", "offpic", "cface", "pic_id", "image"):
         raise MalformedContent("malformed %s piece: %s" % (kind, _excerpt(item)))
     return UnknownPiece(item)
+
+
+# "ip:port" of a cface's server; the port is checked for range below.
+_SERVER = re.compile(r"[0-9A-Za-z.\-]{1,253}:([0-9]{1,5})")
+
+
+def _picture_of_mapping(kind: str, attrs: dict, item: list) -> Image:
+    """The ``Image`` of a received ``offpic`` (``file_path``) or group ``cface``
+    (``name``, ``file_id``, ``key``, ``server``) mapping."""
+    def bad(what: str) -> MalformedContent:
+        return MalformedContent("malformed %s piece (%s): %s" % (kind, what, _excerpt(item)))
+
+    name = attrs.get("file_path" if kind == "offpic" else "name")
+    if not isinstance(name, str) or not name:
+        raise bad("no %s" % ("file_path" if kind == "offpic" else "name"))
+    if kind == "offpic":
+        return Image(kind, name)
+    file_id, server, key = attrs.get("file_id"), attrs.get("server"), attrs.get("key")
+    if isinstance(file_id, str) and file_id.isdigit() and len(file_id) <= 19:
+        file_id = int(file_id)
+    if file_id is not None and (type(file_id) is not int or not 0 <= file_id < 2 ** 63):
+        raise bad("file_id is not an id")
+    if server is not None:
+        port = _SERVER.fullmatch(server) if isinstance(server, str) else None
+        if port is None or not 0 < int(port.group(1)) < 65536:
+            raise bad("server is not ip:port")
+    if key is not None and not isinstance(key, str):
+        raise bad("key is not a string")
+    return Image(kind, name, file_id, server, key)
 
 
 def decode_content(content: Any) -> Content:
@@ -289,7 +363,8 @@ def encode_content(pieces: Outgoing, font: Font = DEFAULT_FONT) -> str:
     """Encode pieces into the ``content`` string of a send request (§6.1).
 
     Args:
-        pieces: a text, or a sequence of texts and ``Face`` pieces, in order.
+        pieces: a text, or a sequence of texts, ``Face``, ``OffPic`` and ``CFace``
+            pieces, in order.
         font: the font appended as the last piece.
 
     Returns:
@@ -297,7 +372,8 @@ def encode_content(pieces: Outgoing, font: Font = DEFAULT_FONT) -> str:
         ready to be placed as a string into ``r``.
 
     Raises:
-        TypeError: a piece is neither ``str`` nor ``Face``.
+        TypeError: a piece of another type; an ``UploadPicture`` must be uploaded (and
+            replaced by its ``OffPic`` or ``CFace``) first.
     """
     if isinstance(pieces, str):
         pieces = [pieces]
@@ -305,19 +381,31 @@ def encode_content(pieces: Outgoing, font: Font = DEFAULT_FONT) -> str:
     for piece in pieces:
         if isinstance(piece, str):
             wire.append(piece)
-        elif isinstance(piece, Face):
+        elif isinstance(piece, (Face, OffPic, CFace)):
             wire.append(piece.to_wire())
+        elif isinstance(piece, UploadPicture):
+            raise TypeError("upload %s first: a picture is sent as its OffPic or CFace"
+                            % piece.name)
         else:
-            raise TypeError("a content piece is a str or a Face, not %r" % (piece,))
+            raise TypeError("a content piece is a str, Face, OffPic or CFace, not %r"
+                            % (piece,))
     wire.append(font.to_wire())
     return json.dumps(wire, separators=(",", ":"))
 
 
 def content_text(content: Outgoing) -> str:
-    """The plain text of outgoing content, faces as ``[face:N]`` (``Content.text``'s form)."""
+    """The plain text of outgoing content, faces as ``[face:N]`` and pictures as
+    ``[image]`` (``Content.text``'s form)."""
     if isinstance(content, str):
         return content
-    return "".join(p if isinstance(p, str) else "[face:%d]" % p.code for p in content)
+    return "".join(p if isinstance(p, str) else "[face:%d]" % p.code
+                   if isinstance(p, Face) else "[image]" for p in content)
+
+
+def has_pictures(content: Outgoing) -> bool:
+    """Whether outgoing content holds a picture (uploaded or not)."""
+    return not isinstance(content, str) and any(
+        isinstance(piece, _PICTURE_PIECES) for piece in content)
 
 
 # --- splitting long texts --------------------------------------------------------------
@@ -423,13 +511,14 @@ def split_content(content: Outgoing, limit: int = MAX_TEXT_CHARS, *,
                   max_parts: Optional[int] = MAX_PARTS) -> List[Outgoing]:
     """Split outgoing content into messages of at most ``limit`` units each.
 
-    A code point of text counts one unit and so does a face. A text is cut as
-    ``split_text`` cuts it (where it is cut, its part ends), a face never; a character
-    that does not fit in what is left of a part starts the next one. Takes time linear
-    in the length of the content, and stops as soon as ``max_parts`` is exceeded.
+    A code point of text counts one unit and so does a face or a picture. A text is
+    cut as ``split_text`` cuts it (where it is cut, its part ends), a face or picture
+    never; a character that does not fit in what is left of a part starts the next one.
+    Takes time linear in the length of the content, and stops as soon as ``max_parts``
+    is exceeded.
 
     Args:
-        content: a text, or texts and ``Face`` pieces in order.
+        content: a text, or texts, faces and pictures in order.
         limit: the most units in one message; the default is ``MAX_TEXT_CHARS``.
         max_parts: the most messages allowed (default ``MAX_PARTS``); None: no cap.
 
@@ -439,13 +528,13 @@ def split_content(content: Outgoing, limit: int = MAX_TEXT_CHARS, *,
 
     Raises:
         MessageTooLong: the content needs more than ``max_parts`` messages.
-        ValueError: ``limit`` is less than 1, or a piece is neither text nor a ``Face``.
+        ValueError: ``limit`` is less than 1, or a piece is not an ``OutgoingPiece``.
     """
     if limit < 1:
         raise ValueError("limit must be at least 1, got %d" % limit)
     pieces = [content] if isinstance(content, str) else content
-    parts: List[List[Union[str, Face]]] = []
-    current: List[Union[str, Face]] = []
+    parts: List[List[OutgoingPiece]] = []
+    current: List[OutgoingPiece] = []
     size = 0
 
     def end_part() -> None:
@@ -456,14 +545,14 @@ def split_content(content: Outgoing, limit: int = MAX_TEXT_CHARS, *,
             raise MessageTooLong(_units(pieces), limit, max_parts)
 
     for piece in pieces:
-        if isinstance(piece, Face):
+        if isinstance(piece, _UNIT_PIECES):
             if size == limit:
                 end_part()
             current.append(piece)
             size += 1
             continue
         if not isinstance(piece, str):
-            raise ValueError("a piece to send is a str or a Face, not %r" % (piece,))
+            raise ValueError("a piece to send is a str, Face or picture, not %r" % (piece,))
         start = 0
         while len(piece) - start > limit - size:
             if size == limit:
@@ -486,5 +575,5 @@ def split_content(content: Outgoing, limit: int = MAX_TEXT_CHARS, *,
     return parts
 
 
-def _units(pieces: Sequence[Union[str, Face]]) -> int:
+def _units(pieces: Sequence[OutgoingPiece]) -> int:
     return sum(len(piece) if isinstance(piece, str) else 1 for piece in pieces)

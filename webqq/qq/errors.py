@@ -7,7 +7,8 @@ nothing else (the builders raise ``ValueError`` for arguments outside the protoc
      +-- MalformedReply        not the documented shape (.problem, .excerpt of the text)
      +-- RetcodeError          a JSON reply with a retcode other than 0 (.retcode, .errmsg)
      +-- LoginError            ptuiCB refused the login (.code, .subcode, .message)
-          +-- UnblockRequired  "success", but the account must be unblocked first
+     |    +-- UnblockRequired  "success", but the account must be unblocked first
+     +-- UploadRefused         a picture server said no (.code, .message, .too_large)
 
 Retcodes the caller acts on are ``QQRetcode`` members (the server's codes, not OneBot's),
 the ``ptuiCB`` codes ``LoginCode`` members; a code neither names stays a bare ``int``.
@@ -16,7 +17,7 @@ import enum
 from typing import Union
 
 __all__ = ["ProtocolError", "MalformedReply", "RetcodeError", "LoginError",
-           "UnblockRequired", "QQRetcode", "LoginCode"]
+           "UnblockRequired", "UploadRefused", "QQRetcode", "LoginCode"]
 
 
 class QQRetcode(enum.IntEnum):
@@ -150,3 +151,28 @@ class UnblockRequired(LoginError):
     def __init__(self, message: str, url: str):
         super().__init__(0, 0, message, "; but the account must be unblocked at " + url)
         self.url = url
+
+
+class UploadRefused(ProtocolError):
+    """Raised when a picture upload answers with an error code of its own: the
+    custom-face server's ``ret`` (2: over its size limit, LQ; 0 and 4 are successes)
+    or the offline-picture server's ``retcode``.
+
+    Attributes:
+        code: the server's number.
+        message: its text ("" when none).
+    """
+
+    def __init__(self, endpoint: str, code: int, message: str = "",
+                 too_large: bool = False):
+        self.code = code
+        self.message = message
+        self._too_large = too_large
+        super().__init__(endpoint, "upload refused with code %d%s%s" % (
+            code, " (the picture is too large for the server)" if too_large else "",
+            ": " + message if message else ""))
+
+    @property
+    def too_large(self) -> bool:
+        """True when the server refused the picture for its size."""
+        return self._too_large

@@ -21,7 +21,7 @@ from typing import Any, Callable, ClassVar, Dict, Optional, Tuple
 from webqq.qq.content import Content
 from webqq.qq.errors import MalformedReply, QQRetcode, RetcodeError
 from webqq.qq.kinds import ChatKind
-from webqq.qq.reply import ReplyFields, errmsg_of, load_reply
+from webqq.qq.reply import ReplyFields, errmsg_of, json_excerpt, load_reply
 
 __all__ = [
     "PollOutcome", "PollResult", "parse_poll", "batch_order",
@@ -226,6 +226,10 @@ class GroupSystemEvent(PollEvent):
         admin_uin: the administrator who acted, or None.
         op_type: for joins and leaves: 2 by oneself, 3 by an administrator; or None.
         message: the request or answer note (``msg``), "" if none.
+        member_qq: the member's QQ number when the item gives it (``t_new_member``,
+            ``t_old_member``, ``t_request_uin``: strings, often empty), else None.
+        admin_qq: the administrator's QQ number (``t_admin_uin``), else None.
+        admin_nick: the administrator's nickname (``admin_nick``), "" if none.
     """
     msg_id: int
     kind: str
@@ -236,6 +240,9 @@ class GroupSystemEvent(PollEvent):
     admin_uin: Optional[int]
     op_type: Optional[int]
     message: str
+    member_qq: Optional[int] = None
+    admin_qq: Optional[int] = None
+    admin_nick: str = ""
 
 
 @dataclass(frozen=True)
@@ -254,9 +261,16 @@ class FileEvent(PollEvent):
     Attributes:
         from_uin: the peer, or None (``filesrv_transfer`` has none).
         name: the file name (``name`` or ``filename``), or None.
-        mode: ``file_message`` only: ``recv``, ``refuse`` or ``send_ack``; else None.
+        mode: ``file_message`` only: ``recv`` (a friend offers a file: take it with
+            ``get_file2``, decline with ``refuse_file2``), ``refuse`` (the friend
+            cancelled) or ``send_ack``; else None.
         session_id: ``session_id`` or ``lc_id``, the transfer's id, or None.
-        value: the whole poll item value, for what the fields above leave out.
+        value: the whole poll item value, for what the fields below leave out.
+        msg_id, msg_id2: the item's ids when it has them (for de-duplication).
+        size: the file's size in bytes (``size``, ``filesize``), or None.
+        ip, port, rkey: ``push_offfile`` only: where the offline file is kept and the
+            key to fetch it with.
+        expire_time: ``push_offfile``: until when (unix seconds) it is kept, or None.
     """
     kind: str
     from_uin: Optional[int]
@@ -264,6 +278,13 @@ class FileEvent(PollEvent):
     mode: Optional[str]
     session_id: Optional[int]
     value: dict = field(hash=False, repr=False)
+    msg_id: Optional[int] = None
+    msg_id2: Optional[int] = None
+    size: Optional[int] = None
+    ip: Optional[str] = None
+    port: Optional[int] = None
+    rkey: Optional[str] = field(default=None, repr=False)
+    expire_time: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -402,16 +423,18 @@ _GROUP_EVENT_MEMBER_KEYS = ("new_member", "old_member", "request_uin", "owner_ui
 
 
 def _group_system_event(v: ReplyFields) -> PollEvent:
-    member = None
+    member = member_qq = None
     for key in _GROUP_EVENT_MEMBER_KEYS:
         member = v.id(key, None)
         if member is not None:
+            member_qq = v.id("t_" + key, None)
             break
     return GroupSystemEvent(
         msg_id=v.id("msg_id"), kind=v.string("type"), gid=v.id("from_uin"),
         code=v.id("gcode"), group_number=v.id("t_gcode", None), member_uin=member,
         admin_uin=v.id("admin_uin", None), op_type=v.number("op_type", None),
-        message=v.string("msg", ""))
+        message=v.string("msg", ""), member_qq=member_qq,
+        admin_qq=v.id("t_admin_uin", None), admin_nick=v.string("admin_nick", ""))
 
 
 def _buddylist_change(v: ReplyFields) -> PollEvent:
@@ -421,17 +444,41 @@ def _buddylist_change(v: ReplyFields) -> PollEvent:
     return BuddyListChange(added=added, removed=removed)
 
 
-def _file_event(kind: str) -> Callable[[ReplyFields], PollEvent]:
-    def parse(v: ReplyFields) -> PollEvent:
-        name = v.string("name", None)
-        session_id = v.id("session_id", None)
-        return FileEvent(
-            kind=kind, from_uin=v.id("from_uin", None),
-            name=name if name is not None else v.string("filename", None),
-            mode=v.string("mode", None),
-            session_id=session_id if session_id is not None else v.id("lc_id", None),
-            value=v.value)
-    return parse
+def _file_message(v: ReplyFields) -> PollEvent:
+    mode = v.string("mode")
+    return FileEvent(
+        kind="file_message", from_uin=v.id("from_uin"),
+        name=v.string("name") if mode == "recv" else v.string("name", None), mode=mode,
+        session_id=v.id("session_id"), value=v.value, msg_id=v.id("msg_id"),
+        msg_id2=v.id("msg_id2", None))
+
+
+def _push_offfile(v: ReplyFields) -> PollEvent:
+    size = v.number("size")
+    port = v.number("port")
+    if size < 0 or not 0 < port < 65536:
+        raise MalformedReply("poll2", "%s: size or port out of range" % v.where,
+                             json_excerpt(v.value))
+    return FileEvent(
+        kind="push_offfile", from_uin=v.id("from_uin"), name=v.string("name"), mode=None,
+        session_id=None, value=v.value, msg_id=v.id("msg_id"), size=size,
+        ip=v.string("ip"), port=port, rkey=v.token("rkey"),
+        expire_time=v.number("expire_time", None))
+
+
+def _notify_offfile(v: ReplyFields) -> PollEvent:
+    return FileEvent(
+        kind="notify_offfile", from_uin=v.id("from_uin"), name=v.string("filename"),
+        mode=None, session_id=None, value=v.value, msg_id=v.id("msg_id", None),
+        msg_id2=v.id("msg_id2", None), size=v.number("filesize", None))
+
+
+def _filesrv_transfer(v: ReplyFields) -> PollEvent:
+    files = v.objects("file_infos", [])
+    return FileEvent(
+        kind="filesrv_transfer", from_uin=v.id("from_uin", None),
+        name=files[0].string("file_name", None) if files else None, mode=None,
+        session_id=v.id("lc_id"), value=v.value)
 
 
 def _group_web_message(v: ReplyFields) -> PollEvent:
@@ -462,10 +509,10 @@ _POLL_ITEMS: Dict[str, Callable[[ReplyFields], PollEvent]] = {
     "system_message": _system_message,
     "sys_g_msg": _group_system_event,
     "buddylist_change": _buddylist_change,
-    "file_message": _file_event("file_message"),
-    "push_offfile": _file_event("push_offfile"),
-    "notify_offfile": _file_event("notify_offfile"),
-    "filesrv_transfer": _file_event("filesrv_transfer"),
+    "file_message": _file_message,
+    "push_offfile": _push_offfile,
+    "notify_offfile": _notify_offfile,
+    "filesrv_transfer": _filesrv_transfer,
     "group_web_message": _group_web_message,
     "tips": _tips,
     "av_request": _av_request,

@@ -26,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="webqq-simulator",
         description="Serve the WebQQ (2013) protocol on loopback: login, lists, poll2, "
-                    "sends, plus a /_sim/ control surface.")
+                    "sends, plus a /_sim/ control surface and a chat page at /.",
+        epilog="webqq-simulator test SCENARIO... --bot-url URL runs scenario files against "
+               "a bot (webqq-simulator test --help).")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on "
                         "(default: %(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
@@ -64,6 +66,7 @@ def _banner(sim: Simulator) -> str:
         "control: curl -s -H '%s: %s' http://%s:%d/_sim/state"
         % (TOKEN_HEADER, sim.control_token, sim.host, sim.port),
         "try:     %s" % check,
+        "chat page: http://%s:%d/" % (sim.host, sim.port),
     ))
 
 
@@ -87,7 +90,12 @@ async def _serve(args) -> int:
 
 
 def main(argv=None) -> int:
-    """Entry point of ``webqq-simulator``; returns the exit status."""
+    """Entry point of ``webqq-simulator``; returns the exit status. ``webqq-simulator test
+    SCENARIO...`` runs scenario files against a bot instead (``webqq.testing.cli``)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["test"]:
+        from webqq.testing.cli import main as test
+        return test(argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     return asyncio.run(_serve(args))

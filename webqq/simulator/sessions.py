@@ -36,9 +36,12 @@ class Sessions:
         rng: the seeded ``random.Random`` (tokens, msg ids).
         clock: unix time in seconds.
         login: the ``LoginServer`` whose grants login2 checks.
+        tell: called as ``tell("state", qq=)`` when an account's session changes state
+            (``Backend.tell``); None: nobody.
     """
 
-    def __init__(self, world, rng, clock, login):
+    def __init__(self, world, rng, clock, login, tell=None):
+        self.tell = tell if tell is not None else (lambda kind, **fields: None)
         self.world = world
         self.options = world.options
         self.rng = rng
@@ -201,6 +204,7 @@ class Sessions:
             item = build_item(self.world, session.qq, EventSpec("kick_message"),
                               session.stamp(), self.rng)
         session.kick(item)
+        self.tell("state", qq=session.qq)
 
     def logout(self, session: Session) -> dict:
         """channel/logout2 (§2.24): a held poll answers 109; the psessionid dies (103)."""
@@ -250,6 +254,7 @@ class Sessions:
 
     def announce(self, session: Session) -> None:
         """Tell every account that lists this one as a friend its new presence (§4.6)."""
+        self.tell("state", qq=session.qq)
         status = self.presence(session.qq)
         for other in self.world.accounts.values():
             if other.qq != session.qq and other.friend(session.qq) is not None:

@@ -1,0 +1,167 @@
+"""status.json: what the daemon tells ``webqq status``, and how the CLI words it.
+
+What it is for: ``Login`` keeps what the file says of the login beyond the client's
+state (since when, the last error while it applies, the next attempt, why the client
+went offline for good); the daemon feeds it the client's events and writes the whole
+status with ``statedir.atomic_write_json``. ``read_status`` is the CLI's side, and
+``describe`` turns a status into the lines ``webqq status`` prints, for a daemon that
+runs and for one that does not (any more).
+
+What it must never do: hold a secret (the file is for anyone who may run ``webqq
+status``), or take the file for proof that a daemon runs: the pidfile lock says that.
+"""
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from webqq import statedir
+from webqq.daemon.config import Config
+from webqq.plugins import format_duration
+
+__all__ = ["Login", "status_path", "read_status", "describe", "describe_stopped",
+           "not_online"]
+
+
+def status_path(config: Config) -> Path:
+    return config.daemon.state_dir / statedir.STATUS
+
+
+def read_status(config: Config) -> Optional[Dict[str, Any]]:
+    """What the daemon last wrote to its status file, or None (absent or unreadable)."""
+    try:
+        with open(status_path(config), encoding="utf-8") as stream:
+            return json.load(stream)
+    except (OSError, ValueError):
+        return None
+
+
+class Login:
+    """The login as ``webqq status`` tells it. Times are wall-clock seconds (``clock``).
+
+    ``state_since``: when the client entered its state. ``online_since``, ``resumed``:
+    the last time it came online, and whether by resuming a saved session.
+    ``last_error`` (``{"text", "at"}``): the last failure or refusal; cleared once
+    online, since it no longer applies. ``next_attempt`` (``{"step", "attempt",
+    "at"}``): the recovery the client has scheduled. ``offline`` (``{"reason",
+    "since"}``): why and when it went offline for good (kicked, logged out, refused).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.state_since: Optional[float] = None
+        self.online_since: Optional[float] = None
+        self.resumed = False
+        self.last_error: Optional[Dict[str, Any]] = None
+        self.next_attempt: Optional[Dict[str, Any]] = None
+        self.offline: Optional[Dict[str, Any]] = None
+
+    def state(self, new: str, reason: str) -> None:
+        """The client moved to state ``new`` (a ``State`` value) because of ``reason``."""
+        now = self.clock()
+        self.state_since = now
+        if new == "online":
+            self.online_since = now
+            self.last_error = self.next_attempt = self.offline = None
+        elif new == "offline":
+            self.offline = {"reason": reason, "since": now}
+            self.next_attempt = None
+            self.error(reason)
+
+    def online(self, resumed: bool) -> None:
+        """How it came online (the client says so just after the state change)."""
+        self.resumed = resumed
+
+    def retry(self, step: str, attempt: int, delay: float, reason: str) -> None:
+        """Attempt ``attempt`` of ``step`` comes in ``delay`` seconds, after ``reason``."""
+        self.error(reason)
+        self.next_attempt = {"step": step, "attempt": attempt, "at": self.clock() + delay}
+
+    def error(self, text: str) -> None:
+        self.last_error = {"text": text, "at": self.clock()}
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {"state_since": self.state_since, "online_since": self.online_since,
+                "resumed": self.resumed, "last_error": self.last_error,
+                "next_attempt": self.next_attempt, "offline": self.offline}
+
+
+def not_online(status: Dict[str, Any]) -> List[str]:
+    """The accounts of a running daemon's status that are not online, as ``"QQ
+    (state)"``: each of ``accounts`` when the status has several, else the one."""
+    accounts = status.get("accounts") or {status.get("qq"): status}
+    return ["%s (%s)" % (qq, account.get("state")) for qq, account in accounts.items()
+            if account.get("state") != "online"]
+
+
+def _when(stamp: float, now: float) -> str:
+    """``16:47:40 (3m ago)``, with the date when it is not today."""
+    moment = time.localtime(stamp)
+    shown = time.strftime("%H:%M:%S" if moment[:3] == time.localtime(now)[:3]
+                          else "%Y-%m-%d %H:%M:%S", moment)
+    return "%s (%s ago)" % (shown, format_duration(max(now - stamp, 0)))
+
+
+def describe(status: Dict[str, Any], now: float) -> List[str]:
+    """The lines of ``webqq status`` for a running daemon whose status this is."""
+    counts = status.get("counts", {})
+    lines = ["webqq is running, pid %d, up %s" % (
+        status["pid"], format_duration(now - status["started_at"]))]
+    lines.append("login: " + _login(status, now))
+    lines.append("messages: %d received, %d sent, %d failed, %d queued" % (
+        counts.get("received", 0), counts.get("sent", 0),
+        counts.get("send_failed", 0), status.get("queued", 0)))
+    if status.get("sending_paused"):
+        lines.append("sending paused: the message store cannot be written (%s)"
+                     % status["sending_paused"])
+    lines.append("plugins: %s; handlers %d ok, %d errors, %d timeouts" % (
+        ", ".join(status.get("plugins", [])) or "none", counts.get("handled", 0),
+        counts.get("errors", 0), counts.get("timeouts", 0)))
+    for problem in status.get("plugin_errors") or ():
+        lines.append("plugin not loaded: %s" % problem)
+    if status.get("simulator"):
+        lines.append("embedded simulator: %s" % status["simulator"]["control"])
+    lines.append("log: %s" % status.get("log"))
+    return lines
+
+
+def _login(status: Dict[str, Any], now: float) -> str:
+    state, qq = status.get("state"), status.get("qq")
+    if state == "online" and status.get("online_since"):
+        return "online as %d for %s%s" % (qq, format_duration(now - status["online_since"]),
+                                          " (resumed)" if status.get("resumed") else "")
+    line = "%s as %d" % (state, qq)
+    if status.get("state_since"):
+        line += " since %s" % _when(status["state_since"], now)
+    offline, attempt = status.get("offline"), status.get("next_attempt")
+    if offline:
+        line += ": %s" % offline["reason"]
+    elif attempt:
+        left = attempt["at"] - now
+        line += "; %s attempt %d %s" % (attempt["step"], attempt["attempt"],
+                                        "in %.0f s" % left if left > 0 else "running")
+    error = status.get("last_error")
+    if error and not offline:
+        line += "; last error at %s: %s" % (_when(error["at"], now), error["text"])
+    return line
+
+
+def describe_stopped(status: Optional[Dict[str, Any]], pid: Optional[int],
+                     now: float) -> str:
+    """The line of ``webqq status`` when no daemon runs: how the last one ended, from
+    its status file (``status``, None when there is none) and the pidfile's ``pid``."""
+    if not status:
+        return "webqq is not running"
+    if status.get("phase") != "stopped":
+        # It never wrote its last status: SIGKILL, a crash, a power cut.
+        return ("webqq is not running: pid %s did not stop cleanly (killed or crashed; "
+                "its last status is from %s); webqq start resumes its saved session"
+                % (status.get("pid", pid), _when(status.get("updated_at", now), now)))
+    shutdown = status.get("shutdown") or {}
+    line = "webqq is not running (last exit code %s)" % shutdown.get("exit_code")
+    if status.get("offline"):
+        offline = status["offline"]
+        line += ": offline since %s: %s" % (_when(offline["since"], now), offline["reason"])
+    elif shutdown.get("forced"):
+        line += ": a second %s forced the exit" % shutdown["forced"]
+    return line
