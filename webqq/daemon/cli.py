@@ -54,7 +54,7 @@ import types
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from webqq import statedir
 from webqq.daemon import config as configuration
@@ -75,6 +75,8 @@ STOP_TIMEOUT = 30.0
 START_WAIT = 30.0
 #: Seconds ``reload`` waits for the daemon to report the reload.
 RELOAD_WAIT = 10.0
+#: Seconds ``captcha`` waits for the server's verdict on the code (``--wait``).
+CAPTCHA_WAIT = 30.0
 #: How often the CLI looks again while it waits for the daemon.
 POLL_INTERVAL = 0.05
 
@@ -251,6 +253,25 @@ def _log_warnings_to_stderr() -> logging.Handler:
     handler.setLevel(logging.WARNING)
     logging.getLogger().addHandler(handler)
     return handler
+
+
+def _accepted(status: Dict[str, Any]) -> bool:
+    """Whether the login a code was entered for came online: the status keeps no
+    captcha once it did, even when a poll failure has already sent it relinking."""
+    return "captcha" in status and status["captcha"] is None \
+        and status.get("online_since") is not None \
+        and status.get("state") not in ("offline", "stopped")
+
+
+def _new_image(status: Dict[str, Any]) -> Optional[str]:
+    """The path of the image the server sent after refusing the last code entered,
+    while the login waits for its code; else None."""
+    captcha = status.get("captcha") or {}
+    last_code = captcha.get("last_code") or {}
+    if status.get("state") == "waiting_captcha" and last_code.get("outcome") == "refused" \
+            and captcha["images"] > last_code["image"]:
+        return captcha["image"]
+    return None
 
 
 class ApiUnavailable(Exception):

@@ -90,8 +90,9 @@ STATUS_INTERVAL = 5.0
 STATUS_DELAY = 0.5
 #: Seconds the outbound queue may take to drain at shutdown (the rest stays queued).
 DRAIN_TIMEOUT = 10.0
-#: The long poll is not retried by HTTPStream: the client's recovery takes over at once.
-POLL_RETRY = RetryPolicy(idempotent=True, attempts=1)
+#: The long poll is retried twice by HTTPStream (within about 1.5 s), no more: a hiccup
+#: passes quietly, an outage reaches the client's recovery, and the status, at once.
+POLL_RETRY = RetryPolicy(idempotent=True, attempts=3)
 
 
 def saved_outbox_path(config: Config) -> Path:
@@ -375,9 +376,9 @@ class Daemon:
             request_timeout=network.request_timeout, ca_file=ca_file)
         state_dir = str(self.config.daemon.state_dir)
         self._mask_session(load_session(state_dir, self.config.account.qq))
-        # [network] retries bounds every request's retries but the long poll's: a poll
-        # that fails makes the client relink at once (its own ladder, with events), so
-        # that an outage shows in `webqq status` as it starts, not after the retries.
+        # [network] retries bounds every request's retries but the long poll's
+        # (POLL_RETRY): an outage reaches the client's ladder, with its events, and
+        # shows in `webqq status` as it starts, not after [network] retries.
         options: Dict[str, Any] = {
             "send_interval": self.config.bot.send_interval,
             "resend_ambiguous": self.config.bot.resend_ambiguous,
@@ -455,7 +456,7 @@ class Daemon:
         elif kind == "reconnect":
             self._on_reconnect(event)
         elif kind == "login_failed":
-            self.login.error(str(event.error))
+            self.login.refused(str(event.error))
             if event.final:
                 log.error("login refused for good: %s", event.error)
                 self.report.tell("refused %s" % event.error)
@@ -466,6 +467,8 @@ class Daemon:
             log.warning("the server wants a verify code: read %s, then answer with "
                         "webqq captcha CODE%s", event.path, " or at %s (with the API's "
                         "token)" % page if page else "")
+            self.login.captcha_wanted(event.path)
+            self.write_status()
             self.report.tell("pending waiting for a verify code (%s)" % event.path)
             self.report.close()
         elif kind == "state":
@@ -477,7 +480,7 @@ class Daemon:
         """The status file says since when and (offline for good: kicked, logged out)
         why; then the daemon stops, since only a person can tell whether to log in
         again."""
-        self.login.state(event.new.value, event.reason)
+        self.login.state(event.old.value, event.new.value, event.reason)
         if event.new is State.RESUMING:
             self.report.tell("step resuming the saved session")
         elif event.new is State.OFFLINE:
