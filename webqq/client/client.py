@@ -200,8 +200,7 @@ class WebQQClient:
         clock: wall-clock seconds for the protocol's ``t`` stamps; ``time.time``.
         accept_friends: the friend policy (``Manager``): False answers no request by
             itself, True accepts all, a set of QQ numbers accepts those.
-        picture_cache_bytes, picture_cache_age: the caps of ``state_dir/pictures``
-            (bytes, seconds).
+        picture_cache_bytes, picture_cache_age: caps of ``state_dir/pictures`` (bytes, s).
         file_max_bytes: the cap on a file taken or fetched (bytes).
 
     Attributes:
@@ -214,6 +213,7 @@ class WebQQClient:
         files: ``Files``: ``accept``, ``refuse`` or ``download`` a file.
         manage: ``Manager``: answer friend and group requests, leave a group, set our
             group card; its ``accept_friends`` is the friend policy.
+        resend_ambiguous: the argument; a change applies to the next unknown fate.
     """
 
     def __init__(self, qq: int, password: str, stream: HTTPStream, state_dir: str, *,
@@ -260,14 +260,14 @@ class WebQQClient:
         self._unknown_poll_codes = 0
         self._heartbeats = 0
         self._loading_contacts: Optional[int] = None   # the epoch of the running load
+        self.resend_ambiguous = resend_ambiguous
         # The parts, and the callables through which they report (see their modules).
         self._flow = LoginFlow(qq, password, stream, state_dir, era=era, rng=self.rng,
                                epoch=lambda: self._epoch, failed=self._failed,
                                captcha=self._on_captcha, linked=self._go_online,
                                progress=lambda step: self._emit(LoginStep(step)))
         self._link = self._flow.link         # clientid, psessionid, vfwebqq
-        # What the book learns goes into the contacts (and the session file at its next
-        # save: at online, at a ptwebqq rotation, at stop).
+        # What the book learns goes into the contacts, and the session file when saved.
         self.numbers = NumberBook(stream, lambda: self._link.vfwebqq, clock,
                                   enabled=lookup_qq,
                                   learnt=lambda key, number: self.contacts.learn(key, number))
@@ -278,7 +278,8 @@ class WebQQClient:
             stream, self._link, contacts=lambda: self.contacts, epoch=lambda: self._epoch,
             can_send=lambda: self.state is State.ONLINE, emit=self._emit,
             save=self._save_session, renew=self._renew_link, interval=send_interval,
-            ttl=send_ttl, max_text=max_text, clock=clock, resend_ambiguous=resend_ambiguous,
+            ttl=send_ttl, max_text=max_text, clock=clock,
+            resend_ambiguous=lambda: self.resend_ambiguous,
             numbers=self.numbers, msg_id=self.rng.randrange(1111111, 99999999),
             uploader=Uploader(calls, qq, self.rng))
         self._receiver = Receiver(self.io_loop, lambda: self.contacts, self.numbers,
@@ -303,15 +304,6 @@ class WebQQClient:
         """The in-memory queue of messages asked for and not finished (``len()``, and
         ``next_id``: the id the next message will get)."""
         return self._sending.queue
-
-    @property
-    def resend_ambiguous(self) -> bool:
-        """Whether a part whose fate is unknown is sent again (a reload may change it)."""
-        return self._sending.resend_ambiguous
-
-    @resend_ambiguous.setter
-    def resend_ambiguous(self, value: bool) -> None:
-        self._sending.resend_ambiguous = value
 
     # -- listeners ---------------------------------------------------------------------
 

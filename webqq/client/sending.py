@@ -103,8 +103,8 @@ class Transmitter:
         numbers: the client's ``NumberBook``, to find a friend or group named by a
             number no contact has yet.
         msg_id: the counter's first value (random, so two logins rarely collide).
-        resend_ambiguous: send a part whose fate is unknown again (at least once)
-            rather than end its message AMBIGUOUS (at most once).
+        resend_ambiguous: read at each unknown fate; true: send the part again (at least
+            once) rather than end its message AMBIGUOUS (at most once).
         uploader: uploads the pictures of a part when its turn comes.
 
     Attributes:
@@ -117,13 +117,14 @@ class Transmitter:
                  emit: Callable[[ClientEvent], None], save: Callable[[], None],
                  renew: Callable[[int, str, str], None], interval: float, ttl: float,
                  max_text: int, clock: Callable[[], float], numbers: NumberBook,
-                 msg_id: int, uploader: Uploader, resend_ambiguous: bool = False) -> None:
+                 msg_id: int, uploader: Uploader,
+                 resend_ambiguous: Callable[[], bool] = lambda: False) -> None:
         self.stream = stream
         self.io_loop: IOLoop = stream.io_loop
         self.link = link
         self.interval, self.ttl, self.max_text = interval, ttl, max_text
         self.clock = clock
-        self.resend_ambiguous = resend_ambiguous
+        self._resend_ambiguous = resend_ambiguous
         self._numbers = numbers
         self.msg_id = msg_id
         self._reserved = msg_id              # the saved session resumes at this id
@@ -459,7 +460,7 @@ class Transmitter:
     def _fate_unknown(self, message: OutgoingMessage, done: Done, error: str) -> None:
         """The part may or may not have been delivered: AMBIGUOUS (at most once), or,
         with ``resend_ambiguous``, sent again with the same msg_id (at least once)."""
-        if self.resend_ambiguous and message.resent < _AMBIGUOUS_RESENDS:
+        if self._resend_ambiguous() and message.resent < _AMBIGUOUS_RESENDS:
             message.resent += 1
             log.warning("Message %d: its fate is unknown (%s); sending it again "
                         "(resend_ambiguous: it may arrive twice)", message.id, error)
