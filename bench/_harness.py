@@ -84,13 +84,15 @@ class Rig:
 
     Args:
         seed: the simulator's ``--seed``.
-        send_interval: ``[bot] send_interval`` of the generated configuration.
+        send_interval: ``[bot] send_interval`` of the generated configuration (0.5 at
+            least: the daemon refuses less).
+        resend_ambiguous: ``[bot] resend_ambiguous`` of the generated configuration.
         poll_hold: the simulator's ``--poll-hold`` (None: its default, 55 s).
         keep: keep the temporary directory (logs, status file) after ``close()``.
     """
 
-    def __init__(self, seed: int = 1, send_interval: float = 0.2, poll_hold=None,
-                 keep: bool = False, loglevel: str = "info"):
+    def __init__(self, seed: int = 1, send_interval: float = 0.5, poll_hold=None,
+                 keep: bool = False, loglevel: str = "info", resend_ambiguous: bool = False):
         self.dir = tempfile.mkdtemp(prefix="webqq-bench-")
         self.state_dir = os.path.join(self.dir, "state")
         os.mkdir(self.state_dir)
@@ -98,6 +100,7 @@ class Rig:
         self.status_file = os.path.join(self.state_dir, "status.json")
         self.seed, self.send_interval, self.poll_hold = seed, send_interval, poll_hold
         self.keep, self.loglevel = keep, loglevel
+        self.resend_ambiguous = resend_ambiguous
         self.port = self.tls_port = None
         # The /_sim/ surface's secret, given to the simulator this rig starts.
         self.control_token = secrets.token_urlsafe(16)
@@ -146,7 +149,8 @@ class Rig:
         lines += ["%s = 127.0.0.1:%d" % (host, self.tls_port) for host in TLS_HOSTS]
         lines += ["", "[simulator]", "embedded = no", "",
                   "[bot]", "plugins = webqq.plugins.builtin",
-                  "send_interval = %g" % self.send_interval, "",
+                  "send_interval = %g" % self.send_interval,
+                  "resend_ambiguous = %s" % ("yes" if self.resend_ambiguous else "no"), "",
                   "[api]", "listen =", ""]
         path = os.path.join(self.dir, "webqq.ini")
         with open(path, "w") as ini:

@@ -259,3 +259,26 @@ async def test_a_full_or_read_only_store_refuses_new_messages_and_says_so(
     await eventually(lambda: recorder.of("sent"), "the plugin's message sent")
     assert "".join(text for _, _, text in await sent_texts(harness)) == big
     assert store.counts() == {"sent": 1} and outbound.paused is None
+
+
+# --- the pacing agrees with the client's ------------------------------------------------
+
+@pytest.mark.gen_test(timeout=30)
+async def test_after_a_resume_a_row_waits_queued_until_the_client_would_send_it(harness):
+    # A resumed session waits twice the interval before its first part, in case the
+    # process before had sent a moment ago: the row must wait that out in the store as
+    # "queued", not in the client as "sending" (a crash meanwhile would make it
+    # ambiguous, never sent).
+    await harness.start()
+    client, outbound = harness.account.client, harness.outbound
+    at_transmit = []
+    client.on("transmitting", lambda event: at_transmit.append(IOLoop.current().time()))
+    client.send_queue.after_restart()
+    started = IOLoop.current().time()
+    message_id = outbound.send_text("buddy", FRIEND, "after the resume")
+    await asyncio.sleep(0.2)                  # what must not happen meanwhile; the hold: 1 s
+    assert outbound.store.get(message_id).status == "queued"
+    assert len(client.send_queue) == 0
+    await eventually(lambda: outbound.store.get(message_id).status == "sent", "sent")
+    (at,) = at_transmit
+    assert at - started >= 2 * client.send_queue.interval - 0.05

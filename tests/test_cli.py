@@ -297,7 +297,8 @@ def test_reload_refuses_a_broken_config_and_keeps_the_old_one(tmp_path, daemons)
     reload = wait_for(lambda: read_status(daemon.state_dir).get("last_reload"), "reload")
     assert reload["ok"] is False
     assert reload["error"] == "%s: [bot] retries: unknown key (known: plugins, " \
-                              "command_prefix, send_interval, accept_friends)" % config
+                              "command_prefix, send_interval, resend_ambiguous, " \
+                              "accept_friends)" % config
     assert "reload refused, keeping the running configuration" in daemon.log_text()
     # webqq reload validates first and says the same, exit 3, without signalling.
     refused = webqq(config, "reload")
@@ -572,7 +573,7 @@ def test_a_broken_file_does_not_lock_the_operator_out(tmp_path, stop_after):
     # A bad key: found by the note the daemon left, or by the state_dir the file names.
     config.write_text(good + "[bot]\nretries = 3\n")
     error = "%s: [bot] retries: unknown key (known: plugins, command_prefix, " \
-            "send_interval, accept_friends)\n" % config
+            "send_interval, resend_ambiguous, accept_friends)\n" % config
     acting = "webqq %s: the file is not valid; acting on the daemon running from it " \
              "(state_dir %s)\n"
     for runtime in (None, tmp_path / "no-note-here"):
@@ -604,7 +605,7 @@ def test_reload_moves_the_api_and_names_what_waits_for_a_restart(tmp_path, daemo
     old_url = daemon.wait_online()["api"]["url"]
     port = unused_port()
     write_config(tmp_path, api={"listen": "127.0.0.1:%d" % port},
-                 network={"request_timeout": "90"}, bot={"send_interval": "0.2"},
+                 network={"request_timeout": "90"}, bot={"send_interval": "0.75"},
                  simulator={"embedded": "yes", "port": "0", "tls_port": "0",
                             "poll_hold": "4"})
     reloaded = webqq(config, "reload")

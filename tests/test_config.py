@@ -185,7 +185,7 @@ world = world.json
 plugins = webqq.plugins.builtin,
     my_plugins.weather
 command_prefix = /
-send_interval = 0
+send_interval = 0.5
 [api]
 listen = [::]:0
 token = t
@@ -204,7 +204,7 @@ ws_reverse_url = wss://example.com/onebot
     assert loaded.simulator == config.SimulatorConfig(False, 0, 0, 0.2,
                                                       tmp_path / "world.json")
     assert loaded.bot == config.BotConfig(("webqq.plugins.builtin", "my_plugins.weather"),
-                                          "/", 0.0)
+                                          "/", 0.5)
     assert loaded.api == config.ApiConfig(("::", 0), "t", "https://example.com:8443/events",
                                           "s", "wss://example.com/onebot")
 
@@ -238,7 +238,8 @@ def test_unknown_key_with_a_suggestion(tmp_path):
 def test_unknown_key_without_a_close_match_lists_the_known_ones(tmp_path):
     file = write(tmp_path, f"{EMBEDDED}[bot]\ncolour = red\n")
     assert error_of(file) == (f"{file}: [bot] colour: unknown key (known: plugins, "
-                              f"command_prefix, send_interval, accept_friends)")
+                              f"command_prefix, send_interval, resend_ambiguous, "
+                              f"accept_friends)")
 
 
 def test_a_misspelt_required_key_is_reported_as_unknown_not_missing(tmp_path):

@@ -312,22 +312,25 @@ def test_reload_applies_what_it_can_live_and_keeps_the_rest_for_a_restart(tmp_pa
     (account,) = daemon.accounts.values()
     account.outbound = types.SimpleNamespace(send_interval=0.5)
     account.client = types.SimpleNamespace(send_queue=types.SimpleNamespace(interval=0.5),
-                                           manage=types.SimpleNamespace(accept_friends=False))
+                                           manage=types.SimpleNamespace(accept_friends=False),
+                                           resend_ambiguous=False)
     account.dispatcher = Dispatcher(lambda *_: None)
     new = load(write_config(tmp_path, network={"connect_timeout": "3", "retries": "1"},
                             bot={"send_interval": "2", "command_prefix": "#",
-                                 "accept_friends": "all"},
+                                 "resend_ambiguous": "yes", "accept_friends": "all"},
                             daemon={"state_dir": "elsewhere", "loglevel": "warning"},
                             simulator={"embedded": "yes", "port": "0", "tls_port": "0",
                                        "poll_hold": "7"}))
     outcome = io_loop.run_sync(lambda: daemon._apply(new))
     assert outcome["applied"] == ["[daemon] loglevel", "[network] connect_timeout",
                                   "[network] retries", "[bot] command_prefix",
-                                  "[bot] send_interval", "[bot] accept_friends"]
+                                  "[bot] send_interval", "[bot] resend_ambiguous",
+                                  "[bot] accept_friends"]
     assert outcome["at_restart"] == ["[daemon] state_dir", "[simulator] poll_hold"]
     assert (daemon.stream.connect_timeout, daemon.stream.retry.attempts) == (3.0, 2)
     assert account.client.send_queue.interval == 2.0 and account.dispatcher.prefix == "#"
     assert account.client.manage.accept_friends is True
+    assert account.client.resend_ambiguous is True      # the next unknown fate: resent
     assert account.outbound.send_interval == 2.0         # the durable queue paces alike
     # Until the restart the daemon runs with what it started with there: its status and
     # pidfile stay where they are.

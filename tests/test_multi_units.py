@@ -284,7 +284,7 @@ def test_named_accounts_are_read_in_file_order_each_with_its_own_keys(tmp_path):
     assert (shop.name, shop.section, shop.qq, shop.era) == ("shop-2", "account:shop-2",
                                                              10002, "B")
     assert shop.plugins == ("webqq.plugins.builtin", "webqq.examples.echo")
-    assert (main.name, main.plugins, main.era) == ("main", None, None)
+    assert (main.name, main.plugins, main.era) == ("main", None, "auto")
     # A [plugin:NAME] may serve a module only an account loads.
     assert dict(config.plugin_settings["webqq.examples.echo"]) == {"key": "v"}
     assert configuration.password_variable(shop) == "WEBQQ_PASSWORD_SHOP_2"
@@ -313,7 +313,7 @@ def _rendered(tmp_path, config):
      "[account:b] qq: 10001 is [account:a]'s already"),
     (EMBEDDED + "[account:a]\npassword = x\n", "[account:a] qq: missing"),
     ("[account:a]\nqq = 10001\nera = C\n",
-     "[account:a] era: 'C' is not an era (A: spring 2013, B: late 2013)"),
+     "[account:a] era: 'C' is not an era (auto, A or B)"),
 ])
 def test_bad_account_sections_are_one_line(tmp_path, text, problem):
     path = ini(tmp_path, text)

@@ -78,7 +78,8 @@ class Account:
         self.name = settings.name
         self.qq = settings.qq
         self.password: Optional[str] = None
-        self.era = Era(settings.era or "A")
+        # auto: the client loads the login page and takes the era it shows.
+        self.era = None if settings.era == "auto" else Era(settings.era)
         self.client: Optional[WebQQClient] = None
         self.store = None                   # the account's view of the daemon's store
         self.outbound: Optional[Outbound] = None
@@ -119,8 +120,6 @@ class Account:
                               "as configured" if password else "its default")
             if password is None:
                 password = account.password
-            if self.settings.era is None:
-                self.era = Era(world.options.era)
         self.daemon.mask.add(password)
         self.password = password
 
@@ -151,6 +150,7 @@ class Account:
         options: Dict[str, Any] = {
             "send_interval": config.bot.send_interval,
             "accept_friends": config.bot.accept_friends,
+            "resend_ambiguous": config.bot.resend_ambiguous,
             "poll_retry": POLL_RETRY, "era": self.era}
         if daemon.simulator is not None:
             options["poll_hold"] = daemon.simulator.poll_hold
@@ -196,6 +196,7 @@ class Account:
         config = self.daemon.config
         self.client.send_queue.interval = config.bot.send_interval
         self.client.manage.accept_friends = config.bot.accept_friends
+        self.client.resend_ambiguous = config.bot.resend_ambiguous
         self.outbound.send_interval = config.bot.send_interval      # its pacing too
         self._load_plugins(reload=True)
 

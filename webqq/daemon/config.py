@@ -79,7 +79,7 @@ from webqq.daemon.datatypes import (access_token, bind_port, boolean, byte_size,
                                     host_name, host_port, http_url, listen_address,
                                     loglevel, module_names, optional, path,
                                     positive_seconds, qq_number, seconds, smtp_security,
-                                    text, ws_url)
+                                    send_interval, text, ws_url)
 from webqq.http.redact import MASK, redact_url
 
 logger = logging.getLogger("webqq.config")
@@ -178,7 +178,7 @@ class AccountConfig(_MaskedRepr):
     ``qq`` is required unless the simulator is embedded and the section is ``[account]``
     (then: ``SIMULATOR_QQ``). ``password`` is the literal from the file, None when empty
     or absent. ``password_file`` names a file whose first line is the password; None
-    when unset. ``era``: ``"A"`` or ``"B"``; None: the embedded simulator's, else A.
+    when unset. ``era``: ``auto`` (the login page decides), ``A`` (spring 2013) or ``B`` (late 2013).
     ``plugins``: the module names this account loads; None: ``[bot] plugins``.
     ``name``: NAME, ``DEFAULT_ACCOUNT`` for ``[account]``; ``section`` is the section.
     """
@@ -186,7 +186,7 @@ class AccountConfig(_MaskedRepr):
     qq: int
     password: Optional[str] = None
     password_file: Optional[Path] = None
-    era: Optional[str] = None
+    era: str = "auto"
     plugins: Optional[Tuple[str, ...]] = None
     name: str = DEFAULT_ACCOUNT
     section: str = "account"
@@ -239,12 +239,15 @@ class SimulatorConfig(_MaskedRepr):
 class BotConfig(_MaskedRepr):
     """``[bot]``: ``plugins`` are module names, loaded in order; ``command_prefix`` starts
     a command (``!ping``); ``send_interval`` is the least time in seconds between two
-    messages the daemon sends; ``accept_friends`` is False (no friend request accepted
-    unattended), True (all) or the QQ numbers whose requests are accepted."""
+    messages the daemon sends; ``resend_ambiguous`` sends again a message whose fate is
+    unknown (at least once) instead of reporting it ambiguous (at most once);
+    ``accept_friends`` is False (no friend request accepted unattended), True (all) or
+    the QQ numbers whose requests are accepted."""
 
     plugins: Tuple[str, ...] = ("webqq.plugins.builtin",)
     command_prefix: str = "!"
     send_interval: float = 0.5
+    resend_ambiguous: bool = False
     accept_friends: Union[bool, Tuple[int, ...]] = False
 
 
@@ -587,6 +590,8 @@ def _read_account(section: _Section, embedded: bool, name: str) -> AccountConfig
         era=optional(era),
         plugins=optional(module_names),
     )
+    if values.get("era") is None:
+        values.pop("era", None)                 # empty: the default, auto
     if "qq" not in values:
         if not embedded:
             raise section.error("qq", "missing" + (" (required unless [simulator] "
@@ -641,7 +646,8 @@ def _read_bot(section: _Section) -> BotConfig:
         multiline=("plugins",),
         plugins=module_names,
         command_prefix=command_prefix,
-        send_interval=seconds,
+        send_interval=send_interval,
+        resend_ambiguous=boolean,
         accept_friends=friend_policy,
     ))
 
@@ -836,7 +842,7 @@ def render_effective(config: Config, environ: Optional[Mapping[str, str]] = None
         lines += ["", f"[{account.section}]"]
         for field in dataclasses.fields(account):
             value = getattr(account, field.name)
-            if value is not None and field.name not in ("name", "section"):
+            if value is not None and field.name not in ("name", "section", "era"):
                 lines.append(_render_line(field.name, _format(_masked(field.name, value))))
         source = _password_source(account, environ)
         if source:
@@ -845,6 +851,7 @@ def render_effective(config: Config, environ: Optional[Mapping[str, str]] = None
             lines.append("; no password is set: the embedded simulator supplies it")
         else:
             lines.append("; no password is set")
+        lines.append(_render_line("era", account.era))
     for name in ("daemon", "network", "simulator", "bot", "api", "alert"):
         section = getattr(config, name)
         lines += ["", f"[{name}]"]

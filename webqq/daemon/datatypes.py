@@ -19,6 +19,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Callable, Optional, Tuple, TypeVar, Union
 
+from webqq.client.send_queue import MIN_SEND_INTERVAL
 from webqq.http.redact import redact_url
 
 T = TypeVar("T")
@@ -73,6 +74,29 @@ def seconds(value: str) -> float:
     return float(value)
 
 
+def send_interval(value: str) -> float:
+    """Seconds between two sends, at least ``MIN_SEND_INTERVAL`` (0.5): the 2013 server
+    silently dropped messages sent closer together (docs/protocol.rst §7.3)."""
+    duration = seconds(value)
+    if duration < MIN_SEND_INTERVAL:
+        raise ValueError(f"{value!r} is less than {MIN_SEND_INTERVAL:g} s: the server "
+                         f"silently dropped messages sent closer together")
+    return duration
+
+
+#: ``[account] era``: how to log in (docs/protocol.rst §1.1).
+ERAS = ("auto", "A", "B")
+
+
+def era(value: str) -> str:
+    """``auto``, ``A`` or ``B`` (any case): the login of spring 2013 (A), of late 2013
+    (B), or whichever the login page shows (auto)."""
+    for name in ERAS:
+        if value.lower() == name.lower():
+            return name
+    raise ValueError(f"{value!r} is not an era (auto, A or B)")
+
+
 def positive_seconds(value: str) -> float:
     """A duration in seconds greater than 0 (timeouts)."""
     duration = seconds(value)
@@ -104,13 +128,6 @@ def qq_number(value: str) -> int:
     if not re.fullmatch(r"[1-9]\d*", value) or not low <= int(value) <= high:
         raise ValueError(f"{value!r} is not a QQ number (digits, {low} to {high})")
     return int(value)
-
-
-def era(value: str) -> str:
-    """The protocol's shape: ``A`` (spring 2013) or ``B`` (late 2013), any case."""
-    if value.upper() not in ("A", "B"):
-        raise ValueError(f"{value!r} is not an era (A: spring 2013, B: late 2013)")
-    return value.upper()
 
 
 def host_name(value: str) -> str:

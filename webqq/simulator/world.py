@@ -105,21 +105,20 @@ class WorldOptions:
     #: Seconds without a poll2 after which a session expires (next poll: 121); 0: never.
     idle_expiry: float = 300.0
     #: §6.3 silent drops: a send less than this many seconds after the previous one of
-    #: the session is answered "ok" and dropped. The 2013 server did this at 0.5 s
-    #: (pual_bot's README, 2013-04-28); 0 (never) is the default only until the client
-    #: keeps that pace across a restart and in its tests. /_sim/dropped lists drops.
-    min_interval: float = 0.0
+    #: the session is answered "ok" and dropped, as the 2013 server did at 0.5 s
+    #: (pual_bot's README, 2013-04-28, and its MESSAGE_INTERVAL). 0: never.
+    #: /_sim/dropped lists the drops.
+    min_interval: float = 0.5
     #: §6.3: a send equal to the previous one of the session within this many seconds
-    #: is answered "ok" and dropped. The 2013 server did this (pual_bot's README,
-    #: 2013-05-10; its fix waits one more interval: 1.0 here); 0 (never) is the default
-    #: only until the client remembers its last text across a restart.
-    dup_window: float = 0.0
+    #: is answered "ok" and dropped, as the 2013 server did (pual_bot's README,
+    #: 2013-05-10; its fix waits one more interval: 1.0 s in all). 0: never.
+    dup_window: float = 1.0
     #: A send with the msg_id and content of one of the session's recent sends (the
     #: same message sent again after a lost answer) is answered "ok" and not delivered
-    #: again. No source shows the 2013 server doing this (§6.2 [sim] only suggests it):
-    #: false is the faithful value (a repeat is delivered again, unless the two rules
-    #: above drop it). True stays the default only while the client relies on it.
-    drop_exact_repeats: bool = True
+    #: again. No source shows the 2013 server doing this (§6.2 [sim] only suggests it;
+    #: twqq's README lists repeats arriving as a known bug): false, the faithful value,
+    #: delivers a repeat again unless the two rules above drop it.
+    drop_exact_repeats: bool = False
     #: get_friend_uin2 lookups allowed per session per minute; the rest are answered
     #: 99999 (§2.13: MC looked numbers up one at a time, warning that a burst got the
     #: account black-listed; no source gives the number, 20 is ours). 0: unlimited.
