@@ -10,7 +10,7 @@ import pytest
 from webqq import qq
 from webqq.qq.poll import batch_order
 
-UIN_BYTES = b"\x00\x00\x00\x00\x64\x74\x8b\x05"  # QQ 1685359365, §3.2
+UIN_BYTES = b"\x00\x00\x00\x00\x64\x74\x8b\x05"  # QQ 1685359365, §4.2
 PSESSIONID = ("8368046764001e636f6e6e7365727665725f77656271714031302e3133332e34312e3230320000"
               "6b2900001544016e0400058b74646d0000000a4046674d4652585136496d00000028e7ce791333"
               "6ad0d28de9cdb9b46a57e4a6127161e35b87d09486001870226ec1fca4c2ba31c025c7")
@@ -389,7 +389,7 @@ def test_heartbeat_and_friend_request_results_may_be_objects():
 
 # --- poll --------------------------------------------------------------------------------
 
-# The items of PROTOCOL.md §4, as the server sends them (newest first does not matter here).
+# The items of docs/protocol.rst §5, as the server sends them (newest first does not matter here).
 POLL_ITEMS = [
     r'''{"poll_type":"message","value":{"msg_id":5597,"from_uin":2440652742,"to_uin":1685359365,"msg_id2":900140,"msg_type":9,"reply_ip":176882141,"time":1366948800,
  "content":[["font",{"size":10,"color":"808080","style":[0,0,0],"name":"\u65B0\u5B8B\u4F53"}],"123",["face",1],"2343",["face",3]," "]}}''',

@@ -11,11 +11,11 @@ import pytest
 from webqq import qq
 from webqq.qq import builders
 
-UIN_BYTES = b"\x00\x00\x00\x00\x64\x74\x8b\x05"  # QQ 1685359365, §3.2
+UIN_BYTES = b"\x00\x00\x00\x00\x64\x74\x8b\x05"  # QQ 1685359365, §4.2
 PTWEBQQ = "2c0d8375e6c09f2af3ce60c6e081bdf4db271a14d0d85060"
 
 
-# --- §3 password and friend-list hash ----------------------------------------------------
+# --- §4 password and friend-list hash ----------------------------------------------------
 
 @pytest.mark.parametrize("password, vcode, expected", [
     ("password", "!PTH", "8B861F6C749FD12FA8D03A0B1BB3A414"),

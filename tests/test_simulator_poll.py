@@ -1,4 +1,4 @@
-"""poll2 and sends against the simulator (PROTOCOL.md §2.16 - §2.24, §4, §6).
+"""poll2 and sends against the simulator (docs/protocol.rst §3.15 - §3.23, §5, §7).
 
 A held poll is observed through the ``held_polls`` fixture (the simulator reports each
 poll it holds), never by sleeping. Hold times are a fraction of a second.
@@ -52,7 +52,7 @@ async def test_held_poll_answers_as_soon_as_a_message_arrives(sim, browser, held
     assert value["msg_type"] == 9
     assert value["content"] == [["font", {"size": 10, "color": "000000", "style": [0, 0, 0],
                                           "name": "宋体"}], "hi"]
-    assert "\\u5B8B\\u4F53" in reply.text                       # §0.4 upper-case escapes
+    assert "\\u5B8B\\u4F53" in reply.text                       # §1.3 upper-case escapes
 
 
 @pytest.mark.gen_test

@@ -12,7 +12,7 @@ state: ``login.LoginFlow`` (the requests of a login, relink or resume),
 ``numbers.NumberBook`` (QQ numbers, looked up when needed). This class keeps the state
 machine, the poll and heartbeat chains, the contact refreshes and the recovery ladder.
 
-A session, in the order this module is written (§1.2)::
+A session, in the order this module is written (§2.2)::
 
     client = WebQQClient(10001, "password", stream, "./run")
     client.on("message", lambda event: client.reply(event, "hi"))
@@ -128,7 +128,7 @@ log = logging.getLogger("webqq.client")
 # --- states -----------------------------------------------------------------------------
 
 class State(enum.Enum):
-    """Where the client stands (PROTOCOL.md §1.2, from the client's side)."""
+    """Where the client stands (docs/protocol.rst §2.2, from the client's side)."""
     STOPPED = "stopped"                  # not started, or stop() was called
     RESUMING = "resuming"                # login2 with a saved session's cookies
     LOGGING_IN = "logging_in"            # check, login, login2, contacts
@@ -150,12 +150,12 @@ _MOVES = {
     State.OFFLINE: {State.LOGGING_IN, State.STOPPED},
 }
 
-# Login codes after which trying again cannot help and may lock the account (§2.5).
+# Login codes after which trying again cannot help and may lock the account (§3.4).
 _FINAL_LOGIN_CODES = {LoginCode.WRONG_PASSWORD, LoginCode.ACCOUNT_EXPIRED,
                       LoginCode.INVALID_ACCOUNT, LoginCode.ACCOUNT_FROZEN}
-# login2 retcodes that mean "not this account, not now": stop (§5).
+# login2 retcodes that mean "not this account, not now": stop (§6).
 _FINAL_LOGIN2_CODES = {QQRetcode.NOT_WHITELISTED, QQRetcode.BLACKLISTED}
-# Consecutive unknown poll retcodes (e.g. 114) before logging in again (§5, MJ).
+# Consecutive unknown poll retcodes (e.g. 114) before logging in again (§6, MJ).
 _UNKNOWN_POLL_CODES_BEFORE_RELOGIN = 3
 
 
@@ -455,7 +455,7 @@ class WebQQClient:
     # -- logging in: the LoginFlow's requests, this client's states ----------------------
 
     def _login(self) -> None:
-        """Start over from ``check`` (§1.2 S0-S2), with the same client id."""
+        """Start over from ``check`` (§2.2 S0-S2), with the same client id."""
         self._new_epoch()
         self._sending.forget()
         self.numbers.forget()
@@ -591,7 +591,7 @@ class WebQQClient:
     def _go_online(self) -> None:
         """login2 accepted (the flow's ``linked``): save the session; after a login or
         a resume, load the contacts first; then ONLINE."""
-        self.numbers.learn(self.qq, self.qq)      # our own uin is our number (§1.2)
+        self.numbers.learn(self.qq, self.qq)      # our own uin is our number (§2.2)
         self._save_session()
         resumed = self.state is State.RESUMING
         relinked = self.state is State.RELINKING
@@ -634,7 +634,7 @@ class WebQQClient:
 
     def _on_poll(self, epoch: int, response: Response):
         """One poll answer: dispatch its events (even from an ended chain: a message is
-        never thrown away), then decide the next step (§5)."""
+        never thrown away), then decide the next step (§6)."""
         if self.state is State.STOPPED:
             return None
         current = epoch == self._epoch
@@ -786,7 +786,7 @@ def _on_logout(response: Response) -> None:
 def _on_heartbeat(response: Response) -> None:
     try:
         parse_heartbeat(response.read())
-    except ProtocolError as exc:     # nobody knows its real format (§7.6)
+    except ProtocolError as exc:     # nobody knows its real format (§8.11)
         log.debug("heartbeat answer: %s", exc)
 
 

@@ -257,7 +257,7 @@ class ContactLoader:
     async def _friends(self, current: Callable[[], bool], qq: int, ptwebqq: str,
                        vfwebqq: str):
         """The friend list, with the hash the server wants: the variant that worked
-        last, then no hash, then every variant of §4.4, while the server refuses (any
+        last, then no hash, then every variant of §5.4, while the server refuses (any
         retcode or an unreadable answer: in 2013 a wrong hash was not always 50)."""
         variants = [self.hash_variant] if self.hash_variant else []
         variants += [v for v in (NO_HASH,) + HASH_VARIANTS if v not in variants]

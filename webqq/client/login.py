@@ -280,7 +280,7 @@ class LoginFlow:
         result = parse_login(response.read())
         self._remove_captcha_image()
         self.nick = result.nick
-        if result.check_sig_url:                # era B: the hop that sets p_skey (§2.6)
+        if result.check_sig_url:                # era B: the hop that sets p_skey (§3.5)
             epoch = self._epoch()
             self.stream.add_request(
                 build_check_sig(result.check_sig_url),

@@ -57,7 +57,7 @@ class Receiver:
         contacts: the client's current ``Contacts``.
         numbers: the client's ``NumberBook``.
         emit: how an event reaches the listeners.
-        self_qq: our own QQ number (in 2013 also our uin, §0.2).
+        self_qq: our own QQ number (in 2013 also our uin, §1.2).
     """
 
     def __init__(self, io_loop: IOLoop, contacts: Callable[[], Contacts],

@@ -39,7 +39,7 @@ MIN_SEND_INTERVAL = 0.5
 class SendStatus(enum.Enum):
     """Where a message stands."""
     QUEUED = "queued"          # waiting for its turn, or for the client to be online
-    SENT = "sent"              # every part was answered "ok" (not proof of delivery, §6.3)
+    SENT = "sent"              # every part was answered "ok" (not proof of delivery, §7.3)
     FAILED = "failed"          # refused (.retcode), expired, or its target is unknown
     AMBIGUOUS = "ambiguous"    # a part went out but its answer was lost: not resent
 
@@ -131,7 +131,7 @@ class SendQueue:
         if not interval >= MIN_SEND_INTERVAL:
             raise ValueError("send interval %r s is under %g s: the server silently "
                              "dropped messages sent closer together (docs/protocol.rst "
-                             "§7.3)" % (interval, MIN_SEND_INTERVAL))
+                             "§8.4)" % (interval, MIN_SEND_INTERVAL))
         self.io_loop = io_loop
         self.interval = interval
         self.ttl = ttl

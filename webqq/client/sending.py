@@ -75,7 +75,7 @@ _REFUSED_STATUSES = (429, 503)
 _REFUSED_BACKOFF, _REFUSED_BACKOFF_MAX = 1.0, 30.0
 # With resend_ambiguous, how often one part is sent again after an unknown fate.
 _AMBIGUOUS_RESENDS = 3
-# Send retcodes that mean the session is gone: renew it, then send again once (§5).
+# Send retcodes that mean the session is gone: renew it, then send again once (§6).
 _SESSION_GONE = {QQRetcode.LOGIN_EXPIRED, QQRetcode.SESSION_GONE, QQRetcode.VFWEBQQ_EXPIRED,
                  QQRetcode.CREDENTIALS_EXPIRED, QQRetcode.NO_COOKIE}
 

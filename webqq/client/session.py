@@ -317,7 +317,7 @@ def cookie_value(jar: http.cookiejar.CookieJar, name: str) -> Optional[str]:
 
 def set_cookie(jar: http.cookiejar.CookieJar, name: str, value: str) -> None:
     """Replace cookie ``name`` where it is, or set it for ``qq.com`` (the domain of
-    ``ptwebqq`` and ``skey``, PROTOCOL.md §1.3), as a poll's 116 requires."""
+    ``ptwebqq`` and ``skey``, docs/protocol.rst §2.3), as a poll's 116 requires."""
     old = next((cookie for cookie in jar if cookie.name == name), None)
     domain = old.domain if old is not None else ".qq.com"
     path = old.path if old is not None else "/"

@@ -6,6 +6,10 @@ the message content format. May import: :mod:`webqq.http` for nothing but types,
 standard library. Must never: open a socket, touch the IOLoop, read the clock or draw a
 random number (timestamps and nonces are arguments), or keep state between calls.
 
+A bare section number (§3.6) here and in the client and the simulator points into the
+project's protocol reference, ``docs/protocol.rst``, which names the 2013 source of
+each fact.
+
 One module per job, every public name importable from here (``from webqq.qq import
 build_poll, parse_poll, PollOutcome``)::
 

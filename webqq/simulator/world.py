@@ -13,7 +13,7 @@ or leaving, a card set), which the management part (``manage.py``) applies; and
 the file does not list.
 
 Everyone is named by QQ number here; a ``uin`` is always "as seen by" a viewing account
-(PROTOCOL.md §0.2: opaque per-session numbers for other users; the account's own uin is its
+(docs/protocol.rst §1.2: opaque per-session numbers for other users; the account's own uin is its
 QQ number). A group is named by its public number, a discussion by a number the world
 gives it (discussions have no public number in WebQQ; the control surface needs a name).
 
@@ -56,7 +56,7 @@ DEFAULT_WORLD_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "w
 #: The password of an account ``World.add_account`` makes: the built-in world's.
 GENERATED_PASSWORD = "webqq-demo"
 
-#: Presence values of PROTOCOL.md §2.7 / §4.6 ("offline" only as a presence, not a request).
+#: Presence values of docs/protocol.rst §3.6 / §5.6 ("offline" only as a presence, not a request).
 STATUSES = ("online", "away", "busy", "silent", "hidden", "callme", "offline")
 
 # Opaque ids are drawn from this range: 10 digits, below 2**32, like every 2013 sample.
@@ -71,7 +71,7 @@ class WorldError(ValueError):
 
 @dataclass(frozen=True)
 class WorldOptions:
-    """Per-world switches for behaviour PROTOCOL.md leaves to the simulator ([sim])."""
+    """Per-world switches for behaviour docs/protocol.rst leaves to the simulator ([sim])."""
 
     #: "A": spring 2013 (check -> login -> login2), the primary target. "B": late 2013:
     #: /login answers a check_sig URL that sets p_skey, which d.web2/s.web2 then require.
@@ -82,45 +82,45 @@ class WorldOptions:
     #: login_sig or daid=164; "lenient" checks only account, code and password.
     login_checks: str = "strict"
     #: Order of poll2 result[]: "newest_first", as the 2013 server sent it (webqq-core
-    #: loops from the end, lwqq walks from the tail, §2.16), or "oldest_first" (what
-    #: pual_bot, iterating forward, assumed; §7.5).
+    #: loops from the end, lwqq walks from the tail, §3.15), or "oldest_first" (what
+    #: pual_bot, iterating forward, assumed; §8.9).
     poll_order: str = "newest_first"
-    #: Which discussion-list URL is served (§2.11): "d.web2" (channel/get_discu_list_new2,
+    #: Which discussion-list URL is served (§3.10): "d.web2" (channel/get_discu_list_new2,
     #: what webqq-core and lwqq used), "s.web2" (api/get_discus_list, the May 2013 eqq.js
     #: port's and twqq's), or "both" (both existed in 2013). The other one answers 404.
     discussion_list: str = "both"
     #: get_user_friends2 hash: "none" accepts anything (pual_bot Era A sends none), or
-    #: one of "N", "O", "P", "Q" (§3.3): a hash that is present must then match. Not
+    #: one of "N", "O", "P", "Q" (§4.3): a hash that is present must then match. Not
     #: given: the era's (ERA_FRIENDS_HASH): none in Era A, N required in Era B.
     friends_hash: str = "none"
     #: With a hash variant: refuse (retcode 50) a request that carries no hash at all.
     #: Not given: true in Era B.
     friends_hash_required: bool = False
     #: Referer policy on d.web2/s.web2: "qq.com" (a Referer whose host ends in .qq.com),
-    #: "strict" (one of PROTOCOL.md §0.5's constants) or "none".
+    #: "strict" (one of docs/protocol.rst §1.4's constants) or "none".
     referer: str = "qq.com"
     #: Answer every Nth poll2 of a session with 116 and a new ptwebqq (0: only when
     #: /_sim/rotate asks).
     rotate_every: int = 0
     #: Seconds without a poll2 after which a session expires (next poll: 121); 0: never.
     idle_expiry: float = 300.0
-    #: §6.3 silent drops: a send less than this many seconds after the previous one of
+    #: §7.3 silent drops: a send less than this many seconds after the previous one of
     #: the session is answered "ok" and dropped, as the 2013 server did at 0.5 s
     #: (pual_bot's README, 2013-04-28, and its MESSAGE_INTERVAL). 0: never.
     #: /_sim/dropped lists the drops.
     min_interval: float = 0.5
-    #: §6.3: a send equal to the previous one of the session within this many seconds
+    #: §7.3: a send equal to the previous one of the session within this many seconds
     #: is answered "ok" and dropped, as the 2013 server did (pual_bot's README,
     #: 2013-05-10; its fix waits one more interval: 1.0 s in all). 0: never.
     dup_window: float = 1.0
     #: A send with the msg_id and content of one of the session's recent sends (the
     #: same message sent again after a lost answer) is answered "ok" and not delivered
-    #: again. No source shows the 2013 server doing this (§6.2 [sim] only suggests it;
+    #: again. No source shows the 2013 server doing this (§7.2 [sim] only suggests it;
     #: twqq's README lists repeats arriving as a known bug): false, the faithful value,
     #: delivers a repeat again unless the two rules above drop it.
     drop_exact_repeats: bool = False
     #: get_friend_uin2 lookups allowed per session per minute; the rest are answered
-    #: 99999 (§2.13: MC looked numbers up one at a time, warning that a burst got the
+    #: 99999 (§3.12: MC looked numbers up one at a time, warning that a burst got the
     #: account black-listed; no source gives the number, 20 is ours). 0: unlimited.
     lookup_limit: int = 20
 
@@ -133,7 +133,7 @@ class WorldPerson:
     nick: str
     #: Presence of a simulated person; an account's presence follows its session.
     status: str = "online"
-    #: §2.10 client_type of a simulated person: 1 is a PC client.
+    #: §3.9 client_type of a simulated person: 1 is a PC client.
     client_type: int = 1
     face: int = 0
     gender: str = "unknown"
@@ -200,7 +200,7 @@ class WorldMember:
 
 @dataclass(frozen=True)
 class WorldGroup:
-    """A QQ group. ``number`` is the public number (§0.2 info_seq); gid/code are opaque."""
+    """A QQ group. ``number`` is the public number (§1.2 info_seq); gid/code are opaque."""
 
     number: int
     name: str
@@ -457,7 +457,7 @@ _OPTIONS = {
 
 
 #: The friend-list hash each era's server required unless the world says otherwise
-#: (§3.3): none was enforced on the spring 2013 clients (pual_bot sent none); late 2013
+#: (§4.3): none was enforced on the spring 2013 clients (pual_bot sent none); late 2013
 #: wanted one, N when pual_bot@ce65a04 (2013-08-15) adapted to the new protocol.
 ERA_FRIENDS_HASH = {"A": ("none", False), "B": ("N", True)}
 
