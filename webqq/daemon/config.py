@@ -1,5 +1,9 @@
 """Configuration: the ini file read into typed, validated, frozen settings.
 
+(Over 800 lines on purpose: every section's dataclass sits beside its reader, so a key's
+default, converter and error are read in one place; the converters themselves live in
+``webqq.daemon.datatypes``.)
+
 What it is for: ``find_config`` picks the file (``-c``, else the first of ``search_path()``),
 ``load`` turns it into a ``Config`` (one frozen dataclass per section), ``resolve_password``
 finds the account password when the daemon is about to log in, and ``render_effective``

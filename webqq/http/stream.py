@@ -1,5 +1,9 @@
 """HTTPStream: HTTP/1.1 on Tornado's IOLoop with raw sockets; knows nothing of WebQQ.
 
+(Just over 800 lines on purpose: admission, retries, redirects, cookies and chains are
+the one job of the class that owns the requests; one socket, framing, retry policy and
+name resolution are already modules of their own.)
+
 Requests are `urllib.request.Request` objects. Each is sent on a raw
 non-blocking socket registered with the IOLoop (`webqq.http.connection`), its
 response framed by a strict reader (`webqq.http.reader`) and parsed by
