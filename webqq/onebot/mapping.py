@@ -159,10 +159,10 @@ def to_pieces(segments: Sequence[Segment], *, names: Optional[Dict[int, str]] = 
             elif text:
                 pieces.append(text)
         elif kind == "face":
-            try:
-                pieces.append(Face(int(data.get("id"))))
-            except (TypeError, ValueError):
-                raise BadParams("a face segment needs a numeric id") from None
+            code = int64(data.get("id"))
+            if code is None or code < 0:
+                raise BadParams("a face segment needs a numeric id")
+            pieces.append(Face(code))
         elif kind == "at":
             who = str(data.get("qq", ""))
             name = "all" if who == "all" else (names or {}).get(int64(who)) or who
@@ -226,15 +226,30 @@ def to_cq_string(segments: Sequence[Segment]) -> str:
 INT64_MIN, INT64_MAX = -2 ** 63, 2 ** 63 - 1
 
 
+_DIGITS = re.compile(r"\s*[+-]?[0-9]+\s*\Z")
+#: Floats above this lose integers (2**53): a JSON number past it is no id we gave.
+_EXACT_FLOAT = 2 ** 53
+
+
 def int64(value: Any) -> Optional[int]:
-    """``value`` (an int, or its text or float form) as an int within 64 bits; None for
-    anything else: not a number, ``Infinity``, ``NaN``, or out of range."""
-    try:
+    """``value`` as an int within 64 bits, or None when it is no integer: an int, a
+    float with no fraction (``20001.0``; not past 2**53, where floats skip integers),
+    or decimal digits in a string (a query or a form sends ``"20001"``). Refused:
+    ``true``/``false`` (Python's bools are ints), ``20001.9``, ``"20001.9"``, ``"0x10"``,
+    ``Infinity``, ``NaN``, anything else, and numbers out of range."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if not value.is_integer() or abs(value) > _EXACT_FLOAT:
+            return None
         number = int(value)
-    except (TypeError, ValueError, OverflowError):
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and _DIGITS.match(value):
+        number = int(value)
+    else:
         return None
     return number if INT64_MIN <= number <= INT64_MAX else None
-
 
 
 def user_id_of(uin: int, qq: Optional[int], contacts: Contacts) -> int:

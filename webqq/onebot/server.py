@@ -11,7 +11,6 @@ wants events. It goes through the client, never around it: sends are ``client.se
 What it must never do: log the token, the secret or a message body at info level; block
 the IOLoop (SQLite calls are short and synchronous, by design); start a thread.
 """
-import json
 import logging
 import time
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
@@ -22,7 +21,7 @@ from tornado.ioloop import PeriodicCallback
 
 from webqq.client.client import State
 from webqq.onebot import mapping as onebot
-from webqq.onebot.actions import MESSAGE_FORMAT, Actions
+from webqq.onebot.actions import MESSAGE_FORMAT, Actions, to_json
 from webqq.onebot.delivery import EventPoster, ReverseConnection
 from webqq.onebot.handlers import MAX_BODY, ActionHandler, EventSocket, log_request
 from webqq.onebot.outbound import Outbound
@@ -192,7 +191,7 @@ class OneBotApi:
 
     @staticmethod
     def _encode(event: Dict[str, Any]) -> Tuple[bytes, Dict[str, Any]]:
-        return json.dumps(event, ensure_ascii=False).encode("utf-8"), event
+        return to_json(event).encode("utf-8"), event
 
     def publish(self, event: Dict[str, Any]) -> None:
         """Deliver one event to the webhook and every WebSocket that wants events."""
