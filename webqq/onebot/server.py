@@ -194,15 +194,22 @@ class OneBotApi:
         return to_json(event).encode("utf-8"), event
 
     def publish(self, event: Dict[str, Any]) -> None:
-        """Deliver one event to the webhook and every WebSocket that wants events."""
+        """Deliver one event to the webhook and every WebSocket that wants events: each
+        on its own, so that one that fails does not keep the event from the others."""
         body, _ = self._encode(event)
         self.counts["events"] += 1
         if self.poster is not None:
-            self.poster.put(body, event)
+            try:
+                self.poster.put(body, event)
+            except Exception:
+                log.exception("an event could not be queued for %s", self.poster.shown)
         text = body.decode("utf-8")
         for peer in list(self.sockets):
             if peer.wants_events:
-                peer.send_text(text)
+                try:
+                    peer.send_text(text)
+                except Exception:
+                    log.exception("an event could not be sent on a WebSocket")
 
     def _on_message(self, event: Any) -> None:
         contacts = self.client.contacts
@@ -222,23 +229,31 @@ class OneBotApi:
                   "discussion": discuss_id}[event.chat]
         stamp = getattr(event.message, "time", None) or int(time.time())
         nickname = sender.name or str(user_id)
-        try:
-            message_id = self.store.add_received(
-                chat=event.chat, target=target, user_id=user_id, text=event.text,
-                data={"segments": segments, "sender": {"user_id": user_id,
-                                                       "nickname": nickname}},
-                time=stamp)
-        except StoreUnavailable as error:
-            # The bot still hears it; get_msg will not know it (message_id 0).
-            log.warning("a received message is not stored (%s); posted with message_id 0",
-                        error.reason)
-            message_id = 0
+        message_id = self._store_received(
+            chat=event.chat, target=target, user_id=user_id, text=event.text,
+            data={"segments": segments, "sender": {"user_id": user_id,
+                                                   "nickname": nickname}},
+            time=stamp)
         self.counts["received"] += 1
         log.debug("message %d received (%s from %d)", message_id, event.chat, user_id)
         self.publish(onebot.message_event(
             self_id=self.self_id, time=int(stamp), message_id=message_id, chat=event.chat,
             user_id=user_id, nickname=nickname, card=card, segments=segments,
             group_id=group_id, discuss_id=discuss_id, message_format=MESSAGE_FORMAT))
+
+    def _store_received(self, **row: Any) -> int:
+        """The message_id of a received message, or 0 when it could not be stored:
+        whatever goes wrong in the store (locked, full, a value SQLite refuses), the
+        bot still hears the message; only ``get_msg`` will not know it."""
+        try:
+            return self.store.add_received(**row)
+        except StoreUnavailable as error:
+            reason = error.reason
+        except Exception as error:              # a value the store cannot hold
+            reason = "%s: %s" % (type(error).__name__, error)
+        log.warning("a received message is not stored (%s); delivered with message_id 0",
+                    reason)
+        return 0
 
     def _on_notice(self, event: Any) -> None:
         inner = event.event
