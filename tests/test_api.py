@@ -481,7 +481,10 @@ async def test_the_post_queue_is_bounded_and_kept_at_close(harness, monkeypatch)
     await api.close()
     harness.api = None
     store = Store(harness.tmp_path / "messages.sqlite3")
-    kept = [json.loads(body) for body in store.take_events(api.poster.url, 10)]
+    kept, after = [], 0
+    while store.kept_event(api.poster.url, after) is not None:
+        after, body = store.kept_event(api.poster.url, after)
+        kept.append(json.loads(body))
     store.close()
     assert [e.get("raw_message") for e in kept] == [None, "m0", "m1", "m2"]
 

@@ -353,22 +353,31 @@ class Store:
 
     # -- undelivered events ------------------------------------------------------------
 
-    def keep_event(self, url: str, body: bytes, error: str) -> None:
-        """An event no retry could POST: keep it (``undelivered_events``)."""
-        self._write("INSERT INTO undelivered_events (url, body, time, error) VALUES "
-                    "(?, ?, ?, ?)", (url, body.decode("utf-8"), self.clock(), error))
+    def keep_event(self, url: str, body: bytes, error: str) -> int:
+        """An event ``url`` did not take: keep it (``undelivered_events``) until it does.
+        Returns its row id: later events get higher ones, so the ids are the order in
+        which they are to be posted."""
+        return self._write("INSERT INTO undelivered_events (url, body, time, error) "
+                           "VALUES (?, ?, ?, ?)", (url, body.decode("utf-8"), self.clock(),
+                                                   error)).lastrowid
 
-    def take_events(self, url: str, limit: int) -> List[bytes]:
-        """Remove and return up to ``limit`` kept events for ``url``, oldest first."""
-        rows = self._read("SELECT id, body FROM undelivered_events WHERE url = ? "
-                          "ORDER BY id LIMIT ?", (url, limit))
-        if rows:
-            self._write("DELETE FROM undelivered_events WHERE id <= ? AND url = ?",
-                        (rows[-1]["id"], url))
-        return [row["body"].encode("utf-8") for row in rows]
+    def kept_event(self, url: str, after: int = 0) -> Optional[Tuple[int, bytes]]:
+        """The oldest event kept for ``url`` whose id is above ``after``: ``(id, body)``,
+        or None."""
+        rows = self._read("SELECT id, body FROM undelivered_events WHERE url = ? AND "
+                          "id > ? ORDER BY id LIMIT 1", (url, after))
+        return (rows[0]["id"], rows[0]["body"].encode("utf-8")) if rows else None
 
-    def undelivered(self) -> int:
-        return self._read("SELECT COUNT(*) FROM undelivered_events")[0][0]
+    def forget_events(self, url: str, upto: int) -> None:
+        """Remove the events kept for ``url`` up to id ``upto``: posted at last."""
+        self._write("DELETE FROM undelivered_events WHERE url = ? AND id <= ?", (url, upto))
+
+    def undelivered(self, url: Optional[str] = None) -> int:
+        """How many events are kept (for ``url``, or for any)."""
+        if url is None:
+            return self._read("SELECT COUNT(*) FROM undelivered_events")[0][0]
+        return self._read("SELECT COUNT(*) FROM undelivered_events WHERE url = ?",
+                          (url,))[0][0]
 
     # -- retention ---------------------------------------------------------------------
 
