@@ -2,6 +2,8 @@
 cannot take a received message, a webhook that is down for a while, redirects, a peer
 that never reads, a shutdown with a POST in flight."""
 import asyncio
+import base64
+import hashlib
 import json
 import logging
 import socket
@@ -9,7 +11,9 @@ import sqlite3
 
 import pytest
 from api_helpers import FRIEND, TOKEN, ReverseServer, Webhook, events_of, eventually
-from tornado import web, websocket
+from tornado import netutil, web, websocket
+from tornado.iostream import IOStream
+from tornado.tcpserver import TCPServer
 
 from webqq.client.events import MessageReceived, Sender
 from webqq.onebot import delivery
@@ -270,3 +274,102 @@ async def test_closing_with_a_post_and_a_connect_in_flight_logs_no_error(harness
         after, body = api.store.kept_event(api.poster.url, after)
         kept.append(json.loads(body).get("raw_message", "enable"))
     assert kept == ["enable", "queued"]
+
+
+# -- a WebSocket peer that never reads ------------------------------------------------------------
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+async def deaf_client(url_path: str, port: int) -> IOStream:
+    """A WebSocket client that completes the handshake and then never reads (its
+    receive buffer small, so the server's writes back up soon)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stream = IOStream(sock)
+    await stream.connect(("127.0.0.1", port))
+    await stream.write(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                        "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                        "Sec-WebSocket-Version: 13\r\n\r\n" % (
+                            url_path, base64.b64encode(b"0123456789abcdef").decode())
+                        ).encode())
+    head = await stream.read_until(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return stream
+
+
+class DeafServer(TCPServer):
+    """A bot's reverse WebSocket endpoint that answers the handshake, then never
+    reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.streams = []
+
+    async def handle_stream(self, stream: IOStream, address) -> None:
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.streams.append(stream)
+        head = await stream.read_until(b"\r\n\r\n")
+        key = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+               if line.lower().startswith(b"sec-websocket-key:")][0]
+        accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+        await stream.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                           b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept
+                           + b"\r\n\r\n")
+
+    def close(self) -> None:
+        self.stop()
+        for stream in self.streams:
+            stream.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_websocket_peer_that_never_reads_is_closed_at_its_bound(
+        harness, monkeypatch, caplog):
+    """Memory grew without bound (+20 MB a minute) for one /event socket that never
+    read. Each peer's unread bytes are bounded; a forward and a reverse peer that stay
+    behind are closed with a logged reason, while a bot that reads hears everything."""
+    monkeypatch.setattr(delivery, "PEER_BACKLOG", 256 * 1024)
+    deaf = DeafServer()
+    sockets = netutil.bind_sockets(0, "127.0.0.1")
+    deaf.add_sockets(sockets)
+    reader = client = None
+    try:
+        api = await harness.start(
+            ws_reverse_url="ws://127.0.0.1:%d/ws/" % sockets[0].getsockname()[1])
+        await eventually(lambda: api.reverse in api.sockets, "the reverse WebSocket")
+        reader = await websocket.websocket_connect(
+            api.url.replace("http", "ws") + "/event?access_token=" + TOKEN)
+        client = await deaf_client("/event?access_token=" + TOKEN, api.port)
+        await eventually(lambda: len(api.sockets) == 3, "three peers")
+        key = base64.b64encode(b"0123456789abcdef").decode()
+        deaf_peers = [api.reverse] + [
+            peer for peer in api.sockets if peer is not api.reverse
+            and peer.request.headers.get("Sec-WebSocket-Key") == key]
+        assert len(deaf_peers) == 2
+        heard, highest = 0, 0
+        padding = "x" * 8000
+        for n in range(3000):               # 24 MB: far more than any kernel buffer
+            api.publish({"post_type": "notice", "n": n, "padding": padding})
+            highest = max([highest] + [peer.backlog.pending for peer in deaf_peers])
+            while True:
+                frame = json.loads(await reader.read_message())
+                if frame.get("n") == n:
+                    heard += 1
+                    break
+            if not any(peer in api.sockets for peer in deaf_peers):
+                break
+        assert not any(peer in api.sockets for peer in deaf_peers)
+        assert highest <= delivery.PEER_BACKLOG
+        assert heard == n + 1
+    finally:
+        for stream in (reader, client):
+            if stream is not None:
+                stream.close()
+        deaf.close()
+    lines = [r.getMessage() for r in caplog.records if "is closed:" in r.getMessage()]
+    assert len(lines) == 2
+    assert any(line.startswith("forward WebSocket /event from 127.0.0.1 is closed: ")
+               and line.endswith("bytes of events and answers left unread (the bot does "
+                                 "not read)") for line in lines)
+    assert any(line.startswith("reverse WebSocket ws://127.0.0.1:") for line in lines)

@@ -16,7 +16,7 @@ import hmac
 import json
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any, Deque, Dict, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Optional, Set, Tuple
 from urllib.request import Request
 
 from tornado import websocket
@@ -32,7 +32,7 @@ from webqq.onebot.store import StoreUnavailable
 if TYPE_CHECKING:                                   # pragma: no cover
     from webqq.onebot.server import OneBotApi
 
-__all__ = ["EventPoster", "ReverseConnection"]
+__all__ = ["EventPoster", "ReverseConnection", "Backlog", "PEER_BACKLOG"]
 
 log = logging.getLogger("webqq.api")
 
@@ -51,6 +51,46 @@ POST_QUEUE = 1000
 #: Reverse WebSocket reconnect delays: 1, 2, 4 ... capped, reset once connected.
 REVERSE_BACKOFF = 1.0
 REVERSE_BACKOFF_MAX = 60.0
+
+
+#: Bytes a WebSocket peer may leave untaken (written, not yet in the kernel's buffer,
+#: which holds a few MB more) before it is closed: thousands of events. A bot that reads
+#: keeps it near 0; one that never reads grew the daemon by 20 MB a minute.
+PEER_BACKLOG = 4 * 1024 * 1024
+
+
+class Backlog:
+    """The bytes one WebSocket peer has not taken yet: frames handed to
+    ``write_message`` whose futures have not resolved (Tornado resolves one once the
+    frame is in the kernel). ``send`` refuses a frame that would take it past
+    ``PEER_BACKLOG``: the caller then closes the peer, which frees what it holds."""
+
+    def __init__(self) -> None:
+        self.pending = 0
+
+    def send(self, write: Callable[[str], "asyncio.Future"], text: str) -> bool:
+        """``write(text)`` unless the peer is too far behind. Returns whether it was
+        written.
+
+        Raises:
+            websocket.WebSocketClosedError: the peer is gone (what ``write`` raises).
+        """
+        size = len(text.encode("utf-8"))
+        if self.pending and self.pending + size > PEER_BACKLOG:
+            return False
+        future = write(text)
+        self.pending += size
+        future.add_done_callback(lambda done: self._taken(done, size))
+        return True
+
+    def _taken(self, future: "asyncio.Future", size: int) -> None:
+        self.pending -= size
+        if not future.cancelled():
+            future.exception()          # a peer gone meanwhile is no error: retrieved
+
+    def why(self) -> str:
+        """The reason given when the peer is closed."""
+        return "%d bytes of events and answers left unread" % self.pending
 
 
 def _is_heartbeat(event: Dict[str, Any]) -> bool:
@@ -299,6 +339,7 @@ class ReverseConnection:
         self.url = url
         self.shown = redact_url(url)        # for the log: no credentials
         self.connection: Optional[websocket.WebSocketClientConnection] = None
+        self.backlog = Backlog()
         self.connects = 0
         self._task: Optional[asyncio.Task] = None
         self._frames: Set[asyncio.Future] = set()
@@ -322,6 +363,7 @@ class ReverseConnection:
                             delay)
             else:
                 self.connects += 1
+                self.backlog = Backlog()
                 failures = 0
                 delay = REVERSE_BACKOFF
                 log.info("reverse WebSocket connected to %s", self.shown)
@@ -350,12 +392,18 @@ class ReverseConnection:
         self.send_text(await answer_frame(self.api.actions, frame))
 
     def send_text(self, text: str) -> None:
-        if self.connection is None:
+        connection = self.connection
+        if connection is None:
             return
         try:
-            self.connection.write_message(text)
+            if self.backlog.send(connection.write_message, text):
+                return
         except websocket.WebSocketClosedError:
-            pass
+            return
+        log.warning("reverse WebSocket %s is closed: %s (the bot does not read)",
+                    self.shown, self.backlog.why())
+        self.api.sockets.discard(self)
+        connection.close(1008, "too far behind")
 
     async def close(self) -> None:
         if self.connection is not None:

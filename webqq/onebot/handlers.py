@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 from tornado import web, websocket
 
 from webqq.onebot.actions import answer_frame, envelope, to_json
+from webqq.onebot.delivery import Backlog
 from webqq.onebot.mapping import Retcode
 
 if TYPE_CHECKING:                                   # pragma: no cover
@@ -213,6 +214,7 @@ class EventSocket(websocket.WebSocketHandler):
         self.role = role
         self.wants_events = role in ("universal", "event")
         self.takes_actions = role in ("universal", "api")
+        self.backlog = Backlog()
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
         try:
@@ -246,9 +248,15 @@ class EventSocket(websocket.WebSocketHandler):
 
     def send_text(self, text: str) -> None:
         try:
-            self.write_message(text)
+            if self.backlog.send(self.write_message, text):
+                return
         except websocket.WebSocketClosedError:
             self.api.sockets.discard(self)
+            return
+        log.warning("forward WebSocket %s from %s is closed: %s (the bot does not read)",
+                    self.request.path, self.request.remote_ip, self.backlog.why())
+        self.api.sockets.discard(self)
+        self.close(1008, "too far behind")
 
     def check_origin(self, origin: str) -> bool:
         return True     # bots are not browsers; the token is the guard
