@@ -3,12 +3,14 @@ messages accepted by the API surviving SIGKILL (each sent once after the restart
 bot written for a real OneBot SDK (aiocqhttp, from PyPI) answering a message."""
 import json
 import os
+import select
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.request
 
 import pytest
@@ -317,3 +319,56 @@ def test_a_public_listen_address_without_a_token_refuses_to_start(tmp_path):
     assert result.stderr.endswith("listen = 0.0.0.0:0 is not a loopback address: set "
                                   "[api] token\n")
     assert not (tmp_path / "run" / TOKEN_NAME).exists()
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open("/proc/%d/stat" % pid) as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_half_open_connections_at_the_fd_limit_leave_the_daemon_working(tmp_path):
+    """300 peers, each with half a request head, against a daemon limited to 256 file
+    descriptors: they filled its fd table, and Tornado's accept loop spun on EMFILE,
+    the API and status.json dead until they left. Now the API holds 128 (its cap), the
+    rest wait; the WebQQ session answers, status.json follows, no core spins, and the
+    API serves as soon as they are gone."""
+    config = write_config(tmp_path, api=LOOPBACK_ANY_PORT)
+    daemon = Daemon(config, fd_limit=256)
+    peers = []
+    try:
+        sim = daemon_simulator(daemon)
+        token = (daemon.state_dir / TOKEN_NAME).read_text().strip()
+        port = int(read_status(daemon.state_dir)["api"]["url"].rsplit(":", 1)[1])
+        for _ in range(300):
+            peer = socket.socket()
+            peer.setblocking(False)
+            peer.connect_ex(("127.0.0.1", port))
+            peers.append(peer)
+        _, writable, _ = select.select([], peers, [], 5.0)
+        for peer in writable:
+            try:
+                peer.send(b"GET /get_status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            except OSError:
+                pass                        # not accepted by the kernel either: fine
+        wait_for(lambda: "the API holds 128 connections, its cap" in daemon.log_text(),
+                 "the cap")
+        sent_before = daemon.status()["counts"].get("sent", 0)
+        cpu, started = _cpu_seconds(daemon.process.pid), time.monotonic()
+        sim.say("!ping")
+        sim.wait_sent("pong")
+        wait_for(lambda: daemon.status()["counts"].get("sent", 0) > sent_before,
+                 "status.json to count the pong")
+        time.sleep(1.0)                     # a second of the siege, to measure the CPU
+        busy = _cpu_seconds(daemon.process.pid) - cpu
+        assert busy < 0.5 * (time.monotonic() - started), busy
+        for peer in peers:
+            peer.close()
+        peers = []
+        assert api_call(daemon, "get_status", {}, token)["data"]["online"] is True
+    finally:
+        for peer in peers:
+            peer.close()
+        assert daemon.stop() == 0
+    text = daemon.log_text()
+    assert "Too many open files" not in text and "Traceback" not in text

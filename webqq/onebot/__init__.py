@@ -8,5 +8,6 @@ around the client: every send goes through its queue, every fact comes from its 
 Its modules, from the bottom up: ``mapping`` (OneBot shapes, no I/O), ``store`` (the
 SQLite file), ``outbound`` (the durable queue of messages to send), ``actions`` (one
 coroutine per action), ``delivery`` (event POSTs, the reverse WebSocket), ``handlers``
-(HTTP and forward WebSocket), ``server`` (``OneBotApi``, owning the rest), ``token``.
+(HTTP and forward WebSocket), ``listener`` (the HTTP server's timeouts, connection cap
+and accept loop), ``server`` (``OneBotApi``, owning the rest), ``token``.
 """

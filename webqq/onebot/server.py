@@ -1,7 +1,8 @@
 """The OneBot v11 API of one daemon: its server, and the events it publishes.
 
 server: ``OneBotApi`` owns the parts (``webqq.onebot.actions``, ``.handlers``,
-``.delivery``, ``.outbound``): ``await api.start()`` listens, ``await api.close()`` stops
+``.delivery``, ``.listener``, ``.outbound``): ``await api.start()`` listens (with the
+timeouts and the connection cap of ``webqq.onebot.listener``), ``await api.close()`` stops
 (a queued message stays queued in the store; the queue itself, ``Outbound``, belongs to
 the daemon, which has one with or without the API). It turns the client's messages and
 notices into OneBot events and publishes each to the webhook and every WebSocket that
@@ -16,7 +17,6 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from tornado import netutil, web
-from tornado.httpserver import HTTPServer
 from tornado.ioloop import PeriodicCallback
 
 from webqq.client.client import State
@@ -24,6 +24,7 @@ from webqq.onebot import mapping as onebot
 from webqq.onebot.actions import MESSAGE_FORMAT, Actions, to_json
 from webqq.onebot.delivery import EventPoster, ReverseConnection
 from webqq.onebot.handlers import MAX_BODY, ActionHandler, EventSocket, log_request
+from webqq.onebot.listener import ApiServer
 from webqq.onebot.outbound import Outbound
 from webqq.onebot.store import StoreUnavailable
 
@@ -70,7 +71,7 @@ class OneBotApi:
             if config.post_url else None
         self.reverse = ReverseConnection(self, config.ws_reverse_url) \
             if config.ws_reverse_url else None
-        self.server: Optional[HTTPServer] = None
+        self.server: Optional[ApiServer] = None
         self.port: Optional[int] = None
         self.counts = {"received": 0, "events": 0}
         self._timers: List[PeriodicCallback] = []
@@ -109,9 +110,9 @@ class OneBotApi:
             except OSError as error:
                 raise ApiError("cannot listen on %s:%d: %s" % (host, port,
                                                                 error.strerror or error))
-            self.server = HTTPServer(self.application(), max_body_size=MAX_BODY,
-                                     xheaders=False)
-            self.server.add_sockets(sockets)
+            self.server = ApiServer(self.application(), max_body_size=MAX_BODY,
+                                    xheaders=False)
+            self.server.listen_on(sockets)
             self.port = sockets[0].getsockname()[1]
             log.info("OneBot v11 API listening on %s (HTTP /:action, WebSocket /ws /api "
                      "/event)", self.url)
