@@ -41,11 +41,14 @@ class Friend:
 
 @dataclass(frozen=True)
 class Member:
-    """A member of a group or discussion: ``card`` is the group card (groups only)."""
+    """A member of a group or discussion: ``card`` is the group card (groups only);
+    ``role`` is ``owner`` (a group's or discussion's owner), ``admin`` (a group's
+    administrators: bit 0 of ``mflag``) or ``member``."""
     uin: int
     qq: Optional[int]
     nick: str
     card: Optional[str] = None
+    role: str = "member"
 
     @property
     def display_name(self) -> str:
@@ -213,7 +216,9 @@ class ContactLoader:
             info = await self._get(run, build_group_info(g.code, vfwebqq=vfwebqq, t=t()),
                                    parse_group_info)
             members = {} if info is None else {
-                m.uin: Member(m.uin, await self._lookup(run, m.uin, vfwebqq), m.nick, m.card)
+                m.uin: Member(m.uin, await self._lookup(run, m.uin, vfwebqq), m.nick, m.card,
+                              "owner" if m.uin == info.owner_uin else
+                              "admin" if m.is_admin else "member")
                 for m in info.members}
             number = await self._lookup(run, g.code, vfwebqq, lookup_type=4)
             contacts.groups[g.gid] = Group(g.gid, g.code, number, g.name, g.markname, members)
@@ -224,7 +229,9 @@ class ContactLoader:
                 d.did, clientid=clientid, psessionid=psessionid, vfwebqq=vfwebqq, t=t()),
                 parse_discussion_info)
             members = {} if info is None else {
-                m.uin: Member(m.uin, m.qq, m.nick) for m in info.members}
+                m.uin: Member(m.uin, m.qq, m.nick,
+                              role="owner" if m.uin == info.owner_uin else "member")
+                for m in info.members}
             contacts.discussions[d.did] = Discussion(d.did, d.name, members)
         return contacts if current() else None
 

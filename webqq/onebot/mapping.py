@@ -303,8 +303,19 @@ def member_info(group: Group, uin: int, contacts: Contacts, self_id: int
     return {"group_id": group_id_of(group), "user_id": user_id_of(uin, member.qq, contacts),
             "nickname": member.nick, "card": member.card or "", "sex": "unknown",
             "age": 0, "area": "", "join_time": 0, "last_sent_time": 0, "level": "",
-            "role": "member", "unfriendly": False, "title": "", "title_expire_time": 0,
+            "role": member.role, "unfriendly": False, "title": "", "title_expire_time": 0,
             "card_changeable": False}
+
+
+def nick_of(uin: int, contacts: Contacts,
+            chat: Union[Group, Discussion, None] = None) -> Optional[str]:
+    """The nickname behind a uin (OneBot's ``nickname``: neither our remark nor a group
+    card): from the chat's members, the friends, or any chat; None when unknown."""
+    chats = list(contacts.groups.values()) + list(contacts.discussions.values())
+    people = [chat.members.get(uin) if chat is not None else None,
+              contacts.friends.get(uin)] + [other.members.get(uin) for other in chats]
+    return next((person.nick for person in people if person is not None and person.nick),
+                None)
 
 
 def find_member(group: Group, user_id: int, contacts: Contacts) -> Optional[int]:
@@ -320,10 +331,11 @@ def find_member(group: Group, user_id: int, contacts: Contacts) -> Optional[int]
 def message_event(*, self_id: int, time: int, message_id: int, chat: str, user_id: int,
                   nickname: str, card: str, segments: List[Segment],
                   group_id: Optional[int] = None, discuss_id: Optional[int] = None,
-                  message_format: str = "string") -> Dict[str, Any]:
+                  message_format: str = "string", role: str = "member") -> Dict[str, Any]:
     """A ``post_type: message`` event: private (``buddy``: sub_type friend;
     ``session``: sub_type group, a stranger met in a group), group, or discuss (CQHTTP's
-    discussion type, which OneBot SDKs still accept)."""
+    discussion type, which OneBot SDKs still accept). ``nickname`` is the sender's own
+    nick; in a group ``card`` is their group card and ``role`` owner, admin or member."""
     string = to_cq_string(segments)
     event: Dict[str, Any] = {
         "time": time, "self_id": self_id, "post_type": "message",
@@ -338,7 +350,7 @@ def message_event(*, self_id: int, time: int, message_id: int, chat: str, user_i
     elif chat == "group":
         event.update(message_type="group", sub_type="normal", group_id=group_id,
                      anonymous=None)
-        event["sender"].update(card=card, role="member", area="", level="", title="")
+        event["sender"].update(card=card, role=role, area="", level="", title="")
     else:
         event.update(message_type="discuss", discuss_id=discuss_id)
     return event

@@ -218,29 +218,33 @@ class OneBotApi:
         user_id = onebot.user_id_of(sender.uin, sender.qq, contacts)
         segments = onebot.from_content(event.message.content)
         group_id = discuss_id = None
-        card = ""
+        card, role = "", "member"
         if event.chat == "group":
             group_id = onebot.group_id_of(event.group, getattr(event.message, "group_number",
                                                                None) or event.message.code)
             member = event.group.members.get(sender.uin) if event.group else None
-            card = (member.card or "") if member else ""
+            if member is not None:
+                card, role = member.card or "", member.role
         elif event.chat == "discussion":
             discuss_id = event.message.did
         target = {"buddy": user_id, "session": user_id, "group": group_id,
                   "discussion": discuss_id}[event.chat]
         stamp = getattr(event.message, "time", None) or int(time.time())
-        nickname = sender.name or str(user_id)
+        nickname = (onebot.nick_of(sender.uin, contacts, event.group or event.discussion)
+                    or sender.name or str(user_id))
+        stored_sender = {"user_id": user_id, "nickname": nickname}
+        if event.chat == "group":
+            stored_sender.update(card=card, role=role)
         message_id = self._store_received(
             chat=event.chat, target=target, user_id=user_id, text=event.text,
-            data={"segments": segments, "sender": {"user_id": user_id,
-                                                   "nickname": nickname}},
-            time=stamp)
+            data={"segments": segments, "sender": stored_sender}, time=stamp)
         self.counts["received"] += 1
         log.debug("message %d received (%s from %d)", message_id, event.chat, user_id)
         self.publish(onebot.message_event(
             self_id=self.self_id, time=int(stamp), message_id=message_id, chat=event.chat,
             user_id=user_id, nickname=nickname, card=card, segments=segments,
-            group_id=group_id, discuss_id=discuss_id, message_format=MESSAGE_FORMAT))
+            group_id=group_id, discuss_id=discuss_id, message_format=MESSAGE_FORMAT,
+            role=role))
 
     def _store_received(self, **row: Any) -> int:
         """The message_id of a received message, or 0 when it could not be stored:
