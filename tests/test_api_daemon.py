@@ -372,3 +372,27 @@ def test_half_open_connections_at_the_fd_limit_leave_the_daemon_working(tmp_path
         assert daemon.stop() == 0
     text = daemon.log_text()
     assert "Too many open files" not in text and "Traceback" not in text
+
+
+def test_discussion_ids_stay_across_restarts_and_an_unknown_one_is_an_error(tmp_path):
+    """The embedded simulator draws new dids at every start, and the ids webqq handed
+    out changed with them (1536836207, 2358630789, 4230747227); `webqq send discussion
+    40001 hi` answered 'retcode 108'."""
+    config = write_config(tmp_path, api=LOOPBACK_ANY_PORT)
+    ids = []
+    for run in range(2):
+        daemon = Daemon(config)
+        try:
+            sim = daemon_simulator(daemon)
+            listed = json.loads(webqq(config, "groups", "--json").stdout)["discussions"]
+            ids.append([d["discuss_id"] for d in listed])
+            sent = webqq(config, "send", "discussion", str(ids[-1][0]), "run %d" % run)
+            assert sent.returncode == 0, sent.stderr
+            assert sim.wait_sent("run %d" % run)["to"] == 40001
+            refused = webqq(config, "send", "discussion", "40001", "hi")
+            assert refused.returncode == 1
+            assert refused.stderr.endswith("failed: unknown discussion 40001\n"), \
+                refused.stderr
+        finally:
+            assert daemon.stop() == 0
+    assert ids[0] == ids[1] and len(ids[0]) == 1

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional
 import webqq
 from webqq.client.client import State
 from webqq.onebot import mapping as onebot
+from webqq.onebot.discussions import discussion_info
 from webqq.onebot.mapping import BadParams, OneBotError, Retcode
 from webqq.onebot.store import StoreUnavailable
 from webqq.tasks import TaskSet
@@ -291,9 +292,10 @@ class Actions:
         return [onebot.group_info(group) for group in self._contacts().groups.values()]
 
     async def do_get_discuss_list(self, params: Dict[str, Any]) -> List[Dict[str, Any]]:
-        """webqq's own action (``webqq groups``): the discussions, by did."""
-        return [{"discuss_id": d.did, "discuss_name": d.name, "member_count": len(d.members)}
-                for d in self._contacts().discussions.values()]
+        """webqq's own action (``webqq groups``): the discussions, by discuss_id (stable
+        across restarts: ``webqq.onebot.discussions``)."""
+        listed = self.api.outbound.discussions.listed(self._contacts())
+        return [discussion_info(d, discuss_id) for discuss_id, d in sorted(listed.items())]
 
     async def do_get_group_info(self, params: Dict[str, Any]) -> Dict[str, Any]:
         return onebot.group_info(self._group(params))

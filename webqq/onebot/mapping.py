@@ -17,7 +17,8 @@ Ids. WebQQ's uins change with every login; OneBot bots keep ids in their databas
   the ``get_friend_uin2`` endpoint (``ContactLoader``, cached in ``Contacts``); only when
   the server gave none does ``user_id`` fall back to the uin (volatile, documented).
 * ``group_id`` is the group's public number (the same lookup, type 4), else its ``code``.
-* ``discuss_id`` is the discussion's ``did``, the id the simulator and the plugins use.
+* ``discuss_id`` is an id of our own that outlives the did (which may change at every
+  login): ``webqq.onebot.discussions``.
 * ``self_id`` is ``[account] qq``; ``message_id`` is the store's row id (stable).
 * A stranger met in a group or discussion writes a private message with ``sub_type``
   ``group``; a private message to that ``user_id`` goes back through the same temporary

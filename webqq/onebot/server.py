@@ -226,7 +226,7 @@ class OneBotApi:
             if member is not None:
                 card, role = member.card or "", member.role
         elif event.chat == "discussion":
-            discuss_id = event.message.did
+            discuss_id = self.outbound.discussions.id_of(event.message.did, contacts)
         target = {"buddy": user_id, "session": user_id, "group": group_id,
                   "discussion": discuss_id}[event.chat]
         stamp = getattr(event.message, "time", None) or int(time.time())

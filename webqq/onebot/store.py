@@ -74,6 +74,15 @@ OPEN_TIMEOUT = 5.0
 #: Statuses of an outgoing row that still has to be sent.
 PENDING = ("queued", "sending")
 
+#: The ids given to discussions (``webqq.onebot.discussions``).
+_DISCUSSIONS = """
+CREATE TABLE IF NOT EXISTS discussions (
+    discuss_id INTEGER PRIMARY KEY,         -- the OneBot id, kept for good
+    did INTEGER NOT NULL,                   -- the discussion's did when last seen
+    owner INTEGER,                          -- the owner's QQ number, if known
+    name TEXT NOT NULL,
+    seen REAL NOT NULL
+)"""
 #: The tables, one statement each (the comments hold semicolons).
 _SCHEMA = ("""
 CREATE TABLE IF NOT EXISTS messages (
@@ -100,12 +109,14 @@ CREATE TABLE IF NOT EXISTS undelivered_events (
     body TEXT NOT NULL,                     -- the event JSON as it was to be POSTed
     time REAL NOT NULL,
     error TEXT
-)""")
+)""", _DISCUSSIONS)
 #: ``PRAGMA user_version`` of the schema above, and how to bring an older file to it.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _UPGRADES = {
     # 0 -> 1: plugin replies joined the queue (they were saved to outbox-QQ.json).
     1: "ALTER TABLE messages ADD COLUMN origin TEXT NOT NULL DEFAULT 'api'",
+    # 1 -> 2: discussions got ids of their own.
+    2: _DISCUSSIONS,
 }
 
 
@@ -378,6 +389,19 @@ class Store:
             return self._read("SELECT COUNT(*) FROM undelivered_events")[0][0]
         return self._read("SELECT COUNT(*) FROM undelivered_events WHERE url = ?",
                           (url,))[0][0]
+
+    # -- discussions -------------------------------------------------------------------
+
+    def discussions(self) -> List[Tuple[int, int, Optional[int], str]]:
+        """Every discussion given an id: ``(discuss_id, did, owner, name)``."""
+        return [(row["discuss_id"], row["did"], row["owner"], row["name"]) for row in
+                self._read("SELECT discuss_id, did, owner, name FROM discussions")]
+
+    def save_discussion(self, discuss_id: int, did: int, owner: Optional[int],
+                        name: str) -> None:
+        """Remember what discussion ``discuss_id`` is now."""
+        self._write("INSERT OR REPLACE INTO discussions (discuss_id, did, owner, name, seen) "
+                    "VALUES (?, ?, ?, ?, ?)", (discuss_id, did, owner, name, self.clock()))
 
     # -- retention ---------------------------------------------------------------------
 
