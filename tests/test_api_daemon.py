@@ -3,6 +3,7 @@ messages accepted by the API surviving SIGKILL (each sent once after the restart
 bot written for a real OneBot SDK (aiocqhttp, from PyPI) answering a message."""
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -94,23 +95,67 @@ def test_captcha_verb_answers_a_waiting_login(tmp_path):
         simulator.close()
 
 
+def _store_files(state_dir) -> dict:
+    return {path.name: path.stat().st_size for path in state_dir.glob("messages.sqlite3*")}
+
+
 def test_messages_accepted_before_sigkill_are_sent_once_after_restart(tmp_path):
+    """Messages sent through the API and plugin replies, around a store that another
+    process locks and then one that cannot grow (a full disk, made by lowering the
+    daemon's RLIMIT_FSIZE to the store's size), then queued while the server is away,
+    then SIGKILL: after the restart every accepted message is sent exactly once, and
+    every one refused was refused with its reason and is never sent."""
     simulator = StandaloneSimulator()
     # One retry: the daemon must notice the short outage rather than ride it out.
-    config = simulator.config(tmp_path, api=LOOPBACK_ANY_PORT, network={"retries": "1"})
+    config = simulator.config(tmp_path, api=LOOPBACK_ANY_PORT, network={"retries": "1"},
+                              daemon={"loglevel": "info"})
     daemon = Daemon(config)
+    accepted, refused, echoed = {}, {}, []
     try:
         daemon.wait_online()
         token = (daemon.state_dir / TOKEN_NAME).read_text().strip()
+
+        def send(text):
+            answer = api_call(daemon, "send_private_msg", {"user_id": FRIEND,
+                                                           "message": text}, token)
+            if answer["status"] == "ok":
+                accepted[text] = answer["data"]["message_id"]
+            else:
+                refused[text] = answer["msg"]
+
+        def phase(name, why):
+            send("%s api" % name)
+            simulator.control.say("!echo %s plugin" % name)
+            echoed.append("%s plugin" % name)
+            wait_for(lambda: daemon.status().get("sending_paused") == why,
+                     "sending to pause: %s" % why)
+            send("%s api again" % name)
+
+        # A store locked by another process (a backup, an sqlite3 shell).
+        locker = sqlite3.connect(str(daemon.state_dir / "messages.sqlite3"),
+                                 isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")
+        phase("locked", "database is locked")
+        locker.execute("ROLLBACK")
+        locker.close()
+        wait_for(lambda: daemon.status().get("sending_paused", "") is None, "resume")
+        # A store that cannot grow: its largest file's size is the limit of any file.
+        limit = max(_store_files(daemon.state_dir).values())
+        assert daemon.log.stat().st_size < limit - 16384, "the log would hit the limit"
+        resource.prlimit(daemon.process.pid, resource.RLIMIT_FSIZE,
+                         (limit, resource.RLIM_INFINITY))
+        phase("full", "disk I/O error")
+        resource.prlimit(daemon.process.pid, resource.RLIMIT_FSIZE,
+                         (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        wait_for(lambda: daemon.status().get("sending_paused", "") is None, "resume")
+        for text in echoed:
+            simulator.control.wait_sent(text)
+
         simulator.control._call("offline", {"seconds": 3})
         wait_for(lambda: daemon.status().get("state") not in ("online", None),
                  "the daemon to notice the server is gone")
-        ids = []
         for n in range(3):
-            answer = api_call(daemon, "send_private_msg", {
-                "user_id": FRIEND, "message": "queued %d" % n}, token)
-            assert answer["status"] == "ok"
-            ids.append(answer["data"]["message_id"])
+            send("queued %d" % n)
         daemon.stop(signal.SIGKILL)
 
         daemon = Daemon(config)
@@ -118,11 +163,17 @@ def test_messages_accepted_before_sigkill_are_sent_once_after_restart(tmp_path):
 
         def all_sent():
             states = [api_call(daemon, "get_msg", {"message_id": i}, token)["data"]
-                      ["send_status"] for i in ids]
-            return states == ["sent"] * 3
-        wait_for(all_sent, "the three messages to be sent")
+                      ["send_status"] for i in accepted.values()]
+            return states == ["sent"] * len(accepted)
+        wait_for(all_sent, "the accepted messages to be sent")
         texts = [m["text"] for m in simulator.control.sent()]
-        assert [texts.count("queued %d" % n) for n in range(3)] == [1, 1, 1]
+        delivered = list(accepted) + echoed
+        assert {text: texts.count(text) for text in delivered} == dict.fromkeys(delivered, 1)
+        assert {text: texts.count(text) for text in refused} == dict.fromkeys(refused, 0)
+        assert {text: why.rsplit(": ", 1)[1] for text, why in refused.items()} == {
+            "locked api": "database is locked", "locked api again": "database is locked",
+            "full api": "disk I/O error", "full api again": "disk I/O error"}
+        assert {"queued 0", "queued 1", "queued 2"} <= set(accepted)
         assert "3 message(s) are waiting to be sent (3 from the API, 0 from plugins)" \
             in daemon.log_text()
     finally:
