@@ -74,6 +74,7 @@ class OneBotApi:
         self.server: Optional[ApiServer] = None
         self.port: Optional[int] = None
         self.counts = {"received": 0, "events": 0}
+        self._not_stored: Optional[str] = None   # why the last message was not stored
         self._timers: List[PeriodicCallback] = []
         self._listeners = (("message", self._on_message), ("notice", self._on_notice))
 
@@ -251,13 +252,19 @@ class OneBotApi:
         whatever goes wrong in the store (locked, full, a value SQLite refuses), the
         bot still hears the message; only ``get_msg`` will not know it."""
         try:
-            return self.store.add_received(**row)
+            message_id = self.store.add_received(**row)
         except StoreUnavailable as error:
             reason = error.reason
         except Exception as error:              # a value the store cannot hold
             reason = "%s: %s" % (type(error).__name__, error)
-        log.warning("a received message is not stored (%s); delivered with message_id 0",
-                    reason)
+        else:
+            self._not_stored = None
+            return message_id
+        # Once per cause: a store locked for a minute is not a warning per message.
+        log.log(logging.DEBUG if reason == self._not_stored else logging.WARNING,
+                "a received message is not stored (%s); delivered with message_id 0",
+                reason)
+        self._not_stored = reason
         return 0
 
     def _on_notice(self, event: Any) -> None:
