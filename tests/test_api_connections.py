@@ -107,3 +107,17 @@ def test_the_cap_leaves_descriptors_to_the_rest_of_the_daemon(monkeypatch):
                       (listener.resource.RLIM_INFINITY, 1000)):
         limits["now"] = (soft, soft)
         assert listener.connection_cap() == cap, soft
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_header_tornado_cannot_parse_is_not_logged(harness, caplog):
+    """Tornado logs 'Malformed HTTP message ... Invalid header value' with the value,
+    here a token: the value is left out."""
+    caplog.set_level(logging.DEBUG)
+    api = await harness.start()
+    stream = await connect(api.port, b"GET /get_status HTTP/1.1\r\nHost: x\r\n"
+                                     b"Authorization: Bearer Secret-Token-77\x01\r\n\r\n")
+    await closed_by_server(stream)
+    await eventually(lambda: "Malformed HTTP message" in caplog.text, "the log line")
+    assert "Secret-Token-77" not in caplog.text
+    assert "Invalid header value (not shown)" in caplog.text

@@ -17,8 +17,12 @@ listener: ``ApiServer`` (``listen_on(sockets)``, ``stop()``). Three limits:
   out of the handler; the socket stays readable, and the IOLoop calls it again at once,
   for ever: a core spinning and a log line each time.
 
-What it must never do: take the last file descriptors, spin on ``accept``, or keep a
-connection that sends nothing.
+Tornado logs a request it cannot parse ("Malformed HTTP message from ...") with the
+offending header's value, which may be the token: ``ApiServer`` makes that logger leave
+the value out (``_HideHeaderValues``).
+
+What it must never do: take the last file descriptors, spin on ``accept``, keep a
+connection that sends nothing, or let a header's value reach the log.
 """
 import errno
 import logging
@@ -67,6 +71,23 @@ def connection_cap() -> int:
     return max(1, min(MAX_CONNECTIONS, max(soft // 2, soft - FD_RESERVE)))
 
 
+class _HideHeaderValues(logging.Filter):
+    """Cuts the quoted value out of Tornado's "Malformed HTTP message" lines: "Invalid
+    header value 'Bearer ...'" becomes "Invalid header value (not shown)"."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Malformed HTTP message from %s: %s" and len(record.args) == 2:
+            problem = str(record.args[1])
+            cut = min([at for at in (problem.find("'"), problem.find('"')) if at >= 0],
+                      default=-1)
+            if cut >= 0:
+                record.args = (record.args[0], problem[:cut].rstrip() + " (not shown)")
+        return True
+
+
+_HIDE_HEADER_VALUES = _HideHeaderValues()
+
+
 class ApiServer(HTTPServer):
     """Tornado's ``HTTPServer`` with the header and body timeouts, the connection cap
     and the accept loop of the module doc. Give it sockets with ``listen_on`` (not
@@ -77,6 +98,7 @@ class ApiServer(HTTPServer):
         kwargs.setdefault("body_timeout", BODY_TIMEOUT)
         super().initialize(*args, **kwargs)
         self.cap = connection_cap()
+        logging.getLogger("tornado.general").addFilter(_HIDE_HEADER_VALUES)   # once
         self.acceptors: List[_Acceptor] = []
         self._open: Set[socket.socket] = set()      # accepted, not yet closed
 
