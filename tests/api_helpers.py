@@ -47,8 +47,10 @@ class Harness:
         self.http = AsyncHTTPClient(force_instance=True)
         self.servers: List[HTTPServer] = []
 
-    async def start(self, *, heartbeat_interval: float = 0.0, **settings: Any) -> OneBotApi:
-        client = self.world.client()
+    async def start(self, *, heartbeat_interval: float = 0.0, stream: Any = None,
+                    **settings: Any) -> OneBotApi:
+        """Start a client (on ``stream``, default the simulator's) and the API."""
+        client = self.world.client(stream=stream)
         recorder = Recorder(client)
         client.start()
         await recorder.online()

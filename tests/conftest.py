@@ -13,10 +13,12 @@ from tornado import netutil
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamClosedError
 
-# Fixtures of the simulator, client and API suites (sim, browser, held_polls, world,
-# harness), available to every test module without importing them; and webqq.testing's
-# pytest plugin (webqq_sim), which an installed webqq also registers under this name.
-pytest_plugins = ("simulator_helpers", "client_helpers", "api_helpers", "webqq.testing.plugin")
+# Fixtures of the simulator, client, API and media suites (sim, browser, held_polls,
+# world, harness, admin_world), available to every test module without importing them;
+# and webqq.testing's pytest plugin (webqq_sim), which an installed webqq also registers
+# under this name.
+pytest_plugins = ("simulator_helpers", "client_helpers", "api_helpers", "media_helpers",
+                  "webqq.testing.plugin")
 
 
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "ip6-localhost"}

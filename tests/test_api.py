@@ -54,7 +54,7 @@ async def test_information_actions_speak_qq_and_group_numbers(harness):
     assert (await harness.ok("get_stranger_info", {"user_id": 20002}))["nickname"] == "Bob"
     version = await harness.ok("get_version_info")
     assert version["app_name"] == "webqq" and version["protocol_version"] == "v11"
-    assert await harness.ok("can_send_image") == {"yes": False}
+    assert await harness.ok("can_send_image") == {"yes": True}
     assert await harness.ok("can_send_record") == {"yes": False}
     status = await harness.ok("get_status")
     assert status["online"] is True and status["good"] is True
@@ -93,9 +93,9 @@ async def test_send_actions_in_both_message_formats_reach_the_server(harness):
 async def test_unsupported_segments_and_bad_params_are_refused_with_retcodes(harness):
     await harness.start()
     code, answer = await harness.call("send_private_msg", {
-        "user_id": FRIEND, "message": "look [CQ:image,file=cat.jpg]"})
+        "user_id": FRIEND, "message": "listen [CQ:record,file=cat.amr]"})
     assert (code, answer["status"], answer["retcode"]) == (200, "failed", 102)
-    assert "'image'" in answer["msg"]
+    assert "'record'" in answer["msg"]
     for params in ({"message": "x"}, {"user_id": "abc", "message": "x"},
                    {"user_id": FRIEND}, {"user_id": FRIEND, "message": 5},
                    {"user_id": FRIEND, "message": " "}):

@@ -80,7 +80,7 @@ def weird_message(text: str, uin: int) -> MessageReceived:
     message = BuddyMessage(msg_id=1, msg_id2=2, from_uin=uin, time=1700000000,
                            content=decode_content([text]))
     return MessageReceived(chat="buddy", message=message, text=text,
-                           sender=Sender(uin=uin, qq=None, name="weird"))
+                           sender=Sender(uin=uin, qq=None, name="weird"), pieces=(text,))
 
 
 # -- received messages reach every bot connection, stored or not ------------------------

@@ -150,6 +150,9 @@ async def test_bytes_that_are_not_utf8_are_refused_without_logging_the_request(
         "send_private_msg", body=b'{"user_id": 20001, "message": "' + secret_text.encode()
         + b'\xff"}')
     assert code == 400 and answer["msg"].startswith("the body is not valid JSON")
+    code, answer = await harness.call("images/x.jpg", token=None, method="GET", query=(
+        "?access_token=%s&m=%s%%FF" % (TOKEN, secret_text)))
+    assert (code, answer["msg"]) == (400, "the query is not valid UTF-8 (parameter m)")
     with pytest.raises(HTTPClientError) as refused:
         await websocket.websocket_connect("%s/ws?access_token=%s&m=%s%%FF" % (
             harness.api.url.replace("http", "ws"), TOKEN, secret_text))

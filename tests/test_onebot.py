@@ -6,10 +6,11 @@ import re
 import pytest
 
 from webqq.client.contacts import Contacts, Friend, Group, Member
+from webqq.client.pictures import ReceivedPicture
 from webqq.onebot import mapping as onebot
 from webqq.onebot.mapping import BadParams, UnsupportedSegment
 from webqq.onebot.store import Store, StoreError, move_aside, open_store
-from webqq.qq import Face, content_text, decode_content
+from webqq.qq import Face, content_text
 
 
 def test_cq_strings_are_parsed_with_their_escapes():
@@ -45,13 +46,18 @@ def test_segments_map_to_webqq_pieces_or_are_refused():
         onebot.to_pieces(onebot.parse_message("[CQ:reply,id=1]"))
 
 
-def test_received_content_becomes_segments():
-    content = decode_content([["font", {"name": "宋体", "size": 10, "style": [0, 0, 0],
-                                         "color": "000000"}], "a\r\n", "b", ["face", 2],
-                              ["cface", {"name": "x.jpg"}]])
-    assert onebot.from_content(content) == [
+def test_received_pieces_become_segments_with_a_picture_name_and_url():
+    picture = ReceivedPicture("cface", "x.jpg", 7, msg_id=3)
+    pieces = ("a\n", "b", Face(2), picture)
+    name = onebot.picture_name(picture)
+    assert re.fullmatch(r"[0-9a-f]{40}\.image", name) and onebot.is_picture_name(name)
+    assert onebot.from_pieces(pieces, base_url="http://127.0.0.1:5700") == [
         {"type": "text", "data": {"text": "a\nb"}}, {"type": "face", "data": {"id": "2"}},
-        {"type": "image", "data": {"file": "x.jpg"}}]
+        {"type": "image", "data": {"file": name,
+                                   "url": "http://127.0.0.1:5700/images/" + name}}]
+    assert onebot.from_pieces((picture,))[0]["data"] == {"file": name}   # no server
+    assert onebot.to_cq_string(onebot.from_pieces((picture,), base_url="http://h:1")) == \
+        "[CQ:image,file=%s,url=http://h:1/images/%s]" % (name, name)
 
 
 def test_ids_are_qq_and_group_numbers_with_documented_fallbacks():

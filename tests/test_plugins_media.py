@@ -1,12 +1,12 @@
 """The plugin API of issue 14: a message's pieces and pictures, replies with pictures,
 the file, friend and group request events and their answers through ``Actions``, and
 the ``[bot] accept_friends`` key. In process against a recording stand-in for the
-client, then end to end with a real client (simulator and MediaFront)."""
+client, then end to end with a real client on the simulator."""
 import asyncio
 from types import SimpleNamespace
 
 import pytest
-from media_helpers import front, online  # noqa: F401 (a fixture)
+from media_helpers import b64, kept_by_simulator, online, sha1
 
 from webqq import qq
 from webqq.client.pictures import ReceivedPicture
@@ -193,10 +193,9 @@ def test_accept_friends_key_refuses_what_it_cannot_read(tmp_path, value, problem
 # --- end to end ---------------------------------------------------------------------------
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_plugin_sees_a_picture_and_answers_with_one(world, front):
-    client, events = await online(world, front)
+async def test_a_plugin_sees_a_picture_and_answers_with_one(world):
+    client, events, stream = await online(world)
     alice = client.contacts.friend(qq=20001)
-    front.offpics["/7acccf74"] = JPEG
     plugin = Plugin("echo_pictures")
     answered = []
 
@@ -207,18 +206,17 @@ async def test_a_plugin_sees_a_picture_and_answers_with_one(world, front):
 
     dispatcher = Dispatcher(lambda *args: None, actions=Actions(client))
     dispatcher.plugins = [plugin]
-    front.push({"poll_type": "message", "value": {
-        "msg_id": 1, "msg_id2": 2, "from_uin": alice.uin, "to_uin": 10001, "time": 1,
-        "content": [["font", {"size": 10, "color": "000000", "style": [0, 0, 0],
-                              "name": "Arial"}],
-                    ["offpic", {"success": 1, "file_path": "/7acccf74"}]]}})
+    await world.control.say(**{"from": 20001}, picture={"base64": b64(JPEG)})
     received = await events.wait("message")
     await dispatcher.dispatch(Message(chat="buddy", text=received.text, sender=20001,
                                       reply_to=20001, pieces=received.pieces, raw=received))
     (outgoing,) = answered
     assert (await outgoing.done).status is SendStatus.SENT, outgoing.error
-    (upload,) = front.seen("/ftn_access/upload_offline_pic")
-    assert upload.files["file"][2] == JPEG and upload.form["peeruin"] == str(alice.uin)
+    sent = (await world.control.sent())[-1]             # the same bytes, back to Alice
+    assert (sent["to"], sent["text"], sent["pictures"][0]["sha1"]) == (
+        20001, "you sent:", sha1(JPEG))
+    assert await kept_by_simulator(world, sha1(JPEG)) == JPEG
+    assert stream.asked("/channel/get_offpic2")[0]["f_uin"] == str(alice.uin)
 
 
 def test_the_daemon_hands_the_policy_pieces_and_actions_on(tmp_path, io_loop):

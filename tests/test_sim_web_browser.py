@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from tornado import websocket
-from daemon_helpers import Daemon, write_config
+from daemon_helpers import Daemon, wait_for, write_config
 
 #: Seconds any one wait of the browser test may take.
 WAIT = 20.0
@@ -252,7 +252,9 @@ def daemon(tmp_path):
 @pytest.mark.gen_test(timeout=120)
 async def test_a_person_chats_with_the_bot_in_the_browser(browser_path, daemon, tmp_path):
     port = daemon.wait_online()["simulator"]["port"]
-    assert "chat with the bot in a browser: http://127.0.0.1:%d/" % port in daemon.log_text()
+    # The line comes just after the status file says online: wait for it, not assume it.
+    wait_for(lambda: "chat with the bot in a browser: http://127.0.0.1:%d/" % port
+             in daemon.log_text(), "the chat page's log line")
     browser = await Browser.launch(browser_path, tmp_path / "profile")
     keep = artifacts(tmp_path)
     page = None

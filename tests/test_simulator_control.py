@@ -2,12 +2,14 @@
 import asyncio
 import json
 import random
+import re
 import socket
 
 import pytest
 from tornado.iostream import StreamClosedError
 from tornado.tcpclient import TCPClient
 
+import webqq.simulator
 from simulator_helpers import Browser, control_headers, in_thread, next_held, start_simulator
 from webqq.simulator import Simulator, WorldError, control, load_world
 from webqq.simulator.captcha import render_jpeg
@@ -493,6 +495,9 @@ VALID_BODIES = {
     "captcha": {"account": 10001, "code": "ABCD"},
     "fault": {"path": "/x", "kind": "delay"},
     "offline": {"seconds": 1},
+    "file": {"to": 10001, "from": 20001, "name": "a.txt", "base64": "aGk="},
+    "friend": {"to": 10001, "from": 20005, "text": "please add me"},
+    "group": {"group": 30001, "action": "join", "member": 20005},
 }
 
 
@@ -515,3 +520,11 @@ async def test_every_verb_answers_a_wrong_json_type_with_400(sim, browser):
     state = (await in_thread(browser.control, "state")).json()
     assert state["accounts"]["10001"]["state"] == "online" and state["faults"] == []
     assert state["accounts"]["10001"]["queued"] == 0 and state["accounts"]["10001"]["captcha"] is None
+
+
+def test_every_control_verb_is_documented_in_the_package_docstring():
+    doc = webqq.simulator.__doc__
+    for method, verbs in (("GET", ControlHandler.GET_VERBS), ("POST", ControlHandler.POST_VERBS),
+                          ("DELETE", ControlHandler.DELETE_VERBS)):
+        for verb in verbs:
+            assert re.search(r"\b%s\s+/_sim/%s\b" % (method, verb), doc), (method, verb)

@@ -109,7 +109,7 @@ async def test_two_sessions_in_one_group_see_each_other(sim, held_polls):
     sent = (await in_thread(alice_bot.control, "sent?account=10001")).json()
     assert sent == [{"kind": "group", "to": 30001, "text": "hi all ", "msg_id": 21870001,
                      "time": sent[0]["time"], "content": ["hi all ", ["face", 14]],
-                     "dropped": None}]
+                     "dropped": None, "pictures": []}]
 
 
 @pytest.mark.gen_test

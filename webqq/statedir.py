@@ -17,6 +17,7 @@ from here, so the folder's contents are listed once::
     captcha-QQ.jpg     the verify-code image while a login waits        (client)
     pictures/          received pictures, fetched on first use; capped  (client)
     files/             files taken from friends and offline files       (client)
+    media-out/         pictures of queued messages, by content hash     (onebot)
 
 What it must never do: keep a half-written file where a reader can see it, or leave a
 file readable by others. Each of these files may hold a secret (cookies, a token) or
@@ -28,7 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Union
 
-__all__ = ["PIDFILE", "STATUS", "LOG", "TOKEN", "STORE", "PICTURES", "FILES",
+__all__ = ["PIDFILE", "STATUS", "LOG", "TOKEN", "STORE", "PICTURES", "FILES", "MEDIA_OUT",
            "session_file", "captcha_file", "saved_outbox_file", "ensure_dir", "atomic_write",
            "atomic_write_json"]
 
@@ -39,6 +40,7 @@ TOKEN = "api-token"
 STORE = "messages.sqlite3"
 PICTURES = "pictures"
 FILES = "files"
+MEDIA_OUT = "media-out"
 
 PathLike = Union[str, "os.PathLike[str]"]
 

@@ -67,7 +67,8 @@ from pathlib import Path
 from typing import Callable, Dict, Mapping, Optional, Tuple, TypeVar, Union
 
 from webqq.daemon.datatypes import (access_token, bind_port, boolean, byte_size,
-                                    command_prefix, count, existing_file, friend_policy,
+                                    command_prefix, count, existing_directory,
+                                    existing_file, friend_policy,
                                     host_name, host_port, http_url, listen_address,
                                     loglevel, module_names, optional, path,
                                     positive_seconds, qq_number, seconds, text, ws_url)
@@ -237,7 +238,9 @@ class ApiConfig(_MaskedRepr):
     ``token``: the access_token; None: the daemon generates one into state_dir.
     ``post_url``: where events are POSTed; None: not posted. ``secret``: signs each POST
     (HMAC-SHA1 ``X-Signature``); None: unsigned. ``ws_reverse_url``: a reverse WebSocket
-    to connect to; None: none.
+    to connect to; None: none. ``media_dir``: the directory whose files an ``image``
+    segment may name (``file=PATH``); None: no file may be named. ``fetch_urls``: an
+    ``image`` segment may name an http(s) URL, which webqq then fetches.
     """
 
     listen: Optional[Tuple[str, int]] = ("127.0.0.1", 18765)
@@ -245,6 +248,8 @@ class ApiConfig(_MaskedRepr):
     post_url: Optional[str] = None
     secret: Optional[str] = None
     ws_reverse_url: Optional[str] = None
+    media_dir: Optional[Path] = None
+    fetch_urls: bool = False
 
 
 @dataclass(frozen=True, repr=False)
@@ -490,6 +495,9 @@ class _Section:
     def existing_file(self, value: str) -> Path:
         return existing_file(value, self.base)
 
+    def existing_directory(self, value: str) -> Path:
+        return existing_directory(value, self.base)
+
     def error(self, key: str, problem: str) -> ConfigError:
         return ConfigError(self.source, self.name, key, problem)
 
@@ -565,6 +573,8 @@ def _read_api(section: _Section) -> ApiConfig:
         post_url=optional(http_url),
         secret=optional(text),
         ws_reverse_url=optional(ws_url),
+        media_dir=optional(section.existing_directory),
+        fetch_urls=boolean,
     )
     if values.get("secret") is not None and values.get("post_url") is None:
         raise section.error("secret", "set, but post_url is not: the secret only "

@@ -7,7 +7,7 @@ and turns the ValueError into a ``ConfigError`` naming file, section and key. ``
 wraps a converter so that an empty value means "not set".
 
 What it must never do: know about sections, files or defaults, touch the file system
-beyond ``existing_file``'s look, or quote a secret (``access_token``).
+beyond ``existing_file``'s and ``existing_directory``'s look, or quote a secret (``access_token``).
 """
 from __future__ import annotations
 
@@ -245,6 +245,14 @@ def existing_file(value: str, base: Path) -> Path:
     resolved = path(value, base)
     if not resolved.is_file():
         raise ValueError(f"{value!r} is not a file: {resolved} does not exist")
+    return resolved
+
+
+def existing_directory(value: str, base: Path) -> Path:
+    """Like ``path``, and the directory must exist (``media_dir``)."""
+    resolved = path(value, base)
+    if not resolved.is_dir():
+        raise ValueError(f"{value!r} is not a directory: {resolved} does not exist")
     return resolved
 
 

@@ -4,8 +4,11 @@ actions: ``send_msg``, ``get_friend_list``, ... shared by HTTP ``/:action``, the
 WebSockets and the reverse one; the ``_async`` and ``_rate_limited`` suffixes; the
 envelope ``{"status", "retcode", "data"}``; a WebSocket frame's request and answer
 (``answer_frame``). It reads the client's contacts and state and sends through the
-outbound queue. What it must never do: call ``client.send_*`` itself (every send is a
-stored row first), or let an exception escape as anything but a failed envelope.
+outbound queue; an ``image`` segment's picture is read by ``webqq.onebot.media``. The
+actions on pictures, files, requests and groups, and the OneBot actions WebQQ cannot do
+(retcode 102), are in ``webqq.onebot.account``. What it must never do: call
+``client.send_*`` itself (every send is a stored row first), or let an exception escape
+as anything but a failed envelope.
 """
 import asyncio
 import json
@@ -16,9 +19,12 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional
 import webqq
 from webqq.client.client import State
 from webqq.onebot import mapping as onebot
+from webqq.onebot.account import AccountActions
 from webqq.onebot.discussions import discussion_info
 from webqq.onebot.mapping import BadParams, OneBotError, Retcode
+from webqq.onebot.media import read_image
 from webqq.onebot.store import StoreUnavailable
+from webqq.qq import ChatKind, PictureError, UploadPicture
 from webqq.tasks import TaskSet
 
 if TYPE_CHECKING:                                   # pragma: no cover
@@ -101,10 +107,12 @@ def lone_surrogate(value: Any, where: str = "params") -> Optional[str]:
     return None
 
 
-class Actions:
+class Actions(AccountActions):
     """The OneBot actions: ``await actions.call(name, params)`` returns the envelope.
 
-    Each ``do_NAME(params)`` returns the ``data`` or raises ``OneBotError``.
+    Each ``do_NAME(params)`` returns the ``data`` or raises ``OneBotError``; those of
+    ``AccountActions`` are mixed in. An action of ``account.UNSUPPORTED`` answers retcode
+    102 naming it.
     """
 
     def __init__(self, api: "OneBotApi") -> None:
@@ -129,7 +137,15 @@ class Actions:
         method = base[1:] if base == ".handle_quick_operation" else base
         if not method.replace("_", "").isalnum() or method.startswith("_"):
             return base, suffix, None
+        why = self.unsupported(method)
+        if why is not None:
+            return base, suffix, lambda params: self._refuse(method, why)
         return base, suffix, getattr(self, "do_" + method, None)
+
+    @staticmethod
+    async def _refuse(name: str, why: str) -> None:
+        raise OneBotError("%s is not supported by WebQQ: %s" % (name, why),
+                          Retcode.UNSUPPORTED)
 
     async def call(self, name: str, params: Dict[str, Any]) -> Dict[str, Any]:
         """Run action ``name`` (with its suffix) and return the OneBot envelope."""
@@ -227,11 +243,17 @@ class Actions:
         if chat == "group":
             group = onebot.find_group(self._contacts(), target)
             names = onebot.member_names(group, self._contacts())
-        pieces = onebot.to_pieces(segments, names=names)
+        onebot.check_sendable(segments)
+        pictures = await self._pictures(chat, target, segments)
+        pieces = onebot.to_pieces(segments, names=names, pictures=pictures)
         key = params.get("idempotency_key")
-        message_id, _created = self.api.outbound.accept(
-            chat, target, pieces, segments,
-            idempotency_key=str(key) if key is not None else None)
+        try:
+            message_id, _created = await self.api.outbound.put(
+                chat, target, pieces, segments,
+                idempotency_key=str(key) if key is not None else None)
+        except OSError as error:
+            raise OneBotError("the message's pictures cannot be kept for sending: %s"
+                              % (error.strerror or error)) from None
         if self.client.state is not State.ONLINE:
             wait = 0            # it waits in the store for the client to be online
         status, why = await self.api.outbound.outcome(message_id, wait) if wait \
@@ -243,6 +265,38 @@ class Actions:
             raise error
         return {"message_id": message_id}
 
+    async def _pictures(self, chat: str, target: int, segments: List[onebot.Segment]
+                        ) -> List[UploadPicture]:
+        """The picture of each ``image`` segment, in order, checked for ``chat``; each
+        segment's ``data`` becomes the picture's name (what ``get_msg`` shows: no
+        base64 kept in the store).
+
+        Raises:
+            BadParams: a picture that cannot be read or sent (``read_image``), or
+                pictures to a stranger (a temporary session cannot carry them).
+            OneBotError: a URL or received picture that cannot be fetched.
+        """
+        images = [segment for segment in segments if segment["type"] == "image"]
+        if not images:
+            return []
+        kind = ChatKind(chat)
+        if chat == "buddy" and onebot.find_friend(self._contacts(), target) is None \
+                and target in self.api.outbound.sessions:
+            kind = ChatKind.SESSION
+        pictures = []
+        for segment in images:
+            picture = await read_image(
+                segment["data"].get("file"), media_dir=self.api.config.media_dir,
+                fetch_urls=self.api.config.fetch_urls, stream=self.api.fetcher,
+                received=self.api.pictures, client=self.client)
+            try:
+                picture.check_for(kind)
+            except PictureError as error:
+                raise BadParams(str(error)) from None
+            pictures.append(picture)
+            segment["data"] = {"file": picture.name}
+        return pictures
+
     async def do_handle_quick_operation(self, params: Dict[str, Any]) -> None:
         """``.handle_quick_operation``: ``context`` (the event) and ``operation``."""
         context, operation = params.get("context"), params.get("operation")
@@ -251,14 +305,22 @@ class Actions:
         self.quick_operation(context, operation)
 
     def quick_operation(self, event: Dict[str, Any], operation: Dict[str, Any]) -> None:
-        """Honour a quick operation on a message event: ``reply`` (with ``auto_escape``
-        and, in groups, ``at_sender``, default true). Others are ignored: WebQQ cannot
-        delete, kick, ban or approve."""
-        if event.get("post_type") != "message" or operation.get("reply") in (None, ""):
-            return
+        """Honour a quick operation: on a message event ``reply`` (with ``auto_escape``
+        and, in groups, ``at_sender``, default true); on a request event ``approve``
+        (with ``remark`` for a friend, ``reason`` for a group). Others are ignored:
+        WebQQ cannot delete, kick or ban."""
         broken = lone_surrogate(operation, "operation")
         if broken is not None:
             log.warning("a quick operation is ignored: %s", broken)
+            return
+        if event.get("post_type") == "request" and "approve" in operation:
+            name = "set_%s_add_request" % ("friend" if event.get("request_type") == "friend"
+                                           else "group")
+            params = dict(operation, flag=event.get("flag"), sub_type=event.get("sub_type",
+                                                                                "add"))
+            self._tasks.spawn(self._run(name, getattr(self, "do_" + name), params))
+            return
+        if event.get("post_type") != "message" or operation.get("reply") in (None, ""):
             return
         kind = event.get("message_type")
         segments = onebot.parse_message(operation["reply"],
@@ -359,9 +421,6 @@ class Actions:
     async def do_get_version_info(self, params: Dict[str, Any]) -> Dict[str, Any]:
         return {"app_name": "webqq", "app_version": webqq.__version__,
                 "protocol_version": "v11", "runtime": "tornado"}
-
-    async def do_can_send_image(self, params: Dict[str, Any]) -> Dict[str, bool]:
-        return {"yes": False}
 
     async def do_can_send_record(self, params: Dict[str, Any]) -> Dict[str, bool]:
         return {"yes": False}

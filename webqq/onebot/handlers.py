@@ -1,7 +1,10 @@
-"""The OneBot API's Tornado handlers: HTTP ``/:action`` and the forward WebSockets.
+"""The OneBot API's Tornado handlers: HTTP ``/:action``, the forward WebSockets, and the
+media route.
 
-handlers: ``ActionHandler`` (``GET|POST /:action``) and ``EventSocket`` (``/ws`` events
-and actions, ``/api`` actions, ``/event`` events). Every call needs the access token
+handlers: ``ActionHandler`` (``GET|POST /:action``), ``EventSocket`` (``/ws`` events
+and actions, ``/api`` actions, ``/event`` events) and ``MediaHandler`` (``GET
+/images/NAME``, the ``url`` of a received picture; ``GET /files/ID``, the ``url`` of
+an ``offline_file`` notice's file). Every call needs the access token
 (``Authorization: Bearer`` or ``?access_token=``), compared with
 ``hmac.compare_digest``: none is 401, a wrong one 403, an unknown action 404, a bad body
 400 (too large, or not a JSON object), a query or form that is not UTF-8 400, a body
@@ -13,24 +16,33 @@ query string out, and what is not UTF-8 is refused here before Tornado would log
 import hmac
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+import urllib.parse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from tornado import web, websocket
+from tornado.ioloop import IOLoop
 
+from webqq.client.calls import NotOnline, Unavailable
+from webqq.http.errors import HTTPStreamError
 from webqq.onebot.actions import answer_frame, envelope, to_json
 from webqq.onebot.delivery import Backlog
-from webqq.onebot.mapping import Retcode
+from webqq.onebot.mapping import BadParams, OneBotError, Retcode
+from webqq.qq import ProtocolError, sniff_picture
+from webqq.qq.pictures import PICTURE_TYPES
 
 if TYPE_CHECKING:                                   # pragma: no cover
     from webqq.onebot.server import OneBotApi
 
-__all__ = ["ActionHandler", "EventSocket", "check_token", "log_request", "MAX_BODY"]
+__all__ = ["ActionHandler", "EventSocket", "MediaHandler", "check_token", "log_request",
+           "MAX_BODY"]
 
 log = logging.getLogger("webqq.api")
 
-#: Bytes a request body may have: a message is at most a few KB; 1 MiB leaves room for
-#: long segment arrays and stops a runaway client.
-MAX_BODY = 1024 * 1024
+#: Bytes a request body may have: a picture at the 2013 limit (1 MiB) is 1.4 MiB in
+#: base64; 4 MiB leaves room to answer a larger one with a clear error, and stops a
+#: runaway client.
+MAX_BODY = 4 * 1024 * 1024
 
 
 def check_token(expected: str, header: Optional[str], query: Optional[str]) -> int:
@@ -194,6 +206,105 @@ def _log_exception(handler: web.RequestHandler, typ: Any, value: Any, tb: Any) -
     else:
         log.error("uncaught exception in %s %s (%s)", request.method, request.path,
                   request.remote_ip, exc_info=(typ, value, tb))
+
+
+class _Refused(Exception):
+    """The media route's answer to a request it cannot serve: ``status`` and why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class MediaHandler(web.RequestHandler):
+    """``GET /images/NAME``: a received picture (``NAME`` its segment's ``file``), from
+    the client's cache or else fetched from the server then. ``GET /files/ID``: the file
+    of an ``offline_file`` notice: one left offline is fetched on first use, an offer
+    is served once ``accept_file`` took it. The access token as for actions; a failure
+    is the JSON envelope with its status (404 unknown, 409 not taken yet, 502 the
+    server failed, 503 the client offline)."""
+
+    def initialize(self, api: "OneBotApi") -> None:
+        self.api = api
+
+    def compute_etag(self) -> None:
+        return None
+
+    async def get(self, kind: str, name: str) -> None:
+        try:
+            _check_utf8(self.request.query_arguments, "the query")
+        except ValueError as error:
+            self._fail(400, envelope("failed", Retcode.BAD_REQUEST, None, str(error)))
+            return
+        refused = check_token(self.api.token, self.request.headers.get("Authorization"),
+                              self.get_query_argument("access_token", None))
+        if refused:
+            self._fail(refused, _refusal(refused))
+            return
+        try:
+            if kind == "images":
+                data, content_type, filename = await self._picture(name)
+            else:
+                data, content_type, filename = await self._file(name)
+        except _Refused as error:
+            self._fail(error.status, envelope("failed", 1000 + error.status if
+                                              error.status < 500 else Retcode.FAILED,
+                                              None, str(error)))
+            return
+        self.set_header("Content-Type", content_type)
+        self.set_header("Content-Disposition", "inline; filename*=UTF-8''%s"
+                        % urllib.parse.quote(filename, safe=""))
+        self.set_header("Cache-Control", "private, max-age=86400")
+        self.finish(data)
+
+    def _fail(self, status: int, answer: Dict[str, Any]) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(to_json(answer))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        _log_exception(self, typ, value, tb)
+
+    async def _picture(self, name: str) -> Tuple[bytes, str, str]:
+        picture = self.api.pictures.find(name)
+        if picture is None:
+            raise _Refused(404, "no picture received has the name %s" % name)
+        try:
+            data = await self.api.client.pictures.fetch(picture)
+        except NotOnline:
+            raise _Refused(503, "picture %s is not cached and the client is not online"
+                           % name) from None
+        except Unavailable as error:
+            raise _Refused(404, str(error)) from None
+        except (ProtocolError, HTTPStreamError) as error:
+            raise _Refused(502, "picture %s cannot be fetched: %s" % (name, error)
+                           ) from None
+        kind = sniff_picture(data)
+        return data, PICTURE_TYPES.get(kind, "application/octet-stream"), \
+            "%s.%s" % (name.rsplit(".", 1)[0], kind)
+
+    async def _file(self, file_id: str) -> Tuple[bytes, str, str]:
+        try:
+            offer = self.api.files.get(file_id)
+        except BadParams as error:
+            raise _Refused(404, str(error)) from None
+        if offer.path is None:
+            if offer.notice.change == "offer":
+                raise _Refused(409, "file %s is offered, not taken: take it with the "
+                                    "accept_file action first" % file_id)
+            try:
+                await self.api.actions.do_accept_file({"file_id": file_id})
+            except BadParams as error:
+                raise _Refused(404, str(error)) from None
+            except OneBotError as error:
+                raise _Refused(502, str(error)) from None
+        try:
+            data = await IOLoop.current().run_in_executor(None, Path.read_bytes,
+                                                          offer.path)
+        except OSError as error:
+            raise _Refused(404, "file %s is gone from %s: %s" % (
+                file_id, offer.path.parent, error.strerror or error)) from None
+        return data, "application/octet-stream", offer.path.name
 
 
 def log_request(handler: web.RequestHandler) -> None:

@@ -7,9 +7,14 @@ Messages. OneBot sends a message either as a string with CQ codes
 (``"hi [CQ:face,id=14]"``, ``&amp; &#91; &#93; &#44;`` escaped) or as an array of segments
 (``[{"type": "text", "data": {"text": "hi "}}, {"type": "face", "data": {"id": "14"}}]``);
 ``parse_message`` reads both into segments and ``to_pieces`` into WebQQ content: ``text``
-and ``face`` map to text and ``Face`` pieces; ``at`` becomes the text ``@name `` (WebQQ
-has no mention) and ``reply`` is dropped (no quoting either); any other type is refused
-with ``UnsupportedSegment``. Received content goes the other way in ``from_content``.
+and ``face`` map to text and ``Face`` pieces, ``image`` to the ``UploadPicture`` that
+``webqq.onebot.media`` made of its ``file`` (reading it is I/O, not this module's);
+``at`` becomes the text ``@name `` (WebQQ has no mention) and ``reply`` is dropped (no
+quoting either); any other type is refused with ``UnsupportedSegment``. Received pieces
+go the other way in ``from_pieces``: a picture becomes an ``image`` segment whose
+``file`` is ``picture_name`` (40 hex digits and ``.image``) and whose ``url`` is the
+API's ``/images/NAME``. In the store a queued picture is a ``StoredPicture``: the
+digest of its bytes, which wait in a file of their own.
 
 Ids. WebQQ's uins change with every login; OneBot bots keep ids in their databases. So:
 
@@ -27,13 +32,16 @@ Ids. WebQQ's uins change with every login; OneBot bots keep ids in their databas
 What it must never do: talk to the client or the network.
 """
 import re
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from webqq.client.contacts import Contacts, Discussion, Friend, Group
-from webqq.qq import Content, Face, Image, Text
+from webqq.client.pictures import MessagePiece, ReceivedPicture
+from webqq.qq import Face, UploadPicture
 
 __all__ = ["OneBotError", "UnsupportedSegment", "BadParams", "Segment", "parse_message",
-           "to_pieces", "pieces_to_data", "pieces_from_data", "from_content", "to_cq_string", "escape",
+           "check_sendable", "to_pieces", "StoredPicture", "pieces_to_data", "pieces_from_data",
+           "from_pieces", "picture_name", "is_picture_name", "to_cq_string", "escape",
            "user_id_of", "group_id_of", "find_friend", "find_group", "int64", "Retcode"]
 
 Segment = Dict[str, Any]
@@ -44,7 +52,7 @@ class Retcode:
     OK = 0
     ASYNC = 1
     BAD_PARAMS = 100            # a parameter is missing or invalid
-    UNSUPPORTED = 102           # valid OneBot, but WebQQ cannot do it (an image segment)
+    UNSUPPORTED = 102           # valid OneBot, but WebQQ cannot do it (set_group_kick)
     FAILED = 103                # the server refused, or the client is not online
     # The WebSocket equivalents of the HTTP statuses (OneBot v11 communication/ws.md).
     BAD_REQUEST = 1400
@@ -73,8 +81,8 @@ class UnsupportedSegment(OneBotError):
     retcode = Retcode.UNSUPPORTED
 
     def __init__(self, kind: str) -> None:
-        super().__init__("WebQQ cannot send a %r segment (only text, face, at and "
-                         "reply)" % kind)
+        super().__init__("WebQQ cannot send a %r segment (only text, face, image, at "
+                         "and reply)" % kind)
         self.kind = kind
 
 
@@ -139,18 +147,35 @@ def _parse_cq(text: str) -> List[Segment]:
     return segments
 
 
-def to_pieces(segments: Sequence[Segment], *, names: Optional[Dict[int, str]] = None
-              ) -> List[Union[str, Face]]:
+#: The segment types WebQQ can send.
+SENDABLE = ("text", "face", "image", "at", "reply")
+
+
+def check_sendable(segments: Sequence[Segment]) -> None:
+    """Raise ``UnsupportedSegment`` for the first segment WebQQ cannot send (before any
+    picture is read)."""
+    for segment in segments:
+        if segment["type"] not in SENDABLE:
+            raise UnsupportedSegment(segment["type"])
+
+
+def to_pieces(segments: Sequence[Segment], *, names: Optional[Dict[int, str]] = None,
+              pictures: Sequence[UploadPicture] = ()
+              ) -> List[Union[str, Face, UploadPicture]]:
     """WebQQ content pieces (``encode_content`` takes them) for ``segments``.
 
     Args:
         names: QQ number -> display name, for ``at`` segments (else the number).
+        pictures: the picture of each ``image`` segment, in order
+            (``webqq.onebot.media.read_images`` makes them).
 
     Raises:
         UnsupportedSegment: a segment type WebQQ cannot send.
         BadParams: a face without a numeric id, or nothing to send.
+        ValueError: fewer ``pictures`` than ``image`` segments.
     """
-    pieces: List[Union[str, Face]] = []
+    pieces: List[Union[str, Face, UploadPicture]] = []
+    images = iter(pictures)
     for segment in segments:
         kind, data = segment["type"], segment["data"]
         if kind == "text":
@@ -172,6 +197,12 @@ def to_pieces(segments: Sequence[Segment], *, names: Optional[Dict[int, str]] = 
                 pieces[-1] += mention
             else:
                 pieces.append(mention)
+        elif kind == "image":
+            picture = next(images, None)
+            if picture is None:
+                raise ValueError("no picture given for image segment %d"
+                                 % (segments.index(segment) + 1))
+            pieces.append(picture)
         elif kind == "reply":
             continue
         else:
@@ -181,30 +212,81 @@ def to_pieces(segments: Sequence[Segment], *, names: Optional[Dict[int, str]] = 
     return pieces
 
 
-def pieces_to_data(pieces: Sequence[Union[str, Face]]) -> List[Any]:
-    """Pieces as JSON for the store: texts as strings, a face as ``{"face": N}``."""
-    return [p if isinstance(p, str) else {"face": p.code} for p in pieces]
+@dataclass(frozen=True)
+class StoredPicture:
+    """A picture of a queued message as its row keeps it: the bytes are the file named
+    ``digest`` (the SHA-256 of the bytes, in hex) that ``webqq.onebot.media`` keeps;
+    ``format`` and ``name`` as the ``UploadPicture`` had them."""
+    digest: str
+    format: str
+    name: str
 
 
-def pieces_from_data(data: Sequence[Any]) -> List[Union[str, Face]]:
+StoredPiece = Union[str, Face, StoredPicture]
+
+
+def pieces_to_data(pieces: Sequence[StoredPiece]) -> List[Any]:
+    """Pieces as JSON for the store: texts as strings, a face as ``{"face": N}``, a
+    picture as ``{"picture": DIGEST, "format": "jpg", "name": NAME}``."""
+    data: List[Any] = []
+    for piece in pieces:
+        if isinstance(piece, str):
+            data.append(piece)
+        elif isinstance(piece, Face):
+            data.append({"face": piece.code})
+        else:
+            data.append({"picture": piece.digest, "format": piece.format,
+                         "name": piece.name})
+    return data
+
+
+def pieces_from_data(data: Sequence[Any]) -> List[StoredPiece]:
     """The inverse of ``pieces_to_data``."""
-    return [p if isinstance(p, str) else Face(int(p["face"])) for p in data]
+    pieces: List[StoredPiece] = []
+    for item in data:
+        if isinstance(item, str):
+            pieces.append(item)
+        elif "face" in item:
+            pieces.append(Face(int(item["face"])))
+        else:
+            pieces.append(StoredPicture(item["picture"], item["format"], item["name"]))
+    return pieces
 
 
-def from_content(content: Content) -> List[Segment]:
-    """Segments for received WebQQ content: text, face, and image (its file name)."""
+_PICTURE_NAME = re.compile(r"[0-9a-f]{40}\.image")
+
+
+def picture_name(picture: ReceivedPicture) -> str:
+    """The ``file`` of a received picture's ``image`` segment: its cache key and
+    ``.image`` (go-cqhttp's suffix for a picture not fetched yet)."""
+    return picture.key + ".image"
+
+
+def is_picture_name(name: str) -> bool:
+    """Whether ``name`` has the form ``picture_name`` gives."""
+    return _PICTURE_NAME.fullmatch(name) is not None
+
+
+def from_pieces(pieces: Sequence[MessagePiece], *, base_url: Optional[str] = None
+                ) -> List[Segment]:
+    """Segments for a received message's pieces (``MessageReceived.pieces``): text,
+    face, and image with its ``file`` (``picture_name``) and, when the API listens at
+    ``base_url``, its ``url`` there."""
     segments: List[Segment] = []
-    for piece in content.pieces:
-        if isinstance(piece, Text):
-            text = piece.text.replace("\r\n", "\n").replace("\r", "\n")
+    for piece in pieces:
+        if isinstance(piece, str):
             if segments and segments[-1]["type"] == "text":
-                segments[-1]["data"]["text"] += text
+                segments[-1]["data"]["text"] += piece
             else:
-                segments.append({"type": "text", "data": {"text": text}})
+                segments.append({"type": "text", "data": {"text": piece}})
         elif isinstance(piece, Face):
             segments.append({"type": "face", "data": {"id": str(piece.code)}})
-        elif isinstance(piece, Image) and piece.kind != "image":
-            segments.append({"type": "image", "data": {"file": piece.name}})
+        else:
+            name = picture_name(piece)
+            data = {"file": name}
+            if base_url:
+                data["url"] = "%s/images/%s" % (base_url, name)
+            segments.append({"type": "image", "data": data})
     return segments
 
 
@@ -369,41 +451,6 @@ def meta_event(*, self_id: int, time: int, kind: str, sub_type: str = "",
     else:
         event.update(status=status or {}, interval=interval_ms)
     return event
-
-
-def notice_or_request(event: Any, *, self_id: int, time: int, contacts: Contacts,
-                      group: Optional[Group]) -> Optional[Dict[str, Any]]:
-    """The OneBot ``notice`` or ``request`` event for a WebQQ poll event, or None when
-    OneBot has nothing for it (typing, status changes, file transfers)."""
-    name = type(event).__name__
-    base = {"time": time, "self_id": self_id}
-    if name == "FriendAdded":
-        return dict(base, post_type="notice", notice_type="friend_add",
-                    user_id=event.qq or user_id_of(event.from_uin, None, contacts))
-    if name == "FriendRequest":
-        return dict(base, post_type="request", request_type="friend", user_id=event.qq,
-                    comment=event.message, flag="friend:%d:%d" % (event.qq, event.seq))
-    if name == "Shake":
-        user = user_id_of(event.from_uin, None, contacts)
-        return dict(base, post_type="notice", notice_type="notify", sub_type="poke",
-                    user_id=user, target_id=self_id)
-    if name == "GroupSystemEvent":
-        group_id = group_id_of(group, event.group_number or event.code)
-        member = user_id_of(event.member_uin, None, contacts) if event.member_uin else 0
-        operator = user_id_of(event.admin_uin, None, contacts) if event.admin_uin else member
-        if event.kind == "group_join":
-            return dict(base, post_type="notice", notice_type="group_increase",
-                        sub_type="invite" if event.op_type == 3 else "approve",
-                        group_id=group_id, user_id=member, operator_id=operator)
-        if event.kind == "group_leave":
-            return dict(base, post_type="notice", notice_type="group_decrease",
-                        sub_type="kick" if event.op_type == 3 else "leave",
-                        group_id=group_id, user_id=member, operator_id=operator)
-        if event.kind == "group_request_join":
-            return dict(base, post_type="request", request_type="group", sub_type="add",
-                        group_id=group_id, user_id=member, comment=event.message,
-                        flag="group:%d:%d" % (group_id, event.msg_id))
-    return None
 
 
 def split_target(kind: str, params: Dict[str, Any]) -> Tuple[str, int]:

@@ -8,6 +8,12 @@ for it; this module decides when a row goes to the client and writes what became
 The exactly-once rules are in ``webqq.onebot.store``. It lives outside the web server: a
 daemon without ``[api] listen`` still has it.
 
+A message may carry pictures: ``put`` writes each to ``state_dir/media-out`` (named by
+the SHA-256 of its bytes, ``webqq.onebot.media.OutgoingPictures``) before the row, which
+keeps that name, so a queued picture survives a restart as its text does; the file goes
+once no queued or sending row names it (``_sweep``: at start, after each final outcome,
+and with each prune).
+
 It also carries over the queue of older versions, ``outbox-QQ.json`` (plugin replies a
 clean stop could not send): ``import_saved_outbox`` puts its entries in the store, then
 removes the file.
@@ -20,8 +26,9 @@ import hashlib
 import json
 import logging
 import os
+from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from tornado.ioloop import IOLoop, PeriodicCallback
 
@@ -29,8 +36,11 @@ from webqq.client.client import SendStatus, State
 from webqq.http.retry import backoff_delay
 from webqq.onebot import mapping as onebot
 from webqq.onebot.discussions import DiscussionIds
+from webqq.onebot.mapping import StoredPicture
+from webqq.onebot.media import OutgoingPictures, digests
 from webqq.onebot.store import PENDING, Store, StoreUnavailable, move_aside
-from webqq.qq import Face, content_text
+from webqq.qq import Face, UploadPicture, content_text
+from webqq.statedir import MEDIA_OUT
 
 __all__ = ["Outbound", "import_saved_outbox", "PLUGIN_CHATS", "PRUNE_INTERVAL"]
 
@@ -105,6 +115,9 @@ class Outbound:
         self._retries = 0
         self._prune_timer: Optional[PeriodicCallback] = None
         self._last_waiting = 0
+        #: The pictures of queued messages (``state_dir/media-out``).
+        self.pictures = OutgoingPictures(Path(client.state_dir) / MEDIA_OUT)
+        self._putting: "Counter[str]" = Counter()     # digests of messages being put
         store.on_unwritable = self._pause
         # Kept: the client forgets a listener by identity, and each attribute access
         # makes a new bound method.
@@ -120,6 +133,7 @@ class Outbound:
             self._recover()
             self.store.prune()
             waiting = self.store.queued()
+            self._sweep()
         except StoreUnavailable as error:
             self._pause(error.reason)
             waiting = []
@@ -143,21 +157,64 @@ class Outbound:
     def _prune(self) -> None:
         try:
             self.store.prune()
+            self._sweep()
         except StoreUnavailable as error:
             log.debug("prune skipped: %s", error)
 
+    def _sweep(self) -> None:
+        """Remove the pictures no queued or sending row, nor a message being put,
+        names (nothing while the rows cannot be read)."""
+        keep = set(self._putting)
+        try:
+            for row in self.store.pending():
+                keep |= digests(row.data.get("pieces", ()))
+        except StoreUnavailable as error:
+            log.debug("pictures not swept: %s", error)
+            return
+        gone = self.pictures.sweep(keep)
+        if gone:
+            log.debug("%d picture(s) of finished messages removed", gone)
+
     # -- putting messages in -----------------------------------------------------------
 
-    def accept(self, chat: str, target: int, pieces: List[Union[str, Face]],
-               segments: List[Dict], *, origin: str = "api",
-               idempotency_key: Optional[str] = None) -> Tuple[int, bool]:
+    async def put(self, chat: str, target: int,
+                  pieces: Sequence[Union[str, Face, UploadPicture]], segments: List[Dict],
+                  *, origin: str = "api", idempotency_key: Optional[str] = None
+                  ) -> Tuple[int, bool]:
+        """``accept`` for content that may hold pictures: each ``UploadPicture`` is
+        written to ``state_dir/media-out`` first (durably, in a worker thread), and the
+        row names its file.
+
+        Raises:
+            StoreUnavailable: as ``accept``.
+            OSError: a picture cannot be written (nothing is queued).
+        """
+        pending = [hashlib.sha256(p.data).hexdigest() for p in pieces
+                   if isinstance(p, UploadPicture)]
+        self._putting.update(pending)
+        try:
+            stored = [await self.pictures.keep(p) if isinstance(p, UploadPicture) else p
+                      for p in pieces]
+            return self.accept(chat, target, stored, segments, origin=origin,
+                               idempotency_key=idempotency_key)
+        finally:
+            for digest in pending:
+                self._putting[digest] -= 1
+                if self._putting[digest] <= 0:
+                    del self._putting[digest]
+
+    def accept(self, chat: str, target: int,
+               pieces: Sequence[Union[str, Face, StoredPicture]], segments: List[Dict], *,
+               origin: str = "api", idempotency_key: Optional[str] = None
+               ) -> Tuple[int, bool]:
         """Queue a message (in the store first). Returns ``(message_id, created)``.
 
         Args:
             chat: ``buddy`` (a friend, or a stranger met in a temporary session),
                 ``group`` or ``discussion``.
             target: the OneBot id: a QQ number, a group number, a discussion's did.
-            pieces: the WebQQ content (texts and faces).
+            pieces: the WebQQ content: texts, faces, and pictures already kept
+                (``put`` keeps them).
             segments: the OneBot segments, for ``get_msg``.
             origin: who asked: ``api`` or ``plugin``.
             idempotency_key: a key already used returns the earlier message's id.
@@ -221,7 +278,8 @@ class Outbound:
         return self.accept(chat, target, [text], _text_segments(text), origin=origin,
                            idempotency_key=idempotency_key)[0]
 
-    def _store_row(self, chat: str, target: int, pieces: List[Union[str, Face]],
+    def _store_row(self, chat: str, target: int,
+                   pieces: Sequence[Union[str, Face, StoredPicture]],
                    segments: List[Dict], origin: str,
                    idempotency_key: Optional[str] = None) -> Tuple[int, bool]:
         return self.store.add_outgoing(
@@ -348,7 +406,8 @@ class Outbound:
             ValueError: an unknown discussion (never passed to the server as a did).
         """
         contacts = self.client.contacts
-        content = onebot.pieces_from_data(row.data["pieces"])
+        content = [self.pictures.load(p) if isinstance(p, StoredPicture) else p
+                   for p in onebot.pieces_from_data(row.data["pieces"])]
         if row.chat == "buddy":
             friend = onebot.find_friend(contacts, row.target)
             route = self.sessions.get(row.target)
@@ -396,6 +455,9 @@ class Outbound:
             except StoreUnavailable as failure:
                 self._unrecorded.append(outcome)
                 self._pause(failure.reason)
+            else:
+                if status not in PENDING:
+                    self._sweep()
         log.debug("message %d %s", message_id, status)
         for future in self._waiters.pop(message_id, []):
             if not future.done():

@@ -5,28 +5,37 @@ server: ``OneBotApi`` owns the parts (``webqq.onebot.actions``, ``.handlers``,
 timeouts and the connection cap of ``webqq.onebot.listener``), ``await api.close()`` stops
 (a queued message stays queued in the store; the queue itself, ``Outbound``, belongs to
 the daemon, which has one with or without the API). It turns the client's messages and
-notices into OneBot events and publishes each to the webhook and every WebSocket that
-wants events. It goes through the client, never around it: sends are ``client.send_*``
-(through the outbound queue), lists are ``client.contacts``, events are the client's.
+its friend, group and file events into OneBot events (``mapping``, ``notices``) and
+publishes each to the webhook and every WebSocket that wants events; it remembers what
+answering them needs: the received pictures by name, the files offered by id, the
+group requests by flag (``webqq.onebot.media``). It goes through the client, never
+around it: sends are ``client.send_*`` (through the outbound queue), lists are
+``client.contacts``, events are the client's.
 
 What it must never do: log the token, the secret or a message body at info level; block
 the IOLoop (SQLite calls are short and synchronous, by design); start a thread.
 """
 import logging
 import time
+from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from tornado import netutil, web
 from tornado.ioloop import PeriodicCallback
 
 from webqq.client.client import State
+from webqq.http.stream import HTTPStream, RetryPolicy
 from webqq.onebot import mapping as onebot
+from webqq.onebot import notices
 from webqq.onebot.actions import MESSAGE_FORMAT, Actions, to_json
 from webqq.onebot.delivery import EventPoster, ReverseConnection
-from webqq.onebot.handlers import MAX_BODY, ActionHandler, EventSocket, log_request
+from webqq.onebot.handlers import (MAX_BODY, ActionHandler, EventSocket, MediaHandler,
+                                   log_request)
 from webqq.onebot.listener import ApiServer
+from webqq.onebot.media import PICTURE_MAX, REMEMBERED, FileOffers, ReceivedPictures
 from webqq.onebot.outbound import Outbound
 from webqq.onebot.store import StoreUnavailable
+from webqq.qq import GroupSystemEvent
 
 __all__ = ["OneBotApi", "ApiError"]
 
@@ -34,6 +43,11 @@ log = logging.getLogger("webqq.api")
 
 #: Seconds between two heartbeat meta events (a future ``[api]`` key).
 HEARTBEAT_INTERVAL = 15.0
+#: Seconds during which a second ``friend_add`` for the same friend is not posted: a
+#: request of ours accepted comes as ``verify_pass`` and then ``buddylist_change``.
+FRIEND_ADD_WINDOW = 60.0
+#: Seconds a picture given by URL may take to fetch (connect included).
+FETCH_TIMEOUT = 30.0
 
 class ApiError(Exception):
     """Raised when the API cannot start: its address cannot be bound."""
@@ -75,8 +89,25 @@ class OneBotApi:
         self.port: Optional[int] = None
         self.counts = {"received": 0, "events": 0}
         self._not_stored: Optional[str] = None   # why the last message was not stored
+        #: Received pictures by ``picture_name``; files of ``offline_file`` notices by
+        #: id; requests to join a group by ``flag`` (the most recent ``REMEMBERED``).
+        self.pictures = ReceivedPictures(self.store)
+        self.files = FileOffers()
+        self.group_requests: "OrderedDict[str, GroupSystemEvent]" = OrderedDict()
+        #: Fetches pictures given by URL (``[api] fetch_urls``), capped at the 2013 limit.
+        self.fetcher = HTTPStream(retry=RetryPolicy(attempts=1), max_body_size=PICTURE_MAX,
+                                  connect_timeout=FETCH_TIMEOUT,
+                                  request_timeout=FETCH_TIMEOUT) \
+            if config.fetch_urls else None
+        self._friends_added: Dict[int, float] = {}
         self._timers: List[PeriodicCallback] = []
-        self._listeners = (("message", self._on_message), ("notice", self._on_notice))
+        self._listeners = (("message", self._on_message), ("notice", self._on_notice),
+                           ("friend_request", self._on_friend_request),
+                           ("friend_change", self._on_friend_change),
+                           ("group_member", self._on_group_member),
+                           ("group_request", self._on_group_request),
+                           ("group_request_answer", self._on_group_answer),
+                           ("file", self._on_file))
 
     @property
     def url(self) -> Optional[str]:
@@ -87,12 +118,18 @@ class OneBotApi:
         host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
         return "http://%s:%d" % ("[%s]" % host if ":" in host else host, self.port)
 
+    def media_url(self, kind: str, name: str) -> Optional[str]:
+        """Where the API serves a received picture (``kind`` images) or a file (files),
+        or None when it does not listen."""
+        return "%s/%s/%s" % (self.url, kind, name) if self.url else None
+
     def application(self) -> web.Application:
         sockets = [(r"/%s/?" % path, EventSocket, {"api": self, "role": role})
                    for path, role in (("ws", "universal"), ("api", "api"),
                                       ("event", "event"))]
-        return web.Application(sockets + [(r"/([A-Za-z0-9_.]+)/?", ActionHandler,
-                                           {"api": self})],
+        media = [(r"/(images|files)/([A-Za-z0-9_.]+)", MediaHandler, {"api": self})]
+        return web.Application(sockets + media + [(r"/([A-Za-z0-9_.]+)/?", ActionHandler,
+                                                   {"api": self})],
                                log_function=log_request,
                                websocket_max_message_size=MAX_BODY)
 
@@ -145,6 +182,8 @@ class OneBotApi:
         if self.reverse is not None:
             await self.reverse.close()
         await self.actions.close()
+        if self.fetcher is not None:
+            self.fetcher.close()
         if self.poster is not None:
             await self.poster.close()
         if self.server is not None:
@@ -217,7 +256,13 @@ class OneBotApi:
         contacts = self.client.contacts
         sender = event.sender
         user_id = onebot.user_id_of(sender.uin, sender.qq, contacts)
-        segments = onebot.from_content(event.message.content)
+        segments = onebot.from_pieces(event.pieces, base_url=self.url)
+        for picture in event.pictures:
+            try:
+                self.pictures.remember(picture, onebot.picture_name(picture))
+            except Exception as error:          # as for the message: it still goes out
+                log.warning("a received picture is not remembered (%s: %s)",
+                            type(error).__name__, error)
         group_id = discuss_id = None
         card, role = "", "member"
         if event.chat == "group":
@@ -267,12 +312,56 @@ class OneBotApi:
         self._not_stored = reason
         return 0
 
+    def _now(self) -> Dict[str, int]:
+        return {"self_id": self.self_id, "time": int(time.time())}
+
     def _on_notice(self, event: Any) -> None:
-        inner = event.event
-        gid = getattr(inner, "gid", None)
-        group = self.client.contacts.group(gid=gid) if gid is not None else None
-        mapped = onebot.notice_or_request(inner, self_id=self.self_id,
-                                          time=int(time.time()),
-                                          contacts=self.client.contacts, group=group)
+        """A poke; the client's typed events below carry the other notices."""
+        mapped = notices.poke(event, contacts=self.client.contacts, **self._now())
         if mapped is not None:
             self.publish(mapped)
+
+    def _on_friend_request(self, event: Any) -> None:
+        """A request the ``[bot] accept_friends`` policy is answering is not posted:
+        the bot hears of the new friend by ``friend_add``."""
+        if not event.accepting:
+            self.publish(notices.friend_request(event, **self._now()))
+
+    def _on_friend_change(self, event: Any) -> None:
+        mapped = notices.friend_added(event, contacts=self.client.contacts, **self._now())
+        if mapped is None:
+            return
+        now = time.monotonic()
+        last = self._friends_added.get(mapped["user_id"])
+        self._friends_added = {user: at for user, at in self._friends_added.items()
+                               if now - at < FRIEND_ADD_WINDOW}
+        self._friends_added[mapped["user_id"]] = now
+        if last is None or now - last >= FRIEND_ADD_WINDOW:
+            self.publish(mapped)
+
+    def _on_group_member(self, event: Any) -> None:
+        self.publish(notices.group_member(event, contacts=self.client.contacts,
+                                          **self._now()))
+
+    def _on_group_request(self, event: Any) -> None:
+        mapped = notices.group_request(event, contacts=self.client.contacts, **self._now())
+        self.group_requests[mapped["flag"]] = event.event
+        while len(self.group_requests) > REMEMBERED:
+            self.group_requests.popitem(last=False)
+        self.publish(mapped)
+
+    def _on_group_answer(self, event: Any) -> None:
+        self.publish(notices.group_request_answer(event, contacts=self.client.contacts,
+                                                  **self._now()))
+
+    def _on_file(self, event: Any) -> None:
+        if event.change == "cancel":
+            self.files.cancelled(event)
+            return
+        if event.change not in ("offer", "offline"):
+            return
+        file_id = self.files.add(event)
+        self.publish(notices.offline_file(event, contacts=self.client.contacts,
+                                          file_id=file_id,
+                                          url=self.media_url("files", file_id),
+                                          **self._now()))

@@ -2,8 +2,11 @@
 
 store: what the daemon must remember across a crash. Every message received and sent
 (its OneBot ``message_id`` is the row id), the one outbound queue itself (the rows still
-``queued``, whoever asked for them: ``origin`` is ``api`` or ``plugin``), and the events
-no webhook took. It knows nothing of Tornado or WebQQ: plain values in, plain values out.
+``queued``, whoever asked for them: ``origin`` is ``api`` or ``plugin``), the events
+no webhook took, and what fetching each received picture needs (``received_pictures``).
+A queued picture's bytes are not here: its row names a file of ``state_dir/media-out``
+(``webqq.onebot.media``). It knows nothing of Tornado or WebQQ: plain values in, plain
+values out.
 
 What it must never do: hold a transaction open across an ``await`` or a callback,
 block the IOLoop for long, or leave a file others can read (the database, its ``-wal``
@@ -74,6 +77,14 @@ OPEN_TIMEOUT = 5.0
 #: Statuses of an outgoing row that still has to be sent.
 PENDING = ("queued", "sending")
 
+#: What fetching a received picture needs, by the name its ``image`` segment gives it:
+#: a bot may ask for the picture as long as its message is kept.
+_RECEIVED_PICTURES = """
+CREATE TABLE IF NOT EXISTS received_pictures (
+    name TEXT PRIMARY KEY,                  -- the image segment's file
+    data TEXT NOT NULL,                     -- JSON: the client's ReceivedPicture
+    time REAL NOT NULL
+)"""
 #: The ids given to discussions (``webqq.onebot.discussions``).
 _DISCUSSIONS = """
 CREATE TABLE IF NOT EXISTS discussions (
@@ -102,7 +113,7 @@ CREATE TABLE IF NOT EXISTS messages (
     origin TEXT NOT NULL DEFAULT 'api'      -- out: who asked, 'api' or 'plugin'
 )""", """
 CREATE INDEX IF NOT EXISTS messages_pending ON messages (status) WHERE direction = 'out'
-""", """
+""", _RECEIVED_PICTURES, """
 CREATE TABLE IF NOT EXISTS undelivered_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     url TEXT NOT NULL,
@@ -111,12 +122,14 @@ CREATE TABLE IF NOT EXISTS undelivered_events (
     error TEXT
 )""", _DISCUSSIONS)
 #: ``PRAGMA user_version`` of the schema above, and how to bring an older file to it.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _UPGRADES = {
     # 0 -> 1: plugin replies joined the queue (they were saved to outbox-QQ.json).
     1: "ALTER TABLE messages ADD COLUMN origin TEXT NOT NULL DEFAULT 'api'",
-    # 1 -> 2: discussions got ids of their own.
-    2: _DISCUSSIONS,
+    # 1 -> 2: received pictures are served by the API.
+    2: _RECEIVED_PICTURES,
+    # 2 -> 3: discussions got ids of their own.
+    3: _DISCUSSIONS,
 }
 
 
@@ -321,6 +334,12 @@ class Store:
                           "status = 'queued' ORDER BY id")
         return [StoredMessage(row) for row in rows]
 
+    def pending(self) -> List[StoredMessage]:
+        """The outgoing rows still ``queued`` or ``sending``, oldest first."""
+        rows = self._read("SELECT * FROM messages WHERE direction = 'out' AND "
+                          "status IN ('queued', 'sending') ORDER BY id")
+        return [StoredMessage(row) for row in rows]
+
     def mark_sending(self, message_id: int) -> bool:
         """``queued`` -> ``sending``, synced to the disk (``synchronous=FULL``) before it
         returns: call it before the message may reach the network. Returns False when
@@ -403,16 +422,29 @@ class Store:
         self._write("INSERT OR REPLACE INTO discussions (discuss_id, did, owner, name, seen) "
                     "VALUES (?, ?, ?, ?, ?)", (discuss_id, did, owner, name, self.clock()))
 
+    # -- received pictures -------------------------------------------------------------
+
+    def keep_picture(self, name: str, data: Dict[str, Any]) -> None:
+        """Remember what fetching the received picture ``name`` needs."""
+        self._write("INSERT OR REPLACE INTO received_pictures (name, data, time) VALUES "
+                    "(?, ?, ?)", (name, json.dumps(data), self.clock()))
+
+    def picture(self, name: str) -> Optional[Dict[str, Any]]:
+        """What ``keep_picture`` kept for ``name``, or None."""
+        rows = self._read("SELECT data FROM received_pictures WHERE name = ?", (name,))
+        return json.loads(rows[0]["data"]) if rows else None
+
     # -- retention ---------------------------------------------------------------------
 
     def prune(self) -> int:
-        """Remove finished messages and kept events older than ``retention_days``;
-        queued rows stay whatever their age. Returns how many rows went."""
+        """Remove finished messages, kept events and received pictures older than
+        ``retention_days``; queued rows stay whatever their age. Returns how many rows
+        went."""
         cutoff = self.clock() - self.retention_days * 86400
         gone = self._write("DELETE FROM messages WHERE time < ? AND status NOT IN "
                            "('queued', 'sending')", (cutoff,)).rowcount
-        gone += self._write("DELETE FROM undelivered_events WHERE time < ?",
-                            (cutoff,)).rowcount
+        for table in ("undelivered_events", "received_pictures"):
+            gone += self._write("DELETE FROM %s WHERE time < ?" % table, (cutoff,)).rowcount
         return gone
 
 

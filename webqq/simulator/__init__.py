@@ -21,10 +21,11 @@ Use::
     await sim.stop()
 
 The constructor starts it (on the current IOLoop). Modules: ``world`` (the JSON world),
-``state`` (the back end, made of ``login``, ``sessions`` with ``session``, ``chat`` and
-``lists``), ``events`` (poll items), ``app`` (protocol handlers), ``control`` (this
-surface), ``server`` (ports, TLS, timers), ``cli``; beside them ``wire``, ``tokens``,
-``errors``, ``faults`` and ``captcha``.
+``state`` (the back end, made of ``login``, ``sessions`` with ``session``, ``chat``,
+``lists``, ``pictures``, ``files`` and ``manage``), ``events`` (poll items), ``app`` and
+``mediaapp`` (protocol handlers; pictures and files are served from the plain port's own
+address), ``control`` (this surface), ``server`` (ports, TLS, timers), ``cli``; beside
+them ``wire``, ``tokens``, ``errors``, ``faults`` and ``captcha``.
 
 Control surface, on the plain port under ``/_sim/`` for any Host, JSON in and out.
 Every request carries the run's control token (``Simulator(control_token=None)`` draws
@@ -38,7 +39,11 @@ number::
                        {"to": 10001, "group": 30001, "from": 20002, "text": "hi"}
                        {"to": 10001, "discussion": 40001, "from": 20003, "text": "hi"}
                        optional "content": [pieces] instead of text (e.g. ["hi ",
-                       ["face", 14]]), "font": {…}
+                       ["face", 14]]), "font": {…}, "picture": {"base64": "…"} or
+                       {"file": "NAME"} (under the world file's folder), said after the
+                       text, or ["picture", {…}] pieces in "content": a friend's is an
+                       offpic (with "as": "cface" a custom face), a group's or
+                       discussion's a cface naming this simulator as its server
                        -> {"ok": true, "item": {"poll_type": …, "value": {…}}}
     POST /_sim/event   {"to": 10001, "poll_type": "input_notify", "from": 20001}
                        any poll_type of PROTOCOL.md §4, built with every field:
@@ -57,7 +62,10 @@ number::
     GET  /_sim/sent?account=10001
                        -> [{"kind": "buddy|group|discussion|session", "to": N, "text": "…",
                             "msg_id": N, "time": T, "content": [pieces],
-                            "dropped": null | "too_fast" | "duplicate" | "repeat"}, …] in order
+                            "dropped": null | "too_fast" | "duplicate" | "repeat",
+                            "pictures": [{"piece": N, "kind": "offpic|cface", "name": …,
+                                          "sha1": …, "format": "jpg", "size": N}]}, …]
+                       in order
                        (a dropped send was answered "ok" and delivered to nobody: the
                        world options min_interval, dup_window, drop_exact_repeats)
     GET  /_sim/dropped?account=10001
@@ -91,6 +99,38 @@ number::
     GET  /_sim/fault   -> the pending faults;  DELETE /_sim/fault clears them
     POST /_sim/offline {"seconds": 30}  both ports refuse connections for a while
                        (the answer is sent first; /_sim/ is unreachable meanwhile)
+    GET  /_sim/picture?sha1=HEX  -> {"sha1", "format", "size", "base64"}: a picture the
+                       simulator keeps, by the SHA-1 /_sim/sent gives
+    POST /_sim/file    {"to": 10001, "from": 20001, "name": "a.txt", "base64": "…",
+                        "action": "offer" (default) | "offline"}  a friend offers a file
+                       (file_message, taken with get_file2) or leaves one (push_offfile,
+                       served here); {"to": 10001, "action": "cancel", "session_id": N}
+                       takes an offer back                -> {"ok": true, "item": {…}}
+    GET  /_sim/files?account=10001
+                       -> [{"kind": "offer", "session_id": N, "from": QQ, "name": …,
+                            "size": N, "sha1": …, "state": "offered|accepted|refused|
+                            cancelled", "downloads": N}, {"kind": "offline", "rkey": …}]
+    POST /_sim/friend  {"to": 10001, "from": 379450326, "text": "please add me",
+                        "action": "request" (default)}  verify_required, which the
+                       account answers (allow_and_add2, allow_added_request2,
+                       deny_added_request2); "action": "added" (added_buddy_sig: they
+                       added the account), "accepted" (the account's request was:
+                       verify_pass, or verify_pass_add naming "category"; a friend now)
+                                                          -> {"ok": true, "item": {…}}
+    POST /_sim/group   {"group": 30001, "action": "join" | "leave" | "remove",
+                        "member": 20003, "admin": 20002}  a member joins (let in by
+                       "admin", the owner unless named), leaves, or is removed by
+                       "admin": the members change and the group's logged-in accounts
+                       get sys_g_msg; "request" (+ "text"): "member" asks the group's
+                       logged-in administrators (op_group_join_req answers); "agree" |
+                       "deny" (+ "text", "admin"): the account "member"'s own request
+                       is answered                        -> {"ok": true, "items": […]}
+    GET  /_sim/answers?account=10001
+                       -> what the account answered and changed, in order: [{"call":
+                          "allow_and_add2" | "allow_added_request2" |
+                          "deny_added_request2" | "op_group_join_req" | "quit_group2" |
+                          "update_group_business_card2", "time": T, "qq" or "group": …,
+                          "accept": …, …}]
 
 Errors: 400 {"error": …} (bad body, unknown name), 403 (no or wrong token, a foreign
 Origin), 404 (unknown verb), 405, 409 (e.g. the account is not logged in), 415 (a POST

@@ -35,7 +35,9 @@ log = logging.getLogger("webqq.simulator")
 #: Hosts served on the plain HTTP port.
 HTTP_HOSTS = ("check.ptlogin2.qq.com", "ptlogin2.qq.com", "ui.ptlogin2.qq.com",
               "captcha.qq.com", "ptlogin4.web2.qq.com", "web2.qq.com", "web.qq.com",
-              "webqq.qq.com", "www.qq.com", "d.web2.qq.com", "s.web2.qq.com")
+              "webqq.qq.com", "www.qq.com", "d.web2.qq.com", "s.web2.qq.com",
+              # the picture upload servers (mediaapp.py)
+              "weboffline.ftn.qq.com", "up.web2.qq.com")
 #: Hosts served on the TLS port, over https and http (the certificate's SANs; keep
 #: certs/README in step). Simulator.hosts maps them there.
 TLS_HOSTS = ("ssl.ptlogin2.qq.com", "ui.ptlogin2.qq.com", "ssl.captcha.qq.com",
@@ -50,6 +52,9 @@ KNOWN_REFERERS = frozenset((
     "http://s.web2.qq.com/proxy.html?v=20110412001&callback=1&id=3",
     "http://d.web2.qq.com/proxy.html?v=20101025002",
     "http://d.web2.qq.com/proxy.html",
+    # §3.25: the page picture uploads and fetches came from (twqq; pidgin-lwqq's form).
+    "http://web2.qq.com/webqq.html",
+    "http://web2.qq.com/",
 ))
 
 # The Era B login page: the one line clients read is g_login_sig (§2.2).
@@ -493,19 +498,23 @@ def _log_request(handler) -> None:
              handler.get_status(), 1000.0 * request.request_time())
 
 
-def make_application(sim, hosts, extra_handlers=()) -> web.Application:
+def make_application(sim, hosts, extra_handlers=(), more_routes=None) -> web.Application:
     """The Tornado application of one port: ``hosts`` routed by the Host header.
 
     Args:
         sim: the Simulator (handlers reach the back end, faults and timers through it).
         hosts: the host names this port serves.
         extra_handlers: routes for any Host (the /_sim/ control surface on the plain port).
+        more_routes: host -> routes tried before this module's own for that host
+            (mediaapp.py's endpoints; a host may have only these).
     """
     args = {"sim": sim}
     app = web.Application([(path, handler, args) for path, handler in extra_handlers],
                           default_handler_class=NotFoundHandler, default_handler_args=args,
                           log_function=_log_request)
+    more_routes = more_routes or {}
     for host in hosts:
+        routes = more_routes.get(host, []) + _ROUTES.get(host, [])
         app.add_handlers(re.escape(host) + "$",
-                         [(path, handler, args) for path, handler in _ROUTES[host]])
+                         [(path, handler, args) for path, handler in routes])
     return app

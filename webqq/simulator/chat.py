@@ -6,7 +6,7 @@ receiver that has a session; the control surface's say and event verbs push item
 same way. It never touches a socket and never logs message text or a token.
 """
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from . import wire
 from .errors import ControlError, Refusal, channel_refusal
@@ -40,10 +40,13 @@ class SentRecord:
     time: int
     content: list
     dropped: "str | None" = None
+    #: The pictures it carried: piece index, kind, name and the bytes' SHA-1 (pictures.py).
+    pictures: list = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "to": self.to, "text": self.text, "msg_id": self.msg_id,
-                "time": self.time, "content": self.content, "dropped": self.dropped}
+                "time": self.time, "content": self.content, "dropped": self.dropped,
+                "pictures": self.pictures}
 
 
 @dataclass(frozen=True)
@@ -63,17 +66,19 @@ class ChatRouter:
         rng: the seeded ``random.Random``.
         clock: unix time in seconds.
         sessions: the ``Sessions`` receivers are reached through.
+        pictures: the ``Pictures`` that check and convert a send's pictures.
         tell: called with what happened, ``tell("said", to=, spec=, item=)`` and
             ``tell("sent", account=, record=)`` (``Backend.tell``); None: nobody.
     """
 
-    def __init__(self, world, rng, clock, sessions, tell=None):
+    def __init__(self, world, rng, clock, sessions, pictures, tell=None):
         self.tell = tell if tell is not None else (lambda kind, **fields: None)
         self.world = world
         self.options = world.options
         self.rng = rng
         self.clock = clock
         self.sessions = sessions
+        self.pictures = pictures
         self.sent = {}                  # qq -> [SentRecord]
         self._chat_seq = {}             # group or discussion number -> last seq
 
@@ -92,8 +97,9 @@ class ChatRouter:
 
         Raises:
             Refusal: 100006 for a missing or non-integer msg_id or a content that is
-                not §6.1's form; 108 for an unknown target, a group or discussion the
-                account is not in, or a missing/wrong group_sig.
+                not §6.1's form, or a picture the send may not carry (pictures.py); 108
+                for an unknown target, a group or discussion the account is not in, or a
+                missing/wrong group_sig.
         """
         msg_id = wire.as_int(r.get("msg_id"))
         if msg_id is None:
@@ -107,6 +113,9 @@ class ChatRouter:
             log.warning("send from %d carries no font element; using the default", session.qq)
             font = dict(SIMULATED_FONT)
         route = self._route(session, kind, r, pieces, font)
+        received, pictures = self.pictures.check_send(
+            session, kind, r, pieces, peer=route.record_to,
+            chat={"group": route.spec.group, "discussion": route.spec.discussion}.get(kind))
         now = self.clock()
         dropped = self._drop_reason(session, pieces, now, msg_id)
         session.last_send = (now, pieces)
@@ -114,7 +123,8 @@ class ChatRouter:
         while len(session.recent_sends) > RECENT_SENDS:
             session.recent_sends.popitem(last=False)
         record = SentRecord(kind=kind, to=route.record_to, text=content_text(pieces),
-                            msg_id=msg_id, time=int(now), content=pieces, dropped=dropped)
+                            msg_id=msg_id, time=int(now), content=pieces, dropped=dropped,
+                            pictures=pictures)
         self.sent.setdefault(session.qq, []).append(record)
         self.tell("sent", account=session.qq, record=record)
         log.info("%s message from %d to %d%s", kind, session.qq, route.record_to,
@@ -122,7 +132,8 @@ class ChatRouter:
         if dropped is None:
             # §7.13 (uncertain): no 2013 source shows a send echoed to the sender's own
             # poll, and pual_bot expects none; only the other receivers get it.
-            self._deliver(route.spec, [qq for qq in route.receivers if qq != session.qq])
+            self._deliver(replace(route.spec, content=received),
+                          [qq for qq in route.receivers if qq != session.qq])
         return {"retcode": 0, "result": "ok"}
 
     def _route(self, session, kind: str, r: dict, pieces: list, font: dict) -> _Route:

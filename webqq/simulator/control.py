@@ -20,17 +20,21 @@ missing or wrong token or a foreign Origin, 404 for an unknown verb, 405 for a w
 method, 409 when the state does not allow it (e.g. the account is not logged in), 415
 for a POST body that is not declared JSON.
 """
+import base64
+import binascii
 import hmac
 import http.client
 import json
 import logging
 import re
+from dataclasses import replace
 
 from tornado import web
 
 from .errors import ControlError
 from .events import POLL_TYPES, SIMULATED_FONT, EventError, EventSpec
 from .faults import FAULT_KINDS, FAULT_WHEN, Fault, default_when
+from .pictures import picture_from
 from .world import STATUSES
 
 __all__ = ["BODIES", "ControlHandler", "TOKEN_HEADER", "control_origins", "refusal_of"]
@@ -54,7 +58,7 @@ _CHAT_KEYS = {"to": NUMBER, "from": NUMBER, "group": NUMBER, "discussion": NUMBE
 #: Each POST verb's body: key -> the type it must have. Any other key is refused (a
 #: typo such as ``kick_mesage`` must not pass as the default).
 BODIES = {
-    "say": _CHAT_KEYS,
+    "say": dict(_CHAT_KEYS, picture=OBJECT),
     "event": dict(_CHAT_KEYS, poll_type=TEXT, type=TEXT, status=TEXT, value=OBJECT),
     "kick": {"account": NUMBER, "kick_message": FLAG},
     "rotate": {"account": NUMBER},
@@ -63,6 +67,11 @@ BODIES = {
     "fault": {"path": TEXT, "kind": TEXT, "status": NUMBER, "count": NUMBER,
               "seconds": SECONDS, "retcode": NUMBER, "host": TEXT, "when": TEXT},
     "offline": {"seconds": SECONDS},
+    "file": {"to": NUMBER, "from": NUMBER, "action": TEXT, "name": TEXT, "base64": TEXT,
+             "session_id": NUMBER},
+    "friend": {"to": NUMBER, "from": NUMBER, "action": TEXT, "text": TEXT, "category": NUMBER},
+    "group": {"group": NUMBER, "action": TEXT, "member": NUMBER, "admin": NUMBER,
+              "text": TEXT},
 }
 
 
@@ -109,10 +118,11 @@ class _BadRequest(Exception):
 class ControlHandler(web.RequestHandler):
     """/_sim/<verb> on the plain port, for any Host."""
 
-    GET_VERBS = {"state": "state", "sent": "sent", "dropped": "dropped", "fault": "faults"}
+    GET_VERBS = {"state": "state", "sent": "sent", "dropped": "dropped", "fault": "faults",
+                 "files": "files", "answers": "answers", "picture": "picture"}
     POST_VERBS = {"say": "say", "event": "event", "kick": "kick", "rotate": "rotate",
                   "expire": "expire", "captcha": "captcha", "fault": "fault",
-                  "offline": "offline"}
+                  "offline": "offline", "file": "file", "friend": "friend", "group": "group"}
     DELETE_VERBS = {"fault": "clear_faults"}
 
     def initialize(self, sim):
@@ -221,7 +231,7 @@ class ControlHandler(web.RequestHandler):
             raise _BadRequest("discussion: no discussion %d in the world" % number)
         return discussion
 
-    def _spec(self, body: dict, poll_type: str) -> EventSpec:
+    def _spec(self, body: dict, poll_type: str, pictures: bool = False) -> EventSpec:
         sender = self._number(body, "from", required=False)
         group, discussion = self._group(body), self._discussion(body)
         if group is not None and sender is not None and poll_type == "group_message" \
@@ -233,7 +243,7 @@ class ControlHandler(web.RequestHandler):
                               % (sender, discussion.number))
         text, content = body.get("text"), body.get("content")
         if content is not None:
-            _check_content(content)
+            _check_content(content, pictures)
         font = body.get("font", SIMULATED_FONT)
         value = body.get("value", {})
         status = body.get("status")
@@ -271,7 +281,8 @@ class ControlHandler(web.RequestHandler):
         to = self._account(body, "to")
         if body.get("from") is None:
             raise _BadRequest("from: who says it (a QQ number)")
-        if body.get("text") is None and body.get("content") is None:
+        picture = body.pop("picture", None)
+        if body.get("text") is None and body.get("content") is None and picture is None:
             raise _BadRequest("text: what is said")
         if "group" in body and "discussion" in body:
             raise _BadRequest("group or discussion: one chat, not both")
@@ -281,8 +292,26 @@ class ControlHandler(web.RequestHandler):
             poll_type = "discu_message"
         else:
             poll_type = "message"
-        spec = self._spec(body, poll_type)
+        spec = self._spec(body, poll_type, pictures=True)
+        pieces = spec.content if spec.content is not None else (
+            [spec.text] if spec.text else [])
+        if picture is not None:
+            pieces = pieces + [["picture", picture]]
+        if any(_is_picture(piece) for piece in pieces):
+            spec = replace(spec, content=[self._said(to, spec, piece) for piece in pieces])
         self._json({"ok": True, "item": self.backend.chat.push_event(to, spec)})
+
+    def _said(self, to: int, spec: EventSpec, piece):
+        """A ``["picture", {...}]`` piece of /_sim/say as the received piece it becomes."""
+        if not _is_picture(piece):
+            return piece
+        how = piece[1].get("as", "offpic")
+        chat = spec.group or spec.discussion
+        if how not in ("offpic", "cface") or (chat is not None and "as" in piece[1]):
+            raise _BadRequest("picture: \"as\" is \"offpic\" or \"cface\", for a friend's "
+                              "picture only")
+        data = picture_from(piece[1], self.world.folder)
+        return self.backend.pictures.said(to, spec.sender, data, chat=chat, how=how)
 
     async def event(self):
         body = self._body("event")
@@ -346,6 +375,72 @@ class ControlHandler(web.RequestHandler):
         self.sim.faults.add(fault)
         self._json({"ok": True, "faults": self.sim.faults.describe()})
 
+    async def file(self):
+        body = self._body("file")
+        to, action = self._account(body, "to"), body.get("action", "offer")
+        if action not in ("offer", "offline", "cancel"):
+            raise _BadRequest("action: offer, offline or cancel")
+        # Every key given is checked, also one the action does not use.
+        session_id = self._number(body, "session_id", required=action == "cancel")
+        sender = self._number(body, "from", required=action != "cancel")
+        data = _base64(body["base64"]) if "base64" in body else None
+        files = self.backend.files
+        if action == "cancel":
+            item = files.cancel(to, session_id)
+        else:
+            if body.get("name") is None or data is None:
+                raise _BadRequest("name and base64: the file's name and its bytes")
+            item = (files.offer if action == "offer" else files.leave)(
+                to, sender, body["name"], data)
+        self._json({"ok": True, "item": item})
+
+    async def files(self):
+        self._json(self.backend.files.report(self._query_account()))
+
+    async def friend(self):
+        body = self._body("friend")
+        to, other = self._account(body, "to"), self._number(body, "from")
+        action, manage = body.get("action", "request"), self.backend.manage
+        category = _category(body.get("category"))
+        if action == "request":
+            item = manage.ask_friend(to, other, body.get("text", ""))
+        elif action == "added":
+            item = manage.added_by(to, other)
+        elif action == "accepted":
+            item = manage.accepted_by(to, other, category)
+        else:
+            raise _BadRequest("action: request, added or accepted")
+        self._json({"ok": True, "item": item})
+
+    async def group(self):
+        body = self._body("group")
+        group = self._group(body)
+        if group is None:
+            raise _BadRequest("group: which group (its number)")
+        member, admin = self._number(body, "member"), self._number(body, "admin", False)
+        action, manage = body.get("action"), self.backend.manage
+        if admin is not None and action not in ("join", "remove", "agree", "deny"):
+            raise _BadRequest("admin: only for join, remove, agree or deny")
+        if action in ("join", "leave", "remove"):
+            items = manage.change_member(group, member, action, admin)
+        elif action == "request":
+            items = manage.ask_to_join(group, member, body.get("text", ""))
+        elif action in ("agree", "deny"):
+            items = manage.answer_account(group, member, action == "agree",
+                                          body.get("text", ""), admin)
+        else:
+            raise _BadRequest("action: join, leave, remove, request, agree or deny")
+        self._json({"ok": True, "items": items})
+
+    async def answers(self):
+        self._json(self.backend.manage.answers(self._query_account()))
+
+    async def picture(self):
+        picture = self.backend.pictures.by_sha1(self.get_query_argument("sha1", ""))
+        if picture is None:
+            raise _BadRequest("sha1: give ?sha1= of a picture /_sim/sent named")
+        self._json(picture.to_json())
+
     async def clear_faults(self):
         self.sim.faults.clear()
         self._json({"ok": True})
@@ -385,9 +480,33 @@ def _json_type(value) -> str:
 _PICTURES = ("offpic", "cface")
 
 
-def _check_content(content) -> None:
-    """Received-side pieces: strings, ``["face", N]`` and picture elements; the font is
-    the ``"font"`` key, not a piece."""
+def _is_picture(piece) -> bool:
+    """A ``["picture", {...}]`` piece of /_sim/say (a picture to store and send)."""
+    return isinstance(piece, list) and len(piece) == 2 and piece[0] == "picture" \
+        and isinstance(piece[1], dict)
+
+
+def _base64(value: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise _BadRequest("base64: not valid base64") from None
+
+
+def _category(value) -> "int | None":
+    """A friend category: 0 (the default one) or more, or None when not given."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                              or not 0 <= value < 1 << 16):
+        raise _BadRequest("category: a category index, 0 or more")
+    return value
+
+
+def _check_content(content, pictures: bool = False) -> None:
+    """Received-side pieces: strings, ``["face", N]`` and picture elements (and, with
+    ``pictures``, /_sim/say's ``["picture", {...}]``); the font is the ``"font"`` key,
+    not a piece."""
     if not isinstance(content, list) or not content:
         raise _BadRequest("content: expected a non-empty list of pieces")
     for piece in content:
@@ -398,6 +517,8 @@ def _check_content(content) -> None:
                     and 0 <= piece[1] < 1 << 32:
                 continue
         elif isinstance(piece, list) and len(piece) >= 2 and piece[0] in _PICTURES:
+            continue
+        elif pictures and _is_picture(piece):
             continue
         raise _BadRequest("content: %s is not a piece (a string, [\"face\", N], or an "
                           "offpic or cface element)" % json.dumps(piece)[:40])

@@ -51,7 +51,8 @@ class Lists:
                     session.qq, session.ptwebqq, variant):
                 log.info("friend list for %d refused: wrong hash", session.qq)
                 raise channel_refusal(50)
-        account, world = session.account, self.world
+        # The World's current entry: friend requests answered change the list (manage.py).
+        account, world = self.world.accounts[session.qq], self.world
         entries = [(f, world.person(f.qq), world.uin(session.qq, f.qq)) for f in account.friends]
         return {"retcode": 0, "result": {
             "friends": [{"flag": 0, "uin": uin, "categories": f.category}
@@ -131,7 +132,7 @@ class Lists:
     def online_buddies(self, session) -> dict:
         """channel/get_online_buddies2 (§2.15): online friends only."""
         result = []
-        for friend in session.account.friends:
+        for friend in self.world.accounts[session.qq].friends:
             status = self.sessions.presence(friend.qq)
             if status != "offline":
                 result.append({"uin": self.world.uin(session.qq, friend.qq), "status": status,

@@ -28,6 +28,8 @@ from tornado.netutil import bind_sockets
 from .app import HTTP_HOSTS, TLS_HOSTS, make_application
 from .control import ControlHandler
 from .faults import FaultPlan
+from .mediaapp import ROUTES as MEDIA_ROUTES
+from .mediaapp import SERVER_ROUTES
 from .state import Backend
 from .web import ChatFeed, routes as web_routes
 from .world import load_world
@@ -150,7 +152,8 @@ class Simulator:
         self.world = load_world(world, self.rng)
         self.options = self.world.options
         self.poll_hold = float(poll_hold)
-        self.backend = Backend(self.world, self.rng, clock)
+        self.backend = Backend(self.world, self.rng, clock,
+                               address=lambda: (self.host, self.port))
         self.faults = FaultPlan()
         #: What the chat page shows live: messages said and sent (webqq.simulator.web).
         self.chat_feed = ChatFeed(self.backend, self.world)
@@ -163,9 +166,11 @@ class Simulator:
         self._ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._ssl_context.load_cert_chain(os.path.join(_CERTS, "server.pem"),
                                           os.path.join(_CERTS, "server-key.pem"))
-        self._plain_app = make_application(self, HTTP_HOSTS,
-                                           [(r"/_sim/(\w+)", ControlHandler)] + web_routes())
-        self._tls_app = make_application(self, TLS_HOSTS)
+        # The plain port also answers to its own address: the picture and file server.
+        self._plain_app = make_application(self, HTTP_HOSTS + (host,),
+                                           [(r"/_sim/(\w+)", ControlHandler)] + web_routes(),
+                                           dict(MEDIA_ROUTES, **{host: SERVER_ROUTES}))
+        self._tls_app = make_application(self, TLS_HOSTS, (), MEDIA_ROUTES)
         self._streams = weakref.WeakSet()
         self._servers = []              # the listening servers now
         self._all_servers = []          # every server ever started, drained at stop()

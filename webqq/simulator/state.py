@@ -16,13 +16,20 @@ Parts, in the order of an account's life (§1.2, §1.5):
   later call is checked against it; polls take its queued events.
 * ``chat`` (chat.py): sends are recorded and delivered to the receivers' queues.
 * ``lists`` (lists.py): friend, group and discussion lists and lookups.
+* ``pictures`` (pictures.py): the upload servers, the group signature, pictures in
+  sends, fetching them; ``files`` (files.py): offers and offline files; ``manage``
+  (manage.py): friend requests, group membership and the account's answers. Pictures
+  and files are served from the simulator's own address (``address``).
 """
 import logging
 import time
 
 from .chat import ChatRouter
+from .files import Files
 from .lists import Lists
 from .login import LoginServer
+from .manage import Manage
+from .pictures import Pictures
 from .sessions import Sessions
 
 __all__ = ["Backend"]
@@ -37,15 +44,19 @@ class Backend:
         world: the loaded World.
         rng: the seeded ``random.Random`` (tokens, codes, msg ids).
         clock: returns unix time in seconds (``time.time`` by default).
+        address: returns the ``(host, port)`` pictures and files are served from.
     """
 
-    def __init__(self, world, rng, clock=time.time):
+    def __init__(self, world, rng, clock=time.time, *, address):
         self.world = world
         self.listeners = []             # callables(kind, **fields), see tell()
         self.login = LoginServer(world, rng)
         self.sessions = Sessions(world, rng, clock, self.login, tell=self.tell)
-        self.chat = ChatRouter(world, rng, clock, self.sessions, tell=self.tell)
+        self.pictures = Pictures(world, rng, self.sessions, address)
+        self.chat = ChatRouter(world, rng, clock, self.sessions, self.pictures, tell=self.tell)
         self.lists = Lists(world, clock, self.sessions)
+        self.files = Files(world, rng, self.chat, address)
+        self.manage = Manage(world, clock, self.sessions, self.chat)
 
     def tell(self, kind: str, **fields) -> None:
         """Tell each listener (the chat page's feed) what happened: "said" (to, spec,

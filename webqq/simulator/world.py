@@ -4,8 +4,11 @@ world: data, loaded once. It reads a world description (a JSON file, a dict, or 
 built-in ``world.json`` beside this module), checks every key, and draws the opaque
 protocol ids the 2013 servers handed out (friend ``uin``, group ``gid``/``code``,
 discussion ``did``) from the simulator's seeded ``random.Random``, once per load, so they
-are stable across relinks and reproducible with a seed. It never changes what it loaded,
-never opens a socket and knows nothing of sessions: runtime state lives in ``state.py``'s parts.
+are stable across relinks and reproducible with a seed. It never opens a socket and knows
+nothing of sessions: runtime state lives in ``state.py``'s parts. What it loaded changes
+only through ``set_friends`` and ``set_members``: the friend lists and group members
+that the 2013 servers changed at runtime (a friend request answered, a member joining
+or leaving, a card set), which the management part (``manage.py``) applies.
 
 Everyone is named by QQ number here; a ``uin`` is always "as seen by" a viewing account
 (PROTOCOL.md §0.2: opaque per-session numbers for other users; the account's own uin is its
@@ -33,7 +36,7 @@ An account is a person who can log in (it has a password); people are simulated 
 import json
 import os
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .digests import FRIEND_HASH_VARIANTS
 from .wire import as_int
@@ -241,6 +244,9 @@ class World:
     groups: dict              # number -> WorldGroup
     discussions: dict         # number -> WorldDiscussion
     rng: object = field(repr=False)
+    #: The directory of the world file (pictures said by file name are read under it);
+    #: None for a world given as a dict.
+    folder: "str | None" = None
     _uins: dict = field(default_factory=dict, repr=False)      # (viewer, qq) -> uin
     _by_uin: dict = field(default_factory=dict, repr=False)    # (viewer, uin) -> qq
 
@@ -293,6 +299,14 @@ class World:
         if found is None:
             found = WorldPerson(qq=qq, nick=str(qq), status="offline")
         return found
+
+    def set_friends(self, qq: int, friends) -> None:
+        """Replace account ``qq``'s friend list with ``friends`` (WorldFriend entries)."""
+        self.accounts[qq] = replace(self.accounts[qq], friends=tuple(friends))
+
+    def set_members(self, number: int, members) -> None:
+        """Replace group ``number``'s members with ``members`` (WorldMember entries)."""
+        self.groups[number] = replace(self.groups[number], members=tuple(members))
 
     def _assign_uin(self, viewer: int, qq: int) -> None:
         while True:
@@ -482,7 +496,11 @@ def load_world(source=None, rng=None) -> World:
     group_specs = _read_groups(top, people, numbers)
     discussion_specs = _read_discussions(top, people, numbers)
     top.done()
-    return _draw_world(options, accounts, people, group_specs, discussion_specs, rng)
+    world = _draw_world(options, accounts, people, group_specs, discussion_specs, rng)
+    if source is None or isinstance(source, (str, os.PathLike)):
+        world.folder = os.path.dirname(os.path.abspath(DEFAULT_WORLD_FILE if source is None
+                                                        else source))
+    return world
 
 
 def _read_source(source):
