@@ -22,6 +22,11 @@ setup(
         # Scenario files of webqq-simulator test are TOML: the standard library reads it
         # from 3.11 (tomllib); tomli is that same parser, for 3.9 and 3.10.
         'tomli>=1.1; python_version < "3.11"',
+        # /metrics in the Prometheus text format: the well-kept reference client writes
+        # the exposition (escaping, histograms, content type) that scrapers and its own
+        # parser agree on; pure Python, no dependencies of its own. One registry per
+        # daemon, never the global one.
+        "prometheus_client>=0.17",
     ],
     extras_require={
         "test": [
@@ -40,6 +45,9 @@ setup(
             # (reverse WebSocket, send_msg, quick replies): pure-Python dependencies
             # (Quart, httpx); nonebot2 would add pydantic-core and a driver to pick.
             "aiocqhttp>=1.4,<2",
+            # A real SMTP server on loopback receives the alerts' mails in
+            # tests/test_alerts.py (the daemon sends through smtplib); pure Python.
+            "aiosmtpd>=1.4",
         ],
     },
     entry_points={

@@ -126,7 +126,8 @@ class Rig:
                 continue
             argv = [os.path.join(BIN, "webqq-simulator"), "--port", str(self.port),
                     "--tls-port", str(self.tls_port), "--seed", str(self.seed),
-                    "--control-token", self.control_token]
+                    # One word: a token drawn with a leading "-" is no option.
+                    "--control-token=" + self.control_token]
             if self.poll_hold is not None:
                 argv += ["--poll-hold", str(self.poll_hold)]
             self.sim = self._spawn(argv, "simulator")

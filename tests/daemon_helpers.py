@@ -206,6 +206,14 @@ class SimulatorControl:
     def state(self) -> Dict[str, Any]:
         return self._call("state")
 
+    def demand_captcha(self, code: str) -> None:
+        """The bot's next check asks for a verify code showing ``code``."""
+        self._call("captcha", {"account": QQ, "code": code})
+
+    def expire(self) -> None:
+        """The bot's login expires: its next poll and relink are refused (103)."""
+        self._call("expire", {"account": QQ})
+
 
 def daemon_simulator(daemon: Daemon) -> SimulatorControl:
     """The control surface of a running daemon's embedded simulator (its token is in the
@@ -224,7 +232,8 @@ class StandaloneSimulator:
         self.token = secrets.token_urlsafe(16)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "webqq.simulator.cli", "--port", "0", "--tls-port", "0",
-             "--poll-hold", "5", "--control-token", self.token],
+             # One word with "=": a token drawn with a leading "-" is no option.
+             "--poll-hold", "5", "--control-token=" + self.token],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             env=environment())
         banner = self.process.stdout.readline()

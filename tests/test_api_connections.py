@@ -9,6 +9,8 @@ import socket
 
 import pytest
 from api_helpers import eventually
+from tornado import netutil, web
+from tornado.httpclient import AsyncHTTPClient
 from tornado.iostream import IOStream
 
 from webqq.onebot import listener
@@ -121,3 +123,41 @@ async def test_a_header_tornado_cannot_parse_is_not_logged(harness, caplog):
     await eventually(lambda: "Malformed HTTP message" in caplog.text, "the log line")
     assert "Secret-Token-77" not in caplog.text
     assert "Invalid header value (not shown)" in caplog.text
+
+
+class Careless(web.RequestHandler):
+    """A handler as a new route might be written: it reads the query Tornado's way and
+    may crash."""
+
+    def get(self) -> None:
+        if self.get_query_argument("crash", None):
+            raise RuntimeError("a bug")
+        self.get_query_argument("text", None)
+        self.write("ok")
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_tornados_own_log_lines_leave_the_request_out(caplog):
+    """Whatever handler lets an error out, Tornado's lines about it keep out the query
+    (a token, a message's text) and the request's headers (the token)."""
+    caplog.set_level(logging.DEBUG)
+    server = listener.ApiServer(web.Application([(r"/careless", Careless)]))
+    sockets = netutil.bind_sockets(0, "127.0.0.1")
+    server.listen_on(sockets)
+    port = sockets[0].getsockname()[1]
+    http = AsyncHTTPClient(force_instance=True)
+    try:
+        for query in ("access_token=Tok-55&text=Words-66%FF", "crash=1&access_token=Tok-55"):
+            response = await http.fetch("http://127.0.0.1:%d/careless?%s" % (port, query),
+                                        headers={"Authorization": "Bearer Tok-55"},
+                                        raise_error=False)
+            assert response.code in (400, 500)
+    finally:
+        http.close()
+        server.stop()
+        await server.close_all_connections()
+    text = caplog.text
+    assert "Tok-55" not in text and "Words-66" not in text
+    assert "400 GET /careless (127.0.0.1): refused (the reason quotes the request: not " \
+           "shown)" in text
+    assert "Uncaught exception GET /careless (127.0.0.1) (the request is not shown)" in text

@@ -88,7 +88,7 @@ def test_captcha_verb_answers_a_waiting_login(tmp_path):
         wait_for(lambda: daemon.status().get("state") == "waiting_captcha", "the captcha")
         answered = webqq(daemon.config, "captcha", "ABCD")
         assert (answered.returncode, answered.stdout) == (
-            0, "verify code entered; webqq status shows how the login goes\n")
+            0, "verify code accepted: 10001 is online\n")
         daemon.wait_online()
     finally:
         daemon.close()

@@ -78,7 +78,7 @@ def test_shipped_ini_shows_the_defaults_or_says_where_it_does_not():
 def test_shipped_ini_documents_every_key():
     shipped = (ROOT / "conf" / "webqq.ini").read_text(encoding="utf-8")
     loaded = load(ROOT / "conf" / "webqq.ini")
-    for section in ("account", "daemon", "network", "simulator", "bot", "api"):
+    for section in ("account", "daemon", "network", "simulator", "bot", "api", "alert"):
         for field in config.dataclasses.fields(getattr(loaded, section)):
             assert f"\n{field.name} =" in shipped, (section, field.name)
 
@@ -215,7 +215,7 @@ def test_config_is_frozen(tmp_path):
     ("acount", "unknown section (did you mean 'account'?)"),
     ("Network", "unknown section (did you mean 'network'?)"),
     ("DEFAULT", "unknown section (known: account, daemon, network, hosts, simulator, bot, "
-                "api)"),
+                "api, alert)"),
 ])
 def test_unknown_section(tmp_path, header, problem):
     file = write(tmp_path, f"{EMBEDDED}[{header}]\nx = 1\n")

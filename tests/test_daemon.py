@@ -204,7 +204,8 @@ def test_a_starting_daemon_hides_the_stale_pid_so_nothing_signals_it(tmp_path, c
         commands = Commands(config, system=system)
         assert commands.stop(argparse.Namespace(timeout=1.0)) == ExitCode.FAILURE
         assert commands.reload(argparse.Namespace()) == ExitCode.FAILURE
-        assert commands.status(argparse.Namespace(json=False)) == ExitCode.OK
+        # Not online yet: status says so with its exit code too.
+        assert commands.status(argparse.Namespace(json=False)) == ExitCode.FAILURE
         assert system.signals == []
         out, err = capsys.readouterr()
         assert err == ("webqq is starting and has not written its pid; try again\n"

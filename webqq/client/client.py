@@ -237,7 +237,10 @@ class WebQQClient:
         self._epoch = 0                      # bumped whenever running chains must end
         self._timers: Dict[str, object] = {}
         self._attempt = 0                    # recoveries since the last healthy poll
-        self._last_poll_answer = 0.0
+        # IOLoop.time() of the last poll answer of this session (or of going online): the
+        # watchdog relinks stall_after seconds after it; /readyz reads it.
+        self.last_poll_answer = 0.0
+        self.polls_answered = 0              # poll answers (status 200) of live sessions
         self._poll_sent = 0.0
         self._unknown_poll_codes = 0
         self._heartbeats = 0
@@ -577,7 +580,7 @@ class WebQQClient:
         how = "session resumed" if resumed else "relinked" if relinked else "logged in"
         self._set_state(State.ONLINE, how)
         self._emit(Online(resumed, relinked))
-        self._last_poll_answer = self.io_loop.time()
+        self.last_poll_answer = self.io_loop.time()
         epoch = self._epoch
         request, readback, _delay = self._next_poll(epoch)
         # A poll that failed for good, if its chain is still the current one: recover.
@@ -603,11 +606,12 @@ class WebQQClient:
             return None
         current = epoch == self._epoch
         if current:
-            self._last_poll_answer = self.io_loop.time()
+            self.last_poll_answer = self.io_loop.time()
         if response.status != 200:
             if current:
                 self._failed("poll", HTTPStreamError("HTTP %d from poll2" % response.status))
             return None
+        self.polls_answered += 1
         try:
             result = parse_poll(response.read())
         except RetcodeError as exc:
@@ -655,7 +659,7 @@ class WebQQClient:
 
     def _watchdog(self) -> None:
         """Relink when no poll was answered for ``stall_after`` seconds."""
-        silent = self.io_loop.time() - self._last_poll_answer
+        silent = self.io_loop.time() - self.last_poll_answer
         if self.state is State.ONLINE and silent >= self.stall_after:
             self._set_state(State.RELINKING, "no poll answer for %.0f s" % silent)
             self._recover("relink", "poll stalled")

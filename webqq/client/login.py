@@ -12,7 +12,7 @@ A login, one method per answer (era A, spring 2013; era B adds the two bracketed
     begin()            [GET the login page -> _on_login_page: login_sig]
                        GET check           -> _on_check: salt, verify code needed?
     (a code needed)    GET getimage        -> _on_captcha_image: saved, captcha(path)
-    enter_code(code)   GET login           -> _on_login: nick [, check_sig URL]
+    enter_code(code)   GET login           -> _on_login: nick [, check_sig URL]; image removed
                        [GET check_sig      -> _after_check_sig: p_skey set]
                        POST login2         -> _on_login2: psessionid, vfwebqq; linked()
     relink(step)       POST login2 with the cookies and link held (relink, resume)
@@ -214,6 +214,7 @@ class LoginFlow:
 
     def _on_login(self, response: Response):
         result = parse_login(response.read())
+        self._remove_captcha_image()
         self.nick = result.nick
         if result.check_sig_url:                # era B: the hop that sets p_skey (§2.6)
             epoch = self._epoch()
@@ -223,6 +224,16 @@ class LoginFlow:
                 errback=lambda _r, error: self._check_sig_failed(epoch, error))
             return None
         return self._login2_request("login")
+
+    def _remove_captcha_image(self) -> None:
+        """The login was accepted: a verify-code image (of this login or one left by an
+        earlier run) has served. Not removing it is logged, not a failed login."""
+        try:
+            os.unlink(os.path.join(self.state_dir, statedir.captcha_file(self.qq)))
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            log.warning("cannot remove the verify-code image: %s", error)
 
     def _after_check_sig(self, response: Response):
         return self._login2_request("login")

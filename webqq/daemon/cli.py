@@ -10,11 +10,12 @@ What it is for: parse the command line, find and load the configuration
     stop        SIGTERM, wait for a clean exit, SIGKILL after --timeout seconds
     restart     stop, then start
     status      running or not, pid, uptime, login state, counts (from status.json,
-                and the API's get_status when it listens); how the last one ended
+                and the API's get_status when it listens); how the last one ended;
+                exit 1 unless every account is online
     reload      SIGHUP: the daemon reads its configuration and plugins again; prints
                 what it applied and what waits for a restart
     send        send buddy|group|discussion TARGET TEXT: the API's send_msg
-    captcha     captcha CODE: the verify code the login waits for
+    captcha     where the verify-code image is (file, page); captcha CODE answers it
     friends     the friend list (QQ number, nick, remark)
     groups      the groups (public number, name) and discussions (did, name)
 
@@ -53,7 +54,7 @@ import types
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from webqq import statedir
 from webqq.daemon import config as configuration
@@ -62,7 +63,7 @@ from webqq.daemon.config import (AccountConfig, ApiConfig, BotConfig, Config, Co
 from webqq.daemon.daemon import Daemon
 from webqq.daemon.pidfile import Pidfile, Pointer, pidfile_path
 from webqq.daemon.process import ExitCode, System
-from webqq.daemon.status import describe, describe_stopped, read_status
+from webqq.daemon.status import describe, describe_stopped, not_online, read_status
 from webqq.onebot.token import api_token
 from webqq.plugins import Dispatcher
 
@@ -74,9 +75,13 @@ STOP_TIMEOUT = 30.0
 START_WAIT = 30.0
 #: Seconds ``reload`` waits for the daemon to report the reload.
 RELOAD_WAIT = 10.0
+#: Seconds ``captcha`` waits for the server's verdict on the code (``--wait``).
+CAPTCHA_WAIT = 30.0
 #: How often the CLI looks again while it waits for the daemon.
 POLL_INTERVAL = 0.05
 
+#: Seconds ``captcha CODE`` waits for the login to go through or to show a new image.
+CAPTCHA_WAIT = 20.0
 #: Seconds a call to the daemon's API may take (a send waits up to api.SEND_WAIT).
 API_TIMEOUT = 15.0
 #: ``webqq send`` chat -> (OneBot message_type, the id parameter).
@@ -134,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="wait this long for the new daemon's login (default "
                               "%(default)g)")
     status = verb("status", "is it running, logged in, busy?",
-                  "Exit 0 when it runs, 1 when not (with how the last one ended).")
+                  "Exit 0 when it runs and every account is online, 1 when not (with "
+                  "how the last one ended).")
     status.add_argument("--json", action="store_true", help="print the status file")
     verb("reload", "re-read the configuration and plugins (SIGHUP)",
          "Applies what can change while running and prints what waits for a restart.")
@@ -143,10 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("target", help="a QQ number, a group number or a discussion id "
                                      "(or a nick, remark or name)")
     send.add_argument("text", nargs="+", help="the text (words are joined by spaces)")
-    captcha = verb("captcha", "enter the verify code the login waits for",
-                   "When the server wants one, webqq start and the log name the image "
-                   "(captcha-QQ.jpg in state_dir); read it, then run webqq captcha CODE.")
-    captcha.add_argument("code", help="the characters the image shows")
+    captcha = verb("captcha", "show where the verify-code image is, or answer it",
+                   "Without CODE: the image the login waits on (captcha-QQ.jpg in "
+                   "state_dir) and the API's /captcha page, where a browser can answer "
+                   "it. With CODE: enter it, then wait up to --wait seconds to say "
+                   "whether the login went through or a new image came.")
+    captcha.add_argument("code", nargs="?", help="the characters the image shows")
+    captcha.add_argument("--wait", type=float, default=CAPTCHA_WAIT, metavar="SECONDS",
+                         help="wait this long for the outcome (default %(default)g)")
     verb("friends", "list the friends")
     verb("groups", "list the groups and discussions")
     for name in ("send", "captcha", "friends", "groups"):
@@ -245,6 +255,25 @@ def _log_warnings_to_stderr() -> logging.Handler:
     return handler
 
 
+def _accepted(status: Dict[str, Any]) -> bool:
+    """Whether the login a code was entered for came online: the status keeps no
+    captcha once it did, even when a poll failure has already sent it relinking."""
+    return "captcha" in status and status["captcha"] is None \
+        and status.get("online_since") is not None \
+        and status.get("state") not in ("offline", "stopped")
+
+
+def _new_image(status: Dict[str, Any]) -> Optional[str]:
+    """The path of the image the server sent after refusing the last code entered,
+    while the login waits for its code; else None."""
+    captcha = status.get("captcha") or {}
+    last_code = captcha.get("last_code") or {}
+    if status.get("state") == "waiting_captcha" and last_code.get("outcome") == "refused" \
+            and captcha["images"] > last_code["image"]:
+        return captcha["image"]
+    return None
+
+
 class ApiUnavailable(Exception):
     """Raised when the daemon's API cannot answer a CLI verb (the message says why)."""
 
@@ -338,11 +367,11 @@ class Commands:
             return ExitCode.FAILURE
         if not status or status.get("pid") != pid:
             print("webqq is starting (pid %s)" % (pid or "not written yet"))
-            return ExitCode.OK
+            return ExitCode.FAILURE
         print("\n".join(describe(status, time.time())))
         if status.get("api"):
             print(self._describe_api(status["api"]["url"]))
-        return ExitCode.OK
+        return ExitCode.FAILURE if not_online(status) else ExitCode.OK
 
     def _describe_api(self, url: str) -> str:
         try:
@@ -441,16 +470,63 @@ class Commands:
 
     def captcha(self, args: argparse.Namespace) -> int:
         try:
+            accounts = self._call("get_captcha", {})
+            if args.code is None:
+                return self._show_captcha(accounts, args.json)
             answer = self._call("enter_verify_code", {"code": args.code}, check=False)
+            if args.json or answer.get("status") != "ok":
+                print(json.dumps(answer, indent=1, ensure_ascii=False) if args.json else
+                      "webqq captcha: %s" % answer.get("msg"),
+                      file=sys.stdout if args.json else sys.stderr)
+                return ExitCode.OK if answer.get("status") == "ok" else ExitCode.FAILURE
+            return self._captcha_outcome(accounts, args.wait)
         except ApiUnavailable as error:
             return self._unavailable("captcha", error)
-        if args.json:
-            print(json.dumps(answer, indent=1, ensure_ascii=False))
-        elif answer.get("status") == "ok":
-            print("verify code entered; webqq status shows how the login goes")
-        else:
-            print("webqq captcha: %s" % answer.get("msg"), file=sys.stderr)
-        return ExitCode.OK if answer.get("status") == "ok" else ExitCode.FAILURE
+
+    def _show_captcha(self, accounts: List[Dict], as_json: bool) -> int:
+        """Where each waiting image is: the file, and the page a browser answers on."""
+        waiting = [account for account in accounts if account["waiting"]]
+        if as_json:
+            print(json.dumps(accounts, indent=1, ensure_ascii=False))
+        elif not waiting:
+            print("no account waits for a verify code (%s)" % ", ".join(
+                "%d is %s" % (a["user_id"], a["state"]) for a in accounts))
+        for account in waiting if not as_json else ():
+            print("%d waits for a verify code (image %d): %s" % (
+                account["user_id"], account["attempt"], account["image_path"]))
+            if account["attempt"] > 1 and account["last_error"]:
+                print("  the last code failed: %s" % account["last_error"])
+            if account["page_url"]:
+                print("  or answer it in a browser: %s&access_token=TOKEN (the API's "
+                      "token: [api] token, or %s in state_dir)" % (account["page_url"],
+                                                                   statedir.TOKEN))
+        if waiting and not as_json:
+            print("read it, then: webqq captcha CODE")
+        return ExitCode.OK if waiting else ExitCode.FAILURE
+
+    def _captcha_outcome(self, before: List[Dict], wait: float) -> int:
+        """After a code was entered: wait for the login to go through (exit 0) or for
+        a new image (the code was refused: exit 1)."""
+        attempts = {a["user_id"]: a["attempt"] for a in before if a["waiting"]}
+        outcome: List[str] = []
+
+        def settled() -> bool:
+            for account in self._call("get_captcha", {}):
+                if account["user_id"] not in attempts:
+                    continue
+                if account["state"] == "online":
+                    outcome[:] = ["ok", "verify code accepted: %d is online"
+                                  % account["user_id"]]
+                elif account["waiting"] and account["attempt"] > attempts[
+                        account["user_id"]]:
+                    outcome[:] = ["refused", "the code was refused (%s); a new image: %s"
+                                  % (account["last_error"], account["image_path"])]
+            return bool(outcome)
+        if not self._wait(settled, wait):
+            print("verify code entered; still logging in (webqq status tells how it goes)")
+            return ExitCode.OK
+        print(outcome[1], file=sys.stdout if outcome[0] == "ok" else sys.stderr)
+        return ExitCode.OK if outcome[0] == "ok" else ExitCode.FAILURE
 
     def friends(self, args: argparse.Namespace) -> int:
         try:

@@ -67,11 +67,12 @@ from pathlib import Path
 from typing import Callable, Dict, Mapping, Optional, Tuple, TypeVar, Union
 
 from webqq.daemon.datatypes import (access_token, bind_port, boolean, byte_size,
-                                    command_prefix, count, existing_directory,
-                                    existing_file, friend_policy,
+                                    command_prefix, count, email_addresses,
+                                    existing_directory, existing_file, friend_policy,
                                     host_name, host_port, http_url, listen_address,
                                     loglevel, module_names, optional, path,
-                                    positive_seconds, qq_number, seconds, text, ws_url)
+                                    positive_seconds, qq_number, seconds, smtp_security,
+                                    text, ws_url)
 from webqq.http.redact import MASK, redact_url
 
 logger = logging.getLogger("webqq.config")
@@ -85,9 +86,9 @@ SYSTEM_CONFIG = Path("/etc/webqq/webqq.ini")
 #: Default ``[daemon] state_dir``, relative to the configuration file's directory.
 DEFAULT_STATE_DIR = "run"
 
-_SECRET_FIELDS = frozenset({"password", "token", "secret"})
+_SECRET_FIELDS = frozenset({"password", "token", "secret", "smtp_password"})
 # URLs whose userinfo and query are shown masked (``redact_url``).
-_URL_FIELDS = frozenset({"post_url", "ws_reverse_url"})
+_URL_FIELDS = frozenset({"post_url", "ws_reverse_url", "webhook_url"})
 # Words that make a [plugin:NAME] key a secret: api_key, bot-token, password, ...
 _SECRET_WORDS = frozenset({"password", "passwd", "pass", "token", "secret", "key", "apikey"})
 
@@ -241,6 +242,7 @@ class ApiConfig(_MaskedRepr):
     to connect to; None: none. ``media_dir``: the directory whose files an ``image``
     segment may name (``file=PATH``); None: no file may be named. ``fetch_urls``: an
     ``image`` segment may name an http(s) URL, which webqq then fetches.
+    ``metrics_public``: ``/metrics`` without the token.
     """
 
     listen: Optional[Tuple[str, int]] = ("127.0.0.1", 18765)
@@ -250,6 +252,28 @@ class ApiConfig(_MaskedRepr):
     ws_reverse_url: Optional[str] = None
     media_dir: Optional[Path] = None
     fetch_urls: bool = False
+    metrics_public: bool = False
+
+
+@dataclass(frozen=True, repr=False)
+class AlertConfig(_MaskedRepr):
+    """``[alert]``: tell a person when an account goes offline, needs a verify code or
+    is kicked, and when it is back: a POST to ``webhook_url`` and/or a mail to
+    ``email_to`` through ``smtp_server`` (``smtp_security``: starttls, tls or none;
+    ``smtp_user`` and ``smtp_password`` to log in). ``after``: seconds an account may be
+    offline (relinking, logging in again) before that is an incident (a kick, a verify
+    code or a refusal for good are incidents at once); ``settle``: seconds it must then
+    stay online for the incident to end; going offline before is the same incident."""
+
+    webhook_url: Optional[str] = None
+    email_to: Tuple[str, ...] = ()
+    email_from: Optional[str] = None
+    smtp_server: Tuple[str, int] = ("127.0.0.1", 25)
+    smtp_security: str = "none"
+    smtp_user: Optional[str] = None
+    smtp_password: Optional[str] = None
+    after: float = 30.0
+    settle: float = 300.0
 
 
 @dataclass(frozen=True, repr=False)
@@ -273,9 +297,10 @@ class Config(_MaskedRepr):
     bot: BotConfig
     api: ApiConfig
     plugin_settings: Mapping[str, Mapping[str, str]]
+    alert: AlertConfig = AlertConfig()
 
 
-_SECTIONS = ("account", "daemon", "network", "hosts", "simulator", "bot", "api")
+_SECTIONS = ("account", "daemon", "network", "hosts", "simulator", "bot", "api", "alert")
 _PLUGIN_PREFIX = "plugin:"
 
 
@@ -377,6 +402,7 @@ def load(file: PathLike) -> Config:
         bot=bot,
         api=_read_api(section("api")),
         plugin_settings=_read_plugin_settings(source, parser, bot.plugins),
+        alert=_read_alert(section("alert")),
     )
     if config.hosts and simulator.embedded:
         logger.warning("%s: [hosts]: ignored while [simulator] embedded = yes: every "
@@ -575,6 +601,7 @@ def _read_api(section: _Section) -> ApiConfig:
         ws_reverse_url=optional(ws_url),
         media_dir=optional(section.existing_directory),
         fetch_urls=boolean,
+        metrics_public=boolean,
     )
     if values.get("secret") is not None and values.get("post_url") is None:
         raise section.error("secret", "set, but post_url is not: the secret only "
@@ -586,6 +613,23 @@ def _read_api(section: _Section) -> ApiConfig:
         raise section.error("token", f"listen = {_format(listen)} is not a loopback "
                                      f"address: set [api] token")
     return ApiConfig(**values)
+
+
+def _read_alert(section: _Section) -> AlertConfig:
+    values = section.read(
+        webhook_url=optional(http_url), email_to=optional(email_addresses),
+        email_from=optional(email_addresses), smtp_server=host_port,
+        smtp_security=smtp_security, smtp_user=optional(text),
+        smtp_password=optional(text), after=seconds, settle=seconds)
+    values["email_to"] = values.get("email_to") or ()
+    if values.get("email_from") is not None:
+        if len(values["email_from"]) > 1:
+            raise section.error("email_from", "one address, not several")
+        values["email_from"] = values["email_from"][0]
+    if (values.get("smtp_password") is None) != (values.get("smtp_user") is None):
+        raise section.error("smtp_password" if values.get("smtp_user") else "smtp_user",
+                            "smtp_user and smtp_password go together")
+    return AlertConfig(**values)
 
 
 def _is_loopback(host: str) -> bool:
@@ -630,6 +674,8 @@ def _first_secret(config: Config) -> Optional[Tuple[str, str]]:
     for key in ("token", "secret"):
         if getattr(config.api, key) is not None:
             return "api", key
+    if config.alert.smtp_password is not None:
+        return "alert", "smtp_password"
     for module, values in config.plugin_settings.items():
         for key in values:
             if looks_secret(key):
@@ -733,7 +779,7 @@ def render_effective(config: Config, environ: Optional[Mapping[str, str]] = None
         lines.append("; no password is set: the embedded simulator supplies it")
     else:
         lines.append("; no password is set")
-    for name in ("daemon", "network", "simulator", "bot", "api"):
+    for name in ("daemon", "network", "simulator", "bot", "api", "alert"):
         section = getattr(config, name)
         lines += ["", f"[{name}]"]
         for field in dataclasses.fields(section):

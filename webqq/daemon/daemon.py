@@ -60,6 +60,7 @@ from webqq.client.client import State, WebQQClient
 from webqq.client.session import load_session
 from webqq.daemon import config as configuration
 from webqq.daemon import reload as reloading
+from webqq.daemon.alerts import Alerts
 from webqq.daemon.config import Config, ConfigError
 from webqq.daemon.logs import LogSetup, MaskingCookieJar, SecretMask
 from webqq.daemon.pidfile import AlreadyRunning, Pidfile, Pointer, pidfile_path
@@ -67,6 +68,8 @@ from webqq.daemon.process import (ExitCode, ReportPipe, StartupError, System, de
                                   await_report, check_ports)
 from webqq.daemon.status import Login, status_path
 from webqq.http.stream import HTTPStream, RetryPolicy
+from webqq.onebot.health import Health
+from webqq.onebot.metrics import Metrics
 from webqq.onebot.outbound import Outbound, import_saved_outbox
 from webqq.onebot.server import ApiError, OneBotApi
 from webqq.onebot.store import Store, StoreError, open_store
@@ -86,8 +89,9 @@ STATUS_INTERVAL = 5.0
 STATUS_DELAY = 0.5
 #: Seconds the outbound queue may take to drain at shutdown (the rest stays queued).
 DRAIN_TIMEOUT = 10.0
-#: The long poll is not retried by HTTPStream: the client's recovery takes over at once.
-POLL_RETRY = RetryPolicy(idempotent=True, attempts=1)
+#: The long poll is retried twice by HTTPStream (within about 1.5 s), no more: a hiccup
+#: passes quietly, an outage reaches the client's recovery, and the status, at once.
+POLL_RETRY = RetryPolicy(idempotent=True, attempts=3)
 
 
 def saved_outbox_path(config: Config) -> Path:
@@ -127,6 +131,10 @@ class Daemon:
         self.store: Optional[Store] = None
         self.outbound: Optional[Outbound] = None
         self.api: Optional[OneBotApi] = None
+        # Per account: readiness, notices (OneBot events, alerts), /metrics.
+        self.health = Health()
+        self.metrics = Metrics(self.health)
+        self.alerts: Optional[Alerts] = None
         self.dispatcher: Optional[Dispatcher] = None
         self.plugin_problems: List[str] = []
         self.counts: Dict[str, int] = dict.fromkeys(
@@ -268,6 +276,8 @@ class Daemon:
             self._start_simulator()
             self._start_client(self.password)
             self._start_queue()
+            self.alerts = Alerts(self.config.alert, links=self._captcha_links)
+            self.health.add_listener(self.alerts.notice)
             await self._start_api()
             self.dispatcher = Dispatcher(self._send, reply=self._reply,
                                          prefix=self.config.bot.command_prefix,
@@ -365,9 +375,9 @@ class Daemon:
             request_timeout=network.request_timeout, ca_file=ca_file)
         state_dir = str(self.config.daemon.state_dir)
         self._mask_session(load_session(state_dir, self.config.account.qq))
-        # [network] retries bounds every request's retries but the long poll's: a poll
-        # that fails makes the client relink at once (its own ladder, with events), so
-        # that an outage shows in `webqq status` as it starts, not after the retries.
+        # [network] retries bounds every request's retries but the long poll's
+        # (POLL_RETRY): an outage reaches the client's ladder, with its events, and
+        # shows in `webqq status` as it starts, not after [network] retries.
         options: Dict[str, Any] = {
             "send_interval": self.config.bot.send_interval,
             "accept_friends": self.config.bot.accept_friends,
@@ -377,6 +387,7 @@ class Daemon:
         self.client = WebQQClient(self.config.account.qq, password, self.stream,
                                   state_dir, **options)
         self.client.add_listener(self._on_client_event)
+        self.stream.observer = self.metrics.http_observer(self.config.account.qq)
 
     def _start_queue(self) -> None:
         """The store and the one outbound queue (with or without the API), and what an
@@ -393,6 +404,7 @@ class Daemon:
         self.outbound = Outbound(self.client, self.store, self_id=self.config.account.qq,
                                  send_interval=self.config.bot.send_interval)
         import_saved_outbox(saved_outbox_path(self.config), self.outbound)
+        self.health.watch(self.config.account.qq, self.client, self.outbound)
         self.outbound.start()
 
     async def _start_api(self) -> None:
@@ -404,13 +416,17 @@ class Daemon:
         token = api_token(self.config, create=True)
         self.mask.add(token)
         self.api = OneBotApi(self.client, settings, self_id=self.config.account.qq,
-                             outbound=self.outbound, token=token)
+                             outbound=self.outbound, token=token, health=self.health,
+                             metrics=self.metrics)
         try:
             await self.api.start()
         except ApiError as error:
             await self.api.close()
             self.api = None
             raise StartupError(ExitCode.FAILURE, "the API %s" % error) from None
+
+    def _captcha_links(self, account: int) -> Dict[str, str]:
+        return self.api.captcha_urls(account) if self.api is not None else {}
 
     def _mask_session(self, saved: Any) -> None:
         if saved is not None:
@@ -436,15 +452,19 @@ class Daemon:
         elif kind == "reconnect":
             self._on_reconnect(event)
         elif kind == "login_failed":
-            self.login.error(str(event.error))
+            self.login.refused(str(event.error))
             if event.final:
                 log.error("login refused for good: %s", event.error)
                 self.report.tell("refused %s" % event.error)
                 self.exit_code = ExitCode.LOGIN_REFUSED
                 self.shutdown()
         elif kind == "captcha":
+            page = self._captcha_links(self.config.account.qq).get("page")
             log.warning("the server wants a verify code: read %s, then answer with "
-                        "webqq captcha CODE", event.path)
+                        "webqq captcha CODE%s", event.path, " or at %s (with the API's "
+                        "token)" % page if page else "")
+            self.login.captcha_wanted(event.path)
+            self.write_status()
             self.report.tell("pending waiting for a verify code (%s)" % event.path)
             self.report.close()
         elif kind == "state":
@@ -456,7 +476,7 @@ class Daemon:
         """The status file says since when and (offline for good: kicked, logged out)
         why; then the daemon stops, since only a person can tell whether to log in
         again."""
-        self.login.state(event.new.value, event.reason)
+        self.login.state(event.old.value, event.new.value, event.reason)
         if event.new is State.RESUMING:
             self.report.tell("step resuming the saved session")
         elif event.new is State.OFFLINE:
@@ -651,6 +671,8 @@ class Daemon:
         self.client.send_queue.interval = self.config.bot.send_interval
         self.client.manage.accept_friends = self.config.bot.accept_friends
         self.outbound.send_interval = self.config.bot.send_interval     # its pacing too
+        if self.alerts is not None:
+            self.alerts.configure(self.config.alert)
         self.dispatcher.prefix = new.bot.command_prefix
         self.plugin_problems = self.dispatcher.load(new.bot.plugins, new.plugin_settings,
                                                     reload=True)
@@ -700,6 +722,8 @@ class Daemon:
             report["outbox"] = await self._drain()
         if self.api is not None:
             await self.api.close()
+        if self.alerts is not None:
+            await self.alerts.close()       # a kick that stops us is still told
         if self.client is not None:
             had_session = self.client.state not in (State.STOPPED, State.OFFLINE,
                                                     State.LOGGING_IN)
@@ -707,6 +731,7 @@ class Daemon:
             report["session"] = "saved" if had_session else "none"
         if self.outbound is not None:
             self.outbound.close()       # after the client: an outcome on the wire is kept
+        self.health.close()
         await self._tasks.cancel_all()
         if self.stream is not None:
             self.stream.close()

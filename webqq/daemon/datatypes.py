@@ -205,6 +205,26 @@ def friend_policy(value: str) -> Union[bool, Tuple[int, ...]]:
     return numbers
 
 
+def email_addresses(value: str) -> Tuple[str, ...]:
+    """E-mail addresses (``name@host``) separated by commas or blanks; at least one."""
+    found = tuple(address for address in re.split(r"[,\s]+", value) if address)
+    for address in found:
+        if not re.fullmatch(r"[^@\s<>\"]+@[A-Za-z0-9.-]+", address):
+            raise ValueError(f"{address!r} is not an e-mail address (name@host)")
+    if not found:
+        raise ValueError(f"{value!r} holds no e-mail address")
+    return found
+
+
+def smtp_security(value: str) -> str:
+    """How the SMTP connection is protected: ``starttls`` (port 587), ``tls`` (port
+    465) or ``none`` (a relay on this machine)."""
+    lowered = value.lower()
+    if lowered not in ("starttls", "tls", "none"):
+        raise ValueError(f"{value!r} is not starttls, tls or none")
+    return lowered
+
+
 def command_prefix(value: str) -> str:
     """What starts a bot command (``!ping``): one or more characters, no blanks."""
     if not value:

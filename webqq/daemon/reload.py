@@ -7,8 +7,8 @@ for a restart; ``in_effect`` is the configuration the daemon then runs with: the
 values of the live keys, the old ones of the rest.
 
 Taken at once: logging (``[daemon]`` but ``state_dir``), the network's timeouts and
-retries, ``[bot]`` (plugins, prefix, pacing), ``[plugin:NAME]`` sections and ``[api]``
-(the API is restarted). At the next restart: ``[account]`` (another session),
+retries, ``[bot]`` (plugins, prefix, pacing), ``[plugin:NAME]`` sections, ``[api]`` (the API
+is restarted) and ``[alert]``. At the next restart: ``[account]`` (another session),
 ``[simulator]`` (its servers and world), ``[hosts]`` and ``ca_file`` (the HTTP engine's
 routes and TLS trust), ``state_dir`` (where everything lives).
 
@@ -42,7 +42,7 @@ def compare(old: Config, new: Config) -> Tuple[List[str], List[str]]:
 
 def _changed(old: Config, new: Config) -> List[Tuple[str, str]]:
     changed = []
-    for section in ("account", "daemon", "network", "simulator", "bot", "api"):
+    for section in ("account", "daemon", "network", "simulator", "bot", "api", "alert"):
         before, after = getattr(old, section), getattr(new, section)
         changed += [(section, field.name) for field in dataclasses.fields(before)
                     if getattr(before, field.name) != getattr(after, field.name)]

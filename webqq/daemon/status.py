@@ -19,7 +19,8 @@ from webqq import statedir
 from webqq.daemon.config import Config
 from webqq.plugins import format_duration
 
-__all__ = ["Login", "status_path", "read_status", "describe", "describe_stopped"]
+__all__ = ["Login", "status_path", "read_status", "describe", "describe_stopped",
+           "not_online"]
 
 
 def status_path(config: Config) -> Path:
@@ -44,6 +45,11 @@ class Login:
     online, since it no longer applies. ``next_attempt`` (``{"step", "attempt",
     "at"}``): the recovery the client has scheduled. ``offline`` (``{"reason",
     "since"}``): why and when it went offline for good (kicked, logged out, refused).
+    ``captcha`` (``{"image", "images", "since", "last_code"}``): the verify-code image
+    to read, how many the server sent since the client was last online, since when it
+    waits; ``last_code`` (``{"outcome", "text", "at", "image"}``): the last code
+    entered, ``"checking"`` until the server refuses it (``"refused"``, ``text`` saying
+    why), for image number ``image``. None once online: the image has served.
     """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -54,14 +60,19 @@ class Login:
         self.last_error: Optional[Dict[str, Any]] = None
         self.next_attempt: Optional[Dict[str, Any]] = None
         self.offline: Optional[Dict[str, Any]] = None
+        self.captcha: Optional[Dict[str, Any]] = None
 
-    def state(self, new: str, reason: str) -> None:
-        """The client moved to state ``new`` (a ``State`` value) because of ``reason``."""
+    def state(self, old: str, new: str, reason: str) -> None:
+        """The client moved from state ``old`` to ``new`` (``State`` values) because of
+        ``reason``."""
         now = self.clock()
         self.state_since = now
+        if old == "waiting_captcha" and new == "logging_in" and self.captcha:  # a code
+            self.captcha["last_code"] = {"outcome": "checking", "text": None, "at": now,
+                                         "image": self.captcha["images"]}
         if new == "online":
             self.online_since = now
-            self.last_error = self.next_attempt = self.offline = None
+            self.last_error = self.next_attempt = self.offline = self.captcha = None
         elif new == "offline":
             self.offline = {"reason": reason, "since": now}
             self.next_attempt = None
@@ -79,10 +90,32 @@ class Login:
     def error(self, text: str) -> None:
         self.last_error = {"text": text, "at": self.clock()}
 
+    def refused(self, text: str) -> None:
+        """A login step was refused (``text`` says why): a code being checked was."""
+        self.error(text)
+        code = (self.captcha or {}).get("last_code")
+        if code and code["outcome"] == "checking":
+            code.update(outcome="refused", text=text, at=self.clock())
+
+    def captcha_wanted(self, image: str) -> None:
+        """The server wants a verify code; its image is at ``image``."""
+        before = self.captcha or {"images": 0, "last_code": None}
+        self.captcha = {"image": image, "images": before["images"] + 1,
+                        "since": self.clock(), "last_code": before["last_code"]}
+
     def as_dict(self) -> Dict[str, Any]:
         return {"state_since": self.state_since, "online_since": self.online_since,
                 "resumed": self.resumed, "last_error": self.last_error,
-                "next_attempt": self.next_attempt, "offline": self.offline}
+                "next_attempt": self.next_attempt, "offline": self.offline,
+                "captcha": self.captcha}
+
+
+def not_online(status: Dict[str, Any]) -> List[str]:
+    """The accounts of a running daemon's status that are not online, as ``"QQ
+    (state)"``: each of ``accounts`` when the status has several, else the one."""
+    accounts = status.get("accounts") or {status.get("qq"): status}
+    return ["%s (%s)" % (qq, account.get("state")) for qq, account in accounts.items()
+            if account.get("state") != "online"]
 
 
 def _when(stamp: float, now: float) -> str:
@@ -134,6 +167,9 @@ def _login(status: Dict[str, Any], now: float) -> str:
     error = status.get("last_error")
     if error and not offline:
         line += "; last error at %s: %s" % (_when(error["at"], now), error["text"])
+    captcha = status.get("captcha")
+    if state == "waiting_captcha" and captcha:
+        line += "; read %s, then run: webqq captcha CODE" % captcha["image"]
     return line
 
 

@@ -195,6 +195,9 @@ class HTTPStream:
         max_header_size, max_body_size: caps in bytes (see webqq.http.reader).
         max_redirects: redirects followed per request; 0 hands every 3xx to
             the readback.
+
+    Attribute `observer`: None, or ``observer(request, status or error, seconds
+    since its last attempt began)``, called once as each request ends (metrics).
     """
 
     def __init__(self, io_loop: Optional[IOLoop] = None, cookiejar: Optional[CookieJar] = None,
@@ -232,6 +235,7 @@ class HTTPStream:
         self._watchdog: Optional[object] = None   # the timer, due at _watchdog_at
         self._watchdog_at = 0.0
         self._closed = False
+        self.observer: Optional[Callable[[Request, Any, float], Any]] = None
 
     # -- public API ---------------------------------------------------------
 
@@ -660,6 +664,8 @@ class HTTPStream:
 
     def _succeed(self, job: _Job, response: Response) -> None:
         self._end(job)
+        if self.observer is not None:
+            self._observe(job, response.status)
         if job.readback is not None:
             self.io_loop.add_callback(self._run_readback, job, response)
 
@@ -674,6 +680,8 @@ class HTTPStream:
                 self._release_slot()
         error.request = job.request
         error.attempts = job.attempts
+        if self.observer is not None:
+            self._observe(job, error)
         if job.errback is not None:
             self.io_loop.add_callback(self._run_errback, job.errback, job.request, error)
         else:
@@ -692,6 +700,13 @@ class HTTPStream:
                 self._queue.remove(job)
             except ValueError:
                 pass
+
+    def _observe(self, job: _Job, outcome: Any) -> None:
+        seconds = self.io_loop.time() - job.started_at if job.started_at else 0.0
+        try:
+            self.observer(job.request, outcome, seconds)
+        except Exception:
+            log.exception("HTTPStream observer %s raised", _name(self.observer))
 
     def _run_readback(self, job: _Job, response: Response) -> None:
         try:

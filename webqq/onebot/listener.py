@@ -17,15 +17,18 @@ listener: ``ApiServer`` (``listen_on(sockets)``, ``stop()``). Three limits:
   out of the handler; the socket stays readable, and the IOLoop calls it again at once,
   for ever: a core spinning and a log line each time.
 
-Tornado logs a request it cannot parse ("Malformed HTTP message from ...") with the
-offending header's value, which may be the token: ``ApiServer`` makes that logger leave
-the value out (``_HideHeaderValues``).
+Tornado logs a request it cannot parse with the offending header's value, a refused
+request with its query string, an uncaught exception with the request's headers: the
+token and message text may be in any of them. ``ApiServer`` makes Tornado's loggers
+leave them out (``_QuietTornado``), whichever handler (actions, health, metrics, a
+future one) let the error out.
 
 What it must never do: take the last file descriptors, spin on ``accept``, keep a
 connection that sends nothing, or let a header's value reach the log.
 """
 import errno
 import logging
+import re
 import resource
 import socket
 from typing import Any, List, Optional, Set
@@ -71,21 +74,44 @@ def connection_cap() -> int:
     return max(1, min(MAX_CONNECTIONS, max(soft // 2, soft - FD_RESERVE)))
 
 
-class _HideHeaderValues(logging.Filter):
-    """Cuts the quoted value out of Tornado's "Malformed HTTP message" lines: "Invalid
-    header value 'Bearer ...'" becomes "Invalid header value (not shown)"."""
+class _QuietTornado(logging.Filter):
+    """Keeps the request out of Tornado's own log lines, whichever handler they come
+    from (the query string may hold the token and a message's text, the headers the
+    token, a quoted value the text):
+
+    * "Malformed HTTP message ... Invalid header value 'Bearer ...'": the value goes;
+    * "400 GET /path?query (ip): Invalid unicode in x: b'...'" (an ``HTTPError`` a
+      handler let out): the query goes, and the detail too when it quotes a value;
+    * "Uncaught exception GET /path?query (ip)" and the request's repr: both go;
+    * Tornado's own access line (an application without ``log_function``): the query.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg == "Malformed HTTP message from %s: %s" and len(record.args) == 2:
-            problem = str(record.args[1])
+        args = record.args if isinstance(record.args, tuple) else ()
+        if record.msg == "Malformed HTTP message from %s: %s" and len(args) == 2:
+            problem = str(args[1])
             cut = min([at for at in (problem.find("'"), problem.find('"')) if at >= 0],
                       default=-1)
             if cut >= 0:
-                record.args = (record.args[0], problem[:cut].rstrip() + " (not shown)")
+                record.args = (args[0], problem[:cut].rstrip() + " (not shown)")
+            return True
+        args = tuple(_QUERY.sub(r"\1\2", arg) if isinstance(arg, str) else arg
+                     for arg in args)
+        if record.msg == "Uncaught exception %s\n%r" and len(args) == 2:
+            record.msg, args = "Uncaught exception %s (the request is not shown)", args[:1]
+        elif isinstance(record.msg, str) and record.msg.startswith("%d %s: ") and (
+                any(mark in record.msg for mark in ("%r", "'", '"'))
+                or any(isinstance(arg, (bytes, str)) for arg in args[2:])):
+            record.msg = "%d %s: refused (the reason quotes the request: not shown)"
+            args = args[:2]
+        if args:
+            record.args = args
         return True
 
 
-_HIDE_HEADER_VALUES = _HideHeaderValues()
+#: A request summary's query string: "GET /path?query (ip)" -> "GET /path (ip)".
+_QUERY = re.compile(r"^(\S+ [^?\s]*)\?\S*( \(.*\))$")
+_QUIET_TORNADO = _QuietTornado()
 
 
 class ApiServer(HTTPServer):
@@ -98,7 +124,8 @@ class ApiServer(HTTPServer):
         kwargs.setdefault("body_timeout", BODY_TIMEOUT)
         super().initialize(*args, **kwargs)
         self.cap = connection_cap()
-        logging.getLogger("tornado.general").addFilter(_HIDE_HEADER_VALUES)   # once
+        for name in ("tornado.general", "tornado.application", "tornado.access"):
+            logging.getLogger(name).addFilter(_QUIET_TORNADO)     # once: same object
         self.acceptors: List[_Acceptor] = []
         self._open: Set[socket.socket] = set()      # accepted, not yet closed
 

@@ -28,7 +28,7 @@ import logging
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from tornado.ioloop import IOLoop, PeriodicCallback
 
@@ -118,6 +118,9 @@ class Outbound:
         #: The pictures of queued messages (``state_dir/media-out``).
         self.pictures = OutgoingPictures(Path(client.state_dir) / MEDIA_OUT)
         self._putting: "Counter[str]" = Counter()     # digests of messages being put
+        #: ``listener(message_id, status, why)`` of each, as a row becomes final (sent,
+        #: failed, ambiguous): the API's delivery receipts.
+        self.finished: List[Callable[[int, str, Optional[str]], Any]] = []
         store.on_unwritable = self._pause
         # Kept: the client forgets a listener by identity, and each attribute access
         # makes a new bound method.
@@ -462,6 +465,9 @@ class Outbound:
         for future in self._waiters.pop(message_id, []):
             if not future.done():
                 future.set_result((status, _why(error, retcode)))
+        if status not in PENDING:
+            for listener in list(self.finished):
+                listener(message_id, status, _why(error, retcode))
 
     def _on_state(self, event: Any) -> None:
         if event.new is State.ONLINE:

@@ -25,14 +25,18 @@ from tornado.ioloop import PeriodicCallback
 
 from webqq.client.client import State
 from webqq.http.stream import HTTPStream, RetryPolicy
+from webqq.onebot import captcha
 from webqq.onebot import mapping as onebot
 from webqq.onebot import notices
 from webqq.onebot.actions import MESSAGE_FORMAT, Actions, to_json
 from webqq.onebot.delivery import EventPoster, ReverseConnection
 from webqq.onebot.handlers import (MAX_BODY, ActionHandler, EventSocket, MediaHandler,
                                    log_request)
+from webqq.onebot.health import AccountNotice, Health, HealthHandler, notice_event, \
+    receipt_event
 from webqq.onebot.listener import ApiServer
 from webqq.onebot.media import PICTURE_MAX, REMEMBERED, FileOffers, ReceivedPictures
+from webqq.onebot.metrics import Metrics, MetricsHandler
 from webqq.onebot.outbound import Outbound
 from webqq.onebot.store import StoreUnavailable
 from webqq.qq import GroupSystemEvent
@@ -63,10 +67,16 @@ class OneBotApi:
         outbound: the daemon's ``Outbound`` (started; its store is the API's memory).
         token: the access token (configured or generated: ``api_token``).
         heartbeat_interval: seconds between heartbeat meta events (0: none).
+        health: the daemon's ``Health`` (its accounts' notices become OneBot notices;
+            /healthz, /readyz, /captcha read it); None: one of the API's own, watching
+            ``client`` as ``self_id``.
+        metrics: the daemon's ``Metrics`` (/metrics); None: one of the API's own.
     """
 
     def __init__(self, client: Any, config: Any, *, self_id: int, outbound: Outbound,
-                 token: str, heartbeat_interval: float = HEARTBEAT_INTERVAL) -> None:
+                 token: str, heartbeat_interval: float = HEARTBEAT_INTERVAL,
+                 health: Optional[Health] = None, metrics: Optional[Metrics] = None
+                 ) -> None:
         if not token or not token.strip():
             raise ValueError("the API needs a token (api_token(create=True) makes one)")
         self.client = client
@@ -108,6 +118,12 @@ class OneBotApi:
                            ("group_request", self._on_group_request),
                            ("group_request_answer", self._on_group_answer),
                            ("file", self._on_file))
+        self._own_health = health is None
+        if health is None:
+            health = Health()
+            health.watch(self_id, client, outbound)
+        self.health = health
+        self.metrics = metrics or Metrics(health)
 
     @property
     def url(self) -> Optional[str]:
@@ -128,9 +144,16 @@ class OneBotApi:
                    for path, role in (("ws", "universal"), ("api", "api"),
                                       ("event", "event"))]
         media = [(r"/(images|files)/([A-Za-z0-9_.]+)", MediaHandler, {"api": self})]
-        return web.Application(sockets + media + [(r"/([A-Za-z0-9_.]+)/?", ActionHandler,
-                                                   {"api": self})],
-                               log_function=log_request,
+        guarded = {"health": self.health, "token": self.token}
+        watching = [(r"/healthz/?", HealthHandler, dict(guarded, readiness=False)),
+                    (r"/readyz(?:/([0-9]+))?/?", HealthHandler, dict(guarded, readiness=True)),
+                    (r"/metrics/?", MetricsHandler, {
+                        "metrics": self.metrics, "token": self.token,
+                        "public": self.config.metrics_public})]
+        watching += captcha.routes(self.health, self.token)
+        return web.Application(sockets + media + watching + [
+                                   (r"/([A-Za-z0-9_.]+)/?", ActionHandler, {"api": self})],
+                               log_function=self._log_request,
                                websocket_max_message_size=MAX_BODY)
 
     async def start(self) -> None:
@@ -141,6 +164,8 @@ class OneBotApi:
         """
         for kind, listener in self._listeners:
             self.client.on(kind, listener)
+        self.health.add_listener(self._on_account)
+        self.outbound.finished.append(self._on_finished)
         if self.config.listen is not None:
             host, port = self.config.listen
             try:
@@ -174,6 +199,11 @@ class OneBotApi:
             timer.stop()
         for _kind, listener in self._listeners:
             self.client.remove_listener(listener)
+        self.health.remove_listener(self._on_account)
+        if self._on_finished in self.outbound.finished:
+            self.outbound.finished.remove(self._on_finished)
+        if self._own_health:
+            self.health.close()
         if self.server is not None:
             self.server.stop()
         for peer in list(self.sockets):
@@ -311,6 +341,36 @@ class OneBotApi:
                 reason)
         self._not_stored = reason
         return 0
+
+    def _log_request(self, handler: web.RequestHandler) -> None:
+        log_request(handler)
+        self.metrics.observe_api(handler, self.actions.known)
+
+    def captcha_urls(self, account: int) -> Dict[str, str]:
+        """The captcha image and page of ``account`` on this API (none without a
+        listening server); the access token is needed for both."""
+        if self.url is None:
+            return {}
+        return {"image": "%s/captcha/image?account=%d" % (self.url, account),
+                "page": "%s/captcha?account=%d" % (self.url, account)}
+
+    def _on_account(self, notice: AccountNotice) -> None:
+        """An account went offline, came back, needs a captcha, was kicked."""
+        self.publish(notice_event(notice, self_id=notice.account,
+                                  urls=self.captcha_urls(notice.account)))
+
+    def _on_finished(self, message_id: int, status: str, why: Optional[str]) -> None:
+        """A message became final: the receipt of one the API was asked to send."""
+        try:
+            row = self.store.get(message_id)
+        except StoreUnavailable as error:
+            log.warning("no receipt for message %d (%s): %s", message_id, status,
+                        error.reason)
+            return
+        if row is None or row.origin != "api":
+            return
+        self.publish(receipt_event(row, status=status, reason=why, self_id=self.self_id,
+                                   time=time.time()))
 
     def _now(self) -> Dict[str, int]:
         return {"self_id": self.self_id, "time": int(time.time())}
