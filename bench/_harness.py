@@ -84,7 +84,9 @@ class Rig:
 
     Args:
         seed: the simulator's ``--seed``.
-        send_interval: ``[bot] send_interval`` of the generated configuration.
+        send_interval: ``[bot] send_interval`` of the generated configuration (0.5 at
+            least: the daemon refuses less).
+        resend_ambiguous: ``[bot] resend_ambiguous`` of the generated configuration.
         poll_hold: the simulator's ``--poll-hold`` (None: its default, 55 s).
         keep: keep the temporary directory (logs, status file) after ``close()``.
         api: serve the OneBot API on a free loopback port with a token of its own
@@ -93,8 +95,9 @@ class Rig:
     ``log_file`` may be moved before ``start_daemon`` (out of a state_dir on a tmpfs).
     """
 
-    def __init__(self, seed: int = 1, send_interval: float = 0.2, poll_hold=None,
-                 keep: bool = False, loglevel: str = "info", api: bool = False):
+    def __init__(self, seed: int = 1, send_interval: float = 0.5, poll_hold=None,
+                 keep: bool = False, loglevel: str = "info", resend_ambiguous: bool = False,
+                 api: bool = False):
         self.dir = tempfile.mkdtemp(prefix="webqq-bench-")
         self.state_dir = os.path.join(self.dir, "state")
         os.mkdir(self.state_dir)
@@ -102,6 +105,7 @@ class Rig:
         self.status_file = os.path.join(self.state_dir, "status.json")
         self.seed, self.send_interval, self.poll_hold = seed, send_interval, poll_hold
         self.keep, self.loglevel = keep, loglevel
+        self.resend_ambiguous = resend_ambiguous
         self.port = self.tls_port = None
         # The /_sim/ surface's secret, given to the simulator this rig starts.
         self.control_token = secrets.token_urlsafe(16)
@@ -152,7 +156,8 @@ class Rig:
         lines += ["%s = 127.0.0.1:%d" % (host, self.tls_port) for host in TLS_HOSTS]
         lines += ["", "[simulator]", "embedded = no", "",
                   "[bot]", "plugins = webqq.plugins.builtin",
-                  "send_interval = %g" % self.send_interval, "",
+                  "send_interval = %g" % self.send_interval,
+                  "resend_ambiguous = %s" % ("yes" if self.resend_ambiguous else "no"), "",
                   "[api]"]
         if self.api_token:
             self.api_port = free_port()

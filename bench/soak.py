@@ -7,14 +7,24 @@ on free loopback ports, waits until the status file says online, then for ``--mi
 30001) say ``!echo soak-<n>`` through ``/_sim/say`` at ``--rate`` messages a second, and
 every few seconds (seeded ``--seed``) injects one fault: poll2 resets, 502/503 on poll2
 and on sends, a reset of a send, delays of poll2 and of sends, kicks (121), rotations
-(116), and once a ``--outage``-second ``/_sim/offline``. Then it stops injecting, clears
-pending faults and waits up to ``--grace`` seconds for the last answers.
+(116), and once a ``--outage``-second ``/_sim/offline``. A 502 or a reset of a send
+strikes, at random, before the simulator handles it (nothing delivered) or after (the
+message delivered, only the answer lost); a 503, which says "not processed", before. Then it stops injecting, clears pending faults
+and waits up to ``--grace`` seconds for the last answers. The simulator's world is the
+default one, as strict as the 2013 server: it drops, answering "ok", a send less than
+0.5 s after the previous one and a copy of the previous one within 1 s.
 
-Verdict, from ``/_sim/sent?account=10001`` (what the bot really sent):
+Verdict, from ``/_sim/sent?account=10001`` (what the bot really sent) and the daemon's
+log (the sends it reported as not confirmed: ``Message N (buddy 20001, 'soak-7')
+ambiguous|failed ...``):
 
-* lost: an accepted say whose echo never appears (a send the simulator recorded as
-  ``dropped`` does not count as an answer);
+* ambiguous: an echo the daemon reported ambiguous (its fate unknown, not sent again
+  unless ``--resend-ambiguous``); it may or may not appear, and is counted apart;
+* failed: an echo the daemon reported failed (e.g. expired after the outage);
+* lost: an accepted say whose echo never appears and that the daemon did not report
+  (lost silently; a send the simulator recorded as ``dropped`` is no answer);
 * duplicated: an echo that appears more than once (each extra copy counts one);
+* dropped: sends the simulator dropped for coming too fast or too soon as a copy;
 * a say the simulator refused (409: no session to queue to) or could not take (it was
   offline, the connection was refused) never reached the bot: counted apart as
   "refused"/"unreachable", never as lost, and not retried (the next say carries a new
@@ -41,12 +51,14 @@ after acceptance (the server refused it: reported, at most once), or unanswered
 (ambiguous: at most once). Plugin replies to the says meanwhile wait in memory and must
 all arrive, once.
 
-Exit status: 0 when lost == 0, duplicated == 0 (says and API sends), no refused API
+Exit status: 0 when lost == 0, dropped == 0, duplicated == 0 (says and API sends; unless
+``--resend-ambiguous``: at least once may duplicate a say), no refused API
 send was sent, every refusal came with its reason, fds and RSS flat and the daemon still
 running at the end; 1 otherwise; 2 when the rig could not be set up; 130 on Ctrl-C.
 Everything started is stopped (daemon first, then simulator) in every case.
 
     python bench/soak.py --minutes 10 --seed 7
+    python bench/soak.py --minutes 3 --resend-ambiguous   # at least once
     python bench/soak.py --seconds 90           # a quick check (the outage is skipped
                                                 # when the run is shorter than 3 outages)
     python bench/soak.py --minutes 3 --store-faults
@@ -55,6 +67,7 @@ import argparse
 import collections
 import os
 import random
+import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -67,6 +80,10 @@ SEND_PATHS = ("/channel/send_buddy_msg2", "/channel/send_qun_msg2")
 POLL = "/channel/poll2"
 #: Seconds without a new send (daemon online, outbox empty) that end the grace early.
 QUIET = 30.0
+#: The daemon's log line for a send it could not confirm (webqq.client.send_queue):
+#: "Message 12 (buddy 20001, 'soak-12') ambiguous: ...".
+_NOT_CONFIRMED = re.compile(r"webqq\.send_queue: Message \d+ \(\w+ [^,]+, '([^']*)'\) "
+                            r"(ambiguous|failed)")
 #: kind -> weight of the random choice (the outage is scheduled apart, once).
 FAULT_WEIGHTS = {"poll_reset": 3, "poll_5xx": 3, "send_5xx": 3, "send_reset": 1,
                  "poll_delay": 2, "send_delay": 2, "kick": 2, "rotate": 2}
@@ -78,16 +95,19 @@ def parse_args(argv):
     length.add_argument("--minutes", type=float, default=10.0, help="length (default 10)")
     length.add_argument("--seconds", type=float, help="length in seconds (quick checks)")
     parser.add_argument("--seed", type=int, default=1, help="seeds faults and simulator")
-    parser.add_argument("--rate", type=float, default=2.0, help="says per second (default 2)")
+    parser.add_argument("--rate", type=float, default=1.0, help="says per second (default 1: "
+                        "the 0.5 s send interval answers about 2 a second, so backlogs "
+                        "after faults drain)")
     parser.add_argument("--fault-every", type=float, default=5.0,
                         help="mean seconds between two faults (uniform 0.5x..1.5x; default 5)")
     parser.add_argument("--outage", type=float, default=30.0,
                         help="seconds of the one /_sim/offline (0: none; default 30)")
     parser.add_argument("--grace", type=float, default=120.0,
                         help="seconds to wait for the last echoes (default 120)")
-    parser.add_argument("--send-interval", type=float, default=0.2,
-                        help="[bot] send_interval of the daemon (default 0.2 s: room for "
-                             "2.5x the default rate, so backlogs after an outage drain)")
+    parser.add_argument("--send-interval", type=float, default=0.5,
+                        help="[bot] send_interval of the daemon (default and least: 0.5 s)")
+    parser.add_argument("--resend-ambiguous", action="store_true",
+                        help="[bot] resend_ambiguous = yes (at least once)")
     parser.add_argument("--faults", default=",".join(FAULT_WEIGHTS),
                         help="comma-separated kinds to draw from (default: all of %s)"
                         % ", ".join(FAULT_WEIGHTS))
@@ -206,11 +226,16 @@ class Soak:
                                       "status": rng.choice((502, 503)),
                                       "count": rng.randint(1, 3)})
         elif kind == "send_5xx":
+            # A 503 says "not processed" (RFC 9110 §15.6.4), so the client sends the
+            # message again: one after delivery would be a server lying, not a fault.
+            status = rng.choice((502, 503))
             call = ("POST", "fault", {"path": rng.choice(SEND_PATHS), "kind": "status",
-                                      "status": rng.choice((502, 503)),
-                                      "count": rng.randint(1, 2)})
+                                      "status": status, "count": rng.randint(1, 2),
+                                      "when": rng.choice(("before", "after"))
+                                      if status == 502 else "before"})
         elif kind == "send_reset":
-            call = ("POST", "fault", {"path": rng.choice(SEND_PATHS), "kind": "reset"})
+            call = ("POST", "fault", {"path": rng.choice(SEND_PATHS), "kind": "reset",
+                                      "when": rng.choice(("before", "after"))})
         elif kind == "poll_delay":
             call = ("POST", "fault", {"path": POLL, "kind": "delay",
                                       "seconds": round(rng.uniform(1, 8), 1)})
@@ -233,6 +258,16 @@ class Soak:
             self.faults_skipped[kind] += 1
             detail += " -> %s %s" % (status, body)
         self.fault_log.append("%s %s" % (h.stamp(), detail))
+
+    @staticmethod
+    def reported(rig) -> dict:
+        """Echo text -> "ambiguous" or "failed", as the daemon's log reported each send
+        it could not confirm (the last report of a text wins)."""
+        fates = {}
+        for line in rig.grep_log(_NOT_CONFIRMED.pattern):
+            found = _NOT_CONFIRMED.search(line)
+            fates[found.group(1)] = found.group(2)
+        return fates
 
     # -- the run -------------------------------------------------------------------------
 
@@ -362,8 +397,11 @@ class Soak:
         replies = collections.Counter((r["kind"], r["to"], r["text"]) for r in records
                                       if r.get("dropped") is None)
         dropped = [r for r in records if r.get("dropped") is not None]
-        lost = sorted((self.expected[k] for k in self.expected
-                       if replies[k] == 0 and k not in self.ambiguous))
+        reported = self.reported(rig)
+        missing = [k for k in self.expected if replies[k] == 0 and k not in self.ambiguous]
+        ambiguous = [k for k in self.expected if reported.get(k[2]) == "ambiguous"]
+        failed = [k for k in missing if reported.get(k[2]) == "failed"]
+        lost = sorted(self.expected[k] for k in missing if k[2] not in reported)
         duplicated = {k: c for k, c in replies.items() if c > 1}
         extra = sum(c - 1 for c in duplicated.values())
         api = self.api or {"accepted": [], "refused": {}, "failed": {}, "ambiguous": []}
@@ -380,23 +418,32 @@ class Soak:
                                          warm["rss_kb"] * args.rss_slack_pct / 100)
         fds_flat = end["fds"] <= warm["fds"] + args.fd_slack
         rss_flat = end["rss_kb"] <= rss_limit
-        ok = not lost and not extra and fds_flat and rss_flat and alive and not api_lost \
-            and not refused_sent and not unreported
+        ok = (not lost and not dropped and (not extra or args.resend_ambiguous)
+              and fds_flat and rss_flat and alive and not api_lost and not refused_sent
+              and not unreported)
         counts = status.get("counts", {})
         print()
-        print("=== soak report (seed %d, %.0f s, %.1f says/s, send_interval %g s) ==="
-              % (args.seed, args.duration, args.rate, args.send_interval))
+        print("=== soak report (seed %d, %.0f s, %.1f says/s, send_interval %g s, "
+              "resend_ambiguous %s) ===" % (args.seed, args.duration, args.rate,
+                                             args.send_interval,
+                                             "yes" if args.resend_ambiguous else "no"))
         print("says: %s" % ", ".join("%s %d" % kv for kv in sorted(self.says.items())))
         print("messages sent to the bot (accepted says): %d" % self.says["accepted"])
         print("replies received (in /_sim/sent, not dropped): %d (%d distinct)"
               % (sum(replies.values()), len(replies)))
-        print("lost: %d%s" % (len(lost), "  numbers: %s" % lost[:20] if lost else ""))
+        print("lost silently: %d%s" % (len(lost), "  numbers: %s" % lost[:20] if lost else ""))
         print("duplicated: %d%s" % (extra, "  e.g. %s" % list(duplicated.items())[:5]
                                     if duplicated else ""))
+        print("ambiguous (reported by the daemon): %d, of which delivered %d, not "
+              "delivered %d" % (len(ambiguous), sum(1 for k in ambiguous if replies[k]),
+                                sum(1 for k in ambiguous if not replies[k])))
+        print("failed (reported by the daemon, not delivered): %d" % len(failed))
         print("ambiguous says (no /_sim/ answer): %d, answered anyway: %d"
               % (len(self.ambiguous), sum(1 for k in self.ambiguous if replies[k])))
-        print("dropped by the simulator: %d; unexpected replies: %d"
-              % (len(dropped), len(unexpected)))
+        print("dropped by the simulator (too fast, quick copies): %d%s; unexpected replies: "
+              "%d" % (len(dropped), "  e.g. %s" % [(r["text"], r["dropped"])
+                                                   for r in dropped[:5]] if dropped else "",
+                      len(unexpected)))
         if self.api is not None:
             reasons = collections.Counter(why.rsplit(": ", 1)[-1]
                                           for why in api["refused"].values())
@@ -413,8 +460,9 @@ class Soak:
                 self.store_fault_log) or "none"))
         print("daemon counts: %s" % ", ".join("%s=%s" % kv for kv in sorted(counts.items())))
         fates = collections.Counter()
-        for line in rig.grep_log(r"webqq\.send_queue: Message \d+ (ambiguous|failed|expired)"):
-            fates[line.split("webqq.send_queue: Message ", 1)[1].split(" ", 1)[1][:60]] += 1
+        for line in rig.grep_log(_NOT_CONFIRMED.pattern):
+            found = _NOT_CONFIRMED.search(line)
+            fates[found.group(2) + line[found.end():][:120]] += 1
         if fates:
             print("daemon log, sends not confirmed: %s"
                   % "; ".join("%s x%d" % kv for kv in sorted(fates.items())))
@@ -446,7 +494,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     h.sigterm_as_interrupt()
     rig = h.Rig(seed=args.seed, send_interval=args.send_interval, keep=args.keep,
-                api=args.api_rate > 0)
+                 resend_ambiguous=args.resend_ambiguous, api=args.api_rate > 0)
     soak = None
     try:
         soak = Soak(args, rig)

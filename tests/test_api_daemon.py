@@ -194,7 +194,7 @@ def test_plugin_replies_queued_before_sigkill_are_sent_once_after_restart(tmp_pa
         wait_for(lambda: daemon.status().get("queued") == 2, "two replies queued")
         daemon.stop(signal.SIGKILL)
 
-        simulator.config(tmp_path, bot={"send_interval": "0.1"})
+        simulator.config(tmp_path, bot={"send_interval": "0.5"})
         # What an older version saved at a clean stop joins the same queue.
         (daemon.state_dir / "outbox-10001.json").write_text(json.dumps([
             ["buddy", FRIEND, "from an old outbox"]]))

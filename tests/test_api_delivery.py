@@ -93,7 +93,7 @@ async def test_every_received_message_reaches_every_connection_when_the_store_fa
     refuses: the message goes out on every way with message_id 0, and the next one is
     stored again."""
     api = await bot.start()
-    locker = sqlite3.connect(str(api.store.path), isolation_level=None)
+    locker = sqlite3.connect(str(harness.account.store.path), isolation_level=None)
     try:
         locker.execute("BEGIN IMMEDIATE")
         await harness.world.control.say(**{"from": FRIEND, "text": "while locked"})
@@ -101,9 +101,9 @@ async def test_every_received_message_reaches_every_connection_when_the_store_fa
     finally:
         locker.execute("ROLLBACK")
         locker.close()
-    api.store.probe()                   # the queue would do it on its timer
-    api.client._emit(weird_message("half \ud83d emoji", 555))
-    api.client._emit(weird_message("a big uin", 2 ** 70))
+    harness.account.store.probe()                   # the queue would do it on its timer
+    harness.account.client._emit(weird_message("half \ud83d emoji", 555))
+    harness.account.client._emit(weird_message("a big uin", 2 ** 70))
     await bot.heard(3)
     await harness.world.control.say(**{"from": FRIEND, "text": "stored again"})
     heard = await bot.heard(4)
@@ -152,11 +152,11 @@ async def test_kept_events_are_posted_in_order_once_the_webhook_answers_again(
     record = {"fail": 10 ** 6}
     port = harness.serve(web.Application([(r"/hook", Webhook, {"record": record})]))
     api = await harness.start(post_url="http://127.0.0.1:%d/hook" % port)
-    await eventually(lambda: api.store.undelivered() == 1, "the lifecycle event kept")
+    await eventually(lambda: harness.account.store.undelivered() == 1, "the lifecycle event kept")
     for n in range(5):
         await harness.world.control.say(**{"from": FRIEND, "text": "m%d" % n})
-    await eventually(lambda: api.counts["received"] == 5, "five messages")
-    assert api.store.undelivered() == 4          # enable, m0, m1, m2: the queue holds 2
+    await eventually(lambda: harness.account.counts["received"] == 5, "five messages")
+    assert harness.account.store.undelivered() == 4          # enable, m0, m1, m2: the queue holds 2
     tries = record["attempts"]
     await eventually(lambda: record["attempts"] >= tries + 2, "two more rounds")
     assert "events" not in record
@@ -165,7 +165,7 @@ async def test_kept_events_are_posted_in_order_once_the_webhook_answers_again(
     await harness.world.control.say(**{"from": FRIEND, "text": "after"})
     await eventually(lambda: len(raw_messages(record)) == 7, "the next one")
     assert raw_messages(record) == ["enable", "m0", "m1", "m2", "m3", "m4", "after"]
-    assert api.store.undelivered() == 0
+    assert harness.account.store.undelivered() == 0
     assert [r.getMessage() for r in caplog.records if "work again" in r.getMessage()] == [
         "event POSTs to http://127.0.0.1:%d/hook work again" % port]
 
@@ -193,7 +193,7 @@ async def test_an_event_the_store_cannot_keep_waits_first_in_memory(
     finally:
         locker.close()
     assert raw_messages(record) == ["enable", "one", "two"]
-    assert api.store.undelivered() == 0
+    assert harness.account.store.undelivered() == 0
 
 
 # -- redirects are never followed ------------------------------------------------------------
@@ -233,7 +233,7 @@ async def test_neither_the_webhook_nor_the_reverse_websocket_follows_a_redirect(
         (r"/ws/", Redirect, {"to": "ws://127.0.0.1:%d/ws/" % other, "status": status})]))
     api = await harness.start(post_url="http://127.0.0.1:%d/hook" % port, secret="s",
                               ws_reverse_url="ws://127.0.0.1:%d/ws/" % port)
-    await eventually(lambda: api.store.undelivered() == 1, "the event kept")
+    await eventually(lambda: harness.account.store.undelivered() == 1, "the event kept")
     await harness.world.control.say(**{"from": FRIEND, "text": "hi"})
     await eventually(lambda: len([r for r in caplog.records if "reverse WebSocket"
                                   in r.getMessage()]) >= 3, "three reverse tries")
@@ -261,8 +261,8 @@ async def test_closing_with_a_post_and_a_connect_in_flight_logs_no_error(harness
         api = await harness.start(post_url="http://127.0.0.1:%d/hook" % port,
                                   ws_reverse_url="ws://127.0.0.1:%d/ws/" % port)
         await harness.world.control.say(**{"from": FRIEND, "text": "queued"})
-        await eventually(lambda: api.counts["received"] == 1, "the message")
-        assert api.poster.stream.active == 1            # the lifecycle POST, in flight
+        await eventually(lambda: harness.account.counts["received"] == 1, "the message")
+        assert harness.account.poster.stream.active == 1            # the lifecycle POST, in flight
         await api.close()
         harness.api = None
         await asyncio.sleep(0.05)           # let a late errback run, as it did
@@ -270,8 +270,8 @@ async def test_closing_with_a_post_and_a_connect_in_flight_logs_no_error(harness
         silent.close()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     kept, after = [], 0
-    while api.store.kept_event(api.poster.url, after):
-        after, body = api.store.kept_event(api.poster.url, after)
+    while harness.account.store.kept_event(harness.account.poster.url, after):
+        after, body = harness.account.store.kept_event(harness.account.poster.url, after)
         kept.append(json.loads(body).get("raw_message", "enable"))
     assert kept == ["enable", "queued"]
 
@@ -337,29 +337,29 @@ async def test_a_websocket_peer_that_never_reads_is_closed_at_its_bound(
     try:
         api = await harness.start(
             ws_reverse_url="ws://127.0.0.1:%d/ws/" % sockets[0].getsockname()[1])
-        await eventually(lambda: api.reverse in api.sockets, "the reverse WebSocket")
+        await eventually(lambda: harness.account.reverse in harness.account.sockets, "the reverse WebSocket")
         reader = await websocket.websocket_connect(
             api.url.replace("http", "ws") + "/event?access_token=" + TOKEN)
         client = await deaf_client("/event?access_token=" + TOKEN, api.port)
-        await eventually(lambda: len(api.sockets) == 3, "three peers")
+        await eventually(lambda: len(harness.account.sockets) == 3, "three peers")
         key = base64.b64encode(b"0123456789abcdef").decode()
-        deaf_peers = [api.reverse] + [
-            peer for peer in api.sockets if peer is not api.reverse
+        deaf_peers = [harness.account.reverse] + [
+            peer for peer in harness.account.sockets if peer is not harness.account.reverse
             and peer.request.headers.get("Sec-WebSocket-Key") == key]
         assert len(deaf_peers) == 2
         heard, highest = 0, 0
         padding = "x" * 8000
         for n in range(3000):               # 24 MB: far more than any kernel buffer
-            api.publish({"post_type": "notice", "n": n, "padding": padding})
+            harness.account.publish({"post_type": "notice", "n": n, "padding": padding})
             highest = max([highest] + [peer.backlog.pending for peer in deaf_peers])
             while True:
                 frame = json.loads(await reader.read_message())
                 if frame.get("n") == n:
                     heard += 1
                     break
-            if not any(peer in api.sockets for peer in deaf_peers):
+            if not any(peer in harness.account.sockets for peer in deaf_peers):
                 break
-        assert not any(peer in api.sockets for peer in deaf_peers)
+        assert not any(peer in harness.account.sockets for peer in deaf_peers)
         assert highest <= delivery.PEER_BACKLOG
         assert heard == n + 1
     finally:

@@ -297,7 +297,8 @@ def test_reload_refuses_a_broken_config_and_keeps_the_old_one(tmp_path, daemons)
     reload = wait_for(lambda: read_status(daemon.state_dir).get("last_reload"), "reload")
     assert reload["ok"] is False
     assert reload["error"] == "%s: [bot] retries: unknown key (known: plugins, " \
-                              "command_prefix, send_interval, accept_friends)" % config
+                              "command_prefix, send_interval, resend_ambiguous, " \
+                              "accept_friends)" % config
     assert "reload refused, keeping the running configuration" in daemon.log_text()
     # webqq reload validates first and says the same, exit 3, without signalling.
     refused = webqq(config, "reload")
@@ -382,11 +383,12 @@ CONFIG_ERRORS = {
         "[simulator]\nembedded = yes\n[api]\nlisten = 0.0.0.0:18765\n",
         "{ini}: [api] token: listen = 0.0.0.0:18765 is not a loopback address: set [api] "
         "token"),
-    "unknown account": ("[account]\nqq = 12345\n[daemon]\nstate_dir = run\n"
+    # An account the world does not list is added to it (issue 15); a person is not.
+    "unknown account": ("[account]\nqq = 20001\n[daemon]\nstate_dir = run\n"
                         "[simulator]\nembedded = yes\nport = 0\ntls_port = 0\n"
                         "[api]\nlisten =\n",
-                        "{ini}: [account] qq: 12345 is not an account of the embedded "
-                        "simulator (its accounts: 10001, 10002)"),
+                        "{ini}: [account] qq: not an account of the embedded simulator: "
+                        "20001 is a person of the world, who cannot log in"),
 }
 
 
@@ -571,7 +573,7 @@ def test_a_broken_file_does_not_lock_the_operator_out(tmp_path, stop_after):
     # A bad key: found by the note the daemon left, or by the state_dir the file names.
     config.write_text(good + "[bot]\nretries = 3\n")
     error = "%s: [bot] retries: unknown key (known: plugins, command_prefix, " \
-            "send_interval, accept_friends)\n" % config
+            "send_interval, resend_ambiguous, accept_friends)\n" % config
     acting = "webqq %s: the file is not valid; acting on the daemon running from it " \
              "(state_dir %s)\n"
     for runtime in (None, tmp_path / "no-note-here"):
@@ -603,7 +605,7 @@ def test_reload_moves_the_api_and_names_what_waits_for_a_restart(tmp_path, daemo
     old_url = daemon.wait_online()["api"]["url"]
     port = unused_port()
     write_config(tmp_path, api={"listen": "127.0.0.1:%d" % port},
-                 network={"request_timeout": "90"}, bot={"send_interval": "0.2"},
+                 network={"request_timeout": "90"}, bot={"send_interval": "0.75"},
                  simulator={"embedded": "yes", "port": "0", "tls_port": "0",
                             "poll_hold": "4"})
     reloaded = webqq(config, "reload")

@@ -274,7 +274,10 @@ async def test_silent_drops_of_fast_or_repeated_sends(io_loop, request):
 
 
 @pytest.mark.gen_test
-async def test_an_exact_repeat_is_answered_but_delivered_once(sim, held_polls):
+async def test_an_exact_repeat_is_answered_but_delivered_once(io_loop, request, held_polls):
+    # The invented rule, now an option (off by default): a repeated msg_id is dropped.
+    sim = start_simulator(io_loop, request, world=default_world(
+        drop_exact_repeats=True, min_interval=0, dup_window=0))
     bot, friend = Browser(sim), Browser(sim)
     await in_thread(bot.sign_in, 10001, "11111111")
     await in_thread(friend.sign_in, 10002, "22222222")
@@ -360,9 +363,9 @@ def test_blocking_socket_refused_after_stop(io_loop, request):
 
 @pytest.mark.gen_test
 async def test_the_2013_send_rules_drop_fast_sends_and_quick_copies(io_loop, request):
+    # The default world's rules: min_interval 0.5, dup_window 1.0, no drop of repeats.
     now = [1366948800.0]
-    sim = start_simulator(io_loop, request, clock=lambda: now[0], world=default_world(
-        min_interval=0.5, dup_window=1.0, drop_exact_repeats=False))
+    sim = start_simulator(io_loop, request, clock=lambda: now[0], world=default_world())
     bot, friend = Browser(sim), Browser(sim)
     await in_thread(bot.sign_in, 10001, "11111111")
     await in_thread(friend.sign_in, 10002, "22222222")

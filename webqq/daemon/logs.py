@@ -55,7 +55,8 @@ class SecretMask(logging.Filter):
         """Register the secrets a configuration holds: the password, the API's token
         and secret, the credentials in its URLs, and the plugin settings ``webqq
         check`` masks."""
-        self.add(config.account.password)
+        for account in config.accounts:
+            self.add(account.password)
         self.add(config.api.token)
         self.add(config.api.secret)
         for url in (config.api.post_url, config.api.ws_reverse_url):

@@ -5,7 +5,7 @@ state (since when, the last error while it applies, the next attempt, why the cl
 went offline for good); the daemon feeds it the client's events and writes the whole
 status with ``statedir.atomic_write_json``. ``read_status`` is the CLI's side, and
 ``describe`` turns a status into the lines ``webqq status`` prints, for a daemon that
-runs and for one that does not (any more).
+runs and for one that does not (any more), with a block per account when several run.
 
 What it must never do: hold a secret (the file is for anyone who may run ``webqq
 status``), or take the file for proof that a daemon runs: the pidfile lock says that.
@@ -110,12 +110,13 @@ class Login:
                 "captcha": self.captcha}
 
 
-def not_online(status: Dict[str, Any]) -> List[str]:
-    """The accounts of a running daemon's status that are not online, as ``"QQ
-    (state)"``: each of ``accounts`` when the status has several, else the one."""
-    accounts = status.get("accounts") or {status.get("qq"): status}
-    return ["%s (%s)" % (qq, account.get("state")) for qq, account in accounts.items()
-            if account.get("state") != "online"]
+def not_online(status: Dict[str, Any], only: Optional[str] = None) -> List[str]:
+    """The accounts of a running daemon's status that are not online, as ``"NAME
+    (state)"``: each of ``accounts`` (or only ``only``, one of their names)."""
+    accounts = status.get("accounts") or {"": status}
+    return ["%s (%s)" % (name or status.get("qq"), entry.get("state"))
+            for name, entry in accounts.items()
+            if only in (None, name) and entry.get("state") != "online"]
 
 
 def _when(stamp: float, now: float) -> str:
@@ -126,12 +127,32 @@ def _when(stamp: float, now: float) -> str:
     return "%s (%s ago)" % (shown, format_duration(max(now - stamp, 0)))
 
 
-def describe(status: Dict[str, Any], now: float) -> List[str]:
-    """The lines of ``webqq status`` for a running daemon whose status this is."""
-    counts = status.get("counts", {})
+def describe(status: Dict[str, Any], now: float, only: Optional[str] = None) -> List[str]:
+    """The lines of ``webqq status`` for a running daemon whose status this is: its
+    account's lines, or with several accounts (or ``only``, one of their names) a block
+    of lines for each."""
     lines = ["webqq is running, pid %d, up %s" % (
         status["pid"], format_duration(now - status["started_at"]))]
-    lines.append("login: " + _login(status, now))
+    accounts = status.get("accounts") or {"": status}
+    if len(accounts) == 1 and only is None:
+        lines += _account_lines(next(iter(accounts.values())), now)
+    else:
+        shown = {name: entry for name, entry in accounts.items() if only in (None, name)}
+        states = [entry.get("state") for entry in accounts.values()]
+        lines.append("accounts: %d, %d online" % (len(accounts), states.count("online")))
+        for name, entry in shown.items():
+            lines.append("account %s (%d):" % (name, entry["qq"]))
+            lines += ["  " + line for line in _account_lines(entry, now)]
+    if status.get("simulator"):
+        lines.append("embedded simulator: %s" % status["simulator"]["control"])
+    lines.append("log: %s" % status.get("log"))
+    return lines
+
+
+def _account_lines(status: Dict[str, Any], now: float) -> List[str]:
+    """One account's login, messages and plugins."""
+    counts = status.get("counts", {})
+    lines = ["login: " + _login(status, now)]
     lines.append("messages: %d received, %d sent, %d failed, %d queued" % (
         counts.get("received", 0), counts.get("sent", 0),
         counts.get("send_failed", 0), status.get("queued", 0)))
@@ -143,9 +164,6 @@ def describe(status: Dict[str, Any], now: float) -> List[str]:
         counts.get("errors", 0), counts.get("timeouts", 0)))
     for problem in status.get("plugin_errors") or ():
         lines.append("plugin not loaded: %s" % problem)
-    if status.get("simulator"):
-        lines.append("embedded simulator: %s" % status["simulator"]["control"])
-    lines.append("log: %s" % status.get("log"))
     return lines
 
 
@@ -186,7 +204,13 @@ def describe_stopped(status: Optional[Dict[str, Any]], pid: Optional[int],
                 % (status.get("pid", pid), _when(status.get("updated_at", now), now)))
     shutdown = status.get("shutdown") or {}
     line = "webqq is not running (last exit code %s)" % shutdown.get("exit_code")
-    if status.get("offline"):
+    ended = [(name, entry["offline"]) for name, entry in
+             (status.get("accounts") or {}).items() if entry.get("offline")]
+    if len(status.get("accounts") or ()) > 1 and ended:
+        line += ": " + "; ".join("%s offline since %s: %s" % (
+            name, _when(offline["since"], now), offline["reason"])
+            for name, offline in ended)
+    elif status.get("offline"):
         offline = status["offline"]
         line += ": offline since %s: %s" % (_when(offline["since"], now), offline["reason"])
     elif shutdown.get("forced"):

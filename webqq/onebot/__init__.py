@@ -11,7 +11,8 @@ Its modules, from the bottom up: ``mapping`` (OneBot shapes, no I/O), ``notices`
 wait, received pictures and files by name), ``outbound`` (the durable queue of messages
 to send), ``actions`` (one coroutine per action) with ``account`` (pictures, files,
 requests, groups, and what WebQQ cannot do), ``delivery`` (event POSTs, the reverse
-WebSocket), ``handlers`` (HTTP, forward WebSocket, the media route), ``listener`` (the
-HTTP server's timeouts, connection cap and accept loop), ``server`` (``OneBotApi``,
-owning the rest), ``token``.
+WebSocket), ``handlers`` (HTTP, forward WebSocket, the media route), ``bot``
+(``AccountApi``: one account's events, actions and deliveries), ``listener`` (the HTTP
+server's timeouts, connection cap and accept loop), ``server`` (``OneBotApi``, serving
+every account), ``token``.
 """

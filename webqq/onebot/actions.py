@@ -342,21 +342,23 @@ class Actions(AccountActions):
         self.client.enter_verify_code(code)
 
     async def do_get_captcha(self, params: Dict[str, Any]) -> List[Dict[str, Any]]:
-        """webqq's own action (``webqq captcha``): each account, whether it waits for a
-        verify code, and where its image is (``image_path`` in state_dir, ``image_url``
-        and ``page_url`` on this API; the token is needed for both)."""
-        accounts = []
-        for account, watch in sorted(self.api.health.watches.items()):
-            waiting = watch.captcha
-            urls = self.api.captcha_urls(account) if waiting else {}
-            accounts.append({"user_id": account, "state": watch.state.value,
-                             "waiting": waiting is not None,
-                             "attempt": waiting[1] if waiting else 0,
-                             "since": waiting[2] if waiting else None,
-                             "image_path": waiting[0] if waiting else None,
-                             "image_url": urls.get("image"), "page_url": urls.get("page"),
-                             "last_error": watch.last_error})
-        return accounts
+        """webqq's own action (``webqq captcha``): the account (a list of it, empty
+        while it is not watched), whether it waits for a verify code, and where its
+        image is (``image_path`` in state_dir, ``image_url`` and ``page_url`` on this
+        API; the token is needed for both)."""
+        server = self.api.server
+        watch = server.health.watches.get(self.api.self_id)
+        if watch is None:
+            return []
+        waiting = watch.captcha
+        urls = server.captcha_urls(watch.account) if waiting else {}
+        return [{"user_id": watch.account, "state": watch.state.value,
+                 "waiting": waiting is not None,
+                 "attempt": waiting[1] if waiting else 0,
+                 "since": waiting[2] if waiting else None,
+                 "image_path": waiting[0] if waiting else None,
+                 "image_url": urls.get("image"), "page_url": urls.get("page"),
+                 "last_error": watch.last_error}]
 
     # -- information -------------------------------------------------------------------
 

@@ -9,9 +9,11 @@ an ``offline_file`` notice's file). Every call needs the access token
 ``hmac.compare_digest``: none is 401, a wrong one 403, an unknown action 404, a bad body
 400 (too large, or not a JSON object), a query or form that is not UTF-8 400, a body
 neither JSON nor a form 406, and so is a JSON body sent as a form (``curl -d``), with a
-message that says to send ``Content-Type: application/json``. What it must never do:
-log the token or a body: the access log and the log of what Tornado refuses leave the
-query string out, and what is not UTF-8 is refused here before Tornado would log it.
+message that says to send ``Content-Type: application/json``. Each request is for one
+account, which ``OneBotApi.account_for`` picks (``self_id``, ``X-Self-ID``): none while
+several are served is 400, one not served 404. What it must never do: log the token or a
+body: the access log and the log of what Tornado refuses leave the query string out, and
+what is not UTF-8 is refused here before Tornado would log it.
 """
 import hmac
 import json
@@ -32,9 +34,11 @@ from webqq.qq import ProtocolError, sniff_picture
 from webqq.qq.pictures import PICTURE_TYPES
 
 if TYPE_CHECKING:                                   # pragma: no cover
+    from webqq.onebot.bot import AccountApi
     from webqq.onebot.server import OneBotApi
 
-__all__ = ["ActionHandler", "EventSocket", "MediaHandler", "check_token", "log_request",
+__all__ = ["ActionHandler", "EventSocket", "MediaHandler", "UnknownAccount", "check_token",
+           "log_request",
            "MAX_BODY"]
 
 log = logging.getLogger("webqq.api")
@@ -63,6 +67,20 @@ def check_token(expected: str, header: Optional[str], query: Optional[str]) -> i
 def _refusal(status: int) -> Dict[str, Any]:
     return envelope("failed", 1000 + status, None,
                     "access token missing" if status == 401 else "access token wrong")
+
+
+class UnknownAccount(Exception):
+    """Raised by ``OneBotApi.account_for`` when a request names no account the daemon
+    serves, or none while it serves several; ``status`` is the HTTP status to answer
+    (400, 404)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _no_account(error: UnknownAccount) -> Dict[str, Any]:
+    return envelope("failed", 1000 + error.status, None, str(error))
 
 
 class _UnsupportedType(ValueError):
@@ -104,10 +122,6 @@ class ActionHandler(web.RequestHandler):
         if refused:
             self._answer(refused, _refusal(refused))
             return
-        if not self.api.actions.known(action):
-            self._answer(404, envelope("failed", Retcode.NOT_FOUND, None,
-                                       "unknown action %r" % action))
-            return
         try:
             params = self._params()
         except _UnsupportedType as error:
@@ -116,7 +130,16 @@ class ActionHandler(web.RequestHandler):
         except ValueError as error:
             self._answer(400, envelope("failed", Retcode.BAD_REQUEST, None, str(error)))
             return
-        self._answer(200, await self.api.actions.call(action, params))
+        try:
+            account = self.api.account_for(self.request, params)
+        except UnknownAccount as error:
+            self._answer(error.status, _no_account(error))
+            return
+        if not account.actions.known(action):
+            self._answer(404, envelope("failed", Retcode.NOT_FOUND, None,
+                                       "unknown action %r" % action))
+            return
+        self._answer(200, await account.actions.call(action, params))
 
     def _params(self) -> Dict[str, Any]:
         params: Dict[str, Any] = {key: self.get_query_argument(key)
@@ -226,6 +249,7 @@ class MediaHandler(web.RequestHandler):
 
     def initialize(self, api: "OneBotApi") -> None:
         self.api = api
+        self.account: Optional["AccountApi"] = None     # account_for, when asked
 
     def compute_etag(self) -> None:
         return None
@@ -240,6 +264,11 @@ class MediaHandler(web.RequestHandler):
                               self.get_query_argument("access_token", None))
         if refused:
             self._fail(refused, _refusal(refused))
+            return
+        try:
+            self.account = self.api.account_for(self.request)
+        except UnknownAccount as error:
+            self._fail(error.status, _no_account(error))
             return
         try:
             if kind == "images":
@@ -266,11 +295,11 @@ class MediaHandler(web.RequestHandler):
         _log_exception(self, typ, value, tb)
 
     async def _picture(self, name: str) -> Tuple[bytes, str, str]:
-        picture = self.api.pictures.find(name)
+        picture = self.account.pictures.find(name)
         if picture is None:
             raise _Refused(404, "no picture received has the name %s" % name)
         try:
-            data = await self.api.client.pictures.fetch(picture)
+            data = await self.account.client.pictures.fetch(picture)
         except NotOnline:
             raise _Refused(503, "picture %s is not cached and the client is not online"
                            % name) from None
@@ -285,7 +314,7 @@ class MediaHandler(web.RequestHandler):
 
     async def _file(self, file_id: str) -> Tuple[bytes, str, str]:
         try:
-            offer = self.api.files.get(file_id)
+            offer = self.account.files.get(file_id)
         except BadParams as error:
             raise _Refused(404, str(error)) from None
         if offer.path is None:
@@ -293,7 +322,7 @@ class MediaHandler(web.RequestHandler):
                 raise _Refused(409, "file %s is offered, not taken: take it with the "
                                     "accept_file action first" % file_id)
             try:
-                await self.api.actions.do_accept_file({"file_id": file_id})
+                await self.account.actions.do_accept_file({"file_id": file_id})
             except BadParams as error:
                 raise _Refused(404, str(error)) from None
             except OneBotError as error:
@@ -322,6 +351,7 @@ class EventSocket(websocket.WebSocketHandler):
 
     def initialize(self, api: "OneBotApi", role: str) -> None:
         self.api = api
+        self.account: Optional["AccountApi"] = None     # account_for, at the handshake
         self.role = role
         self.wants_events = role in ("universal", "event")
         self.takes_actions = role in ("universal", "api")
@@ -340,33 +370,39 @@ class EventSocket(websocket.WebSocketHandler):
             self.set_status(refused)
             self.finish(_refusal(refused))
             return
+        try:
+            self.account = self.api.account_for(self.request)
+        except UnknownAccount as error:
+            self.set_status(error.status)
+            self.finish(_no_account(error))
+            return
         await super().get(*args, **kwargs)
 
     def open(self, *args: Any, **kwargs: Any) -> None:
-        log.info("forward WebSocket %s connected from %s", self.request.path,
-                 self.request.remote_ip)
-        self.api.sockets.add(self)
+        log.info("forward WebSocket %s connected from %s for %d", self.request.path,
+                 self.request.remote_ip, self.account.self_id)
+        self.account.sockets.add(self)
         if self.wants_events:
-            self.send_text(json.dumps(self.api.lifecycle("connect")))
+            self.send_text(json.dumps(self.account.lifecycle("connect")))
 
     async def on_message(self, message: Any) -> None:
         if not self.takes_actions:
             return
-        self.send_text(await answer_frame(self.api.actions, message))
+        self.send_text(await answer_frame(self.account.actions, message))
 
     def on_close(self) -> None:
-        self.api.sockets.discard(self)
+        self.account.sockets.discard(self)
 
     def send_text(self, text: str) -> None:
         try:
             if self.backlog.send(self.write_message, text):
                 return
         except websocket.WebSocketClosedError:
-            self.api.sockets.discard(self)
+            self.account.sockets.discard(self)
             return
         log.warning("forward WebSocket %s from %s is closed: %s (the bot does not read)",
                     self.request.path, self.request.remote_ip, self.backlog.why())
-        self.api.sockets.discard(self)
+        self.account.sockets.discard(self)
         self.close(1008, "too far behind")
 
     def check_origin(self, origin: str) -> bool:

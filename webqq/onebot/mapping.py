@@ -267,11 +267,12 @@ def is_picture_name(name: str) -> bool:
     return _PICTURE_NAME.fullmatch(name) is not None
 
 
-def from_pieces(pieces: Sequence[MessagePiece], *, base_url: Optional[str] = None
-                ) -> List[Segment]:
+def from_pieces(pieces: Sequence[MessagePiece], *, base_url: Optional[str] = None,
+                suffix: str = "") -> List[Segment]:
     """Segments for a received message's pieces (``MessageReceived.pieces``): text,
     face, and image with its ``file`` (``picture_name``) and, when the API listens at
-    ``base_url``, its ``url`` there."""
+    ``base_url``, its ``url`` there (ending with ``suffix``: the account's
+    ``?self_id=`` when the API serves several)."""
     segments: List[Segment] = []
     for piece in pieces:
         if isinstance(piece, str):
@@ -285,7 +286,7 @@ def from_pieces(pieces: Sequence[MessagePiece], *, base_url: Optional[str] = Non
             name = picture_name(piece)
             data = {"file": name}
             if base_url:
-                data["url"] = "%s/images/%s" % (base_url, name)
+                data["url"] = "%s/images/%s%s" % (base_url, name, suffix)
             segments.append({"type": "image", "data": data})
     return segments
 

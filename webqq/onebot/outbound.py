@@ -66,11 +66,14 @@ class Outbound:
       know may be there. A row found ``sending`` after a crash is never sent again.
     * One row at a time, and only when the client will transmit it at once: it is
       ONLINE, has finished the last row (its ``"sent"`` event), and ``send_interval``
-      (twice that for the same text again, as the client paces) has passed since. So a
-      row waits for its turn in the store as ``queued``, not in the client as
-      ``sending``: a crash while it waits leaves it to be sent at the next start. (The
-      client paces too, and is the authority; should it still hold a row, a crash then
-      makes that row ambiguous, never sent twice.)
+      (twice that for the same text again, as the client paces) has passed since, and
+      the client's queue says it would send the text now (``SendQueue.wait_for``: its
+      interval runs from the previous part's answer, and a resumed session, or a part
+      the server refused, makes it wait longer). So a row waits for its turn in the
+      store as ``queued``, not in the client as ``sending``: a crash while it waits
+      leaves it to be sent at the next start. (The client paces too, and is the
+      authority; should it still hold a row, a crash then makes that row ambiguous,
+      never sent twice.)
     * When the store cannot be written, sending stops (``paused`` says why, in a log
       line and the API's status) and nothing is sent until it can: no row is handed
       over, an outcome that could not be written is kept here and written first, and
@@ -111,6 +114,7 @@ class Outbound:
         self._idle = asyncio.Event()        # set while nothing is queued or in hand
         self._closed = False
         self._pace_timer: Optional[object] = None
+        self._pace_due = 0.0                 # loop time the pace timer fires at
         self._retry_timer: Optional[object] = None
         self._retries = 0
         self._prune_timer: Optional[PeriodicCallback] = None
@@ -363,8 +367,7 @@ class Outbound:
             return
         wait = self._pacing(row.text)
         if wait > 0:
-            if self._pace_timer is None:
-                self._pace_timer = IOLoop.current().call_later(wait, self._paced)
+            self._pace(wait)
             return
         try:
             marked = self.store.mark_sending(row.id)
@@ -388,12 +391,25 @@ class Outbound:
         self._in_hand = (row.id, outgoing)
 
     def _pacing(self, text: str) -> float:
-        """Seconds until the client would send ``text`` at once (0: now)."""
+        """Seconds until the client would send ``text`` at once (0: now): the longer of
+        this queue's own rule and the client queue's."""
+        client_wait = self.client.send_queue.wait_for(text)
         if self._last is None:
-            return 0.0
+            return client_wait
         finished, last_text = self._last
         gap = self.send_interval * (2 if text == last_text else 1)
-        return finished + gap - IOLoop.current().time()
+        return max(finished + gap - IOLoop.current().time(), client_wait)
+
+    def _pace(self, wait: float) -> None:
+        """Pump again in ``wait`` seconds, or sooner if a timer is already set for then
+        (the interval may have been shortened by a reload)."""
+        loop = IOLoop.current()
+        due = loop.time() + wait
+        if self._pace_timer is not None:
+            if self._pace_due <= due:
+                return
+            loop.remove_timeout(self._pace_timer)
+        self._pace_timer, self._pace_due = loop.call_later(wait, self._paced), due
 
     def _paced(self) -> None:
         self._pace_timer = None

@@ -20,7 +20,8 @@ from webqq.qq.request import (D_CHANNEL, D_ORIGIN, S_API, S_ORIGIN, channel_post
                               s_post)
 
 __all__ = [
-    "APPID", "D_REFERER", "D_REFERER3", "D_REFERER_SSL", "S_REFERER", "S_REFERER3",
+    "APPID", "DISCUSSION_LIST_HOSTS", "D_REFERER", "D_REFERER3", "D_REFERER_SSL",
+    "S_REFERER", "S_REFERER3",
     "D_ORIGIN", "S_ORIGIN", "LOGIN_UI_REFERER_A", "LOGIN_UI_REFERER_B", "STATUSES",
     "WEBQQ_TYPE_ONLINE", "WEBQQ_TYPE_HIDDEN", "DEFAULT_FACE",
     "build_login_page", "build_check", "build_captcha", "build_login", "build_check_sig",
@@ -74,6 +75,13 @@ _JS_VER_B = 10040
 
 # --- helpers ---------------------------------------------------------------------------
 
+
+def _seconds(now: float) -> int:
+    """``t`` as whole unix seconds: what webqq-core sent on every call that has one,
+    and pual_bot on ``get_group_info_ext2`` (docs/protocol.rst §3)."""
+    return int(now)
+
+
 def _check_status(status: str) -> str:
     if status not in STATUSES:
         raise ValueError("unknown status %r; expected one of %s"
@@ -123,22 +131,19 @@ def build_check(qq: int, r: float, *, era: Era = Era.A,
     return http_get(_CHECK_URL, params, {"Referer": LOGIN_UI_REFERER_B})
 
 
-def build_captcha(qq: int, r: float, *, vc_type: Optional[str] = None) -> Request:
-    """``GET ssl.captcha /getimage``: the captcha picture (§2.4).
+def build_captcha(qq: int, r: float) -> Request:
+    """``GET ssl.captcha /getimage``: the captcha picture (§2.4), with the parameters
+    pual_bot sent (no ``vc_type``: none of the 2013 clients sent one).
 
     Args:
         qq: the account's QQ number.
         r: a random float in [0, 1).
-        vc_type: the token of ``CheckResult.code``, sent by some clients; optional.
 
     Returns:
         The request; its reply body is the image itself (JPEG) and it sets the
         ``verifysession`` cookie that ``login`` needs.
     """
-    params = [("aid", APPID), ("r", r), ("uin", qq)]
-    if vc_type is not None:
-        params.append(("vc_type", vc_type))
-    return http_get(_CAPTCHA_URL, params)
+    return http_get(_CAPTCHA_URL, [("aid", APPID), ("r", r), ("uin", qq)])
 
 
 def build_login(qq: int, encrypted_password: str, verifycode: str, *, era: Era = Era.A,
@@ -258,41 +263,59 @@ def build_groups(*, vfwebqq: str) -> Request:
     return s_post("get_group_name_list_mask2", {"vfwebqq": vfwebqq}, S_REFERER)
 
 
-def build_group_info(code: int, *, vfwebqq: str, t: int) -> Request:
+def build_group_info(code: int, *, vfwebqq: str, t: float) -> Request:
     """``GET s.web2 /api/get_group_info_ext2``: a group's members and cards (§2.10).
 
     Args:
         code: the group's code (``Group.code``, poll ``group_code``), not its gid.
         vfwebqq: from ``Login2Result``.
-        t: a timestamp (PB: unix seconds; not checked).
+        t: the time now, unix seconds (``time.time()``); sent as whole seconds.
 
     Returns:
         The request; read its reply with ``parse_group_info``.
     """
     return http_get(S_API + "get_group_info_ext2",
-                [("gcode", code), ("vfwebqq", vfwebqq), ("t", t)], {"Referer": D_REFERER3})
+                    [("gcode", code), ("vfwebqq", vfwebqq), ("t", _seconds(t))],
+                    {"Referer": D_REFERER3})
 
 
-def build_discussions(*, clientid: int, psessionid: str, vfwebqq: str, t: int) -> Request:
-    """``GET s.web2 /api/get_discus_list``: the discussion groups (§2.11; the May 2013
-    URL, not ``get_discu_list_new2``).
+#: The two addresses of the discussion list (docs/protocol.rst §3.10): webqq-core's and
+#: the older pidgin-lwqq's on d.web2, pidgin-lwqq's from June 2013 on s.web2.
+DISCUSSION_LIST_HOSTS = ("d.web2", "s.web2")
+
+
+def build_discussions(*, clientid: int, psessionid: str, vfwebqq: str, t: float,
+                      host: str = "d.web2") -> Request:
+    """The discussion groups (docs/protocol.rst §3.10): ``GET d.web2
+    /channel/get_discu_list_new2`` with ``D_REFERER`` (webqq-core), or, with
+    ``host="s.web2"``, ``GET s.web2 /api/get_discus_list`` with ``S_REFERER``
+    (pidgin-lwqq from June 2013). Both take the same query and give the same reply.
 
     Args:
         clientid: this login's client id.
         psessionid: from ``Login2Result``.
         vfwebqq: from ``Login2Result``.
-        t: a timestamp in unix milliseconds (not checked).
+        t: the time now, unix seconds (``time.time()``); sent as whole seconds.
+        host: one of ``DISCUSSION_LIST_HOSTS``.
 
     Returns:
         The request; read its reply with ``parse_discussions``.
+
+    Raises:
+        ValueError: an unknown ``host``.
     """
-    return http_get(S_API + "get_discus_list",
-                [("clientid", clientid), ("psessionid", psessionid), ("vfwebqq", vfwebqq),
-                 ("t", t)], {"Referer": S_REFERER})
+    if host not in DISCUSSION_LIST_HOSTS:
+        raise ValueError("unknown discussion list host %r; expected one of %s"
+                         % (host, ", ".join(DISCUSSION_LIST_HOSTS)))
+    query = [("clientid", clientid), ("psessionid", psessionid), ("vfwebqq", vfwebqq),
+             ("t", _seconds(t))]
+    if host == "d.web2":
+        return http_get(D_CHANNEL + "get_discu_list_new2", query, {"Referer": D_REFERER})
+    return http_get(S_API + "get_discus_list", query, {"Referer": S_REFERER})
 
 
 def build_discussion_info(did: int, *, clientid: int, psessionid: str, vfwebqq: str,
-                          t: int) -> Request:
+                          t: float) -> Request:
     """``GET d.web2 /channel/get_discu_info``: a discussion's members (§2.12).
 
     Args:
@@ -300,17 +323,17 @@ def build_discussion_info(did: int, *, clientid: int, psessionid: str, vfwebqq: 
         clientid: this login's client id.
         psessionid: from ``Login2Result``.
         vfwebqq: from ``Login2Result``.
-        t: a timestamp in unix milliseconds (not checked).
+        t: the time now, unix seconds (``time.time()``); sent as whole seconds.
 
     Returns:
         The request; read its reply with ``parse_discussion_info``.
     """
     return http_get(D_CHANNEL + "get_discu_info",
                 [("did", did), ("clientid", clientid), ("psessionid", psessionid),
-                 ("vfwebqq", vfwebqq), ("t", t)], {"Referer": D_REFERER})
+                 ("vfwebqq", vfwebqq), ("t", _seconds(t))], {"Referer": D_REFERER})
 
 
-def build_friend_uin(uin: int, *, vfwebqq: str, t: int, lookup_type: int = 1) -> Request:
+def build_friend_uin(uin: int, *, vfwebqq: str, t: float, lookup_type: int = 1) -> Request:
     """``GET s.web2 /api/get_friend_uin2``: the QQ number behind a uin (§2.13).
 
     Ask one at a time: MC warns that parallel lookups get an account black-listed.
@@ -318,7 +341,7 @@ def build_friend_uin(uin: int, *, vfwebqq: str, t: int, lookup_type: int = 1) ->
     Args:
         uin: a friend's or member's uin, or a group code.
         vfwebqq: from ``Login2Result``.
-        t: a timestamp in unix milliseconds (not checked).
+        t: the time now, unix seconds (``time.time()``); sent as whole seconds.
         lookup_type: ``1`` for a user (TW), ``4`` for a group code.
 
     Returns:
@@ -326,22 +349,22 @@ def build_friend_uin(uin: int, *, vfwebqq: str, t: int, lookup_type: int = 1) ->
     """
     return http_get(S_API + "get_friend_uin2",
                 [("tuin", uin), ("verifysession", ""), ("type", lookup_type), ("code", ""),
-                 ("vfwebqq", vfwebqq), ("t", t)], {"Referer": S_REFERER3})
+                 ("vfwebqq", vfwebqq), ("t", _seconds(t))], {"Referer": S_REFERER3})
 
 
-def build_online_buddies(*, clientid: int, psessionid: str, t: int) -> Request:
+def build_online_buddies(*, clientid: int, psessionid: str, t: float) -> Request:
     """``GET d.web2 /channel/get_online_buddies2``: which friends are online (§2.15).
 
     Args:
         clientid: this login's client id.
         psessionid: from ``Login2Result``.
-        t: a timestamp in unix milliseconds (not checked).
+        t: the time now, unix seconds (``time.time()``); sent as whole seconds.
 
     Returns:
         The request; read its reply with ``parse_online_buddies``.
     """
     return http_get(D_CHANNEL + "get_online_buddies2",
-                [("clientid", clientid), ("psessionid", psessionid), ("t", t)],
+                    [("clientid", clientid), ("psessionid", psessionid), ("t", _seconds(t))],
                 {"Referer": D_REFERER})
 
 
@@ -361,21 +384,22 @@ def build_poll(*, clientid: int, psessionid: str) -> Request:
                          referer=D_REFERER)
 
 
-def build_heartbeat(*, rc: int, t: int, lv: int = 2) -> Request:
+def build_heartbeat(*, rc: int, t: float, lv: int = 2) -> Request:
     """``GET web.qq.com /web2/get_msg_tip``: the 60-second heartbeat (§2.17).
 
     No source sends a Referer with it, and none reads the reply.
 
     Args:
         rc: a counter, increased by one per beat.
-        t: a timestamp in unix milliseconds.
+        t: the time now, unix seconds (``time.time()``); sent in milliseconds, as
+            twqq did.
         lv: ``2`` (PB, spring 2013) or ``3``.
 
     Returns:
         The request; ``parse_heartbeat`` reads its reply, failures are harmless.
     """
     return http_get(_HEARTBEAT_URL, [("uin", ""), ("tp", 1), ("id", 0), ("retype", 1),
-                                 ("rc", rc), ("lv", lv), ("t", t)])
+                                     ("rc", rc), ("lv", lv), ("t", int(t * 1000))])
 
 
 def _pictures_of(content: Outgoing) -> Tuple[int, int]:
@@ -497,7 +521,7 @@ def build_send_discussion(did: int, content: Outgoing, *, msg_id: int, clientid:
 
 
 def build_c2c_sig(via_id: int, to_uin: int, *, service_type: int, clientid: int,
-                  psessionid: str, t: int) -> Request:
+                  psessionid: str, t: float) -> Request:
     """``GET d.web2 /channel/get_c2cmsg_sig2``: the signature for a temporary session
     (§2.20). Cache the answer per peer.
 
@@ -507,14 +531,14 @@ def build_c2c_sig(via_id: int, to_uin: int, *, service_type: int, clientid: int,
         service_type: ``0`` through a group, ``1`` through a discussion.
         clientid: this login's client id.
         psessionid: from ``Login2Result``.
-        t: a timestamp in unix milliseconds.
+        t: the time now, unix seconds (``time.time()``); sent as whole seconds.
 
     Returns:
         The request; read its reply with ``parse_c2c_sig``.
     """
     return http_get(D_CHANNEL + "get_c2cmsg_sig2",
                 [("id", via_id), ("to_uin", to_uin), ("service_type", service_type),
-                 ("clientid", clientid), ("psessionid", psessionid), ("t", t)],
+                 ("clientid", clientid), ("psessionid", psessionid), ("t", _seconds(t))],
                 {"Referer": D_REFERER3})
 
 
@@ -550,14 +574,14 @@ def build_send_session(to_uin: int, content: Outgoing, *, group_sig: str, msg_id
                          referer=D_REFERER3)
 
 
-def build_change_status(status: str, *, clientid: int, psessionid: str, t: int) -> Request:
+def build_change_status(status: str, *, clientid: int, psessionid: str, t: float) -> Request:
     """``GET d.web2 /channel/change_status2`` (§2.23).
 
     Args:
         status: one of ``STATUSES``.
         clientid: this login's client id.
         psessionid: from ``Login2Result``.
-        t: a timestamp in unix milliseconds.
+        t: the time now, unix seconds (``time.time()``); sent as whole seconds.
 
     Returns:
         The request; read its reply with ``parse_change_status``.
@@ -567,22 +591,23 @@ def build_change_status(status: str, *, clientid: int, psessionid: str, t: int) 
     """
     return http_get(D_CHANNEL + "change_status2",
                 [("newstatus", _check_status(status)), ("clientid", clientid),
-                 ("psessionid", psessionid), ("t", t)], {"Referer": D_REFERER})
+                 ("psessionid", psessionid), ("t", _seconds(t))], {"Referer": D_REFERER})
 
 
-def build_logout(*, clientid: int, psessionid: str, t: int) -> Request:
+def build_logout(*, clientid: int, psessionid: str, t: float) -> Request:
     """``GET d.web2 /channel/logout2``: end the session (§2.24).
 
     Args:
         clientid: this login's client id.
         psessionid: from ``Login2Result``.
-        t: a timestamp in unix milliseconds.
+        t: the time now, unix seconds (``time.time()``); sent as whole seconds.
 
     Returns:
         The request; read its reply with ``parse_logout``.
     """
     return http_get(D_CHANNEL + "logout2",
-                [("ids", ""), ("clientid", clientid), ("psessionid", psessionid), ("t", t)],
+                    [("ids", ""), ("clientid", clientid), ("psessionid", psessionid),
+                     ("t", _seconds(t))],
                 {"Referer": D_REFERER})
 
 

@@ -50,7 +50,7 @@ class CheckResult:
     Attributes:
         captcha_required: flag ``'1'``: fetch ``build_captcha`` and let a human read it.
         code: without captcha, the verify code to log in with (``"!PTH"``); with one,
-            the captcha session token (``vc_type``).
+            an opaque captcha token (no 2013 client sent it back).
         uin_bytes: the 8 raw bytes for ``encrypt_password``.
     """
     captcha_required: bool

@@ -24,7 +24,7 @@ from webqq.qq.kinds import ChatKind
 from webqq.qq.reply import ReplyFields, errmsg_of, json_excerpt, load_reply
 
 __all__ = [
-    "PollOutcome", "PollResult", "parse_poll",
+    "PollOutcome", "PollResult", "parse_poll", "batch_order",
     "PollEvent", "ChatMessage", "BuddyMessage", "GroupMessage", "DiscussionMessage",
     "SessionMessage", "Kick", "StatusChange", "InputNotify", "Shake", "FriendRequest",
     "FriendAdded", "FriendRequestAccepted", "GroupSystemEvent", "BuddyListChange",
@@ -344,9 +344,9 @@ class PollResult:
     Attributes:
         outcome: what to do next (see ``PollOutcome``).
         retcode: the reply's retcode, as a ``QQRetcode`` member.
-        events: ``MESSAGES`` only: the items in arrival order (the server sends newest
-            first; this is reversed). Items may repeat across polls: de-duplicate by
-            ``(msg_id, msg_id2)`` where the event has them.
+        events: ``MESSAGES`` only: the items in arrival order (see ``batch_order``).
+            Items may repeat across polls: de-duplicate by ``(msg_id, msg_id2)`` where
+            the event has them.
         ptwebqq: ``NEW_PTWEBQQ`` only: the new value of the ``ptwebqq`` cookie.
     """
     outcome: PollOutcome
@@ -536,11 +536,46 @@ def _poll_item(item: Any, index: int) -> PollEvent:
                               item, exc.problem)
 
 
+def _order_key(item: Any) -> Optional[Tuple[int, int]]:
+    """``(time, msg_id)`` of a raw item that has both as integers, else None."""
+    value = item.get("value") if isinstance(item, dict) else None
+    if not isinstance(value, dict):
+        return None
+    keys = (value.get("time"), value.get("msg_id"))
+    if all(isinstance(key, int) and not isinstance(key, bool) for key in keys):
+        return keys
+    return None
+
+
+def batch_order(items: list) -> str:
+    """Which way a poll batch runs: ``"newest_first"`` or ``"oldest_first"``.
+
+    The 2013 server listed the newest item first (docs/protocol.rst §5.0: webqq-core and
+    pidgin-lwqq walk the array backwards); pual_bot, twqq and libwebqq walked it forward
+    without saying. The items themselves tell: ``time`` (unix seconds) and ``msg_id``
+    (the receiver's counter) grow as items arrive. When every item that has both goes
+    the same way, that is the order; when they say nothing (fewer than two such items,
+    all equal) or disagree, the batch is taken as newest first, as the sources read it.
+
+    Args:
+        items: the reply's ``result`` list, as decoded JSON.
+
+    Returns:
+        ``"oldest_first"`` when the keyed items only grow, else ``"newest_first"``.
+    """
+    keys = [key for key in map(_order_key, items) if key is not None]
+    pairs = list(zip(keys, keys[1:]))
+    if any(a < b for a, b in pairs) and not any(a > b for a, b in pairs):
+        return "oldest_first"
+    return "newest_first"
+
+
 def parse_poll(body: bytes) -> PollResult:
     """Parse a ``poll2`` reply into an outcome and, for retcode 0, its events.
 
     Every ``poll_type`` of §4 becomes its ``PollEvent``; an unknown one becomes
-    an ``UnknownEvent`` (kept whole, never an error).
+    an ``UnknownEvent`` (kept whole, never an error). The events come in the order
+    they arrived, whichever way the server listed them (``batch_order``).
 
     Args:
         body: the reply of ``build_poll``.
@@ -563,7 +598,9 @@ def parse_poll(body: bytes) -> PollResult:
         if not isinstance(result, list):
             return PollResult(PollOutcome.RETRY, QQRetcode.OK)
         events = [_poll_item(item, i) for i, item in enumerate(result)]
-        return PollResult(PollOutcome.MESSAGES, QQRetcode.OK, tuple(reversed(events)))
+        if batch_order(result) == "newest_first":
+            events.reverse()
+        return PollResult(PollOutcome.MESSAGES, QQRetcode.OK, tuple(events))
     outcome = _POLL_OUTCOMES.get(retcode)
     if outcome is None:
         raise RetcodeError("poll2", retcode, errmsg_of(reply))

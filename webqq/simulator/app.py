@@ -57,14 +57,16 @@ KNOWN_REFERERS = frozenset((
     "http://web2.qq.com/",
 ))
 
-# The Era B login page: the one line clients read is g_login_sig (§2.2).
+# The login page: in Era B the one line clients read is g_login_sig (§2.2); the spring
+# 2013 page had none (login_sig came with the July page, t=20130723001), so an Era A
+# world leaves it out and a client that probes the page logs in the Era A way.
 _LOGIN_PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>QQ登录</title>
 <script type="text/javascript">
-var g_appid=encodeURIComponent("1003903");
-var g_login_sig=encodeURIComponent("%s");
+var g_appid=encodeURIComponent("1003903");%s
 </script></head><body>webqq simulator login page</body></html>
 """
+_LOGIN_SIG_LINE = '\nvar g_login_sig=encodeURIComponent("%s");'
 _LOGIN_PROXY_PAGE = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head><body></body></html>"
 
 
@@ -199,11 +201,14 @@ class LoginHandler(ProtocolHandler):
 
 
 class LoginPageHandler(ProtocolHandler):
-    """GET ui.ptlogin2.qq.com/cgi-bin/login: the page carrying g_login_sig (Era B)."""
+    """GET ui.ptlogin2.qq.com/cgi-bin/login: the login page; in Era B it carries a
+    g_login_sig."""
 
     def get(self):
-        self.reply((_LOGIN_PAGE % self.backend.login.issue_login_sig()).encode("utf-8"),
-                   wire.HTML_TYPE)
+        line = ""
+        if self.sim.options.era == "B":
+            line = _LOGIN_SIG_LINE % self.backend.login.issue_login_sig()
+        self.reply((_LOGIN_PAGE % line).encode("utf-8"), wire.HTML_TYPE)
 
 
 class VersionHandler(ProtocolHandler):

@@ -8,7 +8,9 @@ are stable across relinks and reproducible with a seed. It never opens a socket 
 nothing of sessions: runtime state lives in ``state.py``'s parts. What it loaded changes
 only through ``set_friends`` and ``set_members``: the friend lists and group members
 that the 2013 servers changed at runtime (a friend request answered, a member joining
-or leaving, a card set), which the management part (``manage.py``) applies.
+or leaving, a card set), which the management part (``manage.py``) applies; and
+``add_account`` only adds: an account the embedding daemon's configuration names and
+the file does not list.
 
 Everyone is named by QQ number here; a ``uin`` is always "as seen by" a viewing account
 (PROTOCOL.md §0.2: opaque per-session numbers for other users; the account's own uin is its
@@ -44,12 +46,15 @@ from .wire import as_int
 __all__ = [
     "WorldAccount", "WorldCategory", "WorldDiscussion", "WorldFriend", "WorldGroup",
     "WorldMember", "WorldOptions", "WorldPerson",
-    "World", "WorldError", "DEFAULT_WORLD_FILE", "STATUSES", "load_world",
+    "World", "WorldError", "DEFAULT_WORLD_FILE", "GENERATED_PASSWORD", "STATUSES",
+    "load_world",
 ]
 
 #: The built-in world: account 10001 (password "webqq-demo"), 10002, three people, one
 #: group and one discussion.
 DEFAULT_WORLD_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "world.json")
+#: The password of an account ``World.add_account`` makes: the built-in world's.
+GENERATED_PASSWORD = "webqq-demo"
 
 #: Presence values of PROTOCOL.md §2.7 / §4.6 ("offline" only as a presence, not a request).
 STATUSES = ("online", "away", "busy", "silent", "hidden", "callme", "offline")
@@ -100,21 +105,20 @@ class WorldOptions:
     #: Seconds without a poll2 after which a session expires (next poll: 121); 0: never.
     idle_expiry: float = 300.0
     #: §6.3 silent drops: a send less than this many seconds after the previous one of
-    #: the session is answered "ok" and dropped. The 2013 server did this at 0.5 s
-    #: (pual_bot's README, 2013-04-28); 0 (never) is the default only until the client
-    #: keeps that pace across a restart and in its tests. /_sim/dropped lists drops.
-    min_interval: float = 0.0
+    #: the session is answered "ok" and dropped, as the 2013 server did at 0.5 s
+    #: (pual_bot's README, 2013-04-28, and its MESSAGE_INTERVAL). 0: never.
+    #: /_sim/dropped lists the drops.
+    min_interval: float = 0.5
     #: §6.3: a send equal to the previous one of the session within this many seconds
-    #: is answered "ok" and dropped. The 2013 server did this (pual_bot's README,
-    #: 2013-05-10; its fix waits one more interval: 1.0 here); 0 (never) is the default
-    #: only until the client remembers its last text across a restart.
-    dup_window: float = 0.0
+    #: is answered "ok" and dropped, as the 2013 server did (pual_bot's README,
+    #: 2013-05-10; its fix waits one more interval: 1.0 s in all). 0: never.
+    dup_window: float = 1.0
     #: A send with the msg_id and content of one of the session's recent sends (the
     #: same message sent again after a lost answer) is answered "ok" and not delivered
-    #: again. No source shows the 2013 server doing this (§6.2 [sim] only suggests it):
-    #: false is the faithful value (a repeat is delivered again, unless the two rules
-    #: above drop it). True stays the default only while the client relies on it.
-    drop_exact_repeats: bool = True
+    #: again. No source shows the 2013 server doing this (§6.2 [sim] only suggests it;
+    #: twqq's README lists repeats arriving as a known bug): false, the faithful value,
+    #: delivers a repeat again unless the two rules above drop it.
+    drop_exact_repeats: bool = False
     #: get_friend_uin2 lookups allowed per session per minute; the rest are answered
     #: 99999 (§2.13: MC looked numbers up one at a time, warning that a burst got the
     #: account black-listed; no source gives the number, 20 is ours). 0: unlimited.
@@ -299,6 +303,43 @@ class World:
         if found is None:
             found = WorldPerson(qq=qq, nick=str(qq), status="offline")
         return found
+
+    def add_account(self, qq: int, *, nick: str = "", password: str = GENERATED_PASSWORD
+                    ) -> WorldAccount:
+        """Add an account the world did not list (a daemon's configuration names more
+        accounts than the world file): a friend of every person, a member of every
+        group and discussion, so that anyone can talk to it at once.
+
+        Args:
+            qq: its QQ number; nobody in the world may have it yet.
+            nick: its nick (default ``webqq-QQ``).
+            password: what its login must give.
+
+        Returns the new WorldAccount. Raises WorldError for a number that is no QQ
+        number or is someone's already.
+        """
+        if not _QQ_RANGE[0] <= qq <= _QQ_RANGE[1]:
+            raise WorldError("%d is not a QQ number (%d..%d)" % (qq, *_QQ_RANGE))
+        if qq in self.people:
+            raise WorldError("%d is %s" % (qq, "an account of the world already"
+                                           if qq in self.accounts else
+                                           "a person of the world, who cannot log in"))
+        persons = sorted(p for p in self.people if p not in self.accounts)
+        person = WorldPerson(qq=qq, nick=nick or "webqq-%d" % qq,
+                             long_nick="an account the configuration added")
+        account = WorldAccount(person=person, password=password,
+                               friends=tuple(WorldFriend(qq=p) for p in persons))
+        self.people[qq] = person
+        self.accounts[qq] = account
+        for number, group in list(self.groups.items()):
+            self.groups[number] = replace(
+                group, members=group.members + (WorldMember(qq=qq),))
+        for number, discussion in list(self.discussions.items()):
+            self.discussions[number] = replace(
+                discussion, members=discussion.members + (qq,))
+        for other in persons:
+            self.uin(qq, other)
+        return account
 
     def set_friends(self, qq: int, friends) -> None:
         """Replace account ``qq``'s friend list with ``friends`` (WorldFriend entries)."""
