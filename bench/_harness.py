@@ -89,10 +89,15 @@ class Rig:
         resend_ambiguous: ``[bot] resend_ambiguous`` of the generated configuration.
         poll_hold: the simulator's ``--poll-hold`` (None: its default, 55 s).
         keep: keep the temporary directory (logs, status file) after ``close()``.
+        api: serve the OneBot API on a free loopback port with a token of its own
+            (``api_call``).
+
+    ``log_file`` may be moved before ``start_daemon`` (out of a state_dir on a tmpfs).
     """
 
     def __init__(self, seed: int = 1, send_interval: float = 0.5, poll_hold=None,
-                 keep: bool = False, loglevel: str = "info", resend_ambiguous: bool = False):
+                 keep: bool = False, loglevel: str = "info", resend_ambiguous: bool = False,
+                 api: bool = False):
         self.dir = tempfile.mkdtemp(prefix="webqq-bench-")
         self.state_dir = os.path.join(self.dir, "state")
         os.mkdir(self.state_dir)
@@ -104,6 +109,8 @@ class Rig:
         self.port = self.tls_port = None
         # The /_sim/ surface's secret, given to the simulator this rig starts.
         self.control_token = secrets.token_urlsafe(16)
+        self.api_token = secrets.token_urlsafe(16) if api else None
+        self.api_port = None
         self.sim = self.daemon = None
         self._files = []
         self._closed = False
@@ -151,10 +158,17 @@ class Rig:
                   "[bot]", "plugins = webqq.plugins.builtin",
                   "send_interval = %g" % self.send_interval,
                   "resend_ambiguous = %s" % ("yes" if self.resend_ambiguous else "no"), "",
-                  "[api]", "listen =", ""]
+                  "[api]"]
+        if self.api_token:
+            self.api_port = free_port()
+            lines += ["listen = 127.0.0.1:%d" % self.api_port, "token = %s" % self.api_token,
+                      ""]
+        else:
+            lines += ["listen =", ""]
         path = os.path.join(self.dir, "webqq.ini")
         with open(path, "w") as ini:
             ini.write("\n".join(lines))
+        os.chmod(path, 0o600)               # it may hold the API token
         return path
 
     @staticmethod
@@ -232,6 +246,20 @@ class Rig:
             except ValueError:
                 return response.status, data.decode("utf-8", "replace")
         except (OSError, http.client.HTTPException) as exc:
+            return None, "%s: %s" % (type(exc).__name__, exc)
+        finally:
+            conn.close()
+
+    def api_call(self, action: str, params: dict, timeout: float = 30.0):
+        """One OneBot action: (HTTP status, decoded JSON), or (None, "error text")."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.api_port, timeout=timeout)
+        try:
+            conn.request("POST", "/" + action, body=json.dumps(params).encode(), headers={
+                "Content-Type": "application/json",
+                "Authorization": "Bearer " + self.api_token})
+            response = conn.getresponse()
+            return response.status, json.loads(response.read() or b"null")
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             return None, "%s: %s" % (type(exc).__name__, exc)
         finally:
             conn.close()

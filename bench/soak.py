@@ -39,8 +39,21 @@ and a send connection may be open at either instant), and end RSS <= warm-up RSS
 max(``--rss-slack-mb`` MiB, ``--rss-slack-pct`` %) (default 4 MiB / 10 %: allocator
 arenas and caches settle, a leak of one object per message would not).
 
-Exit status: 0 when lost == 0, dropped == 0, duplicated == 0 (unless
-``--resend-ambiguous``: at least once may duplicate), fds and RSS flat and the daemon still
+Store faults (``--store-faults``, issue 11): from ``--store-fault-start`` seconds on,
+every ``--store-fault-every`` seconds, the daemon's message store is alternately locked
+(a second SQLite connection holds the write lock) and full (no room to grow: a filled
+tmpfs when one can be mounted, else a lowered RLIMIT_FSIZE; see ``_store_faults``), for
+``--store-fault-seconds`` each. The daemon then also serves the OneBot API, and
+``--api-rate`` messages a second (default 0.5) are sent through ``send_private_msg``
+from a few threads: an API send is accepted (must then reach the simulator exactly
+once), refused with its reason (the store cannot be written: must never be sent), failed
+after acceptance (the server refused it: reported, at most once), or unanswered
+(ambiguous: at most once). Plugin replies to the says meanwhile wait in memory and must
+all arrive, once.
+
+Exit status: 0 when lost == 0, dropped == 0, duplicated == 0 (says and API sends; unless
+``--resend-ambiguous``: at least once may duplicate a say), no refused API
+send was sent, every refusal came with its reason, fds and RSS flat and the daemon still
 running at the end; 1 otherwise; 2 when the rig could not be set up; 130 on Ctrl-C.
 Everything started is stopped (daemon first, then simulator) in every case.
 
@@ -48,6 +61,7 @@ Everything started is stopped (daemon first, then simulator) in every case.
     python bench/soak.py --minutes 3 --resend-ambiguous   # at least once
     python bench/soak.py --seconds 90           # a quick check (the outage is skipped
                                                 # when the run is shorter than 3 outages)
+    python bench/soak.py --minutes 3 --store-faults
 """
 import argparse
 import collections
@@ -56,9 +70,11 @@ import random
 import re
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _harness as h  # noqa: E402
+from _store_faults import StoreFaults  # noqa: E402
 
 SEND_PATHS = ("/channel/send_buddy_msg2", "/channel/send_qun_msg2")
 POLL = "/channel/poll2"
@@ -99,7 +115,20 @@ def parse_args(argv):
     parser.add_argument("--rss-slack-mb", type=float, default=4.0)
     parser.add_argument("--rss-slack-pct", type=float, default=10.0)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    parser.add_argument("--store-faults", action="store_true",
+                        help="lock the message store, then fill it, by turns (and send "
+                             "through the OneBot API too)")
+    parser.add_argument("--store-fault-start", type=float, default=20.0)
+    parser.add_argument("--store-fault-every", type=float, default=40.0)
+    parser.add_argument("--store-fault-seconds", type=float, default=12.0)
+    parser.add_argument("--tmpfs-mb", type=int, default=64,
+                        help="size of state_dir's tmpfs for the full store (default 64)")
+    parser.add_argument("--api-rate", type=float, default=None,
+                        help="API sends per second (default 0.5 with --store-faults, "
+                             "else 0)")
     args = parser.parse_args(argv)
+    if args.api_rate is None:
+        args.api_rate = 0.5 if args.store_faults else 0.0
     args.duration = args.seconds if args.seconds is not None else args.minutes * 60.0
     args.faults = [kind for kind in args.faults.split(",") if kind]
     unknown = set(args.faults) - set(FAULT_WEIGHTS)
@@ -121,6 +150,10 @@ class Soak:
         self.samples = {}
         self.minutes = []
         self.number = 0
+        self.store_faults = StoreFaults(rig, args.tmpfs_mb) if args.store_faults else None
+        self.store_fault_log = []
+        self.api_pool = ThreadPoolExecutor(max_workers=4) if args.api_rate else None
+        self.api_sends = []                         # futures of (text, status, answer)
 
     # -- traffic -------------------------------------------------------------------------
 
@@ -144,7 +177,45 @@ class Soak:
         else:
             self.says["error %s" % status] += 1
 
+    def api_next(self) -> None:
+        """One API send, in a thread: the send waits for the client's answer (5 s at
+        most) while the says go on."""
+        text = "api-%d" % (len(self.api_sends) + 1)
+        self.api_sends.append((text, self.api_pool.submit(
+            self.rig.api_call, "send_private_msg", {"user_id": h.FRIEND, "message": text})))
+
+    def api_outcomes(self) -> dict:
+        """The API sends by outcome: ``accepted`` (texts), ``refused`` (text -> reason),
+        ``failed`` (accepted, then refused by the server: text -> reason), ``ambiguous``
+        (no answer)."""
+        wait([future for _, future in self.api_sends], timeout=60)
+        outcomes = {"accepted": [], "refused": {}, "failed": {}, "ambiguous": []}
+        for text, future in self.api_sends:
+            status, answer = future.result() if future.done() else (None, "no answer")
+            if status != 200 or not isinstance(answer, dict):
+                outcomes["ambiguous"].append(text)
+            elif answer.get("status") == "ok":
+                outcomes["accepted"].append(text)
+            elif (answer.get("data") or {}).get("message_id"):
+                outcomes["failed"][text] = answer.get("msg") or ""
+            else:
+                outcomes["refused"][text] = answer.get("msg") or ""
+        return outcomes
+
     # -- faults --------------------------------------------------------------------------
+
+    def store_fault(self, number: int, start: bool) -> None:
+        """Start or end store fault ``number``: even ones lock, odd ones fill."""
+        faults = self.store_faults
+        kind = "lock" if number % 2 == 0 else "full"
+        if start:
+            faults.lock() if kind == "lock" else faults.fill()
+        else:
+            faults.unlock() if kind == "lock" else faults.unfill()
+        self.store_fault_log.append("%s store %s %s" % (h.stamp(), kind,
+                                                         "on" if start else "off"))
+        print("[%s] store %s %s" % (h.stamp(), kind, "on" if start else "off"),
+              flush=True)
 
     def inject(self, kind: str) -> None:
         rng = self.rng
@@ -214,6 +285,8 @@ class Soak:
     def run(self) -> int:
         args, rig = self.args, self.rig
         rig.start_simulator()
+        if self.store_faults is not None:
+            self.store_faults.prepare()
         rig.start_daemon()
         self.samples["online"] = rig.sample()
         duration = args.duration
@@ -227,6 +300,10 @@ class Soak:
         if args.outage > 0 and duration >= 3 * args.outage:
             outage_at = t0 + self.rng.uniform(0.3, 0.6) * duration
         warm_at = t0 + warmup
+        next_api = t0 if args.api_rate else float("inf")
+        store_fault, store_fault_at, store_fault_on = 0, float("inf"), False
+        if self.store_faults is not None:
+            store_fault_at = t0 + args.store_fault_start
         print("[%s] online (pid %d); soaking %.0f s at %.1f says/s, a fault every ~%.0f s, "
               "outage %s" % (h.stamp(), rig.daemon.pid, duration, args.rate, args.fault_every,
                              "at +%.0f s for %.0f s" % (outage_at - t0, args.outage)
@@ -245,6 +322,17 @@ class Soak:
                 next_say += 1.0 / args.rate
                 if next_say < now - 1.0:        # fell behind (an outage): no burst
                     next_say = now
+            if now >= next_api:
+                self.api_next()
+                next_api = max(next_api + 1.0 / args.api_rate, now - 1.0)
+            if now >= store_fault_at:
+                self.store_fault(store_fault, start=not store_fault_on)
+                if store_fault_on:
+                    store_fault += 1
+                    store_fault_at += args.store_fault_every - args.store_fault_seconds
+                else:
+                    store_fault_at += args.store_fault_seconds
+                store_fault_on = not store_fault_on
             if outage_at is not None and now >= outage_at:
                 outage_at = None
                 self.inject("outage")
@@ -259,8 +347,10 @@ class Soak:
             if now >= next_minute:
                 next_minute += 60.0
                 self.progress("minute", now - t0)
-            wake = min(next_say, next_fault, next_minute, end)
+            wake = min(next_say, next_fault, next_minute, end, next_api, store_fault_at)
             time.sleep(max(0.0, min(wake - time.monotonic(), 0.5)))
+        if store_fault_on:
+            self.store_fault(store_fault, start=False)
         if "warm" not in self.samples:
             self.samples["warm"] = rig.sample()
         return self.finish(t0)
@@ -270,6 +360,9 @@ class Soak:
         rig.control("DELETE", "fault")
         print("[%s] traffic stopped; waiting up to %.0f s for the last echoes"
               % (h.stamp(), args.grace), flush=True)
+        self.api = self.api_outcomes() if self.api_pool else None
+        api_expected = [("buddy", h.FRIEND, text) for text in self.api["accepted"]] \
+            if self.api else []
         deadline = time.monotonic() + args.grace
         records, seen, quiet_since = None, -1, time.monotonic()
         while True:
@@ -277,8 +370,8 @@ class Soak:
             if records is not None:
                 answered = {(r["kind"], r["to"], r["text"]) for r in records
                             if r.get("dropped") is None}
-                missing = [k for k in self.expected if k not in answered and
-                           k not in self.ambiguous]
+                missing = [k for k in list(self.expected) + api_expected
+                           if k not in answered and k not in self.ambiguous]
                 if not missing:
                     break
                 if len(records) != seen:
@@ -311,7 +404,13 @@ class Soak:
         lost = sorted(self.expected[k] for k in missing if k[2] not in reported)
         duplicated = {k: c for k, c in replies.items() if c > 1}
         extra = sum(c - 1 for c in duplicated.values())
-        unexpected = [k for k in replies if k not in self.expected]
+        api = self.api or {"accepted": [], "refused": {}, "failed": {}, "ambiguous": []}
+        sent_api = lambda text: replies[("buddy", h.FRIEND, text)]  # noqa: E731
+        api_lost = [text for text in api["accepted"] if not sent_api(text)]
+        refused_sent = [text for text in api["refused"] if sent_api(text)]
+        unreported = [text for text, why in api["refused"].items() if not why]
+        api_texts = {("buddy", h.FRIEND, text) for _, texts in api.items() for text in texts}
+        unexpected = [k for k in replies if k not in self.expected and k not in api_texts]
         onlines = rig.onlines()
         status = rig.status() or {}
         warm, end, online = self.samples["warm"], self.samples["end"], self.samples["online"]
@@ -320,7 +419,8 @@ class Soak:
         fds_flat = end["fds"] <= warm["fds"] + args.fd_slack
         rss_flat = end["rss_kb"] <= rss_limit
         ok = (not lost and not dropped and (not extra or args.resend_ambiguous)
-              and fds_flat and rss_flat and alive)
+              and fds_flat and rss_flat and alive and not api_lost and not refused_sent
+              and not unreported)
         counts = status.get("counts", {})
         print()
         print("=== soak report (seed %d, %.0f s, %.1f says/s, send_interval %g s, "
@@ -344,6 +444,20 @@ class Soak:
               "%d" % (len(dropped), "  e.g. %s" % [(r["text"], r["dropped"])
                                                    for r in dropped[:5]] if dropped else "",
                       len(unexpected)))
+        if self.api is not None:
+            reasons = collections.Counter(why.rsplit(": ", 1)[-1]
+                                          for why in api["refused"].values())
+            print("API sends: %d; accepted %d, refused %d (%s), failed after acceptance %d, "
+                  "unanswered %d" % (len(self.api_sends), len(api["accepted"]),
+                                     len(api["refused"]), ", ".join(
+                                         "%s x%d" % kv for kv in sorted(reasons.items()))
+                                     or "none", len(api["failed"]), len(api["ambiguous"])))
+            print("API lost: %d%s; refused yet sent: %d; refusals without a reason: %d"
+                  % (len(api_lost), "  e.g. %s" % api_lost[:10] if api_lost else "",
+                     len(refused_sent), len(unreported)))
+        if self.store_faults is not None:
+            print("store faults (%s): %s" % (self.store_faults.how, "; ".join(
+                self.store_fault_log) or "none"))
         print("daemon counts: %s" % ", ".join("%s=%s" % kv for kv in sorted(counts.items())))
         fates = collections.Counter()
         for line in rig.grep_log(_NOT_CONFIRMED.pattern):
@@ -380,9 +494,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     h.sigterm_as_interrupt()
     rig = h.Rig(seed=args.seed, send_interval=args.send_interval, keep=args.keep,
-                resend_ambiguous=args.resend_ambiguous)
+                 resend_ambiguous=args.resend_ambiguous, api=args.api_rate > 0)
+    soak = None
     try:
-        return Soak(args, rig).run()
+        soak = Soak(args, rig)
+        return soak.run()
     except KeyboardInterrupt:
         print("\ninterrupted; stopping the daemon and the simulator", file=sys.stderr)
         return 130
@@ -392,6 +508,13 @@ def main(argv=None) -> int:
         print("logs kept in %s" % rig.dir, file=sys.stderr)
         return 2
     finally:
+        if soak is not None and soak.store_faults is not None:
+            soak.store_faults.unlock()
+            soak.store_faults.unfill()
+            rig.stop_daemon()
+            soak.store_faults.close()
+        if soak is not None and soak.api_pool is not None:
+            soak.api_pool.shutdown(wait=False)
         rig.close()
 
 

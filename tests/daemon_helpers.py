@@ -9,6 +9,7 @@ simulator must outlive the daemon (a session resumed after SIGKILL).
 import json
 import os
 import re
+import resource
 import secrets
 import signal
 import subprocess
@@ -105,14 +106,18 @@ def webqq(config: Path, *args: str, timeout: float = 60.0,
 class Daemon:
     """A ``webqq run`` child process, and what a test asks of it."""
 
-    def __init__(self, config: Path, pythonpath: Optional[Path] = None) -> None:
+    def __init__(self, config: Path, pythonpath: Optional[Path] = None,
+                 fd_limit: Optional[int] = None) -> None:
+        """``fd_limit``: the child's RLIMIT_NOFILE (soft and hard), when given."""
         self.config = config
         self.state_dir = config.parent / "run"
         self.log = config.parent / "webqq.log"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "webqq", "-c", str(config), "run"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env=environment(pythonpath, runtime_of(config)), cwd=str(config.parent))
+            env=environment(pythonpath, runtime_of(config)), cwd=str(config.parent),
+            preexec_fn=None if fd_limit is None else lambda: resource.setrlimit(
+                resource.RLIMIT_NOFILE, (fd_limit, fd_limit)))
         self.stderr = ""
 
     def status(self) -> Dict[str, Any]:

@@ -209,7 +209,7 @@ async def test_a_lock_held_by_another_process_stops_sending_until_released(
         # A message received meanwhile still reaches the bots, without a message_id.
         await harness.world.control.say(**{"from": FRIEND, "text": "while locked"})
         await eventually(lambda: harness.account.counts["received"] == 1, "the message received")
-        assert "a received message is not stored (database is locked); posted with " \
+        assert "a received message is not stored (database is locked); delivered with " \
                "message_id 0" in messages(caplog, logging.WARNING)
         await eventually(lambda: tries(caplog) >= 3, "three more tries of the store")
         assert await sent_texts(harness) == []

@@ -146,6 +146,27 @@ def test_a_single_account_store_is_upgraded_and_its_rows_adopted(tmp_path):
     store.close()
 
 
+def test_discussion_ids_are_kept_per_account_and_a_schema_3_file_gains_them(tmp_path):
+    """Schema 3 (rows per account) had no discussions table: the upgrade to 4 adds it,
+    with an account column, so two accounts may both have discussion id 1."""
+    path = tmp_path / "messages.sqlite3"
+    store = Store(path)
+    store._db.execute("DROP TABLE discussions")
+    store._db.execute("PRAGMA user_version = 3")
+    store.close()
+    store = Store(path)
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    alice, bob = store.for_account(10001), store.for_account(10002)
+    alice.save_discussion(1, 333, 20001, "alice's")
+    bob.save_discussion(1, 444, None, "bob's")
+    assert alice.discussions() == [(1, 333, 20001, "alice's")]
+    assert bob.discussions() == [(1, 444, None, "bob's")]
+    store.save_discussion(2, 555, None, "from before accounts")
+    assert alice.adopt() == 0 and alice.discussions()[-1] == (2, 555, None,
+                                                               "from before accounts")
+    store.close()
+
+
 # -- the embedded simulator's world grows the accounts the configuration names -------------
 
 from webqq.simulator import WorldError, load_world  # noqa: E402

@@ -47,11 +47,14 @@ class Friend:
 
 @dataclass(frozen=True)
 class Member:
-    """A member of a group or discussion: ``card`` is the group card (groups only)."""
+    """A member of a group or discussion: ``card`` is the group card (groups only);
+    ``role`` is ``owner`` (a group's or discussion's owner), ``admin`` (a group's
+    administrators: bit 0 of ``mflag``) or ``member``."""
     uin: int
     qq: Optional[int]
     nick: str
     card: Optional[str] = None
+    role: str = "member"
 
     @property
     def display_name(self) -> str:
@@ -221,7 +224,9 @@ class ContactLoader:
                 d.did, clientid=clientid, psessionid=psessionid, vfwebqq=vfwebqq,
                 t=self.clock()), parse_discussion_info)
             members = {} if info is None else {
-                m.uin: Member(m.uin, m.qq, m.nick) for m in info.members}
+                m.uin: Member(m.uin, m.qq, m.nick,
+                              role="owner" if m.uin == info.owner_uin else "member")
+                for m in info.members}
             for member in members.values():
                 self.numbers.learn(member.uin, member.qq)
             contacts.discussions[d.did] = Discussion(d.did, d.name, members)
@@ -236,7 +241,10 @@ class ContactLoader:
             info = await self._get(current, build_group_info(
                 g.code, vfwebqq=vfwebqq, t=self.clock()), parse_group_info)
             members = {} if info is None else {
-                m.uin: Member(m.uin, known(m.uin), m.nick, m.card) for m in info.members}
+                m.uin: Member(m.uin, known(m.uin), m.nick, m.card,
+                              "owner" if m.uin == info.owner_uin else
+                              "admin" if m.is_admin else "member")
+                for m in info.members}
             contacts.groups[g.gid] = Group(g.gid, g.code, known(group_key(g.code)), g.name,
                                            g.markname, members)
         return contacts if current() else None

@@ -16,7 +16,6 @@ What it must never do: log the token, the secret or a message body at info level
 the IOLoop; start a thread or a timer of its own (the server's one heartbeat timer
 serves every account).
 """
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Set, Tuple
 from webqq.client.client import State
 from webqq.onebot import mapping as onebot
 from webqq.onebot import notices
-from webqq.onebot.actions import MESSAGE_FORMAT, Actions
+from webqq.onebot.actions import MESSAGE_FORMAT, Actions, to_json
 from webqq.onebot.delivery import EventPoster, ReverseConnection
 from webqq.onebot.health import receipt_event
 from webqq.onebot.media import REMEMBERED, FileOffers, ReceivedPictures
@@ -75,6 +74,7 @@ class AccountApi:
         self.reverse = ReverseConnection(self, config.ws_reverse_url) \
             if config.ws_reverse_url else None
         self.counts = {"received": 0, "events": 0}
+        self._not_stored: Optional[str] = None   # why the last message was not stored
         #: Received pictures by ``picture_name``; files of ``offline_file`` notices by
         #: id; requests to join a group by ``flag`` (the most recent ``REMEMBERED``).
         self.pictures = ReceivedPictures(self.store)
@@ -178,18 +178,25 @@ class AccountApi:
 
     @staticmethod
     def _encode(event: Dict[str, Any]) -> Tuple[bytes, Dict[str, Any]]:
-        return json.dumps(event, ensure_ascii=False).encode("utf-8"), event
+        return to_json(event).encode("utf-8"), event
 
     def publish(self, event: Dict[str, Any]) -> None:
-        """Deliver one event to the webhook and every WebSocket that wants events."""
+        """Deliver one event to the webhook and every WebSocket that wants events: each
+        on its own, so that one that fails does not keep the event from the others."""
         body, _ = self._encode(event)
         self.counts["events"] += 1
         if self.poster is not None:
-            self.poster.put(body, event)
+            try:
+                self.poster.put(body, event)
+            except Exception:
+                log.exception("an event could not be queued for %s", self.poster.shown)
         text = body.decode("utf-8")
         for peer in list(self.sockets):
             if peer.wants_events:
-                peer.send_text(text)
+                try:
+                    peer.send_text(text)
+                except Exception:
+                    log.exception("an event could not be sent on a WebSocket")
 
     def _on_message(self, event: Any) -> None:
         contacts = self.client.contacts
@@ -198,37 +205,59 @@ class AccountApi:
         segments = onebot.from_pieces(event.pieces, base_url=self.server.url,
                                      suffix=self.media_suffix())
         for picture in event.pictures:
-            self.pictures.remember(picture, onebot.picture_name(picture))
+            try:
+                self.pictures.remember(picture, onebot.picture_name(picture))
+            except Exception as error:          # as for the message: it still goes out
+                log.warning("a received picture is not remembered (%s: %s)",
+                            type(error).__name__, error)
         group_id = discuss_id = None
-        card = ""
+        card, role = "", "member"
         if event.chat == "group":
             group_id = onebot.group_id_of(event.group, getattr(event.message, "group_number",
                                                                None) or event.message.code)
             member = event.group.members.get(sender.uin) if event.group else None
-            card = (member.card or "") if member else ""
+            if member is not None:
+                card, role = member.card or "", member.role
         elif event.chat == "discussion":
-            discuss_id = event.message.did
+            discuss_id = self.outbound.discussions.id_of(event.message.did, contacts)
         target = {"buddy": user_id, "session": user_id, "group": group_id,
                   "discussion": discuss_id}[event.chat]
         stamp = getattr(event.message, "time", None) or int(time.time())
-        nickname = sender.name or str(user_id)
-        try:
-            message_id = self.store.add_received(
-                chat=event.chat, target=target, user_id=user_id, text=event.text,
-                data={"segments": segments, "sender": {"user_id": user_id,
-                                                       "nickname": nickname}},
-                time=stamp)
-        except StoreUnavailable as error:
-            # The bot still hears it; get_msg will not know it (message_id 0).
-            log.warning("a received message is not stored (%s); posted with message_id 0",
-                        error.reason)
-            message_id = 0
+        nickname = (onebot.nick_of(sender.uin, contacts, event.group or event.discussion)
+                    or sender.name or str(user_id))
+        stored_sender = {"user_id": user_id, "nickname": nickname}
+        if event.chat == "group":
+            stored_sender.update(card=card, role=role)
+        message_id = self._store_received(
+            chat=event.chat, target=target, user_id=user_id, text=event.text,
+            data={"segments": segments, "sender": stored_sender}, time=stamp)
         self.counts["received"] += 1
         log.debug("message %d received (%s from %d)", message_id, event.chat, user_id)
         self.publish(onebot.message_event(
             self_id=self.self_id, time=int(stamp), message_id=message_id, chat=event.chat,
             user_id=user_id, nickname=nickname, card=card, segments=segments,
-            group_id=group_id, discuss_id=discuss_id, message_format=MESSAGE_FORMAT))
+            group_id=group_id, discuss_id=discuss_id, message_format=MESSAGE_FORMAT,
+            role=role))
+
+    def _store_received(self, **row: Any) -> int:
+        """The message_id of a received message, or 0 when it could not be stored:
+        whatever goes wrong in the store (locked, full, a value SQLite refuses), the
+        bot still hears the message; only ``get_msg`` will not know it."""
+        try:
+            message_id = self.store.add_received(**row)
+        except StoreUnavailable as error:
+            reason = error.reason
+        except Exception as error:              # a value the store cannot hold
+            reason = "%s: %s" % (type(error).__name__, error)
+        else:
+            self._not_stored = None
+            return message_id
+        # Once per cause: a store locked for a minute is not a warning per message.
+        log.log(logging.DEBUG if reason == self._not_stored else logging.WARNING,
+                "a received message is not stored (%s); delivered with message_id 0",
+                reason)
+        self._not_stored = reason
+        return 0
 
     def _on_finished(self, message_id: int, status: str, why: Optional[str]) -> None:
         """A message became final: the receipt of one the API was asked to send."""

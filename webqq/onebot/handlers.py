@@ -7,24 +7,28 @@ and actions, ``/api`` actions, ``/event`` events) and ``MediaHandler`` (``GET
 an ``offline_file`` notice's file). Every call needs the access token
 (``Authorization: Bearer`` or ``?access_token=``), compared with
 ``hmac.compare_digest``: none is 401, a wrong one 403, an unknown action 404, a bad body
-400 (too large, or not a JSON object), a body neither JSON nor a form 406. Each request
-is for one account, which ``OneBotApi.account_for`` picks (``self_id``, ``X-Self-ID``):
-none while several are served is 400, one not served 404. What it must never do: log
-the token (the access log leaves the query string out) or a body.
+400 (too large, or not a JSON object), a query or form that is not UTF-8 400, a body
+neither JSON nor a form 406, and so is a JSON body sent as a form (``curl -d``), with a
+message that says to send ``Content-Type: application/json``. Each request is for one
+account, which ``OneBotApi.account_for`` picks (``self_id``, ``X-Self-ID``): none while
+several are served is 400, one not served 404. What it must never do: log the token or a
+body: the access log and the log of what Tornado refuses leave the query string out, and
+what is not UTF-8 is refused here before Tornado would log it.
 """
 import hmac
 import json
 import logging
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from tornado import web, websocket
 from tornado.ioloop import IOLoop
 
 from webqq.client.calls import NotOnline, Unavailable
 from webqq.http.errors import HTTPStreamError
-from webqq.onebot.actions import answer_frame, envelope
+from webqq.onebot.actions import answer_frame, envelope, to_json
+from webqq.onebot.delivery import Backlog
 from webqq.onebot.mapping import BadParams, OneBotError, Retcode
 from webqq.qq import ProtocolError, sniff_picture
 from webqq.qq.pictures import PICTURE_TYPES
@@ -95,7 +99,7 @@ class ActionHandler(web.RequestHandler):
     def _answer(self, status: int, answer: Dict[str, Any]) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps(answer, ensure_ascii=False))
+        self.finish(to_json(answer))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.finish(json.dumps(envelope("failed", 1000 + status_code if status_code < 500
@@ -108,6 +112,11 @@ class ActionHandler(web.RequestHandler):
         await self._handle(action)
 
     async def _handle(self, action: str) -> None:
+        try:
+            _check_utf8(self.request.query_arguments, "the query")
+        except ValueError as error:
+            self._answer(400, envelope("failed", Retcode.BAD_REQUEST, None, str(error)))
+            return
         refused = check_token(self.api.token, self.request.headers.get("Authorization"),
                               self.get_query_argument("access_token", None))
         if refused:
@@ -140,22 +149,86 @@ class ActionHandler(web.RequestHandler):
         content_type = self.request.headers.get("Content-Type", "").split(";")[0].strip()
         if self.request.method == "POST" and body.strip():
             if content_type == "application/json" or content_type == "":
-                try:
-                    parsed = json.loads(body)
-                except ValueError as error:
-                    raise ValueError("the body is not valid JSON: %s" % error) from None
-                except RecursionError:
-                    raise ValueError("the body is not valid JSON: nested too deeply") \
-                        from None
-                if not isinstance(parsed, dict):
-                    raise ValueError("the JSON body must be an object")
-                params.update(parsed)
+                params.update(_json_object(body))
             elif content_type == "application/x-www-form-urlencoded":
+                if _looks_like_json(body):
+                    # curl -d sends this type: the bot meant JSON and would otherwise
+                    # hear "user_id is required".
+                    raise _UnsupportedType(
+                        "the body is JSON but its Content-Type says %s: send "
+                        "Content-Type: application/json" % content_type)
+                _check_utf8(self.request.body_arguments, "the form")
                 params.update({key: self.get_body_argument(key)
                                for key in self.request.body_arguments})
             else:
                 raise _UnsupportedType("unsupported Content-Type %r" % content_type)
         return params
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        _log_exception(self, typ, value, tb)
+
+
+def _json_object(body: bytes) -> Dict[str, Any]:
+    """The JSON object of a body.
+
+    Raises:
+        ValueError: not JSON, nested too deeply, or not an object.
+    """
+    try:
+        parsed = json.loads(body)
+    except ValueError as error:
+        raise ValueError("the body is not valid JSON: %s" % error) from None
+    except RecursionError:
+        raise ValueError("the body is not valid JSON: nested too deeply") from None
+    if not isinstance(parsed, dict):
+        raise ValueError("the JSON body must be an object")
+    return parsed
+
+
+def _looks_like_json(body: bytes) -> bool:
+    """Whether a body sent as a form is a JSON object or array instead."""
+    if body.lstrip()[:1] not in (b"{", b"["):
+        return False
+    try:
+        json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def _check_utf8(arguments: Dict[str, List[bytes]], where: str) -> None:
+    """Refuse arguments that are not UTF-8 ourselves: Tornado's own refusal (an
+    ``HTTPError``) is logged at WARNING with the whole URL, the token and the message
+    text in it.
+
+    Raises:
+        ValueError: names the parameter when its name is readable.
+    """
+    for key, values in arguments.items():
+        try:
+            # Tornado reads names as latin-1 and values as bytes.
+            name = key.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            raise ValueError("%s is not valid UTF-8 (a parameter name)" % where) from None
+        for value in values:
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError("%s is not valid UTF-8 (parameter %s)" % (where, name)) \
+                    from None
+
+
+def _log_exception(handler: web.RequestHandler, typ: Any, value: Any, tb: Any) -> None:
+    """Tornado's ``log_exception`` without the query string (which may hold the token
+    and message text) and without an ``HTTPError``'s message (which may quote a
+    parameter): the method, the path, the peer and the status or the traceback."""
+    request = handler.request
+    if isinstance(value, web.HTTPError):
+        log.info("%d %s %s (%s): refused by Tornado", value.status_code, request.method,
+                 request.path, request.remote_ip)
+    else:
+        log.error("uncaught exception in %s %s (%s)", request.method, request.path,
+                  request.remote_ip, exc_info=(typ, value, tb))
 
 
 class _Refused(Exception):
@@ -182,6 +255,11 @@ class MediaHandler(web.RequestHandler):
         return None
 
     async def get(self, kind: str, name: str) -> None:
+        try:
+            _check_utf8(self.request.query_arguments, "the query")
+        except ValueError as error:
+            self._fail(400, envelope("failed", Retcode.BAD_REQUEST, None, str(error)))
+            return
         refused = check_token(self.api.token, self.request.headers.get("Authorization"),
                               self.get_query_argument("access_token", None))
         if refused:
@@ -211,7 +289,10 @@ class MediaHandler(web.RequestHandler):
     def _fail(self, status: int, answer: Dict[str, Any]) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps(answer, ensure_ascii=False))
+        self.finish(to_json(answer))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        _log_exception(self, typ, value, tb)
 
     async def _picture(self, name: str) -> Tuple[bytes, str, str]:
         picture = self.account.pictures.find(name)
@@ -274,8 +355,15 @@ class EventSocket(websocket.WebSocketHandler):
         self.role = role
         self.wants_events = role in ("universal", "event")
         self.takes_actions = role in ("universal", "api")
+        self.backlog = Backlog()
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            _check_utf8(self.request.query_arguments, "the query")
+        except ValueError as error:
+            self.set_status(400)
+            self.finish(envelope("failed", Retcode.BAD_REQUEST, None, str(error)))
+            return
         refused = check_token(self.api.token, self.request.headers.get("Authorization"),
                               self.get_query_argument("access_token", None))
         if refused:
@@ -307,10 +395,19 @@ class EventSocket(websocket.WebSocketHandler):
 
     def send_text(self, text: str) -> None:
         try:
-            self.write_message(text)
+            if self.backlog.send(self.write_message, text):
+                return
         except websocket.WebSocketClosedError:
             self.account.sockets.discard(self)
+            return
+        log.warning("forward WebSocket %s from %s is closed: %s (the bot does not read)",
+                    self.request.path, self.request.remote_ip, self.backlog.why())
+        self.account.sockets.discard(self)
+        self.close(1008, "too far behind")
 
     def check_origin(self, origin: str) -> bool:
         return True     # bots are not browsers; the token is the guard
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        _log_exception(self, typ, value, tb)
 

@@ -35,6 +35,7 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 from webqq.client.client import SendStatus, State
 from webqq.http.retry import backoff_delay
 from webqq.onebot import mapping as onebot
+from webqq.onebot.discussions import DiscussionIds
 from webqq.onebot.mapping import StoredPicture
 from webqq.onebot.media import OutgoingPictures, digests
 from webqq.onebot.store import PENDING, Store, StoreUnavailable, move_aside
@@ -94,6 +95,8 @@ class Outbound:
         self.store = store
         self.self_id = self_id
         self.send_interval = send_interval
+        #: The ids of the discussions, which rows and events use.
+        self.discussions = DiscussionIds(store)
         #: Why sending is paused (the store cannot be written), or None.
         self.paused: Optional[str] = None
         # user_id -> (uin, via_id, service_type) of the last temporary-session message
@@ -271,7 +274,8 @@ class Outbound:
         if event.chat == "group":
             chat, target = "group", onebot.group_id_of(event.group, event.message.code)
         elif event.chat == "discussion":
-            chat, target = "discussion", event.message.did
+            chat, target = "discussion", self.discussions.id_of(event.message.did,
+                                                                contacts)
         else:
             chat, target = "buddy", onebot.user_id_of(sender.uin, sender.qq, contacts)
         return self.send_text(chat, target, text, origin=origin)
@@ -414,7 +418,12 @@ class Outbound:
     def _hand_over(self, row: Any) -> Any:
         """``client.send_*`` of a row: by QQ or group number when the OneBot id is one
         (the client's log lines name it so), else by the contact the id falls back to
-        (a uin, a group code), or a stranger's temporary session."""
+        (a uin, a group code), or a stranger's temporary session; a discussion by its
+        discuss_id (``webqq.onebot.discussions``).
+
+        Raises:
+            ValueError: an unknown discussion (never passed to the server as a did).
+        """
         contacts = self.client.contacts
         content = [self.pictures.load(p) if isinstance(p, StoredPicture) else p
                    for p in onebot.pieces_from_data(row.data["pieces"])]
@@ -431,7 +440,10 @@ class Outbound:
             group = onebot.find_group(contacts, row.target)
             by_number = group is None or group.number == row.target
             return self.client.send_group(row.target if by_number else group, content)
-        return self.client.send_discussion(row.target, content)
+        discussion = self.discussions.find(row.target, contacts)
+        if discussion is None:
+            raise ValueError("unknown discussion %d" % row.target)
+        return self.client.send_discussion(discussion, content)
 
     def _on_sent(self, event: Any) -> None:
         if self._in_hand is None or event.message is not self._in_hand[1]:

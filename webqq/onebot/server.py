@@ -1,7 +1,8 @@
 """The OneBot v11 API of one daemon: its server, serving every account of the daemon.
 
 server: ``OneBotApi`` owns the HTTP and forward WebSocket server (actions, the media
-route, /healthz, /readyz, /metrics, the captcha page) and the accounts it serves
+route, /healthz, /readyz, /metrics, the captcha page; the timeouts, connection cap
+and accept loop of ``webqq.onebot.listener``) and the accounts it serves
 (``webqq.onebot.bot.AccountApi``: actions, events, deliveries of one account):
 ``api.add(...)`` and ``await api.remove(self_id)`` while it runs, ``await api.start()``
 listens, ``await api.close()`` stops (a queued message stays queued in the store; each
@@ -16,7 +17,6 @@ import logging
 from typing import Any, Dict, Mapping, Optional
 
 from tornado import netutil, web
-from tornado.httpserver import HTTPServer
 from tornado.httputil import HTTPServerRequest
 from tornado.ioloop import PeriodicCallback
 
@@ -26,6 +26,7 @@ from webqq.onebot.bot import AccountApi
 from webqq.onebot.handlers import (MAX_BODY, ActionHandler, EventSocket, MediaHandler,
                                    UnknownAccount, log_request)
 from webqq.onebot.health import AccountNotice, Health, HealthHandler, notice_event
+from webqq.onebot.listener import ApiServer
 from webqq.onebot.media import PICTURE_MAX
 from webqq.onebot.metrics import Metrics, MetricsHandler
 from webqq.onebot.outbound import Outbound
@@ -69,7 +70,7 @@ class OneBotApi:
         self.heartbeat_interval = heartbeat_interval
         #: QQ number -> AccountApi, in the order they were added.
         self.accounts: Dict[int, AccountApi] = {}
-        self.server: Optional[HTTPServer] = None
+        self.server: Optional[ApiServer] = None
         self.port: Optional[int] = None
         self._started = False
         self._heartbeat: Optional[PeriodicCallback] = None
@@ -183,9 +184,9 @@ class OneBotApi:
             except OSError as error:
                 raise ApiError("cannot listen on %s:%d: %s" % (host, port,
                                                                 error.strerror or error))
-            self.server = HTTPServer(self.application(), max_body_size=MAX_BODY,
-                                     xheaders=False)
-            self.server.add_sockets(sockets)
+            self.server = ApiServer(self.application(), max_body_size=MAX_BODY,
+                                    xheaders=False)
+            self.server.listen_on(sockets)
             self.port = sockets[0].getsockname()[1]
             log.info("OneBot v11 API listening on %s (HTTP /:action, WebSocket /ws /api "
                      "/event)", self.url)

@@ -92,6 +92,17 @@ CREATE TABLE IF NOT EXISTS received_pictures (
     time REAL NOT NULL,
     PRIMARY KEY (account, name)
 )"""
+#: The ids given to discussions (``webqq.onebot.discussions``).
+_DISCUSSIONS = """
+CREATE TABLE IF NOT EXISTS discussions (
+    account INTEGER NOT NULL DEFAULT 0,     -- whose discussion: the account's QQ number
+    discuss_id INTEGER NOT NULL,            -- the OneBot id, kept for good
+    did INTEGER NOT NULL,                   -- the discussion's did when last seen
+    owner INTEGER,                          -- the owner's QQ number, if known
+    name TEXT NOT NULL,
+    seen REAL NOT NULL,
+    PRIMARY KEY (account, discuss_id)
+)"""
 #: The tables, one statement each (the comments hold semicolons).
 _SCHEMA = ("""
 CREATE TABLE IF NOT EXISTS messages (
@@ -122,13 +133,13 @@ CREATE TABLE IF NOT EXISTS undelivered_events (
     body TEXT NOT NULL,                     -- the event JSON as it was to be POSTed
     time REAL NOT NULL,
     error TEXT
-)""")
+)""", _DISCUSSIONS)
 #: The columns of ``messages`` in schema 2, copied as they are by the upgrade to 3.
 _COLUMNS_2 = ("id, direction, chat, target, user_id, text, data, time, status, retcode, "
               "error, idempotency_key, updated, origin")
 #: ``PRAGMA user_version`` of the schema above, and how to bring an older file to it
 #: (the statements of each step, in order; ``_SCHEMA`` runs after them).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _UPGRADES = {
     # 0 -> 1: plugin replies joined the queue (they were saved to outbox-QQ.json).
     1: ("ALTER TABLE messages ADD COLUMN origin TEXT NOT NULL DEFAULT 'api'",),
@@ -152,6 +163,8 @@ _UPGRADES = {
         "INSERT INTO received_pictures (name, data, time) SELECT name, data, time FROM "
         "received_pictures_2",
         "DROP TABLE received_pictures_2"),
+    # 3 -> 4: discussions got ids of their own, kept per account.
+    4: (_DISCUSSIONS,),
 }
 
 
@@ -312,7 +325,7 @@ class Store:
         Returns how many messages changed hands."""
         moved = self._write("UPDATE messages SET account = ? WHERE account = 0",
                             (self.account,)).rowcount
-        for table in ("undelivered_events", "received_pictures"):
+        for table in ("undelivered_events", "received_pictures", "discussions"):
             self._write("UPDATE %s SET account = ? WHERE account = 0" % table,
                         (self.account,))
         return moved
@@ -459,24 +472,56 @@ class Store:
 
     # -- undelivered events ------------------------------------------------------------
 
-    def keep_event(self, url: str, body: bytes, error: str) -> None:
-        """An event no retry could POST: keep it (``undelivered_events``)."""
-        self._write("INSERT INTO undelivered_events (account, url, body, time, error) "
-                    "VALUES (?, ?, ?, ?, ?)", (self.account, url, body.decode("utf-8"),
-                                               self.clock(), error))
+    def keep_event(self, url: str, body: bytes, error: str) -> int:
+        """An event ``url`` did not take: keep it (``undelivered_events``) until it does.
+        Returns its row id: later events get higher ones, so the ids are the order in
+        which they are to be posted."""
+        return self._write("INSERT INTO undelivered_events (account, url, body, time, error) "
+                           "VALUES (?, ?, ?, ?, ?)", (self.account, url, body.decode("utf-8"),
+                                                      self.clock(), error)).lastrowid
+
+    def kept_event(self, url: str, after: int = 0) -> Optional[Tuple[int, bytes]]:
+        """The oldest event kept for ``url`` whose id is above ``after``: ``(id, body)``,
+        or None."""
+        rows = self._read("SELECT id, body FROM undelivered_events WHERE account = ? AND "
+                          "url = ? AND id > ? ORDER BY id LIMIT 1", (self.account, url, after))
+        return (rows[0]["id"], rows[0]["body"].encode("utf-8")) if rows else None
+
+    def forget_events(self, url: str, upto: int) -> None:
+        """Remove the events kept for ``url`` up to id ``upto``: posted at last."""
+        self._write("DELETE FROM undelivered_events WHERE account = ? AND url = ? AND "
+                    "id <= ?", (self.account, url, upto))
 
     def take_events(self, url: str, limit: int) -> List[bytes]:
         """Remove and return up to ``limit`` kept events for ``url``, oldest first."""
         rows = self._read("SELECT id, body FROM undelivered_events WHERE account = ? AND "
                           "url = ? ORDER BY id LIMIT ?", (self.account, url, limit))
         if rows:
-            self._write("DELETE FROM undelivered_events WHERE id <= ? AND account = ? AND "
-                        "url = ?", (rows[-1]["id"], self.account, url))
+            self.forget_events(url, rows[-1]["id"])
         return [row["body"].encode("utf-8") for row in rows]
 
-    def undelivered(self) -> int:
-        return self._read("SELECT COUNT(*) FROM undelivered_events WHERE account = ?",
-                          (self.account,))[0][0]
+    def undelivered(self, url: Optional[str] = None) -> int:
+        """How many events this account keeps (for ``url``, or for any)."""
+        if url is None:
+            return self._read("SELECT COUNT(*) FROM undelivered_events WHERE account = ?",
+                              (self.account,))[0][0]
+        return self._read("SELECT COUNT(*) FROM undelivered_events WHERE account = ? AND "
+                          "url = ?", (self.account, url))[0][0]
+
+    # -- discussions -------------------------------------------------------------------
+
+    def discussions(self) -> List[Tuple[int, int, Optional[int], str]]:
+        """Every discussion this account gave an id: ``(discuss_id, did, owner, name)``."""
+        return [(row["discuss_id"], row["did"], row["owner"], row["name"]) for row in
+                self._read("SELECT discuss_id, did, owner, name FROM discussions WHERE "
+                           "account = ?", (self.account,))]
+
+    def save_discussion(self, discuss_id: int, did: int, owner: Optional[int],
+                        name: str) -> None:
+        """Remember what discussion ``discuss_id`` is now."""
+        self._write("INSERT OR REPLACE INTO discussions (account, discuss_id, did, owner, "
+                    "name, seen) VALUES (?, ?, ?, ?, ?, ?)",
+                    (self.account, discuss_id, did, owner, name, self.clock()))
 
     # -- received pictures -------------------------------------------------------------
 
