@@ -89,9 +89,13 @@ class Rig:
 
     Args:
         seed: the simulator's ``--seed``.
-        send_interval: ``[bot] send_interval`` of the generated configuration.
+        send_interval: ``[bot] send_interval`` of the generated configuration (0.5 at
+            least: the daemon refuses less).
+        resend_ambiguous: ``[bot] resend_ambiguous`` of the generated configuration.
         poll_hold: the simulator's ``--poll-hold`` (None: its default, 55 s).
         keep: keep the temporary directory (logs, status file) after ``close()``.
+        api: serve the OneBot API on a free loopback port with a token of its own
+            (``api_call``).
         tracemalloc_frames: when above 0, the daemon runs under bench/_traced_daemon.py
             (tracemalloc with that many frames per allocation) and ``snapshot()`` works.
         world: a world JSON file for the simulator (None: its built-in world).
@@ -99,11 +103,14 @@ class Rig:
             ``webqq-simulator``; bench/latency_bench.py runs bench/_timed_simulator.py).
         accounts: the QQ numbers the daemon logs in as (None: ``ACCOUNT``); more than
             one are written as ``[account:qNUMBER]`` sections.
+
+    ``log_file`` may be moved before ``start_daemon`` (out of a state_dir on a tmpfs).
     """
 
-    def __init__(self, seed: int = 1, send_interval: float = 0.2, poll_hold=None,
-                 keep: bool = False, loglevel: str = "info", tracemalloc_frames: int = 0,
-                 world=None, simulator=None, accounts=None):
+    def __init__(self, seed: int = 1, send_interval: float = 0.5, poll_hold=None,
+                 keep: bool = False, loglevel: str = "info", resend_ambiguous: bool = False,
+                 api: bool = False, tracemalloc_frames: int = 0, world=None, simulator=None,
+                 accounts=None):
         self.dir = tempfile.mkdtemp(prefix="webqq-bench-")
         self.state_dir = os.path.join(self.dir, "state")
         os.mkdir(self.state_dir)
@@ -111,6 +118,7 @@ class Rig:
         self.status_file = os.path.join(self.state_dir, "status.json")
         self.seed, self.send_interval, self.poll_hold = seed, send_interval, poll_hold
         self.keep, self.loglevel = keep, loglevel
+        self.resend_ambiguous = resend_ambiguous
         self.tracemalloc_frames = tracemalloc_frames
         self.world, self.simulator = world, simulator
         self.accounts = list(accounts or [ACCOUNT])
@@ -119,6 +127,8 @@ class Rig:
         self.port = self.tls_port = None
         # The /_sim/ surface's secret, given to the simulator this rig starts.
         self.control_token = secrets.token_urlsafe(16)
+        self.api_token = secrets.token_urlsafe(16) if api else None
+        self.api_port = None
         self.sim = self.daemon = None
         self._files = []
         self._closed = False
@@ -138,7 +148,9 @@ class Rig:
                 continue
             argv = list(self.simulator or [os.path.join(BIN, "webqq-simulator")])
             argv += ["--port", str(self.port), "--tls-port", str(self.tls_port),
-                     "--seed", str(self.seed), "--control-token", self.control_token]
+                     "--seed", str(self.seed),
+                     # One word: a token drawn with a leading "-" is no option.
+                     "--control-token=" + self.control_token]
             if self.world is not None:
                 argv += ["--world", self.world]
             if self.poll_hold is not None:
@@ -167,8 +179,9 @@ class Rig:
             lines = []
             for qq in accounts:
                 lines += ["[account:q%d]" % qq, "qq = %d" % qq, "password = %s" % PASSWORD, ""]
-        lines += ["[daemon]", "state_dir = %s" % state_dir,
-                  "logfile = %s" % os.path.join(state_dir, "webqq.log"),
+        log_file = self.log_file if state_dir == self.state_dir \
+            else os.path.join(state_dir, "webqq.log")
+        lines += ["[daemon]", "state_dir = %s" % state_dir, "logfile = %s" % log_file,
                   "loglevel = %s" % self.loglevel, "",
                   "[network]", "ca_file = %s" % self.simulator_ca(), "",
                   "[hosts]"]
@@ -176,11 +189,19 @@ class Rig:
         lines += ["%s = 127.0.0.1:%d" % (host, self.tls_port) for host in TLS_HOSTS]
         lines += ["", "[simulator]", "embedded = no", "",
                   "[bot]", "plugins = webqq.plugins.builtin",
-                  "send_interval = %g" % self.send_interval, "",
-                  "[api]", "listen =", ""]
+                  "send_interval = %g" % self.send_interval,
+                  "resend_ambiguous = %s" % ("yes" if self.resend_ambiguous else "no"), "",
+                  "[api]"]
+        if self.api_token:
+            self.api_port = free_port()
+            lines += ["listen = 127.0.0.1:%d" % self.api_port, "token = %s" % self.api_token,
+                      ""]
+        else:
+            lines += ["listen =", ""]
         path = os.path.join(self.dir, name)
         with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as ini:
             ini.write("\n".join(lines))
+        os.chmod(path, 0o600)               # it may hold the API token (or passwords)
         return path
 
     @staticmethod
@@ -283,6 +304,20 @@ class Rig:
             except ValueError:
                 return response.status, data.decode("utf-8", "replace")
         except (OSError, http.client.HTTPException) as exc:
+            return None, "%s: %s" % (type(exc).__name__, exc)
+        finally:
+            conn.close()
+
+    def api_call(self, action: str, params: dict, timeout: float = 30.0):
+        """One OneBot action: (HTTP status, decoded JSON), or (None, "error text")."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.api_port, timeout=timeout)
+        try:
+            conn.request("POST", "/" + action, body=json.dumps(params).encode(), headers={
+                "Content-Type": "application/json",
+                "Authorization": "Bearer " + self.api_token})
+            response = conn.getresponse()
+            return response.status, json.loads(response.read() or b"null")
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             return None, "%s: %s" % (type(exc).__name__, exc)
         finally:
             conn.close()

@@ -8,14 +8,24 @@ on free loopback ports, waits until the status file says online, then for ``--mi
 every few seconds (seeded ``--seed``), while the daemon is online and no earlier fault is
 still pending in the simulator, injects one fault: poll2 resets, 502/503 on poll2
 and on sends, a reset of a send, delays of poll2 and of sends, kicks (121), rotations
-(116), and once a ``--outage``-second ``/_sim/offline``. Then it stops injecting, clears
-pending faults and waits up to ``--grace`` seconds for the last answers.
+(116), and once a ``--outage``-second ``/_sim/offline``. A 502 or a reset of a send
+strikes, at random, before the simulator handles it (nothing delivered) or after (the
+message delivered, only the answer lost); a 503, which says "not processed", before. Then it stops injecting, clears pending faults
+and waits up to ``--grace`` seconds for the last answers. The simulator's world is the
+default one, as strict as the 2013 server: it drops, answering "ok", a send less than
+0.5 s after the previous one and a copy of the previous one within 1 s.
 
-Verdict, from ``/_sim/sent?account=10001`` (what the bot really sent):
+Verdict, from ``/_sim/sent?account=10001`` (what the bot really sent) and the daemon's
+log (the sends it reported as not confirmed: ``Message N (buddy 20001, 'soak-7')
+ambiguous|failed ...``):
 
-* lost: an accepted say whose echo never appears (a send the simulator recorded as
-  ``dropped`` does not count as an answer);
+* ambiguous: an echo the daemon reported ambiguous (its fate unknown, not sent again
+  unless ``--resend-ambiguous``); it may or may not appear, and is counted apart;
+* failed: an echo the daemon reported failed (e.g. expired after the outage);
+* lost: an accepted say whose echo never appears and that the daemon did not report
+  (lost silently; a send the simulator recorded as ``dropped`` is no answer);
 * duplicated: an echo that appears more than once (each extra copy counts one);
+* dropped: sends the simulator dropped for coming too fast or too soon as a copy;
 * a say the simulator refused (409: no session to queue to) or could not take (it was
   offline, the connection was refused) never reached the bot: counted apart as
   "refused"/"unreachable", never as lost, and not retried (the next say carries a new
@@ -30,6 +40,18 @@ and a send connection may be open at either instant), and end RSS <= warm-up RSS
 max(``--rss-slack-mb`` MiB, ``--rss-slack-pct`` %) (default 4 MiB / 10 %: allocator
 arenas and caches settle, a leak of one object per message would not).
 
+Store faults (``--store-faults``, issue 11): from ``--store-fault-start`` seconds on,
+every ``--store-fault-every`` seconds, the daemon's message store is alternately locked
+(a second SQLite connection holds the write lock) and full (no room to grow: a filled
+tmpfs when one can be mounted, else a lowered RLIMIT_FSIZE; see ``_store_faults``), for
+``--store-fault-seconds`` each. The daemon then also serves the OneBot API, and
+``--api-rate`` messages a second (default 0.5) are sent through ``send_private_msg``
+from a few threads: an API send is accepted (must then reach the simulator exactly
+once), refused with its reason (the store cannot be written: must never be sent), failed
+after acceptance (the server refused it: reported, at most once), or unanswered
+(ambiguous: at most once). Plugin replies to the says meanwhile wait in memory and must
+all arrive, once.
+
 Memory by allocation site: the daemon runs under tracemalloc (bench/_traced_daemon.py,
 ``--tracemalloc FRAMES``, default 1; 0: without it), and snapshots are taken at the
 warm-up ("start"), at half the length ("middle") and after the grace ("end"). The report
@@ -39,29 +61,40 @@ middle to end: a cache that fills and then holds steady shows in the first list 
 in the second; a leak shows in both. tracemalloc costs the daemon CPU and memory per
 block, so the RSS figures of a traced run are higher than an untraced one's.
 
-Exit status: 0 when lost == 0, duplicated == 0, fds and RSS flat and the daemon still
+Exit status: 0 when lost == 0, dropped == 0, duplicated == 0 (says and API sends; unless
+``--resend-ambiguous``: at least once may duplicate a say), no refused API
+send was sent, every refusal came with its reason, fds and RSS flat and the daemon still
 running at the end; 1 otherwise; 2 when the rig could not be set up; 130 on Ctrl-C.
 Everything started is stopped (daemon first, then simulator) in every case.
 
     python bench/soak.py --minutes 10 --seed 7
+    python bench/soak.py --minutes 3 --resend-ambiguous   # at least once
     python bench/soak.py --seconds 90           # a quick check (the outage is skipped
                                                 # when the run is shorter than 3 outages)
+    python bench/soak.py --minutes 3 --store-faults
 """
 import argparse
 import collections
 import os
 import random
+import re
 import sys
 import time
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor, wait
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _harness as h  # noqa: E402
+from _store_faults import StoreFaults  # noqa: E402
 
 SEND_PATHS = ("/channel/send_buddy_msg2", "/channel/send_qun_msg2")
 POLL = "/channel/poll2"
 #: Seconds without a new send (daemon online, outbox empty) that end the grace early.
 QUIET = 30.0
+#: The daemon's log line for a send it could not confirm (webqq.client.send_queue):
+#: "Message 12 (buddy 20001, 'soak-12') ambiguous: ...".
+_NOT_CONFIRMED = re.compile(r"webqq\.send_queue: Message \d+ \(\w+ [^,]+, '([^']*)'\) "
+                            r"(ambiguous|failed)")
 #: kind -> weight of the random choice (the outage is scheduled apart, once).
 FAULT_WEIGHTS = {"poll_reset": 3, "poll_5xx": 3, "send_5xx": 3, "send_reset": 1,
                  "poll_delay": 2, "send_delay": 2, "kick": 2, "rotate": 2}
@@ -92,16 +125,19 @@ def parse_args(argv):
     length.add_argument("--minutes", type=float, default=10.0, help="length (default 10)")
     length.add_argument("--seconds", type=float, help="length in seconds (quick checks)")
     parser.add_argument("--seed", type=int, default=1, help="seeds faults and simulator")
-    parser.add_argument("--rate", type=float, default=2.0, help="says per second (default 2)")
+    parser.add_argument("--rate", type=float, default=1.0, help="says per second (default 1: "
+                        "the 0.5 s send interval answers about 2 a second, so backlogs "
+                        "after faults drain)")
     parser.add_argument("--fault-every", type=float, default=5.0,
                         help="mean seconds between two faults (uniform 0.5x..1.5x; default 5)")
     parser.add_argument("--outage", type=float, default=30.0,
                         help="seconds of the one /_sim/offline (0: none; default 30)")
     parser.add_argument("--grace", type=float, default=120.0,
                         help="seconds to wait for the last echoes (default 120)")
-    parser.add_argument("--send-interval", type=float, default=0.2,
-                        help="[bot] send_interval of the daemon (default 0.2 s: room for "
-                             "2.5x the default rate, so backlogs after an outage drain)")
+    parser.add_argument("--send-interval", type=float, default=0.5,
+                        help="[bot] send_interval of the daemon (default and least: 0.5 s)")
+    parser.add_argument("--resend-ambiguous", action="store_true",
+                        help="[bot] resend_ambiguous = yes (at least once)")
     parser.add_argument("--faults", default=",".join(FAULT_WEIGHTS),
                         help="comma-separated kinds to draw from (default: all of %s)"
                         % ", ".join(FAULT_WEIGHTS))
@@ -114,7 +150,20 @@ def parse_args(argv):
     parser.add_argument("--top", type=int, default=12,
                         help="allocation sites listed per interval (default 12)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    parser.add_argument("--store-faults", action="store_true",
+                        help="lock the message store, then fill it, by turns (and send "
+                             "through the OneBot API too)")
+    parser.add_argument("--store-fault-start", type=float, default=20.0)
+    parser.add_argument("--store-fault-every", type=float, default=40.0)
+    parser.add_argument("--store-fault-seconds", type=float, default=12.0)
+    parser.add_argument("--tmpfs-mb", type=int, default=64,
+                        help="size of state_dir's tmpfs for the full store (default 64)")
+    parser.add_argument("--api-rate", type=float, default=None,
+                        help="API sends per second (default 0.5 with --store-faults, "
+                             "else 0)")
     args = parser.parse_args(argv)
+    if args.api_rate is None:
+        args.api_rate = 0.5 if args.store_faults else 0.0
     args.duration = args.seconds if args.seconds is not None else args.minutes * 60.0
     args.faults = [kind for kind in args.faults.split(",") if kind]
     unknown = set(args.faults) - set(FAULT_WEIGHTS)
@@ -138,6 +187,10 @@ class Soak:
         self.snapshots = []                         # (label, elapsed s, Snapshot)
         self.minutes = []
         self.number = 0
+        self.store_faults = StoreFaults(rig, args.tmpfs_mb) if args.store_faults else None
+        self.store_fault_log = []
+        self.api_pool = ThreadPoolExecutor(max_workers=4) if args.api_rate else None
+        self.api_sends = []                         # futures of (text, status, answer)
 
     # -- traffic -------------------------------------------------------------------------
 
@@ -161,7 +214,45 @@ class Soak:
         else:
             self.says["error %s" % status] += 1
 
+    def api_next(self) -> None:
+        """One API send, in a thread: the send waits for the client's answer (5 s at
+        most) while the says go on."""
+        text = "api-%d" % (len(self.api_sends) + 1)
+        self.api_sends.append((text, self.api_pool.submit(
+            self.rig.api_call, "send_private_msg", {"user_id": h.FRIEND, "message": text})))
+
+    def api_outcomes(self) -> dict:
+        """The API sends by outcome: ``accepted`` (texts), ``refused`` (text -> reason),
+        ``failed`` (accepted, then refused by the server: text -> reason), ``ambiguous``
+        (no answer)."""
+        wait([future for _, future in self.api_sends], timeout=60)
+        outcomes = {"accepted": [], "refused": {}, "failed": {}, "ambiguous": []}
+        for text, future in self.api_sends:
+            status, answer = future.result() if future.done() else (None, "no answer")
+            if status != 200 or not isinstance(answer, dict):
+                outcomes["ambiguous"].append(text)
+            elif answer.get("status") == "ok":
+                outcomes["accepted"].append(text)
+            elif (answer.get("data") or {}).get("message_id"):
+                outcomes["failed"][text] = answer.get("msg") or ""
+            else:
+                outcomes["refused"][text] = answer.get("msg") or ""
+        return outcomes
+
     # -- faults --------------------------------------------------------------------------
+
+    def store_fault(self, number: int, start: bool) -> None:
+        """Start or end store fault ``number``: even ones lock, odd ones fill."""
+        faults = self.store_faults
+        kind = "lock" if number % 2 == 0 else "full"
+        if start:
+            faults.lock() if kind == "lock" else faults.fill()
+        else:
+            faults.unlock() if kind == "lock" else faults.unfill()
+        self.store_fault_log.append("%s store %s %s" % (h.stamp(), kind,
+                                                         "on" if start else "off"))
+        print("[%s] store %s %s" % (h.stamp(), kind, "on" if start else "off"),
+              flush=True)
 
     def ready_for_fault(self) -> bool:
         """A fault is injected only while the daemon is online and the simulator holds
@@ -184,11 +275,16 @@ class Soak:
                                       "status": rng.choice((502, 503)),
                                       "count": rng.randint(1, 3)})
         elif kind == "send_5xx":
+            # A 503 says "not processed" (RFC 9110 §15.6.4), so the client sends the
+            # message again: one after delivery would be a server lying, not a fault.
+            status = rng.choice((502, 503))
             call = ("POST", "fault", {"path": rng.choice(SEND_PATHS), "kind": "status",
-                                      "status": rng.choice((502, 503)),
-                                      "count": rng.randint(1, 2)})
+                                      "status": status, "count": rng.randint(1, 2),
+                                      "when": rng.choice(("before", "after"))
+                                      if status == 502 else "before"})
         elif kind == "send_reset":
-            call = ("POST", "fault", {"path": rng.choice(SEND_PATHS), "kind": "reset"})
+            call = ("POST", "fault", {"path": rng.choice(SEND_PATHS), "kind": "reset",
+                                      "when": rng.choice(("before", "after"))})
         elif kind == "poll_delay":
             call = ("POST", "fault", {"path": POLL, "kind": "delay",
                                       "seconds": round(rng.uniform(1, 8), 1)})
@@ -211,6 +307,16 @@ class Soak:
             self.faults_skipped[kind] += 1
             detail += " -> %s %s" % (status, body)
         self.fault_log.append("%s %s" % (h.stamp(), detail))
+
+    @staticmethod
+    def reported(rig) -> dict:
+        """Echo text -> "ambiguous" or "failed", as the daemon's log reported each send
+        it could not confirm (the last report of a text wins)."""
+        fates = {}
+        for line in rig.grep_log(_NOT_CONFIRMED.pattern):
+            found = _NOT_CONFIRMED.search(line)
+            fates[found.group(1)] = found.group(2)
+        return fates
 
     # -- memory by allocation site ------------------------------------------------------
 
@@ -262,6 +368,8 @@ class Soak:
     def run(self) -> int:
         args, rig = self.args, self.rig
         rig.start_simulator()
+        if self.store_faults is not None:
+            self.store_faults.prepare()
         rig.start_daemon()
         self.samples["online"] = rig.sample()
         duration = args.duration
@@ -276,6 +384,10 @@ class Soak:
             outage_at = t0 + self.rng.uniform(0.3, 0.6) * duration
         warm_at = t0 + warmup
         middle_at = t0 + duration / 2
+        next_api = t0 if args.api_rate else float("inf")
+        store_fault, store_fault_at, store_fault_on = 0, float("inf"), False
+        if self.store_faults is not None:
+            store_fault_at = t0 + args.store_fault_start
         print("[%s] online (pid %d); soaking %.0f s at %.1f says/s, a fault every ~%.0f s, "
               "outage %s" % (h.stamp(), rig.daemon.pid, duration, args.rate, args.fault_every,
                              "at +%.0f s for %.0f s" % (outage_at - t0, args.outage)
@@ -294,6 +406,17 @@ class Soak:
                 next_say += 1.0 / args.rate
                 if next_say < now - 1.0:        # fell behind (an outage): no burst
                     next_say = now
+            if now >= next_api:
+                self.api_next()
+                next_api = max(next_api + 1.0 / args.api_rate, now - 1.0)
+            if now >= store_fault_at:
+                self.store_fault(store_fault, start=not store_fault_on)
+                if store_fault_on:
+                    store_fault += 1
+                    store_fault_at += args.store_fault_every - args.store_fault_seconds
+                else:
+                    store_fault_at += args.store_fault_seconds
+                store_fault_on = not store_fault_on
             if outage_at is not None and now >= outage_at:
                 outage_at = None
                 self.inject("outage")
@@ -316,8 +439,10 @@ class Soak:
             if now >= next_minute:
                 next_minute += 60.0
                 self.progress("minute", now - t0)
-            wake = min(next_say, next_fault, next_minute, end)
+            wake = min(next_say, next_fault, next_minute, end, next_api, store_fault_at)
             time.sleep(max(0.0, min(wake - time.monotonic(), 0.5)))
+        if store_fault_on:
+            self.store_fault(store_fault, start=False)
         if "warm" not in self.samples:
             self.samples["warm"] = rig.sample()
         return self.finish(t0)
@@ -327,6 +452,9 @@ class Soak:
         rig.control("DELETE", "fault")
         print("[%s] traffic stopped; waiting up to %.0f s for the last echoes"
               % (h.stamp(), args.grace), flush=True)
+        self.api = self.api_outcomes() if self.api_pool else None
+        api_expected = [("buddy", h.FRIEND, text) for text in self.api["accepted"]] \
+            if self.api else []
         deadline = time.monotonic() + args.grace
         records, seen, quiet_since = None, -1, time.monotonic()
         while True:
@@ -334,8 +462,8 @@ class Soak:
             if records is not None:
                 answered = {(r["kind"], r["to"], r["text"]) for r in records
                             if r.get("dropped") is None}
-                missing = [k for k in self.expected if k not in answered and
-                           k not in self.ambiguous]
+                missing = [k for k in list(self.expected) + api_expected
+                           if k not in answered and k not in self.ambiguous]
                 if not missing:
                     break
                 if len(records) != seen:
@@ -362,11 +490,20 @@ class Soak:
         replies = collections.Counter((r["kind"], r["to"], r["text"]) for r in records
                                       if r.get("dropped") is None)
         dropped = [r for r in records if r.get("dropped") is not None]
-        lost = sorted((self.expected[k] for k in self.expected
-                       if replies[k] == 0 and k not in self.ambiguous))
+        reported = self.reported(rig)
+        missing = [k for k in self.expected if replies[k] == 0 and k not in self.ambiguous]
+        ambiguous = [k for k in self.expected if reported.get(k[2]) == "ambiguous"]
+        failed = [k for k in missing if reported.get(k[2]) == "failed"]
+        lost = sorted(self.expected[k] for k in missing if k[2] not in reported)
         duplicated = {k: c for k, c in replies.items() if c > 1}
         extra = sum(c - 1 for c in duplicated.values())
-        unexpected = [k for k in replies if k not in self.expected]
+        api = self.api or {"accepted": [], "refused": {}, "failed": {}, "ambiguous": []}
+        sent_api = lambda text: replies[("buddy", h.FRIEND, text)]  # noqa: E731
+        api_lost = [text for text in api["accepted"] if not sent_api(text)]
+        refused_sent = [text for text in api["refused"] if sent_api(text)]
+        unreported = [text for text, why in api["refused"].items() if not why]
+        api_texts = {("buddy", h.FRIEND, text) for _, texts in api.items() for text in texts}
+        unexpected = [k for k in replies if k not in self.expected and k not in api_texts]
         onlines = rig.onlines()
         status = rig.status() or {}
         warm, end, online = self.samples["warm"], self.samples["end"], self.samples["online"]
@@ -374,26 +511,51 @@ class Soak:
                                          warm["rss_kb"] * args.rss_slack_pct / 100)
         fds_flat = end["fds"] <= warm["fds"] + args.fd_slack
         rss_flat = end["rss_kb"] <= rss_limit
-        ok = not lost and not extra and fds_flat and rss_flat and alive
+        ok = (not lost and not dropped and (not extra or args.resend_ambiguous)
+              and fds_flat and rss_flat and alive and not api_lost and not refused_sent
+              and not unreported)
         counts = status.get("counts", {})
         print()
-        print("=== soak report (seed %d, %.0f s, %.1f says/s, send_interval %g s) ==="
-              % (args.seed, args.duration, args.rate, args.send_interval))
+        print("=== soak report (seed %d, %.0f s, %.1f says/s, send_interval %g s, "
+              "resend_ambiguous %s) ===" % (args.seed, args.duration, args.rate,
+                                             args.send_interval,
+                                             "yes" if args.resend_ambiguous else "no"))
         print("says: %s" % ", ".join("%s %d" % kv for kv in sorted(self.says.items())))
         print("messages sent to the bot (accepted says): %d" % self.says["accepted"])
         print("replies received (in /_sim/sent, not dropped): %d (%d distinct)"
               % (sum(replies.values()), len(replies)))
-        print("lost: %d%s" % (len(lost), "  numbers: %s" % lost[:20] if lost else ""))
+        print("lost silently: %d%s" % (len(lost), "  numbers: %s" % lost[:20] if lost else ""))
         print("duplicated: %d%s" % (extra, "  e.g. %s" % list(duplicated.items())[:5]
                                     if duplicated else ""))
+        print("ambiguous (reported by the daemon): %d, of which delivered %d, not "
+              "delivered %d" % (len(ambiguous), sum(1 for k in ambiguous if replies[k]),
+                                sum(1 for k in ambiguous if not replies[k])))
+        print("failed (reported by the daemon, not delivered): %d" % len(failed))
         print("ambiguous says (no /_sim/ answer): %d, answered anyway: %d"
               % (len(self.ambiguous), sum(1 for k in self.ambiguous if replies[k])))
-        print("dropped by the simulator: %d; unexpected replies: %d"
-              % (len(dropped), len(unexpected)))
+        print("dropped by the simulator (too fast, quick copies): %d%s; unexpected replies: "
+              "%d" % (len(dropped), "  e.g. %s" % [(r["text"], r["dropped"])
+                                                   for r in dropped[:5]] if dropped else "",
+                      len(unexpected)))
+        if self.api is not None:
+            reasons = collections.Counter(why.rsplit(": ", 1)[-1]
+                                          for why in api["refused"].values())
+            print("API sends: %d; accepted %d, refused %d (%s), failed after acceptance %d, "
+                  "unanswered %d" % (len(self.api_sends), len(api["accepted"]),
+                                     len(api["refused"]), ", ".join(
+                                         "%s x%d" % kv for kv in sorted(reasons.items()))
+                                     or "none", len(api["failed"]), len(api["ambiguous"])))
+            print("API lost: %d%s; refused yet sent: %d; refusals without a reason: %d"
+                  % (len(api_lost), "  e.g. %s" % api_lost[:10] if api_lost else "",
+                     len(refused_sent), len(unreported)))
+        if self.store_faults is not None:
+            print("store faults (%s): %s" % (self.store_faults.how, "; ".join(
+                self.store_fault_log) or "none"))
         print("daemon counts: %s" % ", ".join("%s=%s" % kv for kv in sorted(counts.items())))
         fates = collections.Counter()
-        for line in rig.grep_log(r"webqq\.send_queue: Message \d+ (ambiguous|failed|expired)"):
-            fates[line.split("webqq.send_queue: Message ", 1)[1].split(" ", 1)[1][:60]] += 1
+        for line in rig.grep_log(_NOT_CONFIRMED.pattern):
+            found = _NOT_CONFIRMED.search(line)
+            fates[found.group(2) + line[found.end():][:120]] += 1
         if fates:
             print("daemon log, sends not confirmed: %s"
                   % "; ".join("%s x%d" % kv for kv in sorted(fates.items())))
@@ -429,9 +591,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     h.sigterm_as_interrupt()
     rig = h.Rig(seed=args.seed, send_interval=args.send_interval, keep=args.keep,
-                tracemalloc_frames=args.tracemalloc)
+                 resend_ambiguous=args.resend_ambiguous, api=args.api_rate > 0,
+                 tracemalloc_frames=args.tracemalloc)
+    soak = None
     try:
-        return Soak(args, rig).run()
+        soak = Soak(args, rig)
+        return soak.run()
     except KeyboardInterrupt:
         print("\ninterrupted; stopping the daemon and the simulator", file=sys.stderr)
         return 130
@@ -441,6 +606,13 @@ def main(argv=None) -> int:
         print("logs kept in %s" % rig.dir, file=sys.stderr)
         return 2
     finally:
+        if soak is not None and soak.store_faults is not None:
+            soak.store_faults.unlock()
+            soak.store_faults.unfill()
+            rig.stop_daemon()
+            soak.store_faults.close()
+        if soak is not None and soak.api_pool is not None:
+            soak.api_pool.shutdown(wait=False)
         rig.close()
 
 

@@ -14,6 +14,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
 
 from webqq.daemon.config import ApiConfig
+from webqq.onebot.bot import AccountApi
 from webqq.onebot.outbound import Outbound
 from webqq.onebot.server import OneBotApi
 from webqq.onebot.store import Store
@@ -43,6 +44,7 @@ class Harness:
         self.world = world
         self.tmp_path = tmp_path
         self.api: Optional[OneBotApi] = None
+        self.account: Optional[AccountApi] = None      # the API's one account, 10001
         self.outbound: Optional[Outbound] = None
         self.http = AsyncHTTPClient(force_instance=True)
         self.servers: List[HTTPServer] = []
@@ -60,9 +62,9 @@ class Harness:
         store = Store(self.tmp_path / "messages.sqlite3")
         self.outbound = Outbound(client, store, self_id=10001, send_interval=0.1)
         self.outbound.start()
-        self.api = OneBotApi(client, ApiConfig(**settings), self_id=10001,
-                             outbound=self.outbound, token=settings["token"] or TOKEN,
+        self.api = OneBotApi(ApiConfig(**settings), token=settings["token"] or TOKEN,
                              heartbeat_interval=heartbeat_interval)
+        self.account = self.api.add(client, self_id=10001, outbound=self.outbound)
         await self.api.start()
         return self.api
 

@@ -135,7 +135,7 @@ class World:
         kwargs.setdefault("heartbeat_interval", 5.0)
         kwargs.setdefault("backoff", 0.2)
         kwargs.setdefault("backoff_max", 2.0)
-        kwargs.setdefault("send_interval", 0.1)
+        kwargs.setdefault("send_interval", 0.5)
         kwargs.setdefault("poll_retry", RetryPolicy(idempotent=True, attempts=3, backoff=0.05))
         client = WebQQClient(qq, password, stream, state_dir or str(self.tmp_path / str(qq)),
                              **kwargs)

@@ -9,6 +9,7 @@ simulator must outlive the daemon (a session resumed after SIGKILL).
 import json
 import os
 import re
+import resource
 import secrets
 import signal
 import subprocess
@@ -105,14 +106,18 @@ def webqq(config: Path, *args: str, timeout: float = 60.0,
 class Daemon:
     """A ``webqq run`` child process, and what a test asks of it."""
 
-    def __init__(self, config: Path, pythonpath: Optional[Path] = None) -> None:
+    def __init__(self, config: Path, pythonpath: Optional[Path] = None,
+                 fd_limit: Optional[int] = None) -> None:
+        """``fd_limit``: the child's RLIMIT_NOFILE (soft and hard), when given."""
         self.config = config
         self.state_dir = config.parent / "run"
         self.log = config.parent / "webqq.log"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "webqq", "-c", str(config), "run"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env=environment(pythonpath, runtime_of(config)), cwd=str(config.parent))
+            env=environment(pythonpath, runtime_of(config)), cwd=str(config.parent),
+            preexec_fn=None if fd_limit is None else lambda: resource.setrlimit(
+                resource.RLIMIT_NOFILE, (fd_limit, fd_limit)))
         self.stderr = ""
 
     def status(self) -> Dict[str, Any]:
@@ -201,6 +206,14 @@ class SimulatorControl:
     def state(self) -> Dict[str, Any]:
         return self._call("state")
 
+    def demand_captcha(self, code: str) -> None:
+        """The bot's next check asks for a verify code showing ``code``."""
+        self._call("captcha", {"account": QQ, "code": code})
+
+    def expire(self) -> None:
+        """The bot's login expires: its next poll and relink are refused (103)."""
+        self._call("expire", {"account": QQ})
+
 
 def daemon_simulator(daemon: Daemon) -> SimulatorControl:
     """The control surface of a running daemon's embedded simulator (its token is in the
@@ -219,7 +232,8 @@ class StandaloneSimulator:
         self.token = secrets.token_urlsafe(16)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "webqq.simulator.cli", "--port", "0", "--tls-port", "0",
-             "--poll-hold", "5", "--control-token", self.token],
+             # One word with "=": a token drawn with a leading "-" is no option.
+             "--poll-hold", "5", "--control-token=" + self.token],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             env=environment())
         banner = self.process.stdout.readline()

@@ -2,8 +2,8 @@
 
 No webqq client code is used against the simulator: requests are built with urllib and
 http.client, as a 2013 script would have, and run in the IOLoop's executor so that the
-simulator's IOLoop never blocks. The password oracle below is written from PROTOCOL.md
-§3.1 independently of webqq.qq, so a mistake there cannot hide here.
+simulator's IOLoop never blocks. The password oracle below is written from docs/protocol.rst
+§4.1 independently of webqq.qq, so a mistake there cannot hide here.
 """
 import asyncio
 import functools
@@ -33,7 +33,7 @@ LOGIN_RE = re.compile(r"ptuiCB\('(\d+)','(\d+)','([^']*)','0','([^']*)', '([^']*
 
 
 def expected_p(password: str, uin_bytes: bytes, code: str) -> str:
-    """PROTOCOL.md §3.1, written out again: md5(hex(md5(md5(pw) + uin)) + CODE)."""
+    """docs/protocol.rst §4.1, written out again: md5(hex(md5(md5(pw) + uin)) + CODE)."""
     inner = hashlib.md5(password.encode()).digest()
     h1 = hashlib.md5(inner + uin_bytes).hexdigest().upper()
     return hashlib.md5((h1 + code.upper()).encode()).hexdigest().upper()

@@ -71,7 +71,7 @@ async def test_send_actions_in_both_message_formats_reach_the_server(harness):
         {"type": "text", "data": {"text": "hello "}},
         {"type": "at", "data": {"qq": "20001"}}, {"type": "text", "data": {"text": "!"}}]})
     # A discussion has no public number: discuss_id is its did.
-    did, = harness.api.client.contacts.discussions
+    did, = harness.account.client.contacts.discussions
     await harness.ok("send_msg", {"message_type": "discuss", "discuss_id": did,
                                   "message": "[CQ:face,id=14]", "auto_escape": True})
     await harness.ok("send_msg", {"user_id": FRIEND, "message": {"type": "text",
@@ -251,7 +251,7 @@ async def test_failed_posts_are_retried_then_kept_in_the_store(harness, monkeypa
             in r.getMessage()] == [" try 2 in 0.01 s", " try 3 in 0.02 s"]
     record["fail"] = 10
     await harness.world.control.say(**{"from": FRIEND, "text": "lost?"})
-    await eventually(lambda: api.store.undelivered() == 1, "the event to be kept")
+    await eventually(lambda: harness.account.store.undelivered() == 1, "the event to be kept")
     assert record["attempts"] == 6
     # The next start posts what was kept.
     record["fail"] = 0
@@ -259,49 +259,10 @@ async def test_failed_posts_are_retried_then_kept_in_the_store(harness, monkeypa
     harness.api = None
     api = await harness.start(post_url="http://127.0.0.1:%d/hook" % port)
     kept = await eventually(lambda: events_of(record, "message"), "the kept event")
-    assert kept[0]["raw_message"] == "lost?" and api.store.undelivered() == 0
+    assert kept[0]["raw_message"] == "lost?" and harness.account.store.undelivered() == 0
 
 
 # -- events and actions over WebSocket ----------------------------------------------------
-
-@pytest.mark.gen_test(timeout=60)
-async def test_a_forward_websocket_that_does_not_read_is_closed_at_socket_backlog(
-        harness, monkeypatch, caplog):
-    monkeypatch.setattr(handlers, "SOCKET_BACKLOG", 20)
-    await harness.start()
-    base = harness.api.url.replace("http", "ws")
-    # Tornado's client reads one frame ahead and then stops reading from its socket
-    # until read_message is called: a bot that does not read.
-    stuck = await websocket.websocket_connect(base + "/event?access_token=" + TOKEN)
-    reader = await websocket.websocket_connect(base + "/event?access_token=" + TOKEN)
-    seen = []
-
-    async def read_all():
-        while True:
-            frame = await reader.read_message()
-            if frame is None:
-                return
-            seen.append(json.loads(frame).get("pad"))
-            if seen[-1] == "end":
-                return
-    reading = asyncio.ensure_future(read_all())
-    big = {"post_type": "meta_event", "meta_event_type": "test", "pad": "x" * 65536}
-    published = 0
-    with caplog.at_level(logging.WARNING, logger="webqq.api"):
-        while len(harness.api.sockets) == 2:
-            assert published < 2000, "never closed: the kernel took %d frames" % published
-            harness.api.publish(big)
-            published += 1
-            await asyncio.sleep(0.001)      # the reader reads; the stuck one never does
-        assert "does not read: 20 frames unsent; closed" in caplog.text
-    # The one that reads is still served and has every event; the stuck one is gone (its
-    # close frame waits behind what it did not read, until the server drops the stream).
-    harness.api.publish({"post_type": "meta_event", "meta_event_type": "test", "pad": "end"})
-    await asyncio.wait_for(reading, 10)
-    assert seen.count(big["pad"]) == published and len(harness.api.sockets) == 1
-    stuck.close()
-    reader.close()
-
 
 @pytest.mark.gen_test(timeout=30)
 async def test_forward_websockets_carry_events_and_actions(harness):
@@ -375,7 +336,7 @@ async def test_reverse_websocket_connects_answers_and_reconnects(harness, monkey
     record["sockets"][0].close()        # the bot restarts: we connect again
     await eventually(lambda: len(answers()) == 2, "the answer after the reconnect")
     assert answers()[1]["data"]["user_id"] == 10001
-    assert harness.api.reverse.connects == 2
+    assert harness.account.reverse.connects == 2
     await harness.world.control.say(**{"from": FRIEND, "text": "to reverse"})
     await eventually(lambda: any(f.get("raw_message") == "to reverse"
                                  for f in record["frames"]), "the event")
@@ -397,7 +358,7 @@ def test_an_empty_token_file_is_replaced_atomically(tmp_path, saved):
     assert [p.name for p in tmp_path.iterdir()] == [statedir.TOKEN]
     assert api_token(config, create=True) == token   # kept from now on
     with pytest.raises(ValueError, match="the API needs a token"):
-        server.OneBotApi(None, ApiConfig(), self_id=10001, outbound=None, token=" ")
+        server.OneBotApi(ApiConfig(), token=" ")
 
 
 # -- notices, quick operations, restart, the store's rules ---------------------------------
@@ -448,7 +409,7 @@ async def test_handle_quick_operation_action_and_at_sender(harness):
 async def test_set_restart_restarts_the_client_and_sends_still_work(harness):
     api = await harness.start()
     states = []
-    api.client.on("state", lambda event: states.append(event.new.value))
+    harness.account.client.on("state", lambda event: states.append(event.new.value))
     await harness.ok("set_restart", {"delay": 0})
     await eventually(lambda: states[-1:] == ["online"], "the client to be back")
     assert states[0] == "stopped"
@@ -475,8 +436,8 @@ async def test_a_row_left_sending_by_a_crash_is_not_sent_again(harness):
     api = await harness.start()
     await wait_sent(harness, ("buddy", FRIEND, "never left"))
     assert await sent_texts(harness) == [("buddy", FRIEND, "never left")]
-    assert api.store.get(in_flight).status == "ambiguous"
-    assert api.store.get(queued).status == "sent"
+    assert harness.account.store.get(in_flight).status == "ambiguous"
+    assert harness.account.store.get(queued).status == "sent"
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -485,26 +446,26 @@ async def test_a_row_waits_its_turn_queued_and_is_sending_before_it_goes_out(har
     api = await harness.start()
     harness.outbound.send_interval = 60.0       # the second message waits its turn
     at_transmit = []
-    api.client.on("transmitting", lambda event: at_transmit.append(
-        (event.message.text, api.store.counts().get("sending"))))
+    harness.account.client.on("transmitting", lambda event: at_transmit.append(
+        (event.message.text, harness.account.store.counts().get("sending"))))
     ids = [(await harness.ok("send_private_msg", {"user_id": FRIEND,
                                                   "message": "first"}))["message_id"]]
     code, answer = await harness.call("send_private_msg_async", {"user_id": FRIEND,
                                                                  "message": "second"})
     assert (code, answer["status"]) == (200, "async")
-    await eventually(lambda: api.store.queued(), "second accepted")
+    await eventually(lambda: harness.account.store.queued(), "second accepted")
     # "second" waits in the store, not in the client: still queued, so a SIGKILL now
     # would leave it to be sent at the next start.
-    assert [(row.text, row.status) for row in api.store.queued()] == [("second", "queued")]
-    ids.append(api.store.queued()[0].id)
-    assert api.store.get(ids[0]).status == "sent"
+    assert [(row.text, row.status) for row in harness.account.store.queued()] == [("second", "queued")]
+    ids.append(harness.account.store.queued()[0].id)
+    assert harness.account.store.get(ids[0]).status == "sent"
     crashed = Store(harness.tmp_path / "messages.sqlite3")
     assert crashed.recover() == 0
     crashed.close()
     harness.outbound.send_interval = 0.0
     harness.outbound.pump()
     await wait_sent(harness, ("buddy", FRIEND, "second"))
-    await eventually(lambda: api.store.get(ids[1]).status == "sent", "second sent")
+    await eventually(lambda: harness.account.store.get(ids[1]).status == "sent", "second sent")
     assert at_transmit == [("first", 1), ("second", 1)]     # marked before it went out
 
 
@@ -517,12 +478,12 @@ async def test_the_post_queue_is_bounded_and_kept_at_close(harness, monkeypatch)
     api = await harness.start(post_url="http://127.0.0.1:%d/" % refused_port())
     for n in range(3):
         await harness.world.control.say(**{"from": FRIEND, "text": "m%d" % n})
-    await eventually(lambda: api.counts["received"] == 3, "the messages")
-    assert api.store.undelivered() == 2          # lifecycle enable, then m0 spilled
+    await eventually(lambda: harness.account.counts["received"] == 3, "the messages")
+    assert harness.account.store.undelivered() == 2          # lifecycle enable, then m0 spilled
     await api.close()
     harness.api = None
     store = Store(harness.tmp_path / "messages.sqlite3")
-    kept = [json.loads(body) for body in store.take_events(api.poster.url, 10)]
+    kept = [json.loads(body) for body in store.take_events(harness.account.poster.url, 10)]
     store.close()
     assert [e.get("raw_message") for e in kept] == [None, "m0", "m1", "m2"]
 

@@ -3,12 +3,15 @@ messages accepted by the API surviving SIGKILL (each sent once after the restart
 bot written for a real OneBot SDK (aiocqhttp, from PyPI) answering a message."""
 import json
 import os
+import resource
+import select
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.request
 
 import pytest
@@ -92,23 +95,67 @@ def test_captcha_verb_answers_a_waiting_login(tmp_path):
         simulator.close()
 
 
+def _store_files(state_dir) -> dict:
+    return {path.name: path.stat().st_size for path in state_dir.glob("messages.sqlite3*")}
+
+
 def test_messages_accepted_before_sigkill_are_sent_once_after_restart(tmp_path):
+    """Messages sent through the API and plugin replies, around a store that another
+    process locks and then one that cannot grow (a full disk, made by lowering the
+    daemon's RLIMIT_FSIZE to the store's size), then queued while the server is away,
+    then SIGKILL: after the restart every accepted message is sent exactly once, and
+    every one refused was refused with its reason and is never sent."""
     simulator = StandaloneSimulator()
     # One retry: the daemon must notice the short outage rather than ride it out.
-    config = simulator.config(tmp_path, api=LOOPBACK_ANY_PORT, network={"retries": "1"})
+    config = simulator.config(tmp_path, api=LOOPBACK_ANY_PORT, network={"retries": "1"},
+                              daemon={"loglevel": "info"})
     daemon = Daemon(config)
+    accepted, refused, echoed = {}, {}, []
     try:
         daemon.wait_online()
         token = (daemon.state_dir / TOKEN_NAME).read_text().strip()
+
+        def send(text):
+            answer = api_call(daemon, "send_private_msg", {"user_id": FRIEND,
+                                                           "message": text}, token)
+            if answer["status"] == "ok":
+                accepted[text] = answer["data"]["message_id"]
+            else:
+                refused[text] = answer["msg"]
+
+        def phase(name, why):
+            send("%s api" % name)
+            simulator.control.say("!echo %s plugin" % name)
+            echoed.append("%s plugin" % name)
+            wait_for(lambda: daemon.status().get("sending_paused") == why,
+                     "sending to pause: %s" % why)
+            send("%s api again" % name)
+
+        # A store locked by another process (a backup, an sqlite3 shell).
+        locker = sqlite3.connect(str(daemon.state_dir / "messages.sqlite3"),
+                                 isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")
+        phase("locked", "database is locked")
+        locker.execute("ROLLBACK")
+        locker.close()
+        wait_for(lambda: daemon.status().get("sending_paused", "") is None, "resume")
+        # A store that cannot grow: its largest file's size is the limit of any file.
+        limit = max(_store_files(daemon.state_dir).values())
+        assert daemon.log.stat().st_size < limit - 16384, "the log would hit the limit"
+        resource.prlimit(daemon.process.pid, resource.RLIMIT_FSIZE,
+                         (limit, resource.RLIM_INFINITY))
+        phase("full", "disk I/O error")
+        resource.prlimit(daemon.process.pid, resource.RLIMIT_FSIZE,
+                         (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        wait_for(lambda: daemon.status().get("sending_paused", "") is None, "resume")
+        for text in echoed:
+            simulator.control.wait_sent(text)
+
         simulator.control._call("offline", {"seconds": 3})
         wait_for(lambda: daemon.status().get("state") not in ("online", None),
                  "the daemon to notice the server is gone")
-        ids = []
         for n in range(3):
-            answer = api_call(daemon, "send_private_msg", {
-                "user_id": FRIEND, "message": "queued %d" % n}, token)
-            assert answer["status"] == "ok"
-            ids.append(answer["data"]["message_id"])
+            send("queued %d" % n)
         daemon.stop(signal.SIGKILL)
 
         daemon = Daemon(config)
@@ -116,11 +163,17 @@ def test_messages_accepted_before_sigkill_are_sent_once_after_restart(tmp_path):
 
         def all_sent():
             states = [api_call(daemon, "get_msg", {"message_id": i}, token)["data"]
-                      ["send_status"] for i in ids]
-            return states == ["sent"] * 3
-        wait_for(all_sent, "the three messages to be sent")
+                      ["send_status"] for i in accepted.values()]
+            return states == ["sent"] * len(accepted)
+        wait_for(all_sent, "the accepted messages to be sent")
         texts = [m["text"] for m in simulator.control.sent()]
-        assert [texts.count("queued %d" % n) for n in range(3)] == [1, 1, 1]
+        delivered = list(accepted) + echoed
+        assert {text: texts.count(text) for text in delivered} == dict.fromkeys(delivered, 1)
+        assert {text: texts.count(text) for text in refused} == dict.fromkeys(refused, 0)
+        assert {text: why.rsplit(": ", 1)[1] for text, why in refused.items()} == {
+            "locked api": "database is locked", "locked api again": "database is locked",
+            "full api": "disk I/O error", "full api again": "disk I/O error"}
+        assert {"queued 0", "queued 1", "queued 2"} <= set(accepted)
         assert "3 message(s) are waiting to be sent (3 from the API, 0 from plugins)" \
             in daemon.log_text()
     finally:
@@ -141,7 +194,7 @@ def test_plugin_replies_queued_before_sigkill_are_sent_once_after_restart(tmp_pa
         wait_for(lambda: daemon.status().get("queued") == 2, "two replies queued")
         daemon.stop(signal.SIGKILL)
 
-        simulator.config(tmp_path, bot={"send_interval": "0.1"})
+        simulator.config(tmp_path, bot={"send_interval": "0.5"})
         # What an older version saved at a clean stop joins the same queue.
         (daemon.state_dir / "outbox-10001.json").write_text(json.dumps([
             ["buddy", FRIEND, "from an old outbox"]]))
@@ -317,3 +370,80 @@ def test_a_public_listen_address_without_a_token_refuses_to_start(tmp_path):
     assert result.stderr.endswith("listen = 0.0.0.0:0 is not a loopback address: set "
                                   "[api] token\n")
     assert not (tmp_path / "run" / TOKEN_NAME).exists()
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open("/proc/%d/stat" % pid) as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_half_open_connections_at_the_fd_limit_leave_the_daemon_working(tmp_path):
+    """300 peers, each with half a request head, against a daemon limited to 256 file
+    descriptors: they filled its fd table, and Tornado's accept loop spun on EMFILE,
+    the API and status.json dead until they left. Now the API holds 128 (its cap), the
+    rest wait; the WebQQ session answers, status.json follows, no core spins, and the
+    API serves as soon as they are gone."""
+    config = write_config(tmp_path, api=LOOPBACK_ANY_PORT)
+    daemon = Daemon(config, fd_limit=256)
+    peers = []
+    try:
+        sim = daemon_simulator(daemon)
+        token = (daemon.state_dir / TOKEN_NAME).read_text().strip()
+        port = int(read_status(daemon.state_dir)["api"]["url"].rsplit(":", 1)[1])
+        for _ in range(300):
+            peer = socket.socket()
+            peer.setblocking(False)
+            peer.connect_ex(("127.0.0.1", port))
+            peers.append(peer)
+        _, writable, _ = select.select([], peers, [], 5.0)
+        for peer in writable:
+            try:
+                peer.send(b"GET /get_status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            except OSError:
+                pass                        # not accepted by the kernel either: fine
+        wait_for(lambda: "the API holds 128 connections, its cap" in daemon.log_text(),
+                 "the cap")
+        sent_before = daemon.status()["counts"].get("sent", 0)
+        cpu, started = _cpu_seconds(daemon.process.pid), time.monotonic()
+        sim.say("!ping")
+        sim.wait_sent("pong")
+        wait_for(lambda: daemon.status()["counts"].get("sent", 0) > sent_before,
+                 "status.json to count the pong")
+        time.sleep(1.0)                     # a second of the siege, to measure the CPU
+        busy = _cpu_seconds(daemon.process.pid) - cpu
+        assert busy < 0.5 * (time.monotonic() - started), busy
+        for peer in peers:
+            peer.close()
+        peers = []
+        assert api_call(daemon, "get_status", {}, token)["data"]["online"] is True
+    finally:
+        for peer in peers:
+            peer.close()
+        assert daemon.stop() == 0
+    text = daemon.log_text()
+    assert "Too many open files" not in text and "Traceback" not in text
+
+
+def test_discussion_ids_stay_across_restarts_and_an_unknown_one_is_an_error(tmp_path):
+    """The embedded simulator draws new dids at every start, and the ids webqq handed
+    out changed with them (1536836207, 2358630789, 4230747227); `webqq send discussion
+    40001 hi` answered 'retcode 108'."""
+    config = write_config(tmp_path, api=LOOPBACK_ANY_PORT)
+    ids = []
+    for run in range(2):
+        daemon = Daemon(config)
+        try:
+            sim = daemon_simulator(daemon)
+            listed = json.loads(webqq(config, "groups", "--json").stdout)["discussions"]
+            ids.append([d["discuss_id"] for d in listed])
+            sent = webqq(config, "send", "discussion", str(ids[-1][0]), "run %d" % run)
+            assert sent.returncode == 0, sent.stderr
+            assert sim.wait_sent("run %d" % run)["to"] == 40001
+            refused = webqq(config, "send", "discussion", "40001", "hi")
+            assert refused.returncode == 1
+            assert refused.stderr.endswith("failed: unknown discussion 40001\n"), \
+                refused.stderr
+        finally:
+            assert daemon.stop() == 0
+    assert ids[0] == ids[1] and len(ids[0]) == 1

@@ -72,7 +72,7 @@ def without_polls(requests):
 @pytest.mark.gen_test(timeout=30)
 async def test_a_received_picture_is_an_image_segment_whose_url_serves_its_bytes(harness):
     record, stream = await start(harness)
-    client = harness.api.client
+    client = harness.account.client
     await say(harness, **{"from": FRIEND}, content=[
         "look ", ["face", 14], ["picture", {"base64": b64(JPEG)}], " here"])
     (event,) = await eventually(lambda: events_of(record, "message"), "the message")
@@ -145,7 +145,7 @@ async def test_a_bots_pictures_reach_the_server_as_the_same_bytes_in_order(harne
                                      ["cface", "group", cface]]
     assert [p["sha1"] for p in group_sent["pictures"]] == [sha1(PNG)] * 2
     assert await kept_by_simulator(harness.world, sha1(PNG)) == PNG
-    assert not os.listdir(harness.api.client.state_dir + "/" + statedir.MEDIA_OUT)  # swept
+    assert not os.listdir(harness.account.client.state_dir + "/" + statedir.MEDIA_OUT)  # swept
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -367,7 +367,7 @@ async def test_an_aiocqhttp_bot_gets_a_picture_by_its_url_and_sends_it_back(harn
             await asyncio.sleep(0.05)
         await start(harness, media_dir=media,
                     ws_reverse_url="ws://127.0.0.1:%d/ws/" % port)
-        await eventually(lambda: harness.api.reverse.connects, "the reverse WebSocket")
+        await eventually(lambda: harness.account.reverse.connects, "the reverse WebSocket")
         await say(harness, **{"from": FRIEND}, text="for you", picture={"base64": b64(JPEG)})
         replies = []
 

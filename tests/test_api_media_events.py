@@ -90,7 +90,7 @@ async def test_friend_list_changes_are_friend_add_notices_once_per_friend(harnes
 @pytest.mark.gen_test(timeout=30)
 async def test_a_request_the_policy_answers_is_not_posted(harness):
     record, stream = await start(harness)
-    harness.api.client.manage.accept_friends = True
+    harness.account.client.manage.accept_friends = True
     await sim(harness, "friend", **{"from": 379450326})
     await eventually(lambda: of_type(record, "notice", "notice_type", "friend_add"),
                      "the new friend")                             # the policy answered
@@ -132,7 +132,7 @@ async def test_joins_leaves_and_answers_are_notices_with_sub_type_and_operator(
 async def test_a_join_request_is_a_request_answered_by_set_group_add_request(admin_harness):
     harness = admin_harness
     record, stream = await start(harness)
-    group = harness.api.client.contacts.group(number=GROUP)
+    group = harness.account.client.contacts.group(number=GROUP)
     await harness.world.control.call("group", {"group": GROUP, "action": "request",
                                                "member": 20003, "text": "let me in"})
     (request,) = await eventually(lambda: events_of(record, "request"), "the request")
@@ -158,7 +158,7 @@ async def test_a_join_request_is_a_request_answered_by_set_group_add_request(adm
 @pytest.mark.gen_test(timeout=30)
 async def test_leaving_and_our_own_card_are_done_and_the_rest_is_unsupported(harness):
     record, stream = await start(harness)
-    group = harness.api.client.contacts.group(number=GROUP)
+    group = harness.account.client.contacts.group(number=GROUP)
     await harness.ok("set_group_card", {"group_id": GROUP, "user_id": 10001,
                                         "card": "robot"})
     assert harness.world.sim.world.groups[GROUP].member(10001).card == "robot"

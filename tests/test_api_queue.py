@@ -28,7 +28,7 @@ async def sent_texts(harness):
 async def test_plugin_and_api_messages_share_one_queue_in_order(harness):
     await harness.start()
     outbound = harness.outbound
-    recorder = Recorder(harness.api.client)
+    recorder = Recorder(harness.account.client)
     from_plugin = outbound.send_text("buddy", FRIEND, "from a plugin")
     data = await harness.ok("send_private_msg", {"user_id": FRIEND,
                                                  "message": "from the API"})
@@ -63,7 +63,7 @@ async def test_a_finished_text_message_does_not_read_the_whole_queue(harness, mo
 @pytest.mark.gen_test(timeout=30)
 async def test_a_plugin_reply_goes_back_to_the_chat_it_came_from(harness):
     await harness.start()
-    recorder = Recorder(harness.api.client)
+    recorder = Recorder(harness.account.client)
     control = harness.world.control
     await control.say(**{"from": 20002, "group": GROUP, "text": "in the group"})
     await control.call("event", {"to": 10001, "poll_type": "sess_message", "from": 20003,
@@ -81,7 +81,7 @@ async def test_a_plugin_reply_goes_back_to_the_chat_it_came_from(harness):
 @pytest.mark.gen_test(timeout=30)
 async def test_a_saved_outbox_of_an_older_version_moves_into_the_store(harness, caplog):
     await harness.start()
-    recorder = Recorder(harness.api.client)
+    recorder = Recorder(harness.account.client)
     saved = harness.tmp_path / "outbox-10001.json"
     content = json.dumps([["buddy", FRIEND, "kept one"], ["session", 1, "no session"],
                           ["group", "30001", "not a number"], "junk",
@@ -157,11 +157,11 @@ async def test_a_store_locked_as_a_message_goes_out_pauses_sending_never_resends
     caplog.set_level(logging.DEBUG, "webqq.api")
     api = await harness.start()
     outbound, store = harness.outbound, harness.outbound.store
-    recorder = Recorder(api.client)
+    recorder = Recorder(harness.account.client)
     # An admin's sqlite3 shell takes the write lock while "first" is on the wire (after
     # "second" is stored): the outcome of "first" cannot be written.
     locker = sqlite3.connect(str(store.path), isolation_level=None)
-    api.client.on("transmitting", lambda event: IOLoop.current().add_callback(
+    harness.account.client.on("transmitting", lambda event: IOLoop.current().add_callback(
         locker.execute, "BEGIN IMMEDIATE") if event.message.text == "first" else None)
     with LoopGaps() as gaps:
         first = outbound.send_text("buddy", FRIEND, "first")
@@ -209,7 +209,7 @@ async def test_a_lock_held_by_another_process_stops_sending_until_released(
     caplog.set_level(logging.DEBUG, "webqq.api")
     api = await harness.start()
     outbound, store = harness.outbound, harness.outbound.store
-    recorder = Recorder(api.client)
+    recorder = Recorder(harness.account.client)
     holder = await asyncio.create_subprocess_exec(
         sys.executable, "-c", LOCK_HOLDER, str(store.path), stdin=subprocess.PIPE,
         stdout=subprocess.PIPE)
@@ -222,8 +222,8 @@ async def test_a_lock_held_by_another_process_stops_sending_until_released(
         assert outbound.send_text("group", GROUP, "from a plugin") is None
         # A message received meanwhile still reaches the bots, without a message_id.
         await harness.world.control.say(**{"from": FRIEND, "text": "while locked"})
-        await eventually(lambda: api.counts["received"] == 1, "the message received")
-        assert "a received message is not stored (database is locked); posted with " \
+        await eventually(lambda: harness.account.counts["received"] == 1, "the message received")
+        assert "a received message is not stored (database is locked); delivered with " \
                "message_id 0" in messages(caplog, logging.WARNING)
         await eventually(lambda: tries(caplog) >= 3, "three more tries of the store")
         assert await sent_texts(harness) == []
@@ -258,7 +258,7 @@ async def test_a_full_or_read_only_store_refuses_new_messages_and_says_so(
     caplog.set_level(logging.DEBUG, "webqq.api")
     api = await harness.start()
     outbound, store = harness.outbound, harness.outbound.store
-    recorder = Recorder(api.client)
+    recorder = Recorder(harness.account.client)
     undo = make(store._db)
     big = "x" * 2000
     code, answer = await harness.call("send_private_msg", {"user_id": FRIEND,
@@ -273,3 +273,26 @@ async def test_a_full_or_read_only_store_refuses_new_messages_and_says_so(
     await eventually(lambda: recorder.of("sent"), "the plugin's message sent")
     assert "".join(text for _, _, text in await sent_texts(harness)) == big
     assert store.counts() == {"sent": 1} and outbound.paused is None
+
+
+# --- the pacing agrees with the client's ------------------------------------------------
+
+@pytest.mark.gen_test(timeout=30)
+async def test_after_a_resume_a_row_waits_queued_until_the_client_would_send_it(harness):
+    # A resumed session waits twice the interval before its first part, in case the
+    # process before had sent a moment ago: the row must wait that out in the store as
+    # "queued", not in the client as "sending" (a crash meanwhile would make it
+    # ambiguous, never sent).
+    await harness.start()
+    client, outbound = harness.account.client, harness.outbound
+    at_transmit = []
+    client.on("transmitting", lambda event: at_transmit.append(IOLoop.current().time()))
+    client.send_queue.after_restart()
+    started = IOLoop.current().time()
+    message_id = outbound.send_text("buddy", FRIEND, "after the resume")
+    await asyncio.sleep(0.2)                  # what must not happen meanwhile; the hold: 1 s
+    assert outbound.store.get(message_id).status == "queued"
+    assert len(client.send_queue) == 0
+    await eventually(lambda: outbound.store.get(message_id).status == "sent", "sent")
+    (at,) = at_transmit
+    assert at - started >= 2 * client.send_queue.interval - 0.05

@@ -3,12 +3,16 @@ pieces, the reading of friend, group and file notices, file names kept inside th
 directory."""
 import json
 import os
+import time
+import types
 
 import pytest
+from tornado.ioloop import IOLoop
 
 from webqq import qq
 from webqq.client.contacts import Contacts, Friend, Group, Member
 from webqq.client.files import safe_file_name
+from webqq.client.numbers import NumberBook
 from webqq.client.pictures import PictureCache, ReceivedPicture, message_pieces
 from webqq.client.receiving import Receiver
 
@@ -116,7 +120,11 @@ def contacts():
 
 
 def receiver():
-    return Receiver(contacts, lambda uin: None, self_qq=10001)
+    """A Receiver whose number book never asks the server (``read`` emits nothing)."""
+    loop = IOLoop.current()
+    numbers = NumberBook(types.SimpleNamespace(io_loop=loop), lambda: None, time.time,
+                         enabled=False)
+    return Receiver(loop, contacts, numbers, lambda event: None, self_qq=10001)
 
 
 def group_event(kind, **fields):

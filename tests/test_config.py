@@ -10,6 +10,11 @@ import pytest
 from webqq.daemon import config
 from webqq.daemon.config import (ConfigError, find_config, load, render_effective,
                                  resolve_password)
+
+
+def password_of(loaded, environ=None):
+    """The password of the file's one account."""
+    return resolve_password(loaded, loaded.accounts[0], environ)
 from webqq.http.redact import redact_url, url_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,8 +48,8 @@ def test_shipped_ini_loads_cleanly_and_embeds_the_simulator(caplog):
     loaded = load(ROOT / "conf" / "webqq.ini")
     assert warnings_of(caplog) == []
     assert loaded.simulator.embedded is True
-    assert loaded.account.qq == config.SIMULATOR_QQ == 10001
-    assert resolve_password(loaded, environ={}) is None
+    assert loaded.accounts[0].qq == config.SIMULATOR_QQ == 10001
+    assert password_of(loaded, environ={}) is None
     assert loaded.daemon.state_dir == ROOT / "run"
     assert loaded.bot.plugins == ("webqq.plugins.builtin",)
     assert loaded.bot.command_prefix == "!"
@@ -78,9 +83,12 @@ def test_shipped_ini_shows_the_defaults_or_says_where_it_does_not():
 def test_shipped_ini_documents_every_key():
     shipped = (ROOT / "conf" / "webqq.ini").read_text(encoding="utf-8")
     loaded = load(ROOT / "conf" / "webqq.ini")
-    for section in ("account", "daemon", "network", "simulator", "bot", "api", "alert"):
+    for section in ("daemon", "network", "simulator", "bot", "api", "alert"):
         for field in config.dataclasses.fields(getattr(loaded, section)):
             assert f"\n{field.name} =" in shipped, (section, field.name)
+    for field in config.dataclasses.fields(loaded.accounts[0]):
+        if field.name not in ("name", "section"):       # the section's header says them
+            assert f"\n{field.name} =" in shipped, ("account", field.name)
 
 
 def test_design_sample_with_inline_comments_on_headers_and_values(tmp_path, caplog):
@@ -116,7 +124,7 @@ secret =                    ; HMAC-SHA1 X-Signature of each POST when set
 ws_reverse_url =            ; reverse WebSocket to connect to when set
 """)
     loaded = load(sample)
-    assert loaded.account == config.AccountConfig(qq=10001)
+    assert loaded.accounts == (config.AccountConfig(qq=10001),)
     assert loaded.daemon.state_dir == tmp_path / "run"
     assert loaded.hosts == {"d.web2.qq.com": ("127.0.0.1", 18080),
                             "ssl.ptlogin2.qq.com": ("127.0.0.1", 18443)}
@@ -129,8 +137,8 @@ ws_reverse_url =            ; reverse WebSocket to connect to when set
 
 def test_absent_keys_take_their_defaults(tmp_path):
     loaded = load(write(tmp_path, EMBEDDED))
-    assert loaded.account == config.AccountConfig(qq=10001, password=None,
-                                                  password_file=None)
+    assert loaded.accounts == (config.AccountConfig(qq=10001, password=None,
+                                                  password_file=None),)
     assert loaded.daemon == config.DaemonConfig(state_dir=tmp_path / "run", logfile=None,
                                                 loglevel=logging.INFO, log_max_bytes=0,
                                                 log_backups=5)
@@ -177,7 +185,7 @@ world = world.json
 plugins = webqq.plugins.builtin,
     my_plugins.weather
 command_prefix = /
-send_interval = 0
+send_interval = 0.5
 [api]
 listen = [::]:0
 token = t
@@ -185,8 +193,8 @@ post_url = https://example.com:8443/events
 secret = s
 ws_reverse_url = wss://example.com/onebot
 """))
-    assert loaded.account == config.AccountConfig(qq=4294967295,
-                                                  password_file=tmp_path / "secret" / "pw")
+    assert loaded.accounts == (config.AccountConfig(qq=4294967295,
+                                                  password_file=tmp_path / "secret" / "pw"),)
     assert loaded.daemon == config.DaemonConfig(
         state_dir=Path("/var/lib/webqq"), logfile=tmp_path / "log" / "webqq.log",
         loglevel=logging.DEBUG, log_max_bytes=10 * 1024 * 1024, log_backups=0)
@@ -196,7 +204,7 @@ ws_reverse_url = wss://example.com/onebot
     assert loaded.simulator == config.SimulatorConfig(False, 0, 0, 0.2,
                                                       tmp_path / "world.json")
     assert loaded.bot == config.BotConfig(("webqq.plugins.builtin", "my_plugins.weather"),
-                                          "/", 0.0)
+                                          "/", 0.5)
     assert loaded.api == config.ApiConfig(("::", 0), "t", "https://example.com:8443/events",
                                           "s", "wss://example.com/onebot")
 
@@ -230,7 +238,8 @@ def test_unknown_key_with_a_suggestion(tmp_path):
 def test_unknown_key_without_a_close_match_lists_the_known_ones(tmp_path):
     file = write(tmp_path, f"{EMBEDDED}[bot]\ncolour = red\n")
     assert error_of(file) == (f"{file}: [bot] colour: unknown key (known: plugins, "
-                              f"command_prefix, send_interval, accept_friends)")
+                              f"command_prefix, send_interval, resend_ambiguous, "
+                              f"accept_friends)")
 
 
 def test_a_misspelt_required_key_is_reported_as_unknown_not_missing(tmp_path):
@@ -264,7 +273,7 @@ def test_a_byte_order_mark_is_not_text(tmp_path):
     (tmp_path / "pw").chmod(0o600)
     loaded = load(file)
     assert loaded.simulator.embedded is True
-    assert resolve_password(loaded, environ={}) == "s3cret"
+    assert password_of(loaded, environ={}) == "s3cret"
 
 
 def test_file_not_utf8(tmp_path):
@@ -414,7 +423,7 @@ def test_comment_rules_keep_hash_percent_and_glued_semicolons(tmp_path):
                                   "password = a;b#c%(x)s  ; a comment\n"
                                   "[bot]\ncommand_prefix =;\n"
                                   "# a comment line\n; another\n"))
-    assert loaded.account.password == "a;b#c%(x)s"
+    assert loaded.accounts[0].password == "a;b#c%(x)s"
     assert loaded.bot.command_prefix == ";"
 
 
@@ -428,8 +437,8 @@ def test_missing_qq_when_the_simulator_is_not_embedded(tmp_path):
 
 def test_an_embedded_simulator_may_use_another_of_its_accounts(tmp_path):
     loaded = load(write(tmp_path, f"{EMBEDDED}[account]\nqq = 20001\n"))
-    assert loaded.account.qq == 20001
-    assert resolve_password(loaded, environ={}) is None
+    assert loaded.accounts[0].qq == 20001
+    assert password_of(loaded, environ={}) is None
 
 
 # The password: sources, precedence, failures, warnings.
@@ -440,36 +449,36 @@ def account(directory: Path, keys: str, embedded: bool = False) -> config.Config
 
 
 def test_password_from_the_file(tmp_path):
-    assert resolve_password(account(tmp_path, "password = s3cret\n"), environ={}) == "s3cret"
+    assert password_of(account(tmp_path, "password = s3cret\n"), environ={}) == "s3cret"
 
 
 @pytest.mark.parametrize("content", ["s3cret", "s3cret\n", "s3cret\r\n"])
 def test_password_from_password_file_without_its_final_newline(tmp_path, content):
     write(tmp_path, content, name="pw")
     loaded = account(tmp_path, "password_file = pw\n")
-    assert resolve_password(loaded, environ={}) == "s3cret"
+    assert password_of(loaded, environ={}) == "s3cret"
 
 
 def test_password_keeps_inner_and_leading_blanks(tmp_path):
     write(tmp_path, " s3 cret \n", name="pw")
-    assert resolve_password(account(tmp_path, "password_file = pw\n"), environ={}) == " s3 cret "
+    assert password_of(account(tmp_path, "password_file = pw\n"), environ={}) == " s3 cret "
 
 
 def test_password_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("WEBQQ_PASSWORD", "from-env")
-    assert resolve_password(account(tmp_path, "")) == "from-env"
+    assert password_of(account(tmp_path, "")) == "from-env"
 
 
 def test_the_environment_beats_password_file_and_password(tmp_path):
     write(tmp_path, "from-file", name="pw")
     environ = {"WEBQQ_PASSWORD": "from-env"}
-    assert resolve_password(account(tmp_path, "password_file = pw\n"), environ) == "from-env"
-    assert resolve_password(account(tmp_path, "password = inline\n"), environ) == "from-env"
+    assert password_of(account(tmp_path, "password_file = pw\n"), environ) == "from-env"
+    assert password_of(account(tmp_path, "password = inline\n"), environ) == "from-env"
 
 
 def test_an_empty_environment_variable_is_unset(tmp_path):
     loaded = account(tmp_path, "password = inline\n")
-    assert resolve_password(loaded, environ={"WEBQQ_PASSWORD": ""}) == "inline"
+    assert password_of(loaded, environ={"WEBQQ_PASSWORD": ""}) == "inline"
 
 
 def test_password_and_password_file_together_are_an_error(tmp_path):
@@ -481,7 +490,7 @@ def test_password_and_password_file_together_are_an_error(tmp_path):
 def test_no_password_source(tmp_path):
     loaded = account(tmp_path, "password =\n")
     with pytest.raises(ConfigError) as caught:
-        resolve_password(loaded, environ={})
+        password_of(loaded, environ={})
     assert str(caught.value) == (f"{loaded.source}: [account] password: missing: set "
                                  f"password or password_file, or WEBQQ_PASSWORD in the "
                                  f"environment")
@@ -499,7 +508,7 @@ def test_unusable_password_file(tmp_path, make, problem):
     make(tmp_path / "pw")
     loaded = account(tmp_path, "password_file = pw\n")
     with pytest.raises(ConfigError) as caught:
-        resolve_password(loaded, environ={})
+        password_of(loaded, environ={})
     assert str(caught.value) == (f"{loaded.source}: [account] password_file: "
                                  f"{tmp_path / 'pw'}: {problem}")
 
@@ -509,13 +518,13 @@ def test_password_file_that_cannot_be_read(tmp_path):
     (tmp_path / "pw").mkdir()
     loaded = account(tmp_path, "password_file = pw\n")
     with pytest.raises(ConfigError) as caught:
-        resolve_password(loaded, environ={})
+        password_of(loaded, environ={})
     assert str(caught.value).endswith(f"{tmp_path / 'pw'}: cannot read: Is a directory")
 
 
 def test_loading_never_reads_the_password_file(tmp_path):
     loaded = account(tmp_path, "password_file = missing\n")
-    assert loaded.account.password_file == tmp_path / "missing"
+    assert loaded.accounts[0].password_file == tmp_path / "missing"
 
 
 def test_a_config_file_with_a_password_readable_by_others_is_warned_about(tmp_path, caplog):
@@ -546,7 +555,7 @@ def test_no_warning_for_a_private_file_or_one_without_secrets(tmp_path, caplog, 
 def test_a_password_file_readable_by_others_is_warned_about(tmp_path, caplog):
     password_file = write(tmp_path, "s3cret", name="pw", mode=0o644)
     loaded = account(tmp_path, "password_file = pw\n")
-    assert resolve_password(loaded, environ={}) == "s3cret"
+    assert password_of(loaded, environ={}) == "s3cret"
     assert warnings_of(caplog) == [
         f"{loaded.source}: [account] password_file: {password_file} is readable by others "
         f"(mode 0644) and holds a secret; chmod o-r {password_file}"]
@@ -610,7 +619,7 @@ def test_relative_paths_are_taken_from_the_config_files_directory(tmp_path, monk
     loaded = load(Path(os.path.relpath(file)))
     assert loaded.daemon.state_dir == tmp_path / "run"
     assert loaded.daemon.logfile == tmp_path / "conf" / "log" / "webqq.log"
-    assert loaded.account.password_file == tmp_path / "secret"
+    assert loaded.accounts[0].password_file == tmp_path / "secret"
     assert loaded.network.ca_file == tmp_path / "ca.pem"
 
 
@@ -768,12 +777,10 @@ def test_systemd_template_unit_is_the_unit_per_shard():
                 for key, value in unit[section].items()}
     single, template = read("webqq.service"), read("webqq@.service")
     per_shard = {("Unit", "Description"), ("Service", "ExecStart"),
-                 ("Service", "EnvironmentFile"), ("Service", "StateDirectory"),
-                 ("Service", "LogsDirectory")}
+                 ("Service", "EnvironmentFile"), ("Service", "StateDirectory")}
     assert set(single) == set(template)
     assert {k: v for k, v in template.items() if k not in per_shard} == \
         {k: v for k, v in single.items() if k not in per_shard}     # hardening and all
     assert template[("Service", "ExecStart")].endswith("webqq -c /etc/webqq/%i.ini run")
     assert template[("Service", "StateDirectory")] == "webqq/%i"
-    assert template[("Service", "LogsDirectory")] == "webqq/%i"
     assert template[("Service", "EnvironmentFile")] == "-/etc/webqq/%i.env"

@@ -83,20 +83,22 @@ def test_masking_cookie_jar_registers_secret_cookies_as_they_arrive():
     assert mask.mask("skey=@AbCdEf123; uin=o0000010001") == "skey=********; uin=o0000010001"
 
 
-def test_secret_mask_keeps_the_last_session_secrets_max_session_values(monkeypatch):
+def test_secret_mask_keeps_the_last_session_secrets_max_values_of_each_account(monkeypatch):
     import webqq.daemon.logs as logs
     monkeypatch.setattr(logs, "SESSION_SECRETS_MAX", 2)
     mask = SecretMask()
     mask.add("the-password")
     for value in ("skey-one", "skey-two", "skey-one", "skey-three"):
-        mask.add(value, session=True)
-    # skey-one was registered again after skey-two: skey-two is the oldest, let go.
-    assert mask.mask("the-password skey-one skey-two skey-three") == \
-        "******** ******** skey-two ********"
+        mask.add(value, session="shop")
+    mask.add("other-account", session="support")
+    # skey-one was registered again after skey-two: skey-two is the oldest, let go; the
+    # other account's value is not pushed out by this one's logins.
+    assert mask.mask("the-password skey-one skey-two skey-three other-account") == \
+        "******** ******** skey-two ******** ********"
     for n in range(100):
-        mask.add("rotated-%d" % n, session=True)
-    assert len(mask._ordered) <= 3 + 2 * 3      # the password's forms, two values' forms
-    assert mask.mask("the-password") == "********"
+        mask.add("rotated-%d" % n, session="shop")
+    assert len(mask._ordered) <= 3 + 3 * 3      # the password's forms, three values' forms
+    assert mask.mask("the-password other-account") == "******** ********"
 
 
 def test_repeated_warnings_are_collapsed(handler):
@@ -278,24 +280,27 @@ async def test_a_clean_stop_leaves_unsent_replies_queued_in_the_store(tmp_path, 
     from webqq.onebot.store import Store
     daemon = make_daemon(tmp_path)
     daemon.drain_timeout = 0.05
-    daemon.client = world.client(send_interval=60.0)     # the second waits its turn
-    recorder = Recorder(daemon.client)
-    daemon.client.start()
+    daemon._open_store()
+    (account,) = daemon.accounts.values()
+    account.client = world.client(send_interval=60.0)     # the second waits its turn
+    recorder = Recorder(account.client)
+    account.client.start()
     await recorder.online()
-    daemon._start_queue()
-    first = daemon._send("buddy", 20001, "first")
-    second = daemon._send("group", 30001, "second")
+    account._start_queue()
+    first = account._send("buddy", 20001, "first")
+    second = account._send("group", 30001, "second")
     while not [m for m in await world.control.sent() if m["text"] == "first"]:
         await asyncio.sleep(0.02)
     await daemon._shut_down()
     assert daemon.shutdown_report == {"outbox": "1 queued in the store",
                                       "session": "saved", "exit_code": 0}
-    assert daemon.client.state.value == "stopped"
+    assert account.client.state.value == "stopped"
     assert not (tmp_path / "run" / "outbox-10001.json").exists()
     store = Store(tmp_path / "run" / statedir.STORE)
-    assert [(row.id, row.text, row.origin) for row in store.queued()] == [
+    rows = store.for_account(10001)
+    assert [(row.id, row.text, row.origin) for row in rows.queued()] == [
         (second, "second", "plugin")]
-    assert store.get(first).status == "sent"
+    assert rows.get(first).status == "sent"
     store.close()
 
 
@@ -322,25 +327,29 @@ def test_reload_applies_what_it_can_live_and_keeps_the_rest_for_a_restart(tmp_pa
     old = daemon.config
     daemon.stream = types.SimpleNamespace(connect_timeout=10.0, request_timeout=120.0,
                                           retry=None)
-    daemon.outbound = types.SimpleNamespace(send_interval=0.5)
-    daemon.client = types.SimpleNamespace(send_queue=types.SimpleNamespace(interval=0.5),
-                                          manage=types.SimpleNamespace(accept_friends=False))
-    daemon.dispatcher = Dispatcher(lambda *_: None)
+    (account,) = daemon.accounts.values()
+    account.outbound = types.SimpleNamespace(send_interval=0.5)
+    account.client = types.SimpleNamespace(send_queue=types.SimpleNamespace(interval=0.5),
+                                           manage=types.SimpleNamespace(accept_friends=False),
+                                           resend_ambiguous=False)
+    account.dispatcher = Dispatcher(lambda *_: None)
     new = load(write_config(tmp_path, network={"connect_timeout": "3", "retries": "1"},
                             bot={"send_interval": "2", "command_prefix": "#",
-                                 "accept_friends": "all"},
+                                 "resend_ambiguous": "yes", "accept_friends": "all"},
                             daemon={"state_dir": "elsewhere", "loglevel": "warning"},
                             simulator={"embedded": "yes", "port": "0", "tls_port": "0",
                                        "poll_hold": "7"}))
     outcome = io_loop.run_sync(lambda: daemon._apply(new))
     assert outcome["applied"] == ["[daemon] loglevel", "[network] connect_timeout",
                                   "[network] retries", "[bot] command_prefix",
-                                  "[bot] send_interval", "[bot] accept_friends"]
+                                  "[bot] send_interval", "[bot] resend_ambiguous",
+                                  "[bot] accept_friends"]
     assert outcome["at_restart"] == ["[daemon] state_dir", "[simulator] poll_hold"]
     assert (daemon.stream.connect_timeout, daemon.stream.retry.attempts) == (3.0, 2)
-    assert daemon.client.send_queue.interval == 2.0 and daemon.dispatcher.prefix == "#"
-    assert daemon.client.manage.accept_friends is True
-    assert daemon.outbound.send_interval == 2.0         # the durable queue paces alike
+    assert account.client.send_queue.interval == 2.0 and account.dispatcher.prefix == "#"
+    assert account.client.manage.accept_friends is True
+    assert account.client.resend_ambiguous is True      # the next unknown fate: resent
+    assert account.outbound.send_interval == 2.0         # the durable queue paces alike
     # Until the restart the daemon runs with what it started with there: its status and
     # pidfile stay where they are.
     assert daemon.config.daemon.state_dir == old.daemon.state_dir

@@ -36,7 +36,7 @@ def value(found, name, **labels):
 @pytest.mark.gen_test(timeout=40)
 async def test_metrics_parse_and_count_what_the_test_did(harness):
     api = await harness.start()
-    client = harness.api.client
+    client = harness.account.client
     client.stream.observer = api.metrics.http_observer(10001)
     for text in ("m1", "m2"):
         await harness.ok("send_private_msg", {"user_id": FRIEND, "message": text})

@@ -95,8 +95,15 @@ def test_store_idempotency_recovery_and_retention(tmp_path):
     now[0] += 2 * 86400
     assert store.prune() == 4                  # the ambiguous row, the received one, events
     assert store.get(received) is None and store.get(second).status == "queued"
-    store.keep_event("http://a/", b'{"n": 3}', "refused")
-    assert store.take_events("http://a/", 5) == [b'{"n": 3}'] and store.undelivered() == 0
+    third = store.keep_event("http://a/", b'{"n": 3}', "refused")
+    fourth = store.keep_event("http://a/", b'{"n": 4}', "refused")
+    store.keep_event("http://b/", b'{"n": 5}', "refused")
+    assert third < fourth
+    assert store.kept_event("http://a/") == (third, b'{"n": 3}')
+    assert store.kept_event("http://a/", after=third) == (fourth, b'{"n": 4}')
+    assert store.kept_event("http://a/", after=fourth) is None
+    store.forget_events("http://a/", third)
+    assert (store.undelivered("http://a/"), store.undelivered()) == (1, 2)
     assert (tmp_path / "s.sqlite3").stat().st_mode & 0o777 == 0o600
     store.close()
     store.close()

@@ -227,27 +227,31 @@ def test_the_daemon_hands_the_policy_pieces_and_actions_on(tmp_path, io_loop):
     daemon = Daemon(configuration.load(path))
     daemon.config.daemon.state_dir.mkdir()
     io_loop.run_sync(lambda: _start(daemon))
+    (account,) = daemon.accounts.values()
     try:
-        assert daemon.client.manage.accept_friends == (20001,)
+        assert account.client.manage.accept_friends == (20001,)
         received = SimpleNamespace(
             chat="buddy", text="[image]", pieces=(PICTURE,), message=SimpleNamespace(time=5),
             sender=SimpleNamespace(qq=20001, name="Alice"), group=None, discussion=None)
-        assert daemon._as_message(received).pictures == (PICTURE,)
-        daemon.dispatcher = Dispatcher(daemon._send, actions=Actions(daemon.client))
-        daemon.outbound = SimpleNamespace(send_interval=0.5, waiting=lambda: 0, paused=False)
+        assert account._as_message(received).pictures == (PICTURE,)
+        account.dispatcher = Dispatcher(account._send, actions=Actions(account.client))
+        account.outbound = SimpleNamespace(send_interval=0.5, waiting=lambda: 0, paused=False)
         daemon.phase = "running"
         path.write_text(path.read_text().replace("accept_friends = 20001",
                                                  "accept_friends = all"))
         io_loop.run_sync(lambda: _reload(daemon))            # as SIGHUP does
         assert daemon.last_reload["ok"], daemon.last_reload
         assert "[bot] accept_friends" in daemon.last_reload["applied"]
-        assert daemon.client.manage.accept_friends is True
+        assert account.client.manage.accept_friends is True
     finally:
         daemon.stream.close()
 
 
 async def _start(daemon):
-    daemon._start_client("webqq-demo")
+    daemon._start_stream()
+    (account,) = daemon.accounts.values()
+    account.password = "webqq-demo"
+    account._start_client()
 
 
 async def _reload(daemon):

@@ -24,12 +24,12 @@ def test_font_round_trip_and_wire_order():
     wire = font.to_wire()
     assert wire == ["font", {"name": "微软雅黑", "size": 11, "style": [1, 0, 1],
                              "color": "ff0000"}]
-    assert list(wire[1]) == ["name", "size", "style", "color"]  # the §6.1 order
+    assert list(wire[1]) == ["name", "size", "style", "color"]  # the §7.1 order
     assert Font.from_wire(wire[1]) == font
 
 
 def test_font_size_may_be_a_string():
-    # the browser sent {"size":"11"} (IQ capture, §6.1)
+    # the browser sent {"size":"11"} (IQ capture, §7.1)
     attrs = {"name": "微软雅黑", "size": "11", "style": [0, 0, 0], "color": "ff0000"}
     assert Font.from_wire(attrs).size == 11
 

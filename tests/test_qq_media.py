@@ -1,9 +1,9 @@
 """Tests of webqq.qq's pictures, files and group management: sniffing and limits, the
 upload and fetch requests, the upload servers' callback pages, the sends that carry
 pictures, file transfers, op_group_join_req, quit_group2, update_group_business_card2,
-and the poll items of §4.8-4.11. Literal values in, literal requests or values out; no
+and the poll items of §5.8-4.11. Literal values in, literal requests or values out; no
 I/O. The samples are those of the 2013 clients (IQ, LQ, LUA), ids rewritten to
-PROTOCOL.md's running example."""
+docs/protocol.rst's running example."""
 import hashlib
 import json
 import urllib.parse
@@ -450,7 +450,7 @@ def test_build_quit_group_and_set_group_card():
         "result": 0}
 
 
-# --- poll items (§4.8 - §4.11) ------------------------------------------------------------
+# --- poll items (§5.8 - §5.11) ------------------------------------------------------------
 
 def poll(*items):
     body = '{"retcode":0,"result":[%s]}' % ",".join(reversed(items))

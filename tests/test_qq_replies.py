@@ -8,8 +8,9 @@ import sqlite3
 import pytest
 
 from webqq import qq
+from webqq.qq.poll import batch_order
 
-UIN_BYTES = b"\x00\x00\x00\x00\x64\x74\x8b\x05"  # QQ 1685359365, §3.2
+UIN_BYTES = b"\x00\x00\x00\x00\x64\x74\x8b\x05"  # QQ 1685359365, §4.2
 PSESSIONID = ("8368046764001e636f6e6e7365727665725f77656271714031302e3133332e34312e3230320000"
               "6b2900001544016e0400058b74646d0000000a4046674d4652585136496d00000028e7ce791333"
               "6ad0d28de9cdb9b46a57e4a6127161e35b87d09486001870226ec1fca4c2ba31c025c7")
@@ -388,7 +389,7 @@ def test_heartbeat_and_friend_request_results_may_be_objects():
 
 # --- poll --------------------------------------------------------------------------------
 
-# The items of PROTOCOL.md §4, as the server sends them (newest first does not matter here).
+# The items of docs/protocol.rst §5, as the server sends them (newest first does not matter here).
 POLL_ITEMS = [
     r'''{"poll_type":"message","value":{"msg_id":5597,"from_uin":2440652742,"to_uin":1685359365,"msg_id2":900140,"msg_type":9,"reply_ip":176882141,"time":1366948800,
  "content":[["font",{"size":10,"color":"808080","style":[0,0,0],"name":"\u65B0\u5B8B\u4F53"}],"123",["face",1],"2343",["face",3]," "]}}''',
@@ -447,6 +448,38 @@ def test_parse_poll_every_documented_item():
     assert not any(isinstance(event, qq.UnknownEvent) for event in events[1:])
 
 
+def said(text, msg_id, time=1366948800):
+    return ('{"poll_type":"message","value":{"msg_id":%d,"from_uin":3,"to_uin":4,'
+            '"msg_id2":%d,"msg_type":9,"reply_ip":0,"time":%d,"content":[["font",'
+            '{"size":10,"color":"000000","style":[0,0,0],"name":"Arial"}],"%s"]}}'
+            % (msg_id, 500 + msg_id, time, text))
+
+
+TYPING = '{"poll_type":"input_notify","value":{"msg_id":9,"from_uin":3,"msg_id2":1}}'
+
+
+@pytest.mark.parametrize("wire", ["newest_first", "oldest_first"])
+def test_parse_poll_gives_a_batch_in_the_order_it_was_said_either_way(wire):
+    # one, two, three in the same second: msg_id (the receiver's counter) tells them
+    # apart; a notice without time keeps its place between them.
+    items = [said("one", 7), said("two", 8), TYPING, said("three", 9, 1366948801)]
+    if wire == "newest_first":
+        items.reverse()
+    assert batch_order(json.loads(poll_body(items))["result"]) == wire
+    events = poll_events(items)
+    assert [getattr(e, "text", "typing") for e in events] == ["one", "two", "typing",
+                                                              "three"]
+
+
+def test_parse_poll_reads_a_batch_that_does_not_say_as_newest_first():
+    # One keyed item, equal keys, or keys that disagree: the sources' reading (§5.0).
+    for items, arrived in (([said("a", 1), TYPING], ["typing", "a"]),
+                           ([said("a", 1), said("b", 1)], ["b", "a"]),
+                           ([said("a", 2), said("b", 1), said("c", 3)], ["c", "b", "a"])):
+        assert batch_order(json.loads(poll_body(items))["result"]) == "newest_first"
+        assert [getattr(e, "text", "typing") for e in poll_events(items)] == arrived
+
+
 def test_parse_poll_buddy_message():
     (event,) = poll_events(POLL_ITEMS[0:1])
     assert (event.msg_id, event.msg_id2, event.from_uin, event.time) == (
@@ -465,7 +498,8 @@ def test_parse_poll_group_message():
 
 
 def test_parse_poll_discussion_and_session_messages():
-    discussion, session = poll_events(POLL_ITEMS[3:1:-1])
+    (discussion,) = poll_events(POLL_ITEMS[2:3])
+    (session,) = poll_events(POLL_ITEMS[3:4])
     assert (discussion.did, discussion.send_uin, discussion.seq, discussion.text) == (
         2006892653, 2440652742, 8, "world")
     assert (session.from_uin, session.via_id, session.service_type, session.qq,

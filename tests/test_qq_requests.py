@@ -11,11 +11,11 @@ import pytest
 from webqq import qq
 from webqq.qq import builders
 
-UIN_BYTES = b"\x00\x00\x00\x00\x64\x74\x8b\x05"  # QQ 1685359365, §3.2
+UIN_BYTES = b"\x00\x00\x00\x00\x64\x74\x8b\x05"  # QQ 1685359365, §4.2
 PTWEBQQ = "2c0d8375e6c09f2af3ce60c6e081bdf4db271a14d0d85060"
 
 
-# --- §3 password and friend-list hash ----------------------------------------------------
+# --- §4 password and friend-list hash ----------------------------------------------------
 
 @pytest.mark.parametrize("password, vcode, expected", [
     ("password", "!PTH", "8B861F6C749FD12FA8D03A0B1BB3A414"),
@@ -73,6 +73,9 @@ PSESSIONID = ("8368046764001e636f6e6e7365727665725f77656271714031302e3133332e343
               "6ad0d28de9cdb9b46a57e4a6127161e35b87d09486001870226ec1fca4c2ba31c025c7")
 VFWEBQQ = ("e7ce7913336ad0d28de9cdb9b46a57e4a6127161e35b87d09486001870226ec1fca4c2ba31c025c7")
 SESSION = {"clientid": 53999199, "psessionid": PSESSIONID}
+# The clock as builders take it (unix seconds, a float); each sends t as its 2013
+# clients did: whole seconds (webqq-core, pual_bot), the heartbeat in milliseconds.
+NOW = 1366948800.25
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -132,11 +135,12 @@ def test_build_check_era_b_adds_login_sig_and_referer():
         qq.build_check(1685359365, 0.5, era=qq.Era.B)
 
 
-def test_build_captcha():
+def test_build_captcha_sends_no_vc_type():
+    # pual_bot's three parameters; no 2013 client sent check's token back as vc_type.
     assert_get(qq.build_captcha(1685359365, 0.25),
                "https://ssl.captcha.qq.com/getimage?aid=1003903&r=0.25&uin=1685359365")
-    request = qq.build_captcha(1685359365, 0.25, vc_type="9ed3")
-    assert request.full_url.endswith("&uin=1685359365&vc_type=9ed3")
+    with pytest.raises(TypeError):
+        qq.build_captcha(1685359365, 0.25, vc_type="9ed3")
 
 
 LOGIN_URL_A = (
@@ -230,35 +234,42 @@ def test_build_groups():
 
 
 def test_build_group_info():
-    assert_get(qq.build_group_info(3483368056, vfwebqq=VFWEBQQ, t=1366948800),
+    assert_get(qq.build_group_info(3483368056, vfwebqq=VFWEBQQ, t=NOW),
                "http://s.web2.qq.com/api/get_group_info_ext2?gcode=3483368056&vfwebqq=%s"
                "&t=1366948800" % VFWEBQQ, builders.D_REFERER3)
 
 
-def test_build_discussions():
-    assert_get(qq.build_discussions(vfwebqq=VFWEBQQ, t=1366948800000, **SESSION),
+def test_build_discussions_on_either_host():
+    assert_get(qq.build_discussions(vfwebqq=VFWEBQQ, t=NOW, **SESSION),
+               "http://d.web2.qq.com/channel/get_discu_list_new2?clientid=53999199"
+               "&psessionid=%s&vfwebqq=%s&t=1366948800" % (PSESSIONID, VFWEBQQ),
+               builders.D_REFERER)
+    assert_get(qq.build_discussions(vfwebqq=VFWEBQQ, t=NOW, host="s.web2", **SESSION),
                "http://s.web2.qq.com/api/get_discus_list?clientid=53999199&psessionid=%s"
-               "&vfwebqq=%s&t=1366948800000" % (PSESSIONID, VFWEBQQ), builders.S_REFERER)
+               "&vfwebqq=%s&t=1366948800" % (PSESSIONID, VFWEBQQ), builders.S_REFERER)
+    with pytest.raises(ValueError, match="discussion list host"):
+        qq.build_discussions(vfwebqq=VFWEBQQ, t=NOW, host="web2", **SESSION)
 
 
 def test_build_discussion_info():
-    assert_get(qq.build_discussion_info(2006892653, vfwebqq=VFWEBQQ, t=1, **SESSION),
+    assert_get(qq.build_discussion_info(2006892653, vfwebqq=VFWEBQQ, t=NOW, **SESSION),
                "http://d.web2.qq.com/channel/get_discu_info?did=2006892653&clientid=53999199"
-               "&psessionid=%s&vfwebqq=%s&t=1" % (PSESSIONID, VFWEBQQ), builders.D_REFERER)
+               "&psessionid=%s&vfwebqq=%s&t=1366948800" % (PSESSIONID, VFWEBQQ),
+               builders.D_REFERER)
 
 
 def test_build_friend_uin():
-    assert_get(qq.build_friend_uin(721281587, vfwebqq=VFWEBQQ, t=1),
+    assert_get(qq.build_friend_uin(721281587, vfwebqq=VFWEBQQ, t=NOW),
                "http://s.web2.qq.com/api/get_friend_uin2?tuin=721281587&verifysession="
-               "&type=1&code=&vfwebqq=%s&t=1" % VFWEBQQ, builders.S_REFERER3)
+               "&type=1&code=&vfwebqq=%s&t=1366948800" % VFWEBQQ, builders.S_REFERER3)
     group = qq.build_friend_uin(3483368056, vfwebqq=VFWEBQQ, t=1, lookup_type=4)
     assert "&type=4&" in group.full_url
 
 
 def test_build_online_buddies():
-    assert_get(qq.build_online_buddies(t=1, **SESSION),
+    assert_get(qq.build_online_buddies(t=NOW, **SESSION),
                "http://d.web2.qq.com/channel/get_online_buddies2?clientid=53999199"
-               "&psessionid=%s&t=1" % PSESSIONID, builders.D_REFERER)
+               "&psessionid=%s&t=1366948800" % PSESSIONID, builders.D_REFERER)
 
 
 def test_build_poll():
@@ -271,9 +282,10 @@ def test_build_poll():
 
 
 def test_build_heartbeat():
-    assert_get(qq.build_heartbeat(rc=1, t=1366948800000),
+    # The one t in milliseconds (twqq; pual_bot's was a thousand times that, a bug).
+    assert_get(qq.build_heartbeat(rc=1, t=NOW),
                "http://web.qq.com/web2/get_msg_tip?uin=&tp=1&id=0&retype=1&rc=1&lv=2"
-               "&t=1366948800000")
+               "&t=1366948800250")
     assert "&lv=3&" in qq.build_heartbeat(rc=7, t=1, lv=3).full_url
 
 
@@ -326,10 +338,10 @@ def test_build_send_discussion_sends_did_as_a_string():
 
 
 def test_build_c2c_sig():
-    assert_get(qq.build_c2c_sig(2559225925, 3043560234, service_type=0, t=5,
+    assert_get(qq.build_c2c_sig(2559225925, 3043560234, service_type=0, t=NOW,
                                 **SESSION),
                "http://d.web2.qq.com/channel/get_c2cmsg_sig2?id=2559225925&to_uin=3043560234"
-               "&service_type=0&clientid=53999199&psessionid=%s&t=5" % PSESSIONID,
+               "&service_type=0&clientid=53999199&psessionid=%s&t=1366948800" % PSESSIONID,
                builders.D_REFERER3)
 
 
@@ -345,17 +357,17 @@ def test_build_send_session():
 
 
 def test_build_change_status():
-    assert_get(qq.build_change_status("away", t=9, **SESSION),
+    assert_get(qq.build_change_status("away", t=NOW, **SESSION),
                "http://d.web2.qq.com/channel/change_status2?newstatus=away&clientid=53999199"
-               "&psessionid=%s&t=9" % PSESSIONID, builders.D_REFERER)
+               "&psessionid=%s&t=1366948800" % PSESSIONID, builders.D_REFERER)
     with pytest.raises(ValueError, match="unknown status"):
         qq.build_change_status("offline!", t=9, **SESSION)
 
 
 def test_build_logout():
-    assert_get(qq.build_logout(t=9, **SESSION),
-               "http://d.web2.qq.com/channel/logout2?ids=&clientid=53999199&psessionid=%s&t=9"
-               % PSESSIONID, builders.D_REFERER)
+    assert_get(qq.build_logout(t=NOW, **SESSION),
+               "http://d.web2.qq.com/channel/logout2?ids=&clientid=53999199&psessionid=%s"
+               "&t=1366948800" % PSESSIONID, builders.D_REFERER)
 
 
 def test_build_friend_request_answers():

@@ -17,7 +17,7 @@ from daemon_helpers import Daemon, wait_for, write_config
 def daemon(tmp_path):
     """``webqq run`` with the embedded simulator and the built-in plugins (!ping)."""
     running = Daemon(write_config(tmp_path, bot={"plugins": "webqq.plugins.builtin",
-                                                 "send_interval": "0.1"}))
+                                                 "send_interval": "0.5"}))
     yield running
     running.stop()
 

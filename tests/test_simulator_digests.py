@@ -4,7 +4,7 @@ The simulator checks a client's ``p`` and ``hash`` with webqq.simulator.digests,
 apart from the client's code; these vectors keep it honest. Each row names what it rests
 on:
 
-* NOTES: the worked examples of the project's protocol notes (§3.2, §3.3), computed
+* NOTES: the worked examples of the project's protocol notes (§4.2, §4.3), computed
   there with Python's hashlib and checked against pual_bot's and twqq's code.
 * LQ: xiehuc/lwqq lib/utility.c at 0431e09 (2013-12-05), lwqq_util_hashN/O/P/Q,
   compiled with gcc and run, the ptwebqq handed over in a zero-padded buffer so that

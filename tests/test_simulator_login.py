@@ -1,4 +1,4 @@
-"""The simulator's login server and session checks, driven by plain urllib (PROTOCOL.md §1-§3).
+"""The simulator's login server and session checks, driven by plain urllib (docs/protocol.rst §2-§4).
 
 Every test speaks to a real Simulator on loopback through the hosts override, with the
 blocking calls in the executor. What is asserted is what a 2013 client depended on: exact
@@ -18,7 +18,7 @@ from webqq.simulator.digests import friend_list_hash
 
 
 def test_password_oracle_matches_protocol_examples():
-    # PROTOCOL.md §3.2's worked examples, so the oracle the other tests use is right.
+    # docs/protocol.rst §4.2's worked examples, so the oracle the other tests use is right.
     uin = bytes.fromhex("0000000064748b05")
     assert expected_p("password", uin, "!PTH") == "8B861F6C749FD12FA8D03A0B1BB3A414"
     assert expected_p("password", uin, "abcd") == "F0C288A57361621135A9E73D8FE2989A"
@@ -52,7 +52,7 @@ async def test_full_era_a_login_sequence(sim, browser):
     raw = [line for line in reply.set_cookies() if line.startswith("skey=")]
     assert raw == ["skey=%s; Domain=qq.com; Path=/" % cookies["skey"].value]  # unquoted @
 
-    # S6 login2: the JSON form of §2.7, key for key.
+    # S6 login2: the JSON form of §3.6, key for key.
     reply = await in_thread(browser.login2, "53999199")
     body = reply.json()
     assert reply.headers["Content-Type"] == "text/plain; charset=utf-8"
@@ -63,7 +63,7 @@ async def test_full_era_a_login_sequence(sim, browser):
     assert result["uin"] == 10001 and result["status"] == "online"
     assert result["cip"] == 2130706433                                  # 127.0.0.1
     assert re.fullmatch(r"[0-9a-f]{80}", result["vfwebqq"])
-    # The Erlang-term psessionid of §2.7: the QQ number little-endian, then skey, vfwebqq.
+    # The Erlang-term psessionid of §3.6: the QQ number little-endian, then skey, vfwebqq.
     psessionid = result["psessionid"]
     assert psessionid.startswith("83680467") and "6e0400" + "11270000" in psessionid
     assert psessionid.endswith(result["vfwebqq"])

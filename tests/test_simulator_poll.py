@@ -1,4 +1,4 @@
-"""poll2 and sends against the simulator (PROTOCOL.md §2.16 - §2.24, §4, §6).
+"""poll2 and sends against the simulator (docs/protocol.rst §3.15 - §3.23, §5, §7).
 
 A held poll is observed through the ``held_polls`` fixture (the simulator reports each
 poll it holds), never by sleeping. Hold times are a fraction of a second.
@@ -52,7 +52,7 @@ async def test_held_poll_answers_as_soon_as_a_message_arrives(sim, browser, held
     assert value["msg_type"] == 9
     assert value["content"] == [["font", {"size": 10, "color": "000000", "style": [0, 0, 0],
                                           "name": "宋体"}], "hi"]
-    assert "\\u5B8B\\u4F53" in reply.text                       # §0.4 upper-case escapes
+    assert "\\u5B8B\\u4F53" in reply.text                       # §1.3 upper-case escapes
 
 
 @pytest.mark.gen_test
@@ -309,7 +309,10 @@ async def test_silent_drops_of_fast_or_repeated_sends(io_loop, request):
 
 
 @pytest.mark.gen_test
-async def test_an_exact_repeat_is_answered_but_delivered_once(sim, held_polls):
+async def test_an_exact_repeat_is_answered_but_delivered_once(io_loop, request, held_polls):
+    # The invented rule, now an option (off by default): a repeated msg_id is dropped.
+    sim = start_simulator(io_loop, request, world=default_world(
+        drop_exact_repeats=True, min_interval=0, dup_window=0))
     bot, friend = Browser(sim), Browser(sim)
     await in_thread(bot.sign_in, 10001, "11111111")
     await in_thread(friend.sign_in, 10002, "22222222")
@@ -395,9 +398,9 @@ def test_blocking_socket_refused_after_stop(io_loop, request):
 
 @pytest.mark.gen_test
 async def test_the_2013_send_rules_drop_fast_sends_and_quick_copies(io_loop, request):
+    # The default world's rules: min_interval 0.5, dup_window 1.0, no drop of repeats.
     now = [1366948800.0]
-    sim = start_simulator(io_loop, request, clock=lambda: now[0], world=default_world(
-        min_interval=0.5, dup_window=1.0, drop_exact_repeats=False))
+    sim = start_simulator(io_loop, request, clock=lambda: now[0], world=default_world())
     bot, friend = Browser(sim), Browser(sim)
     await in_thread(bot.sign_in, 10001, "11111111")
     await in_thread(friend.sign_in, 10002, "22222222")

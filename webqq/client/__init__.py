@@ -12,8 +12,9 @@ The modules, from the one that drives to the values it hands out::
     login.py       LoginFlow: check, captcha, login, check_sig, login2; relink, resume;
                    Link, the clientid/psessionid/vfwebqq every later request repeats
     session.py     the saved session file (cookies, Link, msg_id); unusable ones set aside
-    contacts.py    Contacts and ContactLoader: friends, groups, discussions, QQ numbers
-    receiving.py   Receiver: a poll event, de-duplicated, its sender named
+    contacts.py    Contacts and ContactLoader: friends, groups, discussions
+    numbers.py     NumberBook: QQ and group numbers, learnt free or looked up when needed
+    receiving.py   Receiver: a poll event, de-duplicated, its sender named, in order
     sending.py     Transmitter: send_* and reply -> resolve, sign, build, send, classify
     uploads.py     Uploader: a part's pictures uploaded at its turn, the gface signature
     send_queue.py  SendQueue: order, pacing, time to live and result of OutgoingMessages
@@ -29,6 +30,7 @@ A message, from the poll answer to a plugin's reply::
     WebQQClient._on_poll      a poll2 readback: parse_poll -> PollResult.events
     WebQQClient._dispatch     Receiver.receive -> MessageReceived(chat, message, text,
                               sender, group, discussion), or None for a repeat
+    Receiver.deliver          [a sender's number looked up first], in arrival order
     WebQQClient._emit         every listener: the daemon (its plugins.Dispatcher runs
                               the plugins) and the OneBot API
         ... a plugin answers: the daemon calls client.send_buddy / send_group (by
@@ -38,6 +40,7 @@ A message, from the poll answer to a plugin's reply::
     Transmitter._transmit     the target resolved in the contacts [session signature]
     Transmitter._send_part    msg_id + 1, Transmitting event, build_send_* ->
                               HTTPStream.add_request
-    Transmitter._on_sent      SENT / FAILED / AMBIGUOUS / NOT_SENT (sent again later)
+    Transmitter._on_sent      SENT / FAILED / AMBIGUOUS (fate unknown: reported, not
+                              resent) / NOT_SENT (certainly unprocessed: sent again)
     SendQueue._finish         status set, OutgoingMessage.done resolved, SendFinished
 """

@@ -8,10 +8,11 @@ no threads, no sleeps. It never logs the password or a token (skey, ptwebqq, vfw
 Its parts, each in its own module, report back through callables and never change the
 state: ``login.LoginFlow`` (the requests of a login, relink or resume),
 ``sending.Transmitter`` (the ``SendQueue`` and each part's request), and
-``receiving.Receiver`` (repeats dropped, senders named). This class keeps the state
+``receiving.Receiver`` (repeats dropped, senders named, events emitted in order) and
+``numbers.NumberBook`` (QQ numbers, looked up when needed). This class keeps the state
 machine, the poll and heartbeat chains, the contact refreshes and the recovery ladder.
 
-A session, in the order this module is written (§1.2)::
+A session, in the order this module is written (§2.2)::
 
     client = WebQQClient(10001, "password", stream, "./run")
     client.on("message", lambda event: client.reply(event, "hi"))
@@ -20,7 +21,7 @@ A session, in the order this module is written (§1.2)::
 1. ``start()``: resume a saved session (``login2`` with the saved cookies) or log in:
    ``check`` -> (``getimage``, a ``CaptchaRequired`` event, ``enter_verify_code``) ->
    ``login`` -> ``login2`` (the ``LoginFlow``); then load the contacts (friends, groups
-   and their members, discussions, QQ numbers) and go ONLINE.
+   and their members, discussions; no QQ-number lookups) and go ONLINE.
 2. ONLINE: two endless chains on HTTPStream readbacks: ``poll2`` (re-issued at every
    answer) and the heartbeat; a watchdog relinks when no poll is answered for
    ``stall_after`` seconds; contacts are refreshed every ``contacts_refresh`` seconds.
@@ -91,6 +92,7 @@ from tornado.ioloop import IOLoop
 from webqq import statedir
 from webqq.client.calls import Calls
 from webqq.client.contacts import ContactLoader, Contacts
+from webqq.client.numbers import NumberBook
 from webqq.client.events import (CaptchaRequired, ClientEvent, ContactsLoaded, LoginFailed,
                                  LoginStep, MessageReceived, Notice, Online, Reconnecting,
                                  Sender, SendFinished, StateChanged, Transmitting)
@@ -126,7 +128,7 @@ log = logging.getLogger("webqq.client")
 # --- states -----------------------------------------------------------------------------
 
 class State(enum.Enum):
-    """Where the client stands (PROTOCOL.md §1.2, from the client's side)."""
+    """Where the client stands (docs/protocol.rst §2.2, from the client's side)."""
     STOPPED = "stopped"                  # not started, or stop() was called
     RESUMING = "resuming"                # login2 with a saved session's cookies
     LOGGING_IN = "logging_in"            # check, login, login2, contacts
@@ -148,12 +150,12 @@ _MOVES = {
     State.OFFLINE: {State.LOGGING_IN, State.STOPPED},
 }
 
-# Login codes after which trying again cannot help and may lock the account (§2.5).
+# Login codes after which trying again cannot help and may lock the account (§3.4).
 _FINAL_LOGIN_CODES = {LoginCode.WRONG_PASSWORD, LoginCode.ACCOUNT_EXPIRED,
                       LoginCode.INVALID_ACCOUNT, LoginCode.ACCOUNT_FROZEN}
-# login2 retcodes that mean "not this account, not now": stop (§5).
+# login2 retcodes that mean "not this account, not now": stop (§6).
 _FINAL_LOGIN2_CODES = {QQRetcode.NOT_WHITELISTED, QQRetcode.BLACKLISTED}
-# Consecutive unknown poll retcodes (e.g. 114) before logging in again (§5, MJ).
+# Consecutive unknown poll retcodes (e.g. 114) before logging in again (§6, MJ).
 _UNKNOWN_POLL_CODES_BEFORE_RELOGIN = 3
 
 
@@ -178,39 +180,52 @@ class WebQQClient:
             (default ``3 * poll_hold``).
         heartbeat_interval: seconds between two ``get_msg_tip`` beats.
         contacts_refresh: seconds between two contact reloads (0: only at login).
-        send_interval: seconds between two sends at least (§6.3).
+        send_interval: seconds between two sends at least, ``MIN_SEND_INTERVAL`` (0.5)
+            or more (docs/protocol.rst §7.3).
+        resend_ambiguous: send again a part whose fate is unknown (at least once)
+            instead of ending its message AMBIGUOUS (at most once, the default).
         send_ttl: seconds a queued message may wait for the client to be online.
         max_text: characters per message part; longer texts are split.
         backoff, backoff_max, jitter: the recovery ladder (seconds, seconds, fraction).
         poll_retry: the HTTPStream policy of a poll (repeatable: a long poll may be
             sent twice).
-        lookup_qq: look up the QQ number of every friend and member (one at a time).
+        lookup_qq: look up a QQ number when a message or a send needs one (paced; see
+            ``numbers.NumberBook``); False: only the numbers the protocol carries.
         resume: try the saved session before logging in.
-        era: ``Era.A`` (spring 2013, the default) or ``Era.B`` (login page and
-            ``login_sig`` first, then the ``check_sig`` hop after ``login``).
+        era: ``Era.A`` (spring 2013, the default), ``Era.B`` (login page and
+            ``login_sig`` first, then the ``check_sig`` hop after ``login``), or None
+            ("auto"): at each login, Era B when the login page carries a ``login_sig``,
+            else Era A.
         rng: the randomness (client id, jitter, check nonces); ``random.Random()``.
         clock: wall-clock seconds for the protocol's ``t`` stamps; ``time.time``.
         accept_friends: the friend policy (``Manager``): False answers no request by
             itself, True accepts all, a set of QQ numbers accepts those.
-        picture_cache_bytes, picture_cache_age: the caps of ``state_dir/pictures``
-            (bytes, seconds).
+        picture_cache_bytes, picture_cache_age: caps of ``state_dir/pictures`` (bytes, s).
         file_max_bytes: the cap on a file taken or fetched (bytes).
 
-    Attributes (the parts an application calls besides sending):
+    Attributes:
+        state: a ``State``. contacts: the ``Contacts`` of the last load, numbers filled
+            in as they are learnt.
+        numbers: the ``NumberBook``: ``numbers.qq_of(uin)`` and
+            ``numbers.group_number(code)`` give a number a caller needs (a Future that
+            never raises; None when it cannot be had now), looked up if unknown.
         pictures: ``Pictures``: ``await client.pictures.fetch(picture)`` -> bytes.
         files: ``Files``: ``accept``, ``refuse`` or ``download`` a file.
         manage: ``Manager``: answer friend and group requests, leave a group, set our
             group card; its ``accept_friends`` is the friend policy.
+        resend_ambiguous: the argument; a change applies to the next unknown fate.
     """
 
     def __init__(self, qq: int, password: str, stream: HTTPStream, state_dir: str, *,
                  poll_hold: float = 60.0, stall_after: Optional[float] = None,
                  heartbeat_interval: float = 60.0, contacts_refresh: float = 3600.0,
                  send_interval: float = 0.5, send_ttl: float = 300.0,
+                 resend_ambiguous: bool = False,
                  max_text: int = MAX_TEXT_CHARS, backoff: float = 1.0,
                  backoff_max: float = 300.0, jitter: float = 0.5,
                  poll_retry: Optional[RetryPolicy] = None, lookup_qq: bool = True,
-                 resume: bool = True, era: Era = Era.A, rng: Optional[random.Random] = None,
+                 resume: bool = True, era: Optional[Era] = Era.A,
+                 rng: Optional[random.Random] = None,
                  clock: Callable[[], float] = time.time,
                  accept_friends: Union[bool, Collection[int]] = False,
                  picture_cache_bytes: int = CACHE_MAX_BYTES,
@@ -244,14 +259,19 @@ class WebQQClient:
         self._poll_sent = 0.0
         self._unknown_poll_codes = 0
         self._heartbeats = 0
-        self._loader = ContactLoader(stream, clock, lookup_qq)
         self._loading_contacts: Optional[int] = None   # the epoch of the running load
+        self.resend_ambiguous = resend_ambiguous
         # The parts, and the callables through which they report (see their modules).
         self._flow = LoginFlow(qq, password, stream, state_dir, era=era, rng=self.rng,
                                epoch=lambda: self._epoch, failed=self._failed,
                                captcha=self._on_captcha, linked=self._go_online,
                                progress=lambda step: self._emit(LoginStep(step)))
         self._link = self._flow.link         # clientid, psessionid, vfwebqq
+        # What the book learns goes into the contacts, and the session file when saved.
+        self.numbers = NumberBook(stream, lambda: self._link.vfwebqq, clock,
+                                  enabled=lookup_qq,
+                                  learnt=lambda key, number: self.contacts.learn(key, number))
+        self._loader = ContactLoader(stream, clock, self.numbers)
         calls = Calls(stream, self._link, online=lambda: self.state is State.ONLINE,
                       clock=clock)
         self._sending = Transmitter(
@@ -259,9 +279,11 @@ class WebQQClient:
             can_send=lambda: self.state is State.ONLINE, emit=self._emit,
             save=self._save_session, renew=self._renew_link, interval=send_interval,
             ttl=send_ttl, max_text=max_text, clock=clock,
-            msg_id=self.rng.randrange(1111111, 99999999),
+            resend_ambiguous=lambda: self.resend_ambiguous,
+            numbers=self.numbers, msg_id=self.rng.randrange(1111111, 99999999),
             uploader=Uploader(calls, qq, self.rng))
-        self._receiver = Receiver(lambda: self.contacts, self._loader.qq_of, qq)
+        self._receiver = Receiver(self.io_loop, lambda: self.contacts, self.numbers,
+                                  self._emit, qq)
         self.pictures = Pictures(calls, PictureCache(
             Path(state_dir) / statedir.PICTURES, max_bytes=picture_cache_bytes,
             max_age=picture_cache_age, clock=clock))
@@ -358,6 +380,8 @@ class WebQQClient:
         if saved is not None:
             self._flow.restore(saved)
             self._sending.resume_at(saved.msg_id)
+            self.numbers.restore(saved.numbers)
+            self._loader.hash_variant = saved.hash_variant
             self._set_state(State.RESUMING, "found a saved session")
             self._relink("resume")
         else:
@@ -372,6 +396,7 @@ class WebQQClient:
         if self._link.psessionid is not None:
             self._save_session()
         self._new_epoch()
+        self._receiver.flush()
         self._sending.close("client stopped")
         self._set_state(State.STOPPED, reason)
 
@@ -381,7 +406,7 @@ class WebQQClient:
         if self._link.psessionid is not None and self.state is State.ONLINE:
             request = build_logout(clientid=self._link.clientid,
                                    psessionid=self._link.psessionid,
-                                   t=int(self.clock() * 1000))
+                                   t=self.clock())
             self.stream.add_request(request, _on_logout, retry=RetryPolicy(attempts=1),
                                     errback=lambda _r, e: log.info("logout2: %s", e))
         delete_session(self.state_dir, self.qq)
@@ -430,10 +455,10 @@ class WebQQClient:
     # -- logging in: the LoginFlow's requests, this client's states ----------------------
 
     def _login(self) -> None:
-        """Start over from ``check`` with a fresh client id (§1.2 S0-S2)."""
+        """Start over from ``check`` (§2.2 S0-S2), with the same client id."""
         self._new_epoch()
         self._sending.forget()
-        self._loader.forget()
+        self.numbers.forget()
         self._flow.begin()
 
     def _relink(self, step: str) -> None:
@@ -448,10 +473,13 @@ class WebQQClient:
         self._emit(CaptchaRequired(path))
 
     def _save_session(self) -> None:
-        """Write the session file: the flow's link and cookies, and the end of a new
-        block of msg_ids (``Transmitter.reserve``). A failure is logged, not raised."""
+        """Write the session file: the flow's link and cookies, the end of a new block
+        of msg_ids (``Transmitter.reserve``), the numbers learnt and the friend-list
+        hash variant. A failure is logged, not raised."""
+        saved = self._flow.saved(self._sending.reserve())
+        saved.numbers, saved.hash_variant = self.numbers.entries(), self._loader.hash_variant
         try:
-            save_session(self.state_dir, self._flow.saved(self._sending.reserve()))
+            save_session(self.state_dir, saved)
         except OSError as exc:
             log.warning("Could not save the session in %s: %s", self.state_dir, exc)
 
@@ -490,14 +518,18 @@ class WebQQClient:
             self._retry_later(step, "%s failed: %s" % (step, describe(error)),
                               logging.WARNING)
 
-    def _renew_link(self, epoch: int, step: str, reason: str) -> None:
-        """A send found its session dead (the Transmitter's ``renew``): log in again
-        (``step`` "login") or relink later ("relink"); nothing when the client has
-        left that session or is not online."""
+    def _renew_link(self, epoch: int, why: str, reason: str) -> None:
+        """A send found its session refused (the Transmitter's ``renew``, ``why``
+        "refused": 108 and the like) or unreachable ("unreachable"); nothing when the
+        client has left that session or is not online. A refusal relinks at once, as a
+        poll's 121 does, and logs in again only if login2 refuses too: a session kicked
+        a moment ago answers sends 108 before its poll says 121, and a relink keeps what
+        the server queued for it, which a new login would not find."""
         if epoch != self._epoch or self.state is not State.ONLINE:
             return
-        if step == "login":
-            self._relogin(reason)
+        if why == "refused":
+            self._set_state(State.RELINKING, reason)
+            self._recover("relink", reason)
         else:
             self._relink_later(reason)
 
@@ -559,6 +591,7 @@ class WebQQClient:
     def _go_online(self) -> None:
         """login2 accepted (the flow's ``linked``): save the session; after a login or
         a resume, load the contacts first; then ONLINE."""
+        self.numbers.learn(self.qq, self.qq)      # our own uin is our number (§2.2)
         self._save_session()
         resumed = self.state is State.RESUMING
         relinked = self.state is State.RELINKING
@@ -601,7 +634,7 @@ class WebQQClient:
 
     def _on_poll(self, epoch: int, response: Response):
         """One poll answer: dispatch its events (even from an ended chain: a message is
-        never thrown away), then decide the next step (§5)."""
+        never thrown away), then decide the next step (§6)."""
         if self.state is State.STOPPED:
             return None
         current = epoch == self._epoch
@@ -645,6 +678,8 @@ class WebQQClient:
             self._recover("relink", "poll2 answered %d" % result.retcode)
             return None
         elif outcome is PollOutcome.RELOGIN:
+            if result.retcode is QQRetcode.WRONG_WEB_CLIENT:
+                self._flow.new_clientid()
             self._relogin("poll2 answered %d" % result.retcode)
             return None
         elif outcome is PollOutcome.LOGGED_OUT:
@@ -670,7 +705,7 @@ class WebQQClient:
         """One ``get_msg_tip`` beat, not retried, its answer only logged; the next one
         is armed at once."""
         self._heartbeats += 1
-        request = build_heartbeat(rc=self._heartbeats, t=int(self.clock() * 1000))
+        request = build_heartbeat(rc=self._heartbeats, t=self.clock())
         self.stream.add_request(request, _on_heartbeat,
                                 errback=lambda _r, e: log.debug("heartbeat failed: %s", e),
                                 retry=RetryPolicy(attempts=1))
@@ -684,9 +719,9 @@ class WebQQClient:
         received = self._receiver.receive(event)
         if received is None:
             return
-        self._emit(received)
+        self._receiver.deliver(received)
         for reading in self._receiver.read(event, self.manage.accepts):
-            self._emit(reading)
+            self._receiver.deliver(reading)     # in order, behind a message that waits
         if isinstance(event, Kick) and current and self.state is State.ONLINE:
             delete_session(self.state_dir, self.qq)
             self._give_up("kicked: %s" % (event.reason or "logged in elsewhere"))
@@ -751,7 +786,7 @@ def _on_logout(response: Response) -> None:
 def _on_heartbeat(response: Response) -> None:
     try:
         parse_heartbeat(response.read())
-    except ProtocolError as exc:     # nobody knows its real format (§7.6)
+    except ProtocolError as exc:     # nobody knows its real format (§8.11)
         log.debug("heartbeat answer: %s", exc)
 
 

@@ -2,24 +2,30 @@
 
 contacts: the values and lookups of ``Contacts``, and ``ContactLoader``, which fills a new
 ``Contacts`` through the client's ``HTTPStream`` with ``webqq.qq`` requests and
-parsers (it never opens a socket, never parses bytes). ``WebQQClient`` replaces its
-contacts whole on every refresh.
+parsers (it never opens a socket, never parses bytes, and never looks up a member's QQ
+number: the ``NumberBook`` of ``numbers.py`` does that when a message needs one; of
+the people and groups a user names by number, friends and groups, it asks the book for
+``PREFETCH`` at most per load). ``WebQQClient`` replaces its contacts whole on every
+refresh and fills in each number learnt later (``learn``).
 Naming follows the project: ``uin`` is a per-session id, ``qq`` a real account number,
 ``gid``/``code`` a group's two opaque ids and ``number`` its public number, ``did`` a
 discussion's id. Any of them may be unknown (None) when the server did not say.
 """
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional
+from dataclasses import replace
+from typing import Any, Callable, Dict, List, Optional
 
+from webqq.client.numbers import NumberBook, group_key
 from webqq.http.errors import HTTPStreamError
 from webqq.qq import (
-    HASH_VARIANTS, ProtocolError, QQRetcode, RetcodeError, build_discussion_info,
-    build_discussions, build_friend_uin, build_friends, build_group_info, build_groups,
-    friends_hash, parse_discussion_info, parse_discussions, parse_friend_uin, parse_friends,
+    DISCUSSION_LIST_HOSTS, HASH_VARIANTS, ProtocolError,
+    build_discussion_info, build_discussions, build_friends, build_group_info,
+    build_groups, friends_hash, parse_discussion_info, parse_discussions, parse_friends,
     parse_group_info, parse_groups)
 
-__all__ = ["Friend", "Member", "Group", "Discussion", "Contacts", "ContactLoader"]
+__all__ = ["Friend", "Member", "Group", "Discussion", "Contacts", "ContactLoader",
+           "NO_HASH", "PREFETCH"]
 
 log = logging.getLogger("webqq.contacts")
 
@@ -41,11 +47,14 @@ class Friend:
 
 @dataclass(frozen=True)
 class Member:
-    """A member of a group or discussion: ``card`` is the group card (groups only)."""
+    """A member of a group or discussion: ``card`` is the group card (groups only);
+    ``role`` is ``owner`` (a group's or discussion's owner), ``admin`` (a group's
+    administrators: bit 0 of ``mflag``) or ``member``."""
     uin: int
     qq: Optional[int]
     nick: str
     card: Optional[str] = None
+    role: str = "member"
 
     @property
     def display_name(self) -> str:
@@ -132,49 +141,55 @@ class Contacts:
                 return member.qq
         return None
 
+    def learn(self, key: int, number: int) -> None:
+        """Write a number learnt after the load in: a QQ number (``key`` a uin) into
+        the friend and the members with that uin, a group's public number (``key`` a
+        ``group_key(code)``) into that group."""
+        if key < 0:
+            for gid, group in self.groups.items():
+                if group.code == -key:
+                    self.groups[gid] = replace(group, number=number)
+            return
+        friend = self.friends.get(key)
+        if friend is not None:
+            self.friends[key] = replace(friend, qq=number)
+        for chat in list(self.groups.values()) + list(self.discussions.values()):
+            member = chat.members.get(key)
+            if member is not None:
+                chat.members[key] = replace(member, qq=number)
 
-class _Load:
-    """One run of ``ContactLoader.load``: whether its session is still the current one,
-    and whether the server refused QQ-number lookups during it. Kept per run, so that a
-    stale load and a new one never share it."""
 
-    __slots__ = ("current", "refused")
-
-    def __init__(self, current: Callable[[], bool]) -> None:
-        self.current = current
-        self.refused = False
+#: How a friend-list request without a hash is named among the variants (pual_bot's
+#: spring 2013 request).
+NO_HASH = "none"
+#: Numbers of friends and groups asked for per load at most (the NumberBook's budget
+#: bounds them too): what a user names by number in a send, and what the OneBot API
+#: lists, while its calls cannot ask for a number themselves. Group members, the bulk
+#: (hundreds a group), are never asked for here; a resumed session has its numbers.
+PREFETCH = 8
 
 
 class ContactLoader:
-    """Loads the lists of §2.8-§2.13 one request at a time.
+    """Loads the lists of docs/protocol.rst §3.7-§3.11 one request at a time.
 
     Args:
         stream: the client's ``HTTPStream`` (its cookie jar carries the session).
         clock: wall-clock seconds, for the requests' ``t`` stamps.
-        lookup_qq: also ask ``get_friend_uin2`` for the QQ number of every friend and
-            member and the public number of every group, one at a time (MC: parallel
-            lookups got accounts black-listed); answers are cached until ``forget()``.
+        numbers: the client's ``NumberBook``: the numbers it knows go into the lists,
+            and the QQ numbers of discussion members (``ruin``) go into it.
 
-    Bound: one cached number per friend, group member and group the session has seen
-    (the account's own lists), all dropped at each login (``forget``).
+    Attributes:
+        hash_variant: the friend-list hash the server took last (``NO_HASH``: none, as
+            pual_bot sent in spring 2013), or None when unknown; kept in the session
+            file. The server's algorithm rotated during 2013 (docs/protocol.rst §4.3).
     """
 
-    def __init__(self, stream: Any, clock: Callable[[], float], lookup_qq: bool = True):
+    def __init__(self, stream: Any, clock: Callable[[], float], numbers: NumberBook):
         self.stream = stream
         self.clock = clock
-        self.lookup_qq = lookup_qq
-        self._numbers: Dict[int, int] = {}     # uin -> QQ number; -code -> group number
-        # The friend-list hash the server accepted last (None: no hash, as PB sent in
-        # spring 2013); the server's algorithm rotated during 2013 (§3.3, §7.1).
-        self._hash_variant: Optional[str] = None
-
-    def forget(self) -> None:
-        """Drop the cached numbers: a new login may hand out new uins (LQ)."""
-        self._numbers.clear()
-
-    def qq_of(self, uin: int) -> Optional[int]:
-        """A QQ number learnt by an earlier lookup, or None."""
-        return self._numbers.get(uin)
+        self.numbers = numbers
+        self.hash_variant: Optional[str] = None
+        self._discussion_host = DISCUSSION_LIST_HOSTS[0]   # the one that answered last
 
     async def load(self, old: "Contacts", *, qq: int, ptwebqq: str, clientid: int,
                    psessionid: str, vfwebqq: str, current: Callable[[], bool],
@@ -194,97 +209,133 @@ class ContactLoader:
         Returns:
             The new ``Contacts``, or None when ``current()`` turned false.
         """
-        run = _Load(current)
-        t = lambda: int(self.clock() * 1000)  # noqa: E731
-        friend_list = await self._friends(run, qq, ptwebqq, vfwebqq)
-        group_list = await self._get(run, build_groups(vfwebqq=vfwebqq),
-                                     parse_groups)
-        discussion_list = await self._get(run, build_discussions(
-            clientid=clientid, psessionid=psessionid, vfwebqq=vfwebqq, t=t()),
-            parse_discussions)
+        known = self.numbers.known
+        friend_list = await self._friends(current, qq, ptwebqq, vfwebqq)
+        group_list = await self._get(current, build_groups(vfwebqq=vfwebqq), parse_groups)
+        discussion_list = await self._discussions(current, clientid, psessionid, vfwebqq)
         if not current():
             return None
         contacts = Contacts(loaded_at=now)
-        if friend_list is None:
-            contacts.friends = dict(old.friends)
-        for f in friend_list.friends if friend_list else ():
-            contacts.friends[f.uin] = Friend(f.uin, await self._lookup(run, f.uin, vfwebqq),
-                                             f.nick, f.markname)
-        if group_list is None:
-            contacts.groups = dict(old.groups)
-        for g in group_list.groups if group_list else ():
-            info = await self._get(run, build_group_info(g.code, vfwebqq=vfwebqq, t=t()),
-                                   parse_group_info)
-            members = {} if info is None else {
-                m.uin: Member(m.uin, await self._lookup(run, m.uin, vfwebqq), m.nick, m.card)
-                for m in info.members}
-            number = await self._lookup(run, g.code, vfwebqq, lookup_type=4)
-            contacts.groups[g.gid] = Group(g.gid, g.code, number, g.name, g.markname, members)
+        # Discussions first: their member lists carry QQ numbers the others can use.
         if discussion_list is None:
             contacts.discussions = dict(old.discussions)
         for d in discussion_list.discussions if discussion_list else ():
-            info = await self._get(run, build_discussion_info(
-                d.did, clientid=clientid, psessionid=psessionid, vfwebqq=vfwebqq, t=t()),
-                parse_discussion_info)
+            info = await self._get(current, build_discussion_info(
+                d.did, clientid=clientid, psessionid=psessionid, vfwebqq=vfwebqq,
+                t=self.clock()), parse_discussion_info)
             members = {} if info is None else {
-                m.uin: Member(m.uin, m.qq, m.nick) for m in info.members}
+                m.uin: Member(m.uin, m.qq, m.nick,
+                              role="owner" if m.uin == info.owner_uin else "member")
+                for m in info.members}
+            for member in members.values():
+                self.numbers.learn(member.uin, member.qq)
             contacts.discussions[d.did] = Discussion(d.did, d.name, members)
+        await self._prefetch(current, friend_list, group_list)
+        if friend_list is None:
+            contacts.friends = dict(old.friends)
+        for f in friend_list.friends if friend_list else ():
+            contacts.friends[f.uin] = Friend(f.uin, known(f.uin), f.nick, f.markname)
+        if group_list is None:
+            contacts.groups = dict(old.groups)
+        for g in group_list.groups if group_list else ():
+            info = await self._get(current, build_group_info(
+                g.code, vfwebqq=vfwebqq, t=self.clock()), parse_group_info)
+            members = {} if info is None else {
+                m.uin: Member(m.uin, known(m.uin), m.nick, m.card,
+                              "owner" if m.uin == info.owner_uin else
+                              "admin" if m.is_admin else "member")
+                for m in info.members}
+            contacts.groups[g.gid] = Group(g.gid, g.code, known(group_key(g.code)), g.name,
+                                           g.markname, members)
         return contacts if current() else None
 
-    async def _friends(self, run: "_Load", qq: int, ptwebqq: str, vfwebqq: str):
-        """The friend list, with the hash the server wants: the one that worked last,
-        then no hash, then every variant of §3.3 while the server answers 50."""
-        variants = [self._hash_variant] + [v for v in (None,) + HASH_VARIANTS
-                                           if v != self._hash_variant]
+    async def _prefetch(self, current: Callable[[], bool], friend_list, group_list) -> None:
+        """Ask the book for the unknown numbers of friends, then groups, ``PREFETCH`` at
+        most, one after another."""
+        known = self.numbers.known
+        asks = [(self.numbers.qq_of, f.uin) for f in
+                (friend_list.friends if friend_list else ()) if known(f.uin) is None]
+        asks += [(self.numbers.group_number, g.code) for g in
+                 (group_list.groups if group_list else ()) if known(group_key(g.code)) is None]
+        for ask, key in asks[:PREFETCH]:
+            if not current():
+                return
+            await ask(key)
+
+    async def _friends(self, current: Callable[[], bool], qq: int, ptwebqq: str,
+                       vfwebqq: str):
+        """The friend list, with the hash the server wants: the variant that worked
+        last, then no hash, then every variant of §5.4, while the server refuses (any
+        retcode or an unreadable answer: in 2013 a wrong hash was not always 50)."""
+        variants = [self.hash_variant] if self.hash_variant else []
+        variants += [v for v in (NO_HASH,) + HASH_VARIANTS if v not in variants]
+        refusals: List[str] = []
         for variant in variants:
-            if variant is not None and not ptwebqq:
+            if variant != NO_HASH and not ptwebqq:
                 continue
-            hash_value = None if variant is None else friends_hash(qq, ptwebqq,
-                                                                   variant)
+            hash_value = None if variant == NO_HASH else friends_hash(qq, ptwebqq, variant)
             try:
-                found = await self._get(run, build_friends(
-                    vfwebqq=vfwebqq, hash_value=hash_value), parse_friends,
-                    raise_hash_wrong=True)
-            except RetcodeError:
+                found = await self._fetch(current, build_friends(
+                    vfwebqq=vfwebqq, hash_value=hash_value), parse_friends)
+            except ProtocolError as exc:
+                refusals.append("%s: %s" % (variant, exc))
                 continue
-            if found is not None and variant != self._hash_variant:
-                log.info("Friend list: the server takes hash variant %s", variant or "none")
-                self._hash_variant = variant
+            except HTTPStreamError as exc:
+                log.warning("Loading contacts: the friend list: %s: %s",
+                            exc.__class__.__name__, exc)
+                return None
+            if found is not None and variant != self.hash_variant:
+                log.info("Friend list: the server takes hash variant %s", variant)
+                self.hash_variant = variant
             return found
-        log.warning("Loading contacts: no friend-list hash variant was accepted")
+        log.warning("Loading contacts: no friend-list hash variant was accepted (%s)",
+                    "; ".join(refusals))
         return None
 
-    async def _get(self, run: "_Load", request, parse, raise_hash_wrong: bool = False):
-        """One request; None when it fails or the session changed meanwhile."""
-        if not run.current():
-            return None
+    async def _discussions(self, current: Callable[[], bool], clientid: int,
+                           psessionid: str, vfwebqq: str):
+        """The discussion list from the address that answered last, else the other
+        (docs/protocol.rst §3.10); None, said in the log, when neither answers."""
+        hosts = [self._discussion_host] + [h for h in DISCUSSION_LIST_HOSTS
+                                           if h != self._discussion_host]
+        failures: List[str] = []
+        for host in hosts:
+            request = build_discussions(clientid=clientid, psessionid=psessionid,
+                                        vfwebqq=vfwebqq, t=self.clock(), host=host)
+            try:
+                found = await self._fetch(current, request, parse_discussions)
+            except (HTTPStreamError, ProtocolError) as exc:
+                failures.append("%s: %s: %s" % (host, exc.__class__.__name__, exc))
+                continue
+            if found is not None and host != self._discussion_host:
+                log.info("Discussion list: %s answers", host)
+                self._discussion_host = host
+            return found
+        log.warning("Loading contacts: neither discussion list answered (%s); going on "
+                    "without discussions", "; ".join(failures))
+        return None
+
+    async def _get(self, current: Callable[[], bool], request, parse):
+        """One request; None when it fails (logged) or the session changed meanwhile."""
         try:
-            response = await self.stream.fetch(request)
-            if not run.current():
-                return None
-            if response.status != 200:
-                raise HTTPStreamError("HTTP %d" % response.status)
-            return parse(response.read())
-        except RetcodeError as exc:
-            if raise_hash_wrong and exc.retcode is QQRetcode.HASH_WRONG:
-                raise
-            if exc.retcode is QQRetcode.LOOKUP_REFUSED:
-                run.refused = True          # stop asking for the rest of this load
-            log.warning("Loading contacts: %s", exc)
+            return await self._fetch(current, request, parse)
         except (HTTPStreamError, ProtocolError) as exc:
             log.warning("Loading contacts: %s: %s", exc.__class__.__name__, exc)
         return None
 
-    async def _lookup(self, run: "_Load", uin: int, vfwebqq: str,
-                      lookup_type: int = 1) -> Optional[int]:
-        """The QQ number (``lookup_type`` 4: a group's public number) behind ``uin``."""
-        key = uin if lookup_type == 1 else -uin
-        if key in self._numbers or not self.lookup_qq or run.refused:
-            return self._numbers.get(key)
-        found = await self._get(run, build_friend_uin(
-            uin, vfwebqq=vfwebqq, t=int(self.clock() * 1000), lookup_type=lookup_type),
-            parse_friend_uin)
-        if found is not None:
-            self._numbers[key] = found.qq
-            return found.qq
-        return None
+    async def _fetch(self, current: Callable[[], bool], request, parse):
+        """One request, parsed; None when the session changed meanwhile.
+
+        Raises:
+            HTTPStreamError: it failed, or answered another status than 200.
+            ProtocolError: the server refused (a ``RetcodeError``) or answered nonsense.
+        """
+        if not current():
+            return None
+        response = await self.stream.fetch(request)
+        if not current():
+            return None
+        if response.status != 200:
+            raise HTTPStreamError("HTTP %d from %s" % (
+                response.status, request.selector.split("?")[0]))
+        return parse(response.read())

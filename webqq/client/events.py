@@ -220,7 +220,7 @@ class GroupJoinAnswered(ClientEvent):
 
 @dataclass(frozen=True)
 class FileNotice(ClientEvent):
-    """A file event (§4.11), read.
+    """A file event (§5.11), read.
 
     Attributes:
         change: ``"offer"`` (a friend sends a file: ``client.files.accept(event.event)``

@@ -7,12 +7,13 @@ never decides what a failure leads to (the client's recovery ladder does), never
 changes the client's state, never opens a socket, and never logs the password or a
 token.
 
-A login, one method per answer (era A, spring 2013; era B adds the two bracketed hops)::
+A login, one method per answer (era A, spring 2013; era B adds the two bracketed hops;
+with the era left to the server, "auto", the login page decides which it is)::
 
     begin()            [GET the login page -> _on_login_page: login_sig]
                        GET check           -> _on_check: salt, verify code needed?
     (a code needed)    GET getimage        -> _on_captcha_image: saved, captcha(path)
-    enter_code(code)   GET login           -> _on_login: nick [, check_sig URL]
+    enter_code(code)   GET login           -> _on_login: nick [, check_sig URL]; image removed
                        [GET check_sig      -> _after_check_sig: p_skey set]
                        POST login2         -> _on_login2: psessionid, vfwebqq; linked()
     relink(step)       POST login2 with the cookies and link held (relink, resume)
@@ -65,7 +66,9 @@ class Link:
     and the contact loader read it when they build a request.
 
     Attributes:
-        clientid: this login's 8-digit client id, chosen afresh by ``begin()``.
+        clientid: the client's 8-digit id, drawn once and kept across logins, as
+            pual_bot and twqq kept theirs ("random, fixed"); ``new_clientid()`` draws
+            another.
         psessionid: the d.web2 session token; None before login2 and after the client
             gave the session up (nothing left to save or resume).
         vfwebqq: the s.web2 token; None before login2.
@@ -88,8 +91,9 @@ class LoginFlow:
         password: its password, held here only, to encrypt it with each check's salt.
         stream: the client's ``HTTPStream``; its cookie jar holds the login's cookies.
         state_dir: where the captcha image is written.
-        era: ``Era.A`` or ``Era.B`` (login page and ``login_sig`` first, ``check_sig``
-            after ``login``).
+        era: ``Era.A``, ``Era.B`` (login page and ``login_sig`` first, ``check_sig``
+            after ``login``), or None ("auto"): load the login page at each login and
+            log in the Era B way when it carries a ``login_sig``, else the Era A way.
         rng: the client's randomness (client id, check nonces).
         epoch: the client's current epoch.
         failed: ``failed(step, error)``, when a chain of this flow fails for good.
@@ -100,10 +104,11 @@ class LoginFlow:
     Attributes:
         link: the ``Link`` the flow fills.
         nick: the account's nickname, as the last login answered it ("" before).
+        login_era: the era of the current or last login (None before the first one).
     """
 
     def __init__(self, qq: int, password: str, stream: HTTPStream, state_dir: str, *,
-                 era: Era, rng: Random, epoch: Callable[[], int],
+                 era: Optional[Era], rng: Random, epoch: Callable[[], int],
                  failed: Callable[[str, Exception], None],
                  captcha: Callable[[str], None], linked: Callable[[], None],
                  progress: Callable[[str], None] = lambda step: None) -> None:
@@ -120,25 +125,39 @@ class LoginFlow:
         self._captcha = captcha
         self._linked = linked
         self._progress = progress
+        self.login_era: Optional[Era] = None
         self._check: Optional[CheckResult] = None   # the salt of this login
-        self._login_sig: Optional[str] = None                # era B's login page token
+        self._login_sig: Optional[str] = None       # era B's login page token
 
     # -- what the client asks for --------------------------------------------------------
 
     def begin(self) -> None:
-        """Log in from the start (``check``, or the login page in era B) with a fresh
-        client id; the link's tokens are forgotten."""
-        self.link.clientid = self.rng.randrange(10_000_000, 100_000_000)
+        """Log in from the start (``check``, or the login page in era B) with the
+        client id (drawn at the first login); the link's tokens are forgotten."""
+        if not self.link.clientid:
+            self.new_clientid()
         self.link.psessionid = self.link.vfwebqq = None
-        self._check = None
+        self._check = self._login_sig = None
+        self.login_era = self.era
+        epoch = self._epoch()
+        self._progress("checking the account")
+        if self.era is None:                    # auto: the login page says which era
+            self.stream.add_request(build_login_page(), self._probe(epoch),
+                                    errback=self._probe_failed(epoch), retry=_LOGIN_RETRY)
+            return
         if self.era is Era.B:                   # late 2013: the login page's login_sig first
             request, readback = build_login_page(), self._on_login_page
         else:
             request, readback = self._check_request(), self._on_check
-        epoch = self._epoch()
-        self._progress("checking the account")
         self.stream.add_request(request, self._step(epoch, "login", readback),
                                 errback=self._errback(epoch, "login"), retry=_LOGIN_RETRY)
+
+    def new_clientid(self) -> None:
+        """Draw another client id for the next ``begin()``: the server called this one
+        a wrong web client (122). Otherwise a login keeps it, so that to the server a
+        relogin is the same client coming back, whose session (and what was queued for
+        it) it may keep."""
+        self.link.clientid = self.rng.randrange(10_000_000, 100_000_000)
 
     @property
     def waiting_code(self) -> bool:
@@ -186,15 +205,60 @@ class LoginFlow:
         self._login_sig = parse_login_sig(response.read())
         return self._check_request(), self._step(self._epoch(), "login", self._on_check)
 
+    def _probe(self, epoch: int):
+        """The readback of an "auto" login's page: a ``login_sig`` makes it an Era B
+        login, any other answer an Era A one; then ``check``."""
+        def decide(response: Response):
+            if response.status != 200:
+                return self._era_decided(Era.A, "the login page answered HTTP %d"
+                                         % response.status)
+            try:
+                self._login_sig = parse_login_sig(response.read())
+            except ProtocolError as exc:
+                return self._era_decided(Era.A, "the login page has no login_sig (%s)"
+                                         % exc)
+            return self._era_decided(Era.B, "the login page has a login_sig")
+
+        def readback(response: Response):
+            if epoch != self._epoch():
+                return None
+            try:
+                return decide(response)
+            except Exception as exc:            # a bug: log it, and recover all the same
+                log.exception("login step failed unexpectedly")
+                self._failed("login", exc)
+            return None
+        return readback
+
+    def _probe_failed(self, epoch: int):
+        def errback(request, error: HTTPStreamError) -> None:
+            if epoch != self._epoch():
+                return
+            # The error's words only at DEBUG: when the network is down the check fails
+            # too and says them, one line per attempt.
+            log.debug("the login page did not load: %s: %s", error.__class__.__name__,
+                      error)
+            request, readback = self._era_decided(
+                Era.A, "the login page did not load (%s)" % error.__class__.__name__)
+            self.stream.add_request(request, readback, errback=self._errback(epoch, "login"),
+                                    retry=_LOGIN_RETRY)
+        return errback
+
+    def _era_decided(self, era: Era, why: str):
+        """An "auto" login goes on as ``era``: its ``check`` request and readback."""
+        self.login_era = era
+        log.info("Login: %s: logging in the %s way (Era %s)", why,
+                 "late-2013" if era is Era.B else "spring-2013", era.value)
+        return self._check_request(), self._step(self._epoch(), "login", self._on_check)
+
     def _check_request(self):
-        return build_check(self.qq, self.rng.random(), era=self.era,
+        return build_check(self.qq, self.rng.random(), era=self.login_era,
                            login_sig=self._login_sig)
 
     def _on_check(self, response: Response):
         self._check = parse_check(response.read())
         if self._check.captcha_required:
-            request = build_captcha(self.qq, self.rng.random(),
-                                    vc_type=self._check.code)
+            request = build_captcha(self.qq, self.rng.random())
             return request, self._step(self._epoch(), "login", self._on_captcha_image)
         return self._login_request(self._check.code, after_captcha=False)
 
@@ -207,15 +271,16 @@ class LoginFlow:
     def _login_request(self, verifycode: str, after_captcha: bool):
         encrypted = encrypt_password(self._password, self._check.uin_bytes,
                                      verifycode)
-        request = build_login(self.qq, encrypted, verifycode, era=self.era,
+        request = build_login(self.qq, encrypted, verifycode, era=self.login_era,
                               login_sig=self._login_sig, after_captcha=after_captcha)
         self._progress("logging in")
         return request, self._step(self._epoch(), "login", self._on_login)
 
     def _on_login(self, response: Response):
         result = parse_login(response.read())
+        self._remove_captcha_image()
         self.nick = result.nick
-        if result.check_sig_url:                # era B: the hop that sets p_skey (§2.6)
+        if result.check_sig_url:                # era B: the hop that sets p_skey (§3.5)
             epoch = self._epoch()
             self.stream.add_request(
                 build_check_sig(result.check_sig_url),
@@ -223,6 +288,16 @@ class LoginFlow:
                 errback=lambda _r, error: self._check_sig_failed(epoch, error))
             return None
         return self._login2_request("login")
+
+    def _remove_captcha_image(self) -> None:
+        """The login was accepted: a verify-code image (of this login or one left by an
+        earlier run) has served. Not removing it is logged, not a failed login."""
+        try:
+            os.unlink(os.path.join(self.state_dir, statedir.captcha_file(self.qq)))
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            log.warning("cannot remove the verify-code image: %s", error)
 
     def _after_check_sig(self, response: Response):
         return self._login2_request("login")

@@ -12,7 +12,7 @@ received picture is at most ``RECEIVED_PICTURE_MAX`` (4 MiB), most are tens of K
 few milliseconds of local disk at worst, which we accept rather than a thread per
 picture. Anything larger never reaches the cache (the fetch refuses it first).
 
-Which request fetches which piece (§2.26)::
+Which request fetches which piece (§3.25)::
 
     source "offpic"   a friend's offline picture     get_offpic2 (a redirect)
     source "cface"    a custom face from a friend    get_cface2 (by the message's msg_id)
@@ -47,7 +47,7 @@ CACHE_MAX_BYTES = 64 * 1024 * 1024
 #: pictures about as long (push_offfile's expire_time is a week after the send).
 CACHE_MAX_AGE = 7 * 24 * 3600
 
-# The advert of the browser client (§4.14), as Content.text removes it.
+# The advert of the browser client (§5.14), as Content.text removes it.
 _ADVERT = re.compile(r"\n?【提示：此用户正在使用Q\+ Web：http://web\d?\.qq\.com/】")
 _KEY = re.compile(r"[0-9a-f]{40}")
 

@@ -5,8 +5,14 @@ pacing, time to live, results), the message counter (``msg_id``) and the tempora
 session signatures, and carries each part through its life: resolve the target in the
 contacts, fetch a session signature if needed, build the request with
 ``webqq.qq``, send it through the client's ``HTTPStream``, classify the answer.
-It never changes the client's state and never opens a socket; it never repeats a part
-whose fate is unknown (the server may have delivered it).
+It never changes the client's state and never opens a socket. It sends a part again
+only when the server certainly did not process it (it never left whole, it could not
+connect, the server answered 429 or 503, or refused it for a dead session); a part whose
+fate is unknown (a reset or a timeout after it left, a 502, an unreadable answer) may
+have been delivered: its message ends AMBIGUOUS, said in the log and the
+``SendFinished`` event, and is not repeated, unless ``resend_ambiguous`` asks for at
+least once. No 2013 source shows the server dropping a repeated msg_id (twqq's README
+lists the opposite as a known bug), so a resend is not assumed to be harmless.
 
 The life of a message::
 
@@ -15,7 +21,8 @@ The life of a message::
       -> _transmit            resolve the key to a uin; [get_c2c_msg_sig2 for a session]
                               [a part with pictures: Uploader.prepare uploads them]
       -> _send_part           msg_id + 1; Transmitting (first part); POST send_buddy_msg2
-      -> _on_sent             SENT, FAILED (retcode), AMBIGUOUS, or NOT_SENT (sent again)
+      -> _on_sent             SENT, FAILED (retcode), AMBIGUOUS (fate unknown), or
+                              NOT_SENT (certainly not processed: sent again)
       -> SendQueue            the next part, or the message's end: SendFinished
 
 How it meets the client: a few callables, and the client's ``Link`` read at each send::
@@ -24,7 +31,7 @@ How it meets the client: a few callables, and the client's ``Link`` read at each
                 epoch=lambda: client._epoch, can_send=lambda: client is ONLINE,
                 emit=client._emit,           # Transmitting, SendFinished
                 save=client._save_session,   # the msg_id block is spent: save a new one
-                renew=client._renew_link)    # renew(epoch, "login"|"relink", reason)
+                renew=client._renew_link)    # renew(epoch, "refused"|"unreachable", reason)
 
 The client opens the queue at ``start()`` (``open``), closes it at ``stop()``
 (``close``: queued messages fail), wakes it when it comes online (``wake``), and forgets
@@ -35,12 +42,14 @@ import logging
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from tornado import gen
+from tornado.concurrent import Future
 from tornado.ioloop import IOLoop
 
 from webqq.client.calls import NotOnline
 from webqq.client.contacts import Contacts, Discussion, Friend, Group
 from webqq.client.events import ClientEvent, MessageReceived, SendFinished, Transmitting
 from webqq.client.login import Link
+from webqq.client.numbers import NumberBook
 from webqq.client.send_queue import Outcome, OutgoingMessage, SendQueue
 from webqq.client.uploads import Uploader
 from webqq.http.errors import HTTPStreamError
@@ -57,15 +66,19 @@ log = logging.getLogger("webqq.client")
 # msg_ids reserved per save of the session (see Transmitter.reserve): one small file
 # write per thousand messages.
 MSG_ID_BLOCK = 1000
-# A send is repeated as it was (same msg_id, same content) when its answer is lost or
-# the server answers 502/503/504/429: the server takes an exact repeat for the same
-# message (§6.2), so it cannot show twice, and a message is not lost to a
-# passing fault. Short backoff: the resend must come while the server remembers.
-_SEND_RETRY = RetryPolicy(idempotent=True, attempts=4, backoff=0.5, backoff_max=4.0)
+# A send is never repeated by the stream once it may have reached the server: only a
+# failure that certainly left nothing processed (could not connect) is retried there.
+_SEND_RETRY = RetryPolicy(idempotent=False, attempts=4, backoff=0.5, backoff_max=4.0)
+# Statuses that refuse a request before processing it (RFC 6585 §4, RFC 9110 §15.6.4).
+_REFUSED_STATUSES = (429, 503)
+# Seconds before a part refused that way goes again: doubled per refusal, up to a cap.
+_REFUSED_BACKOFF, _REFUSED_BACKOFF_MAX = 1.0, 30.0
+# With resend_ambiguous, how often one part is sent again after an unknown fate.
+_AMBIGUOUS_RESENDS = 3
 #: Temporary-session signatures kept at most (one per stranger written to through a group
 #: or discussion); past it the oldest is dropped, and fetched again if needed.
 C2C_SIGS_MAX = 500
-# Send retcodes that mean the session is gone: renew it, then send again once (§5).
+# Send retcodes that mean the session is gone: renew it, then send again once (§6).
 _SESSION_GONE = {QQRetcode.LOGIN_EXPIRED, QQRetcode.SESSION_GONE, QQRetcode.VFWEBQQ_EXPIRED,
                  QQRetcode.CREDENTIALS_EXPIRED, QQRetcode.NO_COOKIE}
 
@@ -84,13 +97,17 @@ class Transmitter:
         emit: how ``Transmitting`` and ``SendFinished`` events reach the listeners.
         save: save the session now; called when ``msg_id`` reaches the saved block's
             end, and expected to call ``reserve()``.
-        renew: ``renew(epoch, step, reason)``: the session a send used is dead
-            (``step`` ``"login"``: refused by the server) or unreachable (``"relink"``).
+        renew: ``renew(epoch, why, reason)``: the session a send used was refused by the
+            server (``why`` ``"refused"``) or could not be reached (``"unreachable"``).
         interval: seconds between two sends at least.
         ttl: seconds a queued message may wait for the client to be online.
         max_text: characters per message part; longer texts are split.
         clock: wall-clock seconds, for the protocol's ``t`` stamps.
+        numbers: the client's ``NumberBook``, to find a friend or group named by a
+            number no contact has yet.
         msg_id: the counter's first value (random, so two logins rarely collide).
+        resend_ambiguous: read at each unknown fate; true: send the part again (at least
+            once) rather than end its message AMBIGUOUS (at most once).
         uploader: uploads the pictures of a part when its turn comes.
 
     Bounds: the temporary-session signatures are forgotten at each login and kept for
@@ -106,13 +123,16 @@ class Transmitter:
                  epoch: Callable[[], int], can_send: Callable[[], bool],
                  emit: Callable[[ClientEvent], None], save: Callable[[], None],
                  renew: Callable[[int, str, str], None], interval: float, ttl: float,
-                 max_text: int, clock: Callable[[], float], msg_id: int,
-                 uploader: Uploader) -> None:
+                 max_text: int, clock: Callable[[], float], numbers: NumberBook,
+                 msg_id: int, uploader: Uploader,
+                 resend_ambiguous: Callable[[], bool] = lambda: False) -> None:
         self.stream = stream
         self.io_loop: IOLoop = stream.io_loop
         self.link = link
         self.interval, self.ttl, self.max_text = interval, ttl, max_text
         self.clock = clock
+        self._resend_ambiguous = resend_ambiguous
+        self._numbers = numbers
         self.msg_id = msg_id
         self._reserved = msg_id              # the saved session resumes at this id
         self._contacts = contacts
@@ -161,8 +181,11 @@ class Transmitter:
         return self._reserved
 
     def resume_at(self, msg_id: int) -> None:
-        """Continue the counter of a restored session from its saved block's end."""
+        """Continue the counter of a restored session from its saved block's end; the
+        first send waits as if the process before had sent a moment ago (the server
+        counts its intervals per session, across our restarts)."""
         self.msg_id = self._reserved = msg_id
+        self.queue.after_restart()
 
     # -- asking for a send ---------------------------------------------------------------
 
@@ -252,9 +275,54 @@ class Transmitter:
     def _transmit(self, message: OutgoingMessage, part: Any, done: Done) -> None:
         """Send one part (the queue's ``transmit``); ``done(outcome, ...)`` follows once."""
         to = self._resolve(message.chat, message.target)
-        if to is None:
-            done(Outcome.FAILED, error="unknown %s %r" % (message.chat, message.target[1]))
+        if to is not None:
+            self._transmit_to(message, part, to, done)
             return
+        search = self._search(message.chat, message.target)
+        if search is None:
+            self._unknown(message, done)
+            return
+        self.io_loop.add_future(search, lambda found: self._found(message, part, done, found))
+
+    def _search(self, chat: str, key: Tuple[str, Any]) -> Optional[Future]:
+        """A friend named by QQ number, or a group by public number, that no contact
+        has yet: a Future of its uin (gid) or None, from looking up the unknown numbers
+        one by one (the NumberBook paces them); None when there is nothing to look up."""
+        by, value = key
+        contacts = self._contacts()
+        if chat == "buddy" and by == "qq":
+            asks = [(friend.uin, friend.uin, self._numbers.qq_of)
+                    for friend in contacts.friends.values() if friend.qq is None]
+        elif chat == "group" and by == "number":
+            asks = [(group.gid, group.code, self._numbers.group_number)
+                    for group in contacts.groups.values() if group.number is None]
+        else:
+            return None
+        if not asks:
+            return None
+
+        async def search() -> Optional[int]:
+            for target, key, ask in asks:
+                if await ask(key) == value:
+                    return target
+            return None
+        return gen.convert_yielded(search())
+
+    def _found(self, message: OutgoingMessage, part: Any, done: Done,
+               search: Future) -> None:
+        if search.exception() is not None:     # a bug: logged, the message fails
+            log.error("looking up %r crashed", message.target, exc_info=search.exception())
+        to = None if search.exception() is not None else search.result()
+        if to is None:
+            self._unknown(message, done)
+        else:
+            self._transmit_to(message, part, to, done)
+
+    def _unknown(self, message: OutgoingMessage, done: Done) -> None:
+        done(Outcome.FAILED, error="unknown %s %r" % (message.chat, message.target[1]))
+
+    def _transmit_to(self, message: OutgoingMessage, part: Any, to: int, done: Done) -> None:
+        """Send one part to the wire id ``to`` [after the session signature]."""
         epoch = self._epoch()
         if message.chat == "session":
             _uin, via_id, service_type = message.target[1]
@@ -262,7 +330,7 @@ class Transmitter:
             if sig is None:
                 request = build_c2c_sig(
                     via_id, to, service_type=service_type, clientid=self.link.clientid,
-                    psessionid=self.link.psessionid, t=int(self.clock() * 1000))
+                    psessionid=self.link.psessionid, t=self.clock())
                 self.stream.add_request(
                     request, lambda r: self._on_c2c_sig(r, message, part, to, done),
                     errback=lambda _r, e: self._send_failed(epoch, e, done, sent=False))
@@ -329,10 +397,12 @@ class Transmitter:
                                                "code is unknown" % to)
                     return
                 pictures["group_code"] = group.code
-        self.msg_id += 1
-        if self.msg_id >= self._reserved:
-            self._save()                     # reserve the next block first
-        ids = dict(msg_id=self.msg_id, clientid=self.link.clientid,
+        if message.part_msg_id is None:      # a part sent again keeps its msg_id
+            self.msg_id += 1
+            if self.msg_id >= self._reserved:
+                self._save()                 # reserve the next block first
+            message.part_msg_id = self.msg_id
+        ids = dict(msg_id=message.part_msg_id, clientid=self.link.clientid,
                    psessionid=self.link.psessionid)
         if message.chat == "buddy":
             request = build_send_buddy(to, content, **ids)
@@ -350,13 +420,23 @@ class Transmitter:
         epoch = self._epoch()
         self.stream.add_request(
             request, lambda r: self._on_sent(epoch, r, message, done),
-            errback=lambda _r, e: self._send_failed(epoch, e, done, sent=True),
+            errback=lambda _r, e: self._send_failed(epoch, e, done, sent=True,
+                                                    message=message),
             retry=_SEND_RETRY)
 
     def _on_sent(self, epoch: int, response: Response, message: OutgoingMessage,
                  done: Done) -> None:
+        if response.status in _REFUSED_STATUSES:
+            # Refused before processing: certainly not delivered, so it goes again.
+            message.refused += 1
+            delay = min(_REFUSED_BACKOFF * 2 ** (message.refused - 1), _REFUSED_BACKOFF_MAX)
+            log.info("Message %d: HTTP %d, not processed; sending it again in %.0f s",
+                     message.id, response.status, delay)
+            done(Outcome.NOT_SENT, retry_in=delay)
+            return
         if response.status != 200:
-            done(Outcome.AMBIGUOUS, error="HTTP %d" % response.status)
+            self._fate_unknown(message, done, "HTTP %d %s" % (response.status,
+                                                              response.reason))
             return
         try:
             parse_send(response.read())
@@ -364,25 +444,39 @@ class Transmitter:
             if exc.retcode in _SESSION_GONE and not message.retried:
                 # Refused, so not delivered: renew the session and send it again once.
                 message.retried = True
-                self._renew(epoch, "login", "send answered %d" % exc.retcode)
+                self._renew(epoch, "refused", "send answered %d" % exc.retcode)
                 done(Outcome.NOT_SENT)
                 return
             done(Outcome.FAILED, retcode=int(exc.retcode), error=exc.errmsg)
             return
         except ProtocolError as exc:
-            done(Outcome.AMBIGUOUS, error=str(exc))
+            self._fate_unknown(message, done, str(exc))
             return
         done(Outcome.SENT)
 
-    def _send_failed(self, epoch: int, error: HTTPStreamError, done: Done,
-                     sent: bool) -> None:
-        """A send that failed for good: nothing left if it never connected (it goes out
-        again after recovery); otherwise its fate is unknown, and it is not repeated."""
+    def _send_failed(self, epoch: int, error: HTTPStreamError, done: Done, sent: bool,
+                     message: Optional[OutgoingMessage] = None) -> None:
+        """A request that failed for good: if the server certainly did not process it
+        (``certainly_unprocessed``: it never left whole, or never connected), the part
+        goes out again after recovery; otherwise its fate is unknown."""
         if error.certainly_unprocessed or not sent:
-            self._renew(epoch, "relink", "send could not connect: %s" % describe(error))
+            self._renew(epoch, "unreachable",
+                        "send could not connect: %s" % describe(error))
             done(Outcome.NOT_SENT)
         else:
-            done(Outcome.AMBIGUOUS, error=describe(error))
+            self._fate_unknown(message, done, describe(error))
+
+    def _fate_unknown(self, message: OutgoingMessage, done: Done, error: str) -> None:
+        """The part may or may not have been delivered: AMBIGUOUS (at most once), or,
+        with ``resend_ambiguous``, sent again with the same msg_id (at least once)."""
+        if self._resend_ambiguous() and message.resent < _AMBIGUOUS_RESENDS:
+            message.resent += 1
+            log.warning("Message %d: its fate is unknown (%s); sending it again "
+                        "(resend_ambiguous: it may arrive twice)", message.id, error)
+            done(Outcome.NOT_SENT, retry_in=self.interval)
+            return
+        done(Outcome.AMBIGUOUS, error="its fate is unknown, so it was not sent again "
+                                      "(it may have arrived): " + error)
 
 
 def _check_pictures(chat: ChatKind, content: Outgoing) -> None:

@@ -6,6 +6,10 @@ session (skey, ptwebqq, psessionid, vfwebqq). It never holds
 the password, never uses pickle, and never logs a token: ``SavedSession.__repr__`` masks
 them, and no error message quotes the file's content.
 
+Besides the tokens it keeps what the session learnt that a restart should not ask the
+server again: the QQ numbers behind uins (valid as long as the session) and the
+friend-list hash variant the server takes.
+
 A file that is there but unusable (not UTF-8 JSON, a value of the wrong type or out of
 range, a cookie entry http.cookiejar would choke on, another version or account) never
 stops a start: ``load_session`` moves it aside as ``session-QQ.json.bad-YYYYMMDDTHHMMSS``
@@ -21,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
 from webqq import statedir
+from webqq.qq import HASH_VARIANTS
 
 __all__ = ["SavedSession", "session_path", "save_session", "load_session",
            "delete_session", "cookies_to_data", "cookies_from_data", "cookie_value",
@@ -36,6 +41,10 @@ MAX_FILE_BYTES = 1 << 20
 MAX_TOKEN_CHARS = 4096
 #: The largest msg_id accepted: 2**53, the integers a JavaScript server reads exactly.
 MAX_MSG_ID = 1 << 53
+#: The most numbers kept: a few thousand contacts at most, well under MAX_FILE_BYTES.
+MAX_NUMBERS = 20000
+#: The friend-list hash variants a file may name ("none": no hash; docs/protocol.rst §4.4).
+_HASH_VARIANTS = ("none",) + HASH_VARIANTS
 
 # The attributes of http.cookiejar.Cookie we keep, in its constructor's order.
 _COOKIE_FIELDS = ("version", "name", "value", "port", "port_specified", "domain",
@@ -54,6 +63,10 @@ class SavedSession:
         vfwebqq: the s.web2 token.
         msg_id: the next message counter value, so that a resumed session never repeats one.
         cookies: the cookie jar's content, as plain data (see ``cookies_to_data``).
+        numbers: ``[key, number]`` pairs of the ``NumberBook`` (uin -> QQ number,
+            -code -> group number).
+        hash_variant: the friend-list hash the server took (``"none"``, ``"N"``...), or
+            None when not known yet.
     """
     qq: int
     clientid: int
@@ -61,10 +74,13 @@ class SavedSession:
     vfwebqq: str
     msg_id: int
     cookies: List[Dict[str, Any]] = field(default_factory=list)
+    numbers: List[List[int]] = field(default_factory=list)
+    hash_variant: Optional[str] = None
 
     def __repr__(self) -> str:
         return ("SavedSession(qq=%d, clientid=%d, psessionid=***, vfwebqq=***, msg_id=%d, "
-                "%d cookies)" % (self.qq, self.clientid, self.msg_id, len(self.cookies)))
+                "%d cookies, %d numbers)" % (self.qq, self.clientid, self.msg_id,
+                                              len(self.cookies), len(self.numbers)))
 
 
 def session_path(state_dir: str, qq: int) -> str:
@@ -111,7 +127,8 @@ def save_session(state_dir: str, session: SavedSession) -> str:
     path = session_path(state_dir, session.qq)
     data = {"version": FORMAT_VERSION, "qq": session.qq, "clientid": session.clientid,
             "psessionid": session.psessionid, "vfwebqq": session.vfwebqq,
-            "msg_id": session.msg_id, "cookies": session.cookies}
+            "msg_id": session.msg_id, "cookies": session.cookies,
+            "numbers": session.numbers, "hash_variant": session.hash_variant}
     statedir.atomic_write_json(path, data)
     return path
 
@@ -178,10 +195,27 @@ def _parse(raw: bytes, qq: int) -> SavedSession:
         raise _Unusable("cookies is not a list")
     for number, cookie in enumerate(cookies, 1):
         _check_cookie(number, cookie)
+    hash_variant = data.get("hash_variant")
+    if hash_variant is not None and hash_variant not in _HASH_VARIANTS:
+        raise _Unusable("hash_variant is not one of %s" % ", ".join(_HASH_VARIANTS))
     return SavedSession(qq=qq, clientid=_integer(data, "clientid", 1, 10 ** 8),
                         psessionid=_token(data, "psessionid"),
                         vfwebqq=_token(data, "vfwebqq"),
-                        msg_id=_integer(data, "msg_id", 0, MAX_MSG_ID), cookies=cookies)
+                        msg_id=_integer(data, "msg_id", 0, MAX_MSG_ID), cookies=cookies,
+                        numbers=_numbers(data.get("numbers", [])),
+                        hash_variant=hash_variant)
+
+
+def _numbers(value: Any) -> List[List[int]]:
+    """The ``numbers`` of a file (absent in files of older versions: ``[]``)."""
+    if not isinstance(value, list) or len(value) > MAX_NUMBERS:
+        raise _Unusable("numbers is not a list of at most %d pairs" % MAX_NUMBERS)
+    for pair in value:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(
+                isinstance(n, int) and not isinstance(n, bool) and -MAX_MSG_ID < n < MAX_MSG_ID
+                for n in pair)):
+            raise _Unusable("numbers holds something else than [key, number] pairs")
+    return value
 
 
 def _no_constant(name: str) -> Any:
@@ -283,7 +317,7 @@ def cookie_value(jar: http.cookiejar.CookieJar, name: str) -> Optional[str]:
 
 def set_cookie(jar: http.cookiejar.CookieJar, name: str, value: str) -> None:
     """Replace cookie ``name`` where it is, or set it for ``qq.com`` (the domain of
-    ``ptwebqq`` and ``skey``, PROTOCOL.md §1.3), as a poll's 116 requires."""
+    ``ptwebqq`` and ``skey``, docs/protocol.rst §2.3), as a poll's 116 requires."""
     old = next((cookie for cookie in jar if cookie.name == name), None)
     domain = old.domain if old is not None else ".qq.com"
     path = old.path if old is not None else "/"

@@ -9,9 +9,9 @@ What it is for: parse the command line, find and load the configuration
                 each step of the login as it happens
     stop        SIGTERM, wait for a clean exit, SIGKILL after --timeout seconds
     restart     stop, then start
-    status      running or not, pid, uptime, login state, counts (from status.json,
-                and the API's get_status when it listens); how the last one ended;
-                exit 1 unless every account is online
+    status      running or not, pid, uptime, each account's login state and counts
+                (from status.json, and the API's get_status when it listens); how the
+                last one ended; exit 1 unless every account (or --account's) is online
     reload      SIGHUP: the daemon reads its configuration and plugins again; prints
                 what it applied and what waits for a restart
     send        send buddy|group|discussion TARGET TEXT: the API's send_msg
@@ -28,7 +28,9 @@ logging, simulator, ``WebQQClient``, plugins) -> ``WebQQClient.start`` logs in a
 ``send``, ``captcha``, ``friends``, ``groups`` (and a part of ``status``) call the
 daemon's OneBot API (``webqq.onebot``) on ``[api] listen`` with its token (configured, or
 generated into state_dir); they print lines for people, or the API's ``data`` as JSON with
-``--json``.
+``--json``. A daemon of several accounts (``[account:NAME]``) needs ``--account NAME|QQ``
+for them (its ``self_id``); ``status --account`` shows one account, ``restart --account``
+restarts one account's session (the API's ``set_restart``), leaving the others alone.
 
 A configuration file a bad edit has broken does not lock the operator out: ``stop``,
 ``status`` and the API verbs print its error, then find the daemon that runs from it
@@ -54,7 +56,7 @@ import types
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from webqq import statedir
 from webqq.daemon import config as configuration
@@ -75,6 +77,8 @@ STOP_TIMEOUT = 30.0
 START_WAIT = 30.0
 #: Seconds ``reload`` waits for the daemon to report the reload.
 RELOAD_WAIT = 10.0
+#: Seconds ``captcha`` waits for the server's verdict on the code (``--wait``).
+CAPTCHA_WAIT = 30.0
 #: How often the CLI looks again while it waits for the daemon.
 POLL_INTERVAL = 0.05
 
@@ -137,9 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="wait this long for the new daemon's login (default "
                               "%(default)g)")
     status = verb("status", "is it running, logged in, busy?",
-                  "Exit 0 when it runs and every account is online, 1 when not (with "
-                  "how the last one ended).")
+                  "Exit 0 when it runs and every account (or --account's) is online, 1 "
+                  "when not (with how the last one ended).")
     status.add_argument("--json", action="store_true", help="print the status file")
+    restart.add_argument("--account", metavar="NAME|QQ",
+                         help="restart only this account's session (through the API)")
     verb("reload", "re-read the configuration and plugins (SIGHUP)",
          "Applies what can change while running and prints what waits for a restart.")
     send = verb("send", "send a message through the daemon's API")
@@ -160,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("send", "captcha", "friends", "groups"):
         verbs[name].add_argument("--json", action="store_true",
                                  help="print the API's answer as JSON")
+    for name in ("status", "send", "captcha", "friends", "groups"):
+        verbs[name].add_argument("--account", metavar="NAME|QQ",
+                                 help="the account (needed when several run): its "
+                                      "[account:NAME] NAME or its QQ number")
     return parser
 
 
@@ -184,7 +194,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             config = configuration.load(path)
         except ConfigError as error:
             return _broken_file(command, path, error, args)
-        commands = Commands(config)
+        commands = Commands(config, account=getattr(args, "account", None))
         if command in ("run", "start", "restart"):
             # From here the daemon's own logging takes over.
             logging.getLogger().removeHandler(cli_log)
@@ -215,7 +225,8 @@ def _broken_file(command: str, path: Path, error: ConfigError,
         return ExitCode.CONFIG
     print("webqq %s: the file is not valid; acting on the daemon running from it "
           "(state_dir %s)" % (command, state_dir), file=sys.stderr)
-    return int(getattr(Commands(_stand_in(path, state_dir), broken=error), command)(args))
+    return int(getattr(Commands(_stand_in(path, state_dir), broken=error,
+                                account=getattr(args, "account", None)), command)(args))
 
 
 def find_running(path: Path) -> Optional[Path]:
@@ -237,7 +248,7 @@ def find_running(path: Path) -> Optional[Path]:
 def _stand_in(path: Path, state_dir: Path) -> Config:
     """A configuration that knows only where the running daemon keeps its state: what
     ``stop``, ``status`` and the API verbs need (the rest are defaults, unused)."""
-    return Config(source=path, account=AccountConfig(qq=configuration.SIMULATOR_QQ),
+    return Config(source=path, accounts=(AccountConfig(qq=configuration.SIMULATOR_QQ),),
                   daemon=DaemonConfig(state_dir=state_dir), network=NetworkConfig(),
                   hosts=types.MappingProxyType({}), simulator=SimulatorConfig(),
                   bot=BotConfig(), api=ApiConfig(listen=None),
@@ -253,6 +264,25 @@ def _log_warnings_to_stderr() -> logging.Handler:
     return handler
 
 
+def _accepted(status: Dict[str, Any]) -> bool:
+    """Whether the login a code was entered for came online: the status keeps no
+    captcha once it did, even when a poll failure has already sent it relinking."""
+    return "captcha" in status and status["captcha"] is None \
+        and status.get("online_since") is not None \
+        and status.get("state") not in ("offline", "stopped")
+
+
+def _new_image(status: Dict[str, Any]) -> Optional[str]:
+    """The path of the image the server sent after refusing the last code entered,
+    while the login waits for its code; else None."""
+    captcha = status.get("captcha") or {}
+    last_code = captcha.get("last_code") or {}
+    if status.get("state") == "waiting_captcha" and last_code.get("outcome") == "refused" \
+            and captcha["images"] > last_code["image"]:
+        return captcha["image"]
+    return None
+
+
 class ApiUnavailable(Exception):
     """Raised when the daemon's API cannot answer a CLI verb (the message says why)."""
 
@@ -261,21 +291,26 @@ class Commands:
     """One method per command: takes the parsed arguments, prints, returns the exit
     code. ``system`` holds the OS effects (kill, sleep, clock) so tests can swap them;
     ``broken`` is the error of a configuration file that is not valid, when ``config``
-    only stands in for it (``find_running``)."""
+    only stands in for it (``find_running``); ``account`` is ``--account NAME|QQ``."""
 
     def __init__(self, config: Config, system: Optional[System] = None,
-                 broken: Optional[ConfigError] = None) -> None:
+                 broken: Optional[ConfigError] = None,
+                 account: Optional[str] = None) -> None:
         self.config = config
         self.system = system or System()
         self.broken = broken
+        self.account = account
 
     def check(self, args: argparse.Namespace) -> int:
-        configuration.resolve_password(self.config)      # ConfigError: exit 3
+        for account in self.config.accounts:
+            configuration.resolve_password(self.config, account)     # ConfigError: exit 3
         sys.stdout.write(configuration.render_effective(self.config))
         logging.disable(logging.ERROR)                   # the problems are printed below
         try:
-            problems = Dispatcher(lambda *_: None).load(self.config.bot.plugins,
-                                                        self.config.plugin_settings)
+            modules = tuple(dict.fromkeys(self.config.bot.plugins + tuple(
+                module for account in self.config.accounts for module in
+                account.plugins or ())))
+            problems = Dispatcher(lambda *_: None).load(modules, self.config.plugin_settings)
         finally:
             logging.disable(logging.NOTSET)
         for problem in problems:
@@ -329,6 +364,14 @@ class Commands:
                                   "unsent messages may be lost" % (timeout, pid))
 
     def restart(self, args: argparse.Namespace) -> int:
+        if self.account is not None:
+            try:
+                self._call("set_restart", {})
+            except ApiUnavailable as error:
+                return self._unavailable("restart", error)
+            print("webqq restart: the session of account %s restarts; the other accounts "
+                  "go on (webqq status tells how)" % self.account)
+            return ExitCode.OK
         code, line = self._stop(args.timeout)
         print("webqq %s" % line, file=sys.stdout if code == ExitCode.OK else sys.stderr)
         if code != ExitCode.OK:
@@ -347,10 +390,18 @@ class Commands:
         if not status or status.get("pid") != pid:
             print("webqq is starting (pid %s)" % (pid or "not written yet"))
             return ExitCode.FAILURE
-        print("\n".join(describe(status, time.time())))
+        try:
+            chosen = self._chosen(status) if self.account is not None else None
+        except ApiUnavailable as error:
+            return self._unavailable("status", error)
+        print("\n".join(describe(status, time.time(), only=chosen)))
         if status.get("api"):
-            print(self._describe_api(status["api"]["url"]))
-        return ExitCode.FAILURE if not_online(status) else ExitCode.OK
+            if len(status.get("accounts") or ()) > 1 and chosen is None:
+                print("api: %s (webqq status --account NAME adds its store)"
+                      % status["api"]["url"])
+            else:
+                print(self._describe_api(status["api"]["url"]))
+        return ExitCode.FAILURE if not_online(status, only=chosen) else ExitCode.OK
 
     def _describe_api(self, url: str) -> str:
         try:
@@ -395,6 +446,8 @@ class Commands:
             print("webqq reload: %s changed; that takes effect at the next restart "
                   "(webqq restart)" % ", ".join(result["at_restart"]))
         problems = ["plugin %s" % problem for problem in result["plugin_errors"]]
+        problems += ["account not started, the running one kept: %s" % problem
+                     for problem in result.get("account_errors") or ()]
         if result["api_error"]:
             problems.append("[api] not applied, the API keeps its old settings: %s"
                             % result["api_error"])
@@ -557,11 +610,53 @@ class Commands:
         host = "127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host
         return "http://%s:%d" % ("[%s]" % host if ":" in host else host, port)
 
-    def _call(self, action: str, params: Dict, check: bool = True):
-        """POST one action; returns its ``data`` (or, unchecked, the whole envelope).
+    def _known_accounts(self, status: Optional[Dict] = None) -> List[Tuple[str, int]]:
+        """``(name, qq)`` of each account: the running daemon's (its status file), else
+        the configuration's."""
+        status = read_status(self.config) if status is None else status
+        running = (status or {}).get("accounts")
+        if running and Pidfile.probe(pidfile_path(self.config))[0]:
+            return [(name, entry["qq"]) for name, entry in running.items()]
+        return [(account.name, account.qq) for account in self.config.accounts]
 
-        Raises ApiUnavailable: not running, refused, or (checked) the action failed.
+    def _chosen(self, status: Optional[Dict] = None) -> Optional[str]:
+        """The name of the account ``--account`` names (None when not given).
+
+        Raises ApiUnavailable: no such account."""
+        if self.account is None:
+            return None
+        known = self._known_accounts(status)
+        for name, qq in known:
+            if self.account in (name, str(qq)):
+                return name
+        raise ApiUnavailable("no account %r (accounts: %s)" % (self.account, ", ".join(
+            "%s (%d)" % pair for pair in known)))
+
+    def _self_id(self) -> Optional[int]:
+        """The ``self_id`` of the account an API verb is for: ``--account``'s, or None
+        for the daemon's only account.
+
+        Raises ApiUnavailable: no such account, or several run and none was chosen."""
+        known = self._known_accounts()
+        chosen = self._chosen()
+        if chosen is None:
+            if len(known) > 1:
+                raise ApiUnavailable("%d accounts run (%s): choose one with --account "
+                                     "NAME|QQ" % (len(known), ", ".join(
+                                         "%s (%d)" % pair for pair in known)))
+            return None
+        return dict(known)[chosen]
+
+    def _call(self, action: str, params: Dict, check: bool = True):
+        """POST one action (for ``--account``'s account: its ``self_id``); returns its
+        ``data`` (or, unchecked, the whole envelope).
+
+        Raises ApiUnavailable: not running, refused, no such account or several to
+        choose from, or (checked) the action failed.
         """
+        self_id = self._self_id()
+        if self_id is not None:
+            params = dict(params, self_id=self_id)
         url = self._api_url()
         status = read_status(self.config) or {}
         if self.broken is not None and (status.get("api") or {}).get("token") != "generated":

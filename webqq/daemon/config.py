@@ -1,5 +1,9 @@
 """Configuration: the ini file read into typed, validated, frozen settings.
 
+(Over 800 lines on purpose: every section's dataclass sits beside its reader, so a key's
+default, converter and error are read in one place; the converters themselves live in
+``webqq.daemon.datatypes``.)
+
 What it is for: ``find_config`` picks the file (``-c``, else the first of ``search_path()``),
 ``load`` turns it into a ``Config`` (one frozen dataclass per section), ``resolve_password``
 finds the account password when the daemon is about to log in, and ``render_effective``
@@ -30,15 +34,22 @@ Rules the ini file follows (conf/webqq.ini repeats them for its readers):
   a password in ``password_file`` or ``WEBQQ_PASSWORD``; write a ``;`` prefix as
   ``command_prefix =;`` (no space before the ``;``).
 * Only ``[bot] plugins`` and ``[plugin:NAME]`` values may continue on indented lines.
-* Password, highest precedence first: the ``WEBQQ_PASSWORD`` environment variable when
-  non-empty, ``password_file``, ``password``. Setting both keys in the file is an error.
+* ``[account]`` is the one account; ``[account:NAME]`` sections (NAME: letters, digits,
+  ``_`` and ``-``) are several, run by one daemon. A file has one or the other, not both;
+  no two accounts share a QQ number. Each may set ``era`` and ``plugins`` (instead of
+  ``[bot] plugins``) besides its password source; ``Config.accounts`` lists them in file
+  order. ``[account]``'s NAME is ``default``.
+* Password, highest precedence first: the environment variable when non-empty
+  (``WEBQQ_PASSWORD`` for ``[account]``, ``WEBQQ_PASSWORD_NAME`` for ``[account:NAME]``,
+  NAME in capitals with ``-`` as ``_``), ``password_file``, ``password``. Setting both
+  keys in the file is an error.
   The password is resolved lazily, by ``resolve_password`` when the daemon logs in or
   ``webqq check`` validates, so ``webqq stop`` and ``webqq status`` work for a user who may
   not read the password file.
 * ``[simulator] embedded = yes`` makes ``[account]`` optional: ``qq`` defaults to the
   simulator's built-in account (``SIMULATOR_QQ``) and, without a password source,
   ``resolve_password`` returns None: the daemon takes the password from the simulator's
-  world, which knows every account it serves. ``[hosts]`` is ignored then (the daemon routes
+  world, which knows every account it serves (and gains those it did not list). ``[hosts]`` is ignored then (the daemon routes
   every protocol host to the simulator), with a warning if it is not empty.
 * ``[api] listen`` on an address other than loopback needs ``[api] token``: a generated
   token would guard a public port with a secret only this machine's state_dir knows.
@@ -67,12 +78,12 @@ from pathlib import Path
 from typing import Callable, Dict, Mapping, Optional, Tuple, TypeVar, Union
 
 from webqq.daemon.datatypes import (access_token, bind_port, boolean, byte_size,
-                                    command_prefix, count, email_addresses,
+                                    command_prefix, count, email_addresses, era,
                                     existing_directory, existing_file, friend_policy,
                                     host_name, host_port, http_url, listen_address,
                                     loglevel, module_names, optional, path,
                                     positive_seconds, qq_number, seconds, smtp_security,
-                                    text, ws_url)
+                                    send_interval, text, ws_url)
 from webqq.http.redact import MASK, redact_url
 
 logger = logging.getLogger("webqq.config")
@@ -85,6 +96,8 @@ PASSWORD_ENV = "WEBQQ_PASSWORD"
 SYSTEM_CONFIG = Path("/etc/webqq/webqq.ini")
 #: Default ``[daemon] state_dir``, relative to the configuration file's directory.
 DEFAULT_STATE_DIR = "run"
+#: The NAME of ``[account]``, the one account of a file without ``[account:NAME]``.
+DEFAULT_ACCOUNT = "default"
 
 _SECRET_FIELDS = frozenset({"password", "token", "secret", "smtp_password"})
 # URLs whose userinfo and query are shown masked (``redact_url``).
@@ -163,16 +176,24 @@ def looks_secret(key: str) -> bool:
 
 @dataclass(frozen=True, repr=False)
 class AccountConfig(_MaskedRepr):
-    """``[account]``: whom the daemon logs in as. See ``resolve_password`` for the password.
+    """``[account]`` or ``[account:NAME]``: an account the daemon logs in as. See
+    ``resolve_password`` for the password.
 
-    ``qq`` is required unless the simulator is embedded (then: ``SIMULATOR_QQ``).
-    ``password`` is the literal from the file, None when empty or absent.
-    ``password_file`` names a file whose first line is the password; None when unset.
+    ``qq`` is required unless the simulator is embedded and the section is ``[account]``
+    (then: ``SIMULATOR_QQ``). ``password`` is the literal from the file, None when empty
+    or absent. ``password_file`` names a file whose first line is the password; None
+    when unset. ``era``: ``auto`` (the login page decides), ``A`` (spring 2013) or ``B`` (late 2013).
+    ``plugins``: the module names this account loads; None: ``[bot] plugins``.
+    ``name``: NAME, ``DEFAULT_ACCOUNT`` for ``[account]``; ``section`` is the section.
     """
 
     qq: int
     password: Optional[str] = None
     password_file: Optional[Path] = None
+    era: str = "auto"
+    plugins: Optional[Tuple[str, ...]] = None
+    name: str = DEFAULT_ACCOUNT
+    section: str = "account"
 
 
 @dataclass(frozen=True, repr=False)
@@ -222,12 +243,15 @@ class SimulatorConfig(_MaskedRepr):
 class BotConfig(_MaskedRepr):
     """``[bot]``: ``plugins`` are module names, loaded in order; ``command_prefix`` starts
     a command (``!ping``); ``send_interval`` is the least time in seconds between two
-    messages the daemon sends; ``accept_friends`` is False (no friend request accepted
-    unattended), True (all) or the QQ numbers whose requests are accepted."""
+    messages the daemon sends; ``resend_ambiguous`` sends again a message whose fate is
+    unknown (at least once) instead of reporting it ambiguous (at most once);
+    ``accept_friends`` is False (no friend request accepted unattended), True (all) or
+    the QQ numbers whose requests are accepted."""
 
     plugins: Tuple[str, ...] = ("webqq.plugins.builtin",)
     command_prefix: str = "!"
     send_interval: float = 0.5
+    resend_ambiguous: bool = False
     accept_friends: Union[bool, Tuple[int, ...]] = False
 
 
@@ -281,7 +305,8 @@ class Config(_MaskedRepr):
     """The whole configuration, as ``load`` read it from ``source``.
 
     ``source`` is the path as given to ``load``, relative if it was: a daemon that changes
-    its working directory keeps an absolute copy to load again on SIGHUP. ``hosts`` maps a
+    its working directory keeps an absolute copy to load again on SIGHUP. ``accounts``:
+    the ``[account]`` section, or each ``[account:NAME]``, in file order. ``hosts`` maps a
     protocol host name to the ``(host, port)`` to connect to instead
     (``HTTPStream(hosts=)``). ``plugin_settings`` maps a plugin's module name, as listed in
     ``[bot] plugins``, to the keys of its ``[plugin:NAME]`` section (str to str); a plugin
@@ -289,7 +314,7 @@ class Config(_MaskedRepr):
     """
 
     source: Path
-    account: AccountConfig
+    accounts: Tuple[AccountConfig, ...]
     daemon: DaemonConfig
     network: NetworkConfig
     hosts: Mapping[str, Tuple[str, int]]
@@ -302,6 +327,10 @@ class Config(_MaskedRepr):
 
 _SECTIONS = ("account", "daemon", "network", "hosts", "simulator", "bot", "api", "alert")
 _PLUGIN_PREFIX = "plugin:"
+_ACCOUNT_PREFIX = "account:"
+#: What NAME of ``[account:NAME]`` may be: it names the account on the command line,
+#: in the status file and in the environment variable of its password.
+_ACCOUNT_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 # Finding and loading the file.
@@ -392,16 +421,19 @@ def load(file: PathLike) -> Config:
         _check_section_name(source, name)
     simulator = _read_simulator(section("simulator"))
     bot = _read_bot(section("bot"))
+    accounts = _read_accounts(source, parser, section, simulator.embedded)
+    plugins = tuple(dict.fromkeys(bot.plugins + tuple(
+        module for account in accounts for module in account.plugins or ())))
     config = Config(
         source=source,
-        account=_read_account(section("account"), simulator.embedded),
+        accounts=accounts,
         daemon=_read_daemon(section("daemon")),
         network=_read_network(section("network")),
         hosts=_read_hosts(section("hosts")),
         simulator=simulator,
         bot=bot,
         api=_read_api(section("api")),
-        plugin_settings=_read_plugin_settings(source, parser, bot.plugins),
+        plugin_settings=_read_plugin_settings(source, parser, plugins),
         alert=_read_alert(section("alert")),
     )
     if config.hosts and simulator.embedded:
@@ -464,6 +496,11 @@ def _quote_line(line: str) -> str:
 
 
 def _check_section_name(source: Path, name: str) -> None:
+    if name.startswith(_ACCOUNT_PREFIX):
+        if not _ACCOUNT_NAME.fullmatch(name[len(_ACCOUNT_PREFIX):]):
+            raise ConfigError(source, name, None, "NAME of [account:NAME] must be 1 to 32 "
+                                                  "letters, digits, '_' or '-'")
+        return
     if name in _SECTIONS or name.startswith(_PLUGIN_PREFIX):
         return
     raise ConfigError(source, name, None, "unknown section" + _suggestion(name, _SECTIONS))
@@ -528,20 +565,46 @@ class _Section:
         return ConfigError(self.source, self.name, key, problem)
 
 
-def _read_account(section: _Section, embedded: bool) -> AccountConfig:
+def _read_accounts(source: Path, parser: configparser.ConfigParser,
+                   section: Callable[[str], "_Section"],
+                   embedded: bool) -> Tuple[AccountConfig, ...]:
+    """``[account]``, or every ``[account:NAME]`` in file order."""
+    named = [name for name in parser.sections() if name.startswith(_ACCOUNT_PREFIX)]
+    if not named:
+        return (_read_account(section("account"), embedded, DEFAULT_ACCOUNT),)
+    if parser.has_section("account"):
+        raise ConfigError(source, "account", None, "[%s] is there too: name this one as "
+                          "well ([account:NAME]), or keep only [account]" % named[0])
+    accounts: Dict[int, AccountConfig] = {}
+    for name in named:
+        account = _read_account(section(name), False, name[len(_ACCOUNT_PREFIX):])
+        if account.qq in accounts:
+            raise ConfigError(source, name, "qq", "%d is [%s]'s already" % (
+                account.qq, accounts[account.qq].section))
+        accounts[account.qq] = account
+    return tuple(accounts.values())
+
+
+def _read_account(section: _Section, embedded: bool, name: str) -> AccountConfig:
     values = section.read(
+        multiline=("plugins",),
         qq=qq_number,
         password=optional(text),
         password_file=optional(section.path),
+        era=optional(era),
+        plugins=optional(module_names),
     )
+    if values.get("era") is None:
+        values.pop("era", None)                 # empty: the default, auto
     if "qq" not in values:
         if not embedded:
-            raise section.error("qq", "missing (required unless [simulator] "
-                                      "embedded = yes)")
+            raise section.error("qq", "missing" + (" (required unless [simulator] "
+                                                   "embedded = yes)"
+                                                   if section.name == "account" else ""))
         values["qq"] = SIMULATOR_QQ
     if values.get("password") is not None and values.get("password_file") is not None:
         raise section.error("password_file", "password is set too; keep one of them")
-    return AccountConfig(**values)
+    return AccountConfig(name=name, section=section.name, **values)
 
 
 def _read_daemon(section: _Section) -> DaemonConfig:
@@ -587,7 +650,8 @@ def _read_bot(section: _Section) -> BotConfig:
         multiline=("plugins",),
         plugins=module_names,
         command_prefix=command_prefix,
-        send_interval=seconds,
+        send_interval=send_interval,
+        resend_ambiguous=boolean,
         accept_friends=friend_policy,
     ))
 
@@ -669,8 +733,9 @@ def _read_plugin_settings(source: Path, parser: configparser.ConfigParser,
 
 def _first_secret(config: Config) -> Optional[Tuple[str, str]]:
     """``(section, key)`` of the first secret the file itself holds, if any."""
-    if config.account.password is not None:
-        return "account", "password"
+    for account in config.accounts:
+        if account.password is not None:
+            return account.section, "password"
     for key in ("token", "secret"):
         if getattr(config.api, key) is not None:
             return "api", key
@@ -693,51 +758,61 @@ def _warn_if_readable_by_others(source: Path, file: Path, section: str, key: str
 
 # The password and the effective configuration.
 
-def _password_source(config: Config, environ: Mapping[str, str]) -> str:
-    """Which source ``resolve_password`` uses: the precedence, in one place."""
-    if environ.get(PASSWORD_ENV):
+def password_variable(account: AccountConfig) -> str:
+    """The environment variable that overrides ``account``'s password keys:
+    ``WEBQQ_PASSWORD`` for ``[account]``, ``WEBQQ_PASSWORD_NAME`` for ``[account:NAME]``
+    (``[account:shop-2]``: ``WEBQQ_PASSWORD_SHOP_2``)."""
+    if account.section == "account":
         return PASSWORD_ENV
-    if config.account.password_file is not None:
+    return "%s_%s" % (PASSWORD_ENV, account.name.upper().replace("-", "_"))
+
+
+def _password_source(account: AccountConfig, environ: Mapping[str, str]) -> str:
+    """Which source ``resolve_password`` uses: the precedence, in one place."""
+    if environ.get(password_variable(account)):
+        return password_variable(account)
+    if account.password_file is not None:
         return "password_file"
-    if config.account.password is not None:
+    if account.password is not None:
         return "password"
     return ""
 
 
-def resolve_password(config: Config,
+def resolve_password(config: Config, account: AccountConfig,
                      environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
-    """The account password, from the first source set: ``WEBQQ_PASSWORD`` (non-empty),
-    ``password_file``, ``password``.
+    """``account``'s password, from the first source set: its environment variable
+    (``password_variable``, non-empty), ``password_file``, ``password``.
 
     Args:
         config: what ``load`` returned.
-        environ: the environment to read ``WEBQQ_PASSWORD`` from; default ``os.environ``.
+        account: one of ``config.accounts``.
+        environ: the environment to read the variable from; default ``os.environ``.
 
     Returns the password, or None when none is set and the simulator is embedded (the
-    daemon then asks the simulator's world for the password of ``config.account.qq``).
+    daemon then asks the simulator's world for the password of ``account.qq``).
     Logs a warning when the password file is readable by others.
     Raises ConfigError when no source is set (and the simulator is not embedded), or the
     password file cannot be read, is empty or holds more than one line.
     """
     environ = os.environ if environ is None else environ
-    source = _password_source(config, environ)
-    if source == PASSWORD_ENV:
-        return environ[PASSWORD_ENV]
+    source = _password_source(account, environ)
     if source == "password_file":
-        return _read_password_file(config.source, config.account.password_file)
+        return _read_password_file(config.source, account.section, account.password_file)
     if source == "password":
-        return config.account.password
+        return account.password
+    if source:
+        return environ[source]
     if config.simulator.embedded:
         return None
-    raise ConfigError(config.source, "account", "password",
-                      f"missing: set password or password_file, or {PASSWORD_ENV} in the "
-                      f"environment")
+    raise ConfigError(config.source, account.section, "password",
+                      f"missing: set password or password_file, or "
+                      f"{password_variable(account)} in the environment")
 
 
-def _read_password_file(source: Path, file: Path) -> str:
+def _read_password_file(source: Path, section: str, file: Path) -> str:
     """The first line of ``file``, which must be its only line (a final newline is fine)."""
     def error(problem: str) -> ConfigError:
-        return ConfigError(source, "account", "password_file", f"{file}: {problem}")
+        return ConfigError(source, section, "password_file", f"{file}: {problem}")
 
     try:
         with open(file, encoding="utf-8-sig") as stream:
@@ -746,7 +821,7 @@ def _read_password_file(source: Path, file: Path) -> str:
         raise error(f"cannot read: {failure.strerror or failure}") from None
     except UnicodeDecodeError:
         raise error("not UTF-8 text") from None
-    _warn_if_readable_by_others(source, file, "account", "password_file")
+    _warn_if_readable_by_others(source, file, section, "password_file")
     password = content[:-1] if content.endswith("\n") else content
     password = password[:-1] if password.endswith("\r") else password
     if not password:
@@ -766,19 +841,21 @@ def render_effective(config: Config, environ: Optional[Mapping[str, str]] = None
     comes from; ``environ`` is read only for that (default ``os.environ``).
     """
     environ = os.environ if environ is None else environ
-    lines = [f"; effective configuration of {config.source} (secrets masked)", "",
-             "[account]"]
-    for field in dataclasses.fields(config.account):
-        value = getattr(config.account, field.name)
-        if value is not None:
-            lines.append(_render_line(field.name, _format(_masked(field.name, value))))
-    source = _password_source(config, environ)
-    if source:
-        lines.append(f"; the password comes from {source}")
-    elif config.simulator.embedded:
-        lines.append("; no password is set: the embedded simulator supplies it")
-    else:
-        lines.append("; no password is set")
+    lines = [f"; effective configuration of {config.source} (secrets masked)"]
+    for account in config.accounts:
+        lines += ["", f"[{account.section}]"]
+        for field in dataclasses.fields(account):
+            value = getattr(account, field.name)
+            if value is not None and field.name not in ("name", "section", "era"):
+                lines.append(_render_line(field.name, _format(_masked(field.name, value))))
+        source = _password_source(account, environ)
+        if source:
+            lines.append(f"; the password comes from {source}")
+        elif config.simulator.embedded:
+            lines.append("; no password is set: the embedded simulator supplies it")
+        else:
+            lines.append("; no password is set")
+        lines.append(_render_line("era", account.era))
     for name in ("daemon", "network", "simulator", "bot", "api", "alert"):
         section = getattr(config, name)
         lines += ["", f"[{name}]"]

@@ -1,4 +1,5 @@
-"""The daemon: one WebQQ session kept online, its messages handed to the plugins.
+"""The daemon: the WebQQ sessions of its accounts kept online, their messages handed to
+the plugins.
 
 What it is for: ``Daemon(config).run()`` is ``webqq run`` (foreground) and, after
 ``Daemon.start()`` has detached, the body of ``webqq start``. In order, the life of a
@@ -10,38 +11,47 @@ daemon, as ``Daemon._main`` reads:
    size-rotated); refuse to start, in one line naming the key, when a port to listen
    on is taken;
 2. start the embedded simulator when ``[simulator] embedded = yes`` and route every
-   protocol host to it;
-3. build the ``HTTPStream`` and the ``WebQQClient``, load the plugins into a
-   ``Dispatcher``, write the pid into the pidfile (now we are up) and leave the note
-   that leads to it (``Pointer``), start the client. A waiting ``webqq start`` hears of
-   each step of the login as it happens;
-4. serve: each ``"message"`` event becomes a ``webqq.plugins.Message`` for the plugins.
-   Every message to send, a plugin's reply or an API call's, is a row of the one
-   durable queue (``webqq.onebot.outbound.Outbound``, in ``messages.sqlite3``) before
-   the client sees it; an older version's ``outbox-QQ.json`` is moved into it at start.
-   With ``[api] listen`` (or a ``post_url`` / ``ws_reverse_url``),
-   ``webqq.onebot.server.OneBotApi`` serves OneBot v11 on the same IOLoop.
-   ``status.json`` in state_dir (``webqq.daemon.status``) is rewritten (atomically) on
-   every state change and every ``STATUS_INTERVAL`` seconds; it tells since when, the
-   last error while it applies, the next attempt, and why the client went offline for
-   good (then the daemon stops: kicked, logged out);
-5. on SIGTERM/SIGINT: let the queue drain (``DRAIN_TIMEOUT``; what is left stays queued
-   in the store and goes at the next start), close the API, stop the client (it saves
-   the session so the next start resumes it), stop the simulator, remove the pidfile.
-   The same signal again while it stops: exit at once (``_force_exit``).
+   protocol host to it; its world gains the configured accounts it did not list;
+3. build the one ``HTTPStream`` and open the one store (``messages.sqlite3``), start
+   the OneBot API when ``[api]`` asks for it, then start each account
+   (``webqq.daemon.account.Account``: its cookie scope of the stream, its
+   ``WebQQClient``, its rows and outbound queue, its plugins, its part of the API,
+   its watch in the one ``Health``, which feeds /readyz, /metrics, the account notices
+   and the ``[alert]`` incidents), write the pid into the pidfile (now we are up) and
+   leave the note that leads to it (``Pointer``). A waiting ``webqq start`` hears of each step of each login as it
+   happens, and is answered once every account is online, waiting for a verify code or
+   refused;
+4. serve: each account's messages go to its plugins; every message to send is a row of
+   its durable queue before its client sees it. ``status.json`` in state_dir
+   (``webqq.daemon.status``) is rewritten (atomically) on every state change and every
+   ``STATUS_INTERVAL`` seconds: the daemon's fields, an ``accounts`` map and, with one
+   account, that account's fields at the top as before. An account offline for good
+   (kicked, logged out, password refused) ends alone; the daemon stops when none is left;
+5. on SIGTERM/SIGINT: let the queues drain (``DRAIN_TIMEOUT``; what is left stays queued
+   in the store and goes at the next start), close the API, stop the clients (each
+   saves its session so the next start resumes it), stop the simulator, remove the
+   pidfile. The same signal again while it stops: exit at once (``_force_exit``).
    On SIGHUP: load the configuration again; a bad one is refused, logged, and the old one
    kept; what can change while running is applied (logging, timeouts, pacing, plugins,
-   the API), the rest waits for a restart (``webqq.daemon.reload``), and the outcome goes
-   to the status file for ``webqq reload`` to print.
+   the API, accounts added, removed or changed, each alone), the rest waits for a
+   restart (``webqq.daemon.reload``), and the outcome goes to the status file for
+   ``webqq reload`` to print.
+
+Why one stream for every account, not one each: one connection pool and limit, one
+deadline timer, one resolver cache and one TLS context (the system's CA certificates
+cost megabytes each time they are loaded), where a thousand accounts would otherwise
+have a thousand; cookies stay apart because each account's requests carry its own jar
+(``webqq.http.scope.CookieScope``). The pool's limit grows with the accounts, since each
+holds a long poll open.
 
 Signal handlers only hand over (``loop.add_signal_handler`` schedules a method that logs
 and acts). Beside it: ``webqq.daemon.pidfile`` (the pidfile lock, the pointer to it) and
 ``webqq.daemon.process`` (``ExitCode``, ``System``: the OS effects tests swap, the double
 fork, the report pipe to a waiting ``webqq start``).
 
-What it must never do: speak the protocol (the client does), log a secret (``SecretMask``
-guards every handler, as defence in depth), block the IOLoop, start a thread, or remove a
-pidfile it did not write.
+What it must never do: speak the protocol (the clients do), log a secret (``SecretMask``
+guards every handler, as defence in depth), block the IOLoop, start a thread or a timer
+per account beyond each client's own, or remove a pidfile it did not write.
 """
 import asyncio
 import dataclasses
@@ -51,30 +61,27 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Coroutine, Dict, List, Optional, Tuple
 
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from webqq import statedir
-from webqq.client.client import State, WebQQClient
-from webqq.client.session import load_session
 from webqq.daemon import config as configuration
 from webqq.daemon import reload as reloading
+from webqq.daemon.account import Account
 from webqq.daemon.alerts import Alerts
-from webqq.daemon.config import Config, ConfigError
-from webqq.daemon.logs import LogSetup, MaskingCookieJar, SecretMask
+from webqq.daemon.config import AccountConfig, Config, ConfigError
+from webqq.daemon.logs import LogSetup, SecretMask
 from webqq.daemon.pidfile import AlreadyRunning, Pidfile, Pointer, pidfile_path
 from webqq.daemon.process import (ExitCode, ReportPipe, StartupError, System, detach,
                                   await_report, check_ports)
-from webqq.daemon.status import Login, status_path
-from webqq.http.stream import HTTPStream, RetryPolicy
+from webqq.daemon.status import status_path
+from webqq.http.stream import MAX_CONNECTIONS, HTTPStream, RetryPolicy
 from webqq.onebot.health import Health
 from webqq.onebot.metrics import Metrics
-from webqq.onebot.outbound import Outbound, import_saved_outbox
 from webqq.onebot.server import ApiError, OneBotApi
-from webqq.onebot.store import Store, StoreError, open_store
+from webqq.onebot.store import Store, StoreError, StoreUnavailable, open_store
 from webqq.onebot.token import api_token
-from webqq.plugins import Actions, Dispatcher, Event, Message
 from webqq.tasks import TaskSet
 
 __all__ = ["Daemon", "STATUS_INTERVAL", "DRAIN_TIMEOUT"]
@@ -84,19 +91,15 @@ log = logging.getLogger("webqq.daemon")
 
 #: Seconds between two rewrites of the status file while nothing changes.
 STATUS_INTERVAL = 5.0
-#: Seconds a count change (a message in or out) may wait before the status file shows
-#: it: a busy bot rewrites the file at most this often.
+#: Seconds a count change (a message in or out), or with several accounts a state
+#: change, may wait before the status file shows it: a busy daemon rewrites the file at
+#: most this often.
 STATUS_DELAY = 0.5
-#: Seconds the outbound queue may take to drain at shutdown (the rest stays queued).
+#: Seconds the outbound queues may take to drain at shutdown (the rest stays queued).
 DRAIN_TIMEOUT = 10.0
-#: The long poll is not retried by HTTPStream: the client's recovery takes over at once.
-POLL_RETRY = RetryPolicy(idempotent=True, attempts=1)
-
-
-def saved_outbox_path(config: Config) -> Path:
-    """Where versions before the one durable queue saved unsent plugin replies at a
-    clean stop; moved into the store at start."""
-    return config.daemon.state_dir / statedir.saved_outbox_file(config.account.qq)
+#: Sockets each account may hold besides the pool's own ``MAX_CONNECTIONS``: its long
+#: poll, held open, and one request beside it.
+CONNECTIONS_PER_ACCOUNT = 2
 
 
 # --- the daemon ------------------------------------------------------------------------
@@ -122,23 +125,19 @@ class Daemon:
         self.exit_code = ExitCode.OK
         self.started_at = time.time()
         self.phase = "starting"             # starting, running, stopping, stopped
-        self.password: Optional[str] = None
+        #: The accounts by name, in the configuration's order.
+        self.accounts: Dict[str, Account] = {
+            settings.name: Account(self, settings) for settings in config.accounts}
+        self.prepared = False               # preflight() has run
         self.world = None                   # the embedded simulator's, after preflight()
         self.simulator = None
-        self.stream = None
-        self.client = None
+        self.stream: Optional[HTTPStream] = None
         self.store: Optional[Store] = None
-        self.outbound: Optional[Outbound] = None
         self.api: Optional[OneBotApi] = None
-        # Per account: readiness, notices (OneBot events, alerts), /metrics.
+        # Every account's readiness and notices (OneBot events, alerts), /metrics.
         self.health = Health()
         self.metrics = Metrics(self.health)
         self.alerts: Optional[Alerts] = None
-        self.dispatcher: Optional[Dispatcher] = None
-        self.plugin_problems: List[str] = []
-        self.counts: Dict[str, int] = dict.fromkeys(
-            ("received", "sent", "send_failed", "send_ambiguous"), 0)
-        self.login = Login()                # the login as the status file tells it
         self.pointer = Pointer(self.config_path)
         self.reloads = 0
         self.last_reload: Optional[Dict[str, Any]] = None
@@ -147,9 +146,18 @@ class Daemon:
         self._stopping: Optional[asyncio.Event] = None
         self._reloading: Optional[asyncio.Lock] = None
         self._status_timer: Optional[PeriodicCallback] = None
-        self._status_timer_soon: Optional[object] = None     # a pending _status_soon()
+        self._status_timer_soon: Optional[object] = None     # a pending status_soon()
         self.report = ReportPipe()           # to a waiting `webqq start`, once detached
         self._announced = False
+
+    @property
+    def several(self) -> bool:
+        """Whether the configuration names more than one account."""
+        return len(self.config.accounts) > 1
+
+    def spawn(self, coroutine: Coroutine) -> Any:
+        """Run ``coroutine`` as a task the shutdown cancels."""
+        return self._tasks.spawn(coroutine)
 
     # -- the two ways in ---------------------------------------------------------------
 
@@ -157,7 +165,7 @@ class Daemon:
         """``webqq run``: the whole life of the daemon in this process. Returns the exit
         code (``ExitCode``)."""
         try:
-            if self.password is None:
+            if not self.prepared:
                 self.preflight()
             return asyncio.run(self._main())
         except StartupError as error:
@@ -193,34 +201,25 @@ class Daemon:
             print("webqq: %s; the traceback is in the log" % line, file=sys.stderr)
 
     def preflight(self) -> None:
-        """What can be refused before anything starts: the password and, with an
-        embedded simulator, its world and our account in it.
+        """What can be refused before anything starts: each account's password and, with
+        an embedded simulator, its world (which gains the accounts it does not list).
 
         Raises StartupError (exit 3, the one ConfigError line).
         """
-        try:
-            password = configuration.resolve_password(self.config)
-        except ConfigError as error:
-            raise StartupError(ExitCode.CONFIG, str(error)) from None
         if self.config.simulator.embedded:
-            from webqq.simulator import WorldError, load_world
+            from webqq.simulator import WorldError, load_world  # only an embedding daemon
             world_file = self.config.simulator.world
             try:
                 self.world = load_world(str(world_file) if world_file else None)
             except WorldError as error:
                 raise StartupError(ExitCode.CONFIG, str(ConfigError(
                     self.config.source, "simulator", "world", str(error)))) from None
-            account = self.world.accounts.get(self.config.account.qq)
-            if account is None:
-                known = ", ".join(str(qq) for qq in sorted(self.world.accounts))
-                raise StartupError(ExitCode.CONFIG, str(ConfigError(
-                    self.config.source, "account", "qq", "%d is not an account of the "
-                    "embedded simulator (its accounts: %s)" % (self.config.account.qq,
-                                                               known))))
-            if password is None:
-                password = account.password
-        self.mask.add(password)
-        self.password = password
+        for account in self.accounts.values():
+            try:
+                account.prepare(self.world)
+            except ConfigError as error:
+                raise StartupError(ExitCode.CONFIG, str(error)) from None
+        self.prepared = True
 
     def start(self, wait: float = 30.0,
               progress: Callable[[str], None] = lambda line: None) -> Tuple[int, str]:
@@ -259,8 +258,9 @@ class Daemon:
             raise StartupError(ExitCode.CONFIG, str(ConfigError(
                 self.config.source, "daemon", "logfile", "%s: %s" % (
                     error.filename, error.strerror or error)))) from None
-        log.info("webqq starting (pid %d), configuration %s", self.system.getpid(),
-                 self.config_path)
+        log.info("webqq starting (pid %d), configuration %s, %s", self.system.getpid(),
+                 self.config_path, ", ".join("%s (%d)" % (a.name, a.qq)
+                                             for a in self.accounts.values()))
         if stale is not None:
             log.info("replaced the stale pidfile of pid %d (it was not locked)", stale)
         loop = asyncio.get_running_loop()
@@ -273,21 +273,19 @@ class Daemon:
         try:
             self._check_ports()
             self._start_simulator()
-            self._start_client(self.password)
-            self._start_queue()
-            self.alerts = Alerts(self.config.alert, links=self._captcha_links)
+            self._start_stream()
+            self._open_store()
+            self.alerts = Alerts(self.config.alert, links=self.captcha_links)
             self.health.add_listener(self.alerts.notice)
             await self._start_api()
-            self.dispatcher = Dispatcher(self._send, reply=self._reply,
-                                         prefix=self.config.bot.command_prefix,
-                                         actions=Actions(self.client))
-            self.plugin_problems = self.dispatcher.load(self.config.bot.plugins,
-                                                        self.config.plugin_settings)
+            for account in self.accounts.values():
+                account.start()
             self.pidfile.write(self.system.getpid())
             self._leave_pointer()
             self.phase = "running"
             self.report.tell("up %d" % self.system.getpid())
-            self.client.start()
+            for account in self.accounts.values():
+                account.open_session()
             self._status_timer = PeriodicCallback(self._tick, STATUS_INTERVAL * 1000)
             self._status_timer.start()
             self.write_status()
@@ -360,7 +358,9 @@ class Daemon:
                  "127.0.0.1:%d (https); /_sim/ control token %s", self.simulator.port,
                  self.simulator.tls_port, self.simulator.control_token)
 
-    def _start_client(self, password: str) -> None:
+    def _start_stream(self) -> None:
+        """The one HTTPStream of every account (each talks through its own cookie
+        scope of it); its socket limit grows with the accounts."""
         network = self.config.network
         if self.simulator is not None:
             hosts, ca_file = self.simulator.hosts, self.simulator.ca_file
@@ -368,31 +368,20 @@ class Daemon:
             hosts = dict(self.config.hosts) or None
             ca_file = str(network.ca_file) if network.ca_file else None
         self.stream = HTTPStream(
-            cookiejar=MaskingCookieJar(self.mask), hosts=hosts,
-            retry=RetryPolicy(attempts=network.retries + 1),
+            hosts=hosts, retry=RetryPolicy(attempts=network.retries + 1),
             connect_timeout=network.connect_timeout,
-            request_timeout=network.request_timeout, ca_file=ca_file)
-        state_dir = str(self.config.daemon.state_dir)
-        self._mask_session(load_session(state_dir, self.config.account.qq))
-        # [network] retries bounds every request's retries but the long poll's: a poll
-        # that fails makes the client relink at once (its own ladder, with events), so
-        # that an outage shows in `webqq status` as it starts, not after the retries.
-        options: Dict[str, Any] = {
-            "send_interval": self.config.bot.send_interval,
-            "accept_friends": self.config.bot.accept_friends,
-            "poll_retry": POLL_RETRY}
-        if self.simulator is not None:
-            options["poll_hold"] = self.simulator.poll_hold
-        self.client = WebQQClient(self.config.account.qq, password, self.stream,
-                                  state_dir, **options)
-        self.client.add_listener(self._on_client_event)
-        self.stream.observer = self.metrics.http_observer(self.config.account.qq)
+            request_timeout=network.request_timeout, ca_file=ca_file,
+            max_connections=self._connection_limit(len(self.accounts)))
 
-    def _start_queue(self) -> None:
-        """The store and the one outbound queue (with or without the API), and what an
-        older version left in ``outbox-QQ.json`` moved into it. A damaged store is moved
-        aside (logged); one that cannot be opened at all stops the start: exit 1 while
-        another process holds it, else 3 (the line names the file and what to do)."""
+    @staticmethod
+    def _connection_limit(accounts: int) -> int:
+        return MAX_CONNECTIONS + CONNECTIONS_PER_ACCOUNT * accounts
+
+    def _open_store(self) -> None:
+        """The one store of every account. A damaged one is moved aside (logged); one
+        that cannot be opened at all stops the start: exit 1 while another process
+        holds it, else 3 (the line names the file and what to do). Rows from before
+        rows had an account are the first account's."""
         try:
             self.store = open_store(self.config.daemon.state_dir / statedir.STORE)
         except StoreError as error:
@@ -400,23 +389,30 @@ class Daemon:
                 raise StartupError(ExitCode.FAILURE, str(error)) from None
             raise StartupError(ExitCode.CONFIG, str(ConfigError(
                 self.config.source, "daemon", "state_dir", str(error)))) from None
-        self.outbound = Outbound(self.client, self.store, self_id=self.config.account.qq,
-                                 send_interval=self.config.bot.send_interval)
-        import_saved_outbox(saved_outbox_path(self.config), self.outbound)
-        self.health.watch(self.config.account.qq, self.client, self.outbound)
-        self.outbound.start()
+        first = self.store.for_account(self.config.accounts[0].qq)
+        try:
+            first.adopt()
+        except StoreUnavailable as error:       # the queue pauses and says so, later
+            log.warning("the rows of an older store are not given to %s now: %s",
+                        self.config.accounts[0].section, error)
+        finally:
+            first.forget()
 
     async def _start_api(self) -> None:
         """The OneBot API, when ``[api]`` asks for any of its ways (listen, post_url,
-        ws_reverse_url); its token is the configured one or generated into state_dir."""
+        ws_reverse_url), serving the accounts that run; its token is the configured one
+        or generated into state_dir."""
         settings = self.config.api
         if settings.listen is None and not settings.post_url and not settings.ws_reverse_url:
             return
         token = api_token(self.config, create=True)
         self.mask.add(token)
-        self.api = OneBotApi(self.client, settings, self_id=self.config.account.qq,
-                             outbound=self.outbound, token=token, health=self.health,
+        self.api = OneBotApi(settings, token=token, health=self.health,
                              metrics=self.metrics)
+        for account in self.accounts.values():
+            if account.client is not None and account.ended is None:
+                account.api = self.api.add(account.client, self_id=account.qq,
+                                           outbound=account.outbound)
         try:
             await self.api.start()
         except ApiError as error:
@@ -424,161 +420,77 @@ class Daemon:
             self.api = None
             raise StartupError(ExitCode.FAILURE, "the API %s" % error) from None
 
-    def _captcha_links(self, account: int) -> Dict[str, str]:
-        return self.api.captcha_urls(account) if self.api is not None else {}
+    def captcha_links(self, qq: int) -> Dict[str, str]:
+        """The captcha image and page of account ``qq`` on the API (none without a
+        listening one)."""
+        return self.api.captcha_urls(qq) if self.api is not None else {}
 
-    def _mask_session(self, saved: Any) -> None:
-        if saved is not None:
-            self.mask.add(saved.psessionid, session=True)
-            self.mask.add(saved.vfwebqq, session=True)
+    # -- what the accounts tell the daemon ---------------------------------------------
 
-    # -- client events -----------------------------------------------------------------
+    def report_step(self, account: Account, word: str, rest: str) -> None:
+        """A step of ``account``'s login for a waiting ``webqq start`` (``step WHAT``,
+        ``retry SECONDS WHY``), named when several accounts start."""
+        if self.several:
+            if word == "retry":
+                delay, _, why = rest.partition(" ")
+                rest = "%s %s: %s" % (delay, account.name, why)
+            else:
+                rest = "%s: %s" % (account.name, rest)
+        self.report.tell("%s %s" % (word, rest))
 
-    def _on_client_event(self, event: Any) -> None:
-        """Every client event: bookkeeping here, then the plugins."""
-        kind = event.kind
-        if kind == "message":
-            self.counts["received"] += 1
-            self._log_incoming(event)
-            self._tasks.spawn(self._handle(self._as_message(event)))
+    def settle(self, account: Account, word: str, rest: str) -> None:
+        """How ``account``'s start ended: ``login`` (online), ``pending`` (a verify code),
+        ``refused`` or ``fail``. A waiting ``webqq start`` hears the daemon's outcome
+        once every account has one: online when one is online or waiting, else the
+        last refusal or failure."""
+        if account.settled or self.report.fd is None:
+            account.settled = True
             return
-        if kind == "sent":
-            self._on_sent(event.message)
-        elif kind == "online":
-            self._on_online(event)
-        elif kind == "login_step":
-            self.report.tell("step %s" % event.step)
-        elif kind == "reconnect":
-            self._on_reconnect(event)
-        elif kind == "login_failed":
-            self.login.error(str(event.error))
-            if event.final:
-                log.error("login refused for good: %s", event.error)
-                self.report.tell("refused %s" % event.error)
-                self.exit_code = ExitCode.LOGIN_REFUSED
-                self.shutdown()
-        elif kind == "captcha":
-            page = self._captcha_links(self.config.account.qq).get("page")
-            log.warning("the server wants a verify code: read %s, then answer with "
-                        "webqq captcha CODE%s", event.path, " or at %s (with the API's "
-                        "token)" % page if page else "")
-            self.report.tell("pending waiting for a verify code (%s)" % event.path)
+        account.settled = True
+        if not self.several:
+            self.report.tell("%s %s" % (word, rest))
+            if word in ("login", "pending"):
+                self.report.close()
+            return
+        what = {"refused": "login refused: " + rest,
+                "fail": rest.partition(" ")[2]}.get(word, rest)
+        self.report_step(account, "step", what)
+        running = [a for a in self.accounts.values() if not a.settled]
+        if running:
+            return
+        good = [a for a in self.accounts.values() if a.ended is None]
+        if good:
+            self.report.tell("login %d of %d accounts online or waiting for a verify code "
+                             "(webqq status tells each)" % (len(good), len(self.accounts)))
             self.report.close()
-        elif kind == "state":
-            self._on_state(event)
-        if self.phase == "running":
-            self._tasks.spawn(self.dispatcher.dispatch_event(self._as_event(event)))
-
-    def _on_state(self, event: Any) -> None:
-        """The status file says since when and (offline for good: kicked, logged out)
-        why; then the daemon stops, since only a person can tell whether to log in
-        again."""
-        self.login.state(event.new.value, event.reason)
-        if event.new is State.RESUMING:
-            self.report.tell("step resuming the saved session")
-        elif event.new is State.OFFLINE:
-            if self.exit_code is ExitCode.OK and self.phase == "running":
-                log.error("offline for good: %s; stopping", event.reason)
-                self.report.tell("fail %d offline for good: %s" % (ExitCode.FAILURE,
-                                                                   event.reason))
-                self.exit_code = ExitCode.FAILURE
-                self.shutdown()
-        self.write_status()
-
-    def _on_reconnect(self, event: Any) -> None:
-        """The client will try ``event.step`` again after ``event.delay`` seconds."""
-        reason = event.reason or "%s failed" % event.step
-        self.login.retry(event.step, event.attempt, event.delay, reason)
-        self.report.tell("retry %.1f %s" % (event.delay, reason))
-        self.write_status()
-
-    def _log_incoming(self, event: Any) -> None:
-        """One INFO line per message received: chat, sender, length; its text only at
-        DEBUG (a message is the users' business, not the operator's)."""
-        sender = event.sender.qq or "uin %d" % event.sender.uin
-        if event.group is not None:
-            chat = "group %s" % (event.group.number or "gid %d" % event.group.gid)
-        elif event.discussion is not None:
-            chat = "discussion %d" % event.discussion.did
         else:
-            chat = event.chat
-        log.info("message in %s from %s, %d characters", chat, sender, len(event.text))
-        log.debug("message text: %r", event.text)
+            self.report.tell("%s %s" % (word, rest))
 
-    def _on_online(self, event: Any) -> None:
-        self._mask_session(load_session(str(self.config.daemon.state_dir),
-                                        self.config.account.qq))
-        self.login.online(bool(event.resumed))
-        how = "resumed the saved session" if event.resumed else \
-            "relinked" if event.relinked else "logged in"
-        log.info("online as %d (%s)", self.config.account.qq, how)
-        self.write_status()
-        self.report.tell("login online as %d (%s)" % (self.config.account.qq, how))
-        self.report.close()
-        if self.simulator is not None and not self._announced:
-            self._announced = True
-            base = "http://127.0.0.1:%d" % self.simulator.port
-            log.info("chat with the bot in a browser: %s/", base)
-            log.info("embedded simulator: %s/_sim/ ; make friend 20001 say !ping with:", base)
-            token = "-H 'X-Sim-Token: %s'" % self.simulator.control_token
-            log.info("curl -H 'Content-Type: application/json' %s -d '{\"to\": %d, \"from\": "
-                     "20001, \"text\": \"%sping\"}' %s/_sim/say && sleep 1 && curl %s "
-                     "'%s/_sim/sent?account=%d'", token, self.config.account.qq,
-                     self.config.bot.command_prefix, base, token, base, self.config.account.qq)
+    def account_ended(self, account: Account, code: ExitCode) -> None:
+        """``account`` is offline for good: the others go on; with none left the daemon
+        stops with ``code``."""
+        if any(other.ended is None for other in self.accounts.values()):
+            account.log.error("this account stays offline (%s); the other accounts go on",
+                              account.ended)
+            self.status_changed()
+            return
+        self.exit_code = code
+        self.shutdown()
 
-    def _on_sent(self, message: Any) -> None:
-        self._status_soon()
-        status = message.status.value
-        if status == "sent":
-            self.counts["sent"] += 1
-        elif status == "failed":
-            self.counts["send_failed"] += 1
-            if self.phase == "running":
-                log.warning("a %s message was not sent: %s", message.chat, message.error)
-        elif status == "ambiguous":
-            self.counts["send_ambiguous"] += 1
-
-    @staticmethod
-    def _as_message(event: Any) -> Message:
-        """The client's MessageReceived in the plugins' terms (QQ and group numbers)."""
-        sender = event.sender
-        group = event.group.number if event.group is not None else None
-        discussion = event.discussion.did if event.discussion is not None else None
-        reply_to = {"buddy": sender.qq, "group": group, "discussion": discussion,
-                    "session": sender.qq}.get(event.chat)
-        return Message(chat=event.chat, text=event.text, sender=sender.qq,
-                       sender_name=sender.name, group=group, discussion=discussion,
-                       reply_to=reply_to, time=getattr(event.message, "time", 0) or 0,
-                       pieces=event.pieces, raw=event)
-
-    @staticmethod
-    def _as_event(event: Any) -> Event:
-        data = {key: value for key, value in vars(event).items()} \
-            if hasattr(event, "__dict__") else {}
-        return Event(kind=event.kind, data=data)
-
-    async def _handle(self, message: Message) -> None:
-        await self.dispatcher.dispatch(message)
-        self._status_soon()
-
-    # -- sending (the plugins' send and reply) -----------------------------------------
-
-    def _send(self, chat: str, target: int, text: str) -> Optional[int]:
-        """The plugins' ``send``: a row of the durable queue. Returns its message_id
-        (None while the store cannot be written: the message waits in memory).
-
-        Raises ValueError for a chat that cannot be sent to (a temporary session can
-        only be replied to) or an empty text."""
-        message_id = self.outbound.send_text(chat, target, text)
-        self._status_soon()
-        return message_id
-
-    def _reply(self, message: Message, text: str) -> Optional[int]:
-        """The plugins' ``reply``: a row of the durable queue, to the chat ``message``
-        came from. Returns what ``_send`` returns."""
-        message_id = self.outbound.reply(message.raw, text)
-        self._status_soon()
-        return message_id
+    def announce_simulator(self, account: Account) -> None:
+        """Once, when the first account is online with the embedded simulator: how to
+        talk to the bot."""
+        if self.simulator is None or self._announced:
+            return
+        self._announced = True
+        base = "http://127.0.0.1:%d" % self.simulator.port
+        log.info("chat with the bot in a browser: %s/", base)
+        log.info("embedded simulator: %s/_sim/ ; make friend 20001 say !ping with:", base)
+        token = "-H 'X-Sim-Token: %s'" % self.simulator.control_token
+        log.info("curl -H 'Content-Type: application/json' %s -d '{\"to\": %d, \"from\": "
+                 "20001, \"text\": \"%sping\"}' %s/_sim/say && sleep 1 && curl %s "
+                 "'%s/_sim/sent?account=%d'", token, account.qq,
+                 self.config.bot.command_prefix, base, token, base, account.qq)
 
     # -- signals -----------------------------------------------------------------------
 
@@ -587,7 +499,7 @@ class Daemon:
         IOLoop.current().add_callback(action, signal.Signals(signum).name)
 
     def shutdown(self, why: str = "") -> None:
-        """Ask the daemon to stop (SIGTERM, SIGINT, a final login refusal). The same
+        """Ask the daemon to stop (SIGTERM, SIGINT, the last account refused or offline). The same
         signal again while it stops forces the exit (``_force_exit``)."""
         if self._stopping is None:
             return
@@ -608,8 +520,10 @@ class Daemon:
                     why)
         self.exit_code = ExitCode.FAILURE
         report = self.shutdown_report
-        if self.outbound is not None:
-            report["outbox"] = self.outbound.release()
+        outboxes = [account.outbound.release() for account in self.accounts.values()
+                    if account.outbound is not None]
+        if outboxes:
+            report["outbox"] = _joined(outboxes)
         report.setdefault("session", "as last saved")
         report.update(exit_code=int(self.exit_code), forced=why)
         self.phase = "stopped"
@@ -633,7 +547,7 @@ class Daemon:
         async with self._reloading:
             self.reloads += 1
             outcome = {"ok": False, "error": None, "plugin_errors": [], "applied": [],
-                       "at_restart": [], "api_error": None}
+                       "at_restart": [], "api_error": None, "account_errors": []}
             outcome.update(await self._reload())
             self.last_reload = dict(outcome, serial=self.reloads, at=time.time())
             self.write_status()
@@ -665,28 +579,75 @@ class Daemon:
         self.stream.connect_timeout = network.connect_timeout
         self.stream.request_timeout = network.request_timeout
         self.stream.retry = RetryPolicy(attempts=network.retries + 1)
-        self.client.send_queue.interval = self.config.bot.send_interval
-        self.client.manage.accept_friends = self.config.bot.accept_friends
-        self.outbound.send_interval = self.config.bot.send_interval     # its pacing too
         if self.alerts is not None:
             self.alerts.configure(self.config.alert)
-        self.dispatcher.prefix = new.bot.command_prefix
-        self.plugin_problems = self.dispatcher.load(new.bot.plugins, new.plugin_settings,
-                                                    reload=True)
+        changes, account_errors = await self._apply_accounts(new.accounts)
+        live += changes
+        plugin_problems = []
+        for account in self.accounts.values():
+            if account.client is not None:
+                account.apply(account.settings)
+                plugin_problems += ["%s%s" % ("[%s] " % account.name if self.several
+                                              else "", problem)
+                                    for problem in account.plugin_problems]
         api_error = await self._restart_api(old) if old.api != new.api else None
         if api_error is not None:
             live = [key for key in live if not key.startswith("[api]")]
         if at_restart:
             log.warning("reload: %s changed; that takes effect at the next restart",
                         ", ".join(at_restart))
-        log.info("reloaded: prefix %r, plugins %s; applied: %s", new.bot.command_prefix,
-                 ", ".join(p.name for p in self.dispatcher.plugins) or "none",
+        log.info("reloaded: prefix %r; applied: %s", new.bot.command_prefix,
                  ", ".join(live) or "nothing")
-        return {"ok": True, "plugin_errors": self.plugin_problems, "applied": live,
-                "at_restart": at_restart, "api_error": api_error}
+        return {"ok": True, "plugin_errors": plugin_problems, "applied": live,
+                "at_restart": at_restart, "api_error": api_error,
+                "account_errors": account_errors}
+
+    async def _apply_accounts(self, wanted: Tuple[AccountConfig, ...]
+                              ) -> Tuple[List[str], List[str]]:
+        """Add, remove and restart accounts so that those of ``wanted`` run, touching no
+        other. Returns what was done (``"[account:b] added"``) and what could not be
+        (an account whose password cannot be read is not started; the one it was to
+        replace keeps running)."""
+        done, problems = [], []
+        plan = reloading.account_changes(tuple(a.settings for a in self.accounts.values()),
+                                         wanted)
+        for settings in plan.removed:
+            await self._remove_account(self.accounts[settings.name], "removed")
+            done.append("[%s] removed" % settings.section)
+        for settings in plan.restarted + plan.added:
+            fresh = Account(self, settings)
+            try:
+                fresh.prepare(self.world)
+            except ConfigError as error:
+                log.error("reload: %s not started: %s", settings.section, error)
+                problems.append(str(error))
+                continue
+            old = self.accounts.get(settings.name)
+            if old is not None:
+                await self._remove_account(old, "restarted")
+            self.accounts[settings.name] = fresh
+            fresh.start()
+            fresh.open_session()
+            done.append("[%s] %s" % (settings.section, "restarted" if old else "added"))
+        for settings in plan.kept:
+            self.accounts[settings.name].settings = settings
+        names = [settings.name for settings in wanted if settings.name in self.accounts]
+        self.accounts = {name: self.accounts[name] for name in names}
+        self.stream.max_connections = self._connection_limit(len(self.accounts))
+        running = tuple(account.settings for account in self.accounts.values())
+        self.config = dataclasses.replace(self.config, accounts=running)
+        if done:
+            self.status_changed()
+        return done, problems
+
+    async def _remove_account(self, account: Account, why: str) -> None:
+        account.log.info("account %s: its session is saved, its queue stays in the store",
+                         why)
+        del self.accounts[account.name]
+        await account.stop("the account was %s by a reload" % why)
 
     async def _restart_api(self, old: Config) -> Optional[str]:
-        """Close the API and start it with ``[api]`` as it now is (its queue and
+        """Close the API and start it with ``[api]`` as it now is (its queues and
         undelivered events wait in the store meanwhile). Returns None, or why the new
         settings failed: the API then runs with the old ones again."""
         if self.api is not None:
@@ -708,26 +669,32 @@ class Daemon:
     # -- stopping ----------------------------------------------------------------------
 
     async def _shut_down(self) -> None:
-        """Let the queue drain (the rest stays in the store), stop the client (session
+        """Let the queues drain (the rest stays in the store), stop the clients (sessions
         saved), stop the simulator, write the last status. Runs once, whatever stopped
         the daemon."""
         self.phase = "stopping"
         if self._status_timer is not None:
             self._status_timer.stop()
         report = self.shutdown_report
-        if self.outbound is not None:
-            report["outbox"] = await self._drain()
+        started = [a for a in self.accounts.values() if a.outbound is not None]
+        if started:
+            waiting = [a for a in started if a.outbound.waiting()]
+            drained = dict(zip(waiting, await asyncio.gather(
+                *(a.drain(self.drain_timeout) for a in waiting))))
+            report["outbox"] = _joined([drained.get(a) or a.outbound.release()
+                                        for a in started])
         if self.api is not None:
             await self.api.close()
+            for account in self.accounts.values():
+                account.api = None          # closed with the API
         if self.alerts is not None:
             await self.alerts.close()       # a kick that stops us is still told
-        if self.client is not None:
-            had_session = self.client.state not in (State.STOPPED, State.OFFLINE,
-                                                    State.LOGGING_IN)
-            self.client.stop("the daemon is stopping")
-            report["session"] = "saved" if had_session else "none"
-        if self.outbound is not None:
-            self.outbound.close()       # after the client: an outcome on the wire is kept
+        sessions = []
+        for account in self.accounts.values():
+            if account.client is not None:
+                sessions.append((await account.stop("the daemon is stopping"))["session"])
+        if sessions:
+            report["session"] = _joined(sessions)
         self.health.close()
         await self._tasks.cancel_all()
         if self.stream is not None:
@@ -744,19 +711,6 @@ class Daemon:
                  report.get("outbox", "-"), report.get("session", "-"))
         self.report.close()
 
-    async def _drain(self) -> str:
-        """While online, wait up to ``drain_timeout`` for the queue to empty; then stop
-        handing messages over. Returns what is left, for the shutdown report."""
-        waiting = self.outbound.waiting()
-        if waiting and self.client.state is State.ONLINE:
-            log.info("waiting up to %g s for %d queued message(s)", self.drain_timeout,
-                     waiting)
-            await self.outbound.drain(self.drain_timeout)
-        left = self.outbound.release()
-        if left != "drained":
-            log.info("%s: sent at the next start", left)
-        return left
-
     # -- status ------------------------------------------------------------------------
 
     def _tick(self) -> None:
@@ -764,28 +718,21 @@ class Daemon:
         self.write_status()
 
     def status(self) -> Dict[str, Any]:
-        """What ``webqq status`` shows, as written to ``status.json``."""
-        client_state = self.client.state.value if self.client is not None else None
-        dispatcher = self.dispatcher
+        """What ``webqq status`` shows, as written to ``status.json``: the daemon's
+        fields, ``accounts`` (name -> the account's fields) and, with one account, its
+        fields at the top level too (``qq``, ``state``, the login, ``counts``, ...)."""
         simulator = None
         if self.simulator is not None:
             base = "http://127.0.0.1:%d" % self.simulator.port
             simulator = {"port": self.simulator.port, "tls_port": self.simulator.tls_port,
                          "control": base + "/_sim/"}
-        return {
+        accounts = {name: account.status() for name, account in self.accounts.items()}
+        status = {
             "pid": self.system.getpid(),
-            "qq": self.config.account.qq,
             "config": str(self.config_path),
             "phase": self.phase,
-            "state": client_state,
             "started_at": self.started_at,
             "updated_at": time.time(),
-            **self.login.as_dict(),
-            "queued": self.outbound.waiting() if self.outbound is not None else 0,
-            "sending_paused": self.outbound.paused if self.outbound is not None else None,
-            "counts": dict(self.counts, **(dispatcher.counts if dispatcher else {})),
-            "plugins": [plugin.name for plugin in dispatcher.plugins] if dispatcher else [],
-            "plugin_errors": self.plugin_problems,
             "command_prefix": self.config.bot.command_prefix,
             "reloads": self.reloads,
             "last_reload": self.last_reload,
@@ -794,9 +741,23 @@ class Daemon:
                     else "generated"} if self.api is not None else None,
             "log": str(self.config.daemon.logfile or self.logs.fallback_file or "stderr"),
             "shutdown": self.shutdown_report or None,
+            "accounts": accounts,
         }
+        if len(accounts) == 1:
+            (only,) = accounts.values()
+            status.update((key, value) for key, value in only.items() if key != "name")
+        return status
 
-    def _status_soon(self) -> None:
+    def status_changed(self) -> None:
+        """An account's state changed: the status file says so now (with several
+        accounts within ``STATUS_DELAY``: a thousand logins are not a thousand
+        rewrites)."""
+        if self.several:
+            self.status_soon()
+        else:
+            self.write_status()
+
+    def status_soon(self) -> None:
         """Rewrite the status file within ``STATUS_DELAY`` seconds (counts changed)."""
         if self._status_timer_soon is None and self.phase == "running":
             self._status_timer_soon = IOLoop.current().call_later(STATUS_DELAY,
@@ -816,3 +777,13 @@ class Daemon:
         except OSError as error:
             log.warning("cannot write the status file %s: %s", status_path(self.config),
                         error.strerror or error)
+
+
+def _joined(outcomes: List[str]) -> str:
+    """One account's outcome as it is; several's, each counted once
+    (``"drained"``, ``"2 x saved, none"``)."""
+    counted: Dict[str, int] = {}
+    for outcome in outcomes:
+        counted[outcome] = counted.get(outcome, 0) + 1
+    return ", ".join(outcome if times == 1 else "%d x %s" % (times, outcome)
+                     for outcome, times in counted.items())

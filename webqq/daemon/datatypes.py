@@ -19,6 +19,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Callable, Optional, Tuple, TypeVar, Union
 
+from webqq.client.send_queue import MIN_SEND_INTERVAL
 from webqq.http.redact import redact_url
 
 T = TypeVar("T")
@@ -71,6 +72,29 @@ def seconds(value: str) -> float:
     if not re.fullmatch(r"\d+(\.\d+)?", value):
         raise ValueError(f"{value!r} is not a number of seconds")
     return float(value)
+
+
+def send_interval(value: str) -> float:
+    """Seconds between two sends, at least ``MIN_SEND_INTERVAL`` (0.5): the 2013 server
+    silently dropped messages sent closer together (docs/protocol.rst §7.3)."""
+    duration = seconds(value)
+    if duration < MIN_SEND_INTERVAL:
+        raise ValueError(f"{value!r} is less than {MIN_SEND_INTERVAL:g} s: the server "
+                         f"silently dropped messages sent closer together")
+    return duration
+
+
+#: ``[account] era``: how to log in (docs/protocol.rst §1.1).
+ERAS = ("auto", "A", "B")
+
+
+def era(value: str) -> str:
+    """``auto``, ``A`` or ``B`` (any case): the login of spring 2013 (A), of late 2013
+    (B), or whichever the login page shows (auto)."""
+    for name in ERAS:
+        if value.lower() == name.lower():
+            return name
+    raise ValueError(f"{value!r} is not an era (auto, A or B)")
 
 
 def positive_seconds(value: str) -> float:

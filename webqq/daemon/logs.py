@@ -15,7 +15,7 @@ import sys
 import urllib.parse
 from pathlib import Path
 from collections import OrderedDict
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from webqq.daemon import config as configuration
 from webqq.http.redact import MASK, url_secrets
@@ -28,9 +28,10 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _PUBLIC_COOKIES = frozenset({"uin", "pt2gguin", "p_uin", "ptisp"})
 #: Secrets shorter than this are not masked (they would mask ordinary words).
 _MIN_SECRET = 4
-#: Session values (cookies, psessionid, vfwebqq) masked at most: every login and every
-#: ptwebqq rotation brings new ones, and each log line is checked against all of them.
-#: The values of the last few sessions fit; older ones are void and are let go first.
+#: Session values (cookies, psessionid, vfwebqq) masked at most per account: every login
+#: and every ptwebqq rotation brings new ones, and each log line is checked against all
+#: of them. The values of an account's last few sessions fit; older ones are void and
+#: are let go first.
 SESSION_SECRETS_MAX = 128
 
 
@@ -39,44 +40,49 @@ class SecretMask(logging.Filter):
     message, its traceback and its stack, whatever the level.
 
     ``add(value)`` registers a value (the password, the API's token and secret) and its
-    URL-encoded forms for the life of the mask; ``add(value, session=True)`` one that a
-    new session replaces (cookie values, psessionid, vfwebqq). It is a filter on each
-    handler, not on a logger, because a logger's filters do not see records propagated
-    from its children.
+    URL-encoded forms for the life of the mask; ``add(value, session=OWNER)`` one that a
+    new session of OWNER (an account's name, or its cookie jar) replaces: cookie values,
+    psessionid, vfwebqq. It is a filter on each handler, not on a logger, because a
+    logger's filters do not see records propagated from its children.
 
-    Bound: the configuration's secrets all, and the last ``SESSION_SECRETS_MAX`` session
-    values registered (or registered again); an older one is no longer masked.
+    Bound: the configuration's secrets all, and for each owner the last
+    ``SESSION_SECRETS_MAX`` session values registered (or registered again); an older
+    one is no longer masked. One account's logins never push out another's values.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._lasting: Set[str] = set()
-        self._session: "OrderedDict[str, Set[str]]" = OrderedDict()   # value -> forms
+        # owner -> (value -> forms), oldest first
+        self._session: Dict[Any, "OrderedDict[str, Set[str]]"] = {}
         self._ordered: List[str] = []
 
-    def add(self, value: Optional[str], session: bool = False) -> None:
+    def add(self, value: Optional[str], session: Any = None) -> None:
         if not value or len(value) < _MIN_SECRET:
             return
         forms = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
-        if not session:
+        if session is None:
             if forms <= self._lasting:
                 return
             self._lasting |= forms
-        elif value in self._session:
-            self._session.move_to_end(value)
-            return
         else:
-            self._session[value] = forms
-            while len(self._session) > SESSION_SECRETS_MAX:
-                self._session.popitem(last=False)
-        every = self._lasting.union(*self._session.values())
+            values = self._session.setdefault(session, OrderedDict())
+            if value in values:
+                values.move_to_end(value)
+                return
+            values[value] = forms
+            while len(values) > SESSION_SECRETS_MAX:
+                values.popitem(last=False)
+        every = self._lasting.union(*(forms for values in self._session.values()
+                                      for forms in values.values()))
         self._ordered = sorted(every, key=len, reverse=True)
 
     def add_config(self, config: "configuration.Config") -> None:
         """Register the secrets a configuration holds: the password, the API's token
         and secret, the credentials in its URLs, and the plugin settings ``webqq
         check`` masks."""
-        self.add(config.account.password)
+        for account in config.accounts:
+            self.add(account.password)
         self.add(config.api.token)
         self.add(config.api.secret)
         for url in (config.api.post_url, config.api.ws_reverse_url):
@@ -220,5 +226,5 @@ class MaskingCookieJar(http.cookiejar.CookieJar):
 
     def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
         if cookie.name not in _PUBLIC_COOKIES:
-            self._mask.add(cookie.value, session=True)
+            self._mask.add(cookie.value, session=self)
         super().set_cookie(cookie)

@@ -1,5 +1,9 @@
 """HTTPStream: HTTP/1.1 on Tornado's IOLoop with raw sockets; knows nothing of WebQQ.
 
+(Just over 800 lines on purpose: admission, retries, redirects, cookies and chains are
+the one job of the class that owns the requests; one socket, framing, retry policy and
+name resolution are already modules of their own.)
+
 Requests are `urllib.request.Request` objects. Each is sent on a raw
 non-blocking socket registered with the IOLoop (`webqq.http.connection`), its
 response framed by a strict reader (`webqq.http.reader`) and parsed by
@@ -65,6 +69,8 @@ log = logging.getLogger("webqq.http")
 
 Readback = Callable[["Response"], Any]
 Errback = Callable[[Request, HTTPStreamError], Any]
+#: ``observer(request, status or error, seconds)``: see ``HTTPStream.observer``.
+Observer = Callable[[Request, Any, float], Any]
 
 #: Redirects followed for one request before TooManyRedirectsError (Tornado's default).
 MAX_REDIRECTS = 5
@@ -151,11 +157,14 @@ class _Job:
 
     __slots__ = ("request", "readback", "errback", "retry", "method", "key", "attempts",
                  "redirects", "visited", "fresh_retry", "timer", "conn", "done",
-                 "started_at", "phase")
+                 "started_at", "phase", "cookiejar", "observer")
 
     def __init__(self, request: Request, readback: Optional[Readback],
-                 errback: Optional[Errback], retry: RetryPolicy) -> None:
+                 errback: Optional[Errback], retry: RetryPolicy, cookiejar: CookieJar,
+                 observer: Optional[Observer] = None) -> None:
         self.request = request
+        self.cookiejar = cookiejar     # the stream's, or the one add_request was given
+        self.observer = observer       # None: the stream's
         self.readback = readback
         self.errback = errback
         self.retry = retry             # policy for the next attempt (replaced on each retry)
@@ -238,13 +247,15 @@ class HTTPStream:
         self._watchdog: Optional[object] = None   # the timer, due at _watchdog_at
         self._watchdog_at = 0.0
         self._closed = False
-        self.observer: Optional[Callable[[Request, Any, float], Any]] = None
+        self.observer: Optional[Observer] = None
 
     # -- public API ---------------------------------------------------------
 
     def add_request(self, request: Request, readback: Optional[Readback] = None,
                     delay: float = 0, errback: Optional[Errback] = None,
-                    retry: Optional[RetryPolicy] = None) -> None:
+                    retry: Optional[RetryPolicy] = None,
+                    cookiejar: Optional[CookieJar] = None,
+                    observer: Optional[Observer] = None) -> None:
         """Send `request` (after `delay` seconds) and hand its response to `readback`.
 
         `readback(response)` may return None (the chain ends), ``(request,
@@ -252,6 +263,9 @@ class HTTPStream:
         chain, which keeps this one's errback and retry policy. `errback(request,
         error)` runs when the request failed for good; without one the failure
         is logged. Exactly one of the two runs, from the IOLoop, never inline.
+        `cookiejar` replaces the stream's for this request, its redirects and the
+        rest of its chain (one engine, several cookie sessions: `CookieScope`);
+        `observer`, likewise, replaces the stream's `observer` for them.
 
         Raises:
             ValueError / TypeError at once for a request that cannot be sent
@@ -261,7 +275,8 @@ class HTTPStream:
         if self._closed:
             raise RuntimeError("HTTPStream is closed")
         _validate(request)
-        job = _Job(request, readback, errback, retry or self.retry)
+        job = _Job(request, readback, errback, retry or self.retry,
+                   self.cookiejar if cookiejar is None else cookiejar, observer)
         self._jobs.add(job)
         if delay > 0:
             job.phase = "wait"
@@ -269,8 +284,11 @@ class HTTPStream:
         else:
             self._submit(job)
 
-    async def fetch(self, request: Request, retry: Optional[RetryPolicy] = None) -> Response:
-        """Send one request and return its response (the same engine, as a coroutine).
+    async def fetch(self, request: Request, retry: Optional[RetryPolicy] = None,
+                    cookiejar: Optional[CookieJar] = None,
+                    observer: Optional[Observer] = None) -> Response:
+        """Send one request and return its response (the same engine, as a coroutine;
+        `cookiejar` and `observer` as for `add_request`).
 
         Raises:
             an `HTTPStreamError` subclass when the request failed for good.
@@ -280,7 +298,7 @@ class HTTPStream:
             request,
             readback=lambda response: future_set_result_unless_cancelled(future, response),
             errback=lambda _request, error: future_set_exception_unless_cancelled(future, error),
-            retry=retry)
+            retry=retry, cookiejar=cookiejar, observer=observer)
         return await future
 
     def close(self) -> None:
@@ -451,8 +469,8 @@ class HTTPStream:
         request = job.request
         if request.unredirected_hdrs:
             request.unredirected_hdrs.pop("Cookie", None)
-        if next(iter(self.cookiejar), None) is not None:
-            self.cookiejar.add_cookie_header(request)
+        if next(iter(job.cookiejar), None) is not None:
+            job.cookiejar.add_cookie_header(request)
         reader = ResponseReader(job.method == "HEAD", self.max_header_size, self.max_body_size)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s (attempt %d%s)", job.method, _safe_url(request.full_url),
@@ -493,7 +511,7 @@ class HTTPStream:
             return
         response = Response(message, body, job.request)
         if "set-cookie" in message.fields or "set-cookie2" in message.fields:
-            self.cookiejar.extract_cookies(response, job.request)
+            job.cookiejar.extract_cookies(response, job.request)
         if response.status in _REDIRECTS and self._follow_redirect(job, response):
             return
         if job.retry.wants_retry(job.method, response.status):
@@ -667,7 +685,7 @@ class HTTPStream:
 
     def _succeed(self, job: _Job, response: Response) -> None:
         self._end(job)
-        if self.observer is not None:
+        if job.observer is not None or self.observer is not None:
             self._observe(job, response.status)
         if job.readback is not None:
             self.io_loop.add_callback(self._run_readback, job, response)
@@ -683,7 +701,7 @@ class HTTPStream:
                 self._release_slot()
         error.request = job.request
         error.attempts = job.attempts
-        if self.observer is not None:
+        if job.observer is not None or self.observer is not None:
             self._observe(job, error)
         if job.errback is not None:
             self.io_loop.add_callback(self._run_errback, job.errback, job.request, error)
@@ -706,10 +724,11 @@ class HTTPStream:
 
     def _observe(self, job: _Job, outcome: Any) -> None:
         seconds = self.io_loop.time() - job.started_at if job.started_at else 0.0
+        observer = job.observer or self.observer
         try:
-            self.observer(job.request, outcome, seconds)
+            observer(job.request, outcome, seconds)
         except Exception:
-            log.exception("HTTPStream observer %s raised", _name(self.observer))
+            log.exception("HTTPStream observer %s raised", _name(observer))
 
     def _run_readback(self, job: _Job, response: Response) -> None:
         try:
@@ -725,7 +744,8 @@ class HTTPStream:
                                 f"(request, readback, delay), not {following!r}")
             request, readback, *delay = following
             self.add_request(request, readback, delay[0] if delay else 0,
-                             errback=job.errback, retry=job.retry.fresh())
+                             errback=job.errback, retry=job.retry.fresh(),
+                             cookiejar=job.cookiejar, observer=job.observer)
         except Exception:
             if self._closed:
                 return

@@ -6,10 +6,13 @@ outgoing queue. May import :mod:`webqq.client` and the layers below it. Must nev
 around the client: every send goes through its queue, every fact comes from its events.
 
 Its modules, from the bottom up: ``mapping`` (OneBot shapes, no I/O), ``notices``
-(the notice and request events, no I/O), ``store`` (the SQLite file), ``media``
-(pictures to send and where they wait, received pictures and files by name),
-``outbound`` (the durable queue of messages to send), ``actions`` (one coroutine per
-action) with ``account`` (pictures, files, requests, groups, and what WebQQ cannot do),
-``delivery`` (event POSTs, the reverse WebSocket), ``handlers`` (HTTP, forward
-WebSocket, the media route), ``server`` (``OneBotApi``, owning the rest), ``token``.
+(the notice and request events, no I/O), ``store`` (the SQLite file), ``discussions``
+(discussion ids that outlive the dids), ``media`` (pictures to send and where they
+wait, received pictures and files by name), ``outbound`` (the durable queue of messages
+to send), ``actions`` (one coroutine per action) with ``account`` (pictures, files,
+requests, groups, and what WebQQ cannot do), ``delivery`` (event POSTs, the reverse
+WebSocket), ``handlers`` (HTTP, forward WebSocket, the media route), ``bot``
+(``AccountApi``: one account's events, actions and deliveries), ``listener`` (the HTTP
+server's timeouts, connection cap and accept loop), ``server`` (``OneBotApi``, serving
+every account), ``token``.
 """

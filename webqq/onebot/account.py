@@ -34,7 +34,7 @@ __all__ = ["AccountActions", "UNSUPPORTED"]
 
 #: OneBot v11 actions WebQQ cannot do, and why: each answers retcode 102
 #: (``Retcode.UNSUPPORTED``) with a message naming it. No WebQQ client of 2013 shows an
-#: endpoint for any of them (docs/media.rst §6).
+#: endpoint for any of them (docs/media.rst §7).
 UNSUPPORTED = {
     "delete_msg": "WebQQ cannot recall a message",
     "get_forward_msg": "WebQQ has no forwarded messages",

@@ -13,12 +13,14 @@ as anything but a failed envelope.
 import asyncio
 import json
 import logging
+import re
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 import webqq
 from webqq.client.client import State
 from webqq.onebot import mapping as onebot
 from webqq.onebot.account import AccountActions
+from webqq.onebot.discussions import discussion_info
 from webqq.onebot.mapping import BadParams, OneBotError, Retcode
 from webqq.onebot.media import read_image
 from webqq.onebot.store import StoreUnavailable
@@ -28,8 +30,8 @@ from webqq.tasks import TaskSet
 if TYPE_CHECKING:                                   # pragma: no cover
     from webqq.onebot.server import OneBotApi
 
-__all__ = ["Actions", "envelope", "answer_frame", "SEND_WAIT", "RATE_LIMIT_INTERVAL",
-           "MESSAGE_FORMAT"]
+__all__ = ["Actions", "envelope", "answer_frame", "to_json", "lone_surrogate", "SEND_WAIT",
+           "RATE_LIMIT_INTERVAL", "MESSAGE_FORMAT"]
 
 log = logging.getLogger("webqq.api")
 
@@ -69,7 +71,40 @@ async def answer_frame(actions: "Actions", frame: Any) -> str:
         answer = await actions.call(str(request.get("action", "")), params)
     if "echo" in request:
         answer["echo"] = request["echo"]
-    return json.dumps(answer, ensure_ascii=False)
+    return to_json(answer)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def to_json(value: Any) -> str:
+    """``value`` as JSON text that encodes to UTF-8 whatever its strings hold: non-ASCII
+    as itself, but a lone surrogate (a bot's ``echo`` may carry one) as its ``\\ud800``
+    escape, which gives the bot back exactly what it sent."""
+    text = json.dumps(value, ensure_ascii=False)
+    return json.dumps(value) if _SURROGATE.search(text) else text
+
+
+def lone_surrogate(value: Any, where: str = "params") -> Optional[str]:
+    """Where a string in ``value`` (decoded JSON: dicts, lists, strings, numbers) holds
+    a lone surrogate, which JSON's ``\\ud800`` escapes can carry but no UTF-8 text
+    can: ``"message[0].data.text holds ..."``; None when every string is text."""
+    stack = [(where, value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            found = _SURROGATE.search(item)
+            if found:
+                return "%s holds a lone surrogate (U+%04X), which is not text" % (
+                    path, ord(found.group()))
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                stack.append((path + ".<key>", key))
+                stack.append(("%s.%s" % (path, key) if not _SURROGATE.search(str(key))
+                              else path + ".<key>", inner))
+        elif isinstance(item, list):
+            stack.extend(("%s[%d]" % (path, n), inner) for n, inner in enumerate(item))
+    return None
 
 
 class Actions(AccountActions):
@@ -117,6 +152,9 @@ class Actions(AccountActions):
         base, suffix, handler = self._lookup(name)
         if handler is None:
             return envelope("failed", Retcode.NOT_FOUND, None, "unknown action %r" % name)
+        broken = lone_surrogate(params)
+        if broken is not None:
+            return envelope("failed", Retcode.BAD_PARAMS, None, broken)
         if suffix == "_async":
             self._tasks.spawn(self._run(base, handler, params))
             return envelope("async", Retcode.ASYNC)
@@ -271,6 +309,10 @@ class Actions(AccountActions):
         and, in groups, ``at_sender``, default true); on a request event ``approve``
         (with ``remark`` for a friend, ``reason`` for a group). Others are ignored:
         WebQQ cannot delete, kick or ban."""
+        broken = lone_surrogate(operation, "operation")
+        if broken is not None:
+            log.warning("a quick operation is ignored: %s", broken)
+            return
         if event.get("post_type") == "request" and "approve" in operation:
             name = "set_%s_add_request" % ("friend" if event.get("request_type") == "friend"
                                            else "group")
@@ -300,21 +342,23 @@ class Actions(AccountActions):
         self.client.enter_verify_code(code)
 
     async def do_get_captcha(self, params: Dict[str, Any]) -> List[Dict[str, Any]]:
-        """webqq's own action (``webqq captcha``): each account, whether it waits for a
-        verify code, and where its image is (``image_path`` in state_dir, ``image_url``
-        and ``page_url`` on this API; the token is needed for both)."""
-        accounts = []
-        for account, watch in sorted(self.api.health.watches.items()):
-            waiting = watch.captcha
-            urls = self.api.captcha_urls(account) if waiting else {}
-            accounts.append({"user_id": account, "state": watch.state.value,
-                             "waiting": waiting is not None,
-                             "attempt": waiting[1] if waiting else 0,
-                             "since": waiting[2] if waiting else None,
-                             "image_path": waiting[0] if waiting else None,
-                             "image_url": urls.get("image"), "page_url": urls.get("page"),
-                             "last_error": watch.last_error})
-        return accounts
+        """webqq's own action (``webqq captcha``): the account (a list of it, empty
+        while it is not watched), whether it waits for a verify code, and where its
+        image is (``image_path`` in state_dir, ``image_url`` and ``page_url`` on this
+        API; the token is needed for both)."""
+        server = self.api.server
+        watch = server.health.watches.get(self.api.self_id)
+        if watch is None:
+            return []
+        waiting = watch.captcha
+        urls = server.captcha_urls(watch.account) if waiting else {}
+        return [{"user_id": watch.account, "state": watch.state.value,
+                 "waiting": waiting is not None,
+                 "attempt": waiting[1] if waiting else 0,
+                 "since": waiting[2] if waiting else None,
+                 "image_path": waiting[0] if waiting else None,
+                 "image_url": urls.get("image"), "page_url": urls.get("page"),
+                 "last_error": watch.last_error}]
 
     # -- information -------------------------------------------------------------------
 
@@ -329,9 +373,10 @@ class Actions(AccountActions):
         return [onebot.group_info(group) for group in self._contacts().groups.values()]
 
     async def do_get_discuss_list(self, params: Dict[str, Any]) -> List[Dict[str, Any]]:
-        """webqq's own action (``webqq groups``): the discussions, by did."""
-        return [{"discuss_id": d.did, "discuss_name": d.name, "member_count": len(d.members)}
-                for d in self._contacts().discussions.values()]
+        """webqq's own action (``webqq groups``): the discussions, by discuss_id (stable
+        across restarts: ``webqq.onebot.discussions``)."""
+        listed = self.api.outbound.discussions.listed(self._contacts())
+        return [discussion_info(d, discuss_id) for discuss_id, d in sorted(listed.items())]
 
     async def do_get_group_info(self, params: Dict[str, Any]) -> Dict[str, Any]:
         return onebot.group_info(self._group(params))
@@ -402,10 +447,11 @@ class Actions(AccountActions):
     async def do_set_restart(self, params: Dict[str, Any]) -> None:
         """Restart the WebQQ session after ``delay`` ms: the client stops (saving its
         session) and starts again (resuming it). The queue waits in the store."""
-        try:
-            delay = max(0, int(params.get("delay") or 0)) / 1000.0
-        except (TypeError, ValueError):
-            raise BadParams("delay must be an integer (milliseconds)") from None
+        given = params.get("delay")
+        delay = 0 if given in (None, "") else onebot.int64(given)
+        if delay is None:
+            raise BadParams("delay must be an integer (milliseconds)")
+        delay = max(0, delay) / 1000.0
         self._tasks.spawn(self._restart_later(delay))
 
     async def _restart_later(self, delay: float) -> None:

@@ -7,31 +7,39 @@ and actions, ``/api`` actions, ``/event`` events) and ``MediaHandler`` (``GET
 an ``offline_file`` notice's file). Every call needs the access token
 (``Authorization: Bearer`` or ``?access_token=``), compared with
 ``hmac.compare_digest``: none is 401, a wrong one 403, an unknown action 404, a bad body
-400 (too large, or not a JSON object), a body neither JSON nor a form 406. What it must
-never do: log the token (the access log leaves the query string out) or a body.
+400 (too large, or not a JSON object), a query or form that is not UTF-8 400, a body
+neither JSON nor a form 406, and so is a JSON body sent as a form (``curl -d``), with a
+message that says to send ``Content-Type: application/json``. Each request is for one
+account, which ``OneBotApi.account_for`` picks (``self_id``, ``X-Self-ID``): none while
+several are served is 400, one not served 404. What it must never do: log the token or a
+body: the access log and the log of what Tornado refuses leave the query string out, and
+what is not UTF-8 is refused here before Tornado would log it.
 """
 import hmac
 import json
 import logging
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from tornado import web, websocket
 from tornado.ioloop import IOLoop
 
 from webqq.client.calls import NotOnline, Unavailable
 from webqq.http.errors import HTTPStreamError
-from webqq.onebot.actions import answer_frame, envelope
+from webqq.onebot.actions import answer_frame, envelope, to_json
+from webqq.onebot.delivery import Backlog
 from webqq.onebot.mapping import BadParams, OneBotError, Retcode
 from webqq.qq import ProtocolError, sniff_picture
 from webqq.qq.pictures import PICTURE_TYPES
 
 if TYPE_CHECKING:                                   # pragma: no cover
+    from webqq.onebot.bot import AccountApi
     from webqq.onebot.server import OneBotApi
 
-__all__ = ["ActionHandler", "EventSocket", "MediaHandler", "Backlog", "check_token",
-           "log_request", "MAX_BODY", "SOCKET_BACKLOG"]
+__all__ = ["ActionHandler", "EventSocket", "MediaHandler", "UnknownAccount", "check_token",
+           "log_request",
+           "MAX_BODY"]
 
 log = logging.getLogger("webqq.api")
 
@@ -39,34 +47,6 @@ log = logging.getLogger("webqq.api")
 #: base64; 4 MiB leaves room to answer a larger one with a clear error, and stops a
 #: runaway client.
 MAX_BODY = 4 * 1024 * 1024
-#: Frames written to one WebSocket and not yet handed to its socket, at most: a peer
-#: that stops reading would otherwise hold every later event in this process's memory.
-#: Past it the WebSocket is closed (the bot reconnects; the events meanwhile are not
-#: kept for it, as for any peer not connected).
-SOCKET_BACKLOG = 1000
-
-
-class Backlog:
-    """The frames one WebSocket has not flushed yet; ``write`` refuses the
-    ``SOCKET_BACKLOG``-th one (its caller then closes the WebSocket)."""
-
-    def __init__(self) -> None:
-        self.unsent = 0
-
-    def write(self, write_message: Callable[[str], Any], text: str) -> bool:
-        """``write_message(text)`` unless ``SOCKET_BACKLOG`` frames are still unflushed
-        (then False). ``websocket.WebSocketClosedError`` goes to the caller."""
-        if self.unsent >= SOCKET_BACKLOG:
-            return False
-        future = write_message(text)
-        self.unsent += 1
-        future.add_done_callback(self._flushed)
-        return True
-
-    def _flushed(self, future: Any) -> None:
-        self.unsent -= 1
-        if not future.cancelled():
-            future.exception()          # a closed stream: seen, the close says the rest
 
 
 def check_token(expected: str, header: Optional[str], query: Optional[str]) -> int:
@@ -89,6 +69,20 @@ def _refusal(status: int) -> Dict[str, Any]:
                     "access token missing" if status == 401 else "access token wrong")
 
 
+class UnknownAccount(Exception):
+    """Raised by ``OneBotApi.account_for`` when a request names no account the daemon
+    serves, or none while it serves several; ``status`` is the HTTP status to answer
+    (400, 404)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _no_account(error: UnknownAccount) -> Dict[str, Any]:
+    return envelope("failed", 1000 + error.status, None, str(error))
+
+
 class _UnsupportedType(ValueError):
     """A body in neither JSON nor a form (OneBot answers 406)."""
 
@@ -105,7 +99,7 @@ class ActionHandler(web.RequestHandler):
     def _answer(self, status: int, answer: Dict[str, Any]) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps(answer, ensure_ascii=False))
+        self.finish(to_json(answer))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.finish(json.dumps(envelope("failed", 1000 + status_code if status_code < 500
@@ -118,14 +112,15 @@ class ActionHandler(web.RequestHandler):
         await self._handle(action)
 
     async def _handle(self, action: str) -> None:
+        try:
+            _check_utf8(self.request.query_arguments, "the query")
+        except ValueError as error:
+            self._answer(400, envelope("failed", Retcode.BAD_REQUEST, None, str(error)))
+            return
         refused = check_token(self.api.token, self.request.headers.get("Authorization"),
                               self.get_query_argument("access_token", None))
         if refused:
             self._answer(refused, _refusal(refused))
-            return
-        if not self.api.actions.known(action):
-            self._answer(404, envelope("failed", Retcode.NOT_FOUND, None,
-                                       "unknown action %r" % action))
             return
         try:
             params = self._params()
@@ -135,7 +130,16 @@ class ActionHandler(web.RequestHandler):
         except ValueError as error:
             self._answer(400, envelope("failed", Retcode.BAD_REQUEST, None, str(error)))
             return
-        self._answer(200, await self.api.actions.call(action, params))
+        try:
+            account = self.api.account_for(self.request, params)
+        except UnknownAccount as error:
+            self._answer(error.status, _no_account(error))
+            return
+        if not account.actions.known(action):
+            self._answer(404, envelope("failed", Retcode.NOT_FOUND, None,
+                                       "unknown action %r" % action))
+            return
+        self._answer(200, await account.actions.call(action, params))
 
     def _params(self) -> Dict[str, Any]:
         params: Dict[str, Any] = {key: self.get_query_argument(key)
@@ -145,22 +149,86 @@ class ActionHandler(web.RequestHandler):
         content_type = self.request.headers.get("Content-Type", "").split(";")[0].strip()
         if self.request.method == "POST" and body.strip():
             if content_type == "application/json" or content_type == "":
-                try:
-                    parsed = json.loads(body)
-                except ValueError as error:
-                    raise ValueError("the body is not valid JSON: %s" % error) from None
-                except RecursionError:
-                    raise ValueError("the body is not valid JSON: nested too deeply") \
-                        from None
-                if not isinstance(parsed, dict):
-                    raise ValueError("the JSON body must be an object")
-                params.update(parsed)
+                params.update(_json_object(body))
             elif content_type == "application/x-www-form-urlencoded":
+                if _looks_like_json(body):
+                    # curl -d sends this type: the bot meant JSON and would otherwise
+                    # hear "user_id is required".
+                    raise _UnsupportedType(
+                        "the body is JSON but its Content-Type says %s: send "
+                        "Content-Type: application/json" % content_type)
+                _check_utf8(self.request.body_arguments, "the form")
                 params.update({key: self.get_body_argument(key)
                                for key in self.request.body_arguments})
             else:
                 raise _UnsupportedType("unsupported Content-Type %r" % content_type)
         return params
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        _log_exception(self, typ, value, tb)
+
+
+def _json_object(body: bytes) -> Dict[str, Any]:
+    """The JSON object of a body.
+
+    Raises:
+        ValueError: not JSON, nested too deeply, or not an object.
+    """
+    try:
+        parsed = json.loads(body)
+    except ValueError as error:
+        raise ValueError("the body is not valid JSON: %s" % error) from None
+    except RecursionError:
+        raise ValueError("the body is not valid JSON: nested too deeply") from None
+    if not isinstance(parsed, dict):
+        raise ValueError("the JSON body must be an object")
+    return parsed
+
+
+def _looks_like_json(body: bytes) -> bool:
+    """Whether a body sent as a form is a JSON object or array instead."""
+    if body.lstrip()[:1] not in (b"{", b"["):
+        return False
+    try:
+        json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def _check_utf8(arguments: Dict[str, List[bytes]], where: str) -> None:
+    """Refuse arguments that are not UTF-8 ourselves: Tornado's own refusal (an
+    ``HTTPError``) is logged at WARNING with the whole URL, the token and the message
+    text in it.
+
+    Raises:
+        ValueError: names the parameter when its name is readable.
+    """
+    for key, values in arguments.items():
+        try:
+            # Tornado reads names as latin-1 and values as bytes.
+            name = key.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            raise ValueError("%s is not valid UTF-8 (a parameter name)" % where) from None
+        for value in values:
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError("%s is not valid UTF-8 (parameter %s)" % (where, name)) \
+                    from None
+
+
+def _log_exception(handler: web.RequestHandler, typ: Any, value: Any, tb: Any) -> None:
+    """Tornado's ``log_exception`` without the query string (which may hold the token
+    and message text) and without an ``HTTPError``'s message (which may quote a
+    parameter): the method, the path, the peer and the status or the traceback."""
+    request = handler.request
+    if isinstance(value, web.HTTPError):
+        log.info("%d %s %s (%s): refused by Tornado", value.status_code, request.method,
+                 request.path, request.remote_ip)
+    else:
+        log.error("uncaught exception in %s %s (%s)", request.method, request.path,
+                  request.remote_ip, exc_info=(typ, value, tb))
 
 
 class _Refused(Exception):
@@ -181,15 +249,26 @@ class MediaHandler(web.RequestHandler):
 
     def initialize(self, api: "OneBotApi") -> None:
         self.api = api
+        self.account: Optional["AccountApi"] = None     # account_for, when asked
 
     def compute_etag(self) -> None:
         return None
 
     async def get(self, kind: str, name: str) -> None:
+        try:
+            _check_utf8(self.request.query_arguments, "the query")
+        except ValueError as error:
+            self._fail(400, envelope("failed", Retcode.BAD_REQUEST, None, str(error)))
+            return
         refused = check_token(self.api.token, self.request.headers.get("Authorization"),
                               self.get_query_argument("access_token", None))
         if refused:
             self._fail(refused, _refusal(refused))
+            return
+        try:
+            self.account = self.api.account_for(self.request)
+        except UnknownAccount as error:
+            self._fail(error.status, _no_account(error))
             return
         try:
             if kind == "images":
@@ -210,14 +289,17 @@ class MediaHandler(web.RequestHandler):
     def _fail(self, status: int, answer: Dict[str, Any]) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps(answer, ensure_ascii=False))
+        self.finish(to_json(answer))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        _log_exception(self, typ, value, tb)
 
     async def _picture(self, name: str) -> Tuple[bytes, str, str]:
-        picture = self.api.pictures.find(name)
+        picture = self.account.pictures.find(name)
         if picture is None:
             raise _Refused(404, "no picture received has the name %s" % name)
         try:
-            data = await self.api.client.pictures.fetch(picture)
+            data = await self.account.client.pictures.fetch(picture)
         except NotOnline:
             raise _Refused(503, "picture %s is not cached and the client is not online"
                            % name) from None
@@ -232,7 +314,7 @@ class MediaHandler(web.RequestHandler):
 
     async def _file(self, file_id: str) -> Tuple[bytes, str, str]:
         try:
-            offer = self.api.files.get(file_id)
+            offer = self.account.files.get(file_id)
         except BadParams as error:
             raise _Refused(404, str(error)) from None
         if offer.path is None:
@@ -240,7 +322,7 @@ class MediaHandler(web.RequestHandler):
                 raise _Refused(409, "file %s is offered, not taken: take it with the "
                                     "accept_file action first" % file_id)
             try:
-                await self.api.actions.do_accept_file({"file_id": file_id})
+                await self.account.actions.do_accept_file({"file_id": file_id})
             except BadParams as error:
                 raise _Refused(404, str(error)) from None
             except OneBotError as error:
@@ -269,47 +351,63 @@ class EventSocket(websocket.WebSocketHandler):
 
     def initialize(self, api: "OneBotApi", role: str) -> None:
         self.api = api
+        self.account: Optional["AccountApi"] = None     # account_for, at the handshake
         self.role = role
         self.wants_events = role in ("universal", "event")
         self.takes_actions = role in ("universal", "api")
         self.backlog = Backlog()
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            _check_utf8(self.request.query_arguments, "the query")
+        except ValueError as error:
+            self.set_status(400)
+            self.finish(envelope("failed", Retcode.BAD_REQUEST, None, str(error)))
+            return
         refused = check_token(self.api.token, self.request.headers.get("Authorization"),
                               self.get_query_argument("access_token", None))
         if refused:
             self.set_status(refused)
             self.finish(_refusal(refused))
             return
+        try:
+            self.account = self.api.account_for(self.request)
+        except UnknownAccount as error:
+            self.set_status(error.status)
+            self.finish(_no_account(error))
+            return
         await super().get(*args, **kwargs)
 
     def open(self, *args: Any, **kwargs: Any) -> None:
-        log.info("forward WebSocket %s connected from %s", self.request.path,
-                 self.request.remote_ip)
-        self.api.sockets.add(self)
+        log.info("forward WebSocket %s connected from %s for %d", self.request.path,
+                 self.request.remote_ip, self.account.self_id)
+        self.account.sockets.add(self)
         if self.wants_events:
-            self.send_text(json.dumps(self.api.lifecycle("connect")))
+            self.send_text(json.dumps(self.account.lifecycle("connect")))
 
     async def on_message(self, message: Any) -> None:
         if not self.takes_actions:
             return
-        self.send_text(await answer_frame(self.api.actions, message))
+        self.send_text(await answer_frame(self.account.actions, message))
 
     def on_close(self) -> None:
-        self.api.sockets.discard(self)
+        self.account.sockets.discard(self)
 
     def send_text(self, text: str) -> None:
         try:
-            if self.backlog.write(self.write_message, text):
+            if self.backlog.send(self.write_message, text):
                 return
         except websocket.WebSocketClosedError:
-            self.api.sockets.discard(self)
+            self.account.sockets.discard(self)
             return
-        log.warning("forward WebSocket %s from %s does not read: %d frames unsent; closed",
-                    self.request.path, self.request.remote_ip, self.backlog.unsent)
-        self.api.sockets.discard(self)
-        self.close(1008, "too many frames unread")
+        log.warning("forward WebSocket %s from %s is closed: %s (the bot does not read)",
+                    self.request.path, self.request.remote_ip, self.backlog.why())
+        self.account.sockets.discard(self)
+        self.close(1008, "too far behind")
 
     def check_origin(self, origin: str) -> bool:
         return True     # bots are not browsers; the token is the guard
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        _log_exception(self, typ, value, tb)
 

@@ -22,7 +22,8 @@ Ids. WebQQ's uins change with every login; OneBot bots keep ids in their databas
   the ``get_friend_uin2`` endpoint (``ContactLoader``, cached in ``Contacts``); only when
   the server gave none does ``user_id`` fall back to the uin (volatile, documented).
 * ``group_id`` is the group's public number (the same lookup, type 4), else its ``code``.
-* ``discuss_id`` is the discussion's ``did``, the id the simulator and the plugins use.
+* ``discuss_id`` is an id of our own that outlives the did (which may change at every
+  login): ``webqq.onebot.discussions``.
 * ``self_id`` is ``[account] qq``; ``message_id`` is the store's row id (stable).
 * A stranger met in a group or discussion writes a private message with ``sub_type``
   ``group``; a private message to that ``user_id`` goes back through the same temporary
@@ -184,10 +185,10 @@ def to_pieces(segments: Sequence[Segment], *, names: Optional[Dict[int, str]] = 
             elif text:
                 pieces.append(text)
         elif kind == "face":
-            try:
-                pieces.append(Face(int(data.get("id"))))
-            except (TypeError, ValueError):
-                raise BadParams("a face segment needs a numeric id") from None
+            code = int64(data.get("id"))
+            if code is None or code < 0:
+                raise BadParams("a face segment needs a numeric id")
+            pieces.append(Face(code))
         elif kind == "at":
             who = str(data.get("qq", ""))
             name = "all" if who == "all" else (names or {}).get(int64(who)) or who
@@ -266,11 +267,12 @@ def is_picture_name(name: str) -> bool:
     return _PICTURE_NAME.fullmatch(name) is not None
 
 
-def from_pieces(pieces: Sequence[MessagePiece], *, base_url: Optional[str] = None
-                ) -> List[Segment]:
+def from_pieces(pieces: Sequence[MessagePiece], *, base_url: Optional[str] = None,
+                suffix: str = "") -> List[Segment]:
     """Segments for a received message's pieces (``MessageReceived.pieces``): text,
     face, and image with its ``file`` (``picture_name``) and, when the API listens at
-    ``base_url``, its ``url`` there."""
+    ``base_url``, its ``url`` there (ending with ``suffix``: the account's
+    ``?self_id=`` when the API serves several)."""
     segments: List[Segment] = []
     for piece in pieces:
         if isinstance(piece, str):
@@ -284,7 +286,7 @@ def from_pieces(pieces: Sequence[MessagePiece], *, base_url: Optional[str] = Non
             name = picture_name(piece)
             data = {"file": name}
             if base_url:
-                data["url"] = "%s/images/%s" % (base_url, name)
+                data["url"] = "%s/images/%s%s" % (base_url, name, suffix)
             segments.append({"type": "image", "data": data})
     return segments
 
@@ -308,15 +310,30 @@ def to_cq_string(segments: Sequence[Segment]) -> str:
 INT64_MIN, INT64_MAX = -2 ** 63, 2 ** 63 - 1
 
 
+_DIGITS = re.compile(r"\s*[+-]?[0-9]+\s*\Z")
+#: Floats above this lose integers (2**53): a JSON number past it is no id we gave.
+_EXACT_FLOAT = 2 ** 53
+
+
 def int64(value: Any) -> Optional[int]:
-    """``value`` (an int, or its text or float form) as an int within 64 bits; None for
-    anything else: not a number, ``Infinity``, ``NaN``, or out of range."""
-    try:
+    """``value`` as an int within 64 bits, or None when it is no integer: an int, a
+    float with no fraction (``20001.0``; not past 2**53, where floats skip integers),
+    or decimal digits in a string (a query or a form sends ``"20001"``). Refused:
+    ``true``/``false`` (Python's bools are ints), ``20001.9``, ``"20001.9"``, ``"0x10"``,
+    ``Infinity``, ``NaN``, anything else, and numbers out of range."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if not value.is_integer() or abs(value) > _EXACT_FLOAT:
+            return None
         number = int(value)
-    except (TypeError, ValueError, OverflowError):
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and _DIGITS.match(value):
+        number = int(value)
+    else:
         return None
     return number if INT64_MIN <= number <= INT64_MAX else None
-
 
 
 def user_id_of(uin: int, qq: Optional[int], contacts: Contacts) -> int:
@@ -370,8 +387,19 @@ def member_info(group: Group, uin: int, contacts: Contacts, self_id: int
     return {"group_id": group_id_of(group), "user_id": user_id_of(uin, member.qq, contacts),
             "nickname": member.nick, "card": member.card or "", "sex": "unknown",
             "age": 0, "area": "", "join_time": 0, "last_sent_time": 0, "level": "",
-            "role": "member", "unfriendly": False, "title": "", "title_expire_time": 0,
+            "role": member.role, "unfriendly": False, "title": "", "title_expire_time": 0,
             "card_changeable": False}
+
+
+def nick_of(uin: int, contacts: Contacts,
+            chat: Union[Group, Discussion, None] = None) -> Optional[str]:
+    """The nickname behind a uin (OneBot's ``nickname``: neither our remark nor a group
+    card): from the chat's members, the friends, or any chat; None when unknown."""
+    chats = list(contacts.groups.values()) + list(contacts.discussions.values())
+    people = [chat.members.get(uin) if chat is not None else None,
+              contacts.friends.get(uin)] + [other.members.get(uin) for other in chats]
+    return next((person.nick for person in people if person is not None and person.nick),
+                None)
 
 
 def find_member(group: Group, user_id: int, contacts: Contacts) -> Optional[int]:
@@ -387,10 +415,11 @@ def find_member(group: Group, user_id: int, contacts: Contacts) -> Optional[int]
 def message_event(*, self_id: int, time: int, message_id: int, chat: str, user_id: int,
                   nickname: str, card: str, segments: List[Segment],
                   group_id: Optional[int] = None, discuss_id: Optional[int] = None,
-                  message_format: str = "string") -> Dict[str, Any]:
+                  message_format: str = "string", role: str = "member") -> Dict[str, Any]:
     """A ``post_type: message`` event: private (``buddy``: sub_type friend;
     ``session``: sub_type group, a stranger met in a group), group, or discuss (CQHTTP's
-    discussion type, which OneBot SDKs still accept)."""
+    discussion type, which OneBot SDKs still accept). ``nickname`` is the sender's own
+    nick; in a group ``card`` is their group card and ``role`` owner, admin or member."""
     string = to_cq_string(segments)
     event: Dict[str, Any] = {
         "time": time, "self_id": self_id, "post_type": "message",
@@ -405,7 +434,7 @@ def message_event(*, self_id: int, time: int, message_id: int, chat: str, user_i
     elif chat == "group":
         event.update(message_type="group", sub_type="normal", group_id=group_id,
                      anonymous=None)
-        event["sender"].update(card=card, role="member", area="", level="", title="")
+        event["sender"].update(card=card, role=role, area="", level="", title="")
     else:
         event.update(message_type="discuss", discuss_id=discuss_id)
     return event

@@ -35,6 +35,7 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 from webqq.client.client import SendStatus, State
 from webqq.http.retry import backoff_delay
 from webqq.onebot import mapping as onebot
+from webqq.onebot.discussions import DiscussionIds
 from webqq.onebot.mapping import StoredPicture
 from webqq.onebot.media import OutgoingPictures, digests
 from webqq.onebot.store import PENDING, Store, StoreUnavailable, move_aside
@@ -68,11 +69,14 @@ class Outbound:
       know may be there. A row found ``sending`` after a crash is never sent again.
     * One row at a time, and only when the client will transmit it at once: it is
       ONLINE, has finished the last row (its ``"sent"`` event), and ``send_interval``
-      (twice that for the same text again, as the client paces) has passed since. So a
-      row waits for its turn in the store as ``queued``, not in the client as
-      ``sending``: a crash while it waits leaves it to be sent at the next start. (The
-      client paces too, and is the authority; should it still hold a row, a crash then
-      makes that row ambiguous, never sent twice.)
+      (twice that for the same text again, as the client paces) has passed since, and
+      the client's queue says it would send the text now (``SendQueue.wait_for``: its
+      interval runs from the previous part's answer, and a resumed session, or a part
+      the server refused, makes it wait longer). So a row waits for its turn in the
+      store as ``queued``, not in the client as ``sending``: a crash while it waits
+      leaves it to be sent at the next start. (The client paces too, and is the
+      authority; should it still hold a row, a crash then makes that row ambiguous,
+      never sent twice.)
     * When the store cannot be written, sending stops (``paused`` says why, in a log
       line and the API's status) and nothing is sent until it can: no row is handed
       over, an outcome that could not be written is kept here and written first, and
@@ -94,6 +98,8 @@ class Outbound:
         self.store = store
         self.self_id = self_id
         self.send_interval = send_interval
+        #: The ids of the discussions, which rows and events use.
+        self.discussions = DiscussionIds(store)
         #: Why sending is paused (the store cannot be written), or None.
         self.paused: Optional[str] = None
         # user_id -> (uin, via_id, service_type) of the last temporary-session message
@@ -114,6 +120,7 @@ class Outbound:
         self._idle = asyncio.Event()        # set while nothing is queued or in hand
         self._closed = False
         self._pace_timer: Optional[object] = None
+        self._pace_due = 0.0                 # loop time the pace timer fires at
         self._retry_timer: Optional[object] = None
         self._retries = 0
         self._prune_timer: Optional[PeriodicCallback] = None
@@ -283,7 +290,8 @@ class Outbound:
         if event.chat == "group":
             chat, target = "group", onebot.group_id_of(event.group, event.message.code)
         elif event.chat == "discussion":
-            chat, target = "discussion", event.message.did
+            chat, target = "discussion", self.discussions.id_of(event.message.did,
+                                                                contacts)
         else:
             chat, target = "buddy", onebot.user_id_of(sender.uin, sender.qq, contacts)
         return self.send_text(chat, target, text, origin=origin)
@@ -375,8 +383,7 @@ class Outbound:
             return
         wait = self._pacing(row.text)
         if wait > 0:
-            if self._pace_timer is None:
-                self._pace_timer = IOLoop.current().call_later(wait, self._paced)
+            self._pace(wait)
             return
         try:
             marked = self.store.mark_sending(row.id)
@@ -400,12 +407,25 @@ class Outbound:
         self._in_hand = (row.id, outgoing)
 
     def _pacing(self, text: str) -> float:
-        """Seconds until the client would send ``text`` at once (0: now)."""
+        """Seconds until the client would send ``text`` at once (0: now): the longer of
+        this queue's own rule and the client queue's."""
+        client_wait = self.client.send_queue.wait_for(text)
         if self._last is None:
-            return 0.0
+            return client_wait
         finished, last_text = self._last
         gap = self.send_interval * (2 if text == last_text else 1)
-        return finished + gap - IOLoop.current().time()
+        return max(finished + gap - IOLoop.current().time(), client_wait)
+
+    def _pace(self, wait: float) -> None:
+        """Pump again in ``wait`` seconds, or sooner if a timer is already set for then
+        (the interval may have been shortened by a reload)."""
+        loop = IOLoop.current()
+        due = loop.time() + wait
+        if self._pace_timer is not None:
+            if self._pace_due <= due:
+                return
+            loop.remove_timeout(self._pace_timer)
+        self._pace_timer, self._pace_due = loop.call_later(wait, self._paced), due
 
     def _paced(self) -> None:
         self._pace_timer = None
@@ -414,7 +434,12 @@ class Outbound:
     def _hand_over(self, row: Any) -> Any:
         """``client.send_*`` of a row: by QQ or group number when the OneBot id is one
         (the client's log lines name it so), else by the contact the id falls back to
-        (a uin, a group code), or a stranger's temporary session."""
+        (a uin, a group code), or a stranger's temporary session; a discussion by its
+        discuss_id (``webqq.onebot.discussions``).
+
+        Raises:
+            ValueError: an unknown discussion (never passed to the server as a did).
+        """
         contacts = self.client.contacts
         content = [self.pictures.load(p) if isinstance(p, StoredPicture) else p
                    for p in onebot.pieces_from_data(row.data["pieces"])]
@@ -431,7 +456,10 @@ class Outbound:
             group = onebot.find_group(contacts, row.target)
             by_number = group is None or group.number == row.target
             return self.client.send_group(row.target if by_number else group, content)
-        return self.client.send_discussion(row.target, content)
+        discussion = self.discussions.find(row.target, contacts)
+        if discussion is None:
+            raise ValueError("unknown discussion %d" % row.target)
+        return self.client.send_discussion(discussion, content)
 
     def _on_sent(self, event: Any) -> None:
         if self._in_hand is None or event.message is not self._in_hand[1]:

@@ -8,6 +8,11 @@ A queued picture's bytes are not here: its row names a file of ``state_dir/media
 (``webqq.onebot.media``). It knows nothing of Tornado or WebQQ: plain values in, plain
 values out.
 
+One file serves every account of a daemon: each row belongs to an ``account`` (a QQ
+number), and ``store.for_account(qq)`` is that account's view of the file (the same
+methods, each limited to its rows; one connection shared). A file written before rows had
+an account holds them under account 0 until ``adopt(qq)`` gives them to one.
+
 What it must never do: hold a transaction open across an ``await`` or a callback,
 block the IOLoop for long, or leave a file others can read (the database, its ``-wal``
 and ``-shm`` are 0600 whatever the umask: ``_make_private``). Each method is one or two
@@ -81,14 +86,28 @@ PENDING = ("queued", "sending")
 #: a bot may ask for the picture as long as its message is kept.
 _RECEIVED_PICTURES = """
 CREATE TABLE IF NOT EXISTS received_pictures (
-    name TEXT PRIMARY KEY,                  -- the image segment's file
+    account INTEGER NOT NULL DEFAULT 0,
+    name TEXT NOT NULL,                     -- the image segment's file
     data TEXT NOT NULL,                     -- JSON: the client's ReceivedPicture
-    time REAL NOT NULL
+    time REAL NOT NULL,
+    PRIMARY KEY (account, name)
+)"""
+#: The ids given to discussions (``webqq.onebot.discussions``).
+_DISCUSSIONS = """
+CREATE TABLE IF NOT EXISTS discussions (
+    account INTEGER NOT NULL DEFAULT 0,     -- whose discussion: the account's QQ number
+    discuss_id INTEGER NOT NULL,            -- the OneBot id, kept for good
+    did INTEGER NOT NULL,                   -- the discussion's did when last seen
+    owner INTEGER,                          -- the owner's QQ number, if known
+    name TEXT NOT NULL,
+    seen REAL NOT NULL,
+    PRIMARY KEY (account, discuss_id)
 )"""
 #: The tables, one statement each (the comments hold semicolons).
 _SCHEMA = ("""
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,   -- the OneBot message_id
+    account INTEGER NOT NULL DEFAULT 0,     -- whose row: the account's QQ number
     direction TEXT NOT NULL,                -- 'in' or 'out'
     chat TEXT NOT NULL,                     -- buddy, group, discussion, session
     target INTEGER,                         -- out: QQ, group number or did; in: the chat's
@@ -99,26 +118,53 @@ CREATE TABLE IF NOT EXISTS messages (
     status TEXT NOT NULL,                   -- in: 'received'; out: see the module doc
     retcode INTEGER,                        -- the server's retcode of a failed send
     error TEXT,                             -- why failed or ambiguous
-    idempotency_key TEXT UNIQUE,            -- optional, from the sender
+    idempotency_key TEXT,                   -- optional, from the sender
     updated REAL NOT NULL,
-    origin TEXT NOT NULL DEFAULT 'api'      -- out: who asked, 'api' or 'plugin'
+    origin TEXT NOT NULL DEFAULT 'api',     -- out: who asked, 'api' or 'plugin'
+    UNIQUE (account, idempotency_key)
 )""", """
-CREATE INDEX IF NOT EXISTS messages_pending ON messages (status) WHERE direction = 'out'
+CREATE INDEX IF NOT EXISTS messages_pending ON messages (account, status)
+    WHERE direction = 'out'
 """, _RECEIVED_PICTURES, """
 CREATE TABLE IF NOT EXISTS undelivered_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account INTEGER NOT NULL DEFAULT 0,
     url TEXT NOT NULL,
     body TEXT NOT NULL,                     -- the event JSON as it was to be POSTed
     time REAL NOT NULL,
     error TEXT
-)""")
-#: ``PRAGMA user_version`` of the schema above, and how to bring an older file to it.
-SCHEMA_VERSION = 2
+)""", _DISCUSSIONS)
+#: The columns of ``messages`` in schema 2, copied as they are by the upgrade to 3.
+_COLUMNS_2 = ("id, direction, chat, target, user_id, text, data, time, status, retcode, "
+              "error, idempotency_key, updated, origin")
+#: ``PRAGMA user_version`` of the schema above, and how to bring an older file to it
+#: (the statements of each step, in order; ``_SCHEMA`` runs after them).
+SCHEMA_VERSION = 4
 _UPGRADES = {
     # 0 -> 1: plugin replies joined the queue (they were saved to outbox-QQ.json).
-    1: "ALTER TABLE messages ADD COLUMN origin TEXT NOT NULL DEFAULT 'api'",
+    1: ("ALTER TABLE messages ADD COLUMN origin TEXT NOT NULL DEFAULT 'api'",),
     # 1 -> 2: received pictures are served by the API.
-    2: _RECEIVED_PICTURES,
+    2: ("CREATE TABLE received_pictures (name TEXT PRIMARY KEY, data TEXT NOT NULL, "
+        "time REAL NOT NULL)",),
+    # 2 -> 3: rows belong to an account (several in one daemon); an idempotency key is
+    # unique per account, and a picture's name too, which takes new tables (SQLite
+    # cannot drop a constraint). The old rows are account 0's until the daemon adopts
+    # them; message ids go on from the old table's sequence.
+    3: ("DROP INDEX IF EXISTS messages_pending",
+        "ALTER TABLE messages RENAME TO messages_2",
+        _SCHEMA[0],
+        "INSERT INTO messages (%s) SELECT %s FROM messages_2" % (_COLUMNS_2, _COLUMNS_2),
+        "DELETE FROM sqlite_sequence WHERE name = 'messages'",
+        "UPDATE sqlite_sequence SET name = 'messages' WHERE name = 'messages_2'",
+        "DROP TABLE messages_2",
+        "ALTER TABLE undelivered_events ADD COLUMN account INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE received_pictures RENAME TO received_pictures_2",
+        _RECEIVED_PICTURES,
+        "INSERT INTO received_pictures (name, data, time) SELECT name, data, time FROM "
+        "received_pictures_2",
+        "DROP TABLE received_pictures_2"),
+    # 3 -> 4: discussions got ids of their own, kept per account.
+    4: (_DISCUSSIONS,),
 }
 
 
@@ -150,7 +196,7 @@ class StoredMessage:
     """A row of ``messages`` as a value (attributes named as the columns; ``data`` is
     the decoded JSON)."""
 
-    __slots__ = ("id", "direction", "chat", "target", "user_id", "text", "data", "time",
+    __slots__ = ("id", "account", "direction", "chat", "target", "user_id", "text", "data", "time",
                  "status", "retcode", "error", "idempotency_key", "updated", "origin")
 
     def __init__(self, row: sqlite3.Row) -> None:
@@ -163,8 +209,19 @@ class StoredMessage:
                                                self.status)
 
 
+class _File:
+    """What the views of one file share: the connection, whether it can be written,
+    and the views to tell when it cannot."""
+
+    def __init__(self) -> None:
+        self.db: Optional[sqlite3.Connection] = None
+        self.unwritable: Optional[str] = None
+        self.views: List["Store"] = []
+
+
 class Store:
-    """The SQLite file of one daemon.
+    """The SQLite file of one daemon, as account ``account`` sees it (0 for a file
+    opened directly: the rows from before accounts; ``for_account`` gives the others).
 
     Args:
         path: the database file (created with its tables if absent).
@@ -174,10 +231,11 @@ class Store:
         clock: wall-clock seconds (``time.time``), for tests.
 
     Attributes:
+        account: whose rows this view reads and writes.
         unwritable: why the last write failed, until ``probe()`` succeeds; None while
-            the file is writable.
+            the file is writable (shared by every view of the file).
         on_unwritable: called with the reason when a write fails (the file was
-            writable before): the owner of the retries sets it.
+            writable before), on every view: the owner of each view's retries sets it.
 
     Raises:
         StoreDamaged: the file is not an SQLite database, or a damaged one.
@@ -190,14 +248,15 @@ class Store:
         self.path = Path(path)
         self.retention_days = retention_days
         self.clock = clock
-        self.unwritable: Optional[str] = None
+        self.account = 0
         self.on_unwritable: Optional[Callable[[str], None]] = None
-        self._db: Optional[sqlite3.Connection] = None
+        self._file = _File()
+        self._file.views.append(self)
         _make_private(self.path)
         if os.path.getsize(self.path):
             _check(self.path)
         # isolation_level=None: autocommit, so no statement leaves a transaction open.
-        self._db = sqlite3.connect(str(self.path), isolation_level=None,
+        self._file.db = sqlite3.connect(str(self.path), isolation_level=None,
                                    timeout=OPEN_TIMEOUT)
         try:
             self._db.row_factory = sqlite3.Row
@@ -226,7 +285,8 @@ class Store:
         try:
             if exists:
                 for target in range(version + 1, SCHEMA_VERSION + 1):
-                    self._db.execute(_UPGRADES[target])
+                    for statement in _UPGRADES[target]:
+                        self._db.execute(statement)
             for statement in _SCHEMA:
                 self._db.execute(statement)
             self._db.execute("PRAGMA user_version = %d" % SCHEMA_VERSION)
@@ -235,11 +295,48 @@ class Store:
             self._db.execute("ROLLBACK")
             raise
 
+    @property
+    def _db(self) -> Optional[sqlite3.Connection]:
+        return self._file.db
+
+    @property
+    def unwritable(self) -> Optional[str]:
+        return self._file.unwritable
+
+    @unwritable.setter
+    def unwritable(self, reason: Optional[str]) -> None:
+        self._file.unwritable = reason
+
+    def for_account(self, account: int) -> "Store":
+        """Account ``account``'s view of this file: the same connection, its own rows,
+        its own ``on_unwritable``. ``forget()`` it when the account goes."""
+        view = object.__new__(Store)
+        view.path, view.retention_days, view.clock = self.path, self.retention_days, \
+            self.clock
+        view.account, view.on_unwritable, view._file = account, None, self._file
+        self._file.views.append(view)
+        return view
+
+    def forget(self) -> None:
+        """This view is no longer used: a failure is not told to it any more."""
+        if self in self._file.views:
+            self._file.views.remove(self)
+
+    def adopt(self) -> int:
+        """Make the rows of account 0 (written before rows had an account) this view's.
+        Returns how many messages changed hands."""
+        moved = self._write("UPDATE messages SET account = ? WHERE account = 0",
+                            (self.account,)).rowcount
+        for table in ("undelivered_events", "received_pictures", "discussions"):
+            self._write("UPDATE %s SET account = ? WHERE account = 0" % table,
+                        (self.account,))
+        return moved
+
     def close(self) -> None:
-        """Close the file. Safe to call twice."""
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        """Close the file (for every view). Safe to call twice."""
+        if self._file.db is not None:
+            self._file.db.close()
+            self._file.db = None
 
     # -- the two ways to the file: every statement goes through one of them ------------
 
@@ -260,8 +357,9 @@ class Store:
 
     def _failed(self, reason: str) -> None:
         self.unwritable = reason
-        if self.on_unwritable is not None:
-            self.on_unwritable(reason)
+        for view in list(self._file.views):
+            if view.on_unwritable is not None:
+                view.on_unwritable(reason)
 
     def probe(self) -> Optional[str]:
         """Try to take the write lock (and let it go at once), even after a failure.
@@ -283,9 +381,9 @@ class Store:
         """Record a received message; returns its ``message_id``."""
         now = self.clock()
         cursor = self._write(
-            "INSERT INTO messages (direction, chat, target, user_id, text, data, time, "
-            "status, updated) VALUES ('in', ?, ?, ?, ?, ?, ?, 'received', ?)",
-            (chat, target, user_id, text, json.dumps(data, ensure_ascii=False),
+            "INSERT INTO messages (account, direction, chat, target, user_id, text, data, "
+            "time, status, updated) VALUES (?, 'in', ?, ?, ?, ?, ?, ?, 'received', ?)",
+            (self.account, chat, target, user_id, text, json.dumps(data, ensure_ascii=False),
              time or now, now))
         return cursor.lastrowid
 
@@ -296,39 +394,40 @@ class Store:
         ``(message_id, created)``: with an ``idempotency_key`` already used, the earlier
         message's id and False."""
         if idempotency_key is not None:
-            rows = self._read("SELECT id FROM messages WHERE idempotency_key = ?",
-                              (idempotency_key,))
+            rows = self._read("SELECT id FROM messages WHERE account = ? AND "
+                              "idempotency_key = ?", (self.account, idempotency_key))
             if rows:
                 return rows[0]["id"], False
         now = self.clock()
         cursor = self._write(
-            "INSERT INTO messages (direction, chat, target, user_id, text, data, time, "
-            "status, idempotency_key, updated, origin) VALUES ('out', ?, ?, ?, ?, ?, ?, "
-            "'queued', ?, ?, ?)", (chat, target, user_id, text,
+            "INSERT INTO messages (account, direction, chat, target, user_id, text, data, "
+            "time, status, idempotency_key, updated, origin) VALUES (?, 'out', ?, ?, ?, ?, "
+            "?, ?, 'queued', ?, ?, ?)", (self.account, chat, target, user_id, text,
                                    json.dumps(data, ensure_ascii=False), now,
                                    idempotency_key, now, origin))
         return cursor.lastrowid, True
 
     def get(self, message_id: int) -> Optional[StoredMessage]:
-        rows = self._read("SELECT * FROM messages WHERE id = ?", (message_id,))
+        rows = self._read("SELECT * FROM messages WHERE id = ? AND account = ?",
+                          (message_id, self.account))
         return StoredMessage(rows[0]) if rows else None
 
     def next_queued(self) -> Optional[StoredMessage]:
         """The oldest outgoing row still to hand to the client, or None."""
-        rows = self._read("SELECT * FROM messages WHERE direction = 'out' AND "
-                          "status = 'queued' ORDER BY id LIMIT 1")
+        rows = self._read("SELECT * FROM messages WHERE account = ? AND direction = 'out' "
+                          "AND status = 'queued' ORDER BY id LIMIT 1", (self.account,))
         return StoredMessage(rows[0]) if rows else None
 
     def queued(self) -> List[StoredMessage]:
         """The outgoing rows still to hand to the client, oldest first."""
-        rows = self._read("SELECT * FROM messages WHERE direction = 'out' AND "
-                          "status = 'queued' ORDER BY id")
+        rows = self._read("SELECT * FROM messages WHERE account = ? AND direction = 'out' "
+                          "AND status = 'queued' ORDER BY id", (self.account,))
         return [StoredMessage(row) for row in rows]
 
     def pending(self) -> List[StoredMessage]:
         """The outgoing rows still ``queued`` or ``sending``, oldest first."""
-        rows = self._read("SELECT * FROM messages WHERE direction = 'out' AND "
-                          "status IN ('queued', 'sending') ORDER BY id")
+        rows = self._read("SELECT * FROM messages WHERE account = ? AND direction = 'out' "
+                          "AND status IN ('queued', 'sending') ORDER BY id", (self.account,))
         return [StoredMessage(row) for row in rows]
 
     def mark_sending(self, message_id: int) -> bool:
@@ -363,57 +462,95 @@ class Store:
         (never sent again). Returns how many."""
         cursor = self._write(
             "UPDATE messages SET status = 'ambiguous', error = 'the daemon stopped while "
-            "it was being sent', updated = ? WHERE direction = 'out' AND status = "
-            "'sending'", (self.clock(),))
+            "it was being sent', updated = ? WHERE account = ? AND direction = 'out' AND "
+            "status = 'sending'", (self.clock(), self.account))
         return cursor.rowcount
 
     def counts(self) -> Dict[str, int]:
         """Messages by status (``received``, ``queued``, ``sent``, ...)."""
-        rows = self._read("SELECT status, COUNT(*) AS n FROM messages GROUP BY status")
+        rows = self._read("SELECT status, COUNT(*) AS n FROM messages WHERE account = ? "
+                          "GROUP BY status", (self.account,))
         return {row["status"]: row["n"] for row in rows}
 
     # -- undelivered events ------------------------------------------------------------
 
-    def keep_event(self, url: str, body: bytes, error: str) -> None:
-        """An event no retry could POST: keep it (``undelivered_events``)."""
-        self._write("INSERT INTO undelivered_events (url, body, time, error) VALUES "
-                    "(?, ?, ?, ?)", (url, body.decode("utf-8"), self.clock(), error))
+    def keep_event(self, url: str, body: bytes, error: str) -> int:
+        """An event ``url`` did not take: keep it (``undelivered_events``) until it does.
+        Returns its row id: later events get higher ones, so the ids are the order in
+        which they are to be posted."""
+        return self._write("INSERT INTO undelivered_events (account, url, body, time, error) "
+                           "VALUES (?, ?, ?, ?, ?)", (self.account, url, body.decode("utf-8"),
+                                                      self.clock(), error)).lastrowid
+
+    def kept_event(self, url: str, after: int = 0) -> Optional[Tuple[int, bytes]]:
+        """The oldest event kept for ``url`` whose id is above ``after``: ``(id, body)``,
+        or None."""
+        rows = self._read("SELECT id, body FROM undelivered_events WHERE account = ? AND "
+                          "url = ? AND id > ? ORDER BY id LIMIT 1", (self.account, url, after))
+        return (rows[0]["id"], rows[0]["body"].encode("utf-8")) if rows else None
+
+    def forget_events(self, url: str, upto: int) -> None:
+        """Remove the events kept for ``url`` up to id ``upto``: posted at last."""
+        self._write("DELETE FROM undelivered_events WHERE account = ? AND url = ? AND "
+                    "id <= ?", (self.account, url, upto))
 
     def take_events(self, url: str, limit: int) -> List[bytes]:
         """Remove and return up to ``limit`` kept events for ``url``, oldest first."""
-        rows = self._read("SELECT id, body FROM undelivered_events WHERE url = ? "
-                          "ORDER BY id LIMIT ?", (url, limit))
+        rows = self._read("SELECT id, body FROM undelivered_events WHERE account = ? AND "
+                          "url = ? ORDER BY id LIMIT ?", (self.account, url, limit))
         if rows:
-            self._write("DELETE FROM undelivered_events WHERE id <= ? AND url = ?",
-                        (rows[-1]["id"], url))
+            self.forget_events(url, rows[-1]["id"])
         return [row["body"].encode("utf-8") for row in rows]
 
-    def undelivered(self) -> int:
-        return self._read("SELECT COUNT(*) FROM undelivered_events")[0][0]
+    def undelivered(self, url: Optional[str] = None) -> int:
+        """How many events this account keeps (for ``url``, or for any)."""
+        if url is None:
+            return self._read("SELECT COUNT(*) FROM undelivered_events WHERE account = ?",
+                              (self.account,))[0][0]
+        return self._read("SELECT COUNT(*) FROM undelivered_events WHERE account = ? AND "
+                          "url = ?", (self.account, url))[0][0]
+
+    # -- discussions -------------------------------------------------------------------
+
+    def discussions(self) -> List[Tuple[int, int, Optional[int], str]]:
+        """Every discussion this account gave an id: ``(discuss_id, did, owner, name)``."""
+        return [(row["discuss_id"], row["did"], row["owner"], row["name"]) for row in
+                self._read("SELECT discuss_id, did, owner, name FROM discussions WHERE "
+                           "account = ?", (self.account,))]
+
+    def save_discussion(self, discuss_id: int, did: int, owner: Optional[int],
+                        name: str) -> None:
+        """Remember what discussion ``discuss_id`` is now."""
+        self._write("INSERT OR REPLACE INTO discussions (account, discuss_id, did, owner, "
+                    "name, seen) VALUES (?, ?, ?, ?, ?, ?)",
+                    (self.account, discuss_id, did, owner, name, self.clock()))
 
     # -- received pictures -------------------------------------------------------------
 
     def keep_picture(self, name: str, data: Dict[str, Any]) -> None:
         """Remember what fetching the received picture ``name`` needs."""
-        self._write("INSERT OR REPLACE INTO received_pictures (name, data, time) VALUES "
-                    "(?, ?, ?)", (name, json.dumps(data), self.clock()))
+        self._write("INSERT OR REPLACE INTO received_pictures (account, name, data, time) "
+                    "VALUES (?, ?, ?, ?)", (self.account, name, json.dumps(data),
+                                            self.clock()))
 
     def picture(self, name: str) -> Optional[Dict[str, Any]]:
         """What ``keep_picture`` kept for ``name``, or None."""
-        rows = self._read("SELECT data FROM received_pictures WHERE name = ?", (name,))
+        rows = self._read("SELECT data FROM received_pictures WHERE account = ? AND "
+                          "name = ?", (self.account, name))
         return json.loads(rows[0]["data"]) if rows else None
 
     # -- retention ---------------------------------------------------------------------
 
     def prune(self) -> int:
-        """Remove finished messages, kept events and received pictures older than
-        ``retention_days``; queued rows stay whatever their age. Returns how many rows
-        went."""
+        """Remove this account's finished messages, kept events and received pictures
+        older than ``retention_days``; queued rows stay whatever their age. Returns how
+        many rows went."""
         cutoff = self.clock() - self.retention_days * 86400
-        gone = self._write("DELETE FROM messages WHERE time < ? AND status NOT IN "
-                           "('queued', 'sending')", (cutoff,)).rowcount
+        gone = self._write("DELETE FROM messages WHERE account = ? AND time < ? AND status "
+                           "NOT IN ('queued', 'sending')", (self.account, cutoff)).rowcount
         for table in ("undelivered_events", "received_pictures"):
-            gone += self._write("DELETE FROM %s WHERE time < ?" % table, (cutoff,)).rowcount
+            gone += self._write("DELETE FROM %s WHERE account = ? AND time < ?" % table,
+                                (self.account, cutoff)).rowcount
         return gone
 
 

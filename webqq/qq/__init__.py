@@ -6,6 +6,10 @@ the message content format. May import: :mod:`webqq.http` for nothing but types,
 standard library. Must never: open a socket, touch the IOLoop, read the clock or draw a
 random number (timestamps and nonces are arguments), or keep state between calls.
 
+A bare section number (§3.6) here and in the client and the simulator points into the
+project's protocol reference, ``docs/protocol.rst``, which names the 2013 source of
+each fact.
+
 One module per job, every public name importable from here (``from webqq.qq import
 build_poll, parse_poll, PollOutcome``)::
 
@@ -35,6 +39,7 @@ from webqq.qq.builders import (
     build_friend_uin, build_friends, build_group_info, build_groups, build_heartbeat,
     build_login, build_login2, build_login_page, build_logout, build_online_buddies,
     build_poll, build_send_buddy, build_send_discussion, build_send_group, build_send_session)
+from webqq.qq.builders import DISCUSSION_LIST_HOSTS
 from webqq.qq.content import (
     DEFAULT_FONT, MAX_PARTS, MAX_TEXT_CHARS, CFace, Content, Face, Font, Image,
     MalformedContent, MessageTooLong, OffPic, Outgoing, OutgoingPiece, Piece, Text,
@@ -84,6 +89,7 @@ __all__ = [
     "UploadPicture", "picture_limit", "sniff_picture",
     # builders
     "APPID", "STATUSES", "WEBQQ_TYPE_ONLINE", "WEBQQ_TYPE_HIDDEN", "DEFAULT_FACE",
+    "DISCUSSION_LIST_HOSTS",
     "build_login_page", "build_check", "build_captcha", "build_login", "build_check_sig",
     "build_login2", "build_friends", "build_groups", "build_group_info",
     "build_discussions", "build_discussion_info", "build_friend_uin",

@@ -1,5 +1,5 @@
 """The replies of the actions: sends, the signature a session send needs, status
-change, logout, heartbeat and the answers to friend requests (§2.17 - §2.25).
+change, logout, heartbeat and the answers to friend requests (§3.16 - §3.24).
 
 acks: no I/O; literal bytes in, a frozen value or a ``ProtocolError`` out. Most of these
 replies only say "done"; an ``Ack`` keeps whatever ``result`` they carried.
@@ -26,7 +26,7 @@ class Ack:
 @dataclass(frozen=True)
 class SendResult(Ack):
     """The reply of a ``send_*_msg2``. ``"ok"`` does not mean delivered: the server
-    drops messages sent too fast or repeated, silently (§6.3)."""
+    drops messages sent too fast or repeated, silently (§7.3)."""
 
 
 def parse_send(body: bytes) -> SendResult:
@@ -79,7 +79,7 @@ def parse_c2c_sig(body: bytes) -> C2CSig:
 
 
 def parse_heartbeat(body: bytes) -> Ack:
-    """Parse the reply of ``get_msg_tip``. Its real format is unknown (§7.6): callers
+    """Parse the reply of ``get_msg_tip``. Its real format is unknown (§8.11): callers
     should log a failure here and carry on.
 
     Args:
@@ -129,7 +129,7 @@ def parse_logout(body: bytes) -> Ack:
 
 def parse_friend_request_reply(body: bytes) -> Ack:
     """Parse the reply of ``allow_and_add2``, ``allow_added_request2`` or
-    ``deny_added_request2``; only the retcode is known reliably (§2.25).
+    ``deny_added_request2``; only the retcode is known reliably (§3.24).
 
     Args:
         body: the reply of one of the three builders.

@@ -3,11 +3,11 @@
 builders: no I/O. Each returns a new ``urllib.request.Request`` (method, URL with the
 query in the documented order, an ``application/x-www-form-urlencoded`` body with a JSON
 ``r`` field, plus ``clientid``/``psessionid`` on ``channel`` POSTs, and the Referer/Origin
-headers of §0.5) and keeps no state. Must never read the clock or draw a random number:
+headers of §1.4) and keeps no state. Must never read the clock or draw a random number:
 timestamps, random floats, ``clientid`` and ``msg_id`` are arguments. Era A (spring
 2013) is the default; ``era=Era.B`` adds ``login_sig`` and friends. A builder raises
 ``ValueError`` for an argument outside the protocol (an unknown status, an Era B login
-without ``login_sig``). The order of a session is §1.2; each reply is read by the
+without ``login_sig``). The order of a session is §2.2; each reply is read by the
 ``parse_<endpoint>`` its docstring names.
 """
 import urllib.parse
@@ -20,7 +20,8 @@ from webqq.qq.request import (D_CHANNEL, D_ORIGIN, S_API, S_ORIGIN, channel_post
                               s_post)
 
 __all__ = [
-    "APPID", "D_REFERER", "D_REFERER3", "D_REFERER_SSL", "S_REFERER", "S_REFERER3",
+    "APPID", "DISCUSSION_LIST_HOSTS", "D_REFERER", "D_REFERER3", "D_REFERER_SSL",
+    "S_REFERER", "S_REFERER3",
     "D_ORIGIN", "S_ORIGIN", "LOGIN_UI_REFERER_A", "LOGIN_UI_REFERER_B", "STATUSES",
     "WEBQQ_TYPE_ONLINE", "WEBQQ_TYPE_HIDDEN", "DEFAULT_FACE",
     "build_login_page", "build_check", "build_captcha", "build_login", "build_check_sig",
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 
-# --- constants (§0.5, §1.1) --------------------------------------------------------------
+# --- constants (§1.4, §2.1) --------------------------------------------------------------
 
 APPID = 1003903  # WebQQ's application id at ptlogin2
 
@@ -59,20 +60,27 @@ _CAPTCHA_URL = "https://ssl.captcha.qq.com/getimage"
 _LOGIN_URL = "https://ssl.ptlogin2.qq.com/login"
 _HEARTBEAT_URL = "http://web.qq.com/web2/get_msg_tip"
 
-# Statuses of login2, change_status2 and the poll's status changes (§2.7, §2.23).
+# Statuses of login2, change_status2 and the poll's status changes (§3.6, §3.22).
 STATUSES = ("online", "away", "busy", "silent", "hidden", "callme")
-# login's webqq_type: the status to start in (§2.5).
+# login's webqq_type: the status to start in (§3.4).
 WEBQQ_TYPE_ONLINE = 10
 WEBQQ_TYPE_HIDDEN = 40
-# The avatar id sends carry; the server ignores it (§7.12). 564 is PB's.
+# The avatar id sends carry; the server ignores it (§8.13). 564 is PB's.
 DEFAULT_FACE = 564
-# The JS versions the login pages of each era declared (§2.3, §2.5).
+# The JS versions the login pages of each era declared (§3.2, §3.4).
 _JS_VER_A = 10021
 _JS_VER_B = 10040
 
 
 
 # --- helpers ---------------------------------------------------------------------------
+
+
+def _seconds(now: float) -> int:
+    """``t`` as whole unix seconds: what webqq-core sent on every call that has one,
+    and pual_bot on ``get_group_info_ext2`` (docs/protocol.rst §3)."""
+    return int(now)
+
 
 def _check_status(status: str) -> str:
     if status not in STATUSES:
@@ -84,7 +92,7 @@ def _check_status(status: str) -> str:
 # --- the requests, in the order of a session -------------------------------------------
 
 def build_login_page() -> Request:
-    """``GET ui.ptlogin2 /cgi-bin/login``: the page carrying ``g_login_sig`` (§2.2, Era B).
+    """``GET ui.ptlogin2 /cgi-bin/login``: the page carrying ``g_login_sig`` (§3.1, Era B).
 
     Returns:
         The request; read its reply with ``parse_login_sig``.
@@ -98,7 +106,7 @@ def build_login_page() -> Request:
 
 def build_check(qq: int, r: float, *, era: Era = Era.A,
                 login_sig: Optional[str] = None) -> Request:
-    """``GET check.ptlogin2 /check``: does this login need a captcha? (§2.3)
+    """``GET check.ptlogin2 /check``: does this login need a captcha? (§3.2)
 
     Args:
         qq: the account's QQ number.
@@ -123,28 +131,25 @@ def build_check(qq: int, r: float, *, era: Era = Era.A,
     return http_get(_CHECK_URL, params, {"Referer": LOGIN_UI_REFERER_B})
 
 
-def build_captcha(qq: int, r: float, *, vc_type: Optional[str] = None) -> Request:
-    """``GET ssl.captcha /getimage``: the captcha picture (§2.4).
+def build_captcha(qq: int, r: float) -> Request:
+    """``GET ssl.captcha /getimage``: the captcha picture (§3.3), with the parameters
+    pual_bot sent (no ``vc_type``: none of the 2013 clients sent one).
 
     Args:
         qq: the account's QQ number.
         r: a random float in [0, 1).
-        vc_type: the token of ``CheckResult.code``, sent by some clients; optional.
 
     Returns:
         The request; its reply body is the image itself (JPEG) and it sets the
         ``verifysession`` cookie that ``login`` needs.
     """
-    params = [("aid", APPID), ("r", r), ("uin", qq)]
-    if vc_type is not None:
-        params.append(("vc_type", vc_type))
-    return http_get(_CAPTCHA_URL, params)
+    return http_get(_CAPTCHA_URL, [("aid", APPID), ("r", r), ("uin", qq)])
 
 
 def build_login(qq: int, encrypted_password: str, verifycode: str, *, era: Era = Era.A,
                 login_sig: Optional[str] = None, after_captcha: bool = False,
                 webqq_type: int = WEBQQ_TYPE_ONLINE) -> Request:
-    """``GET ssl.ptlogin2 /login``: check the password (§2.5).
+    """``GET ssl.ptlogin2 /login``: check the password (§3.4).
 
     Era A sends PB@54b74d7's parameters in its order; Era B inserts ``daid=164`` after
     ``ptlang`` and ``action=4-5-8246`` after ``fp``, uses ``js_ver=10040`` and the
@@ -189,7 +194,7 @@ def build_login(qq: int, encrypted_password: str, verifycode: str, *, era: Era =
 
 
 def build_check_sig(url: str) -> Request:
-    """``GET ptlogin4.web2 /check_sig``: the Era B hop that sets ``p_skey`` (§2.6).
+    """``GET ptlogin4.web2 /check_sig``: the Era B hop that sets ``p_skey`` (§3.5).
 
     Args:
         url: ``LoginResult.check_sig_url``, fetched as is.
@@ -207,7 +212,7 @@ def build_check_sig(url: str) -> Request:
 
 def build_login2(ptwebqq: str, *, clientid: int, status: str = "online",
                  psessionid: Optional[str] = None) -> Request:
-    """``POST d.web2 /channel/login2``: open the chat session, or relink it (§2.7).
+    """``POST d.web2 /channel/login2``: open the chat session, or relink it (§3.6).
 
     Args:
         ptwebqq: the current value of the ``ptwebqq`` cookie.
@@ -229,7 +234,7 @@ def build_login2(ptwebqq: str, *, clientid: int, status: str = "online",
 
 
 def build_friends(*, vfwebqq: str, hash_value: Optional[str] = None) -> Request:
-    """``POST s.web2 /api/get_user_friends2``: the friend list (§2.8).
+    """``POST s.web2 /api/get_user_friends2``: the friend list (§3.7).
 
     Args:
         vfwebqq: from ``Login2Result``.
@@ -247,7 +252,7 @@ def build_friends(*, vfwebqq: str, hash_value: Optional[str] = None) -> Request:
 
 
 def build_groups(*, vfwebqq: str) -> Request:
-    """``POST s.web2 /api/get_group_name_list_mask2``: the group list (§2.9).
+    """``POST s.web2 /api/get_group_name_list_mask2``: the group list (§3.8).
 
     Args:
         vfwebqq: from ``Login2Result``.
@@ -258,67 +263,85 @@ def build_groups(*, vfwebqq: str) -> Request:
     return s_post("get_group_name_list_mask2", {"vfwebqq": vfwebqq}, S_REFERER)
 
 
-def build_group_info(code: int, *, vfwebqq: str, t: int) -> Request:
-    """``GET s.web2 /api/get_group_info_ext2``: a group's members and cards (§2.10).
+def build_group_info(code: int, *, vfwebqq: str, t: float) -> Request:
+    """``GET s.web2 /api/get_group_info_ext2``: a group's members and cards (§3.9).
 
     Args:
         code: the group's code (``Group.code``, poll ``group_code``), not its gid.
         vfwebqq: from ``Login2Result``.
-        t: a timestamp (PB: unix seconds; not checked).
+        t: the time now, unix seconds (``time.time()``); sent as whole seconds.
 
     Returns:
         The request; read its reply with ``parse_group_info``.
     """
     return http_get(S_API + "get_group_info_ext2",
-                [("gcode", code), ("vfwebqq", vfwebqq), ("t", t)], {"Referer": D_REFERER3})
+                    [("gcode", code), ("vfwebqq", vfwebqq), ("t", _seconds(t))],
+                    {"Referer": D_REFERER3})
 
 
-def build_discussions(*, clientid: int, psessionid: str, vfwebqq: str, t: int) -> Request:
-    """``GET s.web2 /api/get_discus_list``: the discussion groups (§2.11; the May 2013
-    URL, not ``get_discu_list_new2``).
+#: The two addresses of the discussion list (docs/protocol.rst §3.10): webqq-core's and
+#: the older pidgin-lwqq's on d.web2, pidgin-lwqq's from June 2013 on s.web2.
+DISCUSSION_LIST_HOSTS = ("d.web2", "s.web2")
+
+
+def build_discussions(*, clientid: int, psessionid: str, vfwebqq: str, t: float,
+                      host: str = "d.web2") -> Request:
+    """The discussion groups (docs/protocol.rst §3.10): ``GET d.web2
+    /channel/get_discu_list_new2`` with ``D_REFERER`` (webqq-core), or, with
+    ``host="s.web2"``, ``GET s.web2 /api/get_discus_list`` with ``S_REFERER``
+    (pidgin-lwqq from June 2013). Both take the same query and give the same reply.
 
     Args:
         clientid: this login's client id.
         psessionid: from ``Login2Result``.
         vfwebqq: from ``Login2Result``.
-        t: a timestamp in unix milliseconds (not checked).
+        t: the time now, unix seconds (``time.time()``); sent as whole seconds.
+        host: one of ``DISCUSSION_LIST_HOSTS``.
 
     Returns:
         The request; read its reply with ``parse_discussions``.
+
+    Raises:
+        ValueError: an unknown ``host``.
     """
-    return http_get(S_API + "get_discus_list",
-                [("clientid", clientid), ("psessionid", psessionid), ("vfwebqq", vfwebqq),
-                 ("t", t)], {"Referer": S_REFERER})
+    if host not in DISCUSSION_LIST_HOSTS:
+        raise ValueError("unknown discussion list host %r; expected one of %s"
+                         % (host, ", ".join(DISCUSSION_LIST_HOSTS)))
+    query = [("clientid", clientid), ("psessionid", psessionid), ("vfwebqq", vfwebqq),
+             ("t", _seconds(t))]
+    if host == "d.web2":
+        return http_get(D_CHANNEL + "get_discu_list_new2", query, {"Referer": D_REFERER})
+    return http_get(S_API + "get_discus_list", query, {"Referer": S_REFERER})
 
 
 def build_discussion_info(did: int, *, clientid: int, psessionid: str, vfwebqq: str,
-                          t: int) -> Request:
-    """``GET d.web2 /channel/get_discu_info``: a discussion's members (§2.12).
+                          t: float) -> Request:
+    """``GET d.web2 /channel/get_discu_info``: a discussion's members (§3.11).
 
     Args:
         did: the discussion id.
         clientid: this login's client id.
         psessionid: from ``Login2Result``.
         vfwebqq: from ``Login2Result``.
-        t: a timestamp in unix milliseconds (not checked).
+        t: the time now, unix seconds (``time.time()``); sent as whole seconds.
 
     Returns:
         The request; read its reply with ``parse_discussion_info``.
     """
     return http_get(D_CHANNEL + "get_discu_info",
                 [("did", did), ("clientid", clientid), ("psessionid", psessionid),
-                 ("vfwebqq", vfwebqq), ("t", t)], {"Referer": D_REFERER})
+                 ("vfwebqq", vfwebqq), ("t", _seconds(t))], {"Referer": D_REFERER})
 
 
-def build_friend_uin(uin: int, *, vfwebqq: str, t: int, lookup_type: int = 1) -> Request:
-    """``GET s.web2 /api/get_friend_uin2``: the QQ number behind a uin (§2.13).
+def build_friend_uin(uin: int, *, vfwebqq: str, t: float, lookup_type: int = 1) -> Request:
+    """``GET s.web2 /api/get_friend_uin2``: the QQ number behind a uin (§3.12).
 
     Ask one at a time: MC warns that parallel lookups get an account black-listed.
 
     Args:
         uin: a friend's or member's uin, or a group code.
         vfwebqq: from ``Login2Result``.
-        t: a timestamp in unix milliseconds (not checked).
+        t: the time now, unix seconds (``time.time()``); sent as whole seconds.
         lookup_type: ``1`` for a user (TW), ``4`` for a group code.
 
     Returns:
@@ -326,27 +349,27 @@ def build_friend_uin(uin: int, *, vfwebqq: str, t: int, lookup_type: int = 1) ->
     """
     return http_get(S_API + "get_friend_uin2",
                 [("tuin", uin), ("verifysession", ""), ("type", lookup_type), ("code", ""),
-                 ("vfwebqq", vfwebqq), ("t", t)], {"Referer": S_REFERER3})
+                 ("vfwebqq", vfwebqq), ("t", _seconds(t))], {"Referer": S_REFERER3})
 
 
-def build_online_buddies(*, clientid: int, psessionid: str, t: int) -> Request:
-    """``GET d.web2 /channel/get_online_buddies2``: which friends are online (§2.15).
+def build_online_buddies(*, clientid: int, psessionid: str, t: float) -> Request:
+    """``GET d.web2 /channel/get_online_buddies2``: which friends are online (§3.13).
 
     Args:
         clientid: this login's client id.
         psessionid: from ``Login2Result``.
-        t: a timestamp in unix milliseconds (not checked).
+        t: the time now, unix seconds (``time.time()``); sent as whole seconds.
 
     Returns:
         The request; read its reply with ``parse_online_buddies``.
     """
     return http_get(D_CHANNEL + "get_online_buddies2",
-                [("clientid", clientid), ("psessionid", psessionid), ("t", t)],
+                    [("clientid", clientid), ("psessionid", psessionid), ("t", _seconds(t))],
                 {"Referer": D_REFERER})
 
 
 def build_poll(*, clientid: int, psessionid: str) -> Request:
-    """``POST d.web2 /channel/poll2``: the long poll (§2.16); issue it again after
+    """``POST d.web2 /channel/poll2``: the long poll (§3.15); issue it again after
     every reply.
 
     Args:
@@ -361,21 +384,22 @@ def build_poll(*, clientid: int, psessionid: str) -> Request:
                          referer=D_REFERER)
 
 
-def build_heartbeat(*, rc: int, t: int, lv: int = 2) -> Request:
-    """``GET web.qq.com /web2/get_msg_tip``: the 60-second heartbeat (§2.17).
+def build_heartbeat(*, rc: int, t: float, lv: int = 2) -> Request:
+    """``GET web.qq.com /web2/get_msg_tip``: the 60-second heartbeat (§3.16).
 
     No source sends a Referer with it, and none reads the reply.
 
     Args:
         rc: a counter, increased by one per beat.
-        t: a timestamp in unix milliseconds.
+        t: the time now, unix seconds (``time.time()``); sent in milliseconds, as
+            twqq did.
         lv: ``2`` (PB, spring 2013) or ``3``.
 
     Returns:
         The request; ``parse_heartbeat`` reads its reply, failures are harmless.
     """
     return http_get(_HEARTBEAT_URL, [("uin", ""), ("tp", 1), ("id", 0), ("retype", 1),
-                                 ("rc", rc), ("lv", lv), ("t", t)])
+                                     ("rc", rc), ("lv", lv), ("t", int(t * 1000))])
 
 
 def _pictures_of(content: Outgoing) -> Tuple[int, int]:
@@ -388,7 +412,7 @@ def _pictures_of(content: Outgoing) -> Tuple[int, int]:
 
 def _gface(content: Outgoing, key: Optional[str], sig: Optional[str],
            endpoint: str) -> Dict[str, str]:
-    """The ``key`` and ``sig`` a send with group pictures carries (§2.19), or nothing
+    """The ``key`` and ``sig`` a send with group pictures carries (§3.18), or nothing
     for one without."""
     offpics, cfaces = _pictures_of(content)
     if offpics:
@@ -404,14 +428,14 @@ def _gface(content: Outgoing, key: Optional[str], sig: Optional[str],
 def build_send_buddy(to_uin: int, content: Outgoing, *, msg_id: int, clientid: int,
                      psessionid: str, font: Font = DEFAULT_FONT,
                      face: int = DEFAULT_FACE) -> Request:
-    """``POST d.web2 /channel/send_buddy_msg2``: message a friend (§2.18, §6).
+    """``POST d.web2 /channel/send_buddy_msg2``: message a friend (§3.17, §7).
 
     Args:
         to_uin: the friend's uin (``BuddyMessage.from_uin``).
         content: a text, or texts, ``Face`` and ``OffPic`` pieces (a friend's picture
             is uploaded with ``upload_offline_pic`` first); split long texts first with
             ``split_content``.
-        msg_id: the next value of this login's message counter (§6.2).
+        msg_id: the next value of this login's message counter (§7.2).
         clientid: this login's client id.
         psessionid: from ``Login2Result``.
         font: the font the recipient sees.
@@ -435,12 +459,12 @@ def build_send_group(gid: int, content: Outgoing, *, msg_id: int, clientid: int,
                      psessionid: str, font: Font = DEFAULT_FONT,
                      group_code: Optional[int] = None, key: Optional[str] = None,
                      sig: Optional[str] = None) -> Request:
-    """``POST d.web2 /channel/send_qun_msg2``: message a group (§2.19, §6).
+    """``POST d.web2 /channel/send_qun_msg2``: message a group (§3.18, §7).
 
     Args:
         gid: the group's gid (``GroupMessage.gid``, ``Group.gid``), not its code.
         content: a text, or texts, ``Face`` and ``CFace`` pieces.
-        msg_id: the next value of this login's message counter (§6.2).
+        msg_id: the next value of this login's message counter (§7.2).
         clientid: this login's client id.
         psessionid: from ``Login2Result``.
         font: the font the members see.
@@ -470,12 +494,12 @@ def build_send_group(gid: int, content: Outgoing, *, msg_id: int, clientid: int,
 def build_send_discussion(did: int, content: Outgoing, *, msg_id: int, clientid: int,
                           psessionid: str, font: Font = DEFAULT_FONT,
                           key: Optional[str] = None, sig: Optional[str] = None) -> Request:
-    """``POST d.web2 /channel/send_discu_msg2``: message a discussion (§2.22, §6).
+    """``POST d.web2 /channel/send_discu_msg2``: message a discussion (§3.21, §7).
 
     Args:
         did: the discussion id (sent as a JSON string, as in the 2013 samples).
         content: a text, or texts, ``Face`` and ``CFace`` pieces.
-        msg_id: the next value of this login's message counter (§6.2).
+        msg_id: the next value of this login's message counter (§7.2).
         clientid: this login's client id.
         psessionid: from ``Login2Result``.
         font: the font the members see.
@@ -497,9 +521,9 @@ def build_send_discussion(did: int, content: Outgoing, *, msg_id: int, clientid:
 
 
 def build_c2c_sig(via_id: int, to_uin: int, *, service_type: int, clientid: int,
-                  psessionid: str, t: int) -> Request:
+                  psessionid: str, t: float) -> Request:
     """``GET d.web2 /channel/get_c2cmsg_sig2``: the signature for a temporary session
-    (§2.20). Cache the answer per peer.
+    (§3.19). Cache the answer per peer.
 
     Args:
         via_id: ``SessionMessage.via_id``, unchanged (a group gid or a did).
@@ -507,28 +531,28 @@ def build_c2c_sig(via_id: int, to_uin: int, *, service_type: int, clientid: int,
         service_type: ``0`` through a group, ``1`` through a discussion.
         clientid: this login's client id.
         psessionid: from ``Login2Result``.
-        t: a timestamp in unix milliseconds.
+        t: the time now, unix seconds (``time.time()``); sent as whole seconds.
 
     Returns:
         The request; read its reply with ``parse_c2c_sig``.
     """
     return http_get(D_CHANNEL + "get_c2cmsg_sig2",
                 [("id", via_id), ("to_uin", to_uin), ("service_type", service_type),
-                 ("clientid", clientid), ("psessionid", psessionid), ("t", t)],
+                 ("clientid", clientid), ("psessionid", psessionid), ("t", _seconds(t))],
                 {"Referer": D_REFERER3})
 
 
 def build_send_session(to_uin: int, content: Outgoing, *, group_sig: str, msg_id: int,
                        clientid: int, psessionid: str, service_type: int = 0,
                        font: Font = DEFAULT_FONT, face: int = DEFAULT_FACE) -> Request:
-    """``POST d.web2 /channel/send_sess_msg2``: answer a temporary session (§2.21).
+    """``POST d.web2 /channel/send_sess_msg2``: answer a temporary session (§3.20).
 
     Args:
         to_uin: the peer's uin (``SessionMessage.from_uin``).
         content: a text, or texts and ``Face`` pieces (no pictures: LQ found that a
             temporary session cannot carry them).
         group_sig: ``C2CSig.group_sig`` for this peer.
-        msg_id: the next value of this login's message counter (§6.2).
+        msg_id: the next value of this login's message counter (§7.2).
         clientid: this login's client id.
         psessionid: from ``Login2Result``.
         service_type: ``SessionMessage.service_type``: 0 group, 1 discussion.
@@ -550,14 +574,14 @@ def build_send_session(to_uin: int, content: Outgoing, *, group_sig: str, msg_id
                          referer=D_REFERER3)
 
 
-def build_change_status(status: str, *, clientid: int, psessionid: str, t: int) -> Request:
-    """``GET d.web2 /channel/change_status2`` (§2.23).
+def build_change_status(status: str, *, clientid: int, psessionid: str, t: float) -> Request:
+    """``GET d.web2 /channel/change_status2`` (§3.22).
 
     Args:
         status: one of ``STATUSES``.
         clientid: this login's client id.
         psessionid: from ``Login2Result``.
-        t: a timestamp in unix milliseconds.
+        t: the time now, unix seconds (``time.time()``); sent as whole seconds.
 
     Returns:
         The request; read its reply with ``parse_change_status``.
@@ -567,28 +591,29 @@ def build_change_status(status: str, *, clientid: int, psessionid: str, t: int) 
     """
     return http_get(D_CHANNEL + "change_status2",
                 [("newstatus", _check_status(status)), ("clientid", clientid),
-                 ("psessionid", psessionid), ("t", t)], {"Referer": D_REFERER})
+                 ("psessionid", psessionid), ("t", _seconds(t))], {"Referer": D_REFERER})
 
 
-def build_logout(*, clientid: int, psessionid: str, t: int) -> Request:
-    """``GET d.web2 /channel/logout2``: end the session (§2.24).
+def build_logout(*, clientid: int, psessionid: str, t: float) -> Request:
+    """``GET d.web2 /channel/logout2``: end the session (§3.23).
 
     Args:
         clientid: this login's client id.
         psessionid: from ``Login2Result``.
-        t: a timestamp in unix milliseconds.
+        t: the time now, unix seconds (``time.time()``); sent as whole seconds.
 
     Returns:
         The request; read its reply with ``parse_logout``.
     """
     return http_get(D_CHANNEL + "logout2",
-                [("ids", ""), ("clientid", clientid), ("psessionid", psessionid), ("t", t)],
+                    [("ids", ""), ("clientid", clientid), ("psessionid", psessionid),
+                     ("t", _seconds(t))],
                 {"Referer": D_REFERER})
 
 
 def build_allow_and_add(qq: int, *, vfwebqq: str, category: int = 0,
                         markname: str = "") -> Request:
-    """``POST s.web2 /api/allow_and_add2``: accept a friend request and add back (§2.25).
+    """``POST s.web2 /api/allow_and_add2``: accept a friend request and add back (§3.24).
 
     Args:
         qq: the requester's QQ number (``FriendRequest.qq``).
@@ -604,7 +629,7 @@ def build_allow_and_add(qq: int, *, vfwebqq: str, category: int = 0,
 
 
 def build_allow_added_request(qq: int, *, vfwebqq: str) -> Request:
-    """``POST s.web2 /api/allow_added_request2``: accept a friend request only (§2.25).
+    """``POST s.web2 /api/allow_added_request2``: accept a friend request only (§3.24).
 
     Args:
         qq: the requester's QQ number (``FriendRequest.qq``).
@@ -617,7 +642,7 @@ def build_allow_added_request(qq: int, *, vfwebqq: str) -> Request:
 
 
 def build_deny_added_request(qq: int, *, vfwebqq: str, reason: str = "") -> Request:
-    """``POST s.web2 /api/deny_added_request2``: refuse a friend request (§2.25).
+    """``POST s.web2 /api/deny_added_request2``: refuse a friend request (§3.24).
 
     Args:
         qq: the requester's QQ number (``FriendRequest.qq``).

@@ -5,14 +5,14 @@ poll item's content with ``decode_content``, the send builders write it with
 ``encode_content``, and a text too long for one message is cut with ``split_content``
 before it is sent. Must never lose a character: splitting joins back to the original.
 
-Content (§4.14, §6.1) is a JSON array of pieces: text strings and lists such as
+Content (§5.14, §7.1) is a JSON array of pieces: text strings and lists such as
 ``["face", 14]`` or ``["font", {...}]``. Received content has the font *first*, sent
 content has it *last*. ``decode_content`` reads either order into a ``Content`` that keeps
 the raw array and offers ``.text`` (faces marked ``[face:14]``, pictures ``[image]``);
-a received picture is an ``Image`` that keeps what fetching it needs (§4.14).
+a received picture is an ``Image`` that keeps what fetching it needs (§5.14).
 ``encode_content`` writes the sent form from ``Outgoing`` content: a text, or texts,
 ``Face`` pieces and uploaded pictures (``OffPic`` to a friend, ``CFace`` to a group or
-discussion) in order (§6.1). An ``UploadPicture`` (bytes still to upload) may be part of
+discussion) in order (§7.1). An ``UploadPicture`` (bytes still to upload) may be part of
 the content that is split and queued, never of what is encoded: the client uploads it
 first.
 """
@@ -34,26 +34,26 @@ __all__ = [
     "split_content",
 ]
 
-# No 2013 source states the server's length limit (§6.3): MC only distinguishes "too
+# No 2013 source states the server's length limit (§7.3): MC only distinguishes "too
 # long" failures, PB pastes replies longer than 150 characters elsewhere and treats
 # received texts over 300 as long. 300 code points per message is our choice: well inside
 # what the official clients sent, and few enough parts for a long reply.
 MAX_TEXT_CHARS = 300
 
 # The most messages one text to send may be split into. The outbox sends a part at most
-# every 0.5 s (PB's safe pace: the server silently drops sends that come faster, §6.3), so
+# every 0.5 s (PB's safe pace: the server silently drops sends that come faster, §7.3), so
 # 100 parts already hold the queue for most of a minute and fill the chat with about
 # 30,000 characters at the default part size: a longer text is a file to share, not a
 # message. Refused before any splitting work beyond the first 100 parts is done, so no
 # text, however long, can hold the IOLoop.
 MAX_PARTS = 100
 
-# The advert the browser client appended to every message (§4.14); PB strips it.
+# The advert the browser client appended to every message (§5.14); PB strips it.
 _ADVERT = re.compile(r"\n?【提示：此用户正在使用Q\+ Web：http://web\d?\.qq\.com/】")
 
 
 class MalformedContent(ValueError):
-    """Raised when a content array or one of its pieces does not have the §4.14 shape.
+    """Raised when a content array or one of its pieces does not have the §5.14 shape.
 
     The reply parsers report it as a ``MalformedReply`` of the endpoint concerned.
     """
@@ -92,7 +92,7 @@ _COLOR = re.compile(r"[0-9A-Fa-f]{6}")
 
 @dataclass(frozen=True)
 class Font:
-    """The ``["font", {...}]`` piece: how the sender's text looks (§4.14, §6.1).
+    """The ``["font", {...}]`` piece: how the sender's text looks (§5.14, §7.1).
 
     ``size`` is a point size; ``color`` six hex digits (``"000000"``); the three flags are
     the wire's ``style`` list ``[bold, italic, underline]``.
@@ -131,7 +131,7 @@ class Font:
         return cls(name, size, color, *(bool(flag) for flag in style))
 
 
-# The font of the §6.1 example: what the Chinese clients of 2013 defaulted to.
+# The font of the §7.1 example: what the Chinese clients of 2013 defaulted to.
 DEFAULT_FONT = Font()
 
 
@@ -143,7 +143,7 @@ class Text:
 
 @dataclass(frozen=True)
 class Face:
-    """A built-in emoticon, ``["face", code]``; the code is the wire code (§4.14)."""
+    """A built-in emoticon, ``["face", code]``; the code is the wire code (§5.14)."""
     code: int
 
     def to_wire(self) -> list:
@@ -153,7 +153,7 @@ class Face:
 
 @dataclass(frozen=True)
 class Image:
-    """A picture reference (§4.14), shown as ``[image]`` in ``Content.text``.
+    """A picture reference (§5.14), shown as ``[image]`` in ``Content.text``.
 
     ``kind`` is the wire name: ``"offpic"`` (a friend's offline picture; ``name`` is its
     ``file_path``), ``"cface"`` (a custom face; ``name`` is the file name), ``"pic_id"``
@@ -174,7 +174,7 @@ class Image:
 @dataclass(frozen=True)
 class OffPic:
     """A friend's picture as sent, after ``upload_offline_pic``: ``["offpic", file_path,
-    name, size]`` (§6.1; the IQ capture)."""
+    name, size]`` (§7.1; the IQ capture)."""
     file_path: str
     name: str
     size: int
@@ -187,7 +187,7 @@ class OffPic:
 @dataclass(frozen=True)
 class CFace:
     """A group or discussion picture as sent, after ``cface_upload``: ``["cface",
-    "group", name]`` (§6.1; LQ sends the same piece to discussions). The send carries
+    "group", name]`` (§7.1; LQ sends the same piece to discussions). The send carries
     the ``get_gface_sig2`` key and sig beside it."""
     name: str
 
@@ -341,7 +341,7 @@ def decode_content(content: Any) -> Content:
 
 
 def decode_sent_content(content: str) -> Content:
-    """Decode the ``content`` string of a send request (§6.1), as a server does.
+    """Decode the ``content`` string of a send request (§7.1), as a server does.
 
     Args:
         content: the JSON text found in ``r.content`` of a ``send_*_msg2`` request.
@@ -360,7 +360,7 @@ def decode_sent_content(content: str) -> Content:
 
 
 def encode_content(pieces: Outgoing, font: Font = DEFAULT_FONT) -> str:
-    """Encode pieces into the ``content`` string of a send request (§6.1).
+    """Encode pieces into the ``content`` string of a send request (§7.1).
 
     Args:
         pieces: a text, or a sequence of texts, ``Face``, ``OffPic`` and ``CFace``

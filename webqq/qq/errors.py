@@ -22,7 +22,7 @@ __all__ = ["ProtocolError", "MalformedReply", "RetcodeError", "LoginError",
 
 class QQRetcode(enum.IntEnum):
     """The ``retcode`` values of the WebQQ server's JSON replies that have a known
-    meaning (§5)."""
+    meaning (§6)."""
     OK = 0
     HASH_WRONG = 50                 # get_user_friends2: recompute the hash (LQ)
     NOT_RELOGIN = 100               # poll2: relogin
@@ -48,7 +48,7 @@ class QQRetcode(enum.IntEnum):
 
 
 class LoginCode(enum.IntEnum):
-    """The first ``ptuiCB`` argument (§2.5)."""
+    """The first ``ptuiCB`` argument (§3.4)."""
     OK = 0
     SERVER_BUSY = 1
     ACCOUNT_EXPIRED = 2
@@ -99,10 +99,10 @@ class MalformedReply(ProtocolError):
 
 
 class RetcodeError(ProtocolError):
-    """Raised when a JSON reply carries a retcode other than 0 (§5).
+    """Raised when a JSON reply carries a retcode other than 0 (§6).
 
     Attributes:
-        retcode: a ``QQRetcode`` member, or the bare ``int`` for a code §5 does not name.
+        retcode: a ``QQRetcode`` member, or the bare ``int`` for a code §6 does not name.
         errmsg: the reply's ``errmsg`` ("" when absent).
     """
 
@@ -115,7 +115,7 @@ class RetcodeError(ProtocolError):
 
 
 class LoginError(ProtocolError):
-    """Raised when ``ptuiCB`` refuses the login (§2.5).
+    """Raised when ``ptuiCB`` refuses the login (§3.4).
 
     Attributes:
         code: a ``LoginCode`` member, or the bare ``int`` for an unknown code.

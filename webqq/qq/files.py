@@ -1,5 +1,5 @@
 """Files on the wire: taking or refusing a file a friend sends, fetching an offline
-file (§2.26, §4.11).
+file (§3.25, §5.11).
 
 files: no I/O; values in, a ``Request`` out; literal bytes in, a value or a
 ``ProtocolError`` out. Must never read the clock (timestamps are arguments).
@@ -31,7 +31,7 @@ _HOST = re.compile(r"[0-9A-Za-z.\-]{1,253}")
 
 def build_get_file(session_id: int, name: str, from_uin: int, *, clientid: int,
                    psessionid: str, t: int) -> Request:
-    """``GET d.web2 /channel/get_file2``: accept a file a friend is sending (§2.26),
+    """``GET d.web2 /channel/get_file2``: accept a file a friend is sending (§3.25),
     the query in LQ's order.
 
     Args:
@@ -78,7 +78,7 @@ def parse_get_file(body: bytes, *, redirected: bool) -> bytes:
 
 def build_refuse_file(session_id: int, from_uin: int, *, clientid: int, psessionid: str,
                       t: int) -> Request:
-    """``GET d.web2 /channel/refuse_file2``: decline a file a friend is sending (§2.26),
+    """``GET d.web2 /channel/refuse_file2``: decline a file a friend is sending (§3.25),
     the query in LQ's order.
 
     Args:

@@ -1,4 +1,4 @@
-"""The two secrets of a 2013 login: the encrypted password and the friend-list hash (§3).
+"""The two secrets of a 2013 login: the encrypted password and the friend-list hash (§4).
 
 hashes: plain functions of their arguments; no I/O, no clock, no randomness. Each
 algorithm is our own reading of the page's script, checked against the worked examples
@@ -10,7 +10,7 @@ __all__ = ["encrypt_password", "friends_hash", "HASH_VARIANTS"]
 
 
 def encrypt_password(password: str, uin_bytes: bytes, verifycode: str) -> str:
-    """Encrypt a password for ``/login`` with the spring-2013 scheme (§3.1).
+    """Encrypt a password for ``/login`` with the spring-2013 scheme (§4.1).
 
     Args:
         password: the account password as typed.
@@ -114,13 +114,13 @@ def _hash_q(qq: int, ptwebqq: str) -> str:
     return _hex(n)
 
 
-# Name -> function of the friend-list hash algorithms of §3.3, in the order they appeared.
+# Name -> function of the friend-list hash algorithms of §4.3, in the order they appeared.
 _HASHES = {"N": _hash_n, "O": _hash_o, "P": _hash_p, "Q": _hash_q}
 HASH_VARIANTS = tuple(_HASHES)
 
 
 def friends_hash(qq: int, ptwebqq: str, variant: str = "O") -> str:
-    """Compute the ``hash`` field of ``get_user_friends2`` (§3.3).
+    """Compute the ``hash`` field of ``get_user_friends2`` (§4.3).
 
     Args:
         qq: the logged-in account's QQ number.

@@ -8,7 +8,7 @@ __all__ = ["Era", "ChatKind"]
 
 
 class Era(enum.Enum):
-    """Protocol shape (§0.1): A spring 2013 (the default), B late 2013."""
+    """Protocol shape (§1.1): A spring 2013 (the default), B late 2013."""
     A = "A"
     B = "B"
 

@@ -1,6 +1,6 @@
 """The replies that list the account's world: friends and their categories, groups and
-their members, discussions and theirs, QQ number lookups and who is online (§2.8 -
-§2.15). Each item of a list is an ``...Entry`` (``FriendEntry``, ``GroupEntry``,
+their members, discussions and theirs, QQ number lookups and who is online (§3.7 -
+§3.13). Each item of a list is an ``...Entry`` (``FriendEntry``, ``GroupEntry``,
 ``DiscussionEntry``, ``CategoryEntry``): a line of the server's reply, not the client's
 contact model.
 
@@ -151,7 +151,7 @@ def parse_groups(body: bytes) -> GroupList:
     return GroupList(tuple(groups))
 
 
-# stat numbers of get_group_info_ext2 as the status names used everywhere else (§2.10)
+# stat numbers of get_group_info_ext2 as the status names used everywhere else (§3.9)
 _STATS = {10: "online", 20: "offline", 30: "away", 40: "hidden", 50: "busy", 60: "callme",
           70: "silent"}
 
@@ -258,7 +258,7 @@ class DiscussionList:
 
 
 def parse_discussions(body: bytes) -> DiscussionList:
-    """Parse the discussion list (either URL of §2.11).
+    """Parse the discussion list (either URL of §3.10).
 
     Args:
         body: the reply of ``build_discussions``.

@@ -1,5 +1,5 @@
 """The replies of the login steps: the login page, ``check``, ``login`` and ``login2``
-(§2.2 - §2.7), each read into a frozen value.
+(§3.1 - §3.6), each read into a frozen value.
 
 login_replies: no I/O; literal bytes in, a value or a ``ProtocolError`` out. The JS
 callbacks of ptlogin2 are tokenized strictly (``reply.js_call``), never evaluated.
@@ -21,7 +21,7 @@ _LOGIN_SIG_VALUE = re.compile(r"[A-Za-z0-9*_-]+")
 
 
 def parse_login_sig(body: bytes) -> str:
-    """Read ``g_login_sig`` from the login page of ``build_login_page`` (§2.2, Era B).
+    """Read ``g_login_sig`` from the login page of ``build_login_page`` (§3.1, Era B).
 
     Args:
         body: the HTML page.
@@ -45,12 +45,12 @@ def parse_login_sig(body: bytes) -> str:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """The reply of ``check``: ``ptui_checkVC(flag, code, uin_bytes)`` (§2.3).
+    """The reply of ``check``: ``ptui_checkVC(flag, code, uin_bytes)`` (§3.2).
 
     Attributes:
         captcha_required: flag ``'1'``: fetch ``build_captcha`` and let a human read it.
         code: without captcha, the verify code to log in with (``"!PTH"``); with one,
-            the captcha session token (``vc_type``).
+            an opaque captcha token (no 2013 client sent it back).
         uin_bytes: the 8 raw bytes for ``encrypt_password``.
     """
     captcha_required: bool
@@ -94,7 +94,7 @@ def parse_check(body: bytes) -> CheckResult:
 
 @dataclass(frozen=True)
 class LoginResult:
-    """A successful ``ptuiCB('0','0',url,'0',message,nick)`` (§2.5).
+    """A successful ``ptuiCB('0','0',url,'0',message,nick)`` (§3.4).
 
     Attributes:
         url: Era A: the ``u1`` we sent, echoed; Era B: the ``check_sig`` URL to fetch.
@@ -118,7 +118,7 @@ _NUMBER = re.compile(r"[0-9]+")
 def parse_login(body: bytes) -> LoginResult:
     """Parse the ``ptuiCB(code, subcode, url, redirect, message, nick);`` of ``login``.
 
-    On success the reply has set the session cookies (§1.3); the caller's cookie jar
+    On success the reply has set the session cookies (§2.3); the caller's cookie jar
     holds them.
 
     Args:
@@ -148,7 +148,7 @@ def parse_login(body: bytes) -> LoginResult:
 
 @dataclass(frozen=True)
 class Login2Result:
-    """The ``result`` of ``login2`` (§2.7).
+    """The ``result`` of ``login2`` (§3.6).
 
     Attributes:
         qq: the account's QQ number (in 2013 also its own uin: poll ``to_uin``).

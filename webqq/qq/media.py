@@ -1,4 +1,4 @@
-"""Pictures on the wire: uploading one to send, fetching one received (§2.19, §2.26).
+"""Pictures on the wire: uploading one to send, fetching one received (§3.18, §3.25).
 
 media: no I/O; values in, a ``Request`` out; literal bytes in, a frozen value or a
 ``ProtocolError`` out. Must never read the clock or draw a random number (timestamps
@@ -89,7 +89,7 @@ def build_upload_offline_pic(picture: UploadPicture, *, qq: int, skey: str, peer
                              vfwebqq: str, t: int, boundary: str,
                              fileid: int = 1) -> Request:
     """``POST weboffline.ftn /ftn_access/upload_offline_pic``: upload a friend's picture
-    (§2.26), the fields in the order of the IQ capture.
+    (§3.25), the fields in the order of the IQ capture.
 
     Args:
         picture: what to upload.
@@ -162,7 +162,7 @@ def parse_upload_offline_pic(body: bytes) -> OffPic:
 
 def build_gface_sig(*, clientid: int, psessionid: str, t: int) -> Request:
     """``GET d.web2 /channel/get_gface_sig2``: the key and sig a send with group
-    pictures carries (§2.19). Ask once per login.
+    pictures carries (§3.18). Ask once per login.
 
     Args:
         clientid: this login's client id.
@@ -248,7 +248,7 @@ def parse_upload_cface(body: bytes) -> CFace:
 
 def build_get_offpic(file_path: str, from_uin: int, *, clientid: int,
                      psessionid: str) -> Request:
-    """``GET d.web2 /channel/get_offpic2``: a friend's offline picture (§2.26); the
+    """``GET d.web2 /channel/get_offpic2``: a friend's offline picture (§3.25); the
     server answers with a redirect to the image, which the stream follows.
 
     Args:
@@ -267,7 +267,7 @@ def build_get_offpic(file_path: str, from_uin: int, *, clientid: int,
 
 def build_get_cface(name: str, from_uin: int, msg_id: int, *, clientid: int,
                     psessionid: str) -> Request:
-    """``GET d.web2 /channel/get_cface2``: a custom face in a friend's message (§2.26;
+    """``GET d.web2 /channel/get_cface2``: a custom face in a friend's message (§3.25;
     LQ and LUA samples).
 
     Args:
@@ -289,7 +289,7 @@ def build_get_cface(name: str, from_uin: int, msg_id: int, *, clientid: int,
 def build_get_group_pic(name: str, *, code: int, send_uin: int, server: str, file_id: int,
                         vfwebqq: str, t: int, discussion: bool = False) -> Request:
     """``GET web2.qq.com /cgi-bin/get_group_pic``: a picture in a group or discussion
-    message, kept on the server its piece names (§2.26; LQ, IQ, TW, MC); the answer is
+    message, kept on the server its piece names (§3.25; LQ, IQ, TW, MC); the answer is
     a redirect to the image, which the stream follows.
 
     Args:

@@ -1,4 +1,4 @@
-"""The long poll's reply (§2.16) and the events it delivers (§4).
+"""The long poll's reply (§3.15) and the events it delivers (§5).
 
 poll: no I/O; literal bytes in, a ``PollResult`` out. ``parse_poll`` folds the retcode
 into a ``PollOutcome`` (what the client does next) and turns each item into a frozen
@@ -24,7 +24,7 @@ from webqq.qq.kinds import ChatKind
 from webqq.qq.reply import ReplyFields, errmsg_of, json_excerpt, load_reply
 
 __all__ = [
-    "PollOutcome", "PollResult", "parse_poll",
+    "PollOutcome", "PollResult", "parse_poll", "batch_order",
     "PollEvent", "ChatMessage", "BuddyMessage", "GroupMessage", "DiscussionMessage",
     "SessionMessage", "Kick", "StatusChange", "InputNotify", "Shake", "FriendRequest",
     "FriendAdded", "FriendRequestAccepted", "GroupSystemEvent", "BuddyListChange",
@@ -33,7 +33,7 @@ __all__ = [
 
 
 class PollOutcome(enum.Enum):
-    """What a ``poll2`` reply asks the client to do next (§2.16, §5)."""
+    """What a ``poll2`` reply asks the client to do next (§3.15, §6)."""
     MESSAGES = "messages"           # retcode 0 with a list: handle events, poll again
     RETRY = "retry"                 # 102, or 0 without a list: poll again
     NEW_PTWEBQQ = "new_ptwebqq"     # 116: set cookie ptwebqq := .ptwebqq, poll again
@@ -60,7 +60,7 @@ _POLL_OUTCOMES = {
 }
 
 
-# --- events of a poll (§4) -------------------------------------------------------------
+# --- events of a poll (§5) -------------------------------------------------------------
 
 class PollEvent:
     """Base of everything ``parse_poll`` returns in ``PollResult.events``."""
@@ -81,7 +81,7 @@ class ChatMessage(PollEvent):
 
 @dataclass(frozen=True)
 class BuddyMessage(ChatMessage):
-    """``message`` (§4.1): a friend wrote to us; reply with ``send_buddy_msg2`` to
+    """``message`` (§5.1): a friend wrote to us; reply with ``send_buddy_msg2`` to
     ``from_uin``."""
     chat: ClassVar[ChatKind] = ChatKind.BUDDY
     msg_id: int
@@ -93,7 +93,7 @@ class BuddyMessage(ChatMessage):
 
 @dataclass(frozen=True)
 class GroupMessage(ChatMessage):
-    """``group_message`` (§4.2).
+    """``group_message`` (§5.2).
 
     Attributes:
         gid: the group's gid (the poll's ``from_uin``), the target of ``send_qun_msg2``.
@@ -116,7 +116,7 @@ class GroupMessage(ChatMessage):
 
 @dataclass(frozen=True)
 class DiscussionMessage(ChatMessage):
-    """``discu_message`` (§4.3): ``did`` is the discussion, ``send_uin`` the author."""
+    """``discu_message`` (§5.3): ``did`` is the discussion, ``send_uin`` the author."""
     chat: ClassVar[ChatKind] = ChatKind.DISCUSSION
     msg_id: int
     msg_id2: int
@@ -129,7 +129,7 @@ class DiscussionMessage(ChatMessage):
 
 @dataclass(frozen=True)
 class SessionMessage(ChatMessage):
-    """``sess_message`` (§4.4): a stranger wrote through a group or discussion.
+    """``sess_message`` (§5.4): a stranger wrote through a group or discussion.
 
     Attributes:
         from_uin: the sender; reply to it with ``send_sess_msg2``.
@@ -151,15 +151,15 @@ class SessionMessage(ChatMessage):
 
 @dataclass(frozen=True)
 class Kick(PollEvent):
-    """``kick_message`` (§4.5): the account logged in elsewhere; this session is dead."""
+    """``kick_message`` (§5.5): the account logged in elsewhere; this session is dead."""
     msg_id: int
     reason: str
 
 
 @dataclass(frozen=True)
 class StatusChange(PollEvent):
-    """``buddies_status_change`` (§4.6): ``status`` is ``online``, ``offline``, ``away``,
-    ``hidden``, ``busy``, ``callme`` or ``silent``; ``client_type`` as §2.10."""
+    """``buddies_status_change`` (§5.6): ``status`` is ``online``, ``offline``, ``away``,
+    ``hidden``, ``busy``, ``callme`` or ``silent``; ``client_type`` as §3.9."""
     uin: int
     status: str
     client_type: Optional[int]
@@ -167,7 +167,7 @@ class StatusChange(PollEvent):
 
 @dataclass(frozen=True)
 class InputNotify(PollEvent):
-    """``input_notify`` (§4.7): ``from_uin`` is typing."""
+    """``input_notify`` (§5.7): ``from_uin`` is typing."""
     msg_id: int
     msg_id2: int
     from_uin: int
@@ -175,7 +175,7 @@ class InputNotify(PollEvent):
 
 @dataclass(frozen=True)
 class Shake(PollEvent):
-    """``shake_message`` (§4.7): ``from_uin`` shook our window."""
+    """``shake_message`` (§5.7): ``from_uin`` shook our window."""
     msg_id: int
     msg_id2: int
     from_uin: int
@@ -183,7 +183,7 @@ class Shake(PollEvent):
 
 @dataclass(frozen=True)
 class FriendRequest(PollEvent):
-    """``system_message`` ``verify_required`` (§4.8): someone asks to be our friend.
+    """``system_message`` ``verify_required`` (§5.8): someone asks to be our friend.
 
     Answer with ``build_allow_and_add`` (or allow/deny) using ``qq``.
     """
@@ -195,7 +195,7 @@ class FriendRequest(PollEvent):
 
 @dataclass(frozen=True)
 class FriendAdded(PollEvent):
-    """``system_message`` ``added_buddy_sig`` (§4.8): someone added us, no question asked."""
+    """``system_message`` ``added_buddy_sig`` (§5.8): someone added us, no question asked."""
     seq: int
     from_uin: int
     qq: Optional[int]
@@ -203,7 +203,7 @@ class FriendAdded(PollEvent):
 
 @dataclass(frozen=True)
 class FriendRequestAccepted(PollEvent):
-    """``system_message`` ``verify_pass`` / ``verify_pass_add`` (§4.8): our request was
+    """``system_message`` ``verify_pass`` / ``verify_pass_add`` (§5.8): our request was
     accepted; ``category`` is the friend category (``group_id``) when given."""
     seq: int
     from_uin: int
@@ -212,7 +212,7 @@ class FriendRequestAccepted(PollEvent):
 
 @dataclass(frozen=True)
 class GroupSystemEvent(PollEvent):
-    """``sys_g_msg`` (§4.9): a member joined or left, a join request, its answer, a new
+    """``sys_g_msg`` (§5.9): a member joined or left, a join request, its answer, a new
     group.
 
     Attributes:
@@ -247,7 +247,7 @@ class GroupSystemEvent(PollEvent):
 
 @dataclass(frozen=True)
 class BuddyListChange(PollEvent):
-    """``buddylist_change`` (§4.10): ``added`` holds ``(uin, category)`` pairs,
+    """``buddylist_change`` (§5.10): ``added`` holds ``(uin, category)`` pairs,
     ``removed`` uins."""
     added: Tuple[Tuple[int, int], ...]
     removed: Tuple[int, ...]
@@ -255,7 +255,7 @@ class BuddyListChange(PollEvent):
 
 @dataclass(frozen=True)
 class FileEvent(PollEvent):
-    """A file transfer event (§4.11): ``file_message``, ``push_offfile``,
+    """A file transfer event (§5.11): ``file_message``, ``push_offfile``,
     ``notify_offfile`` or ``filesrv_transfer`` (``kind``).
 
     Attributes:
@@ -289,7 +289,7 @@ class FileEvent(PollEvent):
 
 @dataclass(frozen=True)
 class GroupWebMessage(PollEvent):
-    """``group_web_message`` (§4.12): a group feed (shared file or photo) as XML."""
+    """``group_web_message`` (§5.12): a group feed (shared file or photo) as XML."""
     msg_id: int
     gid: int
     code: int
@@ -299,7 +299,7 @@ class GroupWebMessage(PollEvent):
 
 @dataclass(frozen=True)
 class Tips(PollEvent):
-    """``tips`` (§4.13, no 2013 sample): a notice; ``text`` is its ``content`` or ""."""
+    """``tips`` (§5.13, no 2013 sample): a notice; ``text`` is its ``content`` or ""."""
     from_uin: Optional[int]
     text: str
     value: dict = field(hash=False, repr=False)
@@ -307,7 +307,7 @@ class Tips(PollEvent):
 
 @dataclass(frozen=True)
 class AvRequest(PollEvent):
-    """``av_request`` (§4.13, no 2013 sample): a voice/video call offer we cannot take."""
+    """``av_request`` (§5.13, no 2013 sample): a voice/video call offer we cannot take."""
     from_uin: Optional[int]
     value: dict = field(hash=False, repr=False)
 
@@ -344,9 +344,9 @@ class PollResult:
     Attributes:
         outcome: what to do next (see ``PollOutcome``).
         retcode: the reply's retcode, as a ``QQRetcode`` member.
-        events: ``MESSAGES`` only: the items in arrival order (the server sends newest
-            first; this is reversed). Items may repeat across polls: de-duplicate by
-            ``(msg_id, msg_id2)`` where the event has them.
+        events: ``MESSAGES`` only: the items in arrival order (see ``batch_order``).
+            Items may repeat across polls: de-duplicate by ``(msg_id, msg_id2)`` where
+            the event has them.
         ptwebqq: ``NEW_PTWEBQQ`` only: the new value of the ``ptwebqq`` cookie.
     """
     outcome: PollOutcome
@@ -418,7 +418,7 @@ def _system_message(v: ReplyFields) -> PollEvent:
     return UnknownEvent("system_message", v.value)
 
 
-# Which key names the member a sys_g_msg is about, by its type (§4.9).
+# Which key names the member a sys_g_msg is about, by its type (§5.9).
 _GROUP_EVENT_MEMBER_KEYS = ("new_member", "old_member", "request_uin", "owner_uin")
 
 
@@ -536,11 +536,46 @@ def _poll_item(item: Any, index: int) -> PollEvent:
                               item, exc.problem)
 
 
+def _order_key(item: Any) -> Optional[Tuple[int, int]]:
+    """``(time, msg_id)`` of a raw item that has both as integers, else None."""
+    value = item.get("value") if isinstance(item, dict) else None
+    if not isinstance(value, dict):
+        return None
+    keys = (value.get("time"), value.get("msg_id"))
+    if all(isinstance(key, int) and not isinstance(key, bool) for key in keys):
+        return keys
+    return None
+
+
+def batch_order(items: list) -> str:
+    """Which way a poll batch runs: ``"newest_first"`` or ``"oldest_first"``.
+
+    The 2013 server listed the newest item first (docs/protocol.rst §5.0: webqq-core and
+    pidgin-lwqq walk the array backwards); pual_bot, twqq and libwebqq walked it forward
+    without saying. The items themselves tell: ``time`` (unix seconds) and ``msg_id``
+    (the receiver's counter) grow as items arrive. When every item that has both goes
+    the same way, that is the order; when they say nothing (fewer than two such items,
+    all equal) or disagree, the batch is taken as newest first, as the sources read it.
+
+    Args:
+        items: the reply's ``result`` list, as decoded JSON.
+
+    Returns:
+        ``"oldest_first"`` when the keyed items only grow, else ``"newest_first"``.
+    """
+    keys = [key for key in map(_order_key, items) if key is not None]
+    pairs = list(zip(keys, keys[1:]))
+    if any(a < b for a, b in pairs) and not any(a > b for a, b in pairs):
+        return "oldest_first"
+    return "newest_first"
+
+
 def parse_poll(body: bytes) -> PollResult:
     """Parse a ``poll2`` reply into an outcome and, for retcode 0, its events.
 
-    Every ``poll_type`` of §4 becomes its ``PollEvent``; an unknown one becomes
-    an ``UnknownEvent`` (kept whole, never an error).
+    Every ``poll_type`` of §5 becomes its ``PollEvent``; an unknown one becomes
+    an ``UnknownEvent`` (kept whole, never an error). The events come in the order
+    they arrived, whichever way the server listed them (``batch_order``).
 
     Args:
         body: the reply of ``build_poll``.
@@ -563,7 +598,9 @@ def parse_poll(body: bytes) -> PollResult:
         if not isinstance(result, list):
             return PollResult(PollOutcome.RETRY, QQRetcode.OK)
         events = [_poll_item(item, i) for i, item in enumerate(result)]
-        return PollResult(PollOutcome.MESSAGES, QQRetcode.OK, tuple(reversed(events)))
+        if batch_order(result) == "newest_first":
+            events.reverse()
+        return PollResult(PollOutcome.MESSAGES, QQRetcode.OK, tuple(events))
     outcome = _POLL_OUTCOMES.get(retcode)
     if outcome is None:
         raise RetcodeError("poll2", retcode, errmsg_of(reply))

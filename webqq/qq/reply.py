@@ -165,7 +165,7 @@ class ReplyFields:
                              json_excerpt(self.value[key]))
 
     def number(self, key: str, default: Any = _REQUIRED) -> Any:
-        """A signed 64-bit integer; digit strings count (§7.20); an optional "" counts
+        """A signed 64-bit integer; digit strings count (§8.16); an optional "" counts
         as absent; a bool is not a number."""
         value = self.value.get(key)
         if value is None or (value == "" and default is not _REQUIRED):
@@ -226,7 +226,7 @@ class ReplyFields:
                                  json_excerpt(self.value.get("content"))) from None
 
 
-# JS callbacks: name('arg', 'arg', ...) with single-quoted arguments (§2.3, §2.5).
+# JS callbacks: name('arg', 'arg', ...) with single-quoted arguments (§3.2, §3.4).
 _JS_CALL = re.compile(r"([A-Za-z_$][\w$]*)\s*\((.*)\)", re.S)
 _JS_ARG = re.compile(r"\s*'((?:[^'\\\r\n]|\\.)*)'\s*")
 _JS_ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|.)", re.S)

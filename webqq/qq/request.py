@@ -40,7 +40,7 @@ def form_post(url: str, fields: Sequence[Tuple[str, Any]],
 
 
 def r_field(value: Dict[str, Any]) -> str:
-    """The JSON text of an ``r`` field: compact, non-ASCII escaped (§0.4)."""
+    """The JSON text of an ``r`` field: compact, non-ASCII escaped (§1.3)."""
     return json.dumps(value, separators=(",", ":"))
 
 

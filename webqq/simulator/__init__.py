@@ -1,12 +1,12 @@
 """webqq.simulator: the WebQQ servers of 2013, on loopback, for tests and plugin writers.
 
-Tencent switched WebQQ off long ago. This package serves PROTOCOL.md faithfully enough
+Tencent switched WebQQ off long ago. This package serves docs/protocol.rst faithfully enough
 that a client which works against it would have worked against Tencent: same hosts and
 paths (routed by the Host header), same cookies with their domains, the same checks
 (password hash, verify code, ptwebqq, vfwebqq, psessionid, clientid, Referer) answered
 with the same error forms, a real long poll, and TLS on the https hosts with a
 certificate of the simulator's own CA (``Simulator.ca_file``; TEST MATERIAL). Where
-PROTOCOL.md is uncertain it follows pual_bot (Era A), and the code says so.
+docs/protocol.rst is uncertain it follows pual_bot (Era A), and the code says so.
 
 It must never reach the network beyond its own listening sockets, never block or
 thread the IOLoop it runs in, and never log a password, p, skey, ptwebqq, vfwebqq or
@@ -46,7 +46,7 @@ number::
                        discussion's a cface naming this simulator as its server
                        -> {"ok": true, "item": {"poll_type": …, "value": {…}}}
     POST /_sim/event   {"to": 10001, "poll_type": "input_notify", "from": 20001}
-                       any poll_type of PROTOCOL.md §4, built with every field:
+                       any poll_type of docs/protocol.rst §5, built with every field:
                        message, group_message, discu_message, sess_message (with
                        "group" or "discussion"), kick_message, buddies_status_change
                        ("status"), input_notify, shake_message, system_message ("type":

@@ -1,15 +1,15 @@
 """The protocol hosts of WebQQ 2013 as Tornado handlers, routed by the Host header.
 
-app: HTTP in, ``Backend`` calls, bytes out. Each handler reads what PROTOCOL.md says the
+app: HTTP in, ``Backend`` calls, bytes out. Each handler reads what docs/protocol.rst says the
 request carries (query, form field ``r``, cookies), applies the Referer policy (an HTTP
 matter), asks a part of ``state.Backend`` for the decision and writes the reply in
-Tencent's form (HTTP 200 with a retcode for every JSON or callback reply, §1.5). Injected faults
+Tencent's form (HTTP 200 with a retcode for every JSON or callback reply, §2.5). Injected faults
 (``faults.py``) are applied here, before the request is handled or, for a ``status`` or
 ``reset`` that strikes ``after``, in place of its reply. Handlers never decide a
 protocol rule themselves, never block the IOLoop, and never log a query string, a cookie
 or a form field: those carry secrets.
 
-Hosts and ports (PROTOCOL.md §1.1): the plain port serves ``HTTP_HOSTS`` over http; the
+Hosts and ports (docs/protocol.rst §2.1): the plain port serves ``HTTP_HOSTS`` over http; the
 TLS port serves ``TLS_HOSTS`` (the login, captcha and login-page hosts the 2013 clients
 reached over https, plus ``d.web2.qq.com``, which also spoke https from August 2013)
 over https and plain http alike, so ``Simulator.hosts`` maps them to the TLS port and
@@ -43,7 +43,7 @@ HTTP_HOSTS = ("check.ptlogin2.qq.com", "ptlogin2.qq.com", "ui.ptlogin2.qq.com",
 TLS_HOSTS = ("ssl.ptlogin2.qq.com", "ui.ptlogin2.qq.com", "ssl.captcha.qq.com",
              "d.web2.qq.com")
 
-#: §0.5: every Referer the 2013 clients sent to d.web2 and s.web2 ("strict" policy).
+#: §1.4: every Referer the 2013 clients sent to d.web2 and s.web2 ("strict" policy).
 KNOWN_REFERERS = frozenset((
     "http://d.web2.qq.com/proxy.html?v=20110331002&callback=1&id=2",
     "http://d.web2.qq.com/proxy.html?v=20110331002&callback=1&id=3",
@@ -57,14 +57,16 @@ KNOWN_REFERERS = frozenset((
     "http://web2.qq.com/",
 ))
 
-# The Era B login page: the one line clients read is g_login_sig (§2.2).
+# The login page: in Era B the one line clients read is g_login_sig (§3.1); the spring
+# 2013 page had none (login_sig came with the July page, t=20130723001), so an Era A
+# world leaves it out and a client that probes the page logs in the Era A way.
 _LOGIN_PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>QQ登录</title>
 <script type="text/javascript">
-var g_appid=encodeURIComponent("1003903");
-var g_login_sig=encodeURIComponent("%s");
+var g_appid=encodeURIComponent("1003903");%s
 </script></head><body>webqq simulator login page</body></html>
 """
+_LOGIN_SIG_LINE = '\nvar g_login_sig=encodeURIComponent("%s");'
 _LOGIN_PROXY_PAGE = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head><body></body></html>"
 
 
@@ -156,7 +158,7 @@ class ProtocolHandler(web.RequestHandler):
         self.finish(("%d %s\n" % (status_code, reason)).encode("utf-8"))
 
 
-# --- login server (§2.1 - §2.6) ----------------------------------------------------------
+# --- login server (§3.1 - §3.5) ----------------------------------------------------------
 
 class CheckHandler(ProtocolHandler):
     """GET check.ptlogin2.qq.com/check (also ssl.ptlogin2): ``ptui_checkVC(…);``."""
@@ -182,7 +184,7 @@ class LoginHandler(ProtocolHandler):
     """GET ssl.ptlogin2.qq.com/login (also http ptlogin2): ``ptuiCB(…);``."""
 
     def reply_retcode(self, retcode: int):
-        # A fault on /login answers in the login server's own code space (§2.5).
+        # A fault on /login answers in the login server's own code space (§3.4).
         outcome = self.backend.login.failure(str(retcode), "0", self.arg("u") or "")
         return self._reply_outcome(outcome)
 
@@ -199,22 +201,25 @@ class LoginHandler(ProtocolHandler):
 
 
 class LoginPageHandler(ProtocolHandler):
-    """GET ui.ptlogin2.qq.com/cgi-bin/login: the page carrying g_login_sig (Era B)."""
+    """GET ui.ptlogin2.qq.com/cgi-bin/login: the login page; in Era B it carries a
+    g_login_sig."""
 
     def get(self):
-        self.reply((_LOGIN_PAGE % self.backend.login.issue_login_sig()).encode("utf-8"),
-                   wire.HTML_TYPE)
+        line = ""
+        if self.sim.options.era == "B":
+            line = _LOGIN_SIG_LINE % self.backend.login.issue_login_sig()
+        self.reply((_LOGIN_PAGE % line).encode("utf-8"), wire.HTML_TYPE)
 
 
 class VersionHandler(ProtocolHandler):
-    """GET ui.ptlogin2.qq.com/cgi-bin/ver (§2.1)."""
+    """GET ui.ptlogin2.qq.com/cgi-bin/ver (§3.1)."""
 
     def get(self):
         self.reply(b"ptuiV(201205211530);", wire.JS_TYPE)
 
 
 class CheckSigHandler(ProtocolHandler):
-    """GET ptlogin4.web2.qq.com/check_sig (Era B, §2.6): cookies, then 302 to s_url."""
+    """GET ptlogin4.web2.qq.com/check_sig (Era B, §3.5): cookies, then 302 to s_url."""
 
     def get(self):
         query = {name: self.arg(name) or "" for name in ("uin", "ptsig", "s_url")}
@@ -240,22 +245,22 @@ class LoginProxyHandler(ProtocolHandler):
 
 
 class HeartbeatHandler(ProtocolHandler):
-    """GET web.qq.com/web2/get_msg_tip (§2.17): nobody parsed it; liveness ignores it.
+    """GET web.qq.com/web2/get_msg_tip (§3.16): nobody parsed it; liveness ignores it.
 
-    §7.6 leaves the body uncertain; no client read it, so the [sim] body is served.
+    §8.11 leaves the body uncertain; no client read it, so the [sim] body is served.
     """
 
     def get(self):
         self.reply_json({"retcode": 0, "result": {}})
 
 
-# --- d.web2 and s.web2 (§2.7 - §2.24) ----------------------------------------------------
+# --- d.web2 and s.web2 (§3.6 - §3.23) ----------------------------------------------------
 
 class _ApiHandler(ProtocolHandler):
     """Shared by d.web2 and s.web2: Referer policy, the ``r`` field, dispatch by name.
 
     Subclasses list their calls in ``GET_CALLS``/``POST_CALLS`` (name -> method name)
-    and say which retcode a refused Referer gets (§0.5 [sim]: "as for a missing cookie").
+    and say which retcode a refused Referer gets (§1.4 [sim]: "as for a missing cookie").
     """
 
     GET_CALLS: dict = {}
@@ -315,7 +320,7 @@ class ChannelHandler(_ApiHandler):
     def _session_from_r(self, r: "dict | None", purpose: str):
         """Session named by ``r`` (clientid/psessionid there, else the form fields).
 
-        §2.19 (uncertain which one the server read): pual_bot@54b74d7 named the form field
+        §3.18 (uncertain which one the server read): pual_bot@54b74d7 named the form field
         ``sessionid`` yet worked, so ``r`` comes first.
         """
         if r is None:
@@ -337,7 +342,7 @@ class ChannelHandler(_ApiHandler):
                                             self.arg("clientid"), self.request.remote_ip))
 
     async def poll2(self):
-        """The long poll (§2.16): held until an event, a 116/121 or the hold time."""
+        """The long poll (§3.15): held until an event, a 116/121 or the hold time."""
         session = self._session_from_r(self.r_object(), "poll")
         future = session.begin_poll()
         if not future.done():
@@ -355,9 +360,9 @@ class ChannelHandler(_ApiHandler):
     async def _deliver(self, answer, qq: int):
         """Write a poll answer; put its items back if they could not be written.
 
-        PROTOCOL.md describes no acknowledgement of poll answers (``ids`` is always
+        docs/protocol.rst describes no acknowledgement of poll answers (``ids`` is always
         empty), so this is our design: bytes the kernel accepted count as delivered (the
-        server cannot know more; clients de-duplicate by msg_id/msg_id2, §2.16), while a
+        server cannot know more; clients de-duplicate by msg_id/msg_id2, §3.15), while a
         connection closed before the write, broken during it, or reset by a fault returns
         the items to the queue in their original order.
         """
@@ -434,7 +439,7 @@ class InfoHandler(_ApiHandler):
     def _r_session(self):
         r = self.r_object()
         if r is None:
-            raise Refusal(100003)       # §5: unparseable r on s.web2
+            raise Refusal(100003)       # §6: unparseable r on s.web2
         return r, self.backend.sessions.info_session(self.cookie_values(), r.get("vfwebqq"))
 
     def _query_session(self):
@@ -465,13 +470,13 @@ class InfoHandler(_ApiHandler):
 
 
 class NotFoundHandler(ProtocolHandler):
-    """Any path or host the simulator does not serve: 404 (§1.5)."""
+    """Any path or host the simulator does not serve: 404 (§2.5)."""
 
     def prepare(self):
         raise web.HTTPError(404)
 
 
-# Host -> routes. A host served on both ports has the same routes on both. §7.7: /check
+# Host -> routes. A host served on both ports has the same routes on both. §8.1: /check
 # is served on check.ptlogin2 (pual_bot, IQ, LQ, MC) and ssl.ptlogin2 (TW's doc), /login
 # on ssl.ptlogin2 (pual_bot, TW) and plain ptlogin2 (IQ, LQ, MC).
 _ROUTES = {

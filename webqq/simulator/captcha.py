@@ -1,4 +1,4 @@
-"""Captcha images: a verify code drawn into a real baseline JPEG (PROTOCOL.md §2.4).
+"""Captcha images: a verify code drawn into a real baseline JPEG (docs/protocol.rst §3.3).
 
 captcha: pure bytes out. A human running the daemon against the simulator reads the code
 from the image, exactly as with Tencent's, so it must be a JPEG any viewer opens. The

@@ -1,6 +1,6 @@
 """Messages through the simulator: a client's sends in, the receivers' poll items out.
 
-chat: §2.18 - §2.22 and §6 without HTTP. A send is checked (target, content,
+chat: §3.17 - §3.21 and §7 without HTTP. A send is checked (target, content,
 msg_id, group_sig), recorded for /_sim/sent, and delivered as a poll item to every other
 receiver that has a session; the control surface's say and event verbs push items the
 same way. It never touches a socket and never logs message text or a token.
@@ -19,7 +19,7 @@ __all__ = ["ChatRouter", "RECENT_SENDS", "SENT_MAX", "SESSION_SIGS_MAX", "SentRe
 
 log = logging.getLogger("webqq.simulator")
 
-#: Sends remembered per session to recognise an exact repeat (§6.2).
+#: Sends remembered per session to recognise an exact repeat (§7.2).
 RECENT_SENDS = 64
 #: Sends kept per account for /_sim/sent (the oldest go first): an hour at 25 a second,
 #: so a long bench or soak against one simulator cannot take all its memory.
@@ -89,7 +89,7 @@ class ChatRouter:
         self.sent = {}                  # qq -> deque of its last SENT_MAX SentRecords
         self._chat_seq = {}             # group or discussion number -> last seq
 
-    # --- sends (§2.18 - §2.22, §6) -----------------------------------------------------
+    # --- sends (§3.17 - §3.21, §7) -----------------------------------------------------
 
     def send(self, session, kind: str, r: dict) -> dict:
         """Check, record and deliver one sent message.
@@ -99,12 +99,12 @@ class ChatRouter:
             r: the decoded ``r`` object.
 
         Returns:
-            ``{"retcode":0,"result":"ok"}``, also for a message dropped by the §6.3
+            ``{"retcode":0,"result":"ok"}``, also for a message dropped by the §7.3
             world flags (recorded with ``dropped`` set, delivered to nobody).
 
         Raises:
             Refusal: 100006 for a missing or non-integer msg_id or a content that is
-                not §6.1's form, or a picture the send may not carry (pictures.py); 108
+                not §7.1's form, or a picture the send may not carry (pictures.py); 108
                 for an unknown target, a group or discussion the account is not in, or a
                 missing/wrong group_sig.
         """
@@ -140,7 +140,7 @@ class ChatRouter:
         log.info("%s message from %d to %d%s", kind, session.qq, route.record_to,
                  " dropped (%s)" % dropped if dropped else "")
         if dropped is None:
-            # §7.13 (uncertain): no 2013 source shows a send echoed to the sender's own
+            # §8.14 (uncertain): no 2013 source shows a send echoed to the sender's own
             # poll, and pual_bot expects none; only the other receivers get it.
             self._deliver(replace(route.spec, content=received),
                           [qq for qq in route.receivers if qq != session.qq])
@@ -180,7 +180,7 @@ class ChatRouter:
         return _Route(spec, [to], to)
 
     def _drop_reason(self, session, pieces: list, now: float, msg_id: int) -> "str | None":
-        """Why the world's §6.2/§6.3 rules drop this send ("repeat", "too_fast",
+        """Why the world's §7.2/§7.3 rules drop this send ("repeat", "too_fast",
         "duplicate"), or None to deliver it."""
         if self.options.drop_exact_repeats and session.recent_sends.get(msg_id) == pieces:
             return "repeat"
@@ -194,7 +194,7 @@ class ChatRouter:
         return None
 
     def _next_seq(self, spec: EventSpec) -> int:
-        """§4.2/§4.3 ``seq``: one per message of a group or discussion, shared by receivers."""
+        """§5.2/§5.3 ``seq``: one per message of a group or discussion, shared by receivers."""
         chat = spec.group if spec.poll_type == "group_message" else (
             spec.discussion if spec.poll_type == "discu_message" else None)
         if chat is None:
@@ -210,7 +210,7 @@ class ChatRouter:
                 target.push(build_item(self.world, qq, spec, target.stamp(seq), self.rng))
 
     def c2c_sig(self, session, through_id, to_uin, service_type) -> dict:
-        """channel/get_c2cmsg_sig2 (§2.20): a group_sig for a temporary session.
+        """channel/get_c2cmsg_sig2 (§3.19): a group_sig for a temporary session.
 
         Raises:
             Refusal: 100006 for a service_type other than 0/1; 100001 when the peer or

@@ -1,18 +1,20 @@
 """``webqq-simulator``: run the WebQQ simulator in the foreground until Ctrl-C.
 
 cli: argument parsing, logging setup and the IOLoop of a stand-alone simulator. It prints
-where the simulator listens, the CA file, the control token of /_sim/ and curl lines to
-try; everything else is the Simulator's. The control token goes to stdout only, for the
-person who started it; it never logs it, nor a password or a session's token.
+where the simulator listens, the CA file (copied where ``--write-ca`` says), the control
+token of /_sim/ and curl lines to try; everything else is the Simulator's. The control
+token goes to stdout only, for the person who started it; it never logs it, nor a
+password or a session's token.
 """
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
 from .control import TOKEN_HEADER
-from .server import DEFAULT_POLL_HOLD, Simulator, check_control_token
+from .server import CA_FILE, DEFAULT_POLL_HOLD, Simulator, check_control_token
 from .world import WorldError
 
 __all__ = ["main"]
@@ -40,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--poll-hold", metavar="S", type=float, default=DEFAULT_POLL_HOLD,
                         help="seconds a poll2 is held before 102 (default: %(default)s)")
     parser.add_argument("--seed", type=int, help="seed ids and tokens for a reproducible run")
+    parser.add_argument("--write-ca", metavar="PATH",
+                        help="copy the CA certificate to PATH (replaced if there, its "
+                             "folder made if missing) and print that path: a client's "
+                             "ca_file that outlives a reinstall of this package")
     parser.add_argument("--control-token", metavar="TOKEN", type=_token,
                         help="the secret /_sim/ requests must send as %s (default: a new "
                              "random one, printed at start)" % TOKEN_HEADER)
@@ -53,14 +59,30 @@ def _token(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _banner(sim: Simulator) -> str:
+def _write_ca(path: str) -> str:
+    """Copy the simulator's CA certificate to ``path`` (its directories made as
+    needed); returns its absolute path.
+
+    Raises:
+        OSError: it cannot be written there.
+    """
+    with open(CA_FILE, "rb") as source:
+        certificate = source.read()
+    path = os.path.expanduser(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "wb") as target:
+        target.write(certificate)
+    return os.path.abspath(path)
+
+
+def _banner(sim: Simulator, ca_file: str) -> str:
     check = ("curl --cacert %s --resolve ssl.ptlogin2.qq.com:%d:%s "
              "'https://ssl.ptlogin2.qq.com:%d/check?uin=10001&appid=1003903&r=0.5'"
-             % (sim.ca_file, sim.tls_port, sim.host, sim.tls_port))
+             % (ca_file, sim.tls_port, sim.host, sim.tls_port))
     return "\n".join((
         "webqq-simulator: HTTP on %s:%d (plain hosts and /_sim/), TLS on %s:%d"
         % (sim.host, sim.port, sim.host, sim.tls_port),
-        "CA certificate (TEST MATERIAL): %s" % sim.ca_file,
+        "CA certificate (TEST MATERIAL): %s" % ca_file,
         "control token: %s (send it as %s on every /_sim/ request)"
         % (sim.control_token, TOKEN_HEADER),
         "control: curl -s -H '%s: %s' http://%s:%d/_sim/state"
@@ -71,6 +93,15 @@ def _banner(sim: Simulator) -> str:
 
 
 async def _serve(args) -> int:
+    ca_file = CA_FILE
+    if args.write_ca:
+        try:
+            ca_file = _write_ca(args.write_ca)
+        except OSError as exc:
+            where = "" if exc.filename in (None, args.write_ca) else exc.filename + ": "
+            print("webqq-simulator: cannot write the CA certificate to %s: %s%s"
+                  % (args.write_ca, where, exc.strerror or exc), file=sys.stderr)
+            return 1
     try:
         sim = Simulator(world=args.world, poll_hold=args.poll_hold, host=args.host,
                         port=args.port, tls_port=args.tls_port, seed=args.seed,
@@ -78,7 +109,7 @@ async def _serve(args) -> int:
     except (OSError, WorldError) as exc:
         print("webqq-simulator: %s" % exc, file=sys.stderr)
         return 1
-    print(_banner(sim), flush=True)
+    print(_banner(sim, ca_file), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -476,7 +476,7 @@ def _json_type(value) -> str:
             float: "a number"}.get(type(value), type(value).__name__)
 
 
-#: Received-side picture elements a said message may carry as they are (§4.14).
+#: Received-side picture elements a said message may carry as they are (§5.14).
 _PICTURES = ("offpic", "cface")
 
 

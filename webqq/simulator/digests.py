@@ -1,7 +1,7 @@
 """The two digests the 2013 servers checked: the login ``p`` and the friend-list ``hash``.
 
 digests: the simulator's own implementation of the password scheme and the four
-friend-list hash variants (§3), written from the algorithms' description and
+friend-list hash variants (§4), written from the algorithms' description and
 pinned to fixed vectors in tests/test_simulator_digests.py. The simulator must not check
 a client with the client's own code (a shared mistake would pass both), so nothing here
 comes from webqq.qq. Plain functions: values in, text out; no I/O, no clock, no state.
@@ -12,7 +12,7 @@ __all__ = ["FRIEND_HASH_VARIANTS", "friend_list_hash", "login_p"]
 
 
 def login_p(password: str, uin_bytes: bytes, verify_code: str) -> str:
-    """The ``p`` of /login (§3.1, the "webqq3" scheme), 32 upper-case hex digits.
+    """The ``p`` of /login (§4.1, the "webqq3" scheme), 32 upper-case hex digits.
 
     md5 of the password (16 raw bytes), then md5 of those bytes followed by the 8 bytes
     /check gave (the QQ number, big-endian) written as upper-case hex, then md5 of that
@@ -121,12 +121,12 @@ def _hash_q(uin: int, ptwebqq: str) -> str:
 
 _VARIANTS = {"N": _hash_n, "O": _hash_o, "P": _hash_p, "Q": _hash_q}
 
-#: The friend-list hash variants of 2013 (§3.3), in the order they first appeared.
+#: The friend-list hash variants of 2013 (§4.3), in the order they first appeared.
 FRIEND_HASH_VARIANTS = tuple(_VARIANTS)
 
 
 def friend_list_hash(uin: int, ptwebqq: str, variant: str) -> str:
-    """The ``hash`` of get_user_friends2 (§2.8, §3.3), upper-case hex.
+    """The ``hash`` of get_user_friends2 (§3.7, §4.3), upper-case hex.
 
     Args:
         uin: the logged-in account's QQ number.

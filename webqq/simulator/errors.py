@@ -1,6 +1,6 @@
 """What the simulated back end answers when it says no.
 
-errors: two exceptions. ``Refusal`` carries the retcode body of §5 that a
+errors: two exceptions. ``Refusal`` carries the retcode body of §6 that a
 protocol handler writes as it is (HTTP 200, the retcode says what went wrong);
 ``ControlError`` is a /_sim/ request that does not fit the current state (HTTP 409).
 Neither ever carries a token in its text.
@@ -9,7 +9,7 @@ __all__ = ["ControlError", "Refusal", "channel_refusal"]
 
 
 class Refusal(Exception):
-    """A request the back end refuses; ``body`` is the JSON reply (§5)."""
+    """A request the back end refuses; ``body`` is the JSON reply (§6)."""
 
     def __init__(self, retcode: int, **extra):
         super().__init__(retcode)

@@ -1,4 +1,4 @@
-"""poll2 result items (PROTOCOL.md §4) and message content (§4.14, §6.1).
+"""poll2 result items (docs/protocol.rst §5) and message content (§5.14, §7.1).
 
 events: builds every ``poll_type`` with the field set, field order and value styles of
 the 2013 captures, for one receiving account, from people named by QQ number; and turns
@@ -14,25 +14,25 @@ __all__ = [
     "build_item", "content_text", "parse_sent_content",
 ]
 
-#: The font simulated people write with (§4.1's sample font).
+#: The font simulated people write with (§5.1's sample font).
 SIMULATED_FONT = {"size": 10, "color": "000000", "style": [0, 0, 0], "name": "宋体"}
 
-#: The sender of discussion messages and system notices (§4.3, §4.5).
+#: The sender of discussion messages and system notices (§5.3, §5.5).
 SYSTEM_UIN = 10000
 
-#: §4.5 reason text: "your account logged in elsewhere; you have been forced offline…".
+#: §5.5 reason text: "your account logged in elsewhere; you have been forced offline…".
 KICK_REASON = "您的帐号在另一地点登录，您已被迫下线。如有疑问，请登录 safe.qq.com 了解更多。"
 
-#: §4.4 media a temporary session allows.
+#: §5.4 media a temporary session allows.
 SESS_FLAGS = {"text": 1, "pic": 1, "file": 1, "audio": 1, "video": 1}
 
-# §4.9 sys_g_msg type -> msg_type.
+# §5.9 sys_g_msg type -> msg_type.
 _SYS_G_TYPES = {"group_join": 33, "group_leave": 34, "group_request_join": 35,
                 "group_request_join_agree": 36, "group_request_join_deny": 37,
                 "group_create": 38}
 _SYSTEM_TYPES = ("verify_required", "added_buddy_sig", "verify_pass", "verify_pass_add")
 _FILE_MODES = ("recv", "refuse", "send_ack")
-# §2.10 stat codes by status.
+# §3.9 stat codes by status.
 _STAT = {"online": 10, "offline": 20, "away": 30, "hidden": 40, "busy": 50, "callme": 60,
          "silent": 70}
 
@@ -42,12 +42,12 @@ class EventError(ValueError):
 
 
 class SentContentError(ValueError):
-    """Raised when a sent ``content`` is not the JSON-array-in-a-string of §6.1."""
+    """Raised when a sent ``content`` is not the JSON-array-in-a-string of §7.1."""
 
 
 @dataclass(frozen=True)
 class Stamp:
-    """The per-receiver header values of one item (§4 "most values share a header")."""
+    """The per-receiver header values of one item (§5 "most values share a header")."""
 
     msg_id: int          # per-receiver counter
     msg_id2: int         # random-looking, 6 digits
@@ -77,7 +77,7 @@ class EventSpec:
 
 
 def parse_sent_content(text) -> tuple:
-    """Decode a send's ``content`` (§6.1): a JSON array serialised into a string.
+    """Decode a send's ``content`` (§7.1): a JSON array serialised into a string.
 
     Args:
         text: the ``content`` value of ``r``.
@@ -85,7 +85,7 @@ def parse_sent_content(text) -> tuple:
     Returns:
         ``(pieces, font)``: the pieces in order without the font element, and the font
         with ``size`` as a number (the browser sent it as a string), or None when the
-        client sent no font element (tolerated, as §6.1 asks).
+        client sent no font element (tolerated, as §7.1 asks).
 
     Raises:
         SentContentError: not a string, not a JSON array, or an element that is neither a
@@ -228,7 +228,7 @@ def _discu_message(b: _Build) -> dict:
 
 
 def _sess_message(b: _Build) -> dict:
-    # §7.10: the simulator's "id" is the group's gid (service_type 0) or the did (1).
+    # §8.12: the simulator's "id" is the group's gid (service_type 0) or the did (1).
     if b.spec.group is not None:
         through, service_type = b.spec.group.gid, 0
     elif b.spec.discussion is not None:
@@ -255,7 +255,7 @@ def _buddies_status_change(b: _Build) -> dict:
 
 
 def _input_notify(b: _Build) -> dict:
-    # §4.7: input_notify carries reply_ip 4294967295 in every capture.
+    # §5.7: input_notify carries reply_ip 4294967295 in every capture.
     return b.header(b.sender_uin(), 121, reply_ip=4294967295)
 
 
@@ -339,7 +339,7 @@ def _notify_offfile(b: _Build) -> dict:
 
 
 def _filesrv_transfer(b: _Build) -> dict:
-    # Shape from LQ's parser only (§4.11); no capture.
+    # Shape from LQ's parser only (§5.11); no capture.
     return {"file_count": 1, "lc_id": b.rng.randrange(10000, 30000), "now": b.stamp.time,
             "operation": 1, "type": 1,
             "file_infos": [{"file_name": b.spec.text or "test.txt", "file_status": 0,
@@ -358,14 +358,14 @@ def _group_web_message(b: _Build) -> dict:
 
 
 def _tips(b: _Build) -> dict:
-    # §4.13 [sim] shape (no capture exists); msg_type is our choice.
+    # §5.13 [sim] shape (no capture exists); msg_type is our choice.
     value = b.header(SYSTEM_UIN, 0, reply_ip=0)
     value["content"] = b.spec.text or ""
     return value
 
 
 def _av_request(b: _Build) -> dict:
-    # §4.13: no 2013 sample; the common header and time, msg_type our choice.
+    # §5.13: no 2013 sample; the common header and time, msg_type our choice.
     value = b.header(b.sender_uin(), 0)
     value["time"] = b.stamp.time
     return value

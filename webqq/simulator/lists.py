@@ -1,6 +1,6 @@
 """Contact lists and lookups: what the info server (s.web2) and a few d.web2 calls answer.
 
-lists: §2.8 - §2.15 without HTTP, as a viewing account sees the world (uins
+lists: §3.7 - §3.13 without HTTP, as a viewing account sees the world (uins
 drawn for that account, presence from the sessions). It changes nothing, never touches a
 socket and never logs a token.
 """
@@ -35,7 +35,7 @@ class Lists:
         self.sessions = sessions
 
     def friends(self, session, r: dict) -> dict:
-        """api/get_user_friends2, with the world's hash policy (§2.8 [sim]).
+        """api/get_user_friends2, with the world's hash policy (§3.7 [sim]).
 
         Raises:
             Refusal: 50 when the policy checks hashes and the hash is wrong (or absent
@@ -68,7 +68,7 @@ class Lists:
         }}
 
     def group_list(self, session) -> dict:
-        """api/get_group_name_list_mask2 (§2.9)."""
+        """api/get_group_name_list_mask2 (§3.8)."""
         groups = self.world.groups_of(session.qq)
         return {"retcode": 0, "result": {
             "gmasklist": [{"gid": 1000, "mask": 0}] + [{"gid": g.gid, "mask": 0} for g in groups],
@@ -78,7 +78,7 @@ class Lists:
         }}
 
     def group_info(self, session, gcode) -> dict:
-        """api/get_group_info_ext2 (§2.10). Raises Refusal(100001) for an unknown code."""
+        """api/get_group_info_ext2 (§3.9). Raises Refusal(100001) for an unknown code."""
         group = self.world.group_by_code(gcode)
         if group is None or group.member(session.qq) is None:
             raise Refusal(100001)
@@ -105,7 +105,7 @@ class Lists:
         return {"retcode": 0, "result": result}
 
     def discussion_list(self, session) -> dict:
-        """get_discus_list / get_discu_list_new2 (§2.11)."""
+        """get_discus_list / get_discu_list_new2 (§3.10)."""
         return {"retcode": 0, "result": {
             "dnamelist": [{"did": d.did, "name": d.name}
                           for d in self.world.discussions_of(session.qq)],
@@ -113,7 +113,7 @@ class Lists:
         }}
 
     def discussion_info(self, session, did) -> dict:
-        """channel/get_discu_info (§2.12). Raises Refusal(100001) for an unknown did."""
+        """channel/get_discu_info (§3.11). Raises Refusal(100001) for an unknown did."""
         discussion = self.world.discussion_by_did(did)
         if discussion is None or session.qq not in discussion.members:
             raise Refusal(100001)
@@ -130,7 +130,7 @@ class Lists:
         }}
 
     def online_buddies(self, session) -> dict:
-        """channel/get_online_buddies2 (§2.15): online friends only."""
+        """channel/get_online_buddies2 (§3.13): online friends only."""
         result = []
         for friend in self.world.accounts[session.qq].friends:
             status = self.sessions.presence(friend.qq)
@@ -140,7 +140,7 @@ class Lists:
         return {"retcode": 0, "result": result}
 
     def friend_uin(self, session, tuin, kind) -> dict:
-        """api/get_friend_uin2 (§2.13): a uin (or group code) to its real number.
+        """api/get_friend_uin2 (§3.12): a uin (or group code) to its real number.
 
         Raises:
             Refusal: 99999 past the world's lookup_limit per minute; 100001 (our choice)
@@ -166,7 +166,7 @@ class Lists:
                                          "uin": wire.as_int(tuin)}}
 
     def long_nick(self, session, tuin) -> dict:
-        """api/get_single_long_nick2 (§2.14)."""
+        """api/get_single_long_nick2 (§3.14)."""
         qq = self.world.qq_of_uin(session.qq, tuin)
         result = [] if qq is None else [{"uin": wire.as_int(tuin),
                                          "lnick": self.world.person(qq).long_nick}]

@@ -1,6 +1,6 @@
 """The simulated login server: check, captcha, /login, and Era B's login page and check_sig.
 
-login: the decisions of §2.2 - §2.6 without HTTP. ``/check`` issues a
+login: the decisions of §3.1 - §3.5 without HTTP. ``/check`` issues a
 challenge bound to a cookie (``ptvfsession`` with a ``!XYZ`` code, or, for a captcha,
 ``/getimage`` binds the drawn code to ``verifysession``); ``/login`` consumes it, checks
 ``p`` and grants the cookies ``login2`` will ask for (``skey``, ``ptwebqq``; Era B also
@@ -21,11 +21,11 @@ __all__ = ["CheckReply", "Grant", "LoginOutcome", "LoginServer", "LOGIN_OK_MESSA
 
 log = logging.getLogger("webqq.simulator")
 
-#: /login parameters every 2013 client sent with these values (§2.5; pual_bot's list).
+#: /login parameters every 2013 client sent with these values (§3.4; pual_bot's list).
 #: ``u1``, ``webqq_type``, ``js_ver`` and ``t`` are checked by form, not by value.
 FIXED_LOGIN_PARAMETERS = {"aid": "1003903", "h": "1", "from_ui": "1", "ptredirect": "0",
                           "ptlang": "2052", "login2qq": "1"}
-#: Era B's additions that the server required (§2.5): daid, and the login page's sig.
+#: Era B's additions that the server required (§3.4): daid, and the login page's sig.
 ERA_B_DAID = "164"
 
 # Challenges remembered (each /check or /getimage adds one; oldest forgotten first).
@@ -33,7 +33,7 @@ _MAX_CHALLENGES = 1000
 # Login sigs of Era B's login page remembered.
 _MAX_LOGIN_SIGS = 1000
 
-# The ptuiCB texts of §2.5.
+# The ptuiCB texts of §3.4.
 LOGIN_OK_MESSAGE = "登录成功！"
 _LOGIN_FAILURES = {
     ("1", "0"): "系统繁忙，请稍后重试。",
@@ -111,7 +111,7 @@ class LoginServer:
         self.login_sigs = {}            # Era B login page sigs (insertion-ordered set)
         self.grants = {}                # qq -> Grant of the latest /login
 
-    # --- Era B's login page (§2.2) -----------------------------------------------------
+    # --- Era B's login page (§3.1) -----------------------------------------------------
 
     def issue_login_sig(self) -> str:
         """Era B login page: a 64-character g_login_sig, remembered for /login."""
@@ -119,10 +119,10 @@ class LoginServer:
         _remember(self.login_sigs, sig, True, _MAX_LOGIN_SIGS)
         return sig
 
-    # --- check and captcha (§2.3, §2.4) ------------------------------------------------
+    # --- check and captcha (§3.2, §3.3) ------------------------------------------------
 
     def check(self, uin_text) -> CheckReply:
-        """/check (§2.3): a ``!XYZ`` code bound to a ``ptvfsession``, or a captcha demand.
+        """/check (§3.2): a ``!XYZ`` code bound to a ``ptvfsession``, or a captcha demand.
 
         A new check forgets the account's earlier challenges. Unknown accounts are
         answered like known ones (the server did not reveal which numbers exist);
@@ -154,7 +154,7 @@ class LoginServer:
         return None
 
     def captcha_image(self, uin_text) -> tuple:
-        """/getimage (§2.4): ``(jpeg, set_cookie)``; the code is bound to verifysession.
+        """/getimage (§3.3): ``(jpeg, set_cookie)``; the code is bound to verifysession.
 
         Each image shows a new code unless /_sim/captcha fixed one.
         """
@@ -173,15 +173,15 @@ class LoginServer:
         """The code the account's captcha image shows now (/_sim/state), or None."""
         return self.captcha_codes.get(qq)
 
-    # --- /login (§2.5) -----------------------------------------------------------------
+    # --- /login (§3.4) -----------------------------------------------------------------
 
     def failure(self, code: str, subcode: str, who: str) -> LoginOutcome:
-        """A failed ptuiCB with §2.5's message for the code (a network error otherwise)."""
+        """A failed ptuiCB with §3.4's message for the code (a network error otherwise)."""
         message = _LOGIN_FAILURES.get((code, subcode), _LOGIN_FAILURES[("7", "0")])
         return LoginOutcome(code, subcode, "", message, who)
 
     def login(self, query: dict, cookies: dict) -> LoginOutcome:
-        """/login (§2.5), checked in the [sim] order: account, challenge, code, password.
+        """/login (§3.4), checked in the [sim] order: account, challenge, code, password.
 
         Args:
             query: the query parameters (``u``, ``p``, ``verifycode``, ``u1``, Era B
@@ -189,7 +189,7 @@ class LoginServer:
             cookies: the request's cookies by name.
 
         Returns:
-            The LoginOutcome; a success carries the §1.3 cookies. Every outcome consumes
+            The LoginOutcome; a success carries the §2.3 cookies. Every outcome consumes
             the challenge it used: after a failure the client runs /check again.
         """
         who = query.get("u", "")
@@ -235,7 +235,7 @@ class LoginServer:
         return None
 
     def _grant(self, account, u1: str) -> LoginOutcome:
-        """A successful ptuiCB: new skey and ptwebqq, the §1.3 cookies, the URL to go on
+        """A successful ptuiCB: new skey and ptwebqq, the §2.3 cookies, the URL to go on
         with (Era A echoes ``u1``; Era B names the check_sig hop)."""
         qq = account.qq
         grant = Grant(qq=qq, skey="@" + letters(self.rng, 9, ALNUM),
@@ -247,7 +247,7 @@ class LoginServer:
         else:
             url = u1
         uin = wire.uin_cookie(qq)
-        # §1.3 / §7.2: pual_bot reads ptwebqq and skey under .qq.com, which fixes their
+        # §2.3 / §8.3: pual_bot reads ptwebqq and skey under .qq.com, which fixes their
         # domain; the other cookies' domains are MC/LQ's reading, all qq.com here.
         cookies = (
             wire.set_cookie("uin", uin, "qq.com"),
@@ -260,10 +260,10 @@ class LoginServer:
         )
         return LoginOutcome("0", "0", url, LOGIN_OK_MESSAGE, account.nick, cookies)
 
-    # --- Era B's check_sig hop (§2.6) --------------------------------------------------
+    # --- Era B's check_sig hop (§3.5) --------------------------------------------------
 
     def check_sig(self, query: dict) -> "tuple | None":
-        """Era B check_sig (§2.6): ``(location, set_cookies)``, or None for a bad ptsig."""
+        """Era B check_sig (§3.5): ``(location, set_cookies)``, or None for a bad ptsig."""
         qq = wire.qq_number(query.get("uin", ""))
         grant = self.grants.get(qq)
         ptsig = query.get("ptsig", "")

@@ -20,7 +20,7 @@ manage.py)::
     GET  web2.qq.com /cgi-bin/get_group_pic                     302 to rip:rport
     GET  HOST:PORT /picture/TICKET, /file/TICKET, /NAME?ver=2173&rkey=RKEY&range=N
 
-A refused Referer is answered as missing cookies (§1.4): the upload servers with
+A refused Referer is answered as missing cookies (§2.4): the upload servers with
 their refusal page, the others with their JSON refusal.
 """
 from urllib.parse import parse_qs

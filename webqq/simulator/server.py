@@ -40,7 +40,7 @@ _CERTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "certs")
 #: The CA that signed the TLS port's certificate (TEST MATERIAL: its key is public).
 CA_FILE = os.path.join(_CERTS, "ca.pem")
 
-#: Seconds a poll2 is held before 102 (PROTOCOL.md §2.16 [sim]: 55 s, under the 60 s
+#: Seconds a poll2 is held before 102 (docs/protocol.rst §3.15 [sim]: 55 s, under the 60 s
 #: request timeout of pual_bot and twqq; LQ called 90 s "official", IQ used 70 s).
 DEFAULT_POLL_HOLD = 55.0
 

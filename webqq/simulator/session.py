@@ -1,6 +1,6 @@
 """One login2 session: its tokens, presence, event queue and the poll it holds.
 
-session: the per-session half of §1.5 and §2.16. Events wait in the queue
+session: the per-session half of §2.5 and §3.15. Events wait in the queue
 until a poll takes them; a poll finds them at once or is held until one arrives, a
 116/121 is owed, or its hold time ends. An answer that cannot be written goes back to
 the queue (``PollAnswer.restore``), so nothing is lost. The only asynchronous objects
@@ -23,14 +23,14 @@ __all__ = ["EXPIRED", "KICKED", "LOGGED_OUT", "MAX_POLL_ITEMS", "ONLINE", "PollA
 
 log = logging.getLogger("webqq.simulator")
 
-#: Items in one poll answer; the rest wait for the next poll (§2.16 [sim] "a cap").
+#: Items in one poll answer; the rest wait for the next poll (§3.15 [sim] "a cap").
 MAX_POLL_ITEMS = 100
 #: [sim] Items a session keeps for polls to come; past it the oldest is dropped (and
 #: logged): a session nobody polls (kicked, expired, its client gone) cannot take the
 #: simulator's memory.
 QUEUE_MAX = 10_000
 
-# Session states (§1.5).
+# Session states (§2.5).
 ONLINE, KICKED, EXPIRED, LOGGED_OUT = "online", "kicked", "expired", "logged_out"
 
 
@@ -103,7 +103,7 @@ class Session:
                      reply_ip=self.reply_ip, time=int(self.table.clock()), seq=seq)
 
     def expire_if_idle(self) -> None:
-        """§1.5 idle expiry: no poll for ``idle_expiry`` seconds makes a session expired."""
+        """§2.5 idle expiry: no poll for ``idle_expiry`` seconds makes a session expired."""
         limit = self.table.options.idle_expiry
         if (self.state == ONLINE and self.pending is None and limit > 0
                 and self.table.clock() - self.last_activity > limit):
@@ -125,7 +125,7 @@ class Session:
     def begin_poll(self) -> Future:
         """Start a poll2. Returns a Future of its PollAnswer, resolved now or later.
 
-        A poll already held for this session is answered 102 first (§2.16 [sim]: the
+        A poll already held for this session is answered 102 first (§3.15 [sim]: the
         most recent poller receives the events).
         """
         self.expire_if_idle()

@@ -1,10 +1,10 @@
 """Every account's session: login2, the checks of each later call, presence, kicks.
 
-sessions: the connection server's bookkeeping of §1.5 and §2.7 without HTTP.
+sessions: the connection server's bookkeeping of §2.5 and §3.6 without HTTP.
 ``login2`` turns the login server's grant into a ``Session`` (clientid, psessionid,
 vfwebqq); the same clientid relinks it (new tokens, same queue), another clientid kicks
 it. Each d.web2 or s.web2 call names its session by psessionid or by cookies, and is
-refused with §5's retcode when the names do not fit. It never touches a socket and never
+refused with §6's retcode when the names do not fit. It never touches a socket and never
 logs a token.
 """
 import logging
@@ -19,11 +19,11 @@ __all__ = ["REQUESTABLE_STATUSES", "STAT", "Sessions", "WEBQQ_CLIENT_TYPE"]
 
 log = logging.getLogger("webqq.simulator")
 
-# Statuses a client may ask for at login2 / change_status2 (§2.7, §2.23).
+# Statuses a client may ask for at login2 / change_status2 (§3.6, §3.22).
 REQUESTABLE_STATUSES = ("online", "away", "busy", "silent", "hidden", "callme", "offline")
-#: client_type of a WebQQ session (§2.10).
+#: client_type of a WebQQ session (§3.9).
 WEBQQ_CLIENT_TYPE = 41
-#: §2.10 stat codes.
+#: §3.9 stat codes.
 STAT = {"online": 10, "offline": 20, "away": 30, "hidden": 40, "busy": 50, "callme": 60,
         "silent": 70}
 
@@ -54,7 +54,7 @@ class Sessions:
         """The account's current session (whatever its state), or None."""
         return self.by_qq.get(qq)
 
-    # --- login2 (§2.7) ---------------------------------------------------------------
+    # --- login2 (§3.6) ---------------------------------------------------------------
 
     def login2(self, cookies: dict, r_text, form_clientid, remote_ip: str) -> dict:
         """channel/login2: create or relink the account's session.
@@ -153,7 +153,7 @@ class Sessions:
         return session
 
     def discussion_session(self, cookies: dict, psessionid, clientid, vfwebqq) -> Session:
-        """A d.web2 discussion call: the channel checks, plus its vfwebqq (§1.4).
+        """A d.web2 discussion call: the channel checks, plus its vfwebqq (§2.4).
 
         Raises:
             Refusal: as ``channel_session``; 100000 for a vfwebqq that is not the live one.
@@ -207,7 +207,7 @@ class Sessions:
         self.tell("state", qq=session.qq)
 
     def logout(self, session: Session) -> dict:
-        """channel/logout2 (§2.24): a held poll answers 109; the psessionid dies (103)."""
+        """channel/logout2 (§3.23): a held poll answers 109; the psessionid dies (103)."""
         session.state = LOGGED_OUT
         self.by_psessionid.pop(session.psessionid, None)
         session.end(channel_refusal(109).body)
@@ -216,7 +216,7 @@ class Sessions:
         return {"retcode": 0, "result": "ok"}
 
     def change_status(self, session: Session, status) -> dict:
-        """channel/change_status2 (§2.23): friends' sessions see buddies_status_change."""
+        """channel/change_status2 (§3.22): friends' sessions see buddies_status_change."""
         if status not in REQUESTABLE_STATUSES or status == "offline":
             raise channel_refusal(100006)
         session.status = status
@@ -224,14 +224,14 @@ class Sessions:
         return {"retcode": 0, "result": "ok"}
 
     def new_ptwebqq(self, session: Session) -> str:
-        """Rotate an account's ptwebqq (§2.16 116): login2 and the hash expect the new one."""
+        """Rotate an account's ptwebqq (§3.15 116): login2 and the hash expect the new one."""
         value = hex_token(self.rng, 48)
         session.ptwebqq = value
         self.login.rotate_ptwebqq(session.qq, value)
         log.info("ptwebqq of %d rotated", session.qq)
         return value
 
-    # --- presence (§2.10, §4.6) -------------------------------------------------------
+    # --- presence (§3.9, §5.6) -------------------------------------------------------
 
     def presence(self, qq: int) -> str:
         """What others see of ``qq``: an account's session status, a person's status.
@@ -253,7 +253,7 @@ class Sessions:
         return self.world.person(qq).client_type
 
     def announce(self, session: Session) -> None:
-        """Tell every account that lists this one as a friend its new presence (§4.6)."""
+        """Tell every account that lists this one as a friend its new presence (§5.6)."""
         self.tell("state", qq=session.qq)
         status = self.presence(session.qq)
         for other in self.world.accounts.values():

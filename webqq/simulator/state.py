@@ -3,13 +3,13 @@
 state: decisions without HTTP. The handlers of ``app.py`` and ``control.py`` parse a
 request into plain values and call one of the back end's parts; it answers with the
 reply body (a dict, or ``LoginOutcome``/``CheckReply`` for the login server) or raises
-``errors.Refusal`` carrying the retcode body of §5. No part touches a socket,
+``errors.Refusal`` carrying the retcode body of §6. No part touches a socket,
 a request or the IOLoop's timers: time comes from an injected clock, randomness from the
 simulator's seeded ``random.Random``, and the only asynchronous objects are the Futures
 of held polls. None may log a secret: no password, p, skey, ptwebqq, vfwebqq or
 psessionid value.
 
-Parts, in the order of an account's life (§1.2, §1.5):
+Parts, in the order of an account's life (§2.2, §2.5):
 
 * ``login`` (login.py): /check, /getimage, /login and Era B's hops grant cookies.
 * ``sessions`` (sessions.py, session.py): login2 turns a grant into a session; every

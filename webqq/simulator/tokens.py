@@ -8,10 +8,10 @@ __all__ = ["ALNUM", "UPPER", "hex_token", "letters", "psessionid"]
 
 #: Letters and digits: skey, RK, login sigs (the sigs add "-", "_" or "*").
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-#: The three letters of a ``!XYZ`` verify code (§2.3).
+#: The three letters of a ``!XYZ`` verify code (§3.2).
 UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
-# §2.7: the node atom inside every observed psessionid.
+# §3.6: the node atom inside every observed psessionid.
 _CONNSERVER_NODE = b"connserver_webqq@10.133.41.202"
 
 
@@ -27,7 +27,7 @@ def letters(rng, count: int, alphabet: str) -> str:
 
 def psessionid(rng, qq: int, skey: str, vfwebqq: str) -> str:
     """The hex of the Erlang term ``{Pid, Uin, Skey, Vfwebqq}`` the real server issued
-    (§2.7): a pid on the connection server's node, the QQ number little-endian, the skey,
+    (§3.6): a pid on the connection server's node, the QQ number little-endian, the skey,
     then the 40 raw bytes of vfwebqq (so the hex ends with vfwebqq itself)."""
     node = _CONNSERVER_NODE
     pid = (b"\x67\x64" + len(node).to_bytes(2, "big") + node

@@ -2,8 +2,8 @@
 
 wire: pure functions shared by the protocol handlers, the back end and the event
 builders. Out: JSON, ptui callbacks and Set-Cookie lines as Tencent's servers spelled
-them (PROTOCOL.md §0.4, §1.3, §2.3, §2.5). In: QQ numbers, clientids, the ``uin``
-cookie and the ``r`` field, read as leniently as the real servers read them (§7.20).
+them (docs/protocol.rst §1.3, §2.3, §3.2, §3.4). In: QQ numbers, clientids, the ``uin``
+cookie and the ``r`` field, read as leniently as the real servers read them (§8.16).
 It knows nothing about sessions and never performs I/O.
 """
 import json
@@ -15,7 +15,7 @@ __all__ = [
     "qq_number", "set_cookie", "uin_bytes_literal", "uin_cookie",
 ]
 
-# §0.4 [sim]: Content-Type of each kind of reply (no 2013 client relied on them).
+# §1.3 [sim]: Content-Type of each kind of reply (no 2013 client relied on them).
 JSON_TYPE = "text/plain; charset=utf-8"
 JS_TYPE = "application/x-javascript; charset=utf-8"
 JPEG_TYPE = "image/jpeg"
@@ -30,7 +30,7 @@ _FAR_FUTURE = "Tue, 19-Jan-2038 03:14:07 GMT"
 
 
 def dumps(value) -> bytes:
-    """JSON as d.web2 wrote it: compact, non-ASCII as upper-case ``\\uXXXX`` (§0.4)."""
+    """JSON as d.web2 wrote it: compact, non-ASCII as upper-case ``\\uXXXX`` (§1.3)."""
     text = json.dumps(value, ensure_ascii=True, separators=(",", ":"))
     return _ESCAPE.sub(lambda m: m.group(1) or "\\u" + m.group(2).upper(), text).encode("ascii")
 
@@ -48,7 +48,7 @@ def ptui_callback(name: str, *args, escape: bool = True, last_spaced: bool = Fal
     Every argument is single-quoted. With ``escape`` a quote or backslash inside is
     backslash-escaped (our choice: no sample shows one); ``ptui_checkVC`` passes
     ``escape=False`` because its third argument *is* ``\\xNN`` escapes. ``last_spaced``
-    puts the one space ``ptuiCB`` has before its sixth argument (§2.5).
+    puts the one space ``ptuiCB`` has before its sixth argument (§3.4).
     """
     quoted = [_quote_arg(a, escape) for a in args]
     if last_spaced and len(quoted) > 1:
@@ -59,7 +59,7 @@ def ptui_callback(name: str, *args, escape: bool = True, last_spaced: bool = Fal
 
 
 def uin_bytes_literal(qq: int) -> str:
-    """§2.3 argument 3: the QQ number as 8 big-endian bytes in ``\\xNN`` escapes."""
+    """§3.2 argument 3: the QQ number as 8 big-endian bytes in ``\\xNN`` escapes."""
     return "".join("\\x%02x" % b for b in qq.to_bytes(8, "big"))
 
 
@@ -69,7 +69,7 @@ def uin_cookie(qq: int) -> str:
 
 
 def set_cookie(name: str, value: str, domain: str, long_lived: bool = False) -> str:
-    """A Set-Cookie value with Tencent's attributes (§1.3): raw value, Domain, Path=/.
+    """A Set-Cookie value with Tencent's attributes (§2.3): raw value, Domain, Path=/.
 
     Written by hand because Tornado's ``set_cookie`` would quote values such as
     ``@FgMFRXQ6I`` (an ``@`` is not a cookie token character), and a client's jar would
@@ -84,7 +84,7 @@ def set_cookie(name: str, value: str, domain: str, long_lived: bool = False) -> 
 # --- values read from requests -------------------------------------------------------------
 
 def as_int(value):
-    """A JSON number or a decimal string as int (clients send both, §7.20), else None."""
+    """A JSON number or a decimal string as int (clients send both, §8.16), else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -107,7 +107,7 @@ def cookie_qq(cookies: dict) -> int:
 
 
 def clientid(value) -> "str | None":
-    """clientid as a canonical decimal string (sent as number or string, §7.20)."""
+    """clientid as a canonical decimal string (sent as number or string, §8.16)."""
     number = as_int(value)
     return None if number is None else str(number)
 

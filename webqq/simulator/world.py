@@ -8,10 +8,12 @@ are stable across relinks and reproducible with a seed. It never opens a socket 
 nothing of sessions: runtime state lives in ``state.py``'s parts. What it loaded changes
 only through ``set_friends`` and ``set_members``: the friend lists and group members
 that the 2013 servers changed at runtime (a friend request answered, a member joining
-or leaving, a card set), which the management part (``manage.py``) applies.
+or leaving, a card set), which the management part (``manage.py``) applies; and
+``add_account`` only adds: an account the embedding daemon's configuration names and
+the file does not list.
 
 Everyone is named by QQ number here; a ``uin`` is always "as seen by" a viewing account
-(PROTOCOL.md §0.2: opaque per-session numbers for other users; the account's own uin is its
+(docs/protocol.rst §1.2: opaque per-session numbers for other users; the account's own uin is its
 QQ number). A group is named by its public number, a discussion by a number the world
 gives it (discussions have no public number in WebQQ; the control surface needs a name).
 
@@ -44,14 +46,17 @@ from .wire import as_int
 __all__ = [
     "WorldAccount", "WorldCategory", "WorldDiscussion", "WorldFriend", "WorldGroup",
     "WorldMember", "WorldOptions", "WorldPerson",
-    "World", "WorldError", "DEFAULT_WORLD_FILE", "STATUSES", "load_world",
+    "World", "WorldError", "DEFAULT_WORLD_FILE", "GENERATED_PASSWORD", "STATUSES",
+    "load_world",
 ]
 
 #: The built-in world: account 10001 (password "webqq-demo"), 10002, three people, one
 #: group and one discussion.
 DEFAULT_WORLD_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "world.json")
+#: The password of an account ``World.add_account`` makes: the built-in world's.
+GENERATED_PASSWORD = "webqq-demo"
 
-#: Presence values of PROTOCOL.md §2.7 / §4.6 ("offline" only as a presence, not a request).
+#: Presence values of docs/protocol.rst §3.6 / §5.6 ("offline" only as a presence, not a request).
 STATUSES = ("online", "away", "busy", "silent", "hidden", "callme", "offline")
 
 # Opaque ids are drawn from this range: 10 digits, below 2**32, like every 2013 sample.
@@ -66,7 +71,7 @@ class WorldError(ValueError):
 
 @dataclass(frozen=True)
 class WorldOptions:
-    """Per-world switches for behaviour PROTOCOL.md leaves to the simulator ([sim])."""
+    """Per-world switches for behaviour docs/protocol.rst leaves to the simulator ([sim])."""
 
     #: "A": spring 2013 (check -> login -> login2), the primary target. "B": late 2013:
     #: /login answers a check_sig URL that sets p_skey, which d.web2/s.web2 then require.
@@ -77,46 +82,45 @@ class WorldOptions:
     #: login_sig or daid=164; "lenient" checks only account, code and password.
     login_checks: str = "strict"
     #: Order of poll2 result[]: "newest_first", as the 2013 server sent it (webqq-core
-    #: loops from the end, lwqq walks from the tail, §2.16), or "oldest_first" (what
-    #: pual_bot, iterating forward, assumed; §7.5).
+    #: loops from the end, lwqq walks from the tail, §3.15), or "oldest_first" (what
+    #: pual_bot, iterating forward, assumed; §8.9).
     poll_order: str = "newest_first"
-    #: Which discussion-list URL is served (§2.11): "d.web2" (channel/get_discu_list_new2,
+    #: Which discussion-list URL is served (§3.10): "d.web2" (channel/get_discu_list_new2,
     #: what webqq-core and lwqq used), "s.web2" (api/get_discus_list, the May 2013 eqq.js
     #: port's and twqq's), or "both" (both existed in 2013). The other one answers 404.
     discussion_list: str = "both"
     #: get_user_friends2 hash: "none" accepts anything (pual_bot Era A sends none), or
-    #: one of "N", "O", "P", "Q" (§3.3): a hash that is present must then match. Not
+    #: one of "N", "O", "P", "Q" (§4.3): a hash that is present must then match. Not
     #: given: the era's (ERA_FRIENDS_HASH): none in Era A, N required in Era B.
     friends_hash: str = "none"
     #: With a hash variant: refuse (retcode 50) a request that carries no hash at all.
     #: Not given: true in Era B.
     friends_hash_required: bool = False
     #: Referer policy on d.web2/s.web2: "qq.com" (a Referer whose host ends in .qq.com),
-    #: "strict" (one of PROTOCOL.md §0.5's constants) or "none".
+    #: "strict" (one of docs/protocol.rst §1.4's constants) or "none".
     referer: str = "qq.com"
     #: Answer every Nth poll2 of a session with 116 and a new ptwebqq (0: only when
     #: /_sim/rotate asks).
     rotate_every: int = 0
     #: Seconds without a poll2 after which a session expires (next poll: 121); 0: never.
     idle_expiry: float = 300.0
-    #: §6.3 silent drops: a send less than this many seconds after the previous one of
-    #: the session is answered "ok" and dropped. The 2013 server did this at 0.5 s
-    #: (pual_bot's README, 2013-04-28); 0 (never) is the default only until the client
-    #: keeps that pace across a restart and in its tests. /_sim/dropped lists drops.
-    min_interval: float = 0.0
-    #: §6.3: a send equal to the previous one of the session within this many seconds
-    #: is answered "ok" and dropped. The 2013 server did this (pual_bot's README,
-    #: 2013-05-10; its fix waits one more interval: 1.0 here); 0 (never) is the default
-    #: only until the client remembers its last text across a restart.
-    dup_window: float = 0.0
+    #: §7.3 silent drops: a send less than this many seconds after the previous one of
+    #: the session is answered "ok" and dropped, as the 2013 server did at 0.5 s
+    #: (pual_bot's README, 2013-04-28, and its MESSAGE_INTERVAL). 0: never.
+    #: /_sim/dropped lists the drops.
+    min_interval: float = 0.5
+    #: §7.3: a send equal to the previous one of the session within this many seconds
+    #: is answered "ok" and dropped, as the 2013 server did (pual_bot's README,
+    #: 2013-05-10; its fix waits one more interval: 1.0 s in all). 0: never.
+    dup_window: float = 1.0
     #: A send with the msg_id and content of one of the session's recent sends (the
     #: same message sent again after a lost answer) is answered "ok" and not delivered
-    #: again. No source shows the 2013 server doing this (§6.2 [sim] only suggests it):
-    #: false is the faithful value (a repeat is delivered again, unless the two rules
-    #: above drop it). True stays the default only while the client relies on it.
-    drop_exact_repeats: bool = True
+    #: again. No source shows the 2013 server doing this (§7.2 [sim] only suggests it;
+    #: twqq's README lists repeats arriving as a known bug): false, the faithful value,
+    #: delivers a repeat again unless the two rules above drop it.
+    drop_exact_repeats: bool = False
     #: get_friend_uin2 lookups allowed per session per minute; the rest are answered
-    #: 99999 (§2.13: MC looked numbers up one at a time, warning that a burst got the
+    #: 99999 (§3.12: MC looked numbers up one at a time, warning that a burst got the
     #: account black-listed; no source gives the number, 20 is ours). 0: unlimited.
     lookup_limit: int = 20
 
@@ -129,7 +133,7 @@ class WorldPerson:
     nick: str
     #: Presence of a simulated person; an account's presence follows its session.
     status: str = "online"
-    #: §2.10 client_type of a simulated person: 1 is a PC client.
+    #: §3.9 client_type of a simulated person: 1 is a PC client.
     client_type: int = 1
     face: int = 0
     gender: str = "unknown"
@@ -196,7 +200,7 @@ class WorldMember:
 
 @dataclass(frozen=True)
 class WorldGroup:
-    """A QQ group. ``number`` is the public number (§0.2 info_seq); gid/code are opaque."""
+    """A QQ group. ``number`` is the public number (§1.2 info_seq); gid/code are opaque."""
 
     number: int
     name: str
@@ -299,6 +303,43 @@ class World:
         if found is None:
             found = WorldPerson(qq=qq, nick=str(qq), status="offline")
         return found
+
+    def add_account(self, qq: int, *, nick: str = "", password: str = GENERATED_PASSWORD
+                    ) -> WorldAccount:
+        """Add an account the world did not list (a daemon's configuration names more
+        accounts than the world file): a friend of every person, a member of every
+        group and discussion, so that anyone can talk to it at once.
+
+        Args:
+            qq: its QQ number; nobody in the world may have it yet.
+            nick: its nick (default ``webqq-QQ``).
+            password: what its login must give.
+
+        Returns the new WorldAccount. Raises WorldError for a number that is no QQ
+        number or is someone's already.
+        """
+        if not _QQ_RANGE[0] <= qq <= _QQ_RANGE[1]:
+            raise WorldError("%d is not a QQ number (%d..%d)" % (qq, *_QQ_RANGE))
+        if qq in self.people:
+            raise WorldError("%d is %s" % (qq, "an account of the world already"
+                                           if qq in self.accounts else
+                                           "a person of the world, who cannot log in"))
+        persons = sorted(p for p in self.people if p not in self.accounts)
+        person = WorldPerson(qq=qq, nick=nick or "webqq-%d" % qq,
+                             long_nick="an account the configuration added")
+        account = WorldAccount(person=person, password=password,
+                               friends=tuple(WorldFriend(qq=p) for p in persons))
+        self.people[qq] = person
+        self.accounts[qq] = account
+        for number, group in list(self.groups.items()):
+            self.groups[number] = replace(
+                group, members=group.members + (WorldMember(qq=qq),))
+        for number, discussion in list(self.discussions.items()):
+            self.discussions[number] = replace(
+                discussion, members=discussion.members + (qq,))
+        for other in persons:
+            self.uin(qq, other)
+        return account
 
     def set_friends(self, qq: int, friends) -> None:
         """Replace account ``qq``'s friend list with ``friends`` (WorldFriend entries)."""
@@ -416,7 +457,7 @@ _OPTIONS = {
 
 
 #: The friend-list hash each era's server required unless the world says otherwise
-#: (§3.3): none was enforced on the spring 2013 clients (pual_bot sent none); late 2013
+#: (§4.3): none was enforced on the spring 2013 clients (pual_bot sent none); late 2013
 #: wanted one, N when pual_bot@ce65a04 (2013-08-15) adapted to the new protocol.
 ERA_FRIENDS_HASH = {"A": ("none", False), "B": ("N", True)}
 

@@ -16,7 +16,7 @@ An event, as the page and ``webqq.testing`` read it::
                                                 # or {"kind": "discussion", "number": 40001}
      "session": false,               # a temporary session, shown as the buddy chat
      "pieces": [["text", "hi "], ["face", 14], ["picture", "a.jpg"]],
-     "text": "hi ", "dropped": null} # why the server dropped a send (§6.3), or null
+     "text": "hi ", "dropped": null} # why the server dropped a send (§7.3), or null
 
     {"type": "accounts", "accounts": {...}}   # /_sim/state's "accounts", after a change
 """
