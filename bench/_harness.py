@@ -439,26 +439,6 @@ class Fleet:
     def pss(self) -> int:
         return sum(pss_kb(proc.pid) for proc in self.daemons)
 
-    def reload(self, send_interval: float, timeout: float = 60.0) -> None:
-        """Rewrite every configuration with ``send_interval`` and SIGHUP every daemon;
-        returns when each logged "reloaded"."""
-        def reloads(path):
-            try:
-                with open(path, errors="replace") as log:
-                    return sum(1 for line in log if "reloaded: " in line)
-            except OSError:
-                return 0
-        before = [reloads(path) for path in self.logs]
-        self.rig.send_interval = send_interval
-        for index, proc in enumerate(self.daemons):
-            self._ini(index)
-            proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + timeout
-        while any(reloads(path) <= n for path, n in zip(self.logs, before)):
-            if time.monotonic() > deadline:
-                raise RuntimeError("a daemon did not reload; see %s" % self.rig.dir)
-            time.sleep(0.1)
-
     def close(self) -> None:
         for proc in self.daemons:
             if proc.poll() is None:
