@@ -8,6 +8,7 @@ handler; ``MaskingCookieJar`` registers each secret cookie with the mask as it a
 What it must never do: let a registered secret through, at any level, in a message, a
 traceback or a stack.
 """
+import bisect
 import http.cookiejar
 import logging
 import logging.handlers
@@ -55,27 +56,45 @@ class SecretMask(logging.Filter):
         self._lasting: Set[str] = set()
         # owner -> (value -> forms), oldest first
         self._session: Dict[Any, "OrderedDict[str, Set[str]]"] = {}
-        self._ordered: List[str] = []
+        self._refs: Dict[str, int] = {}     # form -> how many registrations name it
+        # (-len, form) of every form, longest first: kept sorted by insertion, not
+        # sorted again at each add (a thousand accounts' logins added 10,000 values,
+        # and sorting them all at each took 6 s of the loop)
+        self._ordered: List[Tuple[int, str]] = []
 
     def add(self, value: Optional[str], session: Any = None) -> None:
         if not value or len(value) < _MIN_SECRET:
             return
         forms = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
         if session is None:
-            if forms <= self._lasting:
-                return
-            self._lasting |= forms
-        else:
-            values = self._session.setdefault(session, OrderedDict())
-            if value in values:
-                values.move_to_end(value)
-                return
-            values[value] = forms
-            while len(values) > SESSION_SECRETS_MAX:
-                values.popitem(last=False)
-        every = self._lasting.union(*(forms for values in self._session.values()
-                                      for forms in values.values()))
-        self._ordered = sorted(every, key=len, reverse=True)
+            new = forms - self._lasting
+            self._lasting |= new
+            self._take(new)
+            return
+        values = self._session.setdefault(session, OrderedDict())
+        if value in values:
+            values.move_to_end(value)
+            return
+        values[value] = forms
+        self._take(forms)
+        while len(values) > SESSION_SECRETS_MAX:
+            self._drop(values.popitem(last=False)[1])
+
+    def _take(self, forms: Set[str]) -> None:
+        for form in forms:
+            count = self._refs.get(form, 0)
+            if not count:
+                bisect.insort(self._ordered, (-len(form), form))
+            self._refs[form] = count + 1
+
+    def _drop(self, forms: Set[str]) -> None:
+        for form in forms:
+            count = self._refs[form] - 1
+            if count:
+                self._refs[form] = count
+            else:
+                del self._refs[form]
+                del self._ordered[bisect.bisect_left(self._ordered, (-len(form), form))]
 
     def add_config(self, config: "configuration.Config") -> None:
         """Register the secrets a configuration holds: the password, the API's token
@@ -94,7 +113,7 @@ class SecretMask(logging.Filter):
                     self.add(value)
 
     def mask(self, text: str) -> str:
-        for secret in self._ordered:
+        for _, secret in self._ordered:
             if secret in text:
                 text = text.replace(secret, MASK)
         return text
