@@ -257,6 +257,8 @@ async def test_failed_posts_are_retried_then_kept_in_the_store(harness, monkeypa
     record["fail"] = 0
     await api.close()
     harness.api = None
+    harness.outbound.close()                # the first start's queue and its store
+    harness.outbound.store.close()
     api = await harness.start(post_url="http://127.0.0.1:%d/hook" % port)
     kept = await eventually(lambda: events_of(record, "message"), "the kept event")
     assert kept[0]["raw_message"] == "lost?" and harness.account.store.undelivered() == 0

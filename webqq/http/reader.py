@@ -584,9 +584,16 @@ def decode_text(body: bytes, charset: Optional[str]) -> str:
             info = codecs.lookup(charset)
         except (LookupError, ValueError):  # unknown, or a NUL in the name
             info = None
-        if info is not None and getattr(info, "_is_text_encoding", True):
+        if info is not None and getattr(info, "_is_text_encoding", True) \
+                and info.name not in _NO_CHARSETS:
             codec = info.name
     try:
         return body.decode(codec, errors="replace")
-    except UnicodeError:  # idna, punycode, undefined
+    except UnicodeError:  # a codec that refuses what it was given
         return body.decode("utf-8", errors="replace")
+
+
+# Text codecs of other trades, never a body's charset: idna and punycode spell host
+# names (and Python 3.13's punycode decodes some bodies to nothing instead of raising);
+# undefined refuses everything.
+_NO_CHARSETS = frozenset({"idna", "punycode", "undefined"})

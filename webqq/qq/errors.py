@@ -23,6 +23,10 @@ __all__ = ["ProtocolError", "MalformedReply", "RetcodeError", "LoginError",
 class QQRetcode(enum.IntEnum):
     """The ``retcode`` values of the WebQQ server's JSON replies that have a known
     meaning (§6)."""
+
+    # The number, as Python 3.11 prints an IntEnum, on 3.9 and 3.10 as well: log lines and
+    # messages read the same on every Python README promises.
+    __str__ = int.__repr__
     OK = 0
     HASH_WRONG = 50                 # get_user_friends2: recompute the hash (LQ)
     NOT_RELOGIN = 100               # poll2: relogin
@@ -49,6 +53,10 @@ class QQRetcode(enum.IntEnum):
 
 class LoginCode(enum.IntEnum):
     """The first ``ptuiCB`` argument (§3.4)."""
+
+    # The number, as Python 3.11 prints an IntEnum, on 3.9 and 3.10 as well: log lines and
+    # messages read the same on every Python README promises.
+    __str__ = int.__repr__
     OK = 0
     SERVER_BUSY = 1
     ACCOUNT_EXPIRED = 2
