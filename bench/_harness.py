@@ -1,11 +1,15 @@
-"""Shared plumbing of bench/soak.py and bench/daemon_bench.py: a stand-alone simulator and
-a ``webqq run`` daemon as subprocesses on loopback, the /_sim/ control surface, and
-/proc readings (RSS, fds, CPU seconds) of the daemon.
+"""Shared plumbing of the daemon benches (soak, daemon_bench, latency_bench,
+accounts_bench): a stand-alone simulator and ``webqq run`` daemons as subprocesses on
+loopback (``Rig``, ``Fleet``), the /_sim/ control surface, and /proc readings (RSS, PSS,
+fds, CPU) of the daemons.
 
-It never touches the webqq package's internals: the simulator and the daemon are run
+It never touches the webqq package's internals: the simulator and the daemons are run
 through their console scripts, exactly as a user would, and watched from outside (the
-status file, the log file, /proc). Everything it starts is stopped by ``Rig.close()``,
-which is safe to call twice and runs on errors and on Ctrl-C (the children run in their
+status file, the log files, /proc). Two wrappers are the exceptions, each a bench's own
+lens: bench/_traced_daemon.py (the daemon under tracemalloc, for the soak) and
+bench/_timed_simulator.py (the simulator with a message generator and a clock, for the
+latency bench). Everything started is stopped by ``Fleet.close()`` and ``Rig.close()``,
+which are safe to call twice and run on errors and on Ctrl-C (the children run in their
 own sessions, so a Ctrl-C reaches only this script, which then stops them in order).
 """
 import http.client
@@ -20,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 
 BIN = os.path.dirname(os.path.abspath(sys.executable))
 #: The simulator's built-in world: the bot's account, its password, a friend and a group.
@@ -91,13 +96,21 @@ class Rig:
         keep: keep the temporary directory (logs, status file) after ``close()``.
         api: serve the OneBot API on a free loopback port with a token of its own
             (``api_call``).
+        tracemalloc_frames: when above 0, the daemon runs under bench/_traced_daemon.py
+            (tracemalloc with that many frames per allocation) and ``snapshot()`` works.
+        world: a world JSON file for the simulator (None: its built-in world).
+        simulator: the simulator's command line before the port options (None:
+            ``webqq-simulator``; bench/latency_bench.py runs bench/_timed_simulator.py).
+        accounts: the QQ numbers the daemon logs in as (None: ``ACCOUNT``); more than
+            one are written as ``[account:qNUMBER]`` sections.
 
     ``log_file`` may be moved before ``start_daemon`` (out of a state_dir on a tmpfs).
     """
 
     def __init__(self, seed: int = 1, send_interval: float = 0.5, poll_hold=None,
                  keep: bool = False, loglevel: str = "info", resend_ambiguous: bool = False,
-                 api: bool = False):
+                 api: bool = False, tracemalloc_frames: int = 0, world=None, simulator=None,
+                 accounts=None):
         self.dir = tempfile.mkdtemp(prefix="webqq-bench-")
         self.state_dir = os.path.join(self.dir, "state")
         os.mkdir(self.state_dir)
@@ -106,6 +119,11 @@ class Rig:
         self.seed, self.send_interval, self.poll_hold = seed, send_interval, poll_hold
         self.keep, self.loglevel = keep, loglevel
         self.resend_ambiguous = resend_ambiguous
+        self.tracemalloc_frames = tracemalloc_frames
+        self.world, self.simulator = world, simulator
+        self.accounts = list(accounts or [ACCOUNT])
+        self.snapshot_dir = os.path.join(self.dir, "tracemalloc")
+        self._snapshots = 0
         self.port = self.tls_port = None
         # The /_sim/ surface's secret, given to the simulator this rig starts.
         self.control_token = secrets.token_urlsafe(16)
@@ -128,10 +146,13 @@ class Rig:
             self.port, self.tls_port = free_port(), free_port()
             if self.port == self.tls_port:
                 continue
-            argv = [os.path.join(BIN, "webqq-simulator"), "--port", str(self.port),
-                    "--tls-port", str(self.tls_port), "--seed", str(self.seed),
-                    # One word: a token drawn with a leading "-" is no option.
-                    "--control-token=" + self.control_token]
+            argv = list(self.simulator or [os.path.join(BIN, "webqq-simulator")])
+            argv += ["--port", str(self.port), "--tls-port", str(self.tls_port),
+                     "--seed", str(self.seed),
+                     # One word: a token drawn with a leading "-" is no option.
+                     "--control-token=" + self.control_token]
+            if self.world is not None:
+                argv += ["--world", self.world]
             if self.poll_hold is not None:
                 argv += ["--poll-hold", str(self.poll_hold)]
             self.sim = self._spawn(argv, "simulator")
@@ -146,12 +167,24 @@ class Rig:
             self.sim = None             # lost the port race: try other ports
         raise RuntimeError("the simulator did not come up; see %s/simulator.out" % self.dir)
 
-    def write_config(self) -> str:
-        lines = ["[account]", "qq = %d" % ACCOUNT, "",
-                 "[daemon]", "state_dir = %s" % self.state_dir, "logfile = %s" % self.log_file,
-                 "loglevel = %s" % self.loglevel, "",
-                 "[network]", "ca_file = %s" % self.simulator_ca(), "",
-                 "[hosts]"]
+    def write_config(self, accounts=None, state_dir=None, name: str = "webqq.ini") -> str:
+        """The daemon's configuration file (``name`` in the rig's directory, mode 0600),
+        for ``accounts`` (default the rig's) keeping its state in ``state_dir`` (default
+        the rig's, its log there as webqq.log)."""
+        accounts = list(accounts or self.accounts)
+        state_dir = state_dir or self.state_dir
+        if len(accounts) == 1:
+            lines = ["[account]", "qq = %d" % accounts[0], ""]
+        else:
+            lines = []
+            for qq in accounts:
+                lines += ["[account:q%d]" % qq, "qq = %d" % qq, "password = %s" % PASSWORD, ""]
+        log_file = self.log_file if state_dir == self.state_dir \
+            else os.path.join(state_dir, "webqq.log")
+        lines += ["[daemon]", "state_dir = %s" % state_dir, "logfile = %s" % log_file,
+                  "loglevel = %s" % self.loglevel, "",
+                  "[network]", "ca_file = %s" % self.simulator_ca(), "",
+                  "[hosts]"]
         lines += ["%s = 127.0.0.1:%d" % (host, self.port) for host in PLAIN_HOSTS]
         lines += ["%s = 127.0.0.1:%d" % (host, self.tls_port) for host in TLS_HOSTS]
         lines += ["", "[simulator]", "embedded = no", "",
@@ -165,10 +198,10 @@ class Rig:
                       ""]
         else:
             lines += ["listen =", ""]
-        path = os.path.join(self.dir, "webqq.ini")
-        with open(path, "w") as ini:
+        path = os.path.join(self.dir, name)
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as ini:
             ini.write("\n".join(lines))
-        os.chmod(path, 0o600)               # it may hold the API token
+        os.chmod(path, 0o600)               # it may hold the API token (or passwords)
         return path
 
     @staticmethod
@@ -178,9 +211,7 @@ class Rig:
 
     def start_daemon(self, timeout: float = 30.0) -> None:
         """``webqq -c INI run``, then wait until the status file says online."""
-        env = dict(os.environ, WEBQQ_PASSWORD=PASSWORD)
-        self.daemon = self._spawn([os.path.join(BIN, "webqq"), "-c", self.write_config(), "run"],
-                                  "daemon", env)
+        self.start_daemon_process()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.daemon.poll() is not None:
@@ -191,6 +222,17 @@ class Rig:
                 return
             time.sleep(0.1)
         raise RuntimeError("the daemon was not online after %g s; see %s" % (timeout, self.log_file))
+
+    def start_daemon_process(self) -> None:
+        """``webqq -c INI run``, not waiting for anything."""
+        env = dict(os.environ, WEBQQ_PASSWORD=PASSWORD)
+        argv = [os.path.join(BIN, "webqq")]
+        if self.tracemalloc_frames > 0:
+            argv = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                 "_traced_daemon.py")]
+            env.update(WEBQQ_TRACEMALLOC=self.snapshot_dir,
+                       WEBQQ_TRACEMALLOC_FRAMES=str(self.tracemalloc_frames))
+        self.daemon = self._spawn(argv + ["-c", self.write_config(), "run"], "daemon", env)
 
     # -- watching ----------------------------------------------------------------------
 
@@ -226,6 +268,22 @@ class Rig:
         pid = self.daemon.pid
         return {"t": time.monotonic(), "rss_kb": rss_kb(pid), "fds": fd_count(pid),
                 "cpu_s": cpu_seconds(pid)}
+
+    def snapshot(self, timeout: float = 120.0):
+        """A tracemalloc snapshot of the daemon (SIGUSR2, then wait for its file): the
+        ``tracemalloc.Snapshot``, or None when the daemon runs without tracemalloc, is
+        gone, or wrote nothing within ``timeout`` seconds."""
+        if self.tracemalloc_frames <= 0 or self.daemon is None or self.daemon.poll() is not None:
+            return None
+        self._snapshots += 1
+        path = os.path.join(self.snapshot_dir, "snapshot-%d.pickle" % self._snapshots)
+        self.daemon.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(path):
+            if time.monotonic() >= deadline or self.daemon.poll() is not None:
+                return None
+            time.sleep(0.2)
+        return tracemalloc.Snapshot.load(path)
 
     # -- the control surface -----------------------------------------------------------
 
@@ -301,6 +359,127 @@ class Rig:
         finally:
             for signum, handler in held.items():
                 signal.signal(signum, handler)
+
+
+class Fleet:
+    """The daemons of one bench cell against a rig's simulator: ``shared`` is one daemon
+    with every account (``[account:qQQ]`` sections), ``process`` one daemon per account
+    (the peers' model), each with its own configuration, state_dir and log.
+
+    ``pin_core``: the core the daemons are pinned to (None: not pinned).
+    """
+
+    def __init__(self, rig: Rig, model: str, accounts: list, pin_core=None) -> None:
+        if model not in ("shared", "process"):
+            raise ValueError("model: shared or process")
+        self.rig, self.model, self.accounts = rig, model, list(accounts)
+        self.groups = [self.accounts] if model == "shared" else [[qq] for qq in self.accounts]
+        self.pin_core = pin_core
+        self.daemons, self.logs, self.states = [], [], []
+
+    def _ini(self, index: int) -> str:
+        return self.rig.write_config(accounts=self.groups[index],
+                                     state_dir=self.states[index],
+                                     name="webqq-%d.ini" % index)
+
+    def start(self) -> None:
+        env = dict(os.environ, WEBQQ_PASSWORD=PASSWORD)
+        for index in range(len(self.groups)):
+            state_dir = os.path.join(self.rig.dir, "state-%d" % index)
+            os.makedirs(state_dir, exist_ok=True)
+            self.states.append(state_dir)
+            self.logs.append(os.path.join(state_dir, "webqq.log"))
+            proc = self.rig._spawn([os.path.join(BIN, "webqq"), "-c", self._ini(index), "run"],
+                                   "daemon-%d" % index, env)
+            if self.pin_core is not None:
+                try:
+                    os.sched_setaffinity(proc.pid, {self.pin_core})
+                except OSError:
+                    pass
+            self.daemons.append(proc)
+
+    def online(self) -> set:
+        """The accounts whose "online as QQ" is in the logs."""
+        seen = set()
+        for path in self.logs:
+            try:
+                with open(path, errors="replace") as log:
+                    for line in log:
+                        if "online as " in line:
+                            seen.add(int(line.split("online as ", 1)[1].split()[0]))
+            except (OSError, ValueError, IndexError):
+                pass
+        return seen
+
+    def wait_online(self, timeout: float) -> float:
+        """Seconds until every account was online; RuntimeError after ``timeout``."""
+        start = time.monotonic()
+        want = set(self.accounts)
+        while True:
+            online = self.online()
+            if want <= online:
+                return time.monotonic() - start
+            if not self.alive():
+                raise RuntimeError("a daemon exited; see %s" % self.rig.dir)
+            if time.monotonic() - start > timeout:
+                raise RuntimeError("%d of %d accounts online after %g s; see %s" % (
+                    len(online & want), len(want), timeout, self.rig.dir))
+            time.sleep(0.2)
+
+    def alive(self) -> bool:
+        return all(proc.poll() is None for proc in self.daemons)
+
+    def cpu(self) -> float:
+        """Seconds on a CPU of every daemon's threads (schedstat: ns, not 10 ms ticks)."""
+        return sum(cpu_exact(proc.pid) for proc in self.daemons)
+
+    def rss(self) -> int:
+        return sum(rss_kb(proc.pid) for proc in self.daemons)
+
+    def pss(self) -> int:
+        return sum(pss_kb(proc.pid) for proc in self.daemons)
+
+    def close(self) -> None:
+        for proc in self.daemons:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        for proc in self.daemons:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.daemons = []
+
+
+def cpu_exact(pid: int) -> float:
+    """Seconds on a CPU of every thread of ``pid`` (/proc/PID/task/*/schedstat, in ns):
+    /proc/PID/stat counts in 10 ms ticks, too coarse for an idle daemon."""
+    total = 0
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, task)) as stat:
+                total += int(stat.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / 1e9
+
+
+def pss_kb(pid: int) -> int:
+    """Pss of ``pid`` (/proc/PID/smaps_rollup): a page shared by k processes counts 1/k."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def _terminate(proc, timeout: float):

@@ -5,7 +5,8 @@ Starts ``webqq-simulator`` and ``webqq -c <generated ini> run`` (own temporary s
 on free loopback ports, waits until the status file says online, then for ``--minutes``
 (or ``--seconds``) makes friend 20001 (and, one message in four, member 20002 of group
 30001) say ``!echo soak-<n>`` through ``/_sim/say`` at ``--rate`` messages a second, and
-every few seconds (seeded ``--seed``) injects one fault: poll2 resets, 502/503 on poll2
+every few seconds (seeded ``--seed``), while the daemon is online and no earlier fault is
+still pending in the simulator, injects one fault: poll2 resets, 502/503 on poll2
 and on sends, a reset of a send, delays of poll2 and of sends, kicks (121), rotations
 (116), and once a ``--outage``-second ``/_sim/offline``. A 502 or a reset of a send
 strikes, at random, before the simulator handles it (nothing delivered) or after (the
@@ -51,6 +52,15 @@ after acceptance (the server refused it: reported, at most once), or unanswered
 (ambiguous: at most once). Plugin replies to the says meanwhile wait in memory and must
 all arrive, once.
 
+Memory by allocation site: the daemon runs under tracemalloc (bench/_traced_daemon.py,
+``--tracemalloc FRAMES``, default 1; 0: without it), and snapshots are taken at the
+warm-up ("start"), at half the length ("middle") and after the grace ("end"). The report
+prints the traced bytes at each, their growth per minute between them, and the
+``--top`` allocation sites (file:line) that grew most from start to middle and from
+middle to end: a cache that fills and then holds steady shows in the first list and not
+in the second; a leak shows in both. tracemalloc costs the daemon CPU and memory per
+block, so the RSS figures of a traced run are higher than an untraced one's.
+
 Exit status: 0 when lost == 0, dropped == 0, duplicated == 0 (says and API sends; unless
 ``--resend-ambiguous``: at least once may duplicate a say), no refused API
 send was sent, every refusal came with its reason, fds and RSS flat and the daemon still
@@ -70,6 +80,7 @@ import random
 import re
 import sys
 import time
+import tracemalloc
 from concurrent.futures import ThreadPoolExecutor, wait
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -87,6 +98,25 @@ _NOT_CONFIRMED = re.compile(r"webqq\.send_queue: Message \d+ \(\w+ [^,]+, '([^']
 #: kind -> weight of the random choice (the outage is scheduled apart, once).
 FAULT_WEIGHTS = {"poll_reset": 3, "poll_5xx": 3, "send_5xx": 3, "send_reset": 1,
                  "poll_delay": 2, "send_delay": 2, "kick": 2, "rotate": 2}
+
+
+#: What the soak's snapshots leave out: tracemalloc's own and the import machinery's.
+SNAPSHOT_FILTERS = [tracemalloc.Filter(False, tracemalloc.__file__),
+                    tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
+                    tracemalloc.Filter(False, "<frozen importlib._bootstrap_external>"),
+                    tracemalloc.Filter(False, "<unknown>")]
+
+
+def short_path(filename: str) -> str:
+    """``webqq/client/receiving.py`` for a file of the package, ``tornado/...`` for a
+    site-package, the name as it is otherwise."""
+    if "/site-packages/" in filename:
+        return filename.split("/site-packages/", 1)[1]
+    stdlib = os.path.dirname(os.__file__) + os.sep
+    if filename.startswith(stdlib):
+        return filename[len(stdlib):]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    return filename[len(root):] if filename.startswith(root) else filename
 
 
 def parse_args(argv):
@@ -114,6 +144,11 @@ def parse_args(argv):
     parser.add_argument("--fd-slack", type=int, default=2)
     parser.add_argument("--rss-slack-mb", type=float, default=4.0)
     parser.add_argument("--rss-slack-pct", type=float, default=10.0)
+    parser.add_argument("--tracemalloc", type=int, default=1, metavar="FRAMES",
+                        help="frames per traced allocation in the daemon (default 1; 0: "
+                             "no tracemalloc, no snapshots)")
+    parser.add_argument("--top", type=int, default=12,
+                        help="allocation sites listed per interval (default 12)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     parser.add_argument("--store-faults", action="store_true",
                         help="lock the message store, then fill it, by turns (and send "
@@ -146,8 +181,10 @@ class Soak:
         self.says = collections.Counter()           # accepted, refused, unreachable, ...
         self.faults = collections.Counter()         # kind -> injected
         self.faults_skipped = collections.Counter()  # kind -> refused by the simulator
+        self.faults_held = collections.Counter()    # kind -> not injected: not ready
         self.fault_log = []
         self.samples = {}
+        self.snapshots = []                         # (label, elapsed s, Snapshot)
         self.minutes = []
         self.number = 0
         self.store_faults = StoreFaults(rig, args.tmpfs_mb) if args.store_faults else None
@@ -217,6 +254,18 @@ class Soak:
         print("[%s] store %s %s" % (h.stamp(), kind, "on" if start else "off"),
               flush=True)
 
+    def ready_for_fault(self) -> bool:
+        """A fault is injected only while the daemon is online and the simulator holds
+        no fault still waiting for its request: faults drawn while the daemon recovers
+        would pile up in the simulator and each meet the next relink, and the recovery
+        ladder's growing delays then meet ever more of them (a rig that no network
+        resembles)."""
+        status = self.rig.status() or {}
+        if status.get("state") != "online":
+            return False
+        code, pending = self.rig.control("GET", "fault")
+        return code == 200 and not pending
+
     def inject(self, kind: str) -> None:
         rng = self.rng
         if kind == "poll_reset":
@@ -269,6 +318,40 @@ class Soak:
             fates[found.group(1)] = found.group(2)
         return fates
 
+    # -- memory by allocation site ------------------------------------------------------
+
+    def snapshot(self, label: str, t0: float) -> None:
+        snap = self.rig.snapshot()
+        if snap is None:
+            return
+        snap = snap.filter_traces(SNAPSHOT_FILTERS)
+        elapsed = time.monotonic() - t0
+        self.snapshots.append((label, elapsed, snap))
+        total = sum(stat.size for stat in snap.statistics("filename"))
+        print("[%s] tracemalloc %-6s t=%4.0fs traced=%d kB" % (h.stamp(), label, elapsed,
+                                                              total // 1024), flush=True)
+
+    def report_snapshots(self) -> None:
+        if len(self.snapshots) < 2:
+            if self.args.tracemalloc > 0:
+                print("tracemalloc: fewer than two snapshots were taken")
+            return
+        print("tracemalloc, traced bytes of the daemon: %s" % ", ".join(
+            "%s %d kB at %.0f s" % (label, sum(s.size for s in snap.statistics("filename"))
+                                   // 1024, at) for label, at, snap in self.snapshots))
+        for (label0, at0, snap0), (label1, at1, snap1) in zip(self.snapshots,
+                                                              self.snapshots[1:]):
+            stats = snap1.compare_to(snap0, "lineno")
+            minutes = max(at1 - at0, 1.0) / 60.0
+            growth = sum(stat.size_diff for stat in stats)
+            print("%s -> %s (%.1f min): %+.1f kB in all, %+.2f kB a minute; top sites:"
+                  % (label0, label1, minutes, growth / 1024, growth / 1024 / minutes))
+            for stat in sorted(stats, key=lambda s: -abs(s.size_diff))[:self.args.top]:
+                frame = stat.traceback[0]
+                print("  %+10.1f kB %+8d blocks  %8.1f kB now  %s:%d" % (
+                    stat.size_diff / 1024, stat.count_diff, stat.size / 1024,
+                    short_path(frame.filename), frame.lineno))
+
     # -- the run -------------------------------------------------------------------------
 
     def progress(self, label: str, elapsed: float) -> None:
@@ -300,6 +383,7 @@ class Soak:
         if args.outage > 0 and duration >= 3 * args.outage:
             outage_at = t0 + self.rng.uniform(0.3, 0.6) * duration
         warm_at = t0 + warmup
+        middle_at = t0 + duration / 2
         next_api = t0 if args.api_rate else float("inf")
         store_fault, store_fault_at, store_fault_on = 0, float("inf"), False
         if self.store_faults is not None:
@@ -339,11 +423,19 @@ class Soak:
                 # Faults queued for the outage's end would land during the relogin: wait.
                 next_fault = max(next_fault, now + args.outage + args.fault_every)
             elif now >= next_fault:
-                self.inject(self.rng.choices(kinds, weights)[0])
+                kind = self.rng.choices(kinds, weights)[0]
+                if self.ready_for_fault():
+                    self.inject(kind)
+                else:
+                    self.faults_held[kind] += 1
                 next_fault = now + self.rng.uniform(0.5, 1.5) * args.fault_every
             if warm_at is not None and now >= warm_at:
                 warm_at = None
                 self.samples["warm"] = rig.sample()
+                self.snapshot("start", t0)
+            if middle_at is not None and now >= middle_at:
+                middle_at = None
+                self.snapshot("middle", t0)
             if now >= next_minute:
                 next_minute += 60.0
                 self.progress("minute", now - t0)
@@ -389,6 +481,7 @@ class Soak:
         records = rig.sent() or records or []
         self.samples["end"] = rig.sample()
         alive = rig.daemon.poll() is None
+        self.snapshot("end", t0)
         self.progress("end", time.monotonic() - t0)
         return self.report(records, alive)
 
@@ -470,6 +563,9 @@ class Soak:
               % (onlines["logged in"], max(0, onlines["logged in"] - 1), onlines["relinked"],
                  onlines["resumed the saved session"]))
         print("faults injected: %s" % ", ".join("%s %d" % kv for kv in sorted(self.faults.items())))
+        if self.faults_held:
+            print("faults not drawn (daemon not online, or a fault still pending): %s"
+                  % ", ".join("%s %d" % kv for kv in sorted(self.faults_held.items())))
         if self.faults_skipped:
             print("faults refused by the simulator (not online then): %s"
                   % ", ".join("%s %d" % kv for kv in sorted(self.faults_skipped.items())))
@@ -482,6 +578,7 @@ class Soak:
         print("RSS by minute (kB): %s" % " ".join(str(s["rss_kb"]) for s in self.minutes))
         print("CPU seconds of the daemon: %.1f" % end["cpu_s"])
         print("daemon still running at the end: %s" % ("yes" if alive else "NO"))
+        self.report_snapshots()
         print("verdict: %s" % ("PASS" if ok else "FAIL"))
         if args.keep:
             print("logs kept in %s" % rig.dir)
@@ -494,7 +591,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     h.sigterm_as_interrupt()
     rig = h.Rig(seed=args.seed, send_interval=args.send_interval, keep=args.keep,
-                 resend_ambiguous=args.resend_ambiguous, api=args.api_rate > 0)
+                 resend_ambiguous=args.resend_ambiguous, api=args.api_rate > 0,
+                 tracemalloc_frames=args.tracemalloc)
     soak = None
     try:
         soak = Soak(args, rig)

@@ -539,6 +539,27 @@ async def test_credentials_in_the_event_urls_are_not_logged(harness, monkeypatch
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_temporary_session_routes_are_kept_for_sessions_max_strangers(harness,
+                                                                           monkeypatch):
+    import webqq.onebot.outbound as outbound
+    monkeypatch.setattr(outbound, "SESSIONS_MAX", 2)
+    await harness.start()
+    for person, via in ((20003, {"discussion": DISCUSSION}), (20002, {"group": 30001}),
+                        (20003, {"discussion": DISCUSSION}), (20001, {"group": 30001})):
+        seen = len(harness.outbound.sessions)
+        await harness.world.control.call("event", dict(to=10001, poll_type="sess_message",
+                                                       text="psst", **via, **{"from": person}))
+        deadline = asyncio.get_running_loop().time() + 10
+        while person not in harness.outbound.sessions or \
+                list(harness.outbound.sessions)[-1] != person:
+            assert asyncio.get_running_loop().time() < deadline, harness.outbound.sessions
+            await asyncio.sleep(0.02)
+        assert len(harness.outbound.sessions) == min(seen + 1, 2)
+    # 20002 was heard from longest ago: forgotten; 20003 spoke again and stays.
+    assert list(harness.outbound.sessions) == [20003, 20001]
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_a_stranger_met_in_a_discussion_is_answered_in_a_temporary_session(harness):
     record = {"answer": lambda event: {"reply": "hello stranger"}
               if event.get("post_type") == "message" else None}

@@ -120,6 +120,31 @@ async def test_replies_reach_each_chat(world):
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_temporary_session_signatures_are_kept_for_c2c_sigs_max_peers(world, monkeypatch):
+    import webqq.client.sending as sending
+    monkeypatch.setattr(sending, "C2C_SIGS_MAX", 1)
+    client, events = await online_client(world)
+    group = client.contacts.group(number=30001)
+    uins = [uin for uin, member in group.members.items() if member.qq in (20001, 20002)]
+    for uin in uins + uins[:1]:
+        sent = await client.send_session(uin, "psst", via_id=group.gid).done
+        assert sent.status.value == "sent", sent
+    # Two peers, one kept: the first peer's signature was dropped and fetched again.
+    assert list(client._sending._c2c_sigs) == [(group.gid, uins[0])]
+    assert [item["text"] for item in await world.control.sent()] == ["psst"] * 3
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_simulator_keeps_the_last_sent_max_sends_per_account(world, monkeypatch):
+    import webqq.simulator.chat as chat
+    monkeypatch.setattr(chat, "SENT_MAX", 2)
+    client, _ = await online_client(world)
+    for n in range(3):
+        assert (await client.send_buddy(20001, "n%d" % n).done).status.value == "sent"
+    assert [item["text"] for item in await world.control.sent()] == ["n1", "n2"]
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_a_group_message_from_one_client_is_seen_by_the_other(world):
     one, _ = await online_client(world, 10001)
     two, events_two = await online_client(world, 10002)

@@ -766,3 +766,21 @@ def test_systemd_unit():
     assert service["Restart"] == "on-failure"
     assert service["RestartPreventExitStatus"].split() == ["3", "4"]
     assert service["User"] == "webqq"
+
+
+def test_systemd_template_unit_is_the_unit_per_shard():
+    def read(name):
+        unit = configparser.ConfigParser(interpolation=None, strict=False)
+        unit.optionxform = str
+        unit.read(ROOT / "conf" / name, encoding="utf-8")
+        return {(section, key): value for section in unit.sections()
+                for key, value in unit[section].items()}
+    single, template = read("webqq.service"), read("webqq@.service")
+    per_shard = {("Unit", "Description"), ("Service", "ExecStart"),
+                 ("Service", "EnvironmentFile"), ("Service", "StateDirectory")}
+    assert set(single) == set(template)
+    assert {k: v for k, v in template.items() if k not in per_shard} == \
+        {k: v for k, v in single.items() if k not in per_shard}     # hardening and all
+    assert template[("Service", "ExecStart")].endswith("webqq -c /etc/webqq/%i.ini run")
+    assert template[("Service", "StateDirectory")] == "webqq/%i"
+    assert template[("Service", "EnvironmentFile")] == "-/etc/webqq/%i.env"

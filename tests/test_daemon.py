@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from daemon_helpers import write_config
@@ -81,6 +82,40 @@ def test_masking_cookie_jar_registers_secret_cookies_as_they_arrive():
             0, name, value, None, False, ".qq.com", True, True, "/", True, False, None,
             True, None, None, {}))
     assert mask.mask("skey=@AbCdEf123; uin=o0000010001") == "skey=********; uin=o0000010001"
+
+
+def test_secret_mask_keeps_the_last_session_secrets_max_values_of_each_account(monkeypatch):
+    import webqq.daemon.logs as logs
+    monkeypatch.setattr(logs, "SESSION_SECRETS_MAX", 2)
+    mask = SecretMask()
+    mask.add("the-password")
+    for value in ("skey-one", "skey-two", "skey-one", "skey-three"):
+        mask.add(value, session="shop")
+    mask.add("other-account", session="support")
+    # skey-one was registered again after skey-two: skey-two is the oldest, let go; the
+    # other account's value is not pushed out by this one's logins.
+    assert mask.mask("the-password skey-one skey-two skey-three other-account") == \
+        "******** ******** skey-two ******** ********"
+    for n in range(100):
+        mask.add("rotated-%d" % n, session="shop")
+    assert len(mask._ordered) <= 3 + 3 * 3      # the password's forms, three values' forms
+    assert mask.mask("the-password other-account") == "******** ********"
+
+
+def test_secret_mask_takes_a_thousand_accounts_cookies_without_stalling_the_loop():
+    # Each add sorted every registered form again: 10,000 session values (a thousand
+    # accounts logging in) took 6 s of the IOLoop; they must take a small fraction.
+    mask = SecretMask()
+    mask.add("abcd-short")
+    mask.add("abcd-short-and-longer", session="one")
+    start = time.perf_counter()
+    for account in range(1000):
+        for cookie in range(10):
+            mask.add("%032x" % (account * 10 + cookie + 1), session=account)
+    assert time.perf_counter() - start < 2.0
+    # Longest first: the longer secret is masked whole, not after its prefix.
+    assert mask.mask("abcd-short-and-longer abcd-short") == "******** ********"
+    assert mask.mask("%032x" % 1) == "********"
 
 
 def test_repeated_warnings_are_collapsed(handler):

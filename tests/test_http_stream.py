@@ -6,6 +6,8 @@ Every test ends with no leaked fd, IOLoop handler or timer (`no_leaks`).
 import asyncio
 import gzip
 import logging
+import os
+import resource
 import socket
 import ssl
 import threading
@@ -212,6 +214,32 @@ async def test_keep_alive_reuses_one_connection(io_loop, no_leaks, app_server, s
     http = stream()
     ids = {(await http.fetch(Request(app_server + "/connection"))).text for _ in range(5)}
     assert len(ids) == 1
+
+
+@pytest.mark.gen_test
+async def test_a_kept_connection_past_descriptor_1024_is_checked_before_a_post(
+        io_loop, no_leaks, app_server, stream):
+    # A POST may not be resent, so a kept connection is checked before it goes out;
+    # select() cannot watch descriptors from 1024 on, which a daemon of a thousand
+    # accounts has: the check raised and the login chain ended.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 1300
+    if hard != resource.RLIM_INFINITY and hard < want:
+        pytest.skip("the open-file limit (hard %d) cannot reach descriptor 1024" % hard)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    fillers = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        http = stream()
+        first = await http.fetch(Request(app_server + "/connection"))
+        posted = await http.fetch(Request(app_server + "/echo", data=b"a=1", method="POST"))
+        again = await http.fetch(Request(app_server + "/connection"))
+        assert posted.json()["form"] == {"a": "1"}
+        assert first.text == again.text             # the one kept connection, reused
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 @pytest.mark.gen_test
@@ -797,6 +825,26 @@ async def test_dns_answers_expire_and_concurrent_lookups_share_one_query(io_loop
     assert upstream.lookups == 2
     resolver.forget("svc.example", 80)
     assert resolver.cached("svc.example", 80) is None
+
+
+@pytest.mark.gen_test
+async def test_dns_cache_keeps_at_most_max_entries_oldest_dropped_first(io_loop, no_leaks):
+    from webqq.http.resolver import CachingResolver
+    upstream = CountingResolver(port=1111)
+    resolver = CachingResolver(resolver=upstream, ttl=3600, max_entries=3)
+    for n in range(5):
+        await resolver.resolve("host%d.example" % n, 80)
+    assert len(resolver._cache) == 3
+    assert [resolver.cached("host%d.example" % n, 80) is not None for n in range(5)] == \
+        [False, False, True, True, True]
+    # A name resolved again moves to the young end: the next one pushes out host3.
+    await resolver.resolve("host2.example", 80)    # cached: no new entry, no lookup
+    assert upstream.lookups == 5
+    resolver.forget("host2.example", 80)
+    await resolver.resolve("host2.example", 80)
+    await resolver.resolve("host5.example", 80)
+    assert [resolver.cached("host%d.example" % n, 80) is not None for n in (2, 3, 4, 5)] == \
+        [True, False, True, True]
 
 
 @pytest.mark.gen_test

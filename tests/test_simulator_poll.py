@@ -67,6 +67,26 @@ async def test_messages_delivered_once_in_order(sim, browser):
 
 
 @pytest.mark.gen_test
+async def test_listeners_are_told_of_each_poll_answer_written(sim, browser):
+    told = []
+    sim.backend.listeners.append(lambda kind, **fields: told.append((kind, fields)))
+    await in_thread(browser.sign_in, 10001)
+    said = await say(browser, to=10001, **{"from": 20001}, text="timed")
+    assert items(await in_thread(browser.poll)) == [said]
+    answered = [fields for kind, fields in told if kind == "answered"]
+    assert answered == [{"qq": 10001, "body": {"retcode": 0, "result": [said]}}]
+
+
+@pytest.mark.gen_test
+async def test_a_session_keeps_queue_max_events_for_its_polls(sim, browser, monkeypatch):
+    import webqq.simulator.session as session
+    monkeypatch.setattr(session, "QUEUE_MAX", 2)
+    await in_thread(browser.sign_in, 10001)
+    sent = [await say(browser, to=10001, **{"from": 20001}, text=str(n)) for n in range(3)]
+    assert items(await in_thread(browser.poll)) == sent[:0:-1]     # the first was dropped
+
+
+@pytest.mark.gen_test
 async def test_oldest_first_world_option(io_loop, request):
     sim = start_simulator(io_loop, request, world=default_world(poll_order="oldest_first"))
     browser = Browser(sim)
@@ -235,6 +255,21 @@ async def test_session_message_via_c2c_sig(sim):
     stranger = sim.world.uin(10001, 20003)                              # not in the group
     assert (await in_thread(bot.channel_get, "get_c2cmsg_sig2", id=group.gid, to_uin=stranger,
                             service_type=0)).json() == {"retcode": 100001}
+
+
+@pytest.mark.gen_test
+async def test_a_session_keeps_session_sigs_max_c2c_sigs(sim, monkeypatch):
+    import webqq.simulator.chat as chat
+    monkeypatch.setattr(chat, "SESSION_SIGS_MAX", 1)
+    bot = Browser(sim)
+    await in_thread(bot.sign_in, 10001, "11111111")
+    group, peer = sim.world.groups[30001], sim.world.uin(10001, 10002)
+    sigs = [(await in_thread(bot.channel_get, "get_c2cmsg_sig2", id=group.gid, to_uin=peer,
+                             service_type=0)).json()["result"]["value"] for _ in range(2)]
+    answers = [(await in_thread(bot.send, "send_sess_msg2", {
+        "to": peer, "face": 564, "group_sig": sig, "service_type": 0})).json()["retcode"]
+        for sig in sigs]
+    assert answers == [108, 0]                  # the first sig was let go
 
 
 @pytest.mark.gen_test

@@ -57,6 +57,9 @@ class NumberBook:
         clock: wall-clock seconds, for the requests' ``t``.
         enabled: False: never ask the server (numbers come only for free).
         learnt: ``learnt(key, number)``, called for each number the book did not know.
+
+    Bound: one number (and one "cannot see" mark) per uin or group code of the session's
+    contacts and senders, all dropped at each login (``forget``).
     """
 
     def __init__(self, stream: Any, vfwebqq: Callable[[], Optional[str]],

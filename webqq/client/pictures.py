@@ -142,7 +142,8 @@ class PictureCache:
     """Pictures' bytes in a directory, one file per key, capped in total size and age.
 
     The directory is read once, at first use; after that an index in memory knows each
-    file's size and time. A put evicts what is too old, then the oldest files until the
+    file's size and time. Bound: ``max_bytes`` on disk and ``max_age`` per file, so the
+    index holds one small entry per file kept. A put evicts what is too old, then the oldest files until the
     total is under the cap; a picture larger than the cap is not kept. A disk failure is
     logged and costs only the cache: the caller still has the bytes.
 
@@ -246,6 +247,7 @@ class Pictures:
     def __init__(self, calls: Calls, cache: PictureCache) -> None:
         self._calls = calls
         self.cache = cache
+        # Fetches in flight, by key: one entry per picture being fetched, gone when done.
         self._pending: Dict[str, "asyncio.Future[bytes]"] = {}
 
     async def fetch(self, picture: ReceivedPicture) -> bytes:

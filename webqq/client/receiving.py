@@ -52,6 +52,9 @@ _CHATS = {BuddyMessage: "buddy", GroupMessage: "group",
 class Receiver:
     """Turns poll events into client events, and emits them in order.
 
+    Bound: the duplicate filter remembers the last ``SEEN_MAX`` events' keys (the oldest
+    forgotten first); an event repeated after that many others would pass again.
+
     Args:
         io_loop: the client's loop (the wait for a lookup is bounded on it).
         contacts: the client's current ``Contacts``.

@@ -13,7 +13,8 @@ keeps every target's messages in the order they were asked for. The clock runs f
 previous part's *answer*: the server had it by then, so the gap it sees is never shorter
 than ``interval`` (twice that before a part equal to the previous one, as pual_bot did),
 whatever the network delayed. A message waits while the client is not online, up to its
-time to live, then fails as ``"expired"``.
+time to live, then fails as ``"expired"``: the queue's bound is what its callers put in
+one ``ttl``.
 """
 import enum
 import logging

@@ -59,7 +59,7 @@ from webqq.qq import (CFace, ChatKind, OffPic, Outgoing, ProtocolError, QQRetcod
                       build_send_discussion, build_send_group, build_send_session,
                       content_text, has_pictures, parse_c2c_sig, parse_send, split_content)
 
-__all__ = ["Transmitter", "MSG_ID_BLOCK"]
+__all__ = ["Transmitter", "MSG_ID_BLOCK", "C2C_SIGS_MAX"]
 
 log = logging.getLogger("webqq.client")
 
@@ -75,6 +75,9 @@ _REFUSED_STATUSES = (429, 503)
 _REFUSED_BACKOFF, _REFUSED_BACKOFF_MAX = 1.0, 30.0
 # With resend_ambiguous, how often one part is sent again after an unknown fate.
 _AMBIGUOUS_RESENDS = 3
+#: Temporary-session signatures kept at most (one per stranger written to through a group
+#: or discussion); past it the oldest is dropped, and fetched again if needed.
+C2C_SIGS_MAX = 500
 # Send retcodes that mean the session is gone: renew it, then send again once (§6).
 _SESSION_GONE = {QQRetcode.LOGIN_EXPIRED, QQRetcode.SESSION_GONE, QQRetcode.VFWEBQQ_EXPIRED,
                  QQRetcode.CREDENTIALS_EXPIRED, QQRetcode.NO_COOKIE}
@@ -106,6 +109,10 @@ class Transmitter:
         resend_ambiguous: read at each unknown fate; true: send the part again (at least
             once) rather than end its message AMBIGUOUS (at most once).
         uploader: uploads the pictures of a part when its turn comes.
+
+    Bounds: the temporary-session signatures are forgotten at each login and kept for
+    ``C2C_SIGS_MAX`` peers at most (the oldest dropped); the queue's messages expire
+    after ``ttl``.
 
     Attributes:
         queue: the ``SendQueue``; a new one at each ``open()`` after a ``close()``.
@@ -373,6 +380,8 @@ class Transmitter:
             done(Outcome.FAILED, retcode=getattr(exc, "retcode", None), error=str(exc))
             return
         self._c2c_sigs[(message.target[1][1], to)] = sig.group_sig
+        while len(self._c2c_sigs) > C2C_SIGS_MAX:
+            del self._c2c_sigs[next(iter(self._c2c_sigs))]
         self._send_part(message, part, to, done)
 
     def _send_part(self, message: OutgoingMessage, part: Any, to: int, done: Done) -> None:

@@ -184,8 +184,8 @@ class Account:
 
     def _mask_session(self, saved: Any) -> None:
         if saved is not None:
-            self.daemon.mask.add(saved.psessionid)
-            self.daemon.mask.add(saved.vfwebqq)
+            self.daemon.mask.add(saved.psessionid, session=self.name)
+            self.daemon.mask.add(saved.vfwebqq, session=self.name)
 
     # -- while it runs -----------------------------------------------------------------
 

@@ -8,13 +8,15 @@ handler; ``MaskingCookieJar`` registers each secret cookie with the mask as it a
 What it must never do: let a registered secret through, at any level, in a message, a
 traceback or a stack.
 """
+import bisect
 import http.cookiejar
 import logging
 import logging.handlers
 import sys
 import urllib.parse
 from pathlib import Path
-from typing import List, Optional, Set, Tuple
+from collections import OrderedDict
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from webqq.daemon import config as configuration
 from webqq.http.redact import MASK, url_secrets
@@ -27,29 +29,72 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _PUBLIC_COOKIES = frozenset({"uin", "pt2gguin", "p_uin", "ptisp"})
 #: Secrets shorter than this are not masked (they would mask ordinary words).
 _MIN_SECRET = 4
+#: Session values (cookies, psessionid, vfwebqq) masked at most per account: every login
+#: and every ptwebqq rotation brings new ones, and each log line is checked against all
+#: of them. The values of an account's last few sessions fit; older ones are void and
+#: are let go first.
+SESSION_SECRETS_MAX = 128
 
 
 class SecretMask(logging.Filter):
     """A handler filter that replaces every registered secret by ``********`` in the
     message, its traceback and its stack, whatever the level.
 
-    ``add(value)`` registers a value (the password, cookie values, session tokens) and
-    its URL-encoded forms. It is a filter on each handler, not on a logger, because a
+    ``add(value)`` registers a value (the password, the API's token and secret) and its
+    URL-encoded forms for the life of the mask; ``add(value, session=OWNER)`` one that a
+    new session of OWNER (an account's name, or its cookie jar) replaces: cookie values,
+    psessionid, vfwebqq. It is a filter on each handler, not on a logger, because a
     logger's filters do not see records propagated from its children.
+
+    Bound: the configuration's secrets all, and for each owner the last
+    ``SESSION_SECRETS_MAX`` session values registered (or registered again); an older
+    one is no longer masked. One account's logins never push out another's values.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self._secrets: Set[str] = set()
-        self._ordered: List[str] = []
+        self._lasting: Set[str] = set()
+        # owner -> (value -> forms), oldest first
+        self._session: Dict[Any, "OrderedDict[str, Set[str]]"] = {}
+        self._refs: Dict[str, int] = {}     # form -> how many registrations name it
+        # (-len, form) of every form, longest first: kept sorted by insertion, not
+        # sorted again at each add (a thousand accounts' logins added 10,000 values,
+        # and sorting them all at each took 6 s of the loop)
+        self._ordered: List[Tuple[int, str]] = []
 
-    def add(self, value: Optional[str]) -> None:
+    def add(self, value: Optional[str], session: Any = None) -> None:
         if not value or len(value) < _MIN_SECRET:
             return
         forms = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
-        if not forms <= self._secrets:
-            self._secrets |= forms
-            self._ordered = sorted(self._secrets, key=len, reverse=True)
+        if session is None:
+            new = forms - self._lasting
+            self._lasting |= new
+            self._take(new)
+            return
+        values = self._session.setdefault(session, OrderedDict())
+        if value in values:
+            values.move_to_end(value)
+            return
+        values[value] = forms
+        self._take(forms)
+        while len(values) > SESSION_SECRETS_MAX:
+            self._drop(values.popitem(last=False)[1])
+
+    def _take(self, forms: Set[str]) -> None:
+        for form in forms:
+            count = self._refs.get(form, 0)
+            if not count:
+                bisect.insort(self._ordered, (-len(form), form))
+            self._refs[form] = count + 1
+
+    def _drop(self, forms: Set[str]) -> None:
+        for form in forms:
+            count = self._refs[form] - 1
+            if count:
+                self._refs[form] = count
+            else:
+                del self._refs[form]
+                del self._ordered[bisect.bisect_left(self._ordered, (-len(form), form))]
 
     def add_config(self, config: "configuration.Config") -> None:
         """Register the secrets a configuration holds: the password, the API's token
@@ -68,7 +113,7 @@ class SecretMask(logging.Filter):
                     self.add(value)
 
     def mask(self, text: str) -> str:
-        for secret in self._ordered:
+        for _, secret in self._ordered:
             if secret in text:
                 text = text.replace(secret, MASK)
         return text
@@ -200,5 +245,5 @@ class MaskingCookieJar(http.cookiejar.CookieJar):
 
     def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
         if cookie.name not in _PUBLIC_COOKIES:
-            self._mask.add(cookie.value)
+            self._mask.add(cookie.value, session=self)
         super().set_cookie(cookie)

@@ -260,8 +260,11 @@ class Connection:
             return False
         if isinstance(self._sock, ssl.SSLSocket) and self._sock.pending():
             return False
-        readable, _, _ = select.select([self._fd], [], [], 0)
-        return not readable
+        # poll, not select: select cannot watch a descriptor of 1024 or above, which a
+        # daemon of many accounts has (it raised, and ended the request's chain).
+        poller = select.poll()
+        poller.register(self._fd, select.POLLIN)
+        return not poller.poll(0)
 
     # -- the one handler and the one close ----------------------------------
 

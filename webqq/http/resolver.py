@@ -24,10 +24,18 @@ HostsMap = Mapping[str, Tuple[str, Optional[int]]]
 #: WebQQ talks to a handful of names; a minute costs nothing and moves traffic
 #: within a minute when the records change.
 DNS_TTL = 60.0
+#: Answers kept at most: the protocol's dozen names and the picture and file hosts a
+#: day brings fit; a stream of new names (each picture from another host) cannot grow
+#: the cache past it. When full, expired answers go first, then the oldest stored.
+DNS_CACHE_MAX = 256
 
 
 class CachingResolver:
     """Resolves (host, port) to a list of `Address`, with a TTL cache.
+
+    Bounds: an answer lives `ttl` seconds; at most `max_entries` answers are kept
+    (expired ones dropped first, then the oldest); a lookup in flight is kept only until
+    it answers.
 
     Args:
         hosts: like /etc/hosts plus a port: ``{"d.web2.qq.com": ("127.0.0.1",
@@ -35,14 +43,17 @@ class CachingResolver:
             the URL's port. The Host header and TLS name stay the URL's.
         resolver: a `tornado.netutil.Resolver`; default `DefaultLoopResolver`.
         ttl: seconds an answer is kept.
+        max_entries: answers kept at most (``DNS_CACHE_MAX``).
         io_loop: gives the clock (`IOLoop.time()`).
     """
 
     def __init__(self, hosts: Optional[HostsMap] = None, resolver: Optional[Resolver] = None,
-                 ttl: float = DNS_TTL, io_loop: Optional[IOLoop] = None) -> None:
+                 ttl: float = DNS_TTL, io_loop: Optional[IOLoop] = None,
+                 max_entries: int = DNS_CACHE_MAX) -> None:
         self._hosts = {name.lower(): target for name, target in (hosts or {}).items()}
         self._resolver = resolver or DefaultLoopResolver()
         self._ttl = ttl
+        self._max = max_entries
         self._io_loop = io_loop or IOLoop.current()
         self._cache: Dict[Tuple[str, int], Tuple[float, List[Address]]] = {}
         self._pending: Dict[Tuple[str, int], "Future[List[Address]]"] = {}
@@ -115,8 +126,20 @@ class CachingResolver:
         if not answer:
             pending.set_exception(ResolveError(f"No address for {key[0]}", temporary=False))
             return
-        self._cache[key] = (self._io_loop.time() + self._ttl, answer)
+        self._store(key, answer)
         pending.set_result(answer)
+
+    def _store(self, key: Tuple[str, int], answer: List[Address]) -> None:
+        """Keep ``answer``; when the cache is full, drop the expired answers, and then
+        the oldest stored if still full (dicts keep insertion order)."""
+        now = self._io_loop.time()
+        self._cache.pop(key, None)
+        if len(self._cache) >= self._max:
+            for old in [k for k, (expires, _) in self._cache.items() if expires <= now]:
+                del self._cache[old]
+            while len(self._cache) >= self._max:
+                del self._cache[next(iter(self._cache))]
+        self._cache[key] = (now + self._ttl, answer)
 
 
 def _literal(host: str, port: int) -> Address:

@@ -207,6 +207,9 @@ class HTTPStream:
 
     Attribute `observer`: None, or ``observer(request, status or error, seconds
     since its last attempt began)``, called once as each request ends (metrics).
+
+    Bounds: `max_connections` sockets, idle ones included (closed after `idle_timeout`);
+    the DNS answers as `CachingResolver` keeps them (``DNS_CACHE_MAX``, ``DNS_TTL``).
     """
 
     def __init__(self, io_loop: Optional[IOLoop] = None, cookiejar: Optional[CookieJar] = None,
@@ -762,7 +765,7 @@ def _origin(request: Request) -> Tuple[str, str, int]:
     return _origin_of(request.type, request.host)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=256)        # bound: 256 (scheme, netloc) pairs
 def _origin_of(scheme: str, netloc: str) -> Tuple[str, str, int]:
     parts = urlsplit(f"{scheme}://{netloc}/")
     scheme = scheme.lower()

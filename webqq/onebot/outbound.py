@@ -42,12 +42,15 @@ from webqq.onebot.store import PENDING, Store, StoreUnavailable, move_aside
 from webqq.qq import Face, UploadPicture, content_text
 from webqq.statedir import MEDIA_OUT
 
-__all__ = ["Outbound", "import_saved_outbox", "PLUGIN_CHATS", "PRUNE_INTERVAL"]
+__all__ = ["Outbound", "import_saved_outbox", "PLUGIN_CHATS", "PRUNE_INTERVAL", "SESSIONS_MAX"]
 
 log = logging.getLogger("webqq.api")
 
 #: The chats a plugin's ``send`` may name (a temporary session can only be replied to).
 PLUGIN_CHATS = ("buddy", "group", "discussion")
+#: Strangers whose temporary-session route is remembered, at most (the oldest heard
+#: from is forgotten first; a private message to a forgotten one fails as unknown).
+SESSIONS_MAX = 1000
 #: Seconds between two prunes of the store (retention).
 PRUNE_INTERVAL = 3600.0
 #: Seconds before the first new try of a store that cannot be written, doubled at each
@@ -100,13 +103,16 @@ class Outbound:
         #: Why sending is paused (the store cannot be written), or None.
         self.paused: Optional[str] = None
         # user_id -> (uin, via_id, service_type) of the last temporary-session message
-        # from a stranger: a private message to them goes back the same way.
+        # from a stranger: a private message to them goes back the same way. The
+        # SESSIONS_MAX strangers heard from last.
         self.sessions: Dict[int, Tuple[int, int, int]] = {}
         self._in_hand: Optional[Tuple[int, Any]] = None     # (message_id, OutgoingMessage)
         # When the client finished the last row (loop time) and its text: the pacing.
         self._last: Optional[Tuple[float, str]] = None
         # Outcomes known but not yet written, and plugin messages not yet stored: in
-        # order, written first when the store can be written again.
+        # order, written first when the store can be written again. Not capped: they
+        # grow only while the store is unwritable (then sending is paused and the
+        # API refuses new messages; a plugin's stay here rather than be lost).
         self._unrecorded: List[Tuple[int, str, Optional[int], Optional[str]]] = []
         self._unsaved: List[Tuple[str, int, str, str]] = []
         self._recovered = False             # Store.recover() has run since the start
@@ -167,6 +173,16 @@ class Outbound:
             self._sweep()
         except StoreUnavailable as error:
             log.debug("prune skipped: %s", error)
+
+    def _names_pictures(self, message_id: int) -> bool:
+        """Whether the row names a picture file: only then may its end free one. (A
+        sweep reads every pending row; after every message, a backlog of 17,000 rows
+        took 170 ms a message. The periodic prune sweeps whatever else is left.)"""
+        try:
+            row = self.store.get(message_id)
+        except StoreUnavailable:
+            return False
+        return row is not None and bool(digests(row.data.get("pieces", ())))
 
     def _sweep(self) -> None:
         """Remove the pictures no queued or sending row, nor a message being put,
@@ -475,7 +491,7 @@ class Outbound:
                 self._unrecorded.append(outcome)
                 self._pause(failure.reason)
             else:
-                if status not in PENDING:
+                if status not in PENDING and self._names_pictures(message_id):
                     self._sweep()
         log.debug("message %d %s", message_id, status)
         for future in self._waiters.pop(message_id, []):
@@ -495,8 +511,11 @@ class Outbound:
             return
         sender = event.sender
         user_id = onebot.user_id_of(sender.uin, sender.qq, self.client.contacts)
+        self.sessions.pop(user_id, None)            # to the young end
         self.sessions[user_id] = (sender.uin, event.message.via_id,
                                   event.message.service_type)
+        while len(self.sessions) > SESSIONS_MAX:
+            del self.sessions[next(iter(self.sessions))]
 
     # -- when the store cannot be written ----------------------------------------------
 

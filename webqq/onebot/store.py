@@ -225,7 +225,9 @@ class Store:
 
     Args:
         path: the database file (created with its tables if absent).
-        retention_days: finished rows older than this are removed by ``prune()``.
+        retention_days: finished rows older than this are removed by ``prune()`` (the
+            store's bound: ``Outbound`` prunes every ``PRUNE_INTERVAL``; queued rows
+            stay until sent or failed, kept events until taken or as old).
         clock: wall-clock seconds (``time.time``), for tests.
 
     Attributes:

@@ -355,9 +355,9 @@ class ChannelHandler(_ApiHandler):
                 self.sim.cancel_timer(timer)
         answer = future.result()
         if answer is not None:          # None: the connection or the simulator closed
-            await self._deliver(answer)
+            await self._deliver(answer, session.qq)
 
-    async def _deliver(self, answer):
+    async def _deliver(self, answer, qq: int):
         """Write a poll answer; put its items back if they could not be written.
 
         docs/protocol.rst describes no acknowledgement of poll answers (``ids`` is always
@@ -374,6 +374,7 @@ class ChannelHandler(_ApiHandler):
                 self.reply(b"")         # the fault instead: a status or a reset
             return
         written = self.reply_json(answer.body)
+        self.backend.tell("answered", qq=qq, body=answer.body)
         try:
             await written
         except iostream.StreamClosedError:

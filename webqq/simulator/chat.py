@@ -5,6 +5,7 @@ msg_id, group_sig), recorded for /_sim/sent, and delivered as a poll item to eve
 receiver that has a session; the control surface's say and event verbs push items the
 same way. It never touches a socket and never logs message text or a token.
 """
+import collections
 import logging
 from dataclasses import dataclass, field, replace
 
@@ -14,12 +15,18 @@ from .events import (SESS_FLAGS, SIMULATED_FONT, EventSpec, SentContentError, bu
                      content_text, parse_sent_content)
 from .tokens import hex_token
 
-__all__ = ["ChatRouter", "RECENT_SENDS", "SentRecord"]
+__all__ = ["ChatRouter", "RECENT_SENDS", "SENT_MAX", "SESSION_SIGS_MAX", "SentRecord"]
 
 log = logging.getLogger("webqq.simulator")
 
 #: Sends remembered per session to recognise an exact repeat (§7.2).
 RECENT_SENDS = 64
+#: Sends kept per account for /_sim/sent (the oldest go first): an hour at 25 a second,
+#: so a long bench or soak against one simulator cannot take all its memory.
+SENT_MAX = 100_000
+#: Temporary-session signatures a session keeps (the oldest void first): a client that
+#: asks again for every message cannot grow the session without end.
+SESSION_SIGS_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,7 @@ class ChatRouter:
         self.clock = clock
         self.sessions = sessions
         self.pictures = pictures
-        self.sent = {}                  # qq -> [SentRecord]
+        self.sent = {}                  # qq -> deque of its last SENT_MAX SentRecords
         self._chat_seq = {}             # group or discussion number -> last seq
 
     # --- sends (§3.17 - §3.21, §7) -----------------------------------------------------
@@ -125,7 +132,10 @@ class ChatRouter:
         record = SentRecord(kind=kind, to=route.record_to, text=content_text(pieces),
                             msg_id=msg_id, time=int(now), content=pieces, dropped=dropped,
                             pictures=pictures)
-        self.sent.setdefault(session.qq, []).append(record)
+        kept = self.sent.get(session.qq)
+        if kept is None:
+            kept = self.sent[session.qq] = collections.deque(maxlen=SENT_MAX)
+        kept.append(record)
         self.tell("sent", account=session.qq, record=record)
         log.info("%s message from %d to %d%s", kind, session.qq, route.record_to,
                  " dropped (%s)" % dropped if dropped else "")
@@ -220,6 +230,8 @@ class ChatRouter:
             raise Refusal(100001)
         sig = hex_token(self.rng, 96)
         session.sigs[sig] = _SessSig(peer, service_type, through)
+        while len(session.sigs) > SESSION_SIGS_MAX:
+            del session.sigs[next(iter(session.sigs))]
         return {"retcode": 0, "result": {"type": 0, "value": sig, "flags": dict(SESS_FLAGS)}}
 
     # --- the control surface's verbs -----------------------------------------------------

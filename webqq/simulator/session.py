@@ -19,12 +19,16 @@ from .errors import channel_refusal
 from .events import Stamp
 
 __all__ = ["EXPIRED", "KICKED", "LOGGED_OUT", "MAX_POLL_ITEMS", "ONLINE", "PollAnswer",
-           "Session"]
+           "QUEUE_MAX", "Session"]
 
 log = logging.getLogger("webqq.simulator")
 
 #: Items in one poll answer; the rest wait for the next poll (§3.15 [sim] "a cap").
 MAX_POLL_ITEMS = 100
+#: [sim] Items a session keeps for polls to come; past it the oldest is dropped (and
+#: logged): a session nobody polls (kicked, expired, its client gone) cannot take the
+#: simulator's memory.
+QUEUE_MAX = 10_000
 
 # Session states (§2.5).
 ONLINE, KICKED, EXPIRED, LOGGED_OUT = "online", "kicked", "expired", "logged_out"
@@ -79,7 +83,7 @@ class Session:
         self.psessionid = ""
         self.vfwebqq = ""
         self.state = ONLINE
-        self.queue = []                 # _Queued, in arrival order
+        self.queue = []                 # _Queued, in arrival order; QUEUE_MAX at most
         self.pending = None             # Future[PollAnswer] of the held poll, if any
         self.kick_notice = None         # kick_message item owed to the next poll
         self.rotation = None            # new ptwebqq owed to the next poll (116)
@@ -87,7 +91,7 @@ class Session:
         self.last_activity = table.clock()
         self.last_send = None           # (time, pieces) of the previous send
         self.recent_sends = collections.OrderedDict()  # msg_id -> pieces, the last few
-        self.sigs = {}                  # group_sig -> the chat's _SessSig
+        self.sigs = {}                  # group_sig -> _SessSig; chat.SESSION_SIGS_MAX
         self.lookups = deque()          # times of get_friend_uin2 calls
         self.reply_ip = rng.randrange(176_000_000, 180_000_000)
         self._msg_ids = itertools.count(rng.randrange(1000, 60000))
@@ -111,6 +115,10 @@ class Session:
     def push(self, item: dict) -> None:
         """Queue an event; a held poll of a live session gets it at once."""
         self.queue.append(_Queued(next(self._seq), item))
+        if len(self.queue) > QUEUE_MAX:
+            del self.queue[0]
+            log.warning("session of %d: %d events wait unpolled; the oldest was dropped",
+                        self.qq, QUEUE_MAX)
         if self.pending is not None and self.state == ONLINE:
             self._answer(self._take())
 

@@ -60,7 +60,9 @@ class Backend:
 
     def tell(self, kind: str, **fields) -> None:
         """Tell each listener (the chat page's feed) what happened: "said" (to, spec,
-        item), "sent" (account, record) or "state" (qq). A listener that raises is logged."""
+        item), "sent" (account, record), "state" (qq) or "answered" (qq, body: a poll
+        answer handed to the socket). A listener that raises is logged; one ignores the
+        kinds it does not know."""
         for listener in list(self.listeners):
             try:
                 listener(kind, **fields)
