@@ -131,6 +131,11 @@ class Outbound:
         #: ``listener(message_id, status, why)`` of each, as a row becomes final (sent,
         #: failed, ambiguous): the API's delivery receipts.
         self.finished: List[Callable[[int, str, Optional[str]], Any]] = []
+        #: Called with nothing when what ``waiting()`` counts or ``paused`` may have
+        #: changed (a row queued or finished, a message waiting in memory, sending
+        #: paused or resumed): the daemon's status file follows it, rather than
+        #: counting every account's rows on a timer.
+        self.on_change: Optional[Callable[[], Any]] = None
         store.on_unwritable = self._pause
         # Kept: the client forgets a listener by identity, and each attribute access
         # makes a new bound method.
@@ -253,6 +258,7 @@ class Outbound:
         if created:
             log.debug("accepted message %d (%s %d, %s)", message_id, chat, target, origin)
             self._idle.clear()
+            self._changed()
             self.pump()
         return message_id, created
 
@@ -273,6 +279,7 @@ class Outbound:
                 pass
         self._unsaved.append((chat, target, text, origin))
         self._idle.clear()
+        self._changed()
         log.warning("the message store cannot be written: a %s message to %s %d waits in "
                     "memory (%d) until it can", origin, chat, target, len(self._unsaved))
         return None
@@ -357,11 +364,9 @@ class Outbound:
         """Rows still to send (``queued``) or on their way (``sending``), and plugin
         messages not yet stored (the last count read while the store cannot be)."""
         try:
-            counts = self.store.counts()
+            self._last_waiting = self.store.pending_count() + len(self._unsaved)
         except StoreUnavailable:
-            return self._last_waiting
-        self._last_waiting = (counts.get("queued", 0) + counts.get("sending", 0)
-                              + len(self._unsaved))
+            pass
         return self._last_waiting
 
     # -- the pump ----------------------------------------------------------------------
@@ -494,6 +499,7 @@ class Outbound:
                 if status not in PENDING and self._names_pictures(message_id):
                     self._sweep()
         log.debug("message %d %s", message_id, status)
+        self._changed()
         for future in self._waiters.pop(message_id, []):
             if not future.done():
                 future.set_result((status, _why(error, retcode)))
@@ -517,6 +523,10 @@ class Outbound:
         while len(self.sessions) > SESSIONS_MAX:
             del self.sessions[next(iter(self.sessions))]
 
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
     # -- when the store cannot be written ----------------------------------------------
 
     def _pause(self, reason: str) -> None:
@@ -529,6 +539,7 @@ class Outbound:
             self._retries = 0
         self.paused = reason
         self._idle.clear()
+        self._changed()
         if self._retry_timer is None and not self._closed:
             delay = backoff_delay(self._retries + 1, RETRY, RETRY_MAX)
             self._retry_timer = IOLoop.current().call_later(delay, self._retry)
@@ -551,6 +562,7 @@ class Outbound:
             return
         log.info("the message store can be written again: sending resumed")
         self.paused = None
+        self._changed()
         self.pump()
 
     def _flush(self) -> None:

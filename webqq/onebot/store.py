@@ -466,6 +466,15 @@ class Store:
             "status = 'sending'", (self.clock(), self.account))
         return cursor.rowcount
 
+    def pending_count(self) -> int:
+        """How many outgoing rows are still ``queued`` or ``sending``: read from the
+        ``messages_pending`` index alone, whatever the account's history (``counts``
+        reads each of its rows)."""
+        rows = self._read("SELECT COUNT(*) AS n FROM messages WHERE account = ? AND "
+                          "direction = 'out' AND status IN ('queued', 'sending')",
+                          (self.account,))
+        return rows[0]["n"]
+
     def counts(self) -> Dict[str, int]:
         """Messages by status (``received``, ``queued``, ``sent``, ...)."""
         rows = self._read("SELECT status, COUNT(*) AS n FROM messages WHERE account = ? "
