@@ -23,8 +23,10 @@ daemon, as ``Daemon._main`` reads:
    refused;
 4. serve: each account's messages go to its plugins; every message to send is a row of
    its durable queue before its client sees it. ``status.json`` in state_dir
-   (``webqq.daemon.status``) is rewritten (atomically) on every state change and every
-   ``STATUS_INTERVAL`` seconds: the daemon's fields, an ``accounts`` map and, with one
+   (``webqq.daemon.status``) is rewritten (atomically) when what it says changes, and
+   only then (a daemon of a thousand idle accounts once spent half its CPU rewriting it
+   every 5 s): a state change at once with one account, any other change within
+   ``STATUS_DELAY``. It holds the daemon's fields, an ``accounts`` map and, with one
    account, that account's fields at the top as before. An account offline for good
    (kicked, logged out, password refused) ends alone; the daemon stops when none is left;
 5. on SIGTERM/SIGINT: let the queues drain (``DRAIN_TIMEOUT``; what is left stays queued
@@ -84,16 +86,16 @@ from webqq.onebot.store import Store, StoreError, StoreUnavailable, open_store
 from webqq.onebot.token import api_token
 from webqq.tasks import TaskSet
 
-__all__ = ["Daemon", "STATUS_INTERVAL", "DRAIN_TIMEOUT"]
+__all__ = ["Daemon", "STATUS_DELAY", "DRAIN_TIMEOUT"]
 
 log = logging.getLogger("webqq.daemon")
 
 
-#: Seconds between two rewrites of the status file while nothing changes.
-STATUS_INTERVAL = 5.0
-#: Seconds a count change (a message in or out), or with several accounts a state
-#: change, may wait before the status file shows it: a busy daemon rewrites the file at
-#: most this often.
+#: Seconds between two flushes of the log's pending "last message repeated" line.
+FLUSH_INTERVAL = 5.0
+#: Seconds a count change (a message in or out, a plugin's handler, the queue), or
+#: with several accounts a state change, may wait before the status file shows it: a
+#: busy daemon rewrites the file at most this often.
 STATUS_DELAY = 0.5
 #: Seconds the outbound queues may take to drain at shutdown (the rest stays queued).
 DRAIN_TIMEOUT = 10.0
@@ -145,7 +147,7 @@ class Daemon:
         self._tasks = TaskSet()
         self._stopping: Optional[asyncio.Event] = None
         self._reloading: Optional[asyncio.Lock] = None
-        self._status_timer: Optional[PeriodicCallback] = None
+        self._flush_timer: Optional[PeriodicCallback] = None
         self._status_timer_soon: Optional[object] = None     # a pending status_soon()
         self.report = ReportPipe()           # to a waiting `webqq start`, once detached
         self._announced = False
@@ -286,8 +288,8 @@ class Daemon:
             self.report.tell("up %d" % self.system.getpid())
             for account in self.accounts.values():
                 account.open_session()
-            self._status_timer = PeriodicCallback(self._tick, STATUS_INTERVAL * 1000)
-            self._status_timer.start()
+            self._flush_timer = PeriodicCallback(self.logs.flush, FLUSH_INTERVAL * 1000)
+            self._flush_timer.start()
             self.write_status()
             await self._stopping.wait()
         except StartupError as error:
@@ -673,8 +675,8 @@ class Daemon:
         saved), stop the simulator, write the last status. Runs once, whatever stopped
         the daemon."""
         self.phase = "stopping"
-        if self._status_timer is not None:
-            self._status_timer.stop()
+        if self._flush_timer is not None:
+            self._flush_timer.stop()
         report = self.shutdown_report
         started = [a for a in self.accounts.values() if a.outbound is not None]
         if started:
@@ -712,10 +714,6 @@ class Daemon:
         self.report.close()
 
     # -- status ------------------------------------------------------------------------
-
-    def _tick(self) -> None:
-        self.logs.flush()
-        self.write_status()
 
     def status(self) -> Dict[str, Any]:
         """What ``webqq status`` shows, as written to ``status.json``: the daemon's
@@ -758,7 +756,9 @@ class Daemon:
             self.write_status()
 
     def status_soon(self) -> None:
-        """Rewrite the status file within ``STATUS_DELAY`` seconds (counts changed)."""
+        """Rewrite the status file within ``STATUS_DELAY`` seconds: something it says
+        changed (counts, the queue, a login's error). Every such change must call this
+        (or ``write_status``): nothing rewrites the file on a timer."""
         if self._status_timer_soon is None and self.phase == "running":
             self._status_timer_soon = IOLoop.current().call_later(STATUS_DELAY,
                                                                   self._status_due)
