@@ -165,7 +165,8 @@ class Account:
         config = self.daemon.config
         self.store = self.daemon.store.for_account(self.qq)
         self.outbound = Outbound(self.client, self.store, self_id=self.qq,
-                                 send_interval=config.bot.send_interval)
+                                 send_interval=config.bot.send_interval,
+                                 pictures=self.daemon.pictures)
         self.outbound.on_change = self.daemon.status_soon       # queued, sending_paused
         import_saved_outbox(config.daemon.state_dir / statedir.saved_outbox_file(self.qq),
                             self.outbound)

@@ -79,6 +79,7 @@ from webqq.daemon.process import (ExitCode, ReportPipe, StartupError, System, de
 from webqq.daemon.status import status_path
 from webqq.http.stream import MAX_CONNECTIONS, HTTPStream, RetryPolicy
 from webqq.onebot.health import Health
+from webqq.onebot.media import OutgoingPictures
 from webqq.onebot.metrics import Metrics
 from webqq.onebot.server import ApiError, OneBotApi
 from webqq.onebot.store import Store, StoreError, StoreUnavailable, open_store
@@ -135,6 +136,8 @@ class Daemon:
         self.simulator = None
         self.stream: Optional[HTTPStream] = None
         self.store: Optional[Store] = None
+        #: The queued pictures of every account: one directory, so one keeper of it.
+        self.pictures = OutgoingPictures(self.config.daemon.state_dir / statedir.MEDIA_OUT)
         self.api: Optional[OneBotApi] = None
         # Every account's readiness and notices (OneBot events, alerts), /metrics.
         self.health = Health()

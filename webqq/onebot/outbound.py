@@ -26,7 +26,6 @@ import hashlib
 import json
 import logging
 import os
-from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -90,10 +89,13 @@ class Outbound:
         store: the ``Store`` (its owner closes it, after ``close()``).
         self_id: our QQ number (``user_id`` of what we send).
         send_interval: the client's ``send_interval`` (``[bot] send_interval``).
+        pictures: where queued pictures wait: the daemon's one for all its accounts
+            (they share ``state_dir/media-out``); None: one of its own there.
     """
 
     def __init__(self, client: Any, store: Store, *, self_id: int,
-                 send_interval: float = 0.5) -> None:
+                 send_interval: float = 0.5,
+                 pictures: Optional[OutgoingPictures] = None) -> None:
         self.client = client
         self.store = store
         self.self_id = self_id
@@ -126,8 +128,7 @@ class Outbound:
         self._prune_timer: Optional[PeriodicCallback] = None
         self._last_waiting = 0
         #: The pictures of queued messages (``state_dir/media-out``).
-        self.pictures = OutgoingPictures(Path(client.state_dir) / MEDIA_OUT)
-        self._putting: "Counter[str]" = Counter()     # digests of messages being put
+        self.pictures = pictures or OutgoingPictures(Path(client.state_dir) / MEDIA_OUT)
         #: ``listener(message_id, status, why)`` of each, as a row becomes final (sent,
         #: failed, ambiguous): the API's delivery receipts.
         self.finished: List[Callable[[int, str, Optional[str]], Any]] = []
@@ -190,18 +191,7 @@ class Outbound:
         return row is not None and bool(digests(row.data.get("pieces", ())))
 
     def _sweep(self) -> None:
-        """Remove the pictures no queued or sending row, nor a message being put,
-        names (nothing while the rows cannot be read)."""
-        keep = set(self._putting)
-        try:
-            for row in self.store.pending():
-                keep |= digests(row.data.get("pieces", ()))
-        except StoreUnavailable as error:
-            log.debug("pictures not swept: %s", error)
-            return
-        gone = self.pictures.sweep(keep)
-        if gone:
-            log.debug("%d picture(s) of finished messages removed", gone)
+        self.pictures.sweep_soon(self.store)
 
     # -- putting messages in -----------------------------------------------------------
 
@@ -219,7 +209,8 @@ class Outbound:
         """
         pending = [hashlib.sha256(p.data).hexdigest() for p in pieces
                    if isinstance(p, UploadPicture)]
-        self._putting.update(pending)
+        being_put = self.pictures.being_put
+        being_put.update(pending)
         try:
             stored = [await self.pictures.keep(p) if isinstance(p, UploadPicture) else p
                       for p in pieces]
@@ -227,9 +218,9 @@ class Outbound:
                                idempotency_key=idempotency_key)
         finally:
             for digest in pending:
-                self._putting[digest] -= 1
-                if self._putting[digest] <= 0:
-                    del self._putting[digest]
+                being_put[digest] -= 1
+                if being_put[digest] <= 0:
+                    del being_put[digest]
 
     def accept(self, chat: str, target: int,
                pieces: Sequence[Union[str, Face, StoredPicture]], segments: List[Dict], *,

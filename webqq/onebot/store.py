@@ -430,6 +430,14 @@ class Store:
                           "AND status IN ('queued', 'sending') ORDER BY id", (self.account,))
         return [StoredMessage(row) for row in rows]
 
+    def pending_with_pictures(self) -> List[StoredMessage]:
+        """The ``queued`` or ``sending`` rows of every account in the file that may name
+        a picture file (the accounts share ``media-out``): SQLite passes over the rows
+        of text alone without handing them over."""
+        rows = self._read("SELECT * FROM messages WHERE direction = 'out' AND status IN "
+                          "('queued', 'sending') AND data LIKE '%\"picture\"%' ORDER BY id")
+        return [StoredMessage(row) for row in rows]
+
     def mark_sending(self, message_id: int) -> bool:
         """``queued`` -> ``sending``, synced to the disk (``synchronous=FULL``) before it
         returns: call it before the message may reach the network. Returns False when
