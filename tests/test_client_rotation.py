@@ -1,0 +1,67 @@
+"""The ptwebqq rotation (poll retcode 116) against faults, in-process: the episode the
+60-minute soak lost 39 messages in (bench/README.md, "60 minutes, with tracemalloc").
+
+There, rotations came while the client held no poll, the poll that was to carry the
+last 116 met a 502 instead, the relink with the ptwebqq the client had was refused 103
+and the daemon logged in anew, and what was said to the account meanwhile never came.
+"""
+import pytest
+from client_helpers import Recorder, RecordingStream
+
+from webqq.client.client import State
+from webqq.client.session import cookie_value
+from webqq.http_stream import RetryPolicy
+from webqq.simulator.events import EventSpec
+
+QQ = 10001
+
+
+async def online_client(world, **kwargs):
+    client = world.client(**kwargs)
+    events = Recorder(client)
+    client.start()
+    await events.online()
+    return client, events
+
+
+def say(world, text: str) -> None:
+    """Friend 20001 says ``text`` to the account, straight into the simulator."""
+    world.sim.backend.chat.push_event(QQ, EventSpec("message", sender=20001, text=text))
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_rotation_no_poll_carried_yet_neither_breaks_the_relink_nor_loses_messages(
+        world):
+    stream = RecordingStream(hosts=world.sim.hosts, ca_file=world.sim.ca_file)
+    # One attempt per poll, so that the one 502 below is the daemon's "poll failed".
+    client, events = await online_client(world, stream=stream,
+                                         poll_retry=RetryPolicy(idempotent=True, attempts=1))
+    before = cookie_value(client.stream.cookiejar, "ptwebqq")
+    texts = ["said during the episode %d" % n for n in range(6)]
+
+    def while_no_poll_is_held(event) -> None:
+        # The poll failed and the relink waits for its delay: the server owes the next
+        # poll a 116 (as /_sim/rotate does), and messages keep coming.
+        if event.kind == "state" and event.new is State.RELINKING and not said:
+            said.append(True)
+            world.sim.backend.sessions.rotate(QQ)
+            for text in texts[:3]:
+                say(world, text)
+    said = []
+    client.add_listener(while_no_poll_is_held)
+    await world.control.call("fault", {"path": "/channel/poll2", "kind": "status",
+                                       "status": 502})
+    await events.wait("state", lambda e: e.new is State.RELINKING)
+    await events.online()
+    for text in texts[3:]:
+        say(world, text)
+    got = [(await events.wait("message")).text for _ in texts]
+    assert got == texts
+    # The relink carried the ptwebqq the client knew, and it was the right one: no login.
+    assert "relogging" not in events.states(), events.states()
+    assert stream.paths.count("/login") == 1
+    # The 116 came after the relink, and the client keeps its value.
+    after = cookie_value(client.stream.cookiejar, "ptwebqq")
+    assert after != before
+    assert after == world.sim.backend.login.grant_of(QQ).ptwebqq
+
