@@ -6,7 +6,8 @@ last 116 met a 502 instead, the relink with the ptwebqq the client had was refus
 and the daemon logged in anew, and what was said to the account meanwhile never came.
 """
 import pytest
-from client_helpers import Recorder, RecordingStream
+from client_helpers import Recorder, RecordingStream, World
+from tornado.locks import Condition
 
 from webqq.client.client import State
 from webqq.client.session import cookie_value
@@ -64,4 +65,52 @@ async def test_a_rotation_no_poll_carried_yet_neither_breaks_the_relink_nor_lose
     after = cookie_value(client.stream.cookiejar, "ptwebqq")
     assert after != before
     assert after == world.sim.backend.login.grant_of(QQ).ptwebqq
+
+
+class PollLog(RecordingStream):
+    """Also remembers, for every poll2, its delay and the client's ptwebqq then."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.polls = []
+        self.added = Condition()
+
+    def add_request(self, request, readback=None, delay=0, **kwargs):
+        if request.selector.split("?")[0] == "/channel/poll2":
+            self.polls.append((delay, cookie_value(self.cookiejar, "ptwebqq")))
+            self.added.notify_all()
+        return super().add_request(request, readback, delay, **kwargs)
+
+    async def poll_with(self, ptwebqq: str) -> float:
+        """The delay of the first poll sent with cookie ``ptwebqq``, once there is one."""
+        while True:
+            for delay, value in self.polls:
+                if value == ptwebqq:
+                    return delay
+            assert await self.added.wait(timeout=self.io_loop.time() + 10), self.polls
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_poll_after_a_116_goes_at_once_but_a_second_fast_116_waits(io_loop,
+                                                                             tmp_path):
+    # In the soak each 116 came fast and the next poll waited a tenth of the hold time,
+    # so three rotations kept the account's messages queued for 18 s.
+    w = World(io_loop, tmp_path)
+    w.start_sim(poll_hold=2.0)
+    try:
+        # Every answer comes within a tenth of the client's hold time: all are "fast".
+        stream = PollLog(hosts=w.sim.hosts, ca_file=w.sim.ca_file, request_timeout=10)
+        client, events = await online_client(w, stream=stream, poll_hold=30.0)
+        sessions = w.sim.backend.sessions
+
+        def rotate() -> str:
+            """/_sim/rotate; the new ptwebqq, owed to a poll or already answered."""
+            sessions.rotate(QQ)
+            return sessions.get(QQ).rotation or sessions.get(QQ).ptwebqq
+        assert await stream.poll_with(rotate()) == 0.0
+        # Two fast 116s in a row: a server stuck on 116 must not make us spin.
+        assert await stream.poll_with(rotate()) == client.poll_hold / 10
+        assert [delay for delay, _ in stream.polls] == [0.0, 0.0, 3.0]
+    finally:
+        await w.aclose()
 
