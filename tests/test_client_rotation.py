@@ -5,6 +5,8 @@ There, rotations came while the client held no poll, the poll that was to carry 
 last 116 met a 502 instead, the relink with the ptwebqq the client had was refused 103
 and the daemon logged in anew, and what was said to the account meanwhile never came.
 """
+import logging
+
 import pytest
 from client_helpers import Recorder, RecordingStream, World
 from tornado.locks import Condition
@@ -114,3 +116,15 @@ async def test_the_poll_after_a_116_goes_at_once_but_a_second_fast_116_waits(io_
     finally:
         await w.aclose()
 
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_new_client_id_after_122_is_reported_as_a_possible_loss(world, caplog):
+    # The one relogin that leaves the session (and its queue) behind on purpose says so.
+    caplog.set_level(logging.INFO, "webqq.client")
+    client, events = await online_client(world)
+    await world.control.call("fault", {"path": "/channel/poll2", "kind": "retcode",
+                                       "retcode": 122})
+    await events.wait("state", lambda e: e.new is State.RELOGGING)
+    await events.online()
+    [record] = [r for r in caplog.records if "another client" in r.getMessage()]
+    assert record.levelno == logging.WARNING and "may never come" in record.getMessage()

@@ -680,6 +680,8 @@ class WebQQClient:
             return None
         elif outcome is PollOutcome.RELOGIN:
             if result.retcode is QQRetcode.WRONG_WEB_CLIENT:
+                log.warning("poll2 answered 122: logging in as another client; what the "
+                            "server still held for this one may never come")
                 self._flow.new_clientid()
             self._relogin("poll2 answered %d" % result.retcode)
             return None
