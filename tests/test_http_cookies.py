@@ -13,7 +13,9 @@ from tornado import httpserver, netutil, web
 
 import webqq.http.cookies
 from conftest import settle
+from webqq.daemon.logs import MaskingCookieJar, SecretMask
 from webqq.http.cookies import MAX_CACHED_URLS, CachingCookieJar
+from webqq.http.scope import CookieScope
 from webqq.http_stream import HTTPStream, RetryPolicy
 
 HOSTS = ("d.web2.qq.com", "s.web2.qq.com", "web.qq.com")
@@ -129,12 +131,125 @@ def computed(monkeypatch):
     return calls
 
 
+# -- through HTTPStream -----------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_a_cookie_set_after_the_header_was_kept_is_sent_next_time(io_loop, no_leaks, qq):
+    http = qq()
+    await grant(http, name="skey", value="@FgMFRXQ6I")
+    assert await sent(http, "http://d.web2.qq.com/channel/poll2") == "skey=@FgMFRXQ6I"
+    await grant(http, name="ptwebqq", value="a3" * 24)
+    assert await sent(http, "http://d.web2.qq.com/channel/poll2") == \
+        "skey=@FgMFRXQ6I; ptwebqq=" + "a3" * 24
+    # A poll's 116 replaces ptwebqq in the jar itself (webqq.client.session.set_cookie).
+    http.cookiejar.set_cookie(cookie("ptwebqq", "b4" * 24))
+    assert await sent(http, "http://d.web2.qq.com/channel/poll2") == \
+        "skey=@FgMFRXQ6I; ptwebqq=" + "b4" * 24
+
+
+@pytest.mark.gen_test
+async def test_a_cookie_that_expires_is_no_longer_sent(io_loop, no_leaks, qq, clock):
+    http = qq()
+    await grant(http, name="skey", value="@FgMFRXQ6I")
+    await grant(http, name="verifysession", value="v1", max_age="30")
+    assert await sent(http, "http://d.web2.qq.com/channel/poll2") == \
+        "skey=@FgMFRXQ6I; verifysession=v1"
+    clock.now += 29
+    assert await sent(http, "http://d.web2.qq.com/channel/poll2") == \
+        "skey=@FgMFRXQ6I; verifysession=v1"
+    clock.now += 1
+    assert await sent(http, "http://d.web2.qq.com/channel/poll2") == "skey=@FgMFRXQ6I"
+    assert [c.name for c in http.cookiejar] == ["skey"]     # dropped, as the stdlib does
+
+
+@pytest.mark.gen_test
+async def test_a_cleared_jar_sends_nothing(io_loop, no_leaks, qq):
+    http = qq()
+    await grant(http, name="skey", value="@FgMFRXQ6I")
+    await grant(http, name="p_skey", value="Xy" * 22, domain="web2.qq.com")
+    assert await sent(http, "http://d.web2.qq.com/channel/poll2") == \
+        "skey=@FgMFRXQ6I; p_skey=" + "Xy" * 22
+    http.cookiejar.clear(".web2.qq.com")
+    assert await sent(http, "http://d.web2.qq.com/channel/poll2") == "skey=@FgMFRXQ6I"
+    http.cookiejar.clear_session_cookies()
+    assert await sent(http, "http://d.web2.qq.com/channel/poll2") == ""
+    await grant(http, name="skey", value="@Second")
+    http.cookiejar.clear()
+    assert await sent(http, "http://d.web2.qq.com/channel/poll2") == ""
+
+
+@pytest.mark.gen_test
+async def test_each_host_and_path_gets_its_own_header(io_loop, no_leaks, qq):
+    http = qq()
+    await grant(http, name="skey", value="@FgMFRXQ6I")
+    await grant(http, name="p_skey", value="Xy" * 22, domain="web2.qq.com")
+    await grant(http, url="http://d.web2.qq.com", name="channel", value="c", domain="d.web2.qq.com",
+                path="/channel")
+    for url, header in [
+            ("http://d.web2.qq.com/channel/poll2", "channel=c; skey=@FgMFRXQ6I; p_skey=XyXy"),
+            ("http://d.web2.qq.com/api/x", "skey=@FgMFRXQ6I; p_skey=XyXy"),
+            ("http://d.web2.qq.com/channelx", "skey=@FgMFRXQ6I; p_skey=XyXy"),
+            ("http://s.web2.qq.com/channel/poll2", "skey=@FgMFRXQ6I; p_skey=XyXy"),
+            ("http://web.qq.com/web2/get_msg_tip?t=1", "skey=@FgMFRXQ6I"),
+            ("http://d.web2.qq.com/channel/poll2?n=1", "channel=c; skey=@FgMFRXQ6I; "
+                                                      "p_skey=XyXy")]:
+        assert await sent(http, url) == header.replace("XyXy", "Xy" * 22), url
+
+
+@pytest.mark.gen_test
+async def test_secure_cookies_go_over_https_only(io_loop, no_leaks, qq, certificate):
+    context, ca_file = certificate
+    plain = qq()
+    tls = qq(ssl_options=context, ca_file=ca_file, cookiejar=plain.cookiejar)
+    await grant(plain, name="skey", value="@FgMFRXQ6I")
+    await grant(tls, url="https://s.web2.qq.com", name="pt4_token", value="9e" * 16,
+                secure="1")
+    assert await sent(plain, "http://d.web2.qq.com/channel/poll2") == "skey=@FgMFRXQ6I"
+    assert await sent(tls, "https://d.web2.qq.com/channel/poll2") == \
+        "skey=@FgMFRXQ6I; pt4_token=" + "9e" * 16
+    assert await sent(plain, "http://d.web2.qq.com/channel/poll2") == "skey=@FgMFRXQ6I"
+
+
+@pytest.mark.gen_test
+async def test_the_default_jars_work_out_a_url_once_while_unchanged(io_loop, no_leaks, qq,
+                                                                   computed):
+    http = qq()
+    scope = CookieScope(http)
+    for jar in (http.cookiejar, scope.cookiejar):
+        await grant(http, jar, name="skey", value="@FgMFRXQ6I")
+        computed.clear()
+        for n in range(3):
+            assert await sent(http, "http://d.web2.qq.com/channel/poll2?n=%d" % n, jar) == \
+                "skey=@FgMFRXQ6I"
+        assert len(computed) == 1
+
+
+@pytest.mark.gen_test
+async def test_a_users_plain_cookie_jar_still_works(io_loop, no_leaks, qq):
+    jar = cookiejar.CookieJar()
+    http = qq(cookiejar=jar)
+    await grant(http, name="skey", value="@FgMFRXQ6I")
+    assert await sent(http, "http://d.web2.qq.com/channel/poll2") == "skey=@FgMFRXQ6I"
+    jar.clear()
+    assert await sent(http, "http://d.web2.qq.com/channel/poll2") == ""
+
+
 # -- the jar alone ----------------------------------------------------------------------
 
 def header(jar, url, **request):
     made = Request(url, **request)
     jar.add_cookie_header(made)
     return made.get_header("Cookie")
+
+
+def test_an_accounts_masking_jar_keeps_its_headers_and_still_masks(computed):
+    mask = SecretMask()
+    jar = MaskingCookieJar(mask)
+    jar.set_cookie(cookie("skey", "@AbCdEf123"))
+    assert [header(jar, "http://d.web2.qq.com/channel/poll2") for _ in range(3)] == \
+        ["skey=@AbCdEf123"] * 3
+    assert len(computed) == 1
+    assert mask.mask("skey=@AbCdEf123") == "skey=********"
 
 
 def test_a_policy_changed_in_place_or_replaced_is_applied_at_once():
