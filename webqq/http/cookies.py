@@ -2,10 +2,10 @@
 
 What it is for: ``http.cookiejar.CookieJar.add_cookie_header`` runs the policy's checks
 on every cookie of every domain and then walks the jar again to drop expired cookies:
-about 60 µs a request with the eleven cookies of a 2013 WebQQ login (bench/README.md,
-cookie_bench.py), most of a thousand-account daemon's idle CPU. ``CachingCookieJar``
-keeps the header the standard library worked out for a URL and sends it again while
-nothing it depends on has changed.
+about 50 µs a request with the eleven cookies of a 2013 WebQQ login (bench/README.md,
+cookie_bench.py), a tenth of a thousand-account daemon's idle CPU and paid again for
+every message sent. ``CachingCookieJar`` keeps the header the standard library worked
+out for a URL and sends it again while nothing it depends on has changed.
 
 What it must never do: send anything other than what the standard library's
 ``add_cookie_header`` would send at that moment, or compute a header itself (every
