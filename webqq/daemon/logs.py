@@ -19,6 +19,7 @@ from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from webqq.daemon import config as configuration
+from webqq.http.cookies import CachingCookieJar
 from webqq.http.redact import MASK, url_secrets
 
 __all__ = ["LOG_FORMAT", "SecretMask", "RepeatCollapser", "LogSetup", "MaskingCookieJar"]
@@ -235,9 +236,10 @@ class LogSetup:
         handler.close()
 
 
-class MaskingCookieJar(http.cookiejar.CookieJar):
+class MaskingCookieJar(CachingCookieJar):
     """A cookie jar that registers each secret cookie value with a ``SecretMask`` the
-    moment it is stored, before any later log line could show it."""
+    moment it is stored, before any later log line could show it (a
+    ``CachingCookieJar``: one per account, each request's Cookie header cheap)."""
 
     def __init__(self, mask: SecretMask) -> None:
         super().__init__()
