@@ -34,6 +34,13 @@ _MIN_SECRET = 4
 #: of them. The values of an account's last few sessions fit; older ones are void and
 #: are let go first.
 SESSION_SECRETS_MAX = 128
+#: With fewer forms than this, and than a line has characters, ``mask`` searches the
+#: line for each form (one search in C each) instead of looking each of its positions
+#: up in the index (a Python step a character): a one-account daemon's few dozen forms
+#: then cost a line what they did before the index. Measured, the two cost the same at
+#: about as many forms as characters on short lines, and 400 to 500 forms on lines of
+#: 3,000 characters and more.
+_FEW_FORMS = 400
 
 
 class SecretMask(logging.Filter):
@@ -49,6 +56,11 @@ class SecretMask(logging.Filter):
     Bound: the configuration's secrets all, and for each owner the last
     ``SESSION_SECRETS_MAX`` session values registered (or registered again); an older
     one is no longer masked. One account's logins never push out another's values.
+
+    Cost: a log line costs the same with a thousand accounts' values as with ten. Each
+    add and drop updates an index of the forms by their first ``_MIN_SECRET``
+    characters, and ``mask`` looks each position of the line up in it (or, with fewer
+    forms than ``_FEW_FORMS``, searches for each form).
     """
 
     def __init__(self) -> None:
@@ -57,10 +69,11 @@ class SecretMask(logging.Filter):
         # owner -> (value -> forms), oldest first
         self._session: Dict[Any, "OrderedDict[str, Set[str]]"] = {}
         self._refs: Dict[str, int] = {}     # form -> how many registrations name it
-        # (-len, form) of every form, longest first: kept sorted by insertion, not
-        # sorted again at each add (a thousand accounts' logins added 10,000 values,
-        # and sorting them all at each took 6 s of the loop)
-        self._ordered: List[Tuple[int, str]] = []
+        # first _MIN_SECRET characters -> (length -> how many forms start so and are so
+        # long): mask() looks up each position of a line here, not each form in the
+        # line, and an add or a drop changes one entry (a thousand accounts' 10,000
+        # forms: rebuilding or sorting at each add took seconds of the loop)
+        self._starts: Dict[str, Dict[int, int]] = {}
 
     def add(self, value: Optional[str], session: Any = None) -> None:
         if not value or len(value) < _MIN_SECRET:
@@ -84,7 +97,8 @@ class SecretMask(logging.Filter):
         for form in forms:
             count = self._refs.get(form, 0)
             if not count:
-                bisect.insort(self._ordered, (-len(form), form))
+                lengths = self._starts.setdefault(form[:_MIN_SECRET], {})
+                lengths[len(form)] = lengths.get(len(form), 0) + 1
             self._refs[form] = count + 1
 
     def _drop(self, forms: Set[str]) -> None:
@@ -92,9 +106,15 @@ class SecretMask(logging.Filter):
             count = self._refs[form] - 1
             if count:
                 self._refs[form] = count
+                continue
+            del self._refs[form]
+            lengths = self._starts[form[:_MIN_SECRET]]
+            if lengths[len(form)] > 1:
+                lengths[len(form)] -= 1
+            elif len(lengths) > 1:
+                del lengths[len(form)]
             else:
-                del self._refs[form]
-                del self._ordered[bisect.bisect_left(self._ordered, (-len(form), form))]
+                del self._starts[form[:_MIN_SECRET]]
 
     def add_config(self, config: "configuration.Config") -> None:
         """Register the secrets a configuration holds: the password, the API's token
@@ -113,13 +133,62 @@ class SecretMask(logging.Filter):
                     self.add(value)
 
     def mask(self, text: str) -> str:
-        for _, secret in self._ordered:
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text
+        """``text`` with each occurrence of a registered form replaced by ``MASK``.
+
+        Where occurrences overlap, the longest is masked (of equal ones, the leftmost)
+        and the others lose what it covered: one that still fits beside it is masked
+        too, one that no longer does is left. What the mask puts in is not searched
+        again. The cost does not grow with the number of forms: one index lookup per
+        character of ``text`` (and one per length of the forms that start with the
+        characters there), or, with few forms, one search per form.
+        """
+        if len(self._refs) < min(len(text), _FEW_FORMS):
+            found = self._search(text)
+        else:
+            found = self._scan(text)
+        if not found:
+            return text
+        found.sort()
+        starts: List[int] = []              # the masked spans, in order
+        ends: List[int] = []
+        for negative, start in found:
+            end = start - negative
+            i = bisect.bisect(starts, start)
+            if (i and ends[i - 1] > start) or (i < len(starts) and starts[i] < end):
+                continue                    # overlaps a longer one, or an earlier one
+            starts.insert(i, start)
+            ends.insert(i, end)
+        pieces, done = [], 0
+        for start, end in zip(starts, ends):
+            pieces += (text[done:start], MASK)
+            done = end
+        pieces.append(text[done:])
+        return "".join(pieces)
+
+    def _search(self, text: str) -> List[Tuple[int, int]]:
+        """(-length, start) of every occurrence, overlapping ones too: each form
+        searched for in turn."""
+        found = []
+        for form in self._refs:
+            start = text.find(form)
+            while start >= 0:
+                found.append((-len(form), start))
+                start = text.find(form, start + 1)
+        return found
+
+    def _scan(self, text: str) -> List[Tuple[int, int]]:
+        """What ``_search`` returns, from one pass over ``text``'s positions."""
+        starts, forms, size = self._starts, self._refs, len(text)
+        found = []
+        for start in [i for i in range(size - _MIN_SECRET + 1)
+                      if text[i:i + _MIN_SECRET] in starts]:
+            for length in starts[text[start:start + _MIN_SECRET]]:
+                if start + length <= size and text[start:start + length] in forms:
+                    found.append((-length, start))
+        return found
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._ordered:
+        if not self._refs:
             return True
         record.msg, record.args = self.mask(record.getMessage()), None
         if record.exc_info and not record.exc_text:
