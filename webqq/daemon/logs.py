@@ -63,7 +63,7 @@ class SecretMask(logging.Filter):
     Cost: a log line costs about the same with a thousand accounts' values as with
     ten: ``mask`` looks each position of the line up by its first ``_MIN_SECRET``
     characters in an index that each add and drop changes in place (or, with fewer
-    forms than ``_FEW_FORMS``, searches for each form, as the mask always did).
+    forms than ``_FEW_FORMS``, searches for each form, as it did before the index).
     """
 
     def __init__(self) -> None:
