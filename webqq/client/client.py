@@ -81,7 +81,6 @@ A callback that raises is logged; the client carries on.
 """
 import enum
 import logging
-import os
 import random
 import time
 from pathlib import Path
@@ -124,12 +123,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("webqq.client")
-
-#: The randomness of every client not given its own: a ``random.Random`` keeps 2.5 KB
-#: of state, one per client was 5 % of what an account cost a daemon of a thousand
-#: (issue 17). Seeded again in a forked child, as the ``random`` module's own is.
-_RANDOM = random.Random()
-os.register_at_fork(after_in_child=_RANDOM.seed)
 
 
 # --- states -----------------------------------------------------------------------------
@@ -203,8 +196,8 @@ class WebQQClient:
             ``login_sig`` first, then the ``check_sig`` hop after ``login``), or None
             ("auto"): at each login, Era B when the login page carries a ``login_sig``,
             else Era A.
-        rng: the randomness (client id, jitter, check nonces); one ``random.Random``
-            every client shares.
+        rng: the randomness (client id, jitter, check nonces); the ``random`` module's
+            (a Random each was 2.5 KB per account; Python reseeds it in a forked child).
         clock: wall-clock seconds for the protocol's ``t`` stamps; ``time.time``.
         accept_friends: the friend policy (``Manager``): False answers no request by
             itself, True accepts all, a set of QQ numbers accepts those.
@@ -250,7 +243,7 @@ class WebQQClient:
         self.backoff, self.backoff_max, self.jitter = backoff, backoff_max, jitter
         self.poll_retry = poll_retry or RetryPolicy(idempotent=True, attempts=3)
         self.resume = resume
-        self.rng = rng or _RANDOM
+        self.rng = rng or random
         self.clock = clock
 
         self.state = State.STOPPED
