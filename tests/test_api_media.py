@@ -18,6 +18,7 @@ from api_helpers import FRIEND, GROUP, TOKEN, Webhook, events_of, eventually
 from media_helpers import GIF, JPEG, PNG, b64, kept_by_simulator, sha1, spy_stream
 from tornado import web
 from tornado.httpclient import HTTPRequest
+from tornado.ioloop import IOLoop
 
 from webqq import statedir
 from webqq.daemon.config import ApiConfig, ConfigError, load
@@ -276,6 +277,45 @@ async def test_a_queued_picture_survives_a_restart_as_a_file_then_goes(harness, 
     assert await kept_by_simulator(harness.world, digest) == JPEG
     stored = await harness.ok("get_msg", {"message_id": message_id})
     assert (stored["send_status"], stored["message"]) == ("sent", "[CQ:image,file=cat.jpg]")
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_one_accounts_sweep_leaves_another_accounts_queued_picture(harness, tmp_path,
+                                                                        monkeypatch):
+    # A daemon's accounts share state_dir/media-out: each sweep (at its start, hourly,
+    # after a picture message) removed every picture its own rows did not name, so the
+    # second account's start deleted the first's queued picture. A sweep reads every
+    # account's rows, so the accounts' starts make one.
+    from conftest import settle
+    shared = tmp_path / "run"
+    store = Store(tmp_path / "messages.sqlite3")
+    pictures = OutgoingPictures(shared / statedir.MEDIA_OUT)      # as the daemon has it
+    first = Outbound(harness.world.client(10001, state_dir=str(shared)),
+                     store.for_account(10001), self_id=10001, pictures=pictures)
+    first.start()
+    message_id, _ = await first.put("buddy", FRIEND, [
+        "look", UploadPicture.from_bytes(JPEG, "cat.jpg")],
+        [{"type": "image", "data": {"file": "cat.jpg"}}])
+    (kept,) = (shared / statedir.MEDIA_OUT).iterdir()
+    sweeps = []
+    monkeypatch.setattr(Store, "pending_with_pictures",
+                        lambda view, read=Store.pending_with_pictures: sweeps.append(1)
+                        or read(view))
+    others = [Outbound(harness.world.client(qq, state_dir=str(shared)),
+                       store.for_account(qq), self_id=qq, pictures=pictures)
+              for qq in (10002, 10003, 10004)]
+    for outbound in others:
+        outbound.start()                                    # each sweeps as it starts
+    await settle(IOLoop.current())
+    assert sweeps == [1]                                    # one sweep for all of them
+    others[0]._prune()                                      # and every hour
+    await settle(IOLoop.current())
+    assert kept.read_bytes() == JPEG
+    assert first.store.get(message_id).status == "queued"
+    for outbound in [first] + others:
+        outbound.release()
+        outbound.close()
+    store.close()
 
 
 def test_a_picture_gone_from_media_out_or_damaged_is_a_clear_reason(tmp_path):

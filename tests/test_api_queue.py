@@ -50,11 +50,13 @@ async def test_plugin_and_api_messages_share_one_queue_in_order(harness):
 async def test_a_finished_text_message_does_not_read_the_whole_queue(harness, monkeypatch):
     # Reading every pending row after each message made a backlog drain in quadratic
     # time (170 ms a message with 17,000 queued); only a row with pictures needs it.
+    from conftest import settle
     await harness.start()
+    await settle(IOLoop.current())          # the sweep of the start (a loop turn later)
     store = harness.outbound.store
     reads = []
-    pending = store.pending
-    monkeypatch.setattr(store, "pending", lambda: reads.append(1) or pending())
+    pending = store.pending_with_pictures
+    monkeypatch.setattr(store, "pending_with_pictures", lambda: reads.append(1) or pending())
     ids = [harness.outbound.send_text("buddy", FRIEND, "t%d" % n) for n in range(3)]
     await eventually(lambda: all(store.get(i).status == "sent" for i in ids), "all sent")
     assert reads == []
@@ -296,3 +298,54 @@ async def test_after_a_resume_a_row_waits_queued_until_the_client_would_send_it(
     await eventually(lambda: outbound.store.get(message_id).status == "sent", "sent")
     (at,) = at_transmit
     assert at - started >= 2 * client.send_queue.interval - 0.05
+
+
+# --- what the daemon's status file follows ------------------------------------------------
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_queue_tells_each_change_of_what_waits_and_of_the_pause(
+        harness, monkeypatch):
+    # The daemon's status file shows waiting() and paused; it is rewritten when the
+    # queue says they changed, not on a timer (issue 17): a change it is not told of
+    # would stay unshown. Each call sees the new values.
+    monkeypatch.setattr(outbound_module, "RETRY", 0.05)
+    await harness.start()
+    outbound = harness.outbound
+    seen = []
+    outbound.on_change = lambda: seen.append((outbound.waiting(), outbound.paused))
+    recorder = Recorder(harness.account.client)
+    await harness.ok("send_private_msg", {"user_id": FRIEND, "message": "from the API"})
+    assert seen[0] == (1, None)
+    await eventually(lambda: recorder.of("sent"), "sent")
+    assert seen[-1] == (0, None)
+    locker = sqlite3.connect(str(outbound.store.path), isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    assert outbound.send_text("buddy", FRIEND, "from a plugin") is None
+    assert seen[-1] == (1, "database is locked")
+    locker.execute("ROLLBACK")
+    locker.close()
+    await eventually(lambda: len(recorder.of("sent")) == 2, "the plugin's message sent")
+    assert (outbound.waiting(), outbound.paused) == (0, None) and seen[-1] == (0, None)
+
+
+def test_what_waits_is_counted_from_the_pending_rows_alone(tmp_path):
+    # waiting() runs at each status write for every account: it must not read the
+    # account's whole history, only its queued and sending rows (the partial index).
+    from webqq.onebot.store import Store
+    store = Store(tmp_path / "messages.sqlite3")
+    mine, other = store.for_account(10001), store.for_account(10002)
+    for n in range(50):
+        mine.add_received(chat="buddy", target=FRIEND, user_id=FRIEND, text="in %d" % n,
+                          data={})
+    ids = [mine.add_outgoing(chat="buddy", target=FRIEND, user_id=10001, text="out",
+                             data={})[0] for _ in range(4)]
+    other.add_outgoing(chat="buddy", target=FRIEND, user_id=10002, text="out", data={})
+    mine.mark_sending(ids[0])
+    mine.set_status(ids[1], "sent")
+    statements = []
+    store._db.set_trace_callback(statements.append)
+    assert mine.pending_count() == 3 and other.pending_count() == 1
+    store._db.set_trace_callback(None)
+    plan = " ".join(row[3] for row in store._db.execute("EXPLAIN QUERY PLAN " + statements[0]))
+    assert "USING INDEX messages_pending" in plan, plan
+    store.close()

@@ -94,6 +94,39 @@ def test_run_answers_the_builtin_commands_in_every_chat_and_stops_cleanly(tmp_pa
             % (sim.token, status["simulator"]["port"])) in log
 
 
+def test_an_idle_daemon_leaves_its_status_file_alone_and_writes_each_change(tmp_path,
+                                                                            daemons):
+    """Issue 17: the status file was rewritten every 5 s whatever happened (in a daemon
+    of a thousand idle accounts, half its CPU); now a change rewrites it, and only one."""
+    daemon = daemons(write_config(tmp_path, simulator={
+        "embedded": "yes", "port": "0", "tls_port": "0", "poll_hold": "1"}))
+    sim = daemon_simulator(daemon)
+    path = daemon.state_dir / "status.json"
+
+    def polls_after(count):
+        start = sim.state()["accounts"]["10001"]["polls"]
+        wait_for(lambda: sim.state()["accounts"]["10001"]["polls"] >= start + count,
+                 "%d polls" % count)
+
+    def written():
+        stat = path.stat()
+        return stat.st_ino, stat.st_mtime_ns          # each write is a new file
+
+    polls_after(2)                                     # the login's last changes written
+    before = written()
+    polls_after(7)                                     # 7 s of polls, heartbeats, ticks
+    assert written() == before
+    sim.say("!ping")
+    sim.wait_sent("pong")
+    # Each count soon (no tick to bring it): the message in, the plugin's handler, the
+    # queue's row and its outcome.
+    wait_for(lambda: daemon.status()["counts"]["sent"] == 1 and daemon.status()[
+        "counts"]["handled"] == 1, "the counts", timeout=2)
+    status = daemon.status()
+    assert (status["counts"]["received"], status["queued"]) == (1, 0)
+    assert written() != before
+
+
 def test_login_refused_exits_4(tmp_path):
     config = write_config(tmp_path, account={"password": "not-the-password"})
     result = webqq(config, "run")

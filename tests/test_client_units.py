@@ -53,6 +53,28 @@ async def test_an_illegal_move_raises(tmp_path):
     stream.close()
 
 
+@pytest.mark.gen_test
+async def test_clients_share_one_generator_which_a_forked_child_draws_afresh(tmp_path):
+    # A Random per client was 2.5 KB of each account in a daemon of a thousand (issue
+    # 17). A shared one must not repeat itself in a forked child (a detaching daemon):
+    # client ids and nonces drawn there are not the parent's.
+    stream = HTTPStream()
+    first = WebQQClient(10001, PASSWORD, stream, str(tmp_path / "a"))
+    second = WebQQClient(10002, PASSWORD, stream, str(tmp_path / "b"))
+    assert first.rng is second.rng
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:                                    # pragma: no cover (the child)
+        os.write(write_end, b"%d" % first.rng.getrandbits(60))
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(child, 0)
+    drawn = int(os.read(read_end, 64))
+    os.close(read_end)
+    assert drawn != first.rng.getrandbits(60)
+    stream.close()
+
+
 def test_session_file_round_trip_is_private_json(tmp_path):
     saved = SavedSession(qq=1, clientid=12345678, psessionid="p" * 20, vfwebqq="v" * 20,
                          msg_id=42, cookies=[])

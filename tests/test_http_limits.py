@@ -127,3 +127,20 @@ async def test_a_body_in_small_chunks_costs_memory_like_its_size(io_loop, no_lea
     outcome, peak = await fetch_traced(server.url + "/")
     assert outcome.read() == b"x" * BODY
     assert peak < 4 * BODY
+
+
+def test_a_kept_connection_and_a_reader_in_flight_cost_a_few_hundred_bytes(io_loop):
+    # A daemon of a thousand accounts keeps two thousand connections and a thousand
+    # polls in flight (issue 17): a __dict__ and an empty memoryview of its own each
+    # made a connection 760 bytes.
+    from webqq.http.connection import Connection
+    from webqq.http.reader import ResponseReader
+    origin, closed = ("http", "d.web2.qq.com", 80), lambda conn: None
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [(Connection(io_loop, origin, closed), ResponseReader()) for _ in range(1000)]
+        each = (tracemalloc.get_traced_memory()[0] - before) / len(kept)
+    finally:
+        tracemalloc.stop()
+    assert each < 800, each          # 1,030 before

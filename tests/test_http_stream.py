@@ -955,3 +955,29 @@ async def test_a_connect_that_ends_after_the_deadline_still_times_out(io_loop, n
         assert caught.value.phase == "request"
     finally:
         listener.close()
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_an_idle_tls_connection_goes_sooner_than_a_plain_one(io_loop, no_leaks, tls,
+                                                                   app_server, stream):
+    # OpenSSL keeps about 35 KB per connection; WebQQ speaks TLS only for logins, so
+    # an idle TLS connection is kept briefly (a burst of logins reuses it), a plain
+    # one (polls, sends) for the whole idle_timeout (issue 17).
+    server_context, ca_file, _ = tls
+    sockets = netutil.bind_sockets(0, "127.0.0.1")
+    server = httpserver.HTTPServer(make_app(), ssl_options=server_context)
+    server.add_sockets(sockets)
+    port = sockets[0].getsockname()[1]
+    try:
+        http = stream(ca_file=ca_file, idle_timeout=30.0, tls_idle_timeout=0.2)
+        first = await http.fetch(Request(f"https://localhost:{port}/connection"))
+        again = await http.fetch(Request(f"https://localhost:{port}/connection"))
+        assert first.read() == again.read()             # kept alive between the two
+        await http.fetch(Request(app_server + "/echo"))
+        assert http._open == 2
+        while any(key[0] == "https" for key in http._idle):
+            await asyncio.sleep(0.05)                   # the timeout itself is tested
+        assert http._open == 1 and [key[0] for key in http._idle] == ["http"]
+    finally:
+        server.stop()
+        await server.close_all_connections()

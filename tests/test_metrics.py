@@ -133,3 +133,75 @@ async def test_the_observer_sees_each_request_once_with_its_status_or_error(harn
     finally:
         stream.close()
         await asyncio.sleep(0)
+
+
+def _observe_alike(metrics, reference, endpoints, values):
+    """The same WebQQ requests into ``metrics`` and into prometheus_client's own Counter
+    and Histogram (``reference``: a registry), as the observer would count them."""
+    from prometheus_client import Counter, Histogram
+    from webqq.onebot.metrics import HTTP_BUCKETS
+    counter = Counter("webqq_http_requests", "WebQQ requests by endpoint and status.",
+                      ("account", "endpoint", "status"), registry=reference)
+    histogram = Histogram("webqq_http_request_seconds", "WebQQ requests: seconds.",
+                          ("account", "endpoint"), buckets=HTTP_BUCKETS,
+                          registry=reference)
+    for account in (10001, 10002):
+        observer = metrics.http_observer(account)
+        for endpoint in endpoints:
+            for index, seconds in enumerate(values):
+                status = 200 if index % 3 else 502
+                observer(Request("http://d.web2.qq.com%s?t=%d" % (endpoint, index)),
+                         status, seconds)
+                counter.labels(str(account), endpoint, str(status)).inc()
+                histogram.labels(str(account), endpoint).observe(seconds)
+
+
+def test_request_series_are_prometheus_clients_own_without_created():
+    """The compact counts write what prometheus_client's Counter and Histogram would:
+    a value on a bound counts in that bucket, the buckets are cumulative, +Inf holds
+    everything, _count and _sum; only their _created series are left out."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from webqq.onebot.health import Health
+    from webqq.onebot.metrics import Metrics
+    metrics, reference = Metrics(Health()), CollectorRegistry()
+    values = [0.0, 0.05, 0.0500001, 1.0, 7.5, 60.0, 119.0, 120.0, 121.0, 400.0]
+    _observe_alike(metrics, reference, ["/channel/poll2", "/channel/get_msg_tip"], values)
+    ours = {key: value for key, value in samples(metrics.exposition().decode()).items()
+            if key[0].startswith("webqq_http_")}
+    theirs = {key: value for key, value in samples(generate_latest(reference).decode())
+              .items() if not key[0].endswith("_created")}
+    assert ours == theirs
+    assert value(ours, "webqq_http_request_seconds_bucket", account="10001",
+                 endpoint="/channel/poll2", le="0.05") == 2       # 0.0 and 0.05 itself
+    assert value(ours, "webqq_http_request_seconds_bucket", account="10002",
+                 endpoint="/channel/poll2", le="+Inf") == len(values)
+
+
+def test_request_counts_cost_an_account_little_memory():
+    """A thousand accounts' request series in one daemon: each account's dozen endpoints
+    cost a few KB (prometheus_client's Counter and Histogram children took 30 KB: an
+    object and a lock per bucket)."""
+    import gc
+    import tracemalloc
+    from webqq.onebot.health import Health
+    from webqq.onebot.metrics import Metrics
+    metrics = Metrics(Health())
+    endpoints = ["/channel/ep%d" % n for n in range(12)]
+    requests = [Request("http://d.web2.qq.com%s" % endpoint) for endpoint in endpoints]
+    accounts = 200
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for account in range(10001, 10001 + accounts):
+            observer = metrics.http_observer(account)
+            for request in requests:
+                observer(request, 200, 0.3)
+                observer(request, 404, 2.0)
+        per_account = (tracemalloc.get_traced_memory()[0] - before) / accounts
+    finally:
+        tracemalloc.stop()
+    assert per_account < 8 * 1024, per_account
+    found = samples(metrics.exposition().decode())
+    assert value(found, "webqq_http_request_seconds_count", account="10200",
+                 endpoint="/channel/ep11") == 2

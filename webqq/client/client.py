@@ -196,7 +196,8 @@ class WebQQClient:
             ``login_sig`` first, then the ``check_sig`` hop after ``login``), or None
             ("auto"): at each login, Era B when the login page carries a ``login_sig``,
             else Era A.
-        rng: the randomness (client id, jitter, check nonces); ``random.Random()``.
+        rng: the randomness (client id, jitter, check nonces); the ``random`` module's
+            (a Random each was 2.5 KB per account; Python reseeds it in a forked child).
         clock: wall-clock seconds for the protocol's ``t`` stamps; ``time.time``.
         accept_friends: the friend policy (``Manager``): False answers no request by
             itself, True accepts all, a set of QQ numbers accepts those.
@@ -242,7 +243,7 @@ class WebQQClient:
         self.backoff, self.backoff_max, self.jitter = backoff, backoff_max, jitter
         self.poll_retry = poll_retry or RetryPolicy(idempotent=True, attempts=3)
         self.resume = resume
-        self.rng = rng or random.Random()
+        self.rng = rng or random
         self.clock = clock
 
         self.state = State.STOPPED

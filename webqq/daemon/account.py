@@ -165,7 +165,9 @@ class Account:
         config = self.daemon.config
         self.store = self.daemon.store.for_account(self.qq)
         self.outbound = Outbound(self.client, self.store, self_id=self.qq,
-                                 send_interval=config.bot.send_interval)
+                                 send_interval=config.bot.send_interval,
+                                 pictures=self.daemon.pictures)
+        self.outbound.on_change = self.daemon.status_soon       # queued, sending_paused
         import_saved_outbox(config.daemon.state_dir / statedir.saved_outbox_file(self.qq),
                             self.outbound)
         self.daemon.health.watch(self.qq, self.client, self.outbound)
@@ -206,6 +208,7 @@ class Account:
         if kind == "message":
             self.counts["received"] += 1
             self._log_incoming(event)
+            self.daemon.status_soon()
             self.daemon.spawn(self._handle(self._as_message(event)))
             return
         if kind == "sent":
@@ -218,6 +221,7 @@ class Account:
             self._on_reconnect(event)
         elif kind == "login_failed":
             self.login.refused(str(event.error))
+            self.daemon.status_soon()
             if event.final:
                 self.log.error("login refused for good: %s", event.error)
                 self._end("login refused: %s" % event.error, ExitCode.LOGIN_REFUSED,
@@ -235,7 +239,8 @@ class Account:
         elif kind == "state":
             self._on_state(event)
         if self.daemon.phase == "running" and self.dispatcher is not None:
-            self.daemon.spawn(self.dispatcher.dispatch_event(self._as_event(event)))
+            self.daemon.status_soon()                           # its "events" count
+            self.daemon.spawn(self._handle_event(self._as_event(event)))
 
     def _end(self, why: str, code: ExitCode, word: str, line: str) -> None:
         """Offline for good: the start report hears it, the daemon decides whether to
@@ -323,6 +328,10 @@ class Account:
 
     async def _handle(self, message: Message) -> None:
         await self.dispatcher.dispatch(message)
+        self.daemon.status_soon()               # the handlers' counts
+
+    async def _handle_event(self, event: Event) -> None:
+        await self.dispatcher.dispatch_event(event)
         self.daemon.status_soon()
 
     # -- sending (the plugins' send and reply) -----------------------------------------

@@ -23,8 +23,9 @@ daemon, as ``Daemon._main`` reads:
    refused;
 4. serve: each account's messages go to its plugins; every message to send is a row of
    its durable queue before its client sees it. ``status.json`` in state_dir
-   (``webqq.daemon.status``) is rewritten (atomically) on every state change and every
-   ``STATUS_INTERVAL`` seconds: the daemon's fields, an ``accounts`` map and, with one
+   (``webqq.daemon.status``) is rewritten (atomically) at each change of what it
+   says, never on a timer: a state change at once with one account, any other within
+   ``STATUS_DELAY``. It holds the daemon's fields, an ``accounts`` map and, with one
    account, that account's fields at the top as before. An account offline for good
    (kicked, logged out, password refused) ends alone; the daemon stops when none is left;
 5. on SIGTERM/SIGINT: let the queues drain (``DRAIN_TIMEOUT``; what is left stays queued
@@ -78,22 +79,24 @@ from webqq.daemon.process import (ExitCode, ReportPipe, StartupError, System, de
 from webqq.daemon.status import status_path
 from webqq.http.stream import MAX_CONNECTIONS, HTTPStream, RetryPolicy
 from webqq.onebot.health import Health
+from webqq.onebot.media import OutgoingPictures
 from webqq.onebot.metrics import Metrics
 from webqq.onebot.server import ApiError, OneBotApi
 from webqq.onebot.store import Store, StoreError, StoreUnavailable, open_store
 from webqq.onebot.token import api_token
 from webqq.tasks import TaskSet
 
-__all__ = ["Daemon", "STATUS_INTERVAL", "DRAIN_TIMEOUT"]
+__all__ = ["Daemon", "STATUS_DELAY", "DRAIN_TIMEOUT"]
 
 log = logging.getLogger("webqq.daemon")
 
 
-#: Seconds between two rewrites of the status file while nothing changes.
-STATUS_INTERVAL = 5.0
-#: Seconds a count change (a message in or out), or with several accounts a state
-#: change, may wait before the status file shows it: a busy daemon rewrites the file at
-#: most this often.
+#: Seconds between two rounds of housekeeping (``Daemon._tick``): the log's pending
+#: "last message repeated" line, and the C heap's free pages given back.
+TICK_INTERVAL = 5.0
+#: Seconds a count change (a message in or out, a plugin's handler, the queue), or
+#: with several accounts a state change, may wait before the status file shows it: a
+#: busy daemon rewrites the file at most this often.
 STATUS_DELAY = 0.5
 #: Seconds the outbound queues may take to drain at shutdown (the rest stays queued).
 DRAIN_TIMEOUT = 10.0
@@ -133,6 +136,8 @@ class Daemon:
         self.simulator = None
         self.stream: Optional[HTTPStream] = None
         self.store: Optional[Store] = None
+        #: The queued pictures of every account: one directory, so one keeper of it.
+        self.pictures = OutgoingPictures(self.config.daemon.state_dir / statedir.MEDIA_OUT)
         self.api: Optional[OneBotApi] = None
         # Every account's readiness and notices (OneBot events, alerts), /metrics.
         self.health = Health()
@@ -145,7 +150,7 @@ class Daemon:
         self._tasks = TaskSet()
         self._stopping: Optional[asyncio.Event] = None
         self._reloading: Optional[asyncio.Lock] = None
-        self._status_timer: Optional[PeriodicCallback] = None
+        self._tick_timer: Optional[PeriodicCallback] = None
         self._status_timer_soon: Optional[object] = None     # a pending status_soon()
         self.report = ReportPipe()           # to a waiting `webqq start`, once detached
         self._announced = False
@@ -286,8 +291,8 @@ class Daemon:
             self.report.tell("up %d" % self.system.getpid())
             for account in self.accounts.values():
                 account.open_session()
-            self._status_timer = PeriodicCallback(self._tick, STATUS_INTERVAL * 1000)
-            self._status_timer.start()
+            self._tick_timer = PeriodicCallback(self._tick, TICK_INTERVAL * 1000)
+            self._tick_timer.start()
             self.write_status()
             await self._stopping.wait()
         except StartupError as error:
@@ -673,8 +678,8 @@ class Daemon:
         saved), stop the simulator, write the last status. Runs once, whatever stopped
         the daemon."""
         self.phase = "stopping"
-        if self._status_timer is not None:
-            self._status_timer.stop()
+        if self._tick_timer is not None:
+            self._tick_timer.stop()
         report = self.shutdown_report
         started = [a for a in self.accounts.values() if a.outbound is not None]
         if started:
@@ -711,11 +716,14 @@ class Daemon:
                  report.get("outbox", "-"), report.get("session", "-"))
         self.report.close()
 
-    # -- status ------------------------------------------------------------------------
-
     def _tick(self) -> None:
+        """Housekeeping: the log's pending summary line; the memory a burst freed (a
+        thousand logins' TLS buffers: a third of the daemon's) given back, which costs
+        a quarter of a millisecond when there is none."""
         self.logs.flush()
-        self.write_status()
+        self.system.release_free_memory()
+
+    # -- status ------------------------------------------------------------------------
 
     def status(self) -> Dict[str, Any]:
         """What ``webqq status`` shows, as written to ``status.json``: the daemon's
@@ -758,7 +766,9 @@ class Daemon:
             self.write_status()
 
     def status_soon(self) -> None:
-        """Rewrite the status file within ``STATUS_DELAY`` seconds (counts changed)."""
+        """Rewrite the status file within ``STATUS_DELAY`` seconds: something it says
+        changed (counts, the queue, a login's error). Every such change must call this
+        (or ``write_status``): nothing rewrites the file on a timer."""
         if self._status_timer_soon is None and self.phase == "running":
             self._status_timer_soon = IOLoop.current().call_later(STATUS_DELAY,
                                                                   self._status_due)

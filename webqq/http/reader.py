@@ -145,6 +145,11 @@ class ResponseReader:
     of the response has arrived.
     """
 
+    # One per request in flight: a daemon of a thousand accounts holds a thousand polls.
+    __slots__ = ("_head_request", "_max_header_size", "_max_body_size", "_buf", "_state",
+                 "_scanned", "_interim", "_length", "_pieces", "_chunked", "_body_size",
+                 "_framing", "_trailer_size", "_message", "started")
+
     def __init__(self, head_request: bool = False, max_header_size: int = MAX_HEADER_SIZE,
                  max_body_size: int = MAX_BODY_SIZE) -> None:
         self._head_request = head_request

@@ -81,6 +81,11 @@ MAX_VISITS = 2
 #: Seconds a keep-alive connection may sit unused: under nginx's 75 s and
 #: Tornado's server default, so we close first and never race the server's close.
 IDLE_TIMEOUT = 30.0
+#: Seconds a TLS keep-alive connection may sit unused, when `IDLE_TIMEOUT` is longer:
+#: OpenSSL keeps about 35 KB for each, and WebQQ speaks TLS only for a login's steps,
+#: so an idle one serves the next login of a burst, not half a minute after it (a
+#: thousand accounts' logins left 270 of them, 9 MB, for 30 s: issue 17).
+TLS_IDLE_TIMEOUT = 5.0
 #: Open sockets at most (active and idle), far below this machine's fd limit;
 #: further requests wait in order.
 MAX_CONNECTIONS = 64
@@ -205,6 +210,7 @@ class HTTPStream:
         ca_file: extra CA certificates (PEM) trusted besides the system's.
         resolver: a `tornado.netutil.Resolver`; default the loop's getaddrinfo.
         idle_timeout: seconds an unused keep-alive connection is kept.
+        tls_idle_timeout: the same for a TLS connection, when shorter.
         max_header_size, max_body_size: caps in bytes (see webqq.http.reader).
         max_redirects: redirects followed per request; 0 hands every 3xx to
             the readback.
@@ -223,7 +229,8 @@ class HTTPStream:
                  ssl_context: Optional[ssl.SSLContext] = None, *,
                  ca_file: Optional[str] = None, resolver: Optional[Resolver] = None,
                  idle_timeout: float = IDLE_TIMEOUT, max_header_size: int = MAX_HEADER_SIZE,
-                 max_body_size: int = MAX_BODY_SIZE, max_redirects: int = MAX_REDIRECTS) -> None:
+                 max_body_size: int = MAX_BODY_SIZE, max_redirects: int = MAX_REDIRECTS,
+                 tls_idle_timeout: float = TLS_IDLE_TIMEOUT) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         self.io_loop = io_loop or IOLoop.current()
@@ -233,6 +240,7 @@ class HTTPStream:
         self.request_timeout = request_timeout
         self.max_connections = max_connections
         self.idle_timeout = idle_timeout
+        self.tls_idle_timeout = tls_idle_timeout
         self.max_header_size = max_header_size
         self.max_body_size = max_body_size
         self.max_redirects = max_redirects
@@ -244,6 +252,7 @@ class HTTPStream:
         self._idle: Dict[Tuple[str, str, int], List[Connection]] = {}
         self._open = 0                             # sockets open: connecting, busy or idle
         self._sweep_timer: Optional[object] = None
+        self._sweep_at = 0.0                       # when _sweep_timer fires
         # Deadlines of the jobs in a timed phase (queue, connect, request), all
         # watched by one IOLoop timer armed for the earliest: a timer per request,
         # armed and cancelled each time, was 3 µs of a 50 µs keep-alive request.
@@ -578,8 +587,9 @@ class HTTPStream:
             return
         conn.park(self.io_loop.time())
         self._idle.setdefault(conn.key, []).append(conn)
-        if self._sweep_timer is None:
-            self._sweep_timer = self.io_loop.call_later(self.idle_timeout, self._sweep)
+        due = self._idle_until(conn)
+        if self._sweep_timer is None or due < self._sweep_at:
+            self._arm_sweep(due)
         if self._queue:
             self._pump()
 
@@ -627,17 +637,29 @@ class HTTPStream:
         self._unpool(conn)
         self._release_slot()
 
+    def _idle_until(self, conn: Connection) -> float:
+        """When parked `conn` has been idle too long (TLS ones sooner)."""
+        if conn.key[0] == "https":
+            return conn.idle_since + min(self.idle_timeout, self.tls_idle_timeout)
+        return conn.idle_since + self.idle_timeout
+
+    def _arm_sweep(self, when: float) -> None:
+        if self._sweep_timer is not None:
+            self.io_loop.remove_timeout(self._sweep_timer)
+        self._sweep_at = when
+        self._sweep_timer = self.io_loop.call_at(when, self._sweep)
+
     def _sweep(self) -> None:
         self._sweep_timer = None
-        deadline = self.io_loop.time() - self.idle_timeout
+        now = self.io_loop.time()
         for conns in list(self._idle.values()):
-            for conn in [c for c in conns if c.idle_since <= deadline]:
+            for conn in [c for c in conns if self._idle_until(c) <= now]:
                 self._unpool(conn)
                 conn.close(None)
                 self._open -= 1
         if self._idle:
-            oldest = min(c.idle_since for conns in self._idle.values() for c in conns)
-            self._sweep_timer = self.io_loop.call_at(oldest + self.idle_timeout, self._sweep)
+            self._arm_sweep(min(self._idle_until(c)
+                                for conns in self._idle.values() for c in conns))
         self._pump()
 
     def _release_slot(self) -> None:

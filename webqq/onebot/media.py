@@ -14,7 +14,8 @@ media: four small parts, each used by one other module.
   of ``state_dir/media-out`` named by the SHA-256 of its bytes (0600, written durably
   before the row), and the row keeps that name: a queued picture survives a restart,
   the database stays small, and one picture queued twice is one file. A file goes once
-  no queued or sending row names it.
+  no queued or sending row names it, of any account: a daemon's accounts share the
+  directory (and one ``OutgoingPictures``, which knows the pictures being queued).
 * ``ReceivedPictures`` (the server and the media route): the ``picture_name`` of each
   received picture, and what fetching it needs, in memory and in the store, so that its
   ``url`` works after a restart (the bytes are the client's cache's).
@@ -36,7 +37,7 @@ import re
 import secrets
 import stat
 import urllib.parse
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Any, Dict, Iterable, Optional, Set, Tuple, Union
 from urllib.request import Request, url2pathname
@@ -213,10 +214,15 @@ class OutgoingPictures:
 
     Args:
         directory: ``state_dir/media-out`` (created 0700 when first needed).
+
+    Attribute ``being_put``: the digests of pictures written for a message not yet
+    stored (a sweep keeps them), with how many such messages name each.
     """
 
     def __init__(self, directory: Union[str, Path]) -> None:
         self.directory = Path(directory)
+        self.being_put: "Counter[str]" = Counter()
+        self._sweeping: Optional[Store] = None      # a sweep_soon() not yet run
 
     async def keep(self, picture: UploadPicture) -> StoredPicture:
         """Write ``picture`` (durably, 0600, in a worker thread) unless its file is
@@ -252,6 +258,28 @@ class OutgoingPictures:
             raise ValueError("its picture %s in %s is damaged" % (stored.name,
                                                                   self.directory))
         return UploadPicture(data, stored.format, stored.name)
+
+    def sweep_soon(self, store: Store) -> None:
+        """At the loop's next turn, remove the pictures that no queued or sending row of
+        any account of ``store``'s file, nor a message being put, names: once for all
+        who ask meanwhile (a daemon's thousand accounts ask together as they start).
+        Nothing goes while the rows cannot be read."""
+        if self._sweeping is None:
+            self._sweeping = store
+            IOLoop.current().add_callback(self._sweep_due)
+
+    def _sweep_due(self) -> None:
+        store, self._sweeping = self._sweeping, None
+        keep = set(self.being_put)
+        try:
+            for row in store.pending_with_pictures():
+                keep |= digests(row.data.get("pieces", ()))
+        except StoreUnavailable as error:
+            log.debug("pictures not swept: %s", error)
+            return
+        gone = self.sweep(keep)
+        if gone:
+            log.debug("%d picture(s) of finished messages removed", gone)
 
     def sweep(self, keep: Set[str]) -> int:
         """Remove the pictures whose digest is not in ``keep`` (what queued or sending

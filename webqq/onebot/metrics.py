@@ -10,7 +10,8 @@ Two kinds of numbers go in it:
   the outbox's depth and oldest age, the store's size;
 * counted as they happen: each request of the WebQQ client (``HTTPStream``'s
   ``observer``: ``http_observer``) and of the API (``observe_api``), by endpoint and
-  status, with latency histograms.
+  status, with latency histograms, kept as plain numbers (``_Requests``: a few hundred
+  bytes per account and endpoint, where prometheus_client's own classes took kilobytes).
 
 The names, all ``webqq_``: ``account_state{state}`` (1 for the current one),
 ``account_ready``, ``last_poll_age_seconds``, ``polls_answered_total``,
@@ -24,16 +25,20 @@ the HTTP status or the error's class), ``api_requests_total{endpoint,status}`` a
 ``api_request_seconds{endpoint}`` (endpoint: the action, or the route's first part:
 ``/readyz``, ``/captcha``, ``/images``).
 
-What it must never do: cost the HTTP engine more than a dict lookup and two counter
-updates per request, let label values grow without bound (``MAX_ENDPOINTS``), or block
+What it must never do: cost the HTTP engine more than two dict lookups and a bisect per
+request, let label values grow without bound (``MAX_ENDPOINTS``), or block
 the IOLoop (a scrape reads a few SQLite counts).
 """
+import math
 import os
+from array import array
+from bisect import bisect_left
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client import generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
+                                    HistogramMetricFamily, Metric)
+from prometheus_client.utils import floatToGoString
 from tornado import web
 
 from webqq.client.client import State
@@ -132,17 +137,28 @@ def _file_size(path: Any) -> int:
 
 
 class _Requests:
-    """A request counter and latency histogram, their label children cached."""
+    """A request counter and a latency histogram by labels, as plain numbers, written out
+    when scraped (a collector of the registry).
 
-    def __init__(self, registry: CollectorRegistry, name: str, what: str,
-                 labels: Tuple[str, ...], buckets: Tuple[float, ...]) -> None:
-        self.counter = Counter(name + "_requests", "%s by endpoint and status." % what,
-                               labels + ("endpoint", "status"), registry=registry)
-        self.histogram = Histogram(name + "_request_seconds", "%s: seconds." % what,
-                                   labels + ("endpoint",), buckets=buckets,
-                                   registry=registry)
-        self._counts: Dict[Tuple, Any] = {}
-        self._times: Dict[Tuple, Any] = {}
+    Not prometheus_client's ``Counter`` and ``Histogram``: their children keep an object
+    and a lock for every number (a histogram child: its buckets, its sum), which for a
+    dozen WebQQ endpoints came to 30 KB per account, a quarter of what an account cost a
+    daemon of a thousand (issue 17). Here a count is one dict entry and a histogram one
+    ``array`` of doubles: the buckets' own counts (not cumulative), the sum.
+
+    The series are the ones those classes write, but without ``_created``: in the text
+    format a Prometheus reads it as one more gauge per series, which nobody asked for.
+    """
+
+    def __init__(self, name: str, what: str, labels: Tuple[str, ...],
+                 buckets: Tuple[float, ...]) -> None:
+        self.name, self.what = name, what
+        self.labels = labels
+        self.bounds = tuple(float(bound) for bound in buckets)
+        # The ``le`` labels as prometheus_client writes them ("0.05", "1.0", "+Inf").
+        self._le = [floatToGoString(bound) for bound in self.bounds + (math.inf,)]
+        self._counts: Dict[Tuple[str, ...], int] = {}       # labels, endpoint, status
+        self._times: Dict[Tuple[str, ...], array] = {}      # labels, endpoint
         self._endpoints: set = set()
 
     def observe(self, labels: Tuple[str, ...], endpoint: str, status: str,
@@ -152,15 +168,32 @@ class _Requests:
                 endpoint = "other"
             self._endpoints.add(endpoint)
         key = labels + (endpoint, status)
-        child = self._counts.get(key)
-        if child is None:
-            child = self._counts[key] = self.counter.labels(*key)
-        child.inc()
+        self._counts[key] = self._counts.get(key, 0) + 1
         key = labels + (endpoint,)
-        child = self._times.get(key)
-        if child is None:
-            child = self._times[key] = self.histogram.labels(*key)
-        child.observe(seconds)
+        row = self._times.get(key)
+        if row is None:
+            row = self._times[key] = array("d", [0.0]) * (len(self.bounds) + 2)
+        # The first bucket whose bound is at least the value ("le"), else +Inf's.
+        row[bisect_left(self.bounds, seconds)] += 1
+        row[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        counter = CounterMetricFamily(self.name + "_requests",
+                                      "%s by endpoint and status." % self.what,
+                                      labels=self.labels + ("endpoint", "status"))
+        for key, count in self._counts.items():
+            counter.add_metric(key, count)
+        histogram = HistogramMetricFamily(self.name + "_request_seconds",
+                                          "%s: seconds." % self.what,
+                                          labels=self.labels + ("endpoint",))
+        for key, row in self._times.items():
+            buckets, total = [], 0.0
+            for le, count in zip(self._le, row):
+                total += count
+                buckets.append((le, total))
+            histogram.add_metric(key, buckets, row[-1])
+        yield counter
+        yield histogram
 
 
 class Metrics:
@@ -174,10 +207,10 @@ class Metrics:
         self.health = health
         self.registry = CollectorRegistry()
         self.registry.register(_Accounts(health))
-        self._http = _Requests(self.registry, "webqq_http", "WebQQ requests",
-                               ("account",), HTTP_BUCKETS)
-        self._api = _Requests(self.registry, "webqq_api", "API requests", (),
-                              API_BUCKETS)
+        self._http = _Requests("webqq_http", "WebQQ requests", ("account",), HTTP_BUCKETS)
+        self._api = _Requests("webqq_api", "API requests", (), API_BUCKETS)
+        self.registry.register(self._http)
+        self.registry.register(self._api)
 
     def http_observer(self, account: int) -> Callable[[Any, Any, float], None]:
         """The ``HTTPStream.observer`` of ``account``'s stream."""

@@ -26,7 +26,6 @@ import hashlib
 import json
 import logging
 import os
-from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -93,10 +92,13 @@ class Outbound:
         store: the ``Store`` (its owner closes it, after ``close()``).
         self_id: our QQ number (``user_id`` of what we send).
         send_interval: the client's ``send_interval`` (``[bot] send_interval``).
+        pictures: where queued pictures wait: the daemon's one for all its accounts
+            (they share ``state_dir/media-out``); None: one of its own there.
     """
 
     def __init__(self, client: Any, store: Store, *, self_id: int,
-                 send_interval: float = 0.5) -> None:
+                 send_interval: float = 0.5,
+                 pictures: Optional[OutgoingPictures] = None) -> None:
         self.client = client
         self.store = store
         self.self_id = self_id
@@ -130,11 +132,15 @@ class Outbound:
         self._prune_timer: Optional[PeriodicCallback] = None
         self._last_waiting = 0
         #: The pictures of queued messages (``state_dir/media-out``).
-        self.pictures = OutgoingPictures(Path(client.state_dir) / MEDIA_OUT)
-        self._putting: "Counter[str]" = Counter()     # digests of messages being put
+        self.pictures = pictures or OutgoingPictures(Path(client.state_dir) / MEDIA_OUT)
         #: ``listener(message_id, status, why)`` of each, as a row becomes final (sent,
         #: failed, ambiguous): the API's delivery receipts.
         self.finished: List[Callable[[int, str, Optional[str]], Any]] = []
+        #: Called with nothing when what ``waiting()`` counts or ``paused`` may have
+        #: changed (a row queued or finished, a message waiting in memory, sending
+        #: paused or resumed): the daemon's status file follows it, rather than
+        #: counting every account's rows on a timer.
+        self.on_change: Optional[Callable[[], Any]] = None
         store.on_unwritable = self._pause
         # Kept: the client forgets a listener by identity, and each attribute access
         # makes a new bound method.
@@ -189,18 +195,7 @@ class Outbound:
         return row is not None and bool(digests(row.data.get("pieces", ())))
 
     def _sweep(self) -> None:
-        """Remove the pictures no queued or sending row, nor a message being put,
-        names (nothing while the rows cannot be read)."""
-        keep = set(self._putting)
-        try:
-            for row in self.store.pending():
-                keep |= digests(row.data.get("pieces", ()))
-        except StoreUnavailable as error:
-            log.debug("pictures not swept: %s", error)
-            return
-        gone = self.pictures.sweep(keep)
-        if gone:
-            log.debug("%d picture(s) of finished messages removed", gone)
+        self.pictures.sweep_soon(self.store)
 
     # -- putting messages in -----------------------------------------------------------
 
@@ -218,7 +213,8 @@ class Outbound:
         """
         pending = [hashlib.sha256(p.data).hexdigest() for p in pieces
                    if isinstance(p, UploadPicture)]
-        self._putting.update(pending)
+        being_put = self.pictures.being_put
+        being_put.update(pending)
         try:
             stored = [await self.pictures.keep(p) if isinstance(p, UploadPicture) else p
                       for p in pieces]
@@ -226,9 +222,9 @@ class Outbound:
                                idempotency_key=idempotency_key)
         finally:
             for digest in pending:
-                self._putting[digest] -= 1
-                if self._putting[digest] <= 0:
-                    del self._putting[digest]
+                being_put[digest] -= 1
+                if being_put[digest] <= 0:
+                    del being_put[digest]
 
     def accept(self, chat: str, target: int,
                pieces: Sequence[Union[str, Face, StoredPicture]], segments: List[Dict], *,
@@ -257,6 +253,7 @@ class Outbound:
         if created:
             log.debug("accepted message %d (%s %d, %s)", message_id, chat, target, origin)
             self._idle.clear()
+            self._changed()
             self.pump()
         return message_id, created
 
@@ -277,6 +274,7 @@ class Outbound:
                 pass
         self._unsaved.append((chat, target, text, origin))
         self._idle.clear()
+        self._changed()
         log.warning("the message store cannot be written: a %s message to %s %d waits in "
                     "memory (%d) until it can", origin, chat, target, len(self._unsaved))
         return None
@@ -361,11 +359,9 @@ class Outbound:
         """Rows still to send (``queued``) or on their way (``sending``), and plugin
         messages not yet stored (the last count read while the store cannot be)."""
         try:
-            counts = self.store.counts()
+            self._last_waiting = self.store.pending_count() + len(self._unsaved)
         except StoreUnavailable:
-            return self._last_waiting
-        self._last_waiting = (counts.get("queued", 0) + counts.get("sending", 0)
-                              + len(self._unsaved))
+            pass
         return self._last_waiting
 
     # -- the pump ----------------------------------------------------------------------
@@ -509,6 +505,7 @@ class Outbound:
                 if status not in PENDING and self._names_pictures(message_id):
                     self._sweep()
         log.debug("message %d %s", message_id, status)
+        self._changed()
         for future in self._waiters.pop(message_id, []):
             if not future.done():
                 future.set_result((status, _why(error, retcode)))
@@ -532,6 +529,10 @@ class Outbound:
         while len(self.sessions) > SESSIONS_MAX:
             del self.sessions[next(iter(self.sessions))]
 
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
     # -- when the store cannot be written ----------------------------------------------
 
     def _pause(self, reason: str) -> None:
@@ -544,6 +545,7 @@ class Outbound:
             self._retries = 0
         self.paused = reason
         self._idle.clear()
+        self._changed()
         if self._retry_timer is None and not self._closed:
             delay = backoff_delay(self._retries + 1, RETRY, RETRY_MAX)
             self._retry_timer = IOLoop.current().call_later(delay, self._retry)
@@ -566,6 +568,7 @@ class Outbound:
             return
         log.info("the message store can be written again: sending resumed")
         self.paused = None
+        self._changed()
         self.pump()
 
     def _flush(self) -> None:

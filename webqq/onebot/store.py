@@ -437,6 +437,14 @@ class Store:
                           "AND status IN ('queued', 'sending') ORDER BY id", (self.account,))
         return [StoredMessage(row) for row in rows]
 
+    def pending_with_pictures(self) -> List[StoredMessage]:
+        """The ``queued`` or ``sending`` rows of every account in the file that may name
+        a picture file (the accounts share ``media-out``): SQLite passes over the rows
+        of text alone without handing them over."""
+        rows = self._read("SELECT * FROM messages WHERE direction = 'out' AND status IN "
+                          "('queued', 'sending') AND data LIKE '%\"picture\"%' ORDER BY id")
+        return [StoredMessage(row) for row in rows]
+
     def mark_sending(self, *message_ids: int) -> Set[int]:
         """``queued`` -> ``sending`` for each row named, in one transaction synced to the
         disk (``synchronous=FULL``: one sync for all of them) before it returns: call it
@@ -527,6 +535,15 @@ class Store:
             "it was being sent', updated = ? WHERE account = ? AND direction = 'out' AND "
             "status = 'sending'", (self.clock(), self.account))
         return cursor.rowcount
+
+    def pending_count(self) -> int:
+        """How many outgoing rows are still ``queued`` or ``sending``: read from the
+        ``messages_pending`` index alone, whatever the account's history (``counts``
+        reads each of its rows)."""
+        rows = self._read("SELECT COUNT(*) AS n FROM messages WHERE account = ? AND "
+                          "direction = 'out' AND status IN ('queued', 'sending')",
+                          (self.account,))
+        return rows[0]["n"]
 
     def counts(self) -> Dict[str, int]:
         """Messages by status (``received``, ``queued``, ``sent``, ...)."""
