@@ -12,6 +12,7 @@ What it must never do: run in the daemon's IOLoop what blocks (only the CLI, whi
 loop, sleeps or waits on the pipe), or leave the detached daemon a controlling terminal.
 """
 import enum
+import functools
 import os
 import select
 import time
@@ -94,8 +95,10 @@ class System:
         return True
 
 
+@functools.lru_cache(maxsize=1)
 def _malloc_trim() -> Optional[Callable[[int], int]]:
-    """glibc's ``malloc_trim`` from this process's own symbols, or None (musl, macOS)."""
+    """glibc's ``malloc_trim`` from this process's own symbols, or None (musl, macOS);
+    looked up once."""
     try:
         import ctypes           # only a daemon that trims: a few hundred KB
         return ctypes.CDLL(None).malloc_trim
