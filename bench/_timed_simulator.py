@@ -179,6 +179,8 @@ def main() -> int:
     logging.basicConfig(level=args.loglevel.upper(),
                         format="%(asctime)s %(name)s %(message)s")
     del sys.path[0]                 # bench/: import webqq as webqq-simulator would
+    from webqq.simulator.cli import collect_less
+    collect_less()                  # as webqq-simulator does
     return asyncio.run(serve(args))
 
 
