@@ -92,10 +92,13 @@ class Connection:
         self.port = port
         self.reader = self.writer = None
 
-    async def fetch(self, request, cookies: dict):
-        """``(status, Set-Cookie values, body)`` of ``request`` (a urllib Request)."""
+    async def open(self) -> None:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def fetch(self, request, cookies: dict):
+        """``(status, Set-Cookie values, body)`` of ``request`` (a urllib Request)."""
+        await self.open()
         host = request.host
         lines = ["%s %s HTTP/1.1" % (request.get_method(), request.selector), "Host: " + host,
                  "User-Agent: " + USER_AGENT, "Accept-Encoding: gzip, deflate"]
@@ -172,6 +175,9 @@ class Client:
             login2 = parse_login2(await self._call(self.poller, builders.build_login2(
                 self.cookies["ptwebqq"][0], clientid=self.clientid)))
             self.psessionid = login2.psessionid
+            # Connected now, as a daemon's kept connection is: a thousand connects at
+            # the first message would overflow the simulator's accept queue.
+            await self.sender.open()
         finally:
             login_conn.close()
             tls_conn.close()
