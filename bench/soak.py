@@ -92,8 +92,8 @@ POLL = "/channel/poll2"
 #: Seconds without a new send (daemon online, outbox empty) that end the grace early.
 QUIET = 30.0
 #: The daemon's log line for a send it could not confirm (webqq.client.send_queue):
-#: "Message 12 (buddy 20001, 'soak-12') ambiguous: ...".
-_NOT_CONFIRMED = re.compile(r"webqq\.send_queue: Message \d+ \(\w+ [^,]+, '([^']*)'\) "
+#: "Message 12 to buddy 20001 ('soak-12') ambiguous: ...".
+_NOT_CONFIRMED = re.compile(r"webqq\.send_queue: Message \d+ to \w+ [^(]+ \('([^']*)'\) "
                             r"(ambiguous|failed)")
 #: kind -> weight of the random choice (the outage is scheduled apart, once).
 FAULT_WEIGHTS = {"poll_reset": 3, "poll_5xx": 3, "send_5xx": 3, "send_reset": 1,

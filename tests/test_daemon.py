@@ -98,7 +98,8 @@ def test_secret_mask_keeps_the_last_session_secrets_max_values_of_each_account(m
         "******** ******** skey-two ******** ********"
     for n in range(100):
         mask.add("rotated-%d" % n, session="shop")
-    assert len(mask._ordered) <= 3 + 3 * 3      # the password's forms, three values' forms
+    assert len(mask._refs) <= 3 + 3 * 3      # the password's forms, three values' forms
+    assert len(mask._starts) <= len(mask._refs)     # its index lets go of them too
     assert mask.mask("the-password other-account") == "******** ********"
 
 

@@ -203,6 +203,66 @@ from webqq.onebot.server import OneBotApi  # noqa: E402
 
 
 @pytest.mark.gen_test(timeout=40)
+async def test_rows_of_several_accounts_asked_in_one_turn_share_one_sync(world, tmp_path):
+    """Writing 'sending' syncs the disk (milliseconds of the loop): the rows every
+    account's queue asks for in one loop turn are written in one synced transaction,
+    and each is still written before its message leaves."""
+    store = Store(tmp_path / "messages.sqlite3")
+    statements = []
+    store._file.db.set_trace_callback(statements.append)
+    outbounds = []
+    try:
+        for qq in (10001, 10002):
+            client = world.client(qq=qq)
+            recorder = Recorder(client)
+            client.start()
+            await recorder.online()
+            outbound = Outbound(client, store.for_account(qq), self_id=qq, send_interval=0.1)
+            outbound.start()
+            outbounds.append(outbound)
+        del statements[:]
+        first = outbounds[0].send_text("buddy", 10002, "from one")
+        second = outbounds[1].send_text("buddy", 20001, "from two")
+        assert [await o.outcome(i, 10) for o, i in zip(outbounds, (first, second))] == \
+            [("sent", None), ("sent", None)]
+        synced = [n for n, sql in enumerate(statements) if sql == "PRAGMA synchronous=FULL"]
+        assert len(synced) == 1
+        transaction = statements[synced[0]:statements.index("COMMIT", synced[0]) + 1]
+        marked = [sql for sql in transaction if sql.startswith("UPDATE messages SET "
+                                                               "status = 'sending'")]
+        assert len(marked) == 2
+        assert [m["text"] for m in await world.control.sent(10001)] == ["from one"]
+        assert [m["text"] for m in await world.control.sent(10002)] == ["from two"]
+    finally:
+        for outbound in outbounds:
+            outbound.close()
+        store.close()
+
+
+@pytest.mark.gen_test(timeout=40)
+async def test_a_queue_closed_before_its_row_is_synced_leaves_the_row_queued(world, tmp_path):
+    """Closing takes the row out of the batch: nothing is written for it."""
+    store = Store(tmp_path / "messages.sqlite3")
+    statements = []
+    client = world.client()
+    recorder = Recorder(client)
+    client.start()
+    await recorder.online()
+    outbound = Outbound(client, store.for_account(10001), self_id=10001, send_interval=0.1)
+    outbound.start()
+    try:
+        message_id = outbound.send_text("buddy", 20001, "not yet")   # asked, not synced
+        store._file.db.set_trace_callback(statements.append)
+        outbound.close()
+        store.flush_sending()
+        assert statements == []
+        assert store.for_account(10001).get(message_id).status == "queued"
+        assert await world.control.sent(10001) == []
+    finally:
+        store.close()
+
+
+@pytest.mark.gen_test(timeout=40)
 async def test_each_account_has_its_deliveries_and_its_sockets(harness, world, tmp_path):
     hook, reverse = {}, {}
     hook_port = harness.serve(web.Application([(r"/hook", Webhook, {"record": hook})]))

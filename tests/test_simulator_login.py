@@ -193,6 +193,55 @@ async def test_stale_ptwebqq_after_rotation(sim, browser, held_polls):
 
 
 @pytest.mark.gen_test
+async def test_a_rotation_no_poll_answered_yet_leaves_the_old_ptwebqq_and_the_queue(sim,
+                                                                                    browser):
+    # The 60-minute soak's episode: a 116 owed while no poll is held, and a 502 (a proxy
+    # that never reached the server) in place of the poll that was to carry it.
+    session = await in_thread(browser.sign_in, 10001)
+    old = browser.cookie("ptwebqq").value
+    await in_thread(browser.control, "rotate", {"account": 10001})
+    await in_thread(browser.control, "say", {"to": 10001, "from": 20001, "text": "meanwhile"})
+    await in_thread(browser.control, "fault", {"path": "/channel/poll2", "kind": "status",
+                                               "status": 502})
+    assert (await in_thread(browser.poll)).status == 502
+    # The client cannot know p: its relink with the old ptwebqq is the same client back.
+    assert (await in_thread(browser.login2, session["clientid"])).json()["retcode"] == 0
+    body = (await in_thread(browser.poll)).json()
+    assert body["retcode"] == 116 and body["p"] != old
+    # From the answer on, only p relinks; the queue waited through all of it.
+    assert (await in_thread(browser.login2, session["clientid"])).json() == {"retcode": 103,
+                                                                              "errmsg": ""}
+    browser.set_cookie("ptwebqq", body["p"])
+    assert (await in_thread(browser.login2, session["clientid"])).json()["retcode"] == 0
+    [item] = (await in_thread(browser.poll)).json()["result"]
+    assert item["value"]["content"][1:] == ["meanwhile"]
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("kind", ["status", "reset"])
+async def test_a_116_whose_answer_is_lost_is_undone_and_owed_again(sim, browser, held_polls,
+                                                                   kind):
+    # Like a poll's items, a 116 never written has no effect: the old ptwebqq stands.
+    session = await in_thread(browser.sign_in, 10001)
+    old = browser.cookie("ptwebqq").value
+    await in_thread(browser.control, "fault", {"path": "/channel/poll2", "kind": kind,
+                                               "when": "after"})
+    poll = in_thread(browser.poll)
+    await next_held(held_polls, 10001)
+    await in_thread(browser.control, "rotate", {"account": 10001})
+    if kind == "status":
+        assert (await poll).status == 502
+    else:
+        with pytest.raises(OSError):
+            await poll
+    assert (await in_thread(browser.login2, session["clientid"])).json()["retcode"] == 0
+    body = (await in_thread(browser.poll)).json()
+    assert body["retcode"] == 116 and body["p"] != old
+    browser.set_cookie("ptwebqq", body["p"])
+    assert (await in_thread(browser.login2, session["clientid"])).json()["retcode"] == 0
+
+
+@pytest.mark.gen_test
 async def test_login2_refusals(sim, browser):
     await in_thread(browser.login, 10001)
     ptwebqq = browser.cookie("ptwebqq").value

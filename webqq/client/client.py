@@ -258,6 +258,7 @@ class WebQQClient:
         self.polls_answered = 0              # poll answers (status 200) of live sessions
         self._poll_sent = 0.0
         self._unknown_poll_codes = 0
+        self._quick_116 = False              # the last poll answer was a fast 116
         self._heartbeats = 0
         self._loading_contacts: Optional[int] = None   # the epoch of the running load
         self.resend_ambiguous = resend_ambiguous
@@ -609,7 +610,7 @@ class WebQQClient:
         and the poll chain, the heartbeat, the watchdog and the refresh timer start."""
         if epoch is not None and epoch != self._epoch:
             return
-        self._unknown_poll_codes = 0
+        self._unknown_poll_codes, self._quick_116 = 0, False
         how = "session resumed" if resumed else "relinked" if relinked else "logged in"
         self._set_state(State.ONLINE, how)
         self._emit(Online(resumed, relinked))
@@ -679,6 +680,8 @@ class WebQQClient:
             return None
         elif outcome is PollOutcome.RELOGIN:
             if result.retcode is QQRetcode.WRONG_WEB_CLIENT:
+                log.warning("poll2 answered 122: logging in as another client; what the "
+                            "server still held for this one may never come")
                 self._flow.new_clientid()
             self._relogin("poll2 answered %d" % result.retcode)
             return None
@@ -687,9 +690,11 @@ class WebQQClient:
             self._give_up("poll2 answered %d: logged out" % result.retcode)
             return None
         # An empty answer long before the hold time is up is not a held poll: a broken
-        # server answering at once must not make us spin.
+        # server answering at once must not make us spin. A 116 brings news, so the next
+        # poll goes at once (messages wait behind it), unless the last one came fast too.
         quick = self.io_loop.time() - self._poll_sent < self.poll_hold / 10
-        empty = outcome is not PollOutcome.MESSAGES
+        rotated, self._quick_116 = self._quick_116, quick and outcome is PollOutcome.NEW_PTWEBQQ
+        empty = outcome is PollOutcome.RETRY or (self._quick_116 and rotated)
         return self._next_poll(epoch, self.poll_hold / 10 if quick and empty else 0.0)
 
     def _watchdog(self) -> None:

@@ -18,6 +18,7 @@ from urllib.request import Request
 
 from tornado.ioloop import IOLoop
 
+from webqq.http.cookies import CachingCookieJar
 from webqq.http.retry import RetryPolicy
 from webqq.http.stream import Errback, HTTPStream, Observer, Readback, Response
 
@@ -25,7 +26,8 @@ __all__ = ["CookieScope"]
 
 
 class CookieScope:
-    """The shared ``stream`` with cookie jar ``cookiejar`` (default: a new one).
+    """The shared ``stream`` with cookie jar ``cookiejar`` (default: a new
+    ``CachingCookieJar``).
 
     Args:
         stream: the ``HTTPStream`` every request goes through (its owner closes it).
@@ -37,7 +39,7 @@ class CookieScope:
 
     def __init__(self, stream: HTTPStream, cookiejar: Optional[CookieJar] = None) -> None:
         self.stream = stream
-        self.cookiejar = cookiejar if cookiejar is not None else CookieJar()
+        self.cookiejar = cookiejar if cookiejar is not None else CachingCookieJar()
         self.observer: Optional[Observer] = None
 
     @property

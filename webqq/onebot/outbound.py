@@ -67,6 +67,9 @@ class Outbound:
     * A row goes to the client only after ``sending`` is written and synced
       (``Store.mark_sending``): nothing reaches the network that the store does not
       know may be there. A row found ``sending`` after a crash is never sent again.
+      The rows every account's queue asks for in one loop turn share one sync
+      (``Store.ask_sending``): a sync takes milliseconds of the loop, and one per
+      message would cap a daemon of many accounts at a few hundred a second.
     * One row at a time, and only when the client will transmit it at once: it is
       ONLINE, has finished the last row (its ``"sent"`` event), and ``send_interval``
       (twice that for the same text again, as the client paces) has passed since, and
@@ -107,6 +110,7 @@ class Outbound:
         # SESSIONS_MAX strangers heard from last.
         self.sessions: Dict[int, Tuple[int, int, int]] = {}
         self._in_hand: Optional[Tuple[int, Any]] = None     # (message_id, OutgoingMessage)
+        self._marking: Optional[Any] = None     # the row asked to be written 'sending'
         # When the client finished the last row (loop time) and its text: the pacing.
         self._last: Optional[Tuple[float, str]] = None
         # Outcomes known but not yet written, and plugin messages not yet stored: in
@@ -367,10 +371,12 @@ class Outbound:
     # -- the pump ----------------------------------------------------------------------
 
     def pump(self) -> None:
-        """Hand the oldest queued row to the client if it is free, online and would
-        send it at once, and the store could write that it is being sent."""
+        """Ask for the oldest queued row to be written ``sending`` if the client is free,
+        online and would send it at once; ``_marked`` hands it over once it is (the
+        store syncs the rows asked in one loop turn together: ``Store.ask_sending``)."""
         if self._closed or self.paused is not None or not self._recovered \
-                or self._in_hand is not None or self.client.state is not State.ONLINE:
+                or self._in_hand is not None or self._marking is not None \
+                or self.client.state is not State.ONLINE:
             return
         try:
             row = self.store.next_queued()
@@ -385,13 +391,22 @@ class Outbound:
         if wait > 0:
             self._pace(wait)
             return
-        try:
-            marked = self.store.mark_sending(row.id)
-        except StoreUnavailable as error:
-            self._pause(error.reason)       # still queued: nothing was handed over
+        self._marking = row
+        if self.store.ask_sending(row.id, self._marked):
+            IOLoop.current().add_callback(self.store.flush_sending)
+
+    def _marked(self, marked: bool, reason: Optional[str]) -> None:
+        """The store's answer for the row ``pump`` asked to mark: hand it to the client,
+        or put it back when the client cannot take it at once any more."""
+        row, self._marking = self._marking, None
+        if reason is not None:
+            self._pause(reason)             # still queued: nothing was handed over
             return
         if not marked:
             IOLoop.current().add_callback(self.pump)
+            return
+        if self._closed or self.client.state is not State.ONLINE:
+            self._record(row.id, "queued", None, None)      # it never left
             return
         try:
             outgoing = self._hand_over(row)
@@ -609,6 +624,9 @@ class Outbound:
         """Stop for good: after the client has stopped, so that the outcome of a message
         on the wire is written. What still waits here gets one last try."""
         self._closed = True
+        if self._marking is not None:       # not written yet: it stays queued
+            self.store.withdraw_sending(self._marking.id)
+            self._marking = None
         for timer in (self._pace_timer, self._retry_timer):
             if timer is not None:
                 IOLoop.current().remove_timeout(timer)

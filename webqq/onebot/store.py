@@ -16,8 +16,9 @@ an account holds them under account 0 until ``adopt(qq)`` gives them to one.
 What it must never do: hold a transaction open across an ``await`` or a callback,
 block the IOLoop for long, or leave a file others can read (the database, its ``-wal``
 and ``-shm`` are 0600 whatever the umask: ``_make_private``). Each method is one or two
-short statements in autocommit mode, run synchronously on the IOLoop: SQLite calls are
-quick local file I/O, and the project starts no threads.
+short statements in autocommit mode (``mark_sending``: one transaction for the rows it
+is given), run synchronously on the IOLoop: SQLite calls are quick local file I/O, and
+the project starts no threads.
 
 When the file cannot be written (another process holds the write lock, as a backup or
 an admin's ``sqlite3`` shell does; the disk is full; the file is read-only; an I/O
@@ -64,7 +65,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from urllib.request import pathname2url
 
 __all__ = ["Store", "StoredMessage", "StoreUnavailable", "StoreDamaged", "StoreError",
@@ -209,14 +210,20 @@ class StoredMessage:
                                                self.status)
 
 
+#: ``answer(marked, reason)`` of a row asked to become ``sending`` (``ask_sending``).
+SendingAnswer = Callable[[bool, Optional[str]], None]
+
+
 class _File:
     """What the views of one file share: the connection, whether it can be written,
-    and the views to tell when it cannot."""
+    the views to tell when it cannot, and the rows asked to become ``sending`` that the
+    next ``flush_sending`` syncs together (message id -> answer, in the order asked)."""
 
     def __init__(self) -> None:
         self.db: Optional[sqlite3.Connection] = None
         self.unwritable: Optional[str] = None
         self.views: List["Store"] = []
+        self.sending: Dict[int, SendingAnswer] = {}
 
 
 class Store:
@@ -430,27 +437,82 @@ class Store:
                           "AND status IN ('queued', 'sending') ORDER BY id", (self.account,))
         return [StoredMessage(row) for row in rows]
 
-    def mark_sending(self, message_id: int) -> bool:
-        """``queued`` -> ``sending``, synced to the disk (``synchronous=FULL``) before it
-        returns: call it before the message may reach the network. Returns False when
-        the row was not ``queued`` (nothing changed).
+    def mark_sending(self, *message_ids: int) -> Set[int]:
+        """``queued`` -> ``sending`` for each row named, in one transaction synced to the
+        disk (``synchronous=FULL``: one sync for all of them) before it returns: call it
+        before a message may reach the network. Returns the ids that were ``queued`` and
+        are now ``sending`` (any other row is left as it was).
 
         Raises:
-            StoreUnavailable: not written; the row is still ``queued``.
+            StoreUnavailable: nothing written; every row is as it was.
         """
         if self.unwritable is not None:
             raise StoreUnavailable(self.unwritable)
+        marked: Set[int] = set()
         try:
             self._db.execute("PRAGMA synchronous=FULL")
             try:
-                return self._write("UPDATE messages SET status = 'sending', updated = ? "
-                                   "WHERE id = ? AND status = 'queued'",
-                                   (self.clock(), message_id)).rowcount == 1
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    now = self.clock()
+                    for message_id in message_ids:
+                        if self._db.execute(
+                                "UPDATE messages SET status = 'sending', updated = ? "
+                                "WHERE id = ? AND status = 'queued'",
+                                (now, message_id)).rowcount == 1:
+                            marked.add(message_id)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
             finally:
                 self._db.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as error:
             self._failed(str(error))
             raise StoreUnavailable(str(error)) from None
+        return marked
+
+    def ask_sending(self, message_id: int, answer: SendingAnswer) -> bool:
+        """Put a row in the file's next batch for ``mark_sending``: the disk's sync, a
+        few milliseconds that block the loop, is then paid once for every row asked
+        before ``flush_sending()`` runs, whichever account's, not once a message.
+
+        ``answer(marked, None)`` is called by that ``flush_sending()`` (marked: the row
+        is now ``sending``; False: it was not ``queued``), or ``answer(False, reason)``
+        when the batch could not be written (the row is still ``queued``).
+
+        Returns True when the batch was empty: the caller then has ``flush_sending()``
+        run soon (the store knows no event loop).
+        """
+        first = not self._file.sending
+        self._file.sending[message_id] = answer
+        return first
+
+    def withdraw_sending(self, message_id: int) -> None:
+        """Take a row out of the batch ``ask_sending`` put it in: it stays ``queued``
+        and its answer is never called."""
+        self._file.sending.pop(message_id, None)
+
+    def flush_sending(self) -> None:
+        """Mark every row of the batch ``sending`` in one synced transaction, then give
+        each its answer (in the order asked)."""
+        batch, self._file.sending = self._file.sending, {}
+        if not batch:
+            return
+        reason: Optional[str] = None
+        marked: Set[int] = set()
+        if self._db is None:
+            reason = "the store is closed"
+        else:
+            try:
+                marked = self.mark_sending(*batch)
+            except StoreUnavailable as error:
+                reason = error.reason
+        for message_id, answer in batch.items():
+            try:
+                answer(message_id in marked, reason)
+            except Exception:
+                log.exception("the answer for message %d failed", message_id)
 
     def set_status(self, message_id: int, status: str, *, retcode: Optional[int] = None,
                    error: Optional[str] = None) -> None:

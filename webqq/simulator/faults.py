@@ -14,7 +14,8 @@ Kinds:
 
 ``when`` says whether a ``status`` or ``reset`` strikes ``before`` the request is handled
 (nothing happened: a send was not delivered) or ``after`` it (its effects happened, a
-send was delivered, and only the answer is lost; a poll's items go back to the queue).
+send was delivered, and only the answer is lost; a poll's items go back to the queue,
+and a 116 it carried is undone and owed again).
 By default a status strikes before and a reset after.
 """
 from dataclasses import asdict, dataclass

@@ -286,10 +286,11 @@ class LoginServer:
         is then refused and only a new /login helps. Returns whether there was one."""
         return self.grants.pop(qq, None) is not None
 
-    def rotate_ptwebqq(self, qq: int, value: str) -> None:
-        """A 116 gave ``qq`` a new ptwebqq: login2 now expects that one."""
+    def rotate_ptwebqq(self, qq: int, value: str, replacing: "str | None" = None) -> None:
+        """A 116 gave ``qq`` a new ptwebqq (or one never written is undone): login2 now
+        expects ``value``. ``replacing``: only if the grant's ptwebqq is still that one."""
         grant = self.grants.get(qq)
-        if grant is not None:
+        if grant is not None and (replacing is None or grant.ptwebqq == replacing):
             grant.ptwebqq = value
 
 

@@ -135,7 +135,7 @@ class Session:
         self.last_activity = self.table.clock()
         every = self.table.options.rotate_every
         if self.state == ONLINE and every and self.polls % every == 0 and self.rotation is None:
-            self.rotation = self.table.new_ptwebqq(self)
+            self.rotation = self.table.draw_ptwebqq()
         future = Future()
         self.pending = future
         if self.state in (KICKED, EXPIRED):
@@ -175,7 +175,8 @@ class Session:
             self._answer(self._dead_answer())
 
     def offer_rotation(self, p: str) -> None:
-        """Owe the next poll a 116 with ``p``; a held poll gets it now."""
+        """Owe the next poll a 116 with ``p``; a held poll gets it now. The ptwebqq
+        changes when a poll answers the 116 (``_rotation_answer``), not here."""
         self.rotation = p
         if self.pending is not None and self.state == ONLINE:
             self._answer(self._rotation_answer())
@@ -205,11 +206,19 @@ class Session:
             self._answer(self._take())
 
     def _rotation_answer(self) -> PollAnswer:
+        """The 116 owed: ``p`` becomes the ptwebqq now; if the answer is never written,
+        the old one stands again and the 116 is owed again, as a poll's items go back."""
         p, self.rotation = self.rotation, None
+        old = self.ptwebqq
+        self.table.set_ptwebqq(self, p)
+        log.info("ptwebqq of %d rotated (116 answered)", self.qq)
 
-        def offer_again():
+        def undo():
+            self.table.set_ptwebqq(self, old, replacing=p)
             self.rotation = p
-        return PollAnswer({"retcode": 116, "p": p}, offer_again)
+            log.info("116 for %d not written: the old ptwebqq stands, the 116 is owed again",
+                     self.qq)
+        return PollAnswer({"retcode": 116, "p": p}, undo)
 
     def _dead_answer(self) -> PollAnswer:
         notice, self.kick_notice = self.kick_notice, None

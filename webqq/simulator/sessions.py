@@ -223,13 +223,22 @@ class Sessions:
         self.announce(session)
         return {"retcode": 0, "result": "ok"}
 
-    def new_ptwebqq(self, session: Session) -> str:
-        """Rotate an account's ptwebqq (§3.15 116): login2 and the hash expect the new one."""
-        value = hex_token(self.rng, 48)
+    def draw_ptwebqq(self) -> str:
+        """A new ptwebqq for a 116 to carry (§3.15); nothing changes until it is answered."""
+        return hex_token(self.rng, 48)
+
+    def set_ptwebqq(self, session: Session, value: str, replacing: "str | None" = None) -> None:
+        """Make ``value`` the account's ptwebqq: login2 and the friend-list hash expect it.
+
+        A 116 does this when a poll answers with it, not when it is owed: until the
+        client can have read ``p`` the old value stands, so a relink after a poll that
+        never reached us is accepted. ``replacing``: change nothing unless the current
+        value is this one (undoing a 116 never written must not undo a newer login).
+        """
+        if replacing is not None and session.ptwebqq != replacing:
+            return
         session.ptwebqq = value
-        self.login.rotate_ptwebqq(session.qq, value)
-        log.info("ptwebqq of %d rotated", session.qq)
-        return value
+        self.login.rotate_ptwebqq(session.qq, value, replacing)
 
     # --- presence (§3.9, §5.6) -------------------------------------------------------
 
@@ -280,9 +289,10 @@ class Sessions:
         self.kick_session(session, notice)
 
     def rotate(self, qq: int) -> None:
-        """/_sim/rotate: the next (or the held) poll answers 116 with a new ptwebqq."""
+        """/_sim/rotate: the next (or the held) poll answers 116 with a new ptwebqq,
+        which login2 expects from that answer on."""
         session = self.live(qq)
-        session.offer_rotation(self.new_ptwebqq(session))
+        session.offer_rotation(self.draw_ptwebqq())
 
     def expire(self, qq: int) -> None:
         """/_sim/expire: the account's login expires, as the 2013 server's did.

@@ -282,16 +282,21 @@ class Harness:
         return entry["state"] == "online" and entry.get("polls", 0) > 0
 
     def _wait(self, condition: Callable[[], bool], what: str, deadline: float) -> None:
-        """Look at ``condition`` every CHECK_INTERVAL until true: the children give no
-        event to wait on across the process boundary."""
+        """Until ``condition`` is true. The children give no event for it across the
+        process boundary, so it is looked at every CHECK_INTERVAL; webqq exiting is one,
+        and ends the wait at once (HarnessError), as does the deadline."""
+        assert self._daemon is not None, "_wait runs after _start_daemon"
         while not condition():
-            if self._daemon is not None and self._daemon.poll() is not None:
+            try:
+                self._daemon.wait(CHECK_INTERVAL)
+            except subprocess.TimeoutExpired:
+                pass
+            else:
                 raise HarnessError("webqq exited (status %s) while waiting for %s:\n%s"
                                    % (self._daemon.returncode, what, self.output_tail()))
             if time.monotonic() > deadline:
                 raise HarnessError("timed out after %g s waiting for %s; the end of webqq's "
                                    "log:\n%s" % (self.startup_timeout, what, self.output_tail()))
-            time.sleep(CHECK_INTERVAL)
 
     # --- while running ------------------------------------------------------------------
 

@@ -121,20 +121,24 @@ class BotProcess:
                                             stderr=subprocess.STDOUT, env=env, cwd=str(cwd))
 
     def wait_listening(self) -> None:
-        """Until the bot accepts connections on its port (it exits: HarnessError)."""
+        """Until the bot accepts connections on its port, tried every CHECK_INTERVAL; the
+        bot exiting ends the wait at once (HarnessError), as does STARTUP_TIMEOUT."""
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
-            if self.process.poll() is not None:
-                raise HarnessError("the bot (%s) exited with status %d:\n%s" % (
-                    " ".join(self.argv), self.process.returncode, self.tail()))
             with socket.socket() as probe:
                 if probe.connect_ex(("127.0.0.1", self.port)) == 0:
                     return
+            try:
+                self.process.wait(CHECK_INTERVAL)
+            except subprocess.TimeoutExpired:
+                pass
+            else:
+                raise HarnessError("the bot (%s) exited with status %d:\n%s" % (
+                    " ".join(self.argv), self.process.returncode, self.tail()))
             if time.monotonic() > deadline:
                 raise HarnessError("the bot (%s) did not listen on port %d within %g s:\n%s"
                                    % (" ".join(self.argv), self.port, STARTUP_TIMEOUT,
                                       self.tail()))
-            time.sleep(CHECK_INTERVAL)
 
     def tail(self) -> str:
         return "\n".join(self.output.read_text(errors="replace").splitlines()[-20:])
