@@ -22,12 +22,16 @@ How the bench drives it (files in ``--dir``, signals):
   from the first say to the file, "generated": seconds from the first say to the last,
   "late": says the generator could not make on time}``.
 
+``--profile DIR`` runs each phase under cProfile and writes ``DIR/<name>.prof`` (for
+bench/sim_load.py; the phase's CPU then includes cProfile's own).
+
 What it must never do: be used outside a bench, or change an answer the simulator gives.
 
     python bench/_timed_simulator.py --dir DIR --world W --port P --tls-port T
 """
 import argparse
 import asyncio
+import cProfile
 import json
 import logging
 import os
@@ -73,7 +77,7 @@ class Timer:
                 self.waiting.discard(text)
 
 
-async def run_phase(sim, timer: Timer, spec: dict, out: str) -> None:
+async def run_phase(sim, timer: Timer, spec: dict, out: str, profile=None) -> None:
     from webqq.simulator.events import EventSpec
     name, rate, seconds = spec["name"], float(spec["rate"]), float(spec["seconds"])
     targets = [tuple(t) for t in spec["targets"]]
@@ -86,6 +90,9 @@ async def run_phase(sim, timer: Timer, spec: dict, out: str) -> None:
             offsets.append(at)
     else:
         offsets = [n / rate for n in range(total)]
+    profiler = cProfile.Profile() if profile else None
+    if profiler is not None:
+        profiler.enable()
     cpu0 = cpu_seconds()
     start = time.monotonic()
     n = late = 0
@@ -116,6 +123,9 @@ async def run_phase(sim, timer: Timer, spec: dict, out: str) -> None:
               "wall": time.monotonic() - start, "generated": generated,
               "times": [[timer.said.get(t), timer.answered.get(t), timer.sent.get(t)]
                         for t in texts]}
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(os.path.join(profile, name + ".prof"))
     for table in (timer.said, timer.answered, timer.sent):
         for text in texts:
             table.pop(text, None)
@@ -146,7 +156,7 @@ async def serve(args) -> int:
             await phases.get()
             with open(os.path.join(args.dir, "phase.json")) as handle:
                 spec = json.load(handle)
-            await run_phase(sim, timer, spec, args.dir)
+            await run_phase(sim, timer, spec, args.dir, args.profile)
     runner = asyncio.ensure_future(phase_runner())
     await stop.wait()
     runner.cancel()
@@ -164,10 +174,13 @@ def main() -> int:
     parser.add_argument("--poll-hold", type=float, default=55.0)
     parser.add_argument("--control-token")
     parser.add_argument("--loglevel", default="warning")
+    parser.add_argument("--profile", metavar="DIR", help="cProfile each phase into DIR")
     args = parser.parse_args()
     logging.basicConfig(level=args.loglevel.upper(),
                         format="%(asctime)s %(name)s %(message)s")
     del sys.path[0]                 # bench/: import webqq as webqq-simulator would
+    from webqq.simulator.cli import collect_less
+    collect_less()                  # as webqq-simulator does
     return asyncio.run(serve(args))
 
 

@@ -239,6 +239,29 @@ def test_the_history_keeps_the_latest_events_only(monkeypatch):
     assert [e["seq"] for e in chat.history] == [3, 4, 5]
 
 
+def test_the_accounts_report_is_built_only_while_someone_listens():
+    # The report walks every account; built for nobody on each message, it was most of
+    # the simulator's CPU with a thousand accounts (bench/sim_load.py).
+    backend = _Backend()
+    built = []
+    backend.report = lambda: built.append(1) or {"10001": {"state": "online"}}
+    chat = ChatFeed(backend, world=None)
+    record = type("Record", (), {"kind": "buddy", "to": 20001, "content": ["x"], "time": 1,
+                                 "dropped": None})
+    backend.listeners[0]("sent", account=10001, record=record)
+    backend.listeners[0]("state", qq=10001)
+    assert built == [] and [e["seq"] for e in chat.history] == [1]
+    events = []
+    unsubscribe = chat.subscribe(events.append)
+    backend.listeners[0]("sent", account=10001, record=record)
+    backend.listeners[0]("state", qq=10001)
+    assert [e["type"] for e in events] == ["message", "accounts", "accounts"]
+    assert events[1]["accounts"] == {"10001": {"state": "online"}} and len(built) == 2
+    unsubscribe()
+    backend.listeners[0]("sent", account=10001, record=record)
+    assert len(built) == 2 and len(events) == 3
+
+
 def test_the_simulator_command_prints_where_the_page_is():
     process = subprocess.Popen([sys.executable, "-m", "webqq.simulator.cli", "--port", "0",
                                 "--tls-port", "0"], stdout=subprocess.PIPE,

@@ -402,6 +402,34 @@ def test_default_world_and_reproducible_ids():
     assert one.qq_of_uin(10001, str(one.uin(10001, 20001))) == 20001   # string form too
 
 
+def test_the_world_s_lookups_follow_its_changes():
+    # friend(), member(), listed_by() and the gid/code/did lookups are indexes now (a
+    # thousand accounts were walked per login); each must see set_friends,
+    # set_members and add_account at once.
+    world = load_world(None, random.Random(5))
+    group, discussion = world.groups[30001], world.discussions[40001]
+    assert world.group_by_gid(group.gid) is group is world.group_by_code(str(group.code))
+    assert world.discussion_by_did(str(discussion.did)) is discussion
+    for missing in (None, True, "x", group.code + 1, discussion.did):
+        assert world.group_by_gid(missing) is None
+    assert world.discussion_by_did(group.gid) is None
+    assert world.listed_by(10002) == (10001,) and world.listed_by(20001) == (10001, 10002)
+    assert world.listed_by(20003) == ()
+
+    world.set_friends(10001, [f for f in world.accounts[10001].friends if f.qq != 10002])
+    assert world.accounts[10001].friend(10002) is None
+    assert world.accounts[10001].friend(20001).qq == 20001
+    assert world.listed_by(10002) == ()
+    world.set_members(30001, [m for m in group.members if m.qq != 20002])
+    assert world.group_by_gid(group.gid).member(20002) is None
+    assert world.group_by_code(group.code).member(20001).qq == 20001
+
+    world.add_account(10005)
+    assert world.listed_by(20003) == (10005,) and world.listed_by(20001) == (10001, 10002, 10005)
+    assert world.group_by_gid(group.gid).member(10005).qq == 10005
+    assert 10005 in world.discussion_by_did(discussion.did).members
+
+
 def test_world_file_option(tmp_path, io_loop):
     path = tmp_path / "world.json"
     path.write_text(json.dumps({"accounts": [{"qq": 55555, "password": "x", "nick": "n"}]}))
@@ -475,6 +503,20 @@ def test_command_refuses_a_bad_control_token(capsys):
         cli.main(["--control-token", "no spaces allowed"])
     assert caught.value.code == 2
     assert "printable ASCII characters without spaces" in capsys.readouterr().err
+
+
+def test_the_command_collects_young_objects_less_often(monkeypatch):
+    # Held polls outlive Python's default young collections (bench/sim_load.py: a fifth
+    # of the simulator's CPU per message, nothing freed); the command raises the
+    # threshold for its own process before it serves.
+    import gc
+    from webqq.simulator import cli
+    order = []
+    monkeypatch.setattr(gc, "set_threshold", lambda *values: order.append(values))
+    monkeypatch.setattr(cli.asyncio, "run", lambda coroutine: order.append("serve")
+                        or coroutine.close() or 0)
+    assert cli.main(["--port", "0", "--tls-port", "0"]) == 0
+    assert order == [(cli.GC_FIRST_THRESHOLD, *gc.get_threshold()[1:]), "serve"]
 
 
 # JSON values of every type but the one a key wants (null means "not given").

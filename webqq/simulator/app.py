@@ -15,6 +15,7 @@ reached over https, plus ``d.web2.qq.com``, which also spoke https from August 2
 over https and plain http alike, so ``Simulator.hosts`` maps them to the TLS port and
 one name reaches its host with either scheme; everything else maps to the plain port.
 """
+import collections
 import http.client
 import logging
 import re
@@ -70,6 +71,41 @@ _LOGIN_SIG_LINE = '\nvar g_login_sig=encodeURIComponent("%s");'
 _LOGIN_PROXY_PAGE = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head><body></body></html>"
 
 
+#: Cookie headers whose values ``CookieValues`` remembers: a client sends the same
+#: header on every call until a cookie changes, so one or two per account logged in
+#: (d.web2 and s.web2 get the same cookies) cover a thousand accounts four times over.
+COOKIE_HEADERS_KEPT = 4096
+
+
+class CookieValues:
+    """A request's cookies as a dict, parsed once per distinct Cookie header.
+
+    Tornado's ``request.cookies`` builds a ``Morsel`` per cookie on every request (a
+    tenth of the simulator's CPU per message with a thousand accounts); the result
+    depends on the header's text alone, so the last ``COOKIE_HEADERS_KEPT`` headers
+    are kept with their values (least recently used first out). Each caller gets its
+    own copy. The values are the cookies the simulator itself granted; it keeps them
+    in its sessions anyway.
+    """
+
+    def __init__(self, kept: int = COOKIE_HEADERS_KEPT):
+        self.kept = kept
+        self._values = collections.OrderedDict()    # Cookie header -> {name: value}
+
+    def of(self, request) -> dict:
+        """``{name: morsel.value}`` of ``request.cookies``, parsed at most once per header."""
+        header = request.headers.get("Cookie")
+        values = self._values.get(header)
+        if values is None:
+            values = {name: morsel.value for name, morsel in request.cookies.items()}
+            self._values[header] = values
+            if len(self._values) > self.kept:
+                self._values.popitem(last=False)
+        else:
+            self._values.move_to_end(header)
+        return dict(values)
+
+
 class ProtocolHandler(web.RequestHandler):
     """Base of every protocol handler: faults, cookies, replies, quiet logging."""
 
@@ -85,10 +121,14 @@ class ProtocolHandler(web.RequestHandler):
     def set_default_headers(self):
         self.set_header("Server", "webqq-simulator")
 
-    async def prepare(self):
+    def prepare(self):
+        # Not a coroutine itself: most requests meet no fault and need no await.
         fault = self.sim.faults.take(self.request.host_name, self.request.path)
         if fault is None:
-            return
+            return None
+        return self._strike(fault)
+
+    async def _strike(self, fault):
         log.info("fault %s%s on %s%s", fault.kind, " (%s)" % fault.when if fault.when else "",
                  self.request.host_name, self.request.path)
         if fault.kind == "delay":
@@ -135,7 +175,8 @@ class ProtocolHandler(web.RequestHandler):
         stream.close()
 
     def cookie_values(self) -> dict:
-        return {name: morsel.value for name, morsel in self.request.cookies.items()}
+        """The request's cookies, name -> value, as ``request.cookies`` reads them."""
+        return self.application.cookie_values.of(self.request)
 
     def arg(self, name: str):
         """A query or form argument as str, or None when absent or not valid UTF-8."""
@@ -497,8 +538,15 @@ _ROUTES = {
 }
 
 
+# The hosts a logged-in client calls for every message (polls, sends, lookups): their
+# routes are tried first.
+_BUSY_HOSTS = ("d.web2.qq.com", "s.web2.qq.com")
+
+
 def _log_request(handler) -> None:
     """One line per request, without the query string (it carries secrets)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
     request = handler.request
     log.info("%s %s%s %d %.1fms", request.method, request.host_name, request.path,
              handler.get_status(), 1000.0 * request.request_time())
@@ -518,8 +566,11 @@ def make_application(sim, hosts, extra_handlers=(), more_routes=None) -> web.App
     app = web.Application([(path, handler, args) for path, handler in extra_handlers],
                           default_handler_class=NotFoundHandler, default_handler_args=args,
                           log_function=_log_request)
+    app.cookie_values = CookieValues()
     more_routes = more_routes or {}
-    for host in hosts:
+    # Tornado tries the host rules in the order they were added; each matches one name
+    # exactly, so the order changes nothing but how many a request tries first.
+    for host in sorted(hosts, key=lambda name: name not in _BUSY_HOSTS):
         routes = more_routes.get(host, []) + _ROUTES.get(host, [])
         app.add_handlers(re.escape(host) + "$",
                          [(path, handler, args) for path, handler in routes])

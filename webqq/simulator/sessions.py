@@ -265,13 +265,13 @@ class Sessions:
         """Tell every account that lists this one as a friend its new presence (§5.6)."""
         self.tell("state", qq=session.qq)
         status = self.presence(session.qq)
-        for other in self.world.accounts.values():
-            if other.qq != session.qq and other.friend(session.qq) is not None:
-                target = self.reachable(other.qq)
+        for other in self.world.listed_by(session.qq):
+            if other != session.qq:
+                target = self.reachable(other)
                 if target is not None:
                     spec = EventSpec("buddies_status_change", sender=session.qq, status=status,
                                      value={"client_type": WEBQQ_CLIENT_TYPE})
-                    target.push(build_item(self.world, other.qq, spec, target.stamp(), self.rng))
+                    target.push(build_item(self.world, other, spec, target.stamp(), self.rng))
 
     # --- the control surface's verbs ---------------------------------------------------
 

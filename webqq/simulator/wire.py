@@ -32,6 +32,8 @@ _FAR_FUTURE = "Tue, 19-Jan-2038 03:14:07 GMT"
 def dumps(value) -> bytes:
     """JSON as d.web2 wrote it: compact, non-ASCII as upper-case ``\\uXXXX`` (§1.3)."""
     text = json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+    if "\\u" not in text:             # nothing to upper-case (most replies)
+        return text.encode("ascii")
     return _ESCAPE.sub(lambda m: m.group(1) or "\\u" + m.group(2).upper(), text).encode("ascii")
 
 

@@ -162,6 +162,14 @@ class WorldFriend:
     remark: str = ""
 
 
+def _first_by_qq(entries) -> dict:
+    """qq -> the first of ``entries`` (friends or members) with that ``qq``."""
+    found = {}
+    for entry in entries:
+        found.setdefault(entry.qq, entry)
+    return found
+
+
 @dataclass(frozen=True)
 class WorldAccount:
     """A person who can log in."""
@@ -172,6 +180,12 @@ class WorldAccount:
     captcha: str = "never"
     categories: tuple = ()
     friends: tuple = ()
+    # qq -> the first WorldFriend entry for it: friend() in O(1) (a thousand friends
+    # were scanned per lookup). Drawn from ``friends``; ``replace`` draws it again.
+    _by_qq: dict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "_by_qq", _first_by_qq(self.friends))
 
     @property
     def qq(self) -> int:
@@ -183,10 +197,7 @@ class WorldAccount:
 
     def friend(self, qq: int):
         """The WorldFriend entry for ``qq``, or None."""
-        for entry in self.friends:
-            if entry.qq == qq:
-                return entry
-        return None
+        return self._by_qq.get(qq)
 
 
 @dataclass(frozen=True)
@@ -211,13 +222,15 @@ class WorldGroup:
     memo: str = ""
     fingermemo: str = ""
     createtime: int = 1366948800
+    # qq -> the first WorldMember entry for it, as WorldAccount's friends.
+    _by_qq: dict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "_by_qq", _first_by_qq(self.members))
 
     def member(self, qq: int):
         """The WorldMember entry for ``qq``, or None."""
-        for entry in self.members:
-            if entry.qq == qq:
-                return entry
-        return None
+        return self._by_qq.get(qq)
 
 
 @dataclass(frozen=True)
@@ -253,6 +266,23 @@ class World:
     folder: "str | None" = None
     _uins: dict = field(default_factory=dict, repr=False)      # (viewer, qq) -> uin
     _by_uin: dict = field(default_factory=dict, repr=False)    # (viewer, uin) -> qq
+    # gid, code and did -> the group's or discussion's number. The ids are drawn once
+    # and never change (set_members and add_account replace a group, keeping them),
+    # and no group or discussion is added after load.
+    _gids: dict = field(init=False, repr=False)
+    _codes: dict = field(init=False, repr=False)
+    _dids: dict = field(init=False, repr=False)
+    # qq -> the accounts whose friend lists name it, in world order; None until asked
+    # for again after set_friends or add_account changed a list.
+    _listed_by: "dict | None" = field(default=None, init=False, repr=False)
+
+    def __post_init__(self):
+        self._gids, self._codes, self._dids = {}, {}, {}
+        for number, group in self.groups.items():
+            self._gids.setdefault(group.gid, number)
+            self._codes.setdefault(group.code, number)
+        for number, discussion in self.discussions.items():
+            self._dids.setdefault(discussion.did, number)
 
     def uin(self, viewer: int, qq: int) -> int:
         """The uin under which account ``viewer`` sees user ``qq``.
@@ -278,16 +308,25 @@ class World:
         return self._by_uin.get((viewer, uin))
 
     def group_by_gid(self, gid):
-        gid = as_int(gid)
-        return next((g for g in self.groups.values() if g.gid == gid), None)
+        return self.groups.get(self._gids.get(as_int(gid)))
 
     def group_by_code(self, code):
-        code = as_int(code)
-        return next((g for g in self.groups.values() if g.code == code), None)
+        return self.groups.get(self._codes.get(as_int(code)))
 
     def discussion_by_did(self, did):
-        did = as_int(did)
-        return next((d for d in self.discussions.values() if d.did == did), None)
+        return self.discussions.get(self._dids.get(as_int(did)))
+
+    def listed_by(self, qq: int) -> tuple:
+        """The QQ numbers of the accounts whose friend lists name ``qq``, in world order."""
+        if self._listed_by is None:
+            listed = {}
+            for account in self.accounts.values():
+                for friend in account.friends:
+                    names = listed.setdefault(friend.qq, [])
+                    if not names or names[-1] != account.qq:
+                        names.append(account.qq)
+            self._listed_by = {friend: tuple(names) for friend, names in listed.items()}
+        return self._listed_by.get(qq, ())
 
     def groups_of(self, qq: int) -> list:
         """The groups ``qq`` is a member of, in world order."""
@@ -339,11 +378,13 @@ class World:
                 discussion, members=discussion.members + (qq,))
         for other in persons:
             self.uin(qq, other)
+        self._listed_by = None
         return account
 
     def set_friends(self, qq: int, friends) -> None:
         """Replace account ``qq``'s friend list with ``friends`` (WorldFriend entries)."""
         self.accounts[qq] = replace(self.accounts[qq], friends=tuple(friends))
+        self._listed_by = None
 
     def set_members(self, number: int, members) -> None:
         """Replace group ``number``'s members with ``members`` (WorldMember entries)."""

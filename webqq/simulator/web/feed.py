@@ -79,7 +79,7 @@ class ChatFeed:
         elif kind == "sent":
             event = self._sent(fields["account"], fields["record"])
         elif kind == "state":
-            self._publish({"type": "accounts", "accounts": self.backend.report()})
+            self._publish_accounts()
             return
         else:
             return
@@ -89,6 +89,12 @@ class ChatFeed:
             self.history.append(event)
             self._publish(event)
             # The counters of /_sim/state moved (queued, sent): the panel shows them.
+            self._publish_accounts()
+
+    def _publish_accounts(self) -> None:
+        # The report walks every account: with a thousand of them it cost more than
+        # the rest of a message's handling, so it is built only when someone listens.
+        if self._subscribers:
             self._publish({"type": "accounts", "accounts": self.backend.report()})
 
     def _publish(self, event: dict) -> None:
