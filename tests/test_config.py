@@ -80,6 +80,20 @@ def test_shipped_ini_shows_the_defaults_or_says_where_it_does_not():
     assert any("webqq start" in line and "state_dir/webqq.log" in line for line in daemon)
 
 
+def test_shipped_ini_routes_every_simulator_host_when_its_hosts_are_uncommented():
+    """README's standalone recipe uncomments [hosts]: a host the simulator serves that
+    the block leaves out would be looked up in the real DNS (found by a new user:
+    the login page and the heartbeat went to qq.com)."""
+    from webqq.simulator.app import HTTP_HOSTS, TLS_HOSTS
+    shipped = (ROOT / "conf" / "webqq.ini").read_text(encoding="utf-8")
+    block = shipped.split("\n[hosts]\n")[1].split("\n[")[0]
+    sample = dict(line[1:].split(" = ") for line in block.splitlines()
+                  if line.startswith(";") and " = 127.0.0.1:" in line)
+    expected = {host: "127.0.0.1:18080" for host in HTTP_HOSTS}
+    expected.update({host: "127.0.0.1:18443" for host in TLS_HOSTS})
+    assert sample == expected
+
+
 def test_shipped_ini_documents_every_key():
     shipped = (ROOT / "conf" / "webqq.ini").read_text(encoding="utf-8")
     loaded = load(ROOT / "conf" / "webqq.ini")
