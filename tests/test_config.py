@@ -263,6 +263,8 @@ def test_a_misspelt_required_key_is_reported_as_unknown_not_missing(tmp_path):
 
 @pytest.mark.parametrize("text, problem", [
     ("qq = 10001\n", "line 1: 'qq = 10001' comes before any [section]"),
+    ("[account\nqq = 10001\n", "line 1: '[account' is a section header without its closing ']'"),
+    ("[account]\nqq = 10001\n[bot\n", "line 3: '[bot' is a section header without its closing ']'"),
     ("[bot]\n[bot]\n", "[bot]: line 2: the section appears twice"),
     ("[account]\nqq = 10001\nQQ = 10002\n", "[account] qq: line 3: the key appears twice"),
     ("[account]\nqq: 10001\n", "line 2: 'qq: 10001' is not 'key = value'"),

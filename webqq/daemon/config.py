@@ -469,8 +469,9 @@ def _parse(source: Path) -> configparser.ConfigParser:
     try:
         parser.read_string(text, source=str(source))
     except configparser.MissingSectionHeaderError as error:
+        problem = _UNCLOSED if _unclosed(error.line) else "comes before any [section]"
         raise ConfigError(source, None, None, f"line {error.lineno}: "
-                          f"{_quote_line(error.line)} comes before any [section]") from None
+                          f"{_quote_line(error.line)} {problem}") from None
     except configparser.DuplicateSectionError as error:
         raise ConfigError(source, error.section, None,
                           f"line {error.lineno}: the section appears twice") from None
@@ -480,9 +481,18 @@ def _parse(source: Path) -> configparser.ConfigParser:
     except configparser.ParsingError as error:
         lineno = error.errors[0][0]
         line = text.splitlines()[lineno - 1]
+        problem = _UNCLOSED if _unclosed(line) else "is not 'key = value'"
         raise ConfigError(source, None, None,
-                          f"line {lineno}: {_quote_line(line)} is not 'key = value'") from None
+                          f"line {lineno}: {_quote_line(line)} {problem}") from None
     return parser
+
+
+_UNCLOSED = "is a section header without its closing ']'"
+
+
+def _unclosed(line: str) -> bool:
+    """A section header with its ']' left out: ``[account``."""
+    return line.lstrip().startswith("[") and "]" not in line
 
 
 def _quote_line(line: str) -> str:
