@@ -445,6 +445,8 @@ class Commands:
         if result["at_restart"]:
             print("webqq reload: %s changed; that takes effect at the next restart "
                   "(webqq restart)" % ", ".join(result["at_restart"]))
+        if not result["applied"] and not result["at_restart"]:
+            print("webqq reload: nothing changed")
         problems = ["plugin %s" % problem for problem in result["plugin_errors"]]
         problems += ["account not started, the running one kept: %s" % problem
                      for problem in result.get("account_errors") or ()]
