@@ -463,3 +463,29 @@ def test_the_daemons_housekeeping_gives_freed_memory_back(tmp_path):
     daemon.system = Recorded()
     daemon._tick()
     assert calls == [1]
+
+
+@pytest.mark.gen_test
+async def test_a_status_file_slow_to_write_is_rewritten_less_often(tmp_path, io_loop):
+    """A thousand accounts' status file took tens of milliseconds to build and write;
+    rewritten every STATUS_DELAY under traffic, it held up the replies behind it. The
+    next rewrite now waits STATUS_COST_FACTOR times what the last one took, if longer;
+    and the file is written on one line (indenting took three times as long)."""
+    from webqq.daemon.daemon import STATUS_COST_FACTOR, STATUS_DELAY
+    from webqq.daemon.status import status_path
+    daemon = make_daemon(tmp_path)
+    daemon.phase = "running"
+    daemon.write_status()
+    text = status_path(daemon.config).read_text()
+    assert text.count("\n") == 1 and json.loads(text)["phase"] == "running"
+    daemon._status_cost = 0.2               # as a thousand accounts' file may take
+    clock = asyncio.get_running_loop()      # the timer handle's clock
+    daemon.status_soon()
+    assert daemon._status_timer_soon.when() - clock.time() == pytest.approx(
+        STATUS_COST_FACTOR * 0.2, abs=0.05)
+    daemon.write_status()                   # at once, and measured again
+    assert daemon._status_timer_soon is None and daemon._status_cost < 0.2
+    daemon.status_soon()
+    assert daemon._status_timer_soon.when() - clock.time() == pytest.approx(
+        STATUS_DELAY, abs=0.05)
+    io_loop.remove_timeout(daemon._status_timer_soon)

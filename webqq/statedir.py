@@ -27,7 +27,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 __all__ = ["PIDFILE", "STATUS", "LOG", "TOKEN", "STORE", "PICTURES", "FILES", "MEDIA_OUT",
            "session_file", "captcha_file", "saved_outbox_file", "ensure_dir", "atomic_write",
@@ -106,7 +106,8 @@ def atomic_write(path: PathLike, data: bytes, *, mode: int = 0o600,
 
 
 def atomic_write_json(path: PathLike, value: Any, *, mode: int = 0o600,
-                      durable: bool = True) -> None:
-    """``atomic_write`` of ``value`` as indented, key-sorted JSON and a newline."""
-    text = json.dumps(value, indent=1, sort_keys=True) + "\n"
+                      durable: bool = True, indent: Optional[int] = 1) -> None:
+    """``atomic_write`` of ``value`` as key-sorted JSON (indented by ``indent``, or on
+    one line with None) and a newline."""
+    text = json.dumps(value, indent=indent, sort_keys=True) + "\n"
     atomic_write(path, text.encode("utf-8"), mode=mode, durable=durable)

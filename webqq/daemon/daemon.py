@@ -52,7 +52,8 @@ fork, the report pipe to a waiting ``webqq start``).
 
 What it must never do: speak the protocol (the clients do), log a secret (``SecretMask``
 guards every handler, as defence in depth), block the IOLoop, start a thread or a timer
-per account beyond each client's own, or remove a pidfile it did not write.
+per account beyond each client's own, or remove a pidfile it did not write. (Just over
+800 lines: the life above reads best in one place.)
 """
 import asyncio
 import dataclasses
@@ -98,6 +99,9 @@ TICK_INTERVAL = 5.0
 #: with several accounts a state change, may wait before the status file shows it: a
 #: busy daemon rewrites the file at most this often.
 STATUS_DELAY = 0.5
+#: ... or this many times what the last rewrite took, if longer (a thousand accounts'
+#: file takes tens of ms, which held up the replies behind it every half second).
+STATUS_COST_FACTOR = 20
 #: Seconds the outbound queues may take to drain at shutdown (the rest stays queued).
 DRAIN_TIMEOUT = 10.0
 #: Sockets each account may hold besides the pool's own ``MAX_CONNECTIONS``: its long
@@ -152,6 +156,7 @@ class Daemon:
         self._reloading: Optional[asyncio.Lock] = None
         self._tick_timer: Optional[PeriodicCallback] = None
         self._status_timer_soon: Optional[object] = None     # a pending status_soon()
+        self._status_cost = 0.0         # seconds the last status file write took
         self.report = ReportPipe()           # to a waiting `webqq start`, once detached
         self._announced = False
 
@@ -770,8 +775,8 @@ class Daemon:
         changed (counts, the queue, a login's error). Every such change must call this
         (or ``write_status``): nothing rewrites the file on a timer."""
         if self._status_timer_soon is None and self.phase == "running":
-            self._status_timer_soon = IOLoop.current().call_later(STATUS_DELAY,
-                                                                  self._status_due)
+            delay = max(STATUS_DELAY, STATUS_COST_FACTOR * self._status_cost)
+            self._status_timer_soon = IOLoop.current().call_later(delay, self._status_due)
 
     def _status_due(self) -> None:
         self._status_timer_soon = None
@@ -782,11 +787,15 @@ class Daemon:
         if self._status_timer_soon is not None:
             IOLoop.current().remove_timeout(self._status_timer_soon)
             self._status_timer_soon = None
+        started = time.perf_counter()
         try:
-            statedir.atomic_write_json(status_path(self.config), self.status(), durable=False)
+            # On one line: indenting takes the pure-Python encoder, three times as long.
+            statedir.atomic_write_json(status_path(self.config), self.status(),
+                                       durable=False, indent=None)
         except OSError as error:
             log.warning("cannot write the status file %s: %s", status_path(self.config),
                         error.strerror or error)
+        self._status_cost = time.perf_counter() - started
 
 
 def _joined(outcomes: List[str]) -> str:
