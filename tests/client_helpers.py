@@ -194,3 +194,13 @@ def world(io_loop, tmp_path):
     w.start_sim()
     yield w
     w.close()
+
+
+async def online_client(world: "World", qq: int = 10001, **kwargs):
+    """A client of ``world`` for account ``qq`` (``world.client``'s keywords), started
+    and online, with the ``Recorder`` of its events."""
+    client = world.client(qq, **kwargs)
+    events = Recorder(client)
+    client.start()
+    await events.online()
+    return client, events

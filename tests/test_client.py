@@ -5,7 +5,7 @@ import os
 import stat
 
 import pytest
-from client_helpers import PASSWORD, Recorder, RecordingStream
+from client_helpers import PASSWORD, Recorder, RecordingStream, online_client
 from tornado import gen
 
 from webqq.client.client import State
@@ -62,14 +62,6 @@ async def test_wrong_password_stops_with_a_clear_error_and_no_retry(world, io_lo
     assert stream.paths.count("/login") == 1
     assert events.of("reconnect") == []
     assert events.states() == ["logging_in", "offline"]
-
-
-async def online_client(world, qq=10001, **kwargs):
-    client = world.client(qq, **kwargs)
-    events = Recorder(client)
-    client.start()
-    await events.online()
-    return client, events
 
 
 @pytest.mark.gen_test(timeout=30)

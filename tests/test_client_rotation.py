@@ -8,7 +8,7 @@ and the daemon logged in anew, and what was said to the account meanwhile never 
 import logging
 
 import pytest
-from client_helpers import Recorder, RecordingStream, World
+from client_helpers import RecordingStream, World, online_client
 from tornado.locks import Condition
 
 from webqq.client.client import State
@@ -17,14 +17,6 @@ from webqq.http_stream import RetryPolicy
 from webqq.simulator.events import EventSpec
 
 QQ = 10001
-
-
-async def online_client(world, **kwargs):
-    client = world.client(**kwargs)
-    events = Recorder(client)
-    client.start()
-    await events.online()
-    return client, events
 
 
 def say(world, text: str) -> None:

@@ -5,7 +5,7 @@ import contextlib
 import logging
 
 import pytest
-from client_helpers import Recorder, RecordingStream, World
+from client_helpers import RecordingStream, World, online_client
 from simulator_helpers import default_world
 
 from webqq.qq import Era
@@ -20,14 +20,6 @@ async def world_of(io_loop, tmp_path, **options):
         yield w
     finally:
         await w.aclose()
-
-
-async def online_client(world, **kwargs):
-    client = world.client(**kwargs)
-    events = Recorder(client)
-    client.start()
-    await events.online()
-    return client, events
 
 
 # --- 1. the era of the login -------------------------------------------------------------

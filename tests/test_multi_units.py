@@ -193,7 +193,7 @@ import json  # noqa: E402
 
 from api_helpers import (TOKEN, ReverseServer, Webhook, eventually,  # noqa: E402
                          events_of)
-from client_helpers import Recorder  # noqa: E402
+from client_helpers import Recorder, online_client  # noqa: E402
 from tornado import web, websocket  # noqa: E402
 from tornado.httpclient import HTTPClientError, HTTPRequest  # noqa: E402
 
@@ -213,10 +213,7 @@ async def test_rows_of_several_accounts_asked_in_one_turn_share_one_sync(world, 
     outbounds = []
     try:
         for qq in (10001, 10002):
-            client = world.client(qq=qq)
-            recorder = Recorder(client)
-            client.start()
-            await recorder.online()
+            client, _ = await online_client(world, qq)
             outbound = Outbound(client, store.for_account(qq), self_id=qq, send_interval=0.1)
             outbound.start()
             outbounds.append(outbound)
@@ -244,10 +241,7 @@ async def test_a_queue_closed_before_its_row_is_synced_leaves_the_row_queued(wor
     """Closing takes the row out of the batch: nothing is written for it."""
     store = Store(tmp_path / "messages.sqlite3")
     statements = []
-    client = world.client()
-    recorder = Recorder(client)
-    client.start()
-    await recorder.online()
+    client, _ = await online_client(world)
     outbound = Outbound(client, store.for_account(10001), self_id=10001, send_interval=0.1)
     outbound.start()
     try:

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from client_helpers import Recorder
+from client_helpers import online_client
 from tornado import websocket
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
@@ -39,14 +39,6 @@ async def feed(sim, token=None, **headers):
     connection = await websocket.websocket_connect(request)
     hello = json.loads(await connection.read_message())
     return connection, hello
-
-
-async def online_client(world):
-    client = world.client()
-    events = Recorder(client)
-    client.start()
-    await events.online()
-    return client, events
 
 
 async def next_of(connection, kind="message"):
