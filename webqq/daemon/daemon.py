@@ -1,6 +1,9 @@
 """The daemon: the WebQQ sessions of its accounts kept online, their messages handed to
 the plugins.
 
+(Just over 800 lines on purpose: the life below, start to stop, reads best in one place;
+the pidfile, the OS effects, the status and the reload are modules of their own.)
+
 What it is for: ``Daemon(config).run()`` is ``webqq run`` (foreground) and, after
 ``Daemon.start()`` has detached, the body of ``webqq start``. In order, the life of a
 daemon, as ``Daemon._main`` reads:
@@ -52,8 +55,7 @@ fork, the report pipe to a waiting ``webqq start``).
 
 What it must never do: speak the protocol (the clients do), log a secret (``SecretMask``
 guards every handler, as defence in depth), block the IOLoop, start a thread or a timer
-per account beyond each client's own, or remove a pidfile it did not write. (Just over
-800 lines: the life above reads best in one place.)
+per account beyond each client's own, or remove a pidfile it did not write.
 """
 import asyncio
 import dataclasses
